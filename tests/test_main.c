@@ -1,0 +1,836 @@
+/* effattn test suite.  Build: make test.  The last line is
+   "N passed, N failed"; the exit code is non-zero on any failure.
+   Run one group: ./test_main NAME (substring match). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Count the library's heap allocations to prove steady-state steps make none. */
+static long g_mallocs = 0;
+static void *counting_malloc(size_t n) {
+    g_mallocs++;
+    return malloc(n);
+}
+#define EFFATTN_MALLOC(n) counting_malloc(n)
+#define EFFATTN_FREE(p) free(p)
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+
+static int g_pass = 0, g_fail = 0;
+static const char *g_group = "";
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (cond) {                                                        \
+            g_pass++;                                                      \
+        } else {                                                           \
+            g_fail++;                                                      \
+            printf("FAIL [%s] %s:%d: %s: ", g_group, __FILE__, __LINE__, #cond); \
+            printf(__VA_ARGS__);                                           \
+            printf("\n");                                                  \
+        }                                                                  \
+    } while (0)
+
+static float frand(ea_rng *r) { return ea_rng_range(r, -1.0f, 1.0f); }
+
+/* ------------------------------------------------------------------------
+   Finite-difference gradient check.  A case builds an output from its
+   inputs; the loss is mse(output, fixed random target).  Analytic
+   gradients from ea_backward are compared with central differences on a
+   sample of elements of every input. */
+typedef ea_tensor *(*build_fn)(ea_ctx *ctx, ea_tensor **in, void *user);
+
+typedef struct gc_case {
+    const char *name;
+    int nin;
+    int ndim[4];
+    int shape[4][4];
+    build_fn build;
+    void *user;
+} gc_case;
+
+static double gc_loss(ea_ctx *ctx, const gc_case *c, float **data, const float *target,
+                      float **grads_out) {
+    ea_tensor *in[4], *out, *tgt, *loss;
+    double v;
+    int i;
+    ea_ctx_reset(ctx);
+    ctx->grad_enabled = grads_out != NULL;
+    for (i = 0; i < c->nin; i++) {
+        in[i] = ea_tensor_new(ctx, c->ndim[i], c->shape[i], 1);
+        memcpy(in[i]->data, data[i], in[i]->size * sizeof(float));
+    }
+    out = c->build(ctx, in, c->user);
+    if (!out) return NAN;
+    tgt = ea_tensor_new(ctx, out->ndim, out->shape, 0);
+    memcpy(tgt->data, target, out->size * sizeof(float));
+    loss = ea_mse_loss(ctx, out, tgt);
+    if (!loss) return NAN;
+    v = loss->data[0];
+    if (grads_out) {
+        if (ea_backward(ctx, loss) != EA_OK) return NAN;
+        for (i = 0; i < c->nin; i++)
+            if (grads_out[i]) memcpy(grads_out[i], in[i]->grad, in[i]->size * sizeof(float));
+    }
+    ctx->grad_enabled = 1;
+    return v;
+}
+
+static size_t shape_size(int nd, const int *s) {
+    size_t n = 1;
+    int i;
+    for (i = 0; i < nd; i++) n *= (size_t)s[i];
+    return n;
+}
+
+static void gradcheck(const gc_case *c) {
+    ea_ctx ctx;
+    ea_rng rng;
+    float *data[4], *grad[4], *target;
+    size_t sizes[4], out_size = 0;
+    int i, bad = 0, checked = 0;
+    double worst = 0.0;
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 7, 3);
+    for (i = 0; i < c->nin; i++) {
+        size_t j;
+        sizes[i] = shape_size(c->ndim[i], c->shape[i]);
+        data[i] = (float *)malloc(sizes[i] * sizeof(float));
+        grad[i] = (float *)malloc(sizes[i] * sizeof(float));
+        for (j = 0; j < sizes[i]; j++) data[i][j] = frand(&rng);
+    }
+    /* size the target from one forward pass without gradients */
+    {
+        ea_tensor *in[4], *out;
+        ea_ctx_reset(&ctx);
+        for (i = 0; i < c->nin; i++) {
+            in[i] = ea_tensor_new(&ctx, c->ndim[i], c->shape[i], 0);
+            memcpy(in[i]->data, data[i], sizes[i] * sizeof(float));
+        }
+        out = c->build(&ctx, in, c->user);
+        CHECK(out != NULL, "%s: forward failed: %s", c->name, ctx.err.msg);
+        if (out) out_size = out->size;
+    }
+    if (!out_size) goto done;
+    target = (float *)malloc(out_size * sizeof(float));
+    for (i = 0; i < (int)out_size; i++) target[i] = frand(&rng);
+    if (gc_loss(&ctx, c, data, target, grad) != gc_loss(&ctx, c, data, target, grad)) {
+        CHECK(0, "%s: loss is NaN: %s", c->name, ctx.err.msg);
+        free(target);
+        goto done;
+    }
+    for (i = 0; i < c->nin; i++) {
+        int s, samples = sizes[i] < 24 ? (int)sizes[i] : 24;
+        for (s = 0; s < samples; s++) {
+            size_t j = samples == (int)sizes[i] ? (size_t)s : ea_rng_below(&rng, (uint32_t)sizes[i]);
+            float keep = data[i][j], h = 1e-2f;
+            double lp, lm, num, ana = grad[i][j], err;
+            data[i][j] = keep + h;
+            lp = gc_loss(&ctx, c, data, target, NULL);
+            data[i][j] = keep - h;
+            lm = gc_loss(&ctx, c, data, target, NULL);
+            data[i][j] = keep;
+            num = (lp - lm) / (2.0 * h);
+            err = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
+            if (err > worst) worst = err;
+            checked++;
+            if (err > 2e-2) {
+                if (bad < 3)
+                    printf("  %s: input %d elem %zu analytic %.6g numeric %.6g\n", c->name, i, j, ana, num);
+                bad++;
+            }
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %d gradient entries differ from finite differences (worst rel %.3g)",
+          c->name, bad, checked, worst);
+    free(target);
+done:
+    for (i = 0; i < c->nin; i++) {
+        free(data[i]);
+        free(grad[i]);
+    }
+    ea_ctx_free(&ctx);
+}
+
+static void set_case(gc_case *c, const char *name, build_fn f, void *user) {
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    c->build = f;
+    c->user = user;
+}
+static void add_input(gc_case *c, int nd, int d0, int d1, int d2, int d3) {
+    int *s = c->shape[c->nin];
+    c->ndim[c->nin] = nd;
+    s[0] = d0; s[1] = d1; s[2] = d2; s[3] = d3;
+    c->nin++;
+}
+
+/* --- op cases ------------------------------------------------------------ */
+static ea_tensor *b_linear(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_linear(x, in[0], in[1], in[2]); }
+static ea_tensor *b_matmul(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_matmul(x, in[0], in[1]); }
+static ea_tensor *b_add(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_add(x, in[0], in[1]); }
+static ea_tensor *b_ln(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_layernorm(x, in[0], in[1], in[2], 1e-5f); }
+static ea_tensor *b_gelu(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_gelu(x, in[0]); }
+static ea_tensor *b_softmax(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_softmax(x, in[0]); }
+static ea_tensor *b_patch(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_patch_embed(x, in[0], in[1], in[2]); }
+static ea_tensor *b_mean(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_mean_tokens(x, in[0]); }
+static ea_tensor *b_mse(ea_ctx *x, ea_tensor **in, void *u) {
+    /* the loss of a loss: mse(a, b) then the checker's mse against a target */
+    (void)u;
+    return ea_mse_loss(x, in[0], in[1]);
+}
+static ea_tensor *b_ce(ea_ctx *x, ea_tensor **in, void *u) {
+    static const int labels[5] = {0, 3, 1, 2, 3};
+    (void)u;
+    return ea_cross_entropy(x, in[0], labels);
+}
+typedef struct sdpa_args { int H, Hkv, dh, causal; } sdpa_args;
+static ea_tensor *b_sdpa(ea_ctx *x, ea_tensor **in, void *u) {
+    sdpa_args *a = (sdpa_args *)u;
+    return ea_sdpa(x, in[0], 0, in[1], 0, in[2], 0, a->H, a->Hkv, a->dh, a->causal);
+}
+static ea_tensor *b_sdpa_merged(ea_ctx *x, ea_tensor **in, void *u) {
+    sdpa_args *a = (sdpa_args *)u;
+    int D = a->H * a->dh;
+    return ea_sdpa(x, in[0], 0, in[0], D, in[0], 2 * D, a->H, a->H, a->dh, a->causal);
+}
+
+static void test_op_gradients(void) {
+    gc_case c;
+    sdpa_args sa;
+    g_group = "gradcheck-ops";
+    set_case(&c, "linear", b_linear, NULL);
+    add_input(&c, 3, 2, 5, 7, 0); add_input(&c, 2, 9, 7, 0, 0); add_input(&c, 1, 9, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "linear-wide", b_linear, NULL);   /* N > one SIMD tile, K > one panel */
+    add_input(&c, 2, 3, 150, 0, 0); add_input(&c, 70, 150, 0, 0, 0); add_input(&c, 1, 70, 0, 0, 0);
+    c.ndim[1] = 2; c.shape[1][0] = 70; c.shape[1][1] = 150;
+    gradcheck(&c);
+    set_case(&c, "matmul-batched", b_matmul, NULL);
+    add_input(&c, 3, 2, 4, 5, 0); add_input(&c, 3, 2, 5, 3, 0);
+    gradcheck(&c);
+    set_case(&c, "matmul-shared", b_matmul, NULL);
+    add_input(&c, 3, 2, 4, 5, 0); add_input(&c, 2, 5, 6, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "add-same", b_add, NULL);
+    add_input(&c, 2, 3, 4, 0, 0); add_input(&c, 2, 3, 4, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "add-broadcast", b_add, NULL);
+    add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 1, 3, 4, 0);
+    gradcheck(&c);
+    set_case(&c, "layernorm", b_ln, NULL);
+    add_input(&c, 2, 4, 6, 0, 0); add_input(&c, 1, 6, 0, 0, 0); add_input(&c, 1, 6, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "gelu", b_gelu, NULL);
+    add_input(&c, 2, 3, 7, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "softmax", b_softmax, NULL);
+    add_input(&c, 2, 3, 7, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "patch_embed", b_patch, NULL);
+    add_input(&c, 4, 2, 2, 4, 6); add_input(&c, 4, 5, 2, 2, 2); add_input(&c, 1, 5, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "mean_tokens", b_mean, NULL);
+    add_input(&c, 3, 2, 5, 3, 0);
+    gradcheck(&c);
+    set_case(&c, "mse_loss", b_mse, NULL);
+    add_input(&c, 2, 3, 2, 0, 0); add_input(&c, 2, 3, 2, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "cross_entropy", b_ce, NULL);
+    add_input(&c, 2, 5, 4, 0, 0);
+    gradcheck(&c);
+
+    sa.H = 4; sa.Hkv = 2; sa.dh = 3; sa.causal = 0;
+    set_case(&c, "sdpa-gqa", b_sdpa, &sa);
+    add_input(&c, 3, 2, 5, 12, 0); add_input(&c, 3, 2, 7, 6, 0); add_input(&c, 3, 2, 7, 6, 0);
+    gradcheck(&c);
+    sa.causal = 1;
+    set_case(&c, "sdpa-gqa-causal-cross", b_sdpa, &sa);
+    add_input(&c, 3, 2, 5, 12, 0); add_input(&c, 3, 2, 7, 6, 0); add_input(&c, 3, 2, 7, 6, 0);
+    gradcheck(&c);
+    sa.H = 2; sa.Hkv = 2; sa.dh = 4; sa.causal = 0;
+    set_case(&c, "sdpa-merged-qkv", b_sdpa_merged, &sa);
+    add_input(&c, 3, 2, 6, 24, 0);
+    gradcheck(&c);
+}
+
+/* --- every attention row: gradients of input and parameters -------------- */
+/* Gradient check of a whole layer: input x and every parameter, by
+   perturbing the flat parameter buffer. */
+static void attn_gradcheck(const char *variant, int causal) {
+    ea_attn_config cfg;
+    ea_attn attn;
+    ea_params ps;
+    ea_error err;
+    ea_ctx ctx;
+    ea_rng rng;
+    float xs[2 * 5 * 8], target[2 * 5 * 8];
+    int i, bad = 0, checked = 0;
+    size_t j;
+    char prefix[64];
+    memset(&ps, 0, sizeof ps);
+    cfg.dim = 8; cfg.n_heads = 4; cfg.n_kv_heads = 2; cfg.causal = causal;
+    snprintf(prefix, sizeof prefix, "attn");
+    if (ea_attn_build(&attn, variant, &cfg, &ps, prefix, &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK) {
+        CHECK(0, "%s: build failed: %s", variant, err.msg);
+        ea_params_free(&ps);
+        return;
+    }
+    ea_params_init(&ps, 5);
+    ea_rng_seed(&rng, 11, 1);
+    for (j = 0; j < sizeof xs / sizeof xs[0]; j++) { xs[j] = frand(&rng); target[j] = frand(&rng); }
+    ea_ctx_init(&ctx, 0);
+    {
+        /* analytic */
+        ea_tensor *x, *y, *t, *loss;
+        float gx[80];
+        float *gp = (float *)malloc(ps.n * sizeof(float));
+        ea_params_zero_grad(&ps);
+        x = ea_tensor_3d(&ctx, 2, 5, 8, 1);
+        memcpy(x->data, xs, sizeof xs);
+        y = ea_attn_forward(&ctx, &attn, x);
+        t = ea_tensor_3d(&ctx, 2, 5, 8, 0);
+        memcpy(t->data, target, sizeof target);
+        loss = ea_mse_loss(&ctx, y, t);
+        CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "%s: forward/backward failed: %s", variant, ctx.err.msg);
+        if (!loss) { free(gp); goto out; }
+        memcpy(gx, x->grad, sizeof gx);
+        memcpy(gp, ps.grad, ps.n * sizeof(float));
+        /* numeric: every x entry, and a sample of parameters */
+        for (i = 0; i < 80 + (ps.n ? 40 : 0); i++) {
+            float *slot, keep, h = 1e-2f;
+            double lp, lm, num, ana, e;
+            if (i < 80) { slot = &xs[i]; ana = gx[i]; }
+            else {
+                size_t k;
+                int tries = 0;
+                /* skip the alignment padding between tensors (never used) */
+                do { k = ea_rng_below(&rng, (uint32_t)ps.n); } while (tries++ < 1000 && gp[k] == 0.0f);
+                slot = &ps.data[k]; ana = gp[k];
+            }
+            keep = *slot;
+            *slot = keep + h;
+            ea_ctx_reset(&ctx); ctx.grad_enabled = 0;
+            x = ea_tensor_3d(&ctx, 2, 5, 8, 0); memcpy(x->data, xs, sizeof xs);
+            t = ea_tensor_3d(&ctx, 2, 5, 8, 0); memcpy(t->data, target, sizeof target);
+            lp = ea_mse_loss(&ctx, ea_attn_forward(&ctx, &attn, x), t)->data[0];
+            *slot = keep - h;
+            ea_ctx_reset(&ctx);
+            x = ea_tensor_3d(&ctx, 2, 5, 8, 0); memcpy(x->data, xs, sizeof xs);
+            t = ea_tensor_3d(&ctx, 2, 5, 8, 0); memcpy(t->data, target, sizeof target);
+            lm = ea_mse_loss(&ctx, ea_attn_forward(&ctx, &attn, x), t)->data[0];
+            *slot = keep;
+            ctx.grad_enabled = 1;
+            num = (lp - lm) / (2.0 * h);
+            e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
+            checked++;
+            if (e > 2e-2) {
+                if (bad < 3) printf("  %s: entry %d analytic %.6g numeric %.6g\n", variant, i, ana, num);
+                bad++;
+            }
+        }
+        free(gp);
+    }
+    CHECK(bad == 0, "attention '%s'%s: %d of %d gradient entries differ from finite differences", variant,
+          causal ? " (causal)" : "", bad, checked);
+out:
+    ea_ctx_free(&ctx);
+    ea_params_free(&ps);
+}
+
+static void test_attn_gradients(void) {
+    int i;
+    g_group = "gradcheck-attention";
+    for (i = 0; i < ea_attn_variant_count(); i++) {
+        attn_gradcheck(ea_attn_variant_at(i)->name, 0);
+        attn_gradcheck(ea_attn_variant_at(i)->name, 1);
+    }
+}
+
+/* --- fast paths against the scalar reference ------------------------------ */
+static float max_rel_diff(const float *a, const float *b, size_t n) {
+    float worst = 0.0f;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]) / (1e-3f + fabsf(b[i]));
+        if (d > worst) worst = d;
+    }
+    return worst;
+}
+
+static void test_gemm(void) {
+    static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {17, 33, 129}, {64, 192, 64},
+                                  {5, 16, 300}, {130, 2, 31}, {2048, 64, 256}};
+    ea_rng rng;
+    size_t d;
+    g_group = "gemm";
+    ea_rng_seed(&rng, 3, 3);
+    for (d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        int M = dims[d][0], N = dims[d][1], K = dims[d][2], t;
+        float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
+        float *C1 = (float *)malloc((size_t)M * N * sizeof(float)), *C2 = (float *)malloc((size_t)M * N * sizeof(float));
+        size_t i;
+        for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
+        for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
+        for (t = 0; t < 4; t++) {
+            /* t bit 0: A transposed in memory; bit 1: B transposed; odd t accumulate.
+               The error is taken relative to Σ_k |a_ik b_kj| + |c_ij|, the scale
+               at which float rounding of a dot product works. */
+            ptrdiff_t ars = t & 1 ? 1 : K, acs = t & 1 ? M : 1, brs = t & 2 ? 1 : N, bcs = t & 2 ? K : 1;
+            double worst = 0.0;
+            int r, q, k;
+            for (i = 0; i < (size_t)M * N; i++) C1[i] = C2[i] = frand(&rng);
+            ea_gemm(M, N, K, A, ars, acs, B, brs, bcs, C1, N, t & 1);
+            for (r = 0; r < M; r++)
+                for (q = 0; q < N; q++) {
+                    double exact = (t & 1) ? C2[r * N + q] : 0.0, scale = fabs(exact);
+                    for (k = 0; k < K; k++) {
+                        double p = (double)A[r * ars + k * acs] * B[k * brs + q * bcs];
+                        exact += p;
+                        scale += fabs(p);
+                    }
+                    if (fabs(C1[r * N + q] - exact) / (scale + 1e-30) > worst) worst = fabs(C1[r * N + q] - exact) / (scale + 1e-30);
+                }
+            CHECK(worst < 1e-5, "gemm %dx%dx%d case %d: error %.3g of the dot-product scale", M, N, K, t, worst);
+        }
+        free(A); free(B); free(C1); free(C2);
+    }
+}
+
+static void test_sdpa_ref(void) {
+    static const int cfgs[][7] = {/* B nq nk H Hkv dh causal */
+                                  {2, 64, 64, 4, 4, 16, 0}, {1, 33, 33, 4, 1, 16, 1}, {3, 7, 19, 6, 2, 5, 1},
+                                  {2, 5, 5, 1, 1, 64, 0}, {1, 100, 37, 8, 4, 8, 0}};
+    ea_rng rng;
+    size_t c;
+    g_group = "sdpa-vs-reference";
+    ea_rng_seed(&rng, 9, 9);
+    for (c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        ea_sdpa_shape s;
+        size_t nq, nk, i;
+        float *q, *k, *v, *o1, *o2, *p;
+        s.B = cfgs[c][0]; s.nq = cfgs[c][1]; s.nk = cfgs[c][2]; s.H = cfgs[c][3]; s.Hkv = cfgs[c][4];
+        s.dh = cfgs[c][5]; s.causal = cfgs[c][6]; s.scale = 1.0f / sqrtf((float)s.dh);
+        s.ldq = s.ldo = (ptrdiff_t)s.H * s.dh; s.ldk = s.ldv = (ptrdiff_t)s.Hkv * s.dh;
+        nq = (size_t)s.B * s.nq * s.ldq; nk = (size_t)s.B * s.nk * s.ldk;
+        q = (float *)malloc(nq * 4); k = (float *)malloc(nk * 4); v = (float *)malloc(nk * 4);
+        o1 = (float *)malloc(nq * 4); o2 = (float *)malloc(nq * 4);
+        p = (float *)malloc((size_t)s.B * s.H * s.nq * s.nk * 4);
+        for (i = 0; i < nq; i++) q[i] = 2.0f * frand(&rng);
+        for (i = 0; i < nk; i++) { k[i] = 2.0f * frand(&rng); v[i] = frand(&rng); }
+        ea_sdpa_fwd(o1, p, q, k, v, &s);
+        ea_sdpa_ref_fwd(o2, q, k, v, &s);
+        CHECK(max_rel_diff(o1, o2, nq) < 1e-4f, "config %zu: fast vs reference rel diff %g", c,
+              (double)max_rel_diff(o1, o2, nq));
+        free(q); free(k); free(v); free(o1); free(o2); free(p);
+    }
+}
+
+/* --- MHA = GQA(n_kv = H), MQA = GQA(n_kv = 1) with the same weights -------- */
+static void copy_rows(float *dst, const float *src, int rows, int cols) { memcpy(dst, src, (size_t)rows * cols * 4); }
+
+static void test_gqa_endpoints(void) {
+    ea_attn_config cfg;
+    ea_attn mha, g4, mqa, g1, sep;
+    ea_params p_mha, p_g4, p_mqa, p_g1, p_sep;
+    ea_error err;
+    ea_ctx ctx;
+    ea_rng rng;
+    ea_tensor *x, *y1, *y2, *y3, *y4, *y5;
+    int D = 16, i;
+    g_group = "gqa-endpoints";
+    memset(&p_mha, 0, sizeof p_mha); memset(&p_g4, 0, sizeof p_g4); memset(&p_mqa, 0, sizeof p_mqa);
+    memset(&p_g1, 0, sizeof p_g1); memset(&p_sep, 0, sizeof p_sep);
+    cfg.dim = D; cfg.n_heads = 4; cfg.causal = 0;
+    cfg.n_kv_heads = 4;
+    ea_attn_build(&mha, "mha", &cfg, &p_mha, "a", &err); ea_params_alloc(&p_mha, &err); ea_params_init(&p_mha, 1);
+    ea_attn_build(&g4, "gqa", &cfg, &p_g4, "a", &err); ea_params_alloc(&p_g4, &err);
+    ea_attn_build(&sep, "mha-sep", &cfg, &p_sep, "a", &err); ea_params_alloc(&p_sep, &err);
+    cfg.n_kv_heads = 1;
+    ea_attn_build(&mqa, "mqa", &cfg, &p_mqa, "a", &err); ea_params_alloc(&p_mqa, &err); ea_params_init(&p_mqa, 2);
+    ea_attn_build(&g1, "gqa", &cfg, &p_g1, "a", &err); ea_params_alloc(&p_g1, &err);
+    /* merged qkv rows [q; k; v] -> separate projections */
+    copy_rows(g4.w[0]->data, mha.w[0]->data, D, D);
+    copy_rows(g4.w[4]->data, mha.w[0]->data + D * D, D, D);
+    copy_rows(g4.w[6]->data, mha.w[0]->data + 2 * D * D, D, D);
+    memcpy(g4.w[1]->data, mha.w[1]->data, (size_t)D * 4);
+    memcpy(g4.w[5]->data, mha.w[1]->data + D, (size_t)D * 4);
+    memcpy(g4.w[7]->data, mha.w[1]->data + 2 * D, (size_t)D * 4);
+    copy_rows(g4.w[2]->data, mha.w[2]->data, D, D);
+    memcpy(g4.w[3]->data, mha.w[3]->data, (size_t)D * 4);
+    memcpy(p_sep.data, p_g4.data, p_g4.n * 4);
+    memcpy(p_g1.data, p_mqa.data, p_mqa.n * 4);
+    CHECK(p_sep.n == p_g4.n && p_g1.n == p_mqa.n, "layouts differ");
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    ea_rng_seed(&rng, 4, 4);
+    x = ea_tensor_3d(&ctx, 3, 10, D, 0);
+    for (i = 0; i < (int)x->size; i++) x->data[i] = frand(&rng);
+    y1 = ea_attn_forward(&ctx, &mha, x);
+    y2 = ea_attn_forward(&ctx, &g4, x);
+    y3 = ea_attn_forward(&ctx, &sep, x);
+    y4 = ea_attn_forward(&ctx, &mqa, x);
+    y5 = ea_attn_forward(&ctx, &g1, x);
+    CHECK(y1 && y2 && y3 && y4 && y5, "forward failed: %s", ctx.err.msg);
+    if (y1 && y2 && y3 && y4 && y5) {
+        CHECK(max_rel_diff(y2->data, y1->data, y1->size) < 1e-5f, "mha vs gqa(n_kv=H): %g",
+              (double)max_rel_diff(y2->data, y1->data, y1->size));
+        CHECK(max_rel_diff(y3->data, y1->data, y1->size) < 1e-5f, "mha vs mha-sep: %g",
+              (double)max_rel_diff(y3->data, y1->data, y1->size));
+        CHECK(max_rel_diff(y5->data, y4->data, y4->size) < 1e-6f, "mqa vs gqa(n_kv=1): %g",
+              (double)max_rel_diff(y5->data, y4->data, y4->size));
+        CHECK(max_rel_diff(y4->data, y1->data, y1->size) > 1e-2f, "mqa should differ from mha");
+    }
+    /* MQA really shares: its K/V projections have one head of width dh */
+    CHECK(mqa.w[4]->shape[0] == D / 4 && g4.w[4]->shape[0] == D, "kv widths %d %d", mqa.w[4]->shape[0], g4.w[4]->shape[0]);
+    ea_ctx_free(&ctx);
+    ea_params_free(&p_mha); ea_params_free(&p_g4); ea_params_free(&p_mqa); ea_params_free(&p_g1); ea_params_free(&p_sep);
+}
+
+/* --- the tracker: counts, gradients through the whole model --------------- */
+static void test_tracker_params(void) {
+    static const char *names[] = {"mha", "mqa", "mha-sep", "gqa", "single", "none"};
+    static const long expect[] = {208418, 183458, 208418, 191778, 208418, 141858};
+    size_t i;
+    g_group = "tracker-params";
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+        ea_vit_config cfg;
+        ea_vit m;
+        ea_error err;
+        ea_tracker_config_default(&cfg, names[i]);
+        CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_OK, "%s: %s", names[i], err.msg);
+        {
+            long n = 0;
+            int j;
+            for (j = 0; j < m.params.count; j++) n += (long)m.params.tensors[j]->size;
+            CHECK(n == expect[i], "%s: %ld parameters, expected %ld", names[i], n, expect[i]);
+        }
+        CHECK(ea_params_find(&m.params, "blocks.3.mlp.3.weight") != NULL, "state_dict names");
+        ea_vit_free(&m);
+    }
+}
+
+static void tiny_config(ea_vit_config *cfg, const char *attn) {
+    ea_tracker_config_default(cfg, attn);
+    cfg->img_size = 8;
+    cfg->patch = 4;
+    cfg->dim = 8;
+    cfg->depth = 2;
+    cfg->n_heads = 2;
+    cfg->n_kv_heads = 1;
+    cfg->mlp_hidden = 12;
+    cfg->head_hidden = 6;
+}
+
+static double vit_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const float *ys, int B, int grad) {
+    ea_tensor *x, *y, *loss;
+    ea_ctx_reset(ctx);
+    ctx->grad_enabled = grad;
+    x = ea_tensor_4d(ctx, B, m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size, 0);
+    memcpy(x->data, xs, x->size * 4);
+    y = ea_tensor_2d(ctx, B, 2, 0);
+    memcpy(y->data, ys, y->size * 4);
+    loss = ea_mse_loss(ctx, ea_vit_forward(ctx, m, x), y);
+    if (!loss) return NAN;
+    if (grad) ea_backward(ctx, loss);
+    ctx->grad_enabled = 1;
+    return loss->data[0];
+}
+
+static void test_vit_gradients(void) {
+    int v;
+    g_group = "gradcheck-vit";
+    for (v = 0; v < ea_attn_variant_count(); v++) {
+        const char *name = ea_attn_variant_at(v)->name;
+        ea_vit_config cfg;
+        ea_vit m;
+        ea_error err;
+        ea_ctx ctx;
+        ea_rng rng;
+        float xs[3 * 2 * 64], ys[6], *g;
+        int i, bad = 0;
+        tiny_config(&cfg, name);
+        if (ea_vit_init(&m, &cfg, 3, &err) != EA_OK) { CHECK(0, "%s: %s", name, err.msg); continue; }
+        ea_rng_seed(&rng, 5, 5);
+        for (i = 0; i < 384; i++) xs[i] = frand(&rng);
+        for (i = 0; i < 6; i++) ys[i] = frand(&rng);
+        ea_ctx_init(&ctx, 0);
+        ea_params_zero_grad(&m.params);
+        vit_loss(&ctx, &m, xs, ys, 3, 1);
+        g = (float *)malloc(m.params.n * 4);
+        memcpy(g, m.params.grad, m.params.n * 4);
+        for (i = 0; i < 40; i++) {
+            /* one entry of every 5th tensor, plus random ones */
+            int ti = i < m.params.count ? i : (int)ea_rng_below(&rng, (uint32_t)m.params.count);
+            ea_tensor *t = m.params.tensors[ti];
+            size_t k = ea_rng_below(&rng, (uint32_t)t->size);
+            float keep = t->data[k], h = 1e-2f;
+            double lp, lm, num, ana = g[(t->grad - m.params.grad) + k], e;
+            t->data[k] = keep + h; lp = vit_loss(&ctx, &m, xs, ys, 3, 0);
+            t->data[k] = keep - h; lm = vit_loss(&ctx, &m, xs, ys, 3, 0);
+            t->data[k] = keep;
+            num = (lp - lm) / (2.0 * h);
+            e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
+            if (e > 3e-2) {
+                if (bad < 3) printf("  vit-%s: %s[%zu] analytic %.6g numeric %.6g\n", name, t->name, k, ana, num);
+                bad++;
+            }
+        }
+        CHECK(bad == 0, "vit with '%s': %d of 40 parameter gradients differ from finite differences", name, bad);
+        free(g);
+        ea_ctx_free(&ctx);
+        ea_vit_free(&m);
+    }
+}
+
+/* --- generator ------------------------------------------------------------ */
+static void test_generator(void) {
+    ea_video_config c;
+    ea_videos a, b, d;
+    ea_error err;
+    int v, t, i, j, bounces = 0;
+    g_group = "generator";
+    ea_video_config_default(&c);
+    c.n_videos = 40;
+    c.n_frames = 60;
+    CHECK(ea_videos_generate(&a, &c, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_videos_generate(&b, &c, &err) == EA_OK, "%s", err.msg);
+    CHECK(memcmp(a.frames, b.frames, (size_t)40 * 60 * 1024 * 4) == 0 && memcmp(a.pos, b.pos, 40 * 60 * 8) == 0,
+          "same seed must give the same bits");
+    c.seed = 43;
+    ea_videos_generate(&d, &c, &err);
+    CHECK(memcmp(a.pos, d.pos, 40 * 60 * 8) != 0, "another seed must give other videos");
+    for (v = 0; v < 40; v++)
+        for (t = 0; t < 60; t++) {
+            const float *p = a.pos + ((size_t)v * 60 + t) * 2, *f = a.frames + ((size_t)v * 60 + t) * 1024;
+            int inside = p[0] >= 3.0f && p[0] <= 29.0f && p[1] >= 3.0f && p[1] <= 29.0f, ok = 1;
+            if (!inside) { CHECK(inside, "video %d frame %d: disc at (%g, %g) leaves the frame", v, t, (double)p[0], (double)p[1]); v = 40; break; }
+            /* rendering: exactly the pixels within radius 3 of the centre */
+            for (i = 0; i < 32; i++)
+                for (j = 0; j < 32; j++) {
+                    float dd = ((float)j - p[0]) * ((float)j - p[0]) + ((float)i - p[1]) * ((float)i - p[1]);
+                    if ((dd <= 9.0f) != (f[i * 32 + j] == 1.0f)) ok = 0;
+                }
+            if (!ok) { CHECK(ok, "video %d frame %d: pixels do not match the disc", v, t); v = 40; break; }
+            /* Physics, per axis: the first step moves by the initial velocity v0
+               (the start is >= 5 px from a wall); no step is longer than |v0|;
+               a shorter step ends on a wall (clamped); the direction reverses
+               only next to a wall. */
+            if (t >= 2) {
+                const float *p0 = p - 4, *p1 = p - 2, *first = a.pos + (size_t)v * 120;
+                int k;
+                for (k = 0; k < 2; k++) {
+                    float v0 = fabsf(first[2 + k] - first[k]), d1 = p1[k] - p0[k], d2 = p[k] - p1[k];
+                    int p_on_wall = fabsf(p[k] - 3.0f) < 1e-4f || fabsf(p[k] - 29.0f) < 1e-4f;
+                    int p1_near_wall = p1[k] <= 3.0f + v0 + 1e-4f || p1[k] >= 29.0f - v0 - 1e-4f;
+                    if (fabsf(d2) > v0 + 1e-4f) { CHECK(0, "video %d t %d: step %g longer than |v0| = %g", v, t, (double)d2, (double)v0); v = 40; break; }
+                    if (fabsf(d2) < v0 - 1e-4f && !p_on_wall) { CHECK(0, "video %d t %d: short step %g not ending on a wall (%g)", v, t, (double)d2, (double)p[k]); v = 40; break; }
+                    if (d1 * d2 < 0.0f) {
+                        CHECK(p1_near_wall, "video %d t %d axis %d: reversed at %g, away from the walls", v, t, k, (double)p1[k]);
+                        bounces++;
+                    }
+                }
+            }
+        }
+    CHECK(bounces > 10, "only %d bounces in 40 videos of 60 frames", bounces);
+    ea_videos_free(&a); ea_videos_free(&b); ea_videos_free(&d);
+    /* options run and keep the target inside the frame */
+    ea_video_config_default(&c);
+    c.n_videos = 5; c.motion = EA_MOTION_PROJECTILE; c.noise = 0.1f; c.distractor = 1;
+    CHECK(ea_videos_generate(&a, &c, &err) == EA_OK, "%s", err.msg);
+    for (i = 0; i < 5 * 50; i++) CHECK(a.pos[2 * i + 1] >= 3.0f && a.pos[2 * i + 1] <= 29.0f, "projectile leaves frame");
+    ea_videos_free(&a);
+    c.radius = 20.0f;
+    CHECK(ea_videos_generate(&a, &c, &err) == EA_ERR_CONFIG && strstr(err.msg, "radius"), "radius too large: %s", err.msg);
+}
+
+/* --- errors a user can cause ------------------------------------------------ */
+static void test_errors(void) {
+    ea_ctx ctx;
+    ea_tensor *a, *b, *r;
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_error err;
+    ea_attn attn;
+    ea_attn_config ac;
+    ea_params ps;
+    int bad_shape[2];
+    g_group = "errors";
+    ea_ctx_init(&ctx, 0);
+    a = ea_tensor_2d(&ctx, 3, 4, 1);
+    b = ea_tensor_2d(&ctx, 5, 6, 1);
+    r = ea_linear(&ctx, a, b, NULL);
+    CHECK(r == NULL && ctx.err.status == EA_ERR_SHAPE && strstr(ctx.err.msg, "[out, 4]"), "linear shape: %s", ctx.err.msg);
+    /* errors propagate: later ops return NULL, backward reports the first */
+    CHECK(ea_gelu(&ctx, r) == NULL, "op on NULL input");
+    CHECK(ea_backward(&ctx, NULL) == EA_ERR_SHAPE, "backward keeps the first error");
+    ea_ctx_reset(&ctx);
+    CHECK(ea_backward(&ctx, NULL) == EA_ERR_ARG, "backward on NULL");
+    ea_ctx_reset(&ctx);
+    bad_shape[0] = 3; bad_shape[1] = 0;
+    CHECK(ea_tensor_new(&ctx, 2, bad_shape, 0) == NULL && ctx.err.status == EA_ERR_SHAPE, "zero dim");
+    ea_ctx_reset(&ctx);
+    CHECK(ea_tensor_new(&ctx, 7, bad_shape, 0) == NULL && ctx.err.status == EA_ERR_SHAPE, "too many dims");
+    ea_ctx_reset(&ctx);
+    a = ea_tensor_3d(&ctx, 2, 3, 4, 0);
+    CHECK(ea_matmul(&ctx, a, a) == NULL && ctx.err.status == EA_ERR_SHAPE, "matmul shapes: %s", ctx.err.msg);
+    ea_ctx_reset(&ctx);
+    a = ea_tensor_3d(&ctx, 2, 3, 4, 0);
+    b = ea_tensor_2d(&ctx, 3, 5, 0);
+    CHECK(ea_add(&ctx, a, b) == NULL && ctx.err.status == EA_ERR_SHAPE, "add shapes");
+    ea_ctx_reset(&ctx);
+    a = ea_tensor_3d(&ctx, 2, 3, 12, 0);
+    CHECK(ea_sdpa(&ctx, a, 0, a, 0, a, 0, 4, 3, 3, 0) == NULL && ctx.err.status == EA_ERR_CONFIG, "sdpa heads");
+    ea_ctx_reset(&ctx);
+    CHECK(ea_sdpa(&ctx, a, 4, a, 0, a, 0, 4, 4, 3, 0) == NULL && ctx.err.status == EA_ERR_SHAPE, "sdpa columns");
+    ea_ctx_reset(&ctx);
+    {
+        int labels[3] = {0, 9, 1};
+        a = ea_tensor_2d(&ctx, 3, 4, 0);
+        CHECK(ea_cross_entropy(&ctx, a, labels) == NULL && strstr(ctx.err.msg, "label 9"), "CE label: %s", ctx.err.msg);
+    }
+    ea_ctx_free(&ctx);
+
+    ea_tracker_config_default(&cfg, "mha");
+    cfg.n_heads = 5;
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "divide"), "heads not dividing: %s", err.msg);
+    ea_tracker_config_default(&cfg, "flash-attention-9000");
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_NAME && strstr(err.msg, "mqa"), "unknown name lists choices: %s", err.msg);
+    ea_tracker_config_default(&cfg, "gqa");
+    cfg.n_kv_heads = 3;
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "n_kv_heads"), "kv heads: %s", err.msg);
+    ea_tracker_config_default(&cfg, "mha");
+    cfg.patch = 5;
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "patch"), "patch: %s", err.msg);
+    ea_tracker_config_default(&cfg, "mha");
+    cfg.depth = 0;
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG, "depth 0");
+    memset(&ps, 0, sizeof ps);
+    ac.dim = 0; ac.n_heads = 1; ac.n_kv_heads = 1; ac.causal = 0;
+    CHECK(ea_attn_build(&attn, "mha", &ac, &ps, "a", &err) == EA_ERR_CONFIG, "dim 0");
+    ea_params_free(&ps);
+    /* wrong input shape to a model */
+    ea_tracker_config_default(&cfg, "mqa");
+    if (ea_vit_init(&m, &cfg, 1, &err) == EA_OK) {
+        ea_ctx_init(&ctx, 0);
+        a = ea_tensor_4d(&ctx, 1, 3, 32, 32, 0);
+        CHECK(ea_vit_forward(&ctx, &m, a) == NULL && strstr(ctx.err.msg, "[B, 2, 32, 32]"), "vit input: %s", ctx.err.msg);
+        ea_ctx_free(&ctx);
+        ea_vit_free(&m);
+    }
+    /* an arena limit is an error, not a crash */
+    ea_ctx_init(&ctx, 0);
+    ctx.arena.limit = 1024;
+    CHECK(ea_tensor_2d(&ctx, 100, 100, 0) == NULL && ctx.err.status == EA_ERR_NOMEM, "arena limit");
+    ea_ctx_free(&ctx);
+}
+
+/* --- training: loss falls; steady state allocates nothing; deterministic -- */
+static void train_small(const char *attn, int steps, double *first, double *last, long *allocs, float *checksum) {
+    ea_video_config vc;
+    ea_videos vids;
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_adamw opt;
+    ea_ctx ctx;
+    ea_error err;
+    ea_rng rng;
+    int step, B = 16, i;
+    float *xb = (float *)malloc((size_t)B * 2 * 1024 * 4), *yb = (float *)malloc((size_t)B * 2 * 4);
+    ea_video_config_default(&vc);
+    vc.n_videos = 20;
+    vc.n_frames = 20;
+    ea_videos_generate(&vids, &vc, &err);
+    ea_tracker_config_default(&cfg, attn);
+    cfg.depth = 2;
+    ea_vit_init(&m, &cfg, 1, &err);
+    ea_adamw_init(&opt, 1e-3f, 0.01f);
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 1, 1);
+    *first = *last = 0.0;
+    for (step = 0; step < steps; step++) {
+        ea_tensor *x, *y, *loss;
+        double l = 0.0;
+        for (i = 0; i < B; i++)
+            ea_videos_pair(&vids, (int)ea_rng_below(&rng, 20), (int)ea_rng_below(&rng, 19), xb + (size_t)i * 2048, yb + 2 * i);
+        if (step == steps / 2) *allocs = g_mallocs;
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_4d(&ctx, B, 2, 32, 32, 0);
+        memcpy(x->data, xb, x->size * 4);
+        y = ea_tensor_2d(&ctx, B, 2, 0);
+        memcpy(y->data, yb, y->size * 4);
+        ea_params_zero_grad(&m.params);
+        loss = ea_mse_loss(&ctx, ea_vit_forward(&ctx, &m, x), y);
+        if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
+        ea_adamw_step(&opt, &m.params);
+        l = loss->data[0];
+        if (step < 10) *first += l / 10.0;
+        if (step >= steps - 10) *last += l / 10.0;
+    }
+    *allocs = g_mallocs - *allocs;
+    *checksum = 0.0f;
+    for (i = 0; i < (int)m.params.n; i++) *checksum += m.params.data[i] * (float)(i % 7 + 1);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+    ea_videos_free(&vids);
+    free(xb);
+    free(yb);
+}
+
+static void test_training(void) {
+    double f1, l1, f2, l2;
+    long a1, a2;
+    float c1, c2;
+    g_group = "training";
+    train_small("mqa", 120, &f1, &l1, &a1, &c1);
+    CHECK(l1 < 0.25 * f1, "loss should fall to a quarter: first 10 steps %.3f, last 10 %.3f", f1, l1);
+    CHECK(a1 == 0, "%ld heap allocations in the second half of training (expected none)", a1);
+    train_small("mqa", 120, &f2, &l2, &a2, &c2);
+    CHECK(c1 == c2 && l1 == l2, "two identical runs differ: %.9g vs %.9g", (double)c1, (double)c2);
+}
+
+static void test_rng(void) {
+    ea_rng a, b;
+    double s = 0, s2 = 0;
+    int i, same = 1;
+    g_group = "rng";
+    ea_rng_seed(&a, 42, 1);
+    ea_rng_seed(&b, 42, 1);
+    for (i = 0; i < 1000; i++) same &= ea_rng_u32(&a) == ea_rng_u32(&b);
+    CHECK(same, "same seed, same stream");
+    /* published PCG32 reference: seed 42, stream 54 starts 0xa15c02b7 */
+    ea_rng_seed(&a, 42, 54);
+    CHECK(ea_rng_u32(&a) == 0xa15c02b7u, "PCG32 reference value");
+    for (i = 0; i < 100000; i++) {
+        double x = ea_rng_normal(&a);
+        s += x;
+        s2 += x * x;
+    }
+    CHECK(fabs(s / 1e5) < 0.02 && fabs(s2 / 1e5 - 1.0) < 0.02, "normal moments %g %g", s / 1e5, s2 / 1e5);
+    for (i = 0; i < 1000; i++) {
+        float u = ea_rng_range(&a, 2.0f, 3.0f);
+        if (u < 2.0f || u >= 3.0f) { CHECK(0, "uniform out of range %g", (double)u); break; }
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *only = argc > 1 ? argv[1] : NULL;
+    struct { const char *name; void (*fn)(void); } groups[] = {
+        {"rng", test_rng}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
+        {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
+        {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
+        {"training", test_training}};
+    size_t i;
+    printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        int p = g_pass, f = g_fail;
+        double t0;
+        if (only && !strstr(groups[i].name, only)) continue;
+        t0 = ea_time_sec();
+        groups[i].fn();
+        printf("  %-10s %3d passed, %d failed  (%.2f s)\n", groups[i].name, g_pass - p, g_fail - f, ea_time_sec() - t0);
+    }
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
