@@ -63,7 +63,8 @@
     8. ATTENTION: scaled dot-product core (reference, fast, backward),
        then one section per variant and the variant table
     9. BLOCKS AND MODELS: pre-norm transformer block, ViT / tracker
-   10. TRAINING: AdamW, learning-rate schedule, gradient clipping
+   10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
+       weight import/export (safetensors)
    11. DATA: moving-object video generator
    12. MEASUREMENT: FLOP counts, timers, arena peak
 */
@@ -360,6 +361,42 @@ EA_API float ea_lr_cosine(long step, long total, long warmup, float base, float 
 EA_API float ea_grad_norm(const ea_params *ps);
 EA_API float ea_grad_clip(ea_params *ps, float max_norm);  /* returns the norm before */
 
+/* ---- weights in and out: safetensors ------------------------------------
+   The format PyTorch users share weights in: an 8-byte little-endian header
+   length, a JSON header {name: {dtype, shape, data_offsets}}, then raw
+   little-endian data.  The reader checks every offset and size against the
+   file before touching data, and reads F32 and U8 tensors as floats. */
+typedef enum ea_dtype { EA_DT_F32 = 0, EA_DT_U8 = 1, EA_DT_OTHER = 2 } ea_dtype;
+
+typedef struct ea_st_entry {
+    char name[EA_NAME_LEN];
+    ea_dtype dtype;
+    int ndim;
+    int64_t shape[EA_MAX_DIMS];
+    size_t begin, end;     /* byte offsets into the data section */
+} ea_st_entry;
+
+typedef struct ea_safetensors {
+    unsigned char *buf;    /* the whole file */
+    size_t size, data_off;
+    ea_st_entry *entries;
+    int count;
+    int owns_buf;          /* ea_st_open's buffer is freed by ea_st_close */
+} ea_safetensors;
+
+EA_API ea_status ea_st_open(ea_safetensors *st, const char *path, ea_error *err);
+EA_API ea_status ea_st_parse(ea_safetensors *st, const unsigned char *buf, size_t size, ea_error *err);
+EA_API const ea_st_entry *ea_st_find(const ea_safetensors *st, const char *name);
+/* Copy tensor `name` as floats into dst, which holds `count` floats; the
+   tensor must have exactly that many elements. */
+EA_API ea_status ea_st_read(const ea_safetensors *st, const char *name, float *dst, size_t count,
+                            ea_error *err);
+EA_API void ea_st_close(ea_safetensors *st);
+/* Every parameter by name, shapes checked; extra tensors in the file are an error. */
+EA_API ea_status ea_params_load(ea_params *ps, const char *path, ea_error *err);
+/* Written to PATH.tmp, then renamed over PATH: a crash never leaves half a file. */
+EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error *err);
+
 /* ---- data: moving-object videos (seed 000) ----------------------------- */
 typedef enum ea_motion { EA_MOTION_BOUNCE = 0, EA_MOTION_PROJECTILE = 1 } ea_motion;
 
@@ -443,6 +480,14 @@ extern "C" {
 #define EA_OMP_FOR_IF(cond) EA_PRAGMA_(omp parallel for schedule(static) if(cond))
 #else
 #define EA_OMP_FOR_IF(cond)
+#endif
+/* Full unrolling of the small fixed loops of a micro-kernel, so that its
+   accumulator tile lives in registers (gcc -O2 would otherwise keep it in
+   memory); gcc and clang both read this spelling. */
+#if defined(__GNUC__) || defined(__clang__)
+#define EA_UNROLL EA_PRAGMA_(GCC unroll 16)
+#else
+#define EA_UNROLL
 #endif
 /* Work (multiply-adds) below which threads cost more than they save. */
 #define EA_PAR_MIN_WORK 65536.0
@@ -557,7 +602,10 @@ EA_API uint32_t ea_rng_below(ea_rng *r, uint32_t n) {
        ea_vf          a vector of EA_VW floats
        ea_vload(p)    unaligned load          ea_vstore(p, a)
        ea_vset1(x)    broadcast               ea_vzero()
-       ea_vfma(a,b,c) a*b + c                 ea_vadd / ea_vmul
+       ea_vfma(a,b,c) a*b + c                 ea_vadd / ea_vsub / ea_vmul / ea_vdiv
+       ea_vmax, ea_vmin, ea_vabs              ea_vsel_pos(x, a, b): x > 0 ? a : b
+       ea_vround, ea_vpow2i(n): 2^n           ea_vhsum / ea_vhmax: across lanes
+       ea_vexp(x): exp, built on the above
    EFFATTN_NO_SIMD forces the scalar family (EA_VW = 1), which is also the
    reference the tests compare the vector paths against. */
 #if !defined(EFFATTN_NO_SIMD) && defined(__AVX512F__)
@@ -572,6 +620,20 @@ EA_INLINE ea_vf ea_vzero(void) { return _mm512_setzero_ps(); }
 EA_INLINE ea_vf ea_vfma(ea_vf a, ea_vf b, ea_vf c) { return _mm512_fmadd_ps(a, b, c); }
 EA_INLINE ea_vf ea_vadd(ea_vf a, ea_vf b) { return _mm512_add_ps(a, b); }
 EA_INLINE ea_vf ea_vmul(ea_vf a, ea_vf b) { return _mm512_mul_ps(a, b); }
+EA_INLINE ea_vf ea_vsub(ea_vf a, ea_vf b) { return _mm512_sub_ps(a, b); }
+EA_INLINE ea_vf ea_vdiv(ea_vf a, ea_vf b) { return _mm512_div_ps(a, b); }
+EA_INLINE ea_vf ea_vmax(ea_vf a, ea_vf b) { return _mm512_max_ps(a, b); }
+EA_INLINE ea_vf ea_vmin(ea_vf a, ea_vf b) { return _mm512_min_ps(a, b); }
+EA_INLINE ea_vf ea_vabs(ea_vf a) { return _mm512_abs_ps(a); }
+EA_INLINE ea_vf ea_vsel_pos(ea_vf x, ea_vf a, ea_vf b) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ), b, a);
+}
+EA_INLINE ea_vf ea_vround(ea_vf a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+EA_INLINE ea_vf ea_vpow2i(ea_vf n) { /* 2^n for integral n in [-127, 127] */
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+EA_INLINE float ea_vhsum(ea_vf a) { return _mm512_reduce_add_ps(a); }
+EA_INLINE float ea_vhmax(ea_vf a) { return _mm512_reduce_max_ps(a); }
 #elif !defined(EFFATTN_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define EA_ISA "avx2"
@@ -584,6 +646,28 @@ EA_INLINE ea_vf ea_vzero(void) { return _mm256_setzero_ps(); }
 EA_INLINE ea_vf ea_vfma(ea_vf a, ea_vf b, ea_vf c) { return _mm256_fmadd_ps(a, b, c); }
 EA_INLINE ea_vf ea_vadd(ea_vf a, ea_vf b) { return _mm256_add_ps(a, b); }
 EA_INLINE ea_vf ea_vmul(ea_vf a, ea_vf b) { return _mm256_mul_ps(a, b); }
+EA_INLINE ea_vf ea_vsub(ea_vf a, ea_vf b) { return _mm256_sub_ps(a, b); }
+EA_INLINE ea_vf ea_vdiv(ea_vf a, ea_vf b) { return _mm256_div_ps(a, b); }
+EA_INLINE ea_vf ea_vmax(ea_vf a, ea_vf b) { return _mm256_max_ps(a, b); }
+EA_INLINE ea_vf ea_vmin(ea_vf a, ea_vf b) { return _mm256_min_ps(a, b); }
+EA_INLINE ea_vf ea_vabs(ea_vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+EA_INLINE ea_vf ea_vsel_pos(ea_vf x, ea_vf a, ea_vf b) {
+    return _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ));
+}
+EA_INLINE ea_vf ea_vround(ea_vf a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+EA_INLINE ea_vf ea_vpow2i(ea_vf n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+EA_INLINE float ea_vhsum(ea_vf a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+EA_INLINE float ea_vhmax(ea_vf a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
 #elif !defined(EFFATTN_NO_SIMD) && defined(__ARM_NEON) && defined(__aarch64__)
 #include <arm_neon.h>
 #define EA_ISA "neon"
@@ -596,6 +680,18 @@ EA_INLINE ea_vf ea_vzero(void) { return vdupq_n_f32(0.0f); }
 EA_INLINE ea_vf ea_vfma(ea_vf a, ea_vf b, ea_vf c) { return vfmaq_f32(c, a, b); }
 EA_INLINE ea_vf ea_vadd(ea_vf a, ea_vf b) { return vaddq_f32(a, b); }
 EA_INLINE ea_vf ea_vmul(ea_vf a, ea_vf b) { return vmulq_f32(a, b); }
+EA_INLINE ea_vf ea_vsub(ea_vf a, ea_vf b) { return vsubq_f32(a, b); }
+EA_INLINE ea_vf ea_vdiv(ea_vf a, ea_vf b) { return vdivq_f32(a, b); }
+EA_INLINE ea_vf ea_vmax(ea_vf a, ea_vf b) { return vmaxq_f32(a, b); }
+EA_INLINE ea_vf ea_vmin(ea_vf a, ea_vf b) { return vminq_f32(a, b); }
+EA_INLINE ea_vf ea_vabs(ea_vf a) { return vabsq_f32(a); }
+EA_INLINE ea_vf ea_vsel_pos(ea_vf x, ea_vf a, ea_vf b) { return vbslq_f32(vcgtq_f32(x, vdupq_n_f32(0.0f)), a, b); }
+EA_INLINE ea_vf ea_vround(ea_vf a) { return vrndnq_f32(a); }
+EA_INLINE ea_vf ea_vpow2i(ea_vf n) {
+    return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23));
+}
+EA_INLINE float ea_vhsum(ea_vf a) { return vaddvq_f32(a); }
+EA_INLINE float ea_vhmax(ea_vf a) { return vmaxvq_f32(a); }
 #else
 #define EA_ISA "scalar"
 #define EA_VW 1
@@ -607,7 +703,37 @@ EA_INLINE ea_vf ea_vzero(void) { return 0.0f; }
 EA_INLINE ea_vf ea_vfma(ea_vf a, ea_vf b, ea_vf c) { return a * b + c; }
 EA_INLINE ea_vf ea_vadd(ea_vf a, ea_vf b) { return a + b; }
 EA_INLINE ea_vf ea_vmul(ea_vf a, ea_vf b) { return a * b; }
+EA_INLINE ea_vf ea_vsub(ea_vf a, ea_vf b) { return a - b; }
+EA_INLINE ea_vf ea_vdiv(ea_vf a, ea_vf b) { return a / b; }
+EA_INLINE ea_vf ea_vmax(ea_vf a, ea_vf b) { return a > b ? a : b; }
+EA_INLINE ea_vf ea_vmin(ea_vf a, ea_vf b) { return a < b ? a : b; }
+EA_INLINE ea_vf ea_vabs(ea_vf a) { return fabsf(a); }
+EA_INLINE ea_vf ea_vsel_pos(ea_vf x, ea_vf a, ea_vf b) { return x > 0.0f ? a : b; }
+EA_INLINE ea_vf ea_vround(ea_vf a) { return nearbyintf(a); }
+EA_INLINE ea_vf ea_vpow2i(ea_vf n) { return ldexpf(1.0f, (int)n); }
+EA_INLINE float ea_vhsum(ea_vf a) { return a; }
+EA_INLINE float ea_vhmax(ea_vf a) { return a; }
 #endif
+
+/* exp on the vector layer (Cephes' expf scheme): x = n·ln2 + r with
+   |r| <= ln2/2, exp(r) by a degree-6 polynomial, times 2^n built in the
+   exponent bits.  Relative error about 2e-7; inputs below -88 (and -inf,
+   the masked scores) give exactly 0. */
+EA_INLINE ea_vf ea_vexp(ea_vf x) {
+    ea_vf n, r, p;
+    x = ea_vmin(ea_vmax(x, ea_vset1(-88.0f)), ea_vset1(88.0f));
+    n = ea_vround(ea_vmul(x, ea_vset1(1.44269504088896341f)));
+    r = ea_vsub(x, ea_vmul(n, ea_vset1(0.693359375f)));
+    r = ea_vsub(r, ea_vmul(n, ea_vset1(-2.12194440e-4f)));
+    p = ea_vset1(1.9875691500e-4f);
+    p = ea_vfma(p, r, ea_vset1(1.3981999507e-3f));
+    p = ea_vfma(p, r, ea_vset1(8.3334519073e-3f));
+    p = ea_vfma(p, r, ea_vset1(4.1665795894e-2f));
+    p = ea_vfma(p, r, ea_vset1(1.6666665459e-1f));
+    p = ea_vfma(p, r, ea_vset1(5.0000001201e-1f));
+    p = ea_vfma(ea_vmul(p, r), r, ea_vadd(r, ea_vset1(1.0f)));
+    return ea_vmul(p, ea_vpow2i(n));
+}
 
 /* --- GEMM ---------------------------------------------------------------
    C[M,N] (+)= A[M,K] · B[K,N], any strides for A and B, so one routine
@@ -644,28 +770,28 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
                              int accumulate) {
     ea_vf acc[EA_MR][EA_NV];
     int r, v, k, nr = nv * EA_VW;
-    for (r = 0; r < EA_MR; r++)
-        for (v = 0; v < nv; v++) acc[r][v] = ea_vzero();
+    EA_UNROLL for (r = 0; r < EA_MR; r++)
+        EA_UNROLL for (v = 0; v < nv; v++) acc[r][v] = ea_vzero();
     for (k = 0; k < kc; k++) {
         ea_vf bv[EA_NV];
         const float *pk = panel + (ptrdiff_t)k * nr;
-        for (v = 0; v < nv; v++) bv[v] = ea_vload(pk + v * EA_VW);
-        for (r = 0; r < EA_MR; r++) {
+        EA_UNROLL for (v = 0; v < nv; v++) bv[v] = ea_vload(pk + v * EA_VW);
+        EA_UNROLL for (r = 0; r < EA_MR; r++) {
             ea_vf ar = ea_vset1(a[r][k * acs]);
-            for (v = 0; v < nv; v++) acc[r][v] = ea_vfma(ar, bv[v], acc[r][v]);
+            EA_UNROLL for (v = 0; v < nv; v++) acc[r][v] = ea_vfma(ar, bv[v], acc[r][v]);
         }
     }
     if (mr == EA_MR && ncols == nr) {
-        for (r = 0; r < EA_MR; r++)
-            for (v = 0; v < nv; v++) {
+        EA_UNROLL for (r = 0; r < EA_MR; r++)
+            EA_UNROLL for (v = 0; v < nv; v++) {
                 float *cp = c + r * ldc + v * EA_VW;
                 ea_vstore(cp, accumulate ? ea_vadd(ea_vload(cp), acc[r][v]) : acc[r][v]);
             }
     } else {
         float tmp[EA_MR * EA_NR];
         int j;
-        for (r = 0; r < EA_MR; r++)
-            for (v = 0; v < nv; v++) ea_vstore(tmp + r * nr + v * EA_VW, acc[r][v]);
+        EA_UNROLL for (r = 0; r < EA_MR; r++)
+            EA_UNROLL for (v = 0; v < nv; v++) ea_vstore(tmp + r * nr + v * EA_VW, acc[r][v]);
         for (r = 0; r < mr; r++)
             for (j = 0; j < ncols; j++)
                 c[r * ldc + j] = accumulate ? c[r * ldc + j] + tmp[r * nr + j] : tmp[r * nr + j];
@@ -967,6 +1093,7 @@ EA_API ea_tensor *ea_param(ea_params *ps, const char *name, int ndim, const int 
         ps->tensors = nt;
         ps->info = ni;
         ps->cap = cap;
+        for (i = 0; i < ps->count; i++) nt[i]->name = ni[i].name; /* names moved */
     }
     t = (ea_tensor *)EFFATTN_MALLOC(sizeof(ea_tensor));
     if (!t) {
@@ -1322,15 +1449,48 @@ EA_API ea_tensor *ea_layernorm(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tenso
 }
 
 /* --- GELU, exact form (PyTorch's default): x · Φ(x) ----------------------
-   Φ(x) = (1 + erf(x/√2)) / 2;  d/dx = Φ(x) + x · exp(-x²/2) / √(2π). */
+   Φ(x) = (1 + erf(x/√2)) / 2;  d/dx = Φ(x) + x · exp(-x²/2) / √(2π).
+   libm's erff is slow and does not vectorise, so the vector path takes
+   erfc from Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7):
+       erfc(a) = t·(a1 + t·(a2 + ... + t·a5)) · exp(-a²),  t = 1 / (1 + p·a), a >= 0
+   with a = |x|/√2, Φ(x) = 1 - erfc(a)/2 for x > 0 and erfc(a)/2 otherwise.
+   exp(-a²) = exp(-x²/2) is also the density's factor, so the backward
+   reuses it.  Leftover elements use the libm formula (the reference). */
+EA_INLINE void ea__gelu_parts(ea_vf x, ea_vf *cdf, ea_vf *pdf) {
+    ea_vf a = ea_vmul(ea_vabs(x), ea_vset1(0.70710678118654752f));
+    ea_vf t = ea_vdiv(ea_vset1(1.0f), ea_vfma(ea_vset1(0.3275911f), a, ea_vset1(1.0f)));
+    ea_vf g = ea_vexp(ea_vmul(ea_vsub(ea_vzero(), a), a)), q, half;
+    q = ea_vfma(ea_vset1(1.061405429f), t, ea_vset1(-1.453152027f));
+    q = ea_vfma(q, t, ea_vset1(1.421413741f));
+    q = ea_vfma(q, t, ea_vset1(-0.284496736f));
+    q = ea_vfma(q, t, ea_vset1(0.254829592f));
+    half = ea_vmul(ea_vmul(ea_vmul(q, t), g), ea_vset1(0.5f));
+    *cdf = ea_vsel_pos(x, ea_vsub(ea_vset1(1.0f), half), half);
+    *pdf = ea_vmul(g, ea_vset1(0.39894228040143268f));
+}
+
 EA_API void ea_gelu_fwd(float *out, const float *x, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    size_t i = 0;
+#if EA_VW > 1
+    for (; i + EA_VW <= n; i += EA_VW) {
+        ea_vf xv = ea_vload(x + i), cdf, pdf;
+        ea__gelu_parts(xv, &cdf, &pdf);
+        ea_vstore(out + i, ea_vmul(xv, cdf));
+    }
+#endif
+    for (; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 EA_API void ea_gelu_bwd(float *dx, const float *dout, const float *x, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) {
+    size_t i = 0;
+#if EA_VW > 1
+    for (; i + EA_VW <= n; i += EA_VW) {
+        ea_vf xv = ea_vload(x + i), cdf, pdf;
+        ea__gelu_parts(xv, &cdf, &pdf);
+        ea_vstore(dx + i, ea_vfma(ea_vload(dout + i), ea_vfma(xv, pdf, cdf), ea_vload(dx + i)));
+    }
+#endif
+    for (; i < n; i++) {
         float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
         float pdf = 0.39894228040143268f * expf(-0.5f * x[i] * x[i]);
         dx[i] += dout[i] * (cdf + x[i] * pdf);
@@ -1355,20 +1515,43 @@ EA_API ea_tensor *ea_gelu(ea_ctx *ctx, ea_tensor *x) {
 /* --- softmax over the last dimension ---------------------------------------
    y_j = exp(x_j - max) / Σ exp(x - max);  dx = y ∘ (dy - Σ dy∘y).
    Entries of -inf (masked) give y = 0; a row of only -inf gives zeros. */
-EA_API void ea_softmax_fwd(float *out, const float *x, int rows, int cols) {
-    int i, j;
-    for (i = 0; i < rows; i++) {
-        const float *xi = x + (size_t)i * cols;
-        float *yi = out + (size_t)i * cols, mx = -INFINITY, s = 0.0f;
-        for (j = 0; j < cols; j++) mx = xi[j] > mx ? xi[j] : mx;
-        if (mx == -INFINITY) {
-            for (j = 0; j < cols; j++) yi[j] = 0.0f;
-            continue;
-        }
-        for (j = 0; j < cols; j++) s += (yi[j] = expf(xi[j] - mx));
-        s = 1.0f / s;
-        for (j = 0; j < cols; j++) yi[j] *= s;
+/* One row: the max, then exp(x - max) and its sum, then the scaling; the
+   vector part runs on the SIMD layer, the tail on libm. */
+static void ea__softmax_row(float *y, const float *x, int cols) {
+    float mx = -INFINITY, s = 0.0f;
+    int j = 0;
+#if EA_VW > 1
+    if (cols >= EA_VW) {
+        ea_vf m = ea_vload(x);
+        for (j = EA_VW; j + EA_VW <= cols; j += EA_VW) m = ea_vmax(m, ea_vload(x + j));
+        mx = ea_vhmax(m);
     }
+#endif
+    for (; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
+    if (mx == -INFINITY) { /* a fully masked row */
+        for (j = 0; j < cols; j++) y[j] = 0.0f;
+        return;
+    }
+    j = 0;
+#if EA_VW > 1
+    {
+        ea_vf acc = ea_vzero(), m = ea_vset1(mx);
+        for (; j + EA_VW <= cols; j += EA_VW) {
+            ea_vf e = ea_vexp(ea_vsub(ea_vload(x + j), m));
+            ea_vstore(y + j, e);
+            acc = ea_vadd(acc, e);
+        }
+        s = ea_vhsum(acc);
+    }
+#endif
+    for (; j < cols; j++) s += (y[j] = expf(x[j] - mx));
+    s = 1.0f / s;
+    for (j = 0; j < cols; j++) y[j] *= s;
+}
+
+EA_API void ea_softmax_fwd(float *out, const float *x, int rows, int cols) {
+    int i;
+    for (i = 0; i < rows; i++) ea__softmax_row(out + (size_t)i * cols, x + (size_t)i * cols, cols);
 }
 
 EA_API void ea_softmax_bwd(float *dx, const float *dout, const float *y, int rows, int cols) {
@@ -2164,6 +2347,366 @@ EA_API float ea_grad_clip(ea_params *ps, float max_norm) {
         for (i = 0; i < ps->n; i++) ps->grad[i] *= s;
     }
     return norm;
+}
+
+
+/* --- weight import/export: safetensors ------------------------------------ */
+#define EA_ST_MAX_HEADER ((size_t)100 << 20)
+
+/* A bounded cursor over the JSON header: every read checks the end. */
+typedef struct ea__json {
+    const char *p, *end;
+    ea_error *err;
+} ea__json;
+
+static void ea__json_ws(ea__json *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static int ea__json_eat(ea__json *j, char c) {
+    ea__json_ws(j);
+    if (j->p < j->end && *j->p == c) {
+        j->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string into out (truncation is an error: names are bounded). */
+static int ea__json_string(ea__json *j, char *out, size_t n) {
+    size_t len = 0;
+    if (!ea__json_eat(j, '"')) return 0;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\') {
+            if (j->p >= j->end) return 0;
+            c = *j->p++;
+            switch (c) {
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'u':
+                if (j->end - j->p < 4) return 0;
+                j->p += 4;
+                c = '?';
+                break;
+            case '"': case '\\': case '/': break;
+            default: return 0;
+            }
+        }
+        if (len + 1 >= n) return 0;
+        out[len++] = c;
+    }
+    if (j->p >= j->end) return 0;
+    j->p++;
+    out[len] = 0;
+    return 1;
+}
+
+static int ea__json_uint(ea__json *j, uint64_t *out) {
+    uint64_t v = 0;
+    int digits = 0;
+    ea__json_ws(j);
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
+        if (v > (UINT64_MAX - 9) / 10) return 0;
+        v = v * 10 + (uint64_t)(*j->p++ - '0');
+        digits++;
+    }
+    *out = v;
+    return digits > 0;
+}
+
+/* Skip any value (for __metadata__ and unknown keys), depth-bounded. */
+static int ea__json_skip(ea__json *j, int depth) {
+    char tmp[1024];
+    ea__json_ws(j);
+    if (depth > 16 || j->p >= j->end) return 0;
+    if (*j->p == '"') return ea__json_string(j, tmp, sizeof tmp);
+    if (*j->p == '{' || *j->p == '[') {
+        char close = *j->p == '{' ? '}' : ']';
+        int obj = *j->p == '{';
+        j->p++;
+        if (ea__json_eat(j, close)) return 1;
+        do {
+            if (obj && (!ea__json_string(j, tmp, sizeof tmp) || !ea__json_eat(j, ':'))) return 0;
+            if (!ea__json_skip(j, depth + 1)) return 0;
+        } while (ea__json_eat(j, ','));
+        return ea__json_eat(j, close);
+    }
+    while (j->p < j->end && *j->p != ',' && *j->p != '}' && *j->p != ']') j->p++;
+    return 1;
+}
+
+static int ea__st_entry(ea__json *j, ea_st_entry *e) {
+    char key[32], dtype[16] = "";
+    int have_shape = 0, have_off = 0;
+    if (!ea__json_eat(j, '{')) return 0;
+    if (ea__json_eat(j, '}')) return 0;
+    do {
+        if (!ea__json_string(j, key, sizeof key) || !ea__json_eat(j, ':')) return 0;
+        if (strcmp(key, "dtype") == 0) {
+            if (!ea__json_string(j, dtype, sizeof dtype)) return 0;
+        } else if (strcmp(key, "shape") == 0) {
+            if (!ea__json_eat(j, '[')) return 0;
+            e->ndim = 0;
+            if (!ea__json_eat(j, ']')) {
+                do {
+                    uint64_t v;
+                    if (e->ndim >= EA_MAX_DIMS || !ea__json_uint(j, &v) || v > (uint64_t)1 << 40) return 0;
+                    e->shape[e->ndim++] = (int64_t)v;
+                } while (ea__json_eat(j, ','));
+                if (!ea__json_eat(j, ']')) return 0;
+            }
+            have_shape = 1;
+        } else if (strcmp(key, "data_offsets") == 0) {
+            uint64_t b, en;
+            if (!ea__json_eat(j, '[') || !ea__json_uint(j, &b) || !ea__json_eat(j, ',') ||
+                !ea__json_uint(j, &en) || !ea__json_eat(j, ']'))
+                return 0;
+            if (b > en || en > (uint64_t)SIZE_MAX) return 0;
+            e->begin = (size_t)b;
+            e->end = (size_t)en;
+            have_off = 1;
+        } else if (!ea__json_skip(j, 1)) {
+            return 0;
+        }
+    } while (ea__json_eat(j, ','));
+    e->dtype = strcmp(dtype, "F32") == 0 ? EA_DT_F32 : strcmp(dtype, "U8") == 0 ? EA_DT_U8 : EA_DT_OTHER;
+    return ea__json_eat(j, '}') && have_shape && have_off && dtype[0];
+}
+
+EA_API ea_status ea_st_parse(ea_safetensors *st, const unsigned char *buf, size_t size, ea_error *err) {
+    uint64_t hlen = 0;
+    ea__json j;
+    int i, cap = 0;
+    char name[EA_NAME_LEN];
+    memset(st, 0, sizeof *st);
+    if (size < 10) return ea_error_set(err, EA_ERR_FORMAT, "safetensors: %zu bytes is too short for a header", size);
+    for (i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+    if (hlen < 2 || hlen > EA_ST_MAX_HEADER || hlen > size - 8)
+        return ea_error_set(err, EA_ERR_FORMAT,
+                            "safetensors: header length %llu does not fit the file (%zu bytes); not a "
+                            "safetensors file?",
+                            (unsigned long long)hlen, size);
+    st->data_off = 8 + (size_t)hlen;
+    j.p = (const char *)buf + 8;
+    j.end = j.p + hlen;
+    j.err = err;
+    if (!ea__json_eat(&j, '{')) return ea_error_set(err, EA_ERR_FORMAT, "safetensors: the header is not a JSON object");
+    if (!ea__json_eat(&j, '}')) {
+        do {
+            ea_st_entry e;
+            if (!ea__json_string(&j, name, sizeof name) || !ea__json_eat(&j, ':')) {
+                ea_st_close(st);
+                return ea_error_set(err, EA_ERR_FORMAT, "safetensors: bad or over-long tensor name near byte %ld",
+                                    (long)(j.p - (const char *)buf));
+            }
+            if (strcmp(name, "__metadata__") == 0) {
+                if (!ea__json_skip(&j, 1)) break;
+                continue;
+            }
+            memset(&e, 0, sizeof e);
+            if (!ea__st_entry(&j, &e)) {
+                ea_st_close(st);
+                return ea_error_set(err, EA_ERR_FORMAT,
+                                    "safetensors: entry '%s' needs dtype, shape (<= %d dims) and data_offsets",
+                                    name, EA_MAX_DIMS);
+            }
+            snprintf(e.name, sizeof e.name, "%s", name);
+            {
+                /* the byte range must match the shape and lie inside the file */
+                uint64_t n = 1, esz = e.dtype == EA_DT_U8 ? 1 : 4;
+                int d;
+                for (d = 0; d < e.ndim; d++) n *= (uint64_t)e.shape[d];
+                if (e.dtype != EA_DT_OTHER && (e.end - e.begin) != n * esz) {
+                    ea_st_close(st);
+                    return ea_error_set(err, EA_ERR_FORMAT, "safetensors: '%s' has %zu bytes for %llu elements",
+                                        name, e.end - e.begin, (unsigned long long)n);
+                }
+                if (e.end > size - st->data_off) {
+                    ea_st_close(st);
+                    return ea_error_set(err, EA_ERR_FORMAT,
+                                        "safetensors: '%s' ends at byte %zu past the end of the data (%zu bytes); "
+                                        "truncated file?",
+                                        name, e.end, size - st->data_off);
+                }
+            }
+            if (st->count == cap) {
+                int ncap = cap ? 2 * cap : 64;
+                ea_st_entry *ne = (ea_st_entry *)EFFATTN_MALLOC((size_t)ncap * sizeof(ea_st_entry));
+                if (!ne) {
+                    ea_st_close(st);
+                    return ea_error_set(err, EA_ERR_NOMEM, "safetensors: out of memory");
+                }
+                if (st->count) memcpy(ne, st->entries, (size_t)st->count * sizeof(ea_st_entry));
+                EFFATTN_FREE(st->entries);
+                st->entries = ne;
+                cap = ncap;
+            }
+            st->entries[st->count++] = e;
+        } while (ea__json_eat(&j, ','));
+        if (!ea__json_eat(&j, '}')) {
+            ea_st_close(st);
+            return ea_error_set(err, EA_ERR_FORMAT, "safetensors: malformed JSON header");
+        }
+    }
+    st->buf = (unsigned char *)(uintptr_t)buf;
+    st->size = size;
+    return EA_OK;
+}
+
+EA_API ea_status ea_st_open(ea_safetensors *st, const char *path, ea_error *err) {
+    FILE *f;
+    long len;
+    unsigned char *buf;
+    ea_status s;
+    memset(st, 0, sizeof *st);
+    if (!path) return ea_error_set(err, EA_ERR_ARG, "safetensors: no path given");
+    f = fopen(path, "rb");
+    if (!f) return ea_error_set(err, EA_ERR_IO, "cannot open '%s'", path);
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return ea_error_set(err, EA_ERR_IO, "cannot read the size of '%s'", path);
+    }
+    buf = (unsigned char *)EFFATTN_MALLOC((size_t)len + 1);
+    if (!buf) {
+        fclose(f);
+        return ea_error_set(err, EA_ERR_NOMEM, "'%s': cannot hold %ld bytes", path, len);
+    }
+    if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        fclose(f);
+        EFFATTN_FREE(buf);
+        return ea_error_set(err, EA_ERR_IO, "'%s': short read", path);
+    }
+    fclose(f);
+    s = ea_st_parse(st, buf, (size_t)len, err);
+    st->owns_buf = s == EA_OK;
+    if (s != EA_OK) {
+        EFFATTN_FREE(buf);
+        if (err) {
+            char tmp[sizeof err->msg];
+            snprintf(tmp, sizeof tmp, "%s", err->msg);
+            ea_error_set(err, s, "'%s': %s", path, tmp);
+        }
+    }
+    return s;
+}
+
+EA_API const ea_st_entry *ea_st_find(const ea_safetensors *st, const char *name) {
+    int i;
+    for (i = 0; i < st->count; i++)
+        if (strcmp(st->entries[i].name, name) == 0) return &st->entries[i];
+    return NULL;
+}
+
+EA_API ea_status ea_st_read(const ea_safetensors *st, const char *name, float *dst, size_t count, ea_error *err) {
+    const ea_st_entry *e = ea_st_find(st, name);
+    const unsigned char *src;
+    size_t i, n;
+    if (!e) return ea_error_set(err, EA_ERR_NAME, "safetensors: no tensor named '%s'", name);
+    if (e->dtype == EA_DT_OTHER)
+        return ea_error_set(err, EA_ERR_FORMAT, "safetensors: '%s' has a dtype other than F32 or U8", name);
+    n = (e->end - e->begin) / (e->dtype == EA_DT_U8 ? 1 : 4);
+    if (n != count)
+        return ea_error_set(err, EA_ERR_SHAPE, "safetensors: '%s' has %zu elements, expected %zu", name, n, count);
+    src = st->buf + st->data_off + e->begin;
+    for (i = 0; i < n; i++) {
+        if (e->dtype == EA_DT_U8) {
+            dst[i] = (float)src[i];
+        } else {
+            /* little-endian bytes to a float, whatever the host's order */
+            uint32_t u = (uint32_t)src[4 * i] | (uint32_t)src[4 * i + 1] << 8 | (uint32_t)src[4 * i + 2] << 16 |
+                         (uint32_t)src[4 * i + 3] << 24;
+            memcpy(&dst[i], &u, 4);
+        }
+    }
+    return EA_OK;
+}
+
+EA_API void ea_st_close(ea_safetensors *st) {
+    if (st->owns_buf) EFFATTN_FREE(st->buf);
+    EFFATTN_FREE(st->entries);
+    memset(st, 0, sizeof *st);
+}
+
+EA_API ea_status ea_params_load(ea_params *ps, const char *path, ea_error *err) {
+    ea_safetensors st;
+    ea_status s;
+    int i, d;
+    if ((s = ea_st_open(&st, path, err)) != EA_OK) return s;
+    for (i = 0; i < ps->count && s == EA_OK; i++) {
+        const ea_tensor *t = ps->tensors[i];
+        const ea_st_entry *e = ea_st_find(&st, t->name);
+        int same = e && e->ndim == t->ndim;
+        for (d = 0; same && d < t->ndim; d++) same = e->shape[d] == t->shape[d];
+        if (!e) s = ea_error_set(err, EA_ERR_NAME, "'%s': the model's parameter '%s' is missing", path, t->name);
+        else if (!same || e->dtype != EA_DT_F32)
+            s = ea_error_set(err, EA_ERR_SHAPE, "'%s': '%s' has another shape or dtype than the model's (F32, %d dims)",
+                             path, t->name, t->ndim);
+        else s = ea_st_read(&st, t->name, t->data, t->size, err);
+    }
+    if (s == EA_OK && st.count != ps->count)
+        for (i = 0; i < st.count; i++)
+            if (!ea_params_find(ps, st.entries[i].name)) {
+                s = ea_error_set(err, EA_ERR_NAME,
+                                 "'%s': tensor '%s' is not a parameter of this model (another attention variant?)",
+                                 path, st.entries[i].name);
+                break;
+            }
+    ea_st_close(&st);
+    return s;
+}
+
+EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error *err) {
+    char tmp_path[1024];
+    FILE *f;
+    size_t hlen = 0, off = 0, cap = 256;
+    char *h;
+    int i, d, ok;
+    unsigned char len8[8];
+    if (!path || strlen(path) + 5 > sizeof tmp_path) return ea_error_set(err, EA_ERR_ARG, "save: bad path");
+    for (i = 0; i < ps->count; i++) cap += strlen(ps->info[i].name) + 128;
+    h = (char *)EFFATTN_MALLOC(cap);
+    if (!h) return ea_error_set(err, EA_ERR_NOMEM, "save: out of memory");
+    hlen += (size_t)snprintf(h + hlen, cap - hlen, "{\"__metadata__\":{\"format\":\"pt\",\"writer\":\"effattn %s\"}", EA_VERSION);
+    for (i = 0; i < ps->count; i++) {
+        const ea_tensor *t = ps->tensors[i];
+        hlen += (size_t)snprintf(h + hlen, cap - hlen, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[", ps->info[i].name);
+        for (d = 0; d < t->ndim; d++) hlen += (size_t)snprintf(h + hlen, cap - hlen, "%s%d", d ? "," : "", t->shape[d]);
+        hlen += (size_t)snprintf(h + hlen, cap - hlen, "],\"data_offsets\":[%zu,%zu]}", off, off + 4 * t->size);
+        off += 4 * t->size;
+    }
+    hlen += (size_t)snprintf(h + hlen, cap - hlen, "}");
+    while (hlen % 8) h[hlen++] = ' '; /* pad so the data is 8-byte aligned */
+    for (i = 0; i < 8; i++) len8[i] = (unsigned char)(((uint64_t)hlen >> (8 * i)) & 0xff);
+    snprintf(tmp_path, sizeof tmp_path, "%s.tmp", path);
+    f = fopen(tmp_path, "wb");
+    if (!f) {
+        EFFATTN_FREE(h);
+        return ea_error_set(err, EA_ERR_IO, "save: cannot create '%s'", tmp_path);
+    }
+    ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h, 1, hlen, f) == hlen;
+    for (i = 0; ok && i < ps->count; i++) {
+        const ea_tensor *t = ps->tensors[i];
+        size_t k;
+        for (k = 0; ok && k < t->size; k++) {
+            uint32_t u;
+            unsigned char b[4];
+            memcpy(&u, &t->data[k], 4);
+            b[0] = (unsigned char)u; b[1] = (unsigned char)(u >> 8); b[2] = (unsigned char)(u >> 16); b[3] = (unsigned char)(u >> 24);
+            ok = fwrite(b, 1, 4, f) == 4;
+        }
+    }
+    EFFATTN_FREE(h);
+    ok = fflush(f) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp_path, path) != 0) {
+        remove(tmp_path);
+        return ea_error_set(err, EA_ERR_IO, "save: could not write '%s'", path);
+    }
+    return EA_OK;
 }
 
 /* ==========================================================================

@@ -359,6 +359,57 @@ static float max_rel_diff(const float *a, const float *b, size_t n) {
     return worst;
 }
 
+
+/* Vector GELU, exp and softmax against libm formulas in double. */
+static void test_simd_math(void) {
+    float x[1003], y[1003], dx[1003], dout[1003], sm[3 * 101];
+    double worst = 0.0, worst_d = 0.0, worst_s = 0.0;
+    int i, r;
+    ea_rng rng;
+    g_group = "simd-math";
+    ea_rng_seed(&rng, 12, 12);
+    for (i = 0; i < 1003; i++) {
+        x[i] = 8.0f * frand(&rng);
+        dout[i] = frand(&rng);
+        dx[i] = 0.0f;
+    }
+    x[0] = 0.0f; x[1] = -30.0f; x[2] = 30.0f;
+    ea_gelu_fwd(y, x, 1003);
+    ea_gelu_bwd(dx, dout, x, 1003);
+    for (i = 0; i < 1003; i++) {
+        double xd = x[i], cdf = 0.5 * (1.0 + erf(xd / sqrt(2.0)));
+        double ref = xd * cdf, dref = dout[i] * (cdf + xd * exp(-0.5 * xd * xd) / sqrt(2.0 * 3.141592653589793));
+        if (fabs(y[i] - ref) / (1.0 + fabs(ref)) > worst) worst = fabs(y[i] - ref) / (1.0 + fabs(ref));
+        if (fabs(dx[i] - dref) > worst_d) worst_d = fabs(dx[i] - dref);
+    }
+    CHECK(worst < 1e-6, "gelu forward error %.3g", worst);
+    CHECK(worst_d < 1e-6, "gelu backward error %.3g", worst_d);
+    for (i = 0; i < 3 * 101; i++) sm[i] = 20.0f * frand(&rng);
+    for (i = 0; i < 101; i += 2) sm[101 + i] = -INFINITY; /* masked entries */
+    for (i = 0; i < 101; i++) sm[202 + i] = -INFINITY;    /* a fully masked row */
+    ea_softmax_fwd(sm, sm, 3, 101);
+    {
+        ea_rng rr;
+        float in[3 * 101];
+        ea_rng_seed(&rr, 12, 12);
+        for (i = 0; i < 1003; i++) { (void)frand(&rr); (void)frand(&rr); }
+        for (i = 0; i < 3 * 101; i++) in[i] = 20.0f * frand(&rr);
+        for (i = 0; i < 101; i += 2) in[101 + i] = -INFINITY;
+        for (r = 0; r < 2; r++) {
+            double mx = -1e30, z = 0.0;
+            for (i = 0; i < 101; i++) if (in[r * 101 + i] > mx) mx = in[r * 101 + i];
+            for (i = 0; i < 101; i++) z += exp(in[r * 101 + i] - mx);
+            for (i = 0; i < 101; i++) {
+                double p = exp(in[r * 101 + i] - mx) / z;
+                if (fabs(sm[r * 101 + i] - p) > worst_s) worst_s = fabs(sm[r * 101 + i] - p);
+                if (in[r * 101 + i] == -INFINITY) CHECK(sm[r * 101 + i] == 0.0f, "masked entry must be exactly 0");
+            }
+        }
+        for (i = 0; i < 101; i++) if (sm[202 + i] != 0.0f) { CHECK(0, "fully masked row must be zeros"); break; }
+    }
+    CHECK(worst_s < 1e-6, "softmax error %.3g", worst_s);
+}
+
 static void test_gemm(void) {
     static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {17, 33, 129}, {64, 192, 64},
                                   {5, 16, 300}, {130, 2, 31}, {2048, 64, 256}};
@@ -790,6 +841,72 @@ static void test_training(void) {
     CHECK(c1 == c2 && l1 == l2, "two identical runs differ: %.9g vs %.9g", (double)c1, (double)c2);
 }
 
+
+/* --- seed 000's own PyTorch-trained trackers ---------------------------------
+   tests/data/seed000/ holds the weights and first 100 videos published with
+   source document 000 (MIT) and the figures PyTorch computes on them. */
+static void seed000_check(const char *attn, double expect_err, float px, float py) {
+    char path[256];
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_error err;
+    ea_safetensors st;
+    ea_ctx ctx;
+    float *frames = NULL, *pos = NULL;
+    int V = 100, T = 50, v, t, within = 0, n = 0;
+    double sum = 0.0;
+    float first[2] = {0, 0};
+    ea_tracker_config_default(&cfg, attn);
+    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK) { CHECK(0, "%s", err.msg); return; }
+    snprintf(path, sizeof path, "tests/data/seed000/%s.safetensors", attn);
+    CHECK(ea_params_load(&m.params, path, &err) == EA_OK, "load %s: %s", path, err.msg);
+    if (ea_st_open(&st, "tests/data/seed000/videos.safetensors", &err) != EA_OK) {
+        CHECK(0, "%s", err.msg);
+        ea_vit_free(&m);
+        return;
+    }
+    frames = (float *)malloc((size_t)V * T * 1024 * 4);
+    pos = (float *)malloc((size_t)V * T * 2 * 4);
+    CHECK(ea_st_read(&st, "videos", frames, (size_t)V * T * 1024, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_st_read(&st, "positions", pos, (size_t)V * T * 2, &err) == EA_OK, "%s", err.msg);
+    ea_st_close(&st);
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    for (v = 0; v < V; v++) {
+        /* one batch per video: its 49 pairs (frame t, frame t+1) */
+        ea_tensor *x, *y;
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_4d(&ctx, T - 1, 2, 32, 32, 0);
+        for (t = 0; t < T - 1; t++) memcpy(x->data + (size_t)t * 2048, frames + ((size_t)v * T + t) * 1024, 2048 * 4);
+        y = ea_vit_forward(&ctx, &m, x);
+        if (!y) break;
+        if (v == 0) { first[0] = y->data[0]; first[1] = y->data[1]; }
+        for (t = 0; t < T - 1; t++) {
+            const float *g = pos + ((size_t)v * T + t + 1) * 2;
+            double dx = y->data[2 * t] - g[0], dy = y->data[2 * t + 1] - g[1], e = sqrt(dx * dx + dy * dy);
+            sum += e;
+            within += e < 2.0;
+            n++;
+        }
+    }
+    CHECK(n == 4900, "%s: evaluated %d pairs: %s", attn, n, ctx.err.msg);
+    CHECK(fabs(sum / n - expect_err) < 1e-4, "%s: mean error %.6f px, PyTorch %.6f", attn, sum / n, expect_err);
+    CHECK(within == n, "%s: %d of %d within 2 px", attn, within, n);
+    CHECK(fabsf(first[0] - px) < 1e-4f && fabsf(first[1] - py) < 1e-4f, "%s: first prediction (%.6f, %.6f), PyTorch (%.6f, %.6f)",
+          attn, (double)first[0], (double)first[1], (double)px, (double)py);
+    printf("    %s: mean error %.6f px (PyTorch %.6f), first (%.6f, %.6f)\n", attn, sum / n, expect_err, (double)first[0], (double)first[1]);
+    ea_ctx_free(&ctx);
+    free(frames);
+    free(pos);
+    ea_vit_free(&m);
+}
+
+static void test_seed000(void) {
+    g_group = "seed000";
+    seed000_check("mha", 0.131222, 21.672077f, 13.185389f);
+    seed000_check("mqa", 0.236205, 21.691031f, 13.206607f);
+}
+
 static void test_rng(void) {
     ea_rng a, b;
     double s = 0, s2 = 0;
@@ -817,10 +934,10 @@ static void test_rng(void) {
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
-        {"rng", test_rng}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
+        {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
         {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"training", test_training}};
+        {"seed000", test_seed000}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {

@@ -1,0 +1,67 @@
+# effattn — build, test, demo.  `make help` lists the targets.
+CC      ?= cc
+CFLAGS  ?= -O2 -march=native
+OPENMP  ?= -fopenmp
+WARN     = -Wall -Wextra -Wpedantic
+LDLIBS   = -lm
+BUILD    = build
+
+.PHONY: all demo test test-scalar strict clean help
+
+all: $(BUILD)/track
+
+help:
+	@echo "make              build the examples into $(BUILD)/"
+	@echo "make demo         train the default tracker on generated videos and print its result"
+	@echo "make test         build and run the test suite (last line: N passed, N failed)"
+	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
+	@echo "make strict       gcc and clang, C99 and C++11, -Wall -Wextra -Wpedantic -Werror, two TUs"
+	@echo "options: OPENMP= (no threads), CC=clang, CFLAGS='-O3 -march=native'"
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+$(BUILD)/track: examples/track.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
+demo: $(BUILD)/track
+	./$(BUILD)/track
+
+$(BUILD)/test_main: tests/test_main.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
+$(BUILD)/test_scalar: tests/test_main.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) -DEFFATTN_NO_SIMD $(WARN) $< -o $@ $(LDLIBS)
+
+test: $(BUILD)/test_main
+	./$(BUILD)/test_main
+
+test-scalar: $(BUILD)/test_scalar
+	./$(BUILD)/test_scalar
+
+# Every combination a user may drop the header into, warnings as errors.
+strict: | $(BUILD)
+	@set -e; for cc in gcc clang; do \
+	  echo "$$cc -std=c99"; \
+	  $$cc -std=c99 -O1 $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_$$cc $(LDLIBS); \
+	  ./$(BUILD)/strict_$$cc; \
+	  echo "$$cc -std=c99 -DEFFATTN_NO_SIMD"; \
+	  $$cc -std=c99 -O1 -DEFFATTN_NO_SIMD $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_$$cc $(LDLIBS); \
+	  echo "$$cc -std=c99 -march=native -fopenmp=$$([ $$cc = gcc ] && echo yes || echo no)"; \
+	  $$cc -std=c99 -O1 -march=native $(WARN) -Werror $$([ $$cc = gcc ] && echo -fopenmp) tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_$$cc $(LDLIBS); \
+	  ./$(BUILD)/strict_$$cc; \
+	done; \
+	for cxx in g++ clang++; do \
+	  echo "$$cxx -std=c++11"; \
+	  $$cxx -x c++ -std=c++11 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_cxx $(LDLIBS); \
+	  ./$(BUILD)/strict_cxx; \
+	done; \
+	echo "examples and tests, -Werror"; \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \
+	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
+	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
+	echo "strict: all clean"
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,425 @@
+/* track.c — train and evaluate seed 000's two-frame ViT tracker.
+
+   Build:  cc -O2 -march=native examples/track.c -o track -lm   (add -fopenmp for threads)
+   Run:    ./track                 quick default run (< 2 minutes on 2 cores)
+           ./track --full          the seed's protocol: 1000 videos, 20 epochs, batch 32
+           ./track --attn mqa --json
+   See ./track --help. */
+#define _POSIX_C_SOURCE 200809L
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define TRACK_ISATTY(fd) isatty(fd)
+#else
+#define TRACK_ISATTY(fd) 0
+#endif
+
+typedef struct options {
+    const char *attn, *save, *load, *mode;
+    long videos, frames, epochs, batch, seed, kv_heads, warmup, threads;
+    double lr, wd, noise;
+    int json, full, distractor, causal, quiet;
+    const char *sched;
+} options;
+
+static void usage(FILE *f) {
+    char names[256];
+    fprintf(f,
+            "usage: track [options]\n"
+            "Train seed 000's Vision Transformer tracker (two 32x32 frames -> position\n"
+            "of the moving disc in the second) on generated videos, then report its\n"
+            "error on held-out test videos and its inference speed.\n\n"
+            "  --attn NAME      attention variant (default mha): %s\n"
+            "  --kv-heads N     K/V heads for --attn gqa (default 2; must divide 4)\n"
+            "  --causal         causal attention mask\n"
+            "  --videos N       videos to generate (default 200; split 80/10/10 by video)\n"
+            "  --frames N       frames per video (default 50)\n"
+            "  --epochs N       training epochs (default 5)\n"
+            "  --batch N        batch size (default 32)\n"
+            "  --lr X           peak learning rate (default 1e-3)\n"
+            "  --wd X           AdamW weight decay (default 0.01)\n"
+            "  --warmup N       linear warm-up steps before the cosine (default 0)\n"
+            "  --sched S        cosine annealing per 'step' (default) or per 'epoch'\n"
+            "  --seed N         seed for data, initialisation and shuffling (default 0)\n"
+            "  --mode M         motion: bounce (seed 000) or projectile (gravity)\n"
+            "  --noise X        Gaussian pixel noise, standard deviation (default 0)\n"
+            "  --distractor     add a moving square that must be ignored\n"
+            "  --threads N      OpenMP threads (default: all; needs -fopenmp)\n"
+            "  --save PATH      write the trained weights (safetensors, PyTorch names)\n"
+            "  --load PATH      start from these weights (safetensors, e.g. trained in\n"
+            "                   PyTorch); with --epochs 0 it only evaluates\n"
+            "  --full           seed 000's protocol: 1000 videos, 20 epochs, batch 32,\n"
+            "                   lr 1e-3, wd 0.01 (later flags still override)\n"
+            "  --json           print one JSON object as the last line of stdout\n"
+            "  --quiet          no progress bar or per-epoch lines\n"
+            "  --help           this text\n",
+            ea_attn_variant_names(names, sizeof names));
+}
+
+/* Strict number parsing: the whole string, within [lo, hi]. */
+static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v;
+    errno = 0;
+    v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "track: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s ? s : "");
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_double(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    double v;
+    errno = 0;
+    v = s ? strtod(s, &end) : 0.0;
+    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "track: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, s ? s : "");
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* Returns 0 to go on, or the exit code (0 after --help, 2 on bad input). */
+static int parse_args(int argc, char **argv, options *o, int *stop) {
+    int i;
+    memset(o, 0, sizeof *o);
+    o->attn = "mha";
+    o->mode = "bounce";
+    o->sched = "step";
+    o->videos = 200;
+    o->frames = 50;
+    o->epochs = 5;
+    o->batch = 32;
+    o->kv_heads = 2;
+    o->lr = 1e-3;
+    o->wd = 0.01;
+    *stop = 0;
+    /* --full first, so that flags after it can still override */
+    for (i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--full") == 0) {
+            o->full = 1;
+            o->videos = 1000;
+            o->epochs = 20;
+            o->batch = 32;
+            o->lr = 1e-3;
+            o->wd = 0.01;
+        }
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1, takes = 1;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            *stop = 1;
+            return 0;
+        } else if (strcmp(a, "--full") == 0) takes = 0;
+        else if (strcmp(a, "--json") == 0) { o->json = 1; takes = 0; }
+        else if (strcmp(a, "--quiet") == 0) { o->quiet = 1; takes = 0; }
+        else if (strcmp(a, "--distractor") == 0) { o->distractor = 1; takes = 0; }
+        else if (strcmp(a, "--causal") == 0) { o->causal = 1; takes = 0; }
+        else if (strcmp(a, "--attn") == 0) o->attn = v;
+        else if (strcmp(a, "--save") == 0) o->save = v;
+        else if (strcmp(a, "--load") == 0) o->load = v;
+        else if (strcmp(a, "--mode") == 0) o->mode = v;
+        else if (strcmp(a, "--sched") == 0) o->sched = v;
+        else if (strcmp(a, "--videos") == 0) ok = parse_long(a, v, 3, 1000000, &o->videos);
+        else if (strcmp(a, "--frames") == 0) ok = parse_long(a, v, 2, 100000, &o->frames);
+        else if (strcmp(a, "--epochs") == 0) ok = parse_long(a, v, 0, 100000, &o->epochs);
+        else if (strcmp(a, "--batch") == 0) ok = parse_long(a, v, 1, 65536, &o->batch);
+        else if (strcmp(a, "--seed") == 0) ok = parse_long(a, v, 0, 2147483647L, &o->seed);
+        else if (strcmp(a, "--kv-heads") == 0) ok = parse_long(a, v, 1, 4096, &o->kv_heads);
+        else if (strcmp(a, "--warmup") == 0) ok = parse_long(a, v, 0, 100000000L, &o->warmup);
+        else if (strcmp(a, "--threads") == 0) ok = parse_long(a, v, 1, 1024, &o->threads);
+        else if (strcmp(a, "--lr") == 0) ok = parse_double(a, v, 0.0, 10.0, &o->lr);
+        else if (strcmp(a, "--wd") == 0) ok = parse_double(a, v, 0.0, 10.0, &o->wd);
+        else if (strcmp(a, "--noise") == 0) ok = parse_double(a, v, 0.0, 10.0, &o->noise);
+        else {
+            fprintf(stderr, "track: unknown option '%s'\n"
+                            "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
+                            "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
+                            "          --load\n"
+                            "          --full --json --quiet --help\n", a);
+            return 2;
+        }
+        if (takes && !v) {
+            fprintf(stderr, "track: %s needs a value (see --help)\n", a);
+            return 2;
+        }
+        if (!ok) return 2;
+        i += takes;
+    }
+    if (!ea_attn_variant_find(o->attn)) {
+        char names[256];
+        fprintf(stderr, "track: unknown attention '%s'; accepted: %s\n", o->attn, ea_attn_variant_names(names, sizeof names));
+        return 2;
+    }
+    if (strcmp(o->mode, "bounce") && strcmp(o->mode, "projectile")) {
+        fprintf(stderr, "track: --mode must be 'bounce' or 'projectile', got '%s'\n", o->mode);
+        return 2;
+    }
+    if (strcmp(o->sched, "step") && strcmp(o->sched, "epoch")) {
+        fprintf(stderr, "track: --sched must be 'step' or 'epoch', got '%s'\n", o->sched);
+        return 2;
+    }
+    return 0;
+}
+
+/* Fill a batch with samples idx[0..n) of (video, t) pairs. */
+static void make_batch(const ea_videos *vids, const int *pairs, const int *idx, int n, float *x, float *y) {
+    int i, hw2 = 2 * vids->h * vids->w;
+    for (i = 0; i < n; i++) {
+        int p = pairs[idx[i]];
+        ea_videos_pair(vids, p / (vids->n_frames - 1), p % (vids->n_frames - 1), x + (size_t)i * hw2, y + 2 * i);
+    }
+}
+
+typedef struct eval_result {
+    double mean_err, within2;
+} eval_result;
+
+/* Mean Euclidean error (pixels) and share of predictions within 2 px over
+   all pairs of videos [v0, v1). */
+static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_videos *vids, int v0, int v1, float *xb, float *yb,
+                    int bmax, eval_result *r) {
+    int T = vids->n_frames - 1, n = (v1 - v0) * T, i, done = 0, within = 0;
+    double err = 0.0;
+    int *pairs = (int *)malloc((size_t)n * sizeof(int)), *idx = (int *)malloc((size_t)bmax * sizeof(int));
+    if (!pairs || !idx) { free(pairs); free(idx); return 0; }
+    for (i = 0; i < n; i++) pairs[i] = v0 * T + i;
+    ctx->grad_enabled = 0;
+    while (done < n) {
+        int b = n - done < bmax ? n - done : bmax;
+        ea_tensor *x, *pred;
+        for (i = 0; i < b; i++) idx[i] = done + i;
+        make_batch(vids, pairs, idx, b, xb, yb);
+        ea_ctx_reset(ctx);
+        x = ea_tensor_4d(ctx, b, 2, vids->h, vids->w, 0);
+        if (!x) break;
+        memcpy(x->data, xb, x->size * sizeof(float));
+        pred = ea_vit_forward(ctx, m, x);
+        if (!pred) break;
+        for (i = 0; i < b; i++) {
+            double dx = pred->data[2 * i] - yb[2 * i], dy = pred->data[2 * i + 1] - yb[2 * i + 1];
+            double e = sqrt(dx * dx + dy * dy);
+            err += e;
+            within += e < 2.0;
+        }
+        done += b;
+    }
+    ctx->grad_enabled = 1;
+    free(pairs);
+    free(idx);
+    if (done < n) return 0;
+    r->mean_err = err / n;
+    r->within2 = (double)within / n;
+    return 1;
+}
+
+static void progress(int epoch, int epochs, long step, long steps_per_epoch, double loss, double t0) {
+    int width = 30, filled = (int)(width * (double)step / (double)steps_per_epoch), i;
+    double el = ea_time_sec() - t0;
+    fprintf(stderr, "\r  epoch %d/%d [", epoch + 1, epochs);
+    for (i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %3d%%  loss %.4f  %.1f steps/s ", (int)(100.0 * step / steps_per_epoch), loss,
+            el > 0 ? step / el : 0.0);
+    fflush(stderr);
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int stop, rc, tty, hw;
+    ea_video_config vc;
+    ea_videos vids;
+    ea_vit_config cfg;
+    ea_vit model;
+    ea_adamw opt;
+    ea_ctx ctx;
+    ea_error err;
+    ea_rng rng;
+    int n_train_v, n_val_v, n_test_v, T, n_train, epoch, i, bmax;
+    long step = 0, steps_per_epoch, total_steps;
+    int *pairs = NULL, *order = NULL;
+    float *xb = NULL, *yb = NULL;
+    double t_train0, train_seconds = 0.0, infer_ms = 0.0, last_loss = 0.0;
+    eval_result val = {0, 0}, test = {0, 0};
+    size_t nparams = 0;
+
+    rc = parse_args(argc, argv, &o, &stop);
+    if (rc || stop) return rc;
+#ifdef _OPENMP
+    if (o.threads) omp_set_num_threads((int)o.threads);
+#else
+    if (o.threads > 1) fprintf(stderr, "track: built without -fopenmp, running on 1 thread\n");
+#endif
+    tty = TRACK_ISATTY(2) && !o.quiet;
+
+    ea_video_config_default(&vc);
+    vc.n_videos = (int)o.videos;
+    vc.n_frames = (int)o.frames;
+    vc.motion = strcmp(o.mode, "projectile") == 0 ? EA_MOTION_PROJECTILE : EA_MOTION_BOUNCE;
+    vc.noise = (float)o.noise;
+    vc.distractor = o.distractor;
+    vc.seed = (uint64_t)o.seed * 2654435761u + 1u;
+    if (ea_videos_generate(&vids, &vc, &err) != EA_OK) {
+        fprintf(stderr, "track: %s\n", err.msg);
+        return 2;
+    }
+    ea_tracker_config_default(&cfg, o.attn);
+    cfg.n_kv_heads = (int)o.kv_heads;
+    cfg.causal = o.causal;
+    if (ea_vit_init(&model, &cfg, (uint64_t)o.seed, &err) != EA_OK) {
+        fprintf(stderr, "track: %s\n", err.msg);
+        ea_videos_free(&vids);
+        return 2;
+    }
+    for (i = 0; i < model.params.count; i++) nparams += model.params.tensors[i]->size;
+    if (o.load && ea_params_load(&model.params, o.load, &err) != EA_OK) {
+        fprintf(stderr, "track: %s\n", err.msg);
+        ea_vit_free(&model);
+        ea_videos_free(&vids);
+        return 2;
+    }
+
+    /* split by video, never by frame: 80% train, 10% validation, 10% test */
+    n_train_v = (int)(o.videos * 8 / 10);
+    n_val_v = (int)(o.videos / 10) > 0 ? (int)(o.videos / 10) : 1;
+    n_test_v = (int)o.videos - n_train_v - n_val_v;
+    if (n_test_v < 1) { n_train_v--; n_test_v = 1; }
+    T = vids.n_frames - 1;
+    n_train = n_train_v * T;
+    hw = vids.h * vids.w;
+    bmax = (int)o.batch > 256 ? (int)o.batch : 256;
+    pairs = (int *)malloc((size_t)n_train * sizeof(int));
+    order = (int *)malloc((size_t)(n_train > bmax ? n_train : bmax) * sizeof(int));
+    xb = (float *)malloc((size_t)bmax * 2 * hw * sizeof(float));
+    yb = (float *)malloc((size_t)bmax * 2 * sizeof(float));
+    if (!pairs || !order || !xb || !yb || ea_ctx_init(&ctx, 0) != EA_OK) {
+        fprintf(stderr, "track: out of memory\n");
+        return 1;
+    }
+    for (i = 0; i < n_train; i++) pairs[i] = i;
+    steps_per_epoch = (n_train + o.batch - 1) / o.batch;
+    total_steps = steps_per_epoch * o.epochs;
+
+    if (!o.json || tty)
+        fprintf(o.json ? stderr : stdout,
+                "track: attention %s, %zu parameters, %.1f MFLOP/frame; %d/%d/%d videos (train/val/test) x %d "
+                "frames; %ld epochs of %ld steps, batch %ld; %s, %d thread%s\n",
+                o.attn, nparams, ea_vit_flops(&model) / 1e6, n_train_v, n_val_v, n_test_v, vids.n_frames, o.epochs,
+                steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+
+    ea_adamw_init(&opt, (float)o.lr, (float)o.wd);
+    ea_rng_seed(&rng, (uint64_t)o.seed, 7);
+    t_train0 = ea_time_sec();
+    for (epoch = 0; epoch < o.epochs; epoch++) {
+        double epoch_loss = 0.0, te = ea_time_sec();
+        long s;
+        /* Fisher–Yates shuffle of the training pairs */
+        for (i = n_train - 1; i > 0; i--) {
+            int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), t = pairs[i];
+            pairs[i] = pairs[j];
+            pairs[j] = t;
+        }
+        for (s = 0; s < steps_per_epoch; s++, step++) {
+            int b = (int)(n_train - s * o.batch < o.batch ? n_train - s * o.batch : o.batch);
+            ea_tensor *x, *y, *loss;
+            for (i = 0; i < b; i++) order[i] = (int)(s * o.batch) + i;
+            make_batch(&vids, pairs, order, b, xb, yb);
+            opt.lr = strcmp(o.sched, "epoch") == 0
+                         ? ea_lr_cosine(epoch, o.epochs, 0, (float)o.lr, 0.0f)
+                         : ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
+            ea_ctx_reset(&ctx);
+            x = ea_tensor_4d(&ctx, b, 2, vids.h, vids.w, 0);
+            y = ea_tensor_2d(&ctx, b, 2, 0);
+            if (!x || !y) break;
+            memcpy(x->data, xb, x->size * sizeof(float));
+            memcpy(y->data, yb, y->size * sizeof(float));
+            ea_params_zero_grad(&model.params);
+            loss = ea_mse_loss(&ctx, ea_vit_forward(&ctx, &model, x), y);
+            if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
+            if (!isfinite(loss->data[0])) {
+                fprintf(stderr, "\ntrack: the loss became %g at step %ld; lower --lr\n", (double)loss->data[0], step);
+                ctx.err.status = EA_ERR_NUMERIC;
+                break;
+            }
+            ea_adamw_step(&opt, &model.params);
+            epoch_loss += loss->data[0];
+            last_loss = loss->data[0];
+            if (tty && (s % 10 == 0 || s == steps_per_epoch - 1)) progress(epoch, (int)o.epochs, s + 1, steps_per_epoch, last_loss, te);
+        }
+        if (ctx.err.status != EA_OK) {
+            if (ctx.err.status != EA_ERR_NUMERIC) fprintf(stderr, "\ntrack: %s\n", ctx.err.msg);
+            return 1;
+        }
+        train_seconds = ea_time_sec() - t_train0;
+        if (!evaluate(&ctx, &model, &vids, n_train_v, n_train_v + n_val_v, xb, yb, bmax, &val)) {
+            fprintf(stderr, "\ntrack: evaluation failed: %s\n", ctx.err.msg);
+            return 1;
+        }
+        t_train0 = ea_time_sec() - train_seconds; /* evaluation time is not training time */
+        if (tty) fprintf(stderr, "\r%78s\r", "");
+        if (!o.quiet)
+            fprintf(o.json ? stderr : stdout, "  epoch %2d/%ld  train loss %.4f  val error %.3f px  within 2 px %.1f%%  (%.1f s)\n",
+                    epoch + 1, o.epochs, epoch_loss / steps_per_epoch, val.mean_err, 100.0 * val.within2, train_seconds);
+    }
+    if (!evaluate(&ctx, &model, &vids, n_train_v + n_val_v, (int)o.videos, xb, yb, bmax, &test)) {
+        fprintf(stderr, "track: evaluation failed: %s\n", ctx.err.msg);
+        return 1;
+    }
+
+    /* inference latency at batch 1, the seed's protocol: 10 warm-up runs,
+       then the mean wall time of 100 */
+    {
+        int r;
+        double t0 = 0.0;
+        ctx.grad_enabled = 0;
+        for (r = 0; r < 110; r++) {
+            ea_tensor *x;
+            if (r == 10) t0 = ea_time_sec();
+            ea_ctx_reset(&ctx);
+            x = ea_tensor_4d(&ctx, 1, 2, vids.h, vids.w, 0);
+            memcpy(x->data, vids.frames, x->size * sizeof(float));
+            if (!ea_vit_forward(&ctx, &model, x)) break;
+        }
+        infer_ms = (ea_time_sec() - t0) * 1000.0 / 100.0;
+    }
+
+    if (o.save) {
+        if (ea_params_save(&model.params, o.save, &err) != EA_OK) {
+            fprintf(stderr, "track: %s\n", err.msg);
+            return 1;
+        }
+        if (!o.quiet) fprintf(o.json ? stderr : stdout, "saved %s\n", o.save);
+    }
+
+    if (!o.json || tty)
+        fprintf(o.json ? stderr : stdout,
+                "result: %s, %zu parameters: test error %.3f px, %.1f%% within 2 px (%d videos); "
+                "training %.1f s; inference %.3f ms/frame at batch 1 (%.0f frames/s)\n",
+                o.attn, nparams, test.mean_err, 100.0 * test.within2, n_test_v, train_seconds, infer_ms, 1000.0 / infer_ms);
+    if (o.json)
+        printf("{\"attn\":\"%s\",\"params\":%zu,\"mean_err_px\":%.6f,\"within2px\":%.6f,\"val_err_px\":%.6f,"
+               "\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"fps_b1\":%.1f,\"final_loss\":%.6f,\"epochs\":%ld,"
+               "\"videos\":%ld,\"frames\":%ld,\"batch\":%ld,\"test_videos\":%d,\"mflop_per_frame\":%.3f,"
+               "\"threads\":%d,\"isa\":\"%s\",\"arena_peak_bytes\":%zu}\n",
+               o.attn, nparams, test.mean_err, test.within2, val.mean_err, train_seconds, infer_ms, 1000.0 / infer_ms,
+               last_loss, o.epochs, o.videos, o.frames, o.batch, n_test_v, ea_vit_flops(&model) / 1e6, ea_num_threads(),
+               EA_ISA, ea_ctx_peak_bytes(&ctx));
+    ea_ctx_free(&ctx);
+    ea_vit_free(&model);
+    ea_videos_free(&vids);
+    free(pairs);
+    free(order);
+    free(xb);
+    free(yb);
+    return 0;
+}
