@@ -807,11 +807,22 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
         int ncols = N - j0 < nr ? N - j0 : nr;
         for (k0 = 0; k0 < K; k0 += EA_KC) {
             int kc = K - k0 < EA_KC ? K - k0 : EA_KC;
-            for (k = 0; k < kc; k++) {
-                const float *brow = B + (ptrdiff_t)(k0 + k) * brs + (ptrdiff_t)j0 * bcs;
-                float *prow = panel + k * nr;
-                for (jj = 0; jj < ncols; jj++) prow[jj] = brow[jj * bcs];
-                for (; jj < nr; jj++) prow[jj] = 0.0f;
+            /* pack along whichever of B's axes is contiguous in memory */
+            if (bcs == 1 || brs != 1) {
+                for (k = 0; k < kc; k++) {
+                    const float *brow = B + (ptrdiff_t)(k0 + k) * brs + (ptrdiff_t)j0 * bcs;
+                    float *prow = panel + k * nr;
+                    for (jj = 0; jj < ncols; jj++) prow[jj] = brow[jj * bcs];
+                    for (; jj < nr; jj++) prow[jj] = 0.0f;
+                }
+            } else {
+                for (jj = 0; jj < nr; jj++) {
+                    const float *bcol = B + (ptrdiff_t)k0 + (ptrdiff_t)(j0 + jj) * bcs;
+                    if (jj < ncols)
+                        for (k = 0; k < kc; k++) panel[k * nr + jj] = bcol[k];
+                    else
+                        for (k = 0; k < kc; k++) panel[k * nr + jj] = 0.0f;
+                }
             }
             for (i = i0; i < i1; i += EA_MR) {
                 const float *a[EA_MR];
