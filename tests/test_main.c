@@ -907,6 +907,95 @@ static void test_seed000(void) {
     seed000_check("mqa", 0.236205, 21.691031f, 13.206607f);
 }
 
+
+/* --- parity with PyTorch: outputs and every parameter gradient ---------------
+   tests/make_parity.py builds the same tracker in PyTorch and saves its
+   parameters, a batch, the outputs, the MSE loss and d(loss)/d(parameter). */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > num) num = d;
+        if (fabs(b[i]) > den) den = fabs(b[i]);
+    }
+    return num / (den > 1e-12 ? den : 1e-12);
+}
+
+static void parity_check(const char *attn) {
+    char path[256], gname[EA_NAME_LEN + 8];
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_error err;
+    ea_safetensors st;
+    ea_ctx ctx;
+    ea_tensor *x, *y, *pred, *loss;
+    float ref_out[8], ref_loss, *g;
+    int i, bad = 0;
+    double worst = 0.0;
+    const char *worst_name = "";
+    ea_tracker_config_default(&cfg, attn);
+    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK) { CHECK(0, "%s", err.msg); return; }
+    snprintf(path, sizeof path, "tests/data/parity_%s.safetensors", attn);
+    if (ea_st_open(&st, path, &err) != EA_OK) { CHECK(0, "%s", err.msg); ea_vit_free(&m); return; }
+    for (i = 0; i < m.params.count; i++) {
+        ea_tensor *t = m.params.tensors[i];
+        CHECK(ea_st_read(&st, t->name, t->data, t->size, &err) == EA_OK, "%s", err.msg);
+    }
+    ea_ctx_init(&ctx, 0);
+    x = ea_tensor_4d(&ctx, 4, 2, 32, 32, 0);
+    y = ea_tensor_2d(&ctx, 4, 2, 0);
+    CHECK(ea_st_read(&st, "input", x->data, x->size, &err) == EA_OK && ea_st_read(&st, "target", y->data, 8, &err) == EA_OK &&
+          ea_st_read(&st, "output", ref_out, 8, &err) == EA_OK && ea_st_read(&st, "loss", &ref_loss, 1, &err) == EA_OK, "%s", err.msg);
+    ea_params_zero_grad(&m.params);
+    pred = ea_vit_forward(&ctx, &m, x);
+    loss = ea_mse_loss(&ctx, pred, y);
+    CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "%s: %s", attn, ctx.err.msg);
+    if (loss) {
+        CHECK(rel_err(pred->data, ref_out, 8) < 1e-5, "%s: outputs differ from PyTorch by %.3g (relative)", attn, rel_err(pred->data, ref_out, 8));
+        CHECK(fabs(loss->data[0] - ref_loss) < 1e-5 * fabs(ref_loss), "%s: loss %.7g vs PyTorch %.7g", attn, (double)loss->data[0], (double)ref_loss);
+        /* Each tensor's error is taken relative to its largest PyTorch
+           gradient, floored at 1e-4 of the model's largest: the key-bias
+           gradient is exactly zero in theory (a constant added to every key
+           shifts a query's scores uniformly, which softmax ignores), so both
+           sides hold rounding noise there (PyTorch's is ~4e-9). */
+        double gmax = 0.0;
+        for (i = 0; i < (int)m.params.n; i++) gmax = fabs(m.params.grad[i]) > gmax ? fabs(m.params.grad[i]) : gmax;
+        for (i = 0; i < m.params.count; i++) {
+            ea_tensor *t = m.params.tensors[i];
+            double e, num = 0.0, den = 1e-4 * gmax;
+            size_t k;
+            g = (float *)malloc(t->size * sizeof(float));
+            snprintf(gname, sizeof gname, "grad.%s", t->name);
+            if (ea_st_read(&st, gname, g, t->size, &err) != EA_OK) { CHECK(0, "%s", err.msg); free(g); continue; }
+            for (k = 0; k < t->size; k++) {
+                num = fabs((double)t->grad[k] - g[k]) > num ? fabs((double)t->grad[k] - g[k]) : num;
+                den = fabs(g[k]) > den ? fabs(g[k]) : den;
+            }
+            e = num / den;
+            if (strstr(t->name, "k_proj.bias"))
+                for (k = 0; k < t->size; k++)
+                    if (fabs(t->grad[k]) > 1e-6 * gmax) { CHECK(0, "%s: %s gradient %g should be ~0", attn, t->name, (double)t->grad[k]); break; }
+            if (e > worst) { worst = e; worst_name = t->name; }
+            if (e > 1e-4) bad++;
+            free(g);
+        }
+        CHECK(bad == 0, "%s: %d of %d parameter gradients differ from PyTorch by > 1e-4 (worst %s: %.3g)", attn, bad,
+              m.params.count, worst_name, worst);
+        printf("    %s: output rel. error %.2g, worst gradient rel. error %.2g (%s)\n", attn, rel_err(pred->data, ref_out, 8), worst,
+               worst_name);
+    }
+    ea_st_close(&st);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+}
+
+static void test_parity(void) {
+    g_group = "pytorch-parity";
+    parity_check("mha");
+    parity_check("mqa");
+}
+
 static void test_rng(void) {
     ea_rng a, b;
     double s = 0, s2 = 0;
@@ -937,7 +1026,7 @@ int main(int argc, char **argv) {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
         {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
