@@ -6,7 +6,7 @@ WARN     = -Wall -Wextra -Wpedantic
 LDLIBS   = -lm
 BUILD    = build
 
-.PHONY: all demo test test-scalar strict clean help
+.PHONY: all demo test test-scalar strict bench clean help
 
 all: $(BUILD)/track
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test         build and run the test suite (last line: N passed, N failed)"
 	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
 	@echo "make strict       gcc and clang, C99 and C++11, -Wall -Wextra -Wpedantic -Werror, two TUs"
+	@echo "make bench        whole-program timings with hyperfine (bench/hyperfine.sh), into out/"
 	@echo "options: OPENMP= (no threads), CC=clang, CFLAGS='-O3 -march=native'"
 
 $(BUILD):
@@ -62,6 +63,9 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	echo "strict: all clean"
+
+bench:
+	bench/hyperfine.sh out
 
 clean:
 	rm -rf $(BUILD)

@@ -62,30 +62,26 @@ static void usage(FILE *f) {
             ea_attn_variant_names(names, sizeof names));
 }
 
-/* Strict number parsing: the whole string, within [lo, hi]. */
-static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
+/* Strict number parsing: the whole string, within [lo, hi]; integers only
+   when `integer` is set. */
+static int parse_num(const char *flag, const char *s, double lo, double hi, int integer, double *out) {
     char *end;
-    long v;
+    double v;
     errno = 0;
-    v = s ? strtol(s, &end, 10) : 0;
-    if (!s || errno || end == s || *end || v < lo || v > hi) {
-        fprintf(stderr, "track: %s needs an integer in [%ld, %ld], got '%s'\n", flag, lo, hi, s ? s : "");
+    v = s ? (integer ? (double)strtol(s, &end, 10) : strtod(s, &end)) : 0.0;
+    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "track: %s needs %s in [%g, %g], got '%s'\n", flag, integer ? "an integer" : "a number", lo, hi,
+                s ? s : "");
         return 0;
     }
     *out = v;
     return 1;
 }
 
-static int parse_double(const char *flag, const char *s, double lo, double hi, double *out) {
-    char *end;
+static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
     double v;
-    errno = 0;
-    v = s ? strtod(s, &end) : 0.0;
-    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "track: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, s ? s : "");
-        return 0;
-    }
-    *out = v;
+    if (!parse_num(flag, s, (double)lo, (double)hi, 1, &v)) return 0;
+    *out = (long)v;
     return 1;
 }
 
@@ -139,9 +135,9 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--kv-heads") == 0) ok = parse_long(a, v, 1, 4096, &o->kv_heads);
         else if (strcmp(a, "--warmup") == 0) ok = parse_long(a, v, 0, 100000000L, &o->warmup);
         else if (strcmp(a, "--threads") == 0) ok = parse_long(a, v, 1, 1024, &o->threads);
-        else if (strcmp(a, "--lr") == 0) ok = parse_double(a, v, 0.0, 10.0, &o->lr);
-        else if (strcmp(a, "--wd") == 0) ok = parse_double(a, v, 0.0, 10.0, &o->wd);
-        else if (strcmp(a, "--noise") == 0) ok = parse_double(a, v, 0.0, 10.0, &o->noise);
+        else if (strcmp(a, "--lr") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->lr);
+        else if (strcmp(a, "--wd") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->wd);
+        else if (strcmp(a, "--noise") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->noise);
         else {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
