@@ -55,7 +55,7 @@
     1. DOCUMENTATION                 (this comment)
     2. PUBLIC DECLARATIONS
     3. IMPLEMENTATION                 (#ifdef EFFATTN_IMPLEMENTATION)
-    4. PLATFORM: allocation, errors, clock, RNG, threads
+    4. PLATFORM: allocation, errors, RNG, threads
     5. SIMD LAYER and GEMM
     6. TENSORS, ARENA, AUTOGRAD TAPE, PARAMETERS
     7. CORE OPS: linear, matmul, add, layer norm, GELU, softmax,
@@ -66,7 +66,8 @@
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
        weight import/export (safetensors)
    11. DATA: moving-object video generator
-   12. MEASUREMENT: FLOP counts, timers, arena peak
+   12. MEASUREMENT: timers, thread count (FLOP counts live with each
+       variant and model, the arena peak with the arena)
 */
 #ifndef EFFATTN_H
 #define EFFATTN_H
@@ -462,7 +463,7 @@ extern "C" {
 #endif
 
 /* ==========================================================================
-   == 4. PLATFORM: allocation, errors, clock, RNG, threads
+   == 4. PLATFORM: allocation, errors, RNG, threads
    ========================================================================== */
 #if defined(__GNUC__) || defined(__clang__)
 #define EA_INLINE static inline __attribute__((always_inline))
@@ -535,27 +536,6 @@ static ea_tensor *ea__fail(ea_ctx *ctx, ea_status s, const char *fmt, ...) {
     return NULL;
 }
 
-EA_API double ea_time_sec(void) {
-#ifdef _OPENMP
-    return omp_get_wtime();
-#elif defined(CLOCK_MONOTONIC)
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#else
-    /* strict ISO C without POSIX: processor time, exact on one thread */
-    return (double)clock() / (double)CLOCKS_PER_SEC;
-#endif
-}
-
-EA_API int ea_num_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 /* PCG32: state advances by an LCG, the output permutes it (XSH-RR). */
 EA_API uint32_t ea_rng_u32(ea_rng *r) {
     uint64_t old = r->state;
@@ -609,6 +589,12 @@ EA_API uint32_t ea_rng_below(ea_rng *r, uint32_t n) {
    EFFATTN_NO_SIMD forces the scalar family (EA_VW = 1), which is also the
    reference the tests compare the vector paths against. */
 #if !defined(EFFATTN_NO_SIMD) && defined(__AVX512F__)
+#if defined(__GNUC__) && !defined(__clang__)
+/* GCC 12 bug 105593: intrinsics built on _mm512_undefined_ps() raise a false
+   -Wmaybe-uninitialized in C++ once inlined; silence that one warning here. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #define EA_ISA "avx512"
 #define EA_VW 16
@@ -634,6 +620,9 @@ EA_INLINE ea_vf ea_vpow2i(ea_vf n) { /* 2^n for integral n in [-127, 127] */
 }
 EA_INLINE float ea_vhsum(ea_vf a) { return _mm512_reduce_add_ps(a); }
 EA_INLINE float ea_vhmax(ea_vf a) { return _mm512_reduce_max_ps(a); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #elif !defined(EFFATTN_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define EA_ISA "avx2"
@@ -2302,7 +2291,8 @@ EA_API double ea_vit_flops(const ea_vit *m) {
 }
 
 /* ==========================================================================
-   == 10. TRAINING: AdamW, learning-rate schedule, gradient clipping
+   == 10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
+   ==     weight import/export (safetensors)
    ==========================================================================
    AdamW (Loshchilov & Hutter 2019), PyTorch's semantics, step t from 1:
        p ← p - lr·wd·p                        (decoupled weight decay)
@@ -2836,6 +2826,33 @@ EA_API void ea_videos_pair(const ea_videos *v, int video, int t, float *x, float
     memcpy(x, f, 2 * px * sizeof(float));
     y[0] = v->pos[((size_t)video * v->n_frames + t + 1) * 2 + 0];
     y[1] = v->pos[((size_t)video * v->n_frames + t + 1) * 2 + 1];
+}
+
+/* ==========================================================================
+   == 12. MEASUREMENT: timers, thread count
+   ==========================================================================
+   Wall clock from OpenMP when threads are on, else the POSIX monotonic
+   clock where the compiler exposes it (-std=gnu*, or _POSIX_C_SOURCE
+   defined before the include); strict ISO C falls back to clock(). */
+EA_API double ea_time_sec(void) {
+#ifdef _OPENMP
+    return omp_get_wtime();
+#elif defined(CLOCK_MONOTONIC)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#else
+    /* strict ISO C without POSIX: processor time, exact on one thread */
+    return (double)clock() / (double)CLOCKS_PER_SEC;
+#endif
+}
+
+EA_API int ea_num_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
 }
 
 #ifdef __cplusplus
