@@ -421,8 +421,8 @@ EA_API void ea_video_config_default(ea_video_config *c);
 EA_API ea_status ea_videos_generate(ea_videos *out, const ea_video_config *c, ea_error *err);
 EA_API void ea_videos_free(ea_videos *v);
 /* Sample (v, t): channels (frame t, frame t+1) into x [2,H,W], target
-   position at t + 1 into y[2]. */
-EA_API void ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y);
+   position at t + 1 into y[2].  EA_ERR_ARG when video or t is out of range. */
+EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y);
 
 /* ---- measurement ------------------------------------------------------- */
 EA_API double ea_time_sec(void);   /* monotonic wall clock */
@@ -2820,12 +2820,17 @@ EA_API void ea_videos_free(ea_videos *v) {
     v->frames = v->pos = NULL;
 }
 
-EA_API void ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y) {
-    size_t px = (size_t)v->h * v->w;
-    const float *f = v->frames + ((size_t)video * v->n_frames + t) * px;
+EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y) {
+    size_t px;
+    const float *f;
+    if (!v || !v->frames || !x || !y || video < 0 || video >= v->n_videos || t < 0 || t + 1 >= v->n_frames)
+        return EA_ERR_ARG;
+    px = (size_t)v->h * v->w;
+    f = v->frames + ((size_t)video * v->n_frames + t) * px;
     memcpy(x, f, 2 * px * sizeof(float));
     y[0] = v->pos[((size_t)video * v->n_frames + t + 1) * 2 + 0];
     y[1] = v->pos[((size_t)video * v->n_frames + t + 1) * 2 + 1];
+    return EA_OK;
 }
 
 /* ==========================================================================

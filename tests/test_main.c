@@ -691,6 +691,12 @@ static void test_generator(void) {
     c.n_videos = 5; c.motion = EA_MOTION_PROJECTILE; c.noise = 0.1f; c.distractor = 1;
     CHECK(ea_videos_generate(&a, &c, &err) == EA_OK, "%s", err.msg);
     for (i = 0; i < 5 * 50; i++) CHECK(a.pos[2 * i + 1] >= 3.0f && a.pos[2 * i + 1] <= 29.0f, "projectile leaves frame");
+    {
+        float xs[2048], ys[2];
+        CHECK(ea_videos_pair(&a, 4, 48, xs, ys) == EA_OK, "last pair of the last video");
+        CHECK(ea_videos_pair(&a, 5, 0, xs, ys) == EA_ERR_ARG && ea_videos_pair(&a, 0, 49, xs, ys) == EA_ERR_ARG &&
+              ea_videos_pair(&a, -1, 0, xs, ys) == EA_ERR_ARG, "out-of-range pairs are refused");
+    }
     ea_videos_free(&a);
     c.radius = 20.0f;
     CHECK(ea_videos_generate(&a, &c, &err) == EA_ERR_CONFIG && strstr(err.msg, "radius"), "radius too large: %s", err.msg);
