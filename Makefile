@@ -6,7 +6,7 @@ WARN     = -Wall -Wextra -Wpedantic
 LDLIBS   = -lm
 BUILD    = build
 
-.PHONY: all demo test test-scalar strict bench clean help
+.PHONY: all demo test test-scalar test-asan valgrind strict bench clean help
 
 all: $(BUILD)/track
 
@@ -15,6 +15,8 @@ help:
 	@echo "make demo         train the default tracker on generated videos and print its result"
 	@echo "make test         build and run the test suite (last line: N passed, N failed)"
 	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
+	@echo "make test-asan    the test suite under AddressSanitizer and UndefinedBehaviorSanitizer"
+	@echo "make valgrind     valgrind memcheck of a short training run (no errors, no leaks)"
 	@echo "make strict       gcc and clang, C99 and C++11, -Wall -Wextra -Wpedantic -Werror, two TUs"
 	@echo "make bench        whole-program timings with hyperfine (bench/hyperfine.sh), into out/"
 	@echo "options: OPENMP= (no threads), CC=clang, CFLAGS='-O3 -march=native'"
@@ -39,6 +41,22 @@ test: $(BUILD)/test_main
 
 test-scalar: $(BUILD)/test_scalar
 	./$(BUILD)/test_scalar
+
+$(BUILD)/test_asan: tests/test_main.c effattn.h | $(BUILD)
+	$(CC) -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(WARN) $< -o $@ $(LDLIBS)
+
+test-asan: $(BUILD)/test_asan
+	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_asan
+
+# valgrind cannot decode AVX-512, so this build stops at AVX2.
+$(BUILD)/track_vg: examples/track.c effattn.h | $(BUILD)
+	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
+
+valgrind: $(BUILD)/track_vg
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	  ./$(BUILD)/track_vg --videos 3 --frames 6 --epochs 2 --batch 4 --latency-runs 1 --quiet --save $(BUILD)/vg.safetensors
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	  ./$(BUILD)/track_vg --videos 3 --frames 6 --epochs 0 --latency-runs 1 --quiet --load $(BUILD)/vg.safetensors
 
 # Every combination a user may drop the header into, warnings as errors.
 strict: | $(BUILD)
