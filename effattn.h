@@ -65,7 +65,7 @@
     9. BLOCKS AND MODELS: pre-norm transformer block, ViT / tracker
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
        weight import/export (safetensors)
-   11. DATA: moving-object video generator
+   11. DATA: moving-object video generator, recorded videos
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
 */
@@ -361,6 +361,9 @@ EA_API void ea_adamw_step(ea_adamw *opt, ea_params *ps);
 EA_API float ea_lr_cosine(long step, long total, long warmup, float base, float min_lr);
 EA_API float ea_grad_norm(const ea_params *ps);
 EA_API float ea_grad_clip(ea_params *ps, float max_norm);  /* returns the norm before */
+/* The first parameter whose value (grads = 0) or gradient (grads = 1) holds
+   a NaN or Inf, or NULL when all are finite. */
+EA_API const ea_tensor *ea_params_nonfinite(const ea_params *ps, int grads);
 
 /* ---- weights in and out: safetensors ------------------------------------
    The format PyTorch users share weights in: an 8-byte little-endian header
@@ -420,6 +423,9 @@ typedef struct ea_videos {
 EA_API void ea_video_config_default(ea_video_config *c);
 EA_API ea_status ea_videos_generate(ea_videos *out, const ea_video_config *c, ea_error *err);
 EA_API void ea_videos_free(ea_videos *v);
+/* Recorded videos from safetensors: `videos` U8 or F32 [V, T, H, W] and
+   `positions` F32 [V, T, 2] (x, y in pixels), as in seed 000's files. */
+EA_API ea_status ea_videos_load(ea_videos *out, const char *path, ea_error *err);
 /* Sample (v, t): channels (frame t, frame t+1) into x [2,H,W], target
    position at t + 1 into y[2].  EA_ERR_ARG when video or t is out of range. */
 EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y);
@@ -2351,6 +2357,17 @@ EA_API float ea_grad_clip(ea_params *ps, float max_norm) {
 }
 
 
+EA_API const ea_tensor *ea_params_nonfinite(const ea_params *ps, int grads) {
+    int i;
+    size_t j;
+    for (i = 0; i < ps->count; i++) {
+        const float *p = grads ? ps->tensors[i]->grad : ps->tensors[i]->data;
+        for (j = 0; j < ps->tensors[i]->size; j++)
+            if (!isfinite(p[j])) return ps->tensors[i];
+    }
+    return NULL;
+}
+
 /* --- weight import/export: safetensors ------------------------------------ */
 #define EA_ST_MAX_HEADER ((size_t)100 << 20)
 
@@ -2711,7 +2728,7 @@ EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error 
 }
 
 /* ==========================================================================
-   == 11. DATA: moving-object video generator
+   == 11. DATA: moving-object video generator, recorded videos
    ==========================================================================
    Seed 000's physics: a disc of radius r on a size x size frame (pixel
    (row i, column j) is 1 where (j - x)² + (i - y)² <= r², else 0); start
@@ -2817,7 +2834,46 @@ EA_API void ea_videos_free(ea_videos *v) {
     if (!v) return;
     EFFATTN_FREE(v->frames);
     EFFATTN_FREE(v->pos);
-    v->frames = v->pos = NULL;
+    memset(v, 0, sizeof *v);
+}
+
+EA_API ea_status ea_videos_load(ea_videos *out, const char *path, ea_error *err) {
+    ea_safetensors st;
+    const ea_st_entry *ev, *ep;
+    ea_status s;
+    size_t n;
+    if (!out) return ea_error_set(err, EA_ERR_ARG, "videos_load: NULL argument");
+    memset(out, 0, sizeof *out);
+    if ((s = ea_st_open(&st, path, err)) != EA_OK) return s;
+    ev = ea_st_find(&st, "videos");
+    ep = ea_st_find(&st, "positions");
+    if (!ev || !ep || ev->ndim != 4 || ep->ndim != 3 || ev->dtype == EA_DT_OTHER || ep->dtype != EA_DT_F32 ||
+        ep->shape[0] != ev->shape[0] || ep->shape[1] != ev->shape[1] || ep->shape[2] != 2 || ev->shape[1] < 2 ||
+        ev->shape[0] < 1 || ev->shape[2] < 1 || ev->shape[3] < 1 || ev->shape[0] > 1000000 || ev->shape[1] > 1000000 ||
+        ev->shape[2] > 4096 || ev->shape[3] > 4096) {
+        ea_st_close(&st);
+        return ea_error_set(err, EA_ERR_FORMAT,
+                            "'%s': expected 'videos' (U8 or F32) [V, T, H, W] with T >= 2 and 'positions' F32 "
+                            "[V, T, 2] of the same V and T",
+                            path);
+    }
+    out->n_videos = (int)ev->shape[0];
+    out->n_frames = (int)ev->shape[1];
+    out->h = (int)ev->shape[2];
+    out->w = (int)ev->shape[3];
+    n = (size_t)out->n_videos * out->n_frames;
+    out->frames = (float *)EFFATTN_MALLOC(n * out->h * out->w * sizeof(float));
+    out->pos = (float *)EFFATTN_MALLOC(n * 2 * sizeof(float));
+    if (!out->frames || !out->pos) {
+        ea_st_close(&st);
+        ea_videos_free(out);
+        return ea_error_set(err, EA_ERR_NOMEM, "'%s': cannot hold %zu frames", path, n);
+    }
+    s = ea_st_read(&st, "videos", out->frames, n * out->h * out->w, err);
+    if (s == EA_OK) s = ea_st_read(&st, "positions", out->pos, n * 2, err);
+    ea_st_close(&st);
+    if (s != EA_OK) ea_videos_free(out);
+    return s;
 }
 
 EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y) {

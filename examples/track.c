@@ -21,10 +21,10 @@
 #endif
 
 typedef struct options {
-    const char *attn, *save, *load, *mode;
+    const char *attn, *save, *load, *data, *mode;
     long videos, frames, epochs, batch, seed, kv_heads, warmup, threads, latency_runs;
-    double lr, wd, noise;
-    int json, full, distractor, causal, quiet;
+    double lr, wd, noise, clip;
+    int json, full, distractor, causal, quiet, eval_only;
     const char *sched;
 } options;
 
@@ -52,9 +52,14 @@ static void usage(FILE *f) {
             "  --distractor     add a moving square that must be ignored\n"
             "  --threads N      OpenMP threads (default: all; needs -fopenmp)\n"
             "  --latency-runs N timed batch-1 runs after 10 warm-ups (default 100; 0 skips)\n"
-            "  --save PATH      write the trained weights (safetensors, PyTorch names)\n"
+            "  --save PATH      write the weights after every epoch (safetensors, PyTorch\n"
+            "                   names; atomic, so a crash or NaN keeps the last good ones)\n"
             "  --load PATH      start from these weights (safetensors, e.g. trained in\n"
             "                   PyTorch); with --epochs 0 it only evaluates\n"
+            "  --data PATH      recorded videos instead of generated ones (safetensors:\n"
+            "                   'videos' U8/F32 [V,T,32,32], 'positions' F32 [V,T,2])\n"
+            "  --eval-only      no training: evaluate --load's weights on every video\n"
+            "  --clip X         clip the gradient norm to X (default 0: off)\n"
             "  --full           seed 000's protocol: 1000 videos, 20 epochs, batch 32,\n"
             "                   lr 1e-3, wd 0.01 (later flags still override)\n"
             "  --json           print one JSON object as the last line of stdout\n"
@@ -124,6 +129,8 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--quiet") == 0) { o->quiet = 1; takes = 0; }
         else if (strcmp(a, "--distractor") == 0) { o->distractor = 1; takes = 0; }
         else if (strcmp(a, "--causal") == 0) { o->causal = 1; takes = 0; }
+        else if (strcmp(a, "--eval-only") == 0) { o->eval_only = 1; takes = 0; }
+        else if (strcmp(a, "--data") == 0) o->data = v;
         else if (strcmp(a, "--attn") == 0) o->attn = v;
         else if (strcmp(a, "--save") == 0) o->save = v;
         else if (strcmp(a, "--load") == 0) o->load = v;
@@ -141,11 +148,12 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--lr") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->lr);
         else if (strcmp(a, "--wd") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->wd);
         else if (strcmp(a, "--noise") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->noise);
+        else if (strcmp(a, "--clip") == 0) ok = parse_num(a, v, 0.0, 1e9, 0, &o->clip);
         else {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
                             "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
-                            "          --load --latency-runs\n"
+                            "          --load --latency-runs --data --eval-only --clip\n"
                             "          --full --json --quiet --help\n", a);
             return 2;
         }
@@ -163,6 +171,10 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
     }
     if (strcmp(o->mode, "bounce") && strcmp(o->mode, "projectile")) {
         fprintf(stderr, "track: --mode must be 'bounce' or 'projectile', got '%s'\n", o->mode);
+        return 2;
+    }
+    if (o->eval_only && !o->load) {
+        fprintf(stderr, "track: --eval-only needs --load PATH (the weights to evaluate)\n");
         return 2;
     }
     if (strcmp(o->sched, "step") && strcmp(o->sched, "epoch")) {
@@ -268,9 +280,19 @@ int main(int argc, char **argv) {
     vc.noise = (float)o.noise;
     vc.distractor = o.distractor;
     vc.seed = (uint64_t)o.seed * 2654435761u + 1u;
-    if (ea_videos_generate(&vids, &vc, &err) != EA_OK) {
+    if ((o.data ? ea_videos_load(&vids, o.data, &err) : ea_videos_generate(&vids, &vc, &err)) != EA_OK) {
         fprintf(stderr, "track: %s\n", err.msg);
         return 2;
+    }
+    if (o.data) {
+        if (vids.h != 32 || vids.w != 32 || (!o.eval_only && vids.n_videos < 3)) {
+            fprintf(stderr, "track: '%s' holds %d videos of %dx%d frames; the tracker needs 32x32 frames (and 3 or more "
+                            "videos to train)\n", o.data, vids.n_videos, vids.h, vids.w);
+            ea_videos_free(&vids);
+            return 2;
+        }
+        o.videos = vids.n_videos;
+        o.frames = vids.n_frames;
     }
     ea_tracker_config_default(&cfg, o.attn);
     cfg.n_kv_heads = (int)o.kv_heads;
@@ -293,11 +315,16 @@ int main(int argc, char **argv) {
     n_val_v = (int)(o.videos / 10) > 0 ? (int)(o.videos / 10) : 1;
     n_test_v = (int)o.videos - n_train_v - n_val_v;
     if (n_test_v < 1) { n_train_v--; n_test_v = 1; }
+    if (o.eval_only) { /* every video is a test video */
+        n_train_v = n_val_v = 0;
+        n_test_v = (int)o.videos;
+        o.epochs = 0;
+    }
     T = vids.n_frames - 1;
     n_train = n_train_v * T;
     hw = vids.h * vids.w;
     bmax = (int)o.batch > 256 ? (int)o.batch : 256;
-    pairs = (int *)malloc((size_t)n_train * sizeof(int));
+    pairs = (int *)malloc((size_t)(n_train > 0 ? n_train : 1) * sizeof(int));
     order = (int *)malloc((size_t)(n_train > bmax ? n_train : bmax) * sizeof(int));
     xb = (float *)malloc((size_t)bmax * 2 * hw * sizeof(float));
     yb = (float *)malloc((size_t)bmax * 2 * sizeof(float));
@@ -346,10 +373,21 @@ int main(int argc, char **argv) {
             loss = ea_mse_loss(&ctx, ea_vit_forward(&ctx, &model, x), y);
             if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
             if (!isfinite(loss->data[0])) {
-                fprintf(stderr, "\ntrack: the loss became %g at step %ld; lower --lr\n", (double)loss->data[0], step);
+                fprintf(stderr, "\ntrack: the loss became %g at step %ld (epoch %d); stopping%s (try a lower --lr or --clip)\n",
+                        (double)loss->data[0], step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
                 ctx.err.status = EA_ERR_NUMERIC;
                 break;
             }
+            {
+                const ea_tensor *bad = ea_params_nonfinite(&model.params, 1);
+                if (bad) {
+                    fprintf(stderr, "\ntrack: the gradient of '%s' holds NaN or Inf at step %ld (epoch %d); stopping%s\n",
+                            bad->name, step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
+                    ctx.err.status = EA_ERR_NUMERIC;
+                    break;
+                }
+            }
+            if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
             ea_adamw_step(&opt, &model.params);
             epoch_loss += loss->data[0];
             last_loss = loss->data[0];
@@ -365,6 +403,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         t_train0 = ea_time_sec() - train_seconds; /* evaluation time is not training time */
+        if (o.save && ea_params_save(&model.params, o.save, &err) != EA_OK) {
+            fprintf(stderr, "\ntrack: %s\n", err.msg);
+            return 1;
+        }
         if (tty) fprintf(stderr, "\r%78s\r", "");
         if (!o.quiet)
             fprintf(o.json ? stderr : stdout, "  epoch %2d/%ld  train loss %.4f  val error %.3f px  within 2 px %.1f%%  (%.1f s)\n",
@@ -393,7 +435,7 @@ int main(int argc, char **argv) {
         infer_ms = (ea_time_sec() - t0) * 1000.0 / (double)o.latency_runs;
     }
 
-    if (o.save) {
+    if (o.save && o.epochs == 0) {
         if (ea_params_save(&model.params, o.save, &err) != EA_OK) {
             fprintf(stderr, "track: %s\n", err.msg);
             return 1;

@@ -776,6 +776,40 @@ static void test_errors(void) {
         ea_ctx_free(&ctx);
         ea_vit_free(&m);
     }
+    /* numerical guard names the tensor holding a NaN or Inf */
+    ea_tracker_config_default(&cfg, "mqa");
+    if (ea_vit_init(&m, &cfg, 1, &err) == EA_OK) {
+        ea_tensor *t = ea_params_find(&m.params, "blocks.2.attn.v_proj.weight");
+        CHECK(ea_params_nonfinite(&m.params, 0) == NULL && ea_params_nonfinite(&m.params, 1) == NULL, "finite at start");
+        t->grad[5] = NAN;
+        CHECK(ea_params_nonfinite(&m.params, 1) == t, "NaN gradient found in its tensor");
+        t->data[7] = INFINITY;
+        CHECK(ea_params_nonfinite(&m.params, 0) == t, "Inf value found in its tensor");
+        ea_vit_free(&m);
+    }
+    /* loaders: missing files, other formats, wrong layouts */
+    {
+        ea_videos vids;
+        ea_vit_config c2;
+        ea_vit m2;
+        CHECK(ea_videos_load(&vids, "tests/data/no-such-file.safetensors", &err) == EA_ERR_IO && strstr(err.msg, "cannot open"),
+              "missing file: %s", err.msg);
+        CHECK(ea_videos_load(&vids, "tests/test_main.c", &err) == EA_ERR_FORMAT, "not safetensors: %s", err.msg);
+        CHECK(ea_videos_load(&vids, "tests/data/parity_mha.safetensors", &err) == EA_ERR_FORMAT && strstr(err.msg, "positions"),
+              "no videos inside: %s", err.msg);
+        CHECK(ea_videos_load(&vids, "tests/data/seed000/videos.safetensors", &err) == EA_OK && vids.n_videos == 100 &&
+                  vids.n_frames == 50 && vids.h == 32 && vids.frames[0] >= 0.0f,
+              "seed videos: %s", err.msg);
+        ea_videos_free(&vids);
+        /* weights of another variant are refused by name */
+        ea_tracker_config_default(&c2, "mha");
+        if (ea_vit_init(&m2, &c2, 1, &err) == EA_OK) {
+            CHECK(ea_params_load(&m2.params, "tests/data/seed000/mqa.safetensors", &err) == EA_ERR_NAME &&
+                      strstr(err.msg, "qkv"),
+                  "mqa weights into mha: %s", err.msg);
+            ea_vit_free(&m2);
+        }
+    }
     /* an arena limit is an error, not a crash */
     ea_ctx_init(&ctx, 0);
     ctx.arena.limit = 1024;
