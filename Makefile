@@ -36,16 +36,16 @@ $(BUILD)/test_main: tests/test_main.c effattn.h | $(BUILD)
 $(BUILD)/test_scalar: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) -DEFFATTN_NO_SIMD $(WARN) $< -o $@ $(LDLIBS)
 
-test: $(BUILD)/test_main
+test: $(BUILD)/test_main $(BUILD)/track
 	./$(BUILD)/test_main
 
-test-scalar: $(BUILD)/test_scalar
+test-scalar: $(BUILD)/test_scalar $(BUILD)/track
 	./$(BUILD)/test_scalar
 
 $(BUILD)/test_asan: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(WARN) $< -o $@ $(LDLIBS)
 
-test-asan: $(BUILD)/test_asan
+test-asan: $(BUILD)/test_asan $(BUILD)/track
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_asan
 
 # valgrind cannot decode AVX-512, so this build stops at AVX2.

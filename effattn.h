@@ -64,7 +64,7 @@
        then one section per variant and the variant table
     9. BLOCKS AND MODELS: pre-norm transformer block, ViT / tracker
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
-       weight import/export (safetensors)
+       weight import/export (safetensors), checkpoints
    11. DATA: moving-object video generator, recorded videos
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
@@ -370,7 +370,7 @@ EA_API const ea_tensor *ea_params_nonfinite(const ea_params *ps, int grads);
    length, a JSON header {name: {dtype, shape, data_offsets}}, then raw
    little-endian data.  The reader checks every offset and size against the
    file before touching data, and reads F32 and U8 tensors as floats. */
-typedef enum ea_dtype { EA_DT_F32 = 0, EA_DT_U8 = 1, EA_DT_OTHER = 2 } ea_dtype;
+typedef enum ea_dtype { EA_DT_F32 = 0, EA_DT_U8 = 1, EA_DT_I32 = 2, EA_DT_U64 = 3, EA_DT_OTHER = 4 } ea_dtype;
 
 typedef struct ea_st_entry {
     char name[EA_NAME_LEN];
@@ -400,6 +400,44 @@ EA_API void ea_st_close(ea_safetensors *st);
 EA_API ea_status ea_params_load(ea_params *ps, const char *path, ea_error *err);
 /* Written to PATH.tmp, then renamed over PATH: a crash never leaves half a file. */
 EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error *err);
+
+/* ---- checkpoints ---------------------------------------------------------
+   Everything needed to resume training exactly: the model configuration,
+   parameter values, AdamW moments and step, and any extra named arrays the
+   caller keeps (loop counters, RNG state, data order).  Layout, all little
+   endian:
+       "EACKPT\0\0"                     8-byte magic
+       u32 version (1)  u32 table_bytes  (the table that follows)
+       config: 11 x i32, f32 pos_std, char attn[32]
+       u32 n;  n x { u16 name_len, name, u8 dtype (ea_dtype: 0 f32, 2 i32,
+                     3 u64), u64 count, u64 offset }   (offset into payload)
+       payload
+       u32 CRC-32 (IEEE) of everything after the magic
+   Saving writes PATH.tmp, flushes it to disk, then renames it over PATH, so
+   a crash at any moment leaves the previous checkpoint whole.  Loading
+   checks magic, version, the configuration against the model's, every
+   name, size and offset, and the CRC, and says which one failed; nothing is
+   copied until everything has been checked. */
+typedef struct ea_blob {
+    const char *name;
+    ea_dtype dtype;        /* EA_DT_F32, EA_DT_I32 or EA_DT_U64 */
+    size_t count;          /* elements */
+    void *data;
+} ea_blob;
+
+EA_API uint32_t ea_crc32(uint32_t crc, const void *data, size_t n);
+EA_API ea_status ea_checkpoint_save(const char *path, const ea_vit *m, const ea_adamw *opt,
+                                    const ea_blob *extra, int n_extra, ea_error *err);
+/* m must already be built with the checkpoint's configuration (read it
+   first with ea_checkpoint_config); opt and extra may be NULL. */
+EA_API ea_status ea_checkpoint_load(const char *path, ea_vit *m, ea_adamw *opt, ea_blob *extra,
+                                    int n_extra, ea_error *err);
+EA_API ea_status ea_checkpoint_config(const char *path, ea_vit_config *cfg, ea_error *err);
+/* Parse a checkpoint held in memory (what ea_checkpoint_load does after
+   reading the file); exposed for fuzzing. */
+EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_vit_config *cfg,
+                                     ea_vit *m, ea_adamw *opt, ea_blob *extra, int n_extra,
+                                     ea_error *err);
 
 /* ---- data: moving-object videos (seed 000) ----------------------------- */
 typedef enum ea_motion { EA_MOTION_BOUNCE = 0, EA_MOTION_PROJECTILE = 1 } ea_motion;
@@ -454,6 +492,11 @@ EA_API int ea_num_threads(void);   /* OpenMP threads, 1 without OpenMP */
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+/* fsync makes a checkpoint durable before its rename; POSIX only. */
+#if (defined(__unix__) || defined(__APPLE__)) && defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200112L
+#include <unistd.h>
+#define EA_HAVE_FSYNC 1
 #endif
 #ifndef EFFATTN_MALLOC
 #define EFFATTN_MALLOC(n) malloc(n)
@@ -2298,7 +2341,7 @@ EA_API double ea_vit_flops(const ea_vit *m) {
 
 /* ==========================================================================
    == 10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
-   ==     weight import/export (safetensors)
+   ==     weight import/export (safetensors), checkpoints
    ==========================================================================
    AdamW (Loshchilov & Hutter 2019), PyTorch's semantics, step t from 1:
        p ← p - lr·wd·p                        (decoupled weight decay)
@@ -2575,31 +2618,41 @@ EA_API ea_status ea_st_parse(ea_safetensors *st, const unsigned char *buf, size_
     return EA_OK;
 }
 
-EA_API ea_status ea_st_open(ea_safetensors *st, const char *path, ea_error *err) {
+/* Read a whole file into memory (the caller frees *out). */
+static ea_status ea__read_file(const char *path, unsigned char **out, size_t *size, ea_error *err) {
     FILE *f;
     long len;
-    unsigned char *buf;
-    ea_status s;
-    memset(st, 0, sizeof *st);
-    if (!path) return ea_error_set(err, EA_ERR_ARG, "safetensors: no path given");
+    *out = NULL;
+    if (!path) return ea_error_set(err, EA_ERR_ARG, "no path given");
     f = fopen(path, "rb");
     if (!f) return ea_error_set(err, EA_ERR_IO, "cannot open '%s'", path);
     if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         return ea_error_set(err, EA_ERR_IO, "cannot read the size of '%s'", path);
     }
-    buf = (unsigned char *)EFFATTN_MALLOC((size_t)len + 1);
-    if (!buf) {
+    *out = (unsigned char *)EFFATTN_MALLOC((size_t)len + 1);
+    if (!*out) {
         fclose(f);
         return ea_error_set(err, EA_ERR_NOMEM, "'%s': cannot hold %ld bytes", path, len);
     }
-    if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+    if (fread(*out, 1, (size_t)len, f) != (size_t)len) {
         fclose(f);
-        EFFATTN_FREE(buf);
+        EFFATTN_FREE(*out);
+        *out = NULL;
         return ea_error_set(err, EA_ERR_IO, "'%s': short read", path);
     }
     fclose(f);
-    s = ea_st_parse(st, buf, (size_t)len, err);
+    *size = (size_t)len;
+    return EA_OK;
+}
+
+EA_API ea_status ea_st_open(ea_safetensors *st, const char *path, ea_error *err) {
+    unsigned char *buf;
+    size_t len = 0;
+    ea_status s;
+    memset(st, 0, sizeof *st);
+    if ((s = ea__read_file(path, &buf, &len, err)) != EA_OK) return s;
+    s = ea_st_parse(st, buf, len, err);
     st->owns_buf = s == EA_OK;
     if (s != EA_OK) {
         EFFATTN_FREE(buf);
@@ -2725,6 +2778,383 @@ EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error 
         return ea_error_set(err, EA_ERR_IO, "save: could not write '%s'", path);
     }
     return EA_OK;
+}
+
+/* --- checkpoints ------------------------------------------------------------
+   Format in the declarations (section 2).  The file is built in memory,
+   checksummed, written to PATH.tmp, flushed to the disk and renamed. */
+EA_API uint32_t ea_crc32(uint32_t crc, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    size_t i;
+    int k;
+    crc = ~crc;
+    for (i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+typedef struct ea__wbuf {
+    unsigned char *p;
+    size_t n, cap;
+    int failed;
+} ea__wbuf;
+
+static void ea__put(ea__wbuf *b, const void *src, size_t n) {
+    if (b->failed) return;
+    if (b->n + n > b->cap) {
+        size_t cap = 2 * (b->n + n) + 4096;
+        unsigned char *np = (unsigned char *)EFFATTN_MALLOC(cap);
+        if (!np) {
+            b->failed = 1;
+            return;
+        }
+        if (b->n) memcpy(np, b->p, b->n);
+        EFFATTN_FREE(b->p);
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, src, n);
+    b->n += n;
+}
+
+static void ea__put_le(ea__wbuf *b, uint64_t v, int bytes) {
+    unsigned char t[8];
+    int i;
+    for (i = 0; i < bytes; i++) t[i] = (unsigned char)(v >> (8 * i));
+    ea__put(b, t, (size_t)bytes);
+}
+
+static uint64_t ea__get_le(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    int i;
+    for (i = bytes - 1; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+
+static size_t ea__dtype_size(ea_dtype d) { return d == EA_DT_U64 ? 8 : d == EA_DT_U8 ? 1 : 4; }
+
+#define EA_CK_MAGIC "EACKPT\0\0"
+#define EA_CK_VERSION 1u
+#define EA_CK_MAX_ENTRIES 100000u
+#define EA_CK_CONFIG_BYTES (12 * 4 + 32)
+#define EA_CK_ENTRY_FIXED 19 /* u16 name length, u8 dtype, u64 count, u64 offset */
+
+/* One entry of the table; `src` is where its data comes from on save. */
+typedef struct ea__ck_item {
+    char name[EA_NAME_LEN + 8];
+    ea_dtype dtype;
+    uint64_t count;
+    const void *src;
+} ea__ck_item;
+
+static void ea__put_config(ea__wbuf *b, const ea_vit_config *c) {
+    int v[11], i;
+    uint32_t u;
+    char attn[32];
+    v[0] = c->img_size; v[1] = c->in_chans; v[2] = c->patch; v[3] = c->dim; v[4] = c->depth;
+    v[5] = c->n_heads; v[6] = c->n_kv_heads; v[7] = c->mlp_hidden; v[8] = c->head_hidden;
+    v[9] = c->out_dim; v[10] = c->causal;
+    for (i = 0; i < 11; i++) ea__put_le(b, (uint32_t)v[i], 4);
+    memcpy(&u, &c->pos_std, 4);
+    ea__put_le(b, u, 4);
+    memset(attn, 0, sizeof attn);
+    snprintf(attn, sizeof attn, "%s", c->attn);
+    ea__put(b, attn, sizeof attn);
+}
+
+static void ea__get_config(const unsigned char *p, ea_vit_config *c) {
+    int v[11], i;
+    uint32_t u;
+    for (i = 0; i < 11; i++) v[i] = (int)(int32_t)(uint32_t)ea__get_le(p + 4 * i, 4);
+    memset(c, 0, sizeof *c);
+    c->img_size = v[0]; c->in_chans = v[1]; c->patch = v[2]; c->dim = v[3]; c->depth = v[4];
+    c->n_heads = v[5]; c->n_kv_heads = v[6]; c->mlp_hidden = v[7]; c->head_hidden = v[8];
+    c->out_dim = v[9]; c->causal = v[10];
+    u = (uint32_t)ea__get_le(p + 44, 4);
+    memcpy(&c->pos_std, &u, 4);
+    memcpy(c->attn, p + 48, 31);
+    c->attn[31] = 0;
+}
+
+EA_API ea_status ea_checkpoint_save(const char *path, const ea_vit *m, const ea_adamw *opt,
+                                    const ea_blob *extra, int n_extra, ea_error *err) {
+    static const char *const kind[3] = {"param.", "adam_m.", "adam_v."};
+    const ea_params *ps;
+    int n_items, i, k = 0, ok;
+    ea__ck_item *it;
+    ea__wbuf b;
+    uint64_t off = 0, step;
+    float hyper[5];
+    char tmp_path[1024];
+    FILE *f;
+    if (!path || !m || strlen(path) + 5 > sizeof tmp_path) return ea_error_set(err, EA_ERR_ARG, "checkpoint: bad path or model");
+    if (n_extra < 0 || (n_extra && !extra)) return ea_error_set(err, EA_ERR_ARG, "checkpoint: bad extra arrays");
+    ps = &m->params;
+    n_items = 3 * ps->count + (opt ? 2 : 0) + n_extra;
+    step = opt ? (uint64_t)opt->step : 0;
+    it = (ea__ck_item *)EFFATTN_MALLOC((size_t)(n_items ? n_items : 1) * sizeof(ea__ck_item));
+    if (!it) return ea_error_set(err, EA_ERR_NOMEM, "checkpoint: out of memory");
+    for (i = 0; i < ps->count; i++) {
+        const float *src[3];
+        int j;
+        src[0] = ps->tensors[i]->data;
+        src[1] = ps->m + ps->info[i].offset;
+        src[2] = ps->v + ps->info[i].offset;
+        for (j = 0; j < 3; j++, k++) {
+            snprintf(it[k].name, sizeof it[k].name, "%s%s", kind[j], ps->info[i].name);
+            it[k].dtype = EA_DT_F32;
+            it[k].count = ps->tensors[i]->size;
+            it[k].src = src[j];
+        }
+    }
+    if (opt) {
+        hyper[0] = opt->lr; hyper[1] = opt->beta1; hyper[2] = opt->beta2; hyper[3] = opt->eps; hyper[4] = opt->weight_decay;
+        snprintf(it[k].name, sizeof it[k].name, "adamw.step");
+        it[k].dtype = EA_DT_U64; it[k].count = 1; it[k].src = &step; k++;
+        snprintf(it[k].name, sizeof it[k].name, "adamw.hyper");
+        it[k].dtype = EA_DT_F32; it[k].count = 5; it[k].src = hyper; k++;
+    }
+    for (i = 0; i < n_extra; i++, k++) {
+        if (!extra[i].name || !extra[i].name[0] || strlen(extra[i].name) >= EA_NAME_LEN || !extra[i].data ||
+            (extra[i].dtype != EA_DT_F32 && extra[i].dtype != EA_DT_I32 && extra[i].dtype != EA_DT_U64)) {
+            EFFATTN_FREE(it);
+            return ea_error_set(err, EA_ERR_ARG, "checkpoint: extra array %d needs a name, data and an F32/I32/U64 type", i);
+        }
+        snprintf(it[k].name, sizeof it[k].name, "%s", extra[i].name);
+        it[k].dtype = extra[i].dtype;
+        it[k].count = extra[i].count;
+        it[k].src = extra[i].data;
+    }
+    memset(&b, 0, sizeof b);
+    ea__put(&b, EA_CK_MAGIC, 8);
+    ea__put_le(&b, EA_CK_VERSION, 4);
+    ea__put_le(&b, 0, 4); /* table bytes, patched below */
+    ea__put_config(&b, &m->cfg);
+    ea__put_le(&b, (uint64_t)n_items, 4);
+    for (i = 0; i < n_items; i++) {
+        size_t len = strlen(it[i].name);
+        ea__put_le(&b, len, 2);
+        ea__put(&b, it[i].name, len);
+        ea__put_le(&b, (uint64_t)it[i].dtype, 1);
+        ea__put_le(&b, it[i].count, 8);
+        ea__put_le(&b, off, 8);
+        off += it[i].count * ea__dtype_size(it[i].dtype);
+    }
+    if (!b.failed) {
+        uint64_t tb = b.n - 16;
+        for (i = 0; i < 4; i++) b.p[12 + i] = (unsigned char)(tb >> (8 * i));
+    }
+    for (i = 0; i < n_items; i++) {
+        /* little-endian element by element, whatever the host's order */
+        size_t e, es = ea__dtype_size(it[i].dtype);
+        const unsigned char *src = (const unsigned char *)it[i].src;
+        for (e = 0; e < it[i].count && !b.failed; e++) {
+            uint64_t v;
+            if (es == 8) {
+                memcpy(&v, src + 8 * e, 8);
+            } else {
+                uint32_t t;
+                memcpy(&t, src + 4 * e, 4);
+                v = t;
+            }
+            ea__put_le(&b, v, (int)es);
+        }
+    }
+    EFFATTN_FREE(it);
+    if (!b.failed) ea__put_le(&b, ea_crc32(0, b.p + 8, b.n - 8), 4);
+    if (b.failed) {
+        EFFATTN_FREE(b.p);
+        return ea_error_set(err, EA_ERR_NOMEM, "checkpoint: out of memory");
+    }
+    snprintf(tmp_path, sizeof tmp_path, "%s.tmp", path);
+    f = fopen(tmp_path, "wb");
+    if (!f) {
+        EFFATTN_FREE(b.p);
+        return ea_error_set(err, EA_ERR_IO, "checkpoint: cannot create '%s'", tmp_path);
+    }
+    ok = fwrite(b.p, 1, b.n, f) == b.n;
+    ok = fflush(f) == 0 && ok;
+#ifdef EA_HAVE_FSYNC
+    ok = fsync(fileno(f)) == 0 && ok; /* on the disk before the rename */
+#endif
+    ok = fclose(f) == 0 && ok;
+    EFFATTN_FREE(b.p);
+    if (!ok || rename(tmp_path, path) != 0) {
+        remove(tmp_path);
+        return ea_error_set(err, EA_ERR_IO, "checkpoint: could not write '%s' (the previous file, if any, is intact)", path);
+    }
+    return EA_OK;
+}
+
+/* The parsed table: entries are validated once, then looked up by name. */
+typedef struct ea__ck_view {
+    const unsigned char *table, *table_end, *payload;
+    uint64_t payload_bytes;
+    uint32_t n;
+} ea__ck_view;
+
+static const unsigned char *ea__ck_find(const ea__ck_view *v, const char *name, ea_dtype *dt, uint64_t *count) {
+    const unsigned char *p = v->table;
+    size_t want = strlen(name);
+    uint32_t i;
+    for (i = 0; i < v->n; i++) {
+        size_t len = (size_t)ea__get_le(p, 2);
+        if (len == want && memcmp(p + 2, name, len) == 0) {
+            *dt = (ea_dtype)p[2 + len];
+            *count = ea__get_le(p + 3 + len, 8);
+            return v->payload + ea__get_le(p + 11 + len, 8);
+        }
+        p += EA_CK_ENTRY_FIXED + len;
+    }
+    return NULL;
+}
+
+static void ea__ck_copy(void *dst, const unsigned char *src, uint64_t count, ea_dtype dt) {
+    uint64_t e;
+    size_t es = ea__dtype_size(dt);
+    for (e = 0; e < count; e++) {
+        uint64_t v = ea__get_le(src + es * e, (int)es);
+        if (es == 8) {
+            memcpy((unsigned char *)dst + 8 * e, &v, 8);
+        } else {
+            uint32_t t = (uint32_t)v;
+            memcpy((unsigned char *)dst + 4 * e, &t, 4);
+        }
+    }
+}
+
+EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_vit_config *cfg_out,
+                                     ea_vit *m, ea_adamw *opt, ea_blob *extra, int n_extra, ea_error *err) {
+    static const char *const kind[3] = {"param.", "adam_m.", "adam_v."};
+    ea__ck_view v;
+    ea_vit_config cfg;
+    uint64_t table_bytes;
+    const unsigned char *p;
+    uint32_t i, version;
+    int pass, k;
+    if (!buf || size < 16 + EA_CK_CONFIG_BYTES + 8 || memcmp(buf, EA_CK_MAGIC, 8) != 0)
+        return ea_error_set(err, EA_ERR_FORMAT, "not an effattn checkpoint (bad magic or too short)");
+    version = (uint32_t)ea__get_le(buf + 8, 4);
+    if (version != EA_CK_VERSION)
+        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint version %u; this build reads version %u", version, EA_CK_VERSION);
+    if (ea_crc32(0, buf + 8, size - 12) != (uint32_t)ea__get_le(buf + size - 4, 4))
+        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint checksum mismatch: the file is damaged or truncated");
+    table_bytes = ea__get_le(buf + 12, 4);
+    if (table_bytes < EA_CK_CONFIG_BYTES + 4 || table_bytes > size - 20)
+        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint table of %llu bytes does not fit the file",
+                            (unsigned long long)table_bytes);
+    ea__get_config(buf + 16, &cfg);
+    if (cfg_out) *cfg_out = cfg;
+    v.n = (uint32_t)ea__get_le(buf + 16 + EA_CK_CONFIG_BYTES, 4);
+    v.table = buf + 16 + EA_CK_CONFIG_BYTES + 4;
+    v.table_end = buf + 16 + table_bytes;
+    v.payload = v.table_end;
+    v.payload_bytes = (uint64_t)(size - 4 - (size_t)(v.payload - buf));
+    if (v.n > EA_CK_MAX_ENTRIES) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint lists %u entries", v.n);
+    /* every entry must lie inside the table, its data inside the payload */
+    for (p = v.table, i = 0; i < v.n; i++) {
+        size_t len;
+        uint64_t count, off, es;
+        if (v.table_end - p < EA_CK_ENTRY_FIXED) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint entry %u runs past the table", i);
+        len = (size_t)ea__get_le(p, 2);
+        if ((size_t)(v.table_end - p) < EA_CK_ENTRY_FIXED + len || len == 0 || len >= EA_NAME_LEN + 8)
+            return ea_error_set(err, EA_ERR_FORMAT, "checkpoint entry %u has a bad name length", i);
+        if (p[2 + len] != EA_DT_F32 && p[2 + len] != EA_DT_I32 && p[2 + len] != EA_DT_U64)
+            return ea_error_set(err, EA_ERR_FORMAT, "checkpoint entry %u has an unknown dtype %u", i, p[2 + len]);
+        es = ea__dtype_size((ea_dtype)p[2 + len]);
+        count = ea__get_le(p + 3 + len, 8);
+        off = ea__get_le(p + 11 + len, 8);
+        if (count > v.payload_bytes / es || off > v.payload_bytes || count * es > v.payload_bytes - off)
+            return ea_error_set(err, EA_ERR_FORMAT, "checkpoint entry %u points past the end of the data", i);
+        p += EA_CK_ENTRY_FIXED + len;
+    }
+    if (p != v.table_end) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint table size does not match its entries");
+    if (m) {
+        const ea_vit_config *c = &m->cfg;
+        if (cfg.img_size != c->img_size || cfg.in_chans != c->in_chans || cfg.patch != c->patch || cfg.dim != c->dim ||
+            cfg.depth != c->depth || cfg.n_heads != c->n_heads || cfg.mlp_hidden != c->mlp_hidden ||
+            cfg.head_hidden != c->head_hidden || cfg.out_dim != c->out_dim || cfg.causal != c->causal ||
+            strcmp(cfg.attn, c->attn) != 0 || (strcmp(cfg.attn, "gqa") == 0 && cfg.n_kv_heads != c->n_kv_heads))
+            return ea_error_set(err, EA_ERR_CONFIG,
+                                "checkpoint holds another model: attention '%s', dim %d, depth %d, heads %d, image %d "
+                                "(this model: '%s', %d, %d, %d, %d)",
+                                cfg.attn, cfg.dim, cfg.depth, cfg.n_heads, cfg.img_size, c->attn, c->dim, c->depth,
+                                c->n_heads, c->img_size);
+    }
+    /* pass 0 checks every name and size, pass 1 copies: a failed load
+       leaves the model, the optimizer and the arrays untouched */
+    for (pass = 0; pass < 2; pass++) {
+        char name[EA_NAME_LEN + 8];
+        ea_dtype dt;
+        uint64_t count;
+        const unsigned char *src;
+        for (k = 0; m && k < m->params.count; k++) {
+            int j;
+            for (j = 0; j < (opt ? 3 : 1); j++) {
+                float *dst = j == 0 ? m->params.tensors[k]->data
+                                    : (j == 1 ? m->params.m : m->params.v) + m->params.info[k].offset;
+                snprintf(name, sizeof name, "%s%s", kind[j], m->params.info[k].name);
+                src = ea__ck_find(&v, name, &dt, &count);
+                if (!src || dt != EA_DT_F32 || count != m->params.tensors[k]->size)
+                    return ea_error_set(err, EA_ERR_FORMAT, "checkpoint: '%s' is %s", name,
+                                        src ? "of another size or type" : "missing");
+                if (pass) ea__ck_copy(dst, src, count, dt);
+            }
+        }
+        if (opt) {
+            ea_dtype hdt;
+            uint64_t hcount;
+            const unsigned char *hs = ea__ck_find(&v, "adamw.hyper", &hdt, &hcount);
+            src = ea__ck_find(&v, "adamw.step", &dt, &count);
+            if (!src || dt != EA_DT_U64 || count != 1 || !hs || hdt != EA_DT_F32 || hcount != 5)
+                return ea_error_set(err, EA_ERR_FORMAT, "checkpoint: the optimizer state is missing");
+            if (pass) {
+                uint64_t st;
+                float hyper[5];
+                ea__ck_copy(&st, src, 1, EA_DT_U64);
+                ea__ck_copy(hyper, hs, 5, EA_DT_F32);
+                opt->step = (long)st;
+                opt->lr = hyper[0]; opt->beta1 = hyper[1]; opt->beta2 = hyper[2]; opt->eps = hyper[3];
+                opt->weight_decay = hyper[4];
+            }
+        }
+        for (k = 0; k < n_extra; k++) {
+            src = ea__ck_find(&v, extra[k].name, &dt, &count);
+            if (!src || dt != extra[k].dtype || count != extra[k].count)
+                return ea_error_set(err, EA_ERR_FORMAT, "checkpoint: array '%s' is %s", extra[k].name,
+                                    src ? "of another size or type" : "missing");
+            if (pass) ea__ck_copy(extra[k].data, src, count, dt);
+        }
+    }
+    return EA_OK;
+}
+
+static ea_status ea__checkpoint_file(const char *path, ea_vit_config *cfg, ea_vit *m, ea_adamw *opt, ea_blob *extra,
+                                     int n_extra, ea_error *err) {
+    unsigned char *buf;
+    size_t size = 0;
+    ea_status s = ea__read_file(path, &buf, &size, err);
+    if (s != EA_OK) return s;
+    s = ea_checkpoint_parse(buf, size, cfg, m, opt, extra, n_extra, err);
+    EFFATTN_FREE(buf);
+    if (s != EA_OK && err) {
+        char tmp[sizeof err->msg];
+        snprintf(tmp, sizeof tmp, "%s", err->msg);
+        ea_error_set(err, s, "'%s': %s", path, tmp);
+    }
+    return s;
+}
+
+EA_API ea_status ea_checkpoint_load(const char *path, ea_vit *m, ea_adamw *opt, ea_blob *extra, int n_extra,
+                                    ea_error *err) {
+    if (!m) return ea_error_set(err, EA_ERR_ARG, "checkpoint_load: NULL model");
+    return ea__checkpoint_file(path, NULL, m, opt, extra, n_extra, err);
+}
+
+EA_API ea_status ea_checkpoint_config(const char *path, ea_vit_config *cfg, ea_error *err) {
+    return ea__checkpoint_file(path, cfg, NULL, NULL, NULL, 0, err);
 }
 
 /* ==========================================================================

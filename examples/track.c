@@ -21,8 +21,8 @@
 #endif
 
 typedef struct options {
-    const char *attn, *save, *load, *data, *mode;
-    long videos, frames, epochs, batch, seed, kv_heads, warmup, threads, latency_runs;
+    const char *attn, *save, *load, *data, *resume, *mode;
+    long videos, frames, epochs, batch, seed, kv_heads, warmup, threads, latency_runs, stop_after;
     double lr, wd, noise, clip;
     int json, full, distractor, causal, quiet, eval_only;
     const char *sched;
@@ -52,10 +52,15 @@ static void usage(FILE *f) {
             "  --distractor     add a moving square that must be ignored\n"
             "  --threads N      OpenMP threads (default: all; needs -fopenmp)\n"
             "  --latency-runs N timed batch-1 runs after 10 warm-ups (default 100; 0 skips)\n"
-            "  --save PATH      write the weights after every epoch (safetensors, PyTorch\n"
-            "                   names; atomic, so a crash or NaN keeps the last good ones)\n"
-            "  --load PATH      start from these weights (safetensors, e.g. trained in\n"
-            "                   PyTorch); with --epochs 0 it only evaluates\n"
+            "  --save PATH      after every epoch, write a checkpoint that --resume\n"
+            "                   continues exactly (or, for a name ending in .safetensors,\n"
+            "                   the weights only, with PyTorch names); written atomically,\n"
+            "                   so a crash or a NaN keeps the last good file\n"
+            "  --resume PATH    continue training from a checkpoint (same flags as the run\n"
+            "                   that wrote it)\n"
+            "  --stop-after N   stop after epoch N (train in chunks with --save/--resume)\n"
+            "  --load PATH      start from these weights: a checkpoint, or safetensors\n"
+            "                   (e.g. trained in PyTorch); with --epochs 0 it only evaluates\n"
             "  --data PATH      recorded videos instead of generated ones (safetensors:\n"
             "                   'videos' U8/F32 [V,T,32,32], 'positions' F32 [V,T,2])\n"
             "  --eval-only      no training: evaluate --load's weights on every video\n"
@@ -134,6 +139,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--attn") == 0) o->attn = v;
         else if (strcmp(a, "--save") == 0) o->save = v;
         else if (strcmp(a, "--load") == 0) o->load = v;
+        else if (strcmp(a, "--resume") == 0) o->resume = v;
         else if (strcmp(a, "--mode") == 0) o->mode = v;
         else if (strcmp(a, "--sched") == 0) o->sched = v;
         else if (strcmp(a, "--videos") == 0) ok = parse_long(a, v, 3, 1000000, &o->videos);
@@ -145,6 +151,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--warmup") == 0) ok = parse_long(a, v, 0, 100000000L, &o->warmup);
         else if (strcmp(a, "--threads") == 0) ok = parse_long(a, v, 1, 1024, &o->threads);
         else if (strcmp(a, "--latency-runs") == 0) ok = parse_long(a, v, 0, 1000000, &o->latency_runs);
+        else if (strcmp(a, "--stop-after") == 0) ok = parse_long(a, v, 1, 100000, &o->stop_after);
         else if (strcmp(a, "--lr") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->lr);
         else if (strcmp(a, "--wd") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->wd);
         else if (strcmp(a, "--noise") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->noise);
@@ -153,7 +160,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
                             "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
-                            "          --load --latency-runs --data --eval-only --clip\n"
+                            "          --load --resume --stop-after --latency-runs --data --eval-only --clip\n"
                             "          --full --json --quiet --help\n", a);
             return 2;
         }
@@ -245,6 +252,36 @@ static void progress(int epoch, int epochs, long step, long steps_per_epoch, dou
     fflush(stderr);
 }
 
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Weights from a checkpoint or a safetensors file, told apart by content. */
+static ea_status load_weights(ea_vit *m, const char *path, ea_error *err) {
+    char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        if (fread(magic, 1, 8, f) != 8) magic[0] = 0;
+        fclose(f);
+    }
+    if (memcmp(magic, "EACKPT", 6) == 0) return ea_checkpoint_load(path, m, NULL, NULL, 0, err);
+    return ea_params_load(&m->params, path, err);
+}
+
+/* What a resumed run must share with the run that saved: every flag that
+   changes the data, the schedule or the model's training. */
+#define N_ARGS 14
+static void run_args(const options *o, uint64_t a[N_ARGS]) {
+    double d[4];
+    int i;
+    d[0] = o->lr; d[1] = o->wd; d[2] = o->noise; d[3] = o->clip;
+    a[0] = (uint64_t)o->videos; a[1] = (uint64_t)o->frames; a[2] = (uint64_t)o->batch; a[3] = (uint64_t)o->seed;
+    a[4] = (uint64_t)o->epochs; a[5] = (uint64_t)o->warmup; a[6] = strcmp(o->sched, "epoch") == 0;
+    a[7] = strcmp(o->mode, "projectile") == 0; a[8] = (uint64_t)o->distractor; a[9] = 0;
+    for (i = 0; i < 4; i++) memcpy(&a[10 + i], &d[i], 8);
+}
+
 int main(int argc, char **argv) {
     options o;
     int stop, rc, tty, hw;
@@ -263,6 +300,9 @@ int main(int argc, char **argv) {
     double t_train0, train_seconds = 0.0, infer_ms = 0.0, last_loss = 0.0;
     eval_result val = {0, 0}, test = {0, 0};
     size_t nparams = 0;
+    uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[2] = {0, 0}, data_crc[1] = {0};
+    ea_blob extra[5];
+    int first_epoch = 0, t_resumed = 0;
 
     rc = parse_args(argc, argv, &o, &stop);
     if (rc || stop) return rc;
@@ -303,7 +343,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (i = 0; i < model.params.count; i++) nparams += model.params.tensors[i]->size;
-    if (o.load && ea_params_load(&model.params, o.load, &err) != EA_OK) {
+    if (o.load && load_weights(&model, o.load, &err) != EA_OK) {
         fprintf(stderr, "track: %s\n", err.msg);
         ea_vit_free(&model);
         ea_videos_free(&vids);
@@ -335,6 +375,42 @@ int main(int argc, char **argv) {
     for (i = 0; i < n_train; i++) pairs[i] = i;
     steps_per_epoch = (n_train + o.batch - 1) / o.batch;
     total_steps = steps_per_epoch * o.epochs;
+    ea_adamw_init(&opt, (float)o.lr, (float)o.wd);
+    ea_rng_seed(&rng, (uint64_t)o.seed, 7);
+    run_args(&o, args);
+    data_crc[0] = ea_crc32(ea_crc32(0, vids.frames, (size_t)vids.n_videos * vids.n_frames * hw * sizeof(float)), vids.pos,
+                           (size_t)vids.n_videos * vids.n_frames * 2 * sizeof(float));
+    /* the state a checkpoint carries besides the model and the optimizer */
+    extra[0].name = "track.args"; extra[0].dtype = EA_DT_U64; extra[0].count = N_ARGS; extra[0].data = args;
+    extra[1].name = "track.loop"; extra[1].dtype = EA_DT_U64; extra[1].count = 2; extra[1].data = loop;
+    extra[2].name = "track.rng"; extra[2].dtype = EA_DT_U64; extra[2].count = 2; extra[2].data = rng_state;
+    extra[3].name = "track.order"; extra[3].dtype = EA_DT_I32; extra[3].count = (size_t)n_train; extra[3].data = pairs;
+    extra[4].name = "track.data_crc"; extra[4].dtype = EA_DT_U64; extra[4].count = 1; extra[4].data = data_crc;
+    if (o.resume) {
+        uint64_t saved_args[N_ARGS], saved_crc = 0;
+        extra[0].data = saved_args;
+        extra[4].data = &saved_crc;
+        if (ea_checkpoint_load(o.resume, &model, &opt, extra, 5, &err) != EA_OK) {
+            fprintf(stderr, "track: %s\n", err.msg);
+            return 2;
+        }
+        extra[0].data = args;
+        extra[4].data = data_crc;
+        if (memcmp(saved_args, args, sizeof args) != 0 || saved_crc != data_crc[0]) {
+            fprintf(stderr, "track: '%s' was written by a run with other flags or data; resume with the same --videos, "
+                            "--frames, --batch, --seed, --epochs, --lr, --wd, --warmup, --sched, --mode, --noise, "
+                            "--distractor, --clip and --data (saved: %llu videos x %llu frames, batch %llu, seed %llu, "
+                            "%llu epochs)\n",
+                    o.resume, (unsigned long long)saved_args[0], (unsigned long long)saved_args[1],
+                    (unsigned long long)saved_args[2], (unsigned long long)saved_args[3], (unsigned long long)saved_args[4]);
+            return 2;
+        }
+        rng.state = rng_state[0];
+        rng.inc = rng_state[1];
+        first_epoch = (int)loop[0];
+        step = (long)loop[1];
+        t_resumed = 1;
+    }
 
     if (!o.json || tty)
         fprintf(o.json ? stderr : stdout,
@@ -343,10 +419,10 @@ int main(int argc, char **argv) {
                 o.attn, nparams, ea_vit_flops(&model) / 1e6, n_train_v, n_val_v, n_test_v, vids.n_frames, o.epochs,
                 steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
 
-    ea_adamw_init(&opt, (float)o.lr, (float)o.wd);
-    ea_rng_seed(&rng, (uint64_t)o.seed, 7);
+    if (t_resumed && !o.quiet)
+        fprintf(o.json ? stderr : stdout, "resumed from %s at epoch %d, step %ld\n", o.resume, first_epoch + 1, step);
     t_train0 = ea_time_sec();
-    for (epoch = 0; epoch < o.epochs; epoch++) {
+    for (epoch = first_epoch; epoch < o.epochs && !(o.stop_after && epoch >= o.stop_after); epoch++) {
         double epoch_loss = 0.0, te = ea_time_sec();
         long s;
         /* Fisher–Yates shuffle of the training pairs */
@@ -403,9 +479,18 @@ int main(int argc, char **argv) {
             return 1;
         }
         t_train0 = ea_time_sec() - train_seconds; /* evaluation time is not training time */
-        if (o.save && ea_params_save(&model.params, o.save, &err) != EA_OK) {
-            fprintf(stderr, "\ntrack: %s\n", err.msg);
-            return 1;
+        if (o.save) {
+            ea_status st;
+            loop[0] = (uint64_t)epoch + 1;
+            loop[1] = (uint64_t)step;
+            rng_state[0] = rng.state;
+            rng_state[1] = rng.inc;
+            st = ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
+                                                   : ea_checkpoint_save(o.save, &model, &opt, extra, 5, &err);
+            if (st != EA_OK) {
+                fprintf(stderr, "\ntrack: %s\n", err.msg);
+                return 1;
+            }
         }
         if (tty) fprintf(stderr, "\r%78s\r", "");
         if (!o.quiet)
@@ -436,7 +521,8 @@ int main(int argc, char **argv) {
     }
 
     if (o.save && o.epochs == 0) {
-        if (ea_params_save(&model.params, o.save, &err) != EA_OK) {
+        if ((ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
+                                               : ea_checkpoint_save(o.save, &model, &opt, extra, 5, &err)) != EA_OK) {
             fprintf(stderr, "track: %s\n", err.msg);
             return 1;
         }

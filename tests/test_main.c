@@ -1036,6 +1036,165 @@ static void test_parity(void) {
     parity_check("mqa");
 }
 
+
+/* --- checkpoints: round trip, damage, another model, nothing lost ------------ */
+static void test_checkpoint(void) {
+    ea_vit_config cfg, got;
+    ea_vit a, b;
+    ea_adamw oa, ob;
+    ea_error err;
+    uint64_t loop[2] = {7, 12345}, loop_b[2] = {0, 0};
+    int order[5] = {4, 0, 3, 1, 2}, order_b[5] = {0};
+    ea_blob ex[2], exb[2];
+    const char *path = "build/test_ck.eack";
+    unsigned char *buf = NULL;
+    size_t size = 0, i;
+    FILE *f;
+    g_group = "checkpoint";
+    ea_tracker_config_default(&cfg, "mqa");
+    cfg.depth = 2;
+    ea_vit_init(&a, &cfg, 5, &err);
+    ea_vit_init(&b, &cfg, 6, &err);
+    for (i = 0; i < a.params.n; i++) { a.params.m[i] = (float)i * 1e-3f; a.params.v[i] = (float)i * 1e-6f; }
+    ea_adamw_init(&oa, 3e-4f, 0.05f);
+    oa.step = 321;
+    ea_adamw_init(&ob, 1e-3f, 0.01f);
+    ex[0].name = "loop"; ex[0].dtype = EA_DT_U64; ex[0].count = 2; ex[0].data = loop;
+    ex[1].name = "order"; ex[1].dtype = EA_DT_I32; ex[1].count = 5; ex[1].data = order;
+    exb[0] = ex[0]; exb[0].data = loop_b;
+    exb[1] = ex[1]; exb[1].data = order_b;
+    CHECK(ea_checkpoint_save(path, &a, &oa, ex, 2, &err) == EA_OK, "save: %s", err.msg);
+    CHECK(ea_checkpoint_config(path, &got, &err) == EA_OK && strcmp(got.attn, "mqa") == 0 && got.depth == 2, "config: %s", err.msg);
+    CHECK(ea_checkpoint_load(path, &b, &ob, exb, 2, &err) == EA_OK, "load: %s", err.msg);
+    {
+        int t, same = 1;
+        for (t = 0; t < a.params.count; t++) {
+            size_t o = a.params.info[t].offset, n = a.params.tensors[t]->size * 4;
+            same &= memcmp(a.params.data + o, b.params.data + o, n) == 0 && memcmp(a.params.m + o, b.params.m + o, n) == 0 &&
+                    memcmp(a.params.v + o, b.params.v + o, n) == 0;
+        }
+        CHECK(same, "values and moments round-trip bit for bit");
+    }
+    CHECK(ob.step == 321 && ob.lr == 3e-4f && ob.weight_decay == 0.05f, "optimizer state");
+    CHECK(loop_b[1] == 12345 && order_b[0] == 4 && order_b[4] == 2, "extra arrays");
+
+    /* damage: one flipped payload byte, a truncation, another model */
+    if (ea__read_file(path, &buf, &size, &err) == EA_OK) {
+        unsigned char keep = buf[size / 2];
+        ea_vit_init(&b, &cfg, 6, &err);
+        buf[size / 2] ^= 0x10;
+        CHECK(ea_checkpoint_parse(buf, size, NULL, &b, &ob, NULL, 0, &err) == EA_ERR_FORMAT && strstr(err.msg, "checksum"),
+              "flipped byte: %s", err.msg);
+        buf[size / 2] = keep;
+        CHECK(ea_checkpoint_parse(buf, size - 100, NULL, &b, &ob, NULL, 0, &err) == EA_ERR_FORMAT, "truncated: %s", err.msg);
+        CHECK(ea_checkpoint_parse(buf, 10, NULL, &b, &ob, NULL, 0, &err) == EA_ERR_FORMAT, "tiny: %s", err.msg);
+        {
+            ea_vit c;
+            ea_vit_config cc;
+            float before;
+            ea_tracker_config_default(&cc, "mha");
+            cc.depth = 2;
+            ea_vit_init(&c, &cc, 1, &err);
+            before = c.params.data[0];
+            CHECK(ea_checkpoint_parse(buf, size, NULL, &c, NULL, NULL, 0, &err) == EA_ERR_CONFIG && strstr(err.msg, "mqa"),
+                  "another model: %s", err.msg);
+            CHECK(c.params.data[0] == before, "a refused load changes nothing");
+            ea_vit_free(&c);
+        }
+        {
+            /* a missing array is refused before anything is copied */
+            float before = b.params.data[3];
+            ea_blob missing;
+            uint64_t x = 0;
+            missing.name = "no-such-array"; missing.dtype = EA_DT_U64; missing.count = 1; missing.data = &x;
+            CHECK(ea_checkpoint_parse(buf, size, NULL, &b, &ob, &missing, 1, &err) == EA_ERR_FORMAT &&
+                      strstr(err.msg, "no-such-array"),
+                  "missing array: %s", err.msg);
+            CHECK(b.params.data[3] == before, "nothing copied on failure");
+        }
+        free(buf);
+    }
+    f = fopen("build/test_ck_bad.eack", "wb");
+    if (f) {
+        fputs("not a checkpoint at all, just text", f);
+        fclose(f);
+    }
+    CHECK(ea_checkpoint_config("build/test_ck_bad.eack", &got, &err) == EA_ERR_FORMAT && strstr(err.msg, "magic"), "text file: %s", err.msg);
+    CHECK(ea_checkpoint_config("build/nope.eack", &got, &err) == EA_ERR_IO, "missing file: %s", err.msg);
+    CHECK(ea_crc32(0, "123456789", 9) == 0xCBF43926u, "CRC-32 check value");
+    remove(path);
+    remove("build/test_ck_bad.eack");
+    ea_vit_free(&a);
+    ea_vit_free(&b);
+}
+
+
+/* --- the track program: resume is bit-exact; kill -9 never breaks a save ------
+   Needs build/track (make test builds it first); skipped with a message
+   when run by hand without it. */
+static int file_equal(const char *a, const char *b) {
+    unsigned char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    ea_error err;
+    int same = ea__read_file(a, &x, &nx, &err) == EA_OK && ea__read_file(b, &y, &ny, &err) == EA_OK && nx == ny &&
+               memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static int run(const char *cmd) {
+    int rc = system(cmd);
+    return rc;
+}
+
+static void test_cli(void) {
+    const char *flags = "--videos 12 --frames 10 --epochs 3 --batch 8 --seed 3 --latency-runs 1 --quiet --threads 1";
+    char cmd[1024];
+    FILE *f;
+    int i, survived = 0, killed = 0;
+    ea_vit_config cfg;
+    ea_error err;
+    g_group = "cli";
+    f = fopen("build/track", "rb");
+    if (!f) {
+        printf("    skipped: build/track is missing (make test builds it)\n");
+        return;
+    }
+    fclose(f);
+    remove("build/cli_a.eack");
+    remove("build/cli_b.eack");
+    snprintf(cmd, sizeof cmd, "build/track %s --save build/cli_a.eack > build/cli_a.log 2>&1", flags);
+    CHECK(run(cmd) == 0, "uninterrupted run failed (see build/cli_a.log)");
+    snprintf(cmd, sizeof cmd, "build/track %s --save build/cli_b.eack --stop-after 1 > build/cli_b1.log 2>&1", flags);
+    CHECK(run(cmd) == 0, "first half failed (see build/cli_b1.log)");
+    snprintf(cmd, sizeof cmd, "build/track %s --save build/cli_b.eack --resume build/cli_b.eack > build/cli_b2.log 2>&1", flags);
+    CHECK(run(cmd) == 0, "resumed half failed (see build/cli_b2.log)");
+    CHECK(file_equal("build/cli_a.eack", "build/cli_b.eack"),
+          "interrupted + resumed training must end in the same checkpoint, bit for bit, as an uninterrupted run");
+    /* another run's flags are refused */
+    snprintf(cmd, sizeof cmd, "build/track %s --lr 0.002 --resume build/cli_b.eack > build/cli_c.log 2>&1", flags);
+    CHECK(run(cmd) != 0, "resuming with another --lr must be refused");
+    /* kill -9 at random moments while a run saves after every (tiny) epoch:
+       the checkpoint on disk must always load */
+    for (i = 0; i < 8; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "timeout -s KILL 0.%d build/track --videos 4 --frames 3 --epochs 100000 --batch 4 --latency-runs 1 "
+                 "--quiet --threads 1 --save build/cli_kill.eack > /dev/null 2>&1",
+                 3 + i);
+        run(cmd);
+        killed++;
+        f = fopen("build/cli_kill.eack", "rb");
+        if (f) {
+            fclose(f);
+            if (ea_checkpoint_config("build/cli_kill.eack", &cfg, &err) == EA_OK) survived++;
+            else printf("    after kill %d: %s\n", i, err.msg);
+        }
+    }
+    CHECK(survived == killed, "%d of %d checkpoints left by kill -9 failed to load", killed - survived, killed);
+    remove("build/cli_kill.eack");
+}
+
 static void test_rng(void) {
     ea_rng a, b;
     double s = 0, s2 = 0;
@@ -1066,7 +1225,7 @@ int main(int argc, char **argv) {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
         {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"cli", test_cli}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
