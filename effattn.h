@@ -65,7 +65,8 @@
     9. BLOCKS AND MODELS: pre-norm transformer block, ViT / tracker
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
        weight import/export (safetensors), checkpoints
-   11. DATA: moving-object video generator, recorded videos
+   11. DATA: moving-object video generator, recorded videos, IDX and
+       CIFAR-10 loaders
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
 */
@@ -467,6 +468,34 @@ EA_API ea_status ea_videos_load(ea_videos *out, const char *path, ea_error *err)
 /* Sample (v, t): channels (frame t, frame t+1) into x [2,H,W], target
    position at t + 1 into y[2].  EA_ERR_ARG when video or t is out of range. */
 EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, float *y);
+
+/* ---- image datasets: IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary ------
+   IDX: magic 00 00 08 ndim (unsigned bytes), ndim big-endian u32 sizes,
+   then the bytes.  Debian's dataset-fashion-mnist ships them gzipped under
+   /usr/share/datasets/fashion-mnist: decompress once with `gunzip -k`.
+   CIFAR-10: records of 1 label byte (0..9) + 3072 pixel bytes (R, G, B
+   planes of 32x32).  Both loaders reject wrong magic, sizes that do not
+   match the header, truncated and oversized files with a clear message. */
+typedef struct ea_u8_array {
+    int ndim;
+    int dims[EA_MAX_DIMS];
+    size_t size;
+    unsigned char *data;
+} ea_u8_array;
+
+typedef struct ea_cifar {
+    int n;
+    unsigned char *labels;  /* [n] */
+    unsigned char *images;  /* [n, 3, 32, 32] */
+} ea_cifar;
+
+EA_API ea_status ea_idx_parse(ea_u8_array *out, const unsigned char *buf, size_t size, ea_error *err);
+EA_API ea_status ea_idx_load(ea_u8_array *out, const char *path, ea_error *err);
+EA_API void ea_u8_array_free(ea_u8_array *a);
+EA_API ea_status ea_cifar_parse(ea_cifar *out, const unsigned char *buf, size_t size, ea_error *err);
+/* One or more batch files (data_batch_1.bin ...), concatenated in order. */
+EA_API ea_status ea_cifar_load(ea_cifar *out, const char *const *paths, int n_paths, ea_error *err);
+EA_API void ea_cifar_free(ea_cifar *c);
 
 /* ---- measurement ------------------------------------------------------- */
 EA_API double ea_time_sec(void);   /* monotonic wall clock */
@@ -3158,7 +3187,8 @@ EA_API ea_status ea_checkpoint_config(const char *path, ea_vit_config *cfg, ea_e
 }
 
 /* ==========================================================================
-   == 11. DATA: moving-object video generator, recorded videos
+   == 11. DATA: moving-object video generator, recorded videos, IDX and
+   ==     CIFAR-10 loaders
    ==========================================================================
    Seed 000's physics: a disc of radius r on a size x size frame (pixel
    (row i, column j) is 1 where (j - x)² + (i - y)² <= r², else 0); start
@@ -3316,6 +3346,145 @@ EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, 
     memcpy(x, f, 2 * px * sizeof(float));
     y[0] = v->pos[((size_t)video * v->n_frames + t + 1) * 2 + 0];
     y[1] = v->pos[((size_t)video * v->n_frames + t + 1) * 2 + 1];
+    return EA_OK;
+}
+
+
+/* --- image datasets: IDX and CIFAR-10 -------------------------------------- */
+EA_API ea_status ea_idx_parse(ea_u8_array *out, const unsigned char *buf, size_t size, ea_error *err) {
+    size_t need = 1, i, header;
+    int nd;
+    memset(out, 0, sizeof *out);
+    if (!buf || size < 4 || buf[0] != 0 || buf[1] != 0)
+        return ea_error_set(err, EA_ERR_FORMAT, "IDX: bad magic (expected 00 00 type ndim)");
+    if (buf[2] != 0x08)
+        return ea_error_set(err, EA_ERR_FORMAT, "IDX: element type 0x%02x; only unsigned bytes (0x08) are supported", buf[2]);
+    nd = buf[3];
+    if (nd < 1 || nd > EA_MAX_DIMS) return ea_error_set(err, EA_ERR_FORMAT, "IDX: %d dimensions, expected 1 to %d", nd, EA_MAX_DIMS);
+    header = 4 + 4 * (size_t)nd;
+    if (size < header) return ea_error_set(err, EA_ERR_FORMAT, "IDX: file ends inside its header (%zu bytes)", size);
+    for (i = 0; i < (size_t)nd; i++) {
+        uint32_t d = (uint32_t)buf[4 + 4 * i] << 24 | (uint32_t)buf[5 + 4 * i] << 16 | (uint32_t)buf[6 + 4 * i] << 8 |
+                     buf[7 + 4 * i];
+        if (d == 0 || d > 0x7fffffffu || need > ((size_t)1 << 40) / d)
+            return ea_error_set(err, EA_ERR_FORMAT, "IDX: dimension %zu is %u", i, d);
+        out->dims[i] = (int)d;
+        need *= d;
+    }
+    if (size - header != need)
+        return ea_error_set(err, EA_ERR_FORMAT, "IDX: the header promises %zu bytes of data, the file has %zu (%s)", need,
+                            size - header, size - header < need ? "truncated" : "oversized");
+    out->data = (unsigned char *)EFFATTN_MALLOC(need + 1);
+    if (!out->data) return ea_error_set(err, EA_ERR_NOMEM, "IDX: cannot hold %zu bytes", need);
+    memcpy(out->data, buf + header, need);
+    out->ndim = nd;
+    out->size = need;
+    return EA_OK;
+}
+
+EA_API void ea_u8_array_free(ea_u8_array *a) {
+    if (!a) return;
+    EFFATTN_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+EA_API ea_status ea_idx_load(ea_u8_array *out, const char *path, ea_error *err) {
+    unsigned char *buf;
+    size_t size = 0;
+    ea_status s;
+    memset(out, 0, sizeof *out);
+    if ((s = ea__read_file(path, &buf, &size, err)) != EA_OK) return s;
+    s = ea_idx_parse(out, buf, size, err);
+    EFFATTN_FREE(buf);
+    if (s != EA_OK && err) {
+        char tmp[sizeof err->msg];
+        snprintf(tmp, sizeof tmp, "%s", err->msg);
+        ea_error_set(err, s, "'%s': %s", path, tmp);
+    }
+    return s;
+}
+
+#define EA_CIFAR_RECORD 3073
+
+EA_API ea_status ea_cifar_parse(ea_cifar *out, const unsigned char *buf, size_t size, ea_error *err) {
+    size_t n, i;
+    memset(out, 0, sizeof *out);
+    if (!buf || size == 0 || size % EA_CIFAR_RECORD)
+        return ea_error_set(err, EA_ERR_FORMAT,
+                            "CIFAR-10: %zu bytes is not a whole number of %d-byte records (label + 3x32x32)", size,
+                            EA_CIFAR_RECORD);
+    n = size / EA_CIFAR_RECORD;
+    if (n > 1000000) return ea_error_set(err, EA_ERR_FORMAT, "CIFAR-10: %zu records is more than any batch file holds", n);
+    for (i = 0; i < n; i++)
+        if (buf[i * EA_CIFAR_RECORD] > 9)
+            return ea_error_set(err, EA_ERR_FORMAT, "CIFAR-10: record %zu has label %u, expected 0..9", i,
+                                buf[i * EA_CIFAR_RECORD]);
+    out->labels = (unsigned char *)EFFATTN_MALLOC(n);
+    out->images = (unsigned char *)EFFATTN_MALLOC(n * 3072);
+    if (!out->labels || !out->images) {
+        ea_cifar_free(out);
+        return ea_error_set(err, EA_ERR_NOMEM, "CIFAR-10: cannot hold %zu images", n);
+    }
+    for (i = 0; i < n; i++) {
+        out->labels[i] = buf[i * EA_CIFAR_RECORD];
+        memcpy(out->images + i * 3072, buf + i * EA_CIFAR_RECORD + 1, 3072);
+    }
+    out->n = (int)n;
+    return EA_OK;
+}
+
+EA_API void ea_cifar_free(ea_cifar *c) {
+    if (!c) return;
+    EFFATTN_FREE(c->labels);
+    EFFATTN_FREE(c->images);
+    memset(c, 0, sizeof *c);
+}
+
+EA_API ea_status ea_cifar_load(ea_cifar *out, const char *const *paths, int n_paths, ea_error *err) {
+    int f;
+    memset(out, 0, sizeof *out);
+    if (!paths || n_paths < 1) return ea_error_set(err, EA_ERR_ARG, "CIFAR-10: no files given");
+    for (f = 0; f < n_paths; f++) {
+        unsigned char *buf;
+        size_t size = 0;
+        ea_cifar part;
+        ea_status s = ea__read_file(paths[f], &buf, &size, err);
+        if (s == EA_OK) {
+            s = ea_cifar_parse(&part, buf, size, err);
+            EFFATTN_FREE(buf);
+            if (s != EA_OK && err) {
+                char tmp[sizeof err->msg];
+                snprintf(tmp, sizeof tmp, "%s", err->msg);
+                ea_error_set(err, s, "'%s': %s", paths[f], tmp);
+            }
+        }
+        if (s == EA_OK) {
+            /* append part to out */
+            size_t n = (size_t)out->n + (size_t)part.n;
+            unsigned char *l = (unsigned char *)EFFATTN_MALLOC(n), *im = (unsigned char *)EFFATTN_MALLOC(n * 3072);
+            if (!l || !im) {
+                EFFATTN_FREE(l);
+                EFFATTN_FREE(im);
+                s = ea_error_set(err, EA_ERR_NOMEM, "CIFAR-10: cannot hold %zu images", n);
+            } else {
+                if (out->n) {
+                    memcpy(l, out->labels, (size_t)out->n);
+                    memcpy(im, out->images, (size_t)out->n * 3072);
+                }
+                memcpy(l + out->n, part.labels, (size_t)part.n);
+                memcpy(im + (size_t)out->n * 3072, part.images, (size_t)part.n * 3072);
+                ea_cifar_free(out);
+                out->labels = l;
+                out->images = im;
+                out->n = (int)n;
+            }
+            ea_cifar_free(&part);
+        }
+        if (s != EA_OK) {
+            ea_cifar_free(out);
+            return s;
+        }
+    }
     return EA_OK;
 }
 

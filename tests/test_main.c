@@ -1195,6 +1195,79 @@ static void test_cli(void) {
     remove("build/cli_kill.eack");
 }
 
+
+/* --- IDX and CIFAR-10 loaders: valid, truncated, oversized, wrong ------------ */
+static void test_loaders(void) {
+    unsigned char idx[4 + 8 + 6] = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6};
+    unsigned char *cif;
+    ea_u8_array a;
+    ea_cifar c;
+    ea_error err;
+    FILE *f;
+    g_group = "loaders";
+    CHECK(ea_idx_parse(&a, idx, sizeof idx, &err) == EA_OK && a.ndim == 2 && a.dims[0] == 2 && a.dims[1] == 3 && a.data[5] == 6,
+          "valid IDX: %s", err.msg);
+    ea_u8_array_free(&a);
+    CHECK(ea_idx_parse(&a, idx, sizeof idx - 1, &err) == EA_ERR_FORMAT && strstr(err.msg, "truncated"), "truncated: %s", err.msg);
+    {
+        unsigned char big[sizeof idx + 1];
+        memcpy(big, idx, sizeof idx);
+        big[sizeof idx] = 7;
+        CHECK(ea_idx_parse(&a, big, sizeof big, &err) == EA_ERR_FORMAT && strstr(err.msg, "oversized"), "oversized: %s", err.msg);
+    }
+    idx[2] = 0x0D;
+    CHECK(ea_idx_parse(&a, idx, sizeof idx, &err) == EA_ERR_FORMAT && strstr(err.msg, "0x0d"), "float IDX: %s", err.msg);
+    idx[2] = 8;
+    idx[3] = 9;
+    CHECK(ea_idx_parse(&a, idx, sizeof idx, &err) == EA_ERR_FORMAT, "9 dims: %s", err.msg);
+    idx[3] = 2;
+    idx[0] = 1;
+    CHECK(ea_idx_parse(&a, idx, sizeof idx, &err) == EA_ERR_FORMAT && strstr(err.msg, "magic"), "magic: %s", err.msg);
+    CHECK(ea_idx_parse(&a, idx, 3, &err) == EA_ERR_FORMAT, "3 bytes");
+
+    cif = (unsigned char *)calloc(2 * 3073 + 1, 1);
+    cif[0] = 3;
+    cif[3073] = 9;
+    cif[3073 + 1 + 3071] = 200;
+    CHECK(ea_cifar_parse(&c, cif, 2 * 3073, &err) == EA_OK && c.n == 2 && c.labels[1] == 9 && c.images[3072 + 3071] == 200,
+          "valid CIFAR: %s", err.msg);
+    ea_cifar_free(&c);
+    CHECK(ea_cifar_parse(&c, cif, 2 * 3073 - 5, &err) == EA_ERR_FORMAT && strstr(err.msg, "records"), "truncated: %s", err.msg);
+    CHECK(ea_cifar_parse(&c, cif, 2 * 3073 + 1, &err) == EA_ERR_FORMAT, "oversized: %s", err.msg);
+    cif[3073] = 10;
+    CHECK(ea_cifar_parse(&c, cif, 2 * 3073, &err) == EA_ERR_FORMAT && strstr(err.msg, "label 10"), "label: %s", err.msg);
+    cif[3073] = 1;
+    f = fopen("build/test_cifar.bin", "wb");
+    if (f) {
+        const char *paths[2];
+        fwrite(cif, 1, 2 * 3073, f);
+        fclose(f);
+        paths[0] = paths[1] = "build/test_cifar.bin";
+        CHECK(ea_cifar_load(&c, paths, 2, &err) == EA_OK && c.n == 4 && c.labels[2] == 3, "two batch files: %s", err.msg);
+        ea_cifar_free(&c);
+        paths[1] = "build/missing.bin";
+        CHECK(ea_cifar_load(&c, paths, 2, &err) == EA_ERR_IO && c.n == 0, "missing second file: %s", err.msg);
+        remove("build/test_cifar.bin");
+    }
+    free(cif);
+    /* the real Fashion-MNIST test set, when Debian's dataset-fashion-mnist is
+       installed: decompressed into build/ (the one step the format needs) */
+    f = fopen("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz", "rb");
+    if (f && (fclose(f), 1) &&
+        run("gunzip -c /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz > build/fmnist-t10k-labels && "
+            "gunzip -c /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz > build/fmnist-t10k-images") == 0) {
+        CHECK(ea_idx_load(&a, "build/fmnist-t10k-labels", &err) == EA_OK && a.ndim == 1 && a.dims[0] == 10000 && a.data[0] <= 9,
+              "Fashion-MNIST test labels: %s", err.msg);
+        ea_u8_array_free(&a);
+        CHECK(ea_idx_load(&a, "build/fmnist-t10k-images", &err) == EA_OK && a.ndim == 3 && a.dims[0] == 10000 && a.dims[1] == 28 &&
+                  a.dims[2] == 28,
+              "Fashion-MNIST test images: %s", err.msg);
+        ea_u8_array_free(&a);
+    } else {
+        printf("    skipped the real Fashion-MNIST check: install dataset-fashion-mnist and gzip\n");
+    }
+}
+
 static void test_rng(void) {
     ea_rng a, b;
     double s = 0, s2 = 0;
@@ -1225,7 +1298,7 @@ int main(int argc, char **argv) {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
         {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"cli", test_cli}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"loaders", test_loaders}, {"cli", test_cli}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
