@@ -6,7 +6,7 @@ WARN     = -Wall -Wextra -Wpedantic
 LDLIBS   = -lm
 BUILD    = build
 
-.PHONY: all demo test test-scalar test-asan valgrind strict bench clean help
+.PHONY: all demo test test-scalar test-asan valgrind fuzz fuzz-smoke strict bench clean help
 
 all: $(BUILD)/track
 
@@ -17,6 +17,7 @@ help:
 	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
 	@echo "make test-asan    the test suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 	@echo "make valgrind     valgrind memcheck of a short training run (no errors, no leaks)"
+	@echo "make fuzz         libFuzzer on every parser, FUZZ_SECONDS (600) each; make fuzz-smoke: 15 s each"
 	@echo "make strict       gcc and clang, C99 and C++11, -Wall -Wextra -Wpedantic -Werror, two TUs"
 	@echo "make bench        whole-program timings with hyperfine (bench/hyperfine.sh), into out/"
 	@echo "options: OPENMP= (no threads), CC=clang, CFLAGS='-O3 -march=native'"
@@ -81,6 +82,27 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	echo "strict: all clean"
+
+# libFuzzer harnesses for every parser (clang); seed corpora in tests/fuzz/corpus,
+# new inputs collect in build/corpus_NAME.
+FUZZERS      = safetensors checkpoint idx cifar flags
+FUZZ_SECONDS ?= 600
+FUZZ_CC      ?= clang
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c effattn.h examples/track.c | $(BUILD)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) $< -o $@ $(LDLIBS)
+
+fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZERS))
+	@set -e; for f in $(FUZZERS); do \
+	  mkdir -p $(BUILD)/corpus_$$f; \
+	  echo "fuzz $$f for $(FUZZ_SECONDS) s"; \
+	  ./$(BUILD)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/corpus_$$f tests/fuzz/corpus/$$f > $(BUILD)/fuzz_$$f.log 2>&1 || { tail -40 $(BUILD)/fuzz_$$f.log; exit 1; }; \
+	  grep -h 'stat::number_of_executed_units' $(BUILD)/fuzz_$$f.log; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=15
 
 bench:
 	bench/hyperfine.sh out
