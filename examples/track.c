@@ -63,7 +63,8 @@ static void usage(FILE *f) {
             "                   (e.g. trained in PyTorch); with --epochs 0 it only evaluates\n"
             "  --data PATH      recorded videos instead of generated ones (safetensors:\n"
             "                   'videos' U8/F32 [V,T,32,32], 'positions' F32 [V,T,2])\n"
-            "  --eval-only      no training: evaluate --load's weights on every video\n"
+            "  --eval-only      no training: evaluate --load's (or --resume's) weights on\n"
+            "                   every video\n"
             "  --clip X         clip the gradient norm to X (default 0: off)\n"
             "  --full           seed 000's protocol: 1000 videos, 20 epochs, batch 32,\n"
             "                   lr 1e-3, wd 0.01 (later flags still override)\n"
@@ -180,8 +181,12 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         fprintf(stderr, "track: --mode must be 'bounce' or 'projectile', got '%s'\n", o->mode);
         return 2;
     }
+    if (o->eval_only && !o->load && o->resume) { /* evaluate a checkpoint's weights */
+        o->load = o->resume;
+        o->resume = NULL;
+    }
     if (o->eval_only && !o->load) {
-        fprintf(stderr, "track: --eval-only needs --load PATH (the weights to evaluate)\n");
+        fprintf(stderr, "track: --eval-only needs --load PATH or --resume PATH (the weights to evaluate)\n");
         return 2;
     }
     if (strcmp(o->sched, "step") && strcmp(o->sched, "epoch")) {
