@@ -113,15 +113,13 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
     o->lr = 1e-3;
     o->wd = 0.01;
     *stop = 0;
-    /* --full first, so that flags after it can still override */
+    /* --full first, so that flags after it can still override; the seed's
+       batch 32, lr 1e-3 and wd 0.01 are already the defaults */
     for (i = 1; i < argc; i++)
         if (strcmp(argv[i], "--full") == 0) {
             o->full = 1;
             o->videos = 1000;
             o->epochs = 20;
-            o->batch = 32;
-            o->lr = 1e-3;
-            o->wd = 0.01;
         }
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
