@@ -265,6 +265,16 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
                         const float *p, const float *q, const float *k, const float *v,
                         const ea_sdpa_shape *s);
 
+/* Flash-tiled exact attention: the same result without the nq x nk matrix.
+   lse receives the log-sum-exp of each query row (B·H·nq floats) for the
+   backward; scratch holds ea_sdpa_flash_scratch(s) floats per thread. */
+EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s);
+EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
+                              const float *v, const ea_sdpa_shape *s);
+EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                              const float *o, const float *lse, const float *q, const float *k,
+                              const float *v, const ea_sdpa_shape *s);
+
 /* ---- tensor ops (record on the tape when gradients are on) ------------- */
 EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b);
 EA_API ea_tensor *ea_matmul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b);
@@ -1973,6 +1983,149 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
     }
 }
 
+
+/* --- 8.1b Flash-tiled exact attention (Dao et al. 2022, FlashAttention;
+   Dao 2023, FlashAttention-2) ----------------------------------------------
+   The same O = softmax(scale·QKᵀ)V, computed one query block (EA_FA_BR
+   rows) against one key tile (EA_FA_BC keys) at a time with an online
+   softmax: per row keep the running max m and sum l; for each tile
+       S = scale·Q_blk K_tileᵀ,  m' = max(m, rowmax S),  P = exp(S - m'),
+       l = l·exp(m - m') + rowsum P,  O_acc = O_acc·exp(m - m') + P V_tile,
+   and finally O = O_acc / l, lse = m + log l.  Extra memory is one tile
+   per thread plus nq floats of lse: O(n), never nq x nk.  Under a causal
+   mask, key tiles that lie wholly in a block's future are skipped, so the
+   work halves.  Backward recomputes P = exp(S - lse) tile by tile:
+       D_i = rowsum(dO_i ∘ O_i),  dV += Pᵀ dO,  dP = dO Vᵀ,
+       dS = P ∘ (dP - D),  dQ += scale·dS K,  dK += scale·dSᵀ Q.
+   Cost: the same 4·nq·nk·dh FLOPs per head forward (2x that backward, plus
+   the recomputation), at O(n) memory. */
+#define EA_FA_BR 64
+#define EA_FA_BC 64
+
+EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) {
+    /* S/P tile, dP tile, O accumulator, and m, l, D per row */
+    return (size_t)EA_FA_BR * EA_FA_BC * 2 + (size_t)EA_FA_BR * s->dh + 3 * EA_FA_BR;
+}
+
+static int ea__thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Scores of query rows [i0, i0+br) against keys [j0, j0+bc), masked. */
+static void ea__fa_scores(float *S, const float *qh, const float *kh, int i0, int br, int j0, int bc,
+                          const ea_sdpa_shape *s) {
+    int r, c;
+    ea_gemm(br, bc, s->dh, qh + (size_t)i0 * s->ldq, s->ldq, 1, kh + (size_t)j0 * s->ldk, 1, s->ldk, S, EA_FA_BC, 0);
+    for (r = 0; r < br; r++) {
+        int last = ea__last_key(s, i0 + r);
+        float *Sr = S + (size_t)r * EA_FA_BC;
+        for (c = 0; c < bc; c++) Sr[c] = j0 + c <= last ? Sr[c] * s->scale : -INFINITY;
+    }
+}
+
+EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
+                              const float *v, const ea_sdpa_shape *s) {
+    int nblk = (s->nq + EA_FA_BR - 1) / EA_FA_BR, work = s->B * s->H * nblk, w, group = s->H / s->Hkv;
+    size_t per = ea_sdpa_flash_scratch(s);
+    EA_OMP_FOR_IF(work > 1 && 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    for (w = 0; w < work; w++) {
+        int b = w / (s->H * nblk), h = (w / nblk) % s->H, i0 = (w % nblk) * EA_FA_BR, g = h / group;
+        int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR, r, c, d, j0;
+        int last_row_key = ea__last_key(s, i0 + br - 1);
+        float *S = scratch + per * (size_t)ea__thread_id(), *acc = S + 2 * EA_FA_BR * EA_FA_BC;
+        float *m = acc + (size_t)EA_FA_BR * s->dh, *l = m + EA_FA_BR;
+        const float *qh = q + (size_t)b * s->nq * s->ldq + h * s->dh;
+        const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
+        const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
+        for (r = 0; r < br; r++) {
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+        }
+        memset(acc, 0, (size_t)br * s->dh * sizeof(float));
+        for (j0 = 0; j0 < s->nk && j0 <= last_row_key; j0 += EA_FA_BC) { /* later tiles are all masked */
+            int bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
+            ea__fa_scores(S, qh, kh, i0, br, j0, bc, s);
+            for (r = 0; r < br; r++) {
+                float *Sr = S + (size_t)r * EA_FA_BC, mx = m[r], corr, sum = 0.0f;
+                for (c = 0; c < bc; c++) mx = Sr[c] > mx ? Sr[c] : mx;
+                if (mx == -INFINITY) { /* nothing visible yet in this row */
+                    for (c = 0; c < bc; c++) Sr[c] = 0.0f;
+                    continue;
+                }
+                corr = expf(m[r] - mx); /* exp(-inf) = 0 on the first visible tile */
+                for (c = 0; c < bc; c++) sum += (Sr[c] = expf(Sr[c] - mx));
+                l[r] = l[r] * corr + sum;
+                m[r] = mx;
+                for (d = 0; d < s->dh; d++) acc[(size_t)r * s->dh + d] *= corr;
+            }
+            ea_gemm(br, s->dh, bc, S, EA_FA_BC, 1, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, 1);
+        }
+        for (r = 0; r < br; r++) {
+            float *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
+            float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+            for (d = 0; d < s->dh; d++) orow[d] = acc[(size_t)r * s->dh + d] * inv;
+            lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : INFINITY;
+        }
+    }
+}
+
+EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                              const float *o, const float *lse, const float *q, const float *k,
+                              const float *v, const ea_sdpa_shape *s) {
+    int b, group = s->H / s->Hkv;
+    size_t per = ea_sdpa_flash_scratch(s);
+    /* heads sharing a K/V head add into the same dK, dV: threads split the batch */
+    EA_OMP_FOR_IF(s->B > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    for (b = 0; b < s->B; b++) {
+        float *P = scratch + per * (size_t)ea__thread_id(), *dP = P + EA_FA_BR * EA_FA_BC;
+        float *D = dP + EA_FA_BR * EA_FA_BC + (size_t)EA_FA_BR * s->dh;
+        int h, i0, j0, r, c, d;
+        for (h = 0; h < s->H; h++) {
+            int g = h / group;
+            size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
+            size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
+            const float *L = lse + ((size_t)b * s->H + h) * s->nq;
+            for (i0 = 0; i0 < s->nq; i0 += EA_FA_BR) {
+                int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR;
+                int last_row_key = ea__last_key(s, i0 + br - 1);
+                for (r = 0; r < br; r++) {
+                    const float *dor = dout + oo + (size_t)(i0 + r) * s->ldo, *orow = o + oo + (size_t)(i0 + r) * s->ldo;
+                    float acc = 0.0f;
+                    for (d = 0; d < s->dh; d++) acc += dor[d] * orow[d];
+                    D[r] = acc;
+                }
+                for (j0 = 0; j0 < s->nk && j0 <= last_row_key; j0 += EA_FA_BC) {
+                    int bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
+                    ea__fa_scores(P, q + qo, k + ko, i0, br, j0, bc, s);
+                    for (r = 0; r < br; r++)
+                        for (c = 0; c < bc; c++) {
+                            float *pr = P + (size_t)r * EA_FA_BC + c;
+                            *pr = L[i0 + r] == INFINITY ? 0.0f : expf(*pr - L[i0 + r]);
+                        }
+                    if (dv) ea_gemm(bc, s->dh, br, P, 1, EA_FA_BC, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
+                                    dv + vo + (size_t)j0 * s->ldv, s->ldv, 1);
+                    if (!dq && !dk) continue;
+                    ea_gemm(br, bc, s->dh, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1, v + vo + (size_t)j0 * s->ldv, 1,
+                            s->ldv, dP, EA_FA_BC, 0);
+                    for (r = 0; r < br; r++)
+                        for (c = 0; c < bc; c++) {
+                            size_t t = (size_t)r * EA_FA_BC + c;
+                            dP[t] = s->scale * P[t] * (dP[t] - D[r]);
+                        }
+                    if (dq) ea_gemm(br, s->dh, bc, dP, EA_FA_BC, 1, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
+                                    dq + qo + (size_t)i0 * s->ldq, s->ldq, 1);
+                    if (dk) ea_gemm(bc, s->dh, br, dP, 1, EA_FA_BC, q + qo + (size_t)i0 * s->ldq, s->ldq, 1,
+                                    dk + ko + (size_t)j0 * s->ldk, s->ldk, 1);
+                }
+            }
+        }
+    }
+}
+
 static void ea__sdpa_shape(ea_sdpa_shape *s, const ea_node *n) {
     s->B = n->iarg[0]; s->nq = n->iarg[1]; s->nk = n->iarg[2];
     s->H = n->iarg[3]; s->Hkv = n->iarg[4]; s->dh = n->iarg[5]; s->causal = n->iarg[6];
@@ -1983,16 +2136,25 @@ static void ea__sdpa_shape(ea_sdpa_shape *s, const ea_node *n) {
 
 static void ea__sdpa_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-    int qc = n->iarg[7], kc = n->iarg[8], vc = n->iarg[9];
+    int qc = n->iarg[7], kc = n->iarg[8], vc = n->iarg[9], flash = n->iarg[10];
     ea_sdpa_shape s;
     float *scratch;
     ea__sdpa_shape(&s, n);
-    scratch = ea__floats(ctx, (size_t)s.B * s.nq * s.nk);
+    scratch = ea__floats(ctx, flash ? ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads() : (size_t)s.B * s.nq * s.nk);
     if (!scratch) return;
-    ea_sdpa_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL,
-                v->grad ? v->grad + vc : NULL, scratch, n->out->grad, n->save[0], q->data + qc,
-                k->data + kc, v->data + vc, &s);
+    if (flash)
+        ea_sdpa_flash_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL,
+                          v->grad ? v->grad + vc : NULL, scratch, n->out->grad, n->out->data, n->save[0],
+                          q->data + qc, k->data + kc, v->data + vc, &s);
+    else
+        ea_sdpa_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL,
+                    v->grad ? v->grad + vc : NULL, scratch, n->out->grad, n->save[0], q->data + qc,
+                    k->data + kc, v->data + vc, &s);
 }
+
+/* Scores per head above which the flash path runs: below it one n x n
+   tile costs less than the tiling (the tracker's 64 x 64 stays here). */
+#define EA_FLASH_MIN_SCORES (128 * 128)
 
 EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
                           ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal) {
@@ -2000,6 +2162,7 @@ EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, in
     ea_tensor *out;
     ea_node *n;
     float *p;
+    int flash;
     char s1[48], s2[48], s3[48];
     if (!ea__ok(ctx, q, k) || !v) return NULL;
     if (H <= 0 || Hkv <= 0 || dh <= 0 || H % Hkv)
@@ -2027,15 +2190,23 @@ EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, in
         out = ea__out(ctx, 3, shape, q, k, v);
     }
     if (!out) return NULL;
-    p = ea__floats(ctx, (size_t)s.B * H * s.nq * s.nk);
-    if (!p) return NULL;
-    ea_sdpa_fwd(out->data, p, q->data + q_col, k->data + k_col, v->data + v_col, &s);
+    flash = (size_t)s.nq * s.nk > EA_FLASH_MIN_SCORES;
+    if (flash) { /* saves only the log-sum-exp of each row: O(n) memory */
+        float *scratch = ea__floats(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads());
+        p = ea__floats(ctx, (size_t)s.B * H * s.nq);
+        if (!p || !scratch) return NULL;
+        ea_sdpa_flash_fwd(out->data, p, scratch, q->data + q_col, k->data + k_col, v->data + v_col, &s);
+    } else {
+        p = ea__floats(ctx, (size_t)s.B * H * s.nq * s.nk);
+        if (!p) return NULL;
+        ea_sdpa_fwd(out->data, p, q->data + q_col, k->data + k_col, v->data + v_col, &s);
+    }
     n = ea__record(ctx, ea__sdpa_back, out, q, k, v);
     if (n) {
         n->save[0] = p;
         n->iarg[0] = s.B; n->iarg[1] = s.nq; n->iarg[2] = s.nk;
         n->iarg[3] = H; n->iarg[4] = Hkv; n->iarg[5] = dh; n->iarg[6] = s.causal;
-        n->iarg[7] = q_col; n->iarg[8] = k_col; n->iarg[9] = v_col;
+        n->iarg[7] = q_col; n->iarg[8] = k_col; n->iarg[9] = v_col; n->iarg[10] = flash;
         n->farg[0] = s.scale;
     }
     return out;

@@ -249,6 +249,10 @@ static void test_op_gradients(void) {
     set_case(&c, "sdpa-gqa-causal-cross", b_sdpa, &sa);
     add_input(&c, 3, 2, 5, 12, 0); add_input(&c, 3, 2, 7, 6, 0); add_input(&c, 3, 2, 7, 6, 0);
     gradcheck(&c);
+    sa.H = 2; sa.Hkv = 1; sa.dh = 3; sa.causal = 1;   /* 130 x 140 scores: the flash path */
+    set_case(&c, "sdpa-flash-gqa-causal", b_sdpa, &sa);
+    add_input(&c, 3, 1, 130, 6, 0); add_input(&c, 3, 1, 140, 3, 0); add_input(&c, 3, 1, 140, 3, 0);
+    gradcheck(&c);
     sa.H = 2; sa.Hkv = 2; sa.dh = 4; sa.causal = 0;
     set_case(&c, "sdpa-merged-qkv", b_sdpa_merged, &sa);
     add_input(&c, 3, 2, 6, 24, 0);
@@ -408,6 +412,92 @@ static void test_simd_math(void) {
         for (i = 0; i < 101; i++) if (sm[202 + i] != 0.0f) { CHECK(0, "fully masked row must be zeros"); break; }
     }
     CHECK(worst_s < 1e-6, "softmax error %.3g", worst_s);
+}
+
+
+/* Flash-tiled attention against the reference forward and the materialized
+   backward: odd sizes, partial tiles, causal, GQA, nq != nk. */
+static void test_flash(void) {
+    static const int cfgs[][7] = {/* B nq nk H Hkv dh causal */
+                                  {2, 64, 64, 4, 4, 16, 0}, {1, 130, 130, 2, 1, 16, 1}, {2, 70, 200, 4, 2, 8, 1},
+                                  {1, 200, 70, 2, 2, 12, 1}, {3, 5, 7, 3, 1, 5, 0}, {1, 257, 257, 1, 1, 64, 0}};
+    ea_rng rng;
+    size_t c;
+    g_group = "flash";
+    ea_rng_seed(&rng, 21, 21);
+    for (c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        ea_sdpa_shape s;
+        size_t nq, nk, i, per;
+        float *q, *k, *v, *o1, *o2, *p, *lse, *scr, *dout, *g1[3], *g2[3], *bscr;
+        int j;
+        double wf, wb = 0.0;
+        s.B = cfgs[c][0]; s.nq = cfgs[c][1]; s.nk = cfgs[c][2]; s.H = cfgs[c][3]; s.Hkv = cfgs[c][4];
+        s.dh = cfgs[c][5]; s.causal = cfgs[c][6]; s.scale = 1.0f / sqrtf((float)s.dh);
+        s.ldq = s.ldo = (ptrdiff_t)s.H * s.dh; s.ldk = s.ldv = (ptrdiff_t)s.Hkv * s.dh;
+        nq = (size_t)s.B * s.nq * s.ldq; nk = (size_t)s.B * s.nk * s.ldk;
+        per = ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads();
+        q = (float *)malloc(nq * 4); k = (float *)malloc(nk * 4); v = (float *)malloc(nk * 4);
+        o1 = (float *)malloc(nq * 4); o2 = (float *)malloc(nq * 4); dout = (float *)malloc(nq * 4);
+        p = (float *)malloc((size_t)s.B * s.H * s.nq * s.nk * 4);
+        lse = (float *)malloc((size_t)s.B * s.H * s.nq * 4);
+        scr = (float *)malloc(per * 4);
+        bscr = (float *)malloc((size_t)s.B * s.nq * s.nk * 4);
+        for (i = 0; i < nq; i++) { q[i] = 2.0f * frand(&rng); dout[i] = frand(&rng); }
+        for (i = 0; i < nk; i++) { k[i] = 2.0f * frand(&rng); v[i] = frand(&rng); }
+        ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s);
+        ea_sdpa_ref_fwd(o2, q, k, v, &s);
+        wf = max_rel_diff(o1, o2, nq);
+        CHECK(wf < 1e-4, "config %zu: flash forward vs reference: %g", c, wf);
+        ea_sdpa_fwd(o2, p, q, k, v, &s);
+        for (j = 0; j < 3; j++) {
+            size_t n = j == 0 ? nq : nk;
+            g1[j] = (float *)calloc(n, 4);
+            g2[j] = (float *)calloc(n, 4);
+        }
+        ea_sdpa_flash_bwd(g1[0], g1[1], g1[2], scr, dout, o1, lse, q, k, v, &s);
+        ea_sdpa_bwd(g2[0], g2[1], g2[2], bscr, dout, p, q, k, v, &s);
+        for (j = 0; j < 3; j++) {
+            size_t n = j == 0 ? nq : nk, e;
+            double mx = 0.0, num = 0.0;
+            for (e = 0; e < n; e++) {
+                mx = fabs(g2[j][e]) > mx ? fabs(g2[j][e]) : mx;
+                num = fabs(g1[j][e] - g2[j][e]) > num ? fabs(g1[j][e] - g2[j][e]) : num;
+            }
+            if (num / (mx + 1e-20) > wb) wb = num / (mx + 1e-20);
+            free(g1[j]);
+            free(g2[j]);
+        }
+        CHECK(wb < 1e-5, "config %zu: flash backward vs materialized backward: %g", c, wb);
+        free(q); free(k); free(v); free(o1); free(o2); free(dout); free(p); free(lse); free(scr); free(bscr);
+    }
+}
+
+
+/* Long sequences take the flash path: extra memory grows with n, not n². */
+static void test_flash_memory(void) {
+    ea_ctx ctx;
+    ea_tensor *q, *k, *v, *o, *t, *loss;
+    int n = 4096, dh = 16;
+    size_t i, inputs;
+    ea_rng rng;
+    g_group = "flash";
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 2, 2);
+    q = ea_tensor_3d(&ctx, 1, n, dh, 1);
+    k = ea_tensor_3d(&ctx, 1, n, dh, 1);
+    v = ea_tensor_3d(&ctx, 1, n, dh, 1);
+    t = ea_tensor_3d(&ctx, 1, n, dh, 0);
+    for (i = 0; i < (size_t)n * dh; i++) { q->data[i] = frand(&rng); k->data[i] = frand(&rng); v->data[i] = frand(&rng); t->data[i] = 0.0f; }
+    inputs = ctx.arena.used;
+    o = ea_sdpa(&ctx, q, 0, k, 0, v, 0, 1, 1, dh, 1);
+    loss = ea_mse_loss(&ctx, o, t);
+    CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "%s", ctx.err.msg);
+    /* the n x n scores alone would be 64 MiB */
+    CHECK(ea_ctx_peak_bytes(&ctx) - inputs < ((size_t)4 << 20), "attention at n = %d took %zu extra bytes", n,
+          ea_ctx_peak_bytes(&ctx) - inputs);
+    printf("    n = %d causal, forward + backward: %.2f MiB of arena beyond the inputs (scores would be %.0f MiB)\n", n,
+           (double)(ea_ctx_peak_bytes(&ctx) - inputs) / 1048576.0, (double)n * n * 4 / 1048576.0);
+    ea_ctx_free(&ctx);
 }
 
 static void test_gemm(void) {
@@ -1295,7 +1385,7 @@ static void test_rng(void) {
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
-        {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"ops", test_op_gradients},
+        {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"loaders", test_loaders}, {"cli", test_cli}, {"training", test_training}};
@@ -1307,7 +1397,7 @@ int main(int argc, char **argv) {
         if (only && !strstr(groups[i].name, only)) continue;
         t0 = ea_time_sec();
         groups[i].fn();
-        printf("  %-10s %3d passed, %d failed  (%.2f s)\n", groups[i].name, g_pass - p, g_fail - f, ea_time_sec() - t0);
+        printf("  %-12s %3d passed, %d failed  (%.2f s)\n", groups[i].name, g_pass - p, g_fail - f, ea_time_sec() - t0);
     }
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
