@@ -93,6 +93,7 @@ extern "C" {
 #define EA_MAX_DIMS 4      /* tensors are up to 4-D */
 #define EA_MAX_DEPTH 32    /* transformer blocks per model */
 #define EA_NAME_LEN 64     /* parameter names, PyTorch state_dict style */
+#define EA_MAX_ELEMS ((size_t)1 << 36)  /* elements in one tensor (256 GiB of floats) */
 
 /* ---- status codes and errors ------------------------------------------ */
 typedef enum ea_status {
@@ -1072,6 +1073,8 @@ EA_API ea_tensor *ea_tensor_new(ea_ctx *ctx, int ndim, const int *shape, int req
         if (shape[i] <= 0)
             return ea__fail(ctx, EA_ERR_SHAPE, "tensor: dimension %d is %d, expected a positive size",
                             i, shape[i]);
+        if ((size_t)shape[i] > EA_MAX_ELEMS / size)
+            return ea__fail(ctx, EA_ERR_SHAPE, "tensor: more than %zu elements", EA_MAX_ELEMS);
         size *= (size_t)shape[i];
     }
     t = (ea_tensor *)ea_ctx_alloc(ctx, sizeof(ea_tensor));
@@ -1192,7 +1195,7 @@ EA_API ea_tensor *ea_param(ea_params *ps, const char *name, int ndim, const int 
     t->ndim = ndim;
     t->size = 1;
     for (i = 0; i < ndim; i++) {
-        if (shape[i] <= 0) {
+        if (shape[i] <= 0 || (size_t)shape[i] > EA_MAX_ELEMS / t->size) {
             EFFATTN_FREE(t);
             ps->status = EA_ERR_SHAPE;
             return NULL;
@@ -2215,9 +2218,9 @@ EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, in
 /* --- 8.2 Shared pieces of the variants ------------------------------------ */
 static ea_status ea__check_heads(const ea_attn *a, ea_error *err) {
     const ea_attn_config *c = &a->cfg;
-    if (c->dim <= 0 || c->n_heads <= 0)
+    if (c->dim <= 0 || c->n_heads <= 0 || c->dim > 65536)
         return ea_error_set(err, EA_ERR_CONFIG,
-                            "attention '%s': dim = %d and n_heads = %d must both be positive",
+                            "attention '%s': dim = %d and n_heads = %d must be positive (dim at most 65536)",
                             a->variant->name, c->dim, c->n_heads);
     if (c->dim % c->n_heads)
         return ea_error_set(err, EA_ERR_CONFIG,
@@ -2425,6 +2428,11 @@ static ea_status ea__vit_check(const ea_vit_config *c, ea_error *err) {
                             "%d must be positive (head_hidden %d >= 0)",
                             c->img_size, c->in_chans, c->patch, c->dim, c->mlp_hidden, c->out_dim,
                             c->head_hidden);
+    if (c->img_size > 8192 || c->in_chans > 4096 || c->dim > 65536 || c->mlp_hidden > (1 << 20) ||
+        c->head_hidden > (1 << 20) || c->out_dim > (1 << 20))
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "vit: sizes beyond the supported range (img_size <= 8192, in_chans <= 4096, dim <= "
+                            "65536, hidden and output sizes <= 2^20)");
     if (c->img_size % c->patch)
         return ea_error_set(err, EA_ERR_CONFIG, "vit: patch %d must divide img_size %d", c->patch,
                             c->img_size);
@@ -3399,11 +3407,12 @@ EA_API ea_status ea_videos_generate(ea_videos *out, const ea_video_config *c, ea
     size_t frame_px;
     if (!out || !c) return ea_error_set(err, EA_ERR_ARG, "videos_generate: NULL argument");
     memset(out, 0, sizeof *out);
-    if (c->n_videos <= 0 || c->n_frames < 2 || c->size <= 0)
+    if (c->n_videos <= 0 || c->n_frames < 2 || c->size <= 0 || c->size > 4096 ||
+        (double)c->n_videos * c->n_frames * c->size * c->size > (double)EA_MAX_ELEMS)
         return ea_error_set(err, EA_ERR_CONFIG,
                             "videos: %d videos of %d frames of %d pixels: expected >= 1 video, >= 2 "
-                            "frames, size >= 1",
-                            c->n_videos, c->n_frames, c->size);
+                            "frames, size 1..4096, and at most %zu pixels in all",
+                            c->n_videos, c->n_frames, c->size, EA_MAX_ELEMS);
     if (!(c->radius > 0.0f) || c->radius + 5.0f > c->size - c->radius - 5.0f)
         return ea_error_set(err, EA_ERR_CONFIG,
                             "videos: radius %g does not fit: the start range [r+5, size-r-5] is empty "

@@ -820,6 +820,9 @@ static void test_errors(void) {
     ea_ctx_reset(&ctx);
     CHECK(ea_tensor_new(&ctx, 7, bad_shape, 0) == NULL && ctx.err.status == EA_ERR_SHAPE, "too many dims");
     ea_ctx_reset(&ctx);
+    CHECK(ea_tensor_4d(&ctx, 1 << 30, 1 << 30, 1 << 30, 1 << 30, 0) == NULL && ctx.err.status == EA_ERR_SHAPE,
+          "a shape whose size overflows is refused: %s", ctx.err.msg);
+    ea_ctx_reset(&ctx);
     a = ea_tensor_3d(&ctx, 2, 3, 4, 0);
     CHECK(ea_matmul(&ctx, a, a) == NULL && ctx.err.status == EA_ERR_SHAPE, "matmul shapes: %s", ctx.err.msg);
     ea_ctx_reset(&ctx);
@@ -850,6 +853,9 @@ static void test_errors(void) {
     ea_tracker_config_default(&cfg, "mha");
     cfg.patch = 5;
     CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "patch"), "patch: %s", err.msg);
+    ea_tracker_config_default(&cfg, "mha");
+    cfg.mlp_hidden = 2000000000;
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "range"), "huge MLP: %s", err.msg);
     ea_tracker_config_default(&cfg, "mha");
     cfg.depth = 0;
     CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_ERR_CONFIG, "depth 0");
