@@ -19,7 +19,7 @@ help:
 	@echo "make valgrind     valgrind memcheck of a short training run (no errors, no leaks)"
 	@echo "make fuzz         libFuzzer on every parser, FUZZ_SECONDS (600) each; make fuzz-smoke: 15 s each"
 	@echo "make strict       gcc and clang, C99 and C++11, -Wall -Wextra -Wpedantic -Werror, two TUs"
-	@echo "make bench        whole-program timings with hyperfine (bench/hyperfine.sh), into out/"
+	@echo "make bench        benchmarks: FMA peak, tracker, attention vs n (bench/bench.c), hyperfine"
 	@echo "options: OPENMP= (no threads), CC=clang, CFLAGS='-O3 -march=native'"
 
 $(BUILD):
@@ -104,7 +104,14 @@ fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZERS))
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=15
 
-bench:
+$(BUILD)/bench: bench/bench.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
+# Speed is measured here, never in tests: kernel and model tables, then
+# whole-program timings.  BENCH_ARGS=--json for machine-readable lines.
+bench: $(BUILD)/bench
+	./$(BUILD)/bench --threads 1 $(BENCH_ARGS)
+	./$(BUILD)/bench --tracker $(BENCH_ARGS)
 	bench/hyperfine.sh out
 
 clean:

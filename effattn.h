@@ -1606,37 +1606,49 @@ EA_API ea_tensor *ea_gelu(ea_ctx *ctx, ea_tensor *x) {
 /* --- softmax over the last dimension ---------------------------------------
    y_j = exp(x_j - max) / Σ exp(x - max);  dx = y ∘ (dy - Σ dy∘y).
    Entries of -inf (masked) give y = 0; a row of only -inf gives zeros. */
-/* One row: the max, then exp(x - max) and its sum, then the scaling; the
-   vector part runs on the SIMD layer, the tail on libm. */
-static void ea__softmax_row(float *y, const float *x, int cols) {
-    float mx = -INFINITY, s = 0.0f;
+/* Row helpers on the SIMD layer (tails on libm): the max of a row, and
+   y = exp(x - m) with the sum of y.  Softmax and flash attention use both. */
+static float ea__row_max(const float *x, int n) {
+    float mx = -INFINITY;
     int j = 0;
 #if EA_VW > 1
-    if (cols >= EA_VW) {
+    if (n >= EA_VW) {
         ea_vf m = ea_vload(x);
-        for (j = EA_VW; j + EA_VW <= cols; j += EA_VW) m = ea_vmax(m, ea_vload(x + j));
+        for (j = EA_VW; j + EA_VW <= n; j += EA_VW) m = ea_vmax(m, ea_vload(x + j));
         mx = ea_vhmax(m);
     }
 #endif
-    for (; j < cols; j++) mx = x[j] > mx ? x[j] : mx;
-    if (mx == -INFINITY) { /* a fully masked row */
-        for (j = 0; j < cols; j++) y[j] = 0.0f;
-        return;
-    }
-    j = 0;
+    for (; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
+static float ea__row_exp(float *y, const float *x, int n, float m) {
+    float s = 0.0f;
+    int j = 0;
 #if EA_VW > 1
     {
-        ea_vf acc = ea_vzero(), m = ea_vset1(mx);
-        for (; j + EA_VW <= cols; j += EA_VW) {
-            ea_vf e = ea_vexp(ea_vsub(ea_vload(x + j), m));
+        ea_vf acc = ea_vzero(), mv = ea_vset1(m);
+        for (; j + EA_VW <= n; j += EA_VW) {
+            ea_vf e = ea_vexp(ea_vsub(ea_vload(x + j), mv));
             ea_vstore(y + j, e);
             acc = ea_vadd(acc, e);
         }
         s = ea_vhsum(acc);
     }
 #endif
-    for (; j < cols; j++) s += (y[j] = expf(x[j] - mx));
-    s = 1.0f / s;
+    for (; j < n; j++) s += (y[j] = expf(x[j] - m));
+    return s;
+}
+
+/* One row: the max, exp(x - max) and its sum, then the scaling. */
+static void ea__softmax_row(float *y, const float *x, int cols) {
+    float mx = ea__row_max(x, cols), s;
+    int j;
+    if (mx == -INFINITY) { /* a fully masked row */
+        for (j = 0; j < cols; j++) y[j] = 0.0f;
+        return;
+    }
+    s = 1.0f / ea__row_exp(y, x, cols, mx);
     for (j = 0; j < cols; j++) y[j] *= s;
 }
 
@@ -2053,15 +2065,14 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
             int bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
             ea__fa_scores(S, qh, kh, i0, br, j0, bc, s);
             for (r = 0; r < br; r++) {
-                float *Sr = S + (size_t)r * EA_FA_BC, mx = m[r], corr, sum = 0.0f;
-                for (c = 0; c < bc; c++) mx = Sr[c] > mx ? Sr[c] : mx;
+                float *Sr = S + (size_t)r * EA_FA_BC, mx = ea__row_max(Sr, bc), corr;
+                mx = m[r] > mx ? m[r] : mx;
                 if (mx == -INFINITY) { /* nothing visible yet in this row */
                     for (c = 0; c < bc; c++) Sr[c] = 0.0f;
                     continue;
                 }
                 corr = expf(m[r] - mx); /* exp(-inf) = 0 on the first visible tile */
-                for (c = 0; c < bc; c++) sum += (Sr[c] = expf(Sr[c] - mx));
-                l[r] = l[r] * corr + sum;
+                l[r] = l[r] * corr + ea__row_exp(Sr, Sr, bc, mx);
                 m[r] = mx;
                 for (d = 0; d < s->dh; d++) acc[(size_t)r * s->dh + d] *= corr;
             }
@@ -2104,11 +2115,13 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                 for (j0 = 0; j0 < s->nk && j0 <= last_row_key; j0 += EA_FA_BC) {
                     int bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
                     ea__fa_scores(P, q + qo, k + ko, i0, br, j0, bc, s);
-                    for (r = 0; r < br; r++)
-                        for (c = 0; c < bc; c++) {
-                            float *pr = P + (size_t)r * EA_FA_BC + c;
-                            *pr = L[i0 + r] == INFINITY ? 0.0f : expf(*pr - L[i0 + r]);
-                        }
+                    for (r = 0; r < br; r++) {
+                        float *Pr = P + (size_t)r * EA_FA_BC;
+                        if (L[i0 + r] == INFINITY) /* a row that sees no key */
+                            for (c = 0; c < bc; c++) Pr[c] = 0.0f;
+                        else
+                            ea__row_exp(Pr, Pr, bc, L[i0 + r]);
+                    }
                     if (dv) ea_gemm(bc, s->dh, br, P, 1, EA_FA_BC, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
                                     dv + vo + (size_t)j0 * s->ldv, s->ldv, 1);
                     if (!dq && !dk) continue;

@@ -1,0 +1,213 @@
+/* bench.c — effattn's benchmarks.  Speed lives here, never in tests.
+
+   Build:  cc -O2 -march=native -fopenmp bench/bench.c -o build/bench -lm
+   Run:    build/bench                  all groups, a table for humans
+           build/bench --peak           one core's FP32 FMA peak (GFLOP/s)
+           build/bench --tracker        tracker: latency at batch 1, throughput at
+                                        batch 32, a training step at batch 32
+           build/bench --attn           attention forward and forward+backward
+                                        against sequence length
+           --max-n N (default 4096; the issue's full sweep is 16384)
+           --threads N, --json (one JSON object per line)
+   Every time is the median of repeated runs after a warm-up. */
+#define _POSIX_C_SOURCE 200809L
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_json = 0;
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* --- one core's FMA peak: 12 independent accumulator chains hide the FMA
+   latency; 2 FLOPs per lane per FMA. */
+static double peak_gflops(void) {
+    ea_vf acc[12], x = ea_vset1(1.0000001f), y = ea_vset1(0.9999999f);
+    long it, iters = 20000000;
+    int i, r;
+    double best = 0.0;
+    float sink = 0.0f;
+    for (r = 0; r < 5; r++) {
+        double t0;
+        for (i = 0; i < 12; i++) acc[i] = ea_vset1((float)i);
+        t0 = ea_time_sec();
+        for (it = 0; it < iters; it++) {
+            EA_UNROLL for (i = 0; i < 12; i++) acc[i] = ea_vfma(acc[i], x, y);
+        }
+        t0 = ea_time_sec() - t0;
+        for (i = 0; i < 12; i++) {
+            float tmp[EA_VW];
+            ea_vstore(tmp, acc[i]);
+            sink += tmp[0];
+        }
+        if (2.0 * EA_VW * 12.0 * iters / t0 / 1e9 > best) best = 2.0 * EA_VW * 12.0 * iters / t0 / 1e9;
+    }
+    if (sink == 1234.5f) printf("%g\n", (double)sink); /* keep the loop alive */
+    return best;
+}
+
+/* --- the tracker ----------------------------------------------------------- */
+static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int runs) {
+    double t[64];
+    int r;
+    ea_adamw opt;
+    ea_adamw_init(&opt, 1e-3f, 0.01f);
+    for (r = -3; r < runs; r++) {
+        ea_tensor *x, *y, *pred;
+        double t0 = ea_time_sec();
+        size_t i;
+        ea_ctx_reset(ctx);
+        ctx->grad_enabled = train;
+        x = ea_tensor_4d(ctx, B, 2, 32, 32, 0);
+        y = ea_tensor_2d(ctx, B, 2, 0);
+        if (!x || !y) return -1.0;
+        for (i = 0; i < x->size; i++) x->data[i] = (float)((i * 2654435761u) % 7 == 0);
+        for (i = 0; i < y->size; i++) y->data[i] = 16.0f;
+        pred = ea_vit_forward(ctx, m, x);
+        if (train) {
+            ea_tensor *loss = ea_mse_loss(ctx, pred, y);
+            ea_params_zero_grad((ea_params *)&m->params);
+            if (!loss || ea_backward(ctx, loss) != EA_OK) return -1.0;
+            ea_adamw_step(&opt, (ea_params *)&m->params);
+        } else if (!pred) {
+            return -1.0;
+        }
+        if (r >= 0) t[r] = ea_time_sec() - t0;
+    }
+    ctx->grad_enabled = 1;
+    return median(t, runs);
+}
+
+static void bench_tracker(double peak) {
+    static const char *names[2] = {"mha", "mqa"};
+    int v;
+    if (!g_json)
+        printf("\ntracker (%s, %d thread%s)        ms      frames/s  GFLOP/s  %% of 1-core peak\n", EA_ISA,
+               ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (v = 0; v < 2; v++) {
+        ea_vit_config cfg;
+        ea_vit m;
+        ea_ctx ctx;
+        ea_error err;
+        double f, t1, t32, ttr;
+        ea_tracker_config_default(&cfg, names[v]);
+        if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK) return;
+        f = ea_vit_flops(&m);
+        t1 = tracker_time(&m, &ctx, 1, 0, 51);
+        t32 = tracker_time(&m, &ctx, 32, 0, 21);
+        ttr = tracker_time(&m, &ctx, 32, 1, 11);
+        if (g_json) {
+            printf("{\"group\":\"tracker\",\"attn\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"mflop_per_frame\":%.3f,"
+                   "\"infer_b1_ms\":%.4f,\"infer_b32_ms\":%.4f,\"train_b32_ms\":%.4f,\"peak_gflops\":%.2f}\n",
+                   names[v], ea_num_threads(), EA_ISA, f / 1e6, t1 * 1e3, t32 * 1e3, ttr * 1e3, peak);
+        } else {
+            /* a training step costs about 3x the forward FLOPs */
+            printf("  %s inference, batch 1   %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t1 * 1e3, 1.0 / t1, f / t1 / 1e9,
+                   100.0 * f / t1 / 1e9 / peak);
+            printf("  %s inference, batch 32  %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t32 * 1e3, 32.0 / t32,
+                   32.0 * f / t32 / 1e9, 100.0 * 32.0 * f / t32 / 1e9 / peak);
+            printf("  %s train step, batch 32 %8.3f %10.0f %8.1f %6.1f%%\n", names[v], ttr * 1e3, 32.0 / ttr,
+                   3.0 * 32.0 * f / ttr / 1e9, 100.0 * 3.0 * 32.0 * f / ttr / 1e9 / peak);
+        }
+        ea_ctx_free(&ctx);
+        ea_vit_free(&m);
+    }
+}
+
+/* --- attention against sequence length ------------------------------------- */
+static void bench_attn(double peak, int max_n) {
+    static const int shapes[2][2] = {{8, 64}, {4, 16}};
+    int si, n;
+    if (!g_json)
+        printf("\nattention, exact (%s, %d thread%s): heads x dim, n, forward and forward+backward\n"
+               "  H  dh      n   fwd ms  GFLOP/s  %%peak   f+b ms  GFLOP/s  %%peak   arena MiB\n",
+               EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (si = 0; si < 2; si++)
+        for (n = 64; n <= max_n; n *= 2) {
+            int H = shapes[si][0], dh = shapes[si][1], r, runs = n <= 1024 ? 7 : 3;
+            double tf[7], tb[7], flops = 4.0 * n * n * dh * H, mf, mb;
+            ea_ctx ctx;
+            size_t peak_bytes = 0;
+            ea_ctx_init(&ctx, 0);
+            for (r = -1; r < runs; r++) {
+                ea_tensor *q, *k, *v, *o, *t, *loss;
+                double t0;
+                size_t i;
+                ea_ctx_reset(&ctx);
+                q = ea_tensor_3d(&ctx, 1, n, H * dh, 1);
+                k = ea_tensor_3d(&ctx, 1, n, H * dh, 1);
+                v = ea_tensor_3d(&ctx, 1, n, H * dh, 1);
+                t = ea_tensor_3d(&ctx, 1, n, H * dh, 0);
+                if (!q || !k || !v || !t) break;
+                for (i = 0; i < q->size; i++) {
+                    q->data[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+                    k->data[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
+                    v->data[i] = (float)((i * 3) % 17) / 17.0f;
+                    t->data[i] = 0.0f;
+                }
+                t0 = ea_time_sec();
+                o = ea_sdpa(&ctx, q, 0, k, 0, v, 0, H, H, dh, 0);
+                if (r >= 0) tf[r] = ea_time_sec() - t0;
+                loss = ea_mse_loss(&ctx, o, t);
+                if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
+                if (r >= 0) tb[r] = ea_time_sec() - t0;
+                peak_bytes = ea_ctx_peak_bytes(&ctx);
+            }
+            mf = median(tf, runs);
+            mb = median(tb, runs);
+            /* backward: 2.5x the forward's FLOPs (dV, dP, dQ, dK and the recomputed S) */
+            if (g_json)
+                printf("{\"group\":\"attn\",\"heads\":%d,\"dim\":%d,\"n\":%d,\"fwd_ms\":%.4f,\"fwd_bwd_ms\":%.4f,"
+                       "\"fwd_gflops\":%.2f,\"fwd_bwd_gflops\":%.2f,\"arena_peak_bytes\":%zu,\"threads\":%d}\n",
+                       H, dh, n, mf * 1e3, mb * 1e3, flops / mf / 1e9, 3.5 * flops / mb / 1e9, peak_bytes, ea_num_threads());
+            else
+                printf("  %d %3d %6d %8.3f %8.1f %5.1f%% %8.3f %8.1f %5.1f%% %10.2f\n", H, dh, n, mf * 1e3, flops / mf / 1e9,
+                       100.0 * flops / mf / 1e9 / peak, mb * 1e3, 3.5 * flops / mb / 1e9,
+                       100.0 * 3.5 * flops / mb / 1e9 / peak, (double)peak_bytes / 1048576.0);
+            ea_ctx_free(&ctx);
+        }
+}
+
+int main(int argc, char **argv) {
+    int i, do_peak = 0, do_tracker = 0, do_attn = 0, max_n = 4096;
+    double peak;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--peak") == 0) do_peak = 1;
+        else if (strcmp(argv[i], "--tracker") == 0) do_tracker = 1;
+        else if (strcmp(argv[i], "--attn") == 0) do_attn = 1;
+        else if (strcmp(argv[i], "--json") == 0) g_json = 1;
+        else if (strcmp(argv[i], "--max-n") == 0 && i + 1 < argc) {
+            max_n = atoi(argv[++i]);
+            if (max_n < 64 || max_n > 65536) {
+                fprintf(stderr, "bench: --max-n must be in [64, 65536]\n");
+                return 2;
+            }
+        }
+#ifdef _OPENMP
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1);
+#endif
+        else {
+            fprintf(stderr, "usage: bench [--peak] [--tracker] [--attn] [--max-n N] [--threads N] [--json]\n");
+            return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+        }
+    }
+    if (!do_peak && !do_tracker && !do_attn) do_peak = do_tracker = do_attn = 1;
+    peak = peak_gflops();
+    if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
+    else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
+    (void)do_peak;
+    if (do_tracker) bench_tracker(peak);
+    if (do_attn) bench_attn(peak, max_n);
+    return 0;
+}
