@@ -679,10 +679,11 @@ EA_API uint32_t ea_rng_below(ea_rng *r, uint32_t n) {
    reference the tests compare the vector paths against. */
 #if !defined(EFFATTN_NO_SIMD) && defined(__AVX512F__)
 #if defined(__GNUC__) && !defined(__clang__)
-/* GCC 12 bug 105593: intrinsics built on _mm512_undefined_ps() raise a false
-   -Wmaybe-uninitialized in C++ once inlined; silence that one warning here. */
+/* GCC 12 bug 105593: intrinsics built on _mm*_undefined_*() raise false
+   -W(maybe-)uninitialized warnings in C++ once inlined; silence those here. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 #define EA_ISA "avx512"
