@@ -1177,6 +1177,7 @@ static void test_checkpoint(void) {
     /* damage: one flipped payload byte, a truncation, another model */
     if (ea__read_file(path, &buf, &size, &err) == EA_OK) {
         unsigned char keep = buf[size / 2];
+        ea_vit_free(&b);
         ea_vit_init(&b, &cfg, 6, &err);
         buf[size / 2] ^= 0x10;
         CHECK(ea_checkpoint_parse(buf, size, NULL, &b, &ob, NULL, 0, &err) == EA_ERR_FORMAT && strstr(err.msg, "checksum"),
