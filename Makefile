@@ -96,7 +96,7 @@ fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZERS))
 	@set -e; for f in $(FUZZERS); do \
 	  mkdir -p $(BUILD)/corpus_$$f; \
 	  echo "fuzz $$f for $(FUZZ_SECONDS) s"; \
-	  ./$(BUILD)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  ./$(BUILD)/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=3 \
 	    $(BUILD)/corpus_$$f tests/fuzz/corpus/$$f > $(BUILD)/fuzz_$$f.log 2>&1 || { tail -40 $(BUILD)/fuzz_$$f.log; exit 1; }; \
 	  grep -h 'stat::number_of_executed_units' $(BUILD)/fuzz_$$f.log; \
 	done
