@@ -2840,6 +2840,14 @@ EA_API ea_status ea_st_parse(ea_safetensors *st, const unsigned char *buf, size_
     return EA_OK;
 }
 
+/* Put "'path': " in front of the message a parser left in err. */
+static void ea__error_in_file(ea_error *err, ea_status s, const char *path) {
+    char tmp[sizeof err->msg];
+    if (!err) return;
+    snprintf(tmp, sizeof tmp, "%s", err->msg);
+    ea_error_set(err, s, "'%s': %s", path, tmp);
+}
+
 /* Read a whole file into memory (the caller frees *out). */
 static ea_status ea__read_file(const char *path, unsigned char **out, size_t *size, ea_error *err) {
     FILE *f;
@@ -2878,11 +2886,7 @@ EA_API ea_status ea_st_open(ea_safetensors *st, const char *path, ea_error *err)
     st->owns_buf = s == EA_OK;
     if (s != EA_OK) {
         EFFATTN_FREE(buf);
-        if (err) {
-            char tmp[sizeof err->msg];
-            snprintf(tmp, sizeof tmp, "%s", err->msg);
-            ea_error_set(err, s, "'%s': %s", path, tmp);
-        }
+        ea__error_in_file(err, s, path);
     }
     return s;
 }
@@ -3361,11 +3365,7 @@ static ea_status ea__checkpoint_file(const char *path, ea_vit_config *cfg, ea_vi
     if (s != EA_OK) return s;
     s = ea_checkpoint_parse(buf, size, cfg, m, opt, extra, n_extra, err);
     EFFATTN_FREE(buf);
-    if (s != EA_OK && err) {
-        char tmp[sizeof err->msg];
-        snprintf(tmp, sizeof tmp, "%s", err->msg);
-        ea_error_set(err, s, "'%s': %s", path, tmp);
-    }
+    if (s != EA_OK) ea__error_in_file(err, s, path);
     return s;
 }
 
@@ -3590,11 +3590,7 @@ EA_API ea_status ea_idx_load(ea_u8_array *out, const char *path, ea_error *err) 
     if ((s = ea__read_file(path, &buf, &size, err)) != EA_OK) return s;
     s = ea_idx_parse(out, buf, size, err);
     EFFATTN_FREE(buf);
-    if (s != EA_OK && err) {
-        char tmp[sizeof err->msg];
-        snprintf(tmp, sizeof tmp, "%s", err->msg);
-        ea_error_set(err, s, "'%s': %s", path, tmp);
-    }
+    if (s != EA_OK) ea__error_in_file(err, s, path);
     return s;
 }
 
@@ -3646,11 +3642,7 @@ EA_API ea_status ea_cifar_load(ea_cifar *out, const char *const *paths, int n_pa
         if (s == EA_OK) {
             s = ea_cifar_parse(&part, buf, size, err);
             EFFATTN_FREE(buf);
-            if (s != EA_OK && err) {
-                char tmp[sizeof err->msg];
-                snprintf(tmp, sizeof tmp, "%s", err->msg);
-                ea_error_set(err, s, "'%s': %s", paths[f], tmp);
-            }
+            if (s != EA_OK) ea__error_in_file(err, s, paths[f]);
         }
         if (s == EA_OK) {
             /* append part to out */
