@@ -170,6 +170,7 @@ struct ea_node {
     ea_tensor *in[4];
     ea_tensor *out;
     float *save[4];
+    const void *aux[2];    /* non-float state (index lists, block masks) */
     int iarg[12];
     float farg[4];
 };
@@ -250,6 +251,49 @@ EA_API void ea_gelu_bwd(float *dx, const float *dout, const float *x, size_t n);
 EA_API void ea_softmax_fwd(float *out, const float *x, int rows, int cols);
 EA_API void ea_softmax_bwd(float *dx, const float *dout, const float *y, int rows, int cols);
 
+/* ---- masks and score modifiers (FlexAttention-style, Dong et al. 2024) --
+   score_mod(score, b, h, q, k, user) rewrites a scaled score before the
+   softmax; mask_mod(b, h, q, k, user) returns 0 to hide key k from query q.
+   dscore_mod, when given, is d score_mod / d score at the same arguments;
+   without it the backward takes a central finite difference (step
+   1e-3·max(1, |score|)), good to about 1e-4 relative for smooth mods. */
+typedef float (*ea_score_mod_fn)(float score, int b, int h, int q, int k, void *user);
+typedef int (*ea_mask_mod_fn)(int b, int h, int q, int k, void *user);
+#define EA_FLEX_BY_BATCH 1  /* mask_mod reads b: one block mask per batch entry */
+#define EA_FLEX_BY_HEAD 2   /* mask_mod reads h: one block mask per head */
+typedef struct ea_flex_mods {
+    ea_score_mod_fn score_mod, dscore_mod;  /* NULL: score unchanged */
+    ea_mask_mod_fn mask_mod;                /* NULL: every key visible */
+    void *user;
+    int mask_varies;  /* EA_FLEX_BY_BATCH | EA_FLEX_BY_HEAD; 0: one mask for all */
+} ea_flex_mods;
+
+/* Which key tiles (EA_FA_BC keys) each query tile (EA_FA_BR queries)
+   visits.  Built once per call, so the kernel skips hidden tiles whole and
+   calls mask_mod only inside tiles that are partly visible.  tile[] holds
+   key tile index·2 + 1 when every pair in the tile is visible. */
+typedef struct ea_block_mask {
+    int nb, nh, nqt, nkt;   /* batch and head extents (1: shared), query and key tiles */
+    const int *row;         /* [nb·nh·nqt + 1] start of each query tile's list */
+    const int *tile;
+} ea_block_mask;
+/* Evaluates mask_mod on every (q, k) pair once per distinct b / h
+   (nq·nk calls each): the cost of a general mask; the built-in sparse
+   rows build theirs from the pattern's shape in O(n) instead. */
+EA_API ea_status ea_block_mask_build(ea_ctx *ctx, ea_block_mask *bm, const ea_flex_mods *mods, int B,
+                                     int H, int nq, int nk, int causal);
+
+/* Examples (see 8.3): ALiBi, tanh soft-capping, relative bias, causal and
+   document masks. */
+EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user);   /* user: int *n_heads */
+EA_API float ea_flex_softcap(float s, int b, int h, int q, int k, void *user); /* user: float *cap */
+EA_API float ea_flex_softcap_grad(float s, int b, int h, int q, int k, void *user);
+typedef struct ea_flex_relbias { const float *bias; int max_dist; } ea_flex_relbias;
+EA_API float ea_flex_relative(float s, int b, int h, int q, int k, void *user); /* ea_flex_relbias * */
+EA_API int ea_flex_causal(int b, int h, int q, int k, void *user);
+typedef struct ea_flex_docs { const int *doc; int n; } ea_flex_docs; /* doc[b·n + t] */
+EA_API int ea_flex_document(int b, int h, int q, int k, void *user);  /* ea_flex_docs * */
+
 /* Scaled dot-product attention with grouped K/V heads, strided views.
    q: [B, nq, ldq] holding H heads of dh columns; k, v: [B, nk, ld] holding
    Hkv heads; query head h reads K/V head h / (H / Hkv).  o: [B, nq, ldo]. */
@@ -268,13 +312,48 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 
 /* Flash-tiled exact attention: the same result without the nq x nk matrix.
    lse receives the log-sum-exp of each query row (B·H·nq floats) for the
-   backward; scratch holds ea_sdpa_flash_scratch(s) floats per thread. */
+   backward; scratch holds ea_sdpa_flash_scratch(s) floats per thread.
+   bm and mods (both may be NULL) restrict and modify the scores (8.3). */
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s);
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
-                              const float *v, const ea_sdpa_shape *s);
+                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
+                              const ea_flex_mods *mods);
 EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                               const float *o, const float *lse, const float *q, const float *k,
-                              const float *v, const ea_sdpa_shape *s);
+                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
+                              const ea_flex_mods *mods);
+
+/* Sparse attention over explicit key lists: query i of (b, h) attends to
+   keys idx[.., i, 0..K) (-1: empty slot); idx is [nq, K] shared by every
+   batch and head, or [B, H, nq, K] when per_head.  p receives the K
+   weights per query (B·H·nq·K floats); scratch: K floats per thread. */
+EA_API void ea_gather_attn_fwd(float *o, float *p, const float *q, const float *k, const float *v,
+                               const int *idx, int K, int per_head, const ea_sdpa_shape *s);
+EA_API void ea_gather_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                               const float *p, const float *q, const float *k, const float *v,
+                               const int *idx, int K, int per_head, const ea_sdpa_shape *s);
+/* The kk largest scores of every query row (ties: lower key first), as an
+   index list [B, H, nq, kk] for the gather kernel; scratch: EA_FA_BR·nk
+   floats per thread. */
+EA_API void ea_topk_select(int *idx, float *scratch, const float *q, const float *k, int kk,
+                           const ea_sdpa_shape *s);
+
+/* Kernel (linear) attention, normalised: per head, with φ(Q), φ(K) given
+       O_i = φ(Q_i)ᵀ A / (φ(Q_i)·z + eps),  A = Σ_j φ(K_j) V_jᵀ,  z = Σ_j φ(K_j).
+   fq, fk: [B, n, ldf] with H heads of F columns; v: [B, n, ldv] with H heads
+   of dv columns; o: [B, n, H·dv].  kv [B·H, F, dv], z [B·H, F] and den
+   [B·H·n] are kept for the backward; scratch: n·dv + n + F·dv + F floats
+   per thread. */
+typedef struct ea_kattn_shape {
+    int B, n, H, F, dv;
+    ptrdiff_t ldf, ldv;
+    float eps;
+} ea_kattn_shape;
+EA_API void ea_kernel_attn_fwd(float *o, float *kv, float *z, float *den, const float *fq,
+                               const float *fk, const float *v, const ea_kattn_shape *s);
+EA_API void ea_kernel_attn_bwd(float *dfq, float *dfk, float *dv, float *scratch, const float *dout,
+                               const float *o, const float *kv, const float *z, const float *den,
+                               const float *fq, const float *fk, const float *v, const ea_kattn_shape *s);
 
 /* ---- tensor ops (record on the tape when gradients are on) ------------- */
 EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b);
@@ -290,13 +369,63 @@ EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *la
 /* Attention core over column ranges of q, k, v (which may be one tensor). */
 EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
                           ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal);
+/* c[.., M, N] = op(a) · op(b), op(x) = x, or xᵀ of the last two dims when
+   ta / tb; b may be 2-D (shared by the batch).  ea_matmul is ta = tb = 0. */
+EA_API ea_tensor *ea_matmul_t(ea_ctx *ctx, ea_tensor *a, int ta, ea_tensor *b, int tb);
+EA_API ea_tensor *ea_eye_affine(ea_ctx *ctx, ea_tensor *x, float alpha, float c); /* alpha·x + c·I */
+EA_API ea_tensor *ea_feature_map(ea_ctx *ctx, ea_tensor *x, int relu);  /* elu(x)+1, or relu(x) */
+/* [B, n, C] columns col + h·dh .. -> [B·H, n, dh], times scale; and back */
+EA_API ea_tensor *ea_heads_split(ea_ctx *ctx, ea_tensor *x, int col, int H, int dh, float scale);
+EA_API ea_tensor *ea_heads_merge(ea_ctx *ctx, ea_tensor *x, int H);
+/* [Bt, n, d] -> [Bt, m, d]: means of m contiguous segments (sizes differ by at most 1) */
+EA_API ea_tensor *ea_segment_mean(ea_ctx *ctx, ea_tensor *x, int m);
+/* a [Bt, m, m] -> aᵀ / (max row sum · max column sum of |a|): the start of
+   the iterative pseudo-inverse (Razavi et al. 2014) */
+EA_API ea_tensor *ea_pinv_init(ea_ctx *ctx, ea_tensor *a);
+/* out[b] = e[:, :n] · x[b][:, col .. col+width)  for e [k, max_len] and
+   x [B, n, C] with n <= max_len: projection along the sequence (Linformer) */
+EA_API ea_tensor *ea_seq_project(ea_ctx *ctx, ea_tensor *e, ea_tensor *x, int col, int width);
+/* [g, C] tokens in front of every sequence of x [B, n, C]; and dropping
+   the first g tokens again */
+EA_API ea_tensor *ea_prepend_tokens(ea_ctx *ctx, ea_tensor *tokens, ea_tensor *x);
+EA_API ea_tensor *ea_drop_tokens(ea_ctx *ctx, ea_tensor *x, int g);
+/* σ(alpha) ∘ a + (1 - σ(alpha)) ∘ b, alpha [C] broadcast over a, b [.., C] */
+EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor *alpha);
+/* Flash attention with a block mask and score modifiers built from mods
+   (which must stay valid until the backward has run). */
+EA_API ea_tensor *ea_flex_attention(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
+                                    ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal,
+                                    const ea_flex_mods *mods);
 
 /* ---- attention variants ------------------------------------------------ */
+/* Options of the approximate and sparse rows; 0 picks the row's default. */
+typedef struct ea_attn_opts {
+    int window;      /* local, localglobal: half-width w (default 8); dilated, hybrid: keys each side (4) */
+    int stride;      /* strided: every s-th key (default 4) */
+    int dilation;    /* dilated, hybrid: spacing of the window's keys (default 2) */
+    int topk;        /* topk: scores kept per query (default n/4, at least 1) */
+    int features;    /* performer: random features m (default 64) */
+    int relu;        /* linear: ReLU instead of elu+1; performer: ReLU random features */
+    int redraw;      /* performer: training redraws the features every N steps (ea_attn_redraw) */
+    int proj_len;    /* linformer: projected length k (default 16) */
+    int max_len;     /* linformer: longest sequence (default 256; the ViT passes its token count) */
+    int landmarks;   /* nystrom: landmarks m (default min(8, n)) */
+    int pinv_iters;  /* nystrom: pseudo-inverse iterations (default 6) */
+    int block;       /* bigbird: block size (default 8) */
+    int global;      /* bigbird: global blocks (default 1); localglobal: summary tokens (default 2) */
+    int random;      /* bigbird: random key blocks per query block (default 1) */
+    int flex;        /* flex without mods: 0 none, 1 ALiBi, 2 soft-cap 5, 3 causal mask */
+    int seed;        /* random features and random blocks */
+} ea_attn_opts;
+#define EA_ATTN_OPTS 16  /* ints in ea_attn_opts (checkpoints store them in this order) */
+
 typedef struct ea_attn_config {
     int dim;          /* model width */
     int n_heads;      /* query heads; dim % n_heads == 0 */
     int n_kv_heads;   /* K/V heads for gqa (divides n_heads); 0: variant default */
     int causal;       /* 1: query i sees keys j <= i */
+    ea_attn_opts opt; /* the sparse and approximate rows' options */
+    const ea_flex_mods *mods;  /* flex: the caller's mods (kept alive by the caller), or NULL */
 } ea_attn_config;
 
 typedef struct ea_attn_variant ea_attn_variant;
@@ -305,6 +434,9 @@ typedef struct ea_attn {
     ea_attn_config cfg;
     int head_dim, kv_heads;
     ea_tensor *w[8];  /* the variant's parameters; each section names its slots */
+    uint64_t seed;    /* random features and blocks: from opt.seed and the layer's name */
+    int draw;         /* performer: which draw of random features (ea_attn_redraw) */
+    float softcap;    /* flex example 2 */
 } ea_attn;
 
 struct ea_attn_variant {
@@ -326,6 +458,9 @@ EA_API const char *ea_attn_variant_names(char *buf, size_t n);
 EA_API ea_status ea_attn_build(ea_attn *a, const char *name, const ea_attn_config *cfg,
                                ea_params *ps, const char *prefix, ea_error *err);
 EA_API ea_tensor *ea_attn_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x);
+/* Performer: use draw number `draw` of the random features from now on
+   (a pure function of the layer's seed and draw; other rows ignore it). */
+EA_API void ea_attn_redraw(ea_attn *a, int draw);
 
 /* ---- models: Vision Transformer (the tracker is one configuration) ----- */
 typedef struct ea_vit_config {
@@ -336,6 +471,7 @@ typedef struct ea_vit_config {
     int causal;
     float pos_std;     /* position-embedding init N(0, pos_std^2) */
     char attn[32];     /* variant name */
+    ea_attn_opts opt;  /* options of the attention rows (linformer's max_len defaults to the token count) */
 } ea_vit_config;
 
 typedef struct ea_block {
@@ -360,6 +496,7 @@ EA_API void ea_vit_free(ea_vit *m);
 /* x [B, in_chans, img, img] -> [B, out_dim] */
 EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x);
 EA_API double ea_vit_flops(const ea_vit *m);  /* forward FLOPs per image */
+EA_API void ea_vit_redraw(ea_vit *m, int draw);  /* ea_attn_redraw on every block */
 
 /* ---- training ---------------------------------------------------------- */
 typedef struct ea_adamw {
@@ -1359,60 +1496,84 @@ EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *
     return out;
 }
 
-/* --- matmul: c[.., M, N] = a[.., M, K] · b[.., K, N]  (b may be shared) - */
+/* --- matmul: c[.., M, N] = op(a)[.., M, K] · op(b)[.., K, N] ---------------
+   op(x) is x or its transpose (last two dims); b may be 2-D and shared.
+   As strided views: op(a)(i, k) = a[i·ars + k·acs], op(b)(k, j) likewise.
+   Backward: d op(a) = dc · op(b)ᵀ, d op(b) = op(a)ᵀ · dc, each written
+   through the same strides (a transposed operand receives a transposed
+   gradient). */
+typedef struct ea__mm {
+    int batch, M, K, N, bshared;
+    ptrdiff_t ars, acs, brs, bcs;
+    int ta, tb;
+} ea__mm;
+
+static void ea__mm_shape(ea__mm *m, const ea_node *n) {
+    m->batch = n->iarg[0]; m->M = n->iarg[1]; m->K = n->iarg[2]; m->N = n->iarg[3]; m->bshared = n->iarg[4];
+    m->ta = n->iarg[5]; m->tb = n->iarg[6];
+    m->ars = m->ta ? 1 : m->K; m->acs = m->ta ? m->M : 1;
+    m->brs = m->tb ? 1 : m->N; m->bcs = m->tb ? m->K : 1;
+}
+
 static void ea__matmul_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *a = n->in[0], *b = n->in[1];
-    int batch = n->iarg[0], M = n->iarg[1], K = n->iarg[2], N = n->iarg[3], bshared = n->iarg[4];
+    ea__mm m;
     int i;
     (void)ctx;
-    for (i = 0; i < batch; i++) {
-        const float *bi = b->data + (bshared ? 0 : (size_t)i * K * N);
-        const float *dc = n->out->grad + (size_t)i * M * N;
-        /* da = dc · bᵀ,  db = aᵀ · dc */
-        if (a->grad) ea_gemm(M, K, N, dc, N, 1, bi, 1, N, a->grad + (size_t)i * M * K, K, 1);
-        if (b->grad)
-            ea_gemm(K, N, M, a->data + (size_t)i * M * K, 1, K, dc, N, 1,
-                    b->grad + (bshared ? 0 : (size_t)i * K * N), N, 1);
+    ea__mm_shape(&m, n);
+    for (i = 0; i < m.batch; i++) {
+        const float *ai = a->data + (size_t)i * m.M * m.K, *dc = n->out->grad + (size_t)i * m.M * m.N;
+        const float *bi = b->data + (m.bshared ? 0 : (size_t)i * m.K * m.N);
+        float *da = a->grad ? a->grad + (size_t)i * m.M * m.K : NULL;
+        float *db = b->grad ? b->grad + (m.bshared ? 0 : (size_t)i * m.K * m.N) : NULL;
+        if (da && !m.ta) ea_gemm(m.M, m.K, m.N, dc, m.N, 1, bi, m.bcs, m.brs, da, m.K, 1);
+        if (da && m.ta) ea_gemm(m.K, m.M, m.N, bi, m.brs, m.bcs, dc, 1, m.N, da, m.M, 1);
+        if (db && !m.tb) ea_gemm(m.K, m.N, m.M, ai, m.acs, m.ars, dc, m.N, 1, db, m.N, 1);
+        if (db && m.tb) ea_gemm(m.N, m.K, m.M, dc, 1, m.N, ai, m.ars, m.acs, db, m.K, 1);
     }
 }
 
-EA_API ea_tensor *ea_matmul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
-    int M, K, N, batch, bshared, i, shape[EA_MAX_DIMS];
+EA_API ea_tensor *ea_matmul_t(ea_ctx *ctx, ea_tensor *a, int ta, ea_tensor *b, int tb) {
+    int Ra, Ca, Rb, Cb, i, shape[EA_MAX_DIMS];
+    ea__mm m;
     ea_tensor *out;
     ea_node *n;
     char s1[48], s2[48];
     if (!ea__ok(ctx, a, b)) return NULL;
     if (a->ndim < 2 || b->ndim < 2) goto bad;
-    M = a->shape[a->ndim - 2];
-    K = a->shape[a->ndim - 1];
-    N = b->shape[b->ndim - 1];
-    if (b->shape[b->ndim - 2] != K) goto bad;
-    batch = (int)(a->size / ((size_t)M * K));
-    bshared = b->ndim == 2;
-    if (!bshared && b->size / ((size_t)K * N) != (size_t)batch) goto bad;
+    Ra = a->shape[a->ndim - 2]; Ca = a->shape[a->ndim - 1];
+    Rb = b->shape[b->ndim - 2]; Cb = b->shape[b->ndim - 1];
+    m.ta = ta ? 1 : 0; m.tb = tb ? 1 : 0;
+    m.M = ta ? Ca : Ra; m.K = ta ? Ra : Ca; m.N = tb ? Rb : Cb;
+    if ((tb ? Cb : Rb) != m.K) goto bad;
+    m.batch = (int)(a->size / ((size_t)Ra * Ca));
+    m.bshared = b->ndim == 2;
+    if (!m.bshared && b->size / ((size_t)Rb * Cb) != (size_t)m.batch) goto bad;
+    m.ars = ta ? 1 : Ca; m.acs = ta ? Ca : 1;
+    m.brs = tb ? 1 : Cb; m.bcs = tb ? Cb : 1;
     for (i = 0; i < a->ndim; i++) shape[i] = a->shape[i];
-    shape[a->ndim - 1] = N;
+    shape[a->ndim - 2] = m.M;
+    shape[a->ndim - 1] = m.N;
     out = ea__out(ctx, a->ndim, shape, a, b, NULL);
     if (!out) return NULL;
-    for (i = 0; i < batch; i++)
-        ea_gemm(M, N, K, a->data + (size_t)i * M * K, K, 1,
-                b->data + (bshared ? 0 : (size_t)i * K * N), N, 1, out->data + (size_t)i * M * N,
-                N, 0);
+    for (i = 0; i < m.batch; i++)
+        ea_gemm(m.M, m.N, m.K, a->data + (size_t)i * Ra * Ca, m.ars, m.acs,
+                b->data + (m.bshared ? 0 : (size_t)i * Rb * Cb), m.brs, m.bcs, out->data + (size_t)i * m.M * m.N,
+                m.N, 0);
     n = ea__record(ctx, ea__matmul_back, out, a, b, NULL);
     if (n) {
-        n->iarg[0] = batch;
-        n->iarg[1] = M;
-        n->iarg[2] = K;
-        n->iarg[3] = N;
-        n->iarg[4] = bshared;
+        n->iarg[0] = m.batch; n->iarg[1] = m.M; n->iarg[2] = m.K; n->iarg[3] = m.N; n->iarg[4] = m.bshared;
+        n->iarg[5] = m.ta; n->iarg[6] = m.tb;
     }
     return out;
 bad:
     return ea__fail(ctx, EA_ERR_SHAPE,
-                    "matmul: expected a [.., M, K] and b [K, N] or [.., K, N] with the same batch, "
-                    "got %s and %s",
-                    ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2));
+                    "matmul: expected a [.., M, K] and b [K, N] or [.., K, N] with the same batch "
+                    "(after the requested transposes %d, %d), got %s and %s",
+                    ta, tb, ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2));
 }
+
+EA_API ea_tensor *ea_matmul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) { return ea_matmul_t(ctx, a, 0, b, 0); }
 
 /* --- add: out = a + b; b has a's shape or a's trailing shape (broadcast) */
 static void ea__add_back(ea_ctx *ctx, ea_node *n) {
@@ -1888,6 +2049,376 @@ EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *la
     return out;
 }
 
+/* --- small ops for the attention variants ---------------------------------
+   Each is one loop forward and one loop back; they let Nyströmformer,
+   Linformer and the gated and token-adding rows be written as formulas on
+   tensors, with autograd doing the chain rule. */
+
+/* eye_affine: out = alpha·x + c·I on every [m, m] matrix of x */
+static void ea__eye_back(ea_ctx *ctx, ea_node *n) {
+    size_t i;
+    (void)ctx;
+    if (n->in[0]->grad)
+        for (i = 0; i < n->out->size; i++) n->in[0]->grad[i] += n->farg[0] * n->out->grad[i];
+}
+
+EA_API ea_tensor *ea_eye_affine(ea_ctx *ctx, ea_tensor *x, float alpha, float c) {
+    ea_tensor *out;
+    int m;
+    size_t i;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    m = x->shape[x->ndim - 1];
+    if (x->ndim < 2 || x->shape[x->ndim - 2] != m)
+        return ea__fail(ctx, EA_ERR_SHAPE, "eye_affine: expected square matrices [.., m, m], got %s",
+                        ea__shape_str(x, s1, sizeof s1));
+    out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < x->size; i++) out->data[i] = alpha * x->data[i] + (i % m == (i / m) % m ? c : 0.0f);
+    if (ea__record(ctx, ea__eye_back, out, x, NULL, NULL)) ctx->tape->farg[0] = alpha;
+    return out;
+}
+
+/* feature_map: φ(x) = elu(x) + 1 (x > 0: x + 1, else eˣ), or relu(x) */
+static void ea__fmap_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    size_t i;
+    (void)ctx;
+    if (!x->grad) return;
+    for (i = 0; i < x->size; i++)
+        x->grad[i] += n->out->grad[i] * (x->data[i] > 0.0f ? 1.0f : n->iarg[0] ? 0.0f : n->out->data[i]);
+}
+
+EA_API ea_tensor *ea_feature_map(ea_ctx *ctx, ea_tensor *x, int relu) {
+    ea_tensor *out;
+    size_t i;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < x->size; i++)
+        out->data[i] = x->data[i] > 0.0f ? x->data[i] + (relu ? 0.0f : 1.0f) : relu ? 0.0f : expf(x->data[i]);
+    if (ea__record(ctx, ea__fmap_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = relu ? 1 : 0;
+    return out;
+}
+
+/* heads_split / heads_merge: [B, n, C] <-> [B·H, n, dh].  to_heads: 0 adds
+   the heads into x, 1 writes them from x, 2 adds x into them. */
+static void ea__heads_copy(float *bh, float *x, int B, int n, int C, int col, int H, int dh, float scale,
+                           int to_heads) {
+    int b, i, h, d;
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < n; i++) {
+                float *xr = x + ((size_t)b * n + i) * C + col + (size_t)h * dh;
+                float *hr = bh + (((size_t)b * H + h) * n + i) * dh;
+                if (to_heads)
+                    for (d = 0; d < dh; d++) hr[d] = (to_heads == 2 ? hr[d] : 0.0f) + scale * xr[d];
+                else
+                    for (d = 0; d < dh; d++) xr[d] += scale * hr[d];
+            }
+}
+
+static void ea__split_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    (void)ctx;
+    if (x->grad)
+        ea__heads_copy(n->out->grad, x->grad, x->shape[0], x->shape[1], x->shape[2], n->iarg[0], n->iarg[1],
+                       n->iarg[2], n->farg[0], 0);
+}
+
+EA_API ea_tensor *ea_heads_split(ea_ctx *ctx, ea_tensor *x, int col, int H, int dh, float scale) {
+    ea_tensor *out;
+    ea_node *n;
+    int shape[3];
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || H <= 0 || dh <= 0 || col < 0 || col + H * dh > x->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE, "heads_split: %d heads of %d columns from %d do not fit %s", H, dh, col,
+                        ea__shape_str(x, s1, sizeof s1));
+    shape[0] = x->shape[0] * H; shape[1] = x->shape[1]; shape[2] = dh;
+    out = ea__out(ctx, 3, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    ea__heads_copy(out->data, x->data, x->shape[0], x->shape[1], x->shape[2], col, H, dh, scale, 1);
+    n = ea__record(ctx, ea__split_back, out, x, NULL, NULL);
+    if (n) {
+        n->iarg[0] = col; n->iarg[1] = H; n->iarg[2] = dh;
+        n->farg[0] = scale;
+    }
+    return out;
+}
+
+static void ea__merge_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    int H = n->iarg[0];
+    (void)ctx;
+    if (x->grad)
+        ea__heads_copy(x->grad, n->out->grad, x->shape[0] / H, x->shape[1], H * x->shape[2], 0, H, x->shape[2],
+                       1.0f, 2);
+}
+
+EA_API ea_tensor *ea_heads_merge(ea_ctx *ctx, ea_tensor *x, int H) {
+    ea_tensor *out;
+    int shape[3];
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || H <= 0 || x->shape[0] % H)
+        return ea__fail(ctx, EA_ERR_SHAPE, "heads_merge: expected [B·%d, n, dh], got %s", H,
+                        ea__shape_str(x, s1, sizeof s1));
+    shape[0] = x->shape[0] / H; shape[1] = x->shape[1]; shape[2] = H * x->shape[2];
+    out = ea__out(ctx, 3, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    memset(out->data, 0, out->size * sizeof(float));
+    ea__heads_copy(x->data, out->data, shape[0], shape[1], shape[2], 0, H, x->shape[2], 1.0f, 0);
+    if (ea__record(ctx, ea__merge_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = H;
+    return out;
+}
+
+/* segment_mean: segment s of m covers rows [s·n/m, (s+1)·n/m) */
+static void ea__segmean_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    int Bt = x->shape[0], T = x->shape[1], d = x->shape[2], m = n->iarg[0], b, sgm, i, c;
+    (void)ctx;
+    if (!x->grad) return;
+    for (b = 0; b < Bt; b++)
+        for (sgm = 0; sgm < m; sgm++) {
+            int lo = (int)((long)sgm * T / m), hi = (int)((long)(sgm + 1) * T / m);
+            const float *g = n->out->grad + ((size_t)b * m + sgm) * d;
+            for (i = lo; i < hi; i++)
+                for (c = 0; c < d; c++) x->grad[((size_t)b * T + i) * d + c] += g[c] / (float)(hi - lo);
+        }
+}
+
+EA_API ea_tensor *ea_segment_mean(ea_ctx *ctx, ea_tensor *x, int m) {
+    ea_tensor *out;
+    int shape[3], Bt, T, d, b, sgm, i, c;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || m <= 0 || m > x->shape[1])
+        return ea__fail(ctx, EA_ERR_SHAPE, "segment_mean: %d segments of %s: expected [Bt, n, d] with 1 <= m <= n",
+                        m, ea__shape_str(x, s1, sizeof s1));
+    Bt = x->shape[0]; T = x->shape[1]; d = x->shape[2];
+    shape[0] = Bt; shape[1] = m; shape[2] = d;
+    out = ea__out(ctx, 3, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    memset(out->data, 0, out->size * sizeof(float));
+    for (b = 0; b < Bt; b++)
+        for (sgm = 0; sgm < m; sgm++) {
+            int lo = (int)((long)sgm * T / m), hi = (int)((long)(sgm + 1) * T / m);
+            float *o = out->data + ((size_t)b * m + sgm) * d;
+            for (i = lo; i < hi; i++)
+                for (c = 0; c < d; c++) o[c] += x->data[((size_t)b * T + i) * d + c];
+            for (c = 0; c < d; c++) o[c] /= (float)(hi - lo);
+        }
+    if (ea__record(ctx, ea__segmean_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = m;
+    return out;
+}
+
+/* pinv_init: Z0 = aᵀ / (r·c), r = max_i Σ_j |a_ij|, c = max_j Σ_i |a_ij|.
+   Backward through the scale too (at the maximising row and column):
+   ds = Σ dZ0 ∘ aᵀ,  s = 1/(r c),  ∂s/∂r = -s/r,  ∂s/∂c = -s/c. */
+static void ea__pinv_norms(const float *a, int m, float *r, float *c, int *ri, int *ci) {
+    int i, j;
+    *r = *c = -1.0f;
+    *ri = *ci = 0;
+    for (i = 0; i < m; i++) {
+        float rs = 0.0f, cs = 0.0f;
+        for (j = 0; j < m; j++) {
+            rs += fabsf(a[(size_t)i * m + j]);
+            cs += fabsf(a[(size_t)j * m + i]);
+        }
+        if (rs > *r) { *r = rs; *ri = i; }
+        if (cs > *c) { *c = cs; *ci = i; }
+    }
+}
+
+static void ea__pinv_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *a = n->in[0];
+    int m = a->shape[a->ndim - 1], batch = (int)(a->size / ((size_t)m * m)), b, i, j, ri, ci;
+    (void)ctx;
+    if (!a->grad) return;
+    for (b = 0; b < batch; b++) {
+        const float *A = a->data + (size_t)b * m * m, *dZ = n->out->grad + (size_t)b * m * m;
+        float *dA = a->grad + (size_t)b * m * m, r, c, s, ds = 0.0f;
+        ea__pinv_norms(A, m, &r, &c, &ri, &ci);
+        s = r > 0.0f && c > 0.0f ? 1.0f / (r * c) : 0.0f;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) {
+                dA[(size_t)j * m + i] += s * dZ[(size_t)i * m + j];
+                ds += dZ[(size_t)i * m + j] * A[(size_t)j * m + i];
+            }
+        if (s == 0.0f) continue;
+        for (j = 0; j < m; j++) {
+            float ar = A[(size_t)ri * m + j], ac = A[(size_t)j * m + ci];
+            dA[(size_t)ri * m + j] += ds * (-s / r) * (ar > 0.0f ? 1.0f : ar < 0.0f ? -1.0f : 0.0f);
+            dA[(size_t)j * m + ci] += ds * (-s / c) * (ac > 0.0f ? 1.0f : ac < 0.0f ? -1.0f : 0.0f);
+        }
+    }
+}
+
+EA_API ea_tensor *ea_pinv_init(ea_ctx *ctx, ea_tensor *a) {
+    ea_tensor *out;
+    int m, batch, b, i, j, ri, ci;
+    char s1[48];
+    if (!ea__ok(ctx, a, a)) return NULL;
+    m = a->shape[a->ndim - 1];
+    if (a->ndim < 2 || a->shape[a->ndim - 2] != m)
+        return ea__fail(ctx, EA_ERR_SHAPE, "pinv_init: expected square matrices, got %s",
+                        ea__shape_str(a, s1, sizeof s1));
+    out = ea__out(ctx, a->ndim, a->shape, a, NULL, NULL);
+    if (!out) return NULL;
+    batch = (int)(a->size / ((size_t)m * m));
+    for (b = 0; b < batch; b++) {
+        const float *A = a->data + (size_t)b * m * m;
+        float r, c, s;
+        ea__pinv_norms(A, m, &r, &c, &ri, &ci);
+        s = r > 0.0f && c > 0.0f ? 1.0f / (r * c) : 0.0f;
+        for (i = 0; i < m; i++)
+            for (j = 0; j < m; j++) out->data[(size_t)b * m * m + (size_t)i * m + j] = s * A[(size_t)j * m + i];
+    }
+    ea__record(ctx, ea__pinv_back, out, a, NULL, NULL);
+    return out;
+}
+
+/* seq_project: out[b] = e[:, :n] · x[b][:, col .. col+width) */
+static void ea__seqproj_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *e = n->in[0], *x = n->in[1];
+    int B = x->shape[0], T = x->shape[1], C = x->shape[2], k = e->shape[0], L = e->shape[1];
+    int col = n->iarg[0], width = n->iarg[1], b;
+    (void)ctx;
+    for (b = 0; b < B; b++) {
+        const float *dy = n->out->grad + (size_t)b * k * width, *xb = x->data + (size_t)b * T * C + col;
+        if (e->grad) ea_gemm(k, T, width, dy, width, 1, xb, 1, C, e->grad, L, 1);
+        if (x->grad) ea_gemm(T, width, k, e->data, 1, L, dy, width, 1, x->grad + (size_t)b * T * C + col, C, 1);
+    }
+}
+
+EA_API ea_tensor *ea_seq_project(ea_ctx *ctx, ea_tensor *e, ea_tensor *x, int col, int width) {
+    ea_tensor *out;
+    ea_node *n;
+    int shape[3], b, T;
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, e, x)) return NULL;
+    if (e->ndim != 2 || x->ndim != 3 || col < 0 || width <= 0 || col + width > x->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE, "seq_project: expected e [k, max_len] and x [B, n, C] with columns %d..%d, got %s and %s",
+                        col, col + width, ea__shape_str(e, s1, sizeof s1), ea__shape_str(x, s2, sizeof s2));
+    T = x->shape[1];
+    if (T > e->shape[1])
+        return ea__fail(ctx, EA_ERR_SHAPE,
+                        "linformer: sequence of %d tokens is longer than the projection's max_len %d "
+                        "(build with a larger max_len)",
+                        T, e->shape[1]);
+    shape[0] = x->shape[0]; shape[1] = e->shape[0]; shape[2] = width;
+    out = ea__out(ctx, 3, shape, e, x, NULL);
+    if (!out) return NULL;
+    for (b = 0; b < x->shape[0]; b++)
+        ea_gemm(e->shape[0], width, T, e->data, e->shape[1], 1, x->data + (size_t)b * T * x->shape[2] + col,
+                x->shape[2], 1, out->data + (size_t)b * e->shape[0] * width, width, 0);
+    n = ea__record(ctx, ea__seqproj_back, out, e, x, NULL);
+    if (n) {
+        n->iarg[0] = col;
+        n->iarg[1] = width;
+    }
+    return out;
+}
+
+/* prepend_tokens / drop_tokens: [g, C] + [B, n, C] -> [B, g+n, C], and back */
+static void ea__prepend_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *t = n->in[0], *x = n->in[1];
+    int B = x->shape[0], T = x->shape[1], C = x->shape[2], g = t->shape[0], b;
+    size_t i;
+    (void)ctx;
+    for (b = 0; b < B; b++) {
+        const float *d = n->out->grad + (size_t)b * (g + T) * C;
+        if (t->grad)
+            for (i = 0; i < (size_t)g * C; i++) t->grad[i] += d[i];
+        if (x->grad)
+            for (i = 0; i < (size_t)T * C; i++) x->grad[(size_t)b * T * C + i] += d[(size_t)g * C + i];
+    }
+}
+
+EA_API ea_tensor *ea_prepend_tokens(ea_ctx *ctx, ea_tensor *tokens, ea_tensor *x) {
+    ea_tensor *out;
+    int shape[3], b, g, T, C;
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, tokens, x)) return NULL;
+    if (tokens->ndim != 2 || x->ndim != 3 || tokens->shape[1] != x->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE, "prepend_tokens: expected tokens [g, C] and x [B, n, C], got %s and %s",
+                        ea__shape_str(tokens, s1, sizeof s1), ea__shape_str(x, s2, sizeof s2));
+    g = tokens->shape[0]; T = x->shape[1]; C = x->shape[2];
+    shape[0] = x->shape[0]; shape[1] = g + T; shape[2] = C;
+    out = ea__out(ctx, 3, shape, tokens, x, NULL);
+    if (!out) return NULL;
+    for (b = 0; b < x->shape[0]; b++) {
+        memcpy(out->data + (size_t)b * (g + T) * C, tokens->data, (size_t)g * C * sizeof(float));
+        memcpy(out->data + ((size_t)b * (g + T) + g) * C, x->data + (size_t)b * T * C, (size_t)T * C * sizeof(float));
+    }
+    ea__record(ctx, ea__prepend_back, out, tokens, x, NULL);
+    return out;
+}
+
+static void ea__drop_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    int g = n->iarg[0], T = x->shape[1], C = x->shape[2], b;
+    size_t i;
+    (void)ctx;
+    if (!x->grad) return;
+    for (b = 0; b < x->shape[0]; b++)
+        for (i = 0; i < (size_t)(T - g) * C; i++)
+            x->grad[((size_t)b * T + g) * C + i] += n->out->grad[(size_t)b * (T - g) * C + i];
+}
+
+EA_API ea_tensor *ea_drop_tokens(ea_ctx *ctx, ea_tensor *x, int g) {
+    ea_tensor *out;
+    int shape[3], b, T, C;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || g < 0 || g >= x->shape[1])
+        return ea__fail(ctx, EA_ERR_SHAPE, "drop_tokens: cannot drop %d of the tokens of %s", g,
+                        ea__shape_str(x, s1, sizeof s1));
+    T = x->shape[1]; C = x->shape[2];
+    shape[0] = x->shape[0]; shape[1] = T - g; shape[2] = C;
+    out = ea__out(ctx, 3, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (b = 0; b < x->shape[0]; b++)
+        memcpy(out->data + (size_t)b * (T - g) * C, x->data + ((size_t)b * T + g) * C, (size_t)(T - g) * C * sizeof(float));
+    if (ea__record(ctx, ea__drop_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = g;
+    return out;
+}
+
+/* gate_mix: y = σ(α) a + (1 - σ(α)) b;  da = σ dy, db = (1 - σ) dy,
+   dα = Σ dy (a - b) σ (1 - σ) */
+static void ea__gate_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *a = n->in[0], *b = n->in[1], *al = n->in[2];
+    size_t i, C = al->size;
+    (void)ctx;
+    for (i = 0; i < a->size; i++) {
+        float sg = 1.0f / (1.0f + expf(-al->data[i % C])), dy = n->out->grad[i];
+        if (a->grad) a->grad[i] += sg * dy;
+        if (b->grad) b->grad[i] += (1.0f - sg) * dy;
+        if (al->grad) al->grad[i % C] += dy * (a->data[i] - b->data[i]) * sg * (1.0f - sg);
+    }
+}
+
+EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor *alpha) {
+    ea_tensor *out;
+    size_t i, C;
+    char s1[48], s2[48], s3[48];
+    if (!ea__ok(ctx, a, b) || !alpha) return NULL;
+    C = alpha->size;
+    if (a->size != b->size || alpha->ndim != 1 || a->shape[a->ndim - 1] != (int)C)
+        return ea__fail(ctx, EA_ERR_SHAPE, "gate_mix: a %s, b %s, alpha %s: expected equal a, b [.., C], alpha [C]",
+                        ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2),
+                        ea__shape_str(alpha, s3, sizeof s3));
+    out = ea__out(ctx, a->ndim, a->shape, a, b, alpha);
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) {
+        float sg = 1.0f / (1.0f + expf(-alpha->data[i % C]));
+        out->data[i] = sg * a->data[i] + (1.0f - sg) * b->data[i];
+    }
+    ea__record(ctx, ea__gate_back, out, a, b, alpha);
+    return out;
+}
+
 /* ==========================================================================
    == 8. ATTENTION
    ==========================================================================
@@ -2000,7 +2531,7 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 }
 
 
-/* --- 8.1b Flash-tiled exact attention (Dao et al. 2022, FlashAttention;
+/* --- 8.2 Flash-tiled exact attention (Dao et al. 2022, FlashAttention;
    Dao 2023, FlashAttention-2) ----------------------------------------------
    The same O = softmax(scale·QKᵀ)V, computed one query block (EA_FA_BR
    rows) against one key tile (EA_FA_BC keys) at a time with an online
@@ -2019,8 +2550,8 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 #define EA_FA_BC 64
 
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) {
-    /* S/P tile, dP tile, O accumulator, and m, l, D per row */
-    return (size_t)EA_FA_BR * EA_FA_BC * 2 + (size_t)EA_FA_BR * s->dh + 3 * EA_FA_BR;
+    /* S/P tile, dP tile, raw-score tile (score_mod), O accumulator, and m, l, D per row */
+    return (size_t)EA_FA_BR * EA_FA_BC * 3 + (size_t)EA_FA_BR * s->dh + 3 * EA_FA_BR;
 }
 
 static int ea__thread_id(void) {
@@ -2031,40 +2562,77 @@ static int ea__thread_id(void) {
 #endif
 }
 
-/* Scores of query rows [i0, i0+br) against keys [j0, j0+bc), masked. */
-static void ea__fa_scores(float *S, const float *qh, const float *kh, int i0, int br, int j0, int bc,
+/* Scores of query rows [i0, i0+br) against keys [j0, j0+bc): scaled and
+   masked (causal; mask_mod too when the tile is only partly visible), then
+   score_mod.  raw, when not NULL, receives the scores score_mod saw. */
+static void ea__fa_scores(float *S, float *raw, const float *qh, const float *kh, int b, int h, int i0,
+                          int br, int j0, int bc, int partial, const ea_flex_mods *mods,
                           const ea_sdpa_shape *s) {
     int r, c;
     ea_gemm(br, bc, s->dh, qh + (size_t)i0 * s->ldq, s->ldq, 1, kh + (size_t)j0 * s->ldk, 1, s->ldk, S, EA_FA_BC, 0);
     for (r = 0; r < br; r++) {
         int last = ea__last_key(s, i0 + r);
         float *Sr = S + (size_t)r * EA_FA_BC;
-        for (c = 0; c < bc; c++) Sr[c] = j0 + c <= last ? Sr[c] * s->scale : -INFINITY;
+        if (!mods) {
+            for (c = 0; c < bc; c++) Sr[c] = j0 + c <= last ? Sr[c] * s->scale : -INFINITY;
+            continue;
+        }
+        for (c = 0; c < bc; c++) {
+            int q = i0 + r, k = j0 + c, seen = k <= last;
+            float x = Sr[c] * s->scale;
+            if (seen && partial && mods->mask_mod) seen = mods->mask_mod(b, h, q, k, mods->user) != 0;
+            if (raw) raw[(size_t)r * EA_FA_BC + c] = x;
+            Sr[c] = !seen ? -INFINITY : mods->score_mod ? mods->score_mod(x, b, h, q, k, mods->user) : x;
+        }
     }
 }
 
+/* The key tiles query tile I of (b, h) visits: the block mask's list, or
+   every tile up to the causal limit.  Entry t is tile index·2 + (full). */
+static int ea__fa_tiles(const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I,
+                        int last_key, const ea_sdpa_shape *s, const int **list) {
+    if (bm) {
+        const int *row = bm->row + (((size_t)(b % bm->nb) * bm->nh + h % bm->nh) * bm->nqt + I);
+        *list = bm->tile + row[0];
+        return row[1] - row[0];
+    }
+    *list = NULL;
+    (void)mods;
+    last_key = last_key < s->nk - 1 ? last_key : s->nk - 1;
+    return last_key < 0 ? 0 : last_key / EA_FA_BC + 1;
+}
+
+EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
+    return list ? list[t] & 1 : !(mods && mods->mask_mod);
+}
+
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
-                              const float *v, const ea_sdpa_shape *s) {
+                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
+                              const ea_flex_mods *mods) {
     int nblk = (s->nq + EA_FA_BR - 1) / EA_FA_BR, work = s->B * s->H * nblk, w, group = s->H / s->Hkv;
     size_t per = ea_sdpa_flash_scratch(s);
     EA_OMP_FOR_IF(work > 1 && 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
     for (w = 0; w < work; w++) {
-        int b = w / (s->H * nblk), h = (w / nblk) % s->H, i0 = (w % nblk) * EA_FA_BR, g = h / group;
-        int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR, r, c, d, j0;
+        int b = w / (s->H * nblk), h = (w / nblk) % s->H, I = w % nblk, i0 = I * EA_FA_BR, g = h / group;
+        int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR, r, c, d, t, nt;
         int last_row_key = ea__last_key(s, i0 + br - 1);
-        float *S = scratch + per * (size_t)ea__thread_id(), *acc = S + 2 * EA_FA_BR * EA_FA_BC;
+        float *S = scratch + per * (size_t)ea__thread_id(), *acc = S + 3 * EA_FA_BR * EA_FA_BC;
         float *m = acc + (size_t)EA_FA_BR * s->dh, *l = m + EA_FA_BR;
         const float *qh = q + (size_t)b * s->nq * s->ldq + h * s->dh;
         const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
         const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
+        const int *list;
         for (r = 0; r < br; r++) {
             m[r] = -INFINITY;
             l[r] = 0.0f;
         }
         memset(acc, 0, (size_t)br * s->dh * sizeof(float));
-        for (j0 = 0; j0 < s->nk && j0 <= last_row_key; j0 += EA_FA_BC) { /* later tiles are all masked */
-            int bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
-            ea__fa_scores(S, qh, kh, i0, br, j0, bc, s);
+        nt = ea__fa_tiles(bm, mods, b, h, I, last_row_key, s, &list);
+        for (t = 0; t < nt; t++) {
+            int j0 = (list ? list[t] >> 1 : t) * EA_FA_BC, bc;
+            if (j0 > last_row_key) continue; /* wholly in the future of every row */
+            bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
+            ea__fa_scores(S, NULL, qh, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
             for (r = 0; r < br; r++) {
                 float *Sr = S + (size_t)r * EA_FA_BC, mx = ea__row_max(Sr, bc), corr;
                 mx = m[r] > mx ? m[r] : mx;
@@ -2088,34 +2656,49 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
     }
 }
 
+/* d score_mod / d score: the user's derivative, or a central difference. */
+static float ea__dscore(const ea_flex_mods *mods, float x, int b, int h, int q, int k) {
+    float step;
+    if (mods->dscore_mod) return mods->dscore_mod(x, b, h, q, k, mods->user);
+    step = 1e-3f * (fabsf(x) > 1.0f ? fabsf(x) : 1.0f);
+    return (mods->score_mod(x + step, b, h, q, k, mods->user) - mods->score_mod(x - step, b, h, q, k, mods->user)) /
+           (2.0f * step);
+}
+
 EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                               const float *o, const float *lse, const float *q, const float *k,
-                              const float *v, const ea_sdpa_shape *s) {
-    int b, group = s->H / s->Hkv;
+                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
+                              const ea_flex_mods *mods) {
+    int b, group = s->H / s->Hkv, modded = mods && mods->score_mod;
     size_t per = ea_sdpa_flash_scratch(s);
     /* heads sharing a K/V head add into the same dK, dV: threads split the batch */
     EA_OMP_FOR_IF(s->B > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
     for (b = 0; b < s->B; b++) {
         float *P = scratch + per * (size_t)ea__thread_id(), *dP = P + EA_FA_BR * EA_FA_BC;
-        float *D = dP + EA_FA_BR * EA_FA_BC + (size_t)EA_FA_BR * s->dh;
-        int h, i0, j0, r, c, d;
+        float *raw = dP + EA_FA_BR * EA_FA_BC, *D = raw + EA_FA_BR * EA_FA_BC + (size_t)EA_FA_BR * s->dh;
+        int h, I, r, c, d, t, nt;
         for (h = 0; h < s->H; h++) {
             int g = h / group;
             size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
             size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
             const float *L = lse + ((size_t)b * s->H + h) * s->nq;
-            for (i0 = 0; i0 < s->nq; i0 += EA_FA_BR) {
-                int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR;
+            for (I = 0; I * EA_FA_BR < s->nq; I++) {
+                int i0 = I * EA_FA_BR, br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR;
                 int last_row_key = ea__last_key(s, i0 + br - 1);
+                const int *list;
                 for (r = 0; r < br; r++) {
                     const float *dor = dout + oo + (size_t)(i0 + r) * s->ldo, *orow = o + oo + (size_t)(i0 + r) * s->ldo;
                     float acc = 0.0f;
                     for (d = 0; d < s->dh; d++) acc += dor[d] * orow[d];
                     D[r] = acc;
                 }
-                for (j0 = 0; j0 < s->nk && j0 <= last_row_key; j0 += EA_FA_BC) {
-                    int bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
-                    ea__fa_scores(P, q + qo, k + ko, i0, br, j0, bc, s);
+                nt = ea__fa_tiles(bm, mods, b, h, I, last_row_key, s, &list);
+                for (t = 0; t < nt; t++) {
+                    int j0 = (list ? list[t] >> 1 : t) * EA_FA_BC, bc;
+                    if (j0 > last_row_key) continue;
+                    bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
+                    ea__fa_scores(P, modded ? raw : NULL, q + qo, k + ko, b, h, i0, br, j0, bc,
+                                  !ea__fa_full(list, t, mods), mods, s);
                     for (r = 0; r < br; r++) {
                         float *Pr = P + (size_t)r * EA_FA_BC;
                         if (L[i0 + r] == INFINITY) /* a row that sees no key */
@@ -2130,8 +2713,10 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                             s->ldv, dP, EA_FA_BC, 0);
                     for (r = 0; r < br; r++)
                         for (c = 0; c < bc; c++) {
-                            size_t t = (size_t)r * EA_FA_BC + c;
-                            dP[t] = s->scale * P[t] * (dP[t] - D[r]);
+                            size_t x = (size_t)r * EA_FA_BC + c;
+                            dP[x] = s->scale * P[x] * (dP[x] - D[r]);
+                            /* chain rule through score_mod, at the score it saw */
+                            if (modded && P[x] != 0.0f) dP[x] *= ea__dscore(mods, raw[x], b, h, i0 + r, j0 + c);
                         }
                     if (dq) ea_gemm(br, s->dh, bc, dP, EA_FA_BC, 1, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
                                     dq + qo + (size_t)i0 * s->ldq, s->ldq, 1);
@@ -2162,7 +2747,8 @@ static void ea__sdpa_back(ea_ctx *ctx, ea_node *n) {
     if (flash)
         ea_sdpa_flash_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL,
                           v->grad ? v->grad + vc : NULL, scratch, n->out->grad, n->out->data, n->save[0],
-                          q->data + qc, k->data + kc, v->data + vc, &s);
+                          q->data + qc, k->data + kc, v->data + vc, &s, (const ea_block_mask *)n->aux[0],
+                          (const ea_flex_mods *)n->aux[1]);
     else
         ea_sdpa_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL,
                     v->grad ? v->grad + vc : NULL, scratch, n->out->grad, n->save[0], q->data + qc,
@@ -2173,63 +2759,720 @@ static void ea__sdpa_back(ea_ctx *ctx, ea_node *n) {
    tile costs less than the tiling (the tracker's 64 x 64 stays here). */
 #define EA_FLASH_MIN_SCORES (128 * 128)
 
-EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
-                          ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal) {
-    ea_sdpa_shape s;
-    ea_tensor *out;
-    ea_node *n;
-    float *p;
-    int flash;
+/* Check the head layout of q, k, v and fill the kernel shape. */
+static int ea__attn_shape(ea_ctx *ctx, ea_sdpa_shape *s, const char *what, ea_tensor *q, int q_col,
+                          ea_tensor *k, int k_col, ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal) {
     char s1[48], s2[48], s3[48];
-    if (!ea__ok(ctx, q, k) || !v) return NULL;
-    if (H <= 0 || Hkv <= 0 || dh <= 0 || H % Hkv)
-        return ea__fail(ctx, EA_ERR_CONFIG,
-                        "sdpa: %d query heads, %d kv heads, head dim %d: expected positive sizes with "
-                        "kv heads dividing query heads",
-                        H, Hkv, dh);
+    if (!ea__ok(ctx, q, k) || !v) return 0;
+    if (H <= 0 || Hkv <= 0 || dh <= 0 || H % Hkv) {
+        ea__fail(ctx, EA_ERR_CONFIG,
+                 "%s: %d query heads, %d kv heads, head dim %d: expected positive sizes with "
+                 "kv heads dividing query heads",
+                 what, H, Hkv, dh);
+        return 0;
+    }
     if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3 || k->shape[0] != q->shape[0] ||
         v->shape[0] != q->shape[0] || v->shape[1] != k->shape[1] || q_col < 0 || k_col < 0 ||
         v_col < 0 || q_col + H * dh > q->shape[2] || k_col + Hkv * dh > k->shape[2] ||
-        v_col + Hkv * dh > v->shape[2])
-        return ea__fail(ctx, EA_ERR_SHAPE,
-                        "sdpa: q %s (columns %d..%d), k %s, v %s (columns from %d, %d; %d each): "
-                        "expected [B, n, C] tensors holding those columns",
-                        ea__shape_str(q, s1, sizeof s1), q_col, q_col + H * dh,
-                        ea__shape_str(k, s2, sizeof s2), ea__shape_str(v, s3, sizeof s3), k_col,
-                        v_col, Hkv * dh);
-    s.B = q->shape[0]; s.nq = q->shape[1]; s.nk = k->shape[1];
-    s.H = H; s.Hkv = Hkv; s.dh = dh; s.causal = causal ? 1 : 0;
-    s.scale = 1.0f / sqrtf((float)dh);
-    s.ldq = q->shape[2]; s.ldk = k->shape[2]; s.ldv = v->shape[2]; s.ldo = (ptrdiff_t)H * dh;
-    {
-        int shape[3];
-        shape[0] = s.B; shape[1] = s.nq; shape[2] = H * dh;
-        out = ea__out(ctx, 3, shape, q, k, v);
+        v_col + Hkv * dh > v->shape[2]) {
+        ea__fail(ctx, EA_ERR_SHAPE,
+                 "%s: q %s (columns %d..%d), k %s, v %s (columns from %d, %d; %d each): "
+                 "expected [B, n, C] tensors holding those columns",
+                 what, ea__shape_str(q, s1, sizeof s1), q_col, q_col + H * dh, ea__shape_str(k, s2, sizeof s2),
+                 ea__shape_str(v, s3, sizeof s3), k_col, v_col, Hkv * dh);
+        return 0;
     }
+    s->B = q->shape[0]; s->nq = q->shape[1]; s->nk = k->shape[1];
+    s->H = H; s->Hkv = Hkv; s->dh = dh; s->causal = causal ? 1 : 0;
+    s->scale = 1.0f / sqrtf((float)dh);
+    s->ldq = q->shape[2]; s->ldk = k->shape[2]; s->ldv = v->shape[2]; s->ldo = (ptrdiff_t)H * dh;
+    return 1;
+}
+
+/* One tape node for exact attention: materialized for short sequences,
+   flash-tiled for long ones and whenever a block mask or mods are given. */
+static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q, int q_col, ea_tensor *k,
+                              int k_col, ea_tensor *v, int v_col, const ea_block_mask *bm,
+                              const ea_flex_mods *mods) {
+    ea_tensor *out;
+    ea_node *n;
+    float *p;
+    int flash, shape[3];
+    shape[0] = s->B; shape[1] = s->nq; shape[2] = s->H * s->dh;
+    out = ea__out(ctx, 3, shape, q, k, v);
     if (!out) return NULL;
-    flash = (size_t)s.nq * s.nk > EA_FLASH_MIN_SCORES;
+    flash = bm || mods || (size_t)s->nq * s->nk > EA_FLASH_MIN_SCORES;
     if (flash) { /* saves only the log-sum-exp of each row: O(n) memory */
-        float *scratch = ea__floats(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads());
-        p = ea__floats(ctx, (size_t)s.B * H * s.nq);
+        float *scratch = ea__floats(ctx, ea_sdpa_flash_scratch(s) * (size_t)ea_num_threads());
+        p = ea__floats(ctx, (size_t)s->B * s->H * s->nq);
         if (!p || !scratch) return NULL;
-        ea_sdpa_flash_fwd(out->data, p, scratch, q->data + q_col, k->data + k_col, v->data + v_col, &s);
+        ea_sdpa_flash_fwd(out->data, p, scratch, q->data + q_col, k->data + k_col, v->data + v_col, s, bm, mods);
     } else {
-        p = ea__floats(ctx, (size_t)s.B * H * s.nq * s.nk);
+        p = ea__floats(ctx, (size_t)s->B * s->H * s->nq * s->nk);
         if (!p) return NULL;
-        ea_sdpa_fwd(out->data, p, q->data + q_col, k->data + k_col, v->data + v_col, &s);
+        ea_sdpa_fwd(out->data, p, q->data + q_col, k->data + k_col, v->data + v_col, s);
     }
     n = ea__record(ctx, ea__sdpa_back, out, q, k, v);
     if (n) {
         n->save[0] = p;
-        n->iarg[0] = s.B; n->iarg[1] = s.nq; n->iarg[2] = s.nk;
-        n->iarg[3] = H; n->iarg[4] = Hkv; n->iarg[5] = dh; n->iarg[6] = s.causal;
+        n->aux[0] = bm;
+        n->aux[1] = mods;
+        n->iarg[0] = s->B; n->iarg[1] = s->nq; n->iarg[2] = s->nk;
+        n->iarg[3] = s->H; n->iarg[4] = s->Hkv; n->iarg[5] = s->dh; n->iarg[6] = s->causal;
         n->iarg[7] = q_col; n->iarg[8] = k_col; n->iarg[9] = v_col; n->iarg[10] = flash;
-        n->farg[0] = s.scale;
+        n->farg[0] = s->scale;
     }
     return out;
 }
 
-/* --- 8.2 Shared pieces of the variants ------------------------------------ */
+EA_API ea_tensor *ea_sdpa(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
+                          ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal) {
+    ea_sdpa_shape s;
+    if (!ea__attn_shape(ctx, &s, "sdpa", q, q_col, k, k_col, v, v_col, H, Hkv, dh, causal)) return NULL;
+    return ea__sdpa_op(ctx, &s, q, q_col, k, k_col, v, v_col, NULL, NULL);
+}
+
+/* --- 8.3 Block masks and sparse patterns ---------------------------------
+   A block mask lists, per query tile, the key tiles that hold at least one
+   visible pair, and marks the wholly visible ones; the flash kernel then
+   computes only those tiles (8.2) and calls mask_mod only inside partial
+   ones.  Two builders fill it: ea_block_mask_build tests every pair with a
+   user's mask_mod (nq·nk calls: FlexAttention's create_block_mask), and the
+   built-in patterns below propose their few candidate tiles from their
+   shape, so a band of half-width w costs O(n·w), not O(n²). */
+
+/* The sparse patterns of the built-in rows: key k is visible to query q
+   when any clause holds (and k <= q under a causal mask, applied by the
+   kernel):
+       |q - k| <= window                                  (local band)
+       q < n_global or k < n_global                      (global tokens)
+       |q/block - k/block| <= block_window               (block band)
+       k/block is one of q/block's n_random random blocks (BigBird) */
+typedef struct ea__pattern {
+    int window;                /* -1: no token band */
+    int n_global;
+    int block, block_window;   /* block 0: no block clauses */
+    int n_random;
+    const int *rand;           /* [query blocks][n_random] key blocks, -1: none */
+} ea__pattern;
+
+static int ea__pattern_mask(int b, int h, int q, int k, void *user) {
+    const ea__pattern *p = (const ea__pattern *)user;
+    int r, qb;
+    (void)b; (void)h;
+    if (p->window >= 0 && q - k <= p->window && k - q <= p->window) return 1;
+    if (q < p->n_global || k < p->n_global) return 1;
+    if (!p->block) return 0;
+    qb = q / p->block;
+    if (qb - k / p->block <= p->block_window && k / p->block - qb <= p->block_window) return 1;
+    for (r = 0; r < p->n_random; r++)
+        if (p->rand[(size_t)qb * p->n_random + r] == k / p->block) return 1;
+    return 0;
+}
+
+/* Mark the key tiles covering keys [lo, hi] (clipped to [0, nk)). */
+static void ea__mark_tiles(unsigned char *flag, int lo, int hi, int nk) {
+    int t;
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > nk - 1 ? nk - 1 : hi;
+    for (t = lo / EA_FA_BC; lo <= hi && t <= hi / EA_FA_BC; t++) flag[t] = 1;
+}
+
+/* Candidate key tiles of query rows [i0, i1] under pattern p: a superset
+   of the visible ones, found from the pattern's shape. */
+static void ea__pattern_tiles(unsigned char *flag, const ea__pattern *p, int i0, int i1, int nk) {
+    int qb, r;
+    if (i0 < p->n_global) { /* global queries see every key */
+        ea__mark_tiles(flag, 0, nk - 1, nk);
+        return;
+    }
+    if (p->window >= 0) ea__mark_tiles(flag, i0 - p->window, i1 + p->window, nk);
+    if (p->n_global) ea__mark_tiles(flag, 0, p->n_global - 1, nk);
+    if (!p->block) return;
+    ea__mark_tiles(flag, (i0 / p->block - p->block_window) * p->block,
+                   (i1 / p->block + p->block_window + 1) * p->block - 1, nk);
+    for (qb = i0 / p->block; qb <= i1 / p->block; qb++)
+        for (r = 0; r < p->n_random; r++) {
+            int kb = p->rand[(size_t)qb * p->n_random + r];
+            if (kb >= 0) ea__mark_tiles(flag, kb * p->block, kb * p->block + p->block - 1, nk);
+        }
+}
+
+/* Visible pairs in one tile: 0 (skip), br·bc (full) or in between. */
+static long ea__tile_visible(const ea_flex_mods *mods, int b, int h, int i0, int br, int j0, int bc, int nq,
+                             int nk, int causal) {
+    long cnt = 0;
+    int r, c;
+    for (r = 0; r < br; r++) {
+        int last = causal ? i0 + r + (nk - nq) : nk - 1;
+        for (c = 0; c < bc && j0 + c <= last; c++) cnt += !mods->mask_mod || mods->mask_mod(b, h, i0 + r, j0 + c, mods->user);
+    }
+    return cnt;
+}
+
+/* Both builders: candidates from the pattern (or every tile), each one
+   classified by testing its pairs.  Two passes: count, then fill. */
+static ea_status ea__block_mask_make(ea_ctx *ctx, ea_block_mask *bm, const ea_flex_mods *mods,
+                                     const ea__pattern *pat, int B, int H, int nq, int nk, int causal) {
+    int nb = mods->mask_varies & EA_FLEX_BY_BATCH ? B : 1, nh = mods->mask_varies & EA_FLEX_BY_HEAD ? H : 1;
+    int nqt = (nq + EA_FA_BR - 1) / EA_FA_BR, nkt = (nk + EA_FA_BC - 1) / EA_FA_BC, pass, x, J;
+    size_t rows = (size_t)nb * nh * nqt, cap = 0, used;
+    unsigned char *flag = (unsigned char *)ea_ctx_alloc(ctx, (size_t)nkt);
+    int *row = (int *)ea_ctx_alloc(ctx, (rows + 1) * sizeof(int)), *tile = NULL;
+    if (!flag || !row) return ctx->err.status;
+    for (pass = 0; pass < 2; pass++) {
+        used = 0;
+        for (x = 0; x < (int)rows; x++) {
+            int b = x / (nh * nqt), h = (x / nqt) % nh, i0 = (x % nqt) * EA_FA_BR;
+            int br = nq - i0 < EA_FA_BR ? nq - i0 : EA_FA_BR;
+            memset(flag, pat ? 0 : 1, (size_t)nkt);
+            if (pat) ea__pattern_tiles(flag, pat, i0, i0 + br - 1, nk);
+            row[x] = (int)used;
+            for (J = 0; J < nkt; J++) {
+                int j0 = J * EA_FA_BC, bc = nk - j0 < EA_FA_BC ? nk - j0 : EA_FA_BC;
+                long vis;
+                if (!flag[J]) continue;
+                if (pass == 0) { /* candidates only: an upper bound on the entries */
+                    used++;
+                    continue;
+                }
+                vis = ea__tile_visible(mods, b, h, i0, br, j0, bc, nq, nk, causal);
+                if (vis) tile[used++] = J * 2 + (vis == (long)br * bc);
+            }
+        }
+        row[rows] = (int)used;
+        if (pass == 0) {
+            cap = used;
+            tile = (int *)ea_ctx_alloc(ctx, (cap ? cap : 1) * sizeof(int));
+            if (!tile) return ctx->err.status;
+        }
+    }
+    bm->nb = nb; bm->nh = nh; bm->nqt = nqt; bm->nkt = nkt;
+    bm->row = row;
+    bm->tile = tile;
+    return EA_OK;
+}
+
+EA_API ea_status ea_block_mask_build(ea_ctx *ctx, ea_block_mask *bm, const ea_flex_mods *mods, int B,
+                                     int H, int nq, int nk, int causal) {
+    ea_flex_mods none;
+    if (!ctx || !bm) return EA_ERR_ARG;
+    if (B <= 0 || H <= 0 || nq <= 0 || nk <= 0) {
+        ea__fail(ctx, EA_ERR_SHAPE, "block mask: B %d, H %d, nq %d, nk %d must be positive", B, H, nq, nk);
+        return EA_ERR_SHAPE;
+    }
+    if (!mods) {
+        memset(&none, 0, sizeof none);
+        mods = &none;
+    }
+    return ea__block_mask_make(ctx, bm, mods, NULL, B, H, nq, nk, causal);
+}
+
+/* BigBird's random blocks: for each query block, n_random distinct key
+   blocks outside its band and the global blocks, drawn from the seeded
+   RNG, so a given (seed, n) always gives the same pattern. */
+static int *ea__random_blocks(ea_ctx *ctx, const ea__pattern *p, int n, uint64_t seed) {
+    int nblk = (n + p->block - 1) / p->block, qb, r, g = (p->n_global + p->block - 1) / p->block;
+    int *rand = (int *)ea_ctx_alloc(ctx, ((size_t)nblk * p->n_random + 1) * sizeof(int));
+    ea_rng rng;
+    if (!rand) return NULL;
+    ea_rng_seed(&rng, seed, (uint64_t)n);
+    for (qb = 0; qb < nblk; qb++) {
+        int lo = qb - p->block_window, hi = qb + p->block_window, avail = 0, kb;
+        for (kb = g; kb < nblk; kb++) avail += kb < lo || kb > hi;
+        for (r = 0; r < p->n_random; r++) {
+            int pick, t, dup;
+            int *mine = rand + (size_t)qb * p->n_random;
+            mine[r] = -1;
+            if (avail - r <= 0) continue;
+            do { /* rejection keeps the choice uniform over what is left */
+                pick = g + (int)ea_rng_below(&rng, (uint32_t)(nblk - g));
+                dup = pick >= lo && pick <= hi;
+                for (t = 0; t < r && !dup; t++) dup = mine[t] == pick;
+            } while (dup);
+            mine[r] = pick;
+        }
+    }
+    return rand;
+}
+
+/* Exact attention restricted to a pattern, through the flash kernel. */
+static ea_tensor *ea__pattern_attention(ea_ctx *ctx, ea_tensor *qkv, int H, int dh, int causal,
+                                        const ea__pattern *pattern) {
+    ea_sdpa_shape s;
+    ea__pattern *pat = (ea__pattern *)ea_ctx_alloc(ctx, sizeof *pat);
+    ea_flex_mods *mods = (ea_flex_mods *)ea_ctx_alloc(ctx, sizeof *mods);
+    ea_block_mask *bm = (ea_block_mask *)ea_ctx_alloc(ctx, sizeof *bm);
+    if (!pat || !mods || !bm) return NULL;
+    if (!ea__attn_shape(ctx, &s, "sparse attention", qkv, 0, qkv, H * dh, qkv, 2 * H * dh, H, H, dh, causal))
+        return NULL;
+    *pat = *pattern;
+    memset(mods, 0, sizeof *mods);
+    mods->mask_mod = ea__pattern_mask;
+    mods->user = pat;
+    if (ea__block_mask_make(ctx, bm, mods, pat, s.B, H, s.nq, s.nk, s.causal) != EA_OK) return NULL;
+    return ea__sdpa_op(ctx, &s, qkv, 0, qkv, H * dh, qkv, 2 * H * dh, bm, mods);
+}
+
+EA_API ea_tensor *ea_flex_attention(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
+                                    ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal,
+                                    const ea_flex_mods *mods) {
+    ea_sdpa_shape s;
+    ea_block_mask *bm = NULL;
+    if (!ea__attn_shape(ctx, &s, "flex attention", q, q_col, k, k_col, v, v_col, H, Hkv, dh, causal)) return NULL;
+    if (mods && mods->mask_mod) {
+        bm = (ea_block_mask *)ea_ctx_alloc(ctx, sizeof *bm);
+        if (!bm || ea_block_mask_build(ctx, bm, mods, s.B, H, s.nq, s.nk, s.causal) != EA_OK) return NULL;
+    }
+    return ea__sdpa_op(ctx, &s, q, q_col, k, k_col, v, v_col, bm, mods);
+}
+
+/* The header's examples of mods (FlexAttention's gallery):
+   ALiBi (Press et al. 2022): score - m_h·|q - k|, m_h = 2^(-8(h+1)/H);
+   soft-capping (Gemma 2): cap·tanh(score / cap), derivative 1 - tanh²;
+   relative bias: score + bias[h][clamp(k - q, -M, M) + M] (T5-style, with a
+   table the caller owns); causal: k <= q; document: q and k in the same
+   document (doc ids per batch entry, so mask_varies = EA_FLEX_BY_BATCH). */
+EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user) {
+    int H = *(const int *)user;
+    (void)b;
+    return s - powf(2.0f, -8.0f * (float)(h + 1) / (float)H) * (float)(q > k ? q - k : k - q);
+}
+EA_API float ea_flex_softcap(float s, int b, int h, int q, int k, void *user) {
+    float cap = *(const float *)user;
+    (void)b; (void)h; (void)q; (void)k;
+    return cap * tanhf(s / cap);
+}
+EA_API float ea_flex_softcap_grad(float s, int b, int h, int q, int k, void *user) {
+    float t = tanhf(s / *(const float *)user);
+    (void)b; (void)h; (void)q; (void)k;
+    return 1.0f - t * t;
+}
+EA_API float ea_flex_relative(float s, int b, int h, int q, int k, void *user) {
+    const ea_flex_relbias *rb = (const ea_flex_relbias *)user;
+    int d = k - q, M = rb->max_dist;
+    (void)b;
+    d = d < -M ? -M : d > M ? M : d;
+    return s + rb->bias[(size_t)h * (2 * M + 1) + d + M];
+}
+EA_API int ea_flex_causal(int b, int h, int q, int k, void *user) {
+    (void)b; (void)h; (void)user;
+    return k <= q;
+}
+EA_API int ea_flex_document(int b, int h, int q, int k, void *user) {
+    const ea_flex_docs *d = (const ea_flex_docs *)user;
+    (void)h;
+    return d->doc[(size_t)b * d->n + q] == d->doc[(size_t)b * d->n + k];
+}
+
+/* --- 8.4 Sparse attention over key lists ------------------------------
+   For patterns that are not bands of tiles (every s-th key, dilated
+   windows, each query's own top k) each query carries its list of K keys:
+       s_t = scale · Q_i·K_idx(t),  P = softmax(s),  O_i = Σ_t P_t V_idx(t).
+   Cost 4·K·dh FLOPs per query and head, K floats of P kept per query:
+   O(n·K) time and memory.  Backward, per query:
+       dP_t = dO_i·V_idx(t),  dS_t = scale·P_t (dP_t - Σ_u P_u dP_u),
+       dQ_i += Σ_t dS_t K_idx(t),  dK_idx(t) += dS_t Q_i,  dV_idx(t) += P_t dO_i. */
+EA_INLINE float ea__dot(const float *a, const float *b, int n) {
+    ea_vf acc = ea_vzero();
+    float s;
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) acc = ea_vfma(ea_vload(a + i), ea_vload(b + i), acc);
+    s = ea_vhsum(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+EA_INLINE void ea__axpy(float *y, float a, const float *x, int n) {
+    ea_vf va = ea_vset1(a);
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vfma(va, ea_vload(x + i), ea_vload(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+EA_INLINE const int *ea__gather_row(const int *idx, int K, int per_head, const ea_sdpa_shape *s, int b, int h,
+                                    int i) {
+    return idx + (per_head ? (((size_t)b * s->H + h) * s->nq + i) * K : (size_t)i * K);
+}
+
+EA_API void ea_gather_attn_fwd(float *o, float *p, const float *q, const float *k, const float *v,
+                               const int *idx, int K, int per_head, const ea_sdpa_shape *s) {
+    int slice, group = s->H / s->Hkv, nslice = s->B * s->H;
+    EA_OMP_FOR_IF(nslice > 1 && 4.0 * s->nq * K * s->dh * nslice >= EA_PAR_MIN_WORK)
+    for (slice = 0; slice < nslice; slice++) {
+        int b = slice / s->H, h = slice % s->H, g = h / group, i, t;
+        for (i = 0; i < s->nq; i++) {
+            const int *ix = ea__gather_row(idx, K, per_head, s, b, h, i);
+            const float *qi = q + ((size_t)b * s->nq + i) * s->ldq + h * s->dh;
+            float *oi = o + ((size_t)b * s->nq + i) * s->ldo + h * s->dh, *P = p + ((size_t)slice * s->nq + i) * K;
+            float mx;
+            for (t = 0; t < K; t++)
+                P[t] = ix[t] < 0 ? -INFINITY
+                                 : s->scale * ea__dot(qi, k + ((size_t)b * s->nk + ix[t]) * s->ldk + g * s->dh, s->dh);
+            memset(oi, 0, (size_t)s->dh * sizeof(float));
+            mx = ea__row_max(P, K);
+            if (mx == -INFINITY) { /* an empty list */
+                memset(P, 0, (size_t)K * sizeof(float));
+                continue;
+            }
+            mx = 1.0f / ea__row_exp(P, P, K, mx);
+            for (t = 0; t < K; t++) {
+                P[t] *= mx;
+                if (ix[t] >= 0) ea__axpy(oi, P[t], v + ((size_t)b * s->nk + ix[t]) * s->ldv + g * s->dh, s->dh);
+            }
+        }
+    }
+}
+
+EA_API void ea_gather_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                               const float *p, const float *q, const float *k, const float *v,
+                               const int *idx, int K, int per_head, const ea_sdpa_shape *s) {
+    int b, group = s->H / s->Hkv;
+    /* keys are shared by the queries (and heads) of one batch entry */
+    EA_OMP_FOR_IF(s->B > 1 && 8.0 * s->nq * K * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    for (b = 0; b < s->B; b++) {
+        float *dP = scratch + (size_t)K * ea__thread_id();
+        int h, i, t;
+        for (h = 0; h < s->H; h++)
+            for (i = 0; i < s->nq; i++) {
+                const int *ix = ea__gather_row(idx, K, per_head, s, b, h, i);
+                const float *P = p + (((size_t)b * s->H + h) * s->nq + i) * K;
+                const float *dOi = dout + ((size_t)b * s->nq + i) * s->ldo + h * s->dh;
+                size_t qo = ((size_t)b * s->nq + i) * s->ldq + h * s->dh, ko = (size_t)b * s->nk, g = (size_t)(h / group);
+                float D = 0.0f;
+                for (t = 0; t < K; t++) {
+                    const float *vj = v + (ko + (size_t)(ix[t] < 0 ? 0 : ix[t])) * s->ldv + g * s->dh;
+                    dP[t] = ix[t] < 0 ? 0.0f : ea__dot(dOi, vj, s->dh);
+                    D += P[t] * dP[t];
+                }
+                for (t = 0; t < K; t++) {
+                    size_t j = ko + (size_t)ix[t];
+                    float dS = s->scale * P[t] * (dP[t] - D);
+                    if (ix[t] < 0) continue;
+                    if (dv) ea__axpy(dv + j * s->ldv + g * s->dh, P[t], dOi, s->dh);
+                    if (dq) ea__axpy(dq + qo, dS, k + j * s->ldk + g * s->dh, s->dh);
+                    if (dk) ea__axpy(dk + j * s->ldk + g * s->dh, dS, q + qo, s->dh);
+                }
+            }
+    }
+}
+
+/* Index lists of the fixed patterns (self-attention, nq = nk = n).
+   strided (Child et al. 2019, "Sparse Transformers"; seed 004's k[::s]):
+   keys 0, s, 2s, ... plus the query itself, K = ceil(n/s) + 1.
+   dilated (Beltagy et al. 2020, Longformer's dilated window): keys
+   i + t·r for t = -w..w, K = 2w + 1.  Causal keeps keys <= i. */
+static void ea__strided_index(int *idx, int n, int stride, int causal) {
+    int K = (n + stride - 1) / stride + 1, i, t;
+    for (i = 0; i < n; i++) {
+        int *ix = idx + (size_t)i * K;
+        for (t = 0; t < K - 1; t++) ix[t] = !causal || t * stride <= i ? t * stride : -1;
+        ix[K - 1] = i % stride ? i : -1; /* itself, unless already listed */
+    }
+}
+
+static void ea__dilated_index(int *idx, int n, int w, int r, int causal) {
+    int K = 2 * w + 1, i, t;
+    for (i = 0; i < n; i++)
+        for (t = -w; t <= w; t++) {
+            int j = i + t * r;
+            idx[(size_t)i * K + t + w] = j >= 0 && j < n && (!causal || t <= 0) ? j : -1;
+        }
+}
+
+/* top-k (Gupta et al. 2021, "Memory-efficient Transformers via Top-k
+   Attention"): every query keeps its kk largest scores.  Selecting them
+   needs every score, so this part costs O(n²·dh) like exact attention
+   (tiles of EA_FA_BR rows, O(n) memory); the softmax, the product and the
+   backward then touch kk keys per query.  A binary min-heap of kk entries
+   per row holds the best so far: O(n log kk) per row. */
+EA_INLINE int ea__topk_worse(const float *S, int a, int b) { /* a ranks below b */
+    return S[a] < S[b] || (S[a] == S[b] && a > b);
+}
+
+static void ea__heap_down(int *hp, int n, int at, const float *S) {
+    for (;;) {
+        int l = 2 * at + 1, r = l + 1, m = at, tmp;
+        if (l < n && ea__topk_worse(S, hp[l], hp[m])) m = l;
+        if (r < n && ea__topk_worse(S, hp[r], hp[m])) m = r;
+        if (m == at) return;
+        tmp = hp[at]; hp[at] = hp[m]; hp[m] = tmp;
+        at = m;
+    }
+}
+
+EA_API void ea_topk_select(int *idx, float *scratch, const float *q, const float *k, int kk,
+                           const ea_sdpa_shape *s) {
+    int nblk = (s->nq + EA_FA_BR - 1) / EA_FA_BR, work = s->B * s->H * nblk, w, group = s->H / s->Hkv;
+    EA_OMP_FOR_IF(work > 1 && 2.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    for (w = 0; w < work; w++) {
+        int b = w / (s->H * nblk), h = (w / nblk) % s->H, i0 = (w % nblk) * EA_FA_BR;
+        int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR, r, j;
+        float *S = scratch + (size_t)EA_FA_BR * s->nk * ea__thread_id();
+        ea_gemm(br, s->nk, s->dh, q + ((size_t)b * s->nq + i0) * s->ldq + h * s->dh, s->ldq, 1,
+                k + (size_t)b * s->nk * s->ldk + (h / group) * s->dh, 1, s->ldk, S, s->nk, 0);
+        for (r = 0; r < br; r++) {
+            const float *Sr = S + (size_t)r * s->nk;
+            int *hp = idx + (((size_t)b * s->H + h) * s->nq + i0 + r) * kk, n = 0, last = ea__last_key(s, i0 + r);
+            for (j = 0; j <= last && j < s->nk; j++) {
+                if (n < kk) { /* fill, then heapify once full */
+                    hp[n++] = j;
+                    if (n == kk) {
+                        int a;
+                        for (a = kk / 2 - 1; a >= 0; a--) ea__heap_down(hp, kk, a, Sr);
+                    }
+                } else if (ea__topk_worse(Sr, hp[0], j)) {
+                    hp[0] = j;
+                    ea__heap_down(hp, kk, 0, Sr);
+                }
+            }
+            for (; n < kk; n++) hp[n] = -1; /* fewer visible keys than kk */
+        }
+    }
+}
+
+/* --- 8.5 Kernel (linear) attention core ----------------------------------
+   Replacing exp(q·k) by a feature product φ(q)·φ(k) lets the sum over keys
+   be taken once (Katharopoulos et al. 2020, "Transformers are RNNs"):
+       A = Σ_j φ(K_j) V_jᵀ  [F, dv],   z = Σ_j φ(K_j)  [F],
+       O_i = φ(Q_i)ᵀ A / (φ(Q_i)·z + eps).
+   Cost 4·n·F·dv + 4·n·F FLOPs per head, O(F·dv) state: linear in n.
+   Backward, with u_i = dO_i / den_i and c_i = -(dO_i·O_i) / den_i:
+       dφ(Q_i) = A u_i + c_i z,   dA = Σ_i φ(Q_i) u_iᵀ,   dz = Σ_i c_i φ(Q_i),
+       dφ(K_j) = dA V_j + dz,     dV_j = dAᵀ φ(K_j). */
+EA_API void ea_kernel_attn_fwd(float *o, float *kv, float *z, float *den, const float *fq,
+                               const float *fk, const float *v, const ea_kattn_shape *s) {
+    int slice, nslice = s->B * s->H;
+    ptrdiff_t ldo = (ptrdiff_t)s->H * s->dv;
+    EA_OMP_FOR_IF(nslice > 1 && 4.0 * s->n * s->F * s->dv * nslice >= EA_PAR_MIN_WORK)
+    for (slice = 0; slice < nslice; slice++) {
+        int b = slice / s->H, h = slice % s->H, i, f, d;
+        const float *q = fq + (size_t)b * s->n * s->ldf + (size_t)h * s->F;
+        const float *k = fk + (size_t)b * s->n * s->ldf + (size_t)h * s->F;
+        const float *vh = v + (size_t)b * s->n * s->ldv + (size_t)h * s->dv;
+        float *A = kv + (size_t)slice * s->F * s->dv, *zs = z + (size_t)slice * s->F;
+        float *oh = o + (size_t)b * s->n * ldo + (size_t)h * s->dv, *dn = den + (size_t)slice * s->n;
+        ea_gemm(s->F, s->dv, s->n, k, 1, s->ldf, vh, s->ldv, 1, A, s->dv, 0);
+        for (f = 0; f < s->F; f++) zs[f] = 0.0f;
+        for (i = 0; i < s->n; i++) ea__axpy(zs, 1.0f, k + (size_t)i * s->ldf, s->F);
+        ea_gemm(s->n, s->dv, s->F, q, s->ldf, 1, A, s->dv, 1, oh, ldo, 0);
+        for (i = 0; i < s->n; i++) {
+            float inv;
+            dn[i] = ea__dot(q + (size_t)i * s->ldf, zs, s->F) + s->eps;
+            inv = 1.0f / dn[i];
+            for (d = 0; d < s->dv; d++) oh[(size_t)i * ldo + d] *= inv;
+        }
+    }
+}
+
+EA_API void ea_kernel_attn_bwd(float *dfq, float *dfk, float *dv, float *scratch, const float *dout,
+                               const float *o, const float *kv, const float *z, const float *den,
+                               const float *fq, const float *fk, const float *v, const ea_kattn_shape *s) {
+    int slice, nslice = s->B * s->H;
+    ptrdiff_t ldo = (ptrdiff_t)s->H * s->dv;
+    size_t per = (size_t)s->n * s->dv + s->n + (size_t)s->F * s->dv + s->F;
+    /* every (batch, head) owns its columns of every gradient: slices run in parallel */
+    EA_OMP_FOR_IF(nslice > 1 && 8.0 * s->n * s->F * s->dv * nslice >= EA_PAR_MIN_WORK)
+    for (slice = 0; slice < nslice; slice++) {
+        int b = slice / s->H, h = slice % s->H, i, d;
+        size_t fo = (size_t)b * s->n * s->ldf + (size_t)h * s->F, vo = (size_t)b * s->n * s->ldv + (size_t)h * s->dv;
+        size_t oo = (size_t)b * s->n * ldo + (size_t)h * s->dv;
+        const float *A = kv + (size_t)slice * s->F * s->dv, *zs = z + (size_t)slice * s->F;
+        const float *dn = den + (size_t)slice * s->n;
+        float *U = scratch + per * (size_t)ea__thread_id(), *c = U + (size_t)s->n * s->dv;
+        float *dA = c + s->n, *dz = dA + (size_t)s->F * s->dv;
+        for (i = 0; i < s->n; i++) {
+            const float *dOi = dout + oo + (size_t)i * ldo, *Oi = o + oo + (size_t)i * ldo;
+            float inv = 1.0f / dn[i];
+            for (d = 0; d < s->dv; d++) U[(size_t)i * s->dv + d] = dOi[d] * inv;
+            c[i] = -ea__dot(dOi, Oi, s->dv) * inv;
+        }
+        if (dfq) {
+            ea_gemm(s->n, s->F, s->dv, U, s->dv, 1, A, 1, s->dv, dfq + fo, s->ldf, 1);
+            for (i = 0; i < s->n; i++) ea__axpy(dfq + fo + (size_t)i * s->ldf, c[i], zs, s->F);
+        }
+        if (!dfk && !dv) continue;
+        ea_gemm(s->F, s->dv, s->n, fq + fo, 1, s->ldf, U, s->dv, 1, dA, s->dv, 0);
+        memset(dz, 0, (size_t)s->F * sizeof(float));
+        for (i = 0; i < s->n; i++) ea__axpy(dz, c[i], fq + fo + (size_t)i * s->ldf, s->F);
+        if (dfk) {
+            ea_gemm(s->n, s->F, s->dv, v + vo, s->ldv, 1, dA, 1, s->dv, dfk + fo, s->ldf, 1);
+            for (i = 0; i < s->n; i++) ea__axpy(dfk + fo + (size_t)i * s->ldf, 1.0f, dz, s->F);
+        }
+        if (dv) ea_gemm(s->n, s->dv, s->F, fk + fo, s->ldf, 1, dA, s->dv, 1, dv + vo, s->ldv, 1);
+    }
+}
+
+static void ea__kattn_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *fq = n->in[0], *fk = n->in[1], *v = n->in[2];
+    int qc = n->iarg[5], kc = n->iarg[6], vc = n->iarg[7];
+    ea_kattn_shape s;
+    float *scratch;
+    s.B = n->iarg[0]; s.n = n->iarg[1]; s.H = n->iarg[2]; s.F = n->iarg[3]; s.dv = n->iarg[4];
+    s.ldf = fq->shape[2]; s.ldv = v->shape[2]; s.eps = n->farg[0];
+    scratch = ea__floats(ctx, ((size_t)s.n * s.dv + s.n + (size_t)s.F * s.dv + s.F) * (size_t)ea_num_threads());
+    if (!scratch) return;
+    /* fq and fk may be one tensor: it receives both gradients */
+    ea_kernel_attn_bwd(fq->grad ? fq->grad + qc : NULL, fk->grad ? fk->grad + kc : NULL, v->grad ? v->grad + vc : NULL,
+                       scratch, n->out->grad, n->out->data, n->save[0], n->save[1], n->save[2], fq->data + qc,
+                       fk->data + kc, v->data + vc, &s);
+}
+
+/* fq, fk: [B, n, C] with H heads of F feature columns from fq_col / fk_col
+   (the two may be one tensor); v: H heads of dv columns from v_col. */
+static ea_tensor *ea__kernel_attention(ea_ctx *ctx, ea_tensor *fq, int fq_col, ea_tensor *fk, int fk_col,
+                                       ea_tensor *v, int v_col, int H, int F, int dv, float eps) {
+    ea_kattn_shape s;
+    ea_tensor *out;
+    ea_node *n;
+    float *kv, *z, *den;
+    int shape[3];
+    if (!ea__ok(ctx, fq, fk) || !v) return NULL;
+    if (fq->ndim != 3 || fk->ndim != 3 || v->ndim != 3 || fq->shape[2] != fk->shape[2] ||
+        fq->shape[0] != v->shape[0] || fk->shape[0] != v->shape[0] || fq->shape[1] != v->shape[1] ||
+        fk->shape[1] != v->shape[1] || fq_col + H * F > fq->shape[2] || fk_col + H * F > fk->shape[2] ||
+        v_col + H * dv > v->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE, "kernel attention: features and values must be [B, n, C] with %d heads", H);
+    s.B = v->shape[0]; s.n = v->shape[1]; s.H = H; s.F = F; s.dv = dv;
+    s.ldf = fq->shape[2]; s.ldv = v->shape[2]; s.eps = eps;
+    shape[0] = s.B; shape[1] = s.n; shape[2] = H * dv;
+    out = ea__out(ctx, 3, shape, fq, fk, v);
+    kv = ea__floats(ctx, (size_t)s.B * H * F * dv);
+    z = ea__floats(ctx, (size_t)s.B * H * F);
+    den = ea__floats(ctx, (size_t)s.B * H * s.n);
+    if (!out || !kv || !z || !den) return NULL;
+    ea_kernel_attn_fwd(out->data, kv, z, den, fq->data + fq_col, fk->data + fk_col, v->data + v_col, &s);
+    n = ea__record(ctx, ea__kattn_back, out, fq, fk, v);
+    if (n) {
+        n->save[0] = kv; n->save[1] = z; n->save[2] = den;
+        n->iarg[0] = s.B; n->iarg[1] = s.n; n->iarg[2] = H; n->iarg[3] = F; n->iarg[4] = dv;
+        n->iarg[5] = fq_col; n->iarg[6] = fk_col; n->iarg[7] = v_col;
+        n->farg[0] = eps;
+    }
+    return out;
+}
+
+/* --- Performer's random features (Choromanski et al. 2021, FAVOR+) ------
+   exp(q·k/√dh) = E_ω[φ(q)·φ(k)] for ω ~ N(0, I) with positive features
+       φ(x)_r = exp(ω_r·x' - |x'|²/2) / √m,   x' = x / dh^(1/4),
+   unbiased, and of lower variance when the ω_r are drawn as blocks of dh
+   orthogonal rows (each row rescaled to the length of a Gaussian vector).
+   A constant c is subtracted inside the exp for range: per row for
+   queries, per (batch, head) for keys; both cancel between the numerator
+   and the denominator of 8.5, so the result and its gradient are exact.
+   ReLU features: φ(x)_r = max(ω_r·x', 0) / √m.
+   Cost 2·n·m·dh FLOPs per head.  Backward (exp features):
+       dx' = Σ_r dφ_r φ_r (ω_r - x'),   dx = dx' / dh^(1/4). */
+static void ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int draw) {
+    ea_rng rng;
+    int r, c, p;
+    ea_rng_seed(&rng, seed, 0x9e3779b9u + (uint64_t)draw);
+    for (r = 0; r < m; r++) { /* unit rows, orthogonal within each block of dh */
+        float *wr = w + (size_t)r * dh, norm;
+        do {
+            for (c = 0; c < dh; c++) wr[c] = ea_rng_normal(&rng);
+            for (p = r / dh * dh; p < r; p++) ea__axpy(wr, -ea__dot(wr, w + (size_t)p * dh, dh), w + (size_t)p * dh, dh);
+            norm = sqrtf(ea__dot(wr, wr, dh));
+        } while (norm < 1e-4f); /* a draw (almost) inside the span: redraw */
+        for (c = 0; c < dh; c++) wr[c] /= norm;
+    }
+    for (r = 0; r < m; r++) { /* then a chi(dh)-distributed length each */
+        float len = 0.0f;
+        for (c = 0; c < dh; c++) {
+            float g = ea_rng_normal(&rng);
+            len += g * g;
+        }
+        len = sqrtf(len);
+        for (c = 0; c < dh; c++) w[(size_t)r * dh + c] *= len;
+    }
+}
+
+static void ea__favor_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    const float *w = n->save[0], *phi = n->out->data, *dphi = n->out->grad;
+    int B = n->iarg[0], T = n->iarg[1], H = n->iarg[2], dh = n->iarg[3], m = n->iarg[4], relu = n->iarg[5];
+    int col = n->iarg[6], rows = B * T, row;
+    float sc = n->farg[0], rm = 1.0f / sqrtf((float)m);
+    float *g = ea__floats(ctx, (size_t)m * ea_num_threads());
+    if (!x->grad || !g) return;
+    EA_OMP_FOR_IF(rows > 1 && 4.0 * rows * H * m * dh >= EA_PAR_MIN_WORK)
+    for (row = 0; row < rows; row++) {
+        float *gr = g + (size_t)m * ea__thread_id();
+        int h, r, d;
+        for (h = 0; h < H; h++) {
+            const float *ph = phi + ((size_t)row * H + h) * m, *dp = dphi + ((size_t)row * H + h) * m;
+            const float *xr = x->data + (size_t)row * x->shape[2] + col + (size_t)h * dh;
+            float *dx = x->grad + (size_t)row * x->shape[2] + col + (size_t)h * dh, tot = 0.0f;
+            for (r = 0; r < m; r++) {
+                gr[r] = relu ? (ph[r] > 0.0f ? dp[r] * rm : 0.0f) : dp[r] * ph[r];
+                tot += gr[r];
+            }
+            /* dx = sc · (Wᵀ g - [exp features] x' Σ g), x' = sc · x */
+            for (d = 0; d < dh; d++) {
+                float acc = 0.0f;
+                for (r = 0; r < m; r++) acc += w[(size_t)r * dh + d] * gr[r];
+                dx[d] += sc * (acc - (relu ? 0.0f : tot * sc * xr[d]));
+            }
+        }
+    }
+}
+
+/* x [B, n, C], heads of dh columns from col -> φ [B, n, H·m]. */
+static ea_tensor *ea__favor_features(ea_ctx *ctx, ea_tensor *x, int col, int H, int dh, const float *w, int m,
+                                     int relu, int is_query) {
+    int B = x->shape[0], T = x->shape[1], shape[3], rows = B * T, row, b;
+    float sc = 1.0f / sqrtf(sqrtf((float)dh)), rm = 1.0f / sqrtf((float)m), *keymax;
+    ea_tensor *out;
+    ea_node *n;
+    shape[0] = B; shape[1] = T; shape[2] = H * m;
+    out = ea__out(ctx, 3, shape, x, NULL, NULL);
+    keymax = ea__floats(ctx, (size_t)B * H);
+    if (!out || !keymax) return NULL;
+    /* u = x' Wᵀ for every head: one GEMM per head over all rows */
+    for (b = 0; b < H; b++)
+        ea_gemm(rows, m, dh, x->data + col + (size_t)b * dh, x->shape[2], 1, w, 1, dh, out->data + (size_t)b * m,
+                (ptrdiff_t)H * m, 0);
+    for (b = 0; b < B * H; b++) keymax[b] = -INFINITY;
+    if (!relu && !is_query) /* keys: one constant per (batch, head) */
+        for (row = 0; row < rows; row++) {
+            int h, r;
+            for (h = 0; h < H; h++)
+                for (r = 0; r < m; r++) {
+                    float u = sc * out->data[((size_t)row * H + h) * m + r];
+                    float *km = &keymax[(size_t)(row / T) * H + h];
+                    *km = u > *km ? u : *km;
+                }
+        }
+    EA_OMP_FOR_IF(rows > 1 && 2.0 * rows * H * m * 8 >= EA_PAR_MIN_WORK)
+    for (row = 0; row < rows; row++) {
+        int h, r;
+        for (h = 0; h < H; h++) {
+            float *u = out->data + ((size_t)row * H + h) * m, c;
+            const float *xr = x->data + (size_t)row * x->shape[2] + col + (size_t)h * dh;
+            float half = 0.5f * sc * sc * ea__dot(xr, xr, dh);
+            if (relu) {
+                for (r = 0; r < m; r++) u[r] = u[r] > 0.0f ? sc * u[r] * rm : 0.0f;
+                continue;
+            }
+            c = is_query ? -INFINITY : keymax[(size_t)(row / T) * H + h];
+            for (r = 0; r < m; r++) {
+                u[r] *= sc;
+                if (is_query) c = u[r] > c ? u[r] : c;
+            }
+            for (r = 0; r < m; r++) u[r] = expf(u[r] - half - c) * rm;
+        }
+    }
+    n = ea__record(ctx, ea__favor_back, out, x, NULL, NULL);
+    if (n) {
+        n->save[0] = (float *)w;
+        n->iarg[0] = B; n->iarg[1] = T; n->iarg[2] = H; n->iarg[3] = dh; n->iarg[4] = m;
+        n->iarg[5] = relu; n->iarg[6] = col;
+        n->farg[0] = sc;
+    }
+    return out;
+}
+
+/* --- 8.6 Shared pieces of the variants ------------------------------------ */
 static ea_status ea__check_heads(const ea_attn *a, ea_error *err) {
     const ea_attn_config *c = &a->cfg;
     if (c->dim <= 0 || c->n_heads <= 0 || c->dim > 65536)
@@ -2257,7 +3500,7 @@ static void ea__linear_params(ea_params *ps, const char *prefix, const char *nam
     *b = ea_param(ps, buf, 1, shape, EA_INIT_FANIN, (float)in);
 }
 
-/* --- 8.3 none: the identity (control row) ---------------------------------
+/* --- 8.7 none: the identity (control row) ---------------------------------
    y = x.  No parameters, no cost: a block with it keeps only its MLP (seed
    001's "control" row). */
 static ea_status ea__none_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
@@ -2273,23 +3516,17 @@ static double ea__none_flops(const ea_attn *a, int n) {
     return 0.0;
 }
 
-/* --- 8.4 mha and single: multi-head attention, merged QKV projection --------
+/* --- 8.8 mha and single: multi-head attention, merged QKV projection --------
    [Q K V] = x W_qkvᵀ + b_qkv   (W_qkv [3·dim, dim], columns [3][heads][dh])
    O = concat_h softmax(Q_h K_hᵀ/√dh) V_h,   y = O W_oᵀ + b_o.
    Slots: w[0..1] qkv weight/bias, w[2..3] proj weight/bias.
    Parameters 4·dim² + 4·dim; FLOPs per sequence 8·n·dim² + 4·n²·dim.
    `single` is the same with one head of width dim. */
+static ea_status ea__qkv_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err);
+
 static ea_status ea__mha_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
-    ea_status st;
-    int D;
     if (strcmp(a->variant->name, "single") == 0) a->cfg.n_heads = 1;
-    if ((st = ea__check_heads(a, err)) != EA_OK) return st;
-    D = a->cfg.dim;
-    a->head_dim = D / a->cfg.n_heads;
-    a->kv_heads = a->cfg.n_heads;
-    ea__linear_params(ps, prefix, "qkv", 3 * D, D, &a->w[0], &a->w[1]);
-    ea__linear_params(ps, prefix, "proj", D, D, &a->w[2], &a->w[3]);
-    return EA_OK;
+    return ea__qkv_build(a, ps, prefix, err);
 }
 
 static ea_tensor *ea__mha_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
@@ -2299,7 +3536,7 @@ static ea_tensor *ea__mha_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
     return ea_linear(ctx, o, a->w[2], a->w[3]);
 }
 
-/* --- 8.5 gqa, mqa, mha-sep: separate Q, K, V projections -------------------
+/* --- 8.9 gqa, mqa, mha-sep: separate Q, K, V projections -------------------
    Q = x W_qᵀ [n, H·dh],  K = x W_kᵀ, V = x W_vᵀ [n, Hkv·dh];
    query head h attends with K/V head h / (H/Hkv);  y = O W_oᵀ + b_o.
    gqa takes n_kv_heads from the config (Ainslie et al. 2023, "GQA"),
@@ -2345,7 +3582,465 @@ static double ea__sdpa_family_flops(const ea_attn *a, int n) {
     return 2.0 * n * D * (2.0 * D + 2.0 * kvw) + 4.0 * (double)n * n * D;
 }
 
-/* --- 8.6 The variant table ----------------------------------------------
+/* --- 8.10 Shared pieces of the sparse and approximate rows ------------------
+   They all take a merged QKV projection (slots w[0..3], as mha) and add
+   their own parameters in w[4..7]. */
+static ea_status ea__qkv_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    if ((st = ea__check_heads(a, err)) != EA_OK) return st;
+    a->head_dim = a->cfg.dim / a->cfg.n_heads;
+    a->kv_heads = a->cfg.n_heads;
+    ea__linear_params(ps, prefix, "qkv", 3 * a->cfg.dim, a->cfg.dim, &a->w[0], &a->w[1]);
+    ea__linear_params(ps, prefix, "proj", a->cfg.dim, a->cfg.dim, &a->w[2], &a->w[3]);
+    return EA_OK;
+}
+
+static int ea__opt(int v, int def) { return v ? v : def; }
+
+/* Options must not be negative; rows without a causal form refuse it. */
+static ea_status ea__check_opts(const ea_attn *a, int causal_ok, ea_error *err) {
+    const ea_attn_opts *o = &a->cfg.opt;
+    const int *v = &o->window;
+    static const char *const names[EA_ATTN_OPTS] = {"window", "stride", "dilation", "topk", "features", "relu",
+                                                    "redraw", "proj_len", "max_len", "landmarks", "pinv_iters",
+                                                    "block", "global", "random", "flex", "seed"};
+    int i;
+    for (i = 0; i < EA_ATTN_OPTS; i++)
+        if (v[i] < 0 && i != EA_ATTN_OPTS - 1)
+            return ea_error_set(err, EA_ERR_CONFIG, "attention '%s': %s = %d must be >= 0 (0: the default)",
+                                a->variant->name, names[i], v[i]);
+    if (a->cfg.causal && !causal_ok)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention '%s' has no causal form (its keys or summaries mix the whole sequence); "
+                            "expected causal = 0",
+                            a->variant->name);
+    return EA_OK;
+}
+
+/* Per-layer seed: the user's seed mixed with the layer's name (FNV-1a),
+   so every layer draws its own random features or blocks. */
+static uint64_t ea__layer_seed(int seed, const char *prefix) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uint32_t)seed;
+    for (; *prefix; prefix++) h = (h ^ (unsigned char)*prefix) * 1099511628211ull;
+    return h;
+}
+
+static ea_tensor *ea__project_out(ea_ctx *ctx, const ea_attn *a, ea_tensor *o) {
+    return ea_linear(ctx, o, a->w[2], a->w[3]);
+}
+
+/* FLOPs of the QKV and output projections: 8·n·dim². */
+static double ea__proj_flops(const ea_attn *a, int n) { return 8.0 * n * (double)a->cfg.dim * a->cfg.dim; }
+
+/* --- 8.11 local: sliding window (Beltagy et al. 2020, Longformer; seed 004)
+   Query i sees keys j with |i - j| <= w (and j <= i when causal):
+       O_i = softmax_j∈[i-w, i+w] (scale·Q_i·K_j) V_j.
+   Run by the flash kernel over the band's tiles only (8.3): time
+   O(n·(2w + 64)·dim), memory O(n).  w >= n - 1 is exact attention.
+   Option: window (default 8). */
+static ea_status ea__local_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    if ((st = ea__check_opts(a, 1, err)) != EA_OK) return st;
+    return ea__qkv_build(a, ps, prefix, err);
+}
+
+static ea_tensor *ea__local_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    ea__pattern p;
+    memset(&p, 0, sizeof p);
+    p.window = ea__opt(a->cfg.opt.window, 8);
+    return ea__project_out(ctx, a, ea__pattern_attention(ctx, ea_linear(ctx, x, a->w[0], a->w[1]), a->cfg.n_heads,
+                                                         a->head_dim, a->cfg.causal, &p));
+}
+
+static double ea__local_flops(const ea_attn *a, int n) {
+    double w = 2.0 * ea__opt(a->cfg.opt.window, 8) + 1.0;
+    return ea__proj_flops(a, n) + 4.0 * n * (w < n ? w : n) * a->cfg.dim;
+}
+
+/* --- 8.12 bigbird: block-sparse attention (Zaheer et al. 2020, BigBird) ---
+   Tokens form blocks of size bs.  Query block qb sees key blocks
+   qb-1, qb, qb+1 (sliding), the first g blocks (global: they also see
+   every key), and r random blocks drawn per query block from the seeded
+   RNG (fixed for a given seed and n).  Each query sees (3 + g + r)·bs keys:
+   O(n·(3 + g + r)·bs·dim) time through the flash kernel's block mask.
+   With g = n_blocks it is exact attention.  Options: block (8), global (1),
+   random (1), seed. */
+static ea_tensor *ea__bigbird_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    ea__pattern p;
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
+    if (!qkv) return NULL;
+    memset(&p, 0, sizeof p);
+    p.window = -1;
+    p.block = ea__opt(a->cfg.opt.block, 8);
+    p.block_window = 1;
+    p.n_global = ea__opt(a->cfg.opt.global, 1) * p.block;
+    p.n_random = ea__opt(a->cfg.opt.random, 1);
+    p.rand = ea__random_blocks(ctx, &p, x->shape[1], a->seed);
+    if (!p.rand) return NULL;
+    return ea__project_out(ctx, a, ea__pattern_attention(ctx, qkv, a->cfg.n_heads, a->head_dim, a->cfg.causal, &p));
+}
+
+static double ea__bigbird_flops(const ea_attn *a, int n) {
+    double keys = (3.0 + ea__opt(a->cfg.opt.global, 1) + ea__opt(a->cfg.opt.random, 1)) * ea__opt(a->cfg.opt.block, 8);
+    return ea__proj_flops(a, n) + 4.0 * n * (keys < n ? keys : n) * a->cfg.dim;
+}
+
+/* --- 8.13 localglobal: local windows plus global summary tokens ------------
+   (Ainslie et al. 2020, ETC; Beltagy et al. 2020, Longformer.)  g learned
+   tokens are put in front of the sequence; they see every token and every
+   token sees them; the others see their window of half-width w:
+       [G; X] -> attention with the pattern (band w, g global) -> drop G.
+   Time O((n + g)·(2w + g + 64)·dim); the summary tokens are parameters
+   (w[4], [g, dim], N(0, 0.02²)).  Seed 004's variant mixes a local and a
+   global output 0.5 / 0.5 with a hard top-g pick that gets no gradient;
+   these learned tokens train end to end instead.  Options: window (8),
+   global (2). */
+static ea_status ea__localglobal_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    char name[EA_NAME_LEN];
+    int shape[2];
+    if ((st = ea__check_opts(a, 0, err)) != EA_OK || (st = ea__qkv_build(a, ps, prefix, err)) != EA_OK) return st;
+    shape[0] = ea__opt(a->cfg.opt.global, 2);
+    shape[1] = a->cfg.dim;
+    snprintf(name, sizeof name, "%s.global_tokens", prefix);
+    a->w[4] = ea_param(ps, name, 2, shape, EA_INIT_NORMAL, 0.02f);
+    return EA_OK;
+}
+
+static ea_tensor *ea__localglobal_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    ea__pattern p;
+    int g = a->w[4]->shape[0];
+    ea_tensor *h = ea_linear(ctx, ea_prepend_tokens(ctx, a->w[4], x), a->w[0], a->w[1]);
+    memset(&p, 0, sizeof p);
+    p.window = ea__opt(a->cfg.opt.window, 8);
+    p.n_global = g;
+    h = ea__pattern_attention(ctx, h, a->cfg.n_heads, a->head_dim, 0, &p);
+    return ea_drop_tokens(ctx, ea__project_out(ctx, a, h), g);
+}
+
+static double ea__localglobal_flops(const ea_attn *a, int n) {
+    double g = ea__opt(a->cfg.opt.global, 2), w = 2.0 * ea__opt(a->cfg.opt.window, 8) + 1.0 + g, T = n + g;
+    return ea__proj_flops(a, (int)T) + 4.0 * T * (w < T ? w : T) * a->cfg.dim + 4.0 * g * T * a->cfg.dim;
+}
+
+/* --- 8.14 flex: user-defined scores and masks (Dong et al. 2024) ----------
+   O = softmax(score_mod(scale·QKᵀ) masked by mask_mod) V through the flash
+   kernel with a block mask (8.2, 8.3).  The layer takes cfg.mods when
+   given (the caller keeps it alive), else opt.flex picks one of the
+   header's examples: 1 ALiBi, 2 tanh soft-cap at 5, 3 causal mask.  With
+   no mods it is exact attention.  Cost: exact attention's, less the
+   skipped tiles; a mask_mod is evaluated on every pair once per call to
+   build the block mask. */
+static ea_status ea__flex_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    if ((st = ea__check_opts(a, 1, err)) != EA_OK) return st;
+    if (a->cfg.opt.flex > 3)
+        return ea_error_set(err, EA_ERR_CONFIG, "attention 'flex': flex = %d: expected 0 (none), 1 (alibi), 2 (softcap) or 3 (causal)",
+                            a->cfg.opt.flex);
+    a->softcap = 5.0f;
+    return ea__qkv_build(a, ps, prefix, err);
+}
+
+static ea_tensor *ea__flex_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    const ea_flex_mods *mods = a->cfg.mods;
+    int D = a->cfg.dim;
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
+    if (!mods && a->cfg.opt.flex) {
+        ea_flex_mods *m = (ea_flex_mods *)ea_ctx_alloc(ctx, sizeof *m);
+        if (!m) return NULL;
+        memset(m, 0, sizeof *m);
+        if (a->cfg.opt.flex == 1) {
+            m->score_mod = ea_flex_alibi;
+            m->user = (void *)&a->cfg.n_heads;
+        } else if (a->cfg.opt.flex == 2) {
+            m->score_mod = ea_flex_softcap;
+            m->dscore_mod = ea_flex_softcap_grad;
+            m->user = (void *)&a->softcap;
+        } else {
+            m->mask_mod = ea_flex_causal;
+        }
+        mods = m;
+    }
+    return ea__project_out(ctx, a, ea_flex_attention(ctx, qkv, 0, qkv, D, qkv, 2 * D, a->cfg.n_heads, a->cfg.n_heads,
+                                                     a->head_dim, a->cfg.causal, mods));
+}
+
+static double ea__flex_flops(const ea_attn *a, int n) { return ea__proj_flops(a, n) + 4.0 * (double)n * n * a->cfg.dim; }
+
+/* --- gather rows: strided, dilated, top-k (kernel 8.4) ------------------- */
+static void ea__gather_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *qkv = n->in[0];
+    int D = n->iarg[0], K = n->iarg[3], per_head = n->iarg[4];
+    ea_sdpa_shape s;
+    float *scratch = ea__floats(ctx, (size_t)K * ea_num_threads());
+    if (!scratch || !qkv->grad) return;
+    memset(&s, 0, sizeof s);
+    s.B = qkv->shape[0]; s.nq = s.nk = qkv->shape[1]; s.H = s.Hkv = n->iarg[1]; s.dh = n->iarg[2];
+    s.scale = n->farg[0]; s.ldq = s.ldk = s.ldv = qkv->shape[2]; s.ldo = D;
+    ea_gather_attn_bwd(qkv->grad, qkv->grad + D, qkv->grad + 2 * D, scratch, n->out->grad, n->save[0], qkv->data,
+                       qkv->data + D, qkv->data + 2 * D, (const int *)n->aux[0], K, per_head, &s);
+}
+
+/* Attention of qkv's heads over key lists; topk > 0 selects them per query
+   (per_head lists), else idx holds a shared [n, K] list. */
+static ea_tensor *ea__gather_attention(ea_ctx *ctx, ea_tensor *qkv, int H, int dh, int *idx, int K, int topk) {
+    ea_sdpa_shape s;
+    ea_tensor *out;
+    ea_node *n;
+    float *p;
+    int D = H * dh;
+    if (!ea__attn_shape(ctx, &s, "sparse attention", qkv, 0, qkv, D, qkv, 2 * D, H, H, dh, 0)) return NULL;
+    if (topk) {
+        float *scratch = ea__floats(ctx, (size_t)EA_FA_BR * s.nk * ea_num_threads());
+        K = topk;
+        idx = (int *)ea_ctx_alloc(ctx, (size_t)s.B * H * s.nq * K * sizeof(int));
+        if (!scratch || !idx) return NULL;
+        ea_topk_select(idx, scratch, qkv->data, qkv->data + D, K, &s);
+    }
+    out = ea_tensor_3d(ctx, s.B, s.nq, D, qkv->requires_grad);
+    p = ea__floats(ctx, (size_t)s.B * H * s.nq * K);
+    if (!out || !p) return NULL;
+    ea_gather_attn_fwd(out->data, p, qkv->data, qkv->data + D, qkv->data + 2 * D, idx, K, topk != 0, &s);
+    n = ea__record(ctx, ea__gather_back, out, qkv, NULL, NULL);
+    if (n) {
+        n->save[0] = p;
+        n->aux[0] = idx;
+        n->iarg[0] = D; n->iarg[1] = H; n->iarg[2] = dh; n->iarg[3] = K; n->iarg[4] = topk != 0;
+        n->farg[0] = s.scale;
+    }
+    return out;
+}
+
+/* --- 8.15 strided: every s-th key (Child et al. 2019; seed 004) ------------
+   Query i sees keys 0, s, 2s, ... and itself: K = ceil(n/s) + 1 keys,
+   O(n²/s·dim) time, O(n²/s) memory for P.  s = 1 is exact attention.
+   Option: stride (default 4).
+   --- 8.16 dilated: a dilated window (Beltagy et al. 2020; Hassani & Shi
+   2022) -------------------------------------------------------------------
+   Query i sees keys i + t·r, t = -w..w: a receptive field of 2wr + 1 at
+   the cost of 2w + 1 keys, O(n·w·dim).  Options: window (4), dilation (2). */
+static ea_status ea__gather_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    if ((st = ea__check_opts(a, 1, err)) != EA_OK) return st;
+    return ea__qkv_build(a, ps, prefix, err);
+}
+
+/* The shared index list of a strided or dilated layer for n tokens. */
+static int *ea__pattern_index(ea_ctx *ctx, const ea_attn *a, int n, int *K) {
+    int strided = strcmp(a->variant->name, "strided") == 0, *idx;
+    int s = ea__opt(a->cfg.opt.stride, 4), w = ea__opt(a->cfg.opt.window, 4), r = ea__opt(a->cfg.opt.dilation, 2);
+    *K = strided ? (n + s - 1) / s + 1 : 2 * w + 1;
+    idx = (int *)ea_ctx_alloc(ctx, (size_t)n * *K * sizeof(int));
+    if (!idx) return NULL;
+    if (strided) ea__strided_index(idx, n, s, a->cfg.causal);
+    else ea__dilated_index(idx, n, w, r, a->cfg.causal);
+    return idx;
+}
+
+static ea_tensor *ea__gather_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int K, *idx = ea__pattern_index(ctx, a, x->shape[1], &K);
+    if (!idx) return NULL;
+    return ea__project_out(ctx, a, ea__gather_attention(ctx, ea_linear(ctx, x, a->w[0], a->w[1]), a->cfg.n_heads,
+                                                        a->head_dim, idx, K, 0));
+}
+
+static double ea__gather_flops(const ea_attn *a, int n) {
+    double K = strcmp(a->variant->name, "strided") == 0 ? (double)((n + ea__opt(a->cfg.opt.stride, 4) - 1) / ea__opt(a->cfg.opt.stride, 4) + 1)
+                                                        : 2.0 * ea__opt(a->cfg.opt.window, 4) + 1.0;
+    return ea__proj_flops(a, n) + 4.0 * n * K * a->cfg.dim;
+}
+
+/* --- 8.17 topk: each query keeps its k largest scores (Gupta et al. 2021) -
+   P = softmax over the kept scores (the rest weigh 0), O = P V.  The
+   gradient flows through the kept entries; the choice itself is piecewise
+   constant.  Time O(n²·dh) for the selection (every score is needed) plus
+   O(n·k·dh); memory O(n·k).  k = n is exact attention.  Option: topk
+   (default n/4, at least 1); k > n is refused. */
+static ea_tensor *ea__topk_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int n = x->shape[1], k = a->cfg.opt.topk ? a->cfg.opt.topk : (n / 4 > 1 ? n / 4 : 1);
+    if (k > n)
+        return ea__fail(ctx, EA_ERR_CONFIG, "attention 'topk': k = %d exceeds the sequence length %d; expected k <= n", k,
+                        n);
+    return ea__project_out(ctx, a, ea__gather_attention(ctx, ea_linear(ctx, x, a->w[0], a->w[1]), a->cfg.n_heads,
+                                                        a->head_dim, NULL, 0, k));
+}
+
+static double ea__topk_flops(const ea_attn *a, int n) {
+    double k = a->cfg.opt.topk ? a->cfg.opt.topk : (n / 4 > 1 ? n / 4 : 1);
+    return ea__proj_flops(a, n) + 2.0 * (double)n * n * a->cfg.dim + 4.0 * n * k * a->cfg.dim;
+}
+
+/* --- 8.18 linear: elu+1 feature map (Katharopoulos et al. 2020) -------------
+   φ(x) = elu(x) + 1 (or ReLU), applied to each head's q and k, then the
+   kernel attention of 8.5 with F = dh: time O(n·dh²·H), memory O(n).
+   (Seed 001 puts a learned Linear(dh -> F) before φ; here φ acts on q, k
+   directly, the paper's form.)  Option: relu. */
+static ea_status ea__linear_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    if ((st = ea__check_opts(a, 0, err)) != EA_OK) return st;
+    return ea__qkv_build(a, ps, prefix, err);
+}
+
+/* The linear-attention path of qkv, shared by `linear` and `hybrid`. */
+static ea_tensor *ea__linear_path(ea_ctx *ctx, const ea_attn *a, ea_tensor *qkv) {
+    int D = a->cfg.dim;
+    ea_tensor *f = ea_feature_map(ctx, qkv, a->cfg.opt.relu);
+    return ea__kernel_attention(ctx, f, 0, f, D, qkv, 2 * D, a->cfg.n_heads, a->head_dim, a->head_dim, 1e-6f);
+}
+
+static ea_tensor *ea__linear_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    return ea__project_out(ctx, a, ea__linear_path(ctx, a, ea_linear(ctx, x, a->w[0], a->w[1])));
+}
+
+static double ea__linear_flops(const ea_attn *a, int n) {
+    return ea__proj_flops(a, n) + 4.0 * n * (double)a->head_dim * a->cfg.dim;
+}
+
+/* --- 8.19 performer: FAVOR+ random features (Choromanski et al. 2021) ------
+   φ from 8.5's random features (m of them, orthogonal blocks, positive
+   exp features or ReLU), then kernel attention: time O(n·m·dim), memory
+   O(n·m·H).  The features are a pure function of (layer seed, draw);
+   ea_attn_redraw changes the draw (the tracker redraws every `redraw`
+   steps when asked).  The approximation error against exact attention
+   falls as m grows (tested).  Options: features (64), relu, redraw, seed. */
+static ea_tensor *ea__performer_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim, m = ea__opt(a->cfg.opt.features, 64);
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *fq, *fk;
+    float *w = ea__floats(ctx, (size_t)m * dh);
+    if (!qkv || !w) return NULL;
+    ea__orthogonal_features(w, m, dh, a->seed, a->draw);
+    fq = ea__favor_features(ctx, qkv, 0, H, dh, w, m, a->cfg.opt.relu, 1);
+    fk = ea__favor_features(ctx, qkv, D, H, dh, w, m, a->cfg.opt.relu, 0);
+    return ea__project_out(ctx, a, ea__kernel_attention(ctx, fq, 0, fk, 0, qkv, 2 * D, H, m, dh, 1e-6f));
+}
+
+static double ea__performer_flops(const ea_attn *a, int n) {
+    double m = ea__opt(a->cfg.opt.features, 64);
+    return ea__proj_flops(a, n) + 4.0 * n * m * a->cfg.dim + 4.0 * n * m * a->cfg.dim;
+}
+
+/* --- 8.20 linformer: low-rank projection along the sequence (Wang et al.
+   2020) ---------------------------------------------------------------------
+   K' = E K, V' = F V with learned E, F [k, max_len] (first n columns
+   used), then exact attention of Q against the k projected keys:
+   time O(n·k·dim), memory O(n·k).  Sequences longer than max_len are
+   refused.  Slots w[4] E, w[5] F, N(0, 2/(k + max_len)) (Xavier).
+   Options: proj_len (16), max_len (256; the ViT passes its token count). */
+static ea_status ea__linformer_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    char name[EA_NAME_LEN];
+    int shape[2];
+    if ((st = ea__check_opts(a, 0, err)) != EA_OK || (st = ea__qkv_build(a, ps, prefix, err)) != EA_OK) return st;
+    shape[0] = ea__opt(a->cfg.opt.proj_len, 16);
+    shape[1] = ea__opt(a->cfg.opt.max_len, 256);
+    snprintf(name, sizeof name, "%s.E", prefix);
+    a->w[4] = ea_param(ps, name, 2, shape, EA_INIT_NORMAL, sqrtf(2.0f / (float)(shape[0] + shape[1])));
+    snprintf(name, sizeof name, "%s.F", prefix);
+    a->w[5] = ea_param(ps, name, 2, shape, EA_INIT_NORMAL, sqrtf(2.0f / (float)(shape[0] + shape[1])));
+    return EA_OK;
+}
+
+static ea_tensor *ea__linformer_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int D = a->cfg.dim;
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
+    ea_tensor *kp = ea_seq_project(ctx, a->w[4], qkv, D, D), *vp = ea_seq_project(ctx, a->w[5], qkv, 2 * D, D);
+    return ea__project_out(ctx, a, ea_sdpa(ctx, qkv, 0, kp, 0, vp, 0, a->cfg.n_heads, a->cfg.n_heads, a->head_dim, 0));
+}
+
+static double ea__linformer_flops(const ea_attn *a, int n) {
+    double k = ea__opt(a->cfg.opt.proj_len, 16);
+    return ea__proj_flops(a, n) + 4.0 * n * k * a->cfg.dim + 4.0 * n * k * a->cfg.dim;
+}
+
+/* --- 8.21 nystrom: Nyström approximation (Xiong et al. 2021) --------------
+   Landmarks Q̃, K̃ = means of m segments of Q, K (scaled by dh^(-1/4)):
+       F = softmax(Q K̃ᵀ) [n, m],  A = softmax(Q̃ K̃ᵀ) [m, m],  B = softmax(Q̃ Kᵀ) [m, n],
+       O = F · A⁺ · (B V),
+   with A⁺ from the paper's iteration (pinv_iters steps, 6 by default):
+       Z₀ = Aᵀ / (max row sum · max column sum),
+       Z ← ¼ Z (13I - AZ (15I - AZ (7I - AZ))).
+   Time O(n·m·dim + m³·H), memory O(n·m).  m = n with enough iterations
+   is exact attention.  Written on tensor ops: autograd does the backward.
+   Options: landmarks (default min(8, n)), pinv_iters. */
+static ea_status ea__nystrom_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    if ((st = ea__check_opts(a, 0, err)) != EA_OK) return st;
+    return ea__qkv_build(a, ps, prefix, err);
+}
+
+static ea_tensor *ea__nystrom_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim, n = x->shape[1], it;
+    int m = a->cfg.opt.landmarks ? a->cfg.opt.landmarks : (n < 8 ? n : 8);
+    float sc = 1.0f / sqrtf(sqrtf((float)dh));
+    ea_tensor *qkv, *q, *k, *v, *ql, *kl, *f, *A, *b, *z;
+    if (m > n)
+        return ea__fail(ctx, EA_ERR_CONFIG, "attention 'nystrom': %d landmarks for %d tokens; expected landmarks <= n",
+                        m, n);
+    qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
+    q = ea_heads_split(ctx, qkv, 0, H, dh, sc);
+    k = ea_heads_split(ctx, qkv, D, H, dh, sc);
+    v = ea_heads_split(ctx, qkv, 2 * D, H, dh, 1.0f);
+    ql = ea_segment_mean(ctx, q, m);
+    kl = ea_segment_mean(ctx, k, m);
+    f = ea_softmax(ctx, ea_matmul_t(ctx, q, 0, kl, 1));
+    A = ea_softmax(ctx, ea_matmul_t(ctx, ql, 0, kl, 1));
+    b = ea_softmax(ctx, ea_matmul_t(ctx, ql, 0, k, 1));
+    z = ea_pinv_init(ctx, A);
+    for (it = 0; it < ea__opt(a->cfg.opt.pinv_iters, 6); it++) {
+        ea_tensor *az = ea_matmul(ctx, A, z), *t;
+        t = ea_matmul(ctx, az, ea_eye_affine(ctx, az, -1.0f, 7.0f));
+        t = ea_matmul(ctx, az, ea_eye_affine(ctx, t, -1.0f, 15.0f));
+        z = ea_eye_affine(ctx, ea_matmul(ctx, z, ea_eye_affine(ctx, t, -1.0f, 13.0f)), 0.25f, 0.0f);
+    }
+    v = ea_matmul(ctx, ea_matmul(ctx, f, z), ea_matmul(ctx, b, v));
+    return ea__project_out(ctx, a, ea_heads_merge(ctx, v, H));
+}
+
+static double ea__nystrom_flops(const ea_attn *a, int n) {
+    double m = a->cfg.opt.landmarks ? a->cfg.opt.landmarks : (n < 8 ? n : 8), H = a->cfg.n_heads;
+    double it = ea__opt(a->cfg.opt.pinv_iters, 6);
+    return ea__proj_flops(a, n) + 8.0 * n * m * a->cfg.dim + 2.0 * n * m * m * H + 8.0 * it * m * m * m * H;
+}
+
+/* --- 8.22 hybrid: dilated local detail + global linear context (seed 002) --
+   The same Q, K, V feed a dilated window (8.4) and linear attention (8.5);
+   a learned per-channel gate mixes them:
+       y = σ(α) ∘ dilated(Q, K, V) + (1 - σ(α)) ∘ linear(Q, K, V),
+   α (w[4], [dim]) starts at 0: an even mix, as seed 004's 0.5 / 0.5.
+   Time O(n·w·dim + n·dh·dim), memory O(n·w).  Options: window (4),
+   dilation (2), relu. */
+static ea_status ea__hybrid_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    char name[EA_NAME_LEN];
+    int shape[1];
+    if ((st = ea__check_opts(a, 0, err)) != EA_OK || (st = ea__qkv_build(a, ps, prefix, err)) != EA_OK) return st;
+    shape[0] = a->cfg.dim;
+    snprintf(name, sizeof name, "%s.gate", prefix);
+    a->w[4] = ea_param(ps, name, 1, shape, EA_INIT_ZEROS, 0.0f);
+    return EA_OK;
+}
+
+static ea_tensor *ea__hybrid_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *dil;
+    ea_attn dilated = *a;
+    int K, *idx;
+    dilated.variant = ea_attn_variant_find("dilated");
+    idx = ea__pattern_index(ctx, &dilated, x->shape[1], &K);
+    if (!idx) return NULL;
+    dil = ea__gather_attention(ctx, qkv, a->cfg.n_heads, a->head_dim, idx, K, 0);
+    return ea__project_out(ctx, a, ea_gate_mix(ctx, dil, ea__linear_path(ctx, a, qkv), a->w[4]));
+}
+
+static double ea__hybrid_flops(const ea_attn *a, int n) {
+    return ea__proj_flops(a, n) + 4.0 * n * (2.0 * ea__opt(a->cfg.opt.window, 4) + 1.0) * a->cfg.dim +
+           4.0 * n * (double)a->head_dim * a->cfg.dim;
+}
+
+EA_API void ea_attn_redraw(ea_attn *a, int draw) {
+    if (a) a->draw = draw;
+}
+
+/* --- 8.23 The variant table ----------------------------------------------
    One row per variant; models, examples, tests and benchmarks iterate over
    it, and `--attn NAME` picks a row. */
 static const ea_attn_variant ea__variants[] = {
@@ -2361,6 +4056,28 @@ static const ea_attn_variant ea__variants[] = {
      ea__sdpa_family_flops},
     {"gqa", "grouped-query attention: n_kv_heads K/V heads", ea__gqa_build, ea__gqa_forward,
      ea__sdpa_family_flops},
+    {"local", "sliding window of half-width w, as a band of tiles", ea__local_build, ea__local_forward,
+     ea__local_flops},
+    {"strided", "every s-th key plus itself", ea__gather_build, ea__gather_forward, ea__gather_flops},
+    {"dilated", "window of 2w+1 keys spaced by a dilation rate", ea__gather_build, ea__gather_forward,
+     ea__gather_flops},
+    {"topk", "each query keeps its k largest scores", ea__gather_build, ea__topk_forward, ea__topk_flops},
+    {"bigbird", "block-sparse: sliding, global and random blocks", ea__local_build, ea__bigbird_forward,
+     ea__bigbird_flops},
+    {"localglobal", "local windows plus learned global summary tokens", ea__localglobal_build,
+     ea__localglobal_forward, ea__localglobal_flops},
+    {"flex", "user score_mod / mask_mod callbacks with a block mask", ea__flex_build, ea__flex_forward,
+     ea__flex_flops},
+    {"linear", "kernel attention with elu+1 (or ReLU) features", ea__linear_build, ea__linear_forward,
+     ea__linear_flops},
+    {"performer", "FAVOR+ orthogonal random features", ea__linear_build, ea__performer_forward,
+     ea__performer_flops},
+    {"linformer", "keys and values projected along the sequence to k", ea__linformer_build,
+     ea__linformer_forward, ea__linformer_flops},
+    {"nystrom", "Nystrom landmarks with an iterative pseudo-inverse", ea__nystrom_build, ea__nystrom_forward,
+     ea__nystrom_flops},
+    {"hybrid", "gated mix of dilated local and global linear attention", ea__hybrid_build,
+     ea__hybrid_forward, ea__hybrid_flops},
 };
 
 EA_API int ea_attn_variant_count(void) { return (int)(sizeof ea__variants / sizeof ea__variants[0]); }
@@ -2388,7 +4105,7 @@ EA_API const char *ea_attn_variant_names(char *buf, size_t n) {
 
 EA_API ea_status ea_attn_build(ea_attn *a, const char *name, const ea_attn_config *cfg,
                                ea_params *ps, const char *prefix, ea_error *err) {
-    char names[256];
+    char names[512];
     if (!a || !cfg || !ps || !prefix) return ea_error_set(err, EA_ERR_ARG, "attn_build: NULL argument");
     memset(a, 0, sizeof *a);
     a->variant = ea_attn_variant_find(name);
@@ -2396,6 +4113,7 @@ EA_API ea_status ea_attn_build(ea_attn *a, const char *name, const ea_attn_confi
         return ea_error_set(err, EA_ERR_NAME, "unknown attention variant '%s'; expected one of: %s",
                             name ? name : "(null)", ea_attn_variant_names(names, sizeof names));
     a->cfg = *cfg;
+    a->seed = ea__layer_seed(cfg->opt.seed, prefix);
     return a->variant->build(a, ps, prefix, err);
 }
 
@@ -2485,6 +4203,9 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
         ac.n_heads = cfg->n_heads;
         ac.n_kv_heads = cfg->n_kv_heads;
         ac.causal = cfg->causal;
+        ac.opt = cfg->opt;
+        ac.mods = NULL;
+        if (!ac.opt.max_len) ac.opt.max_len = T; /* linformer: the ViT's token count */
         snprintf(name, sizeof name, "blocks.%d.attn", i);
         if ((st = ea_attn_build(&bl->attn, cfg->attn, &ac, &m->params, name, err)) != EA_OK) {
             ea_vit_free(m);
@@ -2514,6 +4235,11 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
     }
     ea_params_init(&m->params, seed);
     return EA_OK;
+}
+
+EA_API void ea_vit_redraw(ea_vit *m, int draw) {
+    int i;
+    for (i = 0; m && i < m->cfg.depth; i++) ea_attn_redraw(&m->blocks[i].attn, draw);
 }
 
 EA_API void ea_vit_free(ea_vit *m) {

@@ -274,8 +274,20 @@ static void attn_gradcheck(const char *variant, int causal) {
     size_t j;
     char prefix[64];
     memset(&ps, 0, sizeof ps);
+    memset(&cfg, 0, sizeof cfg);
     cfg.dim = 8; cfg.n_heads = 4; cfg.n_kv_heads = 2; cfg.causal = causal;
+    /* top-k's choice is piecewise constant: keep every score here (smooth);
+       test_topk checks the sparse case away from ties */
+    if (strcmp(variant, "topk") == 0) cfg.opt.topk = 5;
     snprintf(prefix, sizeof prefix, "attn");
+    if (causal && ea_attn_build(&attn, variant, &cfg, &ps, prefix, &err) == EA_ERR_CONFIG && strstr(err.msg, "causal")) {
+        /* a row without a causal form must say so, not run unmasked */
+        CHECK(1, "%s refuses causal", variant);
+        ea_params_free(&ps);
+        return;
+    }
+    ea_params_free(&ps);
+    memset(&ps, 0, sizeof ps);
     if (ea_attn_build(&attn, variant, &cfg, &ps, prefix, &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK) {
         CHECK(0, "%s: build failed: %s", variant, err.msg);
         ea_params_free(&ps);
@@ -444,7 +456,7 @@ static void test_flash(void) {
         bscr = (float *)malloc((size_t)s.B * s.nq * s.nk * 4);
         for (i = 0; i < nq; i++) { q[i] = 2.0f * frand(&rng); dout[i] = frand(&rng); }
         for (i = 0; i < nk; i++) { k[i] = 2.0f * frand(&rng); v[i] = frand(&rng); }
-        ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s);
+        ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s, NULL, NULL);
         ea_sdpa_ref_fwd(o2, q, k, v, &s);
         wf = max_rel_diff(o1, o2, nq);
         CHECK(wf < 1e-4, "config %zu: flash forward vs reference: %g", c, wf);
@@ -454,7 +466,7 @@ static void test_flash(void) {
             g1[j] = (float *)calloc(n, 4);
             g2[j] = (float *)calloc(n, 4);
         }
-        ea_sdpa_flash_bwd(g1[0], g1[1], g1[2], scr, dout, o1, lse, q, k, v, &s);
+        ea_sdpa_flash_bwd(g1[0], g1[1], g1[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
         ea_sdpa_bwd(g2[0], g2[1], g2[2], bscr, dout, p, q, k, v, &s);
         for (j = 0; j < 3; j++) {
             size_t n = j == 0 ? nq : nk, e;
@@ -662,6 +674,7 @@ static void tiny_config(ea_vit_config *cfg, const char *attn) {
     cfg->n_kv_heads = 1;
     cfg->mlp_hidden = 12;
     cfg->head_hidden = 6;
+    if (strcmp(attn, "topk") == 0) cfg->opt.topk = 4; /* smooth: see attn_gradcheck */
 }
 
 static double vit_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const float *ys, int B, int grad) {
@@ -1389,11 +1402,542 @@ static void test_rng(void) {
     }
 }
 
+/* --- the ops behind the sparse and approximate rows ---------------------- */
+static ea_tensor *b_matmul_t(ea_ctx *x, ea_tensor **in, void *u) {
+    const int *t = (const int *)u;
+    return ea_matmul_t(x, in[0], t[0], in[1], t[1]);
+}
+static ea_tensor *b_eye(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_eye_affine(x, in[0], -0.7f, 3.0f); }
+static ea_tensor *b_fmap(ea_ctx *x, ea_tensor **in, void *u) { return ea_feature_map(x, in[0], *(const int *)u); }
+static ea_tensor *b_split_merge(ea_ctx *x, ea_tensor **in, void *u) {
+    ea_tensor *h = ea_heads_split(x, in[0], 2, 2, 3, 0.7f);
+    (void)u;
+    return ea_heads_merge(x, ea_matmul(x, h, in[1]), 2); /* a product between, so the layout matters */
+}
+static ea_tensor *b_segmean(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_segment_mean(x, in[0], 3); }
+static ea_tensor *b_pinv(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_pinv_init(x, ea_softmax(x, in[0])); }
+static ea_tensor *b_seqproj(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_seq_project(x, in[0], in[1], 3, 5); }
+static ea_tensor *b_tokens(ea_ctx *x, ea_tensor **in, void *u) {
+    (void)u;
+    return ea_drop_tokens(x, ea_softmax(x, ea_prepend_tokens(x, in[0], in[1])), 1);
+}
+static ea_tensor *b_gate(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_gate_mix(x, in[0], in[1], in[2]); }
+static ea_tensor *b_kattn(ea_ctx *x, ea_tensor **in, void *u) {
+    (void)u; /* positive features, 2 heads of F = 3, dv = 2 */
+    return ea__kernel_attention(x, ea_feature_map(x, in[0], 0), 0, ea_feature_map(x, in[1], 0), 0, in[2], 1, 2, 3, 2, 1e-6f);
+}
+/* The features' stabilisers are held constant in the backward: exact only
+   where they cancel, inside the kernel attention, so check them there. */
+typedef struct favor_args { const float *w; int relu; } favor_args;
+static ea_tensor *b_favor(ea_ctx *x, ea_tensor **in, void *u) {
+    const favor_args *f = (const favor_args *)u;
+    ea_tensor *fq = ea__favor_features(x, in[0], 1, 2, 3, f->w, 5, f->relu, 1);
+    ea_tensor *fk = ea__favor_features(x, in[0], 7, 2, 3, f->w, 5, f->relu, 0);
+    return ea__kernel_attention(x, fq, 0, fk, 0, in[0], 13, 2, 5, 3, 1e-6f);
+}
+typedef struct gather_args { int *idx, K, topk; } gather_args;
+static ea_tensor *b_gather(ea_ctx *x, ea_tensor **in, void *u) {
+    const gather_args *g = (const gather_args *)u;
+    return ea__gather_attention(x, in[0], 2, 3, g->idx, g->K, g->topk);
+}
+static ea_tensor *b_flex(ea_ctx *x, ea_tensor **in, void *u) {
+    return ea_flex_attention(x, in[0], 0, in[0], 6, in[0], 12, 2, 2, 3, 0, (const ea_flex_mods *)u);
+}
+static ea_tensor *b_pattern(ea_ctx *x, ea_tensor **in, void *u) {
+    return ea__pattern_attention(x, in[0], 2, 3, 0, (const ea__pattern *)u);
+}
+
+static void test_variant_op_gradients(void) {
+    static const int tr[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
+    static const char *const trn[4] = {"matmul_t-nn", "matmul_t-tn", "matmul_t-nt", "matmul_t-tt"};
+    static int zero = 0, one = 1, two_heads = 2;
+    static float cap = 2.0f, wfeat[5 * 3];
+    static int docs[2 * 70];
+    static ea_flex_docs dd;
+    ea_flex_mods mods;
+    ea__pattern pat;
+    favor_args fa;
+    gather_args ga;
+    gc_case c;
+    ea_ctx ctx;
+    int i, *sidx;
+    g_group = "gradcheck-variant-ops";
+    for (i = 0; i < 4; i++) {
+        set_case(&c, trn[i], b_matmul_t, (void *)tr[i]);
+        add_input(&c, 3, 2, tr[i][0] ? 5 : 4, tr[i][0] ? 4 : 5, 0);
+        add_input(&c, 3, 2, tr[i][1] ? 3 : 5, tr[i][1] ? 5 : 3, 0);
+        gradcheck(&c);
+    }
+    set_case(&c, "matmul_t-shared-nt", b_matmul_t, (void *)tr[2]);
+    add_input(&c, 3, 2, 4, 5, 0); add_input(&c, 2, 6, 5, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "eye_affine", b_eye, NULL); add_input(&c, 3, 2, 4, 4, 0); gradcheck(&c);
+    set_case(&c, "feature_map-elu1", b_fmap, &zero); add_input(&c, 2, 4, 6, 0, 0); gradcheck(&c);
+    set_case(&c, "feature_map-relu", b_fmap, &one); add_input(&c, 2, 4, 6, 0, 0); gradcheck(&c);
+    set_case(&c, "heads_split-merge", b_split_merge, NULL);
+    add_input(&c, 3, 2, 4, 9, 0); add_input(&c, 3, 4, 3, 3, 0);
+    gradcheck(&c);
+    set_case(&c, "segment_mean-uneven", b_segmean, NULL); add_input(&c, 3, 2, 7, 3, 0); gradcheck(&c);
+    set_case(&c, "pinv_init", b_pinv, NULL); add_input(&c, 3, 2, 4, 4, 0); gradcheck(&c);
+    set_case(&c, "seq_project", b_seqproj, NULL);
+    add_input(&c, 2, 4, 9, 0, 0); add_input(&c, 3, 2, 7, 10, 0);
+    gradcheck(&c);
+    set_case(&c, "prepend-drop_tokens", b_tokens, NULL);
+    add_input(&c, 2, 2, 4, 0, 0); add_input(&c, 3, 2, 3, 4, 0);
+    gradcheck(&c);
+    set_case(&c, "gate_mix", b_gate, NULL);
+    add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 1, 4, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "kernel_attention", b_kattn, NULL);
+    add_input(&c, 3, 2, 5, 6, 0); add_input(&c, 3, 2, 5, 6, 0); add_input(&c, 3, 2, 5, 5, 0);
+    gradcheck(&c);
+    ea__orthogonal_features(wfeat, 5, 3, 42, 0);
+    fa.w = wfeat;
+    for (i = 0; i < 2; i++) {
+        fa.relu = i;
+        set_case(&c, i ? "favor-relu-attention" : "favor-attention", b_favor, &fa); add_input(&c, 3, 2, 4, 19, 0); gradcheck(&c);
+    }
+    /* gather attention: the strided list for n = 9, s = 3, and a top-k */
+    ea_ctx_init(&ctx, 0);
+    sidx = (int *)ea_ctx_alloc(&ctx, 9 * 4 * sizeof(int));
+    ea__strided_index(sidx, 9, 3, 0);
+    ga.idx = sidx; ga.K = 4; ga.topk = 0;
+    set_case(&c, "gather-strided", b_gather, &ga); add_input(&c, 3, 2, 9, 18, 0); gradcheck(&c);
+    ea__dilated_index(sidx, 9, 1, 2, 1);
+    ga.K = 3;
+    set_case(&c, "gather-dilated-causal", b_gather, &ga); add_input(&c, 3, 2, 9, 18, 0); gradcheck(&c);
+    /* flex mods through the flash kernel: n = 70 spans two tiles */
+    memset(&mods, 0, sizeof mods);
+    mods.score_mod = ea_flex_softcap; mods.dscore_mod = ea_flex_softcap_grad; mods.user = &cap;
+    set_case(&c, "flex-softcap", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    mods.dscore_mod = NULL; /* the finite-difference derivative */
+    set_case(&c, "flex-softcap-fd", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    memset(&mods, 0, sizeof mods);
+    mods.score_mod = ea_flex_alibi; mods.user = &two_heads;
+    set_case(&c, "flex-alibi", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    for (i = 0; i < 2 * 70; i++) docs[i] = i < 70 ? i / 30 : (i - 70) / 50;
+    dd.doc = docs; dd.n = 70;
+    memset(&mods, 0, sizeof mods);
+    mods.mask_mod = ea_flex_document; mods.user = &dd; mods.mask_varies = EA_FLEX_BY_BATCH;
+    set_case(&c, "flex-document", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    memset(&pat, 0, sizeof pat);
+    pat.window = -1; pat.block = 8; pat.block_window = 1; pat.n_global = 8; pat.n_random = 1;
+    pat.rand = ea__random_blocks(&ctx, &pat, 150, 7);
+    set_case(&c, "pattern-bigbird", b_pattern, &pat); add_input(&c, 3, 1, 150, 18, 0); gradcheck(&c);
+    ea_ctx_free(&ctx);
+}
+
+/* --- sparse and approximate rows against exact attention ----------------- */
+
+/* Dense reference: softmax over the keys `visible` admits, with an optional
+   score_mod, one query at a time (the formula, nothing shared with the
+   kernels).  qkv [B, n, 3·H·dh] merged, out [B, n, H·dh]. */
+static void dense_ref(float *out, const float *qkv, int B, int n, int H, int dh, int causal,
+                      const ea_flex_mods *mods) {
+    int b, h, i, j, d, C = 3 * H * dh;
+    float *row = (float *)malloc((size_t)n * sizeof(float)), sc = 1.0f / sqrtf((float)dh);
+    for (b = 0; b < B; b++)
+        for (h = 0; h < H; h++)
+            for (i = 0; i < n; i++) {
+                const float *qi = qkv + ((size_t)b * n + i) * C + h * dh;
+                float mx = -INFINITY, sum = 0.0f, *oi = out + ((size_t)b * n + i) * H * dh + h * dh;
+                for (j = 0; j < n; j++) {
+                    const float *kj = qkv + ((size_t)b * n + j) * C + H * dh + h * dh;
+                    float s = 0.0f;
+                    int vis = !causal || j <= i;
+                    if (vis && mods && mods->mask_mod) vis = mods->mask_mod(b, h, i, j, mods->user);
+                    for (d = 0; d < dh; d++) s += qi[d] * kj[d];
+                    s *= sc;
+                    if (mods && mods->score_mod) s = mods->score_mod(s, b, h, i, j, mods->user);
+                    row[j] = vis ? s : -INFINITY;
+                    if (row[j] > mx) mx = row[j];
+                }
+                for (j = 0; j < n; j++) sum += row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
+                for (d = 0; d < dh; d++) oi[d] = 0.0f;
+                for (j = 0; j < n && sum > 0.0f; j++)
+                    for (d = 0; d < dh; d++) oi[d] += row[j] / sum * qkv[((size_t)b * n + j) * C + 2 * H * dh + h * dh + d];
+            }
+    free(row);
+}
+
+typedef struct idx_mask { const int *idx; int K; } idx_mask;
+static int idx_mask_fn(int b, int h, int q, int k, void *user) { /* "k is in q's list" */
+    const idx_mask *m = (const idx_mask *)user;
+    int t;
+    (void)b; (void)h;
+    for (t = 0; t < m->K; t++)
+        if (m->idx[(size_t)q * m->K + t] == k) return 1;
+    return 0;
+}
+
+static void fill_random(float *x, size_t n, ea_rng *rng, float scale) {
+    size_t i;
+    for (i = 0; i < n; i++) x[i] = scale * frand(rng);
+}
+
+/* Each pattern kernel equals the dense reference with the same mask, at
+   lengths that leave partial tiles (n = 150 = 2 tiles + 22). */
+static void test_sparse_patterns(void) {
+    enum { B = 2, N = 150, H = 2, DH = 8, C = 3 * H * DH };
+    static const int windows[3] = {0, 5, 70};
+    ea_ctx ctx;
+    ea_rng rng;
+    ea_tensor *qkv, *o;
+    float *ref = (float *)malloc((size_t)B * N * H * DH * sizeof(float));
+    ea_flex_mods mods;
+    ea__pattern pat;
+    int w, causal, K, *idx;
+    idx_mask im;
+    g_group = "sparse-patterns";
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 31, 31);
+    ctx.grad_enabled = 0;
+    qkv = ea_tensor_3d(&ctx, B, N, C, 0);
+    fill_random(qkv->data, qkv->size, &rng, 1.5f);
+    memset(&mods, 0, sizeof mods);
+    mods.mask_mod = ea__pattern_mask;
+    mods.user = &pat;
+    for (causal = 0; causal < 2; causal++)
+        for (w = 0; w < 3; w++) { /* local bands, computed from the pattern's candidate tiles */
+            memset(&pat, 0, sizeof pat);
+            pat.window = windows[w];
+            o = ea__pattern_attention(&ctx, qkv, H, DH, causal, &pat);
+            dense_ref(ref, qkv->data, B, N, H, DH, causal, &mods);
+            CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "local w=%d causal=%d: rel diff %g", windows[w], causal,
+                  o ? (double)max_rel_diff(o->data, ref, o->size) : -1.0);
+        }
+    memset(&pat, 0, sizeof pat); /* bigbird: sliding, global and random blocks */
+    pat.window = -1; pat.block = 8; pat.block_window = 1; pat.n_global = 16; pat.n_random = 2;
+    pat.rand = ea__random_blocks(&ctx, &pat, N, 99);
+    o = ea__pattern_attention(&ctx, qkv, H, DH, 0, &pat);
+    dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
+    CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "bigbird vs dense reference");
+    {   /* random blocks: distinct, outside the band and the global blocks */
+        int qb, r, t, ok = 1;
+        for (qb = 0; qb < (N + 7) / 8; qb++)
+            for (r = 0; r < 2; r++) {
+                int kb = pat.rand[qb * 2 + r];
+                ok &= kb >= 2 && kb < (N + 7) / 8 && (kb < qb - 1 || kb > qb + 1);
+                for (t = 0; t < r; t++) ok &= pat.rand[qb * 2 + t] != kb;
+            }
+        CHECK(ok, "bigbird random blocks distinct and outside band and globals");
+    }
+    memset(&pat, 0, sizeof pat); /* localglobal's pattern: band plus 3 global tokens */
+    pat.window = 4; pat.n_global = 3;
+    o = ea__pattern_attention(&ctx, qkv, H, DH, 0, &pat);
+    dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
+    CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "band + global tokens vs dense reference");
+    /* the block mask really skips: a band of 5 visits 2 or 3 of 3 key tiles per query tile, and
+       the general builder (every pair) finds the same tiles */
+    {
+        ea_block_mask a, b2;
+        memset(&pat, 0, sizeof pat);
+        pat.window = 5;
+        ea__block_mask_make(&ctx, &a, &mods, &pat, B, H, 4000, 4000, 0);
+        ea_block_mask_build(&ctx, &b2, &mods, B, H, 4000, 4000, 0);
+        CHECK(a.row[a.nqt] == 3 * a.nqt - 2 && a.row[a.nqt] == b2.row[b2.nqt] &&
+                  memcmp(a.tile, b2.tile, (size_t)a.row[a.nqt] * sizeof(int)) == 0,
+              "band block mask: %d tiles (expected %d), general builder %d", a.row[a.nqt], 3 * a.nqt - 2, b2.row[b2.nqt]);
+    }
+    /* gather patterns (strided, dilated) against the dense reference with the same lists */
+    for (causal = 0; causal < 2; causal++) {
+        K = (N + 4 - 1) / 4 + 1;
+        idx = (int *)ea_ctx_alloc(&ctx, (size_t)N * K * sizeof(int));
+        ea__strided_index(idx, N, 4, causal);
+        o = ea__gather_attention(&ctx, qkv, H, DH, idx, K, 0);
+        im.idx = idx; im.K = K; mods.mask_mod = idx_mask_fn; mods.user = &im;
+        dense_ref(ref, qkv->data, B, N, H, DH, causal, &mods);
+        CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "strided causal=%d vs dense reference", causal);
+        K = 2 * 3 + 1;
+        ea__dilated_index(idx, N, 3, 5, causal);
+        o = ea__gather_attention(&ctx, qkv, H, DH, idx, K, 0);
+        im.K = K;
+        dense_ref(ref, qkv->data, B, N, H, DH, causal, &mods);
+        CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "dilated causal=%d vs dense reference", causal);
+    }
+    /* flex score_mod and mask_mod against the reference */
+    {
+        float cap = 1.5f;
+        memset(&mods, 0, sizeof mods);
+        mods.score_mod = ea_flex_softcap; mods.mask_mod = ea_flex_causal; mods.user = &cap;
+        o = ea_flex_attention(&ctx, qkv, 0, qkv, H * DH, qkv, 2 * H * DH, H, H, DH, 0, &mods);
+        dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
+        CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "flex softcap + causal mask vs dense reference");
+    }
+    free(ref);
+    ea_ctx_free(&ctx);
+}
+
+/* Copy every parameter of `from` that `to` has under the same name. */
+static void copy_params(ea_params *to, const ea_params *from) {
+    int i;
+    for (i = 0; i < to->count; i++) {
+        ea_tensor *src = ea_params_find(from, to->info[i].name);
+        if (src && src->size == to->tensors[i]->size)
+            memcpy(to->tensors[i]->data, src->data, src->size * sizeof(float));
+    }
+}
+
+/* One layer of `name` with mha's weights, on x: the output and its
+   largest relative difference from mha's. */
+static double layer_vs_mha(const char *name, const ea_attn_opts *opt, int causal, int n, uint64_t seed) {
+    ea_attn_config cfg;
+    ea_attn a, m;
+    ea_params pa, pm;
+    ea_error err;
+    ea_ctx ctx;
+    ea_rng rng;
+    ea_tensor *x, *ya, *ym;
+    double worst = -1.0;
+    memset(&cfg, 0, sizeof cfg);
+    memset(&pa, 0, sizeof pa);
+    memset(&pm, 0, sizeof pm);
+    cfg.dim = 16; cfg.n_heads = 2; cfg.causal = causal;
+    if (opt) cfg.opt = *opt;
+    if (ea_attn_build(&a, name, &cfg, &pa, "a", &err) != EA_OK || ea_params_alloc(&pa, &err) != EA_OK ||
+        ea_attn_build(&m, "mha", &cfg, &pm, "a", &err) != EA_OK || ea_params_alloc(&pm, &err) != EA_OK) {
+        printf("  %s: %s\n", name, err.msg);
+        goto out;
+    }
+    ea_params_init(&pm, seed);
+    ea_params_init(&pa, seed + 1);
+    copy_params(&pa, &pm);
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    ea_rng_seed(&rng, seed, 3);
+    x = ea_tensor_3d(&ctx, 2, n, 16, 0);
+    fill_random(x->data, x->size, &rng, 1.0f);
+    ya = ea_attn_forward(&ctx, &a, x);
+    ym = ea_attn_forward(&ctx, &m, x);
+    if (ya && ym) {
+        size_t i;
+        double num = 0.0, den = 0.0;
+        for (i = 0; i < ya->size; i++) {
+            num += (ya->data[i] - ym->data[i]) * (double)(ya->data[i] - ym->data[i]);
+            den += ym->data[i] * (double)ym->data[i];
+        }
+        worst = sqrt(num / den); /* relative Frobenius error */
+    } else {
+        printf("  %s: %s\n", name, ctx.err.msg);
+    }
+    ea_ctx_free(&ctx);
+out:
+    ea_params_free(&pa);
+    ea_params_free(&pm);
+    return worst;
+}
+
+static void test_rows_exact(void) {
+    ea_attn_opts o;
+    double e;
+    int causal;
+    g_group = "rows-exact";
+    for (causal = 0; causal < 2; causal++) {
+        memset(&o, 0, sizeof o); o.window = 200;
+        e = layer_vs_mha("local", &o, causal, 150, 1);
+        CHECK(e >= 0 && e < 1e-5, "local w >= n equals mha (causal %d): %g", causal, e);
+        memset(&o, 0, sizeof o); o.topk = 150;
+        if (!causal) { e = layer_vs_mha("topk", &o, 0, 150, 2); CHECK(e >= 0 && e < 1e-5, "topk k = n equals mha: %g", e); }
+        memset(&o, 0, sizeof o); o.stride = 1;
+        e = layer_vs_mha("strided", &o, causal, 70, 3);
+        CHECK(e >= 0 && e < 1e-5, "strided s = 1 equals mha (causal %d): %g", causal, e);
+        memset(&o, 0, sizeof o); o.window = 70; o.dilation = 1;
+        e = layer_vs_mha("dilated", &o, causal, 70, 4);
+        CHECK(e >= 0 && e < 1e-5, "dilated w >= n, rate 1 equals mha (causal %d): %g", causal, e);
+        memset(&o, 0, sizeof o); o.block = 8; o.global = 19;
+        e = layer_vs_mha("bigbird", &o, causal, 150, 5);
+        CHECK(e >= 0 && e < 1e-5, "bigbird with every block global equals mha (causal %d): %g", causal, e);
+        e = layer_vs_mha("flex", NULL, causal, 150, 6);
+        CHECK(e >= 0 && e < 1e-5, "flex without mods equals mha (causal %d): %g", causal, e);
+    }
+    memset(&o, 0, sizeof o); o.landmarks = 12; o.pinv_iters = 30;
+    e = layer_vs_mha("nystrom", &o, 0, 12, 8);
+    CHECK(e >= 0 && e < 1e-3, "nystrom with landmarks = n equals mha: %g", e);
+    memset(&o, 0, sizeof o); o.landmarks = 4;
+    e = layer_vs_mha("nystrom", &o, 0, 64, 8);
+    CHECK(e >= 0 && e < 0.5, "nystrom with 4 of 64 landmarks approximates mha: %g", e);
+    memset(&o, 0, sizeof o); o.proj_len = 16; o.max_len = 32;
+    {
+        ea_attn_config cfg;
+        ea_attn a;
+        ea_params ps;
+        ea_error err;
+        ea_ctx ctx;
+        ea_tensor *x;
+        memset(&cfg, 0, sizeof cfg);
+        memset(&ps, 0, sizeof ps);
+        cfg.dim = 16; cfg.n_heads = 2; cfg.opt = o;
+        ea_attn_build(&a, "linformer", &cfg, &ps, "a", &err);
+        ea_params_alloc(&ps, &err);
+        ea_ctx_init(&ctx, 0);
+        x = ea_tensor_3d(&ctx, 1, 33, 16, 0);
+        memset(x->data, 0, x->size * sizeof(float));
+        CHECK(ea_attn_forward(&ctx, &a, x) == NULL && ctx.err.status == EA_ERR_SHAPE && strstr(ctx.err.msg, "max_len"),
+              "linformer refuses n > max_len: %s", ctx.err.msg);
+        ea_ctx_free(&ctx);
+        ea_params_free(&ps);
+    }
+}
+
+/* Performer's estimate of softmax attention improves with more features:
+   the relative error against mha (same weights) at m = 16 ... 1024,
+   averaged over 4 feature draws, falls. */
+static void test_performer_convergence(void) {
+    static const int ms[4] = {16, 64, 256, 1024};
+    double err[4];
+    int i, s;
+    ea_attn_opts o;
+    g_group = "performer";
+    for (i = 0; i < 4; i++) {
+        err[i] = 0.0;
+        for (s = 0; s < 4; s++) {
+            memset(&o, 0, sizeof o);
+            o.features = ms[i];
+            o.seed = s;
+            err[i] += layer_vs_mha("performer", &o, 0, 64, 11) / 4.0;
+        }
+        printf("    performer m = %4d: relative error vs exact %.4f\n", ms[i], err[i]);
+    }
+    CHECK(err[0] > err[1] && err[1] > err[2] && err[2] > err[3], "error falls with m: %g %g %g %g", err[0], err[1],
+          err[2], err[3]);
+    CHECK(err[3] < 0.5 * err[0], "m = 1024 at least halves m = 16's error: %g vs %g", err[3], err[0]);
+    {   /* orthogonal blocks: rows of one block are orthogonal */
+        float w[20 * 8];
+        int r, c, ok = 1;
+        ea__orthogonal_features(w, 20, 8, 5, 0);
+        for (r = 0; r < 20; r++)
+            for (c = r / 8 * 8; c < r; c++) {
+                float d = 0.0f, nr = 0.0f, nc = 0.0f;
+                int k;
+                for (k = 0; k < 8; k++) { d += w[r * 8 + k] * w[c * 8 + k]; nr += w[r * 8 + k] * w[r * 8 + k]; nc += w[c * 8 + k] * w[c * 8 + k]; }
+                ok &= fabsf(d) < 1e-4f * sqrtf(nr * nc);
+            }
+        CHECK(ok, "random feature blocks are orthogonal");
+    }
+}
+
+/* Top-k away from ties: gradients of the gather path with the kept lists
+   match finite differences wherever a ±h step keeps the same lists. */
+static double topk_loss(ea_ctx *ctx, const float *qkv, const float *tgt, float *grad) {
+    ea_tensor *x, *o, *t, *loss;
+    ea_ctx_reset(ctx);
+    ctx->grad_enabled = grad != NULL;
+    x = ea_tensor_3d(ctx, 2, 40, 18, 1);
+    memcpy(x->data, qkv, x->size * sizeof(float));
+    o = ea__gather_attention(ctx, x, 2, 3, NULL, 0, 7);
+    t = ea_tensor_3d(ctx, 2, 40, 6, 0);
+    memcpy(t->data, tgt, t->size * sizeof(float));
+    loss = ea_mse_loss(ctx, o, t);
+    if (grad) {
+        ea_backward(ctx, loss);
+        memcpy(grad, x->grad, x->size * sizeof(float));
+    }
+    return loss->data[0];
+}
+
+static void test_topk(void) {
+    ea_ctx ctx;
+    ea_rng rng;
+    ea_sdpa_shape s;
+    float qkv[2 * 40 * 18], tgt[2 * 40 * 6], grad[2 * 40 * 18], *scr;
+    int *l0, *l1, i, bad = 0, used = 0, skipped = 0;
+    g_group = "topk";
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 77, 1);
+    fill_random(qkv, 2 * 40 * 18, &rng, 1.5f);
+    fill_random(tgt, 2 * 40 * 6, &rng, 1.0f);
+    memset(&s, 0, sizeof s);
+    s.B = 2; s.nq = s.nk = 40; s.H = s.Hkv = 2; s.dh = 3; s.scale = 1.0f / sqrtf(3.0f);
+    s.ldq = s.ldk = s.ldv = 18; s.ldo = 6;
+    l0 = (int *)malloc(2 * 2 * 40 * 7 * sizeof(int));
+    l1 = (int *)malloc(2 * 2 * 40 * 7 * sizeof(int));
+    scr = (float *)malloc((size_t)EA_FA_BR * 40 * ea_num_threads() * sizeof(float));
+    /* the selection keeps the 7 largest scores: check one row by brute force */
+    ea_topk_select(l0, scr, qkv, qkv + 6, 7, &s);
+    {
+        float sc[40];
+        int j, t, ok = 1;
+        for (j = 0; j < 40; j++) sc[j] = qkv[0] * qkv[j * 18 + 6] + qkv[1] * qkv[j * 18 + 7] + qkv[2] * qkv[j * 18 + 8];
+        for (t = 0; t < 7; t++) { /* every kept score beats every dropped one */
+            int kept = l0[t], d;
+            for (d = 0; d < 40; d++) {
+                int in = 0, u;
+                for (u = 0; u < 7; u++) in |= l0[u] == d;
+                if (!in) ok &= sc[kept] >= sc[d] - 1e-6f;
+            }
+        }
+        CHECK(ok, "top-k keeps the largest scores");
+    }
+    topk_loss(&ctx, qkv, tgt, grad);
+    for (i = 0; i < 2 * 40 * 18; i += 7) {
+        float keep = qkv[i], h = 1e-3f;
+        double lp, lm, num, e;
+        qkv[i] = keep + h; ea_topk_select(l0, scr, qkv, qkv + 6, 7, &s); lp = topk_loss(&ctx, qkv, tgt, NULL);
+        qkv[i] = keep - h; ea_topk_select(l1, scr, qkv, qkv + 6, 7, &s); lm = topk_loss(&ctx, qkv, tgt, NULL);
+        qkv[i] = keep;
+        if (memcmp(l0, l1, 2 * 2 * 40 * 7 * sizeof(int))) { skipped++; continue; } /* a tie within ±h */
+        num = (lp - lm) / (2.0 * h);
+        e = fabs(num - grad[i]) / (1e-3 + fabs(num) + fabs((double)grad[i]));
+        used++;
+        if (e > 2e-2) {
+            if (bad < 3) printf("  topk: entry %d analytic %.6g numeric %.6g\n", i, grad[i], num);
+            bad++;
+        }
+    }
+    CHECK(bad == 0 && used > 60, "top-k gradients: %d of %d differ (%d skipped at a switch)", bad, used, skipped);
+    free(l0); free(l1); free(scr);
+    ea_ctx_free(&ctx);
+}
+
+/* Bad configurations are refused with a message naming the option. */
+static void test_variant_errors(void) {
+    ea_attn_config cfg;
+    ea_attn a;
+    ea_params ps;
+    ea_error err;
+    ea_ctx ctx;
+    ea_tensor *x;
+    g_group = "variant-errors";
+    memset(&cfg, 0, sizeof cfg);
+    memset(&ps, 0, sizeof ps);
+    cfg.dim = 8; cfg.n_heads = 2;
+    cfg.opt.window = -1;
+    CHECK(ea_attn_build(&a, "local", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "window"), "w < 0: %s", err.msg);
+    ea_params_free(&ps);
+    cfg.opt.window = 0; cfg.opt.features = -3;
+    CHECK(ea_attn_build(&a, "performer", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "features"), "m < 0: %s", err.msg);
+    ea_params_free(&ps);
+    cfg.opt.features = 0; cfg.opt.flex = 9;
+    CHECK(ea_attn_build(&a, "flex", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "flex"), "flex 9: %s", err.msg);
+    ea_params_free(&ps);
+    cfg.opt.flex = 0; cfg.causal = 1;
+    CHECK(ea_attn_build(&a, "nystrom", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "causal"), "nystrom causal: %s", err.msg);
+    ea_params_free(&ps);
+    cfg.causal = 0;
+    ea_ctx_init(&ctx, 0);
+    cfg.opt.topk = 9;
+    ea_attn_build(&a, "topk", &cfg, &ps, "a", &err);
+    ea_params_alloc(&ps, &err);
+    x = ea_tensor_3d(&ctx, 1, 6, 8, 0);
+    memset(x->data, 0, x->size * sizeof(float));
+    CHECK(!ea_attn_forward(&ctx, &a, x) && strstr(ctx.err.msg, "k = 9"), "k > n: %s", ctx.err.msg);
+    ea_params_free(&ps);
+    ea_ctx_reset(&ctx);
+    cfg.opt.topk = 0; cfg.opt.landmarks = 7;
+    ea_attn_build(&a, "nystrom", &cfg, &ps, "a", &err);
+    ea_params_alloc(&ps, &err);
+    x = ea_tensor_3d(&ctx, 1, 6, 8, 0);
+    memset(x->data, 0, x->size * sizeof(float));
+    CHECK(!ea_attn_forward(&ctx, &a, x) && strstr(ctx.err.msg, "landmarks"), "landmarks > n: %s", ctx.err.msg);
+    ea_params_free(&ps);
+    ea_ctx_free(&ctx);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
-        {"attention", test_attn_gradients}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
+        {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"loaders", test_loaders}, {"cli", test_cli}, {"training", test_training}};
     size_t i;
