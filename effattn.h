@@ -285,7 +285,8 @@ EA_API ea_status ea_block_mask_build(ea_ctx *ctx, ea_block_mask *bm, const ea_fl
 
 /* Examples (see 8.3): ALiBi, tanh soft-capping, relative bias, causal and
    document masks. */
-EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user);   /* user: int *n_heads */
+EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user);   /* user: float slopes[H] */
+EA_API void ea_flex_alibi_slopes(float *slopes, int H);                        /* m_h = 2^(-8(h+1)/H) */
 EA_API float ea_flex_softcap(float s, int b, int h, int q, int k, void *user); /* user: float *cap */
 EA_API float ea_flex_softcap_grad(float s, int b, int h, int q, int k, void *user);
 typedef struct ea_flex_relbias { const float *bias; int max_dist; } ea_flex_relbias;
@@ -385,6 +386,9 @@ EA_API ea_tensor *ea_pinv_init(ea_ctx *ctx, ea_tensor *a);
 /* out[b] = e[:, :n] · x[b][:, col .. col+width)  for e [k, max_len] and
    x [B, n, C] with n <= max_len: projection along the sequence (Linformer) */
 EA_API ea_tensor *ea_seq_project(ea_ctx *ctx, ea_tensor *e, ea_tensor *x, int col, int width);
+/* x [B·H, n, d], w [H, k] (k odd): out[bh, i] = Σ_t w[h, t] x[bh, i + t - k/2]
+   (zero padded): a depthwise convolution along the sequence, one kernel per head */
+EA_API ea_tensor *ea_seq_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w);
 /* [g, C] tokens in front of every sequence of x [B, n, C]; and dropping
    the first g tokens again */
 EA_API ea_tensor *ea_prepend_tokens(ea_ctx *ctx, ea_tensor *tokens, ea_tensor *x);
@@ -411,13 +415,14 @@ typedef struct ea_attn_opts {
     int max_len;     /* linformer: longest sequence (default 256; the ViT passes its token count) */
     int landmarks;   /* nystrom: landmarks m (default min(8, n)) */
     int pinv_iters;  /* nystrom: pseudo-inverse iterations (default 6) */
+    int conv_kernel; /* nystrom: depthwise convolution skip on V of this (odd) length; 0: none */
     int block;       /* bigbird: block size (default 8) */
     int global;      /* bigbird: global blocks (default 1); localglobal: summary tokens (default 2) */
     int random;      /* bigbird: random key blocks per query block (default 1) */
     int flex;        /* flex without mods: 0 none, 1 ALiBi, 2 soft-cap 5, 3 causal mask */
     int seed;        /* random features and random blocks */
 } ea_attn_opts;
-#define EA_ATTN_OPTS 16  /* ints in ea_attn_opts (checkpoints store them in this order) */
+#define EA_ATTN_OPTS 17  /* ints in ea_attn_opts (checkpoints store them in this order) */
 
 typedef struct ea_attn_config {
     int dim;          /* model width */
@@ -2049,6 +2054,24 @@ EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *la
     return out;
 }
 
+/* Dot product and y += a·x on the SIMD layer. */
+EA_INLINE float ea__dot(const float *a, const float *b, int n) {
+    ea_vf acc = ea_vzero();
+    float s;
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) acc = ea_vfma(ea_vload(a + i), ea_vload(b + i), acc);
+    s = ea_vhsum(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+EA_INLINE void ea__axpy(float *y, float a, const float *x, int n) {
+    ea_vf va = ea_vset1(a);
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vfma(va, ea_vload(x + i), ea_vload(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
 /* --- small ops for the attention variants ---------------------------------
    Each is one loop forward and one loop back; they let Nyströmformer,
    Linformer and the gated and token-adding rows be written as formulas on
@@ -2318,6 +2341,47 @@ EA_API ea_tensor *ea_seq_project(ea_ctx *ctx, ea_tensor *e, ea_tensor *x, int co
         n->iarg[0] = col;
         n->iarg[1] = width;
     }
+    return out;
+}
+
+/* seq_conv: out[bh, i, :] = Σ_t w[h, t] x[bh, i + t - k/2, :];
+   dx[bh, i + t - k/2] += w[h, t] dout[bh, i],  dw[h, t] += Σ dout[bh, i]·x[bh, i + t - k/2] */
+static void ea__seqconv_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0], *w = n->in[1];
+    int BH = x->shape[0], T = x->shape[1], d = x->shape[2], H = w->shape[0], k = w->shape[1], bh, i, t;
+    (void)ctx;
+    for (bh = 0; bh < BH; bh++)
+        for (i = 0; i < T; i++)
+            for (t = 0; t < k; t++) {
+                int j = i + t - k / 2;
+                const float *g = n->out->grad + ((size_t)bh * T + i) * d;
+                if (j < 0 || j >= T) continue;
+                if (x->grad) ea__axpy(x->grad + ((size_t)bh * T + j) * d, w->data[(size_t)(bh % H) * k + t], g, d);
+                if (w->grad) w->grad[(size_t)(bh % H) * k + t] += ea__dot(g, x->data + ((size_t)bh * T + j) * d, d);
+            }
+}
+
+EA_API ea_tensor *ea_seq_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w) {
+    ea_tensor *out;
+    int BH, T, d, H, k, bh, i, t;
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, x, w)) return NULL;
+    if (x->ndim != 3 || w->ndim != 2 || x->shape[0] % w->shape[0] || w->shape[1] % 2 == 0)
+        return ea__fail(ctx, EA_ERR_SHAPE, "seq_conv: expected x [B·H, n, d] and w [H, k] with k odd, got %s and %s",
+                        ea__shape_str(x, s1, sizeof s1), ea__shape_str(w, s2, sizeof s2));
+    BH = x->shape[0]; T = x->shape[1]; d = x->shape[2]; H = w->shape[0]; k = w->shape[1];
+    out = ea__out(ctx, 3, x->shape, x, w, NULL);
+    if (!out) return NULL;
+    memset(out->data, 0, out->size * sizeof(float));
+    for (bh = 0; bh < BH; bh++)
+        for (i = 0; i < T; i++)
+            for (t = 0; t < k; t++) {
+                int j = i + t - k / 2;
+                if (j >= 0 && j < T)
+                    ea__axpy(out->data + ((size_t)bh * T + i) * d, w->data[(size_t)(bh % H) * k + t],
+                             x->data + ((size_t)bh * T + j) * d, d);
+            }
+    ea__record(ctx, ea__seqconv_back, out, x, w, NULL);
     return out;
 }
 
@@ -3033,10 +3097,13 @@ EA_API ea_tensor *ea_flex_attention(ea_ctx *ctx, ea_tensor *q, int q_col, ea_ten
    relative bias: score + bias[h][clamp(k - q, -M, M) + M] (T5-style, with a
    table the caller owns); causal: k <= q; document: q and k in the same
    document (doc ids per batch entry, so mask_varies = EA_FLEX_BY_BATCH). */
+EA_API void ea_flex_alibi_slopes(float *slopes, int H) {
+    int h;
+    for (h = 0; h < H; h++) slopes[h] = powf(2.0f, -8.0f * (float)(h + 1) / (float)H);
+}
 EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user) {
-    int H = *(const int *)user;
     (void)b;
-    return s - powf(2.0f, -8.0f * (float)(h + 1) / (float)H) * (float)(q > k ? q - k : k - q);
+    return s - ((const float *)user)[h] * (float)(q > k ? q - k : k - q);
 }
 EA_API float ea_flex_softcap(float s, int b, int h, int q, int k, void *user) {
     float cap = *(const float *)user;
@@ -3073,23 +3140,6 @@ EA_API int ea_flex_document(int b, int h, int q, int k, void *user) {
    O(n·K) time and memory.  Backward, per query:
        dP_t = dO_i·V_idx(t),  dS_t = scale·P_t (dP_t - Σ_u P_u dP_u),
        dQ_i += Σ_t dS_t K_idx(t),  dK_idx(t) += dS_t Q_i,  dV_idx(t) += P_t dO_i. */
-EA_INLINE float ea__dot(const float *a, const float *b, int n) {
-    ea_vf acc = ea_vzero();
-    float s;
-    int i = 0;
-    for (; i + EA_VW <= n; i += EA_VW) acc = ea_vfma(ea_vload(a + i), ea_vload(b + i), acc);
-    s = ea_vhsum(acc);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-EA_INLINE void ea__axpy(float *y, float a, const float *x, int n) {
-    ea_vf va = ea_vset1(a);
-    int i = 0;
-    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vfma(va, ea_vload(x + i), ea_vload(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
 EA_INLINE const int *ea__gather_row(const int *idx, int K, int per_head, const ea_sdpa_shape *s, int b, int h,
                                     int i) {
     return idx + (per_head ? (((size_t)b * s->H + h) * s->nq + i) * K : (size_t)i * K);
@@ -3598,17 +3648,30 @@ static ea_status ea__qkv_build(ea_attn *a, ea_params *ps, const char *prefix, ea
 static int ea__opt(int v, int def) { return v ? v : def; }
 
 /* Options must not be negative; rows without a causal form refuse it. */
+/* The options by name, in checkpoint order. */
+static const struct ea__opt_field {
+    const char *name;
+    size_t off;
+} ea__opt_fields[EA_ATTN_OPTS] = {
+    {"window", offsetof(ea_attn_opts, window)},     {"stride", offsetof(ea_attn_opts, stride)},
+    {"dilation", offsetof(ea_attn_opts, dilation)}, {"topk", offsetof(ea_attn_opts, topk)},
+    {"features", offsetof(ea_attn_opts, features)}, {"relu", offsetof(ea_attn_opts, relu)},
+    {"redraw", offsetof(ea_attn_opts, redraw)},     {"proj_len", offsetof(ea_attn_opts, proj_len)},
+    {"max_len", offsetof(ea_attn_opts, max_len)},   {"landmarks", offsetof(ea_attn_opts, landmarks)},
+    {"pinv_iters", offsetof(ea_attn_opts, pinv_iters)}, {"conv_kernel", offsetof(ea_attn_opts, conv_kernel)},
+    {"block", offsetof(ea_attn_opts, block)},
+    {"global", offsetof(ea_attn_opts, global)},     {"random", offsetof(ea_attn_opts, random)},
+    {"flex", offsetof(ea_attn_opts, flex)},         {"seed", offsetof(ea_attn_opts, seed)}};
+
+EA_INLINE int *ea__opt_at(ea_attn_opts *o, int i) { return (int *)(void *)((char *)o + ea__opt_fields[i].off); }
+
 static ea_status ea__check_opts(const ea_attn *a, int causal_ok, ea_error *err) {
-    const ea_attn_opts *o = &a->cfg.opt;
-    const int *v = &o->window;
-    static const char *const names[EA_ATTN_OPTS] = {"window", "stride", "dilation", "topk", "features", "relu",
-                                                    "redraw", "proj_len", "max_len", "landmarks", "pinv_iters",
-                                                    "block", "global", "random", "flex", "seed"};
+    ea_attn_opts o = a->cfg.opt;
     int i;
     for (i = 0; i < EA_ATTN_OPTS; i++)
-        if (v[i] < 0 && i != EA_ATTN_OPTS - 1)
+        if (*ea__opt_at(&o, i) < 0 && strcmp(ea__opt_fields[i].name, "seed") != 0)
             return ea_error_set(err, EA_ERR_CONFIG, "attention '%s': %s = %d must be >= 0 (0: the default)",
-                                a->variant->name, names[i], v[i]);
+                                a->variant->name, ea__opt_fields[i].name, *ea__opt_at(&o, i));
     if (a->cfg.causal && !causal_ok)
         return ea_error_set(err, EA_ERR_CONFIG,
                             "attention '%s' has no causal form (its keys or summaries mix the whole sequence); "
@@ -3750,8 +3813,11 @@ static ea_tensor *ea__flex_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) 
         if (!m) return NULL;
         memset(m, 0, sizeof *m);
         if (a->cfg.opt.flex == 1) {
+            float *slopes = ea__floats(ctx, (size_t)a->cfg.n_heads);
+            if (!slopes) return NULL;
+            ea_flex_alibi_slopes(slopes, a->cfg.n_heads);
             m->score_mod = ea_flex_alibi;
-            m->user = (void *)&a->cfg.n_heads;
+            m->user = slopes;
         } else if (a->cfg.opt.flex == 2) {
             m->score_mod = ea_flex_softcap;
             m->dscore_mod = ea_flex_softcap_grad;
@@ -3961,11 +4027,24 @@ static double ea__linformer_flops(const ea_attn *a, int n) {
        Z ← ¼ Z (13I - AZ (15I - AZ (7I - AZ))).
    Time O(n·m·dim + m³·H), memory O(n·m).  m = n with enough iterations
    is exact attention.  Written on tensor ops: autograd does the backward.
-   Options: landmarks (default min(8, n)), pinv_iters. */
+   The paper's optional skip adds a depthwise convolution of V along the
+   sequence (one kernel of conv_kernel taps per head, w[4] [H, k]).
+   Options: landmarks (default min(8, n)), pinv_iters, conv_kernel. */
 static ea_status ea__nystrom_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
     ea_status st;
-    if ((st = ea__check_opts(a, 0, err)) != EA_OK) return st;
-    return ea__qkv_build(a, ps, prefix, err);
+    char name[EA_NAME_LEN];
+    int shape[2];
+    if ((st = ea__check_opts(a, 0, err)) != EA_OK || (st = ea__qkv_build(a, ps, prefix, err)) != EA_OK) return st;
+    if (a->cfg.opt.conv_kernel) {
+        if (a->cfg.opt.conv_kernel % 2 == 0)
+            return ea_error_set(err, EA_ERR_CONFIG, "attention 'nystrom': conv_kernel = %d must be odd (centred)",
+                                a->cfg.opt.conv_kernel);
+        shape[0] = a->cfg.n_heads;
+        shape[1] = a->cfg.opt.conv_kernel;
+        snprintf(name, sizeof name, "%s.conv", prefix);
+        a->w[4] = ea_param(ps, name, 2, shape, EA_INIT_FANIN, (float)shape[1]);
+    }
+    return EA_OK;
 }
 
 static ea_tensor *ea__nystrom_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
@@ -3992,8 +4071,11 @@ static ea_tensor *ea__nystrom_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *
         t = ea_matmul(ctx, az, ea_eye_affine(ctx, t, -1.0f, 15.0f));
         z = ea_eye_affine(ctx, ea_matmul(ctx, z, ea_eye_affine(ctx, t, -1.0f, 13.0f)), 0.25f, 0.0f);
     }
-    v = ea_matmul(ctx, ea_matmul(ctx, f, z), ea_matmul(ctx, b, v));
-    return ea__project_out(ctx, a, ea_heads_merge(ctx, v, H));
+    {
+        ea_tensor *o = ea_matmul(ctx, ea_matmul(ctx, f, z), ea_matmul(ctx, b, v));
+        if (a->cfg.opt.conv_kernel) o = ea_add(ctx, o, ea_seq_conv(ctx, v, a->w[4])); /* the skip on V */
+        return ea__project_out(ctx, a, ea_heads_merge(ctx, o, H));
+    }
 }
 
 static double ea__nystrom_flops(const ea_attn *a, int n) {
@@ -4788,9 +4870,10 @@ static uint64_t ea__get_le(const unsigned char *p, int bytes) {
 static size_t ea__dtype_size(ea_dtype d) { return d == EA_DT_U64 ? 8 : d == EA_DT_U8 ? 1 : 4; }
 
 #define EA_CK_MAGIC "EACKPT\0\0"
-#define EA_CK_VERSION 1u
+#define EA_CK_VERSION 2u   /* 2 added the attention options; version 1 files still load */
 #define EA_CK_MAX_ENTRIES 100000u
-#define EA_CK_CONFIG_BYTES (12 * 4 + 32)
+#define EA_CK_CONFIG_V1 (12 * 4 + 32)
+#define EA_CK_CONFIG_BYTES (EA_CK_CONFIG_V1 + 4 * EA_ATTN_OPTS)
 #define EA_CK_ENTRY_FIXED 19 /* u16 name length, u8 dtype, u64 count, u64 offset */
 
 /* One entry of the table; `src` is where its data comes from on save. */
@@ -4814,9 +4897,13 @@ static void ea__put_config(ea__wbuf *b, const ea_vit_config *c) {
     memset(attn, 0, sizeof attn);
     snprintf(attn, sizeof attn, "%s", c->attn);
     ea__put(b, attn, sizeof attn);
+    {
+        ea_attn_opts o = c->opt;
+        for (i = 0; i < EA_ATTN_OPTS; i++) ea__put_le(b, (uint32_t)*ea__opt_at(&o, i), 4);
+    }
 }
 
-static void ea__get_config(const unsigned char *p, ea_vit_config *c) {
+static void ea__get_config(const unsigned char *p, uint32_t version, ea_vit_config *c) {
     int v[11], i;
     uint32_t u;
     for (i = 0; i < 11; i++) v[i] = (int)(int32_t)(uint32_t)ea__get_le(p + 4 * i, 4);
@@ -4828,6 +4915,8 @@ static void ea__get_config(const unsigned char *p, ea_vit_config *c) {
     memcpy(&c->pos_std, &u, 4);
     memcpy(c->attn, p + 48, 31);
     c->attn[31] = 0;
+    for (i = 0; version >= 2 && i < EA_ATTN_OPTS; i++)
+        *ea__opt_at(&c->opt, i) = (int)(int32_t)(uint32_t)ea__get_le(p + EA_CK_CONFIG_V1 + 4 * i, 4);
 }
 
 EA_API ea_status ea_checkpoint_save(const char *path, const ea_vit *m, const ea_adamw *opt,
@@ -4984,23 +5073,26 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
     ea_vit_config cfg;
     uint64_t table_bytes;
     const unsigned char *p;
-    uint32_t i, version;
+    uint32_t i, version, cfg_bytes;
     int pass, k;
-    if (!buf || size < 16 + EA_CK_CONFIG_BYTES + 8 || memcmp(buf, EA_CK_MAGIC, 8) != 0)
+    if (!buf || size < 16 + EA_CK_CONFIG_V1 + 8 || memcmp(buf, EA_CK_MAGIC, 8) != 0)
         return ea_error_set(err, EA_ERR_FORMAT, "not an effattn checkpoint (bad magic or too short)");
     version = (uint32_t)ea__get_le(buf + 8, 4);
-    if (version != EA_CK_VERSION)
-        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint version %u; this build reads version %u", version, EA_CK_VERSION);
+    if (version < 1 || version > EA_CK_VERSION)
+        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint version %u; this build reads versions 1 to %u", version,
+                            EA_CK_VERSION);
+    cfg_bytes = version >= 2 ? EA_CK_CONFIG_BYTES : EA_CK_CONFIG_V1;
+    if (size < 16 + cfg_bytes + 8) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint too short for its header");
     if (ea_crc32(0, buf + 8, size - 12) != (uint32_t)ea__get_le(buf + size - 4, 4))
         return ea_error_set(err, EA_ERR_FORMAT, "checkpoint checksum mismatch: the file is damaged or truncated");
     table_bytes = ea__get_le(buf + 12, 4);
-    if (table_bytes < EA_CK_CONFIG_BYTES + 4 || table_bytes > size - 20)
+    if (table_bytes < cfg_bytes + 4 || table_bytes > size - 20)
         return ea_error_set(err, EA_ERR_FORMAT, "checkpoint table of %llu bytes does not fit the file",
                             (unsigned long long)table_bytes);
-    ea__get_config(buf + 16, &cfg);
+    ea__get_config(buf + 16, version, &cfg);
     if (cfg_out) *cfg_out = cfg;
-    v.n = (uint32_t)ea__get_le(buf + 16 + EA_CK_CONFIG_BYTES, 4);
-    v.table = buf + 16 + EA_CK_CONFIG_BYTES + 4;
+    v.n = (uint32_t)ea__get_le(buf + 16 + cfg_bytes, 4);
+    v.table = buf + 16 + cfg_bytes + 4;
     v.table_end = buf + 16 + table_bytes;
     v.payload = v.table_end;
     v.payload_bytes = (uint64_t)(size - 4 - (size_t)(v.payload - buf));
@@ -5028,7 +5120,8 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
         if (cfg.img_size != c->img_size || cfg.in_chans != c->in_chans || cfg.patch != c->patch || cfg.dim != c->dim ||
             cfg.depth != c->depth || cfg.n_heads != c->n_heads || cfg.mlp_hidden != c->mlp_hidden ||
             cfg.head_hidden != c->head_hidden || cfg.out_dim != c->out_dim || cfg.causal != c->causal ||
-            strcmp(cfg.attn, c->attn) != 0 || (strcmp(cfg.attn, "gqa") == 0 && cfg.n_kv_heads != c->n_kv_heads))
+            strcmp(cfg.attn, c->attn) != 0 || (strcmp(cfg.attn, "gqa") == 0 && cfg.n_kv_heads != c->n_kv_heads) ||
+            memcmp(&cfg.opt, &c->opt, sizeof cfg.opt) != 0)
             return ea_error_set(err, EA_ERR_CONFIG,
                                 "checkpoint holds another model: attention '%s', dim %d, depth %d, heads %d, image %d "
                                 "(this model: '%s', %d, %d, %d, %d)",

@@ -7,6 +7,8 @@
                                         batch 32, a training step at batch 32
            build/bench --attn           attention forward and forward+backward
                                         against sequence length
+           build/bench --rows           every attention row (one layer, heads 8 x
+                                        dim 64) against sequence length
            --max-n N (default 4096; the issue's full sweep is 16384)
            --threads N, --json (one JSON object per line)
    Every time is the median of repeated runs after a warm-up. */
@@ -179,13 +181,112 @@ static void bench_attn(double peak, int max_n) {
         }
 }
 
+/* --- every attention row against sequence length ---------------------------
+   One layer (heads 8, dim 64 each: width 512), forward only, batch 1, with
+   long-sequence settings for each row (the tracker's defaults are for 64
+   tokens).  Reports the median time, the arena's high-water mark, and for
+   each row time(max n)/time(max n / 4) and its speed-up over exact (mha,
+   flash-tiled) at the largest n. */
+static void set_long_opts(const char *name, ea_attn_opts *o, int n) {
+    memset(o, 0, sizeof *o);
+    if (!strcmp(name, "local")) o->window = 64;
+    if (!strcmp(name, "dilated")) { o->window = 32; o->dilation = 2; }
+    if (!strcmp(name, "hybrid")) { o->window = 32; o->dilation = 2; }
+    if (!strcmp(name, "strided")) o->stride = 16;
+    if (!strcmp(name, "topk")) o->topk = 64;
+    if (!strcmp(name, "bigbird")) { o->block = 64; o->global = 1; o->random = 1; }
+    if (!strcmp(name, "localglobal")) { o->window = 64; o->global = 16; }
+    if (!strcmp(name, "performer")) o->features = 256;
+    if (!strcmp(name, "linformer")) { o->proj_len = 256; o->max_len = n; }
+    if (!strcmp(name, "nystrom")) o->landmarks = 64;
+    if (!strcmp(name, "flex")) o->flex = 1; /* ALiBi: a score_mod on every pair */
+}
+
+static void bench_variants(int max_n) {
+    int v, n, nn = 0, ns[16];
+    double times[32][16];
+    int nv = 0;
+    for (n = 256; n <= max_n && nn < 16; n *= 2) ns[nn++] = n;
+    if (!g_json)
+        printf("\nattention rows, one layer forward (%s, %d thread%s): heads 8 x dim 64, batch 1; ms (arena MiB)\n%-12s",
+               EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s", "row");
+    for (n = 0; n < nn && !g_json; n++) printf(" %15d", ns[n]);
+    if (!g_json) printf("   t(n)/t(n/4)  vs mha\n");
+    for (v = 0; v < ea_attn_variant_count(); v++) {
+        const char *name = ea_attn_variant_at(v)->name;
+        if (!strcmp(name, "none") || !strcmp(name, "single") || !strcmp(name, "mha-sep") || !strcmp(name, "mqa") ||
+            !strcmp(name, "gqa"))
+            continue; /* same cost as mha, or none */
+        if (!g_json) printf("%-12s", name);
+        for (n = 0; n < nn; n++) {
+            ea_attn_config cfg;
+            ea_attn a;
+            ea_params ps;
+            ea_error err;
+            ea_ctx ctx;
+            double t[5];
+            int r, runs = ns[n] <= 2048 ? 5 : ns[n] <= 4096 ? 3 : 1;
+            size_t peak_bytes = 0;
+            memset(&cfg, 0, sizeof cfg);
+            memset(&ps, 0, sizeof ps);
+            cfg.dim = 512; cfg.n_heads = 8;
+            set_long_opts(name, &cfg.opt, ns[n]);
+            times[nv][n] = -1.0;
+            if (ea_attn_build(&a, name, &cfg, &ps, "a", &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK) {
+                fprintf(stderr, "bench: %s: %s\n", name, err.msg);
+                ea_params_free(&ps);
+                continue;
+            }
+            ea_params_init(&ps, 1);
+            ea_ctx_init(&ctx, 0);
+            ctx.grad_enabled = 0;
+            for (r = -1; r < runs; r++) { /* one warm-up: the arena grows to its high-water mark */
+                ea_tensor *x, *y;
+                double t0;
+                size_t i;
+                ea_ctx_reset(&ctx);
+                ctx.grad_enabled = 0;
+                x = ea_tensor_3d(&ctx, 1, ns[n], 512, 0);
+                if (!x) break;
+                for (i = 0; i < x->size; i++) x->data[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+                t0 = ea_time_sec();
+                y = ea_attn_forward(&ctx, &a, x);
+                if (!y) {
+                    fprintf(stderr, "bench: %s at n = %d: %s\n", name, ns[n], ctx.err.msg);
+                    break;
+                }
+                if (r >= 0) t[r] = ea_time_sec() - t0;
+                peak_bytes = ea_ctx_peak_bytes(&ctx);
+                if (r == runs - 1) times[nv][n] = median(t, runs);
+            }
+            if (g_json)
+                printf("{\"group\":\"rows\",\"attn\":\"%s\",\"n\":%d,\"heads\":8,\"dim\":64,\"fwd_ms\":%.4f,"
+                       "\"arena_peak_bytes\":%zu,\"threads\":%d}\n",
+                       name, ns[n], times[nv][n] * 1e3, peak_bytes, ea_num_threads());
+            else
+                printf(" %8.2f (%4.0f)", times[nv][n] * 1e3, (double)peak_bytes / 1048576.0);
+            fflush(stdout);
+            ea_ctx_free(&ctx);
+            ea_params_free(&ps);
+        }
+        if (!g_json) {
+            double ratio = nn >= 3 ? times[nv][nn - 1] / times[nv][nn - 3] : 0.0;
+            printf("   %8.2f", ratio);
+            if (strcmp(name, "mha") && times[0][nn - 1] > 0.0) printf("   %7.1fx", times[0][nn - 1] / times[nv][nn - 1]);
+            printf("\n");
+        }
+        nv++;
+    }
+}
+
 int main(int argc, char **argv) {
-    int i, do_peak = 0, do_tracker = 0, do_attn = 0, max_n = 4096;
+    int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, max_n = 4096;
     double peak;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--peak") == 0) do_peak = 1;
         else if (strcmp(argv[i], "--tracker") == 0) do_tracker = 1;
         else if (strcmp(argv[i], "--attn") == 0) do_attn = 1;
+        else if (strcmp(argv[i], "--rows") == 0) do_rows = 1;
         else if (strcmp(argv[i], "--json") == 0) g_json = 1;
         else if (strcmp(argv[i], "--max-n") == 0 && i + 1 < argc) {
             max_n = atoi(argv[++i]);
@@ -198,16 +299,17 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1);
 #endif
         else {
-            fprintf(stderr, "usage: bench [--peak] [--tracker] [--attn] [--max-n N] [--threads N] [--json]\n");
+            fprintf(stderr, "usage: bench [--peak] [--tracker] [--attn] [--rows] [--max-n N] [--threads N] [--json]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
-    if (!do_peak && !do_tracker && !do_attn) do_peak = do_tracker = do_attn = 1;
+    if (!do_peak && !do_tracker && !do_attn && !do_rows) do_peak = do_tracker = do_attn = do_rows = 1;
     peak = peak_gflops();
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
     else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
     (void)do_peak;
     if (do_tracker) bench_tracker(peak);
     if (do_attn) bench_attn(peak, max_n);
+    if (do_rows) bench_variants(max_n);
     return 0;
 }

@@ -26,10 +26,36 @@ typedef struct options {
     double lr, wd, noise, clip;
     int json, full, distractor, causal, quiet, eval_only;
     const char *sched;
+    ea_attn_opts opt;  /* the sparse and approximate rows' options */
 } options;
 
+/* Flags that set one attention option (0 keeps the row's default). */
+static const struct {
+    const char *flag, *help;
+    size_t off;
+    long hi;
+} attn_flags[] = {
+    {"--window", "local/localglobal half-width (8); dilated/hybrid keys each side (4)", offsetof(ea_attn_opts, window), 1 << 20},
+    {"--stride", "strided: every s-th key (4)", offsetof(ea_attn_opts, stride), 1 << 20},
+    {"--dilation", "dilated/hybrid: spacing of the window's keys (2)", offsetof(ea_attn_opts, dilation), 1 << 20},
+    {"--topk", "topk: scores kept per query (n/4)", offsetof(ea_attn_opts, topk), 1 << 20},
+    {"--features", "performer: random features (64)", offsetof(ea_attn_opts, features), 1 << 16},
+    {"--relu", "linear/performer: ReLU features when 1 (0)", offsetof(ea_attn_opts, relu), 1},
+    {"--redraw", "performer: redraw the features every N steps (0: never)", offsetof(ea_attn_opts, redraw), 1 << 30},
+    {"--proj-len", "linformer: projected length k (16)", offsetof(ea_attn_opts, proj_len), 1 << 20},
+    {"--landmarks", "nystrom: landmarks (8)", offsetof(ea_attn_opts, landmarks), 1 << 20},
+    {"--pinv-iters", "nystrom: pseudo-inverse iterations (6)", offsetof(ea_attn_opts, pinv_iters), 1000},
+    {"--conv-kernel", "nystrom: taps of the depthwise conv skip on V (0: none; odd)", offsetof(ea_attn_opts, conv_kernel), 999},
+    {"--block", "bigbird: block size (8)", offsetof(ea_attn_opts, block), 1 << 20},
+    {"--global", "bigbird: global blocks (1); localglobal: summary tokens (2)", offsetof(ea_attn_opts, global), 1 << 20},
+    {"--random", "bigbird: random blocks per query block (1)", offsetof(ea_attn_opts, random), 1 << 20},
+    {"--attn-seed", "seed of random features and random blocks (0)", offsetof(ea_attn_opts, seed), 2147483647L},
+};
+#define N_ATTN_FLAGS (int)(sizeof attn_flags / sizeof attn_flags[0])
+
 static void usage(FILE *f) {
-    char names[256];
+    char names[512];
+    int i;
     fprintf(f,
             "usage: track [options]\n"
             "Train seed 000's Vision Transformer tracker (two 32x32 frames -> position\n"
@@ -70,8 +96,15 @@ static void usage(FILE *f) {
             "                   lr 1e-3, wd 0.01 (later flags still override)\n"
             "  --json           print one JSON object as the last line of stdout\n"
             "  --quiet          no progress bar or per-epoch lines\n"
-            "  --help           this text\n",
+            "  --help           this text\n"
+            "attention options (0 or absent: the row's default, shown in brackets):\n"
+            "  --flex NAME      flex: none, alibi, softcap or causal (none)\n",
             ea_attn_variant_names(names, sizeof names));
+    for (i = 0; i < N_ATTN_FLAGS; i++) {
+        char flag[32];
+        snprintf(flag, sizeof flag, "%s N", attn_flags[i].flag);
+        fprintf(f, "  %-16s %s\n", flag, attn_flags[i].help);
+    }
 }
 
 /* Strict number parsing: the whole string, within [lo, hi]; integers only
@@ -95,6 +128,13 @@ static int parse_long(const char *flag, const char *s, long lo, long hi, long *o
     if (!parse_num(flag, s, (double)lo, (double)hi, 1, &v)) return 0;
     *out = (long)v;
     return 1;
+}
+
+static int attn_flag(const char *a) {
+    int k;
+    for (k = 0; k < N_ATTN_FLAGS; k++)
+        if (strcmp(a, attn_flags[k].flag) == 0) return k;
+    return -1;
 }
 
 /* Returns 0 to go on, or the exit code (0 after --help, 2 on bad input). */
@@ -156,12 +196,28 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--wd") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->wd);
         else if (strcmp(a, "--noise") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->noise);
         else if (strcmp(a, "--clip") == 0) ok = parse_num(a, v, 0.0, 1e9, 0, &o->clip);
-        else {
+        else if (strcmp(a, "--flex") == 0) {
+            static const char *const kinds[4] = {"none", "alibi", "softcap", "causal"};
+            int k;
+            for (k = 0; k < 4 && v && strcmp(v, kinds[k]); k++) {}
+            if (v && k == 4) {
+                fprintf(stderr, "track: --flex must be none, alibi, softcap or causal, got '%s'\n", v);
+                return 2;
+            }
+            o->opt.flex = k;
+        } else if (attn_flag(a) >= 0) {
+            long val;
+            int k = attn_flag(a);
+            ok = parse_long(a, v, 0, attn_flags[k].hi, &val);
+            if (ok) *(int *)(void *)((char *)&o->opt + attn_flags[k].off) = (int)val;
+        } else {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
                             "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
                             "          --load --resume --stop-after --latency-runs --data --eval-only --clip\n"
-                            "          --full --json --quiet --help\n", a);
+                            "          --full --json --quiet --help, and the attention options\n"
+                            "          --flex --window --stride --dilation --topk --features --relu --redraw\n"
+                            "          --proj-len --landmarks --pinv-iters --conv-kernel --block --global --random --attn-seed\n", a);
             return 2;
         }
         if (takes && !v) {
@@ -172,7 +228,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         i += takes;
     }
     if (!ea_attn_variant_find(o->attn)) {
-        char names[256];
+        char names[512];
         fprintf(stderr, "track: unknown attention '%s'; accepted: %s\n", o->attn, ea_attn_variant_names(names, sizeof names));
         return 2;
     }
@@ -341,6 +397,7 @@ int main(int argc, char **argv) {
     ea_tracker_config_default(&cfg, o.attn);
     cfg.n_kv_heads = (int)o.kv_heads;
     cfg.causal = o.causal;
+    cfg.opt = o.opt;
     if (ea_vit_init(&model, &cfg, (uint64_t)o.seed, &err) != EA_OK) {
         fprintf(stderr, "track: %s\n", err.msg);
         ea_videos_free(&vids);
@@ -443,6 +500,7 @@ int main(int argc, char **argv) {
             opt.lr = strcmp(o.sched, "epoch") == 0
                          ? ea_lr_cosine(epoch, o.epochs, 0, (float)o.lr, 0.0f)
                          : ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
+            if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw)); /* performer */
             ea_ctx_reset(&ctx);
             x = ea_tensor_4d(&ctx, b, 2, vids.h, vids.w, 0);
             y = ea_tensor_2d(&ctx, b, 2, 0);

@@ -262,6 +262,7 @@ static void test_op_gradients(void) {
 /* --- every attention row: gradients of input and parameters -------------- */
 /* Gradient check of a whole layer: input x and every parameter, by
    perturbing the flat parameter buffer. */
+static const ea_attn_opts *g_gc_opts = NULL; /* options for attn_gradcheck, or defaults */
 static void attn_gradcheck(const char *variant, int causal) {
     ea_attn_config cfg;
     ea_attn attn;
@@ -279,6 +280,7 @@ static void attn_gradcheck(const char *variant, int causal) {
     /* top-k's choice is piecewise constant: keep every score here (smooth);
        test_topk checks the sparse case away from ties */
     if (strcmp(variant, "topk") == 0) cfg.opt.topk = 5;
+    if (g_gc_opts) cfg.opt = *g_gc_opts;
     snprintf(prefix, sizeof prefix, "attn");
     if (causal && ea_attn_build(&attn, variant, &cfg, &ps, prefix, &err) == EA_ERR_CONFIG && strstr(err.msg, "causal")) {
         /* a row without a causal form must say so, not run unmasked */
@@ -358,10 +360,28 @@ out:
 static void test_attn_gradients(void) {
     int i;
     g_group = "gradcheck-attention";
+    ea_attn_opts o;
     for (i = 0; i < ea_attn_variant_count(); i++) {
         attn_gradcheck(ea_attn_variant_at(i)->name, 0);
         attn_gradcheck(ea_attn_variant_at(i)->name, 1);
     }
+    /* the options' other paths */
+    g_gc_opts = &o;
+    memset(&o, 0, sizeof o); o.conv_kernel = 3; attn_gradcheck("nystrom", 0);
+    memset(&o, 0, sizeof o); o.landmarks = 2; attn_gradcheck("nystrom", 0);
+    /* (ReLU features: at a ±1e-2 step many of the 64 features cross their
+       kink, so those are checked at op level: feature_map-relu and
+       favor-relu-attention in gradcheck-variant-ops) */
+    memset(&o, 0, sizeof o); o.flex = 1; attn_gradcheck("flex", 0);
+    memset(&o, 0, sizeof o); o.flex = 2; attn_gradcheck("flex", 0);
+    memset(&o, 0, sizeof o); o.flex = 3; attn_gradcheck("flex", 0);
+    memset(&o, 0, sizeof o); o.block = 1; o.random = 1; attn_gradcheck("bigbird", 0); attn_gradcheck("bigbird", 1);
+    memset(&o, 0, sizeof o); o.window = 1; attn_gradcheck("local", 0); attn_gradcheck("local", 1);
+    memset(&o, 0, sizeof o); o.window = 1; o.global = 1; attn_gradcheck("localglobal", 0);
+    memset(&o, 0, sizeof o); o.proj_len = 3; o.max_len = 7; attn_gradcheck("linformer", 0);
+    memset(&o, 0, sizeof o); o.stride = 2; attn_gradcheck("strided", 0); attn_gradcheck("strided", 1);
+    memset(&o, 0, sizeof o); o.window = 1; o.dilation = 2; attn_gradcheck("dilated", 1); attn_gradcheck("hybrid", 0);
+    g_gc_opts = NULL;
 }
 
 /* --- fast paths against the scalar reference ------------------------------ */
@@ -1421,6 +1441,7 @@ static ea_tensor *b_tokens(ea_ctx *x, ea_tensor **in, void *u) {
     (void)u;
     return ea_drop_tokens(x, ea_softmax(x, ea_prepend_tokens(x, in[0], in[1])), 1);
 }
+static ea_tensor *b_seqconv(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_seq_conv(x, in[0], in[1]); }
 static ea_tensor *b_gate(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_gate_mix(x, in[0], in[1], in[2]); }
 static ea_tensor *b_kattn(ea_ctx *x, ea_tensor **in, void *u) {
     (void)u; /* positive features, 2 heads of F = 3, dv = 2 */
@@ -1450,8 +1471,8 @@ static ea_tensor *b_pattern(ea_ctx *x, ea_tensor **in, void *u) {
 static void test_variant_op_gradients(void) {
     static const int tr[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
     static const char *const trn[4] = {"matmul_t-nn", "matmul_t-tn", "matmul_t-nt", "matmul_t-tt"};
-    static int zero = 0, one = 1, two_heads = 2;
-    static float cap = 2.0f, wfeat[5 * 3];
+    static int zero = 0, one = 1;
+    static float cap = 2.0f, wfeat[5 * 3], slopes[2];
     static int docs[2 * 70];
     static ea_flex_docs dd;
     ea_flex_mods mods;
@@ -1485,6 +1506,9 @@ static void test_variant_op_gradients(void) {
     set_case(&c, "prepend-drop_tokens", b_tokens, NULL);
     add_input(&c, 2, 2, 4, 0, 0); add_input(&c, 3, 2, 3, 4, 0);
     gradcheck(&c);
+    set_case(&c, "seq_conv", b_seqconv, NULL);
+    add_input(&c, 3, 4, 6, 3, 0); add_input(&c, 2, 2, 3, 0, 0);
+    gradcheck(&c);
     set_case(&c, "gate_mix", b_gate, NULL);
     add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 1, 4, 0, 0, 0);
     gradcheck(&c);
@@ -1513,7 +1537,8 @@ static void test_variant_op_gradients(void) {
     mods.dscore_mod = NULL; /* the finite-difference derivative */
     set_case(&c, "flex-softcap-fd", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
     memset(&mods, 0, sizeof mods);
-    mods.score_mod = ea_flex_alibi; mods.user = &two_heads;
+    ea_flex_alibi_slopes(slopes, 2);
+    mods.score_mod = ea_flex_alibi; mods.user = slopes;
     set_case(&c, "flex-alibi", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
     for (i = 0; i < 2 * 70; i++) docs[i] = i < 70 ? i / 30 : (i - 70) / 50;
     dd.doc = docs; dd.n = 70;
@@ -1933,13 +1958,60 @@ static void test_variant_errors(void) {
     ea_ctx_free(&ctx);
 }
 
+/* Checkpoints carry the attention options (version 2) and still read
+   version 1 files, whose options are the defaults. */
+static void test_checkpoint_opts(void) {
+    ea_vit_config cfg, back;
+    ea_vit m, m2;
+    ea_adamw opt;
+    ea_error err;
+    unsigned char *buf, *v1;
+    size_t len;
+    uint32_t tb, crc;
+    const char *path = "build/test_opts.eack";
+    g_group = "checkpoint-opts";
+    tiny_config(&cfg, "local");
+    cfg.opt.window = 3;
+    CHECK(ea_vit_init(&m, &cfg, 1, &err) == EA_OK, "init: %s", err.msg);
+    ea_adamw_init(&opt, 1e-3f, 0.0f);
+    CHECK(ea_checkpoint_save(path, &m, &opt, NULL, 0, &err) == EA_OK, "save: %s", err.msg);
+    CHECK(ea_checkpoint_config(path, &back, &err) == EA_OK && back.opt.window == 3 && strcmp(back.attn, "local") == 0,
+          "options round-trip: window %d", back.opt.window);
+    cfg.opt.window = 5;
+    ea_vit_init(&m2, &cfg, 1, &err);
+    CHECK(ea_checkpoint_load(path, &m2, NULL, NULL, 0, &err) == EA_ERR_CONFIG, "other options refused: %s", err.msg);
+    ea_vit_free(&m2);
+    /* a version-1 file: the same bytes without the options block */
+    if (ea__read_file(path, &buf, &len, &err) == EA_OK) {
+        size_t cut = 16 + EA_CK_CONFIG_V1, n1 = len - 4 * EA_ATTN_OPTS;
+        v1 = (unsigned char *)malloc(len);
+        memcpy(v1, buf, cut);
+        memcpy(v1 + cut, buf + cut + 4 * EA_ATTN_OPTS, len - cut - 4 * EA_ATTN_OPTS);
+        v1[8] = 1; v1[9] = v1[10] = v1[11] = 0;
+        tb = (uint32_t)(buf[12] | buf[13] << 8 | buf[14] << 16 | (uint32_t)buf[15] << 24) - 4 * EA_ATTN_OPTS;
+        v1[12] = (unsigned char)tb; v1[13] = (unsigned char)(tb >> 8); v1[14] = (unsigned char)(tb >> 16); v1[15] = (unsigned char)(tb >> 24);
+        crc = ea_crc32(0, v1 + 8, n1 - 12);
+        v1[n1 - 4] = (unsigned char)crc; v1[n1 - 3] = (unsigned char)(crc >> 8); v1[n1 - 2] = (unsigned char)(crc >> 16); v1[n1 - 1] = (unsigned char)(crc >> 24);
+        memset(&back, 0x55, sizeof back);
+        CHECK(ea_checkpoint_parse(v1, n1, &back, NULL, NULL, NULL, 0, &err) == EA_OK && back.opt.window == 0 &&
+                  back.dim == m.cfg.dim,
+              "version 1 still loads: %s", err.msg);
+        free(v1);
+        EFFATTN_FREE(buf);
+    } else {
+        CHECK(0, "read back: %s", err.msg);
+    }
+    ea_vit_free(&m);
+    remove(path);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"loaders", test_loaders}, {"cli", test_cli}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
