@@ -59,9 +59,13 @@
     5. SIMD LAYER and GEMM
     6. TENSORS, ARENA, AUTOGRAD TAPE, PARAMETERS
     7. CORE OPS: linear, matmul, add, layer norm, GELU, softmax,
-       patch embedding, token mean, MSE, cross-entropy
-    8. ATTENTION: scaled dot-product core (reference, fast, backward),
-       then one section per variant and the variant table
+       patch embedding, token mean, MSE, cross-entropy, and the small ops
+       the variants are written with (heads, segment means, ...)
+    8. ATTENTION: the kernels (exact scaled dot-product, flash-tiled with
+       block masks and FlexAttention-style mods, key-list sparse, kernel
+       attention), then one section per variant (none, mha, gqa/mqa,
+       local, bigbird, localglobal, flex, strided, dilated, topk, linear,
+       performer, linformer, nystrom, hybrid) and the variant table
     9. BLOCKS AND MODELS: pre-norm transformer block, ViT / tracker
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
        weight import/export (safetensors), checkpoints
@@ -303,8 +307,13 @@ typedef struct ea_sdpa_shape {
     float scale;
     ptrdiff_t ldq, ldk, ldv, ldo;
 } ea_sdpa_shape;
-EA_API void ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const float *v,
-                            const ea_sdpa_shape *s);
+/* The reference loops (one query at a time); EA_ERR_NOMEM if the row
+   buffer cannot be had.  The flex form applies mods' mask and score_mod to
+   every pair: the reference for every masked or modified row. */
+EA_API ea_status ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const float *v,
+                                 const ea_sdpa_shape *s);
+EA_API ea_status ea_flex_ref_fwd(float *o, const float *q, const float *k, const float *v,
+                                 const ea_sdpa_shape *s, const ea_flex_mods *mods);
 EA_API void ea_sdpa_fwd(float *o, float *p, const float *q, const float *k, const float *v,
                         const ea_sdpa_shape *s);
 EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
@@ -350,6 +359,8 @@ typedef struct ea_kattn_shape {
     ptrdiff_t ldf, ldv;
     float eps;
 } ea_kattn_shape;
+EA_API void ea_kernel_attn_ref_fwd(float *o, const float *fq, const float *fk, const float *v,
+                                   const ea_kattn_shape *s);  /* the O(n²) definition */
 EA_API void ea_kernel_attn_fwd(float *o, float *kv, float *z, float *den, const float *fq,
                                const float *fk, const float *v, const ea_kattn_shape *s);
 EA_API void ea_kernel_attn_bwd(float *dfq, float *dfk, float *dv, float *scratch, const float *dout,
@@ -2508,12 +2519,14 @@ EA_INLINE int ea__last_key(const ea_sdpa_shape *s, int i) {
     return s->causal ? i + (s->nk - s->nq) : s->nk - 1;
 }
 
-/* Reference: the formula as plain loops, one query at a time. */
-EA_API void ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const float *v,
-                            const ea_sdpa_shape *s) {
+/* Reference: the formula as plain loops, one query at a time; with mods,
+   a pair is visible when the causal limit and mask_mod both allow it, and
+   its score passes through score_mod. */
+EA_API ea_status ea_flex_ref_fwd(float *o, const float *q, const float *k, const float *v,
+                                 const ea_sdpa_shape *s, const ea_flex_mods *mods) {
     int b, h, i, j, d, group = s->H / s->Hkv;
     float *row = (float *)EFFATTN_MALLOC((size_t)s->nk * sizeof(float));
-    if (!row) return;
+    if (!row) return EA_ERR_NOMEM;
     for (b = 0; b < s->B; b++)
         for (h = 0; h < s->H; h++)
             for (i = 0; i < s->nq; i++) {
@@ -2524,11 +2537,14 @@ EA_API void ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const floa
                 for (j = 0; j < s->nk; j++) {
                     const float *kj = k + ((size_t)b * s->nk + j) * s->ldk + (h / group) * s->dh;
                     float dot = 0.0f;
+                    int seen = j <= last && (!mods || !mods->mask_mod || mods->mask_mod(b, h, i, j, mods->user));
                     for (d = 0; d < s->dh; d++) dot += qi[d] * kj[d];
-                    row[j] = j <= last ? dot * s->scale : -INFINITY;
+                    dot *= s->scale;
+                    if (mods && mods->score_mod) dot = mods->score_mod(dot, b, h, i, j, mods->user);
+                    row[j] = seen ? dot : -INFINITY;
                     mx = row[j] > mx ? row[j] : mx;
                 }
-                for (j = 0; j < s->nk; j++) sum += (row[j] = j <= last ? expf(row[j] - mx) : 0.0f);
+                for (j = 0; j < s->nk; j++) sum += (row[j] = row[j] > -INFINITY ? expf(row[j] - mx) : 0.0f);
                 for (d = 0; d < s->dh; d++) oi[d] = 0.0f;
                 for (j = 0; j < s->nk && sum > 0.0f; j++) {
                     const float *vj = v + ((size_t)b * s->nk + j) * s->ldv + (h / group) * s->dh;
@@ -2536,6 +2552,12 @@ EA_API void ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const floa
                 }
             }
     EFFATTN_FREE(row);
+    return EA_OK;
+}
+
+EA_API ea_status ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const float *v,
+                                 const ea_sdpa_shape *s) {
+    return ea_flex_ref_fwd(o, q, k, v, s, NULL);
 }
 
 /* Fast forward: two GEMMs per (batch, head) slice around a row softmax.
@@ -3290,6 +3312,31 @@ EA_API void ea_topk_select(int *idx, float *scratch, const float *q, const float
    Backward, with u_i = dO_i / den_i and c_i = -(dO_i·O_i) / den_i:
        dφ(Q_i) = A u_i + c_i z,   dA = Σ_i φ(Q_i) u_iᵀ,   dz = Σ_i c_i φ(Q_i),
        dφ(K_j) = dA V_j + dz,     dV_j = dAᵀ φ(K_j). */
+/* Reference: the definition, one query at a time, O(n²):
+       O_i = Σ_j (φ(Q_i)·φ(K_j)) V_j / (Σ_j φ(Q_i)·φ(K_j) + eps). */
+EA_API void ea_kernel_attn_ref_fwd(float *o, const float *fq, const float *fk, const float *v,
+                                   const ea_kattn_shape *s) {
+    int b, h, i, j, f, d;
+    for (b = 0; b < s->B; b++)
+        for (h = 0; h < s->H; h++)
+            for (i = 0; i < s->n; i++) {
+                const float *qi = fq + ((size_t)b * s->n + i) * s->ldf + (size_t)h * s->F;
+                float *oi = o + ((size_t)b * s->n + i) * s->H * s->dv + (size_t)h * s->dv, den = s->eps;
+                for (d = 0; d < s->dv; d++) oi[d] = 0.0f;
+                for (j = 0; j < s->n; j++) {
+                    const float *kj = fk + ((size_t)b * s->n + j) * s->ldf + (size_t)h * s->F;
+                    const float *vj = v + ((size_t)b * s->n + j) * s->ldv + (size_t)h * s->dv;
+                    float w = 0.0f;
+                    for (f = 0; f < s->F; f++) w += qi[f] * kj[f];
+                    den += w;
+                    for (d = 0; d < s->dv; d++) oi[d] += w * vj[d];
+                }
+                for (d = 0; d < s->dv; d++) oi[d] /= den;
+            }
+}
+
+/* Fast path: A and z once per head (two GEMM-shaped sums), then one GEMM
+   for every query's numerator: O(n·F·dv). */
 EA_API void ea_kernel_attn_fwd(float *o, float *kv, float *z, float *den, const float *fq,
                                const float *fk, const float *v, const ea_kattn_shape *s) {
     int slice, nslice = s->B * s->H;

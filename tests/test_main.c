@@ -1008,6 +1008,16 @@ static void test_training(void) {
     CHECK(a1 == 0, "%ld heap allocations in the second half of training (expected none)", a1);
     train_small("mqa", 120, &f2, &l2, &a2, &c2);
     CHECK(c1 == c2 && l1 == l2, "two identical runs differ: %.9g vs %.9g", (double)c1, (double)c2);
+    {   /* every row: steady-state steps allocate nothing, and repeat bit for bit */
+        int v;
+        for (v = 0; v < ea_attn_variant_count(); v++) {
+            const char *name = ea_attn_variant_at(v)->name;
+            train_small(name, 6, &f1, &l1, &a1, &c1);
+            train_small(name, 6, &f2, &l2, &a2, &c2);
+            CHECK(a1 == 0 && c1 == c2 && isfinite(c1), "%s: %ld allocations in steady state; checksums %.9g, %.9g", name, a1,
+                  (double)c1, (double)c2);
+        }
+    }
 }
 
 
@@ -1554,35 +1564,14 @@ static void test_variant_op_gradients(void) {
 
 /* --- sparse and approximate rows against exact attention ----------------- */
 
-/* Dense reference: softmax over the keys `visible` admits, with an optional
-   score_mod, one query at a time (the formula, nothing shared with the
-   kernels).  qkv [B, n, 3·H·dh] merged, out [B, n, H·dh]. */
+/* The header's reference loop on a merged qkv [B, n, 3·H·dh]. */
 static void dense_ref(float *out, const float *qkv, int B, int n, int H, int dh, int causal,
                       const ea_flex_mods *mods) {
-    int b, h, i, j, d, C = 3 * H * dh;
-    float *row = (float *)malloc((size_t)n * sizeof(float)), sc = 1.0f / sqrtf((float)dh);
-    for (b = 0; b < B; b++)
-        for (h = 0; h < H; h++)
-            for (i = 0; i < n; i++) {
-                const float *qi = qkv + ((size_t)b * n + i) * C + h * dh;
-                float mx = -INFINITY, sum = 0.0f, *oi = out + ((size_t)b * n + i) * H * dh + h * dh;
-                for (j = 0; j < n; j++) {
-                    const float *kj = qkv + ((size_t)b * n + j) * C + H * dh + h * dh;
-                    float s = 0.0f;
-                    int vis = !causal || j <= i;
-                    if (vis && mods && mods->mask_mod) vis = mods->mask_mod(b, h, i, j, mods->user);
-                    for (d = 0; d < dh; d++) s += qi[d] * kj[d];
-                    s *= sc;
-                    if (mods && mods->score_mod) s = mods->score_mod(s, b, h, i, j, mods->user);
-                    row[j] = vis ? s : -INFINITY;
-                    if (row[j] > mx) mx = row[j];
-                }
-                for (j = 0; j < n; j++) sum += row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
-                for (d = 0; d < dh; d++) oi[d] = 0.0f;
-                for (j = 0; j < n && sum > 0.0f; j++)
-                    for (d = 0; d < dh; d++) oi[d] += row[j] / sum * qkv[((size_t)b * n + j) * C + 2 * H * dh + h * dh + d];
-            }
-    free(row);
+    ea_sdpa_shape s;
+    memset(&s, 0, sizeof s);
+    s.B = B; s.nq = s.nk = n; s.H = s.Hkv = H; s.dh = dh; s.causal = causal; s.scale = 1.0f / sqrtf((float)dh);
+    s.ldq = s.ldk = s.ldv = 3 * H * dh; s.ldo = H * dh;
+    ea_flex_ref_fwd(out, qkv, qkv + H * dh, qkv + 2 * H * dh, &s, mods);
 }
 
 typedef struct idx_mask { const int *idx; int K; } idx_mask;
@@ -1689,17 +1678,34 @@ static void test_sparse_patterns(void) {
         dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
         CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "flex softcap + causal mask vs dense reference");
     }
+    {   /* kernel attention: the O(n) path against the O(n²) definition */
+        ea_kattn_shape ks;
+        float *kv = (float *)malloc(2 * 2 * 5 * 3 * sizeof(float)), *z = (float *)malloc(2 * 2 * 5 * sizeof(float));
+        float *den = (float *)malloc(2 * 2 * 70 * sizeof(float)), *o1 = (float *)malloc(2 * 70 * 6 * sizeof(float));
+        float *o2 = (float *)malloc(2 * 70 * 6 * sizeof(float)), *fx = (float *)malloc(2 * 70 * 26 * sizeof(float));
+        size_t i;
+        for (i = 0; i < 2 * 70 * 26; i++) fx[i] = frand(&rng) + 1.2f; /* positive features */
+        ks.B = 2; ks.n = 70; ks.H = 2; ks.F = 5; ks.dv = 3; ks.ldf = 26; ks.ldv = 26; /* fq, fk, v: columns 0, 10, 20 of one buffer */ ks.eps = 1e-6f;
+        ea_kernel_attn_fwd(o1, kv, z, den, fx, fx + 10, fx + 20, &ks);
+        ea_kernel_attn_ref_fwd(o2, fx, fx + 10, fx + 20, &ks);
+        CHECK(max_rel_diff(o1, o2, 2 * 70 * 6) < 1e-4f, "kernel attention vs its O(n^2) definition: %g",
+              (double)max_rel_diff(o1, o2, 2 * 70 * 6));
+        free(kv); free(z); free(den); free(o1); free(o2); free(fx);
+    }
     free(ref);
     ea_ctx_free(&ctx);
 }
 
-/* Copy every parameter of `from` that `to` has under the same name. */
+/* Copy every parameter of `from` that `to` has under the same name;
+   linformer's E and F become the identity (k = n = max_len: exact). */
 static void copy_params(ea_params *to, const ea_params *from) {
     int i;
     for (i = 0; i < to->count; i++) {
-        ea_tensor *src = ea_params_find(from, to->info[i].name);
-        if (src && src->size == to->tensors[i]->size)
-            memcpy(to->tensors[i]->data, src->data, src->size * sizeof(float));
+        ea_tensor *src = ea_params_find(from, to->info[i].name), *t = to->tensors[i];
+        size_t j;
+        if (src && src->size == t->size) memcpy(t->data, src->data, src->size * sizeof(float));
+        if ((strstr(t->name, ".E") || strstr(t->name, ".F")) && t->ndim == 2 && t->shape[0] == t->shape[1])
+            for (j = 0; j < t->size; j++) t->data[j] = j % (size_t)(t->shape[1] + 1) == 0 ? 1.0f : 0.0f;
     }
 }
 
@@ -1781,6 +1787,9 @@ static void test_rows_exact(void) {
     memset(&o, 0, sizeof o); o.landmarks = 4;
     e = layer_vs_mha("nystrom", &o, 0, 64, 8);
     CHECK(e >= 0 && e < 0.5, "nystrom with 4 of 64 landmarks approximates mha: %g", e);
+    memset(&o, 0, sizeof o); o.proj_len = 40; o.max_len = 40;
+    e = layer_vs_mha("linformer", &o, 0, 40, 9);
+    CHECK(e >= 0 && e < 1e-5, "linformer with E = F = I (k = n) equals mha: %g", e);
     memset(&o, 0, sizeof o); o.proj_len = 16; o.max_len = 32;
     {
         ea_attn_config cfg;
