@@ -1024,6 +1024,13 @@ static void test_training(void) {
 /* --- seed 000's own PyTorch-trained trackers ---------------------------------
    tests/data/seed000/ holds the weights and first 100 videos published with
    source document 000 (MIT) and the figures PyTorch computes on them. */
+/* EFFATTN_TEST_QUICK=1 (make test-arm, under emulation) evaluates the first
+   10 videos against PyTorch's figure for those (tests/seed000_subset.py). */
+static int quick_mode(void) {
+    const char *q = getenv("EFFATTN_TEST_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
 static void seed000_check(const char *attn, double expect_err, float px, float py) {
     char path[256];
     ea_vit_config cfg;
@@ -1032,7 +1039,7 @@ static void seed000_check(const char *attn, double expect_err, float px, float p
     ea_safetensors st;
     ea_ctx ctx;
     float *frames = NULL, *pos = NULL;
-    int V = 100, T = 50, v, t, within = 0, n = 0;
+    int V = quick_mode() ? 10 : 100, T = 50, v, t, within = 0, n = 0;
     double sum = 0.0;
     float first[2] = {0, 0};
     ea_tracker_config_default(&cfg, attn);
@@ -1044,10 +1051,10 @@ static void seed000_check(const char *attn, double expect_err, float px, float p
         ea_vit_free(&m);
         return;
     }
-    frames = (float *)malloc((size_t)V * T * 1024 * 4);
-    pos = (float *)malloc((size_t)V * T * 2 * 4);
-    CHECK(ea_st_read(&st, "videos", frames, (size_t)V * T * 1024, &err) == EA_OK, "%s", err.msg);
-    CHECK(ea_st_read(&st, "positions", pos, (size_t)V * T * 2, &err) == EA_OK, "%s", err.msg);
+    frames = (float *)malloc((size_t)100 * T * 1024 * 4); /* the file holds 100 */
+    pos = (float *)malloc((size_t)100 * T * 2 * 4);
+    CHECK(ea_st_read(&st, "videos", frames, (size_t)100 * T * 1024, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_st_read(&st, "positions", pos, (size_t)100 * T * 2, &err) == EA_OK, "%s", err.msg);
     ea_st_close(&st);
     ea_ctx_init(&ctx, 0);
     ctx.grad_enabled = 0;
@@ -1068,7 +1075,7 @@ static void seed000_check(const char *attn, double expect_err, float px, float p
             n++;
         }
     }
-    CHECK(n == 4900, "%s: evaluated %d pairs: %s", attn, n, ctx.err.msg);
+    CHECK(n == V * 49, "%s: evaluated %d pairs: %s", attn, n, ctx.err.msg);
     CHECK(fabs(sum / n - expect_err) < 1e-4, "%s: mean error %.6f px, PyTorch %.6f", attn, sum / n, expect_err);
     CHECK(within == n, "%s: %d of %d within 2 px", attn, within, n);
     CHECK(fabsf(first[0] - px) < 1e-4f && fabsf(first[1] - py) < 1e-4f, "%s: first prediction (%.6f, %.6f), PyTorch (%.6f, %.6f)",
@@ -1082,8 +1089,9 @@ static void seed000_check(const char *attn, double expect_err, float px, float p
 
 static void test_seed000(void) {
     g_group = "seed000";
-    seed000_check("mha", 0.131222, 21.672077f, 13.185389f);
-    seed000_check("mqa", 0.236205, 21.691031f, 13.206607f);
+    /* PyTorch 1.13's mean errors: 100 videos, or the first 10 in quick mode */
+    seed000_check("mha", quick_mode() ? 0.131768 : 0.131222, 21.672077f, 13.185389f);
+    seed000_check("mqa", quick_mode() ? 0.228561 : 0.236205, 21.691031f, 13.206607f);
 }
 
 
