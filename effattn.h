@@ -3748,7 +3748,9 @@ static double ea__proj_flops(const ea_attn *a, int n) { return 8.0 * n * (double
    Run by the flash kernel over the band's tiles only (8.3): time
    O(n·(2w + 64)·dim), memory O(n).  w >= n - 1 is exact attention.
    Option: window (default 8). */
-static ea_status ea__local_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+/* Build of every row that has only the QKV projection and a causal form
+   (local, bigbird, strided, dilated, topk). */
+static ea_status ea__masked_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
     ea_status st;
     if ((st = ea__check_opts(a, 1, err)) != EA_OK) return st;
     return ea__qkv_build(a, ps, prefix, err);
@@ -3932,12 +3934,6 @@ static ea_tensor *ea__gather_attention(ea_ctx *ctx, ea_tensor *qkv, int H, int d
    2022) -------------------------------------------------------------------
    Query i sees keys i + t·r, t = -w..w: a receptive field of 2wr + 1 at
    the cost of 2w + 1 keys, O(n·w·dim).  Options: window (4), dilation (2). */
-static ea_status ea__gather_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
-    ea_status st;
-    if ((st = ea__check_opts(a, 1, err)) != EA_OK) return st;
-    return ea__qkv_build(a, ps, prefix, err);
-}
-
 /* The shared index list of a strided or dilated layer for n tokens. */
 static int *ea__pattern_index(ea_ctx *ctx, const ea_attn *a, int n, int *K) {
     int strided = strcmp(a->variant->name, "strided") == 0, *idx;
@@ -4185,13 +4181,13 @@ static const ea_attn_variant ea__variants[] = {
      ea__sdpa_family_flops},
     {"gqa", "grouped-query attention: n_kv_heads K/V heads", ea__gqa_build, ea__gqa_forward,
      ea__sdpa_family_flops},
-    {"local", "sliding window of half-width w, as a band of tiles", ea__local_build, ea__local_forward,
+    {"local", "sliding window of half-width w, as a band of tiles", ea__masked_build, ea__local_forward,
      ea__local_flops},
-    {"strided", "every s-th key plus itself", ea__gather_build, ea__gather_forward, ea__gather_flops},
-    {"dilated", "window of 2w+1 keys spaced by a dilation rate", ea__gather_build, ea__gather_forward,
+    {"strided", "every s-th key plus itself", ea__masked_build, ea__gather_forward, ea__gather_flops},
+    {"dilated", "window of 2w+1 keys spaced by a dilation rate", ea__masked_build, ea__gather_forward,
      ea__gather_flops},
-    {"topk", "each query keeps its k largest scores", ea__gather_build, ea__topk_forward, ea__topk_flops},
-    {"bigbird", "block-sparse: sliding, global and random blocks", ea__local_build, ea__bigbird_forward,
+    {"topk", "each query keeps its k largest scores", ea__masked_build, ea__topk_forward, ea__topk_flops},
+    {"bigbird", "block-sparse: sliding, global and random blocks", ea__masked_build, ea__bigbird_forward,
      ea__bigbird_flops},
     {"localglobal", "local windows plus learned global summary tokens", ea__localglobal_build,
      ea__localglobal_forward, ea__localglobal_flops},
