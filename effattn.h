@@ -3555,12 +3555,10 @@ static ea_tensor *ea__favor_features(ea_ctx *ctx, ea_tensor *x, int col, int H, 
                 for (r = 0; r < m; r++) u[r] = u[r] > 0.0f ? sc * u[r] * rm : 0.0f;
                 continue;
             }
-            c = is_query ? -INFINITY : keymax[(size_t)(row / T) * H + h];
-            for (r = 0; r < m; r++) {
-                u[r] *= sc;
-                if (is_query) c = u[r] > c ? u[r] : c;
-            }
-            for (r = 0; r < m; r++) u[r] = expf(u[r] - half - c) * rm;
+            for (r = 0; r < m; r++) u[r] *= sc;
+            c = is_query ? ea__row_max(u, m) : keymax[(size_t)(row / T) * H + h];
+            ea__row_exp(u, u, m, half + c); /* the vector exp of the SIMD layer */
+            for (r = 0; r < m; r++) u[r] *= rm;
         }
     }
     n = ea__record(ctx, ea__favor_back, out, x, NULL, NULL);

@@ -9,6 +9,7 @@
                                         against sequence length
            build/bench --rows           every attention row (one layer, heads 8 x
                                         dim 64) against sequence length
+           build/bench --row NAME       one row (and mha, the exact reference)
            --max-n N (default 4096; the issue's full sweep is 16384)
            --threads N, --json (one JSON object per line)
    Every time is the median of repeated runs after a warm-up. */
@@ -213,7 +214,7 @@ static void set_long_opts(const char *name, ea_attn_opts *o, int n) {
     if (!strcmp(name, "flex")) o->flex = 1; /* ALiBi: a score_mod on every pair */
 }
 
-static void bench_variants(int max_n) {
+static void bench_variants(int max_n, const char *only) {
     int v, n, nn = 0, ns[16];
     double times[32][16];
     int nv = 0;
@@ -228,6 +229,7 @@ static void bench_variants(int max_n) {
         if (!strcmp(name, "none") || !strcmp(name, "single") || !strcmp(name, "mha-sep") || !strcmp(name, "mqa") ||
             !strcmp(name, "gqa"))
             continue; /* same cost as mha, or none */
+        if (only && strcmp(name, only) && strcmp(name, "mha")) continue;
         if (!g_json) printf("%-12s", name);
         for (n = 0; n < nn; n++) {
             ea_attn_config cfg;
@@ -293,12 +295,17 @@ static void bench_variants(int max_n) {
 
 int main(int argc, char **argv) {
     int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, max_n = 4096;
+    const char *only = NULL;
     double peak;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--peak") == 0) do_peak = 1;
         else if (strcmp(argv[i], "--tracker") == 0) do_tracker = 1;
         else if (strcmp(argv[i], "--attn") == 0) do_attn = 1;
         else if (strcmp(argv[i], "--rows") == 0) do_rows = 1;
+        else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc) {
+            do_rows = 1;
+            only = argv[++i];
+        }
         else if (strcmp(argv[i], "--json") == 0) g_json = 1;
         else if (strcmp(argv[i], "--max-n") == 0 && i + 1 < argc) {
             max_n = atoi(argv[++i]);
@@ -311,7 +318,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1);
 #endif
         else {
-            fprintf(stderr, "usage: bench [--peak] [--tracker] [--attn] [--rows] [--max-n N] [--threads N] [--json]\n");
+            fprintf(stderr, "usage: bench [--peak] [--tracker] [--attn] [--rows] [--row NAME] [--max-n N] [--threads N] [--json]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
@@ -322,6 +329,6 @@ int main(int argc, char **argv) {
     (void)do_peak;
     if (do_tracker) bench_tracker(peak);
     if (do_attn) bench_attn(peak, max_n);
-    if (do_rows) bench_variants(max_n);
+    if (do_rows) bench_variants(max_n, only);
     return 0;
 }
