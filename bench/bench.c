@@ -3,6 +3,8 @@
    Build:  cc -O2 -march=native -fopenmp bench/bench.c -o build/bench -lm
    Run:    build/bench                  all groups, a table for humans
            build/bench --peak           one core's FP32 FMA peak (GFLOP/s)
+           build/bench --gemm           ea_gemm at the tracker's shapes and a long
+                                        sequence's projection
            build/bench --tracker        tracker: latency at batch 1, throughput at
                                         batch 32, a training step at batch 32
            build/bench --attn           attention forward and forward+backward
@@ -67,6 +69,39 @@ static double peak_gflops(void) {
     }
     if (sink == 1234.5f) printf("%g\n", (double)sink); /* keep the loop alive */
     return best;
+}
+
+/* --- GEMM alone, at the tracker's shapes and at a long sequence's ---------
+   C[M,N] = A[M,K]·B[N,K]ᵀ (x·Wᵀ, as ea_linear calls it); fastest of 5. */
+static void bench_gemm(double peak) {
+    static const int shapes[][3] = {{2048, 192, 64}, {2048, 256, 64}, {2048, 64, 256}, {4096, 1536, 512},
+                                    {16384, 1536, 512}};
+    size_t s;
+    if (!g_json) printf("\nGEMM x·Wᵀ (%s, %d thread%s)      M      N      K       ms  GFLOP/s  %% of 1-core peak\n", EA_ISA,
+                        ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], r;
+        float *A = (float *)malloc((size_t)M * K * 4), *B = (float *)malloc((size_t)N * K * 4);
+        float *C = (float *)malloc((size_t)M * N * 4);
+        double t[5], f = 2.0 * M * N * K, b;
+        size_t i;
+        if (!A || !B || !C) return;
+        for (i = 0; i < (size_t)M * K; i++) A[i] = (float)(i % 7) * 0.1f;
+        for (i = 0; i < (size_t)N * K; i++) B[i] = (float)(i % 5) * 0.1f;
+        for (r = -1; r < 5; r++) {
+            double t0 = ea_time_sec();
+            ea_gemm(M, N, K, A, K, 1, B, 1, K, C, N, 0);
+            if (r >= 0) t[r] = ea_time_sec() - t0;
+        }
+        b = best(t, 5);
+        if (g_json)
+            printf("{\"group\":\"gemm\",\"M\":%d,\"N\":%d,\"K\":%d,\"ms\":%.4f,\"gflops\":%.2f,\"threads\":%d}\n", M, N, K,
+                   b * 1e3, f / b / 1e9, ea_num_threads());
+        else
+            printf("                                %6d %6d %6d %8.3f %8.1f %6.1f%%\n", M, N, K, b * 1e3, f / b / 1e9,
+                   100.0 * f / b / 1e9 / peak);
+        free(A); free(B); free(C);
+    }
 }
 
 /* --- the tracker ----------------------------------------------------------- */
@@ -193,8 +228,8 @@ static void bench_attn(double peak, int max_n) {
 
 /* --- every attention row against sequence length ---------------------------
    One layer (heads 8, dim 64 each: width 512), forward only, batch 1, the
-   fastest of 3 runs after a warm-up (5 runs up to n = 2048; 1 run for a row
-   that takes over 4 s), with long-sequence settings for each row (the
+   fastest of 5 runs after a warm-up (1 run for a row that takes over 4 s),
+   with long-sequence settings for each row (the
    tracker's defaults are for 64 tokens).  Reports the time, the arena's
    high-water mark, and for
    each row time(max n)/time(max n / 4) and its speed-up over exact (mha,
@@ -238,7 +273,7 @@ static void bench_variants(int max_n, const char *only) {
             ea_error err;
             ea_ctx ctx;
             double t[5];
-            int r, runs = ns[n] <= 2048 ? 5 : 3; /* (slow rows: 1, decided after the warm-up) */
+            int r, runs = 5; /* (slow rows: 1, decided after the warm-up) */
             size_t peak_bytes = 0;
             memset(&cfg, 0, sizeof cfg);
             memset(&ps, 0, sizeof ps);
@@ -294,7 +329,7 @@ static void bench_variants(int max_n, const char *only) {
 }
 
 int main(int argc, char **argv) {
-    int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, max_n = 4096;
+    int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, do_gemm = 0, max_n = 4096;
     const char *only = NULL;
     double peak;
     for (i = 1; i < argc; i++) {
@@ -302,6 +337,7 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--tracker") == 0) do_tracker = 1;
         else if (strcmp(argv[i], "--attn") == 0) do_attn = 1;
         else if (strcmp(argv[i], "--rows") == 0) do_rows = 1;
+        else if (strcmp(argv[i], "--gemm") == 0) do_gemm = 1;
         else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc) {
             do_rows = 1;
             only = argv[++i];
@@ -318,15 +354,16 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1);
 #endif
         else {
-            fprintf(stderr, "usage: bench [--peak] [--tracker] [--attn] [--rows] [--row NAME] [--max-n N] [--threads N] [--json]\n");
+            fprintf(stderr, "usage: bench [--peak] [--gemm] [--tracker] [--attn] [--rows] [--row NAME] [--max-n N] [--threads N] [--json]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
-    if (!do_peak && !do_tracker && !do_attn && !do_rows) do_peak = do_tracker = do_attn = do_rows = 1;
+    if (!do_peak && !do_tracker && !do_attn && !do_rows && !do_gemm) do_peak = do_tracker = do_attn = do_rows = do_gemm = 1;
     peak = peak_gflops();
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
     else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
     (void)do_peak;
+    if (do_gemm) bench_gemm(peak);
     if (do_tracker) bench_tracker(peak);
     if (do_attn) bench_attn(peak, max_n);
     if (do_rows) bench_variants(max_n, only);
