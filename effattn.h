@@ -2679,19 +2679,20 @@ static void ea__fa_scores(float *S, float *raw, const float *qh, const float *kh
 
 /* The key tiles query tile I of (b, h) visits: the block mask's list, or
    every tile up to the causal limit.  Entry t is tile index·2 + (full). */
-static int ea__fa_tiles(const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I,
-                        int last_key, const ea_sdpa_shape *s, const int **list) {
+static int ea__fa_tiles(const ea_block_mask *bm, int b, int h, int I, int last_key, const ea_sdpa_shape *s,
+                        const int **list) {
     if (bm) {
         const int *row = bm->row + (((size_t)(b % bm->nb) * bm->nh + h % bm->nh) * bm->nqt + I);
         *list = bm->tile + row[0];
         return row[1] - row[0];
     }
     *list = NULL;
-    (void)mods;
     last_key = last_key < s->nk - 1 ? last_key : s->nk - 1;
     return last_key < 0 ? 0 : last_key / EA_FA_BC + 1;
 }
 
+/* Entry t is wholly visible: the block mask says so; without one, every
+   tile is, unless a mask_mod has to be asked. */
 EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
     return list ? list[t] & 1 : !(mods && mods->mask_mod);
 }
@@ -2717,7 +2718,7 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
             l[r] = 0.0f;
         }
         memset(acc, 0, (size_t)br * s->dh * sizeof(float));
-        nt = ea__fa_tiles(bm, mods, b, h, I, last_row_key, s, &list);
+        nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
         for (t = 0; t < nt; t++) {
             int j0 = (list ? list[t] >> 1 : t) * EA_FA_BC, bc;
             if (j0 > last_row_key) continue; /* wholly in the future of every row */
@@ -2782,7 +2783,7 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                     for (d = 0; d < s->dh; d++) acc += dor[d] * orow[d];
                     D[r] = acc;
                 }
-                nt = ea__fa_tiles(bm, mods, b, h, I, last_row_key, s, &list);
+                nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
                 for (t = 0; t < nt; t++) {
                     int j0 = (list ? list[t] >> 1 : t) * EA_FA_BC, bc;
                     if (j0 > last_row_key) continue;
