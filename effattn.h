@@ -3281,6 +3281,7 @@ static void ea__heap_down(int *hp, int n, int at, const float *S) {
 EA_API void ea_topk_select(int *idx, float *scratch, const float *q, const float *k, int kk,
                            const ea_sdpa_shape *s) {
     int nblk = (s->nq + EA_FA_BR - 1) / EA_FA_BR, work = s->B * s->H * nblk, w, group = s->H / s->Hkv;
+    if (kk <= 0) return; /* nothing to keep (the heap below needs one slot) */
     EA_OMP_FOR_IF(work > 1 && 2.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
     for (w = 0; w < work; w++) {
         int b = w / (s->H * nblk), h = (w / nblk) % s->H, i0 = (w % nblk) * EA_FA_BR;
