@@ -3939,8 +3939,8 @@ static ea_tensor *ea__gather_attention(ea_ctx *ctx, ea_tensor *qkv, int H, int d
    Query i sees keys i + t·r, t = -w..w: a receptive field of 2wr + 1 at
    the cost of 2w + 1 keys, O(n·w·dim).  Options: window (4), dilation (2). */
 /* The shared index list of a strided or dilated layer for n tokens. */
-static int *ea__pattern_index(ea_ctx *ctx, const ea_attn *a, int n, int *K) {
-    int strided = strcmp(a->variant->name, "strided") == 0, *idx;
+static int *ea__pattern_index(ea_ctx *ctx, const ea_attn *a, int n, int strided, int *K) {
+    int *idx;
     int s = ea__opt(a->cfg.opt.stride, 4), w = ea__opt(a->cfg.opt.window, 4), r = ea__opt(a->cfg.opt.dilation, 2);
     *K = strided ? (n + s - 1) / s + 1 : 2 * w + 1;
     idx = (int *)ea_ctx_alloc(ctx, (size_t)n * *K * sizeof(int));
@@ -3951,7 +3951,7 @@ static int *ea__pattern_index(ea_ctx *ctx, const ea_attn *a, int n, int *K) {
 }
 
 static ea_tensor *ea__gather_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
-    int K, *idx = ea__pattern_index(ctx, a, x->shape[1], &K);
+    int K, *idx = ea__pattern_index(ctx, a, x->shape[1], strcmp(a->variant->name, "strided") == 0, &K);
     if (!idx) return NULL;
     return ea__project_out(ctx, a, ea__gather_attention(ctx, ea_linear(ctx, x, a->w[0], a->w[1]), a->cfg.n_heads,
                                                         a->head_dim, idx, K, 0));
@@ -4151,10 +4151,7 @@ static ea_status ea__hybrid_build(ea_attn *a, ea_params *ps, const char *prefix,
 
 static ea_tensor *ea__hybrid_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
     ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *dil;
-    ea_attn dilated = *a;
-    int K, *idx;
-    dilated.variant = ea_attn_variant_find("dilated");
-    idx = ea__pattern_index(ctx, &dilated, x->shape[1], &K);
+    int K, *idx = ea__pattern_index(ctx, a, x->shape[1], 0, &K); /* the dilated list */
     if (!idx) return NULL;
     dil = ea__gather_attention(ctx, qkv, a->cfg.n_heads, a->head_dim, idx, K, 0);
     return ea__project_out(ctx, a, ea_gate_mix(ctx, dil, ea__linear_path(ctx, a, qkv), a->w[4]));
