@@ -206,7 +206,9 @@ typedef enum ea_init {
     EA_INIT_ZEROS,
     EA_INIT_ONES,
     EA_INIT_FANIN,     /* U(-1/sqrt(arg), 1/sqrt(arg)): PyTorch's Linear/Conv default */
-    EA_INIT_NORMAL     /* N(0, arg^2) */
+    EA_INIT_NORMAL,    /* N(0, arg^2) */
+    EA_INIT_SSM_A,     /* log(1 + j mod arg) along a row: Mamba's A_log (S4D-real) */
+    EA_INIT_SSM_DT     /* softplus⁻¹ of a step log-uniform in [0.001, 0.1]: Mamba's Δ bias */
 } ea_init;
 
 typedef struct ea_param_info {
@@ -406,6 +408,25 @@ EA_API ea_tensor *ea_prepend_tokens(ea_ctx *ctx, ea_tensor *tokens, ea_tensor *x
 EA_API ea_tensor *ea_drop_tokens(ea_ctx *ctx, ea_tensor *x, int g);
 /* σ(alpha) ∘ a + (1 - σ(alpha)) ∘ b, alpha [C] broadcast over a, b [.., C] */
 EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor *alpha);
+/* ---- ops of the memory, expert and state-space rows (8.24-8.28, 9) ---- */
+/* a ∘ b for equal sizes, or b [C] broadcast over a [.., C] */
+EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b);
+typedef enum ea_act_kind { EA_ACT_SILU = 0, EA_ACT_SOFTPLUS = 1, EA_ACT_SIGMOID = 2 } ea_act_kind;
+/* elementwise x·σ(x), log(1 + eˣ) or σ(x) */
+EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind);
+/* Rotary position embedding (Su et al. 2021, RoFormer) on columns
+   [off, off + rot) of each of the H heads of x [B, n, H·d]; token i sits
+   at position pos0 + i.  rot even. */
+EA_API ea_tensor *ea_rope(ea_ctx *ctx, ea_tensor *x, int H, int off, int rot, int pos0);
+/* [B, n, H·(da + db)]: head h is da columns of a (from a_col + h·da) then
+   db columns of b (from b_col + (h / (H / Hb))·db); Hb divides H, and
+   Hb = 1 shares one b head with every head (MLA's rotary key). */
+EA_API ea_tensor *ea_concat_heads(ea_ctx *ctx, ea_tensor *a, int a_col, int da, ea_tensor *b, int b_col, int db,
+                                  int H, int Hb);
+/* x [B, n, C], w [C, k], bias [C]: a causal depthwise convolution along the
+   sequence, y[b, t, c] = bias[c] + Σ_j w[c, j]·x[b, t - k + 1 + j, c]
+   (zero before the first token) */
+EA_API ea_tensor *ea_causal_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *bias);
 /* Flash attention with a block mask and score modifiers built from mods
    (which must stay valid until the backward has run). */
 EA_API ea_tensor *ea_flex_attention(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
@@ -432,8 +453,28 @@ typedef struct ea_attn_opts {
     int random;      /* bigbird: random key blocks per query block (default 1) */
     int flex;        /* flex without mods: 0 none, 1 ALiBi, 2 soft-cap 5, 3 causal mask */
     int seed;        /* random features and random blocks */
+    /* memory, experts and state space (8.24-8.28, 9) */
+    int latent;      /* mla: width of the compressed K/V latent c (default dim/4) */
+    int q_latent;    /* mla: width of the compressed query latent (default dim/2) */
+    int rope_dim;    /* mla: rotary columns of each head (default head_dim/2, even) */
+    int budget;      /* h2o: cache entries kept per head (0: a share of the tokens seen, below) */
+    int ratio;       /* h2o: percent of the tokens seen that the cache keeps (default 75) */
+    int sinks;       /* h2o: first tokens always kept (default min(4, budget/4)) */
+    int recent;      /* h2o: latest tokens always kept (default min(32, budget/4)) */
+    int slots;       /* crossmem: learned memory tokens (default 8) */
+    int memory;      /* crossmem: past tokens the streaming FIFO holds (default 256) */
+    int fuse;        /* crossmem: fixed fusion ratio in percent; 0: a learned per-channel gate */
+    int state;       /* mamba: state size N per channel (default 16) */
+    int expand;      /* mamba: inner width = expand·dim (default 2) */
+    int dt_rank;     /* mamba: rank of the step-size projection (default ceil(dim/16)) */
+    int experts;     /* MoE feed-forward: routed experts (0: the dense MLP; deepseek, kimi: 4) */
+    int route_k;     /* MoE: experts per token (default 2, at most experts) */
+    int shared;      /* MoE: always-on shared experts (default 0; deepseek, kimi: 1) */
+    int expert_hidden; /* MoE: hidden width of one expert (default mlp_hidden / (route_k + shared)) */
+    int capacity;    /* MoE: tokens per expert, percent of an even share T·k/E; 0: unlimited */
+    int sigmoid;     /* MoE: sigmoid gates (DeepSeek-V3) instead of softmax (V2) when 1 */
 } ea_attn_opts;
-#define EA_ATTN_OPTS 17  /* ints in ea_attn_opts (checkpoints store them in this order) */
+#define EA_ATTN_OPTS 36  /* ints in ea_attn_opts (checkpoints store them in this order) */
 
 typedef struct ea_attn_config {
     int dim;          /* model width */
@@ -445,11 +486,13 @@ typedef struct ea_attn_config {
 } ea_attn_config;
 
 typedef struct ea_attn_variant ea_attn_variant;
+struct ea_attn_state;
 typedef struct ea_attn {
     const ea_attn_variant *variant;
     ea_attn_config cfg;
     int head_dim, kv_heads;
-    ea_tensor *w[8];  /* the variant's parameters; each section names its slots */
+    ea_tensor *w[12]; /* the variant's parameters; each section names its slots */
+    int rope_dim;     /* mla: rotary columns of each head */
     uint64_t seed;    /* random features and blocks: from opt.seed and the layer's name */
     int draw;         /* performer: which draw of random features (ea_attn_redraw) */
     float softcap;    /* flex example 2 */
@@ -464,6 +507,10 @@ struct ea_attn_variant {
     ea_tensor *(*forward)(ea_ctx *ctx, const ea_attn *a, ea_tensor *x);
     /* forward FLOPs for one sequence of n tokens (multiply-add = 2) */
     double (*flops)(const ea_attn *a, int n);
+    /* streaming (8.24): the next tokens against the layer's state; NULL: none */
+    ea_tensor *(*step)(ea_ctx *ctx, const ea_attn *a, struct ea_attn_state *st, ea_tensor *x);
+    double (*cache_floats)(const ea_attn *a);  /* per token; NULL: the state does not grow */
+    int moe;  /* 1: blocks default to the MoE feed-forward (deepseek, kimi) */
 };
 
 EA_API int ea_attn_variant_count(void);
@@ -477,6 +524,65 @@ EA_API ea_tensor *ea_attn_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x);
 /* Performer: use draw number `draw` of the random features from now on
    (a pure function of the layer's seed and draw; other rows ignore it). */
 EA_API void ea_attn_redraw(ea_attn *a, int draw);
+
+/* ---- streaming: a layer's state across calls (8.24) ----------------------
+   The K/V cache of mha / mha-sep / mqa / gqa / single / h2o, MLA's latent
+   cache, crossmem's FIFO of past tokens and Mamba's recurrent state.
+   ea_attn_step feeds the next t tokens of B sequences: token i of the call
+   sits at position seen + i and attends to every cached token before it
+   and to the call's own tokens (all of them, or those up to itself when
+   the layer is causal: then k calls equal one causal call). */
+typedef struct ea_attn_state {
+    int B;             /* sequences */
+    int cap;           /* entries each (sequence, head) can hold */
+    int max_chunk;     /* most tokens one call may feed */
+    int len;           /* entries held now */
+    int seen;          /* tokens fed so far: the next token's position */
+    int budget;        /* h2o: entries kept after each call (0: no eviction) */
+    int heads, kdim, vdim;  /* per entry and head: kdim key floats, vdim value floats */
+    float *k, *v;      /* [B, heads, cap, kdim] and [B, heads, cap, vdim] */
+    float *score;      /* h2o: attention each entry has received, [B, heads, cap] */
+    int *pos;          /* position of each entry, [B, heads, cap] */
+    float *ssm, *conv; /* mamba: state [B, inner, N] and the last k-1 conv inputs [B, k-1, inner] */
+    size_t bytes;      /* heap bytes held */
+} ea_attn_state;
+/* Size the state of layer a for B sequences: max_tokens bounds the tokens
+   a cache holds (the whole stream for the K/V rows; h2o with a budget and
+   crossmem need only budget + max_chunk and their FIFO), max_chunk the
+   tokens of one call.  EA_ERR_CONFIG for a row without a streaming form. */
+EA_API ea_status ea_attn_state_init(ea_attn_state *st, const ea_attn *a, int B, int max_tokens, int max_chunk,
+                                    ea_error *err);
+EA_API void ea_attn_state_reset(ea_attn_state *st);  /* empty it, keep the memory */
+EA_API void ea_attn_state_free(ea_attn_state *st);
+/* x [B, t, dim] -> [B, t, dim], advancing st; inference only (no gradient). */
+EA_API ea_tensor *ea_attn_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x);
+/* Floats a layer caches per token (all heads): 2·Hkv·dh for the K/V rows,
+   latent + rope_dim for mla; 0 for rows whose state does not grow. */
+EA_API double ea_attn_cache_floats(const ea_attn *a);
+
+/* ---- mixture-of-experts feed-forward (9) -------------------------------- */
+#define EA_MOE_MAX_EXPERTS 64
+typedef struct ea_moe {
+    int experts, k, shared, hidden, capacity, sigmoid, dim;
+    ea_tensor *router;    /* [experts, dim], no bias */
+    ea_tensor *fc1_w[EA_MOE_MAX_EXPERTS], *fc1_b[EA_MOE_MAX_EXPERTS];
+    ea_tensor *fc2_w[EA_MOE_MAX_EXPERTS], *fc2_b[EA_MOE_MAX_EXPERTS];
+    ea_tensor *sh1_w, *sh1_b, *sh2_w, *sh2_b; /* the shared experts, as one MLP of shared·hidden */
+} ea_moe;
+/* Routing statistics, accumulated by every forward until the caller clears them. */
+typedef struct ea_moe_stats {
+    long wanted[EA_MOE_MAX_EXPERTS]; /* token choices per expert, before the capacity limit */
+    long kept[EA_MOE_MAX_EXPERTS];   /* ... and after it */
+    long tokens;                     /* tokens routed */
+} ea_moe_stats;
+/* Experts, route_k, shared, expert_hidden, capacity and sigmoid from o
+   (0: defaults, see ea_attn_opts); mlp_hidden sizes the default expert. */
+EA_API ea_status ea_moe_build(ea_moe *m, const ea_attn_opts *o, int dim, int mlp_hidden, ea_params *ps,
+                              const char *prefix, ea_error *err);
+/* x [B, n, dim] -> [B, n, dim].  aux (may be NULL) receives aux_weight
+   times the load-balancing loss; stats (may be NULL) accumulates routing. */
+EA_API ea_tensor *ea_moe_forward(ea_ctx *ctx, const ea_moe *m, ea_tensor *x, float aux_weight, ea_tensor **aux,
+                                 ea_moe_stats *stats);
 
 /* ---- models: Vision Transformer (the tracker is one configuration) ----- */
 typedef struct ea_vit_config {
@@ -492,8 +598,9 @@ typedef struct ea_vit_config {
 
 typedef struct ea_block {
     ea_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    ea_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    ea_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b;  /* the dense MLP (NULL with MoE) */
     ea_attn attn;
+    ea_moe moe;       /* moe.experts > 0: the feed-forward is a mixture of experts */
 } ea_block;
 
 typedef struct ea_vit {
@@ -502,6 +609,7 @@ typedef struct ea_vit {
     ea_tensor *patch_w, *patch_b, *pos;
     ea_block blocks[EA_MAX_DEPTH];
     ea_tensor *norm_w, *norm_b, *head1_w, *head1_b, *head2_w, *head2_b;
+    ea_moe_stats *moe_stats;  /* [depth] routing counts when the blocks use MoE (else NULL) */
 } ea_vit;
 
 /* Seed 000's tracker: 2x32x32 -> (x, y), patch 4, dim 64, depth 4,
@@ -511,6 +619,9 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
 EA_API void ea_vit_free(ea_vit *m);
 /* x [B, in_chans, img, img] -> [B, out_dim] */
 EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x);
+/* The same; with MoE blocks, aux receives aux_weight times the sum of their
+   load-balancing losses (NULL without) and m->moe_stats the routing. */
+EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x, float aux_weight, ea_tensor **aux);
 EA_API double ea_vit_flops(const ea_vit *m);  /* forward FLOPs per image */
 EA_API void ea_vit_redraw(ea_vit *m, int draw);  /* ea_attn_redraw on every block */
 
@@ -572,8 +683,10 @@ EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error 
    caller keeps (loop counters, RNG state, data order).  Layout, all little
    endian:
        "EACKPT\0\0"                     8-byte magic
-       u32 version (1)  u32 table_bytes  (the table that follows)
-       config: 11 x i32, f32 pos_std, char attn[32]
+       u32 version (3)  u32 table_bytes  (the table that follows)
+       config: 11 x i32, f32 pos_std, char attn[32], u32 n_opts, n_opts x i32
+               (ea_attn_opts in declaration order; version 2 held 17 without
+               the count, version 1 none)
        u32 n;  n x { u16 name_len, name, u8 dtype (ea_dtype: 0 f32, 2 i32,
                      3 u64), u64 count, u64 offset }   (offset into payload)
        payload
@@ -1411,6 +1524,12 @@ EA_API void ea_params_init(ea_params *ps, uint64_t seed) {
                 break;
             }
             case EA_INIT_NORMAL: t->data[j] = a * ea_rng_normal(&rng); break;
+            case EA_INIT_SSM_A: t->data[j] = logf(1.0f + (float)(j % (size_t)(a >= 1.0f ? a : 1.0f))); break;
+            case EA_INIT_SSM_DT: {
+                float dt = expf(ea_rng_range(&rng, logf(1e-3f), logf(1e-1f)));
+                t->data[j] = dt + logf(-expm1f(-dt));
+                break;
+            }
             }
         }
     }
@@ -2495,6 +2614,246 @@ EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor
         out->data[i] = sg * a->data[i] + (1.0f - sg) * b->data[i];
     }
     ea__record(ctx, ea__gate_back, out, a, b, alpha);
+    return out;
+}
+
+/* --- mul: y = a ∘ b (b may be [C], broadcast); da = b dy, db = a dy ------ */
+static void ea__mul_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *a = n->in[0], *b = n->in[1];
+    size_t i, C = b->size;
+    (void)ctx;
+    for (i = 0; i < a->size; i++) {
+        float dy = n->out->grad[i];
+        if (a->grad) a->grad[i] += dy * b->data[i % C];
+        if (b->grad) b->grad[i % C] += dy * a->data[i];
+    }
+}
+
+EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
+    ea_tensor *out;
+    size_t i, C;
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, a, b)) return NULL;
+    C = b->size;
+    if (b->size != a->size && !(b->ndim == 1 && (int)C == a->shape[a->ndim - 1]))
+        return ea__fail(ctx, EA_ERR_SHAPE, "mul: a %s, b %s: expected equal sizes, or b [C] with a [.., C]",
+                        ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2));
+    out = ea__out(ctx, a->ndim, a->shape, a, b, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] * b->data[i % C];
+    ea__record(ctx, ea__mul_back, out, a, b, NULL);
+    return out;
+}
+
+/* --- act: the gates of the MoE and Mamba rows ------------------------------
+   SiLU      y = x σ(x),        y' = σ(x) (1 + x (1 - σ(x)))
+   softplus  y = log(1 + eˣ),   y' = σ(x)      (y = x above 20: no overflow)
+   sigmoid   y = σ(x),          y' = σ(x) (1 - σ(x)) */
+static float ea__act1(int kind, float x, float *dydx) {
+    float s = 1.0f / (1.0f + expf(-x));
+    if (kind == EA_ACT_SILU) {
+        *dydx = s * (1.0f + x * (1.0f - s));
+        return x * s;
+    }
+    if (kind == EA_ACT_SOFTPLUS) {
+        *dydx = s;
+        return x > 20.0f ? x : log1pf(expf(x));
+    }
+    *dydx = s * (1.0f - s);
+    return s;
+}
+
+static void ea__act_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    size_t i;
+    float d;
+    (void)ctx;
+    if (!x->grad) return;
+    for (i = 0; i < x->size; i++) {
+        ea__act1(n->iarg[0], x->data[i], &d);
+        x->grad[i] += d * n->out->grad[i];
+    }
+}
+
+EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind) {
+    ea_tensor *out;
+    size_t i;
+    float d;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if ((int)kind < EA_ACT_SILU || (int)kind > EA_ACT_SIGMOID)
+        return ea__fail(ctx, EA_ERR_ARG, "act: kind %d; expected EA_ACT_SILU, EA_ACT_SOFTPLUS or EA_ACT_SIGMOID",
+                        (int)kind);
+    out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < x->size; i++) out->data[i] = ea__act1((int)kind, x->data[i], &d);
+    if (ea__record(ctx, ea__act_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = (int)kind;
+    return out;
+}
+
+/* --- rope: rotary position embedding (Su et al. 2021, RoFormer) -----------
+   Column pairs (2i, 2i+1), i < rot/2, of every head turn by the angle
+   p·θ_i, θ_i = 10000^(-2i/rot), at token position p:
+       y_2i = x_2i cos - x_2i+1 sin,   y_2i+1 = x_2i sin + x_2i+1 cos,
+   so q·k after rotation depends on the positions only through p_q - p_k.
+   The backward turns dy by -p·θ_i (a rotation's inverse is its transpose).
+   One kernel for the op, its backward and the cached decode step (8.24):
+   rows r of y (ld floats apart) hold the token at position pos0 + r % n. */
+static void ea__rope_rows(float *y, size_t rows, int n, ptrdiff_t ld, int H, int d, int off, int rot, int pos0,
+                          double sign) {
+    size_t r;
+    int h, i;
+    for (r = 0; r < rows; r++) {
+        double p = (double)pos0 + (double)(r % (size_t)n);
+        for (i = 0; i < rot / 2; i++) {
+            double th = sign * p * pow(10000.0, -2.0 * i / rot);
+            float c = (float)cos(th), s = (float)sin(th);
+            for (h = 0; h < H; h++) {
+                float *v = y + r * (size_t)ld + (size_t)h * d + off + 2 * i, x0 = v[0], x1 = v[1];
+                v[0] = x0 * c - x1 * s;
+                v[1] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+static void ea__rope_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    float *g = ea__floats(ctx, x->size);
+    size_t i;
+    if (!x->grad || !g) return;
+    memcpy(g, n->out->grad, x->size * sizeof(float));
+    ea__rope_rows(g, x->size / (size_t)x->shape[2], x->shape[1], x->shape[2], n->iarg[0], n->iarg[1], n->iarg[2],
+                  n->iarg[3], n->iarg[4], -1.0);
+    for (i = 0; i < x->size; i++) x->grad[i] += g[i];
+}
+
+EA_API ea_tensor *ea_rope(ea_ctx *ctx, ea_tensor *x, int H, int off, int rot, int pos0) {
+    ea_tensor *out;
+    ea_node *n;
+    int d;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || H <= 0 || x->shape[2] % H || rot < 0 || rot % 2 || off < 0 || off + rot > x->shape[2] / H ||
+        pos0 < 0)
+        return ea__fail(ctx, EA_ERR_SHAPE,
+                        "rope: x %s, %d heads, columns %d..%d of each, position %d: expected x [B, n, H·d], an even "
+                        "rotated width inside a head and a position >= 0",
+                        ea__shape_str(x, s1, sizeof s1), H, off, off + rot, pos0);
+    d = x->shape[2] / H;
+    out = ea__out(ctx, 3, x->shape, x, NULL, NULL);
+    if (!out) return NULL;
+    memcpy(out->data, x->data, x->size * sizeof(float));
+    ea__rope_rows(out->data, x->size / (size_t)x->shape[2], x->shape[1], x->shape[2], H, d, off, rot, pos0, 1.0);
+    n = ea__record(ctx, ea__rope_back, out, x, NULL, NULL);
+    if (n) { n->iarg[0] = H; n->iarg[1] = d; n->iarg[2] = off; n->iarg[3] = rot; n->iarg[4] = pos0; }
+    return out;
+}
+
+/* --- concat_heads: per head, a's columns then b's (b may be one shared head) */
+static void ea__concat_heads_copy(ea_node *n, const ea_tensor *a, const ea_tensor *b, float *out, int back) {
+    int a_col = n->iarg[0], da = n->iarg[1], b_col = n->iarg[2], db = n->iarg[3], H = n->iarg[4], g = H / n->iarg[5];
+    size_t rows = n->out->size / (size_t)(H * (da + db)), r;
+    int h, c;
+    for (r = 0; r < rows; r++)
+        for (h = 0; h < H; h++) {
+            float *o = out + (r * (size_t)H + (size_t)h) * (size_t)(da + db);
+            float *pa = (back ? a->grad : a->data) + r * (size_t)a->shape[2] + a_col + (size_t)h * da;
+            float *pb = (back ? b->grad : b->data) + r * (size_t)b->shape[2] + b_col + (size_t)(h / g) * db;
+            for (c = 0; c < da; c++)
+                if (!back) o[c] = pa[c];
+                else if (a->grad) pa[c] += o[c];
+            for (c = 0; c < db; c++)
+                if (!back) o[da + c] = pb[c];
+                else if (b->grad) pb[c] += o[da + c];
+        }
+}
+
+static void ea__concat_heads_back(ea_ctx *ctx, ea_node *n) {
+    (void)ctx;
+    ea__concat_heads_copy(n, n->in[0], n->in[1], n->out->grad, 1);
+}
+
+EA_API ea_tensor *ea_concat_heads(ea_ctx *ctx, ea_tensor *a, int a_col, int da, ea_tensor *b, int b_col, int db,
+                                  int H, int Hb) {
+    ea_tensor *out;
+    ea_node tmp, *n;
+    int shape[3];
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, a, b)) return NULL;
+    if (a->ndim != 3 || b->ndim != 3 || a->shape[0] != b->shape[0] || a->shape[1] != b->shape[1] || H <= 0 ||
+        Hb <= 0 || H % Hb || da < 0 || db < 0 || da + db == 0 || a_col < 0 || b_col < 0 ||
+        a_col + H * da > a->shape[2] || b_col + Hb * db > b->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE,
+                        "concat_heads: a %s (columns %d + %d heads x %d), b %s (columns %d + %d heads x %d): expected "
+                        "[B, n, C] tensors holding those columns, and b's heads dividing a's",
+                        ea__shape_str(a, s1, sizeof s1), a_col, H, da, ea__shape_str(b, s2, sizeof s2), b_col, Hb, db);
+    shape[0] = a->shape[0]; shape[1] = a->shape[1]; shape[2] = H * (da + db);
+    out = ea__out(ctx, 3, shape, a, b, NULL);
+    if (!out) return NULL;
+    memset(&tmp, 0, sizeof tmp);
+    n = ea__record(ctx, ea__concat_heads_back, out, a, b, NULL);
+    if (!n) n = &tmp;
+    n->out = out;
+    n->iarg[0] = a_col; n->iarg[1] = da; n->iarg[2] = b_col; n->iarg[3] = db; n->iarg[4] = H; n->iarg[5] = Hb;
+    ea__concat_heads_copy(n, a, b, out->data, 0);
+    return out;
+}
+
+/* --- causal_conv: Mamba's depthwise causal convolution --------------------
+   y[t, c] = bias[c] + Σ_j w[c, j]·in(t - k + 1 + j, c), in(s) = x[s] for
+   s >= 0 and hist[k - 1 + s] before (the last k - 1 inputs of the previous
+   call when streaming, zeros otherwise).  Backward:
+       dx[s, c] += Σ_j w[c, j] dy[s + k - 1 - j, c],
+       dw[c, j] += Σ_t dy[t, c] in(t - k + 1 + j, c),  dbias[c] += Σ_t dy[t, c] */
+static void ea__causal_conv_fwd(float *y, const float *x, const float *hist, const float *w, const float *bias,
+                                int n, int C, int k) {
+    int t, c, j;
+    for (t = 0; t < n; t++)
+        for (c = 0; c < C; c++) {
+            float acc = bias ? bias[c] : 0.0f;
+            for (j = 0; j < k; j++) {
+                int s = t - k + 1 + j;
+                if (s >= 0) acc += w[(size_t)c * k + j] * x[(size_t)s * C + c];
+                else if (hist) acc += w[(size_t)c * k + j] * hist[(size_t)(k - 1 + s) * C + c];
+            }
+            y[(size_t)t * C + c] = acc;
+        }
+}
+
+static void ea__causal_conv_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2];
+    int B = x->shape[0], T = x->shape[1], C = x->shape[2], k = w->shape[1], b, t, c, j;
+    (void)ctx;
+    for (b = 0; b < B; b++)
+        for (t = 0; t < T; t++)
+            for (c = 0; c < C; c++) {
+                float dy = n->out->grad[((size_t)b * T + t) * C + c];
+                if (bias->grad) bias->grad[c] += dy;
+                for (j = 0; j < k; j++) {
+                    int s = t - k + 1 + j;
+                    if (s < 0) continue;
+                    if (x->grad) x->grad[((size_t)b * T + s) * C + c] += w->data[(size_t)c * k + j] * dy;
+                    if (w->grad) w->grad[(size_t)c * k + j] += dy * x->data[((size_t)b * T + s) * C + c];
+                }
+            }
+}
+
+EA_API ea_tensor *ea_causal_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *bias) {
+    ea_tensor *out;
+    int b, T, C;
+    char s1[48], s2[48], s3[48];
+    if (!ea__ok(ctx, x, w) || !bias) return ea__fail(ctx, EA_ERR_ARG, "causal_conv: NULL argument");
+    if (x->ndim != 3 || w->ndim != 2 || w->shape[0] != x->shape[2] || bias->ndim != 1 || bias->shape[0] != x->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE, "causal_conv: x %s, w %s, bias %s: expected x [B, n, C], w [C, k], bias [C]",
+                        ea__shape_str(x, s1, sizeof s1), ea__shape_str(w, s2, sizeof s2),
+                        ea__shape_str(bias, s3, sizeof s3));
+    T = x->shape[1]; C = x->shape[2];
+    out = ea__out(ctx, 3, x->shape, x, w, bias);
+    if (!out) return NULL;
+    for (b = 0; b < x->shape[0]; b++)
+        ea__causal_conv_fwd(out->data + (size_t)b * T * C, x->data + (size_t)b * T * C, NULL, w->data, bias->data, T,
+                            C, w->shape[1]);
+    ea__record(ctx, ea__causal_conv_back, out, x, w, bias);
     return out;
 }
 
@@ -3712,7 +4071,17 @@ static const struct ea__opt_field {
     {"pinv_iters", offsetof(ea_attn_opts, pinv_iters)}, {"conv_kernel", offsetof(ea_attn_opts, conv_kernel)},
     {"block", offsetof(ea_attn_opts, block)},
     {"global", offsetof(ea_attn_opts, global)},     {"random", offsetof(ea_attn_opts, random)},
-    {"flex", offsetof(ea_attn_opts, flex)},         {"seed", offsetof(ea_attn_opts, seed)}};
+    {"flex", offsetof(ea_attn_opts, flex)},         {"seed", offsetof(ea_attn_opts, seed)},
+    {"latent", offsetof(ea_attn_opts, latent)},     {"q_latent", offsetof(ea_attn_opts, q_latent)},
+    {"rope_dim", offsetof(ea_attn_opts, rope_dim)}, {"budget", offsetof(ea_attn_opts, budget)},
+    {"ratio", offsetof(ea_attn_opts, ratio)},       {"sinks", offsetof(ea_attn_opts, sinks)},
+    {"recent", offsetof(ea_attn_opts, recent)},     {"slots", offsetof(ea_attn_opts, slots)},
+    {"memory", offsetof(ea_attn_opts, memory)},     {"fuse", offsetof(ea_attn_opts, fuse)},
+    {"state", offsetof(ea_attn_opts, state)},       {"expand", offsetof(ea_attn_opts, expand)},
+    {"dt_rank", offsetof(ea_attn_opts, dt_rank)},   {"experts", offsetof(ea_attn_opts, experts)},
+    {"route_k", offsetof(ea_attn_opts, route_k)},   {"shared", offsetof(ea_attn_opts, shared)},
+    {"expert_hidden", offsetof(ea_attn_opts, expert_hidden)}, {"capacity", offsetof(ea_attn_opts, capacity)},
+    {"sigmoid", offsetof(ea_attn_opts, sigmoid)}};
 
 EA_INLINE int *ea__opt_at(ea_attn_opts *o, int i) { return (int *)(void *)((char *)o + ea__opt_fields[i].off); }
 
@@ -4166,44 +4535,772 @@ EA_API void ea_attn_redraw(ea_attn *a, int draw) {
     if (a) a->draw = draw;
 }
 
-/* --- 8.23 The variant table ----------------------------------------------
+/* --- 8.24 Streaming state: K/V cache and the decode kernel ----------------
+   Autoregressive use feeds tokens a few at a time.  Exact causal attention
+   then needs every earlier token's keys and values: a cache of
+   2·Hkv·dh floats per token and layer (mha 2·dim; mqa 2·dh; MLA less,
+   8.25), and each new token costs O(cached·dim).  ea_attn_step appends the
+   new tokens' entries, then attends each new query over the cache with
+   the kernel below; the result equals one causal call over the whole
+   sequence (tested).  Entries keep their token position, so a policy may
+   drop some (h2o, 8.26) and the kernel still knows what each query sees.
+
+   The decode kernel, for one query and one (sequence, head):
+       o = Σ_j p_j v_j,   p = softmax_j(scale · q·k_j) over the entries with
+   position <= maxpos; p receives the weights (h2o accumulates them). */
+static void ea__cache_attend(float *o, float *p, const float *q, const float *k, ptrdiff_t ldk, int kd,
+                             const float *v, ptrdiff_t ldv, int dv, const int *pos, int len, int maxpos,
+                             float scale) {
+    float mx = -INFINITY, sum = 0.0f;
+    int j;
+    for (j = 0; j < len; j++) {
+        p[j] = pos[j] <= maxpos ? scale * ea__dot(q, k + (size_t)j * ldk, kd) : -INFINITY;
+        if (p[j] > mx) mx = p[j];
+    }
+    for (j = 0; j < len; j++) {
+        p[j] = p[j] == -INFINITY ? 0.0f : expf(p[j] - mx);
+        sum += p[j];
+    }
+    memset(o, 0, (size_t)dv * sizeof(float));
+    for (j = 0; j < len; j++) {
+        p[j] /= sum;
+        if (p[j] != 0.0f) ea__axpy(o, p[j], v + (size_t)j * ldv, dv);
+    }
+}
+
+/* The step's common checks; returns t, or 0 after setting ctx's error. */
+static int ea__step_check(ea_ctx *ctx, const ea_attn *a, const ea_attn_state *st, const ea_tensor *x) {
+    char s1[48];
+    if (!ea__ok(ctx, x, x) || !a || !st) return 0;
+    if (x->ndim != 3 || x->shape[0] != st->B || x->shape[2] != a->cfg.dim || x->shape[1] > st->max_chunk) {
+        ea__fail(ctx, EA_ERR_SHAPE, "attn_step '%s': x %s; expected [%d, 1..%d, %d] (the state's batch and chunk)",
+                 a->variant->name, ea__shape_str(x, s1, sizeof s1), st->B, st->max_chunk, a->cfg.dim);
+        return 0;
+    }
+    return x->shape[1];
+}
+
+/* Room for t more entries: the K/V rows refuse to overflow (an eviction
+   policy is h2o's job, and silently dropping would change the answer). */
+static int ea__step_room(ea_ctx *ctx, const ea_attn *a, const ea_attn_state *st, int t) {
+    if (st->len + t <= st->cap) return 1;
+    ea__fail(ctx, EA_ERR_CONFIG,
+             "attn_step '%s': %d cached + %d new tokens exceed the cache of %d; expected a larger max_tokens "
+             "(or h2o with a budget)",
+             a->variant->name, st->len, t, st->cap);
+    return 0;
+}
+
+/* The query, key and value columns of x's projection, for the merged (mha)
+   and separate (gqa family) layouts: q at (*q, qc), k at (*k, kc), v at (*v, vc). */
+static int ea__kv_project(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_tensor **q, int *qc, ea_tensor **k, int *kc,
+                          ea_tensor **v, int *vc) {
+    int D = a->cfg.dim;
+    if (a->w[4] && a->w[6]) { /* gqa, mqa, mha-sep: slots 0/1, 4/5, 6/7 */
+        *q = ea_linear(ctx, x, a->w[0], a->w[1]);
+        *k = ea_linear(ctx, x, a->w[4], a->w[5]);
+        *v = ea_linear(ctx, x, a->w[6], a->w[7]);
+        *qc = *kc = *vc = 0;
+    } else {
+        *q = *k = *v = ea_linear(ctx, x, a->w[0], a->w[1]);
+        *qc = 0; *kc = D; *vc = 2 * D;
+    }
+    return *q && *k && *v;
+}
+
+static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep_scratch);
+
+/* K/V rows (mha, mha-sep, mqa, gqa, single, h2o): append, attend, (evict). */
+static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
+    int t = ea__step_check(ctx, a, st, x), H = a->cfg.n_heads, Hkv = st->heads, dh = a->head_dim;
+    int qc, kc, vc, b, h, i, len;
+    ea_tensor *q, *k, *v, *o;
+    float *p;
+    if (!t || !ea__step_room(ctx, a, st, t) || !ea__kv_project(ctx, a, x, &q, &qc, &k, &kc, &v, &vc)) return NULL;
+    o = ea_tensor_3d(ctx, st->B, t, H * dh, 0);
+    p = ea__floats(ctx, (size_t)st->cap);
+    if (!o || !p) return NULL;
+    len = st->len + t;
+    for (b = 0; b < st->B; b++)
+        for (h = 0; h < Hkv; h++) { /* append the call's keys and values */
+            size_t cell = ((size_t)b * Hkv + h) * st->cap;
+            for (i = 0; i < t; i++) {
+                size_t row = (size_t)b * t + i, e = cell + st->len + i;
+                memcpy(st->k + e * dh, k->data + row * k->shape[2] + kc + (size_t)h * dh, (size_t)dh * sizeof(float));
+                memcpy(st->v + e * dh, v->data + row * v->shape[2] + vc + (size_t)h * dh, (size_t)dh * sizeof(float));
+                st->pos[e] = st->seen + i;
+                if (st->score) st->score[e] = 0.0f;
+            }
+        }
+    for (b = 0; b < st->B; b++)
+        for (h = 0; h < H; h++) {
+            size_t cell = ((size_t)b * Hkv + h / (H / Hkv)) * st->cap;
+            for (i = 0; i < t; i++) {
+                size_t row = (size_t)b * t + i;
+                int j, maxpos = st->seen + (a->cfg.causal ? i : t - 1);
+                ea__cache_attend(o->data + row * H * dh + (size_t)h * dh, p,
+                                 q->data + row * q->shape[2] + qc + (size_t)h * dh, st->k + cell * dh, dh, dh,
+                                 st->v + cell * dh, dh, dh, st->pos + cell, len, maxpos, 1.0f / sqrtf((float)dh));
+                if (st->score)
+                    for (j = 0; j < len; j++) st->score[cell + j] += p[j];
+            }
+        }
+    st->len = len;
+    st->seen += t;
+    if (st->score) {
+        int *keep = (int *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(int));
+        if (!keep) return NULL;
+        ea__h2o_evict(st, &a->cfg.opt, keep);
+    }
+    return ea_linear(ctx, o, a->w[2], a->w[3]);
+}
+
+static double ea__kv_cache_floats(const ea_attn *a) { return 2.0 * a->kv_heads * a->head_dim; }
+
+/* --- 8.25 mla: Multi-head Latent Attention (DeepSeek-AI 2024, DeepSeek-V2;
+   also V3) ------------------------------------------------------------------
+   Keys and values pass through one low-rank latent c per token; position
+   enters through a separate rotary part shared by all heads, because RoPE
+   applied to up-projected keys would block the trick below:
+       c_q = x W_dq,            [q_h^C, q_h^R] = c_q W_uq   (dn + dr columns a head)
+       [c, k^R] = x W_dkv,      c: dc columns, k^R: dr, one for all heads
+       [k_h^C ; v_h] = c W_ukv  (dn key and dv value columns a head)
+       q_h = [q_h^C, RoPE(q_h^R)],  k_h = [k_h^C, RoPE(k^R)]
+       o_h = softmax(q_h·k_hᵀ / √(dn + dr)) v_h,   y = [o_1 .. o_H] W_o + b_o.
+   Only c and RoPE(k^R) are cached: dc + dr floats per token and layer,
+   against mha's 2·dim (a test checks the state's size).  Decoding never
+   rebuilds K or V: q_h^C·k_h^C = (W_uk,hᵀ q_h^C)·c, so a query is moved into
+   latent space once (dc columns), scores cost (dc + dr) per cached token
+   and head, and o_h = W_uv,h (Σ_j p_j c_j) + b_uv,h (the key bias adds one
+   constant per query, which softmax ignores).
+   Here dv = dn + dr = head_dim, so the exact-attention kernel (8.2) serves
+   training unchanged; DeepSeek's RMSNorm on the latents is left out (the
+   pre-norm block normalises x).  Options: latent dc (dim/4), q_latent
+   (dim/2), rope_dim dr (head_dim/2, even).  Time per sequence
+   2·n·dim·(dq + dc + dr) + 2·n·dq·dim + 2·n·dc·(dim + H·dn) + 4·n²·dim +
+   2·n·dim², memory O(n) through the flash kernel.
+   Slots: w[0..1] q_down, w[2..3] proj, w[4..5] q_up, w[6..7] kv_down, w[8..9] kv_up. */
+static ea_status ea__mla_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    int D = a->cfg.dim, H, dh, dc, dq, dr;
+    if ((st = ea__check_opts(a, 1, err)) != EA_OK || (st = ea__check_heads(a, err)) != EA_OK) return st;
+    H = a->cfg.n_heads;
+    dh = D / H;
+    dc = ea__opt(a->cfg.opt.latent, D / 4 > 0 ? D / 4 : 1);
+    dq = ea__opt(a->cfg.opt.q_latent, D / 2 > 0 ? D / 2 : 1);
+    dr = a->cfg.opt.rope_dim ? a->cfg.opt.rope_dim : dh / 2 / 2 * 2;
+    if (dr % 2 || dr > dh || dc > 65536 || dq > 65536)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention '%s': rope_dim = %d must be even and at most head_dim = %d; latent %d and "
+                            "q_latent %d at most 65536",
+                            a->variant->name, dr, dh, dc, dq);
+    a->head_dim = dh;
+    a->kv_heads = H;
+    a->rope_dim = dr;
+    ea__linear_params(ps, prefix, "q_down", dq, D, &a->w[0], &a->w[1]);
+    ea__linear_params(ps, prefix, "q_up", H * dh, dq, &a->w[4], &a->w[5]);
+    ea__linear_params(ps, prefix, "kv_down", dc + dr, D, &a->w[6], &a->w[7]);
+    ea__linear_params(ps, prefix, "kv_up", H * (dh - dr) + H * dh, dc, &a->w[8], &a->w[9]);
+    ea__linear_params(ps, prefix, "proj", D, H * dh, &a->w[2], &a->w[3]);
+    return EA_OK;
+}
+
+static int ea__mla_latent(const ea_attn *a) { return a->w[6]->shape[0] - a->rope_dim; }
+
+/* Queries [B, n, H·dh] with RoPE on each head's last dr columns, and the
+   latent + rotary key [B, n, dc + dr] with RoPE on its last dr; pos0 is the
+   first token's position. */
+static int ea__mla_project(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, int pos0, ea_tensor **q, ea_tensor **ckr) {
+    int H = a->cfg.n_heads, dh = a->head_dim, dr = a->rope_dim, dc = ea__mla_latent(a);
+    ea_tensor *cq = ea_linear(ctx, x, a->w[0], a->w[1]);
+    *q = ea_rope(ctx, ea_linear(ctx, cq, a->w[4], a->w[5]), H, dh - dr, dr, pos0);
+    *ckr = ea_rope(ctx, ea_linear(ctx, x, a->w[6], a->w[7]), 1, dc, dr, pos0);
+    return *q && *ckr;
+}
+
+static ea_tensor *ea__mla_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int H = a->cfg.n_heads, dh = a->head_dim, dr = a->rope_dim, dn = dh - dr, dc = ea__mla_latent(a);
+    ea_tensor *q, *ckr, *kv, *k;
+    if (!ea__mla_project(ctx, a, x, 0, &q, &ckr)) return NULL;
+    kv = ea_linear(ctx, ckr->shape[2] == dc ? ckr : ea_heads_split(ctx, ckr, 0, 1, dc, 1.0f), a->w[8], a->w[9]);
+    k = ea_concat_heads(ctx, kv, 0, dn, ckr, dc, dr, H, 1); /* [k_h^C, RoPE(k^R)] */
+    return ea_linear(ctx, ea_sdpa(ctx, q, 0, k, 0, kv, H * dn, H, H, dh, a->cfg.causal), a->w[2], a->w[3]);
+}
+
+/* Decode with the latent cache: one entry [c, RoPE(k^R)] per token. */
+static ea_tensor *ea__mla_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
+    int t = ea__step_check(ctx, a, st, x), H = a->cfg.n_heads, dh = a->head_dim, dr = a->rope_dim, dn = dh - dr;
+    int dc, kd = st->kdim, b, h, i, r, len;
+    const float *wkv, *bkv;
+    ea_tensor *q, *ckr, *o;
+    float *qa, *lat, *p;
+    if (!t || !ea__step_room(ctx, a, st, t) || !ea__mla_project(ctx, a, x, st->seen, &q, &ckr)) return NULL;
+    dc = ea__mla_latent(a);
+    wkv = a->w[8]->data;
+    bkv = a->w[9]->data;
+    o = ea_tensor_3d(ctx, st->B, t, H * dh, 0);
+    qa = ea__floats(ctx, (size_t)kd);
+    lat = ea__floats(ctx, (size_t)dc);
+    p = ea__floats(ctx, (size_t)st->cap);
+    if (!o || !qa || !lat || !p) return NULL;
+    len = st->len + t;
+    for (b = 0; b < st->B; b++)
+        for (i = 0; i < t; i++) {
+            size_t e = (size_t)b * st->cap + st->len + i;
+            memcpy(st->k + e * kd, ckr->data + ((size_t)b * t + i) * kd, (size_t)kd * sizeof(float));
+            st->pos[e] = st->seen + i;
+        }
+    for (b = 0; b < st->B; b++)
+        for (i = 0; i < t; i++) {
+            size_t row = (size_t)b * t + i;
+            const float *cache = st->k + (size_t)b * st->cap * kd;
+            for (h = 0; h < H; h++) {
+                const float *qh = q->data + row * H * dh + (size_t)h * dh;
+                float *oh = o->data + row * H * dh + (size_t)h * dh;
+                memset(qa, 0, (size_t)dc * sizeof(float)); /* W_uk,hᵀ q_h^C: the query in latent space */
+                for (r = 0; r < dn; r++) ea__axpy(qa, qh[r], wkv + (size_t)(h * dn + r) * dc, dc);
+                memcpy(qa + dc, qh + dn, (size_t)dr * sizeof(float));
+                ea__cache_attend(lat, p, qa, cache, kd, kd, cache, kd, dc, st->pos + (size_t)b * st->cap, len,
+                                 st->seen + (a->cfg.causal ? i : t - 1), 1.0f / sqrtf((float)dh));
+                for (r = 0; r < dh; r++) { /* v_h = W_uv,h · latent + b_uv,h */
+                    size_t wr = (size_t)H * dn + (size_t)h * dh + r;
+                    oh[r] = ea__dot(wkv + wr * dc, lat, dc) + bkv[wr];
+                }
+            }
+        }
+    st->len = len;
+    st->seen += t;
+    return ea_linear(ctx, o, a->w[2], a->w[3]);
+}
+
+static double ea__mla_flops(const ea_attn *a, int n) {
+    double D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim, dr = a->rope_dim, dc = ea__mla_latent(a);
+    double dq = a->w[0]->shape[0];
+    return 2.0 * n * D * (dq + dc + dr) + 2.0 * n * dq * H * dh + 2.0 * n * dc * H * (2.0 * dh - dr) +
+           4.0 * (double)n * n * H * dh + 2.0 * n * D * H * dh;
+}
+
+static double ea__mla_cache_floats(const ea_attn *a) { return (double)ea__mla_latent(a) + a->rope_dim; }
+
+/* --- 8.26 h2o: Heavy-Hitter Oracle KV-cache eviction (Zhang et al. 2023,
+   "H2O"; seed 001's KV compression) ------------------------------------------
+   A few cached tokens collect most of the attention.  After each call the
+   cache of every (sequence, K/V head) keeps `budget` entries:
+       the first `sinks` tokens (attention sinks), the `recent` latest ones,
+       and the rest of the budget from the middle by the attention each
+       entry has received, summed over every query and head of its group
+       since it entered the cache (ties: the older entry);
+   the others are dropped for good.  Budget: opt.budget entries, or
+   opt.ratio percent (75 by default, seed 001's compression_ratio) of the
+   tokens seen so far.  Cost per call O(t·budget·dim) and O(budget) memory
+   per head with a fixed budget: flat over an endless stream.
+   Training and whole-sequence forward run exact attention (8.8, causal
+   when configured): the policy only exists across calls, and its gradient
+   would be exact attention's on the kept keys.  With budget >= the
+   tokens seen, nothing is evicted and the step equals exact attention. */
+static int ea__h2o_budget(const ea_attn_state *st, const ea_attn_opts *o) {
+    if (st->budget) return st->budget;
+    return (int)(((long long)st->seen * ea__opt(o->ratio, 75) + 99) / 100);
+}
+
+static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep) {
+    int budget = ea__h2o_budget(st, o), sinks, recent, cell, j, n, kd = st->kdim, cells = st->B * st->heads;
+    if (budget < 1) budget = 1;
+    if (st->len <= budget) return;
+    sinks = o->sinks ? o->sinks : (budget / 4 < 4 ? budget / 4 : 4);
+    recent = o->recent ? o->recent : (budget / 4 < 32 ? budget / 4 : 32);
+    if (sinks > budget) sinks = budget;
+    if (recent > budget - sinks) recent = budget - sinks;
+    for (cell = 0; cell < cells; cell++) {
+        size_t base = (size_t)cell * st->cap;
+        float *sc = st->score + base;
+        int heavy = budget - sinks - recent, mid_end = st->len - recent;
+        for (j = 0; j < st->len; j++) keep[j] = j < sinks || j >= mid_end;
+        while (heavy-- > 0) { /* the largest score among the middle entries not kept yet */
+            int best = -1;
+            for (j = sinks; j < mid_end; j++)
+                if (!keep[j] && (best < 0 || sc[j] > sc[best])) best = j;
+            if (best < 0) break;
+            keep[best] = 1;
+        }
+        for (j = 0, n = 0; j < st->len; j++) /* compact in place, in position order */
+            if (keep[j]) {
+                if (n != j) {
+                    memcpy(st->k + (base + n) * kd, st->k + (base + j) * kd, (size_t)kd * sizeof(float));
+                    memcpy(st->v + (base + n) * st->vdim, st->v + (base + j) * st->vdim, (size_t)st->vdim * sizeof(float));
+                    st->pos[base + n] = st->pos[base + j];
+                    sc[n] = sc[j];
+                }
+                n++;
+            }
+    }
+    st->len = budget < st->len ? budget : st->len;
+}
+
+/* --- 8.27 crossmem: attention to a memory of past tokens (seed 004) -------
+   Self-attention over the current tokens, and cross-attention from them
+   (queries) to a memory bank (keys, values), fused:
+       y = W_o [ r · cross(x W_mq, M W_mk, M W_mv) + (1 - r) · self(x) ] + b_o
+   with r fixed (opt.fuse percent, seed 004's fusion_ratio) or σ(α) per
+   channel, α learned from 0 (an even mix).  M holds `slots` learned memory
+   tokens (persistent memory, trained with the model) and, when streaming,
+   a FIFO of the last `memory` tokens' keys and values from earlier calls:
+   memory per layer 2·dim·(slots + memory) floats, flat over any stream.
+   Time per sequence of n tokens O(n²·dim + n·(slots + memory)·dim).
+   Slots: w[0..3] as mha, w[4..5] memory query, w[6..7] memory K/V
+   [2·dim, dim], w[8] slots [slots, dim], w[9] gate α [dim] (fuse 0). */
+static ea_status ea__crossmem_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    char name[EA_NAME_LEN];
+    int shape[2], D = a->cfg.dim;
+    if ((st = ea__check_opts(a, 1, err)) != EA_OK || (st = ea__qkv_build(a, ps, prefix, err)) != EA_OK) return st;
+    if (a->cfg.opt.fuse > 100)
+        return ea_error_set(err, EA_ERR_CONFIG, "attention 'crossmem': fuse = %d%%; expected 0 (learned) to 100",
+                            a->cfg.opt.fuse);
+    ea__linear_params(ps, prefix, "mem_q", D, D, &a->w[4], &a->w[5]);
+    ea__linear_params(ps, prefix, "mem_kv", 2 * D, D, &a->w[6], &a->w[7]);
+    shape[0] = ea__opt(a->cfg.opt.slots, 8);
+    shape[1] = D;
+    snprintf(name, sizeof name, "%s.slots", prefix);
+    a->w[8] = ea_param(ps, name, 2, shape, EA_INIT_NORMAL, 1.0f);
+    if (!a->cfg.opt.fuse) {
+        snprintf(name, sizeof name, "%s.gate", prefix);
+        a->w[9] = ea_param(ps, name, 1, &shape[1], EA_INIT_ZEROS, 0.0f);
+    }
+    return EA_OK;
+}
+
+/* y = W_o · fuse(cross, self): the fixed ratio or the learned gate. */
+static ea_tensor *ea__crossmem_fuse(ea_ctx *ctx, const ea_attn *a, ea_tensor *cross, ea_tensor *self) {
+    ea_tensor *mix;
+    if (a->w[9]) mix = ea_gate_mix(ctx, cross, self, a->w[9]);
+    else {
+        float r = (float)a->cfg.opt.fuse / 100.0f;
+        ea_tensor *c = ea_tensor_new(ctx, 1, &a->cfg.dim, 0), *s = ea_tensor_new(ctx, 1, &a->cfg.dim, 0);
+        int i;
+        if (!c || !s) return NULL;
+        for (i = 0; i < a->cfg.dim; i++) { c->data[i] = r; s->data[i] = 1.0f - r; }
+        mix = ea_add(ctx, ea_mul(ctx, cross, c), ea_mul(ctx, self, s));
+    }
+    return ea_linear(ctx, mix, a->w[2], a->w[3]);
+}
+
+static ea_tensor *ea__crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    int D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim, S = a->w[8]->shape[0], shape[3];
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *self, *qm, *kv, *zero;
+    if (!qkv) return NULL;
+    self = ea_sdpa(ctx, qkv, 0, qkv, D, qkv, 2 * D, H, H, dh, a->cfg.causal);
+    qm = ea_linear(ctx, x, a->w[4], a->w[5]);
+    shape[0] = x->shape[0]; shape[1] = S; shape[2] = 2 * D;
+    zero = ea_tensor_new(ctx, 3, shape, 0); /* the slots' keys and values, for every sequence */
+    if (!zero) return NULL;
+    memset(zero->data, 0, zero->size * sizeof(float));
+    kv = ea_add(ctx, zero, ea_linear(ctx, a->w[8], a->w[6], a->w[7]));
+    return ea__crossmem_fuse(ctx, a, ea_sdpa(ctx, qm, 0, kv, 0, kv, D, H, H, dh, 0), self);
+}
+
+/* Streaming: the memory is [slots; FIFO of earlier calls' tokens]. */
+static ea_tensor *ea__crossmem_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
+    int t = ea__step_check(ctx, a, st, x), D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim;
+    int S = a->w[8]->shape[0], M = st->cap - S, kd = st->kdim, b, h, i, j, fifo;
+    ea_tensor *qkv, *self, *qm, *kvs, *kvx, *cross;
+    float *p;
+    int *pos;
+    if (!t) return NULL;
+    qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
+    self = ea_sdpa(ctx, qkv, 0, qkv, D, qkv, 2 * D, H, H, dh, a->cfg.causal);
+    qm = ea_linear(ctx, x, a->w[4], a->w[5]);
+    kvs = ea_linear(ctx, a->w[8], a->w[6], a->w[7]);
+    kvx = ea_linear(ctx, x, a->w[6], a->w[7]);
+    cross = ea_tensor_3d(ctx, st->B, t, D, 0);
+    p = ea__floats(ctx, (size_t)st->cap);
+    pos = (int *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(int));
+    if (!self || !qm || !kvs || !kvx || !cross || !p || !pos) return NULL;
+    fifo = st->len - S > 0 ? st->len - S : 0;
+    for (j = 0; j < st->cap; j++) pos[j] = 0; /* every memory entry is visible */
+    for (b = 0; b < st->B; b++) {
+        float *mem = st->k + (size_t)b * st->cap * kd;
+        memcpy(mem, kvs->data, (size_t)S * kd * sizeof(float)); /* the slots as trained now */
+        for (i = 0; i < t; i++)
+            for (h = 0; h < H; h++)
+                ea__cache_attend(cross->data + ((size_t)b * t + i) * D + (size_t)h * dh, p,
+                                 qm->data + ((size_t)b * t + i) * D + (size_t)h * dh, mem + (size_t)h * dh, kd, dh,
+                                 mem + D + (size_t)h * dh, kd, dh, pos, S + fifo, 0, 1.0f / sqrtf((float)dh));
+        /* then the call's tokens enter the FIFO; the oldest leave */
+        {
+            int add = t < M ? t : M, drop = fifo + add - M > 0 ? fifo + add - M : 0;
+            memmove(mem + (size_t)S * kd, mem + (size_t)(S + drop) * kd, (size_t)(fifo - drop) * kd * sizeof(float));
+            memcpy(mem + (size_t)(S + fifo - drop) * kd, kvx->data + ((size_t)b * t + (t - add)) * kd,
+                   (size_t)add * kd * sizeof(float));
+            if (b == st->B - 1) st->len = S + fifo - drop + add;
+        }
+    }
+    st->seen += t;
+    return ea__crossmem_fuse(ctx, a, cross, self);
+}
+
+static double ea__crossmem_flops(const ea_attn *a, int n) {
+    double D = a->cfg.dim, S = a->w[8]->shape[0];
+    return ea__proj_flops(a, n) + 2.0 * n * D * D + 4.0 * S * D * D + 4.0 * (double)n * n * D + 4.0 * n * S * D;
+}
+
+/* --- 8.28 mamba: selective state-space layer (Gu & Dao 2023, "Mamba";
+   seed 004's MambaLayer) -------------------------------------------------------
+   Per channel d of an inner width Di = expand·dim, a state h_d of N numbers
+   runs along the sequence; Δ, B and C depend on the token (the
+   "selection"), A is learned per (d, n) and kept negative:
+       [u, z] = x W_in                           (2·Di columns)
+       u = SiLU(causal_conv_k(u))                (depthwise, k taps)
+       [δ, B, C] = u W_x,   Δ = softplus(δ W_dt + b_dt)   (rank R, then Di)
+       A = -exp(A_log)
+       h_t = exp(Δ_t A) ∘ h_{t-1} + Δ_t B_t u_t   (zero-order hold for A;
+                                                   Δ·B for B, as Mamba does)
+       y_t = C_t · h_t + D ∘ u_t,   out = (y ∘ SiLU(z)) W_out
+   The scan is sequential in t: time O(n·Di·N) plus the projections
+   O(n·dim·Di), memory O(Di·N) per sequence when streaming (the state and
+   the conv's last k-1 inputs: flat over any stream) and O(n·Di·N) in
+   training, where the backward runs the scan in reverse from the saved
+   states:
+       dh_t += dy_t C_t;  dC_t += dy_t h_t;  a = exp(Δ_t A)
+       dΔ_t += Σ_n dh_t (h_{t-1} a A + B_t u_t);  dA += dh_t h_{t-1} a Δ_t
+       dB_t += dh_t Δ_t u_t;  du_t += Σ_n dh_t Δ_t B_t;  dh_{t-1} = dh_t a
+   and dA_log = dA ∘ A.  A_log starts at log(1..N) (S4D-real), Δ's bias so
+   that softplus gives steps log-uniform in [0.001, 0.1], D at 1.
+   Options: state N (16), expand (2), dt_rank R (ceil(dim/16)), conv_kernel
+   k (4).  Slots: w[0..1] in_proj, w[2..3] out_proj, w[4..5] conv weight
+   and bias, w[6..7] x_proj, w[8..9] dt_proj, w[10] A_log, w[11] D. */
+static int ea__mamba_inner(const ea_attn *a) { return ea__opt(a->cfg.opt.expand, 2) * a->cfg.dim; }
+static int ea__mamba_n(const ea_attn *a) { return ea__opt(a->cfg.opt.state, 16); }
+static int ea__mamba_kc(const ea_attn *a) { return ea__opt(a->cfg.opt.conv_kernel, 4); }
+static int ea__mamba_rank(const ea_attn *a) { return ea__opt(a->cfg.opt.dt_rank, (a->cfg.dim + 15) / 16); }
+
+static ea_status ea__mamba_build(ea_attn *a, ea_params *ps, const char *prefix, ea_error *err) {
+    ea_status st;
+    char name[EA_NAME_LEN];
+    int D = a->cfg.dim, Di, N, R, kc, shape[2];
+    if ((st = ea__check_opts(a, 1, err)) != EA_OK) return st;
+    if (D <= 0 || D > 65536) return ea_error_set(err, EA_ERR_CONFIG, "attention 'mamba': dim = %d; expected 1..65536", D);
+    Di = ea__mamba_inner(a); N = ea__mamba_n(a); R = ea__mamba_rank(a); kc = ea__mamba_kc(a);
+    if (ea__opt(a->cfg.opt.expand, 2) > 64 || N > 1024 || R > 65536 || kc > 64)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention 'mamba': expand %d, state %d, dt_rank %d, conv_kernel %d; expected at most "
+                            "64, 1024, 65536, 64",
+                            ea__opt(a->cfg.opt.expand, 2), N, R, kc);
+    a->head_dim = Di;
+    a->kv_heads = 1;
+    ea__linear_params(ps, prefix, "in_proj", 2 * Di, D, &a->w[0], &a->w[1]);
+    ea__linear_params(ps, prefix, "out_proj", D, Di, &a->w[2], &a->w[3]);
+    ea__linear_params(ps, prefix, "conv1d", Di, kc, &a->w[4], &a->w[5]);
+    ea__linear_params(ps, prefix, "x_proj", R + 2 * N, Di, &a->w[6], &a->w[7]);
+    shape[0] = Di; shape[1] = R; /* dt_proj; its bias is softplus⁻¹ of a log-uniform step */
+    snprintf(name, sizeof name, "%s.dt_proj.weight", prefix);
+    a->w[8] = ea_param(ps, name, 2, shape, EA_INIT_FANIN, (float)R);
+    snprintf(name, sizeof name, "%s.dt_proj.bias", prefix);
+    a->w[9] = ea_param(ps, name, 1, shape, EA_INIT_SSM_DT, 0.0f);
+    shape[1] = N;
+    snprintf(name, sizeof name, "%s.A_log", prefix);
+    a->w[10] = ea_param(ps, name, 2, shape, EA_INIT_SSM_A, (float)N);
+    snprintf(name, sizeof name, "%s.D", prefix);
+    a->w[11] = ea_param(ps, name, 1, shape, EA_INIT_ONES, 0.0f);
+    return EA_OK;
+}
+
+/* The scan over one sequence: state h [Di, N] in and out; hs (optional)
+   receives h after every token [L, Di, N]; A = -exp(A_log) precomputed.
+   bc holds B at columns R.. and C at R + N.. of rows ldbc floats apart. */
+static void ea__scan_fwd(float *y, float *hs, float *h, const float *u, const float *dt, const float *bc,
+                         int ldbc, int R, const float *A, int L, int Di, int N) {
+    int t, d, n;
+    for (t = 0; t < L; t++) {
+        const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
+        for (d = 0; d < Di; d++) {
+            float delta = dt[(size_t)t * Di + d], du = delta * u[(size_t)t * Di + d], acc = 0.0f;
+            float *hd = h + (size_t)d * N;
+            for (n = 0; n < N; n++) {
+                hd[n] = expf(delta * A[(size_t)d * N + n]) * hd[n] + du * Bt[n];
+                acc += Ct[n] * hd[n];
+            }
+            y[(size_t)t * Di + d] = acc;
+        }
+        if (hs) memcpy(hs + (size_t)t * Di * N, h, (size_t)Di * N * sizeof(float));
+    }
+}
+
+static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
+    ea_tensor *u = nd->in[0], *dtt = nd->in[1], *bct = nd->in[2], *alog = nd->in[3];
+    int Bn = u->shape[0], L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1];
+    int ldbc = bct->shape[2], b, t, d, n;
+    const float *A = nd->save[1];
+    float *dh = ea__floats(ctx, (size_t)Di * N), *dA = ea__floats(ctx, (size_t)Di * N);
+    if (!dh || !dA) return;
+    memset(dA, 0, (size_t)Di * N * sizeof(float));
+    for (b = 0; b < Bn; b++) {
+        const float *hs = nd->save[0] + (size_t)b * L * Di * N, *bc = bct->data + (size_t)b * L * ldbc;
+        const float *ub = u->data + (size_t)b * L * Di, *dtb = dtt->data + (size_t)b * L * Di;
+        const float *gy = nd->out->grad + (size_t)b * L * Di;
+        float *gbc = bct->grad ? bct->grad + (size_t)b * L * ldbc : NULL;
+        memset(dh, 0, (size_t)Di * N * sizeof(float));
+        for (t = L - 1; t >= 0; t--) {
+            const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
+            for (d = 0; d < Di; d++) {
+                float dy = gy[(size_t)t * Di + d], delta = dtb[(size_t)t * Di + d], x = ub[(size_t)t * Di + d];
+                float ddelta = 0.0f, dx = 0.0f;
+                const float *ht = hs + ((size_t)t * Di + d) * N, *hp = t ? ht - (size_t)Di * N : NULL;
+                for (n = 0; n < N; n++) {
+                    float Adn = A[(size_t)d * N + n], a = expf(delta * Adn), prev = hp ? hp[n] : 0.0f, g;
+                    dh[(size_t)d * N + n] += dy * Ct[n];
+                    g = dh[(size_t)d * N + n];
+                    if (gbc) {
+                        gbc[(size_t)t * ldbc + R + N + n] += dy * ht[n];
+                        gbc[(size_t)t * ldbc + R + n] += g * delta * x;
+                    }
+                    ddelta += g * (prev * a * Adn + Bt[n] * x);
+                    dA[(size_t)d * N + n] += g * prev * a * delta;
+                    dx += g * delta * Bt[n];
+                    dh[(size_t)d * N + n] = g * a;
+                }
+                if (u->grad) u->grad[((size_t)b * L + t) * Di + d] += dx;
+                if (dtt->grad) dtt->grad[((size_t)b * L + t) * Di + d] += ddelta;
+            }
+        }
+    }
+    if (alog->grad)
+        for (d = 0; d < Di * N; d++) alog->grad[d] += dA[d] * A[d];
+}
+
+/* The selective scan as a tape op: u, dt [B, L, Di], bc [B, L, R + 2N]
+   (B and C from column R), A_log [Di, N] -> y [B, L, Di] (without D·u).
+   state (optional, [B, Di, N]) is the initial state and receives the final
+   one (streaming); without it the scan starts from zero. */
+static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *bc, int R, ea_tensor *alog,
+                           float *state) {
+    int Bn, L, Di, N, b;
+    size_t i;
+    ea_tensor *out;
+    ea_node *nd;
+    float *A, *hs = NULL, *h;
+    if (!ea__ok(ctx, u, dt) || !bc || !alog) return NULL;
+    Bn = u->shape[0]; L = u->shape[1]; Di = u->shape[2]; N = alog->shape[1];
+    out = ea__out(ctx, 3, u->shape, u, dt, bc);
+    A = ea__floats(ctx, alog->size);
+    h = ea__floats(ctx, (size_t)Di * N);
+    if (!out || !A || !h) return NULL;
+    if (out->requires_grad) {
+        hs = ea__floats(ctx, (size_t)Bn * L * Di * N);
+        if (!hs) return NULL;
+    }
+    for (i = 0; i < alog->size; i++) A[i] = -expf(alog->data[i]);
+    for (b = 0; b < Bn; b++) {
+        float *hb = state ? state + (size_t)b * Di * N : h;
+        if (!state) memset(h, 0, (size_t)Di * N * sizeof(float));
+        ea__scan_fwd(out->data + (size_t)b * L * Di, hs ? hs + (size_t)b * L * Di * N : NULL, hb,
+                     u->data + (size_t)b * L * Di, dt->data + (size_t)b * L * Di, bc->data + (size_t)b * L * bc->shape[2],
+                     bc->shape[2], R, A, L, Di, N);
+    }
+    nd = ea__record(ctx, ea__scan_back, out, u, dt, bc);
+    if (nd) {
+        nd->in[3] = alog;
+        nd->save[0] = hs;
+        nd->save[1] = A;
+        nd->iarg[0] = R;
+        nd->iarg[1] = N;
+    }
+    return out;
+}
+
+/* The layer; st (streaming) carries the conv's last inputs and the state. */
+static ea_tensor *ea__mamba_run(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_attn_state *st) {
+    int Di = ea__mamba_inner(a), N = ea__mamba_n(a), R = ea__mamba_rank(a), kc = ea__mamba_kc(a);
+    ea_tensor *xz = ea_linear(ctx, x, a->w[0], a->w[1]), *u, *z, *bc, *dt, *y;
+    (void)N;
+    if (!xz) return NULL;
+    u = ea_heads_split(ctx, xz, 0, 1, Di, 1.0f);
+    z = ea_heads_split(ctx, xz, Di, 1, Di, 1.0f);
+    if (!u || !z) return NULL;
+    if (st) { /* the conv continues from the previous call's last k-1 inputs */
+        int b, T = x->shape[1], keep = kc - 1;
+        ea_tensor *c = ea_tensor_3d(ctx, st->B, T, Di, 0);
+        if (!c) return NULL;
+        for (b = 0; b < st->B; b++) {
+            float *hist = st->conv + (size_t)b * keep * Di;
+            const float *ub = u->data + (size_t)b * T * Di;
+            ea__causal_conv_fwd(c->data + (size_t)b * T * Di, ub, hist, a->w[4]->data, a->w[5]->data, T, Di, kc);
+            if (T >= keep) memcpy(hist, ub + (size_t)(T - keep) * Di, (size_t)keep * Di * sizeof(float));
+            else if (keep) { /* shift in the T new inputs */
+                memmove(hist, hist + (size_t)T * Di, (size_t)(keep - T) * Di * sizeof(float));
+                memcpy(hist + (size_t)(keep - T) * Di, ub, (size_t)T * Di * sizeof(float));
+            }
+        }
+        u = c;
+    } else {
+        u = ea_causal_conv(ctx, u, a->w[4], a->w[5]);
+    }
+    u = ea_act(ctx, u, EA_ACT_SILU);
+    bc = ea_linear(ctx, u, a->w[6], a->w[7]);
+    dt = ea_act(ctx, ea_linear(ctx, ea_heads_split(ctx, bc, 0, 1, R, 1.0f), a->w[8], a->w[9]), EA_ACT_SOFTPLUS);
+    y = ea__scan(ctx, u, dt, bc, R, a->w[10], st ? st->ssm : NULL);
+    y = ea_add(ctx, y, ea_mul(ctx, u, a->w[11]));
+    y = ea_mul(ctx, y, ea_act(ctx, z, EA_ACT_SILU));
+    if (st && y) st->seen += x->shape[1];
+    return ea_linear(ctx, y, a->w[2], a->w[3]);
+}
+
+static ea_tensor *ea__mamba_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) { return ea__mamba_run(ctx, a, x, NULL); }
+
+static ea_tensor *ea__mamba_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
+    if (!ea__step_check(ctx, a, st, x)) return NULL;
+    return ea__mamba_run(ctx, a, x, st);
+}
+
+static double ea__mamba_flops(const ea_attn *a, int n) {
+    double D = a->cfg.dim, Di = ea__mamba_inner(a), N = ea__mamba_n(a), R = ea__mamba_rank(a);
+    return 2.0 * n * D * 2.0 * Di + 2.0 * n * Di * D + 2.0 * n * Di * ea__mamba_kc(a) + 2.0 * n * Di * (R + 2.0 * N) +
+           2.0 * n * R * Di + 6.0 * n * Di * N;
+}
+
+/* --- 8.29 Streaming state: sizing, reset, release ------------------------ */
+EA_API void ea_attn_state_free(ea_attn_state *st) {
+    if (!st) return;
+    EFFATTN_FREE(st->k);
+    EFFATTN_FREE(st->v);
+    EFFATTN_FREE(st->score);
+    EFFATTN_FREE(st->pos);
+    EFFATTN_FREE(st->ssm);
+    EFFATTN_FREE(st->conv);
+    memset(st, 0, sizeof *st);
+}
+
+EA_API void ea_attn_state_reset(ea_attn_state *st) {
+    size_t cells;
+    if (!st) return;
+    st->len = 0;
+    st->seen = 0;
+    cells = (size_t)st->B * st->heads * st->cap;
+    if (st->score) memset(st->score, 0, cells * sizeof(float));
+    if (st->ssm) memset(st->ssm, 0, (size_t)st->B * st->kdim * st->vdim * sizeof(float));
+    if (st->conv) memset(st->conv, 0, (size_t)st->B * st->cap * st->kdim * sizeof(float));
+}
+
+/* Allocate n bytes (zeroed) and count them. */
+static void *ea__state_alloc(ea_attn_state *st, size_t n, int *ok) {
+    void *p = n ? EFFATTN_MALLOC(n) : NULL;
+    if (n && !p) *ok = 0;
+    if (p) memset(p, 0, n);
+    st->bytes += n;
+    return p;
+}
+
+EA_API ea_status ea_attn_state_init(ea_attn_state *st, const ea_attn *a, int B, int max_tokens, int max_chunk,
+                                    ea_error *err) {
+    const char *row;
+    const ea_attn_opts *o;
+    size_t cells;
+    int ok = 1;
+    if (!st || !a || !a->variant) return ea_error_set(err, EA_ERR_ARG, "attn_state_init: NULL argument");
+    memset(st, 0, sizeof *st);
+    row = a->variant->name;
+    o = &a->cfg.opt;
+    if (!a->variant->step)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention '%s' has no streaming form; expected one of mha, mha-sep, mqa, gqa, single, "
+                            "mla, h2o, crossmem, mamba (or deepseek, kimi)",
+                            row);
+    if (B <= 0 || max_chunk <= 0 || max_tokens < max_chunk || B > (1 << 20) || max_tokens > (1 << 26))
+        return ea_error_set(err, EA_ERR_ARG,
+                            "attn_state_init: B = %d, max_tokens = %d, max_chunk = %d: expected B >= 1, "
+                            "1 <= max_chunk <= max_tokens <= 2^26",
+                            B, max_tokens, max_chunk);
+    st->B = B;
+    st->max_chunk = max_chunk;
+    if (a->variant->step == ea__mamba_step) { /* state [B, inner, N] (kdim = inner, vdim = N), conv tail [B, k-1, inner] */
+        st->kdim = ea__mamba_inner(a);
+        st->vdim = ea__mamba_n(a);
+        st->cap = ea__mamba_kc(a) - 1;
+        st->heads = 1;
+        st->ssm = (float *)ea__state_alloc(st, (size_t)B * st->kdim * st->vdim * sizeof(float), &ok);
+        st->conv = (float *)ea__state_alloc(st, (size_t)B * st->cap * st->kdim * sizeof(float), &ok);
+    } else {
+        if (a->variant->step == ea__crossmem_step) { /* learned slots + a FIFO, K and V of all heads in one row */
+            st->heads = 1;
+            st->kdim = 2 * a->cfg.dim;
+            st->cap = ea__opt(o->slots, 8) + ea__opt(o->memory, 256);
+        } else if (a->variant->step == ea__mla_step) { /* latent c and rotary key, shared by all heads */
+            st->heads = 1;
+            st->kdim = ea__mla_latent(a) + a->rope_dim;
+            st->cap = max_tokens;
+        } else {
+            st->heads = a->kv_heads;
+            st->kdim = st->vdim = a->head_dim;
+            st->cap = max_tokens;
+            if (strcmp(row, "h2o") == 0 && o->budget) {
+                st->budget = o->budget;
+                if (o->budget + max_chunk < max_tokens) st->cap = o->budget + max_chunk;
+            }
+        }
+        cells = (size_t)B * st->heads * st->cap;
+        st->k = (float *)ea__state_alloc(st, cells * st->kdim * sizeof(float), &ok);
+        st->v = (float *)ea__state_alloc(st, cells * st->vdim * sizeof(float), &ok);
+        st->pos = (int *)ea__state_alloc(st, cells * sizeof(int), &ok);
+        if (a->variant->step == ea__kv_step && strcmp(row, "h2o") == 0) st->score = (float *)ea__state_alloc(st, cells * sizeof(float), &ok);
+    }
+    if (!ok) {
+        ea_attn_state_free(st);
+        return ea_error_set(err, EA_ERR_NOMEM, "attn_state_init: out of memory");
+    }
+    return EA_OK;
+}
+
+
+/* --- 8.30 The variant table ----------------------------------------------
    One row per variant; models, examples, tests and benchmarks iterate over
    it, and `--attn NAME` picks a row. */
 static const ea_attn_variant ea__variants[] = {
     {"none", "identity control: no attention, no parameters", ea__none_build, ea__none_forward,
-     ea__none_flops},
+     ea__none_flops, NULL, NULL, 0},
     {"single", "single-head self-attention, merged QKV", ea__mha_build, ea__mha_forward,
-     ea__sdpa_family_flops},
+     ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 0},
     {"mha", "multi-head attention, one merged QKV projection", ea__mha_build, ea__mha_forward,
-     ea__sdpa_family_flops},
+     ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 0},
     {"mha-sep", "multi-head attention, separate Q, K, V projections", ea__gqa_build,
-     ea__gqa_forward, ea__sdpa_family_flops},
+     ea__gqa_forward, ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 0},
     {"mqa", "multi-query attention: one shared K/V head", ea__gqa_build, ea__gqa_forward,
-     ea__sdpa_family_flops},
+     ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 0},
     {"gqa", "grouped-query attention: n_kv_heads K/V heads", ea__gqa_build, ea__gqa_forward,
-     ea__sdpa_family_flops},
+     ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 0},
     {"local", "sliding window of half-width w, as a band of tiles", ea__masked_build, ea__local_forward,
-     ea__local_flops},
-    {"strided", "every s-th key plus itself", ea__masked_build, ea__gather_forward, ea__gather_flops},
+     ea__local_flops, NULL, NULL, 0},
+    {"strided", "every s-th key plus itself", ea__masked_build, ea__gather_forward, ea__gather_flops, NULL, NULL, 0},
     {"dilated", "window of 2w+1 keys spaced by a dilation rate", ea__masked_build, ea__gather_forward,
-     ea__gather_flops},
-    {"topk", "each query keeps its k largest scores", ea__masked_build, ea__topk_forward, ea__topk_flops},
+     ea__gather_flops, NULL, NULL, 0},
+    {"topk", "each query keeps its k largest scores", ea__masked_build, ea__topk_forward, ea__topk_flops, NULL, NULL, 0},
     {"bigbird", "block-sparse: sliding, global and random blocks", ea__masked_build, ea__bigbird_forward,
-     ea__bigbird_flops},
+     ea__bigbird_flops, NULL, NULL, 0},
     {"localglobal", "local windows plus learned global summary tokens", ea__localglobal_build,
-     ea__localglobal_forward, ea__localglobal_flops},
+     ea__localglobal_forward, ea__localglobal_flops, NULL, NULL, 0},
     {"flex", "user score_mod / mask_mod callbacks with a block mask", ea__flex_build, ea__flex_forward,
-     ea__flex_flops},
+     ea__flex_flops, NULL, NULL, 0},
     {"linear", "kernel attention with elu+1 (or ReLU) features", ea__linear_build, ea__linear_forward,
-     ea__linear_flops},
+     ea__linear_flops, NULL, NULL, 0},
     {"performer", "FAVOR+ orthogonal random features", ea__linear_build, ea__performer_forward,
-     ea__performer_flops},
+     ea__performer_flops, NULL, NULL, 0},
     {"linformer", "keys and values projected along the sequence to k", ea__linformer_build,
-     ea__linformer_forward, ea__linformer_flops},
+     ea__linformer_forward, ea__linformer_flops, NULL, NULL, 0},
     {"nystrom", "Nystrom landmarks with an iterative pseudo-inverse", ea__nystrom_build, ea__nystrom_forward,
-     ea__nystrom_flops},
+     ea__nystrom_flops, NULL, NULL, 0},
     {"hybrid", "gated mix of dilated local and global linear attention", ea__hybrid_build,
-     ea__hybrid_forward, ea__hybrid_flops},
+     ea__hybrid_forward, ea__hybrid_flops, NULL, NULL, 0},
+    {"mla", "multi-head latent attention: low-rank K/V latent, decoupled RoPE", ea__mla_build, ea__mla_forward,
+     ea__mla_flops, ea__mla_step, ea__mla_cache_floats, 0},
+    {"h2o", "exact attention whose streaming cache keeps heavy hitters", ea__mha_build, ea__mha_forward,
+     ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 0},
+    {"crossmem", "self-attention fused with attention to a memory bank", ea__crossmem_build, ea__crossmem_forward,
+     ea__crossmem_flops, ea__crossmem_step, NULL, 0},
+    {"mamba", "selective state-space scan (Mamba) in attention's place", ea__mamba_build, ea__mamba_forward,
+     ea__mamba_flops, ea__mamba_step, NULL, 0},
+    {"deepseek", "mla attention, blocks with a mixture of experts", ea__mla_build, ea__mla_forward, ea__mla_flops,
+     ea__mla_step, ea__mla_cache_floats, 1},
+    {"kimi", "multi-head attention, blocks with a mixture of experts", ea__mha_build, ea__mha_forward,
+     ea__sdpa_family_flops, ea__kv_step, ea__kv_cache_floats, 1},
 };
 
 EA_API int ea_attn_variant_count(void) { return (int)(sizeof ea__variants / sizeof ea__variants[0]); }
@@ -4243,6 +5340,19 @@ EA_API ea_status ea_attn_build(ea_attn *a, const char *name, const ea_attn_confi
     return a->variant->build(a, ps, prefix, err);
 }
 
+EA_API ea_tensor *ea_attn_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (!a || !a->variant || !st) return ea__fail(ctx, EA_ERR_ARG, "attn_step: NULL argument");
+    if (!a->variant->step)
+        return ea__fail(ctx, EA_ERR_CONFIG, "attention '%s' has no streaming form", a->variant->name);
+    if (st->B == 0) return ea__fail(ctx, EA_ERR_ARG, "attn_step: the state is not initialised (ea_attn_state_init)");
+    return a->variant->step(ctx, a, st, x);
+}
+
+EA_API double ea_attn_cache_floats(const ea_attn *a) {
+    return a && a->variant && a->variant->cache_floats ? a->variant->cache_floats(a) : 0.0;
+}
+
 EA_API ea_tensor *ea_attn_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
     char s1[48];
     if (!ea__ok(ctx, x, x)) return NULL;
@@ -4254,9 +5364,287 @@ EA_API ea_tensor *ea_attn_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
 
 /* ==========================================================================
    == 9. BLOCKS AND MODELS
-   ==========================================================================
+   ========================================================================== */
+
+/* --- Mixture-of-experts feed-forward (Shazeer et al. 2017; Fedus et al.
+   2022, "Switch Transformers"; DeepSeek-AI 2024, DeepSeekMoE, V2, V3) -------
+   A router scores every token for E experts, each a GELU MLP like the
+   dense one; the token goes through its k best:
+       s = softmax(x W_r)    or  s = σ(x W_r)  (opt.sigmoid: DeepSeek-V3)
+       K(t) = the k largest s_t,e (ties: the lower e)
+       g_t,e = s_t,e / Σ_{j∈K(t)} s_t,j        (renormalised; with softmax
+               scores, the softmax of the k chosen logits: seed 001's rule)
+       y_t = Σ_{e∈K(t)} g_t,e MLP_e(x_t) + MLP_shared(x_t)
+   Capacity (opt.capacity percent): expert e takes at most
+   C = ceil(capacity/100 · T·k/E) tokens per call, first come in token
+   order; a token past the limit loses that expert (its gate becomes 0, it
+   keeps its other experts and the residual): Switch's overflow rule.
+   Load balance (Switch's auxiliary loss, DeepSeek's expert-level one):
+       L_aux = E Σ_e f_e P_e,   f_e = tokens choosing e / (T·k) (a count,
+       no gradient),   P_e = mean_t ŝ_t,e with ŝ = s normalised per token.
+   When routing follows the scores (P = f), L_aux = E Σ f² >= 1, equal to 1
+   exactly for uniform routing (Cauchy-Schwarz; tested).
+   Gate backward, token t with kept set K and S = Σ_{j∈K(t)} s_t,j, for j
+   in its top k:  ds_j = [j ∈ K] dg_j / S - Σ_{i∈K} dg_i g_i / S.
+   The choice itself is piecewise constant (no gradient; tests keep away
+   from ties).  Active cost per token 4·dim·hidden·(k + shared) + 2·dim·E
+   FLOPs against the dense MLP's 4·dim·mlp_hidden; the default expert width
+   mlp_hidden / (k + shared) makes the two equal.  One expert with k = 1 is
+   the dense MLP (tested). */
+typedef struct ea__route {
+    int T, E, k;
+    int *n, *wanted, *tok; /* per expert: kept tokens, choices, the kept list (tok[e·T ..]) */
+    int *sel;              /* [T, E]: 0 not chosen, 1 chosen but over capacity, 2 kept */
+} ea__route;
+
+static void ea__gates_back(ea_ctx *ctx, ea_node *nd) {
+    ea_tensor *s = nd->in[0];
+    const ea__route *r = (const ea__route *)nd->aux[0];
+    const float *g = nd->out->data, *dg = nd->out->grad;
+    int t, e, E = r->E;
+    (void)ctx;
+    if (!s->grad) return;
+    for (t = 0; t < r->T; t++) {
+        const float *st = s->data + (size_t)t * E;
+        float S = 0.0f, dot = 0.0f;
+        for (e = 0; e < E; e++)
+            if (r->sel[t * E + e]) S += st[e];
+        if (S <= 0.0f) continue;
+        for (e = 0; e < E; e++)
+            if (r->sel[t * E + e] == 2) dot += dg[(size_t)t * E + e] * g[(size_t)t * E + e];
+        for (e = 0; e < E; e++)
+            if (r->sel[t * E + e])
+                s->grad[(size_t)t * E + e] += ((r->sel[t * E + e] == 2 ? dg[(size_t)t * E + e] : 0.0f) - dot) / S;
+    }
+}
+
+/* scores s [.., E] -> gates [T, E]; fills r (arena) */
+static ea_tensor *ea__moe_gates(ea_ctx *ctx, ea_tensor *s, int k, int capacity, ea__route *r) {
+    int E = s->shape[s->ndim - 1], T = (int)(s->size / (size_t)E), t, e, c, shape[2], cap;
+    ea_tensor *out;
+    ea_node *nd;
+    shape[0] = T; shape[1] = E;
+    out = ea__out(ctx, 2, shape, s, NULL, NULL);
+    r->T = T; r->E = E; r->k = k;
+    r->n = (int *)ea_ctx_alloc(ctx, 2 * (size_t)E * sizeof(int));
+    r->tok = (int *)ea_ctx_alloc(ctx, (size_t)E * T * sizeof(int));
+    r->sel = (int *)ea_ctx_alloc(ctx, (size_t)E * T * sizeof(int));
+    if (!out || !r->n || !r->tok || !r->sel) return NULL;
+    r->wanted = r->n + E;
+    memset(r->n, 0, 2 * (size_t)E * sizeof(int));
+    memset(r->sel, 0, (size_t)E * T * sizeof(int));
+    cap = capacity ? (int)ceil((double)capacity * T * k / (100.0 * E)) : T;
+    for (t = 0; t < T; t++) {
+        const float *st = s->data + (size_t)t * E;
+        float S = 0.0f;
+        for (c = 0; c < k; c++) { /* the k largest, ties to the lower expert */
+            int best = -1;
+            for (e = 0; e < E; e++)
+                if (!r->sel[t * E + e] && (best < 0 || st[e] > st[best])) best = e;
+            r->sel[t * E + best] = 1;
+            S += st[best];
+            r->wanted[best]++;
+            if (r->n[best] < cap) {
+                r->tok[best * T + r->n[best]++] = t;
+                r->sel[t * E + best] = 2;
+            }
+        }
+        for (e = 0; e < E; e++)
+            out->data[(size_t)t * E + e] = r->sel[t * E + e] == 2 && S > 0.0f ? st[e] / S : 0.0f;
+    }
+    nd = ea__record(ctx, ea__gates_back, out, s, NULL, NULL);
+    if (nd) nd->aux[0] = r;
+    return out;
+}
+
+/* rows tok[0..m) of x (rows of its last dim) -> [m, C]; backward scatters */
+static void ea__gather_rows_back(ea_ctx *ctx, ea_node *nd) {
+    ea_tensor *x = nd->in[0];
+    const int *tok = (const int *)nd->aux[0];
+    int m = nd->out->shape[0], C = nd->out->shape[1], i;
+    (void)ctx;
+    if (x->grad)
+        for (i = 0; i < m; i++) ea__axpy(x->grad + (size_t)tok[i] * C, 1.0f, nd->out->grad + (size_t)i * C, C);
+}
+
+static ea_tensor *ea__gather_rows(ea_ctx *ctx, ea_tensor *x, const int *tok, int m) {
+    int C = x->shape[x->ndim - 1], shape[2], i;
+    ea_tensor *out;
+    ea_node *nd;
+    shape[0] = m; shape[1] = C;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    out = ea__out(ctx, 2, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < m; i++) memcpy(out->data + (size_t)i * C, x->data + (size_t)tok[i] * C, (size_t)C * sizeof(float));
+    nd = ea__record(ctx, ea__gather_rows_back, out, x, NULL, NULL);
+    if (nd) nd->aux[0] = tok;
+    return out;
+}
+
+/* out = acc + Σ_i g[tok_i, e] y_i at row tok_i  (acc may be NULL: zeros) */
+static void ea__combine_back(ea_ctx *ctx, ea_node *nd) {
+    ea_tensor *acc = nd->in[0], *y = nd->in[1], *g = nd->in[2];
+    const int *tok = (const int *)nd->aux[0];
+    int m = y->shape[0], C = y->shape[1], E = g->shape[1], e = nd->iarg[0], i;
+    const float *d = nd->out->grad;
+    size_t j;
+    (void)ctx;
+    if (acc && acc->grad)
+        for (j = 0; j < acc->size; j++) acc->grad[j] += d[j];
+    for (i = 0; i < m; i++) {
+        const float *dr = d + (size_t)tok[i] * C;
+        float gi = g->data[(size_t)tok[i] * E + e];
+        if (y->grad) ea__axpy(y->grad + (size_t)i * C, gi, dr, C);
+        if (g->grad) g->grad[(size_t)tok[i] * E + e] += ea__dot(dr, y->data + (size_t)i * C, C);
+    }
+}
+
+static ea_tensor *ea__moe_combine(ea_ctx *ctx, ea_tensor *acc, ea_tensor *y, ea_tensor *g, const int *tok, int e,
+                                  const ea_tensor *like) {
+    int m, C, E, i;
+    ea_tensor *out;
+    ea_node *nd;
+    if (!ea__ok(ctx, y, g)) return NULL;
+    m = y->shape[0]; C = y->shape[1]; E = g->shape[1];
+    out = ea__out(ctx, like->ndim, like->shape, acc, y, g);
+    if (!out) return NULL;
+    if (acc) memcpy(out->data, acc->data, out->size * sizeof(float));
+    else memset(out->data, 0, out->size * sizeof(float));
+    for (i = 0; i < m; i++)
+        ea__axpy(out->data + (size_t)tok[i] * C, g->data[(size_t)tok[i] * E + e], y->data + (size_t)i * C, C);
+    nd = ea__record(ctx, ea__combine_back, out, acc, y, g);
+    if (nd) {
+        nd->aux[0] = tok;
+        nd->iarg[0] = e;
+    }
+    return out;
+}
+
+/* weight · E Σ_e f_e P_e; dŝ_t,e = weight·E·f_e/T, ds = (dŝ - Σ_j dŝ_j ŝ_j) / Σ_j s_j */
+static void ea__moe_aux_back(ea_ctx *ctx, ea_node *nd) {
+    ea_tensor *s = nd->in[0];
+    const ea__route *r = (const ea__route *)nd->aux[0];
+    int t, e, E = r->E;
+    float w = nd->farg[0] * nd->out->grad[0];
+    (void)ctx;
+    if (!s->grad) return;
+    for (t = 0; t < r->T; t++) {
+        const float *st = s->data + (size_t)t * E;
+        float sum = 0.0f, dot = 0.0f;
+        for (e = 0; e < E; e++) sum += st[e];
+        if (sum <= 0.0f) continue;
+        for (e = 0; e < E; e++) dot += w * E * r->wanted[e] / ((float)r->T * r->k) / r->T * st[e] / sum;
+        for (e = 0; e < E; e++)
+            s->grad[(size_t)t * E + e] += (w * E * r->wanted[e] / ((float)r->T * r->k) / r->T - dot) / sum;
+    }
+}
+
+static ea_tensor *ea__moe_aux(ea_ctx *ctx, ea_tensor *s, const ea__route *r, float weight) {
+    int one = 1, t, e, E = r->E;
+    double P, L = 0.0;
+    ea_tensor *out;
+    ea_node *nd;
+    out = ea__out(ctx, 1, &one, s, NULL, NULL);
+    if (!out) return NULL;
+    for (e = 0; e < E; e++) {
+        for (t = 0, P = 0.0; t < r->T; t++) {
+            const float *st = s->data + (size_t)t * E;
+            double sum = 0.0;
+            int j;
+            for (j = 0; j < E; j++) sum += st[j];
+            P += sum > 0.0 ? st[e] / sum : 0.0;
+        }
+        L += (double)r->wanted[e] / ((double)r->T * r->k) * P / r->T;
+    }
+    out->data[0] = (float)(weight * E * L);
+    nd = ea__record(ctx, ea__moe_aux_back, out, s, NULL, NULL);
+    if (nd) {
+        nd->aux[0] = r;
+        nd->farg[0] = weight;
+    }
+    return out;
+}
+
+static ea_tensor *ea__mlp(ea_ctx *ctx, ea_tensor *x, ea_tensor *w1, ea_tensor *b1, ea_tensor *w2, ea_tensor *b2) {
+    return ea_linear(ctx, ea_gelu(ctx, ea_linear(ctx, x, w1, b1)), w2, b2);
+}
+
+EA_API ea_status ea_moe_build(ea_moe *m, const ea_attn_opts *o, int dim, int mlp_hidden, ea_params *ps,
+                              const char *prefix, ea_error *err) {
+    char name[EA_NAME_LEN];
+    int e, shape[2];
+    if (!m || !o || !ps || !prefix) return ea_error_set(err, EA_ERR_ARG, "moe_build: NULL argument");
+    memset(m, 0, sizeof *m);
+    m->experts = o->experts;
+    m->k = ea__opt(o->route_k, o->experts < 2 ? 1 : 2);
+    m->shared = o->shared;
+    m->hidden = ea__opt(o->expert_hidden, mlp_hidden / (m->k + m->shared) > 0 ? mlp_hidden / (m->k + m->shared) : 1);
+    m->capacity = o->capacity;
+    m->sigmoid = o->sigmoid;
+    m->dim = dim;
+    if (m->experts < 1 || m->experts > EA_MOE_MAX_EXPERTS || m->k < 1 || m->k > m->experts || m->shared < 0 ||
+        m->shared > 16 || m->hidden < 1 || m->hidden > (1 << 20) || m->capacity < 0 || m->sigmoid < 0 ||
+        m->sigmoid > 1 || dim <= 0)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "moe: %d experts, route_k %d, shared %d, expert_hidden %d, capacity %d%%, sigmoid %d: "
+                            "expected 1..%d experts, 1 <= route_k <= experts, 0..16 shared, hidden 1..2^20, "
+                            "capacity >= 0, sigmoid 0 or 1",
+                            m->experts, m->k, m->shared, m->hidden, m->capacity, m->sigmoid, EA_MOE_MAX_EXPERTS);
+    shape[0] = m->experts; shape[1] = dim;
+    snprintf(name, sizeof name, "%s.router.weight", prefix);
+    m->router = ea_param(ps, name, 2, shape, EA_INIT_FANIN, (float)dim);
+    for (e = 0; e < m->experts; e++) {
+        snprintf(name, sizeof name, "%s.experts.%d", prefix, e);
+        ea__linear_params(ps, name, "fc1", m->hidden, dim, &m->fc1_w[e], &m->fc1_b[e]);
+        ea__linear_params(ps, name, "fc2", dim, m->hidden, &m->fc2_w[e], &m->fc2_b[e]);
+    }
+    if (m->shared) {
+        snprintf(name, sizeof name, "%s.shared", prefix);
+        ea__linear_params(ps, name, "fc1", m->shared * m->hidden, dim, &m->sh1_w, &m->sh1_b);
+        ea__linear_params(ps, name, "fc2", dim, m->shared * m->hidden, &m->sh2_w, &m->sh2_b);
+    }
+    return EA_OK;
+}
+
+EA_API ea_tensor *ea_moe_forward(ea_ctx *ctx, const ea_moe *m, ea_tensor *x, float aux_weight, ea_tensor **aux,
+                                 ea_moe_stats *stats) {
+    ea_tensor *s, *g, *y = NULL;
+    ea__route *r;
+    int e;
+    char s1[48];
+    if (aux) *aux = NULL;
+    if (!ea__ok(ctx, x, x) || !m || !m->router) return NULL;
+    if (x->shape[x->ndim - 1] != m->dim)
+        return ea__fail(ctx, EA_ERR_SHAPE, "moe: x %s; expected [.., %d]", ea__shape_str(x, s1, sizeof s1), m->dim);
+    r = (ea__route *)ea_ctx_alloc(ctx, sizeof *r);
+    if (!r) return NULL;
+    s = ea_linear(ctx, x, m->router, NULL);
+    s = m->sigmoid ? ea_act(ctx, s, EA_ACT_SIGMOID) : ea_softmax(ctx, s);
+    if (!s || !(g = ea__moe_gates(ctx, s, m->k, m->capacity, r))) return NULL;
+    if (m->shared) y = ea__mlp(ctx, x, m->sh1_w, m->sh1_b, m->sh2_w, m->sh2_b);
+    for (e = 0; e < m->experts; e++) {
+        const int *tok = r->tok + (size_t)e * r->T;
+        if (!r->n[e]) continue;
+        y = ea__moe_combine(ctx, y, ea__mlp(ctx, ea__gather_rows(ctx, x, tok, r->n[e]), m->fc1_w[e], m->fc1_b[e],
+                                            m->fc2_w[e], m->fc2_b[e]),
+                            g, tok, e, x);
+    }
+    if (aux) *aux = ea__moe_aux(ctx, s, r, aux_weight);
+    if (stats) {
+        for (e = 0; e < m->experts; e++) {
+            stats->wanted[e] += r->wanted[e];
+            stats->kept[e] += r->n[e];
+        }
+        stats->tokens += r->T;
+    }
+    return y;
+}
+
+/* --- The pre-norm block and the ViT ----------------------------------------
    Pre-norm transformer block (as in ViT, Dosovitskiy et al. 2021):
        x = x + Attn(LN1(x));   x = x + W2 · GELU(W1 · LN2(x) + b1) + b2
+   (or x + MoE(LN2(x)) above, when opt.experts > 0 or the row is deepseek
+   or kimi; any row of 8, mamba included, takes Attn's place).
    ViT: patch embedding (conv, kernel = stride = patch) -> + learned position
    embedding -> blocks -> LN -> mean over tokens -> head (Linear, or
    Linear-GELU-Linear).  Seed 000's tracker is the configuration below;
@@ -4341,9 +5729,27 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
         bl->ln2_w = ea_param(&m->params, name, 1, shape, EA_INIT_ONES, 0.0f);
         snprintf(name, sizeof name, "blocks.%d.norm2.bias", i);
         bl->ln2_b = ea_param(&m->params, name, 1, shape, EA_INIT_ZEROS, 0.0f);
+        if (cfg->opt.experts || bl->attn.variant->moe) {
+            ea_attn_opts o = cfg->opt;
+            if (!o.experts) { o.experts = 4; if (!o.shared) o.shared = 1; } /* deepseek, kimi defaults */
+            snprintf(name, sizeof name, "blocks.%d.moe", i);
+            if ((st = ea_moe_build(&bl->moe, &o, D, cfg->mlp_hidden, &m->params, name, err)) != EA_OK) {
+                ea_vit_free(m);
+                return st;
+            }
+            continue;
+        }
         snprintf(name, sizeof name, "blocks.%d.mlp", i);
         ea__linear_params(&m->params, name, "0", cfg->mlp_hidden, D, &bl->fc1_w, &bl->fc1_b);
         ea__linear_params(&m->params, name, "3", D, cfg->mlp_hidden, &bl->fc2_w, &bl->fc2_b);
+    }
+    if (m->blocks[0].moe.experts) {
+        m->moe_stats = (ea_moe_stats *)EFFATTN_MALLOC((size_t)cfg->depth * sizeof(ea_moe_stats));
+        if (!m->moe_stats) {
+            ea_vit_free(m);
+            return ea_error_set(err, EA_ERR_NOMEM, "vit: out of memory for the routing statistics");
+        }
+        memset(m->moe_stats, 0, (size_t)cfg->depth * sizeof(ea_moe_stats));
     }
     shape[0] = D;
     m->norm_w = ea_param(&m->params, "norm.weight", 1, shape, EA_INIT_ONES, 0.0f);
@@ -4369,14 +5775,22 @@ EA_API void ea_vit_redraw(ea_vit *m, int draw) {
 }
 
 EA_API void ea_vit_free(ea_vit *m) {
-    if (m) ea_params_free(&m->params);
+    if (!m) return;
+    ea_params_free(&m->params);
+    EFFATTN_FREE(m->moe_stats);
+    m->moe_stats = NULL;
 }
 
 EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x) {
+    return ea_vit_forward_aux(ctx, m, x, 0.0f, NULL);
+}
+
+EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x, float aux_weight, ea_tensor **aux) {
     const ea_vit_config *c = &m->cfg;
     ea_tensor *h;
     int i;
     char s1[48];
+    if (aux) *aux = NULL;
     if (!ea__ok(ctx, x, x)) return NULL;
     if (x->ndim != 4 || x->shape[1] != c->in_chans || x->shape[2] != c->img_size ||
         x->shape[3] != c->img_size)
@@ -4390,8 +5804,14 @@ EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x) {
         a = ea_attn_forward(ctx, &bl->attn, a);
         h = ea_add(ctx, h, a);
         a = ea_layernorm(ctx, h, bl->ln2_w, bl->ln2_b, 1e-5f);
-        a = ea_gelu(ctx, ea_linear(ctx, a, bl->fc1_w, bl->fc1_b));
-        h = ea_add(ctx, h, ea_linear(ctx, a, bl->fc2_w, bl->fc2_b));
+        if (bl->moe.experts) {
+            ea_tensor *l = NULL;
+            a = ea_moe_forward(ctx, &bl->moe, a, aux_weight, aux ? &l : NULL, m->moe_stats ? &m->moe_stats[i] : NULL);
+            if (aux) *aux = *aux ? ea_add(ctx, *aux, l) : l;
+        } else {
+            a = ea__mlp(ctx, a, bl->fc1_w, bl->fc1_b, bl->fc2_w, bl->fc2_b);
+        }
+        h = ea_add(ctx, h, a);
     }
     h = ea_mean_tokens(ctx, ea_layernorm(ctx, h, m->norm_w, m->norm_b, 1e-5f));
     h = ea_linear(ctx, h, m->head1_w, m->head1_b);
@@ -4407,7 +5827,12 @@ EA_API double ea_vit_flops(const ea_vit *m) {
     int i;
     f = 2.0 * T * D * c->in_chans * c->patch * c->patch;
     for (i = 0; i < c->depth; i++)
-        f += m->blocks[i].attn.variant->flops(&m->blocks[i].attn, (int)T) + 4.0 * T * D * c->mlp_hidden;
+    {
+        const ea_moe *e = &m->blocks[i].moe;
+        f += m->blocks[i].attn.variant->flops(&m->blocks[i].attn, (int)T);
+        f += e->experts ? T * (4.0 * D * e->hidden * (e->k + e->shared) + 2.0 * D * e->experts)
+                        : 4.0 * T * D * c->mlp_hidden;
+    }
     if (c->head_hidden) f += 2.0 * D * c->head_hidden + 2.0 * c->head_hidden * c->out_dim;
     else f += 2.0 * D * c->out_dim;
     return f;
@@ -4914,10 +6339,11 @@ static uint64_t ea__get_le(const unsigned char *p, int bytes) {
 static size_t ea__dtype_size(ea_dtype d) { return d == EA_DT_U64 ? 8 : d == EA_DT_U8 ? 1 : 4; }
 
 #define EA_CK_MAGIC "EACKPT\0\0"
-#define EA_CK_VERSION 2u   /* 2 added the attention options; version 1 files still load */
+#define EA_CK_VERSION 3u   /* 2 added the attention options, 3 their count; versions 1 and 2 still load */
 #define EA_CK_MAX_ENTRIES 100000u
 #define EA_CK_CONFIG_V1 (12 * 4 + 32)
-#define EA_CK_CONFIG_BYTES (EA_CK_CONFIG_V1 + 4 * EA_ATTN_OPTS)
+#define EA_CK_OPTS_V2 17   /* options a version-2 file holds, without a count */
+#define EA_CK_CONFIG_BYTES (EA_CK_CONFIG_V1 + 4 + 4 * EA_ATTN_OPTS)
 #define EA_CK_ENTRY_FIXED 19 /* u16 name length, u8 dtype, u64 count, u64 offset */
 
 /* One entry of the table; `src` is where its data comes from on save. */
@@ -4943,12 +6369,19 @@ static void ea__put_config(ea__wbuf *b, const ea_vit_config *c) {
     ea__put(b, attn, sizeof attn);
     {
         ea_attn_opts o = c->opt;
+        ea__put_le(b, EA_ATTN_OPTS, 4);
         for (i = 0; i < EA_ATTN_OPTS; i++) ea__put_le(b, (uint32_t)*ea__opt_at(&o, i), 4);
     }
 }
 
+/* The options' count (version 3 stores it; version 2 held 17, version 1 none). */
+static uint32_t ea__ck_opts(const unsigned char *p, uint32_t version) {
+    return version >= 3 ? (uint32_t)ea__get_le(p + EA_CK_CONFIG_V1, 4) : version == 2 ? EA_CK_OPTS_V2 : 0;
+}
+
 static void ea__get_config(const unsigned char *p, uint32_t version, ea_vit_config *c) {
-    int v[11], i;
+    int v[11], i, n_opts = (int)ea__ck_opts(p, version);
+    const unsigned char *o = p + EA_CK_CONFIG_V1 + (version >= 3 ? 4 : 0);
     uint32_t u;
     for (i = 0; i < 11; i++) v[i] = (int)(int32_t)(uint32_t)ea__get_le(p + 4 * i, 4);
     memset(c, 0, sizeof *c);
@@ -4959,8 +6392,7 @@ static void ea__get_config(const unsigned char *p, uint32_t version, ea_vit_conf
     memcpy(&c->pos_std, &u, 4);
     memcpy(c->attn, p + 48, 31);
     c->attn[31] = 0;
-    for (i = 0; version >= 2 && i < EA_ATTN_OPTS; i++)
-        *ea__opt_at(&c->opt, i) = (int)(int32_t)(uint32_t)ea__get_le(p + EA_CK_CONFIG_V1 + 4 * i, 4);
+    for (i = 0; i < n_opts; i++) *ea__opt_at(&c->opt, i) = (int)(int32_t)(uint32_t)ea__get_le(o + 4 * i, 4);
 }
 
 EA_API ea_status ea_checkpoint_save(const char *path, const ea_vit *m, const ea_adamw *opt,
@@ -5125,7 +6557,11 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
     if (version < 1 || version > EA_CK_VERSION)
         return ea_error_set(err, EA_ERR_FORMAT, "checkpoint version %u; this build reads versions 1 to %u", version,
                             EA_CK_VERSION);
-    cfg_bytes = version >= 2 ? EA_CK_CONFIG_BYTES : EA_CK_CONFIG_V1;
+    if (size < 16 + EA_CK_CONFIG_V1 + 12) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint too short for its header");
+    if (ea__ck_opts(buf + 16, version) > EA_ATTN_OPTS)
+        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint holds %u attention options; this build knows %d",
+                            ea__ck_opts(buf + 16, version), EA_ATTN_OPTS);
+    cfg_bytes = EA_CK_CONFIG_V1 + (version >= 3 ? 4 : 0) + 4 * ea__ck_opts(buf + 16, version);
     if (size < 16 + cfg_bytes + 8) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint too short for its header");
     if (ea_crc32(0, buf + 8, size - 12) != (uint32_t)ea__get_le(buf + size - 4, 4))
         return ea_error_set(err, EA_ERR_FORMAT, "checkpoint checksum mismatch: the file is damaged or truncated");

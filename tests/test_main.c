@@ -263,6 +263,7 @@ static void test_op_gradients(void) {
 /* Gradient check of a whole layer: input x and every parameter, by
    perturbing the flat parameter buffer. */
 static const ea_attn_opts *g_gc_opts = NULL; /* options for attn_gradcheck, or defaults */
+static int g_gc_heads = 0;                    /* query heads for attn_gradcheck (0: 4) */
 static void attn_gradcheck(const char *variant, int causal) {
     ea_attn_config cfg;
     ea_attn attn;
@@ -276,7 +277,7 @@ static void attn_gradcheck(const char *variant, int causal) {
     char prefix[64];
     memset(&ps, 0, sizeof ps);
     memset(&cfg, 0, sizeof cfg);
-    cfg.dim = 8; cfg.n_heads = 4; cfg.n_kv_heads = 2; cfg.causal = causal;
+    cfg.dim = 8; cfg.n_heads = g_gc_heads ? g_gc_heads : 4; cfg.n_kv_heads = 2; cfg.causal = causal;
     /* top-k's choice is piecewise constant: keep every score here (smooth);
        test_topk checks the sparse case away from ties */
     if (strcmp(variant, "topk") == 0) cfg.opt.topk = 5;
@@ -383,6 +384,14 @@ static void test_attn_gradients(void) {
     memset(&o, 0, sizeof o); o.proj_len = 3; o.max_len = 7; attn_gradcheck("linformer", 0);
     memset(&o, 0, sizeof o); o.stride = 2; attn_gradcheck("strided", 0); attn_gradcheck("strided", 1);
     memset(&o, 0, sizeof o); o.window = 1; o.dilation = 2; attn_gradcheck("dilated", 1); attn_gradcheck("hybrid", 0);
+    /* mla with rotary columns (head dim 4: 2 rotary), all rotary, narrow latents */
+    g_gc_heads = 2;
+    memset(&o, 0, sizeof o); attn_gradcheck("mla", 0); attn_gradcheck("mla", 1);
+    memset(&o, 0, sizeof o); o.rope_dim = 4; attn_gradcheck("mla", 1);
+    memset(&o, 0, sizeof o); o.latent = 3; o.q_latent = 5; attn_gradcheck("mla", 1);
+    g_gc_heads = 0;
+    memset(&o, 0, sizeof o); o.fuse = 30; o.slots = 3; attn_gradcheck("crossmem", 0);
+    memset(&o, 0, sizeof o); o.state = 3; o.expand = 1; o.conv_kernel = 2; o.dt_rank = 2; attn_gradcheck("mamba", 0);
     g_gc_opts = NULL;
 }
 
@@ -2005,12 +2014,12 @@ static void test_checkpoint_opts(void) {
     ea_vit_free(&m2);
     /* a version-1 file: the same bytes without the options block */
     if (ea__read_file(path, &buf, &len, &err) == EA_OK) {
-        size_t cut = 16 + EA_CK_CONFIG_V1, n1 = len - 4 * EA_ATTN_OPTS;
+        size_t cut = 16 + EA_CK_CONFIG_V1, gone = 4 + 4 * EA_ATTN_OPTS, n1 = len - gone;
         v1 = (unsigned char *)malloc(len);
         memcpy(v1, buf, cut);
-        memcpy(v1 + cut, buf + cut + 4 * EA_ATTN_OPTS, len - cut - 4 * EA_ATTN_OPTS);
+        memcpy(v1 + cut, buf + cut + gone, len - cut - gone);
         v1[8] = 1; v1[9] = v1[10] = v1[11] = 0;
-        tb = (uint32_t)(buf[12] | buf[13] << 8 | buf[14] << 16 | (uint32_t)buf[15] << 24) - 4 * EA_ATTN_OPTS;
+        tb = (uint32_t)(buf[12] | buf[13] << 8 | buf[14] << 16 | (uint32_t)buf[15] << 24) - (uint32_t)gone;
         v1[12] = (unsigned char)tb; v1[13] = (unsigned char)(tb >> 8); v1[14] = (unsigned char)(tb >> 16); v1[15] = (unsigned char)(tb >> 24);
         crc = ea_crc32(0, v1 + 8, n1 - 12);
         v1[n1 - 4] = (unsigned char)crc; v1[n1 - 3] = (unsigned char)(crc >> 8); v1[n1 - 2] = (unsigned char)(crc >> 16); v1[n1 - 1] = (unsigned char)(crc >> 24);
@@ -2018,6 +2027,22 @@ static void test_checkpoint_opts(void) {
         CHECK(ea_checkpoint_parse(v1, n1, &back, NULL, NULL, NULL, 0, &err) == EA_OK && back.opt.window == 0 &&
                   back.dim == m.cfg.dim,
               "version 1 still loads: %s", err.msg);
+        /* a version-2 file: 17 options without their count */
+        {
+            size_t drop1 = 4, keep = 4 * 17, drop2 = 4 * (EA_ATTN_OPTS - 17), n2 = len - drop1 - drop2;
+            memcpy(v1, buf, cut);
+            memcpy(v1 + cut, buf + cut + drop1, keep);
+            memcpy(v1 + cut + keep, buf + cut + drop1 + keep + drop2, len - cut - drop1 - keep - drop2);
+            v1[8] = 2;
+            tb = (uint32_t)(buf[12] | buf[13] << 8 | buf[14] << 16 | (uint32_t)buf[15] << 24) - (uint32_t)(drop1 + drop2);
+            v1[12] = (unsigned char)tb; v1[13] = (unsigned char)(tb >> 8); v1[14] = (unsigned char)(tb >> 16); v1[15] = (unsigned char)(tb >> 24);
+            crc = ea_crc32(0, v1 + 8, n2 - 12);
+            v1[n2 - 4] = (unsigned char)crc; v1[n2 - 3] = (unsigned char)(crc >> 8); v1[n2 - 2] = (unsigned char)(crc >> 16); v1[n2 - 1] = (unsigned char)(crc >> 24);
+            memset(&back, 0x55, sizeof back);
+            CHECK(ea_checkpoint_parse(v1, n2, &back, NULL, NULL, NULL, 0, &err) == EA_OK && back.opt.window == 3 &&
+                      back.opt.latent == 0 && back.dim == m.cfg.dim,
+                  "version 2 still loads: %s", err.msg);
+        }
         free(v1);
         EFFATTN_FREE(buf);
     } else {
@@ -2027,13 +2052,488 @@ static void test_checkpoint_opts(void) {
     remove(path);
 }
 
+/* --- memory, experts and state space: MoE, KV cache, h2o, mla, crossmem, mamba */
+typedef struct moe_case { const ea_moe *m; float aux_weight; int with_mse; } moe_case;
+
+static double moe_loss(ea_ctx *ctx, const moe_case *c, const float *xs, const float *ts, float *gx) {
+    ea_tensor *x, *y, *t, *aux, *loss;
+    ea_ctx_reset(ctx);
+    ctx->grad_enabled = gx != NULL;
+    x = ea_tensor_3d(ctx, 2, 5, 8, 1);
+    memcpy(x->data, xs, 80 * sizeof(float));
+    t = ea_tensor_3d(ctx, 2, 5, 8, 0);
+    memcpy(t->data, ts, 80 * sizeof(float));
+    y = ea_moe_forward(ctx, c->m, x, c->aux_weight, &aux, NULL);
+    loss = c->with_mse ? ea_add(ctx, ea_mse_loss(ctx, y, t), aux) : aux;
+    if (!loss) return NAN;
+    if (gx) {
+        if (ea_backward(ctx, loss) != EA_OK) return NAN;
+        memcpy(gx, x->grad, 80 * sizeof(float));
+    }
+    ctx->grad_enabled = 1;
+    return loss->data[0];
+}
+
+/* Finite differences through the gates and the experts.  The top-k choice
+   is piecewise constant: a step that changes it shows as a jump (the two
+   one-sided differences disagree); those entries are skipped and counted. */
+static void moe_gradcheck(const char *what, const ea_attn_opts *o, int with_mse) {
+    ea_params ps;
+    ea_moe m;
+    ea_error err;
+    ea_ctx ctx;
+    ea_rng rng;
+    moe_case c;
+    float xs[80], ts[80], gx[80], *gp;
+    int i, bad = 0, checked = 0, skipped = 0;
+    memset(&ps, 0, sizeof ps);
+    if (ea_moe_build(&m, o, 8, 12, &ps, "moe", &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK) {
+        CHECK(0, "%s: %s", what, err.msg);
+        ea_params_free(&ps);
+        return;
+    }
+    ea_params_init(&ps, 9);
+    ea_rng_seed(&rng, 4, 4);
+    for (i = 0; i < 80; i++) { xs[i] = frand(&rng); ts[i] = frand(&rng); }
+    c.m = &m; c.aux_weight = with_mse ? 0.1f : 1.0f; c.with_mse = with_mse;
+    ea_ctx_init(&ctx, 0);
+    ea_params_zero_grad(&ps);
+    gp = (float *)malloc(ps.n * sizeof(float));
+    if (!(moe_loss(&ctx, &c, xs, ts, gx) == moe_loss(&ctx, &c, xs, ts, gx))) CHECK(0, "%s: NaN loss: %s", what, ctx.err.msg);
+    ea_params_zero_grad(&ps);
+    {
+        double l0 = moe_loss(&ctx, &c, xs, ts, gx);
+        memcpy(gp, ps.grad, ps.n * sizeof(float));
+        for (i = 0; i < 80 + 80; i++) {
+            float *slot, keep, h = 1e-2f;
+            double lp, lm, num, ana, e;
+            if (i < 80) { slot = &xs[i]; ana = gx[i]; }
+            else {
+                size_t k;
+                int tries = 0;
+                do { k = ea_rng_below(&rng, (uint32_t)ps.n); } while (tries++ < 1000 && gp[k] == 0.0f);
+                slot = &ps.data[k]; ana = gp[k];
+            }
+            keep = *slot;
+            *slot = keep + h; lp = moe_loss(&ctx, &c, xs, ts, NULL);
+            *slot = keep - h; lm = moe_loss(&ctx, &c, xs, ts, NULL);
+            *slot = keep;
+            if (fabs((lp - l0) - (l0 - lm)) > 0.2 * (fabs(lp - l0) + fabs(l0 - lm)) + 1e-6) { skipped++; continue; }
+            num = (lp - lm) / (2.0 * h);
+            e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
+            checked++;
+            if (e > 2e-2) {
+                if (bad < 3) printf("  %s: entry %d analytic %.6g numeric %.6g\n", what, i, ana, num);
+                bad++;
+            }
+        }
+    }
+    CHECK(bad == 0 && checked >= 4 * skipped, "%s: %d of %d gradient entries differ from finite differences (%d skipped "
+          "at a routing switch)", what, bad, checked, skipped);
+    free(gp);
+    ea_ctx_free(&ctx);
+    ea_params_free(&ps);
+}
+
+static void test_moe(void) {
+    ea_attn_opts o;
+    ea_params ps;
+    ea_moe m;
+    ea_error err;
+    ea_ctx ctx;
+    ea_tensor *x, *y, *dense, *aux;
+    ea_moe_stats stats;
+    int i, e;
+    g_group = "moe";
+    memset(&o, 0, sizeof o); o.experts = 3; moe_gradcheck("moe softmax top-2", &o, 1);
+    memset(&o, 0, sizeof o); o.experts = 4; o.shared = 1; o.route_k = 1; moe_gradcheck("moe top-1 + shared", &o, 1);
+    memset(&o, 0, sizeof o); o.experts = 3; o.sigmoid = 1; o.capacity = 60; moe_gradcheck("moe sigmoid, capacity 60%", &o, 1);
+    memset(&o, 0, sizeof o); o.experts = 3; moe_gradcheck("moe load-balancing loss alone", &o, 0);
+    memset(&o, 0, sizeof o); o.experts = 3; o.sigmoid = 1; moe_gradcheck("moe sigmoid load-balancing loss alone", &o, 0);
+
+    /* one expert, k = 1: the dense MLP with the same weights */
+    ea_ctx_init(&ctx, 0);
+    memset(&ps, 0, sizeof ps);
+    memset(&o, 0, sizeof o); o.experts = 1; o.expert_hidden = 12;
+    CHECK(ea_moe_build(&m, &o, 8, 12, &ps, "moe", &err) == EA_OK && ea_params_alloc(&ps, &err) == EA_OK, "%s", err.msg);
+    ea_params_init(&ps, 3);
+    x = ea_tensor_3d(&ctx, 2, 5, 8, 0);
+    for (i = 0; i < 80; i++) x->data[i] = (float)sin(0.7 * i);
+    y = ea_moe_forward(&ctx, &m, x, 1.0f, &aux, NULL);
+    dense = ea_linear(&ctx, ea_gelu(&ctx, ea_linear(&ctx, x, m.fc1_w[0], m.fc1_b[0])), m.fc2_w[0], m.fc2_b[0]);
+    {
+        float worst = 0.0f;
+        for (i = 0; y && dense && i < 80; i++) worst = fmaxf(worst, fabsf(y->data[i] - dense->data[i]));
+        CHECK(y && dense && worst == 0.0f, "one expert differs from the dense MLP by %g", (double)worst);
+        CHECK(aux && fabsf(aux->data[0] - 1.0f) < 1e-6f, "one expert: load-balancing loss %g, expected 1",
+              aux ? (double)aux->data[0] : -1.0);
+    }
+    ea_params_free(&ps);
+
+    /* load balance: 4 experts, top-1; the router reads the token's one-hot
+       direction, so routing follows the scores (P = f) */
+    memset(&o, 0, sizeof o); o.experts = 4; o.route_k = 1;
+    CHECK(ea_moe_build(&m, &o, 8, 12, &ps, "moe", &err) == EA_OK && ea_params_alloc(&ps, &err) == EA_OK, "%s", err.msg);
+    ea_params_init(&ps, 3);
+    for (e = 0; e < 4; e++)
+        for (i = 0; i < 8; i++) m.router->data[e * 8 + i] = i == e ? 1.0f : 0.0f;
+    {
+        /* tokens to experts: uniform, two experts, one expert */
+        static const int spread[3][8] = {{0, 1, 2, 3, 0, 1, 2, 3}, {0, 1, 0, 1, 0, 1, 0, 1}, {0, 0, 0, 0, 0, 0, 0, 0}};
+        float L[3];
+        int s;
+        for (s = 0; s < 3; s++) {
+            ea_ctx_reset(&ctx);
+            x = ea_tensor_3d(&ctx, 1, 8, 8, 0);
+            memset(x->data, 0, x->size * sizeof(float));
+            for (i = 0; i < 8; i++) x->data[i * 8 + spread[s][i]] = 30.0f;
+            memset(&stats, 0, sizeof stats);
+            y = ea_moe_forward(&ctx, &m, x, 1.0f, &aux, &stats);
+            L[s] = aux ? aux->data[0] : NAN;
+            if (s == 0) CHECK(stats.wanted[0] == 2 && stats.wanted[3] == 2 && stats.tokens == 8, "routing statistics: %ld %ld %ld",
+                              stats.wanted[0], stats.wanted[3], stats.tokens);
+        }
+        printf("    load-balancing loss: uniform %.6f, two experts %.6f, one expert %.6f\n", (double)L[0], (double)L[1],
+               (double)L[2]);
+        CHECK(fabsf(L[0] - 1.0f) < 1e-4f && L[1] > L[0] + 0.9f && L[2] > L[1] + 1.9f,
+              "load-balancing loss should be minimal (1) for uniform routing: %g, %g, %g", (double)L[0], (double)L[1],
+              (double)L[2]);
+    }
+    ea_params_free(&ps);
+
+    /* capacity 100%: every token wants expert 0, which takes T·k/E = 4 of 8;
+       the others lose it (no shared expert: their output is 0) */
+    memset(&o, 0, sizeof o); o.experts = 2; o.route_k = 1; o.capacity = 100;
+    CHECK(ea_moe_build(&m, &o, 8, 12, &ps, "moe", &err) == EA_OK && ea_params_alloc(&ps, &err) == EA_OK, "%s", err.msg);
+    ea_params_init(&ps, 3);
+    for (i = 0; i < 16; i++) m.router->data[i] = i == 0 ? 1.0f : 0.0f;
+    ea_ctx_reset(&ctx);
+    x = ea_tensor_3d(&ctx, 1, 8, 8, 0);
+    for (i = 0; i < 64; i++) x->data[i] = i % 8 == 0 ? 5.0f : 0.1f * (float)(i % 5);
+    memset(&stats, 0, sizeof stats);
+    y = ea_moe_forward(&ctx, &m, x, 1.0f, NULL, &stats);
+    {
+        int zero_rows = 0, r;
+        for (r = 0; y && r < 8; r++) {
+            float n = 0.0f;
+            for (i = 0; i < 8; i++) n += fabsf(y->data[r * 8 + i]);
+            zero_rows += n == 0.0f && r >= 4;
+        }
+        CHECK(stats.wanted[0] == 8 && stats.kept[0] == 4 && zero_rows == 4,
+              "capacity: wanted %ld kept %ld, %d dropped rows are zero (expected 8, 4, 4)", stats.wanted[0], stats.kept[0],
+              zero_rows);
+    }
+    ea_params_free(&ps);
+    /* bad configurations */
+    memset(&o, 0, sizeof o); o.experts = 3; o.route_k = 4;
+    CHECK(ea_moe_build(&m, &o, 8, 12, &ps, "moe", &err) == EA_ERR_CONFIG && strstr(err.msg, "route_k"), "k > E: %s", err.msg);
+    ea_params_free(&ps);
+    o.route_k = 0; o.experts = 65;
+    CHECK(ea_moe_build(&m, &o, 8, 12, &ps, "moe", &err) == EA_ERR_CONFIG, "65 experts: %s", err.msg);
+    ea_params_free(&ps);
+    ea_ctx_free(&ctx);
+}
+
+/* Build row `name` (dim 16, 4 heads, 2 K/V heads) with parameters drawn from seed 5. */
+static int build_row(ea_attn *a, ea_params *ps, const char *name, int causal, const ea_attn_opts *o) {
+    ea_attn_config cfg;
+    ea_error err;
+    memset(&cfg, 0, sizeof cfg);
+    memset(ps, 0, sizeof *ps);
+    cfg.dim = 16; cfg.n_heads = 4; cfg.n_kv_heads = 2; cfg.causal = causal;
+    if (o) cfg.opt = *o;
+    if (ea_attn_build(a, name, &cfg, ps, "attn", &err) != EA_OK || ea_params_alloc(ps, &err) != EA_OK) {
+        CHECK(0, "%s: %s", name, err.msg);
+        ea_params_free(ps);
+        return 0;
+    }
+    ea_params_init(ps, 5);
+    return 1;
+}
+
+/* Streaming in chunks against one call over the whole sequence: y_step
+   gets the chunks' outputs, y_full the single call's. */
+static float stream_vs_full(const ea_attn *a, ea_attn_state *st, const int *chunks, int n_chunks, int n, float *y_full_out) {
+    ea_ctx ctx;
+    ea_error err;
+    ea_rng rng;
+    ea_tensor *x, *y;
+    float *xs = (float *)malloc((size_t)2 * n * 16 * sizeof(float)), *yf = (float *)malloc((size_t)2 * n * 16 * sizeof(float));
+    float worst = -1.0f;
+    int i, c, done = 0, b;
+    ea_rng_seed(&rng, 8, 1);
+    for (i = 0; i < 2 * n * 16; i++) xs[i] = frand(&rng);
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    x = ea_tensor_3d(&ctx, 2, n, 16, 0);
+    memcpy(x->data, xs, x->size * sizeof(float));
+    y = ea_attn_forward(&ctx, a, x);
+    if (!y) goto out;
+    memcpy(yf, y->data, y->size * sizeof(float));
+    if (y_full_out) memcpy(y_full_out, yf, y->size * sizeof(float));
+    worst = 0.0f;
+    for (c = 0; c < n_chunks; c++) {
+        int t = chunks[c];
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_3d(&ctx, 2, t, 16, 0);
+        for (b = 0; b < 2; b++) memcpy(x->data + (size_t)b * t * 16, xs + ((size_t)b * n + done) * 16, (size_t)t * 16 * sizeof(float));
+        y = ea_attn_step(&ctx, a, st, x);
+        if (!y) { printf("  step failed: %s\n", ctx.err.msg); worst = -1.0f; goto out; }
+        for (b = 0; b < 2; b++)
+            for (i = 0; i < t * 16; i++) {
+                float ref = yf[((size_t)b * n + done) * 16 + i], d = fabsf(y->data[(size_t)b * t * 16 + i] - ref) / (1e-3f + fabsf(ref));
+                if (d > worst) worst = d;
+            }
+        done += t;
+    }
+out:
+    (void)err;
+    ea_ctx_free(&ctx);
+    free(xs);
+    free(yf);
+    return worst;
+}
+
+static void test_cache(void) {
+    static const char *rows[] = {"mha", "mha-sep", "mqa", "gqa", "single", "mla", "deepseek", "kimi"};
+    static const int chunks[] = {3, 1, 5, 4};
+    ea_attn a;
+    ea_params ps;
+    ea_attn_state st;
+    ea_error err;
+    ea_attn_opts o;
+    size_t r;
+    g_group = "cache";
+    for (r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        float worst;
+        if (!build_row(&a, &ps, rows[r], 1, NULL)) continue;
+        CHECK(ea_attn_state_init(&st, &a, 2, 13, 5, &err) == EA_OK, "%s: %s", rows[r], err.msg);
+        worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
+        CHECK(worst >= 0.0f && worst < 1e-4f, "%s: 4 cached calls vs one causal call over 13 tokens: rel. diff %g", rows[r],
+              (double)worst);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+        /* not causal: one call over everything is the plain forward */
+        if (!build_row(&a, &ps, rows[r], 0, NULL)) continue;
+        ea_attn_state_init(&st, &a, 2, 13, 13, &err);
+        {
+            int all = 13;
+            worst = stream_vs_full(&a, &st, &all, 1, 13, NULL);
+        }
+        CHECK(worst >= 0.0f && worst < 1e-4f, "%s: one step over 13 tokens vs forward: rel. diff %g", rows[r], (double)worst);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    /* mamba: the scan carried across calls equals one scan */
+    memset(&o, 0, sizeof o); o.state = 4;
+    if (build_row(&a, &ps, "mamba", 1, &o)) {
+        float worst;
+        ea_attn_state_init(&st, &a, 2, 1 << 20, 5, &err);
+        worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
+        CHECK(worst >= 0.0f && worst < 1e-4f, "mamba: 4 calls vs one over 13 tokens: rel. diff %g", (double)worst);
+        CHECK(st.bytes == (size_t)2 * (32 * 4 + 3 * 32) * sizeof(float), "mamba state %zu bytes: expected 2 x (32x4 + 3x32) floats",
+              st.bytes);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    /* crossmem: the first call (empty FIFO) is the forward; the FIFO then
+       holds the last `memory` tokens and the memory stays flat */
+    memset(&o, 0, sizeof o); o.memory = 6; o.slots = 3;
+    if (build_row(&a, &ps, "crossmem", 0, &o)) {
+        float worst;
+        int first = 5, rest[3] = {4, 5, 2};
+        size_t bytes;
+        ea_attn_state_init(&st, &a, 2, 64, 5, &err);
+        bytes = st.bytes;
+        worst = stream_vs_full(&a, &st, &first, 1, 5, NULL);
+        CHECK(worst >= 0.0f && worst < 1e-4f && st.len == 3 + 5, "crossmem: first call vs forward %g, %d entries", (double)worst,
+              st.len);
+        stream_vs_full(&a, &st, rest, 3, 11, NULL);
+        CHECK(st.len == 3 + 6 && st.bytes == bytes && st.seen == 16, "crossmem FIFO: %d entries (expected 9), %zu bytes", st.len,
+              st.bytes);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    /* h2o: budget >= length is exact; a budget below keeps sinks, recent
+       tokens and the heaviest middle ones, in a cache that stays flat */
+    memset(&o, 0, sizeof o); o.budget = 13;
+    if (build_row(&a, &ps, "h2o", 1, &o)) {
+        ea_attn_state_init(&st, &a, 2, 13, 5, &err);
+        CHECK(stream_vs_full(&a, &st, chunks, 4, 13, NULL) < 1e-4f && st.len == 13, "h2o with budget = length is exact");
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    memset(&o, 0, sizeof o); o.budget = 8; o.sinks = 2; o.recent = 2;
+    if (build_row(&a, &ps, "h2o", 1, &o)) {
+        static const int many[8] = {5, 5, 5, 5, 5, 5, 5, 5};
+        size_t bytes;
+        int ok = 1, j;
+        ea_attn_state_init(&st, &a, 2, 1000, 5, &err);
+        bytes = st.bytes;
+        CHECK(st.cap == 13, "h2o cache holds budget + chunk = 13 entries, not %d", st.cap);
+        stream_vs_full(&a, &st, many, 8, 40, NULL);
+        for (j = 0; j < 2 * 4; j++) { /* every (sequence, head): sinks 0, 1 and the two latest */
+            const int *p = st.pos + (size_t)j * st.cap;
+            ok &= st.len == 8 && p[0] == 0 && p[1] == 1 && p[6] == 38 && p[7] == 39;
+            ok &= p[2] < p[3] && p[3] < p[4] && p[4] < p[5];
+        }
+        CHECK(ok && st.bytes == bytes, "h2o budget 8: kept %d entries, positions %d %d .. %d %d", st.len, st.pos[0], st.pos[1],
+              st.pos[6], st.pos[7]);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    {   /* the eviction itself: budget 5 = sink 0 + latest 9 + the three heaviest of 1..8 */
+        static const float sc[10] = {0.0f, 0.5f, 3.0f, 0.1f, 2.0f, 0.2f, 2.5f, 0.3f, 9.0f, 0.0f};
+        float k[10], v[10], score[10];
+        int pos[10], keep[10], j;
+        ea_attn_opts ho;
+        memset(&st, 0, sizeof st);
+        st.B = 1; st.heads = 1; st.kdim = st.vdim = 1; st.cap = 10; st.len = 10; st.seen = 10; st.budget = 5;
+        st.k = k; st.v = v; st.score = score; st.pos = pos;
+        for (j = 0; j < 10; j++) { k[j] = v[j] = (float)j; pos[j] = j; score[j] = sc[j]; }
+        memset(&ho, 0, sizeof ho); ho.sinks = 1; ho.recent = 1;
+        ea__h2o_evict(&st, &ho, keep);
+        CHECK(st.len == 5 && pos[0] == 0 && pos[1] == 2 && pos[2] == 6 && pos[3] == 8 && pos[4] == 9 && k[3] == 8.0f &&
+                  v[1] == 2.0f && score[3] == 9.0f,
+              "h2o keeps sink 0, heavy 2, 6, 8 and recent 9: got %d entries %d %d %d %d %d", st.len, pos[0], pos[1], pos[2],
+              pos[3], pos[4]);
+    }
+    memset(&o, 0, sizeof o); o.ratio = 50;
+    if (build_row(&a, &ps, "h2o", 1, &o)) {
+        ea_attn_state_init(&st, &a, 2, 40, 5, &err);
+        {
+            static const int four[4] = {5, 5, 5, 5};
+            stream_vs_full(&a, &st, four, 4, 20, NULL);
+        }
+        CHECK(st.len == 10, "h2o ratio 50%%: %d entries after 20 tokens, expected 10", st.len);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    /* MLA caches dc + dr floats per token: 4 + 2 here against mha's 2·dim = 32 */
+    if (build_row(&a, &ps, "mla", 1, NULL)) {
+        ea_attn b;
+        ea_params ps2;
+        CHECK(ea_attn_cache_floats(&a) == 4.0 + 2.0, "mla caches %g floats per token, expected 6", ea_attn_cache_floats(&a));
+        ea_attn_state_init(&st, &a, 1, 100, 1, &err);
+        CHECK(st.bytes == (size_t)100 * (6 * sizeof(float) + sizeof(int)), "mla state %zu bytes for 100 tokens", st.bytes);
+        ea_attn_state_free(&st);
+        if (build_row(&b, &ps2, "mha", 1, NULL)) {
+            CHECK(ea_attn_cache_floats(&b) == 32.0, "mha caches %g floats per token, expected 2·dim = 32", ea_attn_cache_floats(&b));
+            ea_params_free(&ps2);
+        }
+        ea_params_free(&ps);
+    }
+    {   /* the tracker's sizes: dim 64, 4 heads */
+        ea_vit_config cfg;
+        ea_vit m1, m2;
+        ea_tracker_config_default(&cfg, "mla");
+        if (ea_vit_init(&m1, &cfg, 1, &err) == EA_OK) {
+            ea_tracker_config_default(&cfg, "mha");
+            ea_vit_init(&m2, &cfg, 1, &err);
+            printf("    cache per token and layer, tracker sizes: mla %g floats, mha %g, mqa %g\n",
+                   ea_attn_cache_floats(&m1.blocks[0].attn), ea_attn_cache_floats(&m2.blocks[0].attn), 2.0 * 16);
+            CHECK(ea_attn_cache_floats(&m1.blocks[0].attn) == 16 + 8 && ea_attn_cache_floats(&m2.blocks[0].attn) == 128,
+                  "tracker: mla 24 floats per token (latent 16 + rope 8), mha 128");
+            ea_vit_free(&m2);
+            ea_vit_free(&m1);
+        }
+    }
+    /* errors */
+    if (build_row(&a, &ps, "mha", 1, NULL)) {
+        ea_ctx ctx;
+        ea_tensor *x;
+        ea_attn_state none;
+        ea_ctx_init(&ctx, 0);
+        ea_attn_state_init(&st, &a, 1, 4, 3, &err);
+        x = ea_tensor_3d(&ctx, 1, 3, 16, 0);
+        memset(x->data, 0, x->size * sizeof(float));
+        CHECK(ea_attn_step(&ctx, &a, &st, x) != NULL, "first step: %s", ctx.err.msg);
+        CHECK(!ea_attn_step(&ctx, &a, &st, x) && ctx.err.status == EA_ERR_CONFIG && strstr(ctx.err.msg, "exceed"),
+              "overflowing the cache: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_3d(&ctx, 1, 4, 16, 0);
+        memset(x->data, 0, x->size * sizeof(float));
+        CHECK(!ea_attn_step(&ctx, &a, &st, x) && ctx.err.status == EA_ERR_SHAPE, "chunk above max_chunk: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        memset(&none, 0, sizeof none);
+        CHECK(!ea_attn_step(&ctx, &a, &none, x) && ctx.err.status == EA_ERR_ARG, "uninitialised state: %s", ctx.err.msg);
+        ea_attn_state_free(&st);
+        CHECK(ea_attn_state_init(&st, &a, 0, 4, 3, &err) == EA_ERR_ARG, "B = 0: %s", err.msg);
+        ea_params_free(&ps);
+        ea_ctx_free(&ctx);
+    }
+    if (build_row(&a, &ps, "local", 1, NULL)) {
+        CHECK(ea_attn_state_init(&st, &a, 1, 4, 3, &err) == EA_ERR_CONFIG && strstr(err.msg, "streaming"),
+              "a row without a streaming form: %s", err.msg);
+        ea_params_free(&ps);
+    }
+    memset(&o, 0, sizeof o); o.rope_dim = 3;
+    {
+        ea_attn_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.dim = 16; cfg.n_heads = 4; cfg.opt = o;
+        memset(&ps, 0, sizeof ps);
+        CHECK(ea_attn_build(&a, "mla", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "rope_dim"), "odd rope_dim: %s",
+              err.msg);
+        ea_params_free(&ps);
+        cfg.opt.rope_dim = 0; cfg.opt.fuse = 101;
+        CHECK(ea_attn_build(&a, "crossmem", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "fuse"), "fuse 101: %s",
+              err.msg);
+        ea_params_free(&ps);
+        cfg.opt.fuse = 0; cfg.opt.state = -1;
+        CHECK(ea_attn_build(&a, "mamba", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "state"), "state -1: %s",
+              err.msg);
+        ea_params_free(&ps);
+    }
+}
+
+/* rotary embedding: relative positions only, and its backward */
+static ea_tensor *b_rope(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_rope(x, in[0], 2, 1, 4, 3); }
+static ea_tensor *b_concat_heads(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_concat_heads(x, in[0], 1, 2, in[1], 0, 3, 2, 1); }
+static ea_tensor *b_causal_conv(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_causal_conv(x, in[0], in[1], in[2]); }
+static ea_tensor *b_mul(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_mul(x, in[0], in[1]); }
+static ea_tensor *b_act(ea_ctx *x, ea_tensor **in, void *u) { return ea_act(x, in[0], (ea_act_kind)*(int *)u); }
+
+static void test_memory_ops(void) {
+    gc_case c;
+    static int kinds[3] = {EA_ACT_SILU, EA_ACT_SOFTPLUS, EA_ACT_SIGMOID};
+    g_group = "memory-ops";
+    set_case(&c, "rope", b_rope, NULL); add_input(&c, 3, 2, 5, 12, 0); gradcheck(&c);
+    set_case(&c, "concat_heads (one shared b head)", b_concat_heads, NULL); add_input(&c, 3, 2, 3, 6, 0);
+    add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
+    set_case(&c, "causal_conv", b_causal_conv, NULL); add_input(&c, 3, 2, 6, 3, 0); add_input(&c, 2, 3, 4, 0, 0);
+    add_input(&c, 1, 3, 0, 0, 0); gradcheck(&c);
+    set_case(&c, "mul", b_mul, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
+    set_case(&c, "mul broadcast", b_mul, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 1, 4, 0, 0, 0); gradcheck(&c);
+    set_case(&c, "silu", b_act, &kinds[0]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
+    set_case(&c, "softplus", b_act, &kinds[1]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
+    set_case(&c, "sigmoid", b_act, &kinds[2]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
+    {   /* q·k after RoPE depends on p_q - p_k only */
+        ea_ctx ctx;
+        ea_tensor *q, *k, *q2, *k2, *q3, *k3;
+        int i;
+        float d1 = 0, d2 = 0, d3 = 0;
+        ea_ctx_init(&ctx, 0);
+        q = ea_tensor_3d(&ctx, 1, 1, 8, 0);
+        k = ea_tensor_3d(&ctx, 1, 1, 8, 0);
+        for (i = 0; i < 8; i++) { q->data[i] = (float)cos(i + 1.0); k->data[i] = (float)sin(2.0 * i + 0.5); }
+        q2 = ea_rope(&ctx, q, 1, 0, 8, 7); k2 = ea_rope(&ctx, k, 1, 0, 8, 3);
+        q3 = ea_rope(&ctx, q, 1, 0, 8, 104); k3 = ea_rope(&ctx, k, 1, 0, 8, 100);
+        for (i = 0; i < 8; i++) { d1 += q2->data[i] * k2->data[i]; d2 += q3->data[i] * k3->data[i]; d3 += q->data[i] * k->data[i]; }
+        CHECK(fabsf(d1 - d2) < 1e-4f && fabsf(d1 - d3) > 1e-3f, "rope: q·k at (7, 3) %g and (104, 100) %g should agree (unrotated %g)",
+              (double)d1, (double)d2, (double)d3);
+        CHECK(!ea_rope(&ctx, q, 1, 0, 3, 0) && ctx.err.status == EA_ERR_SHAPE, "odd rotated width refused: %s", ctx.err.msg);
+        ea_ctx_free(&ctx);
+    }
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
