@@ -8,10 +8,10 @@ BUILD    = build
 
 .PHONY: all demo test test-scalar test-asan test-arm valgrind fuzz fuzz-smoke strict bench clean help
 
-all: $(BUILD)/track
+all: $(BUILD)/track $(BUILD)/stream
 
 help:
-	@echo "make              build the examples into $(BUILD)/"
+	@echo "make              build the examples (track, stream) into $(BUILD)/"
 	@echo "make demo         train the default tracker on generated videos and print its result"
 	@echo "make test         build and run the test suite (last line: N passed, N failed)"
 	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
@@ -29,6 +29,9 @@ $(BUILD):
 $(BUILD)/track: examples/track.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
+$(BUILD)/stream: examples/stream.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
 demo: $(BUILD)/track
 	./$(BUILD)/track
 
@@ -38,16 +41,16 @@ $(BUILD)/test_main: tests/test_main.c effattn.h | $(BUILD)
 $(BUILD)/test_scalar: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) -DEFFATTN_NO_SIMD $(WARN) $< -o $@ $(LDLIBS)
 
-test: $(BUILD)/test_main $(BUILD)/track
+test: $(BUILD)/test_main $(BUILD)/track $(BUILD)/stream
 	./$(BUILD)/test_main
 
-test-scalar: $(BUILD)/test_scalar $(BUILD)/track
+test-scalar: $(BUILD)/test_scalar $(BUILD)/track $(BUILD)/stream
 	./$(BUILD)/test_scalar
 
 $(BUILD)/test_asan: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(WARN) $< -o $@ $(LDLIBS)
 
-test-asan: $(BUILD)/test_asan $(BUILD)/track
+test-asan: $(BUILD)/test_asan $(BUILD)/track $(BUILD)/stream
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_asan
 
 # The NEON path: cross-compiled, run under user-mode qemu.  Emulation is
@@ -59,7 +62,7 @@ QEMU   ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 $(BUILD)/test_arm: tests/test_main.c effattn.h | $(BUILD)
 	$(ARM_CC) -O2 $(WARN) $< -o $@ $(LDLIBS)
 
-test-arm: $(BUILD)/test_arm $(BUILD)/track
+test-arm: $(BUILD)/test_arm $(BUILD)/track $(BUILD)/stream
 	EFFATTN_TEST_QUICK=1 $(QEMU) ./$(BUILD)/test_arm
 
 # valgrind cannot decode AVX-512, so this build stops at AVX2.
@@ -92,6 +95,8 @@ strict: | $(BUILD)
 	echo "examples and tests, -Werror"; \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/stream.c -o $(BUILD)/strict_stream $(LDLIBS); \
+	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/stream.c -o $(BUILD)/strict_stream $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \

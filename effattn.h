@@ -60,13 +60,17 @@
     6. TENSORS, ARENA, AUTOGRAD TAPE, PARAMETERS
     7. CORE OPS: linear, matmul, add, layer norm, GELU, softmax,
        patch embedding, token mean, MSE, cross-entropy, and the small ops
-       the variants are written with (heads, segment means, ...)
+       the variants are written with (heads, segment means, rope, SiLU,
+       causal conv, ...)
     8. ATTENTION: the kernels (exact scaled dot-product, flash-tiled with
        block masks and FlexAttention-style mods, key-list sparse, kernel
        attention), then one section per variant (none, mha, gqa/mqa,
        local, bigbird, localglobal, flex, strided, dilated, topk, linear,
-       performer, linformer, nystrom, hybrid) and the variant table
-    9. BLOCKS AND MODELS: pre-norm transformer block, ViT / tracker
+       performer, linformer, nystrom, hybrid), streaming state (K/V
+       cache, ea_attn_step), mla, h2o, crossmem, mamba, and the variant
+       table
+    9. BLOCKS AND MODELS: mixture-of-experts feed-forward, pre-norm
+       transformer block, ViT / tracker
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
        weight import/export (safetensors), checkpoints
    11. DATA: moving-object video generator, recorded videos, IDX and
@@ -427,6 +431,11 @@ EA_API ea_tensor *ea_concat_heads(ea_ctx *ctx, ea_tensor *a, int a_col, int da, 
    sequence, y[b, t, c] = bias[c] + Σ_j w[c, j]·x[b, t - k + 1 + j, c]
    (zero before the first token) */
 EA_API ea_tensor *ea_causal_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *bias);
+/* [B, n1, C] and [B, n2, C] -> [B, n1 + n2, C] */
+EA_API ea_tensor *ea_concat_tokens(ea_ctx *ctx, ea_tensor *a, ea_tensor *b);
+/* The same elements under another shape of the same size (data and
+   gradient shared with x: no copy, nothing on the tape). */
+EA_API ea_tensor *ea_reshape(ea_ctx *ctx, ea_tensor *x, int ndim, const int *shape);
 /* Flash attention with a block mask and score modifiers built from mods
    (which must stay valid until the backward has run). */
 EA_API ea_tensor *ea_flex_attention(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
@@ -559,6 +568,10 @@ EA_API ea_tensor *ea_attn_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st,
 /* Floats a layer caches per token (all heads): 2·Hkv·dh for the K/V rows,
    latent + rope_dim for mla; 0 for rows whose state does not grow. */
 EA_API double ea_attn_cache_floats(const ea_attn *a);
+/* crossmem with an explicit memory: x [B, n, dim] attends to its learned
+   slots and to mem [B, M, dim] (the layer's inputs at earlier tokens, or
+   NULL); what ea_attn_step computes from its FIFO, with gradients. */
+EA_API ea_tensor *ea_crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_tensor *mem);
 
 /* ---- mixture-of-experts feed-forward (9) -------------------------------- */
 #define EA_MOE_MAX_EXPERTS 64
@@ -2799,6 +2812,56 @@ EA_API ea_tensor *ea_concat_heads(ea_ctx *ctx, ea_tensor *a, int a_col, int da, 
     return out;
 }
 
+/* --- concat_tokens and reshape ---------------------------------------------- */
+static void ea__concat_tokens_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *a = n->in[0], *b = n->in[1];
+    int B = a->shape[0], na = a->shape[1], nb = b->shape[1], C = a->shape[2], i;
+    (void)ctx;
+    for (i = 0; i < B; i++) {
+        const float *d = n->out->grad + (size_t)i * (na + nb) * C;
+        if (a->grad) ea__axpy(a->grad + (size_t)i * na * C, 1.0f, d, na * C);
+        if (b->grad) ea__axpy(b->grad + (size_t)i * nb * C, 1.0f, d + (size_t)na * C, nb * C);
+    }
+}
+
+EA_API ea_tensor *ea_concat_tokens(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
+    ea_tensor *out;
+    int shape[3], i, na, nb, C;
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, a, b)) return NULL;
+    if (a->ndim != 3 || b->ndim != 3 || a->shape[0] != b->shape[0] || a->shape[2] != b->shape[2])
+        return ea__fail(ctx, EA_ERR_SHAPE, "concat_tokens: expected [B, n1, C] and [B, n2, C], got %s and %s",
+                        ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2));
+    na = a->shape[1]; nb = b->shape[1]; C = a->shape[2];
+    shape[0] = a->shape[0]; shape[1] = na + nb; shape[2] = C;
+    out = ea__out(ctx, 3, shape, a, b, NULL);
+    if (!out) return NULL;
+    for (i = 0; i < a->shape[0]; i++) {
+        memcpy(out->data + (size_t)i * (na + nb) * C, a->data + (size_t)i * na * C, (size_t)na * C * sizeof(float));
+        memcpy(out->data + ((size_t)i * (na + nb) + na) * C, b->data + (size_t)i * nb * C, (size_t)nb * C * sizeof(float));
+    }
+    ea__record(ctx, ea__concat_tokens_back, out, a, b, NULL);
+    return out;
+}
+
+EA_API ea_tensor *ea_reshape(ea_ctx *ctx, ea_tensor *x, int ndim, const int *shape) {
+    ea_tensor *v;
+    size_t n = 1;
+    int i;
+    char s1[48];
+    if (!ea__ok(ctx, x, x) || !shape) return NULL;
+    for (i = 0; i < ndim && i < EA_MAX_DIMS; i++) n *= shape[i] > 0 ? (size_t)shape[i] : 0;
+    if (ndim < 1 || ndim > EA_MAX_DIMS || n != x->size)
+        return ea__fail(ctx, EA_ERR_SHAPE, "reshape: %s has %zu elements; the new shape (%d dims) holds %zu",
+                        ea__shape_str(x, s1, sizeof s1), x->size, ndim, n);
+    v = (ea_tensor *)ea_ctx_alloc(ctx, sizeof *v);
+    if (!v) return NULL;
+    *v = *x;
+    v->ndim = ndim;
+    for (i = 0; i < EA_MAX_DIMS; i++) v->shape[i] = i < ndim ? shape[i] : 0;
+    return v;
+}
+
 /* --- causal_conv: Mamba's depthwise causal convolution --------------------
    y[t, c] = bias[c] + Σ_j w[c, j]·in(t - k + 1 + j, c), in(s) = x[s] for
    s >= 0 and hist[k - 1 + s] before (the last k - 1 inputs of the previous
@@ -4568,6 +4631,40 @@ static void ea__cache_attend(float *o, float *p, const float *q, const float *k,
     }
 }
 
+/* The fast form for a call's t queries (Hq heads of dh, rows ldq apart)
+   against one K/V head's entries (rows ldkv apart): the `old` entries
+   before the call, all visible, and the call's own t after them, visible
+   up to the query when causal.  Two flash passes (8.2: GEMM tiles, no
+   score matrix) merged by their log-sum-exps L1, L2:
+       o = (e^L1 o1 + e^L2 o2) / (e^L1 + e^L2).
+   dv = dh; o rows ldo apart.  0 when the arena is out of memory. */
+static int ea__cache_flash(ea_ctx *ctx, float *o, ptrdiff_t ldo, const float *q, ptrdiff_t ldq, const float *k,
+                           const float *v, ptrdiff_t ldkv, int old, int t, int Hq, int dh, int causal, float scale) {
+    ea_sdpa_shape s;
+    float *o1, *l1, *l2, *scr;
+    int h, i, d;
+    memset(&s, 0, sizeof s);
+    s.B = 1; s.H = Hq; s.Hkv = 1; s.dh = dh; s.scale = scale; s.ldq = ldq; s.ldk = s.ldv = ldkv;
+    scr = ea__floats(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads());
+    l1 = ea__floats(ctx, (size_t)Hq * t);
+    l2 = ea__floats(ctx, (size_t)Hq * t);
+    o1 = ea__floats(ctx, (size_t)t * Hq * dh);
+    if (!scr || !l1 || !l2 || !o1) return 0;
+    s.nq = s.nk = t; s.causal = causal; s.ldo = ldo; /* the call's own entries */
+    ea_sdpa_flash_fwd(o, l2, scr, q, k + (size_t)old * ldkv, v + (size_t)old * ldkv, &s, NULL, NULL);
+    if (!old) return 1;
+    s.nk = old; s.causal = 0; s.ldo = (ptrdiff_t)Hq * dh; /* everything cached before */
+    ea_sdpa_flash_fwd(o1, l1, scr, q, k, v, &s, NULL, NULL);
+    for (h = 0; h < Hq; h++)
+        for (i = 0; i < t; i++) {
+            float a = l1[h * t + i], b = l2[h * t + i], m = a > b ? a : b, w1 = expf(a - m), w2 = expf(b - m), z = w1 + w2;
+            float *orow = o + (size_t)i * ldo + (size_t)h * dh;
+            const float *r1 = o1 + (size_t)i * Hq * dh + (size_t)h * dh;
+            for (d = 0; d < dh; d++) orow[d] = (w1 * r1[d] + w2 * orow[d]) / z;
+        }
+    return 1;
+}
+
 /* The step's common checks; returns t, or 0 after setting ctx's error. */
 static int ea__step_check(ea_ctx *ctx, const ea_attn *a, const ea_attn_state *st, const ea_tensor *x) {
     char s1[48];
@@ -4632,7 +4729,17 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
                 if (st->score) st->score[e] = 0.0f;
             }
         }
-    for (b = 0; b < st->B; b++)
+    for (b = 0; !st->score && b < st->B; b++) /* exact rows: GEMM tiles per K/V head and its query group */
+        for (h = 0; h < Hkv; h++) {
+            size_t cell = ((size_t)b * Hkv + h) * st->cap;
+            int grp = H / Hkv;
+            if (!ea__cache_flash(ctx, o->data + (size_t)b * t * H * dh + (size_t)h * grp * dh, (ptrdiff_t)H * dh,
+                                 q->data + (size_t)b * t * q->shape[2] + qc + (size_t)h * grp * dh, q->shape[2],
+                                 st->k + cell * dh, st->v + cell * dh, dh, st->len, t, grp, dh, a->cfg.causal,
+                                 1.0f / sqrtf((float)dh)))
+                return NULL;
+        }
+    for (b = 0; st->score && b < st->B; b++) /* h2o: the weights themselves are needed, one query at a time */
         for (h = 0; h < H; h++) {
             size_t cell = ((size_t)b * Hkv + h / (H / Hkv)) * st->cap;
             for (i = 0; i < t; i++) {
@@ -4641,8 +4748,7 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
                 ea__cache_attend(o->data + row * H * dh + (size_t)h * dh, p,
                                  q->data + row * q->shape[2] + qc + (size_t)h * dh, st->k + cell * dh, dh, dh,
                                  st->v + cell * dh, dh, dh, st->pos + cell, len, maxpos, 1.0f / sqrtf((float)dh));
-                if (st->score)
-                    for (j = 0; j < len; j++) st->score[cell + j] += p[j];
+                for (j = 0; j < len; j++) st->score[cell + j] += p[j];
             }
         }
     st->len = len;
@@ -4727,48 +4833,53 @@ static ea_tensor *ea__mla_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
     return ea_linear(ctx, ea_sdpa(ctx, q, 0, k, 0, kv, H * dn, H, H, dh, a->cfg.causal), a->w[2], a->w[3]);
 }
 
-/* Decode with the latent cache: one entry [c, RoPE(k^R)] per token. */
+/* Decode with the latent cache: one entry [c, RoPE(k^R)] per token.  Each
+   query moves into latent space (qa = [W_uk,hᵀ q_h^C, q_h^R], dc + dr
+   columns) and attends over the entries with the entries themselves as
+   values (their first dc columns give the latent average), which W_uv,h
+   then lifts: two GEMM-tiled passes as for the K/V rows. */
 static ea_tensor *ea__mla_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
     int t = ea__step_check(ctx, a, st, x), H = a->cfg.n_heads, dh = a->head_dim, dr = a->rope_dim, dn = dh - dr;
-    int dc, kd = st->kdim, b, h, i, r, len;
+    int dc, kd = st->kdim, b, h, i, r;
     const float *wkv, *bkv;
     ea_tensor *q, *ckr, *o;
-    float *qa, *lat, *p;
+    float *qa, *lat;
     if (!t || !ea__step_room(ctx, a, st, t) || !ea__mla_project(ctx, a, x, st->seen, &q, &ckr)) return NULL;
     dc = ea__mla_latent(a);
     wkv = a->w[8]->data;
     bkv = a->w[9]->data;
     o = ea_tensor_3d(ctx, st->B, t, H * dh, 0);
-    qa = ea__floats(ctx, (size_t)kd);
-    lat = ea__floats(ctx, (size_t)dc);
-    p = ea__floats(ctx, (size_t)st->cap);
-    if (!o || !qa || !lat || !p) return NULL;
-    len = st->len + t;
-    for (b = 0; b < st->B; b++)
-        for (i = 0; i < t; i++) {
-            size_t e = (size_t)b * st->cap + st->len + i;
-            memcpy(st->k + e * kd, ckr->data + ((size_t)b * t + i) * kd, (size_t)kd * sizeof(float));
-            st->pos[e] = st->seen + i;
+    qa = ea__floats(ctx, (size_t)t * H * kd);
+    lat = ea__floats(ctx, (size_t)t * H * kd);
+    if (!o || !qa || !lat) return NULL;
+    for (b = 0; b < st->B; b++) {
+        float *cache = st->k + (size_t)b * st->cap * kd;
+        for (i = 0; i < t; i++) { /* append [c, RoPE(k^R)] */
+            memcpy(cache + (size_t)(st->len + i) * kd, ckr->data + ((size_t)b * t + i) * kd, (size_t)kd * sizeof(float));
+            st->pos[(size_t)b * st->cap + st->len + i] = st->seen + i;
         }
-    for (b = 0; b < st->B; b++)
-        for (i = 0; i < t; i++) {
-            size_t row = (size_t)b * t + i;
-            const float *cache = st->k + (size_t)b * st->cap * kd;
+        for (i = 0; i < t; i++)
             for (h = 0; h < H; h++) {
-                const float *qh = q->data + row * H * dh + (size_t)h * dh;
-                float *oh = o->data + row * H * dh + (size_t)h * dh;
-                memset(qa, 0, (size_t)dc * sizeof(float)); /* W_uk,hᵀ q_h^C: the query in latent space */
-                for (r = 0; r < dn; r++) ea__axpy(qa, qh[r], wkv + (size_t)(h * dn + r) * dc, dc);
-                memcpy(qa + dc, qh + dn, (size_t)dr * sizeof(float));
-                ea__cache_attend(lat, p, qa, cache, kd, kd, cache, kd, dc, st->pos + (size_t)b * st->cap, len,
-                                 st->seen + (a->cfg.causal ? i : t - 1), 1.0f / sqrtf((float)dh));
-                for (r = 0; r < dh; r++) { /* v_h = W_uv,h · latent + b_uv,h */
+                const float *qh = q->data + ((size_t)b * t + i) * H * dh + (size_t)h * dh;
+                float *qah = qa + ((size_t)i * H + h) * kd;
+                memset(qah, 0, (size_t)dc * sizeof(float)); /* W_uk,hᵀ q_h^C */
+                for (r = 0; r < dn; r++) ea__axpy(qah, qh[r], wkv + (size_t)(h * dn + r) * dc, dc);
+                memcpy(qah + dc, qh + dn, (size_t)dr * sizeof(float));
+            }
+        if (!ea__cache_flash(ctx, lat, (ptrdiff_t)H * kd, qa, (ptrdiff_t)H * kd, cache, cache, kd, st->len, t, H, kd,
+                             a->cfg.causal, 1.0f / sqrtf((float)dh)))
+            return NULL;
+        for (i = 0; i < t; i++)
+            for (h = 0; h < H; h++) { /* v_h = W_uv,h · latent + b_uv,h */
+                const float *lh = lat + ((size_t)i * H + h) * kd;
+                float *oh = o->data + ((size_t)b * t + i) * H * dh + (size_t)h * dh;
+                for (r = 0; r < dh; r++) {
                     size_t wr = (size_t)H * dn + (size_t)h * dh + r;
-                    oh[r] = ea__dot(wkv + wr * dc, lat, dc) + bkv[wr];
+                    oh[r] = ea__dot(wkv + wr * dc, lh, dc) + bkv[wr];
                 }
             }
-        }
-    st->len = len;
+    }
+    st->len += t;
     st->seen += t;
     return ea_linear(ctx, o, a->w[2], a->w[3]);
 }
@@ -4870,6 +4981,8 @@ static ea_status ea__crossmem_build(ea_attn *a, ea_params *ps, const char *prefi
     return EA_OK;
 }
 
+static ea_tensor *ea__crossmem_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x);
+
 /* y = W_o · fuse(cross, self): the fixed ratio or the learned gate. */
 static ea_tensor *ea__crossmem_fuse(ea_ctx *ctx, const ea_attn *a, ea_tensor *cross, ea_tensor *self) {
     ea_tensor *mix;
@@ -4885,9 +4998,18 @@ static ea_tensor *ea__crossmem_fuse(ea_ctx *ctx, const ea_attn *a, ea_tensor *cr
     return ea_linear(ctx, mix, a->w[2], a->w[3]);
 }
 
-static ea_tensor *ea__crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
-    int D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim, S = a->w[8]->shape[0], shape[3];
-    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *self, *qm, *kv, *zero;
+EA_API ea_tensor *ea_crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_tensor *mem) {
+    int D, H, dh, S, shape[3];
+    ea_tensor *qkv, *self, *qm, *kv, *zero;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (!a || !a->variant || a->variant->step != ea__crossmem_step)
+        return ea__fail(ctx, EA_ERR_ARG, "crossmem_forward: expected a crossmem layer");
+    D = a->cfg.dim; H = a->cfg.n_heads; dh = a->head_dim; S = a->w[8]->shape[0];
+    if (x->ndim != 3 || x->shape[2] != D || (mem && (mem->ndim != 3 || mem->shape[0] != x->shape[0] || mem->shape[2] != D)))
+        return ea__fail(ctx, EA_ERR_SHAPE, "crossmem_forward: x %s and mem: expected [B, n, %d] and [B, M, %d]",
+                        ea__shape_str(x, s1, sizeof s1), D, D);
+    qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
     if (!qkv) return NULL;
     self = ea_sdpa(ctx, qkv, 0, qkv, D, qkv, 2 * D, H, H, dh, a->cfg.causal);
     qm = ea_linear(ctx, x, a->w[4], a->w[5]);
@@ -4896,7 +5018,12 @@ static ea_tensor *ea__crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor 
     if (!zero) return NULL;
     memset(zero->data, 0, zero->size * sizeof(float));
     kv = ea_add(ctx, zero, ea_linear(ctx, a->w[8], a->w[6], a->w[7]));
+    if (mem) kv = ea_concat_tokens(ctx, kv, ea_linear(ctx, mem, a->w[6], a->w[7])); /* [slots; memory] */
     return ea__crossmem_fuse(ctx, a, ea_sdpa(ctx, qm, 0, kv, 0, kv, D, H, H, dh, 0), self);
+}
+
+static ea_tensor *ea__crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
+    return ea_crossmem_forward(ctx, a, x, NULL);
 }
 
 /* Streaming: the memory is [slots; FIFO of earlier calls' tokens]. */
@@ -5005,10 +5132,19 @@ static ea_status ea__mamba_build(ea_attn *a, ea_params *ps, const char *prefix, 
     return EA_OK;
 }
 
+/* a[n] = exp(Δ·A[n]) for the N states of one channel: the vector exp of
+   the SIMD layer (the scan's main cost). */
+static void ea__decay(float *a, const float *A, float delta, int N) {
+    int n;
+    for (n = 0; n < N; n++) a[n] = delta * A[n];
+    ea__row_exp(a, a, N, 0.0f);
+}
+
 /* The scan over one sequence: state h [Di, N] in and out; hs (optional)
-   receives h after every token [L, Di, N]; A = -exp(A_log) precomputed.
-   bc holds B at columns R.. and C at R + N.. of rows ldbc floats apart. */
-static void ea__scan_fwd(float *y, float *hs, float *h, const float *u, const float *dt, const float *bc,
+   receives h after every token [L, Di, N]; A = -exp(A_log) precomputed;
+   a: N floats of scratch.  bc holds B at columns R.. and C at R + N.. of
+   rows ldbc floats apart. */
+static void ea__scan_fwd(float *y, float *hs, float *h, float *a, const float *u, const float *dt, const float *bc,
                          int ldbc, int R, const float *A, int L, int Di, int N) {
     int t, d, n;
     for (t = 0; t < L; t++) {
@@ -5016,8 +5152,9 @@ static void ea__scan_fwd(float *y, float *hs, float *h, const float *u, const fl
         for (d = 0; d < Di; d++) {
             float delta = dt[(size_t)t * Di + d], du = delta * u[(size_t)t * Di + d], acc = 0.0f;
             float *hd = h + (size_t)d * N;
+            ea__decay(a, A + (size_t)d * N, delta, N);
             for (n = 0; n < N; n++) {
-                hd[n] = expf(delta * A[(size_t)d * N + n]) * hd[n] + du * Bt[n];
+                hd[n] = a[n] * hd[n] + du * Bt[n];
                 acc += Ct[n] * hd[n];
             }
             y[(size_t)t * Di + d] = acc;
@@ -5031,8 +5168,8 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
     int Bn = u->shape[0], L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1];
     int ldbc = bct->shape[2], b, t, d, n;
     const float *A = nd->save[1];
-    float *dh = ea__floats(ctx, (size_t)Di * N), *dA = ea__floats(ctx, (size_t)Di * N);
-    if (!dh || !dA) return;
+    float *dh = ea__floats(ctx, (size_t)Di * N), *dA = ea__floats(ctx, (size_t)Di * N), *ea = ea__floats(ctx, (size_t)N);
+    if (!dh || !dA || !ea) return;
     memset(dA, 0, (size_t)Di * N * sizeof(float));
     for (b = 0; b < Bn; b++) {
         const float *hs = nd->save[0] + (size_t)b * L * Di * N, *bc = bct->data + (size_t)b * L * ldbc;
@@ -5046,8 +5183,9 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
                 float dy = gy[(size_t)t * Di + d], delta = dtb[(size_t)t * Di + d], x = ub[(size_t)t * Di + d];
                 float ddelta = 0.0f, dx = 0.0f;
                 const float *ht = hs + ((size_t)t * Di + d) * N, *hp = t ? ht - (size_t)Di * N : NULL;
+                ea__decay(ea, A + (size_t)d * N, delta, N);
                 for (n = 0; n < N; n++) {
-                    float Adn = A[(size_t)d * N + n], a = expf(delta * Adn), prev = hp ? hp[n] : 0.0f, g;
+                    float Adn = A[(size_t)d * N + n], a = ea[n], prev = hp ? hp[n] : 0.0f, g;
                     dh[(size_t)d * N + n] += dy * Ct[n];
                     g = dh[(size_t)d * N + n];
                     if (gbc) {
@@ -5078,13 +5216,14 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     size_t i;
     ea_tensor *out;
     ea_node *nd;
-    float *A, *hs = NULL, *h;
+    float *A, *hs = NULL, *h, *a;
     if (!ea__ok(ctx, u, dt) || !bc || !alog) return NULL;
     Bn = u->shape[0]; L = u->shape[1]; Di = u->shape[2]; N = alog->shape[1];
     out = ea__out(ctx, 3, u->shape, u, dt, bc);
     A = ea__floats(ctx, alog->size);
     h = ea__floats(ctx, (size_t)Di * N);
-    if (!out || !A || !h) return NULL;
+    a = ea__floats(ctx, (size_t)N);
+    if (!out || !A || !h || !a) return NULL;
     if (out->requires_grad) {
         hs = ea__floats(ctx, (size_t)Bn * L * Di * N);
         if (!hs) return NULL;
@@ -5093,7 +5232,7 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     for (b = 0; b < Bn; b++) {
         float *hb = state ? state + (size_t)b * Di * N : h;
         if (!state) memset(h, 0, (size_t)Di * N * sizeof(float));
-        ea__scan_fwd(out->data + (size_t)b * L * Di, hs ? hs + (size_t)b * L * Di * N : NULL, hb,
+        ea__scan_fwd(out->data + (size_t)b * L * Di, hs ? hs + (size_t)b * L * Di * N : NULL, hb, a,
                      u->data + (size_t)b * L * Di, dt->data + (size_t)b * L * Di, bc->data + (size_t)b * L * bc->shape[2],
                      bc->shape[2], R, A, L, Di, N);
     }

@@ -12,7 +12,12 @@
            build/bench --rows           every attention row (one layer, heads 8 x
                                         dim 64) against sequence length
            build/bench --row NAME       one row (and mha, the exact reference)
+           build/bench --decode         per-token decode latency and cache bytes per
+                                        token, mha mqa gqa mla h2o, cache 1k .. 64k
+           build/bench --moe            MoE feed-forward against the dense MLP at
+                                        equal active parameters
            --max-n N (default 4096; the issue's full sweep is 16384)
+           --max-len N (decode: longest cache, default 65536)
            --threads N, --json (one JSON object per line)
    Every time is the median of repeated runs after a warm-up. */
 #define _POSIX_C_SOURCE 200809L
@@ -262,8 +267,8 @@ static void bench_variants(int max_n, const char *only) {
     for (v = 0; v < ea_attn_variant_count(); v++) {
         const char *name = ea_attn_variant_at(v)->name;
         if (!strcmp(name, "none") || !strcmp(name, "single") || !strcmp(name, "mha-sep") || !strcmp(name, "mqa") ||
-            !strcmp(name, "gqa"))
-            continue; /* same cost as mha, or none */
+            !strcmp(name, "gqa") || !strcmp(name, "h2o") || !strcmp(name, "kimi") || !strcmp(name, "deepseek"))
+            continue; /* the same attention as mha (h2o, kimi) or mla (deepseek), or none */
         if (only && strcmp(name, only) && strcmp(name, "mha")) continue;
         if (!g_json) printf("%-12s", name);
         for (n = 0; n < nn; n++) {
@@ -328,8 +333,160 @@ static void bench_variants(int max_n, const char *only) {
     }
 }
 
+/* --- decode: one new token against a cache of L tokens -------------------
+   One layer, dim 512, 8 heads of 64 (gqa: 2 K/V heads; mla: latent 128,
+   rope 32), batch 1.  The cache is filled with stand-in entries (their
+   values do not change the cost), then one token at a time is decoded:
+   the time per token and the cache's bytes per token. */
+static void bench_decode(int max_len) {
+    static const char *rows[] = {"mha", "mqa", "gqa", "mla", "h2o"};
+    int r, L;
+    if (!g_json)
+        printf("\ndecode, one layer (%s, %d thread%s): dim 512, 8 heads x 64, batch 1; ms per token (cache bytes per token)\n%-6s",
+               EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s", "row");
+    for (L = 1024; L <= max_len && !g_json; L *= 4) printf(" %16d", L);
+    if (!g_json) printf("\n");
+    for (r = 0; r < (int)(sizeof rows / sizeof rows[0]); r++) {
+        if (!g_json) printf("%-6s", rows[r]);
+        for (L = 1024; L <= max_len; L *= 4) {
+            ea_attn_config cfg;
+            ea_attn a;
+            ea_params ps;
+            ea_error err;
+            ea_ctx ctx;
+            ea_attn_state st;
+            double t[9], per_token;
+            int i, steps = 9, cells;
+            size_t j, kept;
+            memset(&cfg, 0, sizeof cfg);
+            memset(&ps, 0, sizeof ps);
+            cfg.dim = 512; cfg.n_heads = 8; cfg.n_kv_heads = 2; cfg.causal = 1;
+            cfg.opt.latent = 128; cfg.opt.rope_dim = 32;
+            cfg.opt.budget = L / 4; /* h2o keeps a quarter of the stream */
+            if (ea_attn_build(&a, rows[r], &cfg, &ps, "a", &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK ||
+                ea_attn_state_init(&st, &a, 1, L + steps + 1, 1, &err) != EA_OK) {
+                fprintf(stderr, "bench: %s: %s\n", rows[r], err.msg);
+                ea_params_free(&ps);
+                continue;
+            }
+            ea_params_init(&ps, 1);
+            kept = st.budget ? (size_t)st.budget : (size_t)L; /* entries held after L tokens */
+            cells = st.B * st.heads;
+            for (i = 0; i < cells; i++)
+                for (j = 0; j < kept; j++) {
+                    size_t e = (size_t)i * st.cap + j, c;
+                    for (c = 0; c < (size_t)st.kdim; c++) st.k[e * st.kdim + c] = (float)((e * 31 + c * 7) % 17) / 17.0f - 0.5f;
+                    for (c = 0; c < (size_t)st.vdim; c++) st.v[e * st.vdim + c] = (float)((e * 13 + c * 5) % 11) / 11.0f - 0.5f;
+                    st.pos[e] = (int)j;
+                    if (st.score) st.score[e] = (float)((e * 7) % 5);
+                }
+            st.len = (int)kept;
+            st.seen = L;
+            ea_ctx_init(&ctx, 0);
+            ctx.grad_enabled = 0;
+            for (i = -1; i < steps; i++) { /* one warm-up, then the fastest of 9 */
+                ea_tensor *x, *y;
+                double t0;
+                ea_ctx_reset(&ctx);
+                x = ea_tensor_3d(&ctx, 1, 1, 512, 0);
+                for (j = 0; x && j < 512; j++) x->data[j] = (float)((j * 3) % 7) / 7.0f - 0.5f;
+                t0 = ea_time_sec();
+                y = x ? ea_attn_step(&ctx, &a, &st, x) : NULL;
+                if (!y) { fprintf(stderr, "bench: %s: %s\n", rows[r], ctx.err.msg); break; }
+                if (i >= 0) t[i] = ea_time_sec() - t0;
+            }
+            per_token = best(t, steps);
+            if (g_json)
+                printf("{\"group\":\"decode\",\"attn\":\"%s\",\"cache_len\":%d,\"entries\":%zu,\"ms_per_token\":%.5f,"
+                       "\"cache_bytes_per_token\":%.0f,\"state_bytes\":%zu,\"threads\":%d}\n",
+                       rows[r], L, kept, per_token * 1e3, 4.0 * ea_attn_cache_floats(&a), st.bytes, ea_num_threads());
+            else
+                printf(" %8.3f (%5.0f)", per_token * 1e3, 4.0 * ea_attn_cache_floats(&a));
+            fflush(stdout);
+            ea_ctx_free(&ctx);
+            ea_attn_state_free(&st);
+            ea_params_free(&ps);
+        }
+        if (!g_json) printf("%s\n", strcmp(rows[r], "h2o") == 0 ? "   (budget L/4)" : "");
+    }
+}
+
+/* --- MoE feed-forward against the dense MLP at equal active parameters ---
+   4096 tokens of dim 256; dense hidden 1024; MoE experts of hidden
+   1024 / (k + shared), so a token meets as many weights either way. */
+static void bench_moe(void) {
+    static const int cfgs[][3] = {{0, 0, 0}, {8, 2, 0}, {8, 1, 1}, {16, 2, 0}}; /* experts, k, shared */
+    int c;
+    if (!g_json)
+        printf("\nMoE feed-forward vs dense MLP (%s, %d thread%s): 4096 tokens x 256, equal active parameters; best ms\n",
+               EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (c = 0; c < (int)(sizeof cfgs / sizeof cfgs[0]); c++) {
+        ea_params ps;
+        ea_moe m;
+        ea_attn_opts o;
+        ea_error err;
+        ea_ctx ctx;
+        ea_tensor *w1 = NULL, *b1 = NULL, *w2 = NULL, *b2 = NULL;
+        double tf[5], tb[5];
+        int i, pass;
+        size_t j;
+        memset(&ps, 0, sizeof ps);
+        memset(&o, 0, sizeof o);
+        o.experts = cfgs[c][0]; o.route_k = cfgs[c][1]; o.shared = cfgs[c][2];
+        if (o.experts) {
+            if (ea_moe_build(&m, &o, 256, 1024, &ps, "moe", &err) != EA_OK) { fprintf(stderr, "bench: %s\n", err.msg); continue; }
+        } else {
+            int s1[2] = {1024, 256}, s2[2] = {256, 1024};
+            w1 = ea_param(&ps, "fc1.weight", 2, s1, EA_INIT_FANIN, 256.0f);
+            b1 = ea_param(&ps, "fc1.bias", 1, s1, EA_INIT_FANIN, 256.0f);
+            w2 = ea_param(&ps, "fc2.weight", 2, s2, EA_INIT_FANIN, 1024.0f);
+            b2 = ea_param(&ps, "fc2.bias", 1, s2, EA_INIT_FANIN, 1024.0f);
+        }
+        if (ea_params_alloc(&ps, &err) != EA_OK) { fprintf(stderr, "bench: %s\n", err.msg); continue; }
+        ea_params_init(&ps, 1);
+        ea_ctx_init(&ctx, 0);
+        for (pass = 0; pass < 2; pass++) /* forward, then forward + backward */
+            for (i = -1; i < 5; i++) {
+                ea_tensor *x, *y, *aux = NULL, *loss;
+                double t0;
+                ea_ctx_reset(&ctx);
+                ctx.grad_enabled = pass;
+                x = ea_tensor_3d(&ctx, 8, 512, 256, 0);
+                for (j = 0; x && j < x->size; j++) x->data[j] = (float)((j * 7) % 13) / 13.0f - 0.5f;
+                t0 = ea_time_sec();
+                y = o.experts ? ea_moe_forward(&ctx, &m, x, 0.01f, &aux, NULL)
+                              : ea_linear(&ctx, ea_gelu(&ctx, ea_linear(&ctx, x, w1, b1)), w2, b2);
+                if (pass && y) {
+                    ea_tensor *tg = ea_tensor_3d(&ctx, 8, 512, 256, 0);
+                    memset(tg->data, 0, tg->size * sizeof(float));
+                    loss = ea_mse_loss(&ctx, y, tg);
+                    if (aux) loss = ea_add(&ctx, loss, aux);
+                    ea_params_zero_grad(&ps);
+                    ea_backward(&ctx, loss);
+                }
+                if (!y) { fprintf(stderr, "bench: moe: %s\n", ctx.err.msg); break; }
+                if (i >= 0) (pass ? tb : tf)[i] = ea_time_sec() - t0;
+            }
+        if (g_json)
+            printf("{\"group\":\"moe\",\"experts\":%d,\"k\":%d,\"shared\":%d,\"expert_hidden\":%d,\"fwd_ms\":%.3f,"
+                   "\"fwd_bwd_ms\":%.3f,\"threads\":%d}\n",
+                   o.experts, o.experts ? m.k : 0, o.shared, o.experts ? m.hidden : 1024, best(tf, 5) * 1e3, best(tb, 5) * 1e3,
+                   ea_num_threads());
+        else if (o.experts)
+            printf("  MoE %2d experts, top-%d, %d shared, hidden %4d: forward %8.2f ms, forward+backward %8.2f ms\n", o.experts,
+                   m.k, o.shared, m.hidden, best(tf, 5) * 1e3, best(tb, 5) * 1e3);
+        else
+            printf("  dense MLP, hidden 1024:                     forward %8.2f ms, forward+backward %8.2f ms\n", best(tf, 5) * 1e3,
+                   best(tb, 5) * 1e3);
+        fflush(stdout);
+        ea_ctx_free(&ctx);
+        ea_params_free(&ps);
+    }
+}
+
 int main(int argc, char **argv) {
-    int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, do_gemm = 0, max_n = 4096;
+    int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, do_gemm = 0, do_decode = 0, do_moe = 0, max_n = 4096;
+    int max_len = 65536;
     const char *only = NULL;
     double peak;
     for (i = 1; i < argc; i++) {
@@ -338,6 +495,15 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--attn") == 0) do_attn = 1;
         else if (strcmp(argv[i], "--rows") == 0) do_rows = 1;
         else if (strcmp(argv[i], "--gemm") == 0) do_gemm = 1;
+        else if (strcmp(argv[i], "--decode") == 0) do_decode = 1;
+        else if (strcmp(argv[i], "--moe") == 0) do_moe = 1;
+        else if (strcmp(argv[i], "--max-len") == 0 && i + 1 < argc) {
+            max_len = atoi(argv[++i]);
+            if (max_len < 1024 || max_len > (1 << 22)) {
+                fprintf(stderr, "bench: --max-len must be in [1024, 4194304]\n");
+                return 2;
+            }
+        }
         else if (strcmp(argv[i], "--row") == 0 && i + 1 < argc) {
             do_rows = 1;
             only = argv[++i];
@@ -354,11 +520,13 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1);
 #endif
         else {
-            fprintf(stderr, "usage: bench [--peak] [--gemm] [--tracker] [--attn] [--rows] [--row NAME] [--max-n N] [--threads N] [--json]\n");
+            fprintf(stderr, "usage: bench [--peak] [--gemm] [--tracker] [--attn] [--rows] [--row NAME] [--decode] [--moe] [--max-n N] "
+                            "[--max-len N] [--threads N] [--json]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
-    if (!do_peak && !do_tracker && !do_attn && !do_rows && !do_gemm) do_peak = do_tracker = do_attn = do_rows = do_gemm = 1;
+    if (!do_peak && !do_tracker && !do_attn && !do_rows && !do_gemm && !do_decode && !do_moe)
+        do_peak = do_tracker = do_attn = do_rows = do_gemm = do_decode = do_moe = 1;
     peak = peak_gflops();
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
     else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
@@ -367,5 +535,7 @@ int main(int argc, char **argv) {
     if (do_tracker) bench_tracker(peak);
     if (do_attn) bench_attn(peak, max_n);
     if (do_rows) bench_variants(max_n, only);
+    if (do_decode) bench_decode(max_len);
+    if (do_moe) bench_moe();
     return 0;
 }

@@ -23,7 +23,7 @@
 typedef struct options {
     const char *attn, *save, *load, *data, *resume, *mode;
     long videos, frames, epochs, batch, seed, kv_heads, warmup, threads, latency_runs, stop_after;
-    double lr, wd, noise, clip;
+    double lr, wd, noise, clip, aux;
     int json, full, distractor, causal, quiet, eval_only;
     const char *sched;
     ea_attn_opts opt;  /* the sparse and approximate rows' options */
@@ -50,6 +50,20 @@ static const struct {
     {"--global", "bigbird: global blocks (1); localglobal: summary tokens (2)", offsetof(ea_attn_opts, global), 1 << 20},
     {"--random", "bigbird: random blocks per query block (1)", offsetof(ea_attn_opts, random), 1 << 20},
     {"--attn-seed", "seed of random features and random blocks (0)", offsetof(ea_attn_opts, seed), 2147483647L},
+    {"--latent", "mla/deepseek: K/V latent width (dim/4)", offsetof(ea_attn_opts, latent), 65536},
+    {"--q-latent", "mla/deepseek: query latent width (dim/2)", offsetof(ea_attn_opts, q_latent), 65536},
+    {"--rope-dim", "mla/deepseek: rotary columns per head (head_dim/2, even)", offsetof(ea_attn_opts, rope_dim), 65536},
+    {"--slots", "crossmem: learned memory tokens (8)", offsetof(ea_attn_opts, slots), 1 << 16},
+    {"--fuse", "crossmem: fixed fusion ratio in percent (0: learned gate)", offsetof(ea_attn_opts, fuse), 100},
+    {"--state", "mamba: state size N (16)", offsetof(ea_attn_opts, state), 1024},
+    {"--expand", "mamba: inner width = expand x dim (2)", offsetof(ea_attn_opts, expand), 64},
+    {"--dt-rank", "mamba: rank of the step-size projection (dim/16)", offsetof(ea_attn_opts, dt_rank), 65536},
+    {"--experts", "MoE feed-forward in every block with N experts (0: dense; deepseek/kimi: 4)", offsetof(ea_attn_opts, experts), 64},
+    {"--route-k", "MoE: experts per token (2)", offsetof(ea_attn_opts, route_k), 64},
+    {"--shared", "MoE: shared experts (0; deepseek/kimi: 1)", offsetof(ea_attn_opts, shared), 16},
+    {"--expert-hidden", "MoE: hidden width of an expert (mlp_hidden / (route-k + shared))", offsetof(ea_attn_opts, expert_hidden), 1 << 20},
+    {"--capacity", "MoE: tokens per expert, percent of an even share (0: unlimited)", offsetof(ea_attn_opts, capacity), 100000},
+    {"--sigmoid", "MoE: sigmoid gates when 1 (softmax)", offsetof(ea_attn_opts, sigmoid), 1},
 };
 #define N_ATTN_FLAGS (int)(sizeof attn_flags / sizeof attn_flags[0])
 
@@ -92,6 +106,7 @@ static void usage(FILE *f) {
             "  --eval-only      no training: evaluate --load's (or --resume's) weights on\n"
             "                   every video\n"
             "  --clip X         clip the gradient norm to X (default 0: off)\n"
+            "  --aux-weight X   weight of the MoE load-balancing loss (default 0.01)\n"
             "  --full           seed 000's protocol: 1000 videos, 20 epochs, batch 32,\n"
             "                   lr 1e-3, wd 0.01 (later flags still override)\n"
             "  --json           print one JSON object as the last line of stdout\n"
@@ -152,6 +167,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
     o->latency_runs = 100;
     o->lr = 1e-3;
     o->wd = 0.01;
+    o->aux = 0.01;
     *stop = 0;
     /* --full first, so that flags after it can still override; the seed's
        lr 1e-3 and wd 0.01 are already the defaults */
@@ -196,6 +212,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--wd") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->wd);
         else if (strcmp(a, "--noise") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->noise);
         else if (strcmp(a, "--clip") == 0) ok = parse_num(a, v, 0.0, 1e9, 0, &o->clip);
+        else if (strcmp(a, "--aux-weight") == 0) ok = parse_num(a, v, 0.0, 1e3, 0, &o->aux);
         else if (strcmp(a, "--flex") == 0) {
             static const char *const kinds[4] = {"none", "alibi", "softcap", "causal"};
             int k;
@@ -338,7 +355,13 @@ static void run_args(const options *o, uint64_t a[N_ARGS]) {
     d[0] = o->lr; d[1] = o->wd; d[2] = o->noise; d[3] = o->clip;
     a[0] = (uint64_t)o->videos; a[1] = (uint64_t)o->frames; a[2] = (uint64_t)o->batch; a[3] = (uint64_t)o->seed;
     a[4] = (uint64_t)o->epochs; a[5] = (uint64_t)o->warmup; a[6] = strcmp(o->sched, "epoch") == 0;
-    a[7] = strcmp(o->mode, "projectile") == 0; a[8] = (uint64_t)o->distractor; a[9] = 0;
+    a[7] = strcmp(o->mode, "projectile") == 0; a[8] = (uint64_t)o->distractor;
+    {   /* the MoE loss weight, where a block has experts (0 otherwise, as before) */
+        float aw = (float)o->aux;
+        uint32_t u = 0;
+        if (o->opt.experts || strcmp(o->attn, "deepseek") == 0 || strcmp(o->attn, "kimi") == 0) memcpy(&u, &aw, 4);
+        a[9] = u;
+    }
     for (i = 0; i < 4; i++) memcpy(&a[10 + i], &d[i], 8);
 }
 
@@ -485,6 +508,7 @@ int main(int argc, char **argv) {
     t_train0 = ea_time_sec();
     for (epoch = first_epoch; epoch < o.epochs && !(o.stop_after && epoch >= o.stop_after); epoch++) {
         double epoch_loss = 0.0, te = ea_time_sec();
+        if (model.moe_stats) memset(model.moe_stats, 0, (size_t)cfg.depth * sizeof(ea_moe_stats)); /* this epoch's routing */
         long s;
         /* Fisher–Yates shuffle of the training pairs */
         for (i = n_train - 1; i > 0; i--) {
@@ -508,7 +532,11 @@ int main(int argc, char **argv) {
             memcpy(x->data, xb, x->size * sizeof(float));
             memcpy(y->data, yb, y->size * sizeof(float));
             ea_params_zero_grad(&model.params);
-            loss = ea_mse_loss(&ctx, ea_vit_forward(&ctx, &model, x), y);
+            {
+                ea_tensor *aux = NULL;
+                loss = ea_mse_loss(&ctx, ea_vit_forward_aux(&ctx, &model, x, (float)o.aux, &aux), y);
+                if (aux) loss = ea_add(&ctx, loss, aux); /* MoE blocks: their load-balancing loss */
+            }
             if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
             if (!isfinite(loss->data[0])) {
                 fprintf(stderr, "\ntrack: the loss became %g at step %ld (epoch %d); stopping%s (try a lower --lr or --clip)\n",
@@ -597,6 +625,19 @@ int main(int argc, char **argv) {
                 "training %.1f s; inference %.3f ms/frame at batch 1 (%.0f frames/s)\n",
                 o.attn, nparams, test.mean_err, 100.0 * test.within2, n_test_v, train_seconds, infer_ms,
                 infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0);
+    if (model.moe_stats && !o.quiet) { /* tokens each expert was chosen for, all blocks, last training epoch */
+        long tot = 0, e_;
+        int b_;
+        FILE *f = o.json ? stderr : stdout;
+        for (b_ = 0; b_ < cfg.depth; b_++)
+            for (e_ = 0; e_ < model.blocks[b_].moe.experts; e_++) tot += model.moe_stats[b_].wanted[e_];
+        for (b_ = 0; b_ < cfg.depth; b_++) {
+            fprintf(f, "  block %d routing (share of choices, last epoch, incl. evaluation):", b_);
+            for (e_ = 0; e_ < model.blocks[b_].moe.experts; e_++)
+                fprintf(f, " %.1f%%", 100.0 * cfg.depth * (double)model.moe_stats[b_].wanted[e_] / (tot ? (double)tot : 1.0));
+            fprintf(f, "\n");
+        }
+    }
     if (o.json)
         printf("{\"attn\":\"%s\",\"params\":%zu,\"mean_err_px\":%.6f,\"within2px\":%.6f,\"val_err_px\":%.6f,"
                "\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"fps_b1\":%.1f,\"final_loss\":%.6f,\"epochs\":%ld,"

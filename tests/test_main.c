@@ -2354,6 +2354,29 @@ static void test_cache(void) {
         ea_attn_state_free(&st);
         ea_params_free(&ps);
     }
+    /* crossmem: the streaming FIFO is ea_crossmem_forward's memory */
+    memset(&o, 0, sizeof o); o.memory = 16; o.slots = 2;
+    if (build_row(&a, &ps, "crossmem", 0, &o)) {
+        ea_ctx ctx;
+        ea_tensor *x1, *x2, *y, *ref;
+        int i;
+        float worst = 0.0f;
+        ea_ctx_init(&ctx, 0);
+        ea_attn_state_init(&st, &a, 2, 64, 5, &err);
+        x1 = ea_tensor_3d(&ctx, 2, 5, 16, 0);
+        x2 = ea_tensor_3d(&ctx, 2, 4, 16, 0);
+        for (i = 0; i < 160; i++) x1->data[i] = (float)sin(0.3 * i);
+        for (i = 0; i < 128; i++) x2->data[i] = (float)cos(0.2 * i);
+        ea_attn_step(&ctx, &a, &st, x1);
+        y = ea_attn_step(&ctx, &a, &st, x2);
+        ref = ea_crossmem_forward(&ctx, &a, x2, x1);
+        for (i = 0; y && ref && i < 128; i++) worst = fmaxf(worst, fabsf(y->data[i] - ref->data[i]) / (1e-3f + fabsf(ref->data[i])));
+        CHECK(y && ref && worst < 1e-4f, "crossmem: second streaming call vs the forward with memory = first call: %g (%s)",
+              (double)worst, ctx.err.msg);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+        ea_ctx_free(&ctx);
+    }
     /* h2o: budget >= length is exact; a budget below keeps sinks, recent
        tokens and the heaviest middle ones, in a cache that stays flat */
     memset(&o, 0, sizeof o); o.budget = 13;
@@ -2492,6 +2515,7 @@ static ea_tensor *b_rope(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return e
 static ea_tensor *b_concat_heads(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_concat_heads(x, in[0], 1, 2, in[1], 0, 3, 2, 1); }
 static ea_tensor *b_causal_conv(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_causal_conv(x, in[0], in[1], in[2]); }
 static ea_tensor *b_mul(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_mul(x, in[0], in[1]); }
+static ea_tensor *b_concat_tokens(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_concat_tokens(x, in[0], in[1]); }
 static ea_tensor *b_act(ea_ctx *x, ea_tensor **in, void *u) { return ea_act(x, in[0], (ea_act_kind)*(int *)u); }
 
 static void test_memory_ops(void) {
@@ -2503,6 +2527,8 @@ static void test_memory_ops(void) {
     add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
     set_case(&c, "causal_conv", b_causal_conv, NULL); add_input(&c, 3, 2, 6, 3, 0); add_input(&c, 2, 3, 4, 0, 0);
     add_input(&c, 1, 3, 0, 0, 0); gradcheck(&c);
+    set_case(&c, "concat_tokens", b_concat_tokens, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 2, 4, 0);
+    gradcheck(&c);
     set_case(&c, "mul", b_mul, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
     set_case(&c, "mul broadcast", b_mul, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 1, 4, 0, 0, 0); gradcheck(&c);
     set_case(&c, "silu", b_act, &kinds[0]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
@@ -2527,13 +2553,48 @@ static void test_memory_ops(void) {
     }
 }
 
+/* examples/stream.c end to end: every row streams, and on the first clip
+   the streaming outputs equal the training forward's */
+static void test_stream(void) {
+    static const char *rows[] = {"mha", "mqa", "gqa", "mla", "h2o", "crossmem", "mamba"};
+    char cmd[512], line[4096];
+    size_t r;
+    FILE *f = fopen("build/stream", "rb");
+    g_group = "stream";
+    if (!f) {
+        printf("    skipped: build/stream is missing (make test builds it)\n");
+        return;
+    }
+    fclose(f);
+    for (r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        const char *p;
+        double d = -1.0;
+        snprintf(cmd, sizeof cmd,
+                 "build/stream --attn %s --steps 3 --frames 12 --clip 4 --batch 2 --threads 1 --json --quiet > build/stream_%s.log "
+                 "2>&1",
+                 rows[r], rows[r]);
+        CHECK(run(cmd) == 0, "stream --attn %s failed (see build/stream_%s.log)", rows[r], rows[r]);
+        snprintf(cmd, sizeof cmd, "build/stream_%s.log", rows[r]);
+        f = fopen(cmd, "r");
+        line[0] = 0;
+        while (f && fgets(line, sizeof line, f) && !strstr(line, "clip_check_px")) {
+        }
+        if (f) fclose(f);
+        p = strstr(line, "\"clip_check_px\":");
+        if (p) d = atof(p + 16);
+        CHECK(p && d >= 0.0 && d < 1e-3, "stream --attn %s: streaming vs the training forward on the first clip: %g px", rows[r], d);
+    }
+    CHECK(run("build/stream --attn local > build/stream_bad.log 2>&1") != 0, "stream --attn local must be refused");
+    CHECK(run("build/stream --frames 0 > build/stream_bad.log 2>&1") != 0, "stream --frames 0 must be refused");
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
