@@ -1204,11 +1204,42 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
     }
 }
 
+/* A row of A against a column of B, both contiguous along k (a linear
+   layer's weights are wᵀ: each column of B is a row of w). */
+static float ea__gemv_dot(const float *a, const float *b, int K) {
+    float s = 0.0f;
+    int k = 0;
+#if EA_VW > 1
+    {
+        ea_vf acc0 = ea_vzero(), acc1 = ea_vzero();
+        for (; k + 2 * EA_VW <= K; k += 2 * EA_VW) {
+            acc0 = ea_vfma(ea_vload(a + k), ea_vload(b + k), acc0); /* a·b + acc */
+            acc1 = ea_vfma(ea_vload(a + k + EA_VW), ea_vload(b + k + EA_VW), acc1);
+        }
+        for (; k + EA_VW <= K; k += EA_VW) acc0 = ea_vfma(ea_vload(a + k), ea_vload(b + k), acc0);
+        s = ea_vhsum(ea_vadd(acc0, acc1));
+    }
+#endif
+    for (; k < K; k++) s += a[k] * b[k];
+    return s;
+}
+
+#define EA_GEMV_ROWS 2 /* up to this many rows, dot products beat packing a panel of B */
+
 EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
                     const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
                     int accumulate) {
     int nv;
     if (M <= 0 || N <= 0) return;
+    if (M <= EA_GEMV_ROWS && K > 0 && acs == 1 && brs == 1) { /* one or two rows: a decoding step */
+        int i, j;
+        for (i = 0; i < M; i++)
+            for (j = 0; j < N; j++) {
+                float d = ea__gemv_dot(A + i * ars, B + j * bcs, K);
+                C[i * ldc + j] = accumulate ? C[i * ldc + j] + d : d;
+            }
+        return;
+    }
     if (K <= 0) {
         int i, j;
         if (!accumulate)
@@ -4610,26 +4641,34 @@ EA_API void ea_attn_redraw(ea_attn *a, int draw) {
 
    The decode kernel, for one query and one (sequence, head):
        o = Σ_j p_j v_j,   p = softmax_j(scale · q·k_j) over the entries with
-   position <= maxpos; p receives the weights (h2o accumulates them). */
+   position <= maxpos (all len entries when pos is NULL); p receives the
+   weights (h2o accumulates them).  A query touches each entry twice with
+   vector dots and axpys: for one or a few queries (decoding) this beats
+   the tiled kernel, whose GEMM calls would each serve a single row. */
 static void ea__cache_attend(float *o, float *p, const float *q, const float *k, ptrdiff_t ldk, int kd,
                              const float *v, ptrdiff_t ldv, int dv, const int *pos, int len, int maxpos,
                              float scale) {
-    float mx = -INFINITY, sum = 0.0f;
-    int j;
-    for (j = 0; j < len; j++) {
-        p[j] = pos[j] <= maxpos ? scale * ea__dot(q, k + (size_t)j * ldk, kd) : -INFINITY;
-        if (p[j] > mx) mx = p[j];
+    float mx = -INFINITY, sum = 0.0f, inv;
+    int j, n = 0;
+    for (j = 0; j < len; j++) { /* visible entries first, compacted: p[n], idx in the sign-free tail */
+        if (pos && pos[j] > maxpos) continue;
+        p[n] = scale * ea__dot(q, k + (size_t)j * ldk, kd);
+        if (p[n] > mx) mx = p[n];
+        n++;
     }
-    for (j = 0; j < len; j++) {
-        p[j] = p[j] == -INFINITY ? 0.0f : expf(p[j] - mx);
-        sum += p[j];
-    }
+    sum = n ? ea__row_exp(p, p, n, mx) : 0.0f;
+    inv = sum > 0.0f ? 1.0f / sum : 0.0f;
     memset(o, 0, (size_t)dv * sizeof(float));
-    for (j = 0; j < len; j++) {
-        p[j] /= sum;
-        if (p[j] != 0.0f) ea__axpy(o, p[j], v + (size_t)j * ldv, dv);
+    for (j = len - 1, n = n - 1; j >= 0; j--) { /* back to entry order, weights in place */
+        float w;
+        if (pos && pos[j] > maxpos) { p[j] = 0.0f; continue; }
+        w = p[n--] * inv;
+        p[j] = w;
+        ea__axpy(o, w, v + (size_t)j * ldv, dv);
     }
 }
+
+#define EA_DECODE_ROWS 2 /* t x query heads up to which ea__cache_flash goes a query at a time */
 
 /* The fast form for a call's t queries (Hq heads of dh, rows ldq apart)
    against one K/V head's entries (rows ldkv apart): the `old` entries
@@ -4637,27 +4676,42 @@ static void ea__cache_attend(float *o, float *p, const float *q, const float *k,
    up to the query when causal.  Two flash passes (8.2: GEMM tiles, no
    score matrix) merged by their log-sum-exps L1, L2:
        o = (e^L1 o1 + e^L2 o2) / (e^L1 + e^L2).
+   In the first, every query of the group sees the same entries, so the
+   t·Hq queries go in as the rows of one head: each tile of the cache is
+   read once for all of them (mqa, gqa and mla decode reuse it Hq times).
    dv = dh; o rows ldo apart.  0 when the arena is out of memory. */
 static int ea__cache_flash(ea_ctx *ctx, float *o, ptrdiff_t ldo, const float *q, ptrdiff_t ldq, const float *k,
                            const float *v, ptrdiff_t ldkv, int old, int t, int Hq, int dh, int causal, float scale) {
     ea_sdpa_shape s;
-    float *o1, *l1, *l2, *scr;
+    float *o1, *l1, *l2, *scr, *qs;
     int h, i, d;
+    if (t * Hq <= EA_DECODE_ROWS) { /* decoding: a query at a time (see ea__cache_attend) */
+        float *p = ea__floats(ctx, (size_t)old + t);
+        if (!p) return 0;
+        for (i = 0; i < t; i++)
+            for (h = 0; h < Hq; h++)
+                ea__cache_attend(o + (size_t)i * ldo + (size_t)h * dh, p, q + (size_t)i * ldq + (size_t)h * dh, k, ldkv,
+                                 dh, v, ldkv, dh, NULL, old + (causal ? i + 1 : t), 0, scale);
+        return 1;
+    }
     memset(&s, 0, sizeof s);
     s.B = 1; s.H = Hq; s.Hkv = 1; s.dh = dh; s.scale = scale; s.ldq = ldq; s.ldk = s.ldv = ldkv;
     scr = ea__floats(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads());
     l1 = ea__floats(ctx, (size_t)Hq * t);
     l2 = ea__floats(ctx, (size_t)Hq * t);
     o1 = ea__floats(ctx, (size_t)t * Hq * dh);
-    if (!scr || !l1 || !l2 || !o1) return 0;
+    qs = ea__floats(ctx, (size_t)t * Hq * dh);
+    if (!scr || !l1 || !l2 || !o1 || !qs) return 0;
     s.nq = s.nk = t; s.causal = causal; s.ldo = ldo; /* the call's own entries */
     ea_sdpa_flash_fwd(o, l2, scr, q, k + (size_t)old * ldkv, v + (size_t)old * ldkv, &s, NULL, NULL);
     if (!old) return 1;
-    s.nk = old; s.causal = 0; s.ldo = (ptrdiff_t)Hq * dh; /* everything cached before */
-    ea_sdpa_flash_fwd(o1, l1, scr, q, k, v, &s, NULL, NULL);
+    for (i = 0; i < t; i++) /* row i·Hq + h: query i of head h */
+        memcpy(qs + (size_t)i * Hq * dh, q + (size_t)i * ldq, (size_t)Hq * dh * sizeof(float));
+    s.nq = t * Hq; s.nk = old; s.causal = 0; s.H = 1; s.ldq = s.ldo = dh; /* everything cached before */
+    ea_sdpa_flash_fwd(o1, l1, scr, qs, k, v, &s, NULL, NULL);
     for (h = 0; h < Hq; h++)
         for (i = 0; i < t; i++) {
-            float a = l1[h * t + i], b = l2[h * t + i], m = a > b ? a : b, w1 = expf(a - m), w2 = expf(b - m), z = w1 + w2;
+            float a = l1[i * Hq + h], b = l2[h * t + i], m = a > b ? a : b, w1 = expf(a - m), w2 = expf(b - m), z = w1 + w2;
             float *orow = o + (size_t)i * ldo + (size_t)h * dh;
             const float *r1 = o1 + (size_t)i * Hq * dh + (size_t)h * dh;
             for (d = 0; d < dh; d++) orow[d] = (w1 * r1[d] + w2 * orow[d]) / z;
@@ -4705,7 +4759,8 @@ static int ea__kv_project(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_tensor
     return *q && *k && *v;
 }
 
-static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep_scratch);
+typedef struct ea__scored { float score; int idx; } ea__scored;
+static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep, ea__scored *rank);
 
 /* K/V rows (mha, mha-sep, mqa, gqa, single, h2o): append, attend, (evict). */
 static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
@@ -4755,8 +4810,9 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
     st->seen += t;
     if (st->score) {
         int *keep = (int *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(int));
-        if (!keep) return NULL;
-        ea__h2o_evict(st, &a->cfg.opt, keep);
+        ea__scored *rank = (ea__scored *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(ea__scored));
+        if (!keep || !rank) return NULL;
+        ea__h2o_evict(st, &a->cfg.opt, keep, rank);
     }
     return ea_linear(ctx, o, a->w[2], a->w[3]);
 }
@@ -4914,7 +4970,14 @@ static int ea__h2o_budget(const ea_attn_state *st, const ea_attn_opts *o) {
     return (int)(((long long)st->seen * ea__opt(o->ratio, 75) + 99) / 100);
 }
 
-static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep) {
+/* heavier first; among equals the older entry */
+static int ea__heavier(const void *a, const void *b) {
+    const ea__scored *x = (const ea__scored *)a, *y = (const ea__scored *)b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep, ea__scored *rank) {
     int budget = ea__h2o_budget(st, o), sinks, recent, cell, j, n, kd = st->kdim, cells = st->B * st->heads;
     if (budget < 1) budget = 1;
     if (st->len <= budget) return;
@@ -4925,15 +4988,17 @@ static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep) {
     for (cell = 0; cell < cells; cell++) {
         size_t base = (size_t)cell * st->cap;
         float *sc = st->score + base;
-        int heavy = budget - sinks - recent, mid_end = st->len - recent;
+        int heavy = budget - sinks - recent, mid_end = st->len - recent, m = 0;
         for (j = 0; j < st->len; j++) keep[j] = j < sinks || j >= mid_end;
-        while (heavy-- > 0) { /* the largest score among the middle entries not kept yet */
-            int best = -1;
-            for (j = sinks; j < mid_end; j++)
-                if (!keep[j] && (best < 0 || sc[j] > sc[best])) best = j;
-            if (best < 0) break;
-            keep[best] = 1;
+        /* the `heavy` largest scores of the middle: one sort, O(len log len)
+           (a stream that drops a token a call could scan for the minimum,
+           but a sort keeps the rule in one place) */
+        for (j = sinks; j < mid_end; j++) {
+            rank[m].score = sc[j];
+            rank[m++].idx = j;
         }
+        qsort(rank, (size_t)m, sizeof *rank, ea__heavier);
+        for (j = 0; j < heavy && j < m; j++) keep[rank[j].idx] = 1;
         for (j = 0, n = 0; j < st->len; j++) /* compact in place, in position order */
             if (keep[j]) {
                 if (n != j) {
@@ -5132,32 +5197,31 @@ static ea_status ea__mamba_build(ea_attn *a, ea_params *ps, const char *prefix, 
     return EA_OK;
 }
 
-/* a[n] = exp(Δ·A[n]) for the N states of one channel: the vector exp of
-   the SIMD layer (the scan's main cost). */
-static void ea__decay(float *a, const float *A, float delta, int N) {
-    int n;
-    for (n = 0; n < N; n++) a[n] = delta * A[n];
-    ea__row_exp(a, a, N, 0.0f);
+/* a[d, n] = exp(Δ_d·A[d, n]) for every channel and state of one token, in
+   one call of the SIMD layer's vector exp (the scan's main cost). */
+static void ea__decay(float *a, const float *A, const float *delta, int Di, int N) {
+    int d, n;
+    for (d = 0; d < Di; d++)
+        for (n = 0; n < N; n++) a[(size_t)d * N + n] = delta[d] * A[(size_t)d * N + n];
+    ea__row_exp(a, a, Di * N, 0.0f);
 }
 
 /* The scan over one sequence: state h [Di, N] in and out; hs (optional)
    receives h after every token [L, Di, N]; A = -exp(A_log) precomputed;
-   a: N floats of scratch.  bc holds B at columns R.. and C at R + N.. of
+   a: Di·N floats of scratch.  bc holds B at columns R.. and C at R + N.. of
    rows ldbc floats apart. */
 static void ea__scan_fwd(float *y, float *hs, float *h, float *a, const float *u, const float *dt, const float *bc,
                          int ldbc, int R, const float *A, int L, int Di, int N) {
     int t, d, n;
     for (t = 0; t < L; t++) {
         const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
+        ea__decay(a, A, dt + (size_t)t * Di, Di, N);
         for (d = 0; d < Di; d++) {
-            float delta = dt[(size_t)t * Di + d], du = delta * u[(size_t)t * Di + d], acc = 0.0f;
+            float delta = dt[(size_t)t * Di + d], du = delta * u[(size_t)t * Di + d];
             float *hd = h + (size_t)d * N;
-            ea__decay(a, A + (size_t)d * N, delta, N);
-            for (n = 0; n < N; n++) {
-                hd[n] = a[n] * hd[n] + du * Bt[n];
-                acc += Ct[n] * hd[n];
-            }
-            y[(size_t)t * Di + d] = acc;
+            const float *ad = a + (size_t)d * N;
+            for (n = 0; n < N; n++) hd[n] = ad[n] * hd[n] + du * Bt[n]; /* (vectorises: no reduction) */
+            y[(size_t)t * Di + d] = ea__dot(Ct, hd, N);
         }
         if (hs) memcpy(hs + (size_t)t * Di * N, h, (size_t)Di * N * sizeof(float));
     }
@@ -5168,7 +5232,7 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
     int Bn = u->shape[0], L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1];
     int ldbc = bct->shape[2], b, t, d, n;
     const float *A = nd->save[1];
-    float *dh = ea__floats(ctx, (size_t)Di * N), *dA = ea__floats(ctx, (size_t)Di * N), *ea = ea__floats(ctx, (size_t)N);
+    float *dh = ea__floats(ctx, (size_t)Di * N), *dA = ea__floats(ctx, (size_t)Di * N), *ea = ea__floats(ctx, (size_t)Di * N);
     if (!dh || !dA || !ea) return;
     memset(dA, 0, (size_t)Di * N * sizeof(float));
     for (b = 0; b < Bn; b++) {
@@ -5179,13 +5243,13 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
         memset(dh, 0, (size_t)Di * N * sizeof(float));
         for (t = L - 1; t >= 0; t--) {
             const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
+            ea__decay(ea, A, dtb + (size_t)t * Di, Di, N);
             for (d = 0; d < Di; d++) {
                 float dy = gy[(size_t)t * Di + d], delta = dtb[(size_t)t * Di + d], x = ub[(size_t)t * Di + d];
                 float ddelta = 0.0f, dx = 0.0f;
                 const float *ht = hs + ((size_t)t * Di + d) * N, *hp = t ? ht - (size_t)Di * N : NULL;
-                ea__decay(ea, A + (size_t)d * N, delta, N);
                 for (n = 0; n < N; n++) {
-                    float Adn = A[(size_t)d * N + n], a = ea[n], prev = hp ? hp[n] : 0.0f, g;
+                    float Adn = A[(size_t)d * N + n], a = ea[(size_t)d * N + n], prev = hp ? hp[n] : 0.0f, g;
                     dh[(size_t)d * N + n] += dy * Ct[n];
                     g = dh[(size_t)d * N + n];
                     if (gbc) {
@@ -5222,7 +5286,7 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     out = ea__out(ctx, 3, u->shape, u, dt, bc);
     A = ea__floats(ctx, alog->size);
     h = ea__floats(ctx, (size_t)Di * N);
-    a = ea__floats(ctx, (size_t)N);
+    a = ea__floats(ctx, (size_t)Di * N);
     if (!out || !A || !h || !a) return NULL;
     if (out->requires_grad) {
         hs = ea__floats(ctx, (size_t)Bn * L * Di * N);

@@ -545,7 +545,8 @@ static void test_flash_memory(void) {
 
 static void test_gemm(void) {
     static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {17, 33, 129}, {64, 192, 64},
-                                  {5, 16, 300}, {130, 2, 31}, {2048, 64, 256}};
+                                  {5, 16, 300}, {130, 2, 31}, {2048, 64, 256},
+                                  {1, 37, 70}, {2, 64, 129}, {2, 5, 16}}; /* (1-2 rows: the decode path) */
     ea_rng rng;
     size_t d;
     g_group = "gemm";
@@ -557,18 +558,20 @@ static void test_gemm(void) {
         size_t i;
         for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
         for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
-        for (t = 0; t < 4; t++) {
-            /* t bit 0: A transposed in memory; bit 1: B transposed; odd t accumulate.
+        for (t = 0; t < 5; t++) {
+            /* t bit 0: A transposed in memory; bit 1: B transposed; odd t accumulate;
+               t = 4: as t = 2 (a linear layer's layout), accumulating.
                The error is taken relative to Σ_k |a_ik b_kj| + |c_ij|, the scale
                at which float rounding of a dot product works. */
-            ptrdiff_t ars = t & 1 ? 1 : K, acs = t & 1 ? M : 1, brs = t & 2 ? 1 : N, bcs = t & 2 ? K : 1;
+            int tt = t == 4 ? 2 : t, accum = (t & 1) || t == 4;
+            ptrdiff_t ars = tt & 1 ? 1 : K, acs = tt & 1 ? M : 1, brs = tt & 2 ? 1 : N, bcs = tt & 2 ? K : 1;
             double worst = 0.0;
             int r, q, k;
             for (i = 0; i < (size_t)M * N; i++) C1[i] = C2[i] = frand(&rng);
-            ea_gemm(M, N, K, A, ars, acs, B, brs, bcs, C1, N, t & 1);
+            ea_gemm(M, N, K, A, ars, acs, B, brs, bcs, C1, N, accum);
             for (r = 0; r < M; r++)
                 for (q = 0; q < N; q++) {
-                    double exact = (t & 1) ? C2[r * N + q] : 0.0, scale = fabs(exact);
+                    double exact = accum ? C2[r * N + q] : 0.0, scale = fabs(exact);
                     for (k = 0; k < K; k++) {
                         double p = (double)A[r * ars + k * acs] * B[k * brs + q * bcs];
                         exact += p;
@@ -2409,13 +2412,14 @@ static void test_cache(void) {
         static const float sc[10] = {0.0f, 0.5f, 3.0f, 0.1f, 2.0f, 0.2f, 2.5f, 0.3f, 9.0f, 0.0f};
         float k[10], v[10], score[10];
         int pos[10], keep[10], j;
+        ea__scored rank[10];
         ea_attn_opts ho;
         memset(&st, 0, sizeof st);
         st.B = 1; st.heads = 1; st.kdim = st.vdim = 1; st.cap = 10; st.len = 10; st.seen = 10; st.budget = 5;
         st.k = k; st.v = v; st.score = score; st.pos = pos;
         for (j = 0; j < 10; j++) { k[j] = v[j] = (float)j; pos[j] = j; score[j] = sc[j]; }
         memset(&ho, 0, sizeof ho); ho.sinks = 1; ho.recent = 1;
-        ea__h2o_evict(&st, &ho, keep);
+        ea__h2o_evict(&st, &ho, keep, rank);
         CHECK(st.len == 5 && pos[0] == 0 && pos[1] == 2 && pos[2] == 6 && pos[3] == 8 && pos[4] == 9 && k[3] == 8.0f &&
                   v[1] == 2.0f && score[3] == 9.0f,
               "h2o keeps sink 0, heavy 2, 6, 8 and recent 9: got %d entries %d %d %d %d %d", st.len, pos[0], pos[1], pos[2],
