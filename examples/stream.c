@@ -66,10 +66,10 @@ static void usage(FILE *f) {
             "                 with N, h2o's, crossmem's and mamba's stay flat)\n"
             "  --budget N     h2o: cache entries kept per head (default 256, 4 frames)\n"
             "  --memory N     crossmem: past tokens in its memory (default 256, 4 frames)\n"
-            "  --steps N      training steps (default 600; 0: stream untrained weights)\n"
+            "  --steps N      training steps (default 1500; 0: stream untrained weights)\n"
             "  --clip N       frames per training clip (default 8)\n"
             "  --batch N      clips per step (default 4)\n"
-            "  --lr X         AdamW learning rate (default 2e-3)\n"
+            "  --lr X         AdamW learning rate (default 3e-3)\n"
             "  --seed N       data and initialisation seed (default 0)\n"
             "  --threads N    OpenMP threads (default: all; needs -fopenmp)\n"
             "  --json         print one JSON object as the last line of stdout\n"
@@ -96,8 +96,8 @@ static int parse_args(int argc, char **argv, options *o) {
     static const char *rows[] = {"mha", "mqa", "gqa", "mla", "h2o", "crossmem", "mamba"};
     int i;
     memset(o, 0, sizeof *o);
-    o->attn = "mha"; o->frames = 1000; o->budget = 256; o->memory = 256; o->steps = 600; o->clip = 8; o->batch = 4;
-    o->lr = 2e-3;
+    o->attn = "mha"; o->frames = 1000; o->budget = 256; o->memory = 256; o->steps = 1500; o->clip = 8; o->batch = 4;
+    o->lr = 3e-3;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double d = 0.0;
@@ -260,8 +260,17 @@ static ea_tensor *frame_step(ea_ctx *ctx, const smodel *m, ea_attn_state *st, co
 typedef struct report {
     long frame;
     double latency_ms, err_px, within2;
-    size_t state_bytes, arena_peak;
+    size_t state_bytes, used_bytes, arena_peak;
 } report;
+
+/* Bytes of a layer's state that hold something: the cached entries (keys,
+   values, positions, scores) or, for mamba, the whole state. */
+static size_t state_used(const ea_attn_state *st) {
+    size_t per_entry;
+    if (!st->k) return st->bytes;
+    per_entry = ((size_t)st->kdim + (size_t)st->vdim) * sizeof(float) + sizeof(int) + (st->score ? sizeof(float) : 0);
+    return (size_t)st->B * st->heads * st->len * per_entry;
+}
 
 int main(int argc, char **argv) {
     options o;
@@ -401,15 +410,18 @@ int main(int argc, char **argv) {
             r->latency_ms = win_lat / (double)(f + 1 - last);
             r->err_px = err_sum / (double)(f + 1);
             r->within2 = (double)within / (double)(f + 1);
-            r->state_bytes = 0;
-            for (l = 0; l < DEPTH; l++) r->state_bytes += st[l].bytes;
+            r->state_bytes = r->used_bytes = 0;
+            for (l = 0; l < DEPTH; l++) {
+                r->state_bytes += st[l].bytes;
+                r->used_bytes += state_used(&st[l]);
+            }
             r->arena_peak = ea_ctx_peak_bytes(&ctx);
             if (!o.quiet)
                 fprintf(o.json ? stderr : stdout,
-                        "  frame %6ld: %.3f ms/frame (frames %ld..%ld), state %.2f MiB, arena peak %.2f MiB, "
-                        "error %.3f px, %.1f%% within 2 px\n",
-                        r->frame, r->latency_ms, last + 1, f + 1, r->state_bytes / 1048576.0, r->arena_peak / 1048576.0,
-                        r->err_px, 100.0 * r->within2);
+                        "  frame %6ld: %.3f ms/frame (frames %ld..%ld), state in use %.3f MiB (allocated %.2f), arena "
+                        "peak %.2f MiB, error %.3f px, %.1f%% within 2 px\n",
+                        r->frame, r->latency_ms, last + 1, f + 1, r->used_bytes / 1048576.0, r->state_bytes / 1048576.0,
+                        r->arena_peak / 1048576.0, r->err_px, 100.0 * r->within2);
             last = f + 1;
             win_lat = 0.0;
             if (n_rep < 4 && (n_rep == 0 || rep[n_rep - 1].frame != r->frame)) n_rep++;
@@ -434,8 +446,10 @@ int main(int argc, char **argv) {
                o.attn, o.frames, err_sum / (double)o.frames, (double)within / (double)o.frames, lat_sum / (double)o.frames,
                train_seconds, last_loss, ea_attn_cache_floats(&m.attn[0]) * DEPTH, EA_ISA, ea_num_threads(), clip_diff);
         for (i = 0; i < n_rep; i++)
-            printf("%s{\"frame\":%ld,\"latency_ms\":%.4f,\"state_bytes\":%zu,\"arena_peak_bytes\":%zu,\"mean_err_px\":%.6f}",
-                   i ? "," : "", rep[i].frame, rep[i].latency_ms, rep[i].state_bytes, rep[i].arena_peak, rep[i].err_px);
+            printf("%s{\"frame\":%ld,\"latency_ms\":%.4f,\"state_used_bytes\":%zu,\"state_bytes\":%zu,"
+                   "\"arena_peak_bytes\":%zu,\"mean_err_px\":%.6f}",
+                   i ? "," : "", rep[i].frame, rep[i].latency_ms, rep[i].used_bytes, rep[i].state_bytes, rep[i].arena_peak,
+                   rep[i].err_px);
         printf("]}\n");
     }
     for (l = 0; l < DEPTH; l++) ea_attn_state_free(&st[l]);

@@ -2314,6 +2314,9 @@ static void test_cache(void) {
         worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
         CHECK(worst >= 0.0f && worst < 1e-4f, "%s: 4 cached calls vs one causal call over 13 tokens: rel. diff %g", rows[r],
               (double)worst);
+        ea_attn_state_reset(&st); /* a fresh stream in the same memory */
+        worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
+        CHECK(worst >= 0.0f && worst < 1e-4f && st.len == 13, "%s after ea_attn_state_reset: rel. diff %g", rows[r], (double)worst);
         ea_attn_state_free(&st);
         ea_params_free(&ps);
         /* not causal: one call over everything is the plain forward */
@@ -2334,6 +2337,9 @@ static void test_cache(void) {
         ea_attn_state_init(&st, &a, 2, 1 << 20, 5, &err);
         worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
         CHECK(worst >= 0.0f && worst < 1e-4f, "mamba: 4 calls vs one over 13 tokens: rel. diff %g", (double)worst);
+        ea_attn_state_reset(&st);
+        worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
+        CHECK(worst >= 0.0f && worst < 1e-4f && st.seen == 13, "mamba after ea_attn_state_reset: rel. diff %g", (double)worst);
         CHECK(st.bytes == (size_t)2 * (32 * 4 + 3 * 32) * sizeof(float), "mamba state %zu bytes: expected 2 x (32x4 + 3x32) floats",
               st.bytes);
         ea_attn_state_free(&st);
