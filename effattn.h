@@ -5393,6 +5393,32 @@ static void *ea__state_alloc(ea_attn_state *st, size_t n, int *ok) {
     return p;
 }
 
+/* What one entry of layer a's state holds: heads x (kdim key + vdim value)
+   floats (mamba: kdim = inner width, vdim = N). */
+static void ea__state_dims(const ea_attn *a, int *heads, int *kdim, int *vdim) {
+    *heads = 1;
+    *vdim = 0;
+    if (a->variant->step == ea__mamba_step) {
+        *kdim = ea__mamba_inner(a);
+        *vdim = ea__mamba_n(a);
+    } else if (a->variant->step == ea__crossmem_step) { /* K and V of all heads in one row */
+        *kdim = 2 * a->cfg.dim;
+    } else if (a->variant->step == ea__mla_step) { /* latent c and rotary key, shared by all heads */
+        *kdim = ea__mla_latent(a) + a->rope_dim;
+    } else {
+        *heads = a->kv_heads;
+        *kdim = *vdim = a->head_dim;
+    }
+}
+
+/* A state made for this layer (a state from another layer would be read
+   out of bounds). */
+static int ea__state_fits(const ea_attn *a, const ea_attn_state *st) {
+    int heads, kdim, vdim;
+    ea__state_dims(a, &heads, &kdim, &vdim);
+    return st->heads == heads && st->kdim == kdim && st->vdim == vdim;
+}
+
 EA_API ea_status ea_attn_state_init(ea_attn_state *st, const ea_attn *a, int B, int max_tokens, int max_chunk,
                                     ea_error *err) {
     const char *row;
@@ -5415,25 +5441,15 @@ EA_API ea_status ea_attn_state_init(ea_attn_state *st, const ea_attn *a, int B, 
                             B, max_tokens, max_chunk);
     st->B = B;
     st->max_chunk = max_chunk;
-    if (a->variant->step == ea__mamba_step) { /* state [B, inner, N] (kdim = inner, vdim = N), conv tail [B, k-1, inner] */
-        st->kdim = ea__mamba_inner(a);
-        st->vdim = ea__mamba_n(a);
+    ea__state_dims(a, &st->heads, &st->kdim, &st->vdim);
+    if (a->variant->step == ea__mamba_step) { /* state [B, inner, N], conv tail [B, k-1, inner] */
         st->cap = ea__mamba_kc(a) - 1;
-        st->heads = 1;
         st->ssm = (float *)ea__state_alloc(st, (size_t)B * st->kdim * st->vdim * sizeof(float), &ok);
         st->conv = (float *)ea__state_alloc(st, (size_t)B * st->cap * st->kdim * sizeof(float), &ok);
     } else {
-        if (a->variant->step == ea__crossmem_step) { /* learned slots + a FIFO, K and V of all heads in one row */
-            st->heads = 1;
-            st->kdim = 2 * a->cfg.dim;
+        if (a->variant->step == ea__crossmem_step) { /* learned slots + a FIFO */
             st->cap = ea__opt(o->slots, 8) + ea__opt(o->memory, 256);
-        } else if (a->variant->step == ea__mla_step) { /* latent c and rotary key, shared by all heads */
-            st->heads = 1;
-            st->kdim = ea__mla_latent(a) + a->rope_dim;
-            st->cap = max_tokens;
         } else {
-            st->heads = a->kv_heads;
-            st->kdim = st->vdim = a->head_dim;
             st->cap = max_tokens;
             if (strcmp(row, "h2o") == 0 && o->budget) {
                 st->budget = o->budget;
@@ -5441,6 +5457,12 @@ EA_API ea_status ea_attn_state_init(ea_attn_state *st, const ea_attn *a, int B, 
             }
         }
         cells = (size_t)B * st->heads * st->cap;
+        if ((double)B * st->heads * st->cap * (st->kdim + st->vdim + 2.0) > (double)EA_MAX_ELEMS) {
+            ea_error_set(err, EA_ERR_CONFIG, "attn_state_init: %d sequences x %d heads x %d entries x %d floats is beyond "
+                         "the %zu floats one buffer may hold", B, st->heads, st->cap, st->kdim + st->vdim, EA_MAX_ELEMS);
+            memset(st, 0, sizeof *st);
+            return EA_ERR_CONFIG;
+        }
         st->k = (float *)ea__state_alloc(st, cells * st->kdim * sizeof(float), &ok);
         st->v = (float *)ea__state_alloc(st, cells * st->vdim * sizeof(float), &ok);
         st->pos = (int *)ea__state_alloc(st, cells * sizeof(int), &ok);
@@ -5549,6 +5571,9 @@ EA_API ea_tensor *ea_attn_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st,
     if (!a->variant->step)
         return ea__fail(ctx, EA_ERR_CONFIG, "attention '%s' has no streaming form", a->variant->name);
     if (st->B == 0) return ea__fail(ctx, EA_ERR_ARG, "attn_step: the state is not initialised (ea_attn_state_init)");
+    if (!ea__state_fits(a, st))
+        return ea__fail(ctx, EA_ERR_ARG, "attn_step '%s': the state was made for another layer (%d heads x %d + %d floats)",
+                        a->variant->name, st->heads, st->kdim, st->vdim);
     return a->variant->step(ctx, a, st, x);
 }
 

@@ -2490,6 +2490,19 @@ static void test_cache(void) {
         ea_ctx_reset(&ctx);
         memset(&none, 0, sizeof none);
         CHECK(!ea_attn_step(&ctx, &a, &none, x) && ctx.err.status == EA_ERR_ARG, "uninitialised state: %s", ctx.err.msg);
+        {   /* a state made for another layer */
+            ea_attn m2;
+            ea_params ps2;
+            ea_ctx_reset(&ctx);
+            x = ea_tensor_3d(&ctx, 1, 2, 16, 0);
+            memset(x->data, 0, x->size * sizeof(float));
+            if (build_row(&m2, &ps2, "mla", 1, NULL)) {
+                CHECK(!ea_attn_step(&ctx, &m2, &st, x) && ctx.err.status == EA_ERR_ARG && strstr(ctx.err.msg, "another layer"),
+                      "an mha state fed to an mla layer: %s", ctx.err.msg);
+                ea_params_free(&ps2);
+            }
+            ea_ctx_reset(&ctx);
+        }
         ea_attn_state_free(&st);
         CHECK(ea_attn_state_init(&st, &a, 0, 4, 3, &err) == EA_ERR_ARG, "B = 0: %s", err.msg);
         ea_params_free(&ps);
