@@ -482,8 +482,9 @@ typedef struct ea_attn_opts {
     int expert_hidden; /* MoE: hidden width of one expert (default mlp_hidden / (route_k + shared)) */
     int capacity;    /* MoE: tokens per expert, percent of an even share T·k/E; 0: unlimited */
     int sigmoid;     /* MoE: sigmoid gates (DeepSeek-V3) instead of softmax (V2) when 1 */
+    int average;     /* h2o: rank by mean attention per later token (seed 001) instead of the sum (H2O) when 1 */
 } ea_attn_opts;
-#define EA_ATTN_OPTS 36  /* ints in ea_attn_opts (checkpoints store them in this order) */
+#define EA_ATTN_OPTS 37  /* ints in ea_attn_opts (checkpoints store them in this order) */
 
 typedef struct ea_attn_config {
     int dim;          /* model width */
@@ -4175,7 +4176,7 @@ static const struct ea__opt_field {
     {"dt_rank", offsetof(ea_attn_opts, dt_rank)},   {"experts", offsetof(ea_attn_opts, experts)},
     {"route_k", offsetof(ea_attn_opts, route_k)},   {"shared", offsetof(ea_attn_opts, shared)},
     {"expert_hidden", offsetof(ea_attn_opts, expert_hidden)}, {"capacity", offsetof(ea_attn_opts, capacity)},
-    {"sigmoid", offsetof(ea_attn_opts, sigmoid)}};
+    {"sigmoid", offsetof(ea_attn_opts, sigmoid)},   {"average", offsetof(ea_attn_opts, average)}};
 
 EA_INLINE int *ea__opt_at(ea_attn_opts *o, int i) { return (int *)(void *)((char *)o + ea__opt_fields[i].off); }
 
@@ -4956,7 +4957,10 @@ static double ea__mla_cache_floats(const ea_attn *a) { return (double)ea__mla_la
        the first `sinks` tokens (attention sinks), the `recent` latest ones,
        and the rest of the budget from the middle by the attention each
        entry has received, summed over every query and head of its group
-       since it entered the cache (ties: the older entry);
+       since it entered the cache (ties: the older entry); with
+       opt.average, that sum divided by the tokens that came after it
+       (seed 001's rule: the sum favours old entries, which have been
+       looked at longer);
    the others are dropped for good.  Budget: opt.budget entries, or
    opt.ratio percent (75 by default, seed 001's compression_ratio) of the
    tokens seen so far.  Cost per call O(t·budget·dim) and O(budget) memory
@@ -4994,7 +4998,8 @@ static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep, e
            (a stream that drops a token a call could scan for the minimum,
            but a sort keeps the rule in one place) */
         for (j = sinks; j < mid_end; j++) {
-            rank[m].score = sc[j];
+            int later = st->seen - st->pos[base + j]; /* tokens that could attend to entry j (>= 1) */
+            rank[m].score = o->average && later > 0 ? sc[j] / (float)later : sc[j];
             rank[m++].idx = j;
         }
         qsort(rank, (size_t)m, sizeof *rank, ea__heavier);

@@ -44,7 +44,7 @@ typedef struct options {
     const char *attn;
     long frames, steps, clip, batch, budget, memory, seed, threads;
     double lr;
-    int json, quiet;
+    int json, quiet, average;
 } options;
 
 typedef struct smodel {
@@ -65,6 +65,8 @@ static void usage(FILE *f) {
             "  --frames N     frames to stream (default 1000; the K/V rows' caches grow\n"
             "                 with N, h2o's, crossmem's and mamba's stay flat)\n"
             "  --budget N     h2o: cache entries kept per head (default 256, 4 frames)\n"
+            "  --h2o-average  h2o: rank by mean attention per later token (seed 001)\n"
+            "                 instead of the accumulated sum (the H2O paper)\n"
             "  --memory N     crossmem: past tokens in its memory (default 256, 4 frames)\n"
             "  --steps N      training steps (default 1500; 0: stream untrained weights)\n"
             "  --clip N       frames per training clip (default 8)\n"
@@ -105,6 +107,7 @@ static int parse_args(int argc, char **argv, options *o) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) { usage(stdout); return 1; }
         else if (strcmp(a, "--json") == 0) { o->json = 1; takes = 0; }
         else if (strcmp(a, "--quiet") == 0) { o->quiet = 1; takes = 0; }
+        else if (strcmp(a, "--h2o-average") == 0) { o->average = 1; takes = 0; }
         else if (strcmp(a, "--attn") == 0) {
             size_t r;
             ok = 0;
@@ -167,6 +170,7 @@ static ea_status model_init(smodel *m, const options *o, ea_error *err) {
     ac.causal = !m->crossmem; /* crossmem: each frame sees itself whole, the past through its memory */
     ac.opt.budget = (int)o->budget;
     ac.opt.memory = (int)o->memory;
+    ac.opt.average = o->average;
     for (l = 0; l < DEPTH; l++) {
         snprintf(name, sizeof name, "blocks.%d.norm1", l);
         norm_params(&m->params, name, &m->ln1_w[l], &m->ln1_b[l]);

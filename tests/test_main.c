@@ -2430,6 +2430,15 @@ static void test_cache(void) {
                   v[1] == 2.0f && score[3] == 9.0f,
               "h2o keeps sink 0, heavy 2, 6, 8 and recent 9: got %d entries %d %d %d %d %d", st.len, pos[0], pos[1], pos[2],
               pos[3], pos[4]);
+        /* equal sums: the sum keeps the oldest (1, 2, 3), the average per later token the youngest (6, 7, 8) */
+        for (ho.average = 0; ho.average <= 1; ho.average++) {
+            for (j = 0; j < 10; j++) { k[j] = v[j] = (float)j; pos[j] = j; score[j] = 1.0f; }
+            st.len = 10;
+            ea__h2o_evict(&st, &ho, keep, rank);
+            CHECK(st.len == 5 && pos[0] == 0 && pos[4] == 9 &&
+                      (ho.average ? pos[1] == 6 && pos[2] == 7 && pos[3] == 8 : pos[1] == 1 && pos[2] == 2 && pos[3] == 3),
+                  "h2o %s: kept %d %d %d", ho.average ? "average" : "sum", pos[1], pos[2], pos[3]);
+        }
     }
     memset(&o, 0, sizeof o); o.ratio = 50;
     if (build_row(&a, &ps, "h2o", 1, &o)) {
