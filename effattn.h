@@ -5099,10 +5099,9 @@ static ea_tensor *ea__crossmem_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor 
 /* Streaming: the memory is [slots; FIFO of earlier calls' tokens]. */
 static ea_tensor *ea__crossmem_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
     int t = ea__step_check(ctx, a, st, x), D = a->cfg.dim, H = a->cfg.n_heads, dh = a->head_dim;
-    int S = a->w[8]->shape[0], M = st->cap - S, kd = st->kdim, b, h, i, j, fifo;
+    int S = a->w[8]->shape[0], M = st->cap - S, kd = st->kdim, b, h, i, fifo;
     ea_tensor *qkv, *self, *qm, *kvs, *kvx, *cross;
     float *p;
-    int *pos;
     if (!t) return NULL;
     qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
     self = ea_sdpa(ctx, qkv, 0, qkv, D, qkv, 2 * D, H, H, dh, a->cfg.causal);
@@ -5111,10 +5110,8 @@ static ea_tensor *ea__crossmem_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state
     kvx = ea_linear(ctx, x, a->w[6], a->w[7]);
     cross = ea_tensor_3d(ctx, st->B, t, D, 0);
     p = ea__floats(ctx, (size_t)st->cap);
-    pos = (int *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(int));
-    if (!self || !qm || !kvs || !kvx || !cross || !p || !pos) return NULL;
+    if (!self || !qm || !kvs || !kvx || !cross || !p) return NULL;
     fifo = st->len - S > 0 ? st->len - S : 0;
-    for (j = 0; j < st->cap; j++) pos[j] = 0; /* every memory entry is visible */
     for (b = 0; b < st->B; b++) {
         float *mem = st->k + (size_t)b * st->cap * kd;
         memcpy(mem, kvs->data, (size_t)S * kd * sizeof(float)); /* the slots as trained now */
@@ -5122,7 +5119,7 @@ static ea_tensor *ea__crossmem_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state
             for (h = 0; h < H; h++)
                 ea__cache_attend(cross->data + ((size_t)b * t + i) * D + (size_t)h * dh, p,
                                  qm->data + ((size_t)b * t + i) * D + (size_t)h * dh, mem + (size_t)h * dh, kd, dh,
-                                 mem + D + (size_t)h * dh, kd, dh, pos, S + fifo, 0, 1.0f / sqrtf((float)dh));
+                                 mem + D + (size_t)h * dh, kd, dh, NULL, S + fifo, 0, 1.0f / sqrtf((float)dh));
         /* then the call's tokens enter the FIFO; the oldest leave */
         {
             int add = t < M ? t : M, drop = fifo + add - M > 0 ? fifo + add - M : 0;
@@ -5318,9 +5315,8 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
 
 /* The layer; st (streaming) carries the conv's last inputs and the state. */
 static ea_tensor *ea__mamba_run(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_attn_state *st) {
-    int Di = ea__mamba_inner(a), N = ea__mamba_n(a), R = ea__mamba_rank(a), kc = ea__mamba_kc(a);
+    int Di = ea__mamba_inner(a), R = ea__mamba_rank(a), kc = ea__mamba_kc(a);
     ea_tensor *xz = ea_linear(ctx, x, a->w[0], a->w[1]), *u, *z, *bc, *dt, *y;
-    (void)N;
     if (!xz) return NULL;
     u = ea_heads_split(ctx, xz, 0, 1, Di, 1.0f);
     z = ea_heads_split(ctx, xz, Di, 1, Di, 1.0f);

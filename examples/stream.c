@@ -67,7 +67,8 @@ static void usage(FILE *f) {
             "  --budget N     h2o: cache entries kept per head (default 256, 4 frames)\n"
             "  --h2o-average  h2o: rank by mean attention per later token (seed 001)\n"
             "                 instead of the accumulated sum (the H2O paper)\n"
-            "  --memory N     crossmem: past tokens in its memory (default 256, 4 frames)\n"
+            "  --memory N     crossmem: past tokens in its memory, whole frames of 64\n"
+            "                 (default 256, 4 frames)\n"
             "  --steps N      training steps (default 1500; 0: stream untrained weights)\n"
             "  --clip N       frames per training clip (default 8)\n"
             "  --batch N      clips per step (default 4)\n"
@@ -115,9 +116,16 @@ static int parse_args(int argc, char **argv, options *o) {
             if (!ok) fprintf(stderr, "stream: --attn '%s'; expected mha, mqa, gqa, mla, h2o, crossmem or mamba\n", v ? v : "");
             o->attn = v;
         }
-        else if (strcmp(a, "--frames") == 0) { ok = parse_num(a, v, 1, 1e7, 1, &d); o->frames = (long)d; }
+        else if (strcmp(a, "--frames") == 0) { ok = parse_num(a, v, 2, 1e7, 1, &d); o->frames = (long)d; }
         else if (strcmp(a, "--budget") == 0) { ok = parse_num(a, v, 1, 1 << 24, 1, &d); o->budget = (long)d; }
-        else if (strcmp(a, "--memory") == 0) { ok = parse_num(a, v, 1, 1 << 20, 1, &d); o->memory = (long)d; }
+        else if (strcmp(a, "--memory") == 0) {
+            ok = parse_num(a, v, TOK, 1 << 20, 1, &d);
+            o->memory = (long)d;
+            if (ok && o->memory % TOK) {
+                fprintf(stderr, "stream: --memory %ld: expected whole frames, a multiple of %d tokens\n", o->memory, TOK);
+                ok = 0;
+            }
+        }
         else if (strcmp(a, "--steps") == 0) { ok = parse_num(a, v, 0, 1e7, 1, &d); o->steps = (long)d; }
         else if (strcmp(a, "--clip") == 0) { ok = parse_num(a, v, 1, 64, 1, &d); o->clip = (long)d; }
         else if (strcmp(a, "--batch") == 0) { ok = parse_num(a, v, 1, 256, 1, &d); o->batch = (long)d; }
