@@ -1763,17 +1763,18 @@ EA_API ea_tensor *ea_matmul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) { return ea
 static void ea__add_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *a = n->in[0], *b = n->in[1];
     const float *d = n->out->grad;
-    size_t i, nb = b->size;
+    size_t i, o, nb = b->size;
     (void)ctx;
     if (a->grad)
         for (i = 0; i < a->size; i++) a->grad[i] += d[i];
-    if (b->grad)
-        for (i = 0; i < a->size; i++) b->grad[i % nb] += d[i];
+    if (b->grad) /* block by block: no division per element, and the loop vectorises */
+        for (o = 0; o < a->size; o += nb)
+            for (i = 0; i < nb; i++) b->grad[i] += d[o + i];
 }
 
 EA_API ea_tensor *ea_add(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
     ea_tensor *out;
-    size_t i, nb;
+    size_t i, o, nb;
     int k, off, lead;
     char s1[48], s2[48];
     if (!ea__ok(ctx, a, b)) return NULL;
@@ -1786,7 +1787,8 @@ EA_API ea_tensor *ea_add(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
     out = ea__out(ctx, a->ndim, a->shape, a, b, NULL);
     if (!out) return NULL;
     nb = b->size;
-    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] + b->data[i % nb];
+    for (o = 0; o < a->size; o += nb) /* block by block: no division per element */
+        for (i = 0; i < nb; i++) out->data[o + i] = a->data[o + i] + b->data[i];
     ea__record(ctx, ea__add_back, out, a, b, NULL);
     return out;
 bad:
