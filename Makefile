@@ -69,11 +69,21 @@ test-arm: $(BUILD)/test_arm $(BUILD)/track $(BUILD)/stream
 $(BUILD)/track_vg: examples/track.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
 
-valgrind: $(BUILD)/track_vg
+$(BUILD)/stream_vg: examples/stream.c effattn.h | $(BUILD)
+	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
+
+# the tracker trains, saves and reloads; the streaming tracker trains a few
+# steps and streams past h2o's budget, crossmem's FIFO and mla's cache
+valgrind: $(BUILD)/track_vg $(BUILD)/stream_vg
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	  ./$(BUILD)/track_vg --videos 3 --frames 6 --epochs 2 --batch 4 --latency-runs 1 --quiet --save $(BUILD)/vg.safetensors
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	  ./$(BUILD)/track_vg --videos 3 --frames 6 --epochs 0 --latency-runs 1 --quiet --load $(BUILD)/vg.safetensors
+	for a in h2o crossmem mla mamba; do \
+	  valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	    ./$(BUILD)/stream_vg --attn $$a --steps 2 --clip 2 --batch 1 --frames 8 --budget 100 --memory 128 --quiet > /dev/null \
+	    || exit 1; \
+	done
 
 # Every combination a user may drop the header into, warnings as errors.
 strict: | $(BUILD)
