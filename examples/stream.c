@@ -42,7 +42,7 @@
 
 typedef struct options {
     const char *attn;
-    long frames, steps, clip, batch, budget, memory, seed, threads;
+    long frames, steps, clip, batch, budget, ratio, memory, seed, threads;
     double lr;
     int json, quiet, average;
 } options;
@@ -65,6 +65,8 @@ static void usage(FILE *f) {
             "  --frames N     frames to stream (default 1000; the K/V rows' caches grow\n"
             "                 with N, h2o's, crossmem's and mamba's stay flat)\n"
             "  --budget N     h2o: cache entries kept per head (default 256, 4 frames)\n"
+            "  --ratio P      h2o: keep P%% of the tokens seen instead of a fixed budget\n"
+            "                 (seed 001's compression_ratio; the cache then grows)\n"
             "  --h2o-average  h2o: rank by mean attention per later token (seed 001)\n"
             "                 instead of the accumulated sum (the H2O paper)\n"
             "  --memory N     crossmem: past tokens in its memory, whole frames of 64\n"
@@ -118,6 +120,7 @@ static int parse_args(int argc, char **argv, options *o) {
         }
         else if (strcmp(a, "--frames") == 0) { ok = parse_num(a, v, 2, 1e7, 1, &d); o->frames = (long)d; }
         else if (strcmp(a, "--budget") == 0) { ok = parse_num(a, v, 1, 1 << 24, 1, &d); o->budget = (long)d; }
+        else if (strcmp(a, "--ratio") == 0) { ok = parse_num(a, v, 1, 100, 1, &d); o->ratio = (long)d; o->budget = 0; }
         else if (strcmp(a, "--memory") == 0) {
             ok = parse_num(a, v, TOK, 1 << 20, 1, &d);
             o->memory = (long)d;
@@ -177,6 +180,7 @@ static ea_status model_init(smodel *m, const options *o, ea_error *err) {
     ac.dim = DIM; ac.n_heads = 4; ac.n_kv_heads = 2;
     ac.causal = !m->crossmem; /* crossmem: each frame sees itself whole, the past through its memory */
     ac.opt.budget = (int)o->budget;
+    ac.opt.ratio = (int)o->ratio;
     ac.opt.memory = (int)o->memory;
     ac.opt.average = o->average;
     for (l = 0; l < DEPTH; l++) {
