@@ -2667,18 +2667,19 @@ EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor
 /* --- mul: y = a ∘ b (b may be [C], broadcast); da = b dy, db = a dy ------ */
 static void ea__mul_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *a = n->in[0], *b = n->in[1];
-    size_t i, C = b->size;
+    const float *dy = n->out->grad;
+    size_t i, o, C = b->size;
     (void)ctx;
-    for (i = 0; i < a->size; i++) {
-        float dy = n->out->grad[i];
-        if (a->grad) a->grad[i] += dy * b->data[i % C];
-        if (b->grad) b->grad[i % C] += dy * a->data[i];
-    }
+    for (o = 0; o < a->size; o += C) /* block by block, as add */
+        for (i = 0; i < C; i++) {
+            if (a->grad) a->grad[o + i] += dy[o + i] * b->data[i];
+            if (b->grad) b->grad[i] += dy[o + i] * a->data[o + i];
+        }
 }
 
 EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
     ea_tensor *out;
-    size_t i, C;
+    size_t i, o, C;
     char s1[48], s2[48];
     if (!ea__ok(ctx, a, b)) return NULL;
     C = b->size;
@@ -2687,7 +2688,8 @@ EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
                         ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2));
     out = ea__out(ctx, a->ndim, a->shape, a, b, NULL);
     if (!out) return NULL;
-    for (i = 0; i < a->size; i++) out->data[i] = a->data[i] * b->data[i % C];
+    for (o = 0; o < a->size; o += C)
+        for (i = 0; i < C; i++) out->data[o + i] = a->data[o + i] * b->data[i];
     ea__record(ctx, ea__mul_back, out, a, b, NULL);
     return out;
 }
@@ -2696,43 +2698,38 @@ EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
    SiLU      y = x σ(x),        y' = σ(x) (1 + x (1 - σ(x)))
    softplus  y = log(1 + eˣ),   y' = σ(x)      (y = x above 20: no overflow)
    sigmoid   y = σ(x),          y' = σ(x) (1 - σ(x)) */
-static float ea__act1(int kind, float x, float *dydx) {
+static float ea__act_value(int kind, float x) {
     float s = 1.0f / (1.0f + expf(-x));
-    if (kind == EA_ACT_SILU) {
-        *dydx = s * (1.0f + x * (1.0f - s));
-        return x * s;
-    }
-    if (kind == EA_ACT_SOFTPLUS) {
-        *dydx = s;
-        return x > 20.0f ? x : log1pf(expf(x));
-    }
-    *dydx = s * (1.0f - s);
+    if (kind == EA_ACT_SILU) return x * s;
+    if (kind == EA_ACT_SOFTPLUS) return x > 20.0f ? x : log1pf(expf(x));
     return s;
+}
+
+static float ea__act_slope(int kind, float x) {
+    float s = 1.0f / (1.0f + expf(-x));
+    if (kind == EA_ACT_SILU) return s * (1.0f + x * (1.0f - s));
+    if (kind == EA_ACT_SOFTPLUS) return s;
+    return s * (1.0f - s);
 }
 
 static void ea__act_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
     size_t i;
-    float d;
     (void)ctx;
     if (!x->grad) return;
-    for (i = 0; i < x->size; i++) {
-        ea__act1(n->iarg[0], x->data[i], &d);
-        x->grad[i] += d * n->out->grad[i];
-    }
+    for (i = 0; i < x->size; i++) x->grad[i] += ea__act_slope(n->iarg[0], x->data[i]) * n->out->grad[i];
 }
 
 EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind) {
     ea_tensor *out;
     size_t i;
-    float d;
     if (!ea__ok(ctx, x, x)) return NULL;
     if ((int)kind < EA_ACT_SILU || (int)kind > EA_ACT_SIGMOID)
         return ea__fail(ctx, EA_ERR_ARG, "act: kind %d; expected EA_ACT_SILU, EA_ACT_SOFTPLUS or EA_ACT_SIGMOID",
                         (int)kind);
     out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
     if (!out) return NULL;
-    for (i = 0; i < x->size; i++) out->data[i] = ea__act1((int)kind, x->data[i], &d);
+    for (i = 0; i < x->size; i++) out->data[i] = ea__act_value((int)kind, x->data[i]);
     if (ea__record(ctx, ea__act_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = (int)kind;
     return out;
 }
