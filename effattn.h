@@ -2880,7 +2880,8 @@ EA_API ea_tensor *ea_reshape(ea_ctx *ctx, ea_tensor *x, int ndim, const int *sha
     size_t n = 1;
     int i;
     char s1[48];
-    if (!ea__ok(ctx, x, x) || !shape) return NULL;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (!shape) return ea__fail(ctx, EA_ERR_ARG, "reshape: NULL shape");
     for (i = 0; i < ndim && i < EA_MAX_DIMS; i++) n *= shape[i] > 0 ? (size_t)shape[i] : 0;
     if (ndim < 1 || ndim > EA_MAX_DIMS || n != x->size)
         return ea__fail(ctx, EA_ERR_SHAPE, "reshape: %s has %zu elements; the new shape (%d dims) holds %zu",
@@ -2936,7 +2937,8 @@ EA_API ea_tensor *ea_causal_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_ten
     ea_tensor *out;
     int b, T, C;
     char s1[48], s2[48], s3[48];
-    if (!ea__ok(ctx, x, w) || !bias) return ea__fail(ctx, EA_ERR_ARG, "causal_conv: NULL argument");
+    if (!ea__ok(ctx, x, w)) return NULL;
+    if (!bias) return ea__fail(ctx, EA_ERR_ARG, "causal_conv: NULL bias; expected a [C] tensor");
     if (x->ndim != 3 || w->ndim != 2 || w->shape[0] != x->shape[2] || bias->ndim != 1 || bias->shape[0] != x->shape[2])
         return ea__fail(ctx, EA_ERR_SHAPE, "causal_conv: x %s, w %s, bias %s: expected x [B, n, C], w [C, k], bias [C]",
                         ea__shape_str(x, s1, sizeof s1), ea__shape_str(w, s2, sizeof s2),
@@ -5841,7 +5843,8 @@ EA_API ea_tensor *ea_moe_forward(ea_ctx *ctx, const ea_moe *m, ea_tensor *x, flo
     int e;
     char s1[48];
     if (aux) *aux = NULL;
-    if (!ea__ok(ctx, x, x) || !m || !m->router) return NULL;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (!m || !m->router) return ea__fail(ctx, EA_ERR_ARG, "moe_forward: the layer is not built (see ea_moe_build)");
     if (x->shape[x->ndim - 1] != m->dim)
         return ea__fail(ctx, EA_ERR_SHAPE, "moe: x %s; expected [.., %d]", ea__shape_str(x, s1, sizeof s1), m->dim);
     r = (ea__route *)ea_ctx_alloc(ctx, sizeof *r);

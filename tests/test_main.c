@@ -2234,6 +2234,21 @@ static void test_moe(void) {
     o.route_k = 0; o.experts = 65;
     CHECK(ea_moe_build(&m, &o, 8, 12, &ps, "moe", &err) == EA_ERR_CONFIG, "65 experts: %s", err.msg);
     ea_params_free(&ps);
+    {   /* a layer that was never built, a conv without its bias, a shape that does not fit */
+        ea_moe none;
+        int bad[3] = {2, 3, 5};
+        memset(&none, 0, sizeof none);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_3d(&ctx, 1, 2, 8, 0);
+        memset(x->data, 0, x->size * sizeof(float));
+        CHECK(!ea_moe_forward(&ctx, &none, x, 0.0f, NULL, NULL) && ctx.err.status == EA_ERR_ARG, "unbuilt moe: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_3d(&ctx, 1, 2, 8, 0);
+        CHECK(!ea_causal_conv(&ctx, x, x, NULL) && ctx.err.status == EA_ERR_ARG, "conv without bias: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_3d(&ctx, 1, 2, 8, 0);
+        CHECK(!ea_reshape(&ctx, x, 3, bad) && ctx.err.status == EA_ERR_SHAPE, "reshape 16 -> 30: %s", ctx.err.msg);
+    }
     ea_ctx_free(&ctx);
 }
 
