@@ -34,6 +34,16 @@ static const char *g_group = "";
 
 static float frand(ea_rng *r) { return ea_rng_range(r, -1.0f, 1.0f); }
 
+/* n floats from *raw (malloc'd, freed by the caller), starting `skew`
+   floats past a cache line: skew 0 lets ea_gemm read a row-major B in place,
+   skew 1 makes it pack; the flash kernel's panels likewise. */
+static float *lined(size_t n, int skew, void **raw) {
+    char *p = (char *)malloc((n + 16 + (size_t)skew) * sizeof(float));
+    *raw = p;
+    if (!p) return NULL;
+    return (float *)(p + (64 - (uintptr_t)p % 64) % 64) + skew;
+}
+
 /* ------------------------------------------------------------------------
    Finite-difference gradient check.  A case builds an output from its
    inputs; the loss is mse(output, fixed random target).  Analytic
@@ -463,7 +473,8 @@ static void test_simd_math(void) {
 static void test_flash(void) {
     static const int cfgs[][7] = {/* B nq nk H Hkv dh causal */
                                   {2, 64, 64, 4, 4, 16, 0}, {1, 130, 130, 2, 1, 16, 1}, {2, 70, 200, 4, 2, 8, 1},
-                                  {1, 200, 70, 2, 2, 12, 1}, {3, 5, 7, 3, 1, 5, 0}, {1, 257, 257, 1, 1, 64, 0}};
+                                  {1, 200, 70, 2, 2, 12, 1}, {3, 5, 7, 3, 1, 5, 0}, {1, 257, 257, 1, 1, 64, 0},
+                                  {2, 150, 150, 2, 2, 32, 1}, {1, 65, 129, 2, 1, 80, 0}};
     ea_rng rng;
     size_t c;
     g_group = "flash";
@@ -472,6 +483,7 @@ static void test_flash(void) {
         ea_sdpa_shape s;
         size_t nq, nk, i, per;
         float *q, *k, *v, *o1, *o2, *p, *lse, *scr, *dout, *g1[3], *g2[3], *bscr;
+        void *raw[5];
         int j;
         double wf, wb = 0.0;
         s.B = cfgs[c][0]; s.nq = cfgs[c][1]; s.nk = cfgs[c][2]; s.H = cfgs[c][3]; s.Hkv = cfgs[c][4];
@@ -479,18 +491,28 @@ static void test_flash(void) {
         s.ldq = s.ldo = (ptrdiff_t)s.H * s.dh; s.ldk = s.ldv = (ptrdiff_t)s.Hkv * s.dh;
         nq = (size_t)s.B * s.nq * s.ldq; nk = (size_t)s.B * s.nk * s.ldk;
         per = ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads();
-        q = (float *)malloc(nq * 4); k = (float *)malloc(nk * 4); v = (float *)malloc(nk * 4);
-        o1 = (float *)malloc(nq * 4); o2 = (float *)malloc(nq * 4); dout = (float *)malloc(nq * 4);
+        /* on cache lines, as the arena gives them: the kernel's in-place panels run */
+        q = lined(nq, 0, &raw[0]); k = lined(nk, 0, &raw[1]); v = lined(nk, 0, &raw[2]);
+        dout = lined(nq, 0, &raw[3]); scr = lined(per, 0, &raw[4]);
+        o1 = (float *)malloc(nq * 4); o2 = (float *)malloc(nq * 4);
         p = (float *)malloc((size_t)s.B * s.H * s.nq * s.nk * 4);
         lse = (float *)malloc((size_t)s.B * s.H * s.nq * 4);
-        scr = (float *)malloc(per * 4);
         bscr = (float *)malloc((size_t)s.B * s.nq * s.nk * 4);
         for (i = 0; i < nq; i++) { q[i] = 2.0f * frand(&rng); dout[i] = frand(&rng); }
         for (i = 0; i < nk; i++) { k[i] = 2.0f * frand(&rng); v[i] = frand(&rng); }
         ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s, NULL, NULL);
         ea_sdpa_ref_fwd(o2, q, k, v, &s);
-        wf = max_rel_diff(o1, o2, nq);
-        CHECK(wf < 1e-4, "config %zu: flash forward vs reference: %g", c, wf);
+        /* error relative to the output's scale (the largest |o|): an element
+           near 0 is a sum of cancelling terms and keeps only their rounding */
+        {
+            double mx = 0.0, num = 0.0;
+            for (i = 0; i < nq; i++) {
+                mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
+                num = fabs(o1[i] - o2[i]) > num ? fabs(o1[i] - o2[i]) : num;
+            }
+            wf = num / (mx + 1e-20);
+        }
+        CHECK(wf < 1e-5, "config %zu: flash forward vs reference: %g of the largest output", c, wf);
         ea_sdpa_fwd(o2, p, q, k, v, &s);
         for (j = 0; j < 3; j++) {
             size_t n = j == 0 ? nq : nk;
@@ -511,7 +533,8 @@ static void test_flash(void) {
             free(g2[j]);
         }
         CHECK(wb < 1e-5, "config %zu: flash backward vs materialized backward: %g", c, wb);
-        free(q); free(k); free(v); free(o1); free(o2); free(dout); free(p); free(lse); free(scr); free(bscr);
+        for (j = 0; j < 5; j++) free(raw[j]);
+        free(o1); free(o2); free(p); free(lse); free(bscr);
     }
 }
 
@@ -546,14 +569,18 @@ static void test_flash_memory(void) {
 static void test_gemm(void) {
     static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {17, 33, 129}, {64, 192, 64},
                                   {5, 16, 300}, {130, 2, 31}, {2048, 64, 256},
-                                  {1, 37, 70}, {2, 64, 129}, {2, 5, 16}}; /* (1-2 rows: the decode path) */
+                                  {1, 37, 70}, {2, 64, 129}, {2, 5, 16}, /* (1-2 rows: the decode path) */
+                                  {9, 80, 33}, {7, 144, 600}}; /* a narrow last panel; K past EA_KC */
     ea_rng rng;
     size_t d;
     g_group = "gemm";
     ea_rng_seed(&rng, 3, 3);
-    for (d = 0; d < sizeof dims / sizeof dims[0]; d++) {
-        int M = dims[d][0], N = dims[d][1], K = dims[d][2], t;
-        float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
+    /* each shape twice: B on a cache line (read in place when row-major and
+       wide enough) and B one float off it (packed) */
+    for (d = 0; d < 2 * sizeof dims / sizeof dims[0]; d++) {
+        int M = dims[d / 2][0], N = dims[d / 2][1], K = dims[d / 2][2], t;
+        void *braw;
+        float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = lined((size_t)K * N, (int)(d % 2), &braw);
         float *C1 = (float *)malloc((size_t)M * N * sizeof(float)), *C2 = (float *)malloc((size_t)M * N * sizeof(float));
         size_t i;
         for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
@@ -579,9 +606,10 @@ static void test_gemm(void) {
                     }
                     if (fabs(C1[r * N + q] - exact) / (scale + 1e-30) > worst) worst = fabs(C1[r * N + q] - exact) / (scale + 1e-30);
                 }
-            CHECK(worst < 1e-5, "gemm %dx%dx%d case %d: error %.3g of the dot-product scale", M, N, K, t, worst);
+            CHECK(worst < 1e-5, "gemm %dx%dx%d case %d (B skew %d): error %.3g of the dot-product scale", M, N, K, t,
+                  (int)(d % 2), worst);
         }
-        free(A); free(B); free(C1); free(C2);
+        free(A); free(braw); free(C1); free(C2);
     }
 }
 
