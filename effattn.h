@@ -1108,8 +1108,23 @@ EA_INLINE ea_vf ea_vexp(ea_vf x) {
    streams the panel: per k, NV vector loads, MR broadcasts, MR·NV FMAs.
    Threads split the rows of C, so every element of C is summed in the same
    order whatever the thread count: results are bit-identical. */
+/* The tile is sized to the register file.  Measured on one Zen 4 core
+   (bench --gemm, tracker shapes 2048 x 192/256 x 64 and 2048 x 64 x 256):
+   AVX-512 (32 registers): 4 x 64 gave 81-83% of peak, 6 x 48 94-98%
+   (18 accumulators; 6 x 64 and 8 x 48 reached 89-92%); AVX2 (16
+   registers): 4 x 32 spilled, 44% of peak, 4 x 24 63-66% (12
+   accumulators; 6 x 24, 6 x 16 and 8 x 16 below that).  NEON (32
+   registers of 4) keeps 4 x 16: no Arm core here to measure on. */
+#if EA_VW == 16
+#define EA_MR 6
+#define EA_NV 3
+#elif EA_VW == 8
+#define EA_MR 4
+#define EA_NV 3
+#else
 #define EA_MR 4
 #define EA_NV 4
+#endif
 #define EA_NR (EA_NV * EA_VW)
 /* KC = 512 covers the whole K of most layers in one block, so each C tile
    is written once rather than re-read from memory per block; the panel
@@ -1179,7 +1194,9 @@ static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, pt
         switch (nv) {
         case 1: ea__gemm_tile(1, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
         case 2: ea__gemm_tile(2, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
+#if EA_NV > 3
         case 3: ea__gemm_tile(3, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
+#endif
         default: ea__gemm_tile(EA_NV, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
         }
     }
@@ -1270,7 +1287,7 @@ EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
     }
 #ifdef _OPENMP
     /* not inside a team already, nor with one thread: forking a team of one
-       per call cost the flash kernel's 64 x 64 tiles about a tenth */
+       per call cost the flash kernel's small tiles about a tenth */
     if ((double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && !omp_in_parallel() && omp_get_max_threads() > 1) {
         _Pragma("omp parallel")
         {
@@ -3174,8 +3191,11 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
    40.5 -> 72.3 GFLOP/s, forward + backward 43.3 -> 74.0, against the row
    layout, which packed Kᵀ by a scalar transpose for every tile.  Blocks of
    128 queries were no faster below n = 4096 (tried). */
-#define EA_FA_BR 64 /* queries a block: a multiple of every EA_VW */
-#define EA_FA_BC 64 /* keys a tile */
+/* 96 queries a block: whole panels for every tile width above (48, 24,
+   16); 96 keys a tile.  Against 64 x 64 (one Zen 4 core, heads 8 x 64,
+   n = 1024 .. 4096): forward about the same, backward 5-15% faster. */
+#define EA_FA_BR 96
+#define EA_FA_BC 96
 
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) {
     /* Qᵀ and dOᵀ panels (dh x BR), Sᵀ, dPᵀ and raw-score tiles (BC x BR),

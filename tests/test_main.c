@@ -1536,7 +1536,7 @@ static void test_variant_op_gradients(void) {
     static const char *const trn[4] = {"matmul_t-nn", "matmul_t-tn", "matmul_t-nt", "matmul_t-tt"};
     static int zero = 0, one = 1;
     static float cap = 2.0f, wfeat[5 * 3], slopes[2];
-    static int docs[2 * 70];
+    static int docs[2 * 100];
     static ea_flex_docs dd;
     ea_flex_mods mods;
     ea__pattern pat;
@@ -1593,21 +1593,21 @@ static void test_variant_op_gradients(void) {
     ea__dilated_index(sidx, 9, 1, 2, 1);
     ga.K = 3;
     set_case(&c, "gather-dilated-causal", b_gather, &ga); add_input(&c, 3, 2, 9, 18, 0); gradcheck(&c);
-    /* flex mods through the flash kernel: n = 70 spans two tiles */
+    /* flex mods through the flash kernel: n = 100 spans two tiles of EA_FA_BC = 96 keys */
     memset(&mods, 0, sizeof mods);
     mods.score_mod = ea_flex_softcap; mods.dscore_mod = ea_flex_softcap_grad; mods.user = &cap;
-    set_case(&c, "flex-softcap", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    set_case(&c, "flex-softcap", b_flex, &mods); add_input(&c, 3, 2, 100, 18, 0); gradcheck(&c);
     mods.dscore_mod = NULL; /* the finite-difference derivative */
-    set_case(&c, "flex-softcap-fd", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    set_case(&c, "flex-softcap-fd", b_flex, &mods); add_input(&c, 3, 2, 100, 18, 0); gradcheck(&c);
     memset(&mods, 0, sizeof mods);
     ea_flex_alibi_slopes(slopes, 2);
     mods.score_mod = ea_flex_alibi; mods.user = slopes;
-    set_case(&c, "flex-alibi", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
-    for (i = 0; i < 2 * 70; i++) docs[i] = i < 70 ? i / 30 : (i - 70) / 50;
-    dd.doc = docs; dd.n = 70;
+    set_case(&c, "flex-alibi", b_flex, &mods); add_input(&c, 3, 2, 100, 18, 0); gradcheck(&c);
+    for (i = 0; i < 2 * 100; i++) docs[i] = i < 100 ? i / 40 : (i - 100) / 70;
+    dd.doc = docs; dd.n = 100;
     memset(&mods, 0, sizeof mods);
     mods.mask_mod = ea_flex_document; mods.user = &dd; mods.mask_varies = EA_FLEX_BY_BATCH;
-    set_case(&c, "flex-document", b_flex, &mods); add_input(&c, 3, 2, 70, 18, 0); gradcheck(&c);
+    set_case(&c, "flex-document", b_flex, &mods); add_input(&c, 3, 2, 100, 18, 0); gradcheck(&c);
     memset(&pat, 0, sizeof pat);
     pat.window = -1; pat.block = 8; pat.block_window = 1; pat.n_global = 8; pat.n_random = 1;
     pat.rand = ea__random_blocks(&ctx, &pat, 150, 7);
