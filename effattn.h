@@ -1265,9 +1265,13 @@ static float ea__gemv_dot(const float *a, const float *b, int K) {
 
 #define EA_GEMV_ROWS 2 /* up to this many rows, dot products beat packing a panel of B */
 
-EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
-                    const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
-                    int accumulate) {
+/* The product on the calling thread alone (never forks a team): for
+   kernels that split their own work, whose many small products would each
+   pay for a fork (the flash tiles: at 2 threads a heads 8 x 64 backward
+   ran 7-27x slower than on one before this). */
+static void ea__gemm_serial(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                            const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
+                            int accumulate) {
     if (M <= 0 || N <= 0) return;
     if (M <= EA_GEMV_ROWS && K > 0 && acs == 1 && brs == 1) { /* one or two rows: a decoding step */
         int i, j;
@@ -1285,10 +1289,17 @@ EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
                 for (j = 0; j < N; j++) C[i * ldc + j] = 0.0f;
         return;
     }
+    ea__gemm_rows(0, M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate);
+}
+
+EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                    const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
+                    int accumulate) {
 #ifdef _OPENMP
-    /* not inside a team already, nor with one thread: forking a team of one
-       per call cost the flash kernel's small tiles about a tenth */
-    if ((double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && !omp_in_parallel() && omp_get_max_threads() > 1) {
+    /* not inside a team already, nor with one thread (forking a team of one
+       per call cost small products about a tenth) */
+    if ((double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && K > 0 && N > 0 && !omp_in_parallel() &&
+        omp_get_max_threads() > 1) {
         _Pragma("omp parallel")
         {
             int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -1300,7 +1311,7 @@ EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
         return;
     }
 #endif
-    ea__gemm_rows(0, M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate);
+    ea__gemm_serial(M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate);
 }
 
 /* ==========================================================================
@@ -3234,7 +3245,7 @@ static void ea__fa_scores(float *st, float *raw, const float *qt, const float *k
                           int br, int j0, int bc, int partial, const ea_flex_mods *mods,
                           const ea_sdpa_shape *s) {
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
-    ea_gemm(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_BR, 1, st, EA_FA_BR, 0);
+    ea__gemm_serial(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_BR, 1, st, EA_FA_BR, 0);
     for (c = 0; c < bc; c++) {
         float *sc = st + (size_t)c * EA_FA_BR;
         /* key j0 + c is seen by the queries from i0 + first on (causal) */
@@ -3329,7 +3340,7 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
                 if (corr[r] != 1.0f)
                     for (d = 0; d < s->dh; d++) acc[(size_t)r * s->dh + d] *= corr[r];
             /* O_acc += P V: A = P is the tile read across (row stride 1) */
-            ea_gemm(br, s->dh, bc, st, 1, EA_FA_BR, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, 1);
+            ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_BR, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, 1);
         }
         for (r = 0; r < br; r++) {
             float *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
@@ -3353,17 +3364,19 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                               const float *o, const float *lse, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
-    int b, group = s->H / s->Hkv, modded = mods && mods->score_mod;
+    int x, group = s->H / s->Hkv, modded = mods && mods->score_mod, work = s->B * s->Hkv;
     size_t per = ea_sdpa_flash_scratch(s);
-    /* heads sharing a K/V head add into the same dK, dV: threads split the batch */
-    EA_OMP_FOR_IF(s->B > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
-    for (b = 0; b < s->B; b++) {
+    /* heads sharing a K/V head add into the same dK, dV: threads split
+       (batch, K/V head) pairs and run a pair's query heads in order, so
+       every sum runs in the same order whatever the thread count */
+    EA_OMP_FOR_IF(work > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    for (x = 0; x < work; x++) {
+        int b = x / s->Hkv, g = x % s->Hkv;
         float *qt = scratch + per * (size_t)ea__thread_id(), *dot = qt + (size_t)EA_FA_BR * s->dh;
         float *pt = dot + (size_t)EA_FA_BR * s->dh, *dpt = pt + (size_t)EA_FA_BC * EA_FA_BR;
         float *raw = dpt + (size_t)EA_FA_BC * EA_FA_BR, *D = raw + (size_t)EA_FA_BC * EA_FA_BR, *L = D + EA_FA_BR;
         int h, I, r, c, i, d, t, nt;
-        for (h = 0; h < s->H; h++) {
-            int g = h / group;
+        for (h = g * group; h < (g + 1) * group; h++) {
             size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
             size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
             const float *lh = lse + ((size_t)b * s->H + h) * s->nq;
@@ -3396,11 +3409,11 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                             float *p = pt + (size_t)c * EA_FA_BR + i;
                             ea_vstore(p, ea_vexp(ea_vsub(ea_vload(p), ea_vload(L + i))));
                         }
-                    if (dv) ea_gemm(bc, s->dh, br, pt, EA_FA_BR, 1, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
+                    if (dv) ea__gemm_serial(bc, s->dh, br, pt, EA_FA_BR, 1, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
                                     dv + vo + (size_t)j0 * s->ldv, s->ldv, 1);
                     if (!dq && !dk) continue;
                     /* dPᵀ = V_tile dOᵀ, then dSᵀ = scale·Pᵀ ∘ (dPᵀ - D) */
-                    ea_gemm(bc, bw, s->dh, v + vo + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_BR, 1, dpt, EA_FA_BR, 0);
+                    ea__gemm_serial(bc, bw, s->dh, v + vo + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_BR, 1, dpt, EA_FA_BR, 0);
                     for (c = 0; c < bc; c++)
                         for (i = 0; i < bw; i += EA_VW) {
                             size_t x = (size_t)c * EA_FA_BR + i;
@@ -3413,9 +3426,9 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                                 size_t x = (size_t)c * EA_FA_BR + i;
                                 if (pt[x] != 0.0f) dpt[x] *= ea__dscore(mods, raw[x], b, h, i0 + i, j0 + c);
                             }
-                    if (dq) ea_gemm(br, s->dh, bc, dpt, 1, EA_FA_BR, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
+                    if (dq) ea__gemm_serial(br, s->dh, bc, dpt, 1, EA_FA_BR, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
                                     dq + qo + (size_t)i0 * s->ldq, s->ldq, 1);
-                    if (dk) ea_gemm(bc, s->dh, br, dpt, EA_FA_BR, 1, q + qo + (size_t)i0 * s->ldq, s->ldq, 1,
+                    if (dk) ea__gemm_serial(bc, s->dh, br, dpt, EA_FA_BR, 1, q + qo + (size_t)i0 * s->ldq, s->ldq, 1,
                                     dk + ko + (size_t)j0 * s->ldk, s->ldk, 1);
                 }
             }
