@@ -3198,13 +3198,14 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
    K's, V's, Q's and dO's rows are read where they lie.  Measured on one
    Zen 4 core (heads 8 x 64, n = 1024, bench --attn --threads 1): forward
    40.5 -> 72.3 GFLOP/s, forward + backward 43.3 -> 74.0, against the row
-   layout, which packed Kᵀ by a scalar transpose for every tile.  Blocks of
-   128 queries were no faster below n = 4096 (tried). */
-/* 96 queries a block: whole panels for every tile width above (48, 24,
-   16); 96 keys a tile.  Against 64 x 64 (one Zen 4 core, heads 8 x 64,
-   n = 1024 .. 4096): forward about the same, backward 5-15% faster. */
-#define EA_FA_BR 96
-#define EA_FA_BC 96
+   layout, which packed Kᵀ by a scalar transpose for every tile.
+
+   Tiles stay 64 x 64 (a multiple of every EA_VW): the block masks of 8.3
+   work in these tiles, and patterns built from 64-token blocks must fill
+   them whole.  96 x 96 made exact attention 3-10% faster but bigbird
+   (block 64) 50% slower (bench --row bigbird, n = 4096: 177 -> 264 ms). */
+#define EA_FA_BR 64
+#define EA_FA_BC 64
 
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) {
     /* Qᵀ and dOᵀ panels (dh x BR), Sᵀ, dPᵀ and raw-score tiles (BC x BR),

@@ -1593,7 +1593,7 @@ static void test_variant_op_gradients(void) {
     ea__dilated_index(sidx, 9, 1, 2, 1);
     ga.K = 3;
     set_case(&c, "gather-dilated-causal", b_gather, &ga); add_input(&c, 3, 2, 9, 18, 0); gradcheck(&c);
-    /* flex mods through the flash kernel: n = 100 spans two tiles of EA_FA_BC = 96 keys */
+    /* flex mods through the flash kernel: n = 100 spans two key tiles (EA_FA_BC = 64) */
     memset(&mods, 0, sizeof mods);
     mods.score_mod = ea_flex_softcap; mods.dscore_mod = ea_flex_softcap_grad; mods.user = &cap;
     set_case(&c, "flex-softcap", b_flex, &mods); add_input(&c, 3, 2, 100, 18, 0); gradcheck(&c);
