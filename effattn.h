@@ -189,6 +189,9 @@ struct ea_ctx {
     ea_arena arena;
     ea_node *tape;         /* last recorded node */
     int grad_enabled;      /* record the tape (training) or not (inference) */
+    int training;          /* 1: dropout drops and batch norm uses (and updates) batch
+                              statistics, like PyTorch's model.train(); 0: eval() */
+    ea_rng rng;            /* dropout's masks (seeded by ea_ctx_init; reseed freely) */
     ea_error err;          /* first error since the last reset */
 };
 
@@ -220,6 +223,7 @@ typedef struct ea_param_info {
     ea_init init;
     float init_arg;
     size_t offset;
+    int buffer;            /* 1: state, not trained (batch norm's running statistics) */
 } ea_param_info;
 
 typedef struct ea_params {
@@ -233,6 +237,9 @@ typedef struct ea_params {
 
 EA_API ea_tensor *ea_param(ea_params *ps, const char *name, int ndim, const int *shape,
                            ea_init init, float init_arg);
+/* A buffer: saved and loaded with the parameters (PyTorch's register_buffer),
+   but without a gradient, and AdamW leaves it alone. */
+EA_API ea_tensor *ea_buffer(ea_params *ps, const char *name, int ndim, const int *shape, ea_init init);
 EA_API ea_status ea_params_alloc(ea_params *ps, ea_error *err);
 EA_API void ea_params_init(ea_params *ps, uint64_t seed);
 EA_API void ea_params_zero_grad(ea_params *ps);
@@ -256,6 +263,15 @@ EA_API void ea_layernorm_fwd(float *out, float *mean, float *rstd, const float *
 EA_API void ea_layernorm_bwd(float *dx, float *dw, float *db, const float *dout,
                              const float *x, const float *mean, const float *rstd,
                              const float *w, int N, int C);
+/* batch norm over N rows of C channels (see ea_batchnorm): the batch's mean
+   and biased variance; y = (x - mean)·rstd·w + b; the backward (+=) with
+   batch_stats set when mean and rstd came from the batch, 2·C floats of
+   scratch in sums; w, b, dw, db, dx may be NULL */
+EA_API void ea_batchnorm_stats(float *mean, float *var, const float *x, int N, int C);
+EA_API void ea_batchnorm_fwd(float *out, const float *x, const float *mean, const float *rstd, const float *w,
+                             const float *b, int N, int C);
+EA_API void ea_batchnorm_bwd(float *dx, float *dw, float *db, const float *dout, const float *x, const float *mean,
+                             const float *rstd, const float *w, int N, int C, int batch_stats, float *sums);
 EA_API void ea_gelu_fwd(float *out, const float *x, size_t n);
 EA_API void ea_gelu_bwd(float *dx, const float *dout, const float *x, size_t n);
 EA_API void ea_softmax_fwd(float *out, const float *x, int rows, int cols);
@@ -415,8 +431,8 @@ EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor
 /* ---- ops of the memory, expert and state-space rows (8.24-8.28, 9) ---- */
 /* a ∘ b for equal sizes, or b [C] broadcast over a [.., C] */
 EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b);
-typedef enum ea_act_kind { EA_ACT_SILU = 0, EA_ACT_SOFTPLUS = 1, EA_ACT_SIGMOID = 2 } ea_act_kind;
-/* elementwise x·σ(x), log(1 + eˣ) or σ(x) */
+typedef enum ea_act_kind { EA_ACT_SILU = 0, EA_ACT_SOFTPLUS = 1, EA_ACT_SIGMOID = 2, EA_ACT_RELU = 3 } ea_act_kind;
+/* elementwise x·σ(x), log(1 + eˣ), σ(x) or max(x, 0) */
 EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind);
 /* Rotary position embedding (Su et al. 2021, RoFormer) on columns
    [off, off + rot) of each of the H heads of x [B, n, H·d]; token i sits
@@ -441,6 +457,38 @@ EA_API ea_tensor *ea_reshape(ea_ctx *ctx, ea_tensor *x, int ndim, const int *sha
 EA_API ea_tensor *ea_flex_attention(ea_ctx *ctx, ea_tensor *q, int q_col, ea_tensor *k, int k_col,
                                     ea_tensor *v, int v_col, int H, int Hkv, int dh, int causal,
                                     const ea_flex_mods *mods);
+
+/* ---- ops of the image classifiers (7, 9) ----------------------------------
+   Feature maps are channels-last, [B, H, W, C], so that a map is already a
+   token sequence [B, H·W, C] for attention and batch norm runs over the
+   last dimension like layer norm.  Weights keep PyTorch's layouts. */
+/* 2-D convolution: x [B, H, W, C], w [D, C, k, k], b [D] or NULL ->
+   [B, Ho, Wo, D], Ho = (H + 2·pad - k) / stride + 1 (zero padding) */
+EA_API ea_tensor *ea_conv2d(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b, int stride, int pad);
+/* [B, C, H, W] (an image batch) -> [B, H, W, C] */
+EA_API ea_tensor *ea_channels_last(ea_ctx *ctx, ea_tensor *x);
+/* Batch norm over the last dimension C of x [.., C] (Ioffe & Szegedy 2015).
+   ctx->training: normalise by the batch's mean and (biased) variance and
+   move running_mean / running_var towards them by `momentum` (the variance
+   unbiased, as PyTorch does), num_batches_tracked += 1; otherwise
+   normalise by the running statistics.  The three state tensors may be
+   NULL (training statistics only). */
+EA_API ea_tensor *ea_batchnorm(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b, ea_tensor *running_mean,
+                               ea_tensor *running_var, ea_tensor *num_batches_tracked, float momentum, float eps);
+/* Max over k x k windows, `stride` apart, of x [B, H, W, C] -> [B, Ho, Wo, C] */
+EA_API ea_tensor *ea_maxpool2d(ea_ctx *ctx, ea_tensor *x, int k, int stride);
+/* Inverted dropout: with ctx->training, each element is zeroed with
+   probability p and the rest scaled by 1 / (1 - p) (masks from ctx->rng);
+   otherwise (or p = 0) x itself. */
+EA_API ea_tensor *ea_dropout(ea_ctx *ctx, ea_tensor *x, float p);
+/* Tokens [start, start + count) of x [B, n, C] -> [B, count, C] */
+EA_API ea_tensor *ea_slice_tokens(ea_ctx *ctx, ea_tensor *x, int start, int count);
+/* Cross-entropy against (1 - s)·onehot + s / classes (label smoothing, as
+   torch.nn.CrossEntropyLoss(label_smoothing = s)); s = 0 is ea_cross_entropy. */
+EA_API ea_tensor *ea_cross_entropy_smooth(ea_ctx *ctx, ea_tensor *logits, const int *labels, float smoothing);
+/* Rows whose label is among the k highest logits (classes scoring strictly
+   higher than the label are counted; a NaN logit is a miss). */
+EA_API int ea_topk_hits(const float *logits, const int *labels, int rows, int classes, int k);
 
 /* ---- attention variants ------------------------------------------------ */
 /* Options of the approximate and sparse rows; 0 picks the row's default. */
@@ -608,7 +656,20 @@ typedef struct ea_vit_config {
     float pos_std;     /* position-embedding init N(0, pos_std^2) */
     char attn[32];     /* variant name */
     ea_attn_opts opt;  /* options of the attention rows (linformer's max_len defaults to the token count) */
+    /* image classification (9): the ViT classifier and seed 001's hosts */
+    int host;          /* EA_HOST_VIT (0), EA_HOST_MLP or EA_HOST_CNN */
+    int pool;          /* vit: EA_POOL_MEAN (0) or EA_POOL_CLS (a class token);
+                          cnn: EA_POOL_MEAN (stride-2 convs) or EA_POOL_MAX
+                          (stride-1 convs, each followed by a 2x2 max-pool) */
+    int tokens;        /* mlp: the hidden vector of tokens·dim splits into this many
+                          tokens (1: seed 001's length-1 sequence) */
+    int width;         /* cnn: channels of the first conv (the second has dim) */
+    float dropout;     /* inverted dropout after the embedding, each attention and
+                          each MLP (training only; 0: none) */
 } ea_vit_config;
+
+typedef enum ea_host { EA_HOST_VIT = 0, EA_HOST_MLP = 1, EA_HOST_CNN = 2 } ea_host;
+typedef enum ea_pool { EA_POOL_MEAN = 0, EA_POOL_CLS = 1, EA_POOL_MAX = 2 } ea_pool;
 
 typedef struct ea_block {
     ea_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b;
@@ -621,6 +682,9 @@ typedef struct ea_vit {
     ea_vit_config cfg;
     ea_params params;
     ea_tensor *patch_w, *patch_b, *pos;
+    ea_tensor *cls;                       /* vit with EA_POOL_CLS: [1, 1, dim] */
+    ea_tensor *conv_w[2], *bn[2][5];      /* cnn: convs; bn: weight, bias, running mean, var, count */
+    ea_tensor *fc1_w, *fc1_b, *fc2_w, *fc2_b; /* mlp: the layers before and after attention */
     ea_block blocks[EA_MAX_DEPTH];
     ea_tensor *norm_w, *norm_b, *head1_w, *head1_b, *head2_w, *head2_b;
     ea_moe_stats *moe_stats;  /* [depth] routing counts when the blocks use MoE (else NULL) */
@@ -629,9 +693,16 @@ typedef struct ea_vit {
 /* Seed 000's tracker: 2x32x32 -> (x, y), patch 4, dim 64, depth 4,
    4 heads, MLP 256, head 64-32-2. */
 EA_API void ea_tracker_config_default(ea_vit_config *cfg, const char *attn);
+/* Image classifiers for in_chans x img x img images and `classes` classes:
+   EA_HOST_VIT: seed 002's ViT (patch 4, dim 48, depth 4, 4 heads, MLP 192,
+   QKV bias, class token); EA_HOST_MLP: seed 001's MLP host with the hidden
+   vector as 16 tokens of 32; EA_HOST_CNN: seed 001's CNN host (convs of 32
+   and 64 channels, attention over the map's tokens, 4 heads). */
+EA_API void ea_classifier_config_default(ea_vit_config *cfg, int host, const char *attn, int in_chans, int img_size,
+                                         int classes);
 EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed, ea_error *err);
 EA_API void ea_vit_free(ea_vit *m);
-/* x [B, in_chans, img, img] -> [B, out_dim] */
+/* x [B, in_chans, img, img] -> [B, out_dim] (any host) */
 EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x);
 /* The same; with MoE blocks, aux receives aux_weight times the sum of their
    load-balancing losses (NULL without) and m->moe_stats the routing. */
@@ -697,10 +768,11 @@ EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error 
    caller keeps (loop counters, RNG state, data order).  Layout, all little
    endian:
        "EACKPT\0\0"                     8-byte magic
-       u32 version (3)  u32 table_bytes  (the table that follows)
+       u32 version (4)  u32 table_bytes  (the table that follows)
        config: 11 x i32, f32 pos_std, char attn[32], u32 n_opts, n_opts x i32
                (ea_attn_opts in declaration order; version 2 held 17 without
-               the count, version 1 none)
+               the count, version 1 none), then (version 4) u32 n_host,
+               n_host x i32: host, pool, tokens, width, dropout (f32 bits)
        u32 n;  n x { u16 name_len, name, u8 dtype (ea_dtype: 0 f32, 2 i32,
                      3 u64), u64 count, u64 offset }   (offset into payload)
        payload
@@ -787,6 +859,35 @@ EA_API ea_status ea_cifar_parse(ea_cifar *out, const unsigned char *buf, size_t 
 /* One or more batch files (data_batch_1.bin ...), concatenated in order. */
 EA_API ea_status ea_cifar_load(ea_cifar *out, const char *const *paths, int n_paths, ea_error *err);
 EA_API void ea_cifar_free(ea_cifar *c);
+
+/* gzip (RFC 1952) around DEFLATE (RFC 1951): the whole of in -> *out
+   (EFFATTN_MALLOC'd, *out_n bytes), its CRC-32 and length checked.  So
+   ea_idx_load reads Debian's .gz files as they are shipped. */
+EA_API ea_status ea_gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *out_n, ea_error *err);
+
+/* A labelled image set for the classifiers, pixels as bytes. */
+typedef struct ea_images {
+    int n, c, h, w, classes;
+    unsigned char *pixels;  /* [n, c, h, w] */
+    unsigned char *labels;  /* [n] */
+} ea_images;
+/* Fashion-MNIST from DIR (default /usr/share/datasets/fashion-mnist):
+   {train,t10k}-{images-idx3,labels-idx1}-ubyte, gzipped or not. */
+EA_API ea_status ea_images_fashion_mnist(ea_images *train, ea_images *test, const char *dir, ea_error *err);
+/* CIFAR-10 binary version from DIR: data_batch_1..5.bin and test_batch.bin */
+EA_API ea_status ea_images_cifar10(ea_images *train, ea_images *test, const char *dir, ea_error *err);
+/* n synthetic 32x32 RGB images of 10 shapes (disc, ring, square, frame,
+   triangle, plus, star, half-disc, L, two dots) of random size, position,
+   rotation and colour over a noisy background; a pure function of seed. */
+EA_API ea_status ea_images_shapes(ea_images *out, int n, uint64_t seed, ea_error *err);
+EA_API void ea_images_free(ea_images *im);
+/* Per-channel mean and standard deviation of pixel / 255 over the set */
+EA_API void ea_images_stats(const ea_images *im, float *mean, float *std);
+/* Images idx[0..n) -> x [n, c, h, w] as (pixel / 255 - mean) / std and
+   their labels.  With rng: a random crop of the image zero-padded by
+   crop_pad pixels, and a horizontal flip with probability 1/2 when flip. */
+EA_API void ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
+                            int crop_pad, int flip, ea_rng *rng, float *x, int *labels);
 
 /* ---- measurement ------------------------------------------------------- */
 EA_API double ea_time_sec(void);   /* monotonic wall clock */
@@ -1391,6 +1492,7 @@ EA_API ea_status ea_ctx_init(ea_ctx *ctx, size_t initial_bytes) {
     if (!ctx) return EA_ERR_ARG;
     memset(ctx, 0, sizeof *ctx);
     ctx->grad_enabled = 1;
+    ea_rng_seed(&ctx->rng, 0, 11);
     if (initial_bytes) {
         ctx->arena.head = ea__chunk_new(&ctx->arena, initial_bytes);
         if (!ctx->arena.head)
@@ -1577,6 +1679,15 @@ EA_API ea_tensor *ea_param(ea_params *ps, const char *name, int ndim, const int 
     ps->tensors[ps->count++] = t;
     /* keep every tensor 16-float aligned inside the flat buffer */
     ps->n += (t->size + 15) / 16 * 16;
+    return t;
+}
+
+EA_API ea_tensor *ea_buffer(ea_params *ps, const char *name, int ndim, const int *shape, ea_init init) {
+    ea_tensor *t = ea_param(ps, name, ndim, shape, init, 0.0f);
+    if (t) {
+        t->requires_grad = 0;
+        ps->info[ps->count - 1].buffer = 1;
+    }
     return t;
 }
 
@@ -2132,47 +2243,95 @@ EA_API ea_tensor *ea_softmax(ea_ctx *ctx, ea_tensor *x) {
     return out;
 }
 
-/* --- patch embedding: conv2d with kernel = stride = p ----------------------
-   x [B, C, H, W], w [D, C, p, p], b [D] -> tokens [B, T, D], T = (H/p)(W/p),
-   token t = py·(W/p) + px (PyTorch's conv(x).flatten(2).transpose(1, 2)).
-   Done as im2col (each patch a row of C·p·p values in w's order) and one
-   linear: 2·B·T·D·C·p² FLOPs.  Backward: the linear's, then col2im. */
-static void ea__im2col(float *cols, float *x, int B, int C, int H, int W, int p, int to_cols) {
-    int Hp = H / p, Wp = W / p, K = C * p * p, bi, t, c, ky, kx;
-    for (bi = 0; bi < B; bi++)
-        for (t = 0; t < Hp * Wp; t++) {
-            int py = t / Wp, px = t % Wp;
-            float *row = cols + ((size_t)bi * Hp * Wp + t) * K;
-            for (c = 0; c < C; c++)
-                for (ky = 0; ky < p; ky++)
-                    for (kx = 0; kx < p; kx++) {
-                        size_t xi = (((size_t)bi * C + c) * H + py * p + ky) * W + px * p + kx;
-                        float *r = row + (c * p + ky) * p + kx;
-                        if (to_cols) *r = x[xi];
-                        else x[xi] += *r; /* col2im: scatter gradients back */
+/* --- convolution: im2col on the GEMM ---------------------------------------
+   A k x k convolution is a linear map of each window: row (b, oy, ox) of
+   cols [B·Ho·Wo, C·k·k] holds the window of every channel in the weight's
+   order (c, ky, kx), so out = cols · wᵀ + b is [B·Ho·Wo, D], the output
+   channels-last: 2·B·Ho·Wo·D·C·k² FLOPs.  Backward: the linear's, then
+   col2im adds each row's gradient back where it was read from.  The input
+   is read through strides, so one routine serves image batches [B, C, H, W]
+   (sc = H·W, sh = W, sw = 1) and channels-last maps (sc = 1, sh = W·C,
+   sw = C); a window reaching past the border reads zeros (padding). */
+typedef struct ea__conv_geom {
+    int B, C, H, W, k, stride, pad, Ho, Wo, chlast;
+} ea__conv_geom;
+
+static void ea__im2col(float *cols, float *x, const ea__conv_geom *g, int to_cols) {
+    const int K = g->C * g->k * g->k;
+    const ptrdiff_t sc = g->chlast ? 1 : (ptrdiff_t)g->H * g->W, sh = g->chlast ? (ptrdiff_t)g->W * g->C : g->W,
+                    sw = g->chlast ? g->C : 1;
+    int bi;
+    /* images are independent: col2im's scatter never crosses them */
+    EA_OMP_FOR_IF(g->B > 1 && (double)g->B * g->Ho * g->Wo * K >= EA_PAR_MIN_WORK)
+    for (bi = 0; bi < g->B; bi++) {
+        float *xb = x + (size_t)bi * g->C * g->H * g->W;
+        int oy, ox, c, ky, kx;
+        for (oy = 0; oy < g->Ho; oy++)
+            for (ox = 0; ox < g->Wo; ox++) {
+                float *row = cols + (((size_t)bi * g->Ho + oy) * g->Wo + ox) * K;
+                for (c = 0; c < g->C; c++)
+                    for (ky = 0; ky < g->k; ky++) {
+                        int iy = oy * g->stride - g->pad + ky;
+                        for (kx = 0; kx < g->k; kx++, row++) {
+                            int ix = ox * g->stride - g->pad + kx;
+                            float *px;
+                            if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) {
+                                if (to_cols) *row = 0.0f;
+                                continue;
+                            }
+                            px = xb + c * sc + iy * sh + ix * sw;
+                            if (to_cols) *row = *px;
+                            else *px += *row;
+                        }
                     }
-        }
+            }
+    }
 }
 
-static void ea__patch_back(ea_ctx *ctx, ea_node *n) {
+static void ea__conv_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    int B = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], p = n->iarg[0];
-    int M = n->iarg[1], K = n->iarg[2], D = n->iarg[3];
+    ea__conv_geom g;
+    int M, K, D = w->shape[0];
     float *dcols = NULL;
+    memcpy(&g, n->aux[0], sizeof g);
+    M = g.B * g.Ho * g.Wo;
+    K = g.C * g.k * g.k;
     if (x->grad) {
         dcols = ea__floats(ctx, (size_t)M * K);
         if (!dcols) return;
         memset(dcols, 0, (size_t)M * K * sizeof(float));
     }
     ea_linear_bwd(dcols, w->grad, b ? b->grad : NULL, n->out->grad, n->save[0], w->data, M, K, D);
-    if (dcols) ea__im2col(dcols, x->grad, B, C, H, W, p, 0);
+    if (dcols) ea__im2col(dcols, x->grad, &g, 0);
 }
 
-EA_API ea_tensor *ea_patch_embed(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b) {
-    int B, C, H, W, D, p, T, K, shape[3];
-    float *cols;
-    ea_tensor *out;
+/* Shapes checked by the callers; out has B·Ho·Wo·D elements. */
+static ea_tensor *ea__conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b, const ea__conv_geom *g, int ndim,
+                           const int *shape) {
+    int M = g->B * g->Ho * g->Wo, K = g->C * g->k * g->k, D = w->shape[0];
+    float *cols = ea__floats(ctx, (size_t)M * K);
+    ea__conv_geom *gs = (ea__conv_geom *)ea_ctx_alloc(ctx, sizeof *gs);
+    ea_tensor *out = ea__out(ctx, ndim, shape, x, w, b);
     ea_node *n;
+    if (!cols || !gs || !out) return NULL;
+    *gs = *g;
+    ea__im2col(cols, x->data, g, 1);
+    ea_linear_fwd(out->data, cols, w->data, b ? b->data : NULL, M, K, D);
+    n = ea__record(ctx, ea__conv_back, out, x, w, b);
+    if (n) {
+        n->save[0] = cols;
+        n->aux[0] = gs;
+    }
+    return out;
+}
+
+/* Patch embedding (ViT): the convolution with kernel = stride = p over an
+   image batch x [B, C, H, W], w [D, C, p, p], b [D] -> tokens [B, T, D],
+   T = (H/p)(W/p), token t = py·(W/p) + px (PyTorch's
+   conv(x).flatten(2).transpose(1, 2)). */
+EA_API ea_tensor *ea_patch_embed(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b) {
+    ea__conv_geom g;
+    int shape[3];
     char s1[48], s2[48];
     if (!ea__ok(ctx, x, w)) return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] ||
@@ -2181,26 +2340,275 @@ EA_API ea_tensor *ea_patch_embed(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_ten
                         "patch_embed: expected x [B, C, H, W] and w [D, C, p, p] with p dividing H "
                         "and W, got %s and %s",
                         ea__shape_str(x, s1, sizeof s1), ea__shape_str(w, s2, sizeof s2));
-    B = x->shape[0]; C = x->shape[1]; H = x->shape[2]; W = x->shape[3];
-    D = w->shape[0]; p = w->shape[2];
-    if (b && b->size != (size_t)D)
-        return ea__fail(ctx, EA_ERR_SHAPE, "patch_embed: bias must have %d values", D);
-    T = (H / p) * (W / p);
-    K = C * p * p;
-    cols = ea__floats(ctx, (size_t)B * T * K);
-    shape[0] = B; shape[1] = T; shape[2] = D;
-    out = ea__out(ctx, 3, shape, x, w, b);
-    if (!cols || !out) return NULL;
-    ea__im2col(cols, x->data, B, C, H, W, p, 1);
-    ea_linear_fwd(out->data, cols, w->data, b ? b->data : NULL, B * T, K, D);
-    n = ea__record(ctx, ea__patch_back, out, x, w, b);
-    if (n) {
-        n->save[0] = cols;
-        n->iarg[0] = p;
-        n->iarg[1] = B * T;
-        n->iarg[2] = K;
-        n->iarg[3] = D;
+    if (b && b->size != (size_t)w->shape[0])
+        return ea__fail(ctx, EA_ERR_SHAPE, "patch_embed: bias must have %d values", w->shape[0]);
+    g.B = x->shape[0]; g.C = x->shape[1]; g.H = x->shape[2]; g.W = x->shape[3];
+    g.k = g.stride = w->shape[2];
+    g.pad = 0;
+    g.Ho = g.H / g.k;
+    g.Wo = g.W / g.k;
+    g.chlast = 0;
+    shape[0] = g.B; shape[1] = g.Ho * g.Wo; shape[2] = w->shape[0];
+    return ea__conv(ctx, x, w, b, &g, 3, shape);
+}
+
+EA_API ea_tensor *ea_conv2d(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b, int stride, int pad) {
+    ea__conv_geom g;
+    int shape[4];
+    char s1[48], s2[48];
+    if (!ea__ok(ctx, x, w)) return NULL;
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[3] || w->shape[2] != w->shape[3])
+        return ea__fail(ctx, EA_ERR_SHAPE, "conv2d: expected x [B, H, W, C] and w [D, C, k, k], got %s and %s",
+                        ea__shape_str(x, s1, sizeof s1), ea__shape_str(w, s2, sizeof s2));
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return ea__fail(ctx, EA_ERR_SHAPE, "conv2d: bias must be [%d], got %s", w->shape[0],
+                        ea__shape_str(b, s1, sizeof s1));
+    g.B = x->shape[0]; g.H = x->shape[1]; g.W = x->shape[2]; g.C = x->shape[3];
+    g.k = w->shape[2];
+    g.stride = stride;
+    g.pad = pad;
+    g.chlast = 1;
+    if (stride < 1 || pad < 0 || pad >= g.k || g.H + 2 * pad < g.k || g.W + 2 * pad < g.k)
+        return ea__fail(ctx, EA_ERR_ARG,
+                        "conv2d: stride %d, padding %d and kernel %d do not fit a %dx%d map (stride >= 1, "
+                        "0 <= padding < kernel <= size + 2 padding)",
+                        stride, pad, g.k, g.H, g.W);
+    g.Ho = (g.H + 2 * pad - g.k) / stride + 1;
+    g.Wo = (g.W + 2 * pad - g.k) / stride + 1;
+    shape[0] = g.B; shape[1] = g.Ho; shape[2] = g.Wo; shape[3] = w->shape[0];
+    return ea__conv(ctx, x, w, b, &g, 4, shape);
+}
+
+/* --- channels_last: [B, C, H, W] -> [B, H, W, C] (a transpose per image) -- */
+static void ea__chlast_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    int B = x->shape[0], C = x->shape[1], HW = x->shape[2] * x->shape[3], bi, c, p;
+    (void)ctx;
+    if (!x->grad) return;
+    for (bi = 0; bi < B; bi++)
+        for (c = 0; c < C; c++)
+            for (p = 0; p < HW; p++)
+                x->grad[((size_t)bi * C + c) * HW + p] += n->out->grad[((size_t)bi * HW + p) * C + c];
+}
+
+EA_API ea_tensor *ea_channels_last(ea_ctx *ctx, ea_tensor *x) {
+    int shape[4], B, C, HW, bi, c, p;
+    ea_tensor *out;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 4)
+        return ea__fail(ctx, EA_ERR_SHAPE, "channels_last: expected [B, C, H, W], got %s", ea__shape_str(x, s1, sizeof s1));
+    B = x->shape[0]; C = x->shape[1]; HW = x->shape[2] * x->shape[3];
+    shape[0] = B; shape[1] = x->shape[2]; shape[2] = x->shape[3]; shape[3] = C;
+    out = ea__out(ctx, 4, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (bi = 0; bi < B; bi++)
+        for (c = 0; c < C; c++)
+            for (p = 0; p < HW; p++)
+                out->data[((size_t)bi * HW + p) * C + c] = x->data[((size_t)bi * C + c) * HW + p];
+    ea__record(ctx, ea__chlast_back, out, x, NULL, NULL);
+    return out;
+}
+
+/* --- batch norm over the last dimension: x [N, C] ------------------------------
+   y = (x - μ_c) · r_c · w_c + b_c with r_c = 1/√(σ²_c + ε), μ and σ² the
+   batch's (training) or the running statistics (evaluation).  Backward,
+   x̂ = (x - μ)·r and g = dy·w:
+     batch statistics:   dx = r · (g - mean_rows(g) - x̂ · mean_rows(g x̂))
+     running statistics: dx = r · g
+   dw = Σ_rows dy x̂, db = Σ_rows dy.  Rows are summed in order, channels in
+   parallel lanes (the loops below vectorise across c). */
+EA_API void ea_batchnorm_stats(float *mean, float *var, const float *x, int N, int C) {
+    int i, c;
+    for (c = 0; c < C; c++) mean[c] = var[c] = 0.0f;
+    for (i = 0; i < N; i++) ea__add_n(mean, mean, x + (size_t)i * C, (size_t)C);
+    for (c = 0; c < C; c++) mean[c] /= (float)N;
+    for (i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * C;
+        for (c = 0; c < C; c++) var[c] += (xi[c] - mean[c]) * (xi[c] - mean[c]);
     }
+    for (c = 0; c < C; c++) var[c] /= (float)N;
+}
+
+EA_API void ea_batchnorm_fwd(float *out, const float *x, const float *mean, const float *rstd, const float *w,
+                             const float *b, int N, int C) {
+    int i, c;
+    for (i = 0; i < N; i++) {
+        const float *xi = x + (size_t)i * C;
+        float *oi = out + (size_t)i * C;
+        for (c = 0; c < C; c++) oi[c] = (xi[c] - mean[c]) * rstd[c] * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+    }
+}
+
+/* sums: 2·C floats of scratch */
+EA_API void ea_batchnorm_bwd(float *dx, float *dw, float *db, const float *dout, const float *x, const float *mean,
+                             const float *rstd, const float *w, int N, int C, int batch_stats, float *sums) {
+    float *sg = sums, *sgx = sums + C;
+    int i, c;
+    for (c = 0; c < C; c++) sg[c] = sgx[c] = 0.0f;
+    for (i = 0; i < N; i++) {
+        const float *dy = dout + (size_t)i * C, *xi = x + (size_t)i * C;
+        for (c = 0; c < C; c++) {
+            float xh = (xi[c] - mean[c]) * rstd[c];
+            sg[c] += dy[c];
+            sgx[c] += dy[c] * xh;
+        }
+    }
+    if (dw) ea__add_n(dw, dw, sgx, (size_t)C);
+    if (db) ea__add_n(db, db, sg, (size_t)C);
+    if (!dx) return;
+    for (i = 0; i < N; i++) {
+        const float *dy = dout + (size_t)i * C, *xi = x + (size_t)i * C;
+        float *di = dx + (size_t)i * C;
+        for (c = 0; c < C; c++) {
+            float wc = w ? w[c] : 1.0f, g = dy[c] * wc;
+            if (batch_stats) {
+                float xh = (xi[c] - mean[c]) * rstd[c];
+                g -= wc * (sg[c] + xh * sgx[c]) / (float)N;
+            }
+            di[c] += rstd[c] * g;
+        }
+    }
+}
+
+static void ea__bn_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    int C = n->iarg[0], N = (int)(x->size / (size_t)C);
+    float *sums = ea__floats(ctx, 2 * (size_t)C);
+    if (!sums) return;
+    ea_batchnorm_bwd(x->grad, w ? w->grad : NULL, b ? b->grad : NULL, n->out->grad, x->data, n->save[0], n->save[1],
+                     w ? w->data : NULL, N, C, n->iarg[1], sums);
+}
+
+EA_API ea_tensor *ea_batchnorm(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b, ea_tensor *rm, ea_tensor *rv,
+                               ea_tensor *nbt, float momentum, float eps) {
+    int C, N, c, batch;
+    float *mean, *rstd;
+    ea_tensor *out;
+    ea_node *n;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    C = x->shape[x->ndim - 1];
+    N = (int)(x->size / (size_t)C);
+    if ((w && w->size != (size_t)C) || (b && b->size != (size_t)C) || (rm && rm->size != (size_t)C) ||
+        (rv && rv->size != (size_t)C) || (nbt && nbt->size != 1) || (!rm) != (!rv))
+        return ea__fail(ctx, EA_ERR_SHAPE,
+                        "batchnorm: x %s needs weight, bias, running_mean and running_var of %d values "
+                        "(running statistics both or neither) and a one-value count",
+                        ea__shape_str(x, s1, sizeof s1), C);
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return ea__fail(ctx, EA_ERR_ARG, "batchnorm: eps %g must be > 0 and momentum %g in [0, 1]", (double)eps,
+                        (double)momentum);
+    batch = ctx->training || !rm;
+    if (batch && N < 2)
+        return ea__fail(ctx, EA_ERR_SHAPE, "batchnorm: batch statistics need more than one value per channel, got %s",
+                        ea__shape_str(x, s1, sizeof s1));
+    mean = ea__floats(ctx, (size_t)C);
+    rstd = ea__floats(ctx, (size_t)C);
+    out = ea__out(ctx, x->ndim, x->shape, x, w, b);
+    if (!mean || !rstd || !out) return NULL;
+    if (batch) {
+        ea_batchnorm_stats(mean, rstd, x->data, N, C);
+        for (c = 0; c < C && rm && ctx->training; c++) {
+            rm->data[c] += momentum * (mean[c] - rm->data[c]);
+            rv->data[c] += momentum * (rstd[c] * (float)N / (float)(N - 1) - rv->data[c]);
+        }
+        if (nbt && ctx->training) nbt->data[0] += 1.0f;
+        for (c = 0; c < C; c++) rstd[c] = 1.0f / sqrtf(rstd[c] + eps);
+    } else {
+        for (c = 0; c < C; c++) {
+            mean[c] = rm->data[c];
+            rstd[c] = 1.0f / sqrtf(rv->data[c] + eps);
+        }
+    }
+    ea_batchnorm_fwd(out->data, x->data, mean, rstd, w ? w->data : NULL, b ? b->data : NULL, N, C);
+    n = ea__record(ctx, ea__bn_back, out, x, w, b);
+    if (n) {
+        n->save[0] = mean;
+        n->save[1] = rstd;
+        n->iarg[0] = C;
+        n->iarg[1] = batch;
+    }
+    return out;
+}
+
+/* --- max-pool: k x k windows, stride s, of x [B, H, W, C] -------------------
+   The backward sends each output's gradient to the input that won (the
+   first maximum, as PyTorch). */
+static void ea__maxpool_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    const int *arg = (const int *)n->aux[0];
+    size_t i;
+    (void)ctx;
+    if (!x->grad) return;
+    for (i = 0; i < n->out->size; i++) x->grad[arg[i]] += n->out->grad[i];
+}
+
+EA_API ea_tensor *ea_maxpool2d(ea_ctx *ctx, ea_tensor *x, int k, int stride) {
+    int shape[4], B, H, W, C, Ho, Wo, bi, oy, ox, c, ky, kx;
+    int *arg;
+    ea_tensor *out;
+    ea_node *n;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 4 || k < 1 || stride < 1 || x->shape[1] < k || x->shape[2] < k)
+        return ea__fail(ctx, EA_ERR_SHAPE, "maxpool2d: expected x [B, H, W, C] with H, W >= k = %d >= 1, stride %d >= 1, got %s",
+                        k, stride, ea__shape_str(x, s1, sizeof s1));
+    if (x->size > (size_t)2147483647)
+        return ea__fail(ctx, EA_ERR_SHAPE, "maxpool2d: %s has more than 2^31 elements", ea__shape_str(x, s1, sizeof s1));
+    B = x->shape[0]; H = x->shape[1]; W = x->shape[2]; C = x->shape[3];
+    Ho = (H - k) / stride + 1;
+    Wo = (W - k) / stride + 1;
+    shape[0] = B; shape[1] = Ho; shape[2] = Wo; shape[3] = C;
+    out = ea__out(ctx, 4, shape, x, NULL, NULL);
+    arg = (int *)ea_ctx_alloc(ctx, (out ? out->size : 1) * sizeof(int));
+    if (!out || !arg) return NULL;
+    for (bi = 0; bi < B; bi++)
+        for (oy = 0; oy < Ho; oy++)
+            for (ox = 0; ox < Wo; ox++)
+                for (c = 0; c < C; c++) {
+                    size_t o = (((size_t)bi * Ho + oy) * Wo + ox) * C + c;
+                    int best = -1;
+                    for (ky = 0; ky < k; ky++)
+                        for (kx = 0; kx < k; kx++) {
+                            int i = (int)((((size_t)bi * H + oy * stride + ky) * W + ox * stride + kx) * C + c);
+                            if (best < 0 || x->data[i] > x->data[best]) best = i;
+                        }
+                    out->data[o] = x->data[best];
+                    arg[o] = best;
+                }
+    n = ea__record(ctx, ea__maxpool_back, out, x, NULL, NULL);
+    if (n) n->aux[0] = arg;
+    return out;
+}
+
+/* --- dropout (Srivastava et al. 2014), inverted: y = x·m, m ∈ {0, 1/(1-p)} -- */
+static void ea__dropout_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *x = n->in[0];
+    size_t i;
+    (void)ctx;
+    if (!x->grad) return;
+    for (i = 0; i < x->size; i++) x->grad[i] += n->save[0][i] * n->out->grad[i];
+}
+
+EA_API ea_tensor *ea_dropout(ea_ctx *ctx, ea_tensor *x, float p) {
+    ea_tensor *out;
+    float *mask, keep;
+    size_t i;
+    ea_node *n;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (!(p >= 0.0f && p < 1.0f)) return ea__fail(ctx, EA_ERR_ARG, "dropout: p = %g must be in [0, 1)", (double)p);
+    if (!ctx->training || p == 0.0f) return x;
+    keep = 1.0f / (1.0f - p);
+    mask = ea__floats(ctx, x->size);
+    out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
+    if (!mask || !out) return NULL;
+    for (i = 0; i < x->size; i++) {
+        mask[i] = ea_rng_uniform(&ctx->rng) < p ? 0.0f : keep;
+        out->data[i] = x->data[i] * mask[i];
+    }
+    n = ea__record(ctx, ea__dropout_back, out, x, NULL, NULL);
+    if (n) n->save[0] = mask;
     return out;
 }
 
@@ -2239,8 +2647,10 @@ EA_API ea_tensor *ea_mean_tokens(ea_ctx *ctx, ea_tensor *x) {
 
 /* --- losses ---------------------------------------------------------------
    MSE: mean over all elements of (pred - target)²; d/dpred = 2(pred - target)/n.
-   Cross-entropy: mean over rows of -log softmax(logits)[label];
-   d/dlogits = (softmax - onehot) / rows. */
+   Cross-entropy against the target t = (1 - s)·onehot(label) + s/C (label
+   smoothing s, Szegedy et al. 2016; s = 0 is the plain loss): mean over
+   rows of -Σ_j t_j log softmax(logits)_j = lse - (1 - s)·x_label - (s/C)·Σ_j x_j;
+   d/dlogits = (softmax - t) / rows. */
 static void ea__mse_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *p = n->in[0], *t = n->in[1];
     float g = n->out->grad[0] * 2.0f / (float)p->size;
@@ -2278,16 +2688,20 @@ static void ea__ce_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
     int rows = n->iarg[0], cols = n->iarg[1], i, j;
     const int *labels = (const int *)(const void *)n->save[1];
-    float g = n->out->grad[0] / (float)rows;
+    float g = n->out->grad[0] / (float)rows, s = n->farg[0], u = s / (float)cols;
     (void)ctx;
     if (!x->grad) return;
     for (i = 0; i < rows; i++)
         for (j = 0; j < cols; j++)
             x->grad[(size_t)i * cols + j] +=
-                g * (n->save[0][(size_t)i * cols + j] - (j == labels[i] ? 1.0f : 0.0f));
+                g * (n->save[0][(size_t)i * cols + j] - u - (j == labels[i] ? 1.0f - s : 0.0f));
 }
 
 EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *labels) {
+    return ea_cross_entropy_smooth(ctx, logits, labels, 0.0f);
+}
+
+EA_API ea_tensor *ea_cross_entropy_smooth(ea_ctx *ctx, ea_tensor *logits, const int *labels, float smoothing) {
     int rows, cols, i, one = 1;
     float *prob;
     int *lab;
@@ -2296,6 +2710,8 @@ EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *la
     ea_node *n;
     if (!ea__ok(ctx, logits, logits)) return NULL;
     if (!labels) return ea__fail(ctx, EA_ERR_ARG, "cross_entropy: labels are NULL");
+    if (!(smoothing >= 0.0f && smoothing <= 1.0f))
+        return ea__fail(ctx, EA_ERR_ARG, "cross_entropy: label smoothing %g must be in [0, 1]", (double)smoothing);
     cols = logits->shape[logits->ndim - 1];
     rows = (int)(logits->size / (size_t)cols);
     for (i = 0; i < rows; i++)
@@ -2312,11 +2728,14 @@ EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *la
         /* log-sum-exp form: finite even when a probability underflows */
         const float *xi = logits->data + (size_t)i * cols;
         float mx = xi[0];
-        double z = 0.0;
+        double z = 0.0, sum = 0.0;
         int j;
         for (j = 1; j < cols; j++) mx = xi[j] > mx ? xi[j] : mx;
-        for (j = 0; j < cols; j++) z += exp((double)(xi[j] - mx));
-        s += log(z) + (double)mx - (double)xi[labels[i]];
+        for (j = 0; j < cols; j++) {
+            z += exp((double)(xi[j] - mx));
+            sum += xi[j];
+        }
+        s += log(z) + (double)mx - (1.0 - smoothing) * (double)xi[labels[i]] - smoothing * sum / cols;
     }
     out->data[0] = (float)(s / rows);
     n = ea__record(ctx, ea__ce_back, out, logits, NULL, NULL);
@@ -2325,8 +2744,21 @@ EA_API ea_tensor *ea_cross_entropy(ea_ctx *ctx, ea_tensor *logits, const int *la
         n->save[1] = (float *)(void *)lab;
         n->iarg[0] = rows;
         n->iarg[1] = cols;
+        n->farg[0] = smoothing;
     }
     return out;
+}
+
+EA_API int ea_topk_hits(const float *logits, const int *labels, int rows, int classes, int k) {
+    int i, j, hits = 0;
+    for (i = 0; i < rows; i++) {
+        const float *x = logits + (size_t)i * classes;
+        int above = 0;
+        if (labels[i] < 0 || labels[i] >= classes || x[labels[i]] != x[labels[i]]) continue;
+        for (j = 0; j < classes; j++) above += !(x[j] <= x[labels[i]]); /* higher, or NaN */
+        hits += above < k;
+    }
+    return hits;
 }
 
 /* Dot product and y += a·x on the SIMD layer. */
@@ -2695,33 +3127,41 @@ EA_API ea_tensor *ea_prepend_tokens(ea_ctx *ctx, ea_tensor *tokens, ea_tensor *x
     return out;
 }
 
-static void ea__drop_back(ea_ctx *ctx, ea_node *n) {
+static void ea__slice_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
-    int g = n->iarg[0], T = x->shape[1], C = x->shape[2], b;
-    size_t i;
+    int s = n->iarg[0], cnt = n->out->shape[1], T = x->shape[1], C = x->shape[2], b;
     (void)ctx;
     if (!x->grad) return;
     for (b = 0; b < x->shape[0]; b++)
-        for (i = 0; i < (size_t)(T - g) * C; i++)
-            x->grad[((size_t)b * T + g) * C + i] += n->out->grad[(size_t)b * (T - g) * C + i];
+        ea__add_n(x->grad + ((size_t)b * T + s) * C, x->grad + ((size_t)b * T + s) * C,
+                  n->out->grad + (size_t)b * cnt * C, (size_t)cnt * C);
+}
+
+EA_API ea_tensor *ea_slice_tokens(ea_ctx *ctx, ea_tensor *x, int start, int count) {
+    ea_tensor *out;
+    int shape[3], b, T, C;
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || start < 0 || count < 1 || start > x->shape[1] - count)
+        return ea__fail(ctx, EA_ERR_SHAPE, "slice_tokens: tokens [%d, %d + %d) are not inside %s", start, start, count,
+                        ea__shape_str(x, s1, sizeof s1));
+    T = x->shape[1]; C = x->shape[2];
+    shape[0] = x->shape[0]; shape[1] = count; shape[2] = C;
+    out = ea__out(ctx, 3, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    for (b = 0; b < x->shape[0]; b++)
+        memcpy(out->data + (size_t)b * count * C, x->data + ((size_t)b * T + start) * C, (size_t)count * C * sizeof(float));
+    if (ea__record(ctx, ea__slice_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = start;
+    return out;
 }
 
 EA_API ea_tensor *ea_drop_tokens(ea_ctx *ctx, ea_tensor *x, int g) {
-    ea_tensor *out;
-    int shape[3], b, T, C;
     char s1[48];
     if (!ea__ok(ctx, x, x)) return NULL;
     if (x->ndim != 3 || g < 0 || g >= x->shape[1])
         return ea__fail(ctx, EA_ERR_SHAPE, "drop_tokens: cannot drop %d of the tokens of %s", g,
                         ea__shape_str(x, s1, sizeof s1));
-    T = x->shape[1]; C = x->shape[2];
-    shape[0] = x->shape[0]; shape[1] = T - g; shape[2] = C;
-    out = ea__out(ctx, 3, shape, x, NULL, NULL);
-    if (!out) return NULL;
-    for (b = 0; b < x->shape[0]; b++)
-        memcpy(out->data + (size_t)b * (T - g) * C, x->data + ((size_t)b * T + g) * C, (size_t)(T - g) * C * sizeof(float));
-    if (ea__record(ctx, ea__drop_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = g;
-    return out;
+    return ea_slice_tokens(ctx, x, g, x->shape[1] - g);
 }
 
 /* gate_mix: y = σ(α) a + (1 - σ(α)) b;  da = σ dy, db = (1 - σ) dy,
@@ -2791,16 +3231,21 @@ EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
 /* --- act: the gates of the MoE and Mamba rows ------------------------------
    SiLU      y = x σ(x),        y' = σ(x) (1 + x (1 - σ(x)))
    softplus  y = log(1 + eˣ),   y' = σ(x)      (y = x above 20: no overflow)
-   sigmoid   y = σ(x),          y' = σ(x) (1 - σ(x)) */
+   sigmoid   y = σ(x),          y' = σ(x) (1 - σ(x))
+   ReLU      y = max(x, 0),     y' = [x > 0]   (the classifier hosts) */
 static float ea__act_value(int kind, float x) {
-    float s = 1.0f / (1.0f + expf(-x));
+    float s;
+    if (kind == EA_ACT_RELU) return x > 0.0f ? x : 0.0f;
+    s = 1.0f / (1.0f + expf(-x));
     if (kind == EA_ACT_SILU) return x * s;
     if (kind == EA_ACT_SOFTPLUS) return x > 20.0f ? x : log1pf(expf(x));
     return s;
 }
 
 static float ea__act_slope(int kind, float x) {
-    float s = 1.0f / (1.0f + expf(-x));
+    float s;
+    if (kind == EA_ACT_RELU) return x > 0.0f ? 1.0f : 0.0f;
+    s = 1.0f / (1.0f + expf(-x));
     if (kind == EA_ACT_SILU) return s * (1.0f + x * (1.0f - s));
     if (kind == EA_ACT_SOFTPLUS) return s;
     return s * (1.0f - s);
@@ -2818,8 +3263,8 @@ EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind) {
     ea_tensor *out;
     size_t i;
     if (!ea__ok(ctx, x, x)) return NULL;
-    if ((int)kind < EA_ACT_SILU || (int)kind > EA_ACT_SIGMOID)
-        return ea__fail(ctx, EA_ERR_ARG, "act: kind %d; expected EA_ACT_SILU, EA_ACT_SOFTPLUS or EA_ACT_SIGMOID",
+    if ((int)kind < EA_ACT_SILU || (int)kind > EA_ACT_RELU)
+        return ea__fail(ctx, EA_ERR_ARG, "act: kind %d; expected EA_ACT_SILU, EA_ACT_SOFTPLUS, EA_ACT_SIGMOID or EA_ACT_RELU",
                         (int)kind);
     out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
     if (!out) return NULL;
@@ -4191,17 +4636,17 @@ static ea_status ea__check_heads(const ea_attn *a, ea_error *err) {
     return EA_OK;
 }
 
-/* Register "prefix.name.weight" [out, in] and ".bias" [out], PyTorch-default
-   initialised: U(-1/√in, 1/√in) for both. */
+/* Register "prefix.name.weight" [out, in] and ".bias" [out] ("prefix.weight"
+   when name is NULL), PyTorch-default initialised: U(-1/√in, 1/√in) for both. */
 static void ea__linear_params(ea_params *ps, const char *prefix, const char *name, int out, int in,
                               ea_tensor **w, ea_tensor **b) {
     char buf[EA_NAME_LEN];
     int shape[2];
     shape[0] = out;
     shape[1] = in;
-    snprintf(buf, sizeof buf, "%s.%s.weight", prefix, name);
+    snprintf(buf, sizeof buf, "%s%s%s.weight", prefix, name ? "." : "", name ? name : "");
     *w = ea_param(ps, buf, 2, shape, EA_INIT_FANIN, (float)in);
-    snprintf(buf, sizeof buf, "%s.%s.bias", prefix, name);
+    snprintf(buf, sizeof buf, "%s%s%s.bias", prefix, name ? "." : "", name ? name : "");
     *b = ea_param(ps, buf, 1, shape, EA_INIT_FANIN, (float)in);
 }
 
@@ -6025,11 +6470,26 @@ EA_API ea_tensor *ea_moe_forward(ea_ctx *ctx, const ea_moe *m, ea_tensor *x, flo
        x = x + Attn(LN1(x));   x = x + W2 · GELU(W1 · LN2(x) + b1) + b2
    (or x + MoE(LN2(x)) above, when opt.experts > 0 or the row is deepseek
    or kimi; any row of 8, mamba included, takes Attn's place).
-   ViT: patch embedding (conv, kernel = stride = patch) -> + learned position
-   embedding -> blocks -> LN -> mean over tokens -> head (Linear, or
-   Linear-GELU-Linear).  Seed 000's tracker is the configuration below;
-   parameter names follow the PyTorch state_dict of the same module layout
-   (blocks.i.attn.qkv.weight, blocks.i.mlp.0.weight, head.2.bias, ...). */
+   ViT: patch embedding (conv, kernel = stride = patch) -> [class token] ->
+   + learned position embedding -> blocks -> LN -> mean over tokens (or the
+   class token) -> head (Linear, or Linear-GELU-Linear).  Seed 000's tracker
+   and seed 002's classifier are configurations of it; parameter names
+   follow the PyTorch state_dict of the same module layout
+   (blocks.i.attn.qkv.weight, blocks.i.mlp.0.weight, head.2.bias, ...).
+
+   Seed 001's hosts put one attention layer (any row) between layers that
+   are not attention:
+     MLP host: flatten -> fc1 -> ReLU -> [B, tokens, dim] -> attention ->
+               flatten -> fc2 -> ReLU -> head.  With tokens = 1 (seed 001's
+               code) attention sees a sequence of one token, where softmax
+               is 1 and every row collapses to a linear map of V.
+     CNN host: conv 3x3 stride 2 (no bias) -> batch norm -> ReLU, twice ->
+               the H'·W' positions as tokens -> attention -> mean over
+               tokens -> head.  EA_POOL_MAX: stride-1 convs, each followed by
+               a 2x2 max-pool (the document's text), the same token count.
+   A row with a MoE feed-forward (deepseek, kimi, opt.experts) adds
+   a + MoE(LN(a)) after the attention a, as its blocks do.  Dropout follows
+   the embedding, every attention output and every MLP output. */
 EA_API void ea_tracker_config_default(ea_vit_config *c, const char *attn) {
     memset(c, 0, sizeof *c);
     c->img_size = 32;
@@ -6046,7 +6506,79 @@ EA_API void ea_tracker_config_default(ea_vit_config *c, const char *attn) {
     snprintf(c->attn, sizeof c->attn, "%s", attn ? attn : "mha");
 }
 
+EA_API void ea_classifier_config_default(ea_vit_config *c, int host, const char *attn, int in_chans, int img_size,
+                                         int classes) {
+    memset(c, 0, sizeof *c);
+    c->host = host;
+    c->img_size = img_size;
+    c->in_chans = in_chans;
+    c->out_dim = classes;
+    c->n_heads = 4;
+    c->n_kv_heads = 2;
+    c->pos_std = 0.02f;
+    snprintf(c->attn, sizeof c->attn, "%s", attn ? attn : "mha");
+    if (host == EA_HOST_MLP) { /* 16 tokens of 32: a hidden layer of 512 */
+        c->depth = 1;
+        c->dim = 32;
+        c->tokens = 16;
+        c->mlp_hidden = 256;
+    } else if (host == EA_HOST_CNN) {
+        c->depth = 1;
+        c->dim = 64;
+        c->width = 32;
+        c->mlp_hidden = 256; /* the MoE rows' expert width */
+    } else { /* seed 002 */
+        c->patch = 4;
+        c->dim = 48;
+        c->depth = 4;
+        c->mlp_hidden = 192;
+        c->pool = EA_POOL_CLS;
+    }
+}
+
+/* Tokens the attention layers see. */
+static int ea__vit_tokens(const ea_vit_config *c) {
+    int s = c->img_size;
+    if (c->host == EA_HOST_MLP) return c->tokens;
+    if (c->host == EA_HOST_CNN) {
+        s = c->pool == EA_POOL_MAX ? s / 2 / 2 : ((s - 1) / 2 + 1 - 1) / 2 + 1;
+        return s * s;
+    }
+    return (s / c->patch) * (s / c->patch) + (c->pool == EA_POOL_CLS);
+}
+
 static ea_status ea__vit_check(const ea_vit_config *c, ea_error *err) {
+    if (c->host < EA_HOST_VIT || c->host > EA_HOST_CNN)
+        return ea_error_set(err, EA_ERR_CONFIG, "model: host %d; expected EA_HOST_VIT (0), EA_HOST_MLP (1) or EA_HOST_CNN (2)",
+                            c->host);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return ea_error_set(err, EA_ERR_CONFIG, "model: dropout %g must be in [0, 1)", (double)c->dropout);
+    if (c->host != EA_HOST_VIT) {
+        const char *h = c->host == EA_HOST_MLP ? "mlp" : "cnn";
+        if (c->img_size <= 0 || c->in_chans <= 0 || c->dim <= 0 || c->mlp_hidden <= 0 || c->out_dim <= 0 ||
+            c->img_size > 8192 || c->in_chans > 4096 || c->dim > 65536 || c->mlp_hidden > (1 << 20) ||
+            c->out_dim > (1 << 20))
+            return ea_error_set(err, EA_ERR_CONFIG,
+                                "%s host: img_size %d, in_chans %d, dim %d, mlp_hidden %d, out_dim %d must be positive "
+                                "(img_size <= 8192, in_chans <= 4096, dim <= 65536, the others <= 2^20)",
+                                h, c->img_size, c->in_chans, c->dim, c->mlp_hidden, c->out_dim);
+        if (c->depth != 1)
+            return ea_error_set(err, EA_ERR_CONFIG, "%s host: depth %d; the host has one attention layer (depth 1)", h,
+                                c->depth);
+        if (c->host == EA_HOST_MLP && (c->tokens < 1 || c->tokens > 65536 || (double)c->tokens * c->dim > (1 << 24) ||
+                                       (double)c->in_chans * c->img_size * c->img_size > (1 << 26)))
+            return ea_error_set(err, EA_ERR_CONFIG,
+                                "mlp host: tokens %d must be in [1, 65536] with tokens x dim <= 2^24 and an image "
+                                "of at most 2^26 values", c->tokens);
+        if (c->host == EA_HOST_CNN && (c->width < 1 || c->width > 65536 || c->img_size < 4 ||
+                                       (c->pool != EA_POOL_MEAN && c->pool != EA_POOL_MAX)))
+            return ea_error_set(err, EA_ERR_CONFIG,
+                                "cnn host: width %d must be in [1, 65536], img_size %d at least 4 and pool mean (0) "
+                                "or max (2), got %d", c->width, c->img_size, c->pool);
+        return EA_OK;
+    }
+    if (c->pool != EA_POOL_MEAN && c->pool != EA_POOL_CLS)
+        return ea_error_set(err, EA_ERR_CONFIG, "vit: pool %d; expected EA_POOL_MEAN (0) or EA_POOL_CLS (1)", c->pool);
     if (c->img_size <= 0 || c->in_chans <= 0 || c->patch <= 0 || c->dim <= 0 || c->mlp_hidden <= 0 ||
         c->out_dim <= 0 || c->head_hidden < 0)
         return ea_error_set(err, EA_ERR_CONFIG,
@@ -6068,18 +6600,99 @@ static ea_status ea__vit_check(const ea_vit_config *c, ea_error *err) {
     return EA_OK;
 }
 
+/* A block's attention under `prefix` ("blocks.0." or ""), over T tokens;
+   then its norm2 and, for the MoE rows, its experts (1 when it has them). */
+static ea_status ea__build_attn(ea_vit *m, ea_block *bl, const char *prefix, int T, int *moe, ea_error *err) {
+    const ea_vit_config *cfg = &m->cfg;
+    char name[EA_NAME_LEN];
+    ea_attn_config ac;
+    ea_status st;
+    int shape[1];
+    shape[0] = cfg->dim;
+    ac.dim = cfg->dim;
+    ac.n_heads = cfg->n_heads;
+    ac.n_kv_heads = cfg->n_kv_heads;
+    ac.causal = cfg->causal;
+    ac.opt = cfg->opt;
+    ac.mods = NULL;
+    if (!ac.opt.max_len) ac.opt.max_len = T; /* linformer: the model's token count */
+    snprintf(name, sizeof name, "%sattn", prefix);
+    if ((st = ea_attn_build(&bl->attn, cfg->attn, &ac, &m->params, name, err)) != EA_OK) return st;
+    *moe = cfg->opt.experts || bl->attn.variant->moe;
+    if (cfg->host != EA_HOST_VIT && !*moe) return EA_OK; /* a host's attention stands alone */
+    snprintf(name, sizeof name, "%snorm2.weight", prefix);
+    bl->ln2_w = ea_param(&m->params, name, 1, shape, EA_INIT_ONES, 0.0f);
+    snprintf(name, sizeof name, "%snorm2.bias", prefix);
+    bl->ln2_b = ea_param(&m->params, name, 1, shape, EA_INIT_ZEROS, 0.0f);
+    if (*moe) {
+        ea_attn_opts o = cfg->opt;
+        if (!o.experts) { o.experts = 4; if (!o.shared) o.shared = 1; } /* deepseek, kimi defaults */
+        snprintf(name, sizeof name, "%smoe", prefix);
+        return ea_moe_build(&bl->moe, &o, cfg->dim, cfg->mlp_hidden, &m->params, name, err);
+    }
+    return EA_OK;
+}
+
+/* Batch norm "name": weight, bias and PyTorch's three buffers. */
+static void ea__bn_params(ea_params *ps, const char *name, int C, ea_tensor **bn) {
+    static const char *const part[5] = {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"};
+    static const ea_init init[5] = {EA_INIT_ONES, EA_INIT_ZEROS, EA_INIT_ZEROS, EA_INIT_ONES, EA_INIT_ZEROS};
+    char buf[EA_NAME_LEN];
+    int j, shape[1];
+    for (j = 0; j < 5; j++) {
+        shape[0] = j == 4 ? 1 : C;
+        snprintf(buf, sizeof buf, "%s.%s", name, part[j]);
+        bn[j] = j < 2 ? ea_param(ps, buf, 1, shape, init[j], 0.0f) : ea_buffer(ps, buf, 1, shape, init[j]);
+    }
+}
+
+static ea_status ea__host_init(ea_vit *m, int *moe, ea_error *err) {
+    const ea_vit_config *c = &m->cfg;
+    int shape[4];
+    if (c->host == EA_HOST_MLP) {
+        ea__linear_params(&m->params, "fc1", NULL, c->tokens * c->dim, c->in_chans * c->img_size * c->img_size, &m->fc1_w,
+                          &m->fc1_b);
+        if (ea__build_attn(m, &m->blocks[0], "", c->tokens, moe, err) != EA_OK) return err ? err->status : EA_ERR_CONFIG;
+        ea__linear_params(&m->params, "fc2", NULL, c->mlp_hidden, c->tokens * c->dim, &m->fc2_w, &m->fc2_b);
+        ea__linear_params(&m->params, "head", NULL, c->out_dim, c->mlp_hidden, &m->head1_w, &m->head1_b);
+        return EA_OK;
+    }
+    shape[0] = c->width; shape[1] = c->in_chans; shape[2] = shape[3] = 3;
+    m->conv_w[0] = ea_param(&m->params, "conv1.weight", 4, shape, EA_INIT_FANIN, (float)(9 * c->in_chans));
+    ea__bn_params(&m->params, "bn1", c->width, m->bn[0]);
+    shape[0] = c->dim; shape[1] = c->width;
+    m->conv_w[1] = ea_param(&m->params, "conv2.weight", 4, shape, EA_INIT_FANIN, (float)(9 * c->width));
+    ea__bn_params(&m->params, "bn2", c->dim, m->bn[1]);
+    if (ea__build_attn(m, &m->blocks[0], "", ea__vit_tokens(c), moe, err) != EA_OK) return err ? err->status : EA_ERR_CONFIG;
+    ea__linear_params(&m->params, "head", NULL, c->out_dim, c->dim, &m->head1_w, &m->head1_b);
+    return EA_OK;
+}
+
 EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed, ea_error *err) {
     char name[EA_NAME_LEN];
-    int shape[4], i, T, D;
+    int shape[4], i, T, D, moe = 0;
     ea_status st;
+    ea_error local;
+    if (!err) err = &local; /* the helpers report through it */
     if (!m || !cfg) return ea_error_set(err, EA_ERR_ARG, "vit_init: NULL argument");
     memset(m, 0, sizeof *m);
     if ((st = ea__vit_check(cfg, err)) != EA_OK) return st;
     m->cfg = *cfg;
     D = cfg->dim;
-    T = (cfg->img_size / cfg->patch) * (cfg->img_size / cfg->patch);
+    T = ea__vit_tokens(cfg);
+    if (cfg->host != EA_HOST_VIT) {
+        if ((st = ea__host_init(m, &moe, err)) != EA_OK) {
+            ea_vit_free(m);
+            return st;
+        }
+        goto built;
+    }
     shape[0] = 1; shape[1] = T; shape[2] = D;
     m->pos = ea_param(&m->params, "pos_embed", 3, shape, EA_INIT_NORMAL, cfg->pos_std);
+    if (cfg->pool == EA_POOL_CLS) {
+        shape[1] = 1;
+        m->cls = ea_param(&m->params, "cls_token", 3, shape, EA_INIT_NORMAL, cfg->pos_std);
+    }
     shape[0] = D; shape[1] = cfg->in_chans; shape[2] = cfg->patch; shape[3] = cfg->patch;
     m->patch_w = ea_param(&m->params, "patch_embed.proj.weight", 4, shape, EA_INIT_FANIN,
                           (float)(cfg->in_chans * cfg->patch * cfg->patch));
@@ -6087,42 +6700,23 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
                           (float)(cfg->in_chans * cfg->patch * cfg->patch));
     for (i = 0; i < cfg->depth; i++) {
         ea_block *bl = &m->blocks[i];
-        ea_attn_config ac;
+        char prefix[32];
         shape[0] = D;
         snprintf(name, sizeof name, "blocks.%d.norm1.weight", i);
         bl->ln1_w = ea_param(&m->params, name, 1, shape, EA_INIT_ONES, 0.0f);
         snprintf(name, sizeof name, "blocks.%d.norm1.bias", i);
         bl->ln1_b = ea_param(&m->params, name, 1, shape, EA_INIT_ZEROS, 0.0f);
-        ac.dim = D;
-        ac.n_heads = cfg->n_heads;
-        ac.n_kv_heads = cfg->n_kv_heads;
-        ac.causal = cfg->causal;
-        ac.opt = cfg->opt;
-        ac.mods = NULL;
-        if (!ac.opt.max_len) ac.opt.max_len = T; /* linformer: the ViT's token count */
-        snprintf(name, sizeof name, "blocks.%d.attn", i);
-        if ((st = ea_attn_build(&bl->attn, cfg->attn, &ac, &m->params, name, err)) != EA_OK) {
+        snprintf(prefix, sizeof prefix, "blocks.%d.", i);
+        if ((st = ea__build_attn(m, bl, prefix, T, &moe, err)) != EA_OK) {
             ea_vit_free(m);
             return st;
         }
-        snprintf(name, sizeof name, "blocks.%d.norm2.weight", i);
-        bl->ln2_w = ea_param(&m->params, name, 1, shape, EA_INIT_ONES, 0.0f);
-        snprintf(name, sizeof name, "blocks.%d.norm2.bias", i);
-        bl->ln2_b = ea_param(&m->params, name, 1, shape, EA_INIT_ZEROS, 0.0f);
-        if (cfg->opt.experts || bl->attn.variant->moe) {
-            ea_attn_opts o = cfg->opt;
-            if (!o.experts) { o.experts = 4; if (!o.shared) o.shared = 1; } /* deepseek, kimi defaults */
-            snprintf(name, sizeof name, "blocks.%d.moe", i);
-            if ((st = ea_moe_build(&bl->moe, &o, D, cfg->mlp_hidden, &m->params, name, err)) != EA_OK) {
-                ea_vit_free(m);
-                return st;
-            }
-            continue;
-        }
+        if (moe) continue;
         snprintf(name, sizeof name, "blocks.%d.mlp", i);
         ea__linear_params(&m->params, name, "0", cfg->mlp_hidden, D, &bl->fc1_w, &bl->fc1_b);
         ea__linear_params(&m->params, name, "3", D, cfg->mlp_hidden, &bl->fc2_w, &bl->fc2_b);
     }
+built:
     if (m->blocks[0].moe.experts) {
         m->moe_stats = (ea_moe_stats *)EFFATTN_MALLOC((size_t)cfg->depth * sizeof(ea_moe_stats));
         if (!m->moe_stats) {
@@ -6131,6 +6725,7 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
         }
         memset(m->moe_stats, 0, (size_t)cfg->depth * sizeof(ea_moe_stats));
     }
+    if (cfg->host != EA_HOST_VIT) goto alloc;
     shape[0] = D;
     m->norm_w = ea_param(&m->params, "norm.weight", 1, shape, EA_INIT_ONES, 0.0f);
     m->norm_b = ea_param(&m->params, "norm.bias", 1, shape, EA_INIT_ZEROS, 0.0f);
@@ -6139,8 +6734,9 @@ EA_API ea_status ea_vit_init(ea_vit *m, const ea_vit_config *cfg, uint64_t seed,
         ea__linear_params(&m->params, "head", "2", cfg->out_dim, cfg->head_hidden, &m->head2_w,
                           &m->head2_b);
     } else {
-        ea__linear_params(&m->params, "model", "head", cfg->out_dim, D, &m->head1_w, &m->head1_b);
+        ea__linear_params(&m->params, "head", NULL, cfg->out_dim, D, &m->head1_w, &m->head1_b);
     }
+alloc:
     if ((st = ea_params_alloc(&m->params, err)) != EA_OK) {
         ea_vit_free(m);
         return st;
@@ -6165,6 +6761,45 @@ EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x) {
     return ea_vit_forward_aux(ctx, m, x, 0.0f, NULL);
 }
 
+/* x + MoE(LN2(x)) of block i, its balance loss added to *aux */
+static ea_tensor *ea__moe_residual(ea_ctx *ctx, const ea_vit *m, int i, ea_tensor *x, float aux_weight, ea_tensor **aux) {
+    const ea_block *bl = &m->blocks[i];
+    ea_tensor *l = NULL, *a = ea_layernorm(ctx, x, bl->ln2_w, bl->ln2_b, 1e-5f);
+    a = ea_moe_forward(ctx, &bl->moe, a, aux_weight, aux ? &l : NULL, m->moe_stats ? &m->moe_stats[i] : NULL);
+    if (aux) *aux = *aux ? ea_add(ctx, *aux, l) : l;
+    return ea_add(ctx, x, ea_dropout(ctx, a, m->cfg.dropout));
+}
+
+static ea_tensor *ea__host_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x, float aux_weight, ea_tensor **aux) {
+    const ea_vit_config *c = &m->cfg;
+    const ea_block *bl = &m->blocks[0];
+    ea_tensor *h;
+    int shape[3], B = x->shape[0], k;
+    if (c->host == EA_HOST_MLP) {
+        shape[0] = B; shape[1] = c->in_chans * c->img_size * c->img_size;
+        h = ea_act(ctx, ea_linear(ctx, ea_reshape(ctx, x, 2, shape), m->fc1_w, m->fc1_b), EA_ACT_RELU);
+        shape[1] = c->tokens; shape[2] = c->dim;
+        h = ea_dropout(ctx, ea_attn_forward(ctx, &bl->attn, ea_reshape(ctx, h, 3, shape)), c->dropout);
+        if (bl->moe.experts) h = ea__moe_residual(ctx, m, 0, h, aux_weight, aux);
+        shape[1] = c->tokens * c->dim;
+        h = ea_act(ctx, ea_linear(ctx, ea_reshape(ctx, h, 2, shape), m->fc2_w, m->fc2_b), EA_ACT_RELU);
+        return ea_linear(ctx, ea_dropout(ctx, h, c->dropout), m->head1_w, m->head1_b);
+    }
+    h = ea_channels_last(ctx, x);
+    for (k = 0; k < 2; k++) {
+        const int stride = c->pool == EA_POOL_MAX ? 1 : 2;
+        ea_tensor *const *bn = m->bn[k];
+        h = ea_conv2d(ctx, h, m->conv_w[k], NULL, stride, 1);
+        h = ea_act(ctx, ea_batchnorm(ctx, h, bn[0], bn[1], bn[2], bn[3], bn[4], 0.1f, 1e-5f), EA_ACT_RELU);
+        if (c->pool == EA_POOL_MAX) h = ea_maxpool2d(ctx, h, 2, 2);
+    }
+    if (!h) return NULL;
+    shape[0] = B; shape[1] = h->shape[1] * h->shape[2]; shape[2] = c->dim;
+    h = ea_dropout(ctx, ea_attn_forward(ctx, &bl->attn, ea_reshape(ctx, h, 3, shape)), c->dropout);
+    if (bl->moe.experts) h = ea__moe_residual(ctx, m, 0, h, aux_weight, aux);
+    return ea_linear(ctx, ea_mean_tokens(ctx, h), m->head1_w, m->head1_b);
+}
+
 EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x, float aux_weight, ea_tensor **aux) {
     const ea_vit_config *c = &m->cfg;
     ea_tensor *h;
@@ -6174,26 +6809,37 @@ EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x,
     if (!ea__ok(ctx, x, x)) return NULL;
     if (x->ndim != 4 || x->shape[1] != c->in_chans || x->shape[2] != c->img_size ||
         x->shape[3] != c->img_size)
-        return ea__fail(ctx, EA_ERR_SHAPE, "vit: expected input [B, %d, %d, %d], got %s", c->in_chans,
+        return ea__fail(ctx, EA_ERR_SHAPE, "%s: expected input [B, %d, %d, %d], got %s",
+                        c->host == EA_HOST_MLP ? "mlp host" : c->host == EA_HOST_CNN ? "cnn host" : "vit", c->in_chans,
                         c->img_size, c->img_size, ea__shape_str(x, s1, sizeof s1));
+    if (c->host != EA_HOST_VIT) return ea__host_forward(ctx, m, x, aux_weight, aux);
     h = ea_patch_embed(ctx, x, m->patch_w, m->patch_b);
-    h = ea_add(ctx, h, m->pos);
+    if (m->cls) {
+        int shape[2];
+        shape[0] = 1; shape[1] = c->dim;
+        h = ea_prepend_tokens(ctx, ea_reshape(ctx, m->cls, 2, shape), h);
+    }
+    h = ea_dropout(ctx, ea_add(ctx, h, m->pos), c->dropout);
     for (i = 0; i < c->depth; i++) {
         const ea_block *bl = &m->blocks[i];
         ea_tensor *a = ea_layernorm(ctx, h, bl->ln1_w, bl->ln1_b, 1e-5f);
         a = ea_attn_forward(ctx, &bl->attn, a);
-        h = ea_add(ctx, h, a);
-        a = ea_layernorm(ctx, h, bl->ln2_w, bl->ln2_b, 1e-5f);
+        h = ea_add(ctx, h, ea_dropout(ctx, a, c->dropout));
         if (bl->moe.experts) {
-            ea_tensor *l = NULL;
-            a = ea_moe_forward(ctx, &bl->moe, a, aux_weight, aux ? &l : NULL, m->moe_stats ? &m->moe_stats[i] : NULL);
-            if (aux) *aux = *aux ? ea_add(ctx, *aux, l) : l;
-        } else {
-            a = ea__mlp(ctx, a, bl->fc1_w, bl->fc1_b, bl->fc2_w, bl->fc2_b);
+            h = ea__moe_residual(ctx, m, i, h, aux_weight, aux);
+            continue;
         }
-        h = ea_add(ctx, h, a);
+        a = ea__mlp(ctx, ea_layernorm(ctx, h, bl->ln2_w, bl->ln2_b, 1e-5f), bl->fc1_w, bl->fc1_b, bl->fc2_w, bl->fc2_b);
+        h = ea_add(ctx, h, ea_dropout(ctx, a, c->dropout));
     }
-    h = ea_mean_tokens(ctx, ea_layernorm(ctx, h, m->norm_w, m->norm_b, 1e-5f));
+    h = ea_layernorm(ctx, h, m->norm_w, m->norm_b, 1e-5f);
+    if (m->cls) {
+        int shape[2];
+        shape[0] = x->shape[0]; shape[1] = c->dim;
+        h = ea_reshape(ctx, ea_slice_tokens(ctx, h, 0, 1), 2, shape);
+    } else {
+        h = ea_mean_tokens(ctx, h);
+    }
     h = ea_linear(ctx, h, m->head1_w, m->head1_b);
     if (c->head_hidden) h = ea_linear(ctx, ea_gelu(ctx, h), m->head2_w, m->head2_b);
     return h;
@@ -6203,16 +6849,26 @@ EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x,
    GELU and softmax add well under 1%). */
 EA_API double ea_vit_flops(const ea_vit *m) {
     const ea_vit_config *c = &m->cfg;
-    double T = (double)(c->img_size / c->patch) * (c->img_size / c->patch), D = c->dim, f;
+    double T = ea__vit_tokens(c), D = c->dim, f, P;
     int i;
-    f = 2.0 * T * D * c->in_chans * c->patch * c->patch;
+    if (c->host == EA_HOST_MLP) {
+        f = 2.0 * c->in_chans * c->img_size * c->img_size * T * D + 2.0 * T * D * c->mlp_hidden + 2.0 * c->mlp_hidden * c->out_dim;
+    } else if (c->host == EA_HOST_CNN) { /* conv 1 at the input's resolution (max) or half of it (stride 2) */
+        P = c->pool == EA_POOL_MAX ? (double)c->img_size * c->img_size : (double)((c->img_size + 1) / 2) * ((c->img_size + 1) / 2);
+        f = 18.0 * P * c->width * c->in_chans + 18.0 * T * (c->pool == EA_POOL_MAX ? 4.0 : 1.0) * D * c->width;
+        f += 2.0 * D * c->out_dim;
+    } else {
+        P = (double)(c->img_size / c->patch) * (c->img_size / c->patch);
+        f = 2.0 * P * D * c->in_chans * c->patch * c->patch;
+    }
     for (i = 0; i < c->depth; i++)
     {
         const ea_moe *e = &m->blocks[i].moe;
         f += m->blocks[i].attn.variant->flops(&m->blocks[i].attn, (int)T);
         f += e->experts ? T * (4.0 * D * e->hidden * (e->k + e->shared) + 2.0 * D * e->experts)
-                        : 4.0 * T * D * c->mlp_hidden;
+                        : c->host == EA_HOST_VIT ? 4.0 * T * D * c->mlp_hidden : 0.0;
     }
+    if (c->host != EA_HOST_VIT) return f;
     if (c->head_hidden) f += 2.0 * D * c->head_hidden + 2.0 * c->head_hidden * c->out_dim;
     else f += 2.0 * D * c->out_dim;
     return f;
@@ -6227,7 +6883,7 @@ EA_API double ea_vit_flops(const ea_vit *m) {
        m ← β1·m + (1-β1)·g,   v ← β2·v + (1-β2)·g²
        p ← p - lr · (m / (1-β1ᵗ)) / (√(v / (1-β2ᵗ)) + ε)
    Like torch.optim.AdamW(model.parameters()), decay applies to every
-   parameter. */
+   parameter; buffers (batch norm's running statistics) are not parameters. */
 EA_API void ea_adamw_init(ea_adamw *o, float lr, float weight_decay) {
     o->lr = lr;
     o->beta1 = 0.9f;
@@ -6238,17 +6894,24 @@ EA_API void ea_adamw_init(ea_adamw *o, float lr, float weight_decay) {
 }
 
 EA_API void ea_adamw_step(ea_adamw *o, ea_params *ps) {
-    size_t i;
+    size_t i, lo = 0, hi;
+    int t;
     float bc1, bc2, decay;
     o->step++;
     bc1 = 1.0f - powf(o->beta1, (float)o->step);
     bc2 = 1.0f - powf(o->beta2, (float)o->step);
     decay = 1.0f - o->lr * o->weight_decay;
-    for (i = 0; i < ps->n; i++) {
-        float g = ps->grad[i];
-        float m = ps->m[i] = o->beta1 * ps->m[i] + (1.0f - o->beta1) * g;
-        float v = ps->v[i] = o->beta2 * ps->v[i] + (1.0f - o->beta2) * g * g;
-        ps->data[i] = ps->data[i] * decay - o->lr * (m / bc1) / (sqrtf(v / bc2) + o->eps);
+    /* runs of the flat buffer between buffers (usually the whole of it) */
+    for (t = 0; t <= ps->count; t++) {
+        if (t < ps->count && !ps->info[t].buffer) continue;
+        hi = t < ps->count ? ps->info[t].offset : ps->n;
+        for (i = lo; i < hi; i++) {
+            float g = ps->grad[i];
+            float m = ps->m[i] = o->beta1 * ps->m[i] + (1.0f - o->beta1) * g;
+            float v = ps->v[i] = o->beta2 * ps->v[i] + (1.0f - o->beta2) * g * g;
+            ps->data[i] = ps->data[i] * decay - o->lr * (m / bc1) / (sqrtf(v / bc2) + o->eps);
+        }
+        if (t < ps->count) lo = ps->info[t].offset + (ps->tensors[t]->size + 15) / 16 * 16;
     }
 }
 
@@ -6719,7 +7382,8 @@ static uint64_t ea__get_le(const unsigned char *p, int bytes) {
 static size_t ea__dtype_size(ea_dtype d) { return d == EA_DT_U64 ? 8 : d == EA_DT_U8 ? 1 : 4; }
 
 #define EA_CK_MAGIC "EACKPT\0\0"
-#define EA_CK_VERSION 3u   /* 2 added the attention options, 3 their count; versions 1 and 2 still load */
+#define EA_CK_VERSION 4u   /* 2 added the attention options, 3 their count, 4 the classifier fields; older versions load */
+#define EA_CK_HOST 5       /* host, pool, tokens, width, dropout */
 #define EA_CK_MAX_ENTRIES 100000u
 #define EA_CK_CONFIG_V1 (12 * 4 + 32)
 #define EA_CK_OPTS_V2 17   /* options a version-2 file holds, without a count */
@@ -6752,11 +7416,28 @@ static void ea__put_config(ea__wbuf *b, const ea_vit_config *c) {
         ea__put_le(b, EA_ATTN_OPTS, 4);
         for (i = 0; i < EA_ATTN_OPTS; i++) ea__put_le(b, (uint32_t)*ea__opt_at(&o, i), 4);
     }
+    memcpy(&u, &c->dropout, 4);
+    ea__put_le(b, EA_CK_HOST, 4);
+    ea__put_le(b, (uint32_t)c->host, 4);
+    ea__put_le(b, (uint32_t)c->pool, 4);
+    ea__put_le(b, (uint32_t)c->tokens, 4);
+    ea__put_le(b, (uint32_t)c->width, 4);
+    ea__put_le(b, u, 4);
 }
+
 
 /* The options' count (version 3 stores it; version 2 held 17, version 1 none). */
 static uint32_t ea__ck_opts(const unsigned char *p, uint32_t version) {
     return version >= 3 ? (uint32_t)ea__get_le(p + EA_CK_CONFIG_V1, 4) : version == 2 ? EA_CK_OPTS_V2 : 0;
+}
+
+/* Bytes of the configuration: its fixed part, the options and (version 4)
+   the classifier fields; 0 when `size` bytes cannot hold it. */
+static uint32_t ea__ck_config_bytes(const unsigned char *p, size_t size, uint32_t version) {
+    uint32_t n = EA_CK_CONFIG_V1 + (version >= 3 ? 4 : 0) + 4 * ea__ck_opts(p, version);
+    if (version < 4) return n;
+    if (size < (size_t)n + 4 || ea__get_le(p + n, 4) != EA_CK_HOST) return 0;
+    return n + 4 + 4 * EA_CK_HOST;
 }
 
 static void ea__get_config(const unsigned char *p, uint32_t version, ea_vit_config *c) {
@@ -6773,6 +7454,15 @@ static void ea__get_config(const unsigned char *p, uint32_t version, ea_vit_conf
     memcpy(c->attn, p + 48, 31);
     c->attn[31] = 0;
     for (i = 0; i < n_opts; i++) *ea__opt_at(&c->opt, i) = (int)(int32_t)(uint32_t)ea__get_le(o + 4 * i, 4);
+    if (version >= 4) { /* checked by ea__ck_config_bytes */
+        const unsigned char *h = o + 4 * n_opts + 4;
+        c->host = (int)(int32_t)(uint32_t)ea__get_le(h, 4);
+        c->pool = (int)(int32_t)(uint32_t)ea__get_le(h + 4, 4);
+        c->tokens = (int)(int32_t)(uint32_t)ea__get_le(h + 8, 4);
+        c->width = (int)(int32_t)(uint32_t)ea__get_le(h + 12, 4);
+        u = (uint32_t)ea__get_le(h + 16, 4);
+        memcpy(&c->dropout, &u, 4);
+    }
 }
 
 EA_API ea_status ea_checkpoint_save(const char *path, const ea_vit *m, const ea_adamw *opt,
@@ -6941,8 +7631,9 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
     if (ea__ck_opts(buf + 16, version) > EA_ATTN_OPTS)
         return ea_error_set(err, EA_ERR_FORMAT, "checkpoint holds %u attention options; this build knows %d",
                             ea__ck_opts(buf + 16, version), EA_ATTN_OPTS);
-    cfg_bytes = EA_CK_CONFIG_V1 + (version >= 3 ? 4 : 0) + 4 * ea__ck_opts(buf + 16, version);
-    if (size < 16 + cfg_bytes + 8) return ea_error_set(err, EA_ERR_FORMAT, "checkpoint too short for its header");
+    cfg_bytes = ea__ck_config_bytes(buf + 16, size - 16, version);
+    if (!cfg_bytes || size < 16 + cfg_bytes + 8)
+        return ea_error_set(err, EA_ERR_FORMAT, "checkpoint too short for its header (or a bad count of classifier fields)");
     if (ea_crc32(0, buf + 8, size - 12) != (uint32_t)ea__get_le(buf + size - 4, 4))
         return ea_error_set(err, EA_ERR_FORMAT, "checkpoint checksum mismatch: the file is damaged or truncated");
     table_bytes = ea__get_le(buf + 12, 4);
@@ -6981,12 +7672,13 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
             cfg.depth != c->depth || cfg.n_heads != c->n_heads || cfg.mlp_hidden != c->mlp_hidden ||
             cfg.head_hidden != c->head_hidden || cfg.out_dim != c->out_dim || cfg.causal != c->causal ||
             strcmp(cfg.attn, c->attn) != 0 || (strcmp(cfg.attn, "gqa") == 0 && cfg.n_kv_heads != c->n_kv_heads) ||
-            memcmp(&cfg.opt, &c->opt, sizeof cfg.opt) != 0)
+            memcmp(&cfg.opt, &c->opt, sizeof cfg.opt) != 0 || cfg.host != c->host || cfg.pool != c->pool ||
+            cfg.tokens != c->tokens || cfg.width != c->width || cfg.dropout != c->dropout)
             return ea_error_set(err, EA_ERR_CONFIG,
-                                "checkpoint holds another model: attention '%s', dim %d, depth %d, heads %d, image %d "
-                                "(this model: '%s', %d, %d, %d, %d)",
-                                cfg.attn, cfg.dim, cfg.depth, cfg.n_heads, cfg.img_size, c->attn, c->dim, c->depth,
-                                c->n_heads, c->img_size);
+                                "checkpoint holds another model: host %d, attention '%s', dim %d, depth %d, heads %d, "
+                                "image %d (this model: %d, '%s', %d, %d, %d, %d; or other options)",
+                                cfg.host, cfg.attn, cfg.dim, cfg.depth, cfg.n_heads, cfg.img_size, c->host, c->attn,
+                                c->dim, c->depth, c->n_heads, c->img_size);
     }
     /* pass 0 checks every name and size, pass 1 copies: a failed load
        leaves the model, the optimizer and the arrays untouched */

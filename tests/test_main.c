@@ -2043,9 +2043,9 @@ static void test_checkpoint_opts(void) {
     ea_vit_init(&m2, &cfg, 1, &err);
     CHECK(ea_checkpoint_load(path, &m2, NULL, NULL, 0, &err) == EA_ERR_CONFIG, "other options refused: %s", err.msg);
     ea_vit_free(&m2);
-    /* a version-1 file: the same bytes without the options block */
+    /* a version-1 file: the same bytes without the options and classifier blocks */
     if (ea__read_file(path, &buf, &len, &err) == EA_OK) {
-        size_t cut = 16 + EA_CK_CONFIG_V1, gone = 4 + 4 * EA_ATTN_OPTS, n1 = len - gone;
+        size_t host = 4 + 4 * EA_CK_HOST, cut = 16 + EA_CK_CONFIG_V1, gone = 4 + 4 * EA_ATTN_OPTS + host, n1 = len - gone;
         v1 = (unsigned char *)malloc(len);
         memcpy(v1, buf, cut);
         memcpy(v1 + cut, buf + cut + gone, len - cut - gone);
@@ -2060,7 +2060,7 @@ static void test_checkpoint_opts(void) {
               "version 1 still loads: %s", err.msg);
         /* a version-2 file: 17 options without their count */
         {
-            size_t drop1 = 4, keep = 4 * 17, drop2 = 4 * (EA_ATTN_OPTS - 17), n2 = len - drop1 - drop2;
+            size_t drop1 = 4, keep = 4 * 17, drop2 = 4 * (EA_ATTN_OPTS - 17) + host, n2 = len - drop1 - drop2;
             memcpy(v1, buf, cut);
             memcpy(v1 + cut, buf + cut + drop1, keep);
             memcpy(v1 + cut + keep, buf + cut + drop1 + keep + drop2, len - cut - drop1 - keep - drop2);
@@ -2073,6 +2073,21 @@ static void test_checkpoint_opts(void) {
             CHECK(ea_checkpoint_parse(v1, n2, &back, NULL, NULL, NULL, 0, &err) == EA_OK && back.opt.window == 3 &&
                       back.opt.latent == 0 && back.dim == m.cfg.dim,
                   "version 2 still loads: %s", err.msg);
+        }
+        /* a version-3 file: without the classifier block (a ViT with mean pooling) */
+        {
+            size_t at = cut + 4 + 4 * EA_ATTN_OPTS, n3 = len - host;
+            memcpy(v1, buf, at);
+            memcpy(v1 + at, buf + at + host, len - at - host);
+            v1[8] = 3;
+            tb = (uint32_t)(buf[12] | buf[13] << 8 | buf[14] << 16 | (uint32_t)buf[15] << 24) - (uint32_t)host;
+            v1[12] = (unsigned char)tb; v1[13] = (unsigned char)(tb >> 8); v1[14] = (unsigned char)(tb >> 16); v1[15] = (unsigned char)(tb >> 24);
+            crc = ea_crc32(0, v1 + 8, n3 - 12);
+            v1[n3 - 4] = (unsigned char)crc; v1[n3 - 3] = (unsigned char)(crc >> 8); v1[n3 - 2] = (unsigned char)(crc >> 16); v1[n3 - 1] = (unsigned char)(crc >> 24);
+            memset(&back, 0x55, sizeof back);
+            CHECK(ea_checkpoint_parse(v1, n3, &back, &m, NULL, NULL, 0, &err) == EA_OK && back.opt.window == 3 &&
+                      back.host == EA_HOST_VIT && back.pool == EA_POOL_MEAN && back.dropout == 0.0f,
+                  "version 3 still loads: %s", err.msg);
         }
         free(v1);
         EFFATTN_FREE(buf);
