@@ -6,13 +6,14 @@ WARN     = -Wall -Wextra -Wpedantic
 LDLIBS   = -lm
 BUILD    = build
 
-.PHONY: all demo test test-scalar test-asan test-arm valgrind fuzz fuzz-smoke strict bench clean help
+.PHONY: all demo demo-classify test test-scalar test-asan test-arm valgrind fuzz fuzz-smoke strict bench clean help
 
-all: $(BUILD)/track $(BUILD)/stream
+all: $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
 
 help:
-	@echo "make              build the examples (track, stream) into $(BUILD)/"
+	@echo "make              build the examples (track, stream, classify) into $(BUILD)/"
 	@echo "make demo         train the default tracker on generated videos and print its result"
+	@echo "make demo-classify  train seed 001's CNN host (attention over its feature map) on generated shapes"
 	@echo "make test         build and run the test suite (last line: N passed, N failed)"
 	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
 	@echo "make test-asan    the test suite under AddressSanitizer and UndefinedBehaviorSanitizer"
@@ -26,14 +27,20 @@ help:
 $(BUILD):
 	mkdir -p $(BUILD)
 
-$(BUILD)/track: examples/track.c effattn.h | $(BUILD)
+$(BUILD)/track: examples/track.c examples/cli.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
-$(BUILD)/stream: examples/stream.c effattn.h | $(BUILD)
+$(BUILD)/stream: examples/stream.c examples/cli.h effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
+$(BUILD)/classify: examples/classify.c examples/cli.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
 demo: $(BUILD)/track
 	./$(BUILD)/track
+
+demo-classify: $(BUILD)/classify
+	./$(BUILD)/classify
 
 $(BUILD)/test_main: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
@@ -41,16 +48,16 @@ $(BUILD)/test_main: tests/test_main.c effattn.h | $(BUILD)
 $(BUILD)/test_scalar: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) -DEFFATTN_NO_SIMD $(WARN) $< -o $@ $(LDLIBS)
 
-test: $(BUILD)/test_main $(BUILD)/track $(BUILD)/stream
+test: $(BUILD)/test_main $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
 	./$(BUILD)/test_main
 
-test-scalar: $(BUILD)/test_scalar $(BUILD)/track $(BUILD)/stream
+test-scalar: $(BUILD)/test_scalar $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
 	./$(BUILD)/test_scalar
 
 $(BUILD)/test_asan: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(WARN) $< -o $@ $(LDLIBS)
 
-test-asan: $(BUILD)/test_asan $(BUILD)/track $(BUILD)/stream
+test-asan: $(BUILD)/test_asan $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_asan
 
 # The NEON path: cross-compiled, run under user-mode qemu.  Emulation is
@@ -62,7 +69,7 @@ QEMU   ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 $(BUILD)/test_arm: tests/test_main.c effattn.h | $(BUILD)
 	$(ARM_CC) -O2 $(WARN) $< -o $@ $(LDLIBS)
 
-test-arm: $(BUILD)/test_arm $(BUILD)/track $(BUILD)/stream
+test-arm: $(BUILD)/test_arm $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
 	EFFATTN_TEST_QUICK=1 $(QEMU) ./$(BUILD)/test_arm
 
 # valgrind cannot decode AVX-512, so this build stops at AVX2.
@@ -72,9 +79,17 @@ $(BUILD)/track_vg: examples/track.c effattn.h | $(BUILD)
 $(BUILD)/stream_vg: examples/stream.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
 
+$(BUILD)/classify_vg: examples/classify.c effattn.h | $(BUILD)
+	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
+
 # the tracker trains, saves and reloads; the streaming tracker trains a few
 # steps and streams past h2o's budget, crossmem's FIFO and mla's cache
-valgrind: $(BUILD)/track_vg $(BUILD)/stream_vg
+valgrind: $(BUILD)/track_vg $(BUILD)/stream_vg $(BUILD)/classify_vg
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	  ./$(BUILD)/classify_vg --model cnn --pool max --dropout 0.1 --augment --images 40 --test-images 20 --epochs 1 \
+	  --batch 16 --latency-runs 1 --quiet --save $(BUILD)/vg_cls.eack
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	  ./$(BUILD)/classify_vg --model mlp --images 40 --test-images 20 --epochs 1 --batch 16 --latency-runs 1 --quiet
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	  ./$(BUILD)/track_vg --videos 3 --frames 6 --epochs 2 --batch 4 --latency-runs 1 --quiet --save $(BUILD)/vg.safetensors
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
@@ -107,6 +122,9 @@ strict: | $(BUILD)
 	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/stream.c -o $(BUILD)/strict_stream $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/stream.c -o $(BUILD)/strict_stream $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/classify.c -o $(BUILD)/strict_classify $(LDLIBS); \
+	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/classify.c -o $(BUILD)/strict_classify $(LDLIBS); \
+	g++ -x c++ -std=c++11 -O1 -march=native $(WARN) -Werror examples/classify.c -o $(BUILD)/strict_classify $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \
@@ -114,11 +132,11 @@ strict: | $(BUILD)
 
 # libFuzzer harnesses for every parser (clang); seed corpora in tests/fuzz/corpus,
 # new inputs collect in build/corpus_NAME.
-FUZZERS      = safetensors checkpoint idx cifar flags
+FUZZERS      = safetensors checkpoint idx cifar flags gzip
 FUZZ_SECONDS ?= 600
 FUZZ_CC      ?= clang
 
-$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c effattn.h examples/track.c | $(BUILD)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c effattn.h examples/track.c examples/cli.h | $(BUILD)
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(WARN) $< -o $@ $(LDLIBS)
 
 fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZERS))

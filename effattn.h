@@ -59,7 +59,8 @@
     5. SIMD LAYER and GEMM
     6. TENSORS, ARENA, AUTOGRAD TAPE, PARAMETERS
     7. CORE OPS: linear, matmul, add, layer norm, GELU, softmax,
-       patch embedding, token mean, MSE, cross-entropy, and the small ops
+       convolution (patch embedding, conv2d), batch norm, max-pool,
+       dropout, token mean, MSE, cross-entropy, and the small ops
        the variants are written with (heads, segment means, rope, SiLU,
        causal conv, ...)
     8. ATTENTION: the kernels (exact scaled dot-product, flash-tiled with
@@ -70,11 +71,13 @@
        cache, ea_attn_step), mla, h2o, crossmem, mamba, and the variant
        table
     9. BLOCKS AND MODELS: mixture-of-experts feed-forward, pre-norm
-       transformer block, ViT / tracker
+       transformer block, ViT (the tracker, seed 002's classifier), seed
+       001's MLP and CNN classifier hosts
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
        weight import/export (safetensors), checkpoints
-   11. DATA: moving-object video generator, recorded videos, IDX and
-       CIFAR-10 loaders
+   11. DATA: moving-object video generator, recorded videos, gzip
+       (inflate), IDX and CIFAR-10 loaders, Fashion-MNIST, synthetic
+       shapes, image batches with augmentation
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
 */
@@ -835,7 +838,7 @@ EA_API ea_status ea_videos_pair(const ea_videos *v, int video, int t, float *x, 
 /* ---- image datasets: IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary ------
    IDX: magic 00 00 08 ndim (unsigned bytes), ndim big-endian u32 sizes,
    then the bytes.  Debian's dataset-fashion-mnist ships them gzipped under
-   /usr/share/datasets/fashion-mnist: decompress once with `gunzip -k`.
+   /usr/share/datasets/fashion-mnist; ea_idx_load reads either form.
    CIFAR-10: records of 1 label byte (0..9) + 3072 pixel bytes (R, G, B
    planes of 32x32).  Both loaders reject wrong magic, sizes that do not
    match the header, truncated and oversized files with a clear message. */
@@ -878,7 +881,8 @@ EA_API ea_status ea_images_fashion_mnist(ea_images *train, ea_images *test, cons
 EA_API ea_status ea_images_cifar10(ea_images *train, ea_images *test, const char *dir, ea_error *err);
 /* n synthetic 32x32 RGB images of 10 shapes (disc, ring, square, frame,
    triangle, plus, star, half-disc, L, two dots) of random size, position,
-   rotation and colour over a noisy background; a pure function of seed. */
+   rotation and colour, lighter than their noisy background of another
+   random colour; a pure function of seed. */
 EA_API ea_status ea_images_shapes(ea_images *out, int n, uint64_t seed, ea_error *err);
 EA_API void ea_images_free(ea_images *im);
 /* Per-channel mean and standard deviation of pixel / 255 over the set */
@@ -7673,7 +7677,7 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
             cfg.head_hidden != c->head_hidden || cfg.out_dim != c->out_dim || cfg.causal != c->causal ||
             strcmp(cfg.attn, c->attn) != 0 || (strcmp(cfg.attn, "gqa") == 0 && cfg.n_kv_heads != c->n_kv_heads) ||
             memcmp(&cfg.opt, &c->opt, sizeof cfg.opt) != 0 || cfg.host != c->host || cfg.pool != c->pool ||
-            cfg.tokens != c->tokens || cfg.width != c->width || cfg.dropout != c->dropout)
+            cfg.tokens != c->tokens || cfg.width != c->width) /* dropout may differ: it does not change the weights */
             return ea_error_set(err, EA_ERR_CONFIG,
                                 "checkpoint holds another model: host %d, attention '%s', dim %d, depth %d, heads %d, "
                                 "image %d (this model: %d, '%s', %d, %d, %d, %d; or other options)",
@@ -7959,7 +7963,13 @@ EA_API ea_status ea_idx_load(ea_u8_array *out, const char *path, ea_error *err) 
     ea_status s;
     memset(out, 0, sizeof *out);
     if ((s = ea__read_file(path, &buf, &size, err)) != EA_OK) return s;
-    s = ea_idx_parse(out, buf, size, err);
+    if (size >= 2 && buf[0] == 0x1f && buf[1] == 0x8b) { /* gzipped, as Debian ships it */
+        unsigned char *raw;
+        s = ea_gunzip(buf, size, &raw, &size, err);
+        EFFATTN_FREE(buf);
+        buf = raw;
+    }
+    if (s == EA_OK) s = ea_idx_parse(out, buf, size, err);
     EFFATTN_FREE(buf);
     if (s != EA_OK) ea__error_in_file(err, s, path);
     return s;
@@ -8043,6 +8053,443 @@ EA_API ea_status ea_cifar_load(ea_cifar *out, const char *const *paths, int n_pa
         }
     }
     return EA_OK;
+}
+
+/* --- gzip and DEFLATE -------------------------------------------------------
+   DEFLATE (RFC 1951) is a run of blocks: stored (raw bytes), or Huffman-
+   coded with a fixed code or with codes sent at the block's start.  Symbols
+   0-255 are bytes, 256 ends the block, 257-285 are lengths 3-258 followed
+   by a distance code: "copy `length` bytes from `distance` back".  Codes
+   are canonical: only each symbol's code length is sent, and the codes of
+   one length are consecutive integers in symbol order, so a decoder reads
+   one bit at a time and compares with the first code of each length.  That
+   is slower than zlib's lookup tables (Fashion-MNIST's 47 MB take about a
+   second) and fits on a page.  gzip (RFC 1952) wraps one DEFLATE stream in
+   a 10-byte header (plus optional fields) and a trailer of the data's
+   CRC-32 and length. */
+typedef struct ea__bits {
+    const unsigned char *p;
+    size_t n, pos;   /* input bytes, next byte */
+    uint32_t buf;    /* bits not yet used, first bit lowest */
+    int cnt, overrun;
+} ea__bits;
+
+static uint32_t ea__getbits(ea__bits *s, int need) {
+    uint32_t v;
+    while (s->cnt < need) {
+        if (s->pos >= s->n) {
+            s->overrun = 1;
+            return 0;
+        }
+        s->buf |= (uint32_t)s->p[s->pos++] << s->cnt;
+        s->cnt += 8;
+    }
+    v = s->buf & ((1u << need) - 1u);
+    s->buf >>= need;
+    s->cnt -= need;
+    return v;
+}
+
+typedef struct ea__huff {
+    short count[16];  /* codes of each length */
+    short sym[320];   /* symbols ordered by code */
+} ea__huff;
+
+/* 0: a complete code; > 0: incomplete (allowed, an unused code fails when
+   read); -1: more codes than lengths allow */
+static int ea__huff_build(ea__huff *h, const unsigned char *len, int n) {
+    short next[16];
+    int i, left = 1;
+    memset(h->count, 0, sizeof h->count);
+    for (i = 0; i < n; i++) h->count[len[i]]++;
+    for (i = 1; i < 16; i++) {
+        left = 2 * left - h->count[i];
+        if (left < 0) return -1;
+    }
+    next[1] = 0;
+    for (i = 1; i < 15; i++) next[i + 1] = (short)(next[i] + h->count[i]);
+    for (i = 0; i < n; i++)
+        if (len[i]) h->sym[next[len[i]]++] = (short)i;
+    return left;
+}
+
+static int ea__huff_read(ea__bits *s, const ea__huff *h) {
+    int code = 0, first = 0, index = 0, l;
+    for (l = 1; l < 16; l++) {
+        code |= (int)ea__getbits(s, 1);
+        if (s->overrun) return -1;
+        if (code - first < h->count[l]) return h->sym[index + code - first];
+        index += h->count[l];
+        first = (first + h->count[l]) << 1;
+        code <<= 1;
+    }
+    return -1;
+}
+
+/* The stream at s into out[0 .. cap); NULL on success, else what was wrong. */
+static const char *ea__inflate(ea__bits *s, unsigned char *out, size_t cap, size_t *out_n) {
+    static const short lbase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+                                    31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+    static const unsigned char lextra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                             2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+    static const unsigned short dbase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,    65,    97,    129,
+                                             193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+    static const unsigned char dextra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+    static const unsigned char order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+    ea__huff lit, dist;
+    unsigned char len[320];
+    size_t o = 0;
+    int last = 0;
+    while (!last) {
+        int type;
+        last = (int)ea__getbits(s, 1);
+        type = (int)ea__getbits(s, 2);
+        if (s->overrun) return "the stream ends inside a block header";
+        if (type == 0) { /* stored: from the next byte boundary, LEN, ~LEN, bytes */
+            size_t L;
+            s->buf = 0;
+            s->cnt = 0;
+            if (s->n - s->pos < 4) return "a stored block ends inside its length";
+            L = (size_t)s->p[s->pos] | (size_t)s->p[s->pos + 1] << 8;
+            if ((L ^ ((size_t)s->p[s->pos + 2] | (size_t)s->p[s->pos + 3] << 8)) != 0xffff)
+                return "a stored block's length and its complement disagree";
+            s->pos += 4;
+            if (s->n - s->pos < L) return "a stored block runs past the end of the file";
+            if (cap - o < L) return "the data is longer than the gzip trailer says";
+            memcpy(out + o, s->p + s->pos, L);
+            s->pos += L;
+            o += L;
+            continue;
+        }
+        if (type == 3) return "a block of the reserved type 3";
+        if (type == 1) { /* the fixed code */
+            int i;
+            for (i = 0; i < 288; i++) len[i] = (unsigned char)(i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8);
+            ea__huff_build(&lit, len, 288);
+            for (i = 0; i < 30; i++) len[i] = 5;
+            ea__huff_build(&dist, len, 30);
+        } else { /* codes sent in the block, themselves coded */
+            int nlit = (int)ea__getbits(s, 5) + 257, ndist = (int)ea__getbits(s, 5) + 1, ncl = (int)ea__getbits(s, 4) + 4;
+            int i, sym;
+            ea__huff cl;
+            memset(len, 0, 19);
+            for (i = 0; i < ncl; i++) len[order[i]] = (unsigned char)ea__getbits(s, 3);
+            if (s->overrun) return "the stream ends inside a code description";
+            if (nlit > 286 || ndist > 30) return "a block declares more than 286 literal or 30 distance codes";
+            if (ea__huff_build(&cl, len, 19) != 0) return "a bad code-length code";
+            for (i = 0; i < nlit + ndist;) {
+                int rep, val = 0;
+                if ((sym = ea__huff_read(s, &cl)) < 0) return "a bad code length";
+                if (sym < 16) {
+                    len[i++] = (unsigned char)sym;
+                    continue;
+                }
+                if (sym == 16) {
+                    if (i == 0) return "a repeat of the previous code length with none before it";
+                    val = len[i - 1];
+                    rep = 3 + (int)ea__getbits(s, 2);
+                } else {
+                    rep = sym == 17 ? 3 + (int)ea__getbits(s, 3) : 11 + (int)ea__getbits(s, 7);
+                }
+                if (s->overrun || i + rep > nlit + ndist) return "code lengths run past their count";
+                while (rep--) len[i++] = (unsigned char)val;
+            }
+            if (len[256] == 0) return "a block without an end-of-block code";
+            if (ea__huff_build(&lit, len, nlit) < 0 || ea__huff_build(&dist, len + nlit, ndist) < 0)
+                return "an over-subscribed code";
+        }
+        for (;;) {
+            int sym = ea__huff_read(s, &lit), d;
+            size_t L, D;
+            if (sym < 0) return "a bad literal/length code (damaged or truncated data)";
+            if (sym < 256) {
+                if (o == cap) return "the data is longer than the gzip trailer says";
+                out[o++] = (unsigned char)sym;
+                continue;
+            }
+            if (sym == 256) break;
+            sym -= 257;
+            if (sym >= 29) return "a length code beyond 285";
+            L = (size_t)lbase[sym] + ea__getbits(s, lextra[sym]);
+            d = ea__huff_read(s, &dist);
+            if (d < 0 || d >= 30) return "a bad distance code";
+            D = (size_t)dbase[d] + ea__getbits(s, dextra[d]);
+            if (s->overrun) return "the stream ends inside a match";
+            if (D > o) return "a distance reaching before the start of the data";
+            if (cap - o < L) return "the data is longer than the gzip trailer says";
+            for (; L; L--, o++) out[o] = out[o - D];
+        }
+    }
+    *out_n = o;
+    return NULL;
+}
+
+EA_API ea_status ea_gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *out_n, ea_error *err) {
+    size_t pos = 10, got = 0, isize;
+    uint32_t crc;
+    ea__bits s;
+    const char *why;
+    int flg;
+    if (!out || !out_n) return ea_error_set(err, EA_ERR_ARG, "gunzip: NULL output");
+    *out = NULL;
+    *out_n = 0;
+    if (!in || n < 18 || in[0] != 0x1f || in[1] != 0x8b)
+        return ea_error_set(err, EA_ERR_FORMAT, "gzip: bad magic (expected 1f 8b) or shorter than 18 bytes");
+    if (in[2] != 8 || (in[3] & 0xe0))
+        return ea_error_set(err, EA_ERR_FORMAT, "gzip: method %u and flags 0x%02x; expected DEFLATE (8) and no reserved flags",
+                            in[2], in[3]);
+    flg = in[3];
+    if (flg & 4) pos += 2 + ((size_t)in[10] | (size_t)in[11] << 8); /* FEXTRA */
+    if (flg & 8) { while (pos < n && in[pos]) pos++; pos++; }      /* FNAME */
+    if (flg & 16) { while (pos < n && in[pos]) pos++; pos++; }     /* FCOMMENT */
+    if (flg & 2) pos += 2;                                         /* FHCRC */
+    if (pos > n - 8) return ea_error_set(err, EA_ERR_FORMAT, "gzip: the header runs past the end of the file");
+    crc = (uint32_t)ea__get_le(in + n - 8, 4);
+    isize = (size_t)ea__get_le(in + n - 4, 4);
+    if (isize > ((size_t)1 << 31))
+        return ea_error_set(err, EA_ERR_FORMAT, "gzip: the trailer promises %zu bytes (at most 2 GiB are read)", isize);
+    *out = (unsigned char *)EFFATTN_MALLOC(isize + 1);
+    if (!*out) return ea_error_set(err, EA_ERR_NOMEM, "gzip: cannot hold %zu bytes", isize);
+    memset(&s, 0, sizeof s);
+    s.p = in + pos;
+    s.n = n - 8 - pos;
+    why = ea__inflate(&s, *out, isize, &got);
+    if (!why && got != isize) why = "the data is shorter than the gzip trailer says (truncated?)";
+    if (!why && s.pos != s.n) why = "bytes after the compressed data (more than one gzip member?)";
+    if (!why && ea_crc32(0, *out, got) != crc) why = "the CRC-32 of the data does not match the trailer (damaged)";
+    if (why) {
+        EFFATTN_FREE(*out);
+        *out = NULL;
+        return ea_error_set(err, EA_ERR_FORMAT, "gzip: %s", why);
+    }
+    *out_n = got;
+    return EA_OK;
+}
+
+/* --- labelled image sets for the classifiers -------------------------------- */
+EA_API void ea_images_free(ea_images *im) {
+    if (!im) return;
+    EFFATTN_FREE(im->pixels);
+    EFFATTN_FREE(im->labels);
+    memset(im, 0, sizeof *im);
+}
+
+/* DIR/NAME.gz, else DIR/NAME: an IDX array of nd dimensions */
+static ea_status ea__idx_in(ea_u8_array *a, const char *dir, const char *name, int nd, ea_error *err) {
+    char path[1024];
+    FILE *f;
+    ea_status s;
+    snprintf(path, sizeof path, "%s/%s.gz", dir, name);
+    if (!(f = fopen(path, "rb"))) snprintf(path, sizeof path, "%s/%s", dir, name);
+    else fclose(f);
+    if ((s = ea_idx_load(a, path, err)) != EA_OK) return s;
+    if (a->ndim != nd) {
+        ea_u8_array_free(a);
+        return ea_error_set(err, EA_ERR_FORMAT, "%s: %d dimensions, expected %d", path, a->ndim, nd);
+    }
+    return EA_OK;
+}
+
+static ea_status ea__fmnist_part(ea_images *im, const char *dir, const char *part, ea_error *err) {
+    char name[64];
+    ea_u8_array x, y;
+    ea_status s;
+    size_t i;
+    memset(im, 0, sizeof *im);
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte", part);
+    if ((s = ea__idx_in(&x, dir, name, 3, err)) != EA_OK) return s;
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte", part);
+    if ((s = ea__idx_in(&y, dir, name, 1, err)) != EA_OK) {
+        ea_u8_array_free(&x);
+        return s;
+    }
+    if (x.dims[0] != y.dims[0]) s = ea_error_set(err, EA_ERR_FORMAT, "Fashion-MNIST %s: %d images but %d labels", part, x.dims[0], y.dims[0]);
+    for (i = 0; s == EA_OK && i < y.size; i++)
+        if (y.data[i] > 9) s = ea_error_set(err, EA_ERR_FORMAT, "Fashion-MNIST %s: label %u of image %zu is not 0-9", part, y.data[i], i);
+    if (s != EA_OK) {
+        ea_u8_array_free(&x);
+        ea_u8_array_free(&y);
+        return s;
+    }
+    im->n = x.dims[0];
+    im->c = 1;
+    im->h = x.dims[1];
+    im->w = x.dims[2];
+    im->classes = 10;
+    im->pixels = x.data;
+    im->labels = y.data;
+    return EA_OK;
+}
+
+EA_API ea_status ea_images_fashion_mnist(ea_images *train, ea_images *test, const char *dir, ea_error *err) {
+    ea_status s;
+    if (!train || !test) return ea_error_set(err, EA_ERR_ARG, "fashion_mnist: NULL output");
+    memset(test, 0, sizeof *test);
+    if (!dir) dir = "/usr/share/datasets/fashion-mnist";
+    if ((s = ea__fmnist_part(train, dir, "train", err)) != EA_OK) return s;
+    if ((s = ea__fmnist_part(test, dir, "t10k", err)) != EA_OK) ea_images_free(train);
+    else if (test->h != train->h || test->w != train->w) {
+        s = ea_error_set(err, EA_ERR_FORMAT, "Fashion-MNIST: train images are %dx%d, test images %dx%d", train->h, train->w,
+                         test->h, test->w);
+        ea_images_free(train);
+        ea_images_free(test);
+    }
+    return s;
+}
+
+EA_API ea_status ea_images_cifar10(ea_images *train, ea_images *test, const char *dir, ea_error *err) {
+    char paths[6][1024];
+    const char *p[6];
+    ea_cifar c;
+    ea_images *out[2];
+    int i, k;
+    if (!train || !test || !dir) return ea_error_set(err, EA_ERR_ARG, "cifar10: NULL argument");
+    memset(train, 0, sizeof *train);
+    memset(test, 0, sizeof *test);
+    for (i = 0; i < 6; i++) {
+        if (i < 5) snprintf(paths[i], sizeof paths[i], "%s/data_batch_%d.bin", dir, i + 1);
+        else snprintf(paths[i], sizeof paths[i], "%s/test_batch.bin", dir);
+        p[i] = paths[i];
+    }
+    out[0] = train;
+    out[1] = test;
+    for (k = 0; k < 2; k++) {
+        ea_status s = ea_cifar_load(&c, k ? p + 5 : p, k ? 1 : 5, err);
+        if (s != EA_OK) {
+            ea_images_free(train);
+            return s;
+        }
+        out[k]->n = c.n;
+        out[k]->c = 3;
+        out[k]->h = out[k]->w = 32;
+        out[k]->classes = 10;
+        out[k]->pixels = c.images;
+        out[k]->labels = c.labels;
+    }
+    return EA_OK;
+}
+
+/* Is (u, v), in the shape's own frame (radius 1), inside shape `cls`? */
+static int ea__shape_inside(int cls, float u, float v) {
+    float r2 = u * u + v * v, au = fabsf(u), av = fabsf(v);
+    switch (cls) {
+    case 0: return r2 <= 1.0f;                                             /* disc */
+    case 1: return r2 <= 1.0f && r2 >= 0.3f;                               /* ring */
+    case 2: return au <= 0.8f && av <= 0.8f;                               /* square */
+    case 3: return au <= 0.85f && av <= 0.85f && (au > 0.45f || av > 0.45f); /* frame */
+    case 4: return v >= -0.5f && 1.7320508f * u + v <= 1.0f && -1.7320508f * u + v <= 1.0f; /* triangle */
+    case 5: return (au <= 0.3f && av <= 1.0f) || (av <= 0.3f && au <= 1.0f);  /* plus */
+    case 6: {                                                             /* five-pointed star */
+        float t = atan2f(v, u) * (5.0f / 6.2831853f) + 10.0f;
+        t -= floorf(t);
+        return sqrtf(r2) <= 0.38f + 0.62f * fabsf(2.0f * t - 1.0f);
+    }
+    case 7: return r2 <= 1.0f && v >= 0.0f;                                /* half-disc */
+    case 8: return au <= 0.8f && av <= 0.8f && (u <= -0.2f || v <= -0.2f);  /* L */
+    default: return (u - 0.55f) * (u - 0.55f) + v * v <= 0.16f || (u + 0.55f) * (u + 0.55f) + v * v <= 0.16f; /* two dots */
+    }
+}
+
+EA_API ea_status ea_images_shapes(ea_images *out, int n, uint64_t seed, ea_error *err) {
+    int i;
+    if (!out) return ea_error_set(err, EA_ERR_ARG, "shapes: NULL output");
+    memset(out, 0, sizeof *out);
+    if (n < 1 || n > (1 << 24)) return ea_error_set(err, EA_ERR_ARG, "shapes: %d images; expected 1 to 2^24", n);
+    out->pixels = (unsigned char *)EFFATTN_MALLOC((size_t)n * 3 * 32 * 32);
+    out->labels = (unsigned char *)EFFATTN_MALLOC((size_t)n);
+    if (!out->pixels || !out->labels) {
+        ea_images_free(out);
+        return ea_error_set(err, EA_ERR_NOMEM, "shapes: cannot hold %d images", n);
+    }
+    out->n = n;
+    out->c = 3;
+    out->h = out->w = 32;
+    out->classes = 10;
+    /* image i draws from its own stream: the same images at any thread count */
+    EA_OMP_FOR_IF(n >= 64)
+    for (i = 0; i < n; i++) {
+        ea_rng r;
+        float bg[3], fg[3], rad, cx, cy, cs, sn, ang;
+        int cls, x, y, c, k;
+        unsigned char *px = out->pixels + (size_t)i * 3072;
+        ea_rng_seed(&r, seed, (uint64_t)i + 1);
+        cls = (int)ea_rng_below(&r, 10);
+        for (c = 0; c < 3; c++) { /* any colours, the shape's the lighter */
+            bg[c] = ea_rng_range(&r, 0.0f, 0.45f);
+            fg[c] = ea_rng_range(&r, 0.55f, 1.0f);
+        }
+        rad = ea_rng_range(&r, 7.0f, 13.0f);
+        cx = ea_rng_range(&r, rad - 2.0f, 34.0f - rad);
+        cy = ea_rng_range(&r, rad - 2.0f, 34.0f - rad);
+        ang = ea_rng_range(&r, 0.0f, 6.2831853f);
+        cs = cosf(ang) / rad;
+        sn = sinf(ang) / rad;
+        for (y = 0; y < 32; y++)
+            for (x = 0; x < 32; x++) {
+                float cover = 0.0f;
+                for (k = 0; k < 4; k++) { /* 2x2 samples a pixel: anti-aliased edges */
+                    float dx = (float)x + 0.25f + 0.5f * (float)(k & 1) - cx, dy = (float)y + 0.25f + 0.5f * (float)(k >> 1) - cy;
+                    cover += 0.25f * (float)ea__shape_inside(cls, dx * cs + dy * sn, -dx * sn + dy * cs);
+                }
+                for (c = 0; c < 3; c++) {
+                    float v = bg[c] + cover * (fg[c] - bg[c]) + 0.05f * ea_rng_normal(&r);
+                    v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                    px[(size_t)c * 1024 + (size_t)y * 32 + x] = (unsigned char)(v * 255.0f + 0.5f);
+                }
+            }
+        out->labels[i] = (unsigned char)cls;
+    }
+    return EA_OK;
+}
+
+EA_API void ea_images_stats(const ea_images *im, float *mean, float *std) {
+    int c;
+    size_t hw = (size_t)im->h * im->w, i, j;
+    for (c = 0; c < im->c; c++) {
+        double s = 0.0, s2 = 0.0, cnt = (double)im->n * (double)hw, m;
+        for (i = 0; i < (size_t)im->n; i++) {
+            const unsigned char *p = im->pixels + (i * im->c + c) * hw;
+            uint64_t a = 0, a2 = 0;
+            for (j = 0; j < hw; j++) {
+                a += p[j];
+                a2 += (uint64_t)p[j] * p[j];
+            }
+            s += (double)a;
+            s2 += (double)a2;
+        }
+        m = cnt > 0 ? s / cnt : 0.0;
+        mean[c] = (float)(m / 255.0);
+        std[c] = (float)(sqrt(cnt > 0 && s2 / cnt - m * m > 0 ? s2 / cnt - m * m : 1.0) / 255.0);
+        if (!(std[c] > 1e-6f)) std[c] = 1.0f;
+    }
+}
+
+EA_API void ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
+                            int crop_pad, int flip, ea_rng *rng, float *x, int *labels) {
+    int i, c, y, xx, H = im->h, W = im->w;
+    size_t chw = (size_t)im->c * H * W;
+    for (i = 0; i < n; i++) {
+        const unsigned char *src = im->pixels + (size_t)idx[i] * chw;
+        float *dst = x + (size_t)i * chw;
+        int oy = 0, ox = 0, fl = 0;
+        if (rng) { /* PyTorch's RandomCrop(size, padding) then RandomHorizontalFlip */
+            if (crop_pad > 0) {
+                oy = (int)ea_rng_below(rng, 2u * (uint32_t)crop_pad + 1u) - crop_pad;
+                ox = (int)ea_rng_below(rng, 2u * (uint32_t)crop_pad + 1u) - crop_pad;
+            }
+            if (flip) fl = (int)ea_rng_below(rng, 2);
+        }
+        for (c = 0; c < im->c; c++) {
+            float inv = 1.0f / (255.0f * std[c]), off = mean[c] / std[c];
+            for (y = 0; y < H; y++)
+                for (xx = 0; xx < W; xx++) {
+                    int sy = y + oy, sx = (fl ? W - 1 - xx : xx) + ox;
+                    float v = sy >= 0 && sy < H && sx >= 0 && sx < W ? (float)src[((size_t)c * H + sy) * W + sx] : 0.0f;
+                    dst[((size_t)c * H + y) * W + xx] = v * inv - off;
+                }
+        }
+        labels[i] = im->labels[idx[i]];
+    }
 }
 
 /* ==========================================================================

@@ -27,7 +27,7 @@
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 
-#include <errno.h>
+#include "cli.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,20 +82,6 @@ static void usage(FILE *f) {
             "  --help         this text\n");
 }
 
-static int parse_num(const char *flag, const char *s, double lo, double hi, int integer, double *out) {
-    char *end;
-    double v;
-    errno = 0;
-    v = s ? (integer ? (double)strtol(s, &end, 10) : strtod(s, &end)) : 0.0;
-    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "stream: %s needs %s in [%g, %g], got '%s'\n", flag, integer ? "an integer" : "a number", lo, hi,
-                s ? s : "");
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
 /* 0: run, 1: --help shown, -1: bad flags */
 static int parse_args(int argc, char **argv, options *o) {
     static const char *rows[] = {"mha", "mqa", "gqa", "mla", "h2o", "crossmem", "mamba"};
@@ -118,23 +104,23 @@ static int parse_args(int argc, char **argv, options *o) {
             if (!ok) fprintf(stderr, "stream: --attn '%s'; expected mha, mqa, gqa, mla, h2o, crossmem or mamba\n", v ? v : "");
             o->attn = v;
         }
-        else if (strcmp(a, "--frames") == 0) { ok = parse_num(a, v, 2, 1e7, 1, &d); o->frames = (long)d; }
-        else if (strcmp(a, "--budget") == 0) { ok = parse_num(a, v, 1, 1 << 24, 1, &d); o->budget = (long)d; }
-        else if (strcmp(a, "--ratio") == 0) { ok = parse_num(a, v, 1, 100, 1, &d); o->ratio = (long)d; o->budget = 0; }
+        else if (strcmp(a, "--frames") == 0) { ok = cli_parse_num(a, v, 2, 1e7, 1, &d); o->frames = (long)d; }
+        else if (strcmp(a, "--budget") == 0) { ok = cli_parse_num(a, v, 1, 1 << 24, 1, &d); o->budget = (long)d; }
+        else if (strcmp(a, "--ratio") == 0) { ok = cli_parse_num(a, v, 1, 100, 1, &d); o->ratio = (long)d; o->budget = 0; }
         else if (strcmp(a, "--memory") == 0) {
-            ok = parse_num(a, v, TOK, 1 << 20, 1, &d);
+            ok = cli_parse_num(a, v, TOK, 1 << 20, 1, &d);
             o->memory = (long)d;
             if (ok && o->memory % TOK) {
                 fprintf(stderr, "stream: --memory %ld: expected whole frames, a multiple of %d tokens\n", o->memory, TOK);
                 ok = 0;
             }
         }
-        else if (strcmp(a, "--steps") == 0) { ok = parse_num(a, v, 0, 1e7, 1, &d); o->steps = (long)d; }
-        else if (strcmp(a, "--clip") == 0) { ok = parse_num(a, v, 1, 64, 1, &d); o->clip = (long)d; }
-        else if (strcmp(a, "--batch") == 0) { ok = parse_num(a, v, 1, 256, 1, &d); o->batch = (long)d; }
-        else if (strcmp(a, "--lr") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->lr);
-        else if (strcmp(a, "--seed") == 0) { ok = parse_num(a, v, 0, 2147483647.0, 1, &d); o->seed = (long)d; }
-        else if (strcmp(a, "--threads") == 0) { ok = parse_num(a, v, 1, 1024, 1, &d); o->threads = (long)d; }
+        else if (strcmp(a, "--steps") == 0) { ok = cli_parse_num(a, v, 0, 1e7, 1, &d); o->steps = (long)d; }
+        else if (strcmp(a, "--clip") == 0) { ok = cli_parse_num(a, v, 1, 64, 1, &d); o->clip = (long)d; }
+        else if (strcmp(a, "--batch") == 0) { ok = cli_parse_num(a, v, 1, 256, 1, &d); o->batch = (long)d; }
+        else if (strcmp(a, "--lr") == 0) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->lr);
+        else if (strcmp(a, "--seed") == 0) { ok = cli_parse_num(a, v, 0, 2147483647.0, 1, &d); o->seed = (long)d; }
+        else if (strcmp(a, "--threads") == 0) { ok = cli_parse_num(a, v, 1, 1024, 1, &d); o->threads = (long)d; }
         else {
             fprintf(stderr, "stream: unknown flag '%s' (see --help)\n", a);
             return -1;
@@ -298,7 +284,7 @@ int main(int argc, char **argv) {
     ea_adamw opt;
     ea_attn_state st[DEPTH];
     report rep[4];
-    int n_rep = 0, l, rc = parse_args(argc, argv, &o);
+    int n_rep = 0, l, rc = (cli_prog = "stream", parse_args(argc, argv, &o));
     long step, f, within = 0;
     double t0, train_seconds = 0.0, last_loss = 0.0, err_sum = 0.0, lat_sum = 0.0, win_lat = 0.0, clip_diff = 0.0, clip_err = 0.0;
     float *xb, *yb;

@@ -9,16 +9,7 @@
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#define TRACK_ISATTY(fd) isatty(fd)
-#else
-#define TRACK_ISATTY(fd) 0
-#endif
+#include "cli.h"
 
 typedef struct options {
     const char *attn, *save, *load, *data, *resume, *mode;
@@ -29,47 +20,8 @@ typedef struct options {
     ea_attn_opts opt;  /* the sparse and approximate rows' options */
 } options;
 
-/* Flags that set one attention option (0 keeps the row's default). */
-static const struct {
-    const char *flag, *help;
-    size_t off;
-    long hi;
-} attn_flags[] = {
-    {"--window", "local/localglobal half-width (8); dilated/hybrid keys each side (4)", offsetof(ea_attn_opts, window), 1 << 20},
-    {"--stride", "strided: every s-th key (4)", offsetof(ea_attn_opts, stride), 1 << 20},
-    {"--dilation", "dilated/hybrid: spacing of the window's keys (2)", offsetof(ea_attn_opts, dilation), 1 << 20},
-    {"--topk", "topk: scores kept per query (n/4)", offsetof(ea_attn_opts, topk), 1 << 20},
-    {"--features", "performer: random features (64)", offsetof(ea_attn_opts, features), 1 << 16},
-    {"--relu", "linear/performer: ReLU features when 1 (0)", offsetof(ea_attn_opts, relu), 1},
-    {"--redraw", "performer: redraw the features every N steps (0: never)", offsetof(ea_attn_opts, redraw), 1 << 30},
-    {"--proj-len", "linformer: projected length k (16)", offsetof(ea_attn_opts, proj_len), 1 << 20},
-    {"--landmarks", "nystrom: landmarks (8)", offsetof(ea_attn_opts, landmarks), 1 << 20},
-    {"--pinv-iters", "nystrom: pseudo-inverse iterations (6)", offsetof(ea_attn_opts, pinv_iters), 1000},
-    {"--conv-kernel", "nystrom: taps of the depthwise conv skip on V (0: none; odd)", offsetof(ea_attn_opts, conv_kernel), 999},
-    {"--block", "bigbird: block size (8)", offsetof(ea_attn_opts, block), 1 << 20},
-    {"--global", "bigbird: global blocks (1); localglobal: summary tokens (2)", offsetof(ea_attn_opts, global), 1 << 20},
-    {"--random", "bigbird: random blocks per query block (1)", offsetof(ea_attn_opts, random), 1 << 20},
-    {"--attn-seed", "seed of random features and random blocks (0)", offsetof(ea_attn_opts, seed), 2147483647L},
-    {"--latent", "mla/deepseek: K/V latent width (dim/4)", offsetof(ea_attn_opts, latent), 65536},
-    {"--q-latent", "mla/deepseek: query latent width (dim/2)", offsetof(ea_attn_opts, q_latent), 65536},
-    {"--rope-dim", "mla/deepseek: rotary columns per head (head_dim/2, even)", offsetof(ea_attn_opts, rope_dim), 65536},
-    {"--slots", "crossmem: learned memory tokens (8)", offsetof(ea_attn_opts, slots), 1 << 16},
-    {"--fuse", "crossmem: fixed fusion ratio in percent (0: learned gate)", offsetof(ea_attn_opts, fuse), 100},
-    {"--state", "mamba: state size N (16)", offsetof(ea_attn_opts, state), 1024},
-    {"--expand", "mamba: inner width = expand x dim (2)", offsetof(ea_attn_opts, expand), 64},
-    {"--dt-rank", "mamba: rank of the step-size projection (dim/16)", offsetof(ea_attn_opts, dt_rank), 65536},
-    {"--experts", "MoE feed-forward in every block with N experts (0: dense; deepseek/kimi: 4)", offsetof(ea_attn_opts, experts), 64},
-    {"--route-k", "MoE: experts per token (2)", offsetof(ea_attn_opts, route_k), 64},
-    {"--shared", "MoE: shared experts (0; deepseek/kimi: 1)", offsetof(ea_attn_opts, shared), 16},
-    {"--expert-hidden", "MoE: hidden width of an expert (mlp_hidden / (route-k + shared))", offsetof(ea_attn_opts, expert_hidden), 1 << 20},
-    {"--capacity", "MoE: tokens per expert, percent of an even share (0: unlimited)", offsetof(ea_attn_opts, capacity), 100000},
-    {"--sigmoid", "MoE: sigmoid gates when 1 (softmax)", offsetof(ea_attn_opts, sigmoid), 1},
-};
-#define N_ATTN_FLAGS (int)(sizeof attn_flags / sizeof attn_flags[0])
-
 static void usage(FILE *f) {
     char names[512];
-    int i;
     fprintf(f,
             "usage: track [options]\n"
             "Train seed 000's Vision Transformer tracker (two 32x32 frames -> position\n"
@@ -111,45 +63,9 @@ static void usage(FILE *f) {
             "                   lr 1e-3, wd 0.01 (later flags still override)\n"
             "  --json           print one JSON object as the last line of stdout\n"
             "  --quiet          no progress bar or per-epoch lines\n"
-            "  --help           this text\n"
-            "attention options (0 or absent: the row's default, shown in brackets):\n"
-            "  --flex NAME      flex: none, alibi, softcap or causal (none)\n",
+            "  --help           this text\n",
             ea_attn_variant_names(names, sizeof names));
-    for (i = 0; i < N_ATTN_FLAGS; i++) {
-        char flag[32];
-        snprintf(flag, sizeof flag, "%s N", attn_flags[i].flag);
-        fprintf(f, "  %-16s %s\n", flag, attn_flags[i].help);
-    }
-}
-
-/* Strict number parsing: the whole string, within [lo, hi]; integers only
-   when `integer` is set. */
-static int parse_num(const char *flag, const char *s, double lo, double hi, int integer, double *out) {
-    char *end;
-    double v;
-    errno = 0;
-    v = s ? (integer ? (double)strtol(s, &end, 10) : strtod(s, &end)) : 0.0;
-    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "track: %s needs %s in [%g, %g], got '%s'\n", flag, integer ? "an integer" : "a number", lo, hi,
-                s ? s : "");
-        return 0;
-    }
-    *out = v;
-    return 1;
-}
-
-static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
-    double v;
-    if (!parse_num(flag, s, (double)lo, (double)hi, 1, &v)) return 0;
-    *out = (long)v;
-    return 1;
-}
-
-static int attn_flag(const char *a) {
-    int k;
-    for (k = 0; k < N_ATTN_FLAGS; k++)
-        if (strcmp(a, attn_flags[k].flag) == 0) return k;
-    return -1;
+    cli_attn_flags_help(f);
 }
 
 /* Returns 0 to go on, or the exit code (0 after --help, 2 on bad input). */
@@ -198,36 +114,23 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--resume") == 0) o->resume = v;
         else if (strcmp(a, "--mode") == 0) o->mode = v;
         else if (strcmp(a, "--sched") == 0) o->sched = v;
-        else if (strcmp(a, "--videos") == 0) ok = parse_long(a, v, 3, 1000000, &o->videos);
-        else if (strcmp(a, "--frames") == 0) ok = parse_long(a, v, 2, 100000, &o->frames);
-        else if (strcmp(a, "--epochs") == 0) ok = parse_long(a, v, 0, 100000, &o->epochs);
-        else if (strcmp(a, "--batch") == 0) ok = parse_long(a, v, 1, 65536, &o->batch);
-        else if (strcmp(a, "--seed") == 0) ok = parse_long(a, v, 0, 2147483647L, &o->seed);
-        else if (strcmp(a, "--kv-heads") == 0) ok = parse_long(a, v, 1, 4096, &o->kv_heads);
-        else if (strcmp(a, "--warmup") == 0) ok = parse_long(a, v, 0, 100000000L, &o->warmup);
-        else if (strcmp(a, "--threads") == 0) ok = parse_long(a, v, 1, 1024, &o->threads);
-        else if (strcmp(a, "--latency-runs") == 0) ok = parse_long(a, v, 0, 1000000, &o->latency_runs);
-        else if (strcmp(a, "--stop-after") == 0) ok = parse_long(a, v, 1, 100000, &o->stop_after);
-        else if (strcmp(a, "--lr") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->lr);
-        else if (strcmp(a, "--wd") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->wd);
-        else if (strcmp(a, "--noise") == 0) ok = parse_num(a, v, 0.0, 10.0, 0, &o->noise);
-        else if (strcmp(a, "--clip") == 0) ok = parse_num(a, v, 0.0, 1e9, 0, &o->clip);
-        else if (strcmp(a, "--aux-weight") == 0) ok = parse_num(a, v, 0.0, 1e3, 0, &o->aux);
-        else if (strcmp(a, "--flex") == 0) {
-            static const char *const kinds[4] = {"none", "alibi", "softcap", "causal"};
-            int k;
-            for (k = 0; k < 4 && v && strcmp(v, kinds[k]); k++) {}
-            if (v && k == 4) {
-                fprintf(stderr, "track: --flex must be none, alibi, softcap or causal, got '%s'\n", v);
-                return 2;
-            }
-            o->opt.flex = k;
-        } else if (attn_flag(a) >= 0) {
-            long val;
-            int k = attn_flag(a);
-            ok = parse_long(a, v, 0, attn_flags[k].hi, &val);
-            if (ok) *(int *)(void *)((char *)&o->opt + attn_flags[k].off) = (int)val;
-        } else {
+        else if (strcmp(a, "--videos") == 0) ok = cli_parse_long(a, v, 3, 1000000, &o->videos);
+        else if (strcmp(a, "--frames") == 0) ok = cli_parse_long(a, v, 2, 100000, &o->frames);
+        else if (strcmp(a, "--epochs") == 0) ok = cli_parse_long(a, v, 0, 100000, &o->epochs);
+        else if (strcmp(a, "--batch") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->batch);
+        else if (strcmp(a, "--seed") == 0) ok = cli_parse_long(a, v, 0, 2147483647L, &o->seed);
+        else if (strcmp(a, "--kv-heads") == 0) ok = cli_parse_long(a, v, 1, 4096, &o->kv_heads);
+        else if (strcmp(a, "--warmup") == 0) ok = cli_parse_long(a, v, 0, 100000000L, &o->warmup);
+        else if (strcmp(a, "--threads") == 0) ok = cli_parse_long(a, v, 1, 1024, &o->threads);
+        else if (strcmp(a, "--latency-runs") == 0) ok = cli_parse_long(a, v, 0, 1000000, &o->latency_runs);
+        else if (strcmp(a, "--stop-after") == 0) ok = cli_parse_long(a, v, 1, 100000, &o->stop_after);
+        else if (strcmp(a, "--lr") == 0) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->lr);
+        else if (strcmp(a, "--wd") == 0) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->wd);
+        else if (strcmp(a, "--noise") == 0) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->noise);
+        else if (strcmp(a, "--clip") == 0) ok = cli_parse_num(a, v, 0.0, 1e9, 0, &o->clip);
+        else if (strcmp(a, "--aux-weight") == 0) ok = cli_parse_num(a, v, 0.0, 1e3, 0, &o->aux);
+        else if ((ok = cli_attn_option(a, v, &o->opt)) != 0) ok = ok > 0;
+        else {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
                             "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
@@ -319,33 +222,6 @@ static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_videos *vids, int v0,
     return 1;
 }
 
-static void progress(int epoch, int epochs, long step, long steps_per_epoch, double loss, double t0) {
-    int width = 30, filled = (int)(width * (double)step / (double)steps_per_epoch), i;
-    double el = ea_time_sec() - t0;
-    fprintf(stderr, "\r  epoch %d/%d [", epoch + 1, epochs);
-    for (i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
-    fprintf(stderr, "] %3d%%  loss %.4f  %.1f steps/s ", (int)(100.0 * step / steps_per_epoch), loss,
-            el > 0 ? step / el : 0.0);
-    fflush(stderr);
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/* Weights from a checkpoint or a safetensors file, told apart by content. */
-static ea_status load_weights(ea_vit *m, const char *path, ea_error *err) {
-    char magic[8] = {0};
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        if (fread(magic, 1, 8, f) != 8) magic[0] = 0;
-        fclose(f);
-    }
-    if (memcmp(magic, "EACKPT", 6) == 0) return ea_checkpoint_load(path, m, NULL, NULL, 0, err);
-    return ea_params_load(&m->params, path, err);
-}
-
 /* What a resumed run must share with the run that saved: every flag that
    changes the data, the schedule or the model's training. */
 #define N_ARGS 14
@@ -387,6 +263,7 @@ int main(int argc, char **argv) {
     ea_blob extra[5];
     int first_epoch = 0, t_resumed = 0;
 
+    cli_prog = "track";
     rc = parse_args(argc, argv, &o, &stop);
     if (rc || stop) return rc;
 #ifdef _OPENMP
@@ -394,7 +271,7 @@ int main(int argc, char **argv) {
 #else
     if (o.threads > 1) fprintf(stderr, "track: built without -fopenmp, running on 1 thread\n");
 #endif
-    tty = TRACK_ISATTY(2) && !o.quiet;
+    tty = CLI_ISATTY(2) && !o.quiet;
 
     ea_video_config_default(&vc);
     vc.n_videos = (int)o.videos;
@@ -427,7 +304,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (i = 0; i < model.params.count; i++) nparams += model.params.tensors[i]->size;
-    if (o.load && load_weights(&model, o.load, &err) != EA_OK) {
+    if (o.load && cli_load_weights(&model, o.load, &err) != EA_OK) {
         fprintf(stderr, "track: %s\n", err.msg);
         ea_vit_free(&model);
         ea_videos_free(&vids);
@@ -557,7 +434,7 @@ int main(int argc, char **argv) {
             ea_adamw_step(&opt, &model.params);
             epoch_loss += loss->data[0];
             last_loss = loss->data[0];
-            if (tty && (s % 10 == 0 || s == steps_per_epoch - 1)) progress(epoch, (int)o.epochs, s + 1, steps_per_epoch, last_loss, te);
+            if (tty && (s % 10 == 0 || s == steps_per_epoch - 1)) cli_progress(epoch, (int)o.epochs, s + 1, steps_per_epoch, last_loss, te);
         }
         if (ctx.err.status != EA_OK) {
             if (ctx.err.status != EA_ERR_NUMERIC) fprintf(stderr, "\ntrack: %s\n", ctx.err.msg);
@@ -575,7 +452,7 @@ int main(int argc, char **argv) {
             loop[1] = (uint64_t)step;
             rng_state[0] = rng.state;
             rng_state[1] = rng.inc;
-            st = ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
+            st = cli_ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
                                                    : ea_checkpoint_save(o.save, &model, &opt, extra, 5, &err);
             if (st != EA_OK) {
                 fprintf(stderr, "\ntrack: %s\n", err.msg);
@@ -611,7 +488,7 @@ int main(int argc, char **argv) {
     }
 
     if (o.save && o.epochs == 0) {
-        if ((ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
+        if ((cli_ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
                                                : ea_checkpoint_save(o.save, &model, &opt, extra, 5, &err)) != EA_OK) {
             fprintf(stderr, "track: %s\n", err.msg);
             return 1;

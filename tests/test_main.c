@@ -58,6 +58,7 @@ typedef struct gc_case {
     int shape[4][4];
     build_fn build;
     void *user;
+    float h;   /* finite-difference step (0: 1e-2) */
 } gc_case;
 
 static double gc_loss(ea_ctx *ctx, const gc_case *c, float **data, const float *target,
@@ -134,7 +135,7 @@ static void gradcheck(const gc_case *c) {
         int s, samples = sizes[i] < 24 ? (int)sizes[i] : 24;
         for (s = 0; s < samples; s++) {
             size_t j = samples == (int)sizes[i] ? (size_t)s : ea_rng_below(&rng, (uint32_t)sizes[i]);
-            float keep = data[i][j], h = 1e-2f;
+            float keep = data[i][j], h = c->h > 0.0f ? c->h : 1e-2f;
             double lp, lm, num, ana = grad[i][j], err;
             data[i][j] = keep + h;
             lp = gc_loss(&ctx, c, data, target, NULL);
@@ -2678,13 +2679,742 @@ static void test_stream(void) {
     CHECK(run("build/stream --frames 0 > build/stream_bad.log 2>&1") != 0, "stream --frames 0 must be refused");
 }
 
+/* --- image classification: ops, hosts, data, training --------------------- */
+static ea_tensor *b_conv(ea_ctx *x, ea_tensor **in, void *u) {
+    const int *sp = (const int *)u; /* stride, padding */
+    return ea_conv2d(x, in[0], in[1], sp[2] ? in[2] : NULL, sp[0], sp[1]);
+}
+static ea_tensor *b_chlast(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_channels_last(x, in[0]); }
+static ea_tensor *b_bn(ea_ctx *x, ea_tensor **in, void *u) {
+    /* training: batch statistics; eval: fixed running statistics */
+    static float rm[5] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f}, rv[5] = {0.5f, 1.5f, 0.8f, 1.0f, 2.0f};
+    int train = *(const int *)u, five = 5;
+    ea_tensor *m = ea_tensor_new(x, 1, &five, 0), *v = ea_tensor_new(x, 1, &five, 0), *out;
+    memcpy(m->data, rm, sizeof rm);
+    memcpy(v->data, rv, sizeof rv);
+    x->training = train;
+    out = ea_batchnorm(x, in[0], in[1], in[2], m, v, NULL, 0.1f, 1e-5f);
+    x->training = 0;
+    return out;
+}
+static ea_tensor *b_maxpool(ea_ctx *x, ea_tensor **in, void *u) {
+    const int *ks = (const int *)u;
+    return ea_maxpool2d(x, in[0], ks[0], ks[1]);
+}
+static ea_tensor *b_relu(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_act(x, in[0], EA_ACT_RELU); }
+static ea_tensor *b_dropout(ea_ctx *x, ea_tensor **in, void *u) {
+    ea_tensor *out;
+    (void)u;
+    ea_rng_seed(&x->rng, 99, 1); /* the same mask on every call */
+    x->training = 1;
+    out = ea_dropout(x, in[0], 0.3f);
+    x->training = 0;
+    return out;
+}
+static ea_tensor *b_slice(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_slice_tokens(x, in[0], 1, 2); }
+static ea_tensor *b_ce_smooth(ea_ctx *x, ea_tensor **in, void *u) {
+    static const int labels[5] = {0, 3, 1, 2, 3};
+    (void)u;
+    return ea_cross_entropy_smooth(x, in[0], labels, 0.2f);
+}
+
+static void test_classifier_ops(void) {
+    static int conv_a[3] = {2, 1, 0}, conv_b[3] = {1, 0, 1}, conv_c[3] = {3, 2, 1}, bn_train = 1, bn_eval = 0;
+    static int pool_a[2] = {2, 2}, pool_b[2] = {3, 2};
+    gc_case c;
+    g_group = "classifier-ops";
+    set_case(&c, "conv2d 3x3 stride 2 pad 1 (no bias)", b_conv, conv_a);
+    add_input(&c, 4, 2, 7, 6, 3); add_input(&c, 4, 4, 3, 3, 3);
+    gradcheck(&c);
+    set_case(&c, "conv2d 2x2 stride 1 pad 0 + bias", b_conv, conv_b);
+    add_input(&c, 4, 2, 5, 5, 2); add_input(&c, 4, 3, 2, 2, 2); add_input(&c, 1, 3, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "conv2d 5x5 stride 3 pad 2 + bias", b_conv, conv_c);
+    add_input(&c, 4, 1, 8, 9, 2); add_input(&c, 4, 2, 2, 5, 5); add_input(&c, 1, 2, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "channels_last", b_chlast, NULL);
+    add_input(&c, 4, 2, 3, 4, 5);
+    gradcheck(&c);
+    set_case(&c, "batchnorm (training statistics)", b_bn, &bn_train);
+    add_input(&c, 3, 3, 4, 5, 0); add_input(&c, 1, 5, 0, 0, 0); add_input(&c, 1, 5, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "batchnorm (running statistics)", b_bn, &bn_eval);
+    add_input(&c, 3, 3, 4, 5, 0); add_input(&c, 1, 5, 0, 0, 0); add_input(&c, 1, 5, 0, 0, 0);
+    gradcheck(&c);
+    /* the kinked ops take a smaller step, so that it seldom straddles a kink */
+    set_case(&c, "maxpool 2x2 stride 2", b_maxpool, pool_a);
+    c.h = 1e-3f;
+    add_input(&c, 4, 2, 4, 6, 3);
+    gradcheck(&c);
+    set_case(&c, "maxpool 3x3 stride 2 (overlapping)", b_maxpool, pool_b);
+    c.h = 1e-3f;
+    add_input(&c, 4, 1, 7, 5, 2);
+    gradcheck(&c);
+    set_case(&c, "relu", b_relu, NULL);
+    c.h = 1e-3f;
+    add_input(&c, 2, 6, 7, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "dropout p 0.3", b_dropout, NULL);
+    add_input(&c, 2, 6, 7, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "slice_tokens", b_slice, NULL);
+    add_input(&c, 3, 2, 4, 3, 0);
+    gradcheck(&c);
+    set_case(&c, "cross-entropy, label smoothing 0.2", b_ce_smooth, NULL);
+    add_input(&c, 2, 5, 4, 0, 0);
+    gradcheck(&c);
+    {   /* values a reader can check by hand */
+        ea_ctx ctx;
+        ea_tensor *x, *y, *w, *rm, *rv, *nb, *l;
+        float lg[3 * 4] = {1, 2, 3, 4, 4, 3, 2, 1, 0, 0, 0, 0}, nanrow[4] = {0, NAN, 0, 0};
+        int lab[3] = {3, 3, 1}, shape[1] = {2}, one = 1, i, same = 1;
+        double p;
+        /* row 1 hits at k = 1, row 2 only at k = 4, row 3 (all tied) at every k */
+        CHECK(ea_topk_hits(lg, lab, 3, 4, 1) == 2 && ea_topk_hits(lg, lab, 3, 4, 4) == 3 && ea_topk_hits(lg, lab, 2, 4, 3) == 1,
+              "top-k hits: %d %d %d", ea_topk_hits(lg, lab, 3, 4, 1), ea_topk_hits(lg, lab, 3, 4, 4), ea_topk_hits(lg, lab, 2, 4, 3));
+        CHECK(ea_topk_hits(nanrow, lab + 2, 1, 4, 4) == 0, "a NaN logit is a miss");
+        ea_ctx_init(&ctx, 0);
+        ctx.grad_enabled = 0;
+        /* cross-entropy: smoothing 1 is the mean of -log p over the classes */
+        x = ea_tensor_2d(&ctx, 1, 4, 0);
+        memcpy(x->data, lg, 4 * sizeof(float));
+        l = ea_cross_entropy_smooth(&ctx, x, lab, 1.0f);
+        p = log(exp(1.0) + exp(2.0) + exp(3.0) + exp(4.0));
+        CHECK(l && fabs(l->data[0] - (p - 2.5)) < 1e-5, "smoothing 1: %g, expected %g", l ? (double)l->data[0] : -1.0, p - 2.5);
+        /* batch norm: running statistics move by momentum, the variance unbiased */
+        x = ea_tensor_2d(&ctx, 4, 2, 0);
+        for (i = 0; i < 8; i++) x->data[i] = (float)(i / 2) * (i % 2 ? -2.0f : 1.0f); /* column 0: 0 1 2 3, column 1: 0 -2 -4 -6 */
+        w = ea_tensor_new(&ctx, 1, shape, 0);
+        w->data[0] = w->data[1] = 1.0f;
+        rm = ea_tensor_new(&ctx, 1, shape, 0);
+        rv = ea_tensor_new(&ctx, 1, shape, 0);
+        nb = ea_tensor_new(&ctx, 1, &one, 0);
+        rm->data[0] = rm->data[1] = 0.0f;
+        rv->data[0] = rv->data[1] = 1.0f;
+        nb->data[0] = 0.0f;
+        ctx.training = 1;
+        y = ea_batchnorm(&ctx, x, w, NULL, rm, rv, nb, 0.1f, 1e-5f);
+        CHECK(y && fabs(rm->data[0] - 0.15f) < 1e-6 && fabs(rm->data[1] + 0.3f) < 1e-6 && fabs(rv->data[0] - (0.9f + 0.1f * 5.0f / 3.0f)) < 1e-6 &&
+                  fabs(rv->data[1] - (0.9f + 0.1f * 20.0f / 3.0f)) < 1e-5 && nb->data[0] == 1.0f,
+              "running mean %g %g, var %g %g, count %g", (double)rm->data[0], (double)rm->data[1], (double)rv->data[0],
+              (double)rv->data[1], (double)nb->data[0]);
+        CHECK(y && fabs(y->data[0] + 3.0f / sqrtf(5.0f + 1e-5f * 4.0f)) < 1e-4, "normalised first value %g", y ? (double)y->data[0] : 0.0);
+        ctx.training = 0;
+        y = ea_batchnorm(&ctx, x, w, NULL, rm, rv, nb, 0.1f, 1e-5f);
+        CHECK(y && fabs(y->data[2] - (1.0f - 0.15f) / sqrtf(rv->data[0] + 1e-5f)) < 1e-5 && nb->data[0] == 1.0f,
+              "evaluation uses the running statistics and leaves them: %g", y ? (double)y->data[2] : 0.0);
+        ctx.training = 1;
+        x = ea_tensor_2d(&ctx, 1, 2, 0);
+        CHECK(ea_batchnorm(&ctx, x, w, NULL, rm, rv, nb, 0.1f, 1e-5f) == NULL && ctx.err.status == EA_ERR_SHAPE,
+              "one value per channel in training is refused: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        ctx.training = 1;
+        x = ea_tensor_2d(&ctx, 3, 2, 0);
+        CHECK(ea_dropout(&ctx, x, 1.0f) == NULL && strstr(ctx.err.msg, "[0, 1)"), "dropout p = 1 refused: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        ctx.training = 0;
+        x = ea_tensor_2d(&ctx, 3, 2, 0);
+        CHECK(ea_dropout(&ctx, x, 0.5f) == x, "dropout is the identity in evaluation");
+        ctx.training = 1;
+        ea_rng_seed(&ctx.rng, 1, 1);
+        x = ea_tensor_2d(&ctx, 100, 100, 0);
+        for (i = 0; i < 10000; i++) x->data[i] = 1.0f;
+        y = ea_dropout(&ctx, x, 0.25f);
+        for (i = 0, p = 0.0; y && i < 10000; i++) {
+            p += y->data[i];
+            same &= y->data[i] == 0.0f || fabsf(y->data[i] - 4.0f / 3.0f) < 1e-6f;
+        }
+        CHECK(y && same && fabs(p / 10000.0 - 1.0) < 0.03, "dropout keeps the mean (%.4f) with values 0 or 1/(1-p)", p / 10000.0);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_4d(&ctx, 1, 5, 5, 2, 0);
+        w = ea_tensor_4d(&ctx, 3, 2, 3, 3, 0);
+        CHECK(ea_conv2d(&ctx, x, w, NULL, 0, 1) == NULL && ctx.err.status == EA_ERR_ARG, "stride 0 refused: %s", ctx.err.msg);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_4d(&ctx, 1, 5, 5, 2, 0);
+        w = ea_tensor_4d(&ctx, 3, 4, 3, 3, 0);
+        CHECK(ea_conv2d(&ctx, x, w, NULL, 1, 1) == NULL && ctx.err.status == EA_ERR_SHAPE, "channel mismatch refused: %s", ctx.err.msg);
+        ea_ctx_free(&ctx);
+    }
+}
+
+/* A batch through a classifier: logits [B, classes] and their cross-entropy. */
+static double cls_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const int *ys, int B, int grad) {
+    ea_tensor *x, *loss;
+    ea_ctx_reset(ctx);
+    ctx->grad_enabled = grad;
+    ctx->training = 1;
+    x = ea_tensor_4d(ctx, B, m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size, 0);
+    memcpy(x->data, xs, x->size * 4);
+    loss = ea_cross_entropy_smooth(ctx, ea_vit_forward(ctx, m, x), ys, 0.1f);
+    ctx->training = 0;
+    if (!loss) return NAN;
+    if (grad) ea_backward(ctx, loss);
+    ctx->grad_enabled = 1;
+    return loss->data[0];
+}
+
+static void host_gradcheck(const char *label, const ea_vit_config *cfg) {
+    ea_vit m;
+    ea_error err;
+    ea_ctx ctx;
+    ea_rng rng;
+    float xs[4 * 3 * 16 * 16], *g;
+    int ys[4] = {0, 2, 1, 2}, i, bad = 0, n = 4 * cfg->in_chans * cfg->img_size * cfg->img_size;
+    if (ea_vit_init(&m, cfg, 3, &err) != EA_OK) { CHECK(0, "%s: %s", label, err.msg); return; }
+    ea_rng_seed(&rng, 5, 6);
+    for (i = 0; i < n; i++) xs[i] = frand(&rng);
+    ea_ctx_init(&ctx, 0);
+    ea_params_zero_grad(&m.params);
+    cls_loss(&ctx, &m, xs, ys, 4, 1);
+    CHECK(ctx.err.status == EA_OK, "%s: %s", label, ctx.err.msg);
+    g = (float *)malloc(m.params.n * 4);
+    memcpy(g, m.params.grad, m.params.n * 4);
+    if (cfg->host != EA_HOST_VIT) {
+        /* ReLU and max-pool have kinks, and a step of one parameter moves
+           every unit it feeds, so per-entry differences straddle kinks.  Along
+           a random direction through all parameters the derivative sums over
+           all of them and the few kinks crossed barely move it. */
+        float *keep = (float *)malloc(m.params.n * 4), *d = (float *)malloc(m.params.n * 4);
+        int r;
+        memcpy(keep, m.params.data, m.params.n * 4);
+        for (r = 0; r < 4; r++) {
+            double ana = 0.0, norm = 0.0, gn, lp, lm, num, e;
+            float h = 1e-3f;
+            size_t k;
+            memset(d, 0, m.params.n * 4);
+            for (i = 0; i < m.params.count; i++)
+                if (!m.params.info[i].buffer)
+                    for (k = 0; k < m.params.tensors[i]->size; k++) d[m.params.info[i].offset + k] = ea_rng_normal(&rng);
+            /* half along the gradient, so the derivative stands above rounding */
+            for (k = 0; k < m.params.n; k++) norm += (double)d[k] * d[k];
+            for (k = 0, gn = 0.0; k < m.params.n; k++) gn += (double)g[k] * g[k];
+            for (k = 0; k < m.params.n; k++) {
+                d[k] = (float)(d[k] / sqrt(norm) + (gn > 0.0 ? 0.5 * g[k] / sqrt(gn) : 0.0));
+                ana += (double)g[k] * d[k];
+            }
+            for (k = 0; k < m.params.n; k++) m.params.data[k] = keep[k] + h * d[k];
+            lp = cls_loss(&ctx, &m, xs, ys, 4, 0);
+            for (k = 0; k < m.params.n; k++) m.params.data[k] = keep[k] - h * d[k];
+            lm = cls_loss(&ctx, &m, xs, ys, 4, 0);
+            memcpy(m.params.data, keep, m.params.n * 4);
+            num = (lp - lm) / (2.0 * h);
+            e = fabs(num - ana) / (1e-4 + fabs(num) + fabs(ana));
+            if (e > 1e-2) {
+                printf("  %s: direction %d analytic %.6g numeric %.6g\n", label, r, ana, num);
+                bad++;
+            }
+        }
+        CHECK(bad == 0, "%s: %d of 4 directional derivatives differ from finite differences", label, bad);
+        free(keep);
+        free(d);
+        free(g);
+        ea_ctx_free(&ctx);
+        ea_vit_free(&m);
+        return;
+    }
+    for (i = 0; i < 48; i++) {
+        int ti = i < m.params.count ? i : (int)ea_rng_below(&rng, (uint32_t)m.params.count);
+        ea_tensor *t = m.params.tensors[ti];
+        size_t k = ea_rng_below(&rng, (uint32_t)t->size);
+        float keep = t->data[k], h = 1e-2f;
+        double lp, lm, num, ana = g[(t->grad - m.params.grad) + k], e;
+        if (m.params.info[ti].buffer) continue;
+        t->data[k] = keep + h; lp = cls_loss(&ctx, &m, xs, ys, 4, 0);
+        t->data[k] = keep - h; lm = cls_loss(&ctx, &m, xs, ys, 4, 0);
+        t->data[k] = keep;
+        num = (lp - lm) / (2.0 * h);
+        e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
+        if (e > 3e-2) {
+            if (bad < 3) printf("  %s: %s[%zu] analytic %.6g numeric %.6g\n", label, t->name, k, ana, num);
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "%s: %d of 48 parameter gradients differ from finite differences", label, bad);
+    free(g);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+}
+
+static void small_classifier(ea_vit_config *c, int host, const char *attn) {
+    ea_classifier_config_default(c, host, attn, host == EA_HOST_CNN ? 3 : 1, host == EA_HOST_CNN ? 16 : 8, 3);
+    c->n_heads = 2;
+    c->n_kv_heads = 1;
+    c->mlp_hidden = 12;
+    if (host == EA_HOST_VIT) { c->dim = 8; c->depth = 2; c->patch = 4; }
+    if (host == EA_HOST_MLP) { c->dim = 6; c->tokens = 4; }
+    if (host == EA_HOST_CNN) { c->dim = 8; c->width = 4; }
+}
+
+static void test_classifier_hosts(void) {
+    static const struct { int host, pool; const char *attn; } cases[] = {
+        {EA_HOST_VIT, EA_POOL_CLS, "mha"}, {EA_HOST_VIT, EA_POOL_CLS, "linformer"}, {EA_HOST_VIT, EA_POOL_MEAN, "performer"},
+        {EA_HOST_VIT, EA_POOL_CLS, "kimi"}, {EA_HOST_MLP, 0, "mha"}, {EA_HOST_MLP, 0, "nystrom"}, {EA_HOST_MLP, 0, "deepseek"},
+        {EA_HOST_CNN, EA_POOL_MEAN, "mha"}, {EA_HOST_CNN, EA_POOL_MEAN, "none"}, {EA_HOST_CNN, EA_POOL_MAX, "local"},
+        {EA_HOST_CNN, EA_POOL_MEAN, "mamba"}};
+    ea_vit_config c;
+    ea_vit m;
+    ea_error err;
+    size_t k;
+    int v;
+    g_group = "classifier-hosts";
+    for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char label[64];
+        small_classifier(&c, cases[k].host, cases[k].attn);
+        c.pool = cases[k].pool;
+        if (cases[k].host == EA_HOST_MLP && k == 5) c.tokens = 1; /* seed 001's length-1 form */
+        snprintf(label, sizeof label, "%s host, pool %d, %s", cases[k].host == EA_HOST_VIT ? "vit" : cases[k].host == EA_HOST_MLP ? "mlp" : "cnn",
+                 c.pool, cases[k].attn);
+        host_gradcheck(label, &c);
+    }
+    /* every row builds and runs in every host (linformer sized by the host) */
+    for (v = 0; v < ea_attn_variant_count(); v++) {
+        int host;
+        for (host = EA_HOST_VIT; host <= EA_HOST_CNN; host++) {
+            const char *name = ea_attn_variant_at(v)->name;
+            ea_ctx ctx;
+            ea_tensor *x, *y;
+            small_classifier(&c, host, name);
+            if (ea_vit_init(&m, &c, 1, &err) != EA_OK) { CHECK(0, "%s in host %d: %s", name, host, err.msg); continue; }
+            ea_ctx_init(&ctx, 0);
+            x = ea_tensor_4d(&ctx, 2, c.in_chans, c.img_size, c.img_size, 0);
+            memset(x->data, 0, x->size * 4);
+            x->data[3] = 1.0f;
+            y = ea_vit_forward(&ctx, &m, x);
+            CHECK(y && y->ndim == 2 && y->shape[0] == 2 && y->shape[1] == 3 && isfinite(y->data[0]), "%s in host %d: %s", name, host,
+                  ctx.err.msg);
+            CHECK(ea_vit_flops(&m) > 0.0, "%s in host %d: no FLOP count", name, host);
+            ea_ctx_free(&ctx);
+            ea_vit_free(&m);
+        }
+    }
+    /* bad configurations are refused with a message */
+    small_classifier(&c, EA_HOST_CNN, "mha");
+    c.pool = EA_POOL_CLS;
+    CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "pool"), "cnn with a class token: %s", err.msg);
+    small_classifier(&c, EA_HOST_MLP, "mha");
+    c.tokens = 0;
+    CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "tokens"), "mlp with 0 tokens: %s", err.msg);
+    small_classifier(&c, EA_HOST_MLP, "mha");
+    c.depth = 2;
+    CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "depth"), "mlp with depth 2: %s", err.msg);
+    small_classifier(&c, EA_HOST_VIT, "mha");
+    c.dropout = 1.0f;
+    CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "dropout"), "dropout 1: %s", err.msg);
+    c.dropout = 0.0f;
+    c.host = 7;
+    CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "host"), "host 7: %s", err.msg);
+}
+
+/* Forward, loss and gradients against the PyTorch module of
+   tests/make_classifier_parity.py; for the CNN host also batch norm's
+   running statistics after the training-mode pass and the eval logits. */
+static void cls_parity(const char *name, const ea_vit_config *cfg, int B) {
+    char path[256], gname[EA_NAME_LEN + 16];
+    ea_vit m;
+    ea_error err;
+    ea_safetensors st;
+    ea_ctx ctx;
+    ea_tensor *x, *logits, *loss;
+    float ref[64], ref_loss, lf[16], count, *g;
+    int labels[16], i, bad = 0;
+    size_t n = 0;
+    double worst = 0.0, gmax = 0.0;
+    if (ea_vit_init(&m, cfg, 1, &err) != EA_OK) { CHECK(0, "%s: %s", name, err.msg); return; }
+    snprintf(path, sizeof path, "tests/data/parity_cls_%s.safetensors", name);
+    if (ea_st_open(&st, path, &err) != EA_OK) { CHECK(0, "%s", err.msg); ea_vit_free(&m); return; }
+    for (i = 0; i < m.params.count; i++) {
+        ea_tensor *t = m.params.tensors[i];
+        CHECK(ea_st_read(&st, t->name, t->data, t->size, &err) == EA_OK, "%s: %s", name, err.msg);
+        if (!m.params.info[i].buffer) n += t->size;
+    }
+    CHECK(ea_st_read(&st, "count", &count, 1, &err) == EA_OK && (size_t)count == n, "%s: %zu parameters, PyTorch %.0f", name, n,
+          (double)count);
+    ea_ctx_init(&ctx, 0);
+    x = ea_tensor_4d(&ctx, B, cfg->in_chans, cfg->img_size, cfg->img_size, 0);
+    CHECK(ea_st_read(&st, "input", x->data, x->size, &err) == EA_OK && ea_st_read(&st, "labels", lf, (size_t)B, &err) == EA_OK &&
+              ea_st_read(&st, "output", ref, (size_t)B * 10, &err) == EA_OK && ea_st_read(&st, "loss", &ref_loss, 1, &err) == EA_OK,
+          "%s: %s", name, err.msg);
+    for (i = 0; i < B; i++) labels[i] = (int)lf[i];
+    ea_params_zero_grad(&m.params);
+    ctx.training = 1;
+    logits = ea_vit_forward(&ctx, &m, x);
+    loss = ea_cross_entropy_smooth(&ctx, logits, labels, 0.1f);
+    ctx.training = 0;
+    CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "%s: %s", name, ctx.err.msg);
+    if (!loss) goto out;
+    CHECK(rel_err(logits->data, ref, (size_t)B * 10) < 1e-5, "%s: logits differ from PyTorch by %.3g (relative)", name,
+          rel_err(logits->data, ref, (size_t)B * 10));
+    CHECK(fabs(loss->data[0] - ref_loss) < 1e-5 * fabs(ref_loss), "%s: loss %.7g vs PyTorch %.7g", name, (double)loss->data[0],
+          (double)ref_loss);
+    for (i = 0; i < (int)m.params.n; i++) gmax = fabs(m.params.grad[i]) > gmax ? fabs(m.params.grad[i]) : gmax;
+    for (i = 0; i < m.params.count; i++) {
+        ea_tensor *t = m.params.tensors[i];
+        double e, num = 0.0, den = 1e-4 * gmax;
+        size_t k;
+        if (m.params.info[i].buffer) continue;
+        g = (float *)malloc(t->size * sizeof(float));
+        snprintf(gname, sizeof gname, "grad.%s", t->name);
+        if (ea_st_read(&st, gname, g, t->size, &err) != EA_OK) { CHECK(0, "%s", err.msg); free(g); continue; }
+        for (k = 0; k < t->size; k++) {
+            num = fabs((double)t->grad[k] - g[k]) > num ? fabs((double)t->grad[k] - g[k]) : num;
+            den = fabs(g[k]) > den ? fabs(g[k]) : den;
+        }
+        e = num / den;
+        if (e > worst) worst = e;
+        if (e > 1e-4) {
+            if (bad < 3) printf("  %s: gradient of %s differs by %.3g\n", name, t->name, e);
+            bad++;
+        }
+        free(g);
+    }
+    CHECK(bad == 0, "%s: %d parameter gradients differ from PyTorch by > 1e-4", name, bad);
+    if (cfg->host == EA_HOST_CNN) { /* running statistics after one training pass, then eval mode */
+        float after[64];
+        double e = 0.0;
+        for (i = 0; i < m.params.count; i++) {
+            ea_tensor *t = m.params.tensors[i];
+            if (!m.params.info[i].buffer) continue;
+            snprintf(gname, sizeof gname, "after.%s", t->name);
+            CHECK(ea_st_read(&st, gname, after, t->size, &err) == EA_OK, "%s", err.msg);
+            e = rel_err(t->data, after, t->size) > e ? rel_err(t->data, after, t->size) : e;
+        }
+        CHECK(e < 1e-5, "cnn: running statistics differ from PyTorch's by %.3g", e);
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_4d(&ctx, B, cfg->in_chans, cfg->img_size, cfg->img_size, 0);
+        ea_st_read(&st, "input", x->data, x->size, &err);
+        logits = ea_vit_forward(&ctx, &m, x);
+        CHECK(logits && ea_st_read(&st, "eval_output", ref, (size_t)B * 10, &err) == EA_OK &&
+                  rel_err(logits->data, ref, (size_t)B * 10) < 1e-5,
+              "cnn: eval-mode logits differ from PyTorch by %.3g", logits ? rel_err(logits->data, ref, (size_t)B * 10) : 1.0);
+    }
+    printf("    %s: %zu parameters (PyTorch %.0f), logits rel. error %.2g, worst gradient rel. error %.2g\n", name, n, (double)count,
+           rel_err(logits->data, ref, (size_t)B * 10), worst);
+out:
+    ea_st_close(&st);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+}
+
+static void test_classifier_parity(void) {
+    ea_vit_config c;
+    ea_vit m;
+    ea_error err;
+    ea_safetensors st;
+    float count = 0.0f;
+    size_t n = 0;
+    int i;
+    g_group = "classifier-parity";
+    ea_classifier_config_default(&c, EA_HOST_VIT, "mha", 3, 32, 10);
+    cls_parity("vit", &c, 4);
+    ea_classifier_config_default(&c, EA_HOST_CNN, "mha", 3, 32, 10);
+    cls_parity("cnn", &c, 4);
+    ea_classifier_config_default(&c, EA_HOST_MLP, "mha", 1, 8, 10);
+    c.tokens = 4;
+    c.dim = 8;
+    c.n_heads = 2;
+    c.mlp_hidden = 16;
+    cls_parity("mlp", &c, 6);
+    /* the MLP host's default size, counted by PyTorch */
+    ea_classifier_config_default(&c, EA_HOST_MLP, "mha", 3, 32, 10);
+    if (ea_vit_init(&m, &c, 1, &err) == EA_OK && ea_st_open(&st, "tests/data/parity_cls_mlp.safetensors", &err) == EA_OK) {
+        for (i = 0; i < m.params.count; i++) n += m.params.tensors[i]->size;
+        CHECK(ea_st_read(&st, "count_default", &count, 1, &err) == EA_OK && (size_t)count == n,
+              "mlp host at its default size: %zu parameters, PyTorch %.0f", n, (double)count);
+        ea_st_close(&st);
+        ea_vit_free(&m);
+    } else {
+        CHECK(0, "%s", err.msg);
+    }
+}
+
+/* --- gzip / inflate ------------------------------------------------------ */
+static void test_gzip(void) {
+    static const unsigned char fixed[] = {
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x4b, 0x4d, 0x4b, 0x4b, 0x2c, 0x29, 0xc9, 0x53,
+        0x48, 0x45, 0xa5, 0xad, 0x14, 0xd2, 0x72, 0x12, 0x8b, 0x33, 0x14, 0x80, 0xec, 0xd4, 0xbc, 0x92, 0xcc, 0xfc,
+        0x3c, 0x1d, 0x85, 0x92, 0xcc, 0x9c, 0xd4, 0x14, 0x3d, 0x00, 0x33, 0x70, 0x6b, 0xb4, 0x30, 0x00, 0x00, 0x00};
+    static const char *const files[3] = {"tests/data/inflate_l0.gz", "tests/data/inflate_l1.gz", "tests/data/inflate_l9.gz"};
+    const char *text = "effattn effattn effattn: flash attention, tiled.";
+    unsigned char *out, *raw, *gz, bad[sizeof fixed];
+    size_t n, nraw, ngz, cut;
+    ea_error err;
+    int f, k, refused = 0;
+    g_group = "gzip";
+    CHECK(ea_gunzip(fixed, sizeof fixed, &out, &n, &err) == EA_OK && n == strlen(text) && memcmp(out, text, n) == 0,
+          "a fixed-Huffman block: %s", err.msg);
+    if (out) EFFATTN_FREE(out);
+    if (ea__read_file("tests/data/inflate_raw.bin", &raw, &nraw, &err) != EA_OK) { CHECK(0, "%s", err.msg); return; }
+    for (f = 0; f < 3; f++) { /* stored blocks; dynamic codes; with a file name in the header */
+        if (ea__read_file(files[f], &gz, &ngz, &err) != EA_OK) { CHECK(0, "%s", err.msg); continue; }
+        CHECK(ea_gunzip(gz, ngz, &out, &n, &err) == EA_OK && n == nraw && memcmp(out, raw, n) == 0, "%s: %s", files[f], err.msg);
+        if (out) EFFATTN_FREE(out);
+        for (cut = 1; cut < ngz; cut += ngz / 23 + 1) /* every truncation fails cleanly */
+            refused += ea_gunzip(gz, ngz - cut, &out, &n, &err) == EA_ERR_FORMAT && out == NULL;
+        for (k = 0; k < 40; k++) { /* a flipped byte is caught (by the decoder, the length or the CRC) */
+            size_t at = 10 + (size_t)k * (ngz - 18) / 40;
+            gz[at] ^= 0x5a;
+            refused += ea_gunzip(gz, ngz, &out, &n, &err) == EA_ERR_FORMAT && out == NULL;
+            gz[at] ^= 0x5a;
+        }
+        EFFATTN_FREE(gz);
+    }
+    CHECK(refused == 3 * (40 + 24) - 0 || refused >= 3 * 40, "damaged and truncated files refused: %d", refused);
+    memcpy(bad, fixed, sizeof fixed);
+    bad[sizeof fixed - 4] = 49; /* ISIZE one more than the data */
+    CHECK(ea_gunzip(bad, sizeof bad, &out, &n, &err) == EA_ERR_FORMAT && strstr(err.msg, "shorter"), "a longer ISIZE: %s", err.msg);
+    memcpy(bad, fixed, sizeof fixed);
+    bad[2] = 7;
+    CHECK(ea_gunzip(bad, sizeof bad, &out, &n, &err) == EA_ERR_FORMAT && strstr(err.msg, "method"), "method 7: %s", err.msg);
+    CHECK(ea_gunzip(fixed, 12, &out, &n, &err) == EA_ERR_FORMAT, "12 bytes: %s", err.msg);
+    EFFATTN_FREE(raw);
+}
+
+/* --- image sets: Fashion-MNIST, CIFAR-10 files, shapes, batches --------- */
+static void test_images(void) {
+    ea_images a, b, tr, te;
+    ea_error err;
+    float mean[3], sd[3], *x1, *x2;
+    int idx[8] = {0, 1, 2, 3, 4, 5, 6, 7}, lab[8], i, counts[10] = {0}, same = 1, mirrored = 1;
+    FILE *f;
+    g_group = "images";
+    CHECK(ea_images_shapes(&a, 500, 9, &err) == EA_OK && ea_images_shapes(&b, 500, 9, &err) == EA_OK, "%s", err.msg);
+    CHECK(a.n == 500 && a.c == 3 && a.h == 32 && memcmp(a.pixels, b.pixels, 500 * 3072) == 0 && memcmp(a.labels, b.labels, 500) == 0,
+          "shapes: the same seed gives the same images");
+    for (i = 0; i < 500; i++) counts[a.labels[i] < 10 ? a.labels[i] : 0]++;
+    for (i = 0; i < 10; i++) CHECK(counts[i] > 25, "shapes: class %d has %d of 500 images", i, counts[i]);
+    ea_images_free(&b);
+    CHECK(ea_images_shapes(&b, 500, 10, &err) == EA_OK && memcmp(a.pixels, b.pixels, 3072) != 0, "shapes: another seed, other images");
+    ea_images_free(&b);
+    CHECK(ea_images_shapes(&b, 0, 1, &err) == EA_ERR_ARG, "0 images refused: %s", err.msg);
+    /* batches: normalisation by the statistics, a flip-only augmentation mirrors */
+    ea_images_stats(&a, mean, sd);
+    x1 = (float *)malloc(8 * 3072 * sizeof(float));
+    x2 = (float *)malloc(8 * 3072 * sizeof(float));
+    ea_images_batch(&a, idx, 8, mean, sd, 0, 0, NULL, x1, lab);
+    CHECK(fabsf(x1[5] - ((float)a.pixels[5] / 255.0f - mean[0]) / sd[0]) < 1e-5f && lab[7] == a.labels[7], "batch values");
+    {
+        ea_rng r;
+        int flips = 0;
+        ea_rng_seed(&r, 3, 3);
+        ea_images_batch(&a, idx, 8, mean, sd, 0, 1, &r, x2, lab);
+        for (i = 0; i < 8; i++) {
+            int y, x, c, s = 1, m = 1;
+            for (c = 0; c < 3; c++)
+                for (y = 0; y < 32; y++)
+                    for (x = 0; x < 32; x++) {
+                        s &= x2[i * 3072 + c * 1024 + y * 32 + x] == x1[i * 3072 + c * 1024 + y * 32 + x];
+                        m &= x2[i * 3072 + c * 1024 + y * 32 + x] == x1[i * 3072 + c * 1024 + y * 32 + 31 - x];
+                    }
+            same &= s || m;
+            flips += m && !s;
+            mirrored &= 1;
+        }
+        CHECK(same && flips > 0 && flips < 8, "flip: each image itself or its mirror (%d of 8 flipped)", flips);
+        ea_images_batch(&a, idx, 8, mean, sd, 4, 0, &r, x2, lab);
+        CHECK(memcmp(x1, x2, 8 * 3072 * sizeof(float)) != 0, "crop: the images move");
+    }
+    (void)mirrored;
+    free(x1);
+    free(x2);
+    ea_images_free(&a);
+    /* CIFAR-10: small files in the real format, then damage */
+    {
+        unsigned char rec[2 * 3073];
+        char path[64];
+        memset(rec, 7, sizeof rec);
+        rec[0] = 3;
+        rec[3073] = 9;
+        for (i = 1; i <= 6; i++) {
+            if (i < 6) snprintf(path, sizeof path, "build/cifar_t/data_batch_%d.bin", i);
+            else snprintf(path, sizeof path, "build/cifar_t/test_batch.bin");
+            if (i == 1) { int rc = system("mkdir -p build/cifar_t"); (void)rc; }
+            f = fopen(path, "wb");
+            if (f) { fwrite(rec, 1, sizeof rec, f); fclose(f); }
+        }
+        CHECK(ea_images_cifar10(&tr, &te, "build/cifar_t", &err) == EA_OK && tr.n == 10 && te.n == 2 && tr.labels[1] == 9 &&
+                  tr.pixels[5] == 7 && tr.c == 3,
+              "cifar10: %s", err.msg);
+        ea_images_free(&tr);
+        ea_images_free(&te);
+        f = fopen("build/cifar_t/data_batch_3.bin", "wb");
+        if (f) { fwrite(rec, 1, 3000, f); fclose(f); }
+        CHECK(ea_images_cifar10(&tr, &te, "build/cifar_t", &err) == EA_ERR_FORMAT && strstr(err.msg, "data_batch_3") && tr.pixels == NULL,
+              "a truncated batch is named: %s", err.msg);
+        CHECK(ea_images_cifar10(&tr, &te, "build/no_such_dir", &err) == EA_ERR_IO, "a missing directory: %s", err.msg);
+    }
+    /* Fashion-MNIST: a damaged copy in gzip form, then the real files when installed */
+    {
+        int rc = system("mkdir -p build/fm_t && printf 'not gzip' | gzip -c > build/fm_t/train-images-idx3-ubyte.gz && "
+                        "head -c 300 /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz > build/fm_t/train-labels-idx1-ubyte.gz 2>/dev/null");
+        (void)rc;
+        CHECK(ea_images_fashion_mnist(&tr, &te, "build/fm_t", &err) == EA_ERR_FORMAT && strstr(err.msg, "train-images"),
+              "a gzip that holds no IDX: %s", err.msg);
+    }
+    f = fopen("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", "rb");
+    if (!f) {
+        printf("    skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)\n");
+        return;
+    }
+    fclose(f);
+    CHECK(ea_images_fashion_mnist(&tr, &te, NULL, &err) == EA_OK, "%s", err.msg);
+    if (tr.n == 60000 && te.n == 10000) {
+        int ct[10] = {0}, ok = 1;
+        for (i = 0; i < 60000; i++) ct[tr.labels[i]]++;
+        for (i = 0; i < 10; i++) ok &= ct[i] == 6000;
+        CHECK(ok && tr.h == 28 && tr.w == 28 && tr.c == 1, "Fashion-MNIST: 6000 training images a class, 28x28x1");
+        ea_images_stats(&tr, mean, sd);
+        printf("    Fashion-MNIST: 60000 + 10000 images, pixel mean %.4f, std %.4f\n", (double)mean[0], (double)sd[0]);
+        CHECK(fabsf(mean[0] - 0.2860f) < 1e-3f && fabsf(sd[0] - 0.3530f) < 1e-3f, "Fashion-MNIST's known mean 0.2860 / std 0.3530");
+    } else {
+        CHECK(0, "Fashion-MNIST: %d + %d images, expected 60000 + 10000", tr.n, te.n);
+    }
+    ea_images_free(&tr);
+    ea_images_free(&te);
+}
+
+/* A short training run on shapes: n steps of batch 32 from a seed. */
+static void cls_train(ea_vit *m, ea_adamw *opt, ea_ctx *ctx, const ea_images *im, const float *mean, const float *sd, int from,
+                      int to, float *xb, int *yb) {
+    int s;
+    for (s = from; s < to; s++) {
+        int idx[32], i;
+        ea_tensor *x, *loss;
+        for (i = 0; i < 32; i++) idx[i] = (s * 32 + i) % im->n;
+        ea_images_batch(im, idx, 32, mean, sd, 0, 0, NULL, xb, yb);
+        ea_ctx_reset(ctx);
+        ctx->training = 1;
+        x = ea_tensor_4d(ctx, 32, 3, 32, 32, 0);
+        memcpy(x->data, xb, x->size * 4);
+        ea_params_zero_grad(&m->params);
+        loss = ea_cross_entropy_smooth(ctx, ea_vit_forward(ctx, m, x), yb, 0.1f);
+        if (!loss || ea_backward(ctx, loss) != EA_OK) break;
+        opt->lr = ea_lr_cosine(s, 150, 10, 3e-3f, 0.0f);
+        ea_adamw_step(opt, &m->params);
+    }
+    ctx->training = 0;
+}
+
+static void test_classifier_training(void) {
+    ea_images tr, te;
+    ea_vit_config c;
+    ea_vit m, m2;
+    ea_adamw opt, opt2;
+    ea_ctx ctx;
+    ea_error err;
+    float mean[3], sd[3], *xb = (float *)malloc(256 * 3072 * sizeof(float));
+    int *yb = (int *)malloc(256 * sizeof(int)), i, hits = 0, steps = quick_mode() ? 60 : 150;
+    long before;
+    uint64_t rs[2];
+    ea_blob blob;
+    g_group = "classifier-training";
+    CHECK(ea_images_shapes(&tr, 2400, 1, &err) == EA_OK && ea_images_shapes(&te, 500, 2, &err) == EA_OK, "%s", err.msg);
+    ea_images_stats(&tr, mean, sd);
+    ea_classifier_config_default(&c, EA_HOST_CNN, "mha", 3, 32, 10);
+    c.dropout = 0.1f;
+    ea_vit_init(&m, &c, 4, &err);
+    ea_adamw_init(&opt, 3e-3f, 0.05f);
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&ctx.rng, 4, 4);
+    cls_train(&m, &opt, &ctx, &tr, mean, sd, 0, 2, xb, yb);
+    before = g_mallocs;
+    cls_train(&m, &opt, &ctx, &tr, mean, sd, 2, 6, xb, yb);
+    CHECK(g_mallocs == before, "%ld heap allocations in steady-state classifier steps", g_mallocs - before);
+    /* the checkpoint after step 6 resumes into the same model as going on */
+    rs[0] = ctx.rng.state;
+    rs[1] = ctx.rng.inc;
+    blob.name = "dropout_rng";
+    blob.dtype = EA_DT_U64;
+    blob.count = 2;
+    blob.data = rs;
+    CHECK(ea_checkpoint_save("build/cls_resume.eack", &m, &opt, &blob, 1, &err) == EA_OK, "%s", err.msg);
+    cls_train(&m, &opt, &ctx, &tr, mean, sd, 6, steps, xb, yb);
+    ea_vit_init(&m2, &c, 99, &err);
+    ea_adamw_init(&opt2, 1.0f, 0.0f);
+    rs[0] = rs[1] = 0;
+    CHECK(ea_checkpoint_load("build/cls_resume.eack", &m2, &opt2, &blob, 1, &err) == EA_OK, "%s", err.msg);
+    {
+        ea_ctx ctx2;
+        ea_ctx_init(&ctx2, 0);
+        ctx2.rng.state = rs[0];
+        ctx2.rng.inc = rs[1];
+        cls_train(&m2, &opt2, &ctx2, &tr, mean, sd, 6, steps, xb, yb);
+        CHECK(memcmp(m.params.data, m2.params.data, m.params.n * sizeof(float)) == 0,
+              "resumed from a checkpoint (batch norm's running statistics, AdamW, dropout's RNG) = trained on, bit for bit");
+        CHECK(m2.bn[0][4]->data[0] == (float)steps && m.bn[1][3]->data[0] != 1.0f, "num_batches_tracked %g after %d steps",
+              (double)m2.bn[0][4]->data[0], steps);
+        ea_ctx_free(&ctx2);
+    }
+    /* it learned: test accuracy well above chance (10%) */
+    for (i = 0; i < te.n; i += 100) {
+        int idx[100], k;
+        ea_tensor *x, *y;
+        for (k = 0; k < 100; k++) idx[k] = i + k;
+        ea_images_batch(&te, idx, 100, mean, sd, 0, 0, NULL, xb, yb);
+        ea_ctx_reset(&ctx);
+        ctx.grad_enabled = 0;
+        x = ea_tensor_4d(&ctx, 100, 3, 32, 32, 0);
+        memcpy(x->data, xb, x->size * 4);
+        y = ea_vit_forward(&ctx, &m, x);
+        if (y) hits += ea_topk_hits(y->data, yb, 100, 10, 1);
+    }
+    printf("    cnn host, %d steps of 32 shapes: test top-1 %.1f%%\n", steps, 100.0 * hits / te.n);
+    CHECK(hits > (quick_mode() ? 15 : 25) * te.n / 100, "after %d steps, test top-1 %.1f%% (chance: 10%%)", steps, 100.0 * hits / te.n);
+    ea_vit_free(&m);
+    ea_vit_free(&m2);
+    ea_ctx_free(&ctx);
+    ea_images_free(&tr);
+    ea_images_free(&te);
+    free(xb);
+    free(yb);
+}
+
+/* --- classify: flags, errors, resume ----------------------------------- */
+static void test_classify_cli(void) {
+    const char *flags = "--model cnn --images 300 --test-images 100 --epochs 2 --batch 32 --latency-runs 1 --quiet --threads 1 --dropout 0.1 --augment";
+    char cmd[1024];
+    FILE *f;
+    g_group = "classify-cli";
+    f = fopen("build/classify", "rb");
+    if (!f) {
+        printf("    skipped: build/classify is missing (make test builds it)\n");
+        return;
+    }
+    fclose(f);
+    CHECK(run("build/classify --help > build/cls_help.log 2>&1") == 0, "--help");
+    CHECK(run("build/classify --model transformer > /dev/null 2>&1") != 0, "an unknown model is refused");
+    CHECK(run("build/classify --attn nope > /dev/null 2>&1") != 0, "an unknown row is refused");
+    CHECK(run("build/classify --epochs x > /dev/null 2>&1") != 0, "a bad number is refused");
+    CHECK(run("build/classify --model mlp --pool max > /dev/null 2>&1") != 0, "a pool the host has not is refused");
+    CHECK(run("build/classify --data cifar10:build/no_such_dir > build/cls_nodata.log 2>&1") == 512, "a missing dataset exits 2");
+    CHECK(run("build/classify --data fashion-mnist:build/fm_t > build/cls_bad.log 2>&1") == 512, "a damaged dataset exits 2");
+    remove("build/cls_a.eack");
+    remove("build/cls_b.eack");
+    snprintf(cmd, sizeof cmd, "build/classify %s --save build/cls_a.eack --json > build/cls_a.log 2>&1", flags);
+    CHECK(run(cmd) == 0, "uninterrupted run failed (see build/cls_a.log)");
+    snprintf(cmd, sizeof cmd, "build/classify %s --save build/cls_b.eack --stop-after 1 > build/cls_b1.log 2>&1", flags);
+    CHECK(run(cmd) == 0, "first half failed (see build/cls_b1.log)");
+    snprintf(cmd, sizeof cmd, "build/classify %s --save build/cls_b.eack --resume build/cls_b.eack > build/cls_b2.log 2>&1", flags);
+    CHECK(run(cmd) == 0, "resumed half failed (see build/cls_b2.log)");
+    CHECK(file_equal("build/cls_a.eack", "build/cls_b.eack"), "classify: interrupted + resumed = uninterrupted, bit for bit");
+    snprintf(cmd, sizeof cmd, "build/classify %s --lr 0.01 --resume build/cls_b.eack > /dev/null 2>&1", flags);
+    CHECK(run(cmd) != 0, "resuming with another --lr is refused");
+    snprintf(cmd, sizeof cmd, "tail -1 build/cls_a.log | grep -q '\"top1\":.*\"top5\":.*\"infer_ms_b1\":.*\"images_per_s_b32\":.*\"arena_peak_bytes\"'");
+    CHECK(run(cmd) == 0, "the --json line holds the results");
+    CHECK(run("build/classify --model cnn --load build/cls_a.eack --eval-only --images 300 --test-images 100 --latency-runs 1 "
+              "--quiet > build/cls_eval.log 2>&1") == 0, "evaluating a checkpoint");
+    CHECK(run("build/classify --model vit --load build/cls_a.eack --eval-only --images 300 --test-images 100 > /dev/null 2>&1") != 0,
+          "a checkpoint of another model is refused");
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training}};
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training},
+        {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
+        {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training}, {"classify-cli", test_classify_cli}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {

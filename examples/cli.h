@@ -1,0 +1,151 @@
+/* cli.h — what every example's command line shares: strict number parsing,
+   the attention rows' option flags, a progress bar, and loading weights
+   from a checkpoint or a safetensors file.  Included by each example after
+   effattn.h (so every example still builds with one cc command); the
+   example sets cli_prog to its name for messages. */
+#ifndef EFFATTN_CLI_H
+#define EFFATTN_CLI_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define CLI_ISATTY(fd) isatty(fd)
+#else
+#define CLI_ISATTY(fd) 0
+#endif
+
+static const char *cli_prog = "effattn";
+
+/* inline: an example that uses only some of these gets no unused-function warning */
+#define CLI_FN static inline
+
+/* Strict number parsing: the whole string, within [lo, hi]; integers only
+   when `integer` is set.  Prints what was expected and returns 0 on bad
+   input. */
+CLI_FN int cli_parse_num(const char *flag, const char *s, double lo, double hi, int integer, double *out) {
+    char *end;
+    double v;
+    errno = 0;
+    v = s ? (integer ? (double)strtol(s, &end, 10) : strtod(s, &end)) : 0.0;
+    if (!s || errno || end == s || *end || !(v >= lo && v <= hi)) {
+        fprintf(stderr, "%s: %s needs %s in [%g, %g], got '%s'\n", cli_prog, flag, integer ? "an integer" : "a number", lo,
+                hi, s ? s : "");
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+CLI_FN int cli_parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
+    double v;
+    if (!cli_parse_num(flag, s, (double)lo, (double)hi, 1, &v)) return 0;
+    *out = (long)v;
+    return 1;
+}
+
+/* Flags that set one attention option (0 keeps the row's default). */
+static const struct {
+    const char *flag, *help;
+    size_t off;
+    long hi;
+} cli_attn_flags[] = {
+    {"--window", "local/localglobal half-width (8); dilated/hybrid keys each side (4)", offsetof(ea_attn_opts, window), 1 << 20},
+    {"--stride", "strided: every s-th key (4)", offsetof(ea_attn_opts, stride), 1 << 20},
+    {"--dilation", "dilated/hybrid: spacing of the window's keys (2)", offsetof(ea_attn_opts, dilation), 1 << 20},
+    {"--topk", "topk: scores kept per query (n/4)", offsetof(ea_attn_opts, topk), 1 << 20},
+    {"--features", "performer: random features (64)", offsetof(ea_attn_opts, features), 1 << 16},
+    {"--relu", "linear/performer: ReLU features when 1 (0)", offsetof(ea_attn_opts, relu), 1},
+    {"--redraw", "performer: redraw the features every N steps (0: never)", offsetof(ea_attn_opts, redraw), 1 << 30},
+    {"--proj-len", "linformer: projected length k (16)", offsetof(ea_attn_opts, proj_len), 1 << 20},
+    {"--landmarks", "nystrom: landmarks (8)", offsetof(ea_attn_opts, landmarks), 1 << 20},
+    {"--pinv-iters", "nystrom: pseudo-inverse iterations (6)", offsetof(ea_attn_opts, pinv_iters), 1000},
+    {"--conv-kernel", "nystrom: taps of the depthwise conv skip on V (0: none; odd)", offsetof(ea_attn_opts, conv_kernel), 999},
+    {"--block", "bigbird: block size (8)", offsetof(ea_attn_opts, block), 1 << 20},
+    {"--global", "bigbird: global blocks (1); localglobal: summary tokens (2)", offsetof(ea_attn_opts, global), 1 << 20},
+    {"--random", "bigbird: random blocks per query block (1)", offsetof(ea_attn_opts, random), 1 << 20},
+    {"--attn-seed", "seed of random features and random blocks (0)", offsetof(ea_attn_opts, seed), 2147483647L},
+    {"--latent", "mla/deepseek: K/V latent width (dim/4)", offsetof(ea_attn_opts, latent), 65536},
+    {"--q-latent", "mla/deepseek: query latent width (dim/2)", offsetof(ea_attn_opts, q_latent), 65536},
+    {"--rope-dim", "mla/deepseek: rotary columns per head (head_dim/2, even)", offsetof(ea_attn_opts, rope_dim), 65536},
+    {"--slots", "crossmem: learned memory tokens (8)", offsetof(ea_attn_opts, slots), 1 << 16},
+    {"--fuse", "crossmem: fixed fusion ratio in percent (0: learned gate)", offsetof(ea_attn_opts, fuse), 100},
+    {"--state", "mamba: state size N (16)", offsetof(ea_attn_opts, state), 1024},
+    {"--expand", "mamba: inner width = expand x dim (2)", offsetof(ea_attn_opts, expand), 64},
+    {"--dt-rank", "mamba: rank of the step-size projection (dim/16)", offsetof(ea_attn_opts, dt_rank), 65536},
+    {"--experts", "MoE feed-forward in every block with N experts (0: dense; deepseek/kimi: 4)", offsetof(ea_attn_opts, experts), 64},
+    {"--route-k", "MoE: experts per token (2)", offsetof(ea_attn_opts, route_k), 64},
+    {"--shared", "MoE: shared experts (0; deepseek/kimi: 1)", offsetof(ea_attn_opts, shared), 16},
+    {"--expert-hidden", "MoE: hidden width of an expert (mlp_hidden / (route-k + shared))", offsetof(ea_attn_opts, expert_hidden), 1 << 20},
+    {"--capacity", "MoE: tokens per expert, percent of an even share (0: unlimited)", offsetof(ea_attn_opts, capacity), 100000},
+    {"--sigmoid", "MoE: sigmoid gates when 1 (softmax)", offsetof(ea_attn_opts, sigmoid), 1},
+};
+#define CLI_N_ATTN_FLAGS (int)(sizeof cli_attn_flags / sizeof cli_attn_flags[0])
+
+CLI_FN void cli_attn_flags_help(FILE *f) {
+    int i;
+    fprintf(f, "attention options (0 or absent: the row's default, shown in brackets):\n"
+               "  --flex NAME      flex: none, alibi, softcap or causal (none)\n");
+    for (i = 0; i < CLI_N_ATTN_FLAGS; i++) {
+        char flag[32];
+        snprintf(flag, sizeof flag, "%s N", cli_attn_flags[i].flag);
+        fprintf(f, "  %-16s %s\n", flag, cli_attn_flags[i].help);
+    }
+}
+
+/* An attention option flag `a` with value `v` into *opt: 1 taken, 0 not an
+   attention flag, -1 a bad value (already reported). */
+CLI_FN int cli_attn_option(const char *a, const char *v, ea_attn_opts *opt) {
+    int k;
+    long val;
+    if (strcmp(a, "--flex") == 0) {
+        static const char *const kinds[4] = {"none", "alibi", "softcap", "causal"};
+        for (k = 0; k < 4 && v && strcmp(v, kinds[k]); k++) {}
+        if (!v || k == 4) {
+            fprintf(stderr, "%s: --flex must be none, alibi, softcap or causal, got '%s'\n", cli_prog, v ? v : "");
+            return -1;
+        }
+        opt->flex = k;
+        return 1;
+    }
+    for (k = 0; k < CLI_N_ATTN_FLAGS; k++)
+        if (strcmp(a, cli_attn_flags[k].flag) == 0) {
+            if (!cli_parse_long(a, v, 0, cli_attn_flags[k].hi, &val)) return -1;
+            *(int *)(void *)((char *)opt + cli_attn_flags[k].off) = (int)val;
+            return 1;
+        }
+    return 0;
+}
+
+/* "  epoch 3/20 [#####.....]  42%  loss 0.1234  57.1 steps/s  1:02 left" on stderr */
+CLI_FN void cli_progress(int epoch, int epochs, long step, long steps_per_epoch, double loss, double t0) {
+    int width = 30, filled = (int)(width * (double)step / (double)steps_per_epoch), i;
+    double el = ea_time_sec() - t0, left = step > 0 ? el * (double)(steps_per_epoch - step) / (double)step : 0.0;
+    fprintf(stderr, "\r  epoch %d/%d [", epoch + 1, epochs);
+    for (i = 0; i < width; i++) fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %3d%%  loss %.4f  %.1f steps/s  %d:%02d left ", (int)(100.0 * step / steps_per_epoch), loss,
+            el > 0 ? step / el : 0.0, (int)left / 60, (int)left % 60);
+    fflush(stderr);
+}
+
+CLI_FN int cli_ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Weights from a checkpoint or a safetensors file, told apart by content. */
+CLI_FN ea_status cli_load_weights(ea_vit *m, const char *path, ea_error *err) {
+    char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        if (fread(magic, 1, 8, f) != 8) magic[0] = 0;
+        fclose(f);
+    }
+    if (memcmp(magic, "EACKPT", 6) == 0) return ea_checkpoint_load(path, m, NULL, NULL, 0, err);
+    return ea_params_load(&m->params, path, err);
+}
+
+#endif /* EFFATTN_CLI_H */
