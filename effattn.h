@@ -8,8 +8,10 @@
    type with reverse-mode autograd, attention variants written out as their
    formula, a plain reference loop and a fast path, the small Vision
    Transformers that use them (the two-frame object tracker of source
-   document 000), AdamW training and a synthetic video generator.  It needs
-   nothing at run time but the C library and libm.
+   document 000, the image classifier of document 002) and the MLP and CNN
+   classifier hosts of document 001, AdamW training, a synthetic video and
+   shape generator and loaders for Fashion-MNIST (gzipped) and CIFAR-10.  It
+   needs nothing at run time but the C library and libm.
 
    QUICK START
        #define EFFATTN_IMPLEMENTATION      (in exactly one .c or .cpp file)
@@ -8246,8 +8248,11 @@ EA_API ea_status ea_gunzip(const unsigned char *in, size_t n, unsigned char **ou
     if (pos > n - 8) return ea_error_set(err, EA_ERR_FORMAT, "gzip: the header runs past the end of the file");
     crc = (uint32_t)ea__get_le(in + n - 8, 4);
     isize = (size_t)ea__get_le(in + n - 4, 4);
-    if (isize > ((size_t)1 << 31))
-        return ea_error_set(err, EA_ERR_FORMAT, "gzip: the trailer promises %zu bytes (at most 2 GiB are read)", isize);
+    /* DEFLATE expands at most 1032-fold (a 258-byte match per 2 bits) */
+    if (isize > ((size_t)1 << 31) || isize / 1032 > n)
+        return ea_error_set(err, EA_ERR_FORMAT,
+                            "gzip: the trailer promises %zu bytes from %zu (at most 2 GiB, and 1032 per compressed byte)",
+                            isize, n);
     *out = (unsigned char *)EFFATTN_MALLOC(isize + 1);
     if (!*out) return ea_error_set(err, EA_ERR_NOMEM, "gzip: cannot hold %zu bytes", isize);
     memset(&s, 0, sizeof s);

@@ -7,6 +7,9 @@
                                         sequence's projection
            build/bench --tracker        tracker: latency at batch 1, throughput at
                                         batch 32, a training step at batch 32
+           build/bench --classify       the classifiers (seed 002's ViT, seed 001's
+                                        CNN and MLP hosts) at Fashion-MNIST's size:
+                                        batch 1, batch 32, a training step at 128
            build/bench --attn           attention forward and forward+backward
                                         against sequence length
            build/bench --rows           every attention row (one layer, heads 8 x
@@ -110,25 +113,32 @@ static void bench_gemm(double peak) {
 }
 
 /* --- the tracker ----------------------------------------------------------- */
+/* Median time of a forward (or a training step: forward, backward, AdamW)
+   at batch B; the tracker regresses (MSE), a classifier classifies (label-
+   smoothed cross-entropy, the model in training mode). */
 static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int runs) {
     double t[64];
-    int r;
+    int r, labels[512];
     ea_adamw opt;
+    const ea_vit_config *c = &m->cfg;
+    int classify = c->host != EA_HOST_VIT || c->pool == EA_POOL_CLS;
     ea_adamw_init(&opt, 1e-3f, 0.01f);
+    for (r = 0; r < B && r < 512; r++) labels[r] = r % c->out_dim;
     for (r = -3; r < runs; r++) {
         ea_tensor *x, *y, *pred;
         double t0 = ea_time_sec();
         size_t i;
         ea_ctx_reset(ctx);
         ctx->grad_enabled = train;
-        x = ea_tensor_4d(ctx, B, 2, 32, 32, 0);
-        y = ea_tensor_2d(ctx, B, 2, 0);
+        ctx->training = train;
+        x = ea_tensor_4d(ctx, B, c->in_chans, c->img_size, c->img_size, 0);
+        y = ea_tensor_2d(ctx, B, c->out_dim, 0);
         if (!x || !y) return -1.0;
         for (i = 0; i < x->size; i++) x->data[i] = (float)((i * 2654435761u) % 7 == 0);
         for (i = 0; i < y->size; i++) y->data[i] = 16.0f;
         pred = ea_vit_forward(ctx, m, x);
         if (train) {
-            ea_tensor *loss = ea_mse_loss(ctx, pred, y);
+            ea_tensor *loss = classify ? ea_cross_entropy_smooth(ctx, pred, labels, 0.1f) : ea_mse_loss(ctx, pred, y);
             ea_params_zero_grad((ea_params *)&m->params);
             if (!loss || ea_backward(ctx, loss) != EA_OK) return -1.0;
             ea_adamw_step(&opt, (ea_params *)&m->params);
@@ -138,6 +148,7 @@ static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int r
         if (r >= 0) t[r] = ea_time_sec() - t0;
     }
     ctx->grad_enabled = 1;
+    ctx->training = 0;
     return median(t, runs);
 }
 
@@ -171,6 +182,42 @@ static void bench_tracker(double peak) {
                    32.0 * f / t32 / 1e9, 100.0 * 32.0 * f / t32 / 1e9 / peak);
             printf("  %s train step, batch 32 %8.3f %10.0f %8.1f %6.1f%%\n", names[v], ttr * 1e3, 32.0 / ttr,
                    3.0 * 32.0 * f / ttr / 1e9, 100.0 * 3.0 * 32.0 * f / ttr / 1e9 / peak);
+        }
+        ea_ctx_free(&ctx);
+        ea_vit_free(&m);
+    }
+}
+
+/* --- the classifiers at Fashion-MNIST's size (1x28x28, 10 classes) --------- */
+static void bench_classify(double peak) {
+    static const char *names[3] = {"vit", "mlp", "cnn"};
+    int v;
+    if (!g_json)
+        printf("\nclassifiers, 1x28x28 (%s, %d thread%s)   ms      images/s  GFLOP/s  %% of 1-core peak\n", EA_ISA,
+               ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (v = 0; v < 3; v++) {
+        ea_vit_config cfg;
+        ea_vit m;
+        ea_ctx ctx;
+        ea_error err;
+        double f, t1, t32, ttr;
+        ea_classifier_config_default(&cfg, v, "mha", 1, 28, 10);
+        if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK) return;
+        f = ea_vit_flops(&m);
+        t1 = tracker_time(&m, &ctx, 1, 0, 51);
+        t32 = tracker_time(&m, &ctx, 32, 0, 21);
+        ttr = tracker_time(&m, &ctx, 128, 1, 11);
+        if (g_json) {
+            printf("{\"group\":\"classify\",\"model\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"mflop_per_image\":%.3f,"
+                   "\"infer_b1_ms\":%.4f,\"infer_b32_ms\":%.4f,\"train_b128_ms\":%.4f,\"peak_gflops\":%.2f}\n",
+                   names[v], ea_num_threads(), EA_ISA, f / 1e6, t1 * 1e3, t32 * 1e3, ttr * 1e3, peak);
+        } else {
+            printf("  %s inference, batch 1     %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t1 * 1e3, 1.0 / t1, f / t1 / 1e9,
+                   100.0 * f / t1 / 1e9 / peak);
+            printf("  %s inference, batch 32    %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t32 * 1e3, 32.0 / t32,
+                   32.0 * f / t32 / 1e9, 100.0 * 32.0 * f / t32 / 1e9 / peak);
+            printf("  %s train step, batch 128  %8.3f %10.0f %8.1f %6.1f%%   (epoch of 60000: %.1f s)\n", names[v], ttr * 1e3,
+                   128.0 / ttr, 3.0 * 128.0 * f / ttr / 1e9, 100.0 * 3.0 * 128.0 * f / ttr / 1e9 / peak, ttr * 469.0);
         }
         ea_ctx_free(&ctx);
         ea_vit_free(&m);
@@ -485,13 +532,14 @@ static void bench_moe(void) {
 }
 
 int main(int argc, char **argv) {
-    int i, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, do_gemm = 0, do_decode = 0, do_moe = 0, max_n = 4096;
+    int i, do_classify = 0, do_peak = 0, do_tracker = 0, do_attn = 0, do_rows = 0, do_gemm = 0, do_decode = 0, do_moe = 0, max_n = 4096;
     int max_len = 65536;
     const char *only = NULL;
     double peak;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--peak") == 0) do_peak = 1;
         else if (strcmp(argv[i], "--tracker") == 0) do_tracker = 1;
+        else if (strcmp(argv[i], "--classify") == 0) do_classify = 1;
         else if (strcmp(argv[i], "--attn") == 0) do_attn = 1;
         else if (strcmp(argv[i], "--rows") == 0) do_rows = 1;
         else if (strcmp(argv[i], "--gemm") == 0) do_gemm = 1;
@@ -520,19 +568,20 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) omp_set_num_threads(atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1);
 #endif
         else {
-            fprintf(stderr, "usage: bench [--peak] [--gemm] [--tracker] [--attn] [--rows] [--row NAME] [--decode] [--moe] [--max-n N] "
+            fprintf(stderr, "usage: bench [--peak] [--gemm] [--tracker] [--classify] [--attn] [--rows] [--row NAME] [--decode] [--moe] [--max-n N] "
                             "[--max-len N] [--threads N] [--json]\n");
             return strcmp(argv[i], "--help") == 0 ? 0 : 2;
         }
     }
-    if (!do_peak && !do_tracker && !do_attn && !do_rows && !do_gemm && !do_decode && !do_moe)
-        do_peak = do_tracker = do_attn = do_rows = do_gemm = do_decode = do_moe = 1;
+    if (!do_peak && !do_tracker && !do_attn && !do_rows && !do_gemm && !do_decode && !do_moe && !do_classify)
+        do_peak = do_tracker = do_attn = do_rows = do_gemm = do_decode = do_moe = do_classify = 1;
     peak = peak_gflops();
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
     else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
     (void)do_peak;
     if (do_gemm) bench_gemm(peak);
     if (do_tracker) bench_tracker(peak);
+    if (do_classify) bench_classify(peak);
     if (do_attn) bench_attn(peak, max_n);
     if (do_rows) bench_variants(max_n, only);
     if (do_decode) bench_decode(max_len);

@@ -1,6 +1,9 @@
 /* Writes the seed corpora under tests/fuzz/corpus/ (run from the repository
    root: cc tests/fuzz/make_corpus.c -o build/make_corpus -lm && build/make_corpus).
-   The corpora are committed; this documents where they came from. */
+   The corpora are committed; this documents where they came from.  The
+   gzip corpus (tests/fuzz/corpus/gzip) is Python's gzip module's output:
+   stored, fixed-Huffman and dynamic-Huffman members, like tests/data's
+   inflate_*.gz. */
 #define _POSIX_C_SOURCE 200809L
 #define EFFATTN_IMPLEMENTATION
 #include "../../effattn.h"
@@ -42,6 +45,14 @@ int main(void) {
     put("tests/fuzz/corpus/cifar/two.bin", cifar, sizeof cifar);
     put("tests/fuzz/corpus/flags/train", flags1, sizeof flags1 - 1);
     put("tests/fuzz/corpus/flags/full", flags2, sizeof flags2 - 1);
+    ea_vit_free(&m);
+    /* a classifier with batch-norm buffers (checkpoint version 4) */
+    ea_classifier_config_default(&cfg, EA_HOST_CNN, "mha", 1, 8, 3);
+    cfg.dim = 8;
+    cfg.width = 4;
+    cfg.n_heads = 2;
+    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK) return 1;
+    if (ea_checkpoint_save("tests/fuzz/corpus/checkpoint/cnn.eack", &m, &opt, &extra, 1, &err) != EA_OK) return 1;
     ea_vit_free(&m);
     return 0;
 }
