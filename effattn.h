@@ -38,6 +38,8 @@
        EFFATTN_MALLOC(n)        allocator (default malloc); EFFATTN_FREE(p) free
        EFFATTN_ASSERT(c)        internal invariants only (default assert)
        EFFATTN_NO_SIMD          use the scalar reference path only
+       EFFATTN_CUDA             add section 13's CUDA kernels (compile the
+                                implementation with nvcc -x cu, link -lcublas)
    The SIMD width is chosen from the compiler's own macros (__AVX512F__,
    __AVX2__ with __FMA__, __ARM_NEON); threads come from OpenMP when the file
    is compiled with -fopenmp, and the same code runs on one thread without it.
@@ -82,6 +84,9 @@
        shapes, image batches with augmentation
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
+   13. CUDA (EFFATTN_CUDA, nvcc -x cu): device memory and the first
+       kernels (linear, layer norm, GELU, softmax, flash attention forward
+       and backward, AdamW), each the twin of a CPU kernel
 */
 #ifndef EFFATTN_H
 #define EFFATTN_H
@@ -895,6 +900,53 @@ EA_API void ea_images_stats(const ea_images *im, float *mean, float *std);
 EA_API void ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
                             int crop_pad, int flip, ea_rng *rng, float *x, int *labels);
 
+/* ---- CUDA (section 13; compiled only with EFFATTN_CUDA and nvcc -x cu) ---
+   The first layer of the CUDA path: device memory, and kernels named after
+   their CPU twins (ea_layernorm_fwd / ea_layernorm_fwd_cuda) over device
+   pointers, queued on the handle's stream.  Every call returns a status;
+   a CUDA or cuBLAS error becomes EA_ERR_NOMEM (allocation) or EA_ERR_ARG /
+   EA_ERR_CONFIG with the library's own message in err.  The tape, the
+   models and the examples do not use them yet. */
+#ifdef EFFATTN_CUDA
+typedef struct ea_cuda {
+    int device;
+    void *stream;  /* cudaStream_t */
+    void *blas;    /* cublasHandle_t, bound to the stream */
+} ea_cuda;
+EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err);
+EA_API void ea_cuda_free(ea_cuda *cu);
+EA_API ea_status ea_cuda_alloc(ea_cuda *cu, float **dev, size_t n, ea_error *err);
+EA_API void ea_cuda_release(float *dev);
+/* host <-> device copies of n floats, asynchronous on the stream (the host
+   buffer must stay valid until ea_cuda_sync) */
+EA_API ea_status ea_cuda_put(ea_cuda *cu, float *dev, const float *host, size_t n, ea_error *err);
+EA_API ea_status ea_cuda_get(ea_cuda *cu, float *host, const float *dev, size_t n, ea_error *err);
+EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err);
+EA_API ea_status ea_linear_fwd_cuda(ea_cuda *cu, float *out, const float *inp, const float *w, const float *b, int M, int K,
+                                    int N, ea_error *err);
+EA_API ea_status ea_linear_bwd_cuda(ea_cuda *cu, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                    const float *w, int M, int K, int N, ea_error *err);
+EA_API ea_status ea_layernorm_fwd_cuda(ea_cuda *cu, float *out, float *mean, float *rstd, const float *x, const float *w,
+                                       const float *b, int N, int C, float eps, ea_error *err);
+EA_API ea_status ea_layernorm_bwd_cuda(ea_cuda *cu, float *dx, float *dw, float *db, const float *dout, const float *x,
+                                       const float *mean, const float *rstd, const float *w, int N, int C, ea_error *err);
+EA_API ea_status ea_gelu_fwd_cuda(ea_cuda *cu, float *out, const float *x, size_t n, ea_error *err);
+EA_API ea_status ea_gelu_bwd_cuda(ea_cuda *cu, float *dx, const float *dout, const float *x, size_t n, ea_error *err);
+EA_API ea_status ea_softmax_fwd_cuda(ea_cuda *cu, float *out, const float *x, int rows, int cols, ea_error *err);
+/* Exact attention, flash style (online softmax, nothing n x n stored):
+   q [B, n, H, dh], k and v [B, n, Hkv, dh] (Hkv divides H), out [B, n, H, dh],
+   lse [B, H, n] the log-sum-exp of each query's scaled scores (the
+   backward's input); dh <= 256.  The backward accumulates (+=) dq, dk, dv. */
+EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
+                                       int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
+EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                       const float *lse, const float *q, const float *k, const float *v, int B, int n,
+                                       int H, int Hkv, int dh, int causal, ea_error *err);
+/* AdamW on n values (ea_adamw_step's update), at step t >= 1 */
+EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *opt,
+                               ea_error *err);
+#endif
+
 /* ---- measurement ------------------------------------------------------- */
 EA_API double ea_time_sec(void);   /* monotonic wall clock */
 EA_API int ea_num_threads(void);   /* OpenMP threads, 1 without OpenMP */
@@ -961,8 +1013,9 @@ extern "C" {
 #endif
 /* Full unrolling of the small fixed loops of a micro-kernel, so that its
    accumulator tile lives in registers (gcc -O2 would otherwise keep it in
-   memory); gcc and clang both read this spelling. */
-#if defined(__GNUC__) || defined(__clang__)
+   memory); gcc and clang both read this spelling.  nvcc's front end does
+   not (and warns), so a CUDA build leaves the unrolling to the compiler. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
 #define EA_UNROLL EA_PRAGMA_(GCC unroll 16)
 #else
 #define EA_UNROLL
@@ -8527,5 +8580,438 @@ EA_API int ea_num_threads(void) {
 #ifdef __cplusplus
 }
 #endif
+
+/* ==========================================================================
+   == 13. CUDA (EFFATTN_CUDA): kernels and their host wrappers
+   ==========================================================================
+   The CPU sections' twins over device pointers, in the same order.  These
+   are the readable kernels, each thread/block mapping in its comment; the
+   tests compare every one with its CPU twin (make test-cuda).  Linear layers
+   go through cuBLAS (plain FP32, no TF32).  Kernels are static: two
+   translation units built with nvcc link without clashes. */
+#if defined(EFFATTN_CUDA) && !defined(EFFATTN_CUDA_DONE)
+#define EFFATTN_CUDA_DONE
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+
+#define EA_CU_STREAM(cu) ((cudaStream_t)(cu)->stream)
+
+static ea_status ea__cuda_check(cudaError_t e, const char *what, ea_error *err) {
+    if (e == cudaSuccess) return EA_OK;
+    return ea_error_set(err, e == cudaErrorMemoryAllocation ? EA_ERR_NOMEM : EA_ERR_ARG, "CUDA: %s: %s (%s)", what,
+                        cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+static ea_status ea__cublas_check(cublasStatus_t s, const char *what, ea_error *err) {
+    if (s == CUBLAS_STATUS_SUCCESS) return EA_OK;
+    return ea_error_set(err, s == CUBLAS_STATUS_ALLOC_FAILED ? EA_ERR_NOMEM : EA_ERR_ARG, "cuBLAS: %s failed with status %d",
+                        what, (int)s);
+}
+
+/* A kernel launch's own error (bad configuration) or an earlier
+   asynchronous one. */
+static ea_status ea__launched(const char *what, ea_error *err) { return ea__cuda_check(cudaGetLastError(), what, err); }
+
+static unsigned ea__blocks(size_t n, unsigned per) { return (unsigned)((n + per - 1) / per); }
+
+/* Sum over a warp's 32 lanes, every lane receiving it. */
+__device__ static float ea__warp_sum(float v) {
+    int o;
+    for (o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+extern "C" {
+
+EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err) {
+    int count = 0;
+    cudaStream_t s;
+    cublasHandle_t h;
+    ea_status st;
+    if (!cu) return ea_error_set(err, EA_ERR_ARG, "cuda_init: NULL handle");
+    memset(cu, 0, sizeof *cu);
+    if ((st = ea__cuda_check(cudaGetDeviceCount(&count), "counting devices", err)) != EA_OK) return st;
+    if (device < 0 || device >= count)
+        return ea_error_set(err, EA_ERR_ARG, "CUDA: device %d does not exist (this machine has %d)", device, count);
+    if ((st = ea__cuda_check(cudaSetDevice(device), "selecting the device", err)) != EA_OK) return st;
+    if ((st = ea__cuda_check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "creating a stream", err)) != EA_OK) return st;
+    if ((st = ea__cublas_check(cublasCreate(&h), "creating a handle", err)) != EA_OK) {
+        cudaStreamDestroy(s);
+        return st;
+    }
+    cublasSetStream(h, s);
+    cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH); /* FP32 as written: no TF32 behind the caller's back */
+    cu->device = device;
+    cu->stream = (void *)s;
+    cu->blas = (void *)h;
+    return EA_OK;
+}
+
+EA_API void ea_cuda_free(ea_cuda *cu) {
+    if (!cu) return;
+    if (cu->blas) cublasDestroy((cublasHandle_t)cu->blas);
+    if (cu->stream) cudaStreamDestroy(EA_CU_STREAM(cu));
+    memset(cu, 0, sizeof *cu);
+}
+
+EA_API ea_status ea_cuda_alloc(ea_cuda *cu, float **dev, size_t n, ea_error *err) {
+    char what[64];
+    cudaError_t e;
+    (void)cu;
+    *dev = NULL;
+    snprintf(what, sizeof what, "allocating %zu floats", n);
+    if (n > ((size_t)-1) / sizeof(float)) return ea_error_set(err, EA_ERR_NOMEM, "CUDA: %s: too many", what);
+    /* a failed allocation is not sticky: clear it, so that the next launch
+       check does not report it again */
+    e = cudaMalloc((void **)dev, (n ? n : 1) * sizeof(float));
+    if (e != cudaSuccess) cudaGetLastError();
+    return ea__cuda_check(e, what, err);
+}
+
+EA_API void ea_cuda_release(float *dev) {
+    if (dev) cudaFree(dev);
+}
+
+EA_API ea_status ea_cuda_put(ea_cuda *cu, float *dev, const float *host, size_t n, ea_error *err) {
+    return ea__cuda_check(cudaMemcpyAsync(dev, host, n * sizeof(float), cudaMemcpyHostToDevice, EA_CU_STREAM(cu)),
+                          "copying to the device", err);
+}
+
+EA_API ea_status ea_cuda_get(ea_cuda *cu, float *host, const float *dev, size_t n, ea_error *err) {
+    return ea__cuda_check(cudaMemcpyAsync(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost, EA_CU_STREAM(cu)),
+                          "copying from the device", err);
+}
+
+EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err) {
+    return ea__cuda_check(cudaStreamSynchronize(EA_CU_STREAM(cu)), "running the queued work", err);
+}
+
+} /* extern "C" */
+
+/* --- linear (7): cuBLAS, row-major seen as column-major ---------------------
+   Row-major X[M, K] is column-major Xᵀ, so out = inp·wᵀ is outᵀ = w·inpᵀ:
+   gemm(T, N) over (N, M, K).  Bias: one thread per output element.
+   Backward: dinpᵀ += wᵀ·doutᵀ, dwᵀ += inpᵀ·dout, db += column sums (one
+   thread per column, rows in order: deterministic). */
+__global__ static void ea__bias_k(float *out, const float *b, size_t M, int N) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < M * (size_t)N) out[i] += b[i % (size_t)N];
+}
+
+__global__ static void ea__colsum_k(float *db, const float *d, int M, int N) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x, i;
+    float s = 0.0f;
+    if (j >= N) return;
+    for (i = 0; i < M; i++) s += d[(size_t)i * N + j];
+    db[j] += s;
+}
+
+extern "C" {
+
+EA_API ea_status ea_linear_fwd_cuda(ea_cuda *cu, float *out, const float *inp, const float *w, const float *b, int M, int K,
+                                    int N, ea_error *err) {
+    const float one = 1.0f, zero = 0.0f;
+    ea_status st = ea__cublas_check(cublasSgemm((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, inp,
+                                                K, &zero, out, N), "linear forward", err);
+    if (st != EA_OK || !b) return st;
+    ea__bias_k<<<ea__blocks((size_t)M * N, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, b, (size_t)M, N);
+    return ea__launched("linear bias", err);
+}
+
+EA_API ea_status ea_linear_bwd_cuda(ea_cuda *cu, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                    const float *w, int M, int K, int N, ea_error *err) {
+    const float one = 1.0f;
+    cublasHandle_t h = (cublasHandle_t)cu->blas;
+    ea_status st = EA_OK;
+    if (dinp)
+        st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, w, K, dout, N, &one, dinp, K),
+                              "linear backward (input)", err);
+    if (st == EA_OK && dw)
+        st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, N, &one, dw, K),
+                              "linear backward (weight)", err);
+    if (st == EA_OK && db) {
+        ea__colsum_k<<<ea__blocks((size_t)N, 128), 128, 0, EA_CU_STREAM(cu)>>>(db, dout, M, N);
+        st = ea__launched("linear backward (bias)", err);
+    }
+    return st;
+}
+
+} /* extern "C" */
+
+/* --- layer norm (7): one warp a row ------------------------------------------
+   Lanes stride over the row's C values; two warp sums give the mean and
+   the variance (two passes, like the CPU kernel).  Backward: a warp a row
+   for dx; dw and db by one thread a column over the rows in order. */
+__global__ static void ea__ln_fwd_k(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                    int N, int C, float eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c;
+    const float *xr;
+    float s = 0.0f, m, v = 0.0f, r;
+    if (row >= N) return;
+    xr = x + (size_t)row * C;
+    for (c = lane; c < C; c += 32) s += xr[c];
+    m = ea__warp_sum(s) / (float)C;
+    for (c = lane; c < C; c += 32) v += (xr[c] - m) * (xr[c] - m);
+    r = rsqrtf(ea__warp_sum(v) / (float)C + eps);
+    for (c = lane; c < C; c += 32) out[(size_t)row * C + c] = (xr[c] - m) * r * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+    if (lane == 0) {
+        mean[row] = m;
+        rstd[row] = r;
+    }
+}
+
+__global__ static void ea__ln_bwd_dx_k(float *dx, const float *dout, const float *x, const float *mean, const float *rstd,
+                                       const float *w, int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c;
+    float sg = 0.0f, sgx = 0.0f, m, r;
+    const float *xr, *dr;
+    if (row >= N) return;
+    xr = x + (size_t)row * C;
+    dr = dout + (size_t)row * C;
+    m = mean[row];
+    r = rstd[row];
+    for (c = lane; c < C; c += 32) {
+        float g = dr[c] * (w ? w[c] : 1.0f);
+        sg += g;
+        sgx += g * (xr[c] - m) * r;
+    }
+    sg = ea__warp_sum(sg) / (float)C;
+    sgx = ea__warp_sum(sgx) / (float)C;
+    for (c = lane; c < C; c += 32) {
+        float g = dr[c] * (w ? w[c] : 1.0f);
+        dx[(size_t)row * C + c] += r * (g - sg - (xr[c] - m) * r * sgx);
+    }
+}
+
+__global__ static void ea__ln_bwd_dw_k(float *dw, float *db, const float *dout, const float *x, const float *mean,
+                                       const float *rstd, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x, i;
+    float sw = 0.0f, sb = 0.0f;
+    if (c >= C) return;
+    for (i = 0; i < N; i++) {
+        float d = dout[(size_t)i * C + c];
+        sw += d * (x[(size_t)i * C + c] - mean[i]) * rstd[i];
+        sb += d;
+    }
+    if (dw) dw[c] += sw;
+    if (db) db[c] += sb;
+}
+
+/* --- GELU (7), exact: x·Φ(x); Φ' = φ.  One thread an element. ------------ */
+__global__ static void ea__gelu_k(float *out, const float *dout, const float *x, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    float cdf, pdf;
+    if (i >= n) return;
+    cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
+    if (!dout) {
+        out[i] = x[i] * cdf;
+        return;
+    }
+    pdf = 0.39894228f * expf(-0.5f * x[i] * x[i]);
+    out[i] += dout[i] * (cdf + x[i] * pdf);
+}
+
+/* --- softmax over the last dimension (7): one warp a row ------------------- */
+__global__ static void ea__softmax_k(float *out, const float *x, int rows, int cols) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c, o;
+    float mx = -INFINITY, s = 0.0f;
+    const float *xr;
+    if (row >= rows) return;
+    xr = x + (size_t)row * cols;
+    for (c = lane; c < cols; c += 32) mx = fmaxf(mx, xr[c]);
+    for (o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    for (c = lane; c < cols; c += 32) s += expf(xr[c] - mx);
+    s = 1.0f / ea__warp_sum(s);
+    for (c = lane; c < cols; c += 32) out[(size_t)row * cols + c] = expf(xr[c] - mx) * s;
+}
+
+/* --- exact attention (8.2), flash style: one warp a query row --------------
+   Lane l holds q's and the output accumulator's columns l, l + 32, ... (up
+   to 8 each, dh <= 256).  For every visible key j: s = q·k_j / √dh by a warp
+   sum, then the online softmax: m' = max(m, s), o ← o·e^(m - m') + e^(s - m')·v_j,
+   l ← l·e^(m - m') + e^(s - m').  out = o / l, lse = m + log l.  Memory O(n).
+   Backward, a warp a query row again, with D = dO·O:
+       p_j = e^(s_j - lse),  dp_j = dO·v_j,  ds_j = p_j (dp_j - D),
+       dq += ds_j k_j / √dh,  dk_j += ds_j q / √dh,  dv_j += p_j dO
+   where dk and dv are shared by every query, so they are added atomically
+   (their sums are not bit-reproducible run to run; the CPU kernel's are). */
+#define EA_CU_DH_LANES 8
+__global__ static void ea__attn_fwd_k(float *out, float *lse, const float *q, const float *k, const float *v, int B, int n,
+                                      int H, int Hkv, int dh, int causal, float scale) {
+    int gw = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, t, j;
+    int b, h, i, hk, last;
+    float qr[EA_CU_DH_LANES], o[EA_CU_DH_LANES], m = -INFINITY, l = 0.0f;
+    const float *kb, *vb;
+    if (gw >= B * H * n) return;
+    i = gw % n;
+    h = (gw / n) % H;
+    b = gw / (n * H);
+    hk = h / (H / Hkv);
+    for (t = 0; t < EA_CU_DH_LANES; t++) {
+        int d = lane + 32 * t;
+        qr[t] = d < dh ? q[(((size_t)b * n + i) * H + h) * dh + d] * scale : 0.0f;
+        o[t] = 0.0f;
+    }
+    kb = k + (size_t)b * n * Hkv * dh + (size_t)hk * dh;
+    vb = v + (size_t)b * n * Hkv * dh + (size_t)hk * dh;
+    last = causal ? i : n - 1;
+    for (j = 0; j <= last; j++) {
+        float s = 0.0f, mn, c, p;
+        for (t = 0; t < EA_CU_DH_LANES; t++) {
+            int d = lane + 32 * t;
+            if (d < dh) s += qr[t] * kb[(size_t)j * Hkv * dh + d];
+        }
+        s = ea__warp_sum(s);
+        mn = fmaxf(m, s);
+        c = expf(m - mn);
+        p = expf(s - mn);
+        l = l * c + p;
+        for (t = 0; t < EA_CU_DH_LANES; t++) {
+            int d = lane + 32 * t;
+            if (d < dh) o[t] = o[t] * c + p * vb[(size_t)j * Hkv * dh + d];
+        }
+        m = mn;
+    }
+    for (t = 0; t < EA_CU_DH_LANES; t++) {
+        int d = lane + 32 * t;
+        if (d < dh) out[(((size_t)b * n + i) * H + h) * dh + d] = o[t] / l;
+    }
+    if (lane == 0) lse[((size_t)b * H + h) * n + i] = m + logf(l);
+}
+
+__global__ static void ea__attn_bwd_k(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
+                                      const float *q, const float *k, const float *v, int B, int n, int H, int Hkv, int dh,
+                                      int causal, float scale) {
+    int gw = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, t, j;
+    int b, h, i, hk, last;
+    float qr[EA_CU_DH_LANES], dor[EA_CU_DH_LANES], dqr[EA_CU_DH_LANES], D = 0.0f, L;
+    size_t row;
+    if (gw >= B * H * n) return;
+    i = gw % n;
+    h = (gw / n) % H;
+    b = gw / (n * H);
+    hk = h / (H / Hkv);
+    row = (((size_t)b * n + i) * H + h) * dh;
+    for (t = 0; t < EA_CU_DH_LANES; t++) {
+        int d = lane + 32 * t;
+        qr[t] = d < dh ? q[row + d] : 0.0f;
+        dor[t] = d < dh ? dout[row + d] : 0.0f;
+        dqr[t] = 0.0f;
+        if (d < dh) D += dor[t] * out[row + d];
+    }
+    D = ea__warp_sum(D);
+    L = lse[((size_t)b * H + h) * n + i];
+    last = causal ? i : n - 1;
+    for (j = 0; j <= last; j++) {
+        size_t kv = (((size_t)b * n + j) * Hkv + hk) * dh;
+        float s = 0.0f, dp = 0.0f, p, ds;
+        for (t = 0; t < EA_CU_DH_LANES; t++) {
+            int d = lane + 32 * t;
+            if (d < dh) {
+                s += qr[t] * k[kv + d];
+                dp += dor[t] * v[kv + d];
+            }
+        }
+        s = ea__warp_sum(s) * scale;
+        dp = ea__warp_sum(dp);
+        p = expf(s - L);
+        ds = p * (dp - D) * scale;
+        for (t = 0; t < EA_CU_DH_LANES; t++) {
+            int d = lane + 32 * t;
+            if (d < dh) {
+                dqr[t] += ds * k[kv + d];
+                atomicAdd(dk + kv + d, ds * qr[t]);
+                atomicAdd(dv + kv + d, p * dor[t]);
+            }
+        }
+    }
+    for (t = 0; t < EA_CU_DH_LANES; t++) {
+        int d = lane + 32 * t;
+        if (d < dh) dq[row + d] += dqr[t];
+    }
+}
+
+/* --- AdamW (10): one thread a value ------------------------------------------ */
+__global__ static void ea__adamw_k(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                                   float eps, float decay, float bc1, float bc2) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    float mi, vi;
+    if (i >= n) return;
+    mi = m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    vi = v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    p[i] = p[i] * decay - lr * (mi / bc1) / (sqrtf(vi / bc2) + eps);
+}
+
+extern "C" {
+
+EA_API ea_status ea_layernorm_fwd_cuda(ea_cuda *cu, float *out, float *mean, float *rstd, const float *x, const float *w,
+                                       const float *b, int N, int C, float eps, ea_error *err) {
+    ea__ln_fwd_k<<<ea__blocks((size_t)N, 8), 256, 0, EA_CU_STREAM(cu)>>>(out, mean, rstd, x, w, b, N, C, eps);
+    return ea__launched("layer norm forward", err);
+}
+
+EA_API ea_status ea_layernorm_bwd_cuda(ea_cuda *cu, float *dx, float *dw, float *db, const float *dout, const float *x,
+                                       const float *mean, const float *rstd, const float *w, int N, int C, ea_error *err) {
+    if (dx) ea__ln_bwd_dx_k<<<ea__blocks((size_t)N, 8), 256, 0, EA_CU_STREAM(cu)>>>(dx, dout, x, mean, rstd, w, N, C);
+    if (dw || db) ea__ln_bwd_dw_k<<<ea__blocks((size_t)C, 128), 128, 0, EA_CU_STREAM(cu)>>>(dw, db, dout, x, mean, rstd, N, C);
+    return ea__launched("layer norm backward", err);
+}
+
+EA_API ea_status ea_gelu_fwd_cuda(ea_cuda *cu, float *out, const float *x, size_t n, ea_error *err) {
+    ea__gelu_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, NULL, x, n);
+    return ea__launched("GELU forward", err);
+}
+
+EA_API ea_status ea_gelu_bwd_cuda(ea_cuda *cu, float *dx, const float *dout, const float *x, size_t n, ea_error *err) {
+    ea__gelu_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(dx, dout, x, n);
+    return ea__launched("GELU backward", err);
+}
+
+EA_API ea_status ea_softmax_fwd_cuda(ea_cuda *cu, float *out, const float *x, int rows, int cols, ea_error *err) {
+    ea__softmax_k<<<ea__blocks((size_t)rows, 8), 256, 0, EA_CU_STREAM(cu)>>>(out, x, rows, cols);
+    return ea__launched("softmax", err);
+}
+
+static ea_status ea__attn_cuda_check(int B, int n, int H, int Hkv, int dh, ea_error *err) {
+    if (B < 1 || n < 1 || H < 1 || Hkv < 1 || H % Hkv || dh < 1 || dh > 32 * EA_CU_DH_LANES ||
+        (double)B * H * n > 2147483647.0 / 32.0)
+        return ea_error_set(err, EA_ERR_SHAPE,
+                            "attention (CUDA): B %d, n %d, H %d, Hkv %d, dh %d; expected positive sizes, Hkv dividing H, "
+                            "dh <= %d and B·H·n < 2^26", B, n, H, Hkv, dh, 32 * EA_CU_DH_LANES);
+    return EA_OK;
+}
+
+EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
+                                       int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
+    if (st != EA_OK) return st;
+    ea__attn_fwd_k<<<ea__blocks((size_t)B * H * n, 4), 128, 0, EA_CU_STREAM(cu)>>>(out, lse, q, k, v, B, n, H, Hkv, dh, causal,
+                                                                                   1.0f / sqrtf((float)dh));
+    return ea__launched("attention forward", err);
+}
+
+EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                       const float *lse, const float *q, const float *k, const float *v, int B, int n,
+                                       int H, int Hkv, int dh, int causal, ea_error *err) {
+    ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
+    if (st != EA_OK) return st;
+    ea__attn_bwd_k<<<ea__blocks((size_t)B * H * n, 4), 128, 0, EA_CU_STREAM(cu)>>>(dq, dk, dv, dout, out, lse, q, k, v, B, n,
+                                                                                   H, Hkv, dh, causal, 1.0f / sqrtf((float)dh));
+    return ea__launched("attention backward", err);
+}
+
+EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *o,
+                               ea_error *err) {
+    float bc1, bc2;
+    if (!o || o->step < 1) return ea_error_set(err, EA_ERR_ARG, "adamw (CUDA): the step count must be at least 1");
+    bc1 = 1.0f - powf(o->beta1, (float)o->step);
+    bc2 = 1.0f - powf(o->beta2, (float)o->step);
+    ea__adamw_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(p, g, m, v, n, o->lr, o->beta1, o->beta2, o->eps,
+                                                                  1.0f - o->lr * o->weight_decay, bc1, bc2);
+    return ea__launched("AdamW", err);
+}
+
+} /* extern "C" */
+#endif /* EFFATTN_CUDA */
 #endif /* EFFATTN_IMPLEMENTATION_DONE */
 #endif /* EFFATTN_IMPLEMENTATION */

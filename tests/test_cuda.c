@@ -1,0 +1,240 @@
+/* The CUDA kernels against their CPU twins (make test-cuda, on a machine
+   with an NVIDIA GPU).  Build: nvcc -x cu -DEFFATTN_CUDA tests/test_cuda.c
+   -lcublas.  The last line is "N passed, N failed". */
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_pass = 0, g_fail = 0;
+#define CHECK(cond, ...)                                                \
+    do {                                                                \
+        if (cond) {                                                     \
+            g_pass++;                                                   \
+        } else {                                                        \
+            g_fail++;                                                   \
+            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);      \
+            printf(__VA_ARGS__);                                        \
+            printf("\n");                                               \
+        }                                                               \
+    } while (0)
+
+static ea_cuda g_cu;
+static ea_rng g_rng;
+
+/* Largest |a - b| over the largest |b| (1e-12 floor). */
+static double rel(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 1e-12;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        num = fabs((double)a[i] - b[i]) > num ? fabs((double)a[i] - b[i]) : num;
+        den = fabs(b[i]) > den ? fabs(b[i]) : den;
+    }
+    return num / den;
+}
+
+static float *host_rand(size_t n) {
+    float *p = (float *)malloc(n * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; i++) p[i] = ea_rng_range(&g_rng, -1.0f, 1.0f);
+    return p;
+}
+
+/* A device copy of n host floats (NULL host: zeros). */
+static float *dev(const float *host, size_t n) {
+    float *d = NULL;
+    ea_error err;
+    if (ea_cuda_alloc(&g_cu, &d, n, &err) != EA_OK) {
+        printf("%s\n", err.msg);
+        exit(1);
+    }
+    if (host) ea_cuda_put(&g_cu, d, host, n, &err);
+    else cudaMemsetAsync(d, 0, n * sizeof(float), (cudaStream_t)g_cu.stream);
+    return d;
+}
+
+static float *back(const float *d, size_t n) {
+    float *h = (float *)malloc(n * sizeof(float));
+    ea_error err;
+    ea_cuda_get(&g_cu, h, d, n, &err);
+    ea_cuda_sync(&g_cu, &err);
+    return h;
+}
+
+static void test_linear(int M, int K, int N) {
+    float *x = host_rand((size_t)M * K), *w = host_rand((size_t)N * K), *b = host_rand((size_t)N), *dy = host_rand((size_t)M * N);
+    float *y = (float *)malloc((size_t)M * N * 4), *dx = (float *)calloc((size_t)M * K, 4), *dw = (float *)calloc((size_t)N * K, 4),
+          *db = (float *)calloc((size_t)N, 4);
+    float *Dx = dev(x, (size_t)M * K), *Dw = dev(w, (size_t)N * K), *Db = dev(b, N), *Dy = dev(NULL, (size_t)M * N),
+          *Ddy = dev(dy, (size_t)M * N), *Ddx = dev(NULL, (size_t)M * K), *Ddw = dev(NULL, (size_t)N * K), *Ddb = dev(NULL, N);
+    float *gy, *gdx, *gdw, *gdb;
+    ea_error err;
+    ea_linear_fwd(y, x, w, b, M, K, N);
+    ea_linear_bwd(dx, dw, db, dy, x, w, M, K, N);
+    CHECK(ea_linear_fwd_cuda(&g_cu, Dy, Dx, Dw, Db, M, K, N, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_linear_bwd_cuda(&g_cu, Ddx, Ddw, Ddb, Ddy, Dx, Dw, M, K, N, &err) == EA_OK, "%s", err.msg);
+    gy = back(Dy, (size_t)M * N);
+    gdx = back(Ddx, (size_t)M * K);
+    gdw = back(Ddw, (size_t)N * K);
+    gdb = back(Ddb, N);
+    CHECK(rel(gy, y, (size_t)M * N) < 1e-5 && rel(gdx, dx, (size_t)M * K) < 1e-5 && rel(gdw, dw, (size_t)N * K) < 1e-5 &&
+              rel(gdb, db, N) < 1e-5,
+          "linear %dx%dx%d: out %.2g, dx %.2g, dw %.2g, db %.2g", M, K, N, rel(gy, y, (size_t)M * N), rel(gdx, dx, (size_t)M * K),
+          rel(gdw, dw, (size_t)N * K), rel(gdb, db, N));
+    printf("  linear %dx%dx%d: rel. error out %.1e, dx %.1e, dw %.1e, db %.1e\n", M, K, N, rel(gy, y, (size_t)M * N),
+           rel(gdx, dx, (size_t)M * K), rel(gdw, dw, (size_t)N * K), rel(gdb, db, N));
+    free(x); free(w); free(b); free(dy); free(y); free(dx); free(dw); free(db); free(gy); free(gdx); free(gdw); free(gdb);
+    ea_cuda_release(Dx); ea_cuda_release(Dw); ea_cuda_release(Db); ea_cuda_release(Dy); ea_cuda_release(Ddy);
+    ea_cuda_release(Ddx); ea_cuda_release(Ddw); ea_cuda_release(Ddb);
+}
+
+static void test_layernorm(int N, int C) {
+    size_t n = (size_t)N * C;
+    float *x = host_rand(n), *w = host_rand(C), *b = host_rand(C), *dy = host_rand(n), *y = (float *)malloc(n * 4),
+          *mu = (float *)malloc((size_t)N * 4), *rs = (float *)malloc((size_t)N * 4), *dx = (float *)calloc(n, 4),
+          *dw = (float *)calloc(C, 4), *db = (float *)calloc(C, 4);
+    float *Dx = dev(x, n), *Dw = dev(w, C), *Db = dev(b, C), *Dy = dev(NULL, n), *Dmu = dev(NULL, N), *Drs = dev(NULL, N),
+          *Ddy = dev(dy, n), *Ddx = dev(NULL, n), *Ddw = dev(NULL, C), *Ddb = dev(NULL, C);
+    float *gy, *gdx, *gdw, *gdb;
+    ea_error err;
+    ea_layernorm_fwd(y, mu, rs, x, w, b, N, C, 1e-5f);
+    ea_layernorm_bwd(dx, dw, db, dy, x, mu, rs, w, N, C);
+    CHECK(ea_layernorm_fwd_cuda(&g_cu, Dy, Dmu, Drs, Dx, Dw, Db, N, C, 1e-5f, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_layernorm_bwd_cuda(&g_cu, Ddx, Ddw, Ddb, Ddy, Dx, Dmu, Drs, Dw, N, C, &err) == EA_OK, "%s", err.msg);
+    gy = back(Dy, n);
+    gdx = back(Ddx, n);
+    gdw = back(Ddw, C);
+    gdb = back(Ddb, C);
+    CHECK(rel(gy, y, n) < 1e-5 && rel(gdx, dx, n) < 1e-4 && rel(gdw, dw, C) < 1e-5 && rel(gdb, db, C) < 1e-5,
+          "layer norm %dx%d: out %.2g, dx %.2g, dw %.2g, db %.2g", N, C, rel(gy, y, n), rel(gdx, dx, n), rel(gdw, dw, C),
+          rel(gdb, db, C));
+    free(x); free(w); free(b); free(dy); free(y); free(mu); free(rs); free(dx); free(dw); free(db);
+    free(gy); free(gdx); free(gdw); free(gdb);
+    ea_cuda_release(Dx); ea_cuda_release(Dw); ea_cuda_release(Db); ea_cuda_release(Dy); ea_cuda_release(Dmu);
+    ea_cuda_release(Drs); ea_cuda_release(Ddy); ea_cuda_release(Ddx); ea_cuda_release(Ddw); ea_cuda_release(Ddb);
+}
+
+static void test_pointwise(void) {
+    const size_t n = 100003;
+    const int rows = 301, cols = 77;
+    float *x = host_rand(n), *dy = host_rand(n), *y = (float *)malloc(n * 4), *dx = (float *)calloc(n, 4);
+    float *Dx = dev(x, n), *Dy = dev(NULL, n), *Ddy = dev(dy, n), *Ddx = dev(NULL, n), *gy, *gdx;
+    ea_error err;
+    size_t i;
+    for (i = 0; i < n; i++) x[i] *= 4.0f; /* GELU's curve, not just its middle */
+    ea_cuda_put(&g_cu, Dx, x, n, &err);
+    ea_gelu_fwd(y, x, n);
+    ea_gelu_bwd(dx, dy, x, n);
+    CHECK(ea_gelu_fwd_cuda(&g_cu, Dy, Dx, n, &err) == EA_OK && ea_gelu_bwd_cuda(&g_cu, Ddx, Ddy, Dx, n, &err) == EA_OK, "%s",
+          err.msg);
+    gy = back(Dy, n);
+    gdx = back(Ddx, n);
+    CHECK(rel(gy, y, n) < 1e-5 && rel(gdx, dx, n) < 1e-5, "GELU: out %.2g, dx %.2g", rel(gy, y, n), rel(gdx, dx, n));
+    free(gy);
+    ea_softmax_fwd(y, x, rows, cols);
+    CHECK(ea_softmax_fwd_cuda(&g_cu, Dy, Dx, rows, cols, &err) == EA_OK, "%s", err.msg);
+    gy = back(Dy, (size_t)rows * cols);
+    CHECK(rel(gy, y, (size_t)rows * cols) < 1e-5, "softmax: %.2g", rel(gy, y, (size_t)rows * cols));
+    free(x); free(dy); free(y); free(dx); free(gy); free(gdx);
+    ea_cuda_release(Dx); ea_cuda_release(Dy); ea_cuda_release(Ddy); ea_cuda_release(Ddx);
+}
+
+/* Flash attention on the GPU against the CPU's ea_sdpa (its own tape) on
+   the same q, k, v and the same output gradient. */
+static void test_attention(int B, int n, int H, int Hkv, int dh, int causal) {
+    size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh;
+    ea_ctx ctx;
+    ea_tensor *q, *k, *v, *o, *t, *loss;
+    ea_error err;
+    float *dout = (float *)malloc(nq * 4), *Dq, *Dk, *Dv, *Do, *Dl, *Ddo, *Ddq, *Ddk, *Ddv, *go, *gdq, *gdk, *gdv;
+    size_t i;
+    ea_ctx_init(&ctx, 0);
+    q = ea_tensor_3d(&ctx, B, n, H * dh, 1);
+    k = ea_tensor_3d(&ctx, B, n, Hkv * dh, 1);
+    v = ea_tensor_3d(&ctx, B, n, Hkv * dh, 1);
+    t = ea_tensor_3d(&ctx, B, n, H * dh, 0);
+    for (i = 0; i < nq; i++) { q->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); t->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
+    for (i = 0; i < nk; i++) { k->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); v->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
+    o = ea_sdpa(&ctx, q, 0, k, 0, v, 0, H, Hkv, dh, causal);
+    loss = ea_mse_loss(&ctx, o, t);
+    CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "CPU reference: %s", ctx.err.msg);
+    for (i = 0; i < nq; i++) dout[i] = 2.0f * (o->data[i] - t->data[i]) / (float)nq; /* d mse / d out */
+    Dq = dev(q->data, nq); Dk = dev(k->data, nk); Dv = dev(v->data, nk); Do = dev(NULL, nq); Dl = dev(NULL, (size_t)B * H * n);
+    Ddo = dev(dout, nq); Ddq = dev(NULL, nq); Ddk = dev(NULL, nk); Ddv = dev(NULL, nk);
+    CHECK(ea_attention_fwd_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_attention_bwd_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s",
+          err.msg);
+    go = back(Do, nq); gdq = back(Ddq, nq); gdk = back(Ddk, nk); gdv = back(Ddv, nk);
+    CHECK(rel(go, o->data, nq) < 1e-5 && rel(gdq, q->grad, nq) < 1e-4 && rel(gdk, k->grad, nk) < 1e-4 && rel(gdv, v->grad, nk) < 1e-4,
+          "attention B%d n%d H%d/%d dh%d%s: out %.2g, dq %.2g, dk %.2g, dv %.2g", B, n, H, Hkv, dh, causal ? " causal" : "",
+          rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
+    printf("  attention B%d n%d H%d/%d dh%d%s: rel. error out %.1e, dq %.1e, dk %.1e, dv %.1e\n", B, n, H, Hkv, dh,
+           causal ? " causal" : "", rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
+    free(dout); free(go); free(gdq); free(gdk); free(gdv);
+    ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
+    ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
+    ea_ctx_free(&ctx);
+}
+
+static void test_adamw(void) {
+    ea_params ps;
+    ea_adamw opt;
+    ea_error err;
+    int shape[1] = {5000}, s;
+    size_t i;
+    float *Dp, *Dg, *Dm, *Dv, *gp;
+    memset(&ps, 0, sizeof ps);
+    ea_param(&ps, "w", 1, shape, EA_INIT_NORMAL, 1.0f);
+    ea_params_alloc(&ps, &err);
+    ea_params_init(&ps, 3);
+    Dp = dev(ps.data, ps.n); Dg = dev(NULL, ps.n); Dm = dev(NULL, ps.n); Dv = dev(NULL, ps.n);
+    ea_adamw_init(&opt, 1e-2f, 0.1f);
+    for (s = 0; s < 5; s++) {
+        for (i = 0; i < ps.n; i++) ps.grad[i] = ea_rng_range(&g_rng, -1.0f, 1.0f);
+        ea_cuda_put(&g_cu, Dg, ps.grad, ps.n, &err);
+        ea_adamw_step(&opt, &ps);
+        CHECK(ea_adamw_cuda(&g_cu, Dp, Dg, Dm, Dv, ps.n, &opt, &err) == EA_OK, "%s", err.msg);
+        ea_cuda_sync(&g_cu, &err);
+    }
+    gp = back(Dp, ps.n);
+    CHECK(rel(gp, ps.data, ps.n) < 1e-6, "AdamW after 5 steps: %.2g", rel(gp, ps.data, ps.n));
+    free(gp);
+    ea_cuda_release(Dp); ea_cuda_release(Dg); ea_cuda_release(Dm); ea_cuda_release(Dv);
+    ea_params_free(&ps);
+}
+
+int main(void) {
+    ea_error err;
+    ea_cuda bad;
+    float *huge = NULL;
+    ea_rng_seed(&g_rng, 1, 1);
+    if (ea_cuda_init(&g_cu, 0, &err) != EA_OK) {
+        printf("test_cuda: no usable GPU: %s\n0 passed, 1 failed\n", err.msg);
+        return 1;
+    }
+    {
+        struct cudaDeviceProp p;
+        cudaGetDeviceProperties(&p, 0);
+        printf("effattn CUDA tests on %s (sm_%d%d)\n", p.name, p.major, p.minor);
+    }
+    CHECK(ea_cuda_init(&bad, 99, &err) == EA_ERR_ARG && strstr(err.msg, "device 99"), "a missing device: %s", err.msg);
+    CHECK(ea_cuda_alloc(&g_cu, &huge, (size_t)1 << 42, &err) == EA_ERR_NOMEM && huge == NULL, "16 TiB refused: %s", err.msg);
+    CHECK(ea_attention_fwd_cuda(&g_cu, NULL, NULL, NULL, NULL, NULL, 1, 4, 2, 2, 300, 0, &err) == EA_ERR_SHAPE,
+          "dh 300 refused: %s", err.msg);
+    test_linear(64, 48, 144);
+    test_linear(257, 192, 48);
+    test_layernorm(257, 48);
+    test_layernorm(31, 300);
+    test_pointwise();
+    test_attention(2, 65, 4, 4, 12, 0);   /* the classifier's heads */
+    test_attention(1, 130, 8, 2, 64, 1);  /* GQA, causal */
+    test_attention(2, 33, 2, 1, 80, 0);   /* MQA, dh over two lanes' worth */
+    test_adamw();
+    CHECK(ea_cuda_sync(&g_cu, &err) == EA_OK, "%s", err.msg);
+    ea_cuda_free(&g_cu);
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
