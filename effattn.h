@@ -674,6 +674,8 @@ typedef struct ea_vit_config {
     int tokens;        /* mlp: the hidden vector of tokens·dim splits into this many
                           tokens (1: seed 001's length-1 sequence) */
     int width;         /* cnn: channels of the first conv (the second has dim) */
+    int residual;      /* mlp, cnn: the attention layer adds its input back,
+                          x + attn(x) (0: attn(x), as seed 001's code) */
     float dropout;     /* inverted dropout after the embedding, each attention and
                           each MLP (training only; 0: none) */
 } ea_vit_config;
@@ -782,7 +784,8 @@ EA_API ea_status ea_params_save(const ea_params *ps, const char *path, ea_error 
        config: 11 x i32, f32 pos_std, char attn[32], u32 n_opts, n_opts x i32
                (ea_attn_opts in declaration order; version 2 held 17 without
                the count, version 1 none), then (version 4) u32 n_host,
-               n_host x i32: host, pool, tokens, width, dropout (f32 bits)
+               n_host x i32: host, pool, tokens, width, residual, dropout
+               (f32 bits)
        u32 n;  n x { u16 name_len, name, u8 dtype (ea_dtype: 0 f32, 2 i32,
                      3 u64), u64 count, u64 offset }   (offset into payload)
        payload
@@ -6546,8 +6549,10 @@ EA_API ea_tensor *ea_moe_forward(ea_ctx *ctx, const ea_moe *m, ea_tensor *x, flo
                the H'·W' positions as tokens -> attention -> mean over
                tokens -> head.  EA_POOL_MAX: stride-1 convs, each followed by
                a 2x2 max-pool (the document's text), the same token count.
-   A row with a MoE feed-forward (deepseek, kimi, opt.experts) adds
-   a + MoE(LN(a)) after the attention a, as its blocks do.  Dropout follows
+   With `residual` the attention layer is x + attn(x) in either host (the
+   seed's code has attn(x)).  A row with a MoE feed-forward (deepseek,
+   kimi, opt.experts) adds a + MoE(LN(a)) after the attention a, as its
+   blocks do.  Dropout follows
    the embedding, every attention output and every MLP output. */
 EA_API void ea_tracker_config_default(ea_vit_config *c, const char *attn) {
     memset(c, 0, sizeof *c);
@@ -6829,17 +6834,23 @@ static ea_tensor *ea__moe_residual(ea_ctx *ctx, const ea_vit *m, int i, ea_tenso
     return ea_add(ctx, x, ea_dropout(ctx, a, m->cfg.dropout));
 }
 
+/* A host's attention layer over tokens h: attn(h) (or h + attn(h)), then
+   the MoE rows' experts. */
+static ea_tensor *ea__host_attention(ea_ctx *ctx, const ea_vit *m, ea_tensor *h, float aux_weight, ea_tensor **aux) {
+    ea_tensor *a = ea_dropout(ctx, ea_attn_forward(ctx, &m->blocks[0].attn, h), m->cfg.dropout);
+    if (m->cfg.residual) a = ea_add(ctx, h, a);
+    return m->blocks[0].moe.experts ? ea__moe_residual(ctx, m, 0, a, aux_weight, aux) : a;
+}
+
 static ea_tensor *ea__host_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x, float aux_weight, ea_tensor **aux) {
     const ea_vit_config *c = &m->cfg;
-    const ea_block *bl = &m->blocks[0];
     ea_tensor *h;
     int shape[3], B = x->shape[0], k;
     if (c->host == EA_HOST_MLP) {
         shape[0] = B; shape[1] = c->in_chans * c->img_size * c->img_size;
         h = ea_act(ctx, ea_linear(ctx, ea_reshape(ctx, x, 2, shape), m->fc1_w, m->fc1_b), EA_ACT_RELU);
         shape[1] = c->tokens; shape[2] = c->dim;
-        h = ea_dropout(ctx, ea_attn_forward(ctx, &bl->attn, ea_reshape(ctx, h, 3, shape)), c->dropout);
-        if (bl->moe.experts) h = ea__moe_residual(ctx, m, 0, h, aux_weight, aux);
+        h = ea__host_attention(ctx, m, ea_reshape(ctx, h, 3, shape), aux_weight, aux);
         shape[1] = c->tokens * c->dim;
         h = ea_act(ctx, ea_linear(ctx, ea_reshape(ctx, h, 2, shape), m->fc2_w, m->fc2_b), EA_ACT_RELU);
         return ea_linear(ctx, ea_dropout(ctx, h, c->dropout), m->head1_w, m->head1_b);
@@ -6854,8 +6865,7 @@ static ea_tensor *ea__host_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x, f
     }
     if (!h) return NULL;
     shape[0] = B; shape[1] = h->shape[1] * h->shape[2]; shape[2] = c->dim;
-    h = ea_dropout(ctx, ea_attn_forward(ctx, &bl->attn, ea_reshape(ctx, h, 3, shape)), c->dropout);
-    if (bl->moe.experts) h = ea__moe_residual(ctx, m, 0, h, aux_weight, aux);
+    h = ea__host_attention(ctx, m, ea_reshape(ctx, h, 3, shape), aux_weight, aux);
     return ea_linear(ctx, ea_mean_tokens(ctx, h), m->head1_w, m->head1_b);
 }
 
@@ -7442,7 +7452,7 @@ static size_t ea__dtype_size(ea_dtype d) { return d == EA_DT_U64 ? 8 : d == EA_D
 
 #define EA_CK_MAGIC "EACKPT\0\0"
 #define EA_CK_VERSION 4u   /* 2 added the attention options, 3 their count, 4 the classifier fields; older versions load */
-#define EA_CK_HOST 5       /* host, pool, tokens, width, dropout */
+#define EA_CK_HOST 6       /* host, pool, tokens, width, residual, dropout */
 #define EA_CK_MAX_ENTRIES 100000u
 #define EA_CK_CONFIG_V1 (12 * 4 + 32)
 #define EA_CK_OPTS_V2 17   /* options a version-2 file holds, without a count */
@@ -7481,6 +7491,7 @@ static void ea__put_config(ea__wbuf *b, const ea_vit_config *c) {
     ea__put_le(b, (uint32_t)c->pool, 4);
     ea__put_le(b, (uint32_t)c->tokens, 4);
     ea__put_le(b, (uint32_t)c->width, 4);
+    ea__put_le(b, (uint32_t)c->residual, 4);
     ea__put_le(b, u, 4);
 }
 
@@ -7519,7 +7530,8 @@ static void ea__get_config(const unsigned char *p, uint32_t version, ea_vit_conf
         c->pool = (int)(int32_t)(uint32_t)ea__get_le(h + 4, 4);
         c->tokens = (int)(int32_t)(uint32_t)ea__get_le(h + 8, 4);
         c->width = (int)(int32_t)(uint32_t)ea__get_le(h + 12, 4);
-        u = (uint32_t)ea__get_le(h + 16, 4);
+        c->residual = (int)(int32_t)(uint32_t)ea__get_le(h + 16, 4);
+        u = (uint32_t)ea__get_le(h + 20, 4);
         memcpy(&c->dropout, &u, 4);
     }
 }
@@ -7732,7 +7744,7 @@ EA_API ea_status ea_checkpoint_parse(const unsigned char *buf, size_t size, ea_v
             cfg.head_hidden != c->head_hidden || cfg.out_dim != c->out_dim || cfg.causal != c->causal ||
             strcmp(cfg.attn, c->attn) != 0 || (strcmp(cfg.attn, "gqa") == 0 && cfg.n_kv_heads != c->n_kv_heads) ||
             memcmp(&cfg.opt, &c->opt, sizeof cfg.opt) != 0 || cfg.host != c->host || cfg.pool != c->pool ||
-            cfg.tokens != c->tokens || cfg.width != c->width) /* dropout may differ: it does not change the weights */
+            cfg.tokens != c->tokens || cfg.width != c->width || cfg.residual != c->residual) /* dropout may differ */
             return ea_error_set(err, EA_ERR_CONFIG,
                                 "checkpoint holds another model: host %d, attention '%s', dim %d, depth %d, heads %d, "
                                 "image %d (this model: %d, '%s', %d, %d, %d, %d; or other options)",

@@ -18,7 +18,7 @@ typedef struct options {
     long epochs, batch, seed, warmup, threads, latency_runs, stop_after, images, test_images, limit, val;
     long dim, depth, heads, kv_heads, mlp, patch, tokens, width;
     double lr, wd, smoothing, dropout, clip, aux;
-    int augment, json, quiet, causal, eval_only;
+    int augment, json, quiet, causal, eval_only, residual;
     ea_attn_opts opt;
 } options;
 
@@ -65,6 +65,8 @@ static void usage(FILE *f) {
             "                    or max (stride-1 convs, each followed by a 2x2 max-pool)\n"
             "  --tokens N        mlp: tokens the hidden vector splits into (16; 1 = seed 001's form)\n"
             "  --width N         cnn: channels of conv 1 (32)\n"
+            "  --residual        mlp, cnn: the attention layer adds its input back, x + attn(x)\n"
+            "                    (default: attn(x), as seed 001's code)\n"
             "  --causal          causal attention mask\n"
             "running:\n"
             "  --save PATH       after every epoch, a checkpoint that --resume continues exactly\n"
@@ -112,6 +114,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--quiet") == 0) { o->quiet = 1; takes = 0; }
         else if (strcmp(a, "--augment") == 0) { o->augment = 1; takes = 0; }
         else if (strcmp(a, "--causal") == 0) { o->causal = 1; takes = 0; }
+        else if (strcmp(a, "--residual") == 0) { o->residual = 1; takes = 0; }
         else if (strcmp(a, "--eval-only") == 0) { o->eval_only = 1; takes = 0; }
         else if (strcmp(a, "--model") == 0) o->model = v;
         else if (strcmp(a, "--attn") == 0) o->attn = v;
@@ -313,7 +316,12 @@ int main(int argc, char **argv) {
     if (o.tokens) cfg.tokens = (int)o.tokens;
     if (o.width) cfg.width = (int)o.width;
     if (o.pool) cfg.pool = strcmp(o.pool, "cls") == 0 ? EA_POOL_CLS : strcmp(o.pool, "max") == 0 ? EA_POOL_MAX : EA_POOL_MEAN;
+    if (o.residual && host == EA_HOST_VIT) {
+        fprintf(stderr, "classify: --residual applies to the mlp and cnn hosts (the ViT's blocks always have residuals)\n");
+        return 2;
+    }
     cfg.causal = o.causal;
+    cfg.residual = o.residual;
     cfg.dropout = (float)o.dropout;
     cfg.opt = o.opt;
     if (ea_vit_init(&model, &cfg, (uint64_t)o.seed, &err) != EA_OK) {

@@ -2950,7 +2950,7 @@ static void test_classifier_hosts(void) {
         {EA_HOST_VIT, EA_POOL_CLS, "mha"}, {EA_HOST_VIT, EA_POOL_CLS, "linformer"}, {EA_HOST_VIT, EA_POOL_MEAN, "performer"},
         {EA_HOST_VIT, EA_POOL_CLS, "kimi"}, {EA_HOST_MLP, 0, "mha"}, {EA_HOST_MLP, 0, "nystrom"}, {EA_HOST_MLP, 0, "deepseek"},
         {EA_HOST_CNN, EA_POOL_MEAN, "mha"}, {EA_HOST_CNN, EA_POOL_MEAN, "none"}, {EA_HOST_CNN, EA_POOL_MAX, "local"},
-        {EA_HOST_CNN, EA_POOL_MEAN, "mamba"}};
+        {EA_HOST_CNN, EA_POOL_MEAN, "mamba"}, {EA_HOST_MLP, 0, "performer"}, {EA_HOST_CNN, EA_POOL_MEAN, "kimi"}};
     ea_vit_config c;
     ea_vit m;
     ea_error err;
@@ -2962,8 +2962,9 @@ static void test_classifier_hosts(void) {
         small_classifier(&c, cases[k].host, cases[k].attn);
         c.pool = cases[k].pool;
         if (cases[k].host == EA_HOST_MLP && k == 5) c.tokens = 1; /* seed 001's length-1 form */
-        snprintf(label, sizeof label, "%s host, pool %d, %s", cases[k].host == EA_HOST_VIT ? "vit" : cases[k].host == EA_HOST_MLP ? "mlp" : "cnn",
-                 c.pool, cases[k].attn);
+        c.residual = k >= 11; /* the last two: x + attn(x) */
+        snprintf(label, sizeof label, "%s host, pool %d%s, %s", cases[k].host == EA_HOST_VIT ? "vit" : cases[k].host == EA_HOST_MLP ? "mlp" : "cnn",
+                 c.pool, c.residual ? ", residual" : "", cases[k].attn);
         host_gradcheck(label, &c);
     }
     /* every row builds and runs in every host (linformer sized by the host) */
