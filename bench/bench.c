@@ -152,75 +152,66 @@ static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int r
     return median(t, runs);
 }
 
+/* One model's rows: batch 1 and batch 32 inference, and a training step at
+   batch bt.  The tracker's JSON keys stay as the peer script reads them. */
+static void bench_model(const char *group, const char *name, const ea_vit_config *cfg, int bt, double peak) {
+    const int tracker = strcmp(group, "tracker") == 0;
+    const char *unit = tracker ? "frame" : "image";
+    ea_vit m;
+    ea_ctx ctx;
+    ea_error err;
+    double f, t1, t32, ttr;
+    if (ea_vit_init(&m, cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return;
+    }
+    f = ea_vit_flops(&m);
+    t1 = tracker_time(&m, &ctx, 1, 0, 51);
+    t32 = tracker_time(&m, &ctx, 32, 0, 21);
+    ttr = tracker_time(&m, &ctx, bt, 1, 11);
+    if (g_json) {
+        printf("{\"group\":\"%s\",\"%s\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"mflop_per_%s\":%.3f,"
+               "\"infer_b1_ms\":%.4f,\"infer_b32_ms\":%.4f,\"train_b%d_ms\":%.4f,\"peak_gflops\":%.2f}\n",
+               group, tracker ? "attn" : "model", name, ea_num_threads(), EA_ISA, unit, f / 1e6, t1 * 1e3, t32 * 1e3, bt,
+               ttr * 1e3, peak);
+    } else {
+        /* a training step costs about 3x the forward FLOPs */
+        printf("  %s inference, batch 1    %8.3f %10.0f %8.1f %6.1f%%\n", name, t1 * 1e3, 1.0 / t1, f / t1 / 1e9,
+               100.0 * f / t1 / 1e9 / peak);
+        printf("  %s inference, batch 32   %8.3f %10.0f %8.1f %6.1f%%\n", name, t32 * 1e3, 32.0 / t32, 32.0 * f / t32 / 1e9,
+               100.0 * 32.0 * f / t32 / 1e9 / peak);
+        printf("  %s train step, batch %-4d%8.3f %10.0f %8.1f %6.1f%%\n", name, bt, ttr * 1e3, bt / ttr,
+               3.0 * bt * f / ttr / 1e9, 100.0 * 3.0 * bt * f / ttr / 1e9 / peak);
+    }
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+}
+
 static void bench_tracker(double peak) {
     static const char *names[2] = {"mha", "mqa"};
     int v;
     if (!g_json)
-        printf("\ntracker (%s, %d thread%s)        ms      frames/s  GFLOP/s  %% of 1-core peak\n", EA_ISA,
+        printf("\ntracker (%s, %d thread%s)         ms      frames/s  GFLOP/s  %% of 1-core peak\n", EA_ISA,
                ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (v = 0; v < 2; v++) {
         ea_vit_config cfg;
-        ea_vit m;
-        ea_ctx ctx;
-        ea_error err;
-        double f, t1, t32, ttr;
         ea_tracker_config_default(&cfg, names[v]);
-        if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK) return;
-        f = ea_vit_flops(&m);
-        t1 = tracker_time(&m, &ctx, 1, 0, 51);
-        t32 = tracker_time(&m, &ctx, 32, 0, 21);
-        ttr = tracker_time(&m, &ctx, 32, 1, 11);
-        if (g_json) {
-            printf("{\"group\":\"tracker\",\"attn\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"mflop_per_frame\":%.3f,"
-                   "\"infer_b1_ms\":%.4f,\"infer_b32_ms\":%.4f,\"train_b32_ms\":%.4f,\"peak_gflops\":%.2f}\n",
-                   names[v], ea_num_threads(), EA_ISA, f / 1e6, t1 * 1e3, t32 * 1e3, ttr * 1e3, peak);
-        } else {
-            /* a training step costs about 3x the forward FLOPs */
-            printf("  %s inference, batch 1   %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t1 * 1e3, 1.0 / t1, f / t1 / 1e9,
-                   100.0 * f / t1 / 1e9 / peak);
-            printf("  %s inference, batch 32  %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t32 * 1e3, 32.0 / t32,
-                   32.0 * f / t32 / 1e9, 100.0 * 32.0 * f / t32 / 1e9 / peak);
-            printf("  %s train step, batch 32 %8.3f %10.0f %8.1f %6.1f%%\n", names[v], ttr * 1e3, 32.0 / ttr,
-                   3.0 * 32.0 * f / ttr / 1e9, 100.0 * 3.0 * 32.0 * f / ttr / 1e9 / peak);
-        }
-        ea_ctx_free(&ctx);
-        ea_vit_free(&m);
+        bench_model("tracker", names[v], &cfg, 32, peak);
     }
 }
 
-/* --- the classifiers at Fashion-MNIST's size (1x28x28, 10 classes) --------- */
+/* --- the classifiers at Fashion-MNIST's size (1x28x28, 10 classes) ---------
+   An epoch of Fashion-MNIST is 469 training steps of batch 128. */
 static void bench_classify(double peak) {
     static const char *names[3] = {"vit", "mlp", "cnn"};
     int v;
     if (!g_json)
-        printf("\nclassifiers, 1x28x28 (%s, %d thread%s)   ms      images/s  GFLOP/s  %% of 1-core peak\n", EA_ISA,
+        printf("\nclassifiers, 1x28x28 (%s, %d thread%s)  ms      images/s  GFLOP/s  %% of 1-core peak\n", EA_ISA,
                ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (v = 0; v < 3; v++) {
         ea_vit_config cfg;
-        ea_vit m;
-        ea_ctx ctx;
-        ea_error err;
-        double f, t1, t32, ttr;
         ea_classifier_config_default(&cfg, v, "mha", 1, 28, 10);
-        if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK) return;
-        f = ea_vit_flops(&m);
-        t1 = tracker_time(&m, &ctx, 1, 0, 51);
-        t32 = tracker_time(&m, &ctx, 32, 0, 21);
-        ttr = tracker_time(&m, &ctx, 128, 1, 11);
-        if (g_json) {
-            printf("{\"group\":\"classify\",\"model\":\"%s\",\"threads\":%d,\"isa\":\"%s\",\"mflop_per_image\":%.3f,"
-                   "\"infer_b1_ms\":%.4f,\"infer_b32_ms\":%.4f,\"train_b128_ms\":%.4f,\"peak_gflops\":%.2f}\n",
-                   names[v], ea_num_threads(), EA_ISA, f / 1e6, t1 * 1e3, t32 * 1e3, ttr * 1e3, peak);
-        } else {
-            printf("  %s inference, batch 1     %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t1 * 1e3, 1.0 / t1, f / t1 / 1e9,
-                   100.0 * f / t1 / 1e9 / peak);
-            printf("  %s inference, batch 32    %8.3f %10.0f %8.1f %6.1f%%\n", names[v], t32 * 1e3, 32.0 / t32,
-                   32.0 * f / t32 / 1e9, 100.0 * 32.0 * f / t32 / 1e9 / peak);
-            printf("  %s train step, batch 128  %8.3f %10.0f %8.1f %6.1f%%   (epoch of 60000: %.1f s)\n", names[v], ttr * 1e3,
-                   128.0 / ttr, 3.0 * 128.0 * f / ttr / 1e9, 100.0 * 3.0 * 128.0 * f / ttr / 1e9 / peak, ttr * 469.0);
-        }
-        ea_ctx_free(&ctx);
-        ea_vit_free(&m);
+        bench_model("classify", names[v], &cfg, 128, peak);
     }
 }
 

@@ -16,42 +16,14 @@ mode, the gradient of that loss for every parameter ("grad." + name), and:
 The files are committed, so `make test` needs no Python; rerun this
 (Debian's python3-torch) to refresh them.
 """
-import json
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.h, self.dh = heads, dim // heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.h, self.dh).permute(2, 0, 3, 1, 4)
-        a = ((q @ k.transpose(-2, -1)) * self.dh ** -0.5).softmax(dim=-1)
-        return self.proj((a @ v).transpose(1, 2).reshape(B, N, C))
-
-
-class Block(nn.Module):
-    def __init__(self, dim, heads, hidden):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.0), nn.Linear(hidden, dim))
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+from make_parity import Attention, Block, save_safetensors  # the tracker's layers: the same layout
 
 
 class PatchEmbed(nn.Module):
@@ -69,7 +41,8 @@ class ViT(nn.Module):
         self.patch_embed = PatchEmbed(chans, dim, patch)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, t + 1, dim) * 0.02)
-        self.blocks = nn.ModuleList([Block(dim, heads, hidden) for _ in range(depth)])
+        assert heads == 4 and hidden == 4 * dim, "make_parity's Block: 4 heads, MLP 4 x dim"
+        self.blocks = nn.ModuleList([Block(dim, False) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
 
@@ -115,19 +88,6 @@ class MLPHost(nn.Module):
         h = F.relu(self.fc1(x.flatten(1))).reshape(x.shape[0], self.tokens, self.dim)
         h = self.attn(h).reshape(x.shape[0], -1)
         return self.head(F.relu(self.fc2(h)))
-
-
-def save_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = np.ascontiguousarray(t.detach().cpu().numpy().astype("<f4"))
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
-        blobs.append(a.tobytes())
-        off += a.nbytes
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def fixture(name, model, x, extra=None):

@@ -740,7 +740,7 @@ static void tiny_config(ea_vit_config *cfg, const char *attn) {
     if (strcmp(attn, "topk") == 0) cfg->opt.topk = 4; /* smooth: see attn_gradcheck */
 }
 
-static double vit_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const float *ys, int B, int grad) {
+static double vit_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const void *ys, int B, int grad) {
     ea_tensor *x, *y, *loss;
     ea_ctx_reset(ctx);
     ctx->grad_enabled = grad;
@@ -753,6 +753,33 @@ static double vit_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const floa
     if (grad) ea_backward(ctx, loss);
     ctx->grad_enabled = 1;
     return loss->data[0];
+}
+
+/* Central differences on `samples` parameter entries (one of each of the
+   first tensors, then random ones; buffers skipped) against g, the
+   gradient of one backward pass.  Returns how many differ. */
+typedef double (*model_loss)(ea_ctx *ctx, const ea_vit *m, const float *xs, const void *ys, int B, int grad);
+static int params_fd(const char *label, ea_vit *m, ea_ctx *ctx, model_loss f, const float *xs, const void *ys, int B,
+                     const float *g, ea_rng *rng, int samples) {
+    int i, bad = 0;
+    for (i = 0; i < samples; i++) {
+        int ti = i < m->params.count ? i : (int)ea_rng_below(rng, (uint32_t)m->params.count);
+        ea_tensor *t = m->params.tensors[ti];
+        size_t k = ea_rng_below(rng, (uint32_t)t->size);
+        float keep = t->data[k], h = 1e-2f;
+        double lp, lm, num, ana = g[(t->grad - m->params.grad) + k], e;
+        if (m->params.info[ti].buffer) continue;
+        t->data[k] = keep + h; lp = f(ctx, m, xs, ys, B, 0);
+        t->data[k] = keep - h; lm = f(ctx, m, xs, ys, B, 0);
+        t->data[k] = keep;
+        num = (lp - lm) / (2.0 * h);
+        e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
+        if (e > 3e-2) {
+            if (bad < 3) printf("  %s: %s[%zu] analytic %.6g numeric %.6g\n", label, t->name, k, ana, num);
+            bad++;
+        }
+    }
+    return bad;
 }
 
 static void test_vit_gradients(void) {
@@ -777,23 +804,7 @@ static void test_vit_gradients(void) {
         vit_loss(&ctx, &m, xs, ys, 3, 1);
         g = (float *)malloc(m.params.n * 4);
         memcpy(g, m.params.grad, m.params.n * 4);
-        for (i = 0; i < 40; i++) {
-            /* one entry of every 5th tensor, plus random ones */
-            int ti = i < m.params.count ? i : (int)ea_rng_below(&rng, (uint32_t)m.params.count);
-            ea_tensor *t = m.params.tensors[ti];
-            size_t k = ea_rng_below(&rng, (uint32_t)t->size);
-            float keep = t->data[k], h = 1e-2f;
-            double lp, lm, num, ana = g[(t->grad - m.params.grad) + k], e;
-            t->data[k] = keep + h; lp = vit_loss(&ctx, &m, xs, ys, 3, 0);
-            t->data[k] = keep - h; lm = vit_loss(&ctx, &m, xs, ys, 3, 0);
-            t->data[k] = keep;
-            num = (lp - lm) / (2.0 * h);
-            e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
-            if (e > 3e-2) {
-                if (bad < 3) printf("  vit-%s: %s[%zu] analytic %.6g numeric %.6g\n", name, t->name, k, ana, num);
-                bad++;
-            }
-        }
+        bad = params_fd(name, &m, &ctx, vit_loss, xs, ys, 3, g, &rng, 40);
         CHECK(bad == 0, "vit with '%s': %d of 40 parameter gradients differ from finite differences", name, bad);
         free(g);
         ea_ctx_free(&ctx);
@@ -2838,14 +2849,14 @@ static void test_classifier_ops(void) {
 }
 
 /* A batch through a classifier: logits [B, classes] and their cross-entropy. */
-static double cls_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const int *ys, int B, int grad) {
+static double cls_loss(ea_ctx *ctx, const ea_vit *m, const float *xs, const void *ys, int B, int grad) {
     ea_tensor *x, *loss;
     ea_ctx_reset(ctx);
     ctx->grad_enabled = grad;
     ctx->training = 1;
     x = ea_tensor_4d(ctx, B, m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size, 0);
     memcpy(x->data, xs, x->size * 4);
-    loss = ea_cross_entropy_smooth(ctx, ea_vit_forward(ctx, m, x), ys, 0.1f);
+    loss = ea_cross_entropy_smooth(ctx, ea_vit_forward(ctx, m, x), (const int *)ys, 0.1f);
     ctx->training = 0;
     if (!loss) return NAN;
     if (grad) ea_backward(ctx, loss);
@@ -2912,23 +2923,7 @@ static void host_gradcheck(const char *label, const ea_vit_config *cfg) {
         ea_vit_free(&m);
         return;
     }
-    for (i = 0; i < 48; i++) {
-        int ti = i < m.params.count ? i : (int)ea_rng_below(&rng, (uint32_t)m.params.count);
-        ea_tensor *t = m.params.tensors[ti];
-        size_t k = ea_rng_below(&rng, (uint32_t)t->size);
-        float keep = t->data[k], h = 1e-2f;
-        double lp, lm, num, ana = g[(t->grad - m.params.grad) + k], e;
-        if (m.params.info[ti].buffer) continue;
-        t->data[k] = keep + h; lp = cls_loss(&ctx, &m, xs, ys, 4, 0);
-        t->data[k] = keep - h; lm = cls_loss(&ctx, &m, xs, ys, 4, 0);
-        t->data[k] = keep;
-        num = (lp - lm) / (2.0 * h);
-        e = fabs(num - ana) / (1e-3 + fabs(num) + fabs(ana));
-        if (e > 3e-2) {
-            if (bad < 3) printf("  %s: %s[%zu] analytic %.6g numeric %.6g\n", label, t->name, k, ana, num);
-            bad++;
-        }
-    }
+    bad = params_fd(label, &m, &ctx, cls_loss, xs, ys, 4, g, &rng, 48);
     CHECK(bad == 0, "%s: %d of 48 parameter gradients differ from finite differences", label, bad);
     free(g);
     ea_ctx_free(&ctx);

@@ -19,23 +19,10 @@ when PyTorch is absent.  Never needed by make test.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def timed(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    t = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        t.append(time.perf_counter() - t0)
-    return statistics.median(t)
+from torch_peer import ROOT, timed  # the same timing rule as the tracker's peer
 
 
 def main():
