@@ -2940,6 +2940,20 @@ static void small_classifier(ea_vit_config *c, int host, const char *attn) {
     if (host == EA_HOST_CNN) { c->dim = 8; c->width = 4; }
 }
 
+/* The 3 logits of two fixed 1x8x8 images through an MLP host. */
+static void mlp_logits(const ea_vit *m, float *out) {
+    ea_ctx ctx;
+    ea_tensor *x, *y;
+    int i;
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    x = ea_tensor_4d(&ctx, 2, 1, 8, 8, 0);
+    for (i = 0; i < (int)x->size; i++) x->data[i] = (float)(i % 7) - 3.0f;
+    y = ea_vit_forward(&ctx, m, x);
+    for (i = 0; i < 6; i++) out[i] = y ? y->data[i] : NAN;
+    ea_ctx_free(&ctx);
+}
+
 static void test_classifier_hosts(void) {
     static const struct { int host, pool; const char *attn; } cases[] = {
         {EA_HOST_VIT, EA_POOL_CLS, "mha"}, {EA_HOST_VIT, EA_POOL_CLS, "linformer"}, {EA_HOST_VIT, EA_POOL_MEAN, "performer"},
@@ -2982,6 +2996,25 @@ static void test_classifier_hosts(void) {
             ea_ctx_free(&ctx);
             ea_vit_free(&m);
         }
+    }
+    /* seed 001's finding: over a sequence of one token softmax is 1, so the
+       queries and keys do not matter (attention is a linear map of V);
+       over 4 tokens they do */
+    for (k = 1; k <= 4; k += 3) {
+        float before[6], after[6], qk_changed = 0.0f;
+        int i, D;
+        small_classifier(&c, EA_HOST_MLP, "mha");
+        c.tokens = (int)k;
+        c.dim = 24 / (int)k;
+        if (ea_vit_init(&m, &c, 1, &err) != EA_OK) { CHECK(0, "%s", err.msg); continue; }
+        D = c.dim;
+        mlp_logits(&m, before);
+        for (i = 0; i < 2 * D * D; i++) m.blocks[0].attn.w[0]->data[i] += 0.5f * (float)((i * 7) % 5 - 2); /* W_q, W_k */
+        mlp_logits(&m, after);
+        for (i = 0; i < 6; i++) qk_changed = fmaxf(qk_changed, fabsf(after[i] - before[i]));
+        if (k == 1) CHECK(qk_changed == 0.0f, "one token: other W_q, W_k changed the logits by %g", (double)qk_changed);
+        else CHECK(qk_changed > 1e-4f, "four tokens: other W_q, W_k left the logits (%g)", (double)qk_changed);
+        ea_vit_free(&m);
     }
     /* bad configurations are refused with a message */
     small_classifier(&c, EA_HOST_CNN, "mha");
