@@ -6204,8 +6204,13 @@ EA_API const char *ea_attn_variant_names(char *buf, size_t n) {
     int i;
     if (!buf || !n) return "";
     buf[0] = 0;
-    for (i = 0; i < ea_attn_variant_count() && len < n; i++)
-        len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", ea__variants[i].name);
+    for (i = 0; i < ea_attn_variant_count(); i++) { /* the names that fit, whole */
+        size_t k = strlen(ea__variants[i].name), sep = i ? 2 : 0;
+        if (len + sep + k + 1 > n) break;
+        memcpy(buf + len, ", ", sep);
+        memcpy(buf + len + sep, ea__variants[i].name, k + 1);
+        len += sep + k;
+    }
     return buf;
 }
 
