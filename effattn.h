@@ -899,9 +899,11 @@ EA_API void ea_images_free(ea_images *im);
 EA_API void ea_images_stats(const ea_images *im, float *mean, float *std);
 /* Images idx[0..n) -> x [n, c, h, w] as (pixel / 255 - mean) / std and
    their labels.  With rng: a random crop of the image zero-padded by
-   crop_pad pixels, and a horizontal flip with probability 1/2 when flip. */
-EA_API void ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
-                            int crop_pad, int flip, ea_rng *rng, float *x, int *labels);
+   crop_pad pixels, and a horizontal flip with probability 1/2 when flip.
+   EA_ERR_ARG (nothing written past the first bad one) for an index outside
+   [0, im->n) or a padding outside [0, image size). */
+EA_API ea_status ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
+                                 int crop_pad, int flip, ea_rng *rng, float *x, int *labels);
 
 /* ---- CUDA (section 13; compiled only with EFFATTN_CUDA and nvcc -x cu) ---
    The first layer of the CUDA path: device memory, and kernels named after
@@ -8539,14 +8541,17 @@ EA_API void ea_images_stats(const ea_images *im, float *mean, float *std) {
     }
 }
 
-EA_API void ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
-                            int crop_pad, int flip, ea_rng *rng, float *x, int *labels) {
+EA_API ea_status ea_images_batch(const ea_images *im, const int *idx, int n, const float *mean, const float *std,
+                                 int crop_pad, int flip, ea_rng *rng, float *x, int *labels) {
     int i, c, y, xx, H = im->h, W = im->w;
     size_t chw = (size_t)im->c * H * W;
+    if (crop_pad < 0 || crop_pad >= H || crop_pad >= W) return EA_ERR_ARG;
     for (i = 0; i < n; i++) {
-        const unsigned char *src = im->pixels + (size_t)idx[i] * chw;
+        const unsigned char *src;
         float *dst = x + (size_t)i * chw;
         int oy = 0, ox = 0, fl = 0;
+        if (idx[i] < 0 || idx[i] >= im->n) return EA_ERR_ARG;
+        src = im->pixels + (size_t)idx[i] * chw;
         if (rng) { /* PyTorch's RandomCrop(size, padding) then RandomHorizontalFlip */
             if (crop_pad > 0) {
                 oy = (int)ea_rng_below(rng, 2u * (uint32_t)crop_pad + 1u) - crop_pad;
@@ -8565,6 +8570,7 @@ EA_API void ea_images_batch(const ea_images *im, const int *idx, int n, const fl
         }
         labels[i] = im->labels[idx[i]];
     }
+    return EA_OK;
 }
 
 /* ==========================================================================

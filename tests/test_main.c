@@ -3241,6 +3241,10 @@ static void test_images(void) {
         CHECK(same && flips > 0 && flips < 8, "flip: each image itself or its mirror (%d of 8 flipped)", flips);
         ea_images_batch(&a, idx, 8, mean, sd, 4, 0, &r, x2, lab);
         CHECK(memcmp(x1, x2, 8 * 3072 * sizeof(float)) != 0, "crop: the images move");
+        idx[3] = 500;
+        CHECK(ea_images_batch(&a, idx, 8, mean, sd, 0, 0, NULL, x2, lab) == EA_ERR_ARG, "an index past the set is refused");
+        idx[3] = 3;
+        CHECK(ea_images_batch(&a, idx, 8, mean, sd, 32, 0, &r, x2, lab) == EA_ERR_ARG, "padding 32 of a 32x32 image is refused");
     }
     (void)mirrored;
     free(x1);
