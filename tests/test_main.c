@@ -442,6 +442,20 @@ static void test_simd_math(void) {
     }
     CHECK(worst < 1e-6, "gelu forward error %.3g", worst);
     CHECK(worst_d < 1e-6, "gelu backward error %.3g", worst_d);
+    { /* partial loads and stores of the vector layer */
+        float src[EA_VW], dst[EA_VW + 1];
+        int n, bad = 0;
+        for (i = 0; i < EA_VW; i++) src[i] = (float)(i + 1);
+        for (n = 0; n <= EA_VW; n++) {
+            float got[EA_VW];
+            for (i = 0; i <= EA_VW; i++) dst[i] = -1.0f;
+            ea_vstore(got, ea_vload_n(src, n));
+            ea_vstore_n(dst, ea_vset1(5.0f), n);
+            for (i = 0; i < EA_VW; i++) bad += got[i] != (i < n ? src[i] : 0.0f);
+            for (i = 0; i <= EA_VW; i++) bad += dst[i] != (i < n ? 5.0f : -1.0f);
+        }
+        CHECK(bad == 0, "partial vector loads/stores: %d lanes wrong", bad);
+    }
     for (i = 0; i < 3 * 101; i++) sm[i] = 20.0f * frand(&rng);
     for (i = 0; i < 101; i += 2) sm[101 + i] = -INFINITY; /* masked entries */
     for (i = 0; i < 101; i++) sm[202 + i] = -INFINITY;    /* a fully masked row */
@@ -571,7 +585,8 @@ static void test_gemm(void) {
     static const int dims[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {17, 33, 129}, {64, 192, 64},
                                   {5, 16, 300}, {130, 2, 31}, {2048, 64, 256},
                                   {1, 37, 70}, {2, 64, 129}, {2, 5, 16}, /* (1-2 rows: the decode path) */
-                                  {9, 80, 33}, {7, 144, 600}}; /* a narrow last panel; K past EA_KC */
+                                  {9, 80, 33}, {7, 144, 600}, /* a narrow last panel; K past EA_KC */
+                                  {50, 12, 50}, {25, 12, 64}}; /* one-vector panels (tall tiles), flash-sized */
     ea_rng rng;
     size_t d;
     g_group = "gemm";
@@ -611,6 +626,18 @@ static void test_gemm(void) {
                   (int)(d % 2), worst);
         }
         free(A); free(braw); free(C1); free(C2);
+    }
+    { /* edge tiles store only their own columns: C with a wider row stride
+         keeps its sentinels between rows (M, N, K of the flash tiles) */
+        float A[50 * 50], B[50 * 12], C[50 * 20];
+        int i, j, bad = 0;
+        for (i = 0; i < 50 * 50; i++) A[i] = frand(&rng);
+        for (i = 0; i < 50 * 12; i++) B[i] = frand(&rng);
+        for (i = 0; i < 50 * 20; i++) C[i] = 7.0f;
+        ea_gemm(50, 12, 50, A, 50, 1, B, 12, 1, C, 20, 1);
+        for (i = 0; i < 50; i++)
+            for (j = 12; j < 20; j++) bad += C[i * 20 + j] != 7.0f;
+        CHECK(bad == 0, "gemm 50x12x50 into rows of 20 wrote %d entries past column 12", bad);
     }
 }
 
