@@ -737,6 +737,19 @@ EA_API float ea_grad_clip(ea_params *ps, float max_norm);  /* returns the norm b
 /* The first parameter whose value (grads = 0) or gradient (grads = 1) holds
    a NaN or Inf, or NULL when all are finite. */
 EA_API const ea_tensor *ea_params_nonfinite(const ea_params *ps, int grads);
+/* A classifier's training gradient on a batch, in chunks (gradient
+   accumulation): zeroes m's gradients, then for each chunk of up to `chunk`
+   images (0: about EA_CHUNK_BYTES of tape each) resets ctx, runs the forward in training
+   mode and backpropagates the chunk's label-smoothed cross-entropy (plus
+   aux_weight times the MoE balance loss) weighted by its share of the
+   batch, so the gradients add up to the batch mean's.  x holds B images
+   [B, in_chans, img, img]; loss (may be NULL) receives the batch's mean
+   loss, hits (may be NULL) its top-1 hits.  Models whose forward depends on
+   the whole batch (batch norm, MoE routing) take it in one chunk. */
+EA_API ea_status ea_classifier_grad(ea_ctx *ctx, const ea_vit *m, const float *x, const int *labels, int B,
+                                    int chunk, float smoothing, float aux_weight, float *loss, int *hits);
+/* The chunk ea_classifier_grad uses for `want` (0: the default). */
+EA_API int ea_classifier_chunk(const ea_vit *m, int B, int want);
 
 /* ---- weights in and out: safetensors ------------------------------------
    The format PyTorch users share weights in: an 8-byte little-endian header
@@ -7057,6 +7070,76 @@ EA_API float ea_grad_clip(ea_params *ps, float max_norm) {
         for (i = 0; i < ps->n; i++) ps->grad[i] *= s;
     }
     return norm;
+}
+
+/* --- gradient accumulation in cache-sized chunks ---------------------------
+   A batch's mean loss is Σ_c (n_c / B) · mean loss of chunk c, so its
+   gradient can be built chunk by chunk: backpropagate each chunk's loss
+   weighted by n_c / B into the same gradient buffer.  The result is the
+   one-pass gradient up to rounding.  Why bother: the tape keeps every
+   activation and its gradient until the backward (about 1.4 MB per image
+   in seed 002's ViT at 28x28), so one pass over a batch of 128 streams
+   some 180 MB through memory, where a chunk of 16 stays in the last-level
+   cache.  Measured on one Xeon core (ViT step, batch 128, Fashion-MNIST
+   size): one pass 122 ms; chunks of 24 / 16 / 12 images 89 / 81 / 81 ms.
+   The default chunk holds about EA_CHUNK_BYTES of tape: a block keeps per
+   token some 10·dim + 2·mlp floats (its input, Q/K/V, attention output,
+   projection, sums, norms, the MLP's two hidden layers), each with a
+   gradient of the same size.  That gives 12 images for the ViT and the
+   whole batch for the MLP host, whose tape is small and whose weights
+   (re-read by every chunk) are not: there, chunks of 16 cost 9.8 ms a
+   step against 6.7 ms in one pass.
+   Batch norm and MoE routing (capacity, balance loss) are functions of the
+   whole batch: such models keep one chunk. */
+#define EA_CHUNK_BYTES ((double)(16 << 20))
+
+EA_API int ea_classifier_chunk(const ea_vit *m, int B, int want) {
+    const ea_vit_config *c = &m->cfg;
+    int i, whole = c->host == EA_HOST_CNN; /* its convolutions are followed by batch norm */
+    for (i = 0; i < c->depth; i++) whole |= m->blocks[i].moe.experts > 0;
+    if (want <= 0) {
+        double per_image = 2.0 * sizeof(float) * c->depth * ea__vit_tokens(c) * (10.0 * c->dim + 2.0 * c->mlp_hidden);
+        want = per_image * B <= EA_CHUNK_BYTES ? B : (int)(EA_CHUNK_BYTES / per_image);
+        want = want < 1 ? 1 : want;
+    }
+    return whole || want > B ? B : want;
+}
+
+EA_API ea_status ea_classifier_grad(ea_ctx *ctx, const ea_vit *m, const float *x, const int *labels, int B,
+                                    int chunk, float smoothing, float aux_weight, float *loss, int *hits) {
+    const ea_vit_config *c;
+    size_t per;
+    double total = 0.0;
+    int c0, n, h = 0, one = 1;
+    if (!m || B < 1 || !x || !labels)
+        return ea_error_set(&ctx->err, EA_ERR_ARG, "classifier_grad: need a model and a batch of at least 1 image with "
+                            "labels, got %d%s", B, m ? "" : " and no model");
+    c = &m->cfg;
+    per = (size_t)c->in_chans * c->img_size * c->img_size;
+    chunk = ea_classifier_chunk(m, B, chunk);
+    ea_params_zero_grad((ea_params *)&m->params);
+    for (c0 = 0; c0 < B; c0 += n) {
+        ea_tensor *xt, *logits, *l, *aux = NULL, *w;
+        n = B - c0 < chunk ? B - c0 : chunk;
+        ea_ctx_reset(ctx);
+        ctx->training = 1;
+        ctx->grad_enabled = 1;
+        xt = ea_tensor_4d(ctx, n, c->in_chans, c->img_size, c->img_size, 0);
+        w = ea_tensor_new(ctx, 1, &one, 0);
+        if (!xt || !w) return ctx->err.status;
+        memcpy(xt->data, x + (size_t)c0 * per, (size_t)n * per * sizeof(float));
+        w->data[0] = (float)n / (float)B;
+        logits = ea_vit_forward_aux(ctx, m, xt, aux_weight, &aux);
+        l = ea_cross_entropy_smooth(ctx, logits, labels + c0, smoothing);
+        if (aux) l = ea_add(ctx, l, aux);
+        l = ea_mul(ctx, l, w);
+        if (!l || ea_backward(ctx, l) != EA_OK) return ctx->err.status != EA_OK ? ctx->err.status : EA_ERR_ARG;
+        total += l->data[0];
+        h += ea_topk_hits(logits->data, labels + c0, n, c->out_dim, 1);
+    }
+    if (loss) *loss = (float)total;
+    if (hits) *hits = h;
+    return EA_OK;
 }
 
 EA_API const ea_tensor *ea_params_nonfinite(const ea_params *ps, int grads) {

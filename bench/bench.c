@@ -32,6 +32,7 @@
 #include <string.h>
 
 static int g_json = 0;
+static float g_images[512 * 3 * 32 * 32]; /* a classifier's training batch */
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -115,7 +116,8 @@ static void bench_gemm(double peak) {
 /* --- the tracker ----------------------------------------------------------- */
 /* Median time of a forward (or a training step: forward, backward, AdamW)
    at batch B; the tracker regresses (MSE), a classifier classifies (label-
-   smoothed cross-entropy, the model in training mode). */
+   smoothed cross-entropy, the model in training mode, its gradient in
+   cache-sized chunks by ea_classifier_grad, as examples/classify.c trains). */
 static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int runs) {
     double t[64];
     int r, labels[512];
@@ -128,6 +130,16 @@ static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int r
         ea_tensor *x, *y, *pred;
         double t0 = ea_time_sec();
         size_t i;
+        if (train && classify) {
+            float *xb = g_images;
+            if ((size_t)B * c->in_chans * c->img_size * c->img_size > sizeof g_images / sizeof *xb) return -1.0;
+            for (i = 0; i < (size_t)B * c->in_chans * c->img_size * c->img_size; i++)
+                xb[i] = (float)((i * 2654435761u) % 7 == 0);
+            if (ea_classifier_grad(ctx, m, xb, labels, B, 0, 0.1f, 0.0f, NULL, NULL) != EA_OK) return -1.0;
+            ea_adamw_step(&opt, (ea_params *)&m->params);
+            if (r >= 0) t[r] = ea_time_sec() - t0;
+            continue;
+        }
         ea_ctx_reset(ctx);
         ctx->grad_enabled = train;
         ctx->training = train;
@@ -216,57 +228,65 @@ static void bench_classify(double peak) {
 }
 
 /* --- attention against sequence length ------------------------------------- */
+/* One exact-attention layer of batch B, H heads of dh, n tokens: the
+   median forward and forward + backward of `runs` after a warm-up. */
+static void attn_row(double peak, int B, int H, int dh, int n, int runs) {
+    int r;
+    double tf[64], tb[64], flops = 4.0 * B * n * n * dh * H, mf, mb;
+    ea_ctx ctx;
+    size_t peak_bytes = 0;
+    ea_ctx_init(&ctx, 0);
+    for (r = -1; r < runs; r++) {
+        ea_tensor *q, *k, *v, *o, *t, *loss;
+        double t0;
+        size_t i;
+        ea_ctx_reset(&ctx);
+        q = ea_tensor_3d(&ctx, B, n, H * dh, 1);
+        k = ea_tensor_3d(&ctx, B, n, H * dh, 1);
+        v = ea_tensor_3d(&ctx, B, n, H * dh, 1);
+        t = ea_tensor_3d(&ctx, B, n, H * dh, 0);
+        if (!q || !k || !v || !t) break;
+        for (i = 0; i < q->size; i++) {
+            q->data[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+            k->data[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
+            v->data[i] = (float)((i * 3) % 17) / 17.0f;
+            t->data[i] = 0.0f;
+        }
+        t0 = ea_time_sec();
+        o = ea_sdpa(&ctx, q, 0, k, 0, v, 0, H, H, dh, 0);
+        if (r >= 0) tf[r] = ea_time_sec() - t0;
+        loss = ea_mse_loss(&ctx, o, t);
+        if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
+        if (r >= 0) tb[r] = ea_time_sec() - t0;
+        peak_bytes = ea_ctx_peak_bytes(&ctx);
+    }
+    ea_ctx_free(&ctx);
+    if (r < runs) return;
+    mf = median(tf, runs);
+    mb = median(tb, runs);
+    /* backward: 2.5x the forward's FLOPs (dV, dP, dQ, dK and the recomputed S) */
+    if (g_json)
+        printf("{\"group\":\"attn\",\"batch\":%d,\"heads\":%d,\"dim\":%d,\"n\":%d,\"fwd_ms\":%.4f,\"fwd_bwd_ms\":%.4f,"
+               "\"fwd_gflops\":%.2f,\"fwd_bwd_gflops\":%.2f,\"arena_peak_bytes\":%zu,\"threads\":%d}\n",
+               B, H, dh, n, mf * 1e3, mb * 1e3, flops / mf / 1e9, 3.5 * flops / mb / 1e9, peak_bytes, ea_num_threads());
+    else
+        printf("  %2d %d %3d %6d %8.3f %8.1f %5.1f%% %8.3f %8.1f %5.1f%% %10.2f\n", B, H, dh, n, mf * 1e3, flops / mf / 1e9,
+               100.0 * flops / mf / 1e9 / peak, mb * 1e3, 3.5 * flops / mb / 1e9, 100.0 * 3.5 * flops / mb / 1e9 / peak,
+               (double)peak_bytes / 1048576.0);
+}
+
 static void bench_attn(double peak, int max_n) {
     static const int shapes[2][2] = {{8, 64}, {4, 16}};
     int si, n;
     if (!g_json)
-        printf("\nattention, exact (%s, %d thread%s): heads x dim, n, forward and forward+backward\n"
-               "  H  dh      n   fwd ms  GFLOP/s  %%peak   f+b ms  GFLOP/s  %%peak   arena MiB\n",
+        printf("\nattention, exact (%s, %d thread%s): batch, heads x dim, n, forward and forward+backward\n"
+               "   B  H  dh      n   fwd ms  GFLOP/s  %%peak   f+b ms  GFLOP/s  %%peak   arena MiB\n",
                EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (si = 0; si < 2; si++)
-        for (n = 64; n <= max_n; n *= 2) {
-            int H = shapes[si][0], dh = shapes[si][1], r, runs = n <= 1024 ? 7 : 3;
-            double tf[7], tb[7], flops = 4.0 * n * n * dh * H, mf, mb;
-            ea_ctx ctx;
-            size_t peak_bytes = 0;
-            ea_ctx_init(&ctx, 0);
-            for (r = -1; r < runs; r++) {
-                ea_tensor *q, *k, *v, *o, *t, *loss;
-                double t0;
-                size_t i;
-                ea_ctx_reset(&ctx);
-                q = ea_tensor_3d(&ctx, 1, n, H * dh, 1);
-                k = ea_tensor_3d(&ctx, 1, n, H * dh, 1);
-                v = ea_tensor_3d(&ctx, 1, n, H * dh, 1);
-                t = ea_tensor_3d(&ctx, 1, n, H * dh, 0);
-                if (!q || !k || !v || !t) break;
-                for (i = 0; i < q->size; i++) {
-                    q->data[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
-                    k->data[i] = (float)((i * 5) % 11) / 11.0f - 0.5f;
-                    v->data[i] = (float)((i * 3) % 17) / 17.0f;
-                    t->data[i] = 0.0f;
-                }
-                t0 = ea_time_sec();
-                o = ea_sdpa(&ctx, q, 0, k, 0, v, 0, H, H, dh, 0);
-                if (r >= 0) tf[r] = ea_time_sec() - t0;
-                loss = ea_mse_loss(&ctx, o, t);
-                if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
-                if (r >= 0) tb[r] = ea_time_sec() - t0;
-                peak_bytes = ea_ctx_peak_bytes(&ctx);
-            }
-            mf = median(tf, runs);
-            mb = median(tb, runs);
-            /* backward: 2.5x the forward's FLOPs (dV, dP, dQ, dK and the recomputed S) */
-            if (g_json)
-                printf("{\"group\":\"attn\",\"heads\":%d,\"dim\":%d,\"n\":%d,\"fwd_ms\":%.4f,\"fwd_bwd_ms\":%.4f,"
-                       "\"fwd_gflops\":%.2f,\"fwd_bwd_gflops\":%.2f,\"arena_peak_bytes\":%zu,\"threads\":%d}\n",
-                       H, dh, n, mf * 1e3, mb * 1e3, flops / mf / 1e9, 3.5 * flops / mb / 1e9, peak_bytes, ea_num_threads());
-            else
-                printf("  %d %3d %6d %8.3f %8.1f %5.1f%% %8.3f %8.1f %5.1f%% %10.2f\n", H, dh, n, mf * 1e3, flops / mf / 1e9,
-                       100.0 * flops / mf / 1e9 / peak, mb * 1e3, 3.5 * flops / mb / 1e9,
-                       100.0 * 3.5 * flops / mb / 1e9 / peak, (double)peak_bytes / 1048576.0);
-            ea_ctx_free(&ctx);
-        }
+        for (n = 64; n <= max_n; n *= 2) attn_row(peak, 1, shapes[si][0], shapes[si][1], n, n <= 1024 ? 7 : 3);
+    /* the ViT classifier's layer as ea_classifier_grad runs it: a chunk of
+       12 images of 50 tokens (49 patches and the class token), heads 4 x 12 */
+    attn_row(peak, 12, 4, 12, 50, 51);
 }
 
 /* --- every attention row against sequence length ---------------------------

@@ -15,7 +15,7 @@
 
 typedef struct options {
     const char *model, *attn, *data, *save, *load, *resume, *pool;
-    long epochs, batch, seed, warmup, threads, latency_runs, stop_after, images, test_images, limit, val;
+    long epochs, batch, chunk, seed, warmup, threads, latency_runs, stop_after, images, test_images, limit, val;
     long dim, depth, heads, kv_heads, mlp, patch, tokens, width;
     double lr, wd, smoothing, dropout, clip, aux;
     int augment, json, quiet, causal, eval_only, residual;
@@ -42,6 +42,10 @@ static void usage(FILE *f) {
             "                    the per-epoch line shows test accuracy, which picks nothing)\n"
             "  --epochs N        training epochs (default 15)\n"
             "  --batch N         batch size (default 128)\n"
+            "  --chunk N         images per forward/backward pass inside a batch; their gradients\n"
+            "                    add up to the batch's (default: about 16 MiB of tape a pass, 12\n"
+            "                    images for the vit, the whole batch for mlp; cnn and the MoE rows\n"
+            "                    always take the whole batch: batch norm and routing see all of it)\n"
             "  --lr X            peak learning rate (default 3e-3)\n"
             "  --wd X            AdamW weight decay (default 0.05)\n"
             "  --warmup N        linear warm-up steps, then cosine to 0 (default: one epoch, at\n"
@@ -125,6 +129,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--pool") == 0) o->pool = v;
         else if (strcmp(a, "--epochs") == 0) ok = cli_parse_long(a, v, 0, 100000, &o->epochs);
         else if (strcmp(a, "--batch") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->batch);
+        else if (strcmp(a, "--chunk") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->chunk);
         else if (strcmp(a, "--seed") == 0) ok = cli_parse_long(a, v, 0, 2147483647L, &o->seed);
         else if (strcmp(a, "--warmup") == 0) ok = cli_parse_long(a, v, 0, 100000000L, &o->warmup);
         else if (strcmp(a, "--threads") == 0) ok = cli_parse_long(a, v, 1, 1024, &o->threads);
@@ -396,22 +401,16 @@ int main(int argc, char **argv) {
         }
         for (s = 0; s < steps_per_epoch; s++, step++) {
             int b = (int)(n_train - s * o.batch < o.batch ? n_train - s * o.batch : o.batch);
-            ea_tensor *x, *logits, *loss, *aux = NULL;
+            float loss;
+            int step_hits;
             ea_images_batch(&train, order + s * o.batch, b, mean, sd, o.augment ? (train.h >= 32 ? 4 : 2) : 0, o.augment,
                             o.augment ? &rng : NULL, xb, yb);
             opt.lr = ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
             if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw));
-            ea_ctx_reset(&ctx);
-            ctx.training = 1;
-            x = ea_tensor_4d(&ctx, b, train.c, train.h, train.w, 0);
-            if (!x) break;
-            memcpy(x->data, xb, x->size * sizeof(float));
-            ea_params_zero_grad(&model.params);
-            logits = ea_vit_forward_aux(&ctx, &model, x, (float)o.aux, &aux);
-            loss = ea_cross_entropy_smooth(&ctx, logits, yb, (float)o.smoothing);
-            if (aux) loss = ea_add(&ctx, loss, aux);
-            if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
-            if (!isfinite(loss->data[0]) || ea_params_nonfinite(&model.params, 1)) {
+            if (ea_classifier_grad(&ctx, &model, xb, yb, b, (int)o.chunk, (float)o.smoothing, (float)o.aux, &loss,
+                                   &step_hits) != EA_OK)
+                break;
+            if (!isfinite(loss) || ea_params_nonfinite(&model.params, 1)) {
                 fprintf(stderr, "\nclassify: the loss or a gradient became NaN or Inf at step %ld (epoch %d); stopping%s "
                                 "(try a lower --lr)\n", step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
                 ctx.err.status = EA_ERR_NUMERIC;
@@ -419,9 +418,9 @@ int main(int argc, char **argv) {
             }
             if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
             ea_adamw_step(&opt, &model.params);
-            hits += ea_topk_hits(logits->data, yb, b, train.classes, 1);
-            epoch_loss += loss->data[0];
-            last_loss = loss->data[0];
+            hits += step_hits;
+            epoch_loss += loss;
+            last_loss = loss;
             if (tty && (s % 5 == 0 || s == steps_per_epoch - 1))
                 cli_progress(epoch, (int)o.epochs, s + 1, steps_per_epoch, last_loss, te);
         }

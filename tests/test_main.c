@@ -3440,6 +3440,84 @@ static void test_classifier_training(void) {
     free(yb);
 }
 
+/* The gradient in chunks (ea_classifier_grad) against one pass over the
+   batch: the same loss, hits and gradient to rounding, for a ViT and the
+   MLP host; models whose forward sees the whole batch keep one chunk. */
+static void test_classifier_chunks(void) {
+    static const int hosts[2] = {EA_HOST_VIT, EA_HOST_MLP};
+    ea_images tr;
+    ea_error err;
+    ea_ctx ctx;
+    float mean[3], sd[3], *xb = (float *)malloc(20 * 3072 * sizeof(float)), *g1;
+    int yb[20], idx[20], h, i;
+    g_group = "classifier-chunks";
+    CHECK(ea_images_shapes(&tr, 20, 5, &err) == EA_OK, "%s", err.msg);
+    ea_images_stats(&tr, mean, sd);
+    for (i = 0; i < 20; i++) idx[i] = i;
+    ea_images_batch(&tr, idx, 20, mean, sd, 0, 0, NULL, xb, yb);
+    ea_ctx_init(&ctx, 0);
+    for (h = 0; h < 2; h++) {
+        ea_vit_config c;
+        ea_vit m;
+        ea_tensor *x, *logits, *loss;
+        float l1, l2;
+        double worst = 0.0, scale = 0.0;
+        int hits1, hits2;
+        size_t j;
+        ea_classifier_config_default(&c, hosts[h], "mha", 3, 32, 10);
+        CHECK(ea_vit_init(&m, &c, 7, &err) == EA_OK, "%s", err.msg);
+        CHECK(ea_classifier_chunk(&m, 20, 6) == 6 && ea_classifier_chunk(&m, 20, 50) == 20, "chunk of 6 and 50 of 20: %d, %d",
+              ea_classifier_chunk(&m, 20, 6), ea_classifier_chunk(&m, 20, 50));
+        /* one pass, by hand */
+        ea_ctx_reset(&ctx);
+        ctx.training = 1;
+        x = ea_tensor_4d(&ctx, 20, 3, 32, 32, 0);
+        memcpy(x->data, xb, x->size * sizeof(float));
+        ea_params_zero_grad(&m.params);
+        logits = ea_vit_forward(&ctx, &m, x);
+        loss = ea_cross_entropy_smooth(&ctx, logits, yb, 0.1f);
+        CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "one pass: %s", ctx.err.msg);
+        l1 = loss ? loss->data[0] : 0.0f;
+        hits1 = logits ? ea_topk_hits(logits->data, yb, 20, 10, 1) : -1;
+        g1 = (float *)malloc(m.params.n * sizeof(float));
+        memcpy(g1, m.params.grad, m.params.n * sizeof(float));
+        /* chunks of 6, 6, 6, 2 */
+        CHECK(ea_classifier_grad(&ctx, &m, xb, yb, 20, 6, 0.1f, 0.0f, &l2, &hits2) == EA_OK, "chunks: %s", ctx.err.msg);
+        for (j = 0; j < m.params.n; j++) {
+            double d = fabs((double)m.params.grad[j] - g1[j]);
+            worst = d > worst ? d : worst;
+            scale = fabs(g1[j]) > scale ? fabs(g1[j]) : scale;
+        }
+        CHECK(fabsf(l1 - l2) < 1e-5f * (1.0f + fabsf(l1)) && hits1 == hits2, "%s: loss %.7f / %.7f, hits %d / %d",
+              h ? "mlp" : "vit", l1, l2, hits1, hits2);
+        CHECK(scale > 0.0 && worst < 1e-5 * scale, "%s: chunked gradient off by %.3g of its largest entry %.3g",
+              h ? "mlp" : "vit", worst, scale);
+        {
+            long before = g_mallocs;
+            ea_classifier_grad(&ctx, &m, xb, yb, 20, 6, 0.1f, 0.0f, &l2, &hits2);
+            CHECK(g_mallocs == before, "%ld heap allocations in a second chunked step", g_mallocs - before);
+        }
+        free(g1);
+        ea_vit_free(&m);
+    }
+    { /* batch norm (cnn) and MoE routing take the batch whole */
+        ea_vit_config c;
+        ea_vit m;
+        ea_classifier_config_default(&c, EA_HOST_CNN, "mha", 3, 32, 10);
+        CHECK(ea_vit_init(&m, &c, 7, &err) == EA_OK, "%s", err.msg);
+        CHECK(ea_classifier_chunk(&m, 20, 6) == 20, "cnn host: chunk %d of 20", ea_classifier_chunk(&m, 20, 6));
+        ea_vit_free(&m);
+        ea_classifier_config_default(&c, EA_HOST_VIT, "deepseek", 3, 32, 10);
+        CHECK(ea_vit_init(&m, &c, 7, &err) == EA_OK, "%s", err.msg);
+        CHECK(ea_classifier_chunk(&m, 20, 6) == 20, "MoE row: chunk %d of 20", ea_classifier_chunk(&m, 20, 6));
+        ea_vit_free(&m);
+    }
+    CHECK(ea_classifier_grad(&ctx, NULL, xb, yb, 0, 6, 0.1f, 0.0f, NULL, NULL) == EA_ERR_ARG, "an empty batch is refused");
+    ea_ctx_free(&ctx);
+    ea_images_free(&tr);
+    free(xb);
+}
+
 /* --- classify: flags, errors, resume ----------------------------------- */
 static void test_classify_cli(void) {
     const char *flags = "--model cnn --images 300 --test-images 100 --epochs 2 --batch 32 --latency-runs 1 --quiet --threads 1 --dropout 0.1 --augment";
@@ -3486,7 +3564,8 @@ int main(int argc, char **argv) {
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
-        {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training}, {"classify-cli", test_classify_cli}};
+        {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
+        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {

@@ -8,7 +8,12 @@ with effattn/PyTorch ratios (> 1 means effattn is faster).
 
 A training step is forward, label-smoothed cross-entropy, backward and
 AdamW at batch 128 (the model in training mode); an epoch of Fashion-MNIST
-is 469 such steps.  Inference runs under torch.no_grad() in eval mode.
+is 469 such steps.  effattn builds the batch's gradient in cache-sized
+chunks, as classify trains (ea_classifier_grad: 12 images a pass for the
+ViT; the CNN host, with batch norm, and the MLP host take the batch
+whole); PyTorch takes the batch in one pass, its fastest way: the same
+accumulation in chunks of 16 made its ViT step slower here (167 ms in one
+pass, 185 ms in chunks of 16, 221 ms in chunks of 8; 2026-11-30).  Inference runs under torch.no_grad() in eval mode.
 Both sides are measured R times (default 3), alternating, and each figure
 is the fastest of its R medians.  The modules come from
 tests/make_classifier_parity.py, the same ones the parity fixtures use.

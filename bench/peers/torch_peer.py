@@ -88,8 +88,8 @@ def main():
 
             res[("tracker", row["attn"])] = (t1 * 1e3, t32 * 1e3, timed(step, 3, 11) * 1e3)
         for row in (r for r in rows if r["group"] == "attn"):
-            H, d, n = row["heads"], row["dim"], row["n"]
-            q, k, v = (torch.randn(1, H, n, d, requires_grad=True) for _ in range(3))
+            B, H, d, n = row.get("batch", 1), row["heads"], row["dim"], row["n"]
+            q, k, v = (torch.randn(B, H, n, d, requires_grad=True) for _ in range(3))
             runs = 7 if n <= 1024 else 3
             with torch.no_grad():
                 tf = timed(lambda: sdpa(q, k, v), 1, runs)
@@ -97,7 +97,7 @@ def main():
             def fb():
                 sdpa(q, k, v).square().mean().backward()
 
-            res[("attn", H, d, n)] = (tf * 1e3, timed(fb, 1, runs) * 1e3)
+            res[("attn", B, H, d, n)] = (tf * 1e3, timed(fb, 1, runs) * 1e3)
         return res
 
     ours, theirs = None, None
@@ -128,12 +128,12 @@ def main():
 
     print("\nattention (exact; PyTorch: %s)" % ("scaled_dot_product_attention" if hasattr(F, "scaled_dot_product_attention")
                                               else "softmax(QK^T/sqrt(d))V"))
-    print("  HxD        n   effattn fwd   PyTorch fwd  ratio   effattn f+b   PyTorch f+b  ratio")
+    print("   B HxD        n   effattn fwd   PyTorch fwd  ratio   effattn f+b   PyTorch f+b  ratio")
     for row in (r for r in ours if r["group"] == "attn"):
-        H, d, n = row["heads"], row["dim"], row["n"]
-        tf, tb = theirs[("attn", H, d, n)]
-        print("  %dx%-3d %7d %11.3f ms %11.3f ms %5.2fx %11.3f ms %11.3f ms %5.2fx" % (
-            H, d, n, row["fwd_ms"], tf, tf / row["fwd_ms"], row["fwd_bwd_ms"], tb, tb / row["fwd_bwd_ms"]))
+        B, H, d, n = row.get("batch", 1), row["heads"], row["dim"], row["n"]
+        tf, tb = theirs[("attn", B, H, d, n)]
+        print("  %2d %dx%-3d %7d %11.3f ms %11.3f ms %5.2fx %11.3f ms %11.3f ms %5.2fx" % (
+            B, H, d, n, row["fwd_ms"], tf, tf / row["fwd_ms"], row["fwd_bwd_ms"], tb, tb / row["fwd_bwd_ms"]))
     return 0
 
 
