@@ -8,10 +8,10 @@ BUILD    = build
 
 .PHONY: all demo demo-classify cuda-build test-cuda test test-scalar test-asan test-arm valgrind fuzz fuzz-smoke strict bench clean help
 
-all: $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
+all: $(BUILD)/track $(BUILD)/stream $(BUILD)/classify $(BUILD)/compare
 
 help:
-	@echo "make              build the examples (track, stream, classify) into $(BUILD)/"
+	@echo "make              build the examples (track, stream, classify, compare) into $(BUILD)/"
 	@echo "make demo         train the default tracker on generated videos and print its result"
 	@echo "make demo-classify  train seed 001's CNN host (attention over its feature map) on generated shapes"
 	@echo "make test         build and run the test suite (last line: N passed, N failed)"
@@ -38,6 +38,9 @@ $(BUILD)/stream: examples/stream.c examples/cli.h effattn.h | $(BUILD)
 $(BUILD)/classify: examples/classify.c examples/cli.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
+$(BUILD)/compare: examples/compare.c examples/cli.h examples/svg.h effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
 demo: $(BUILD)/track
 	./$(BUILD)/track
 
@@ -50,16 +53,16 @@ $(BUILD)/test_main: tests/test_main.c effattn.h | $(BUILD)
 $(BUILD)/test_scalar: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) -DEFFATTN_NO_SIMD $(WARN) $< -o $@ $(LDLIBS)
 
-test: $(BUILD)/test_main $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
+test: $(BUILD)/test_main $(BUILD)/track $(BUILD)/stream $(BUILD)/classify $(BUILD)/compare
 	./$(BUILD)/test_main
 
-test-scalar: $(BUILD)/test_scalar $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
+test-scalar: $(BUILD)/test_scalar $(BUILD)/track $(BUILD)/stream $(BUILD)/classify $(BUILD)/compare
 	./$(BUILD)/test_scalar
 
 $(BUILD)/test_asan: tests/test_main.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -march=native -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(WARN) $< -o $@ $(LDLIBS)
 
-test-asan: $(BUILD)/test_asan $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
+test-asan: $(BUILD)/test_asan $(BUILD)/track $(BUILD)/stream $(BUILD)/classify $(BUILD)/compare
 	ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test_asan
 
 # The NEON path: cross-compiled, run under user-mode qemu.  Emulation is
@@ -71,7 +74,7 @@ QEMU   ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 $(BUILD)/test_arm: tests/test_main.c effattn.h | $(BUILD)
 	$(ARM_CC) -O2 $(WARN) $< -o $@ $(LDLIBS)
 
-test-arm: $(BUILD)/test_arm $(BUILD)/track $(BUILD)/stream $(BUILD)/classify
+test-arm: $(BUILD)/test_arm $(BUILD)/track $(BUILD)/stream $(BUILD)/classify $(BUILD)/compare
 	EFFATTN_TEST_QUICK=1 $(QEMU) ./$(BUILD)/test_arm
 
 # valgrind cannot decode AVX-512, so this build stops at AVX2.
@@ -84,9 +87,17 @@ $(BUILD)/stream_vg: examples/stream.c effattn.h | $(BUILD)
 $(BUILD)/classify_vg: examples/classify.c effattn.h | $(BUILD)
 	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
 
+$(BUILD)/compare_vg: examples/compare.c examples/svg.h effattn.h | $(BUILD)
+	$(CC) -O1 -g -mavx2 -mfma $(WARN) $< -o $@ $(LDLIBS)
+
 # the tracker trains, saves and reloads; the streaming tracker trains a few
 # steps and streams past h2o's budget, crossmem's FIFO and mla's cache
-valgrind: $(BUILD)/track_vg $(BUILD)/stream_vg $(BUILD)/classify_vg
+valgrind: $(BUILD)/track_vg $(BUILD)/stream_vg $(BUILD)/classify_vg $(BUILD)/compare_vg
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	  ./$(BUILD)/compare_vg --model mlp --attn none,mha --images 40 --test-images 20 --epochs 1 --batch 16 --quiet \
+	  --out $(BUILD)/vg_cmp
+	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
+	  ./$(BUILD)/compare_vg --scaling --attn mha,performer --max-n 128 --heads 2 --head-dim 8 --runs 1 --quiet --out $(BUILD)/vg_cmp
 	valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=all -q \
 	  ./$(BUILD)/classify_vg --model cnn --pool max --dropout 0.1 --augment --images 40 --test-images 20 --epochs 1 \
 	  --batch 16 --latency-runs 1 --quiet --save $(BUILD)/vg_cls.eack
@@ -151,6 +162,9 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/classify.c -o $(BUILD)/strict_classify $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/classify.c -o $(BUILD)/strict_classify $(LDLIBS); \
 	g++ -x c++ -std=c++11 -O1 -march=native $(WARN) -Werror examples/classify.c -o $(BUILD)/strict_classify $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/compare.c -o $(BUILD)/strict_compare $(LDLIBS); \
+	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/compare.c -o $(BUILD)/strict_compare $(LDLIBS); \
+	g++ -x c++ -std=c++11 -O1 -march=native $(WARN) -Werror examples/compare.c -o $(BUILD)/strict_compare $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \

@@ -3556,6 +3556,63 @@ static void test_classify_cli(void) {
           "a checkpoint of another model is refused");
 }
 
+/* --- compare: the table and the charts ------------------------------------ */
+static size_t slurp(const char *path, char *buf, size_t n) {
+    FILE *f = fopen(path, "rb");
+    size_t got = 0;
+    if (f) {
+        got = fread(buf, 1, n - 1, f);
+        fclose(f);
+    }
+    buf[got] = 0;
+    return got;
+}
+
+static void test_compare_cli(void) {
+    static char buf[1 << 16];
+    static const char *svgs[5] = {"accuracy_latency.svg", "curves_loss.svg", "curves_top1.svg", "scaling_time.svg",
+                                  "scaling_memory.svg"};
+    char path[256];
+    FILE *f;
+    int i, lines = 0;
+    g_group = "compare-cli";
+    f = fopen("build/compare", "rb");
+    if (!f) {
+        printf("    skipped: build/compare is missing (make test builds it)\n");
+        return;
+    }
+    fclose(f);
+    CHECK(run("build/compare --help > /dev/null 2>&1") == 0, "--help");
+    CHECK(run("build/compare --attn mha,nope > /dev/null 2>&1") == 512, "an unknown row exits 2");
+    CHECK(run("build/compare --task imagenet > /dev/null 2>&1") == 512, "an unknown task exits 2");
+    CHECK(run("build/compare --epochs 0 > /dev/null 2>&1") == 512, "a bad number exits 2");
+    /* three rows in the MLP host (the fastest), 2 epochs; then the scaling table at two lengths */
+    CHECK(run("build/compare --task shapes --model mlp --attn none,mha,linear --epochs 2 --images 300 --test-images 100 "
+              "--batch 50 --threads 1 --quiet --out build/cmp_test > build/cmp_test.log 2>&1") == 0,
+          "compare on shapes (see build/cmp_test.log)");
+    CHECK(run("build/compare --scaling --attn mha,linear --max-n 128 --heads 2 --head-dim 16 --runs 1 --threads 1 --quiet "
+              "--out build/cmp_test > build/cmp_scaling.log 2>&1") == 0,
+          "compare --scaling (see build/cmp_scaling.log)");
+    slurp("build/cmp_test/compare.md", buf, sizeof buf);
+    CHECK(strstr(buf, "| none |") && strstr(buf, "| mha |") && strstr(buf, "| linear |"), "compare.md holds a line per row");
+    slurp("build/cmp_test/compare.csv", buf, sizeof buf);
+    for (i = 0; buf[i]; i++) lines += buf[i] == '\n';
+    CHECK(lines == 4 && !strncmp(buf, "row,ok,error,params", 19), "compare.csv: a header and 3 rows, got %d lines", lines);
+    slurp("build/cmp_test/compare.json", buf, sizeof buf);
+    CHECK(strstr(buf, "\"rows\":[") && strstr(buf, "\"row\":\"linear\",\"ok\":true") && strstr(buf, "\"test_top1\":["),
+          "compare.json holds the rows and their curves");
+    slurp("build/cmp_test/scaling.md", buf, sizeof buf);
+    CHECK(strstr(buf, "| mha |") && strstr(buf, "| 64 | 128 | slope |"), "scaling.md holds n = 64, 128 and the slopes");
+    for (i = 0; i < 5; i++) {
+        size_t n;
+        snprintf(path, sizeof path, "build/cmp_test/%s", svgs[i]);
+        n = slurp(path, buf, sizeof buf);
+        CHECK(n > 200 && !strncmp(buf, "<?xml", 5) && strstr(buf, "</svg>\n") == buf + n - 7 &&
+                  strstr(buf, i == 0 ? "<circle" : "<polyline") != NULL,
+              "%s is a whole SVG with its %s", svgs[i], i == 0 ? "points" : "lines");
+    }
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
@@ -3565,7 +3622,7 @@ int main(int argc, char **argv) {
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
         {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
-        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}};
+        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}, {"compare-cli", test_compare_cli}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {

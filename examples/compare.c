@@ -1,0 +1,688 @@
+/* compare.c — every attention row on the same task, budget and seed, in one
+   table and a few charts, as source documents 001-003 compare them.
+
+       cc -O2 -march=native -fopenmp examples/compare.c -o compare -lm
+       ./compare --task shapes --model cnn --attn all --epochs 3 --out cmp
+       ./compare --scaling --max-n 4096 --out cmp
+
+   Classification (--task shapes | fashion-mnist[:DIR] | cifar10:DIR):
+   each listed row is built into the chosen host (ea_classifier_config_default),
+   trained with AdamW + warm-up + cosine on the same images in the same
+   order from the same initial seed, evaluated on the test images, and
+   timed at batch 1 and 32.  A row the host cannot take is reported with
+   its reason and the others still run.  Written to --out DIR:
+       compare.md / .csv / .json   one row per attention row: parameters,
+           FLOPs per image, arena peak in training, training time, latency
+           at batch 1, images/s at batch 32, top-1 / top-5, and the change
+           in top-1 against the `none` control and against `mha`
+       accuracy_latency.svg        top-1 against batch-1 latency, labelled
+       curves_loss.svg, curves_top1.svg   per-epoch training loss and test top-1
+
+   --scaling: one layer of each row (heads x head-dim as flags, batch 1),
+   forward and forward + backward time and arena peak against n = 64 ...
+   --max-n, each the fastest of a few runs; the table gives the log-log
+   slope between the last two lengths; charts scaling_time.svg (with O(n)
+   and O(n²) reference lines) and scaling_memory.svg. */
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+#include "cli.h"
+#include "svg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_ROWS 40
+#define MAX_EPOCHS 200
+#define MAX_N 24
+
+typedef struct options {
+    const char *task, *model, *attn, *out;
+    long epochs, batch, seed, images, test_images, limit, threads, heads, head_dim, max_n, runs;
+    double lr, wd;
+    int scaling, quiet;
+} options;
+
+typedef struct row_result {
+    char name[32], error[320];
+    int ok;
+    double params, flops, train_s, infer_b1_ms, ips_b32, top1, top5;
+    size_t arena_peak;
+    int epochs;
+    double loss[MAX_EPOCHS], test_top1[MAX_EPOCHS], epoch_x[MAX_EPOCHS];
+} row_result;
+
+static void usage(FILE *f) {
+    char names[512];
+    fprintf(f,
+            "usage: compare [options]\n"
+            "Train every attention row on the same task and budget and write one table and\n"
+            "charts of the results; or (--scaling) time one layer of each row against n.\n\n"
+            "  --task T          shapes (default: generated 32x32 RGB shapes), fashion-mnist[:DIR]\n"
+            "                    or cifar10:DIR (as classify's --data)\n"
+            "  --model M         cnn (default), vit or mlp: the host the rows sit in\n"
+            "  --attn LIST       all (default) or rows separated by commas; all is:\n"
+            "                    %s\n"
+            "  --epochs N        epochs per row (default 3)\n"
+            "  --batch N         batch (default 128)\n"
+            "  --lr X, --wd X    AdamW peak learning rate (3e-3) and weight decay (0.05)\n"
+            "  --images N        shapes: training images (default 5000)\n"
+            "  --test-images N   shapes: test images (default 1000)\n"
+            "  --limit N         train on the first N training images only\n"
+            "  --seed N          data order and initial weights (default 0)\n"
+            "  --out DIR         where the files go (default compare-out; created)\n"
+            "  --threads N       OpenMP threads (default: all)\n"
+            "  --quiet           no progress\n"
+            "scaling:\n"
+            "  --scaling         time and memory of one layer of each row against n instead\n"
+            "  --max-n N         longest sequence (default 4096; lengths 64, 128, ... N)\n"
+            "  --heads N, --head-dim N   the layer's heads (8) and head width (64)\n"
+            "  --runs N          timed runs per point, the fastest kept (default 3)\n",
+            ea_attn_variant_names(names, sizeof names));
+}
+
+static int parse(int argc, char **argv, options *o) {
+    int i;
+    memset(o, 0, sizeof *o);
+    o->task = "shapes"; o->model = "cnn"; o->attn = "all"; o->out = "compare-out";
+    o->epochs = 3; o->batch = 128; o->images = 5000; o->test_images = 1000;
+    o->heads = 8; o->head_dim = 64; o->max_n = 4096; o->runs = 3;
+    o->lr = 3e-3; o->wd = 0.05;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1, takes = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--scaling")) o->scaling = 1, takes = 0;
+        else if (!strcmp(a, "--quiet")) o->quiet = 1, takes = 0;
+        else if (!v) ok = 0;
+        else if (!strcmp(a, "--task")) o->task = v;
+        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--attn")) o->attn = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--epochs")) ok = cli_parse_long(a, v, 1, MAX_EPOCHS, &o->epochs);
+        else if (!strcmp(a, "--batch")) ok = cli_parse_long(a, v, 1, 4096, &o->batch);
+        else if (!strcmp(a, "--images")) ok = cli_parse_long(a, v, 10, 10000000, &o->images);
+        else if (!strcmp(a, "--test-images")) ok = cli_parse_long(a, v, 10, 10000000, &o->test_images);
+        else if (!strcmp(a, "--limit")) ok = cli_parse_long(a, v, 1, 100000000, &o->limit);
+        else if (!strcmp(a, "--seed")) ok = cli_parse_long(a, v, 0, 2147483647L, &o->seed);
+        else if (!strcmp(a, "--threads")) ok = cli_parse_long(a, v, 1, 1024, &o->threads);
+        else if (!strcmp(a, "--heads")) ok = cli_parse_long(a, v, 1, 64, &o->heads);
+        else if (!strcmp(a, "--head-dim")) ok = cli_parse_long(a, v, 1, 256, &o->head_dim);
+        else if (!strcmp(a, "--max-n")) ok = cli_parse_long(a, v, 64, 1 << 20, &o->max_n);
+        else if (!strcmp(a, "--runs")) ok = cli_parse_long(a, v, 1, 50, &o->runs);
+        else if (!strcmp(a, "--lr")) ok = cli_parse_num(a, v, 1e-7, 10.0, 0, &o->lr);
+        else if (!strcmp(a, "--wd")) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->wd);
+        else {
+            fprintf(stderr, "compare: unknown flag '%s' (see --help)\n", a);
+            return 0;
+        }
+        if (!ok) {
+            if (!v && takes) fprintf(stderr, "compare: %s needs a value (see --help)\n", a);
+            return 0;
+        }
+        i += takes;
+    }
+    if (strcmp(o->model, "vit") && strcmp(o->model, "mlp") && strcmp(o->model, "cnn")) {
+        fprintf(stderr, "compare: --model must be vit, mlp or cnn, got '%s'\n", o->model);
+        return 0;
+    }
+    return 1;
+}
+
+/* The rows named by --attn ("all": every row of the table), checked. */
+static int row_list(const char *spec, char rows[MAX_ROWS][32]) {
+    int n = 0, i;
+    if (!strcmp(spec, "all")) {
+        for (i = 0; i < ea_attn_variant_count() && n < MAX_ROWS; i++) snprintf(rows[n++], 32, "%s", ea_attn_variant_at(i)->name);
+        return n;
+    }
+    while (*spec) {
+        size_t len = strcspn(spec, ",");
+        if (len == 0 || len >= 32 || n == MAX_ROWS) {
+            fprintf(stderr, "compare: --attn: expected up to %d row names separated by commas, got '%s'\n", MAX_ROWS, spec);
+            return 0;
+        }
+        memcpy(rows[n], spec, len);
+        rows[n][len] = 0;
+        if (!ea_attn_variant_find(rows[n])) {
+            char names[512];
+            fprintf(stderr, "compare: --attn: no row '%s'; rows: %s\n", rows[n], ea_attn_variant_names(names, sizeof names));
+            return 0;
+        }
+        n++;
+        spec += len + (spec[len] == ',');
+    }
+    return n;
+}
+
+static int make_dir(const char *d) {
+    struct stat st;
+    if (stat(d, &st) == 0) return S_ISDIR(st.st_mode);
+    return mkdir(d, 0777) == 0;
+}
+
+static FILE *out_file(const options *o, const char *name, char *path, size_t n) {
+    FILE *f;
+    snprintf(path, n, "%s/%s", o->out, name);
+    f = fopen(path, "w");
+    if (!f) fprintf(stderr, "compare: cannot write %s\n", path);
+    return f;
+}
+
+/* --- classification -------------------------------------------------------- */
+
+/* Test top-1 and top-5 over the whole test set, batches of 256. */
+static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, const float *mean, const float *sd, float *xb,
+                    int *yb, int *idx, double *top1, double *top5) {
+    int done = 0, h1 = 0, h5 = 0, i;
+    ctx->grad_enabled = 0;
+    ctx->training = 0;
+    while (done < im->n) {
+        int b = im->n - done < 256 ? im->n - done : 256;
+        ea_tensor *x, *logits;
+        for (i = 0; i < b; i++) idx[i] = done + i;
+        ea_images_batch(im, idx, b, mean, sd, 0, 0, NULL, xb, yb);
+        ea_ctx_reset(ctx);
+        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
+        if (!x) break;
+        memcpy(x->data, xb, x->size * sizeof(float));
+        logits = ea_vit_forward(ctx, m, x);
+        if (!logits) break;
+        h1 += ea_topk_hits(logits->data, yb, b, im->classes, 1);
+        h5 += ea_topk_hits(logits->data, yb, b, im->classes, im->classes < 5 ? im->classes : 5);
+        done += b;
+    }
+    ctx->grad_enabled = 1;
+    *top1 = (double)h1 / im->n;
+    *top5 = (double)h5 / im->n;
+    return done == im->n;
+}
+
+/* Mean forward time at batch b over `runs` runs after 3 warm-ups, in s. */
+static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, const float *xb, int b, int runs) {
+    int r;
+    double t0 = 0.0;
+    ctx->grad_enabled = 0;
+    for (r = -3; r < runs; r++) {
+        ea_tensor *x;
+        if (r == 0) t0 = ea_time_sec();
+        ea_ctx_reset(ctx);
+        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
+        if (!x) return -1.0;
+        memcpy(x->data, xb, x->size * sizeof(float));
+        if (!ea_vit_forward(ctx, m, x)) return -1.0;
+    }
+    ctx->grad_enabled = 1;
+    return (ea_time_sec() - t0) / runs;
+}
+
+static void train_row(const options *o, const char *name, const ea_images *train, const ea_images *test, int n_train,
+                      const float *mean, const float *sd, row_result *res, int row_i, int n_rows) {
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_ctx ctx, ectx; /* training; evaluation and timing (so the arena peak is training's) */
+    ea_error err;
+    ea_adamw opt;
+    ea_rng rng;
+    int host = !strcmp(o->model, "vit") ? EA_HOST_VIT : !strcmp(o->model, "mlp") ? EA_HOST_MLP : EA_HOST_CNN;
+    int *order = (int *)malloc((size_t)n_train * sizeof(int)), *yb = (int *)malloc(256 * sizeof(int));
+    int *idx = (int *)malloc(256 * sizeof(int)), i, ep;
+    float *xb = (float *)malloc((size_t)(o->batch > 256 ? o->batch : 256) * train->c * train->h * train->w * sizeof(float));
+    long steps = (n_train + o->batch - 1) / o->batch, s, step = 0;
+    double t0;
+    memset(res, 0, sizeof *res);
+    snprintf(res->name, sizeof res->name, "%s", name);
+    if (!order || !yb || !idx || !xb) {
+        snprintf(res->error, sizeof res->error, "out of memory");
+        free(order); free(yb); free(idx); free(xb);
+        return;
+    }
+    ea_classifier_config_default(&cfg, host, name, train->c, train->h, train->classes);
+    if (ea_vit_init(&m, &cfg, (uint64_t)o->seed + 1, &err) != EA_OK) {
+        snprintf(res->error, sizeof res->error, "%s", err.msg);
+        free(order); free(yb); free(idx); free(xb);
+        return;
+    }
+    for (i = 0; i < m.params.count; i++)
+        if (!m.params.info[i].buffer) res->params += (double)m.params.tensors[i]->size;
+    res->flops = ea_vit_flops(&m);
+    ea_ctx_init(&ctx, 0);
+    ea_ctx_init(&ectx, 0);
+    ea_rng_seed(&ctx.rng, (uint64_t)o->seed, 77);
+    ea_rng_seed(&rng, (uint64_t)o->seed, 5);
+    ea_adamw_init(&opt, (float)o->lr, (float)o->wd);
+    for (i = 0; i < n_train; i++) order[i] = i;
+    t0 = ea_time_sec();
+    for (ep = 0; ep < o->epochs; ep++) {
+        double loss_sum = 0.0, te = ea_time_sec();
+        for (i = n_train - 1; i > 0; i--) { /* the same order for every row */
+            int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (s = 0; s < steps; s++, step++) {
+            int b = (int)(n_train - s * o->batch < o->batch ? n_train - s * o->batch : o->batch);
+            float loss;
+            ea_images_batch(train, order + s * o->batch, b, mean, sd, 0, 0, NULL, xb, yb);
+            opt.lr = ea_lr_cosine(step, steps * o->epochs, steps < 10 ? 1 : steps / 2, (float)o->lr, 0.0f);
+            if (ea_classifier_grad(&ctx, &m, xb, yb, b, 0, 0.1f, 0.01f, &loss, NULL) != EA_OK) {
+                snprintf(res->error, sizeof res->error, "%s", ctx.err.msg);
+                goto done;
+            }
+            if (!isfinite(loss) || ea_params_nonfinite(&m.params, 1)) {
+                snprintf(res->error, sizeof res->error, "the loss became NaN or Inf in epoch %d", ep + 1);
+                goto done;
+            }
+            ea_grad_clip(&m.params, 1.0f);
+            ea_adamw_step(&opt, &m.params);
+            loss_sum += loss;
+            if (!o->quiet && CLI_ISATTY(2) && (s % 4 == 0 || s == steps - 1)) {
+                double el = ea_time_sec() - te, left = el / (s + 1) * (steps - s - 1);
+                fprintf(stderr, "\r  [%2d/%d] %-12s epoch %d/%ld  step %ld/%ld  loss %.3f  %.0f s left in the epoch   ", row_i + 1,
+                        n_rows, name, ep + 1, o->epochs, s + 1, steps, loss, left);
+            }
+        }
+        res->train_s = ea_time_sec() - t0;
+        res->loss[ep] = loss_sum / steps;
+        res->epoch_x[ep] = ep + 1;
+        if (!evaluate(&ectx, &m, test, mean, sd, xb, yb, idx, &res->test_top1[ep], &res->top5)) {
+            snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
+            goto done;
+        }
+        res->test_top1[ep] *= 100.0;
+        res->epochs = ep + 1;
+        t0 = ea_time_sec() - res->train_s; /* evaluation is not training time */
+    }
+    res->top1 = res->test_top1[o->epochs - 1];
+    res->top5 *= 100.0;
+    res->arena_peak = ea_ctx_peak_bytes(&ctx);
+    for (i = 0; i < 32; i++) idx[i] = i % test->n;
+    ea_images_batch(test, idx, 32, mean, sd, 0, 0, NULL, xb, yb);
+    res->infer_b1_ms = forward_time(&ectx, &m, test, xb, 1, 100) * 1e3;
+    res->ips_b32 = 32.0 / forward_time(&ectx, &m, test, xb, 32, 10);
+    res->ok = res->infer_b1_ms > 0.0;
+    if (!res->ok) snprintf(res->error, sizeof res->error, "timing: %s", ectx.err.msg);
+done:
+    if (!o->quiet && CLI_ISATTY(2)) fprintf(stderr, "\r%100s\r", "");
+    ea_ctx_free(&ctx);
+    ea_ctx_free(&ectx);
+    ea_vit_free(&m);
+    free(order); free(yb); free(idx); free(xb);
+}
+
+static const row_result *find_row(const row_result *r, int n, const char *name) {
+    int i;
+    for (i = 0; i < n; i++)
+        if (r[i].ok && !strcmp(r[i].name, name)) return &r[i];
+    return NULL;
+}
+
+static void write_classification(const options *o, const row_result *r, int n, const char *data_desc) {
+    const row_result *none = find_row(r, n, "none"), *mha = find_row(r, n, "mha");
+    char path[1024];
+    FILE *md = out_file(o, "compare.md", path, sizeof path), *csv, *js;
+    int i;
+    if (md) {
+        fprintf(md, "# Attention rows compared: %s host, %s\n\n%ld epochs, batch %ld, AdamW lr %g wd %g, seed %ld, %s, %d thread%s.\n"
+                    "Δ: change in test top-1 (points) against the `none` control and against `mha`.\n\n",
+                o->model, data_desc, o->epochs, o->batch, o->lr, o->wd, o->seed, EA_ISA, ea_num_threads(),
+                ea_num_threads() == 1 ? "" : "s");
+        fprintf(md, "| row | params | MFLOP/image | train arena MiB | train s | batch 1 ms | batch 32 images/s | top-1 %% | top-5 %% | Δ none | Δ mha |\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (i = 0; i < n; i++) {
+            if (!r[i].ok) {
+                fprintf(md, "| %s | failed: %s |||||||||| \n", r[i].name, r[i].error);
+                continue;
+            }
+            fprintf(md, "| %s | %.0f | %.2f | %.1f | %.1f | %.3f | %.0f | %.2f | %.2f | ", r[i].name, r[i].params, r[i].flops / 1e6,
+                    r[i].arena_peak / 1048576.0, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].top1, r[i].top5);
+            if (none) fprintf(md, "%+.2f", r[i].top1 - none->top1);
+            fprintf(md, " | ");
+            if (mha) fprintf(md, "%+.2f", r[i].top1 - mha->top1);
+            fprintf(md, " |\n");
+        }
+        fclose(md);
+    }
+    csv = out_file(o, "compare.csv", path, sizeof path);
+    if (csv) {
+        fprintf(csv, "row,ok,error,params,flops_per_image,train_arena_bytes,train_seconds,infer_ms_b1,images_per_s_b32,top1,top5,"
+                     "delta_top1_none,delta_top1_mha\n");
+        for (i = 0; i < n; i++) {
+            char err[320];
+            size_t k;
+            snprintf(err, sizeof err, "%s", r[i].error);
+            for (k = 0; err[k]; k++)
+                if (err[k] == '"' || err[k] == ',') err[k] = ' ';
+            fprintf(csv, "%s,%d,\"%s\",%.0f,%.0f,%zu,%.3f,%.4f,%.1f,%.3f,%.3f,", r[i].name, r[i].ok, err, r[i].params, r[i].flops,
+                    r[i].arena_peak, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].top1, r[i].top5);
+            if (r[i].ok && none) fprintf(csv, "%.3f", r[i].top1 - none->top1);
+            fprintf(csv, ",");
+            if (r[i].ok && mha) fprintf(csv, "%.3f", r[i].top1 - mha->top1);
+            fprintf(csv, "\n");
+        }
+        fclose(csv);
+    }
+    js = out_file(o, "compare.json", path, sizeof path);
+    if (js) {
+        fprintf(js, "{\"task\":\"%s\",\"model\":\"%s\",\"epochs\":%ld,\"batch\":%ld,\"threads\":%d,\"isa\":\"%s\",\"rows\":[\n",
+                o->task, o->model, o->epochs, o->batch, ea_num_threads(), EA_ISA);
+        for (i = 0; i < n; i++) {
+            int e;
+            fprintf(js, "  {\"row\":\"%s\",\"ok\":%s", r[i].name, r[i].ok ? "true" : "false");
+            if (!r[i].ok) {
+                fprintf(js, ",\"error\":\"");
+                svg_text_escaped(js, r[i].error); /* no quotes or angle brackets left */
+                fprintf(js, "\"}%s\n", i + 1 < n ? "," : "");
+                continue;
+            }
+            fprintf(js, ",\"params\":%.0f,\"flops_per_image\":%.0f,\"train_arena_bytes\":%zu,\"train_seconds\":%.3f,"
+                        "\"infer_ms_b1\":%.4f,\"images_per_s_b32\":%.1f,\"top1\":%.3f,\"top5\":%.3f,\"loss\":[",
+                    r[i].params, r[i].flops, r[i].arena_peak, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].top1, r[i].top5);
+            for (e = 0; e < r[i].epochs; e++) fprintf(js, "%s%.5f", e ? "," : "", r[i].loss[e]);
+            fprintf(js, "],\"test_top1\":[");
+            for (e = 0; e < r[i].epochs; e++) fprintf(js, "%s%.3f", e ? "," : "", r[i].test_top1[e]);
+            fprintf(js, "]}%s\n", i + 1 < n ? "," : "");
+        }
+        fprintf(js, "]}\n");
+        fclose(js);
+    }
+    { /* charts */
+        static svg_chart c;
+        static double lat[MAX_ROWS], acc[MAX_ROWS];
+        int k = 0;
+        memset(&c, 0, sizeof c);
+        c.title = "Test top-1 against latency at batch 1";
+        c.xlabel = "ms per image at batch 1";
+        c.ylabel = "test top-1 (%)";
+        c.scatter = 1;
+        for (i = 0; i < n && k < SVG_MAX_SERIES; i++) {
+            if (!r[i].ok) continue;
+            lat[k] = r[i].infer_b1_ms;
+            acc[k] = r[i].top1;
+            c.series[k].name = r[i].name;
+            c.series[k].x = &lat[k];
+            c.series[k].y = &acc[k];
+            c.series[k].n = 1;
+            k++;
+        }
+        c.n_series = k;
+        snprintf(path, sizeof path, "%s/accuracy_latency.svg", o->out);
+        if (k && !svg_chart_write(path, &c)) fprintf(stderr, "compare: cannot write %s\n", path);
+        memset(&c, 0, sizeof c);
+        c.xlabel = "epoch";
+        for (i = 0, k = 0; i < n && k < SVG_MAX_SERIES; i++) {
+            if (!r[i].ok) continue;
+            c.series[k].name = r[i].name;
+            c.series[k].x = r[i].epoch_x;
+            c.series[k].y = r[i].loss;
+            c.series[k].n = r[i].epochs;
+            k++;
+        }
+        c.n_series = k;
+        c.title = "Training loss per epoch";
+        c.ylabel = "mean training loss";
+        snprintf(path, sizeof path, "%s/curves_loss.svg", o->out);
+        if (k && !svg_chart_write(path, &c)) fprintf(stderr, "compare: cannot write %s\n", path);
+        for (i = 0, k = 0; i < n && k < SVG_MAX_SERIES; i++)
+            if (r[i].ok) c.series[k++].y = r[i].test_top1;
+        c.title = "Test top-1 per epoch";
+        c.ylabel = "test top-1 (%)";
+        snprintf(path, sizeof path, "%s/curves_top1.svg", o->out);
+        if (k && !svg_chart_write(path, &c)) fprintf(stderr, "compare: cannot write %s\n", path);
+    }
+}
+
+static int classification(const options *o) {
+    static row_result res[MAX_ROWS];
+    char rows[MAX_ROWS][32], desc[160];
+    ea_images train, test;
+    ea_error err;
+    float mean[3], sd[3];
+    int n_rows = row_list(o->attn, rows), i, n_train;
+    double t0 = ea_time_sec();
+    if (!n_rows) return 2;
+    memset(&train, 0, sizeof train);
+    memset(&test, 0, sizeof test);
+    if (!strcmp(o->task, "shapes")) {
+        if (ea_images_shapes(&train, (int)o->images, (uint64_t)o->seed * 2 + 1, &err) != EA_OK ||
+            ea_images_shapes(&test, (int)o->test_images, (uint64_t)o->seed * 2 + 2, &err) != EA_OK) {
+            fprintf(stderr, "compare: %s\n", err.msg);
+            return 2;
+        }
+    } else if (!strncmp(o->task, "fashion-mnist", 13) && (o->task[13] == 0 || o->task[13] == ':')) {
+        if (ea_images_fashion_mnist(&train, &test, o->task[13] ? o->task + 14 : "/usr/share/datasets/fashion-mnist", &err) != EA_OK) {
+            fprintf(stderr, "compare: %s\n", err.msg);
+            return 2;
+        }
+    } else if (!strncmp(o->task, "cifar10:", 8)) {
+        if (ea_images_cifar10(&train, &test, o->task + 8, &err) != EA_OK) {
+            fprintf(stderr, "compare: %s\n", err.msg);
+            return 2;
+        }
+    } else {
+        fprintf(stderr, "compare: --task must be shapes, fashion-mnist[:DIR] or cifar10:DIR, got '%s'\n", o->task);
+        return 2;
+    }
+    n_train = o->limit && o->limit < train.n ? (int)o->limit : train.n;
+    ea_images_stats(&train, mean, sd);
+    snprintf(desc, sizeof desc, "%s (%d training, %d test images of %dx%dx%d)", o->task, n_train, test.n, train.c, train.h, train.w);
+    if (!o->quiet)
+        fprintf(stderr, "compare: %d rows in the %s host on %s, %ld epochs each, %d thread%s\n", n_rows, o->model, desc,
+                o->epochs, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (i = 0; i < n_rows; i++) {
+        train_row(o, rows[i], &train, &test, n_train, mean, sd, &res[i], i, n_rows);
+        res[i].ok = res[i].ok && !res[i].error[0];
+        if (!o->quiet) {
+            if (res[i].ok)
+                fprintf(stderr, "  [%2d/%d] %-12s top-1 %6.2f%%  top-5 %6.2f%%  %7.1f s  %.3f ms at batch 1\n", i + 1, n_rows, rows[i],
+                        res[i].top1, res[i].top5, res[i].train_s, res[i].infer_b1_ms);
+            else
+                fprintf(stderr, "  [%2d/%d] %-12s failed: %s\n", i + 1, n_rows, rows[i], res[i].error);
+        }
+    }
+    write_classification(o, res, n_rows, desc);
+    if (!o->quiet)
+        fprintf(stderr, "compare: %.0f s; wrote %s/compare.md, compare.csv, compare.json, accuracy_latency.svg, curves_*.svg\n",
+                ea_time_sec() - t0, o->out);
+    ea_images_free(&train);
+    ea_images_free(&test);
+    return 0;
+}
+
+/* --- scaling ---------------------------------------------------------------- */
+
+/* Options that suit long sequences (the rows' defaults are for the small
+   models' 16 to 64 tokens), as bench --rows sets them. */
+static void long_opts(const char *name, ea_attn_opts *o, int n) {
+    memset(o, 0, sizeof *o);
+    if (!strcmp(name, "local")) o->window = 64;
+    if (!strcmp(name, "dilated") || !strcmp(name, "hybrid")) { o->window = 32; o->dilation = 2; }
+    if (!strcmp(name, "strided")) o->stride = 16;
+    if (!strcmp(name, "topk")) o->topk = 64;
+    if (!strcmp(name, "bigbird")) { o->block = 64; o->global = 1; o->random = 1; }
+    if (!strcmp(name, "localglobal")) { o->window = 64; o->global = 16; }
+    if (!strcmp(name, "performer")) o->features = 256;
+    if (!strcmp(name, "linformer")) { o->proj_len = 256; o->max_len = n; }
+    if (!strcmp(name, "nystrom")) o->landmarks = 64;
+}
+
+/* Fastest forward and forward + backward of one layer at length n, and the
+   arena's peak; 0 on success, else the error in err. */
+static int time_layer(const options *o, const char *name, int n, double *tf, double *tb, double *mib, char *err, size_t errn) {
+    ea_attn_config cfg;
+    ea_attn a;
+    ea_params ps;
+    ea_error e;
+    ea_ctx ctx;
+    int r, dim = (int)(o->heads * o->head_dim);
+    memset(&cfg, 0, sizeof cfg);
+    memset(&ps, 0, sizeof ps);
+    cfg.dim = dim;
+    cfg.n_heads = (int)o->heads;
+    long_opts(name, &cfg.opt, n);
+    if (ea_attn_build(&a, name, &cfg, &ps, "a", &e) != EA_OK || ea_params_alloc(&ps, &e) != EA_OK) {
+        snprintf(err, errn, "%s", e.msg);
+        ea_params_free(&ps);
+        return 1;
+    }
+    ea_params_init(&ps, 1);
+    ea_ctx_init(&ctx, 0);
+    *tf = *tb = INFINITY;
+    for (r = -1; r < o->runs; r++) {
+        int pass;
+        for (pass = 0; pass < 2; pass++) {
+            ea_tensor *x, *y, *zero, *loss;
+            double t0;
+            size_t i;
+            ea_ctx_reset(&ctx);
+            ctx.grad_enabled = pass;
+            ctx.training = pass;
+            x = ea_tensor_3d(&ctx, 1, n, dim, pass);
+            zero = ea_tensor_3d(&ctx, 1, n, dim, 0);
+            if (!x || !zero) break;
+            memset(zero->data, 0, zero->size * sizeof(float));
+            for (i = 0; i < x->size; i++) x->data[i] = (float)((i * 7) % 13) / 13.0f - 0.5f;
+            ea_params_zero_grad(&ps);
+            t0 = ea_time_sec();
+            y = ea_attn_forward(&ctx, &a, x);
+            if (y && pass) {
+                loss = ea_mse_loss(&ctx, y, zero);
+                if (loss) ea_backward(&ctx, loss);
+            }
+            if (ctx.err.status != EA_OK || !y) {
+                snprintf(err, errn, "%s", ctx.err.msg);
+                ea_ctx_free(&ctx);
+                ea_params_free(&ps);
+                return 1;
+            }
+            t0 = ea_time_sec() - t0;
+            if (r >= 0) {
+                if (pass) *tb = t0 < *tb ? t0 : *tb;
+                else *tf = t0 < *tf ? t0 : *tf;
+            }
+        }
+    }
+    *mib = ea_ctx_peak_bytes(&ctx) / 1048576.0;
+    ea_ctx_free(&ctx);
+    ea_params_free(&ps);
+    return 0;
+}
+
+static int scaling(const options *o) {
+    static double tf[MAX_ROWS][MAX_N], tb[MAX_ROWS][MAX_N], mem[MAX_ROWS][MAX_N], xs[MAX_N];
+    static char errs[MAX_ROWS][320];
+    static int got[MAX_ROWS][MAX_N];
+    char rows[MAX_ROWS][32], path[1024];
+    int n_rows = row_list(o->attn, rows), nn = 0, n, i, k;
+    FILE *md, *csv;
+    double t_start = ea_time_sec();
+    if (!n_rows) return 2;
+    for (n = 64; n <= o->max_n && nn < MAX_N; n *= 2) xs[nn++] = n;
+    if (!o->quiet)
+        fprintf(stderr, "compare --scaling: %d rows, heads %ld x %ld, n = 64 ... %d, %d thread%s\n", n_rows, o->heads, o->head_dim,
+                (int)xs[nn - 1], ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    for (i = 0; i < n_rows; i++) {
+        for (k = 0; k < nn; k++) {
+            double f, b, mb;
+            got[i][k] = 0;
+            tf[i][k] = tb[i][k] = mem[i][k] = NAN;
+            if (!o->quiet && CLI_ISATTY(2)) fprintf(stderr, "\r  %-12s n = %-6d   ", rows[i], (int)xs[k]);
+            if (time_layer(o, rows[i], (int)xs[k], &f, &b, &mb, errs[i], sizeof errs[i])) break;
+            tf[i][k] = f * 1e3;
+            tb[i][k] = b * 1e3;
+            mem[i][k] = mb;
+            got[i][k] = 1;
+            if (b > 20.0) break; /* this row is done: longer ones would take minutes */
+        }
+        if (!o->quiet) {
+            if (CLI_ISATTY(2)) fprintf(stderr, "\r%60s\r", "");
+            if (got[i][0]) fprintf(stderr, "  %-12s done (up to n = %d)%s%s\n", rows[i], (int)xs[k < nn ? (got[i][k] ? k : k - 1) : nn - 1],
+                                   errs[i][0] ? ": stopped: " : "", errs[i]);
+            else fprintf(stderr, "  %-12s failed: %s\n", rows[i], errs[i]);
+        }
+    }
+    md = out_file(o, "scaling.md", path, sizeof path);
+    csv = out_file(o, "scaling.csv", path, sizeof path);
+    if (md) {
+        fprintf(md, "# One attention layer against sequence length\n\nheads %ld x %ld, batch 1, %s, %d thread%s; "
+                    "forward + backward ms (forward ms) [arena MiB]; slope: log-log slope of forward + backward between the "
+                    "last two lengths measured.\n\n| row |",
+                o->heads, o->head_dim, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+        for (k = 0; k < nn; k++) fprintf(md, " %d |", (int)xs[k]);
+        fprintf(md, " slope |\n|---|");
+        for (k = 0; k <= nn; k++) fprintf(md, "---|");
+        fprintf(md, "\n");
+    }
+    if (csv) fprintf(csv, "row,n,fwd_ms,fwd_bwd_ms,arena_mib\n");
+    for (i = 0; i < n_rows; i++) {
+        int last = -1;
+        if (md) fprintf(md, "| %s |", rows[i]);
+        for (k = 0; k < nn; k++) {
+            if (got[i][k]) {
+                last = k;
+                if (md) fprintf(md, " %.3g (%.3g) [%.1f] |", tb[i][k], tf[i][k], mem[i][k]);
+                if (csv) fprintf(csv, "%s,%d,%.5f,%.5f,%.3f\n", rows[i], (int)xs[k], tf[i][k], tb[i][k], mem[i][k]);
+            } else if (md) {
+                fprintf(md, " |");
+            }
+        }
+        if (md) {
+            if (last >= 1) fprintf(md, " %.2f |\n", log(tb[i][last] / tb[i][last - 1]) / log(xs[last] / xs[last - 1]));
+            else fprintf(md, " %s |\n", errs[i][0] ? errs[i] : "");
+        }
+    }
+    if (md) fclose(md);
+    if (csv) fclose(csv);
+    { /* charts: time and memory, log-log, one line per row */
+        static svg_chart c;
+        int which;
+        for (which = 0; which < 2; which++) {
+            int s = 0;
+            double ref_x = xs[0], ref_y = INFINITY;
+            memset(&c, 0, sizeof c);
+            c.logx = c.logy = 1;
+            c.xlabel = "sequence length n";
+            for (i = 0; i < n_rows && s < SVG_MAX_SERIES; i++) {
+                if (!got[i][0]) continue;
+                c.series[s].name = rows[i];
+                c.series[s].x = xs;
+                c.series[s].y = which ? mem[i] : tb[i];
+                c.series[s].n = nn;
+                if (c.series[s].y[0] < ref_y) ref_y = c.series[s].y[0];
+                s++;
+            }
+            c.n_series = s;
+            c.title = which ? "Arena peak of one layer, forward + backward" : "One layer, forward + backward";
+            c.ylabel = which ? "MiB" : "ms";
+            c.n_refs = 2;
+            c.refs[0].name = "O(n)";
+            c.refs[0].x0 = ref_x; c.refs[0].y0 = ref_y; c.refs[0].slope = 1.0;
+            c.refs[1].name = "O(n²)";
+            c.refs[1].x0 = ref_x; c.refs[1].y0 = ref_y; c.refs[1].slope = 2.0;
+            snprintf(path, sizeof path, "%s/%s", o->out, which ? "scaling_memory.svg" : "scaling_time.svg");
+            if (s && !svg_chart_write(path, &c)) fprintf(stderr, "compare: cannot write %s\n", path);
+        }
+    }
+    if (!o->quiet)
+        fprintf(stderr, "compare: %.0f s; wrote %s/scaling.md, scaling.csv, scaling_time.svg, scaling_memory.svg\n",
+                ea_time_sec() - t_start, o->out);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    cli_prog = "compare";
+    if (!parse(argc, argv, &o)) return 2;
+#ifdef _OPENMP
+    if (o.threads) omp_set_num_threads((int)o.threads);
+#endif
+    if (!make_dir(o.out)) {
+        fprintf(stderr, "compare: cannot create the directory '%s'\n", o.out);
+        return 2;
+    }
+    return o.scaling ? scaling(&o) : classification(&o);
+}
