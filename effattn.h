@@ -73,15 +73,16 @@
        local, bigbird, localglobal, flex, strided, dilated, topk, linear,
        performer, linformer, nystrom, hybrid), streaming state (K/V
        cache, ea_attn_step), mla, h2o, crossmem, mamba, and the variant
-       table
+       table; the weights probe (ea_attn_probe) lives with the kernels
     9. BLOCKS AND MODELS: mixture-of-experts feed-forward, pre-norm
        transformer block, ViT (the tracker, seed 002's classifier), seed
        001's MLP and CNN classifier hosts
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
-       weight import/export (safetensors), checkpoints
+       gradients in cache-sized chunks, weight import/export
+       (safetensors), checkpoints
    11. DATA: moving-object video generator, recorded videos, gzip
-       (inflate), IDX and CIFAR-10 loaders, Fashion-MNIST, synthetic
-       shapes, image batches with augmentation
+       (inflate), DEFLATE and PNG out, IDX and CIFAR-10 loaders,
+       Fashion-MNIST, synthetic shapes, image batches with augmentation
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
    13. CUDA (EFFATTN_CUDA, nvcc -x cu): device memory and the first
@@ -193,6 +194,28 @@ struct ea_node {
     float farg[4];
 };
 
+/* Attention weights for pictures (compare --heatmaps).  While ctx->probe
+   is set, every attention layer that runs writes the weights its output
+   applies to the values, for batch entry 0, as one more layer of the
+   probe: [H, nq, nk] floats at buf + layer[i].off.  Exact and sparse rows
+   write their softmax (masked pairs exactly 0); approximate rows the
+   weights they imply (linear, performer: φ(q)·φ(k) over the row's
+   normaliser; linformer: P times the value projection, over the tokens;
+   nystrom: F·A⁺·B; hybrid: the two paths mixed by each head's mean gate).
+   A layer without weights (mamba, none) writes nothing.  Layers past
+   EA_PROBE_MAX or past cap floats are not written.  It costs nothing
+   when ctx->probe is NULL, the default. */
+#define EA_PROBE_MAX 32
+typedef struct ea_attn_probe {
+    float *buf;            /* the caller's buffer of cap floats */
+    size_t cap, used;
+    int count;             /* layers written */
+    struct {
+        size_t off;
+        int H, nq, nk;
+    } layer[EA_PROBE_MAX];
+} ea_attn_probe;
+
 /* A context: the activation arena, the tape and the last error.  Two
    contexts on two threads never interfere. */
 struct ea_ctx {
@@ -203,6 +226,7 @@ struct ea_ctx {
                               statistics, like PyTorch's model.train(); 0: eval() */
     ea_rng rng;            /* dropout's masks (seeded by ea_ctx_init; reseed freely) */
     ea_error err;          /* first error since the last reset */
+    ea_attn_probe *probe;  /* NULL, or where attention layers write their weights */
 };
 
 EA_API ea_status ea_ctx_init(ea_ctx *ctx, size_t initial_bytes);
@@ -890,6 +914,10 @@ EA_API void ea_cifar_free(ea_cifar *c);
    (EFFATTN_MALLOC'd, *out_n bytes), its CRC-32 and length checked.  So
    ea_idx_load reads Debian's .gz files as they are shipped. */
 EA_API ea_status ea_gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *out_n, ea_error *err);
+/* A PNG file of w x h pixels, `channels` 1 (grey) or 3 (RGB), 8 bits each,
+   rows top to bottom: compressed by this header's DEFLATE encoder (fixed
+   codes, LZ77), no library.  For pictures of attention weights. */
+EA_API ea_status ea_png_write(const char *path, int w, int h, int channels, const unsigned char *pixels, ea_error *err);
 
 /* A labelled image set for the classifiers, pixels as bytes. */
 typedef struct ea_images {
@@ -4057,6 +4085,53 @@ static int ea__attn_shape(ea_ctx *ctx, ea_sdpa_shape *s, const char *what, ea_te
    training step 51.3 -> 49.3 ms against the materialized ea_sdpa_fwd/bwd,
    which stay as the two-GEMM statement of the formula and the tests'
    second opinion. */
+/* --- the weights probe (see ea_attn_probe) --------------------------------
+   A layer asks for a slot of H x nq x nk floats, zeroed; NULL when no probe
+   is set or it is full. */
+static float *ea__probe_slot(ea_ctx *ctx, int H, int nq, int nk) {
+    ea_attn_probe *p = ctx->probe;
+    size_t need = (size_t)H * nq * nk;
+    float *w;
+    if (!p || !p->buf || p->count >= EA_PROBE_MAX || p->used + need > p->cap) return NULL;
+    w = p->buf + p->used;
+    memset(w, 0, need * sizeof(float));
+    p->layer[p->count].off = p->used;
+    p->layer[p->count].H = H;
+    p->layer[p->count].nq = nq;
+    p->layer[p->count].nk = nk;
+    p->count++;
+    p->used += need;
+    return w;
+}
+
+/* Softmax weights of batch entry 0 by the formula (the reference loops of
+   ea_flex_ref_fwd: causal limit, mask_mod, score_mod), P per query row. */
+static void ea__probe_sdpa(ea_ctx *ctx, const ea_sdpa_shape *s, const float *q, const float *k,
+                           const ea_flex_mods *mods) {
+    float *w = ea__probe_slot(ctx, s->H, s->nq, s->nk);
+    int h, i, j, d, group = s->H / s->Hkv;
+    if (!w) return;
+    for (h = 0; h < s->H; h++)
+        for (i = 0; i < s->nq; i++) {
+            float *row = w + ((size_t)h * s->nq + i) * s->nk, mx = -INFINITY, sum = 0.0f;
+            int last = ea__last_key(s, i);
+            for (j = 0; j < s->nk; j++) {
+                const float *qi = q + (size_t)i * s->ldq + h * s->dh, *kj = k + (size_t)j * s->ldk + (h / group) * s->dh;
+                float dot = 0.0f;
+                if (j > last || (mods && mods->mask_mod && !mods->mask_mod(0, h, i, j, mods->user))) {
+                    row[j] = -INFINITY;
+                    continue;
+                }
+                for (d = 0; d < s->dh; d++) dot += qi[d] * kj[d];
+                dot *= s->scale;
+                row[j] = mods && mods->score_mod ? mods->score_mod(dot, 0, h, i, j, mods->user) : dot;
+                mx = row[j] > mx ? row[j] : mx;
+            }
+            for (j = 0; j < s->nk; j++) sum += (row[j] = row[j] > -INFINITY ? expf(row[j] - mx) : 0.0f);
+            for (j = 0; j < s->nk && sum > 0.0f; j++) row[j] /= sum;
+        }
+}
+
 static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q, int q_col, ea_tensor *k,
                               int k_col, ea_tensor *v, int v_col, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
@@ -4071,6 +4146,7 @@ static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q,
     p = ea__floats(ctx, (size_t)s->B * s->H * s->nq);
     if (!p || !scratch) return NULL;
     ea_sdpa_flash_fwd(out->data, p, scratch, q->data + q_col, k->data + k_col, v->data + v_col, s, bm, mods);
+    if (ctx->probe) ea__probe_sdpa(ctx, s, q->data + q_col, k->data + k_col, mods);
     n = ea__record(ctx, ea__sdpa_back, out, q, k, v);
     if (n) {
         n->save[0] = p;
@@ -4613,6 +4689,16 @@ static ea_tensor *ea__kernel_attention(ea_ctx *ctx, ea_tensor *fq, int fq_col, e
     den = ea__floats(ctx, (size_t)s.B * H * s.n);
     if (!out || !kv || !z || !den) return NULL;
     ea_kernel_attn_fwd(out->data, kv, z, den, fq->data + fq_col, fk->data + fk_col, v->data + v_col, &s);
+    if (ctx->probe) { /* implied: w_ij = φ(q_i)·φ(k_j) / den_i, den_i = φ(q_i)·Σ_j φ(k_j) + eps */
+        float *w = ea__probe_slot(ctx, H, s.n, s.n);
+        int h, i, j;
+        for (h = 0; w && h < H; h++)
+            for (i = 0; i < s.n; i++)
+                for (j = 0; j < s.n; j++)
+                    w[((size_t)h * s.n + i) * s.n + j] = ea__dot(fq->data + fq_col + (size_t)i * s.ldf + (size_t)h * F,
+                                                                 fk->data + fk_col + (size_t)j * s.ldf + (size_t)h * F, F) /
+                                                         den[(size_t)h * s.n + i];
+    }
     n = ea__record(ctx, ea__kattn_back, out, fq, fk, v);
     if (n) {
         n->save[0] = kv; n->save[1] = z; n->save[2] = den;
@@ -5098,6 +5184,16 @@ static ea_tensor *ea__gather_attention(ea_ctx *ctx, ea_tensor *qkv, int H, int d
     p = ea__floats(ctx, (size_t)s.B * H * s.nq * K);
     if (!out || !p) return NULL;
     ea_gather_attn_fwd(out->data, p, qkv->data, qkv->data + D, qkv->data + 2 * D, idx, K, topk != 0, &s);
+    if (ctx->probe) { /* the weights the kernel used, scattered to their keys */
+        float *w = ea__probe_slot(ctx, H, s.nq, s.nk);
+        int h, i, t;
+        for (h = 0; w && h < H; h++)
+            for (i = 0; i < s.nq; i++) {
+                const int *row = ea__gather_row(idx, K, topk != 0, &s, 0, h, i);
+                for (t = 0; t < K; t++)
+                    if (row[t] >= 0) w[((size_t)h * s.nq + i) * s.nk + row[t]] += p[((size_t)h * s.nq + i) * K + t];
+            }
+    }
     n = ea__record(ctx, ea__gather_back, out, qkv, NULL, NULL);
     if (n) {
         n->save[0] = p;
@@ -5232,10 +5328,26 @@ static ea_status ea__linformer_build(ea_attn *a, ea_params *ps, const char *pref
 }
 
 static ea_tensor *ea__linformer_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
-    int D = a->cfg.dim;
+    int D = a->cfg.dim, before = ctx->probe ? ctx->probe->count : 0;
     ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
     ea_tensor *kp = ea_seq_project(ctx, a->w[4], qkv, D, D), *vp = ea_seq_project(ctx, a->w[5], qkv, 2 * D, D);
-    return ea__project_out(ctx, a, ea_sdpa(ctx, qkv, 0, kp, 0, vp, 0, a->cfg.n_heads, a->cfg.n_heads, a->head_dim, 0));
+    ea_tensor *o = ea_sdpa(ctx, qkv, 0, kp, 0, vp, 0, a->cfg.n_heads, a->cfg.n_heads, a->head_dim, 0);
+    if (o && ctx->probe && ctx->probe->count == before + 1) {
+        /* the probe holds P over the k projected positions: over the tokens
+           the values are F·V, so the weights are P·F[:, :n] */
+        ea_attn_probe *pr = ctx->probe;
+        int H = pr->layer[before].H, n = pr->layer[before].nq, k = pr->layer[before].nk, h;
+        size_t sz = (size_t)H * n * k;
+        float *P = ea__floats(ctx, sz), *w;
+        if (!P) return NULL;
+        memcpy(P, pr->buf + pr->layer[before].off, sz * sizeof(float));
+        pr->count--;
+        pr->used = pr->layer[before].off;
+        w = ea__probe_slot(ctx, H, n, n);
+        for (h = 0; w && h < H; h++)
+            ea_gemm(n, n, k, P + (size_t)h * n * k, k, 1, a->w[5]->data, a->w[5]->shape[1], 1, w + (size_t)h * n * n, n, 0);
+    }
+    return ea__project_out(ctx, a, o);
 }
 
 static double ea__linformer_flops(const ea_attn *a, int n) {
@@ -5298,6 +5410,15 @@ static ea_tensor *ea__nystrom_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *
     }
     {
         ea_tensor *o = ea_matmul(ctx, ea_matmul(ctx, f, z), ea_matmul(ctx, b, v));
+        float *w = o && ctx->probe ? ea__probe_slot(ctx, H, n, n) : NULL;
+        if (w) { /* implied weights of batch entry 0: F·A⁺·B (the conv skip on V is not a weighting) */
+            float *t = ea__floats(ctx, (size_t)m * n);
+            int h;
+            for (h = 0; t && h < H; h++) {
+                ea_gemm(m, n, m, z->data + (size_t)h * m * m, m, 1, b->data + (size_t)h * m * n, n, 1, t, n, 0);
+                ea_gemm(n, n, m, f->data + (size_t)h * n * m, m, 1, t, n, 1, w + (size_t)h * n * n, n, 0);
+            }
+        }
         if (a->cfg.opt.conv_kernel) o = ea_add(ctx, o, ea_seq_conv(ctx, v, a->w[4])); /* the skip on V */
         return ea__project_out(ctx, a, ea_heads_merge(ctx, o, H));
     }
@@ -5328,11 +5449,27 @@ static ea_status ea__hybrid_build(ea_attn *a, ea_params *ps, const char *prefix,
 }
 
 static ea_tensor *ea__hybrid_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
-    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *dil;
-    int K, *idx = ea__pattern_index(ctx, a, x->shape[1], 0, &K); /* the dilated list */
+    ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *dil, *lin;
+    int K, *idx = ea__pattern_index(ctx, a, x->shape[1], 0, &K), before = ctx->probe ? ctx->probe->count : 0;
     if (!idx) return NULL;
     dil = ea__gather_attention(ctx, qkv, a->cfg.n_heads, a->head_dim, idx, K, 0);
-    return ea__project_out(ctx, a, ea_gate_mix(ctx, dil, ea__linear_path(ctx, a, qkv), a->w[4]));
+    lin = ea__linear_path(ctx, a, qkv);
+    if (lin && ctx->probe && ctx->probe->count == before + 2) {
+        /* the two paths' weights, mixed by each head's mean gate σ(alpha) */
+        ea_attn_probe *pr = ctx->probe;
+        float *wd = pr->buf + pr->layer[before].off, *wl = pr->buf + pr->layer[before + 1].off;
+        int H = a->cfg.n_heads, dh = a->head_dim, h, c;
+        size_t per = (size_t)pr->layer[before].nq * pr->layer[before].nk, i;
+        for (h = 0; h < H; h++) {
+            float g = 0.0f;
+            for (c = 0; c < dh; c++) g += 1.0f / (1.0f + expf(-a->w[4]->data[h * dh + c]));
+            g /= (float)dh;
+            for (i = 0; i < per; i++) wd[h * per + i] = g * wd[h * per + i] + (1.0f - g) * wl[h * per + i];
+        }
+        pr->count--;
+        pr->used = pr->layer[before + 1].off;
+    }
+    return ea__project_out(ctx, a, ea_gate_mix(ctx, dil, lin, a->w[4]));
 }
 
 static double ea__hybrid_flops(const ea_attn *a, int n) {
@@ -8324,15 +8461,18 @@ static int ea__huff_read(ea__bits *s, const ea__huff *h) {
     return -1;
 }
 
+/* Lengths 3-258 (codes 257-285) and distances 1-32768 (codes 0-29): the
+   base of each code and the extra bits that follow it. */
+static const short ea__lbase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
+                                    31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const unsigned char ea__lextra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                             2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const unsigned short ea__dbase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,    65,    97,    129,
+                                             193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+static const unsigned char ea__dextra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+
 /* The stream at s into out[0 .. cap); NULL on success, else what was wrong. */
 static const char *ea__inflate(ea__bits *s, unsigned char *out, size_t cap, size_t *out_n) {
-    static const short lbase[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
-                                    31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
-    static const unsigned char lextra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
-                                             2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-    static const unsigned short dbase[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,    65,    97,    129,
-                                             193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-    static const unsigned char dextra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
     static const unsigned char order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
     ea__huff lit, dist;
     unsigned char len[320];
@@ -8408,10 +8548,10 @@ static const char *ea__inflate(ea__bits *s, unsigned char *out, size_t cap, size
             if (sym == 256) break;
             sym -= 257;
             if (sym >= 29) return "a length code beyond 285";
-            L = (size_t)lbase[sym] + ea__getbits(s, lextra[sym]);
+            L = (size_t)ea__lbase[sym] + ea__getbits(s, ea__lextra[sym]);
             d = ea__huff_read(s, &dist);
             if (d < 0 || d >= 30) return "a bad distance code";
-            D = (size_t)dbase[d] + ea__getbits(s, dextra[d]);
+            D = (size_t)ea__dbase[d] + ea__getbits(s, ea__dextra[d]);
             if (s->overrun) return "the stream ends inside a match";
             if (D > o) return "a distance reaching before the start of the data";
             if (cap - o < L) return "the data is longer than the gzip trailer says";
@@ -8465,6 +8605,178 @@ EA_API ea_status ea_gunzip(const unsigned char *in, size_t n, unsigned char **ou
     }
     *out_n = got;
     return EA_OK;
+}
+
+/* --- DEFLATE the other way, and PNG ---------------------------------------
+   The encoder writes one block with the fixed code (RFC 1951 3.2.6), so no
+   code tables are sent: literals 0-143 take 8 bits, 144-255 9, lengths 7
+   or 8, distances 5, plus the extra bits of 8.x's tables.  Matches come
+   from LZ77: the last positions of each 3-byte hash are chained, and up to
+   EA_LZ_TRIES of them within 32 KiB are compared for the longest match.
+   Pictures of attention weights are runs of equal pixels, which this
+   shrinks 20-50x; general data gets zlib -1's ratio or a little worse. */
+#define EA_LZ_TRIES 32
+
+typedef struct ea__bitw {
+    ea__wbuf *b;
+    uint32_t buf;
+    int cnt;
+} ea__bitw;
+
+static void ea__put_bits(ea__bitw *w, uint32_t v, int n) { /* first bit lowest, as the decoder reads */
+    w->buf |= v << w->cnt;
+    w->cnt += n;
+    while (w->cnt >= 8) {
+        unsigned char c = (unsigned char)w->buf;
+        ea__put(w->b, &c, 1);
+        w->buf >>= 8;
+        w->cnt -= 8;
+    }
+}
+
+/* A Huffman code goes most significant bit first. */
+static void ea__put_code(ea__bitw *w, uint32_t code, int len) {
+    uint32_t r = 0;
+    int i;
+    for (i = 0; i < len; i++) r |= ((code >> i) & 1u) << (len - 1 - i);
+    ea__put_bits(w, r, len);
+}
+
+static void ea__put_litlen(ea__bitw *w, int sym) { /* the fixed literal/length code */
+    if (sym < 144) ea__put_code(w, 0x30u + (uint32_t)sym, 8);
+    else if (sym < 256) ea__put_code(w, 0x190u + (uint32_t)(sym - 144), 9);
+    else if (sym < 280) ea__put_code(w, (uint32_t)(sym - 256), 7);
+    else ea__put_code(w, 0xc0u + (uint32_t)(sym - 280), 8);
+}
+
+static void ea__deflate(ea__wbuf *out, const unsigned char *in, size_t n) {
+    int *head = (int *)EFFATTN_MALLOC(((size_t)1 << 15) * sizeof(int)), *prev = (int *)EFFATTN_MALLOC(((size_t)1 << 15) * sizeof(int));
+    ea__bitw w;
+    size_t i = 0;
+    w.b = out; w.buf = 0; w.cnt = 0;
+    if (!head || !prev) {
+        out->failed = 1;
+        EFFATTN_FREE(head);
+        EFFATTN_FREE(prev);
+        return;
+    }
+    memset(head, 0xff, ((size_t)1 << 15) * sizeof(int)); /* -1: no position yet */
+    ea__put_bits(&w, 1, 1);                               /* the last block */
+    ea__put_bits(&w, 1, 2);                               /* fixed code */
+    while (i < n) {
+        size_t best = 0, dist = 0;
+        if (i + 3 <= n) {
+            unsigned hsh = ((unsigned)in[i] << 10 ^ (unsigned)in[i + 1] << 5 ^ in[i + 2]) & 0x7fffu;
+            int cand = head[hsh], tries = EA_LZ_TRIES;
+            while (cand >= 0 && i - (size_t)cand <= 32768 && tries--) {
+                size_t L = 0, max = n - i < 258 ? n - i : 258;
+                while (L < max && in[(size_t)cand + L] == in[i + L]) L++;
+                if (L > best) {
+                    best = L;
+                    dist = i - (size_t)cand;
+                    if (L == max) break;
+                }
+                cand = prev[cand & 0x7fff];
+            }
+        }
+        if (best >= 3) {
+            int lc = 28, dc = 29;
+            size_t k;
+            while (ea__lbase[lc] > (short)best) lc--;
+            while (ea__dbase[dc] > dist) dc--;
+            ea__put_litlen(&w, 257 + lc);
+            ea__put_bits(&w, (uint32_t)(best - (size_t)ea__lbase[lc]), ea__lextra[lc]);
+            ea__put_code(&w, (uint32_t)dc, 5);
+            ea__put_bits(&w, (uint32_t)(dist - ea__dbase[dc]), ea__dextra[dc]);
+            for (k = 0; k < best; k++, i++) /* every position of the match joins its chain */
+                if (i + 3 <= n) {
+                    unsigned h2 = ((unsigned)in[i] << 10 ^ (unsigned)in[i + 1] << 5 ^ in[i + 2]) & 0x7fffu;
+                    prev[i & 0x7fff] = head[h2];
+                    head[h2] = (int)i;
+                }
+        } else {
+            if (i + 3 <= n) {
+                unsigned h2 = ((unsigned)in[i] << 10 ^ (unsigned)in[i + 1] << 5 ^ in[i + 2]) & 0x7fffu;
+                prev[i & 0x7fff] = head[h2];
+                head[h2] = (int)i;
+            }
+            ea__put_litlen(&w, in[i++]);
+        }
+    }
+    ea__put_litlen(&w, 256);
+    if (w.cnt) ea__put_bits(&w, 0, 8 - w.cnt); /* flush to a byte */
+    EFFATTN_FREE(head);
+    EFFATTN_FREE(prev);
+}
+
+static void ea__put_be32(ea__wbuf *b, uint32_t v) {
+    unsigned char t[4];
+    t[0] = (unsigned char)(v >> 24); t[1] = (unsigned char)(v >> 16); t[2] = (unsigned char)(v >> 8); t[3] = (unsigned char)v;
+    ea__put(b, t, 4);
+}
+
+/* A chunk: length, type, data, CRC-32 of type and data. */
+static void ea__png_chunk(ea__wbuf *b, const char *type, const unsigned char *data, size_t n) {
+    ea__put_be32(b, (uint32_t)n);
+    ea__put(b, type, 4);
+    if (n) ea__put(b, data, n);
+    ea__put_be32(b, ea_crc32(ea_crc32(0, type, 4), data, n));
+}
+
+EA_API ea_status ea_png_write(const char *path, int w, int h, int channels, const unsigned char *pixels, ea_error *err) {
+    ea__wbuf raw, z, png;
+    unsigned char ihdr[13];
+    size_t row = (size_t)w * (size_t)channels, y, x;
+    uint32_t a = 1, bsum = 0;
+    FILE *f;
+    int ok;
+    if (!path || !pixels || w < 1 || h < 1 || w > (1 << 24) || h > (1 << 24) || (channels != 1 && channels != 3))
+        return ea_error_set(err, EA_ERR_ARG, "png: %d x %d pixels of %d channels; expected sizes 1 .. 2^24 and 1 or 3 channels",
+                            w, h, channels);
+    memset(&raw, 0, sizeof raw);
+    memset(&z, 0, sizeof z);
+    memset(&png, 0, sizeof png);
+    /* each row: filter 1 (Sub: the byte minus the one a pixel to its left),
+       which turns flat colours and gradients into runs of equal bytes */
+    for (y = 0; y < (size_t)h; y++) {
+        const unsigned char *r = pixels + y * row;
+        unsigned char one = 1;
+        ea__put(&raw, &one, 1);
+        for (x = 0; x < row; x++) {
+            unsigned char d = (unsigned char)(r[x] - (x >= (size_t)channels ? r[x - (size_t)channels] : 0));
+            ea__put(&raw, &d, 1);
+        }
+    }
+    for (x = 0; x < raw.n && !raw.failed; x++) { /* Adler-32 of the uncompressed stream */
+        a = (a + raw.p[x]) % 65521u;
+        bsum = (bsum + a) % 65521u;
+    }
+    {
+        unsigned char zh[2] = {0x78, 0x01}; /* zlib: DEFLATE, 32 KiB window, no dictionary */
+        ea__put(&z, zh, 2);
+    }
+    if (!raw.failed) ea__deflate(&z, raw.p, raw.n);
+    ea__put_be32(&z, bsum << 16 | a);
+    ihdr[0] = (unsigned char)(w >> 24); ihdr[1] = (unsigned char)(w >> 16); ihdr[2] = (unsigned char)(w >> 8); ihdr[3] = (unsigned char)w;
+    ihdr[4] = (unsigned char)(h >> 24); ihdr[5] = (unsigned char)(h >> 16); ihdr[6] = (unsigned char)(h >> 8); ihdr[7] = (unsigned char)h;
+    ihdr[8] = 8;                          /* bits per channel */
+    ihdr[9] = channels == 3 ? 2 : 0;      /* truecolour or greyscale */
+    ihdr[10] = ihdr[11] = ihdr[12] = 0;   /* DEFLATE, adaptive filters, no interlace */
+    ea__put(&png, "\x89PNG\r\n\x1a\n", 8);
+    ea__png_chunk(&png, "IHDR", ihdr, 13);
+    if (!z.failed) ea__png_chunk(&png, "IDAT", z.p, z.n);
+    ea__png_chunk(&png, "IEND", NULL, 0);
+    EFFATTN_FREE(raw.p);
+    EFFATTN_FREE(z.p);
+    if (raw.failed || z.failed || png.failed) {
+        EFFATTN_FREE(png.p);
+        return ea_error_set(err, EA_ERR_NOMEM, "png: out of memory for %d x %d pixels", w, h);
+    }
+    f = fopen(path, "wb");
+    ok = f && fwrite(png.p, 1, png.n, f) == png.n;
+    ok = f && fclose(f) == 0 && ok;
+    EFFATTN_FREE(png.p);
+    return ok ? EA_OK : ea_error_set(err, EA_ERR_IO, "png: could not write '%s'", path);
 }
 
 /* --- labelled image sets for the classifiers -------------------------------- */

@@ -42,11 +42,11 @@ typedef struct options {
     const char *task, *model, *attn, *out;
     long epochs, batch, seed, images, test_images, limit, threads, heads, head_dim, max_n, runs;
     double lr, wd;
-    int scaling, quiet;
+    int scaling, heatmaps, quiet;
 } options;
 
 typedef struct row_result {
-    char name[32], error[320];
+    char name[32], error[320], heatmap[320];
     int ok;
     double params, flops, train_s, infer_b1_ms, ips_b32, top1, top5;
     size_t arena_peak;
@@ -74,6 +74,8 @@ static void usage(FILE *f) {
             "  --seed N          data order and initial weights (default 0)\n"
             "  --out DIR         where the files go (default compare-out; created)\n"
             "  --threads N       OpenMP threads (default: all)\n"
+            "  --heatmaps        after training, heatmap_ROW.png: the attention weights of every layer\n"
+            "                    (rows) and head (columns) for the first test image, beside it\n"
             "  --quiet           no progress\n"
             "scaling:\n"
             "  --scaling         time and memory of one layer of each row against n instead\n"
@@ -98,6 +100,7 @@ static int parse(int argc, char **argv, options *o) {
             exit(0);
         } else if (!strcmp(a, "--scaling")) o->scaling = 1, takes = 0;
         else if (!strcmp(a, "--quiet")) o->quiet = 1, takes = 0;
+        else if (!strcmp(a, "--heatmaps")) o->heatmaps = 1, takes = 0;
         else if (!v) ok = 0;
         else if (!strcmp(a, "--task")) o->task = v;
         else if (!strcmp(a, "--model")) o->model = v;
@@ -220,6 +223,99 @@ static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, co
     return (ea_time_sec() - t0) / runs;
 }
 
+/* --- heatmaps -----------------------------------------------------------------
+   One PNG per row: the input image on the left (4x), then a grid of the
+   attention weights of batch entry 0, one map per layer (rows) and head
+   (columns), each map scaled to its own largest weight and coloured from
+   dark blue (0) through green to yellow (its maximum); maps of rows that
+   mix two paths or attend to memory are what ea_attn_probe documents. */
+static void colour(double t, unsigned char *rgb) {
+    static const unsigned char stops[6][3] = {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {190, 223, 38}, {253, 231, 37}};
+    double x = (t < 0 ? 0 : t > 1 ? 1 : t) * 5.0;
+    int i = x >= 5.0 ? 4 : (int)x, c;
+    double f = x - i;
+    for (c = 0; c < 3; c++) rgb[c] = (unsigned char)(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]) + 0.5);
+}
+
+static int write_heatmap(const char *path, const ea_attn_probe *pr, const ea_images *im, int img_index, char *why, size_t whyn) {
+    int L = pr->count, maxh = 0, maxn = 0, l, cell, gap = 6, W, Hh, img_scale = 4, x0, y, x;
+    unsigned char *px;
+    ea_error err;
+    ea_status st;
+    for (l = 0; l < L; l++) {
+        maxh = pr->layer[l].H > maxh ? pr->layer[l].H : maxh;
+        maxn = pr->layer[l].nq > maxn ? pr->layer[l].nq : maxn;
+        maxn = pr->layer[l].nk > maxn ? pr->layer[l].nk : maxn;
+    }
+    if (!L) {
+        snprintf(why, whyn, "no attention weights (this row does not weight values by query-key scores)");
+        return 0;
+    }
+    cell = maxn >= 160 ? 1 : 160 / maxn;
+    x0 = im->w * img_scale + 2 * gap;
+    W = x0 + maxh * (maxn * cell + gap);
+    Hh = L * (maxn * cell + gap) + gap + 18; /* + the colour bar */
+    if (Hh < im->h * img_scale + 2 * gap) Hh = im->h * img_scale + 2 * gap;
+    px = (unsigned char *)malloc((size_t)W * Hh * 3);
+    if (!px) {
+        snprintf(why, whyn, "out of memory");
+        return 0;
+    }
+    memset(px, 255, (size_t)W * Hh * 3);
+    for (y = 0; y < im->h * img_scale; y++) /* the input, grey or RGB */
+        for (x = 0; x < im->w * img_scale; x++) {
+            int c;
+            for (c = 0; c < 3; c++)
+                px[((size_t)(y + gap) * W + x + gap) * 3 + c] =
+                    im->pixels[(((size_t)img_index * im->c + (im->c == 3 ? c : 0)) * im->h + y / img_scale) * im->w + x / img_scale];
+        }
+    for (l = 0; l < L; l++) {
+        int h, H = pr->layer[l].H, nq = pr->layer[l].nq, nk = pr->layer[l].nk;
+        for (h = 0; h < H; h++) {
+            const float *w = pr->buf + pr->layer[l].off + (size_t)h * nq * nk;
+            float mx = 0.0f;
+            int i, j, ox = x0 + h * (maxn * cell + gap), oy = gap + l * (maxn * cell + gap);
+            for (i = 0; i < nq * nk; i++) mx = w[i] > mx ? w[i] : mx;
+            for (i = 0; i < nq * cell; i++)
+                for (j = 0; j < nk * cell; j++) {
+                    float v = w[(size_t)(i / cell) * nk + j / cell];
+                    colour(mx > 0.0f ? v / mx : 0.0, px + ((size_t)(oy + i) * W + ox + j) * 3);
+                }
+        }
+    }
+    for (x = 0; x < W - x0 - gap; x++) /* colour bar: 0 on the left, each map's maximum on the right */
+        for (y = Hh - 14; y < Hh - 4; y++) colour((double)x / (W - x0 - gap - 1), px + ((size_t)y * W + x0 + x) * 3);
+    st = ea_png_write(path, W, Hh, 3, px, &err);
+    free(px);
+    if (st != EA_OK) snprintf(why, whyn, "%s", err.msg);
+    return st == EA_OK;
+}
+
+static void heatmap_row(const options *o, const ea_vit *m, const ea_images *test, const float *mean, const float *sd,
+                        row_result *res) {
+    static float buf[1 << 22]; /* 16 MiB of weights: 4 layers of 8 heads at n = 362 */
+    ea_attn_probe pr;
+    ea_ctx ctx;
+    ea_tensor *x;
+    int idx = 0, y;
+    char path[1024];
+    memset(&pr, 0, sizeof pr);
+    pr.buf = buf;
+    pr.cap = sizeof buf / sizeof *buf;
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    ctx.probe = &pr;
+    x = ea_tensor_4d(&ctx, 1, test->c, test->h, test->w, 0);
+    if (!x || ea_images_batch(test, &idx, 1, mean, sd, 0, 0, NULL, x->data, &y) != EA_OK || !ea_vit_forward(&ctx, m, x)) {
+        snprintf(res->heatmap, sizeof res->heatmap, "failed: %s", ctx.err.msg);
+    } else {
+        snprintf(path, sizeof path, "%s/heatmap_%s.png", o->out, res->name);
+        if (write_heatmap(path, &pr, test, 0, res->heatmap, sizeof res->heatmap))
+            snprintf(res->heatmap, sizeof res->heatmap, "heatmap_%s.png", res->name);
+    }
+    ea_ctx_free(&ctx);
+}
+
 static void train_row(const options *o, const char *name, const ea_images *train, const ea_images *test, int n_train,
                       const float *mean, const float *sd, row_result *res, int row_i, int n_rows) {
     ea_vit_config cfg;
@@ -306,6 +402,7 @@ static void train_row(const options *o, const char *name, const ea_images *train
     res->ips_b32 = 32.0 / forward_time(&ectx, &m, test, xb, 32, 10);
     res->ok = res->infer_b1_ms > 0.0;
     if (!res->ok) snprintf(res->error, sizeof res->error, "timing: %s", ectx.err.msg);
+    if (res->ok && o->heatmaps) heatmap_row(o, &m, test, mean, sd, res);
 done:
     if (!o->quiet && CLI_ISATTY(2)) fprintf(stderr, "\r%100s\r", "");
     ea_ctx_free(&ctx);
@@ -344,6 +441,16 @@ static void write_classification(const options *o, const row_result *r, int n, c
             fprintf(md, " | ");
             if (mha) fprintf(md, "%+.2f", r[i].top1 - mha->top1);
             fprintf(md, " |\n");
+        }
+        if (o->heatmaps) {
+            fprintf(md, "\n## Attention weights\n\nThe first test image, then one map per layer (rows) and head (columns): "
+                        "weight of key (column) for query (row), each map scaled to its own maximum (dark blue 0, yellow the "
+                        "maximum).\n\n");
+            for (i = 0; i < n; i++)
+                if (r[i].ok && !strncmp(r[i].heatmap, "heatmap_", 8))
+                    fprintf(md, "**%s**\n\n![%s](%s)\n\n", r[i].name, r[i].name, r[i].heatmap);
+                else if (r[i].ok)
+                    fprintf(md, "**%s**: %s\n\n", r[i].name, r[i].heatmap);
         }
         fclose(md);
     }
@@ -523,6 +630,7 @@ static int time_layer(const options *o, const char *name, int n, double *tf, dou
     memset(&ps, 0, sizeof ps);
     cfg.dim = dim;
     cfg.n_heads = (int)o->heads;
+    cfg.n_kv_heads = o->heads >= 2 ? (int)o->heads / 2 : 1; /* gqa: two query heads a K/V head */
     long_opts(name, &cfg.opt, n);
     if (ea_attn_build(&a, name, &cfg, &ps, "a", &e) != EA_OK || ea_params_alloc(&ps, &e) != EA_OK) {
         snprintf(err, errn, "%s", e.msg);
@@ -642,17 +750,18 @@ static int scaling(const options *o) {
         int which;
         for (which = 0; which < 2; which++) {
             int s = 0;
-            double ref_x = xs[0], ref_y = INFINITY;
+            double ref_x = xs[0], ref_y = NAN;
             memset(&c, 0, sizeof c);
             c.logx = c.logy = 1;
             c.xlabel = "sequence length n";
             for (i = 0; i < n_rows && s < SVG_MAX_SERIES; i++) {
-                if (!got[i][0]) continue;
+                if (!got[i][0] || !strcmp(rows[i], "none")) continue; /* none does no work: it would squash the rest */
                 c.series[s].name = rows[i];
                 c.series[s].x = xs;
                 c.series[s].y = which ? mem[i] : tb[i];
                 c.series[s].n = nn;
-                if (c.series[s].y[0] < ref_y) ref_y = c.series[s].y[0];
+                /* the reference slopes start where exact attention (mha) starts */
+                if (!strcmp(rows[i], "mha") || isnan(ref_y)) ref_y = c.series[s].y[0];
                 s++;
             }
             c.n_series = s;

@@ -3556,6 +3556,170 @@ static void test_classify_cli(void) {
           "a checkpoint of another model is refused");
 }
 
+/* --- the weights behind the heatmaps (ea_attn_probe) ------------------------
+   For the sparse rows the weights must follow the pattern: masked pairs
+   exactly 0, every row summing to 1; the probe must not change the
+   output; every row with weights writes one map per layer (two for
+   crossmem: tokens, then memory), mamba none. */
+static int probe_visible(const char *row, int i, int j) {
+    if (!strcmp(row, "local")) return abs(i - j) <= 3;
+    if (!strcmp(row, "strided")) return j % 4 == 0 || j == i;
+    if (!strcmp(row, "dilated")) return abs(i - j) % 3 == 0 && abs(i - j) <= 2 * 3;
+    if (!strcmp(row, "causal")) return j <= i;
+    return 1;
+}
+
+static void test_probe(void) {
+    static const char *rows[5] = {"local", "strided", "dilated", "causal", "topk"};
+    static float buf[1 << 18];
+    ea_ctx ctx;
+    ea_error err;
+    int r, v;
+    g_group = "probe";
+    ea_ctx_init(&ctx, 0);
+    for (r = 0; r < 5; r++) {
+        ea_attn_config cfg;
+        ea_attn a;
+        ea_params ps;
+        ea_attn_probe pr;
+        ea_tensor *x, *y0, *y1;
+        float *out0;
+        int n = 37, H = 2, i, j, h, bad = 0, zeros = 0;
+        double worst = 0.0;
+        size_t k;
+        memset(&cfg, 0, sizeof cfg);
+        memset(&ps, 0, sizeof ps);
+        cfg.dim = 16; cfg.n_heads = H;
+        cfg.opt.window = rows[r][0] == 'l' ? 3 : 2;
+        cfg.opt.dilation = 3; cfg.opt.stride = 4; cfg.opt.topk = 5;
+        cfg.causal = r == 3;
+        CHECK(ea_attn_build(&a, r == 3 ? "mha" : rows[r], &cfg, &ps, "a", &err) == EA_OK && ea_params_alloc(&ps, &err) == EA_OK,
+              "%s: %s", rows[r], err.msg);
+        ea_params_init(&ps, 3);
+        ea_ctx_reset(&ctx);
+        ctx.grad_enabled = 0;
+        x = ea_tensor_3d(&ctx, 2, n, 16, 0);
+        for (k = 0; k < x->size; k++) x->data[k] = (float)sin(0.37 * (double)k);
+        y0 = ea_attn_forward(&ctx, &a, x);
+        out0 = (float *)malloc(y0->size * sizeof(float));
+        memcpy(out0, y0->data, y0->size * sizeof(float));
+        memset(&pr, 0, sizeof pr);
+        pr.buf = buf;
+        pr.cap = sizeof buf / sizeof *buf;
+        ctx.probe = &pr;
+        y1 = ea_attn_forward(&ctx, &a, x);
+        ctx.probe = NULL;
+        CHECK(y1 && memcmp(out0, y1->data, y0->size * sizeof(float)) == 0, "%s: the probe changed the output", rows[r]);
+        CHECK(pr.count == 1 && pr.layer[0].H == H && pr.layer[0].nq == n && pr.layer[0].nk == n, "%s: %d maps of %dx%dx%d",
+              rows[r], pr.count, pr.layer[0].H, pr.layer[0].nq, pr.layer[0].nk);
+        for (h = 0; h < H; h++)
+            for (i = 0; i < n; i++) {
+                double sum = 0.0;
+                int seen = 0;
+                for (j = 0; j < n; j++) {
+                    float w = buf[((size_t)h * n + i) * n + j];
+                    sum += w;
+                    seen += w != 0.0f;
+                    zeros += w == 0.0f;
+                    if (!probe_visible(rows[r], i, j) && w != 0.0f) bad++;
+                }
+                if (r == 4 && seen > 5) bad++; /* topk: at most k keys per query */
+                worst = fabs(sum - 1.0) > worst ? fabs(sum - 1.0) : worst;
+            }
+        CHECK(bad == 0 && zeros > 0, "%s: %d weights where the pattern masks (%d zeros)", rows[r], bad, zeros);
+        CHECK(worst < 1e-5, "%s: a row of weights sums to 1 %+.2g", rows[r], worst);
+        free(out0);
+        ea_params_free(&ps);
+    }
+    for (v = 0; v < ea_attn_variant_count(); v++) { /* every row: maps or none, as documented */
+        const char *name = ea_attn_variant_at(v)->name;
+        ea_vit_config c;
+        ea_vit m;
+        ea_attn_probe pr;
+        ea_tensor *x;
+        size_t k;
+        int want;
+        ea_classifier_config_default(&c, EA_HOST_MLP, name, 1, 8, 3);
+        if (ea_vit_init(&m, &c, 1, &err) != EA_OK) {
+            CHECK(0, "%s: %s", name, err.msg);
+            continue;
+        }
+        memset(&pr, 0, sizeof pr);
+        pr.buf = buf;
+        pr.cap = sizeof buf / sizeof *buf;
+        ea_ctx_reset(&ctx);
+        ctx.grad_enabled = 0;
+        ctx.probe = &pr;
+        x = ea_tensor_4d(&ctx, 1, 1, 8, 8, 0);
+        for (k = 0; k < x->size; k++) x->data[k] = (float)cos(0.3 * (double)k);
+        CHECK(ea_vit_forward(&ctx, &m, x) != NULL, "%s: %s", name, ctx.err.msg);
+        ctx.probe = NULL;
+        want = !strcmp(name, "none") || !strcmp(name, "mamba") ? 0 : !strcmp(name, "crossmem") ? 2 : 1;
+        CHECK(pr.count == want, "%s: %d maps for one layer, expected %d", name, pr.count, want);
+        ea_vit_free(&m);
+    }
+    ea_ctx_free(&ctx);
+}
+
+/* --- PNG: the header's DEFLATE encoder read back by its decoder ----------- */
+static void test_png(void) {
+    static unsigned char px[97 * 61 * 3], file[1 << 16], back[97 * 61 * 3 + 61];
+    ea_error err;
+    int x, y, c, bad = 0, ch;
+    g_group = "png";
+    for (ch = 1; ch <= 3; ch += 2) {
+        FILE *f;
+        size_t n, idat, zn, got = 0, row = 97 * (size_t)ch;
+        ea__bits bits;
+        const char *why;
+        uint32_t a = 1, b = 0;
+        for (y = 0; y < 61; y++) /* flat blocks, a gradient and noise: matches, literals, long runs */
+            for (x = 0; x < 97; x++)
+                for (c = 0; c < ch; c++)
+                    px[((size_t)y * 97 + x) * ch + c] =
+                        (unsigned char)(y < 20 ? (unsigned)((x / 16) * 40 + c) : y < 40 ? (unsigned)(x * 2 + y + c)
+                                                                             : ((unsigned)x * 2654435761u + (unsigned)y * 40503u + (unsigned)c) >> 24);
+        CHECK(ea_png_write("build/test.png", 97, 61, ch, px, &err) == EA_OK, "%s", err.msg);
+        f = fopen("build/test.png", "rb");
+        n = f ? fread(file, 1, sizeof file, f) : 0;
+        if (f) fclose(f);
+        CHECK(n > 57 && !memcmp(file, "\x89PNG\r\n\x1a\n", 8) && !memcmp(file + 12, "IHDR", 4) && !memcmp(file + 37, "IDAT", 4),
+              "signature, IHDR, IDAT");
+        if (n <= 57) continue;
+        idat = 41;
+        zn = (size_t)file[33] << 24 | (size_t)file[34] << 16 | (size_t)file[35] << 8 | file[36];
+        CHECK(ea_crc32(0, file + 37, zn + 4) == ((uint32_t)file[idat + zn] << 24 | (uint32_t)file[idat + zn + 1] << 16 |
+                                                (uint32_t)file[idat + zn + 2] << 8 | file[idat + zn + 3]),
+              "IDAT's CRC-32");
+        memset(&bits, 0, sizeof bits);
+        bits.p = file + idat + 2; /* past the zlib header */
+        bits.n = zn - 6;
+        why = ea__inflate(&bits, back, sizeof back, &got);
+        CHECK(!why && got == 61 * (row + 1), "inflate: %s, %zu bytes", why ? why : "ok", got);
+        for (x = 0; x < (int)got; x++) {
+            a = (a + back[x]) % 65521u;
+            b = (b + a) % 65521u;
+        }
+        CHECK((b << 16 | a) == ((uint32_t)file[idat + zn - 4] << 24 | (uint32_t)file[idat + zn - 3] << 16 |
+                                (uint32_t)file[idat + zn - 2] << 8 | file[idat + zn - 1]),
+              "zlib's Adler-32");
+        for (y = 0; y < 61 && got == 61 * (row + 1); y++) { /* undo filter 1 (Sub) */
+            unsigned char *r = back + (size_t)y * (row + 1);
+            bad += r[0] != 1;
+            for (x = 0; x < (int)row; x++) {
+                unsigned char v = (unsigned char)(r[1 + x] + (x >= ch ? r[1 + x - ch] : 0));
+                r[1 + x] = v;
+                bad += v != px[(size_t)y * row + x];
+            }
+        }
+        CHECK(bad == 0, "%d channel(s): %d bytes differ after the round trip", ch, bad);
+        CHECK(zn < 61 * (row + 1) * 2 / 3, "%d channel(s): compressed to %zu of %zu bytes", ch, zn, 61 * (row + 1));
+    }
+    CHECK(ea_png_write("build/bad.png", 0, 10, 3, px, &err) == EA_ERR_ARG && ea_png_write("build/bad.png", 5, 5, 2, px, &err) == EA_ERR_ARG,
+          "a zero size or 2 channels is refused");
+    CHECK(ea_png_write("build/no_such_dir/x.png", 5, 5, 1, px, &err) == EA_ERR_IO, "an unwritable path is an I/O error");
+}
+
 /* --- compare: the table and the charts ------------------------------------ */
 static size_t slurp(const char *path, char *buf, size_t n) {
     FILE *f = fopen(path, "rb");
@@ -3588,13 +3752,19 @@ static void test_compare_cli(void) {
     CHECK(run("build/compare --epochs 0 > /dev/null 2>&1") == 512, "a bad number exits 2");
     /* three rows in the MLP host (the fastest), 2 epochs; then the scaling table at two lengths */
     CHECK(run("build/compare --task shapes --model mlp --attn none,mha,linear --epochs 2 --images 300 --test-images 100 "
-              "--batch 50 --threads 1 --quiet --out build/cmp_test > build/cmp_test.log 2>&1") == 0,
+              "--batch 50 --threads 1 --quiet --heatmaps --out build/cmp_test > build/cmp_test.log 2>&1") == 0,
           "compare on shapes (see build/cmp_test.log)");
     CHECK(run("build/compare --scaling --attn mha,linear --max-n 128 --heads 2 --head-dim 16 --runs 1 --threads 1 --quiet "
               "--out build/cmp_test > build/cmp_scaling.log 2>&1") == 0,
           "compare --scaling (see build/cmp_scaling.log)");
     slurp("build/cmp_test/compare.md", buf, sizeof buf);
     CHECK(strstr(buf, "| none |") && strstr(buf, "| mha |") && strstr(buf, "| linear |"), "compare.md holds a line per row");
+    CHECK(strstr(buf, "![mha](heatmap_mha.png)") && strstr(buf, "![linear](heatmap_linear.png)") &&
+              strstr(buf, "**none**: no attention weights"),
+          "compare.md shows the heatmaps, and says none has no weights");
+    f = fopen("build/cmp_test/heatmap_mha.png", "rb");
+    CHECK(f != NULL && fread(buf, 1, 8, f) == 8 && !memcmp(buf, "\x89PNG", 4), "heatmap_mha.png is a PNG");
+    if (f) fclose(f);
     slurp("build/cmp_test/compare.csv", buf, sizeof buf);
     for (i = 0; buf[i]; i++) lines += buf[i] == '\n';
     CHECK(lines == 4 && !strncmp(buf, "row,ok,error,params", 19), "compare.csv: a header and 3 rows, got %d lines", lines);
@@ -3622,7 +3792,7 @@ int main(int argc, char **argv) {
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
         {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
-        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}, {"compare-cli", test_compare_cli}};
+        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}, {"probe", test_probe}, {"png", test_png}, {"compare-cli", test_compare_cli}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
