@@ -18,6 +18,12 @@
        accuracy_latency.svg        top-1 against batch-1 latency, labelled
        curves_loss.svg, curves_top1.svg   per-epoch training loss and test top-1
 
+   --search: before that, each row's learning rate, weight decay, width,
+   heads and own option are chosen by successive halving on a validation
+   split carved from the training images (never the test set), written to
+   search.md / .json, and the chosen configurations are what the table
+   trains.
+
    --scaling: one layer of each row (heads x head-dim as flags, batch 1),
    forward and forward + backward time and arena peak against n = 64 ...
    --max-n, each the fastest of a few runs; the table gives the log-log
@@ -41,12 +47,13 @@
 typedef struct options {
     const char *task, *model, *attn, *out;
     long epochs, batch, seed, images, test_images, limit, threads, heads, head_dim, max_n, runs;
+    long candidates, search_epochs, val;
     double lr, wd;
-    int scaling, heatmaps, quiet;
+    int scaling, heatmaps, search, quiet;
 } options;
 
 typedef struct row_result {
-    char name[32], error[320], heatmap[320];
+    char name[32], error[320], heatmap[320], config[160];
     int ok;
     double params, flops, train_s, infer_b1_ms, ips_b32, top1, top5;
     size_t arena_peak;
@@ -74,6 +81,13 @@ static void usage(FILE *f) {
             "  --seed N          data order and initial weights (default 0)\n"
             "  --out DIR         where the files go (default compare-out; created)\n"
             "  --threads N       OpenMP threads (default: all)\n"
+            "  --search          first pick each row's learning rate, weight decay, width, heads and\n"
+            "                    own option (window, features, landmarks, ...) by successive halving\n"
+            "                    on a validation split of the training images (never the test set);\n"
+            "                    writes search.md/.json, then trains the chosen configurations\n"
+            "  --candidates N    configurations per row to start the search with (default 8)\n"
+            "  --search-epochs N epochs of the first round; each later round doubles them (default 1)\n"
+            "  --val N           validation images held out of the training set (default: 10%%)\n"
             "  --heatmaps        after training, heatmap_ROW.png: the attention weights of every layer\n"
             "                    (rows) and head (columns) for the first test image, beside it\n"
             "  --quiet           no progress\n"
@@ -91,6 +105,7 @@ static int parse(int argc, char **argv, options *o) {
     o->task = "shapes"; o->model = "cnn"; o->attn = "all"; o->out = "compare-out";
     o->epochs = 3; o->batch = 128; o->images = 5000; o->test_images = 1000;
     o->heads = 8; o->head_dim = 64; o->max_n = 4096; o->runs = 3;
+    o->candidates = 8; o->search_epochs = 1;
     o->lr = 3e-3; o->wd = 0.05;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -101,6 +116,7 @@ static int parse(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--scaling")) o->scaling = 1, takes = 0;
         else if (!strcmp(a, "--quiet")) o->quiet = 1, takes = 0;
         else if (!strcmp(a, "--heatmaps")) o->heatmaps = 1, takes = 0;
+        else if (!strcmp(a, "--search")) o->search = 1, takes = 0;
         else if (!v) ok = 0;
         else if (!strcmp(a, "--task")) o->task = v;
         else if (!strcmp(a, "--model")) o->model = v;
@@ -117,6 +133,9 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--head-dim")) ok = cli_parse_long(a, v, 1, 256, &o->head_dim);
         else if (!strcmp(a, "--max-n")) ok = cli_parse_long(a, v, 64, 1 << 20, &o->max_n);
         else if (!strcmp(a, "--runs")) ok = cli_parse_long(a, v, 1, 50, &o->runs);
+        else if (!strcmp(a, "--candidates")) ok = cli_parse_long(a, v, 2, 64, &o->candidates);
+        else if (!strcmp(a, "--search-epochs")) ok = cli_parse_long(a, v, 1, 50, &o->search_epochs);
+        else if (!strcmp(a, "--val")) ok = cli_parse_long(a, v, 10, 10000000, &o->val);
         else if (!strcmp(a, "--lr")) ok = cli_parse_num(a, v, 1e-7, 10.0, 0, &o->lr);
         else if (!strcmp(a, "--wd")) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->wd);
         else {
@@ -178,16 +197,16 @@ static FILE *out_file(const options *o, const char *name, char *path, size_t n) 
 
 /* --- classification -------------------------------------------------------- */
 
-/* Test top-1 and top-5 over the whole test set, batches of 256. */
-static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, const float *mean, const float *sd, float *xb,
-                    int *yb, int *idx, double *top1, double *top5) {
+/* Top-1 and top-5 over images [i0, i0 + n) of im, batches of 256. */
+static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i0, int n, const float *mean, const float *sd,
+                    float *xb, int *yb, int *idx, double *top1, double *top5) {
     int done = 0, h1 = 0, h5 = 0, i;
     ctx->grad_enabled = 0;
     ctx->training = 0;
-    while (done < im->n) {
-        int b = im->n - done < 256 ? im->n - done : 256;
+    while (done < n) {
+        int b = n - done < 256 ? n - done : 256;
         ea_tensor *x, *logits;
-        for (i = 0; i < b; i++) idx[i] = done + i;
+        for (i = 0; i < b; i++) idx[i] = i0 + done + i;
         ea_images_batch(im, idx, b, mean, sd, 0, 0, NULL, xb, yb);
         ea_ctx_reset(ctx);
         x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
@@ -200,9 +219,9 @@ static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, const flo
         done += b;
     }
     ctx->grad_enabled = 1;
-    *top1 = (double)h1 / im->n;
-    *top5 = (double)h5 / im->n;
-    return done == im->n;
+    *top1 = (double)h1 / n;
+    *top5 = (double)h5 / n;
+    return done == n;
 }
 
 /* Mean forward time at batch b over `runs` runs after 3 warm-ups, in s. */
@@ -221,6 +240,48 @@ static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, co
     }
     ctx->grad_enabled = 1;
     return (ea_time_sec() - t0) / runs;
+}
+
+/* One configuration of a row: the learning rate and weight decay, the
+   attention's width and heads (0: the host's), and the row's own option
+   (opt NULL: none). */
+typedef struct trial {
+    double lr, wd;
+    int dim, heads;
+    const char *opt;
+    size_t opt_off;
+    int opt_value;
+} trial;
+
+/* The option each row is searched over, with three values (seed 001
+   searched each mechanism's own knob beside the learning rate). */
+static const struct {
+    const char *row, *opt;
+    size_t off;
+    int v[3];
+} row_opts[] = {
+    {"local", "window", offsetof(ea_attn_opts, window), {2, 4, 8}},
+    {"localglobal", "window", offsetof(ea_attn_opts, window), {2, 4, 8}},
+    {"dilated", "window", offsetof(ea_attn_opts, window), {1, 2, 4}},
+    {"hybrid", "window", offsetof(ea_attn_opts, window), {1, 2, 4}},
+    {"strided", "stride", offsetof(ea_attn_opts, stride), {2, 4, 8}},
+    {"topk", "topk", offsetof(ea_attn_opts, topk), {4, 8, 16}},
+    {"bigbird", "block", offsetof(ea_attn_opts, block), {4, 8, 16}},
+    {"performer", "features", offsetof(ea_attn_opts, features), {32, 64, 128}},
+    {"linformer", "proj_len", offsetof(ea_attn_opts, proj_len), {4, 8, 16}},
+    {"nystrom", "landmarks", offsetof(ea_attn_opts, landmarks), {4, 8, 16}},
+    {"mla", "latent", offsetof(ea_attn_opts, latent), {8, 16, 32}},
+    {"crossmem", "slots", offsetof(ea_attn_opts, slots), {4, 8, 16}},
+    {"mamba", "state", offsetof(ea_attn_opts, state), {8, 16, 32}},
+    {"deepseek", "experts", offsetof(ea_attn_opts, experts), {2, 4, 8}},
+    {"kimi", "experts", offsetof(ea_attn_opts, experts), {2, 4, 8}},
+};
+
+static void trial_text(const trial *t, char *buf, size_t n) {
+    int k = snprintf(buf, n, "lr %g, wd %g", t->lr, t->wd);
+    if (t->dim && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ", width %d", t->dim);
+    if (t->heads && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ", heads %d", t->heads);
+    if (t->opt && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ", %s %d", t->opt, t->opt_value);
 }
 
 /* --- heatmaps -----------------------------------------------------------------
@@ -316,8 +377,12 @@ static void heatmap_row(const options *o, const ea_vit *m, const ea_images *test
     ea_ctx_free(&ctx);
 }
 
-static void train_row(const options *o, const char *name, const ea_images *train, const ea_images *test, int n_train,
-                      const float *mean, const float *sd, row_result *res, int row_i, int n_rows) {
+/* Trains row `name` configured by t on training images [0, n_train) for
+   `epochs`, evaluating after each epoch on images [e0, e0 + en) of eval;
+   with `full`, then times it and draws its heatmap. */
+static void train_row(const options *o, const char *name, const trial *t, long epochs, const ea_images *train, int n_train,
+                      const ea_images *eval, int e0, int en, int full, const float *mean, const float *sd, row_result *res,
+                      int row_i, int n_rows) {
     ea_vit_config cfg;
     ea_vit m;
     ea_ctx ctx, ectx; /* training; evaluation and timing (so the arena peak is training's) */
@@ -330,6 +395,7 @@ static void train_row(const options *o, const char *name, const ea_images *train
     float *xb = (float *)malloc((size_t)(o->batch > 256 ? o->batch : 256) * train->c * train->h * train->w * sizeof(float));
     long steps = (n_train + o->batch - 1) / o->batch, s, step = 0;
     double t0;
+    if (epochs > MAX_EPOCHS) epochs = MAX_EPOCHS;
     memset(res, 0, sizeof *res);
     snprintf(res->name, sizeof res->name, "%s", name);
     if (!order || !yb || !idx || !xb) {
@@ -338,6 +404,10 @@ static void train_row(const options *o, const char *name, const ea_images *train
         return;
     }
     ea_classifier_config_default(&cfg, host, name, train->c, train->h, train->classes);
+    if (t->dim) cfg.dim = t->dim;
+    if (t->heads) cfg.n_heads = t->heads;
+    if (cfg.n_kv_heads > cfg.n_heads) cfg.n_kv_heads = cfg.n_heads;
+    if (t->opt) memcpy((char *)&cfg.opt + t->opt_off, &t->opt_value, sizeof(int));
     if (ea_vit_init(&m, &cfg, (uint64_t)o->seed + 1, &err) != EA_OK) {
         snprintf(res->error, sizeof res->error, "%s", err.msg);
         free(order); free(yb); free(idx); free(xb);
@@ -350,21 +420,21 @@ static void train_row(const options *o, const char *name, const ea_images *train
     ea_ctx_init(&ectx, 0);
     ea_rng_seed(&ctx.rng, (uint64_t)o->seed, 77);
     ea_rng_seed(&rng, (uint64_t)o->seed, 5);
-    ea_adamw_init(&opt, (float)o->lr, (float)o->wd);
+    ea_adamw_init(&opt, (float)t->lr, (float)t->wd);
     for (i = 0; i < n_train; i++) order[i] = i;
     t0 = ea_time_sec();
-    for (ep = 0; ep < o->epochs; ep++) {
+    for (ep = 0; ep < epochs; ep++) {
         double loss_sum = 0.0, te = ea_time_sec();
         for (i = n_train - 1; i > 0; i--) { /* the same order for every row */
-            int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), t = order[i];
+            int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), tmp = order[i];
             order[i] = order[j];
-            order[j] = t;
+            order[j] = tmp;
         }
         for (s = 0; s < steps; s++, step++) {
             int b = (int)(n_train - s * o->batch < o->batch ? n_train - s * o->batch : o->batch);
             float loss;
             ea_images_batch(train, order + s * o->batch, b, mean, sd, 0, 0, NULL, xb, yb);
-            opt.lr = ea_lr_cosine(step, steps * o->epochs, steps < 10 ? 1 : steps / 2, (float)o->lr, 0.0f);
+            opt.lr = ea_lr_cosine(step, steps * epochs, steps < 10 ? 1 : steps / 2, (float)t->lr, 0.0f);
             if (ea_classifier_grad(&ctx, &m, xb, yb, b, 0, 0.1f, 0.01f, &loss, NULL) != EA_OK) {
                 snprintf(res->error, sizeof res->error, "%s", ctx.err.msg);
                 goto done;
@@ -379,13 +449,13 @@ static void train_row(const options *o, const char *name, const ea_images *train
             if (!o->quiet && CLI_ISATTY(2) && (s % 4 == 0 || s == steps - 1)) {
                 double el = ea_time_sec() - te, left = el / (s + 1) * (steps - s - 1);
                 fprintf(stderr, "\r  [%2d/%d] %-12s epoch %d/%ld  step %ld/%ld  loss %.3f  %.0f s left in the epoch   ", row_i + 1,
-                        n_rows, name, ep + 1, o->epochs, s + 1, steps, loss, left);
+                        n_rows, name, ep + 1, epochs, s + 1, steps, loss, left);
             }
         }
         res->train_s = ea_time_sec() - t0;
         res->loss[ep] = loss_sum / steps;
         res->epoch_x[ep] = ep + 1;
-        if (!evaluate(&ectx, &m, test, mean, sd, xb, yb, idx, &res->test_top1[ep], &res->top5)) {
+        if (!evaluate(&ectx, &m, eval, e0, en, mean, sd, xb, yb, idx, &res->test_top1[ep], &res->top5)) {
             snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
             goto done;
         }
@@ -393,22 +463,137 @@ static void train_row(const options *o, const char *name, const ea_images *train
         res->epochs = ep + 1;
         t0 = ea_time_sec() - res->train_s; /* evaluation is not training time */
     }
-    res->top1 = res->test_top1[o->epochs - 1];
+    res->top1 = res->test_top1[epochs - 1];
     res->top5 *= 100.0;
     res->arena_peak = ea_ctx_peak_bytes(&ctx);
-    for (i = 0; i < 32; i++) idx[i] = i % test->n;
-    ea_images_batch(test, idx, 32, mean, sd, 0, 0, NULL, xb, yb);
-    res->infer_b1_ms = forward_time(&ectx, &m, test, xb, 1, 100) * 1e3;
-    res->ips_b32 = 32.0 / forward_time(&ectx, &m, test, xb, 32, 10);
+    res->ok = 1;
+    if (!full) goto done;
+    for (i = 0; i < 32; i++) idx[i] = e0 + i % en;
+    ea_images_batch(eval, idx, 32, mean, sd, 0, 0, NULL, xb, yb);
+    res->infer_b1_ms = forward_time(&ectx, &m, eval, xb, 1, 100) * 1e3;
+    res->ips_b32 = 32.0 / forward_time(&ectx, &m, eval, xb, 32, 10);
     res->ok = res->infer_b1_ms > 0.0;
     if (!res->ok) snprintf(res->error, sizeof res->error, "timing: %s", ectx.err.msg);
-    if (res->ok && o->heatmaps) heatmap_row(o, &m, test, mean, sd, res);
+    if (res->ok && o->heatmaps) heatmap_row(o, &m, eval, mean, sd, res);
 done:
     if (!o->quiet && CLI_ISATTY(2)) fprintf(stderr, "\r%100s\r", "");
     ea_ctx_free(&ctx);
     ea_ctx_free(&ectx);
     ea_vit_free(&m);
     free(order); free(yb); free(idx); free(xb);
+}
+
+/* --- successive halving (seed 001's search) ----------------------------------
+   A row's candidates: its defaults, then draws from a grid (learning rate
+   a third of, equal to or 3x --lr; weight decay 0.01, 0.05 or 0.1; the
+   host's width or half of it; 2 or 4 heads; the row's own option at three
+   values).  Round r trains every candidate still in from the start for
+   search_epochs·2^r epochs on the training images outside the validation
+   split and keeps the better half by validation top-1 (a candidate that
+   fails to build or diverges scores -1), until one is left. */
+typedef struct search_result {
+    trial best;
+    double val_top1, seconds;
+    long epochs_trained;
+    int tried;
+} search_result;
+
+static void search_row(const options *o, const char *name, int row_i, int n_rows, const ea_images *train, int n_fit,
+                       int n_val, const float *mean, const float *sd, search_result *sr) {
+#define MAXC 64 /* --candidates' limit */
+    static trial cand[MAXC];
+    static row_result res;
+    double score[MAXC], t0 = ea_time_sec();
+    int alive[MAXC] = {0}, na = (int)(o->candidates < MAXC ? o->candidates : MAXC), c, k, round, r_opt = -1, base_dim, host;
+#undef MAXC
+    ea_vit_config def;
+    ea_rng rng;
+    host = !strcmp(o->model, "vit") ? EA_HOST_VIT : !strcmp(o->model, "mlp") ? EA_HOST_MLP : EA_HOST_CNN;
+    ea_classifier_config_default(&def, host, name, train->c, train->h, train->classes);
+    base_dim = def.dim;
+    for (k = 0; k < (int)(sizeof row_opts / sizeof row_opts[0]); k++)
+        if (!strcmp(row_opts[k].row, name)) r_opt = k;
+    ea_rng_seed(&rng, (uint64_t)o->seed, 1000 + (uint64_t)row_i);
+    for (c = 0; c < na; c++) {
+        trial *t = &cand[c];
+        memset(t, 0, sizeof *t);
+        t->lr = o->lr;
+        t->wd = o->wd;
+        if (c > 0) { /* candidate 0 keeps every default */
+            static const double wds[3] = {0.01, 0.05, 0.1}, lr_mult[3] = {1.0 / 3.0, 1.0, 3.0};
+            t->lr = o->lr * lr_mult[ea_rng_below(&rng, 3)];
+            t->wd = wds[ea_rng_below(&rng, 3)];
+            t->dim = ea_rng_below(&rng, 2) ? base_dim / 2 : 0;
+            t->heads = ea_rng_below(&rng, 2) ? 2 : 0;
+            if (r_opt >= 0) {
+                t->opt = row_opts[r_opt].opt;
+                t->opt_off = row_opts[r_opt].off;
+                t->opt_value = row_opts[r_opt].v[ea_rng_below(&rng, 3)];
+            }
+        }
+        alive[c] = c;
+        score[c] = -1.0;
+    }
+    sr->tried = na;
+    sr->epochs_trained = 0;
+    for (round = 0; na > 1; round++) {
+        long ep = o->search_epochs << round;
+        for (k = 0; k < na; k++) {
+            c = alive[k];
+            train_row(o, name, &cand[c], ep, train, n_fit, train, n_fit, n_val, 0, mean, sd, &res, row_i, n_rows);
+            score[c] = res.ok && !res.error[0] ? res.top1 : -1.0;
+            sr->epochs_trained += ep;
+        }
+        for (k = 1; k < na; k++) { /* best first (insertion sort; ties keep the earlier candidate) */
+            int x = alive[k], j = k;
+            while (j > 0 && score[alive[j - 1]] < score[x]) {
+                alive[j] = alive[j - 1];
+                j--;
+            }
+            alive[j] = x;
+        }
+        if (!o->quiet) {
+            char txt[160];
+            trial_text(&cand[alive[0]], txt, sizeof txt);
+            fprintf(stderr, "  [%2d/%d] %-12s search round %d: %d candidates x %ld epochs, best val top-1 %.2f%% (%s)\n", row_i + 1,
+                    n_rows, name, round + 1, na, ep, score[alive[0]], txt);
+        }
+        na = (na + 1) / 2;
+    }
+    sr->best = cand[alive[0]];
+    sr->val_top1 = score[alive[0]];
+    sr->seconds = ea_time_sec() - t0;
+}
+
+static void write_search(const options *o, char rows[][32], const search_result *sr, int n, int n_val) {
+    char path[1024], txt[160];
+    FILE *md = out_file(o, "search.md", path, sizeof path), *js;
+    int i;
+    if (md) {
+        fprintf(md, "# Successive halving: the configuration chosen for each row\n\n%s host, %s, %ld candidates a row, "
+                    "first round %ld epoch(s), doubling; validation: the last %d training images.\n\n"
+                    "| row | chosen | validation top-1 %% | candidates | epochs trained | seconds |\n|---|---|---|---|---|---|\n",
+                o->model, o->task, o->candidates, o->search_epochs, n_val);
+        for (i = 0; i < n; i++) {
+            trial_text(&sr[i].best, txt, sizeof txt);
+            fprintf(md, "| %s | %s | %.2f | %d | %ld | %.0f |\n", rows[i], txt, sr[i].val_top1, sr[i].tried, sr[i].epochs_trained,
+                    sr[i].seconds);
+        }
+        fclose(md);
+    }
+    js = out_file(o, "search.json", path, sizeof path);
+    if (js) {
+        fprintf(js, "{\"model\":\"%s\",\"task\":\"%s\",\"validation_images\":%d,\"rows\":[\n", o->model, o->task, n_val);
+        for (i = 0; i < n; i++) {
+            const trial *t = &sr[i].best;
+            fprintf(js, "  {\"row\":\"%s\",\"lr\":%g,\"wd\":%g,\"width\":%d,\"heads\":%d,\"option\":\"%s\",\"option_value\":%d,"
+                        "\"val_top1\":%.3f,\"candidates\":%d,\"epochs_trained\":%ld,\"seconds\":%.1f}%s\n",
+                    rows[i], t->lr, t->wd, t->dim, t->heads, t->opt ? t->opt : "", t->opt ? t->opt_value : 0, sr[i].val_top1,
+                    sr[i].tried, sr[i].epochs_trained, sr[i].seconds, i + 1 < n ? "," : "");
+        }
+        fprintf(js, "]}\n");
+        fclose(js);
+    }
 }
 
 static const row_result *find_row(const row_result *r, int n, const char *name) {
@@ -428,8 +613,9 @@ static void write_classification(const options *o, const row_result *r, int n, c
                     "Δ: change in test top-1 (points) against the `none` control and against `mha`.\n\n",
                 o->model, data_desc, o->epochs, o->batch, o->lr, o->wd, o->seed, EA_ISA, ea_num_threads(),
                 ea_num_threads() == 1 ? "" : "s");
-        fprintf(md, "| row | params | MFLOP/image | train arena MiB | train s | batch 1 ms | batch 32 images/s | top-1 %% | top-5 %% | Δ none | Δ mha |\n"
-                    "|---|---|---|---|---|---|---|---|---|---|---|\n");
+        fprintf(md, "| row | params | MFLOP/image | train arena MiB | train s | batch 1 ms | batch 32 images/s | top-1 %% | top-5 %% | Δ none | Δ mha |%s\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|%s\n", o->search ? " configuration (search.md) |" : "",
+                o->search ? "---|" : "");
         for (i = 0; i < n; i++) {
             if (!r[i].ok) {
                 fprintf(md, "| %s | failed: %s |||||||||| \n", r[i].name, r[i].error);
@@ -440,7 +626,9 @@ static void write_classification(const options *o, const row_result *r, int n, c
             if (none) fprintf(md, "%+.2f", r[i].top1 - none->top1);
             fprintf(md, " | ");
             if (mha) fprintf(md, "%+.2f", r[i].top1 - mha->top1);
-            fprintf(md, " |\n");
+            fprintf(md, " |");
+            if (o->search) fprintf(md, " %s |", r[i].config);
+            fprintf(md, "\n");
         }
         if (o->heatmaps) {
             fprintf(md, "\n## Attention weights\n\nThe first test image, then one map per layer (rows) and head (columns): "
@@ -545,6 +733,7 @@ static void write_classification(const options *o, const row_result *r, int n, c
 
 static int classification(const options *o) {
     static row_result res[MAX_ROWS];
+    static trial chosen[MAX_ROWS];
     char rows[MAX_ROWS][32], desc[160];
     ea_images train, test;
     ea_error err;
@@ -575,13 +764,30 @@ static int classification(const options *o) {
         return 2;
     }
     n_train = o->limit && o->limit < train.n ? (int)o->limit : train.n;
+    for (i = 0; i < n_rows; i++) { /* without --search: every row at --lr, --wd and its defaults */
+        memset(&chosen[i], 0, sizeof chosen[i]);
+        chosen[i].lr = o->lr;
+        chosen[i].wd = o->wd;
+    }
     ea_images_stats(&train, mean, sd);
     snprintf(desc, sizeof desc, "%s (%d training, %d test images of %dx%dx%d)", o->task, n_train, test.n, train.c, train.h, train.w);
     if (!o->quiet)
         fprintf(stderr, "compare: %d rows in the %s host on %s, %ld epochs each, %d thread%s\n", n_rows, o->model, desc,
                 o->epochs, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    if (o->search) {
+        static search_result sr[MAX_ROWS];
+        int n_val = o->val ? (int)o->val : n_train / 10;
+        if (n_val >= n_train - o->batch) {
+            fprintf(stderr, "compare: --val %d leaves too few of the %d training images to train on\n", n_val, n_train);
+            return 2;
+        }
+        for (i = 0; i < n_rows; i++) search_row(o, rows[i], i, n_rows, &train, n_train - n_val, n_val, mean, sd, &sr[i]);
+        write_search(o, rows, sr, n_rows, n_val);
+        for (i = 0; i < n_rows; i++) chosen[i] = sr[i].best;
+    }
     for (i = 0; i < n_rows; i++) {
-        train_row(o, rows[i], &train, &test, n_train, mean, sd, &res[i], i, n_rows);
+        train_row(o, rows[i], &chosen[i], o->epochs, &train, n_train, &test, 0, test.n, 1, mean, sd, &res[i], i, n_rows);
+        if (o->search) trial_text(&chosen[i], res[i].config, sizeof res[i].config);
         res[i].ok = res[i].ok && !res[i].error[0];
         if (!o->quiet) {
             if (res[i].ok)

@@ -3754,6 +3754,16 @@ static void test_compare_cli(void) {
     CHECK(run("build/compare --task shapes --model mlp --attn none,mha,linear --epochs 2 --images 300 --test-images 100 "
               "--batch 50 --threads 1 --quiet --heatmaps --out build/cmp_test > build/cmp_test.log 2>&1") == 0,
           "compare on shapes (see build/cmp_test.log)");
+    CHECK(run("build/compare --task shapes --model mlp --attn mha,local --epochs 1 --images 300 --test-images 100 --batch 50 "
+              "--search --candidates 3 --threads 1 --quiet --out build/cmp_search > build/cmp_search.log 2>&1") == 0,
+          "compare --search (see build/cmp_search.log)");
+    slurp("build/cmp_search/search.md", buf, sizeof buf);
+    CHECK(strstr(buf, "| mha | lr ") && strstr(buf, "| local | lr ") && strstr(buf, "| 3 | 7 |"),
+          "search.md: a chosen configuration per row, 3 candidates, 3 x 1 + 2 x 2 epochs trained");
+    slurp("build/cmp_search/compare.md", buf, sizeof buf);
+    CHECK(strstr(buf, "configuration (search.md)") != NULL, "compare.md names each row's chosen configuration");
+    CHECK(run("build/compare --task shapes --images 300 --val 290 --search --quiet --out build/cmp_search > /dev/null 2>&1") == 512,
+          "a validation split that leaves nothing to train on exits 2");
     CHECK(run("build/compare --scaling --attn mha,linear --max-n 128 --heads 2 --head-dim 16 --runs 1 --threads 1 --quiet "
               "--out build/cmp_test > build/cmp_scaling.log 2>&1") == 0,
           "compare --scaling (see build/cmp_scaling.log)");
