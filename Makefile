@@ -191,7 +191,7 @@ fuzz: $(addprefix $(BUILD)/fuzz_,$(FUZZERS))
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=15
 
-$(BUILD)/bench: bench/bench.c effattn.h | $(BUILD)
+$(BUILD)/bench: bench/bench.c examples/cli.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
 # Speed is measured here, never in tests: kernel and model tables, then

@@ -26,6 +26,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
+#include "../examples/cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,21 +298,6 @@ static void bench_attn(double peak, int max_n) {
    high-water mark, and for
    each row time(max n)/time(max n / 4) and its speed-up over exact (mha,
    flash-tiled) at the largest n. */
-static void set_long_opts(const char *name, ea_attn_opts *o, int n) {
-    memset(o, 0, sizeof *o);
-    if (!strcmp(name, "local")) o->window = 64;
-    if (!strcmp(name, "dilated")) { o->window = 32; o->dilation = 2; }
-    if (!strcmp(name, "hybrid")) { o->window = 32; o->dilation = 2; }
-    if (!strcmp(name, "strided")) o->stride = 16;
-    if (!strcmp(name, "topk")) o->topk = 64;
-    if (!strcmp(name, "bigbird")) { o->block = 64; o->global = 1; o->random = 1; }
-    if (!strcmp(name, "localglobal")) { o->window = 64; o->global = 16; }
-    if (!strcmp(name, "performer")) o->features = 256;
-    if (!strcmp(name, "linformer")) { o->proj_len = 256; o->max_len = n; }
-    if (!strcmp(name, "nystrom")) o->landmarks = 64;
-    if (!strcmp(name, "flex")) o->flex = 1; /* ALiBi: a score_mod on every pair */
-}
-
 static void bench_variants(int max_n, const char *only) {
     int v, n, nn = 0, ns[16];
     double times[32][16];
@@ -341,7 +327,7 @@ static void bench_variants(int max_n, const char *only) {
             memset(&cfg, 0, sizeof cfg);
             memset(&ps, 0, sizeof ps);
             cfg.dim = 512; cfg.n_heads = 8;
-            set_long_opts(name, &cfg.opt, ns[n]);
+            cli_long_sequence_opts(name, &cfg.opt, ns[n]);
             times[nv][n] = -1.0;
             if (ea_attn_build(&a, name, &cfg, &ps, "a", &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK) {
                 fprintf(stderr, "bench: %s: %s\n", name, err.msg);

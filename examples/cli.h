@@ -148,4 +148,22 @@ CLI_FN ea_status cli_load_weights(ea_vit *m, const char *path, ea_error *err) {
     return ea_params_load(&m->params, path, err);
 }
 
+/* Options that suit long sequences, for timing one layer at n tokens (the
+   rows' defaults are for the small models' 16 to 64 tokens): used by
+   bench --rows and compare --scaling.  flex gets ALiBi, a score_mod on
+   every pair. */
+CLI_FN void cli_long_sequence_opts(const char *name, ea_attn_opts *o, int n) {
+    memset(o, 0, sizeof *o);
+    if (!strcmp(name, "local")) o->window = 64;
+    if (!strcmp(name, "dilated") || !strcmp(name, "hybrid")) { o->window = 32; o->dilation = 2; }
+    if (!strcmp(name, "strided")) o->stride = 16;
+    if (!strcmp(name, "topk")) o->topk = 64;
+    if (!strcmp(name, "bigbird")) { o->block = 64; o->global = 1; o->random = 1; }
+    if (!strcmp(name, "localglobal")) { o->window = 64; o->global = 16; }
+    if (!strcmp(name, "performer")) o->features = 256;
+    if (!strcmp(name, "linformer")) { o->proj_len = 256; o->max_len = n; }
+    if (!strcmp(name, "nystrom")) o->landmarks = 64;
+    if (!strcmp(name, "flex")) o->flex = 1;
+}
+
 #endif /* EFFATTN_CLI_H */

@@ -808,21 +808,6 @@ static int classification(const options *o) {
 
 /* --- scaling ---------------------------------------------------------------- */
 
-/* Options that suit long sequences (the rows' defaults are for the small
-   models' 16 to 64 tokens), as bench --rows sets them. */
-static void long_opts(const char *name, ea_attn_opts *o, int n) {
-    memset(o, 0, sizeof *o);
-    if (!strcmp(name, "local")) o->window = 64;
-    if (!strcmp(name, "dilated") || !strcmp(name, "hybrid")) { o->window = 32; o->dilation = 2; }
-    if (!strcmp(name, "strided")) o->stride = 16;
-    if (!strcmp(name, "topk")) o->topk = 64;
-    if (!strcmp(name, "bigbird")) { o->block = 64; o->global = 1; o->random = 1; }
-    if (!strcmp(name, "localglobal")) { o->window = 64; o->global = 16; }
-    if (!strcmp(name, "performer")) o->features = 256;
-    if (!strcmp(name, "linformer")) { o->proj_len = 256; o->max_len = n; }
-    if (!strcmp(name, "nystrom")) o->landmarks = 64;
-}
-
 /* Fastest forward and forward + backward of one layer at length n, and the
    arena's peak; 0 on success, else the error in err. */
 static int time_layer(const options *o, const char *name, int n, double *tf, double *tb, double *mib, char *err, size_t errn) {
@@ -837,7 +822,7 @@ static int time_layer(const options *o, const char *name, int n, double *tf, dou
     cfg.dim = dim;
     cfg.n_heads = (int)o->heads;
     cfg.n_kv_heads = o->heads >= 2 ? (int)o->heads / 2 : 1; /* gqa: two query heads a K/V head */
-    long_opts(name, &cfg.opt, n);
+    cli_long_sequence_opts(name, &cfg.opt, n);
     if (ea_attn_build(&a, name, &cfg, &ps, "a", &e) != EA_OK || ea_params_alloc(&ps, &e) != EA_OK) {
         snprintf(err, errn, "%s", e.msg);
         ea_params_free(&ps);
