@@ -200,42 +200,6 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
     return 0;
 }
 
-typedef struct eval_result {
-    double top1, top5, loss;
-} eval_result;
-
-/* Top-1 / top-5 accuracy and mean cross-entropy over images [i0, i1) of im. */
-static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i0, int i1, const float *mean, const float *sd,
-                    float *xb, int *yb, int *idx, int bmax, eval_result *r) {
-    int done = 0, n = i1 - i0, h1 = 0, h5 = 0, i;
-    double loss = 0.0;
-    ctx->grad_enabled = 0;
-    ctx->training = 0;
-    while (done < n) {
-        int b = n - done < bmax ? n - done : bmax;
-        ea_tensor *x, *logits, *l;
-        for (i = 0; i < b; i++) idx[i] = i0 + done + i;
-        ea_images_batch(im, idx, b, mean, sd, 0, 0, NULL, xb, yb);
-        ea_ctx_reset(ctx);
-        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
-        if (!x) break;
-        memcpy(x->data, xb, x->size * sizeof(float));
-        logits = ea_vit_forward(ctx, m, x);
-        l = ea_cross_entropy(ctx, logits, yb);
-        if (!l) break;
-        h1 += ea_topk_hits(logits->data, yb, b, im->classes, 1);
-        h5 += ea_topk_hits(logits->data, yb, b, im->classes, 5);
-        loss += (double)l->data[0] * b;
-        done += b;
-    }
-    ctx->grad_enabled = 1;
-    if (done < n) return 0;
-    r->top1 = n ? (double)h1 / n : 0.0;
-    r->top5 = n ? (double)h5 / n : 0.0;
-    r->loss = n ? loss / n : 0.0;
-    return 1;
-}
-
 /* What a resumed run must share with the run that saved it. */
 #define N_ARGS 12
 static void run_args(const options *o, const ea_images *train, uint64_t a[N_ARGS]) {
@@ -274,7 +238,7 @@ int main(int argc, char **argv) {
     int *order = NULL, *idx = NULL, *yb = NULL;
     float *xb = NULL, mean[4], sd[4];
     double t_train0, train_seconds = 0.0, infer_ms = 0.0, ips32 = 0.0, last_loss = 0.0;
-    eval_result val = {0, 0, 0}, res = {0, 0, 0};
+    cli_eval_result val = {0, 0, 0}, res = {0, 0, 0};
     size_t nparams = 0;
     uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[4] = {0, 0, 0, 0};
     ea_blob extra[4];
@@ -430,7 +394,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         train_seconds = ea_time_sec() - t_train0;
-        if (!evaluate(&ctx, &model, n_val ? &train : &test, n_val ? n_train : 0, n_val ? n_train + n_val : test.n, mean, sd,
+        if (!cli_evaluate(&ctx, &model, n_val ? &train : &test, n_val ? n_train : 0, n_val ? n_train + n_val : test.n, mean, sd,
                       xb, yb, idx, bmax, &val)) {
             fprintf(stderr, "\nclassify: evaluation failed: %s\n", ctx.err.msg);
             return 1;
@@ -455,7 +419,7 @@ int main(int argc, char **argv) {
                     epoch + 1, o.epochs, epoch_loss / steps_per_epoch, 100.0 * hits / n_train, n_val ? "val" : "test",
                     100.0 * val.top1, 100.0 * val.top5, train_seconds);
     }
-    if (!evaluate(&ctx, &model, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
+    if (!cli_evaluate(&ctx, &model, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
         fprintf(stderr, "classify: evaluation failed: %s\n", ctx.err.msg);
         return 1;
     }

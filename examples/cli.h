@@ -166,4 +166,42 @@ CLI_FN void cli_long_sequence_opts(const char *name, ea_attn_opts *o, int n) {
     if (!strcmp(name, "flex")) o->flex = 1;
 }
 
+typedef struct cli_eval_result {
+    double top1, top5, loss;
+} cli_eval_result;
+
+/* A classifier's top-1 / top-5 accuracy and mean cross-entropy over images
+   [i0, i1) of im, in batches of bmax (xb, yb and idx hold a batch); 0 when
+   a forward failed (ctx->err says why).  Used by classify and compare. */
+CLI_FN int cli_evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i0, int i1, const float *mean, const float *sd,
+                    float *xb, int *yb, int *idx, int bmax, cli_eval_result *r) {
+    int done = 0, n = i1 - i0, h1 = 0, h5 = 0, i;
+    double loss = 0.0;
+    ctx->grad_enabled = 0;
+    ctx->training = 0;
+    while (done < n) {
+        int b = n - done < bmax ? n - done : bmax;
+        ea_tensor *x, *logits, *l;
+        for (i = 0; i < b; i++) idx[i] = i0 + done + i;
+        ea_images_batch(im, idx, b, mean, sd, 0, 0, NULL, xb, yb);
+        ea_ctx_reset(ctx);
+        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
+        if (!x) break;
+        memcpy(x->data, xb, x->size * sizeof(float));
+        logits = ea_vit_forward(ctx, m, x);
+        l = ea_cross_entropy(ctx, logits, yb);
+        if (!l) break;
+        h1 += ea_topk_hits(logits->data, yb, b, im->classes, 1);
+        h5 += ea_topk_hits(logits->data, yb, b, im->classes, im->classes < 5 ? im->classes : 5);
+        loss += (double)l->data[0] * b;
+        done += b;
+    }
+    ctx->grad_enabled = 1;
+    if (done < n) return 0;
+    r->top1 = n ? (double)h1 / n : 0.0;
+    r->top5 = n ? (double)h5 / n : 0.0;
+    r->loss = n ? loss / n : 0.0;
+    return 1;
+}
+
 #endif /* EFFATTN_CLI_H */

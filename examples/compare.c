@@ -197,33 +197,6 @@ static FILE *out_file(const options *o, const char *name, char *path, size_t n) 
 
 /* --- classification -------------------------------------------------------- */
 
-/* Top-1 and top-5 over images [i0, i0 + n) of im, batches of 256. */
-static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i0, int n, const float *mean, const float *sd,
-                    float *xb, int *yb, int *idx, double *top1, double *top5) {
-    int done = 0, h1 = 0, h5 = 0, i;
-    ctx->grad_enabled = 0;
-    ctx->training = 0;
-    while (done < n) {
-        int b = n - done < 256 ? n - done : 256;
-        ea_tensor *x, *logits;
-        for (i = 0; i < b; i++) idx[i] = i0 + done + i;
-        ea_images_batch(im, idx, b, mean, sd, 0, 0, NULL, xb, yb);
-        ea_ctx_reset(ctx);
-        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
-        if (!x) break;
-        memcpy(x->data, xb, x->size * sizeof(float));
-        logits = ea_vit_forward(ctx, m, x);
-        if (!logits) break;
-        h1 += ea_topk_hits(logits->data, yb, b, im->classes, 1);
-        h5 += ea_topk_hits(logits->data, yb, b, im->classes, im->classes < 5 ? im->classes : 5);
-        done += b;
-    }
-    ctx->grad_enabled = 1;
-    *top1 = (double)h1 / n;
-    *top5 = (double)h5 / n;
-    return done == n;
-}
-
 /* Mean forward time at batch b over `runs` runs after 3 warm-ups, in s. */
 static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, const float *xb, int b, int runs) {
     int r;
@@ -425,6 +398,7 @@ static void train_row(const options *o, const char *name, const trial *t, long e
     t0 = ea_time_sec();
     for (ep = 0; ep < epochs; ep++) {
         double loss_sum = 0.0, te = ea_time_sec();
+        cli_eval_result ev;
         for (i = n_train - 1; i > 0; i--) { /* the same order for every row */
             int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), tmp = order[i];
             order[i] = order[j];
@@ -455,10 +429,12 @@ static void train_row(const options *o, const char *name, const trial *t, long e
         res->train_s = ea_time_sec() - t0;
         res->loss[ep] = loss_sum / steps;
         res->epoch_x[ep] = ep + 1;
-        if (!evaluate(&ectx, &m, eval, e0, en, mean, sd, xb, yb, idx, &res->test_top1[ep], &res->top5)) {
+        if (!cli_evaluate(&ectx, &m, eval, e0, e0 + en, mean, sd, xb, yb, idx, 256, &ev)) {
             snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
             goto done;
         }
+        res->test_top1[ep] = ev.top1;
+        res->top5 = ev.top5;
         res->test_top1[ep] *= 100.0;
         res->epochs = ep + 1;
         t0 = ea_time_sec() - res->train_s; /* evaluation is not training time */
