@@ -78,7 +78,8 @@
        transformer block, ViT (the tracker, seed 002's classifier), seed
        001's MLP and CNN classifier hosts
    10. TRAINING: AdamW, learning-rate schedule, gradient clipping,
-       gradients in cache-sized chunks, weight import/export
+       gradients in cache-sized chunks, data-parallel training (a
+       caller-supplied all-reduce), weight import/export
        (safetensors), checkpoints
    11. DATA: moving-object video generator, recorded videos, gzip
        (inflate), DEFLATE and PNG out, IDX and CIFAR-10 loaders,
@@ -774,6 +775,42 @@ EA_API ea_status ea_classifier_grad(ea_ctx *ctx, const ea_vit *m, const float *x
                                     int chunk, float smoothing, float aux_weight, float *loss, int *hits);
 /* The chunk ea_classifier_grad uses for `want` (0: the default). */
 EA_API int ea_classifier_chunk(const ea_vit *m, int B, int want);
+
+/* ---- data-parallel training ----------------------------------------------
+   Several processes (ranks) train one model: each holds the same weights and
+   optimizer state, takes its own slice of every global batch, builds the
+   gradient of its slice's mean loss, and then all of them combine their
+   gradients into the global batch's before the (identical) AdamW step.  The
+   header knows no MPI or NCCL: the caller supplies the sum across ranks as a
+   function (examples/dist.h has one for MPI).  The contract of `allreduce`:
+   called by every rank with the same n, in the same order, it replaces buf
+   by the element-wise sum over ranks, bit-identical on every rank (sum in a
+   fixed rank order, not in arrival order, or training drifts apart), and
+   returns EA_OK or a status with err filled.  size 1 needs no function. */
+typedef ea_status (*ea_allreduce_fn)(void *user, float *buf, size_t n, ea_error *err);
+typedef struct ea_dist {
+    int rank, size;             /* this process, and how many there are */
+    ea_allreduce_fn allreduce;  /* the sum over ranks (NULL when size is 1) */
+    void *user;                 /* passed to allreduce */
+} ea_dist;
+/* One process: rank 0 of 1. */
+EA_API void ea_dist_single(ea_dist *d);
+/* The slice [*lo, *hi) of a global batch of n samples that `rank` of
+   `size` takes: contiguous, in rank order, sizes differing by at most one,
+   together covering 0..n-1 exactly once (a rank may get none when n < size). */
+EA_API void ea_shard(int n, int rank, int size, int *lo, int *hi);
+/* After each rank's backward: weight its gradient (that of the mean loss
+   over its local_n samples) by local_n / global_n, then call d->allreduce
+   once on the whole flat gradient buffer ps->grad (ps->n floats, parameters
+   in registration order, buffers' slots zero), so every rank holds the
+   gradient of the global batch's mean loss.  A rank with local_n = 0 must
+   still call it (with zeroed gradients).  One rank: nothing changes. */
+EA_API ea_status ea_dist_grads(const ea_dist *d, ea_params *ps, int local_n, int global_n, ea_error *err);
+/* Average the buffers (batch norm's running statistics) over the ranks, so
+   every rank evaluates and saves the same model; the forward normalises
+   over each rank's slice (no synchronised batch norm).  tmp holds ps->n
+   floats. */
+EA_API ea_status ea_dist_buffers(const ea_dist *d, ea_params *ps, float *tmp, ea_error *err);
 
 /* ---- weights in and out: safetensors ------------------------------------
    The format PyTorch users share weights in: an 8-byte little-endian header
@@ -7276,6 +7313,71 @@ EA_API ea_status ea_classifier_grad(ea_ctx *ctx, const ea_vit *m, const float *x
     }
     if (loss) *loss = (float)total;
     if (hits) *hits = h;
+    return EA_OK;
+}
+
+/* --- data-parallel training ------------------------------------------------
+   Why weights local_n / global_n and a sum, not a mean of the ranks'
+   gradients: the last batch of an epoch may not split evenly, and the
+   global batch's mean loss is Σ_r (n_r / N) · (mean loss of rank r's slice)
+   whatever the split.  With one rank the weight is 1 and the buffer is
+   untouched, so a single process gives the same bits as before. */
+EA_API void ea_dist_single(ea_dist *d) {
+    d->rank = 0;
+    d->size = 1;
+    d->allreduce = NULL;
+    d->user = NULL;
+}
+
+EA_API void ea_shard(int n, int rank, int size, int *lo, int *hi) {
+    if (n < 0 || size < 1 || rank < 0 || rank >= size) {
+        *lo = *hi = 0;
+        return;
+    }
+    *lo = (int)((int64_t)n * rank / size);
+    *hi = (int)((int64_t)n * (rank + 1) / size);
+}
+
+static ea_status ea__dist_check(const ea_dist *d, const ea_params *ps, const char *what, ea_error *err) {
+    if (!d || !ps || !ps->grad)
+        return ea_error_set(err, EA_ERR_ARG, "%s: need a distribution and allocated parameters", what);
+    if (d->size < 1 || d->rank < 0 || d->rank >= d->size)
+        return ea_error_set(err, EA_ERR_ARG, "%s: rank %d of %d processes; expected 0 <= rank < size", what, d->rank, d->size);
+    if (d->size > 1 && !d->allreduce)
+        return ea_error_set(err, EA_ERR_ARG, "%s: %d processes but no allreduce function", what, d->size);
+    return EA_OK;
+}
+
+EA_API ea_status ea_dist_grads(const ea_dist *d, ea_params *ps, int local_n, int global_n, ea_error *err) {
+    size_t i;
+    float w;
+    ea_status st = ea__dist_check(d, ps, "dist_grads", err);
+    if (st != EA_OK) return st;
+    if (global_n < 1 || local_n < 0 || local_n > global_n)
+        return ea_error_set(err, EA_ERR_ARG, "dist_grads: %d local samples of a global batch of %d; expected "
+                            "0 <= local <= global and global >= 1", local_n, global_n);
+    if (d->size == 1) return local_n == global_n ? EA_OK : ea_error_set(err, EA_ERR_ARG,
+        "dist_grads: one process holds %d of a global batch of %d samples; expected all", local_n, global_n);
+    w = (float)local_n / (float)global_n;
+    for (i = 0; i < ps->n; i++) ps->grad[i] *= w;
+    return d->allreduce(d->user, ps->grad, ps->n, err);
+}
+
+EA_API ea_status ea_dist_buffers(const ea_dist *d, ea_params *ps, float *tmp, ea_error *err) {
+    int t;
+    ea_status st = ea__dist_check(d, ps, "dist_buffers", err);
+    if (st != EA_OK || d->size == 1) return st;
+    if (!tmp) return ea_error_set(err, EA_ERR_ARG, "dist_buffers: need a scratch buffer of %zu floats", ps->n);
+    /* the buffers' values in their slots of a zeroed flat copy, summed, divided */
+    memset(tmp, 0, ps->n * sizeof(float));
+    for (t = 0; t < ps->count; t++)
+        if (ps->info[t].buffer) memcpy(tmp + ps->info[t].offset, ps->tensors[t]->data, ps->tensors[t]->size * sizeof(float));
+    if ((st = d->allreduce(d->user, tmp, ps->n, err)) != EA_OK) return st;
+    for (t = 0; t < ps->count; t++)
+        if (ps->info[t].buffer) {
+            size_t j;
+            for (j = 0; j < ps->tensors[t]->size; j++) ps->tensors[t]->data[j] = tmp[ps->info[t].offset + j] / (float)d->size;
+        }
     return EA_OK;
 }
 

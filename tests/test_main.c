@@ -3793,6 +3793,150 @@ static void test_compare_cli(void) {
     }
 }
 
+/* Data-parallel training (ea_dist): two ranks emulated in one process.
+   Rank 1 runs first and its hook stashes its weighted gradient; rank 0's
+   hook then adds the stash in rank order, as examples/dist.h's MPI sum does.
+   Rank 0 must end with the one-process gradient of the whole batch. */
+typedef struct dist_fake {
+    float *stash;     /* rank 1's contribution */
+    const float *buf; /* what the hook was called with */
+    size_t n;
+    int calls, fail;
+} dist_fake;
+
+static ea_status dist_fake_stash(void *user, float *buf, size_t n, ea_error *err) {
+    dist_fake *f = (dist_fake *)user;
+    (void)err;
+    memcpy(f->stash, buf, n * sizeof(float));
+    return EA_OK;
+}
+
+static ea_status dist_fake_add(void *user, float *buf, size_t n, ea_error *err) {
+    dist_fake *f = (dist_fake *)user;
+    size_t i;
+    f->buf = buf;
+    f->n = n;
+    f->calls++;
+    if (f->fail) return ea_error_set(err, EA_ERR_IO, "fake all-reduce failed");
+    for (i = 0; i < n; i++) buf[i] = buf[i] + f->stash[i];
+    return EA_OK;
+}
+
+static void test_dist(void) {
+    ea_images tr;
+    ea_error err;
+    ea_ctx ctx;
+    ea_vit_config c;
+    ea_vit m;
+    ea_dist d;
+    dist_fake f;
+    float mean[3], sd[3], *xb = (float *)malloc(11 * 3072 * sizeof(float)), *g1, l;
+    int yb[11], idx[11], i, n, size, r, bad = 0, lo, hi;
+    size_t j;
+    double worst = 0.0, scale = 0.0;
+    g_group = "dist";
+    /* shards: contiguous, in rank order, sizes within one, every sample once */
+    for (n = 0; n <= 40; n++)
+        for (size = 1; size <= 9; size++) {
+            int next = 0, mn = n, mx = 0;
+            for (r = 0; r < size; r++) {
+                ea_shard(n, r, size, &lo, &hi);
+                bad += lo != next || hi < lo;
+                next = hi;
+                mn = hi - lo < mn ? hi - lo : mn;
+                mx = hi - lo > mx ? hi - lo : mx;
+            }
+            bad += next != n || mx - mn > 1;
+        }
+    CHECK(bad == 0, "ea_shard: %d shard sets do not cover 0..n-1 once, in order, evenly", bad);
+    ea_shard(10, 3, 3, &lo, &hi);
+    CHECK(lo == 0 && hi == 0, "a rank outside 0..size-1 gets no samples");
+
+    CHECK(ea_images_shapes(&tr, 11, 5, &err) == EA_OK, "%s", err.msg);
+    ea_images_stats(&tr, mean, sd);
+    for (i = 0; i < 11; i++) idx[i] = i;
+    ea_images_batch(&tr, idx, 11, mean, sd, 0, 0, NULL, xb, yb);
+    ea_ctx_init(&ctx, 0);
+    ea_classifier_config_default(&c, EA_HOST_VIT, "mha", 3, 32, 10);
+    CHECK(ea_vit_init(&m, &c, 7, &err) == EA_OK, "%s", err.msg);
+    g1 = (float *)malloc(m.params.n * sizeof(float));
+    f.stash = (float *)malloc(m.params.n * sizeof(float));
+    f.calls = f.fail = 0;
+    f.buf = NULL;
+    f.n = 0;
+    /* one process, the whole batch of 11 */
+    ea_dist_single(&d);
+    CHECK(ea_classifier_grad(&ctx, &m, xb, yb, 11, 0, 0.1f, 0.0f, &l, NULL) == EA_OK, "%s", ctx.err.msg);
+    CHECK(ea_dist_grads(&d, &m.params, 11, 11, &err) == EA_OK, "one process: %s", err.msg);
+    memcpy(g1, m.params.grad, m.params.n * sizeof(float));
+    CHECK(ea_dist_grads(&d, &m.params, 5, 11, &err) == EA_ERR_ARG, "one process holding 5 of 11 samples is refused");
+    /* rank 1 takes samples 6..10, rank 0 samples 0..5: uneven on purpose */
+    d.size = 2;
+    d.rank = 1;
+    d.allreduce = dist_fake_stash;
+    d.user = &f;
+    ea_shard(11, 1, 2, &lo, &hi);
+    CHECK(lo == 5 && hi == 11, "shard of rank 1: [%d, %d)", lo, hi);
+    CHECK(ea_classifier_grad(&ctx, &m, xb + 5 * 3072, yb + 5, 6, 0, 0.1f, 0.0f, &l, NULL) == EA_OK, "%s", ctx.err.msg);
+    CHECK(ea_dist_grads(&d, &m.params, 6, 11, &err) == EA_OK, "rank 1: %s", err.msg);
+    d.rank = 0;
+    d.allreduce = dist_fake_add;
+    CHECK(ea_classifier_grad(&ctx, &m, xb, yb, 5, 0, 0.1f, 0.0f, &l, NULL) == EA_OK, "%s", ctx.err.msg);
+    CHECK(ea_dist_grads(&d, &m.params, 5, 11, &err) == EA_OK, "rank 0: %s", err.msg);
+    CHECK(f.calls == 1 && f.buf == m.params.grad && f.n == m.params.n,
+          "the hook is called once on the flat gradient buffer: %d calls, buffer %s, %zu of %zu floats", f.calls,
+          f.buf == m.params.grad ? "ps->grad" : "another", f.n, m.params.n);
+    for (j = 0; j < m.params.n; j++) {
+        double e = fabs((double)m.params.grad[j] - g1[j]);
+        worst = e > worst ? e : worst;
+        scale = fabs(g1[j]) > scale ? fabs(g1[j]) : scale;
+    }
+    CHECK(scale > 0.0 && worst < 1e-5 * scale, "two ranks' gradient off the one-process gradient by %.3g of %.3g", worst,
+          scale);
+    /* bad distributions and a failing hook */
+    f.fail = 1;
+    CHECK(ea_dist_grads(&d, &m.params, 5, 11, &err) == EA_ERR_IO && strstr(err.msg, "fake"), "the hook's error comes back");
+    f.fail = 0;
+    CHECK(ea_dist_grads(&d, &m.params, 12, 11, &err) == EA_ERR_ARG, "more local than global samples is refused");
+    d.rank = 2;
+    CHECK(ea_dist_grads(&d, &m.params, 5, 11, &err) == EA_ERR_ARG && strstr(err.msg, "rank"), "rank 2 of 2 is refused");
+    d.rank = 0;
+    d.allreduce = NULL;
+    CHECK(ea_dist_grads(&d, &m.params, 5, 11, &err) == EA_ERR_ARG && strstr(err.msg, "allreduce"),
+          "two ranks without a hook are refused");
+    ea_vit_free(&m);
+    { /* batch norm's running statistics: the mean over ranks */
+        ea_vit_config cc;
+        float *tmp;
+        int t, ok = 1, seen = 0;
+        ea_classifier_config_default(&cc, EA_HOST_CNN, "mha", 3, 32, 10);
+        CHECK(ea_vit_init(&m, &cc, 7, &err) == EA_OK, "%s", err.msg);
+        tmp = (float *)malloc(m.params.n * sizeof(float));
+        memset(f.stash, 0, m.params.n * sizeof(float));
+        for (t = 0; t < m.params.count; t++)
+            if (m.params.info[t].buffer)
+                for (j = 0; j < m.params.tensors[t]->size; j++) {
+                    m.params.tensors[t]->data[j] = 1.0f;
+                    f.stash[m.params.info[t].offset + j] = 3.0f; /* the other rank's value */
+                }
+        d.allreduce = dist_fake_add;
+        CHECK(ea_dist_buffers(&d, &m.params, tmp, &err) == EA_OK, "%s", err.msg);
+        for (t = 0; t < m.params.count; t++)
+            if (m.params.info[t].buffer) {
+                seen++;
+                for (j = 0; j < m.params.tensors[t]->size; j++) ok &= m.params.tensors[t]->data[j] == 2.0f;
+            }
+        CHECK(seen > 0 && ok, "buffers averaged over two ranks: %d buffers, %s", seen, ok ? "all 2" : "some not 2");
+        free(tmp);
+        ea_vit_free(&m);
+    }
+    free(f.stash);
+    free(g1);
+    free(xb);
+    ea_ctx_free(&ctx);
+    ea_images_free(&tr);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
@@ -3802,7 +3946,7 @@ int main(int argc, char **argv) {
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
         {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
-        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}, {"probe", test_probe}, {"png", test_png}, {"compare-cli", test_compare_cli}};
+        {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}, {"probe", test_probe}, {"png", test_png}, {"compare-cli", test_compare_cli}, {"dist", test_dist}};
     size_t i;
     printf("effattn tests (%s, %d thread%s)\n", EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     for (i = 0; i < sizeof groups / sizeof groups[0]; i++) {
