@@ -6,7 +6,7 @@ WARN     = -Wall -Wextra -Wpedantic
 LDLIBS   = -lm
 BUILD    = build
 
-.PHONY: all demo demo-classify cuda-build test-cuda test test-scalar test-asan test-arm valgrind fuzz fuzz-smoke strict bench clean help
+.PHONY: all demo demo-classify cuda-build test-cuda test test-mpi mpi test-scalar test-asan test-arm valgrind fuzz fuzz-smoke strict bench clean help
 
 all: $(BUILD)/track $(BUILD)/stream $(BUILD)/classify $(BUILD)/compare
 
@@ -18,6 +18,8 @@ help:
 	@echo "make test-scalar  the test suite on the scalar reference path (EFFATTN_NO_SIMD)"
 	@echo "make test-asan    the test suite under AddressSanitizer and UndefinedBehaviorSanitizer"
 	@echo "make test-arm     the test suite built for aarch64 (NEON path), run under qemu-aarch64"
+	@echo "make mpi          the MPI builds (mpicc -DEA_USE_MPI): build/track_mpi, classify_mpi, compare_mpi"
+	@echo "make test-mpi     data-parallel training over 2 MPI processes against 1 (needs OpenMPI)"
 	@echo "make valgrind     valgrind memcheck of a short training run (no errors, no leaks)"
 	@echo "make fuzz         libFuzzer on every parser, FUZZ_SECONDS (600) each; make fuzz-smoke: 15 s each"
 	@echo "make strict       gcc and clang, C99 and C++11, -Wall -Wextra -Wpedantic -Werror, two TUs"
@@ -29,16 +31,29 @@ help:
 $(BUILD):
 	mkdir -p $(BUILD)
 
-$(BUILD)/track: examples/track.c examples/cli.h effattn.h | $(BUILD)
+$(BUILD)/track: examples/track.c examples/cli.h examples/dist.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
 $(BUILD)/stream: examples/stream.c examples/cli.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
-$(BUILD)/classify: examples/classify.c examples/cli.h effattn.h | $(BUILD)
+$(BUILD)/classify: examples/classify.c examples/cli.h examples/dist.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
-$(BUILD)/compare: examples/compare.c examples/cli.h examples/svg.h effattn.h | $(BUILD)
+# Data-parallel training over MPI processes (examples/dist.h): the same
+# sources built by OpenMPI's compiler wrapper with EA_USE_MPI.
+MPICC ?= mpicc
+$(BUILD)/%_mpi: examples/%.c examples/cli.h examples/dist.h examples/svg.h effattn.h | $(BUILD)
+	$(MPICC) $(CFLAGS) $(OPENMP) $(WARN) -DEA_USE_MPI $< -o $@ $(LDLIBS)
+
+mpi: $(BUILD)/track_mpi $(BUILD)/classify_mpi $(BUILD)/compare_mpi
+
+# 2 processes against 1: loss curves, test results, determinism, resuming on
+# another process count, rank 0 alone writing, and failures that end the job
+test-mpi: mpi
+	tests/mpi.sh $(BUILD)
+
+$(BUILD)/compare: examples/compare.c examples/cli.h examples/dist.h examples/svg.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
 demo: $(BUILD)/track
@@ -168,6 +183,10 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \
+	if command -v $(MPICC) > /dev/null; then \
+	  $(MPICC) -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp -DEA_USE_MPI examples/track.c -o $(BUILD)/strict_track_mpi $(LDLIBS); \
+	  $(MPICC) -std=c99 -O1 -march=native $(WARN) -Werror -DEA_USE_MPI examples/classify.c -o $(BUILD)/strict_classify_mpi $(LDLIBS); \
+	fi; \
 	echo "strict: all clean"
 
 # libFuzzer harnesses for every parser (clang); seed corpora in tests/fuzz/corpus,

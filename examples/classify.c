@@ -5,16 +5,20 @@
    Run:    ./classify                         seed 001's CNN host on generated shapes (about a minute on 2 cores)
            ./classify --model vit --data fashion-mnist --epochs 30 --augment
            ./classify --attn performer --json
+   Several processes (data-parallel, MPI; see examples/dist.h):
+           mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/classify.c -o classify_mpi -lm
+           mpirun -np 2 ./classify_mpi --threads 1 --model vit --data fashion-mnist
    See ./classify --help. */
 #define _POSIX_C_SOURCE 200809L
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 #include "cli.h"
+#include "dist.h"
 
 #include <math.h>
 
 typedef struct options {
-    const char *model, *attn, *data, *save, *load, *resume, *pool;
+    const char *model, *attn, *data, *save, *load, *resume, *pool, *loss_log;
     long epochs, batch, chunk, seed, warmup, threads, latency_runs, stop_after, images, test_images, limit, val;
     long dim, depth, heads, kv_heads, mlp, patch, tokens, width;
     double lr, wd, smoothing, dropout, clip, aux;
@@ -81,6 +85,7 @@ static void usage(FILE *f) {
             "  --load PATH       start from these weights (checkpoint or safetensors)\n"
             "  --eval-only       evaluate --load's weights on the test set, no training\n"
             "  --latency-runs N  timed batch-1 runs after 10 warm-ups (default 100; 0 skips)\n"
+            "  --loss-log PATH   write every step's epoch, learning rate, loss and top-1 (CSV)\n"
             "  --json            print one JSON object as the last line of stdout\n"
             "  --quiet           no progress bar or per-epoch lines\n"
             "  --help            this text\n",
@@ -127,6 +132,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--load") == 0) o->load = v;
         else if (strcmp(a, "--resume") == 0) o->resume = v;
         else if (strcmp(a, "--pool") == 0) o->pool = v;
+        else if (strcmp(a, "--loss-log") == 0) o->loss_log = v;
         else if (strcmp(a, "--epochs") == 0) ok = cli_parse_long(a, v, 0, 100000, &o->epochs);
         else if (strcmp(a, "--batch") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->batch);
         else if (strcmp(a, "--chunk") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->chunk);
@@ -224,7 +230,7 @@ static int load_data(const options *o, ea_images *train, ea_images *test, ea_err
     return ea_images_fashion_mnist(train, test, o->data[13] == ':' ? o->data + 14 : NULL, err) == EA_OK;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv, cli_dist *dist) {
     options o;
     ea_images train, test;
     ea_vit_config cfg;
@@ -242,11 +248,18 @@ int main(int argc, char **argv) {
     size_t nparams = 0;
     uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[4] = {0, 0, 0, 0};
     ea_blob extra[4];
-    FILE *say;
+    FILE *say, *loss_log = NULL;
+    float *tmp = NULL;
+    int lead = dist->d.rank == 0;
 
     cli_prog = "classify";
     rc = parse_args(argc, argv, &o, &stop);
     if (rc || stop) return rc;
+    if (!lead) { /* rank 0 alone prints progress, measures and writes files */
+        o.save = o.loss_log = NULL;
+        o.quiet = 1;
+        o.latency_runs = 0;
+    }
 #ifdef _OPENMP
     if (o.threads) omp_set_num_threads((int)o.threads);
 #else
@@ -310,7 +323,8 @@ int main(int argc, char **argv) {
     idx = (int *)malloc((size_t)bmax * sizeof(int));
     yb = (int *)malloc((size_t)bmax * sizeof(int));
     xb = (float *)malloc((size_t)bmax * train.c * train.h * train.w * sizeof(float));
-    if (!order || !idx || !yb || !xb || ea_ctx_init(&ctx, 0) != EA_OK) {
+    tmp = (float *)malloc(model.params.n * sizeof(float)); /* ea_dist_buffers' scratch */
+    if (!order || !idx || !yb || !xb || !tmp || ea_ctx_init(&ctx, 0) != EA_OK) {
         fprintf(stderr, "classify: out of memory\n");
         return 1;
     }
@@ -346,11 +360,36 @@ int main(int argc, char **argv) {
         step = (long)loop[1];
     }
 
+    {   /* every rank must run the same flags on the same data from the same weights */
+        uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
+        for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
+        h = cli_hash(h, args, sizeof args);
+        h = cli_hash(h, train.pixels, (size_t)train.n * train.c * train.h * train.w);
+        h = cli_hash(h, train.labels, (size_t)train.n);
+        h = cli_hash(h, model.params.data, model.params.n * sizeof(float));
+        h = cli_hash(h, &step, sizeof step);
+        if (!cli_dist_agree(dist, h, "classify")) return 2;
+    }
+    if (o.batch < dist->d.size && o.epochs > first_epoch) {
+        fprintf(stderr, "classify: a batch of %ld cannot be split over %d processes; give --batch %d or more\n", o.batch,
+                dist->d.size, dist->d.size);
+        return 2;
+    }
+    if (o.loss_log && !(loss_log = fopen(o.loss_log, first_epoch ? "a" : "w"))) {
+        fprintf(stderr, "classify: cannot write the loss log '%s'\n", o.loss_log);
+        return 2;
+    }
+    if (loss_log && !first_epoch) fprintf(loss_log, "step,epoch,lr,loss,top1\n");
     if (!o.json || tty)
         fprintf(say, "classify: %s host, attention %s, %zu parameters, %.2f MFLOP/image; %s: %d train, %d val, %d test "
-                     "images of %dx%dx%d; %ld epochs of %ld steps, batch %ld; %s, %d thread%s\n",
+                     "images of %dx%dx%d; %ld epochs of %ld steps, batch %ld; %s, %d thread%s%s\n",
                 o.model, o.attn, nparams, ea_vit_flops(&model) / 1e6, o.data, n_train, n_val, test.n, train.c, train.h,
-                train.w, o.epochs, steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+                train.w, o.epochs, steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s",
+                dist->d.size > 1 ? " per process" : "");
+    if (dist->d.size > 1 && (!o.json || tty))
+        fprintf(say, "classify: %d processes, each taking %ld or %ld images of every batch of %ld%s\n", dist->d.size,
+                o.batch / dist->d.size, (o.batch + dist->d.size - 1) / dist->d.size, o.batch,
+                host == EA_HOST_CNN ? " (batch norm over each process's images)" : "");
     if (o.resume && !o.quiet) fprintf(say, "resumed from %s at epoch %d, step %ld\n", o.resume, first_epoch + 1, step);
 
     t_train0 = ea_time_sec();
@@ -358,22 +397,40 @@ int main(int argc, char **argv) {
         double epoch_loss = 0.0, te = ea_time_sec();
         long s, hits = 0;
         if (model.moe_stats) memset(model.moe_stats, 0, (size_t)cfg.depth * sizeof(ea_moe_stats));
+        /* dropout's draws: a stream per epoch and process, so that a run
+           resumed at an epoch, on any number of processes, continues exactly */
+        ea_rng_seed(&ctx.rng, (uint64_t)o.seed * 1000003u + (uint64_t)epoch, 8 + 2 * (uint64_t)dist->d.rank);
         for (i = n_train - 1; i > 0; i--) { /* Fisher–Yates */
             int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), t = order[i];
             order[i] = order[j];
             order[j] = t;
         }
         for (s = 0; s < steps_per_epoch; s++, step++) {
-            int b = (int)(n_train - s * o.batch < o.batch ? n_train - s * o.batch : o.batch);
-            float loss;
-            int step_hits;
+            int b = (int)(n_train - s * o.batch < o.batch ? n_train - s * o.batch : o.batch), lo, hi;
+            size_t per = (size_t)train.c * train.h * train.w;
+            float loss = 0.0f;
+            int step_hits = 0;
+            /* every process builds the whole batch (augmentation draws stay
+               those of one process) and trains on its slice */
             ea_images_batch(&train, order + s * o.batch, b, mean, sd, o.augment ? (train.h >= 32 ? 4 : 2) : 0, o.augment,
                             o.augment ? &rng : NULL, xb, yb);
+            ea_shard(b, dist->d.rank, dist->d.size, &lo, &hi);
             opt.lr = ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
             if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw));
-            if (ea_classifier_grad(&ctx, &model, xb, yb, b, (int)o.chunk, (float)o.smoothing, (float)o.aux, &loss,
-                                   &step_hits) != EA_OK)
+            if (hi == lo) ea_params_zero_grad(&model.params);
+            else if (ea_classifier_grad(&ctx, &model, xb + lo * per, yb + lo, hi - lo, (int)o.chunk, (float)o.smoothing,
+                                        (float)o.aux, &loss, &step_hits) != EA_OK)
                 break;
+            if (dist->d.size > 1) { /* the global batch's gradient, loss and hits on every rank */
+                double sums[2];
+                sums[0] = (double)loss * (hi - lo);
+                sums[1] = step_hits;
+                if (ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK ||
+                    cli_dist_sum(dist, sums, 2, &ctx.err) != EA_OK)
+                    break;
+                loss = (float)(sums[0] / b);
+                step_hits = (int)sums[1];
+            }
             if (!isfinite(loss) || ea_params_nonfinite(&model.params, 1)) {
                 fprintf(stderr, "\nclassify: the loss or a gradient became NaN or Inf at step %ld (epoch %d); stopping%s "
                                 "(try a lower --lr)\n", step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
@@ -385,6 +442,8 @@ int main(int argc, char **argv) {
             hits += step_hits;
             epoch_loss += loss;
             last_loss = loss;
+            if (loss_log)
+                fprintf(loss_log, "%ld,%d,%.9g,%.9g,%.6f\n", step, epoch + 1, (double)opt.lr, (double)loss, (double)step_hits / b);
             if (tty && (s % 5 == 0 || s == steps_per_epoch - 1))
                 cli_progress(epoch, (int)o.epochs, s + 1, steps_per_epoch, last_loss, te);
         }
@@ -394,8 +453,14 @@ int main(int argc, char **argv) {
             return 1;
         }
         train_seconds = ea_time_sec() - t_train0;
-        if (!cli_evaluate(&ctx, &model, n_val ? &train : &test, n_val ? n_train : 0, n_val ? n_train + n_val : test.n, mean, sd,
-                      xb, yb, idx, bmax, &val)) {
+        if (loss_log) fflush(loss_log);
+        /* batch norm's running statistics: the mean over the processes */
+        if (ea_dist_buffers(&dist->d, &model.params, tmp, &err) != EA_OK) {
+            fprintf(stderr, "\nclassify: %s\n", err.msg);
+            return 1;
+        }
+        if (lead && !cli_evaluate(&ctx, &model, n_val ? &train : &test, n_val ? n_train : 0, n_val ? n_train + n_val : test.n,
+                                  mean, sd, xb, yb, idx, bmax, &val)) {
             fprintf(stderr, "\nclassify: evaluation failed: %s\n", ctx.err.msg);
             return 1;
         }
@@ -419,7 +484,11 @@ int main(int argc, char **argv) {
                     epoch + 1, o.epochs, epoch_loss / steps_per_epoch, 100.0 * hits / n_train, n_val ? "val" : "test",
                     100.0 * val.top1, 100.0 * val.top5, train_seconds);
     }
-    if (!cli_evaluate(&ctx, &model, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
+    if (loss_log && fclose(loss_log) != 0) {
+        fprintf(stderr, "classify: writing the loss log '%s' failed\n", o.loss_log);
+        return 1;
+    }
+    if (lead && !cli_evaluate(&ctx, &model, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
         fprintf(stderr, "classify: evaluation failed: %s\n", ctx.err.msg);
         return 1;
     }
@@ -462,9 +531,10 @@ int main(int argc, char **argv) {
         printf("{\"model\":\"%s\",\"attn\":\"%s\",\"data\":\"%s\",\"params\":%zu,\"flops_per_image\":%.0f,\"top1\":%.6f,"
                "\"top5\":%.6f,\"test_loss\":%.6f,\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"images_per_s_b32\":%.1f,"
                "\"arena_peak_bytes\":%zu,\"final_loss\":%.6f,\"epochs\":%ld,\"batch\":%ld,\"train_images\":%d,"
-               "\"test_images\":%d,\"threads\":%d,\"isa\":\"%s\"}\n",
+               "\"test_images\":%d,\"threads\":%d,\"processes\":%d,\"isa\":\"%s\"}\n",
                o.model, o.attn, o.data, nparams, ea_vit_flops(&model), res.top1, res.top5, res.loss, train_seconds, infer_ms,
-               ips32, ea_ctx_peak_bytes(&ctx), last_loss, o.epochs, o.batch, n_train, test.n, ea_num_threads(), EA_ISA);
+               ips32, ea_ctx_peak_bytes(&ctx), last_loss, o.epochs, o.batch, n_train, test.n, ea_num_threads(), dist->d.size,
+               EA_ISA);
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_images_free(&train);
@@ -473,5 +543,12 @@ int main(int argc, char **argv) {
     free(idx);
     free(yb);
     free(xb);
+    free(tmp);
     return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_dist dist;
+    cli_dist_init(&dist, &argc, &argv);
+    return cli_dist_end(&dist, run(argc, argv, &dist));
 }

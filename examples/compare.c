@@ -28,10 +28,17 @@
    forward and forward + backward time and arena peak against n = 64 ...
    --max-n, each the fastest of a few runs; the table gives the log-log
    slope between the last two lengths; charts scaling_time.svg (with O(n)
-   and O(n²) reference lines) and scaling_memory.svg. */
+   and O(n²) reference lines) and scaling_memory.svg.
+
+   Several processes (MPI; examples/dist.h): built with mpicc -DEA_USE_MPI,
+   `mpirun -np N ./compare_mpi ...` trains row i (and its search) on rank
+   i % N; rank 0 gathers the rows into the same table and charts.  A row's
+   heatmap is written by the rank that trained it; --scaling runs on rank 0
+   alone (its timings want the machine to themselves). */
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 #include "cli.h"
+#include "dist.h"
 #include "svg.h"
 
 #include <math.h>
@@ -50,6 +57,8 @@ typedef struct options {
     long candidates, search_epochs, val;
     double lr, wd;
     int scaling, heatmaps, search, quiet;
+    int bars;         /* progress bars: not quiet, a terminal, rank 0 */
+    cli_dist *dist;   /* rows are spread over its ranks */
 } options;
 
 typedef struct row_result {
@@ -184,7 +193,8 @@ static int row_list(const char *spec, char rows[MAX_ROWS][32]) {
 static int make_dir(const char *d) {
     struct stat st;
     if (stat(d, &st) == 0) return S_ISDIR(st.st_mode);
-    return mkdir(d, 0777) == 0;
+    if (mkdir(d, 0777) == 0) return 1;
+    return stat(d, &st) == 0 && S_ISDIR(st.st_mode); /* another process made it first */
 }
 
 static FILE *out_file(const options *o, const char *name, char *path, size_t n) {
@@ -221,8 +231,8 @@ static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, co
 typedef struct trial {
     double lr, wd;
     int dim, heads;
-    const char *opt;
-    size_t opt_off;
+    char opt[16];     /* the row's own option ("" for none): bytes, not a pointer, */
+    size_t opt_off;   /* so that a trial can travel between processes */
     int opt_value;
 } trial;
 
@@ -254,7 +264,7 @@ static void trial_text(const trial *t, char *buf, size_t n) {
     int k = snprintf(buf, n, "lr %g, wd %g", t->lr, t->wd);
     if (t->dim && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ", width %d", t->dim);
     if (t->heads && k > 0 && (size_t)k < n) k += snprintf(buf + k, n - (size_t)k, ", heads %d", t->heads);
-    if (t->opt && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ", %s %d", t->opt, t->opt_value);
+    if (t->opt[0] && k > 0 && (size_t)k < n) snprintf(buf + k, n - (size_t)k, ", %s %d", t->opt, t->opt_value);
 }
 
 /* --- heatmaps -----------------------------------------------------------------
@@ -380,7 +390,7 @@ static void train_row(const options *o, const char *name, const trial *t, long e
     if (t->dim) cfg.dim = t->dim;
     if (t->heads) cfg.n_heads = t->heads;
     if (cfg.n_kv_heads > cfg.n_heads) cfg.n_kv_heads = cfg.n_heads;
-    if (t->opt) memcpy((char *)&cfg.opt + t->opt_off, &t->opt_value, sizeof(int));
+    if (t->opt[0]) memcpy((char *)&cfg.opt + t->opt_off, &t->opt_value, sizeof(int));
     if (ea_vit_init(&m, &cfg, (uint64_t)o->seed + 1, &err) != EA_OK) {
         snprintf(res->error, sizeof res->error, "%s", err.msg);
         free(order); free(yb); free(idx); free(xb);
@@ -420,7 +430,7 @@ static void train_row(const options *o, const char *name, const trial *t, long e
             ea_grad_clip(&m.params, 1.0f);
             ea_adamw_step(&opt, &m.params);
             loss_sum += loss;
-            if (!o->quiet && CLI_ISATTY(2) && (s % 4 == 0 || s == steps - 1)) {
+            if (o->bars && (s % 4 == 0 || s == steps - 1)) {
                 double el = ea_time_sec() - te, left = el / (s + 1) * (steps - s - 1);
                 fprintf(stderr, "\r  [%2d/%d] %-12s epoch %d/%ld  step %ld/%ld  loss %.3f  %.0f s left in the epoch   ", row_i + 1,
                         n_rows, name, ep + 1, epochs, s + 1, steps, loss, left);
@@ -452,7 +462,7 @@ static void train_row(const options *o, const char *name, const trial *t, long e
     if (!res->ok) snprintf(res->error, sizeof res->error, "timing: %s", ectx.err.msg);
     if (res->ok && o->heatmaps) heatmap_row(o, &m, eval, mean, sd, res);
 done:
-    if (!o->quiet && CLI_ISATTY(2)) fprintf(stderr, "\r%100s\r", "");
+    if (o->bars) fprintf(stderr, "\r%100s\r", "");
     ea_ctx_free(&ctx);
     ea_ctx_free(&ectx);
     ea_vit_free(&m);
@@ -502,7 +512,7 @@ static void search_row(const options *o, const char *name, int row_i, int n_rows
             t->dim = ea_rng_below(&rng, 2) ? base_dim / 2 : 0;
             t->heads = ea_rng_below(&rng, 2) ? 2 : 0;
             if (r_opt >= 0) {
-                t->opt = row_opts[r_opt].opt;
+                snprintf(t->opt, sizeof t->opt, "%s", row_opts[r_opt].opt);
                 t->opt_off = row_opts[r_opt].off;
                 t->opt_value = row_opts[r_opt].v[ea_rng_below(&rng, 3)];
             }
@@ -564,7 +574,7 @@ static void write_search(const options *o, char rows[][32], const search_result 
             const trial *t = &sr[i].best;
             fprintf(js, "  {\"row\":\"%s\",\"lr\":%g,\"wd\":%g,\"width\":%d,\"heads\":%d,\"option\":\"%s\",\"option_value\":%d,"
                         "\"val_top1\":%.3f,\"candidates\":%d,\"epochs_trained\":%ld,\"seconds\":%.1f}%s\n",
-                    rows[i], t->lr, t->wd, t->dim, t->heads, t->opt ? t->opt : "", t->opt ? t->opt_value : 0, sr[i].val_top1,
+                    rows[i], t->lr, t->wd, t->dim, t->heads, t->opt, t->opt[0] ? t->opt_value : 0, sr[i].val_top1,
                     sr[i].tried, sr[i].epochs_trained, sr[i].seconds, i + 1 < n ? "," : "");
         }
         fprintf(js, "]}\n");
@@ -747,9 +757,11 @@ static int classification(const options *o) {
     }
     ea_images_stats(&train, mean, sd);
     snprintf(desc, sizeof desc, "%s (%d training, %d test images of %dx%dx%d)", o->task, n_train, test.n, train.c, train.h, train.w);
-    if (!o->quiet)
+    if (!o->quiet && o->dist->d.rank == 0)
         fprintf(stderr, "compare: %d rows in the %s host on %s, %ld epochs each, %d thread%s\n", n_rows, o->model, desc,
                 o->epochs, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+    if (!o->quiet && o->dist->d.size > 1 && o->dist->d.rank == 0)
+        fprintf(stderr, "compare: %d processes; row i is trained by process i %% %d\n", o->dist->d.size, o->dist->d.size);
     if (o->search) {
         static search_result sr[MAX_ROWS];
         int n_val = o->val ? (int)o->val : n_train / 10;
@@ -757,11 +769,17 @@ static int classification(const options *o) {
             fprintf(stderr, "compare: --val %d leaves too few of the %d training images to train on\n", n_val, n_train);
             return 2;
         }
-        for (i = 0; i < n_rows; i++) search_row(o, rows[i], i, n_rows, &train, n_train - n_val, n_val, mean, sd, &sr[i]);
-        write_search(o, rows, sr, n_rows, n_val);
+        for (i = 0; i < n_rows; i++)
+            if (cli_dist_owns(o->dist, i)) search_row(o, rows[i], i, n_rows, &train, n_train - n_val, n_val, mean, sd, &sr[i]);
+        if (cli_dist_share(o->dist, sr, sizeof sr[0], n_rows, &err) != EA_OK) {
+            fprintf(stderr, "compare: %s\n", err.msg);
+            return 1;
+        }
+        if (o->dist->d.rank == 0) write_search(o, rows, sr, n_rows, n_val);
         for (i = 0; i < n_rows; i++) chosen[i] = sr[i].best;
     }
     for (i = 0; i < n_rows; i++) {
+        if (!cli_dist_owns(o->dist, i)) continue;
         train_row(o, rows[i], &chosen[i], o->epochs, &train, n_train, &test, 0, test.n, 1, mean, sd, &res[i], i, n_rows);
         if (o->search) trial_text(&chosen[i], res[i].config, sizeof res[i].config);
         res[i].ok = res[i].ok && !res[i].error[0];
@@ -773,10 +791,16 @@ static int classification(const options *o) {
                 fprintf(stderr, "  [%2d/%d] %-12s failed: %s\n", i + 1, n_rows, rows[i], res[i].error);
         }
     }
+    if (cli_dist_share(o->dist, res, sizeof res[0], n_rows, &err) != EA_OK) {
+        fprintf(stderr, "compare: %s\n", err.msg);
+        return 1;
+    }
+    if (o->dist->d.rank > 0) goto out; /* rank 0 writes the table */
     write_classification(o, res, n_rows, desc);
     if (!o->quiet)
         fprintf(stderr, "compare: %.0f s; wrote %s/compare.md, compare.csv, compare.json, accuracy_latency.svg, curves_*.svg\n",
                 ea_time_sec() - t0, o->out);
+out:
     ea_images_free(&train);
     ea_images_free(&test);
     return 0;
@@ -865,7 +889,7 @@ static int scaling(const options *o) {
             double f, b, mb;
             got[i][k] = 0;
             tf[i][k] = tb[i][k] = mem[i][k] = NAN;
-            if (!o->quiet && CLI_ISATTY(2)) fprintf(stderr, "\r  %-12s n = %-6d   ", rows[i], (int)xs[k]);
+            if (o->bars) fprintf(stderr, "\r  %-12s n = %-6d   ", rows[i], (int)xs[k]);
             if (time_layer(o, rows[i], (int)xs[k], &f, &b, &mb, errs[i], sizeof errs[i])) break;
             tf[i][k] = f * 1e3;
             tb[i][k] = b * 1e3;
@@ -949,10 +973,12 @@ static int scaling(const options *o) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv, cli_dist *dist) {
     options o;
     cli_prog = "compare";
     if (!parse(argc, argv, &o)) return 2;
+    o.dist = dist;
+    o.bars = !o.quiet && CLI_ISATTY(2) && dist->d.rank == 0;
 #ifdef _OPENMP
     if (o.threads) omp_set_num_threads((int)o.threads);
 #endif
@@ -960,5 +986,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "compare: cannot create the directory '%s'\n", o.out);
         return 2;
     }
-    return o.scaling ? scaling(&o) : classification(&o);
+    {   /* every rank must run the same command */
+        uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
+        int i;
+        for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
+        if (!cli_dist_agree(dist, h, "compare")) return 2;
+    }
+    if (o.scaling) return dist->d.rank == 0 ? scaling(&o) : 0;
+    return classification(&o);
+}
+
+int main(int argc, char **argv) {
+    cli_dist dist;
+    cli_dist_init(&dist, &argc, &argv);
+    return cli_dist_end(&dist, run(argc, argv, &dist));
 }

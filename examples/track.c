@@ -4,15 +4,19 @@
    Run:    ./track                 quick default run (< 2 minutes on 2 cores)
            ./track --full          the seed's protocol: 1000 videos, 20 epochs, batch 32
            ./track --attn mqa --json
+   Several processes (data-parallel, MPI; see examples/dist.h):
+           mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/track.c -o track_mpi -lm
+           mpirun -np 2 ./track_mpi --threads 1 --full
    See ./track --help. */
 #define _POSIX_C_SOURCE 200809L
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 
 #include "cli.h"
+#include "dist.h"
 
 typedef struct options {
-    const char *attn, *save, *load, *data, *resume, *mode;
+    const char *attn, *save, *load, *data, *resume, *mode, *loss_log;
     long videos, frames, epochs, batch, seed, kv_heads, warmup, threads, latency_runs, stop_after;
     double lr, wd, noise, clip, aux;
     int json, full, distractor, causal, quiet, eval_only;
@@ -58,6 +62,7 @@ static void usage(FILE *f) {
             "  --eval-only      no training: evaluate --load's (or --resume's) weights on\n"
             "                   every video\n"
             "  --clip X         clip the gradient norm to X (default 0: off)\n"
+            "  --loss-log PATH  write every step's epoch, learning rate and loss (CSV)\n"
             "  --aux-weight X   weight of the MoE load-balancing loss (default 0.01)\n"
             "  --full           seed 000's protocol: 1000 videos, 20 epochs, batch 32,\n"
             "                   lr 1e-3, wd 0.01 (later flags still override)\n"
@@ -113,6 +118,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--load") == 0) o->load = v;
         else if (strcmp(a, "--resume") == 0) o->resume = v;
         else if (strcmp(a, "--mode") == 0) o->mode = v;
+        else if (strcmp(a, "--loss-log") == 0) o->loss_log = v;
         else if (strcmp(a, "--sched") == 0) o->sched = v;
         else if (strcmp(a, "--videos") == 0) ok = cli_parse_long(a, v, 3, 1000000, &o->videos);
         else if (strcmp(a, "--frames") == 0) ok = cli_parse_long(a, v, 2, 100000, &o->frames);
@@ -134,7 +140,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
                             "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
-                            "          --load --resume --stop-after --latency-runs --data --eval-only --clip\n"
+                            "          --load --resume --stop-after --latency-runs --data --eval-only --clip --loss-log\n"
                             "          --full --json --quiet --help, and the attention options\n"
                             "          --flex --window --stride --dilation --topk --features --relu --redraw\n"
                             "          --proj-len --landmarks --pinv-iters --conv-kernel --block --global --random --attn-seed\n", a);
@@ -241,7 +247,7 @@ static void run_args(const options *o, uint64_t a[N_ARGS]) {
     for (i = 0; i < 4; i++) memcpy(&a[10 + i], &d[i], 8);
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv, cli_dist *dist) {
     options o;
     int stop, rc, tty, hw;
     ea_video_config vc;
@@ -261,11 +267,17 @@ int main(int argc, char **argv) {
     size_t nparams = 0;
     uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[2] = {0, 0}, data_crc[1] = {0};
     ea_blob extra[5];
-    int first_epoch = 0, t_resumed = 0;
+    int first_epoch = 0, t_resumed = 0, lead = dist->d.rank == 0;
+    FILE *loss_log = NULL;
 
     cli_prog = "track";
     rc = parse_args(argc, argv, &o, &stop);
     if (rc || stop) return rc;
+    if (!lead) { /* rank 0 alone prints progress, measures and writes files */
+        o.save = o.loss_log = NULL;
+        o.quiet = 1;
+        o.latency_runs = 0;
+    }
 #ifdef _OPENMP
     if (o.threads) omp_set_num_threads((int)o.threads);
 #else
@@ -373,12 +385,35 @@ int main(int argc, char **argv) {
         t_resumed = 1;
     }
 
+    {   /* every rank must run the same flags on the same data from the same weights */
+        uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
+        for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
+        h = cli_hash(h, data_crc, sizeof data_crc);
+        h = cli_hash(h, model.params.data, model.params.n * sizeof(float));
+        h = cli_hash(h, &step, sizeof step);
+        if (!cli_dist_agree(dist, h, "track")) return 2;
+    }
+    if (o.batch < dist->d.size && o.epochs > first_epoch) {
+        fprintf(stderr, "track: a batch of %ld cannot be split over %d processes; give --batch %d or more\n", o.batch,
+                dist->d.size, dist->d.size);
+        return 2;
+    }
+    if (o.loss_log && !(loss_log = fopen(o.loss_log, first_epoch ? "a" : "w"))) {
+        fprintf(stderr, "track: cannot write the loss log '%s'\n", o.loss_log);
+        return 2;
+    }
+    if (loss_log && !first_epoch) fprintf(loss_log, "step,epoch,lr,loss\n");
+
     if (!o.json || tty)
         fprintf(o.json ? stderr : stdout,
                 "track: attention %s, %zu parameters, %.1f MFLOP/frame; %d/%d/%d videos (train/val/test) x %d "
-                "frames; %ld epochs of %ld steps, batch %ld; %s, %d thread%s\n",
+                "frames; %ld epochs of %ld steps, batch %ld; %s, %d thread%s%s\n",
                 o.attn, nparams, ea_vit_flops(&model) / 1e6, n_train_v, n_val_v, n_test_v, vids.n_frames, o.epochs,
-                steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+                steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s",
+                dist->d.size > 1 ? " per process" : "");
+    if (dist->d.size > 1 && (!o.json || tty))
+        fprintf(o.json ? stderr : stdout, "track: %d processes, each taking %ld or %ld samples of every batch of %ld\n",
+                dist->d.size, o.batch / dist->d.size, (o.batch + dist->d.size - 1) / dist->d.size, o.batch);
 
     if (t_resumed && !o.quiet)
         fprintf(o.json ? stderr : stdout, "resumed from %s at epoch %d, step %ld\n", o.resume, first_epoch + 1, step);
@@ -394,30 +429,41 @@ int main(int argc, char **argv) {
             pairs[j] = t;
         }
         for (s = 0; s < steps_per_epoch; s++, step++) {
-            int b = (int)(n_train - s * o.batch < o.batch ? n_train - s * o.batch : o.batch);
+            int b = (int)(n_train - s * o.batch < o.batch ? n_train - s * o.batch : o.batch), lo, hi;
             ea_tensor *x, *y, *loss;
-            for (i = 0; i < b; i++) order[i] = (int)(s * o.batch) + i;
-            make_batch(&vids, pairs, order, b, xb, yb);
+            float step_loss = 0.0f;
+            /* this process's slice of the global batch (all of it for one process) */
+            ea_shard(b, dist->d.rank, dist->d.size, &lo, &hi);
+            for (i = 0; i < hi - lo; i++) order[i] = (int)(s * o.batch) + lo + i;
+            make_batch(&vids, pairs, order, hi - lo, xb, yb);
             opt.lr = strcmp(o.sched, "epoch") == 0
                          ? ea_lr_cosine(epoch, o.epochs, 0, (float)o.lr, 0.0f)
                          : ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
             if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw)); /* performer */
             ea_ctx_reset(&ctx);
-            x = ea_tensor_4d(&ctx, b, 2, vids.h, vids.w, 0);
-            y = ea_tensor_2d(&ctx, b, 2, 0);
-            if (!x || !y) break;
-            memcpy(x->data, xb, x->size * sizeof(float));
-            memcpy(y->data, yb, y->size * sizeof(float));
             ea_params_zero_grad(&model.params);
-            {
+            if (hi > lo) {
                 ea_tensor *aux = NULL;
+                x = ea_tensor_4d(&ctx, hi - lo, 2, vids.h, vids.w, 0);
+                y = ea_tensor_2d(&ctx, hi - lo, 2, 0);
+                if (!x || !y) break;
+                memcpy(x->data, xb, x->size * sizeof(float));
+                memcpy(y->data, yb, y->size * sizeof(float));
                 loss = ea_mse_loss(&ctx, ea_vit_forward_aux(&ctx, &model, x, (float)o.aux, &aux), y);
                 if (aux) loss = ea_add(&ctx, loss, aux); /* MoE blocks: their load-balancing loss */
+                if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
+                step_loss = loss->data[0];
             }
-            if (!loss || ea_backward(&ctx, loss) != EA_OK) break;
-            if (!isfinite(loss->data[0])) {
+            if (dist->d.size > 1) { /* the global batch's gradient and mean loss on every rank */
+                double sum = (double)step_loss * (hi - lo);
+                if (ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK ||
+                    cli_dist_sum(dist, &sum, 1, &ctx.err) != EA_OK)
+                    break;
+                step_loss = (float)(sum / b);
+            }
+            if (!isfinite(step_loss)) {
                 fprintf(stderr, "\ntrack: the loss became %g at step %ld (epoch %d); stopping%s (try a lower --lr or --clip)\n",
-                        (double)loss->data[0], step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
+                        (double)step_loss, step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
                 ctx.err.status = EA_ERR_NUMERIC;
                 break;
             }
@@ -432,8 +478,9 @@ int main(int argc, char **argv) {
             }
             if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
             ea_adamw_step(&opt, &model.params);
-            epoch_loss += loss->data[0];
-            last_loss = loss->data[0];
+            epoch_loss += step_loss;
+            last_loss = step_loss;
+            if (loss_log) fprintf(loss_log, "%ld,%d,%.9g,%.9g\n", step, epoch + 1, (double)opt.lr, (double)step_loss);
             if (tty && (s % 10 == 0 || s == steps_per_epoch - 1)) cli_progress(epoch, (int)o.epochs, s + 1, steps_per_epoch, last_loss, te);
         }
         if (ctx.err.status != EA_OK) {
@@ -441,7 +488,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         train_seconds = ea_time_sec() - t_train0;
-        if (!evaluate(&ctx, &model, &vids, n_train_v, n_train_v + n_val_v, xb, yb, bmax, &val)) {
+        if (loss_log) fflush(loss_log);
+        if (lead && !evaluate(&ctx, &model, &vids, n_train_v, n_train_v + n_val_v, xb, yb, bmax, &val)) {
             fprintf(stderr, "\ntrack: evaluation failed: %s\n", ctx.err.msg);
             return 1;
         }
@@ -464,7 +512,11 @@ int main(int argc, char **argv) {
             fprintf(o.json ? stderr : stdout, "  epoch %2d/%ld  train loss %.4f  val error %.3f px  within 2 px %.1f%%  (%.1f s)\n",
                     epoch + 1, o.epochs, epoch_loss / steps_per_epoch, val.mean_err, 100.0 * val.within2, train_seconds);
     }
-    if (!evaluate(&ctx, &model, &vids, n_train_v + n_val_v, (int)o.videos, xb, yb, bmax, &test)) {
+    if (loss_log && fclose(loss_log) != 0) {
+        fprintf(stderr, "track: writing the loss log '%s' failed\n", o.loss_log);
+        return 1;
+    }
+    if (lead && !evaluate(&ctx, &model, &vids, n_train_v + n_val_v, (int)o.videos, xb, yb, bmax, &test)) {
         fprintf(stderr, "track: evaluation failed: %s\n", ctx.err.msg);
         return 1;
     }
@@ -519,11 +571,11 @@ int main(int argc, char **argv) {
         printf("{\"attn\":\"%s\",\"params\":%zu,\"mean_err_px\":%.6f,\"within2px\":%.6f,\"val_err_px\":%.6f,"
                "\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"fps_b1\":%.1f,\"final_loss\":%.6f,\"epochs\":%ld,"
                "\"videos\":%ld,\"frames\":%ld,\"batch\":%ld,\"test_videos\":%d,\"mflop_per_frame\":%.3f,"
-               "\"threads\":%d,\"isa\":\"%s\",\"arena_peak_bytes\":%zu}\n",
+               "\"threads\":%d,\"processes\":%d,\"isa\":\"%s\",\"arena_peak_bytes\":%zu}\n",
                o.attn, nparams, test.mean_err, test.within2, val.mean_err, train_seconds, infer_ms,
                infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0,
                last_loss, o.epochs, o.videos, o.frames, o.batch, n_test_v, ea_vit_flops(&model) / 1e6, ea_num_threads(),
-               EA_ISA, ea_ctx_peak_bytes(&ctx));
+               dist->d.size, EA_ISA, ea_ctx_peak_bytes(&ctx));
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_videos_free(&vids);
@@ -532,4 +584,10 @@ int main(int argc, char **argv) {
     free(xb);
     free(yb);
     return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_dist dist;
+    cli_dist_init(&dist, &argc, &argv);
+    return cli_dist_end(&dist, run(argc, argv, &dist));
 }
