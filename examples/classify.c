@@ -243,7 +243,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
     long step = 0, steps_per_epoch, total_steps;
     int *order = NULL, *idx = NULL, *yb = NULL;
     float *xb = NULL, mean[4], sd[4];
-    double t_train0, train_seconds = 0.0, infer_ms = 0.0, ips32 = 0.0, last_loss = 0.0;
+    double t_train0, train_seconds = 0.0, comm_seconds = 0.0, infer_ms = 0.0, ips32 = 0.0, last_loss = 0.0;
     cli_eval_result val = {0, 0, 0}, res = {0, 0, 0};
     size_t nparams = 0;
     uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[4] = {0, 0, 0, 0};
@@ -422,6 +422,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                                         (float)o.aux, &loss, &step_hits) != EA_OK)
                 break;
             if (dist->d.size > 1) { /* the global batch's gradient, loss and hits on every rank */
+                double tc = ea_time_sec();
                 double sums[2];
                 sums[0] = (double)loss * (hi - lo);
                 sums[1] = step_hits;
@@ -430,6 +431,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                     break;
                 loss = (float)(sums[0] / b);
                 step_hits = (int)sums[1];
+                comm_seconds += ea_time_sec() - tc;
             }
             if (!isfinite(loss) || ea_params_nonfinite(&model.params, 1)) {
                 fprintf(stderr, "\nclassify: the loss or a gradient became NaN or Inf at step %ld (epoch %d); stopping%s "
@@ -531,10 +533,10 @@ static int run(int argc, char **argv, cli_dist *dist) {
         printf("{\"model\":\"%s\",\"attn\":\"%s\",\"data\":\"%s\",\"params\":%zu,\"flops_per_image\":%.0f,\"top1\":%.6f,"
                "\"top5\":%.6f,\"test_loss\":%.6f,\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"images_per_s_b32\":%.1f,"
                "\"arena_peak_bytes\":%zu,\"final_loss\":%.6f,\"epochs\":%ld,\"batch\":%ld,\"train_images\":%d,"
-               "\"test_images\":%d,\"threads\":%d,\"processes\":%d,\"isa\":\"%s\"}\n",
+               "\"test_images\":%d,\"threads\":%d,\"processes\":%d,\"comm_seconds\":%.3f,\"isa\":\"%s\"}\n",
                o.model, o.attn, o.data, nparams, ea_vit_flops(&model), res.top1, res.top5, res.loss, train_seconds, infer_ms,
                ips32, ea_ctx_peak_bytes(&ctx), last_loss, o.epochs, o.batch, n_train, test.n, ea_num_threads(), dist->d.size,
-               EA_ISA);
+               comm_seconds, EA_ISA);
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_images_free(&train);

@@ -262,7 +262,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
     long step = 0, steps_per_epoch, total_steps;
     int *pairs = NULL, *order = NULL;
     float *xb = NULL, *yb = NULL;
-    double t_train0, train_seconds = 0.0, infer_ms = 0.0, last_loss = 0.0;
+    double t_train0, train_seconds = 0.0, comm_seconds = 0.0, infer_ms = 0.0, last_loss = 0.0;
     eval_result val = {0, 0}, test = {0, 0};
     size_t nparams = 0;
     uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[2] = {0, 0}, data_crc[1] = {0};
@@ -455,11 +455,13 @@ static int run(int argc, char **argv, cli_dist *dist) {
                 step_loss = loss->data[0];
             }
             if (dist->d.size > 1) { /* the global batch's gradient and mean loss on every rank */
+                double tc = ea_time_sec();
                 double sum = (double)step_loss * (hi - lo);
                 if (ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK ||
                     cli_dist_sum(dist, &sum, 1, &ctx.err) != EA_OK)
                     break;
                 step_loss = (float)(sum / b);
+                comm_seconds += ea_time_sec() - tc;
             }
             if (!isfinite(step_loss)) {
                 fprintf(stderr, "\ntrack: the loss became %g at step %ld (epoch %d); stopping%s (try a lower --lr or --clip)\n",
@@ -571,11 +573,11 @@ static int run(int argc, char **argv, cli_dist *dist) {
         printf("{\"attn\":\"%s\",\"params\":%zu,\"mean_err_px\":%.6f,\"within2px\":%.6f,\"val_err_px\":%.6f,"
                "\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"fps_b1\":%.1f,\"final_loss\":%.6f,\"epochs\":%ld,"
                "\"videos\":%ld,\"frames\":%ld,\"batch\":%ld,\"test_videos\":%d,\"mflop_per_frame\":%.3f,"
-               "\"threads\":%d,\"processes\":%d,\"isa\":\"%s\",\"arena_peak_bytes\":%zu}\n",
+               "\"threads\":%d,\"processes\":%d,\"comm_seconds\":%.3f,\"isa\":\"%s\",\"arena_peak_bytes\":%zu}\n",
                o.attn, nparams, test.mean_err, test.within2, val.mean_err, train_seconds, infer_ms,
                infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0,
                last_loss, o.epochs, o.videos, o.frames, o.batch, n_test_v, ea_vit_flops(&model) / 1e6, ea_num_threads(),
-               dist->d.size, EA_ISA, ea_ctx_peak_bytes(&ctx));
+               dist->d.size, comm_seconds, EA_ISA, ea_ctx_peak_bytes(&ctx));
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_videos_free(&vids);
