@@ -18,6 +18,13 @@
        accuracy_latency.svg        top-1 against batch-1 latency, labelled
        curves_loss.svg, curves_top1.svg   per-epoch training loss and test top-1
 
+   The tracker (--task tracker): each row is built into seed 000's two-frame
+   ViT (ea_tracker_config_default), trained as track trains it (MSE, AdamW,
+   cosine over the steps) on generated videos split 80/10/10 by video, and
+   scored by its mean error in px on the test videos and the share of frames
+   within 2 px; the table, charts (accuracy_latency.svg, curves_error.svg)
+   and the search (on the validation videos) are the same.
+
    --search: before that, each row's learning rate, weight decay, width,
    heads and own option are chosen by successive halving on a validation
    split carved from the training images (never the test set), written to
@@ -51,12 +58,34 @@
 #define MAX_EPOCHS 200
 #define MAX_N 24
 
+/* What a task's table measures.  Classification: test top-1 and top-5 (%),
+   higher is better; the tracker: mean error (px) on the test videos and the
+   share of frames within 2 px (%), lower error is better. */
+typedef struct task_metric {
+    const char *name, *name2, *key, *key2, *per, *curve;
+    int lower_better;
+} task_metric;
+static const task_metric metric_classify = {"top-1 %", "top-5 %", "top1", "top5", "image", "top1", 0};
+static const task_metric metric_tracker = {"error px", "within 2 px %", "error_px", "within2px", "frame pair", "error", 1};
+
+/* A task's data: images (classification) or videos (seed 000's tracker,
+   whose samples are (video, frame) pairs numbered video * (frames - 1) + t). */
+typedef struct task_data {
+    const ea_images *train, *eval;   /* classification */
+    const float *mean, *sd;
+    const ea_videos *vids;           /* the tracker (NULL for classification) */
+    int n_train;                     /* training samples [0, n_train) */
+    int e0, en;                      /* evaluation samples [e0, e0 + en) (of eval, or of the videos' pairs) */
+    int c, h, w;                     /* one input */
+} task_data;
+
 typedef struct options {
     const char *task, *model, *attn, *out;
     long epochs, batch, seed, images, test_images, limit, threads, heads, head_dim, max_n, runs;
-    long candidates, search_epochs, val;
+    long candidates, search_epochs, val, videos, frames;
     double lr, wd;
-    int scaling, heatmaps, search, quiet;
+    int scaling, heatmaps, search, quiet, lr_given;
+    const task_metric *metric;
     int bars;         /* progress bars: not quiet, a terminal, rank 0 */
     cli_dist *dist;   /* rows are spread over its ranks */
 } options;
@@ -64,11 +93,13 @@ typedef struct options {
 typedef struct row_result {
     char name[32], error[320], heatmap[320], config[160];
     int ok;
-    double params, flops, train_s, infer_b1_ms, ips_b32, top1, top5;
+    double params, flops, train_s, infer_b1_ms, ips_b32;
+    double score, score2;   /* the task's metrics (task_metric): top-1 / top-5 %, or error px / within 2 px % */
     size_t arena_peak;
     int epochs;
-    double loss[MAX_EPOCHS], test_top1[MAX_EPOCHS], epoch_x[MAX_EPOCHS];
+    double loss[MAX_EPOCHS], test_score[MAX_EPOCHS], epoch_x[MAX_EPOCHS];
 } row_result;
+
 
 static void usage(FILE *f) {
     char names[512];
@@ -77,16 +108,20 @@ static void usage(FILE *f) {
             "Train every attention row on the same task and budget and write one table and\n"
             "charts of the results; or (--scaling) time one layer of each row against n.\n\n"
             "  --task T          shapes (default: generated 32x32 RGB shapes), fashion-mnist[:DIR]\n"
-            "                    or cifar10:DIR (as classify's --data)\n"
-            "  --model M         cnn (default), vit or mlp: the host the rows sit in\n"
+            "                    or cifar10:DIR (as classify's --data), or tracker: seed 000's\n"
+            "                    two-frame ViT on generated videos, scored by error in px\n"
+            "  --model M         cnn (default), vit or mlp: the host the rows sit in (classification)\n"
             "  --attn LIST       all (default) or rows separated by commas; all is:\n"
             "                    %s\n"
             "  --epochs N        epochs per row (default 3)\n"
             "  --batch N         batch (default 128)\n"
-            "  --lr X, --wd X    AdamW peak learning rate (3e-3) and weight decay (0.05)\n"
+            "  --lr X, --wd X    AdamW peak learning rate (3e-3; tracker 1e-3) and weight decay\n"
+            "                    (0.05; tracker 0.01)\n"
             "  --images N        shapes: training images (default 5000)\n"
             "  --test-images N   shapes: test images (default 1000)\n"
             "  --limit N         train on the first N training images only\n"
+            "  --videos N        tracker: videos (default 200; 80%% train, 10%% validation, 10%% test)\n"
+            "  --frames N        tracker: frames per video (default 50)\n"
             "  --seed N          data order and initial weights (default 0)\n"
             "  --out DIR         where the files go (default compare-out; created)\n"
             "  --threads N       OpenMP threads (default: all)\n"
@@ -96,7 +131,8 @@ static void usage(FILE *f) {
             "                    writes search.md/.json, then trains the chosen configurations\n"
             "  --candidates N    configurations per row to start the search with (default 8)\n"
             "  --search-epochs N epochs of the first round; each later round doubles them (default 1)\n"
-            "  --val N           validation images held out of the training set (default: 10%%)\n"
+            "  --val N           validation images held out of the training set (default: 10%%;\n"
+            "                    the tracker validates on its validation videos)\n"
             "  --heatmaps        after training, heatmap_ROW.png: the attention weights of every layer\n"
             "                    (rows) and head (columns) for the first test image, beside it\n"
             "  --quiet           no progress\n"
@@ -115,13 +151,13 @@ static int parse(int argc, char **argv, options *o) {
     o->epochs = 3; o->batch = 128; o->images = 5000; o->test_images = 1000;
     o->heads = 8; o->head_dim = 64; o->max_n = 4096; o->runs = 3;
     o->candidates = 8; o->search_epochs = 1;
-    o->lr = 3e-3; o->wd = 0.05;
+    o->lr = 3e-3; o->wd = 0.05; o->videos = 200; o->frames = 50;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1, takes = 1;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
-            exit(0);
+            return 2;
         } else if (!strcmp(a, "--scaling")) o->scaling = 1, takes = 0;
         else if (!strcmp(a, "--quiet")) o->quiet = 1, takes = 0;
         else if (!strcmp(a, "--heatmaps")) o->heatmaps = 1, takes = 0;
@@ -145,8 +181,10 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--candidates")) ok = cli_parse_long(a, v, 2, 64, &o->candidates);
         else if (!strcmp(a, "--search-epochs")) ok = cli_parse_long(a, v, 1, 50, &o->search_epochs);
         else if (!strcmp(a, "--val")) ok = cli_parse_long(a, v, 10, 10000000, &o->val);
-        else if (!strcmp(a, "--lr")) ok = cli_parse_num(a, v, 1e-7, 10.0, 0, &o->lr);
-        else if (!strcmp(a, "--wd")) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->wd);
+        else if (!strcmp(a, "--lr")) ok = cli_parse_num(a, v, 1e-7, 10.0, 0, &o->lr), o->lr_given |= 1;
+        else if (!strcmp(a, "--wd")) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->wd), o->lr_given |= 2;
+        else if (!strcmp(a, "--videos")) ok = cli_parse_long(a, v, 10, 1000000, &o->videos);
+        else if (!strcmp(a, "--frames")) ok = cli_parse_long(a, v, 2, 100000, &o->frames);
         else {
             fprintf(stderr, "compare: unknown flag '%s' (see --help)\n", a);
             return 0;
@@ -160,6 +198,12 @@ static int parse(int argc, char **argv, options *o) {
     if (strcmp(o->model, "vit") && strcmp(o->model, "mlp") && strcmp(o->model, "cnn")) {
         fprintf(stderr, "compare: --model must be vit, mlp or cnn, got '%s'\n", o->model);
         return 0;
+    }
+    o->metric = &metric_classify;
+    if (!strcmp(o->task, "tracker")) { /* track's defaults: seed 000's lr and wd */
+        o->metric = &metric_tracker;
+        if (!(o->lr_given & 1)) o->lr = 1e-3;
+        if (!(o->lr_given & 2)) o->wd = 0.01;
     }
     return 1;
 }
@@ -208,7 +252,7 @@ static FILE *out_file(const options *o, const char *name, char *path, size_t n) 
 /* --- classification -------------------------------------------------------- */
 
 /* Mean forward time at batch b over `runs` runs after 3 warm-ups, in s. */
-static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, const float *xb, int b, int runs) {
+static double forward_time(ea_ctx *ctx, const ea_vit *m, const task_data *d, const float *xb, int b, int runs) {
     int r;
     double t0 = 0.0;
     ctx->grad_enabled = 0;
@@ -216,7 +260,7 @@ static double forward_time(ea_ctx *ctx, const ea_vit *m, const ea_images *im, co
         ea_tensor *x;
         if (r == 0) t0 = ea_time_sec();
         ea_ctx_reset(ctx);
-        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
+        x = ea_tensor_4d(ctx, b, d->c, d->h, d->w, 0);
         if (!x) return -1.0;
         memcpy(x->data, xb, x->size * sizeof(float));
         if (!ea_vit_forward(ctx, m, x)) return -1.0;
@@ -281,8 +325,13 @@ static void colour(double t, unsigned char *rgb) {
     for (c = 0; c < 3; c++) rgb[c] = (unsigned char)(stops[i][c] + f * (stops[i + 1][c] - stops[i][c]) + 0.5);
 }
 
-static int write_heatmap(const char *path, const ea_attn_probe *pr, const ea_images *im, int img_index, char *why, size_t whyn) {
+/* The maps of pr beside the input img [c, h, w] (RGB when c is 3, else the
+   mean of its channels, e.g. the tracker's two frames; scaled to its range). */
+static int write_heatmap(const char *path, const ea_attn_probe *pr, const float *img, int ic, int ih, int iw, char *why,
+                         size_t whyn) {
     int L = pr->count, maxh = 0, maxn = 0, l, cell, gap = 6, W, Hh, img_scale = 4, x0, y, x;
+    float lo = img[0], hi = img[0];
+    size_t k;
     unsigned char *px;
     ea_error err;
     ea_status st;
@@ -296,22 +345,32 @@ static int write_heatmap(const char *path, const ea_attn_probe *pr, const ea_ima
         return 0;
     }
     cell = maxn >= 160 ? 1 : 160 / maxn;
-    x0 = im->w * img_scale + 2 * gap;
+    for (k = 0; k < (size_t)ic * ih * iw; k++) {
+        lo = img[k] < lo ? img[k] : lo;
+        hi = img[k] > hi ? img[k] : hi;
+    }
+    x0 = iw * img_scale + 2 * gap;
     W = x0 + maxh * (maxn * cell + gap);
     Hh = L * (maxn * cell + gap) + gap + 18; /* + the colour bar */
-    if (Hh < im->h * img_scale + 2 * gap) Hh = im->h * img_scale + 2 * gap;
+    if (Hh < ih * img_scale + 2 * gap) Hh = ih * img_scale + 2 * gap;
     px = (unsigned char *)malloc((size_t)W * Hh * 3);
     if (!px) {
         snprintf(why, whyn, "out of memory");
         return 0;
     }
     memset(px, 255, (size_t)W * Hh * 3);
-    for (y = 0; y < im->h * img_scale; y++) /* the input, grey or RGB */
-        for (x = 0; x < im->w * img_scale; x++) {
-            int c;
-            for (c = 0; c < 3; c++)
-                px[((size_t)(y + gap) * W + x + gap) * 3 + c] =
-                    im->pixels[(((size_t)img_index * im->c + (im->c == 3 ? c : 0)) * im->h + y / img_scale) * im->w + x / img_scale];
+    for (y = 0; y < ih * img_scale; y++) /* the input, grey or RGB */
+        for (x = 0; x < iw * img_scale; x++) {
+            int c, cc;
+            for (c = 0; c < 3; c++) {
+                float v = 0.0f;
+                if (ic == 3) v = img[((size_t)c * ih + y / img_scale) * iw + x / img_scale];
+                else {
+                    for (cc = 0; cc < ic; cc++) v += img[((size_t)cc * ih + y / img_scale) * iw + x / img_scale];
+                    v /= (float)ic;
+                }
+                px[((size_t)(y + gap) * W + x + gap) * 3 + c] = (unsigned char)(hi > lo ? 255.0f * (v - lo) / (hi - lo) + 0.5f : 0);
+            }
         }
     for (l = 0; l < L; l++) {
         int h, H = pr->layer[l].H, nq = pr->layer[l].nq, nk = pr->layer[l].nk;
@@ -335,13 +394,12 @@ static int write_heatmap(const char *path, const ea_attn_probe *pr, const ea_ima
     return st == EA_OK;
 }
 
-static void heatmap_row(const options *o, const ea_vit *m, const ea_images *test, const float *mean, const float *sd,
-                        row_result *res) {
+/* The maps of the first evaluation sample (x: its input, as the model sees it). */
+static void heatmap_row(const options *o, const ea_vit *m, const task_data *d, const float *input, row_result *res) {
     static float buf[1 << 22]; /* 16 MiB of weights: 4 layers of 8 heads at n = 362 */
     ea_attn_probe pr;
     ea_ctx ctx;
     ea_tensor *x;
-    int idx = 0, y;
     char path[1024];
     memset(&pr, 0, sizeof pr);
     pr.buf = buf;
@@ -349,23 +407,67 @@ static void heatmap_row(const options *o, const ea_vit *m, const ea_images *test
     ea_ctx_init(&ctx, 0);
     ctx.grad_enabled = 0;
     ctx.probe = &pr;
-    x = ea_tensor_4d(&ctx, 1, test->c, test->h, test->w, 0);
-    if (!x || ea_images_batch(test, &idx, 1, mean, sd, 0, 0, NULL, x->data, &y) != EA_OK || !ea_vit_forward(&ctx, m, x)) {
+    x = ea_tensor_4d(&ctx, 1, d->c, d->h, d->w, 0);
+    if (x) memcpy(x->data, input, x->size * sizeof(float));
+    if (!x || !ea_vit_forward(&ctx, m, x)) {
         snprintf(res->heatmap, sizeof res->heatmap, "failed: %s", ctx.err.msg);
     } else {
         snprintf(path, sizeof path, "%s/heatmap_%s.png", o->out, res->name);
-        if (write_heatmap(path, &pr, test, 0, res->heatmap, sizeof res->heatmap))
+        if (write_heatmap(path, &pr, input, d->c, d->h, d->w, res->heatmap, sizeof res->heatmap))
             snprintf(res->heatmap, sizeof res->heatmap, "heatmap_%s.png", res->name);
     }
     ea_ctx_free(&ctx);
 }
 
-/* Trains row `name` configured by t on training images [0, n_train) for
-   `epochs`, evaluating after each epoch on images [e0, e0 + en) of eval;
-   with `full`, then times it and draws its heatmap. */
-static void train_row(const options *o, const char *name, const trial *t, long epochs, const ea_images *train, int n_train,
-                      const ea_images *eval, int e0, int en, int full, const float *mean, const float *sd, row_result *res,
-                      int row_i, int n_rows) {
+/* Samples idx[0..n) of the task into x (and labels, or positions y). */
+static void task_batch(const task_data *d, const ea_images *im, const int *idx, int n, float *x, int *labels, float *y) {
+    int i;
+    if (!d->vids) {
+        ea_images_batch(im, idx, n, d->mean, d->sd, 0, 0, NULL, x, labels);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        int T = d->vids->n_frames - 1;
+        ea_videos_pair(d->vids, idx[i] / T, idx[i] % T, x + (size_t)i * d->c * d->h * d->w, y + 2 * i);
+    }
+}
+
+/* The tracker's score on pairs [e0, e0 + en): mean error (px) and the
+   share within 2 px; 0 on failure (the reason in ctx->err). */
+static int tracker_evaluate(ea_ctx *ctx, const ea_vit *m, const task_data *d, float *xb, float *yb, int *idx, int bmax,
+                            double *err_px, double *within2) {
+    int done = 0, i, within = 0;
+    double sum = 0.0;
+    ctx->grad_enabled = 0;
+    while (done < d->en) {
+        int b = d->en - done < bmax ? d->en - done : bmax;
+        ea_tensor *x, *pred;
+        for (i = 0; i < b; i++) idx[i] = d->e0 + done + i;
+        task_batch(d, NULL, idx, b, xb, NULL, yb);
+        ea_ctx_reset(ctx);
+        x = ea_tensor_4d(ctx, b, d->c, d->h, d->w, 0);
+        if (!x) break;
+        memcpy(x->data, xb, x->size * sizeof(float));
+        if (!(pred = ea_vit_forward(ctx, m, x))) break;
+        for (i = 0; i < b; i++) {
+            double dx = pred->data[2 * i] - yb[2 * i], dy = pred->data[2 * i + 1] - yb[2 * i + 1], e = sqrt(dx * dx + dy * dy);
+            sum += e;
+            within += e < 2.0;
+        }
+        done += b;
+    }
+    ctx->grad_enabled = 1;
+    if (done < d->en) return 0;
+    *err_px = sum / d->en;
+    *within2 = 100.0 * within / d->en;
+    return 1;
+}
+
+/* Trains row `name` configured by t on the task's training samples for
+   `epochs`, scoring after each epoch on its evaluation samples; with
+   `full`, then times it and draws its heatmap. */
+static void train_row(const options *o, const char *name, const trial *t, long epochs, const task_data *d, int full,
+                      row_result *res, int row_i, int n_rows) {
     ea_vit_config cfg;
     ea_vit m;
     ea_ctx ctx, ectx; /* training; evaluation and timing (so the arena peak is training's) */
@@ -373,27 +475,30 @@ static void train_row(const options *o, const char *name, const trial *t, long e
     ea_adamw opt;
     ea_rng rng;
     int host = !strcmp(o->model, "vit") ? EA_HOST_VIT : !strcmp(o->model, "mlp") ? EA_HOST_MLP : EA_HOST_CNN;
-    int *order = (int *)malloc((size_t)n_train * sizeof(int)), *yb = (int *)malloc(256 * sizeof(int));
-    int *idx = (int *)malloc(256 * sizeof(int)), i, ep;
-    float *xb = (float *)malloc((size_t)(o->batch > 256 ? o->batch : 256) * train->c * train->h * train->w * sizeof(float));
+    int bmax = o->batch > 256 ? (int)o->batch : 256, n_train = d->n_train;
+    int *order = (int *)malloc((size_t)n_train * sizeof(int)), *yb = (int *)malloc((size_t)bmax * sizeof(int));
+    int *idx = (int *)malloc((size_t)bmax * sizeof(int)), i, ep;
+    float *xb = (float *)malloc((size_t)bmax * d->c * d->h * d->w * sizeof(float));
+    float *pos = (float *)malloc((size_t)bmax * 2 * sizeof(float));
     long steps = (n_train + o->batch - 1) / o->batch, s, step = 0;
     double t0;
     if (epochs > MAX_EPOCHS) epochs = MAX_EPOCHS;
     memset(res, 0, sizeof *res);
     snprintf(res->name, sizeof res->name, "%s", name);
-    if (!order || !yb || !idx || !xb) {
+    if (!order || !yb || !idx || !xb || !pos) {
         snprintf(res->error, sizeof res->error, "out of memory");
-        free(order); free(yb); free(idx); free(xb);
+        free(order); free(yb); free(idx); free(xb); free(pos);
         return;
     }
-    ea_classifier_config_default(&cfg, host, name, train->c, train->h, train->classes);
+    if (d->vids) ea_tracker_config_default(&cfg, name);
+    else ea_classifier_config_default(&cfg, host, name, d->c, d->h, d->train->classes);
     if (t->dim) cfg.dim = t->dim;
     if (t->heads) cfg.n_heads = t->heads;
     if (cfg.n_kv_heads > cfg.n_heads) cfg.n_kv_heads = cfg.n_heads;
     if (t->opt[0]) memcpy((char *)&cfg.opt + t->opt_off, &t->opt_value, sizeof(int));
     if (ea_vit_init(&m, &cfg, (uint64_t)o->seed + 1, &err) != EA_OK) {
         snprintf(res->error, sizeof res->error, "%s", err.msg);
-        free(order); free(yb); free(idx); free(xb);
+        free(order); free(yb); free(idx); free(xb); free(pos);
         return;
     }
     for (i = 0; i < m.params.count; i++)
@@ -408,7 +513,6 @@ static void train_row(const options *o, const char *name, const trial *t, long e
     t0 = ea_time_sec();
     for (ep = 0; ep < epochs; ep++) {
         double loss_sum = 0.0, te = ea_time_sec();
-        cli_eval_result ev;
         for (i = n_train - 1; i > 0; i--) { /* the same order for every row */
             int j = (int)ea_rng_below(&rng, (uint32_t)i + 1), tmp = order[i];
             order[i] = order[j];
@@ -417,17 +521,38 @@ static void train_row(const options *o, const char *name, const trial *t, long e
         for (s = 0; s < steps; s++, step++) {
             int b = (int)(n_train - s * o->batch < o->batch ? n_train - s * o->batch : o->batch);
             float loss;
-            ea_images_batch(train, order + s * o->batch, b, mean, sd, 0, 0, NULL, xb, yb);
-            opt.lr = ea_lr_cosine(step, steps * epochs, steps < 10 ? 1 : steps / 2, (float)t->lr, 0.0f);
-            if (ea_classifier_grad(&ctx, &m, xb, yb, b, 0, 0.1f, 0.01f, &loss, NULL) != EA_OK) {
-                snprintf(res->error, sizeof res->error, "%s", ctx.err.msg);
-                goto done;
+            task_batch(d, d->train, order + s * o->batch, b, xb, yb, pos);
+            if (d->vids) { /* seed 000's schedule: cosine over the steps, no warm-up, no clipping */
+                ea_tensor *x, *y, *l, *aux = NULL;
+                opt.lr = ea_lr_cosine(step, steps * epochs, 0, (float)t->lr, 0.0f);
+                ea_ctx_reset(&ctx);
+                ctx.training = 1;
+                x = ea_tensor_4d(&ctx, b, d->c, d->h, d->w, 0);
+                y = ea_tensor_2d(&ctx, b, 2, 0);
+                if (x && y) {
+                    memcpy(x->data, xb, x->size * sizeof(float));
+                    memcpy(y->data, pos, y->size * sizeof(float));
+                }
+                ea_params_zero_grad(&m.params);
+                l = x && y ? ea_mse_loss(&ctx, ea_vit_forward_aux(&ctx, &m, x, 0.01f, &aux), y) : NULL;
+                if (l && aux) l = ea_add(&ctx, l, aux);
+                if (!l || ea_backward(&ctx, l) != EA_OK) {
+                    snprintf(res->error, sizeof res->error, "%s", ctx.err.msg);
+                    goto done;
+                }
+                loss = l->data[0];
+            } else {
+                opt.lr = ea_lr_cosine(step, steps * epochs, steps < 10 ? 1 : steps / 2, (float)t->lr, 0.0f);
+                if (ea_classifier_grad(&ctx, &m, xb, yb, b, 0, 0.1f, 0.01f, &loss, NULL) != EA_OK) {
+                    snprintf(res->error, sizeof res->error, "%s", ctx.err.msg);
+                    goto done;
+                }
             }
             if (!isfinite(loss) || ea_params_nonfinite(&m.params, 1)) {
                 snprintf(res->error, sizeof res->error, "the loss became NaN or Inf in epoch %d", ep + 1);
                 goto done;
             }
-            ea_grad_clip(&m.params, 1.0f);
+            if (!d->vids) ea_grad_clip(&m.params, 1.0f);
             ea_adamw_step(&opt, &m.params);
             loss_sum += loss;
             if (o->bars && (s % 4 == 0 || s == steps - 1)) {
@@ -439,36 +564,41 @@ static void train_row(const options *o, const char *name, const trial *t, long e
         res->train_s = ea_time_sec() - t0;
         res->loss[ep] = loss_sum / steps;
         res->epoch_x[ep] = ep + 1;
-        if (!cli_evaluate(&ectx, &m, eval, e0, e0 + en, mean, sd, xb, yb, idx, 256, &ev)) {
-            snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
-            goto done;
+        if (d->vids) {
+            if (!tracker_evaluate(&ectx, &m, d, xb, pos, idx, bmax, &res->test_score[ep], &res->score2)) {
+                snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
+                goto done;
+            }
+        } else {
+            cli_eval_result ev;
+            if (!cli_evaluate(&ectx, &m, d->eval, d->e0, d->e0 + d->en, d->mean, d->sd, xb, yb, idx, bmax, &ev)) {
+                snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
+                goto done;
+            }
+            res->test_score[ep] = 100.0 * ev.top1;
+            res->score2 = 100.0 * ev.top5;
         }
-        res->test_top1[ep] = ev.top1;
-        res->top5 = ev.top5;
-        res->test_top1[ep] *= 100.0;
         res->epochs = ep + 1;
         t0 = ea_time_sec() - res->train_s; /* evaluation is not training time */
     }
-    res->top1 = res->test_top1[epochs - 1];
-    res->top5 *= 100.0;
+    res->score = res->test_score[epochs - 1];
     res->arena_peak = ea_ctx_peak_bytes(&ctx);
     res->ok = 1;
     if (!full) goto done;
-    for (i = 0; i < 32; i++) idx[i] = e0 + i % en;
-    ea_images_batch(eval, idx, 32, mean, sd, 0, 0, NULL, xb, yb);
-    res->infer_b1_ms = forward_time(&ectx, &m, eval, xb, 1, 100) * 1e3;
-    res->ips_b32 = 32.0 / forward_time(&ectx, &m, eval, xb, 32, 10);
+    for (i = 0; i < 32; i++) idx[i] = d->e0 + i % d->en;
+    task_batch(d, d->eval, idx, 32, xb, yb, pos);
+    res->infer_b1_ms = forward_time(&ectx, &m, d, xb, 1, 100) * 1e3;
+    res->ips_b32 = 32.0 / forward_time(&ectx, &m, d, xb, 32, 10);
     res->ok = res->infer_b1_ms > 0.0;
     if (!res->ok) snprintf(res->error, sizeof res->error, "timing: %s", ectx.err.msg);
-    if (res->ok && o->heatmaps) heatmap_row(o, &m, eval, mean, sd, res);
+    if (res->ok && o->heatmaps) heatmap_row(o, &m, d, xb, res);
 done:
     if (o->bars) fprintf(stderr, "\r%100s\r", "");
     ea_ctx_free(&ctx);
     ea_ctx_free(&ectx);
     ea_vit_free(&m);
-    free(order); free(yb); free(idx); free(xb);
+    free(order); free(yb); free(idx); free(xb); free(pos);
 }
-
 /* --- successive halving (seed 001's search) ----------------------------------
    A row's candidates: its defaults, then draws from a grid (learning rate
    a third of, equal to or 3x --lr; weight decay 0.01, 0.05 or 0.1; the
@@ -479,13 +609,12 @@ done:
    fails to build or diverges scores -1), until one is left. */
 typedef struct search_result {
     trial best;
-    double val_top1, seconds;
+    double val_score, seconds;
     long epochs_trained;
     int tried;
 } search_result;
 
-static void search_row(const options *o, const char *name, int row_i, int n_rows, const ea_images *train, int n_fit,
-                       int n_val, const float *mean, const float *sd, search_result *sr) {
+static void search_row(const options *o, const char *name, int row_i, int n_rows, const task_data *val, search_result *sr) {
 #define MAXC 64 /* --candidates' limit */
     static trial cand[MAXC];
     static row_result res;
@@ -495,7 +624,8 @@ static void search_row(const options *o, const char *name, int row_i, int n_rows
     ea_vit_config def;
     ea_rng rng;
     host = !strcmp(o->model, "vit") ? EA_HOST_VIT : !strcmp(o->model, "mlp") ? EA_HOST_MLP : EA_HOST_CNN;
-    ea_classifier_config_default(&def, host, name, train->c, train->h, train->classes);
+    if (val->vids) ea_tracker_config_default(&def, name);
+    else ea_classifier_config_default(&def, host, name, val->c, val->h, val->train->classes);
     base_dim = def.dim;
     for (k = 0; k < (int)(sizeof row_opts / sizeof row_opts[0]); k++)
         if (!strcmp(row_opts[k].row, name)) r_opt = k;
@@ -526,8 +656,9 @@ static void search_row(const options *o, const char *name, int row_i, int n_rows
         long ep = o->search_epochs << round;
         for (k = 0; k < na; k++) {
             c = alive[k];
-            train_row(o, name, &cand[c], ep, train, n_fit, train, n_fit, n_val, 0, mean, sd, &res, row_i, n_rows);
-            score[c] = res.ok && !res.error[0] ? res.top1 : -1.0;
+            train_row(o, name, &cand[c], ep, val, 0, &res, row_i, n_rows);
+            /* higher is better: top-1, or minus the tracker's error */
+            score[c] = !res.ok || res.error[0] ? -1e30 : o->metric->lower_better ? -res.score : res.score;
             sr->epochs_trained += ep;
         }
         for (k = 1; k < na; k++) { /* best first (insertion sort; ties keep the earlier candidate) */
@@ -541,13 +672,14 @@ static void search_row(const options *o, const char *name, int row_i, int n_rows
         if (!o->quiet) {
             char txt[160];
             trial_text(&cand[alive[0]], txt, sizeof txt);
-            fprintf(stderr, "  [%2d/%d] %-12s search round %d: %d candidates x %ld epochs, best val top-1 %.2f%% (%s)\n", row_i + 1,
-                    n_rows, name, round + 1, na, ep, score[alive[0]], txt);
+            fprintf(stderr, "  [%2d/%d] %-12s search round %d: %d candidates x %ld epochs, best validation %s %.2f (%s)\n",
+                    row_i + 1, n_rows, name, round + 1, na, ep, o->metric->name,
+                    o->metric->lower_better ? -score[alive[0]] : score[alive[0]], txt);
         }
         na = (na + 1) / 2;
     }
     sr->best = cand[alive[0]];
-    sr->val_top1 = score[alive[0]];
+    sr->val_score = o->metric->lower_better ? -score[alive[0]] : score[alive[0]];
     sr->seconds = ea_time_sec() - t0;
 }
 
@@ -556,13 +688,15 @@ static void write_search(const options *o, char rows[][32], const search_result 
     FILE *md = out_file(o, "search.md", path, sizeof path), *js;
     int i;
     if (md) {
-        fprintf(md, "# Successive halving: the configuration chosen for each row\n\n%s host, %s, %ld candidates a row, "
-                    "first round %ld epoch(s), doubling; validation: the last %d training images.\n\n"
-                    "| row | chosen | validation top-1 %% | candidates | epochs trained | seconds |\n|---|---|---|---|---|---|\n",
-                o->model, o->task, o->candidates, o->search_epochs, n_val);
+        fprintf(md, "# Successive halving: the configuration chosen for each row\n\n%s, %s, %ld candidates a row, "
+                    "first round %ld epoch(s), doubling; validation: %d %s%s.\n\n"
+                    "| row | chosen | validation %s | candidates | epochs trained | seconds |\n|---|---|---|---|---|---|\n",
+                o->metric->lower_better ? "the tracker" : o->model, o->task, o->candidates, o->search_epochs, n_val,
+                o->metric->lower_better ? "frame pairs of the validation videos" : "training images held out",
+                o->metric->lower_better ? "" : " (the last ones)", o->metric->name);
         for (i = 0; i < n; i++) {
             trial_text(&sr[i].best, txt, sizeof txt);
-            fprintf(md, "| %s | %s | %.2f | %d | %ld | %.0f |\n", rows[i], txt, sr[i].val_top1, sr[i].tried, sr[i].epochs_trained,
+            fprintf(md, "| %s | %s | %.2f | %d | %ld | %.0f |\n", rows[i], txt, sr[i].val_score, sr[i].tried, sr[i].epochs_trained,
                     sr[i].seconds);
         }
         fclose(md);
@@ -573,8 +707,8 @@ static void write_search(const options *o, char rows[][32], const search_result 
         for (i = 0; i < n; i++) {
             const trial *t = &sr[i].best;
             fprintf(js, "  {\"row\":\"%s\",\"lr\":%g,\"wd\":%g,\"width\":%d,\"heads\":%d,\"option\":\"%s\",\"option_value\":%d,"
-                        "\"val_top1\":%.3f,\"candidates\":%d,\"epochs_trained\":%ld,\"seconds\":%.1f}%s\n",
-                    rows[i], t->lr, t->wd, t->dim, t->heads, t->opt, t->opt[0] ? t->opt_value : 0, sr[i].val_top1,
+                        "\"val_%s\":%.3f,\"candidates\":%d,\"epochs_trained\":%ld,\"seconds\":%.1f}%s\n",
+                    rows[i], t->lr, t->wd, t->dim, t->heads, t->opt, t->opt[0] ? t->opt_value : 0, o->metric->key, sr[i].val_score,
                     sr[i].tried, sr[i].epochs_trained, sr[i].seconds, i + 1 < n ? "," : "");
         }
         fprintf(js, "]}\n");
@@ -591,35 +725,38 @@ static const row_result *find_row(const row_result *r, int n, const char *name) 
 
 static void write_classification(const options *o, const row_result *r, int n, const char *data_desc) {
     const row_result *none = find_row(r, n, "none"), *mha = find_row(r, n, "mha");
-    char path[1024];
+    const task_metric *mt = o->metric;
+    char path[1024], where[96];
     FILE *md = out_file(o, "compare.md", path, sizeof path), *csv, *js;
     int i;
+    where[0] = '\0'; /* the tracker has one model */
+    if (!mt->lower_better) snprintf(where, sizeof where, "%s host, ", o->model);
     if (md) {
-        fprintf(md, "# Attention rows compared: %s host, %s\n\n%ld epochs, batch %ld, AdamW lr %g wd %g, seed %ld, %s, %d thread%s.\n"
-                    "Δ: change in test top-1 (points) against the `none` control and against `mha`.\n\n",
-                o->model, data_desc, o->epochs, o->batch, o->lr, o->wd, o->seed, EA_ISA, ea_num_threads(),
-                ea_num_threads() == 1 ? "" : "s");
-        fprintf(md, "| row | params | MFLOP/image | train arena MiB | train s | batch 1 ms | batch 32 images/s | top-1 %% | top-5 %% | Δ none | Δ mha |%s\n"
-                    "|---|---|---|---|---|---|---|---|---|---|---|%s\n", o->search ? " configuration (search.md) |" : "",
-                o->search ? "---|" : "");
+        fprintf(md, "# Attention rows compared: %s%s\n\n%ld epochs, batch %ld, AdamW lr %g wd %g, seed %ld, %s, %d thread%s.\n"
+                    "Δ: change in test %s against the `none` control and against `mha`%s.\n\n",
+                where, data_desc, o->epochs, o->batch, o->lr, o->wd, o->seed, EA_ISA, ea_num_threads(),
+                ea_num_threads() == 1 ? "" : "s", mt->name, mt->lower_better ? " (negative: a smaller error)" : " (points)");
+        fprintf(md, "| row | params | MFLOP/%s | train arena MiB | train s | batch 1 ms | batch 32 %ss/s | %s | %s | Δ none | Δ mha |%s\n"
+                    "|---|---|---|---|---|---|---|---|---|---|---|%s\n", mt->per, mt->per, mt->name, mt->name2,
+                o->search ? " configuration (search.md) |" : "", o->search ? "---|" : "");
         for (i = 0; i < n; i++) {
             if (!r[i].ok) {
                 fprintf(md, "| %s | failed: %s |||||||||| \n", r[i].name, r[i].error);
                 continue;
             }
             fprintf(md, "| %s | %.0f | %.2f | %.1f | %.1f | %.3f | %.0f | %.2f | %.2f | ", r[i].name, r[i].params, r[i].flops / 1e6,
-                    r[i].arena_peak / 1048576.0, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].top1, r[i].top5);
-            if (none) fprintf(md, "%+.2f", r[i].top1 - none->top1);
+                    r[i].arena_peak / 1048576.0, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].score, r[i].score2);
+            if (none) fprintf(md, "%+.2f", r[i].score - none->score);
             fprintf(md, " | ");
-            if (mha) fprintf(md, "%+.2f", r[i].top1 - mha->top1);
+            if (mha) fprintf(md, "%+.2f", r[i].score - mha->score);
             fprintf(md, " |");
             if (o->search) fprintf(md, " %s |", r[i].config);
             fprintf(md, "\n");
         }
         if (o->heatmaps) {
-            fprintf(md, "\n## Attention weights\n\nThe first test image, then one map per layer (rows) and head (columns): "
+            fprintf(md, "\n## Attention weights\n\nThe first test %s%s, then one map per layer (rows) and head (columns): "
                         "weight of key (column) for query (row), each map scaled to its own maximum (dark blue 0, yellow the "
-                        "maximum).\n\n");
+                        "maximum).\n\n", mt->per, mt->lower_better ? " (its two frames averaged)" : "");
             for (i = 0; i < n; i++)
                 if (r[i].ok && !strncmp(r[i].heatmap, "heatmap_", 8))
                     fprintf(md, "**%s**\n\n![%s](%s)\n\n", r[i].name, r[i].name, r[i].heatmap);
@@ -630,8 +767,9 @@ static void write_classification(const options *o, const row_result *r, int n, c
     }
     csv = out_file(o, "compare.csv", path, sizeof path);
     if (csv) {
-        fprintf(csv, "row,ok,error,params,flops_per_image,train_arena_bytes,train_seconds,infer_ms_b1,images_per_s_b32,top1,top5,"
-                     "delta_top1_none,delta_top1_mha\n");
+        /* columns named for images keep their names for the tracker's frame pairs */
+        fprintf(csv, "row,ok,error,params,flops_per_image,train_arena_bytes,train_seconds,infer_ms_b1,images_per_s_b32,%s,%s,"
+                     "delta_%s_none,delta_%s_mha\n", mt->key, mt->key2, mt->key, mt->key);
         for (i = 0; i < n; i++) {
             char err[320];
             size_t k;
@@ -639,10 +777,10 @@ static void write_classification(const options *o, const row_result *r, int n, c
             for (k = 0; err[k]; k++)
                 if (err[k] == '"' || err[k] == ',') err[k] = ' ';
             fprintf(csv, "%s,%d,\"%s\",%.0f,%.0f,%zu,%.3f,%.4f,%.1f,%.3f,%.3f,", r[i].name, r[i].ok, err, r[i].params, r[i].flops,
-                    r[i].arena_peak, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].top1, r[i].top5);
-            if (r[i].ok && none) fprintf(csv, "%.3f", r[i].top1 - none->top1);
+                    r[i].arena_peak, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].score, r[i].score2);
+            if (r[i].ok && none) fprintf(csv, "%.3f", r[i].score - none->score);
             fprintf(csv, ",");
-            if (r[i].ok && mha) fprintf(csv, "%.3f", r[i].top1 - mha->top1);
+            if (r[i].ok && mha) fprintf(csv, "%.3f", r[i].score - mha->score);
             fprintf(csv, "\n");
         }
         fclose(csv);
@@ -661,11 +799,12 @@ static void write_classification(const options *o, const row_result *r, int n, c
                 continue;
             }
             fprintf(js, ",\"params\":%.0f,\"flops_per_image\":%.0f,\"train_arena_bytes\":%zu,\"train_seconds\":%.3f,"
-                        "\"infer_ms_b1\":%.4f,\"images_per_s_b32\":%.1f,\"top1\":%.3f,\"top5\":%.3f,\"loss\":[",
-                    r[i].params, r[i].flops, r[i].arena_peak, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, r[i].top1, r[i].top5);
+                        "\"infer_ms_b1\":%.4f,\"images_per_s_b32\":%.1f,\"%s\":%.3f,\"%s\":%.3f,\"loss\":[",
+                    r[i].params, r[i].flops, r[i].arena_peak, r[i].train_s, r[i].infer_b1_ms, r[i].ips_b32, mt->key, r[i].score,
+                    mt->key2, r[i].score2);
             for (e = 0; e < r[i].epochs; e++) fprintf(js, "%s%.5f", e ? "," : "", r[i].loss[e]);
-            fprintf(js, "],\"test_top1\":[");
-            for (e = 0; e < r[i].epochs; e++) fprintf(js, "%s%.3f", e ? "," : "", r[i].test_top1[e]);
+            fprintf(js, "],\"test_%s\":[", mt->key);
+            for (e = 0; e < r[i].epochs; e++) fprintf(js, "%s%.3f", e ? "," : "", r[i].test_score[e]);
             fprintf(js, "]}%s\n", i + 1 < n ? "," : "");
         }
         fprintf(js, "]}\n");
@@ -676,14 +815,14 @@ static void write_classification(const options *o, const row_result *r, int n, c
         static double lat[MAX_ROWS], acc[MAX_ROWS];
         int k = 0;
         memset(&c, 0, sizeof c);
-        c.title = "Test top-1 against latency at batch 1";
-        c.xlabel = "ms per image at batch 1";
-        c.ylabel = "test top-1 (%)";
+        c.title = mt->lower_better ? "Test error against latency at batch 1" : "Test top-1 against latency at batch 1";
+        c.xlabel = mt->lower_better ? "ms per frame pair at batch 1" : "ms per image at batch 1";
+        c.ylabel = mt->lower_better ? "test error (px)" : "test top-1 (%)";
         c.scatter = 1;
         for (i = 0; i < n && k < SVG_MAX_SERIES; i++) {
             if (!r[i].ok) continue;
             lat[k] = r[i].infer_b1_ms;
-            acc[k] = r[i].top1;
+            acc[k] = r[i].score;
             c.series[k].name = r[i].name;
             c.series[k].x = &lat[k];
             c.series[k].y = &acc[k];
@@ -709,10 +848,10 @@ static void write_classification(const options *o, const row_result *r, int n, c
         snprintf(path, sizeof path, "%s/curves_loss.svg", o->out);
         if (k && !svg_chart_write(path, &c)) fprintf(stderr, "compare: cannot write %s\n", path);
         for (i = 0, k = 0; i < n && k < SVG_MAX_SERIES; i++)
-            if (r[i].ok) c.series[k++].y = r[i].test_top1;
-        c.title = "Test top-1 per epoch";
-        c.ylabel = "test top-1 (%)";
-        snprintf(path, sizeof path, "%s/curves_top1.svg", o->out);
+            if (r[i].ok) c.series[k++].y = r[i].test_score;
+        c.title = mt->lower_better ? "Test error per epoch" : "Test top-1 per epoch";
+        c.ylabel = mt->lower_better ? "test error (px)" : "test top-1 (%)";
+        snprintf(path, sizeof path, "%s/curves_%s.svg", o->out, mt->curve);
         if (k && !svg_chart_write(path, &c)) fprintf(stderr, "compare: cannot write %s\n", path);
     }
 }
@@ -722,14 +861,48 @@ static int classification(const options *o) {
     static trial chosen[MAX_ROWS];
     char rows[MAX_ROWS][32], desc[160];
     ea_images train, test;
+    ea_videos vids;
     ea_error err;
     float mean[3], sd[3];
-    int n_rows = row_list(o->attn, rows), i, n_train;
+    task_data td, vd; /* the table's training and test data; the search's training and validation data */
+    int n_rows = row_list(o->attn, rows), i, n_train, n_val = 0;
     double t0 = ea_time_sec();
     if (!n_rows) return 2;
     memset(&train, 0, sizeof train);
     memset(&test, 0, sizeof test);
-    if (!strcmp(o->task, "shapes")) {
+    memset(&vids, 0, sizeof vids);
+    memset(&td, 0, sizeof td);
+    if (!strcmp(o->task, "tracker")) {
+        /* seed 000's videos, split by video as track does: 80% train, 10% validation, 10% test */
+        ea_video_config vc;
+        int nv, n_train_v, n_val_v, T;
+        ea_video_config_default(&vc);
+        vc.n_videos = (int)o->videos;
+        vc.n_frames = (int)o->frames;
+        vc.seed = (uint64_t)o->seed * 2654435761u + 1u;
+        if (ea_videos_generate(&vids, &vc, &err) != EA_OK) {
+            fprintf(stderr, "compare: %s\n", err.msg);
+            return 2;
+        }
+        nv = vids.n_videos;
+        T = vids.n_frames - 1;
+        n_train_v = nv * 8 / 10;
+        n_val_v = nv / 10 > 0 ? nv / 10 : 1;
+        td.vids = &vids;
+        td.c = 2;
+        td.h = vids.h;
+        td.w = vids.w;
+        td.n_train = n_train_v * T;
+        td.e0 = (n_train_v + n_val_v) * T;
+        td.en = (nv - n_train_v - n_val_v) * T;
+        vd = td;
+        vd.e0 = n_train_v * T;
+        vd.en = n_val_v * T;
+        n_train = td.n_train;
+        n_val = vd.en;
+        snprintf(desc, sizeof desc, "seed 000's tracker on %d generated videos of %d frames (%d/%d/%d train/validation/test)",
+                 nv, vids.n_frames, n_train_v, n_val_v, nv - n_train_v - n_val_v);
+    } else if (!strcmp(o->task, "shapes")) {
         if (ea_images_shapes(&train, (int)o->images, (uint64_t)o->seed * 2 + 1, &err) != EA_OK ||
             ea_images_shapes(&test, (int)o->test_images, (uint64_t)o->seed * 2 + 2, &err) != EA_OK) {
             fprintf(stderr, "compare: %s\n", err.msg);
@@ -746,31 +919,50 @@ static int classification(const options *o) {
             return 2;
         }
     } else {
-        fprintf(stderr, "compare: --task must be shapes, fashion-mnist[:DIR] or cifar10:DIR, got '%s'\n", o->task);
+        fprintf(stderr, "compare: --task must be shapes, fashion-mnist[:DIR], cifar10:DIR or tracker, got '%s'\n", o->task);
         return 2;
     }
-    n_train = o->limit && o->limit < train.n ? (int)o->limit : train.n;
+    if (!td.vids) {
+        n_train = o->limit && o->limit < train.n ? (int)o->limit : train.n;
+        ea_images_stats(&train, mean, sd);
+        td.train = &train;
+        td.eval = &test;
+        td.mean = mean;
+        td.sd = sd;
+        td.c = train.c;
+        td.h = train.h;
+        td.w = train.w;
+        td.n_train = n_train;
+        td.e0 = 0;
+        td.en = test.n;
+        /* the search: the last n_val training images validate */
+        n_val = o->val ? (int)o->val : n_train / 10;
+        vd = td;
+        vd.eval = &train;
+        vd.n_train = n_train - n_val;
+        vd.e0 = n_train - n_val;
+        vd.en = n_val;
+        snprintf(desc, sizeof desc, "%s (%d training, %d test images of %dx%dx%d)", o->task, n_train, test.n, train.c, train.h,
+                 train.w);
+    }
     for (i = 0; i < n_rows; i++) { /* without --search: every row at --lr, --wd and its defaults */
         memset(&chosen[i], 0, sizeof chosen[i]);
         chosen[i].lr = o->lr;
         chosen[i].wd = o->wd;
     }
-    ea_images_stats(&train, mean, sd);
-    snprintf(desc, sizeof desc, "%s (%d training, %d test images of %dx%dx%d)", o->task, n_train, test.n, train.c, train.h, train.w);
     if (!o->quiet && o->dist->d.rank == 0)
-        fprintf(stderr, "compare: %d rows in the %s host on %s, %ld epochs each, %d thread%s\n", n_rows, o->model, desc,
-                o->epochs, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
+        fprintf(stderr, "compare: %d rows%s%s%s on %s, %ld epochs each, %d thread%s\n", n_rows, td.vids ? "" : " in the ",
+                td.vids ? "" : o->model, td.vids ? "" : " host", desc, o->epochs, ea_num_threads(), ea_num_threads() == 1 ? "" : "s");
     if (!o->quiet && o->dist->d.size > 1 && o->dist->d.rank == 0)
         fprintf(stderr, "compare: %d processes; row i is trained by process i %% %d\n", o->dist->d.size, o->dist->d.size);
     if (o->search) {
         static search_result sr[MAX_ROWS];
-        int n_val = o->val ? (int)o->val : n_train / 10;
-        if (n_val >= n_train - o->batch) {
+        if (!td.vids && n_val >= n_train - o->batch) {
             fprintf(stderr, "compare: --val %d leaves too few of the %d training images to train on\n", n_val, n_train);
             return 2;
         }
         for (i = 0; i < n_rows; i++)
-            if (cli_dist_owns(o->dist, i)) search_row(o, rows[i], i, n_rows, &train, n_train - n_val, n_val, mean, sd, &sr[i]);
+            if (cli_dist_owns(o->dist, i)) search_row(o, rows[i], i, n_rows, &vd, &sr[i]);
         if (cli_dist_share(o->dist, sr, sizeof sr[0], n_rows, &err) != EA_OK) {
             fprintf(stderr, "compare: %s\n", err.msg);
             return 1;
@@ -780,13 +972,13 @@ static int classification(const options *o) {
     }
     for (i = 0; i < n_rows; i++) {
         if (!cli_dist_owns(o->dist, i)) continue;
-        train_row(o, rows[i], &chosen[i], o->epochs, &train, n_train, &test, 0, test.n, 1, mean, sd, &res[i], i, n_rows);
+        train_row(o, rows[i], &chosen[i], o->epochs, &td, 1, &res[i], i, n_rows);
         if (o->search) trial_text(&chosen[i], res[i].config, sizeof res[i].config);
         res[i].ok = res[i].ok && !res[i].error[0];
         if (!o->quiet) {
             if (res[i].ok)
-                fprintf(stderr, "  [%2d/%d] %-12s top-1 %6.2f%%  top-5 %6.2f%%  %7.1f s  %.3f ms at batch 1\n", i + 1, n_rows, rows[i],
-                        res[i].top1, res[i].top5, res[i].train_s, res[i].infer_b1_ms);
+                fprintf(stderr, "  [%2d/%d] %-12s %s %6.2f  %s %6.2f  %7.1f s  %.3f ms at batch 1\n", i + 1, n_rows, rows[i],
+                        o->metric->name, res[i].score, o->metric->name2, res[i].score2, res[i].train_s, res[i].infer_b1_ms);
             else
                 fprintf(stderr, "  [%2d/%d] %-12s failed: %s\n", i + 1, n_rows, rows[i], res[i].error);
         }
@@ -803,6 +995,7 @@ static int classification(const options *o) {
 out:
     ea_images_free(&train);
     ea_images_free(&test);
+    ea_videos_free(&vids);
     return 0;
 }
 
@@ -976,7 +1169,10 @@ static int scaling(const options *o) {
 static int run(int argc, char **argv, cli_dist *dist) {
     options o;
     cli_prog = "compare";
-    if (!parse(argc, argv, &o)) return 2;
+    switch (parse(argc, argv, &o)) {
+    case 0: return 2;  /* bad flags, said why */
+    case 2: return 0;  /* --help */
+    }
     o.dist = dist;
     o.bars = !o.quiet && CLI_ISATTY(2) && dist->d.rank == 0;
 #ifdef _OPENMP

@@ -3739,6 +3739,7 @@ static void test_compare_cli(void) {
     char path[256];
     FILE *f;
     int i, lines = 0;
+    size_t n_svg;
     g_group = "compare-cli";
     f = fopen("build/compare", "rb");
     if (!f) {
@@ -3783,6 +3784,31 @@ static void test_compare_cli(void) {
           "compare.json holds the rows and their curves");
     slurp("build/cmp_test/scaling.md", buf, sizeof buf);
     CHECK(strstr(buf, "| mha |") && strstr(buf, "| 64 | 128 | slope |"), "scaling.md holds n = 64, 128 and the slopes");
+    /* the tracker task: two rows, a tiny search on the validation videos, heatmaps of both frames */
+    CHECK(run("build/compare --task tracker --attn mha,local --videos 20 --frames 8 --epochs 2 --batch 16 --search "
+              "--candidates 2 --threads 1 --quiet --heatmaps --out build/cmp_track > build/cmp_track.log 2>&1") == 0,
+          "compare --task tracker (see build/cmp_track.log)");
+    slurp("build/cmp_track/compare.csv", buf, sizeof buf);
+    {
+        double err_mha = -1.0, w2 = -1.0;
+        const char *l = strstr(buf, "\nmha,1,");
+        CHECK(!strncmp(buf, "row,ok,error,params,flops_per_image,train_arena_bytes,train_seconds,infer_ms_b1,images_per_s_b32,"
+                            "error_px,within2px,delta_error_px_none,delta_error_px_mha", 130),
+              "the tracker's compare.csv names its error columns");
+        if (l && sscanf(l + 1, "mha,1,\"\",%*f,%*f,%*f,%*f,%*f,%*f,%lf,%lf", &err_mha, &w2) == 2)
+            CHECK(err_mha > 0.0 && err_mha < 32.0 && w2 >= 0.0 && w2 <= 100.0, "tracker mha: error %.3f px, %.1f%% within 2 px",
+                  err_mha, w2);
+        else
+            CHECK(0, "compare.csv has no mha row with an error and a share: %.200s", buf);
+    }
+    slurp("build/cmp_track/search.md", buf, sizeof buf);
+    CHECK(strstr(buf, "| mha | lr ") && strstr(buf, "validation error px") && strstr(buf, "validation videos"),
+          "the tracker's search validates on its validation videos, by error");
+    f = fopen("build/cmp_track/heatmap_local.png", "rb");
+    CHECK(f != NULL && fread(buf, 1, 8, f) == 8 && !memcmp(buf, "\x89PNG", 4), "the tracker's heatmap_local.png is a PNG");
+    if (f) fclose(f);
+    n_svg = slurp("build/cmp_track/curves_error.svg", buf, sizeof buf);
+    CHECK(n_svg > 200 && strstr(buf, "<polyline") && strstr(buf, "test error (px)"), "curves_error.svg draws the error per epoch");
     for (i = 0; i < 5; i++) {
         size_t n;
         snprintf(path, sizeof path, "build/cmp_test/%s", svgs[i]);
