@@ -865,7 +865,7 @@ static int classification(const options *o) {
     ea_error err;
     float mean[3], sd[3];
     task_data td, vd; /* the table's training and test data; the search's training and validation data */
-    int n_rows = row_list(o->attn, rows), i, n_train, n_val = 0;
+    int n_rows = row_list(o->attn, rows), i, n_train = 0, n_val = 0;
     double t0 = ea_time_sec();
     if (!n_rows) return 2;
     memset(&train, 0, sizeof train);
