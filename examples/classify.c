@@ -361,25 +361,17 @@ static int run(int argc, char **argv, cli_dist *dist) {
     }
 
     {   /* every rank must run the same flags on the same data from the same weights */
-        uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
-        for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
+        uint64_t h = cli_dist_command_hash(argc, argv);
+        int failed;
         h = cli_hash(h, args, sizeof args);
         h = cli_hash(h, train.pixels, (size_t)train.n * train.c * train.h * train.w);
         h = cli_hash(h, train.labels, (size_t)train.n);
         h = cli_hash(h, model.params.data, model.params.n * sizeof(float));
         h = cli_hash(h, &step, sizeof step);
-        if (!cli_dist_agree(dist, h, "classify")) return 2;
+        if (!cli_dist_ready(dist, "classify", h, o.batch, o.epochs > first_epoch)) return 2;
+        loss_log = cli_loss_log_open(o.loss_log, first_epoch > 0, "step,epoch,lr,loss,top1", &failed);
+        if (failed) return 2;
     }
-    if (o.batch < dist->d.size && o.epochs > first_epoch) {
-        fprintf(stderr, "classify: a batch of %ld cannot be split over %d processes; give --batch %d or more\n", o.batch,
-                dist->d.size, dist->d.size);
-        return 2;
-    }
-    if (o.loss_log && !(loss_log = fopen(o.loss_log, first_epoch ? "a" : "w"))) {
-        fprintf(stderr, "classify: cannot write the loss log '%s'\n", o.loss_log);
-        return 2;
-    }
-    if (loss_log && !first_epoch) fprintf(loss_log, "step,epoch,lr,loss,top1\n");
     if (!o.json || tty)
         fprintf(say, "classify: %s host, attention %s, %zu parameters, %.2f MFLOP/image; %s: %d train, %d val, %d test "
                      "images of %dx%dx%d; %ld epochs of %ld steps, batch %ld; %s, %d thread%s%s\n",

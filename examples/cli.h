@@ -204,4 +204,20 @@ CLI_FN int cli_evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i
     return 1;
 }
 
+/* --loss-log PATH: a CSV of every training step, started with `header`
+   (a resumed run appends).  NULL path: NULL, no file.  On failure, prints
+   why and sets *failed. */
+CLI_FN FILE *cli_loss_log_open(const char *path, int resuming, const char *header, int *failed) {
+    FILE *f;
+    *failed = 0;
+    if (!path) return NULL;
+    if (!(f = fopen(path, resuming ? "a" : "w"))) {
+        fprintf(stderr, "%s: cannot write the loss log '%s'\n", cli_prog, path);
+        *failed = 1;
+        return NULL;
+    }
+    if (!resuming) fprintf(f, "%s\n", header);
+    return f;
+}
+
 #endif /* EFFATTN_CLI_H */

@@ -1182,12 +1182,8 @@ static int run(int argc, char **argv, cli_dist *dist) {
         fprintf(stderr, "compare: cannot create the directory '%s'\n", o.out);
         return 2;
     }
-    {   /* every rank must run the same command */
-        uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
-        int i;
-        for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
-        if (!cli_dist_agree(dist, h, "compare")) return 2;
-    }
+    /* every rank must run the same command (rows are trained on one rank each) */
+    if (!cli_dist_ready(dist, "compare", cli_dist_command_hash(argc, argv), 0, 0)) return 2;
     if (o.scaling) return dist->d.rank == 0 ? scaling(&o) : 0;
     return classification(&o);
 }

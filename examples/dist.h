@@ -207,6 +207,30 @@ static inline ea_status cli_dist_share(cli_dist *cd, void *items, size_t item_by
     return EA_OK;
 }
 
+/* The part of the configuration hash every program shares: the build's
+   vector ISA and the command line, each argument with its terminator. */
+static inline uint64_t cli_dist_command_hash(int argc, char **argv) {
+    uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
+    int i;
+    for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
+    return h;
+}
+
+static inline int cli_dist_agree(cli_dist *cd, uint64_t hash, const char *prog);
+
+/* Before training: every rank agrees on `hash` (cli_dist_agree) and, when
+   it will train, the global batch has a sample for every rank.  1: go on;
+   0: the reason is printed, every rank stops. */
+static inline int cli_dist_ready(cli_dist *cd, const char *prog, uint64_t hash, long batch, int trains) {
+    if (!cli_dist_agree(cd, hash, prog)) return 0;
+    if (trains && batch < cd->d.size) {
+        fprintf(stderr, "%s: a batch of %ld cannot be split over %d processes; give --batch %d or more\n", prog, batch,
+                cd->d.size, cd->d.size);
+        return 0;
+    }
+    return 1;
+}
+
 /* Every rank passes the hash of its configuration; returns 1 when all
    agree, else prints (on rank 0) which ranks differ and returns 0 on
    every rank. */

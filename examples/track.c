@@ -386,23 +386,15 @@ static int run(int argc, char **argv, cli_dist *dist) {
     }
 
     {   /* every rank must run the same flags on the same data from the same weights */
-        uint64_t h = cli_hash(0, EA_ISA, strlen(EA_ISA));
-        for (i = 1; i < argc; i++) h = cli_hash(h, argv[i], strlen(argv[i]) + 1);
+        uint64_t h = cli_dist_command_hash(argc, argv);
+        int failed;
         h = cli_hash(h, data_crc, sizeof data_crc);
         h = cli_hash(h, model.params.data, model.params.n * sizeof(float));
         h = cli_hash(h, &step, sizeof step);
-        if (!cli_dist_agree(dist, h, "track")) return 2;
+        if (!cli_dist_ready(dist, "track", h, o.batch, o.epochs > first_epoch)) return 2;
+        loss_log = cli_loss_log_open(o.loss_log, first_epoch > 0, "step,epoch,lr,loss", &failed);
+        if (failed) return 2;
     }
-    if (o.batch < dist->d.size && o.epochs > first_epoch) {
-        fprintf(stderr, "track: a batch of %ld cannot be split over %d processes; give --batch %d or more\n", o.batch,
-                dist->d.size, dist->d.size);
-        return 2;
-    }
-    if (o.loss_log && !(loss_log = fopen(o.loss_log, first_epoch ? "a" : "w"))) {
-        fprintf(stderr, "track: cannot write the loss log '%s'\n", o.loss_log);
-        return 2;
-    }
-    if (loss_log && !first_epoch) fprintf(loss_log, "step,epoch,lr,loss\n");
 
     if (!o.json || tty)
         fprintf(o.json ? stderr : stdout,
