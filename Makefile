@@ -169,6 +169,8 @@ strict: | $(BUILD)
 	  $$cxx -x c++ -std=c++11 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_cxx $(LDLIBS); \
 	  ./$(BUILD)/strict_cxx; \
 	done; \
+	echo "gcc -O3 -Wformat-truncation=2 (what newer gcc reports at -O3 by default)"; \
+	gcc -std=c99 -O3 -march=native $(WARN) -Wformat-truncation=2 -Werror -fopenmp tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_o3 $(LDLIBS); \
 	echo "examples and tests, -Werror"; \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror examples/track.c -o $(BUILD)/strict_track $(LDLIBS); \

@@ -4878,6 +4878,24 @@ static ea_status ea__check_heads(const ea_attn *a, ea_error *err) {
     return EA_OK;
 }
 
+/* "a.b.c" (or "a.c" when b is NULL) into buf[EA_NAME_LEN]; 0 when it does
+   not fit.  Lengths are checked here rather than left to snprintf, whose
+   silent truncation would register a wrong name (and which newer gcc at -O3
+   rightly warns about). */
+static int ea__name_join(char *buf, const char *a, const char *b, const char *c) {
+    size_t la = strlen(a), lb = b ? strlen(b) + 1 : 0, lc = strlen(c), k = la;
+    if (la + lb + 1 + lc >= EA_NAME_LEN) return 0;
+    memcpy(buf, a, la);
+    if (b) {
+        buf[k++] = '.';
+        memcpy(buf + k, b, lb - 1);
+        k += lb - 1;
+    }
+    buf[k++] = '.';
+    memcpy(buf + k, c, lc + 1);
+    return 1;
+}
+
 /* Register "prefix.name.weight" [out, in] and ".bias" [out] ("prefix.weight"
    when name is NULL), PyTorch-default initialised: U(-1/√in, 1/√in) for both. */
 static void ea__linear_params(ea_params *ps, const char *prefix, const char *name, int out, int in,
@@ -4886,9 +4904,16 @@ static void ea__linear_params(ea_params *ps, const char *prefix, const char *nam
     int shape[2];
     shape[0] = out;
     shape[1] = in;
-    snprintf(buf, sizeof buf, "%s%s%s.weight", prefix, name ? "." : "", name ? name : "");
+    *w = *b = NULL;
+    if (!ea__name_join(buf, prefix, name, "weight")) {
+        if (ps->status == EA_OK) ps->status = EA_ERR_NAME;
+        return;
+    }
     *w = ea_param(ps, buf, 2, shape, EA_INIT_FANIN, (float)in);
-    snprintf(buf, sizeof buf, "%s%s%s.bias", prefix, name ? "." : "", name ? name : "");
+    if (!ea__name_join(buf, prefix, name, "bias")) {
+        if (ps->status == EA_OK) ps->status = EA_ERR_NAME;
+        return;
+    }
     *b = ea_param(ps, buf, 1, shape, EA_INIT_FANIN, (float)in);
 }
 
