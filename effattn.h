@@ -347,6 +347,7 @@ EA_API ea_status ea_block_mask_build(ea_ctx *ctx, ea_block_mask *bm, const ea_fl
 /* Examples (see 8.3): ALiBi, tanh soft-capping, relative bias, causal and
    document masks. */
 EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user);   /* user: float slopes[H] */
+EA_API float ea_flex_bias_grad(float s, int b, int h, int q, int k, void *user); /* 1: d/ds of any added bias */
 EA_API void ea_flex_alibi_slopes(float *slopes, int H);                        /* m_h = 2^(-8(h+1)/H) */
 EA_API float ea_flex_softcap(float s, int b, int h, int q, int k, void *user); /* user: float *cap */
 EA_API float ea_flex_softcap_grad(float s, int b, int h, int q, int k, void *user);
@@ -473,6 +474,12 @@ EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind);
    [off, off + rot) of each of the H heads of x [B, n, H·d]; token i sits
    at position pos0 + i.  rot even. */
 EA_API ea_tensor *ea_rope(ea_ctx *ctx, ea_tensor *x, int H, int off, int rot, int pos0);
+/* The general form: columns col + h·d .. col + h·d + rot - 1 of x [B, n, C]
+   turn for each head h < H (other columns pass through);
+   token i sits at time (pos0 + i) / group, so with group = tokens per frame
+   every token of a frame turns by its frame's angle.  ea_rope is
+   col = off, d = C / H, group = 1. */
+EA_API ea_tensor *ea_rope_at(ea_ctx *ctx, ea_tensor *x, int col, int H, int d, int rot, int pos0, int group);
 /* [B, n, H·(da + db)]: head h is da columns of a (from a_col + h·da) then
    db columns of b (from b_col + (h / (H / Hb))·db); Hb divides H, and
    Hb = 1 shares one b head with every head (MLA's rotary key). */
@@ -566,8 +573,18 @@ typedef struct ea_attn_opts {
     int capacity;    /* MoE: tokens per expert, percent of an even share T·k/E; 0: unlimited */
     int sigmoid;     /* MoE: sigmoid gates (DeepSeek-V3) instead of softmax (V2) when 1 */
     int average;     /* h2o: rank by mean attention per later token (seed 001) instead of the sum (H2O) when 1 */
+    /* time in attention and bounded caches (8.24): the K/V rows and mla */
+    int time;        /* EA_TIME_NONE, EA_TIME_ROPE or EA_TIME_ALIBI (mla always turns its rotary columns) */
+    int frame;       /* tokens per time step: token p sits at time p / frame (default 1; a tracker: its patches) */
+    int cache_window; /* streaming: the K/V or latent cache keeps the latest N tokens after each call (0: all) */
 } ea_attn_opts;
-#define EA_ATTN_OPTS 37  /* ints in ea_attn_opts (checkpoints store them in this order) */
+#define EA_ATTN_OPTS 40  /* ints in ea_attn_opts (checkpoints store them in this order) */
+/* How a K/V row tells "how long ago" (opt.time); distances are relative,
+   so time step 10,000 looks like time step 10 to the model:
+   EA_TIME_ROPE turns every query and key column pair by its time step
+   (rotary embedding, RoFormer), EA_TIME_ALIBI subtracts m_h·(t_q - t_k)
+   from head h's scores, m_h = 2^(-8(h+1)/H) per time step (Press et al.). */
+typedef enum ea_time_kind { EA_TIME_NONE = 0, EA_TIME_ROPE = 1, EA_TIME_ALIBI = 2 } ea_time_kind;
 
 typedef struct ea_attn_config {
     int dim;          /* model width */
@@ -3454,23 +3471,26 @@ EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind) {
 
 /* --- rope: rotary position embedding (Su et al. 2021, RoFormer) -----------
    Column pairs (2i, 2i+1), i < rot/2, of every head turn by the angle
-   p·θ_i, θ_i = 10000^(-2i/rot), at token position p:
+   p·θ_i, θ_i = 10000^(-2i/rot), at position p:
        y_2i = x_2i cos - x_2i+1 sin,   y_2i+1 = x_2i sin + x_2i+1 cos,
    so q·k after rotation depends on the positions only through p_q - p_k.
    The backward turns dy by -p·θ_i (a rotation's inverse is its transpose).
    One kernel for the op, its backward and the cached decode step (8.24):
-   rows r of y (ld floats apart) hold the token at position pos0 + r % n. */
-static void ea__rope_rows(float *y, size_t rows, int n, ptrdiff_t ld, int H, int d, int off, int rot, int pos0,
-                          double sign) {
+   rows r of y (ld floats apart) hold the token at position
+   p = (pos0 + r % n) / group (group tokens share a time step: a frame);
+   head h's pairs start at column col + h·d.  The angle is formed in double,
+   so position 10^6 still turns to within 1e-10 rad. */
+static void ea__rope_rows(float *y, size_t rows, int n, ptrdiff_t ld, int col, int H, int d, int rot, int pos0,
+                          int group, double sign) {
     size_t r;
     int h, i;
     for (r = 0; r < rows; r++) {
-        double p = (double)pos0 + (double)(r % (size_t)n);
+        double p = (double)(((long long)pos0 + (long long)(r % (size_t)n)) / group);
         for (i = 0; i < rot / 2; i++) {
             double th = sign * p * pow(10000.0, -2.0 * i / rot);
             float c = (float)cos(th), s = (float)sin(th);
             for (h = 0; h < H; h++) {
-                float *v = y + r * (size_t)ld + (size_t)h * d + off + 2 * i, x0 = v[0], x1 = v[1];
+                float *v = y + r * (size_t)ld + col + (size_t)h * d + 2 * i, x0 = v[0], x1 = v[1];
                 v[0] = x0 * c - x1 * s;
                 v[1] = x0 * s + x1 * c;
             }
@@ -3485,30 +3505,40 @@ static void ea__rope_back(ea_ctx *ctx, ea_node *n) {
     if (!x->grad || !g) return;
     memcpy(g, n->out->grad, x->size * sizeof(float));
     ea__rope_rows(g, x->size / (size_t)x->shape[2], x->shape[1], x->shape[2], n->iarg[0], n->iarg[1], n->iarg[2],
-                  n->iarg[3], n->iarg[4], -1.0);
+                  n->iarg[3], n->iarg[4], n->iarg[5], -1.0);
     for (i = 0; i < x->size; i++) x->grad[i] += g[i];
 }
 
-EA_API ea_tensor *ea_rope(ea_ctx *ctx, ea_tensor *x, int H, int off, int rot, int pos0) {
+EA_API ea_tensor *ea_rope_at(ea_ctx *ctx, ea_tensor *x, int col, int H, int d, int rot, int pos0, int group) {
     ea_tensor *out;
     ea_node *n;
-    int d;
     char s1[48];
     if (!ea__ok(ctx, x, x)) return NULL;
-    if (x->ndim != 3 || H <= 0 || x->shape[2] % H || rot < 0 || rot % 2 || off < 0 || off + rot > x->shape[2] / H ||
-        pos0 < 0)
+    if (x->ndim != 3 || H <= 0 || d <= 0 || rot < 0 || rot % 2 || rot > d || col < 0 ||
+        (long long)col + (long long)(H - 1) * d + rot > x->shape[2] || pos0 < 0 || group < 1)
+        return ea__fail(ctx, EA_ERR_SHAPE,
+                        "rope: x %s, %d heads of %d columns from column %d, %d turned, position %d, %d tokens a step: "
+                        "expected x [B, n, C] holding the heads, an even rotated width inside a head, a position >= 0 "
+                        "and a group >= 1",
+                        ea__shape_str(x, s1, sizeof s1), H, d, col, rot, pos0, group);
+    out = ea__out(ctx, 3, x->shape, x, NULL, NULL);
+    if (!out) return NULL;
+    memcpy(out->data, x->data, x->size * sizeof(float));
+    ea__rope_rows(out->data, x->size / (size_t)x->shape[2], x->shape[1], x->shape[2], col, H, d, rot, pos0, group, 1.0);
+    n = ea__record(ctx, ea__rope_back, out, x, NULL, NULL);
+    if (n) { n->iarg[0] = col; n->iarg[1] = H; n->iarg[2] = d; n->iarg[3] = rot; n->iarg[4] = pos0; n->iarg[5] = group; }
+    return out;
+}
+
+EA_API ea_tensor *ea_rope(ea_ctx *ctx, ea_tensor *x, int H, int off, int rot, int pos0) {
+    char s1[48];
+    if (!ea__ok(ctx, x, x)) return NULL;
+    if (x->ndim != 3 || H <= 0 || x->shape[2] % H || off < 0 || rot < 0 || off + rot > x->shape[2] / H)
         return ea__fail(ctx, EA_ERR_SHAPE,
                         "rope: x %s, %d heads, columns %d..%d of each, position %d: expected x [B, n, H·d], an even "
                         "rotated width inside a head and a position >= 0",
                         ea__shape_str(x, s1, sizeof s1), H, off, off + rot, pos0);
-    d = x->shape[2] / H;
-    out = ea__out(ctx, 3, x->shape, x, NULL, NULL);
-    if (!out) return NULL;
-    memcpy(out->data, x->data, x->size * sizeof(float));
-    ea__rope_rows(out->data, x->size / (size_t)x->shape[2], x->shape[1], x->shape[2], H, d, off, rot, pos0, 1.0);
-    n = ea__record(ctx, ea__rope_back, out, x, NULL, NULL);
-    if (n) { n->iarg[0] = H; n->iarg[1] = d; n->iarg[2] = off; n->iarg[3] = rot; n->iarg[4] = pos0; }
-    return out;
+    return ea_rope_at(ctx, x, off, H, x->shape[2] / H, rot, pos0, 1);
 }
 
 /* --- concat_heads: per head, a's columns then b's (b may be one shared head) */
@@ -4413,6 +4443,10 @@ EA_API float ea_flex_alibi(float s, int b, int h, int q, int k, void *user) {
     (void)b;
     return s - ((const float *)user)[h] * (float)(q > k ? q - k : k - q);
 }
+EA_API float ea_flex_bias_grad(float s, int b, int h, int q, int k, void *user) {
+    (void)s; (void)b; (void)h; (void)q; (void)k; (void)user;
+    return 1.0f;
+}
 EA_API float ea_flex_softcap(float s, int b, int h, int q, int k, void *user) {
     float cap = *(const float *)user;
     (void)b; (void)h; (void)q; (void)k;
@@ -4933,6 +4967,112 @@ static double ea__none_flops(const ea_attn *a, int n) {
     return 0.0;
 }
 
+/* --- 8.7b Time in attention: rotary or ALiBi over time steps (opt.time) ----
+   Exact attention is blind to order: a K/V cache longer than the clips a
+   model was trained on then averages over the whole past.  The K/V rows
+   (8.8, 8.9, h2o) can tell "how long ago" with opt.time, measured in time
+   steps of opt.frame tokens (token p is at step p / frame):
+     EA_TIME_ROPE:  q and k of every head turn by their step (7, rope), so
+                    q·k depends on t_q - t_k only;
+     EA_TIME_ALIBI: score_h(q, k) -= m_h·|t_q - t_k|, m_h = 2^(-8(h+1)/H),
+                    through the flash kernel's score_mod (8.3).
+   Both are relative, so step 10,000 looks like step 10.  The streaming
+   step (8.24) turns or biases by each entry's stored position, so cached
+   calls still equal one causal call.
+   With opt.cache_window = W (a streaming cache that keeps the W latest
+   tokens), a causal forward masks what that cache would have dropped when
+   fed one time step per call: query q sees keys k <= q with
+   k >= step_start(q) - W, so a model trains on the context it streams with,
+   whatever the clip length. */
+/* an option's value, or the row's default when it is 0 */
+static int ea__opt(int v, int def) { return v ? v : def; }
+
+typedef struct ea__time_bias { const float *slope; int frame, window; } ea__time_bias;
+
+static float ea__time_alibi(float s, int b, int h, int q, int k, void *user) {
+    const ea__time_bias *t = (const ea__time_bias *)user;
+    int d = q / t->frame - k / t->frame;
+    (void)b;
+    return s - t->slope[h] * (float)(d < 0 ? -d : d);
+}
+
+static int ea__time_window(int b, int h, int q, int k, void *user) {
+    const ea__time_bias *t = (const ea__time_bias *)user;
+    (void)b; (void)h;
+    return k >= q / t->frame * t->frame - t->window;
+}
+
+/* ea_sdpa over q, k, v column ranges with ALiBi over time steps and the
+   cache window's mask, when the layer has them. */
+static ea_tensor *ea__time_sdpa_masked(ea_ctx *ctx, const ea_attn *a, ea_tensor *q, int qc, ea_tensor *k, int kc,
+                                       ea_tensor *v, int vc) {
+    int H = a->cfg.n_heads, Hkv = a->kv_heads, dh = a->head_dim;
+    int alibi = a->cfg.opt.time == EA_TIME_ALIBI, window = a->cfg.causal ? a->cfg.opt.cache_window : 0;
+    int F = ea__opt(a->cfg.opt.frame, 1), n = q ? q->shape[1] : 0;
+    ea_flex_mods *m;
+    ea__time_bias *tb;
+    float *slope;
+    if (window && (long long)(n - 1) / F * F - window <= 0) window = 0; /* the window holds every key: no mask */
+    if (!alibi && !window) return ea_sdpa(ctx, q, qc, k, kc, v, vc, H, Hkv, dh, a->cfg.causal);
+    m = (ea_flex_mods *)ea_ctx_alloc(ctx, sizeof *m); /* flex attention's score_mod and block mask */
+    tb = (ea__time_bias *)ea_ctx_alloc(ctx, sizeof *tb);
+    slope = ea__floats(ctx, (size_t)H);
+    if (!m || !tb || !slope) return NULL;
+    ea_flex_alibi_slopes(slope, H);
+    tb->slope = slope;
+    tb->frame = F;
+    tb->window = window;
+    memset(m, 0, sizeof *m);
+    if (alibi) {
+        m->score_mod = ea__time_alibi;
+        m->dscore_mod = ea_flex_bias_grad;
+    }
+    if (window) m->mask_mod = ea__time_window;
+    m->user = tb;
+    return ea_flex_attention(ctx, q, qc, k, kc, v, vc, H, Hkv, dh, a->cfg.causal, m);
+}
+
+/* ... and before it, rotary over time steps (the K/V rows' forward). */
+static ea_tensor *ea__timed_sdpa(ea_ctx *ctx, const ea_attn *a, ea_tensor *q, int qc, ea_tensor *k, int kc, ea_tensor *v,
+                                 int vc) {
+    int H = a->cfg.n_heads, Hkv = a->kv_heads, dh = a->head_dim, F = ea__opt(a->cfg.opt.frame, 1);
+    if (a->cfg.opt.time == EA_TIME_ROPE) {
+        if (q == k && kc == qc + H * dh) { /* merged Q|K columns: one pass over both */
+            ea_tensor *r = ea_rope_at(ctx, q, qc, H + Hkv, dh, dh, 0, F);
+            if (v == q) v = r;
+            q = k = r;
+        } else {
+            q = ea_rope_at(ctx, q, qc, H, dh, dh, 0, F);
+            k = ea_rope_at(ctx, k, kc, Hkv, dh, dh, 0, F);
+        }
+    }
+    return ea__time_sdpa_masked(ctx, a, q, qc, k, kc, v, vc);
+}
+
+/* opt.time, frame and cache_window belong to the rows with a K/V or latent
+   cache; anywhere else they would be silently ignored, so they are refused. */
+static ea_status ea__check_time(const ea_attn *a, int cache_row, int mla, ea_error *err) {
+    const ea_attn_opts *o = &a->cfg.opt;
+    if (o->time < 0 || o->time > EA_TIME_ALIBI || o->frame < 0 || o->cache_window < 0)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention '%s': time = %d, frame = %d, cache_window = %d: expected time 0 (none), 1 (rope) "
+                            "or 2 (alibi), and frame, cache_window >= 0",
+                            a->variant->name, o->time, o->frame, o->cache_window);
+    if ((o->time || o->frame || o->cache_window) && !cache_row)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention '%s': time, frame and cache_window are options of the rows with a K/V cache "
+                            "(mha, mha-sep, mqa, gqa, single, h2o, kimi) and of mla / deepseek",
+                            a->variant->name);
+    if (mla && o->time == EA_TIME_ALIBI)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "attention '%s' carries time in its rotary columns: expected time 0 or 1 (rope), not alibi",
+                            a->variant->name);
+    if (o->time == EA_TIME_ROPE && a->head_dim % 2)
+        return ea_error_set(err, EA_ERR_CONFIG, "attention '%s': time = rope turns column pairs: head_dim %d must be even",
+                            a->variant->name, a->head_dim);
+    return EA_OK;
+}
+
 /* --- 8.8 mha and single: multi-head attention, merged QKV projection --------
    [Q K V] = x W_qkvᵀ + b_qkv   (W_qkv [3·dim, dim], columns [3][heads][dh])
    O = concat_h softmax(Q_h K_hᵀ/√dh) V_h,   y = O W_oᵀ + b_o.
@@ -4947,10 +5087,9 @@ static ea_status ea__mha_build(ea_attn *a, ea_params *ps, const char *prefix, ea
 }
 
 static ea_tensor *ea__mha_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
-    int D = a->cfg.dim, H = a->cfg.n_heads;
+    int D = a->cfg.dim;
     ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]);
-    ea_tensor *o = ea_sdpa(ctx, qkv, 0, qkv, D, qkv, 2 * D, H, H, a->head_dim, a->cfg.causal);
-    return ea_linear(ctx, o, a->w[2], a->w[3]);
+    return ea_linear(ctx, ea__timed_sdpa(ctx, a, qkv, 0, qkv, D, qkv, 2 * D), a->w[2], a->w[3]);
 }
 
 /* --- 8.9 gqa, mqa, mha-sep: separate Q, K, V projections -------------------
@@ -4988,8 +5127,7 @@ static ea_tensor *ea__gqa_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
     ea_tensor *q = ea_linear(ctx, x, a->w[0], a->w[1]);
     ea_tensor *k = ea_linear(ctx, x, a->w[4], a->w[5]);
     ea_tensor *v = ea_linear(ctx, x, a->w[6], a->w[7]);
-    ea_tensor *o = ea_sdpa(ctx, q, 0, k, 0, v, 0, a->cfg.n_heads, a->kv_heads, a->head_dim, a->cfg.causal);
-    return ea_linear(ctx, o, a->w[2], a->w[3]);
+    return ea_linear(ctx, ea__timed_sdpa(ctx, a, q, 0, k, 0, v, 0), a->w[2], a->w[3]);
 }
 
 /* FLOPs of both projection families: Q and output projections, K and V
@@ -5012,7 +5150,6 @@ static ea_status ea__qkv_build(ea_attn *a, ea_params *ps, const char *prefix, ea
     return EA_OK;
 }
 
-static int ea__opt(int v, int def) { return v ? v : def; }
 
 /* Options must not be negative; rows without a causal form refuse it. */
 /* The options by name, in checkpoint order. */
@@ -5038,7 +5175,9 @@ static const struct ea__opt_field {
     {"dt_rank", offsetof(ea_attn_opts, dt_rank)},   {"experts", offsetof(ea_attn_opts, experts)},
     {"route_k", offsetof(ea_attn_opts, route_k)},   {"shared", offsetof(ea_attn_opts, shared)},
     {"expert_hidden", offsetof(ea_attn_opts, expert_hidden)}, {"capacity", offsetof(ea_attn_opts, capacity)},
-    {"sigmoid", offsetof(ea_attn_opts, sigmoid)},   {"average", offsetof(ea_attn_opts, average)}};
+    {"sigmoid", offsetof(ea_attn_opts, sigmoid)},   {"average", offsetof(ea_attn_opts, average)},
+    {"time", offsetof(ea_attn_opts, time)},         {"frame", offsetof(ea_attn_opts, frame)},
+    {"cache_window", offsetof(ea_attn_opts, cache_window)}};
 
 EA_INLINE int *ea__opt_at(ea_attn_opts *o, int i) { return (int *)(void *)((char *)o + ea__opt_fields[i].off); }
 
@@ -5196,6 +5335,7 @@ static ea_tensor *ea__flex_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) 
             if (!slopes) return NULL;
             ea_flex_alibi_slopes(slopes, a->cfg.n_heads);
             m->score_mod = ea_flex_alibi;
+            m->dscore_mod = ea_flex_bias_grad;
             m->user = slopes;
         } else if (a->cfg.opt.flex == 2) {
             m->score_mod = ea_flex_softcap;
@@ -5554,19 +5694,27 @@ EA_API void ea_attn_redraw(ea_attn *a, int draw) {
    drop some (h2o, 8.26) and the kernel still knows what each query sees.
 
    The decode kernel, for one query and one (sequence, head):
-       o = Σ_j p_j v_j,   p = softmax_j(scale · q·k_j) over the entries with
-   position <= maxpos (all len entries when pos is NULL); p receives the
-   weights (h2o accumulates them).  A query touches each entry twice with
-   vector dots and axpys: for one or a few queries (decoding) this beats
-   the tiled kernel, whose GEMM calls would each serve a single row. */
+       o = Σ_j p_j v_j,   p = softmax_j(scale · q·k_j - bias_j) over the
+   entries with position <= maxpos (all len entries when pos is NULL); p
+   receives the weights (h2o accumulates them).  bias (ALiBi over time,
+   8.7b; NULL: none) is slope·|t_q - t_j| from the entries' positions.  A
+   query touches each entry twice with vector dots and axpys: for one or a
+   few queries (decoding) this beats the tiled kernel, whose GEMM calls
+   would each serve a single row. */
+typedef struct ea__step_bias { float slope; int qpos, frame; } ea__step_bias;
+
 static void ea__cache_attend(float *o, float *p, const float *q, const float *k, ptrdiff_t ldk, int kd,
                              const float *v, ptrdiff_t ldv, int dv, const int *pos, int len, int maxpos,
-                             float scale) {
+                             float scale, const ea__step_bias *bias) {
     float mx = -INFINITY, sum = 0.0f, inv;
     int j, n = 0;
     for (j = 0; j < len; j++) { /* visible entries first, compacted: p[n], idx in the sign-free tail */
         if (pos && pos[j] > maxpos) continue;
         p[n] = scale * ea__dot(q, k + (size_t)j * ldk, kd);
+        if (bias) {
+            int d = bias->qpos / bias->frame - pos[j] / bias->frame;
+            p[n] -= bias->slope * (float)(d < 0 ? -d : d);
+        }
         if (p[n] > mx) mx = p[n];
         n++;
     }
@@ -5605,7 +5753,7 @@ static int ea__cache_flash(ea_ctx *ctx, float *o, ptrdiff_t ldo, const float *q,
         for (i = 0; i < t; i++)
             for (h = 0; h < Hq; h++)
                 ea__cache_attend(o + (size_t)i * ldo + (size_t)h * dh, p, q + (size_t)i * ldq + (size_t)h * dh, k, ldkv,
-                                 dh, v, ldkv, dh, NULL, old + (causal ? i + 1 : t), 0, scale);
+                                 dh, v, ldkv, dh, NULL, old + (causal ? i + 1 : t), 0, scale, NULL);
         return 1;
     }
     memset(&s, 0, sizeof s);
@@ -5676,16 +5824,42 @@ static int ea__kv_project(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_tensor
 typedef struct ea__scored { float score; int idx; } ea__scored;
 static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep, ea__scored *rank);
 
-/* K/V rows (mha, mha-sep, mqa, gqa, single, h2o): append, attend, (evict). */
+/* A sliding-window cache (opt.cache_window = W): after a call only the W
+   latest entries of each (sequence, head) stay, so the memory is flat and
+   every query sees at most W earlier tokens, as local causal attention
+   does.  Entries keep their positions (time stays true). */
+static void ea__cache_keep_latest(ea_attn_state *st, int W) {
+    int cell, drop = st->len - W, cells = st->B * st->heads;
+    if (W <= 0 || drop <= 0) return;
+    for (cell = 0; cell < cells; cell++) {
+        size_t base = (size_t)cell * st->cap;
+        memmove(st->k + base * st->kdim, st->k + (base + drop) * st->kdim, (size_t)W * st->kdim * sizeof(float));
+        if (st->vdim)
+            memmove(st->v + base * st->vdim, st->v + (base + drop) * st->vdim, (size_t)W * st->vdim * sizeof(float));
+        memmove(st->pos + base, st->pos + base + drop, (size_t)W * sizeof(int));
+        if (st->score) memmove(st->score + base, st->score + base + drop, (size_t)W * sizeof(float));
+    }
+    st->len = W;
+}
+
+/* K/V rows (mha, mha-sep, mqa, gqa, single, h2o): append, attend, (evict).
+   With time (8.7b): rope turns the call's queries and keys by their steps
+   before the keys enter the cache; alibi takes the query-at-a-time kernel,
+   which biases by each entry's stored position. */
 static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
     int t = ea__step_check(ctx, a, st, x), H = a->cfg.n_heads, Hkv = st->heads, dh = a->head_dim;
-    int qc, kc, vc, b, h, i, len;
+    int qc, kc, vc, b, h, i, len, F = ea__opt(a->cfg.opt.frame, 1), alibi = a->cfg.opt.time == EA_TIME_ALIBI;
     ea_tensor *q, *k, *v, *o;
-    float *p;
+    float *p, *slope = NULL;
     if (!t || !ea__step_room(ctx, a, st, t) || !ea__kv_project(ctx, a, x, &q, &qc, &k, &kc, &v, &vc)) return NULL;
     o = ea_tensor_3d(ctx, st->B, t, H * dh, 0);
     p = ea__floats(ctx, (size_t)st->cap);
-    if (!o || !p) return NULL;
+    if (alibi && (slope = ea__floats(ctx, (size_t)H)) != NULL) ea_flex_alibi_slopes(slope, H);
+    if (!o || !p || (alibi && !slope)) return NULL;
+    if (a->cfg.opt.time == EA_TIME_ROPE) { /* the step's own arena copies: turned in place */
+        ea__rope_rows(q->data, (size_t)st->B * t, t, q->shape[2], qc, H, dh, dh, st->seen, F, 1.0);
+        ea__rope_rows(k->data, (size_t)st->B * t, t, k->shape[2], kc, Hkv, dh, dh, st->seen, F, 1.0);
+    }
     len = st->len + t;
     for (b = 0; b < st->B; b++)
         for (h = 0; h < Hkv; h++) { /* append the call's keys and values */
@@ -5698,7 +5872,7 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
                 if (st->score) st->score[e] = 0.0f;
             }
         }
-    for (b = 0; !st->score && b < st->B; b++) /* exact rows: GEMM tiles per K/V head and its query group */
+    for (b = 0; !st->score && !alibi && b < st->B; b++) /* exact rows: GEMM tiles per K/V head and its query group */
         for (h = 0; h < Hkv; h++) {
             size_t cell = ((size_t)b * Hkv + h) * st->cap;
             int grp = H / Hkv;
@@ -5708,20 +5882,26 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
                                  1.0f / sqrtf((float)dh)))
                 return NULL;
         }
-    for (b = 0; st->score && b < st->B; b++) /* h2o: the weights themselves are needed, one query at a time */
+    for (b = 0; (st->score || alibi) && b < st->B; b++) /* h2o needs the weights themselves: a query at a time */
         for (h = 0; h < H; h++) {
             size_t cell = ((size_t)b * Hkv + h / (H / Hkv)) * st->cap;
             for (i = 0; i < t; i++) {
                 size_t row = (size_t)b * t + i;
                 int j, maxpos = st->seen + (a->cfg.causal ? i : t - 1);
+                ea__step_bias bias;
+                bias.slope = alibi ? slope[h] : 0.0f;
+                bias.qpos = st->seen + i;
+                bias.frame = F;
                 ea__cache_attend(o->data + row * H * dh + (size_t)h * dh, p,
                                  q->data + row * q->shape[2] + qc + (size_t)h * dh, st->k + cell * dh, dh, dh,
-                                 st->v + cell * dh, dh, dh, st->pos + cell, len, maxpos, 1.0f / sqrtf((float)dh));
-                for (j = 0; j < len; j++) st->score[cell + j] += p[j];
+                                 st->v + cell * dh, dh, dh, st->pos + cell, len, maxpos, 1.0f / sqrtf((float)dh),
+                                 alibi ? &bias : NULL);
+                for (j = 0; st->score && j < len; j++) st->score[cell + j] += p[j];
             }
         }
     st->len = len;
     st->seen += t;
+    if (!st->score) ea__cache_keep_latest(st, a->cfg.opt.cache_window); /* h2o: its eviction knows the window */
     if (st->score) {
         int *keep = (int *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(int));
         ea__scored *rank = (ea__scored *)ea_ctx_alloc(ctx, (size_t)st->cap * sizeof(ea__scored));
@@ -5789,8 +5969,9 @@ static int ea__mla_latent(const ea_attn *a) { return a->w[6]->shape[0] - a->rope
 static int ea__mla_project(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, int pos0, ea_tensor **q, ea_tensor **ckr) {
     int H = a->cfg.n_heads, dh = a->head_dim, dr = a->rope_dim, dc = ea__mla_latent(a);
     ea_tensor *cq = ea_linear(ctx, x, a->w[0], a->w[1]);
-    *q = ea_rope(ctx, ea_linear(ctx, cq, a->w[4], a->w[5]), H, dh - dr, dr, pos0);
-    *ckr = ea_rope(ctx, ea_linear(ctx, x, a->w[6], a->w[7]), 1, dc, dr, pos0);
+    int F = ea__opt(a->cfg.opt.frame, 1);
+    *q = ea_rope_at(ctx, ea_linear(ctx, cq, a->w[4], a->w[5]), dh - dr, H, dh, dr, pos0, F);
+    *ckr = ea_rope_at(ctx, ea_linear(ctx, x, a->w[6], a->w[7]), dc, 1, dc + dr, dr, pos0, F);
     return *q && *ckr;
 }
 
@@ -5800,7 +5981,7 @@ static ea_tensor *ea__mla_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor *x) {
     if (!ea__mla_project(ctx, a, x, 0, &q, &ckr)) return NULL;
     kv = ea_linear(ctx, ckr->shape[2] == dc ? ckr : ea_heads_split(ctx, ckr, 0, 1, dc, 1.0f), a->w[8], a->w[9]);
     k = ea_concat_heads(ctx, kv, 0, dn, ckr, dc, dr, H, 1); /* [k_h^C, RoPE(k^R)] */
-    return ea_linear(ctx, ea_sdpa(ctx, q, 0, k, 0, kv, H * dn, H, H, dh, a->cfg.causal), a->w[2], a->w[3]);
+    return ea_linear(ctx, ea__time_sdpa_masked(ctx, a, q, 0, k, 0, kv, H * dn), a->w[2], a->w[3]);
 }
 
 /* Decode with the latent cache: one entry [c, RoPE(k^R)] per token.  Each
@@ -5851,6 +6032,7 @@ static ea_tensor *ea__mla_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st,
     }
     st->len += t;
     st->seen += t;
+    ea__cache_keep_latest(st, a->cfg.opt.cache_window);
     return ea_linear(ctx, o, a->w[2], a->w[3]);
 }
 
@@ -5874,7 +6056,11 @@ static double ea__mla_cache_floats(const ea_attn *a) { return (double)ea__mla_la
        opt.average, that sum divided by the tokens that came after it
        (seed 001's rule: the sum favours old entries, which have been
        looked at longer);
-   the others are dropped for good.  Budget: opt.budget entries, or
+   the others are dropped for good.  With a cache window W (8.24) the
+   horizon moves: entries older than the W latest tokens go first (the
+   oldest first), the stream's first tokens are no sinks unless opt.sinks
+   says so, and a budget above W is W.  A model with relative time (8.7b)
+   then only ever sees distances it was trained on.  Budget: opt.budget entries, or
    opt.ratio percent (75 by default, seed 001's compression_ratio) of the
    tokens seen so far.  Cost per call O(t·budget·dim) and O(budget) memory
    per head with a fixed budget: flat over an endless stream.
@@ -5896,9 +6082,11 @@ static int ea__heavier(const void *a, const void *b) {
 
 static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep, ea__scored *rank) {
     int budget = ea__h2o_budget(st, o), sinks, recent, cell, j, n, kd = st->kdim, cells = st->B * st->heads;
+    int W = o->cache_window, horizon = st->seen - o->cache_window;
+    if (W && W < budget) budget = W; /* the window's latest W tokens: all of them */
     if (budget < 1) budget = 1;
     if (st->len <= budget) return;
-    sinks = o->sinks ? o->sinks : (budget / 4 < 4 ? budget / 4 : 4);
+    sinks = o->sinks ? o->sinks : W ? 0 : (budget / 4 < 4 ? budget / 4 : 4); /* a window drops the stream's first tokens */
     recent = o->recent ? o->recent : (budget / 4 < 32 ? budget / 4 : 32);
     if (sinks > budget) sinks = budget;
     if (recent > budget - sinks) recent = budget - sinks;
@@ -5913,6 +6101,7 @@ static void ea__h2o_evict(ea_attn_state *st, const ea_attn_opts *o, int *keep, e
         for (j = sinks; j < mid_end; j++) {
             int later = st->seen - st->pos[base + j]; /* tokens that could attend to entry j (>= 1) */
             rank[m].score = o->average && later > 0 ? sc[j] / (float)later : sc[j];
+            if (W && st->pos[base + j] < horizon) rank[m].score = (float)(st->pos[base + j] - horizon); /* < 0: first out, oldest first */
             rank[m++].idx = j;
         }
         qsort(rank, (size_t)m, sizeof *rank, ea__heavier);
@@ -6032,7 +6221,7 @@ static ea_tensor *ea__crossmem_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state
             for (h = 0; h < H; h++)
                 ea__cache_attend(cross->data + ((size_t)b * t + i) * D + (size_t)h * dh, p,
                                  qm->data + ((size_t)b * t + i) * D + (size_t)h * dh, mem + (size_t)h * dh, kd, dh,
-                                 mem + D + (size_t)h * dh, kd, dh, NULL, S + fifo, 0, 1.0f / sqrtf((float)dh));
+                                 mem + D + (size_t)h * dh, kd, dh, NULL, S + fifo, 0, 1.0f / sqrtf((float)dh), NULL);
         /* then the call's tokens enter the FIFO; the oldest leave */
         {
             int add = t < M ? t : M, drop = fifo + add - M > 0 ? fifo + add - M : 0;
@@ -6369,6 +6558,7 @@ EA_API ea_status ea_attn_state_init(ea_attn_state *st, const ea_attn *a, int B, 
                 st->budget = o->budget;
                 if (o->budget + max_chunk < max_tokens) st->cap = o->budget + max_chunk;
             }
+            if (o->cache_window && o->cache_window + max_chunk < st->cap) st->cap = o->cache_window + max_chunk;
         }
         cells = (size_t)B * st->heads * st->cap;
         if ((double)B * st->heads * st->cap * (st->kdim + st->vdim + 2.0) > (double)EA_MAX_ELEMS) {
@@ -6473,6 +6663,7 @@ EA_API const char *ea_attn_variant_names(char *buf, size_t n) {
 EA_API ea_status ea_attn_build(ea_attn *a, const char *name, const ea_attn_config *cfg,
                                ea_params *ps, const char *prefix, ea_error *err) {
     char names[512];
+    ea_status st;
     if (!a || !cfg || !ps || !prefix) return ea_error_set(err, EA_ERR_ARG, "attn_build: NULL argument");
     memset(a, 0, sizeof *a);
     a->variant = ea_attn_variant_find(name);
@@ -6481,7 +6672,9 @@ EA_API ea_status ea_attn_build(ea_attn *a, const char *name, const ea_attn_confi
                             name ? name : "(null)", ea_attn_variant_names(names, sizeof names));
     a->cfg = *cfg;
     a->seed = ea__layer_seed(cfg->opt.seed, prefix);
-    return a->variant->build(a, ps, prefix, err);
+    if ((st = a->variant->build(a, ps, prefix, err)) != EA_OK) return st;
+    return ea__check_time(a, a->variant->step == ea__kv_step || a->variant->step == ea__mla_step,
+                          a->variant->step == ea__mla_step, err);
 }
 
 EA_API ea_tensor *ea_attn_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {

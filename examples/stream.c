@@ -42,7 +42,10 @@
 
 typedef struct options {
     const char *attn;
+    int time; /* EA_TIME_*; -1: the default (rope for the K/V rows) */
     long frames, steps, clip, batch, budget, ratio, memory, seed, threads;
+    long recent; /* h2o: latest tokens always kept */
+    long window; /* frames the K/V or latent cache keeps; -1: the default (clip - 1), 0: all */
     double lr;
     int json, quiet, average;
 } options;
@@ -62,16 +65,23 @@ static void usage(FILE *f) {
             "Train a per-frame tracker on clips, then stream one long video through it\n"
             "frame by frame, reporting latency, memory and error.\n\n"
             "  --attn NAME    mha, mqa, gqa, mla, h2o, crossmem or mamba (default mha)\n"
-            "  --frames N     frames to stream (default 1000; the K/V rows' caches grow\n"
-            "                 with N, h2o's, crossmem's and mamba's stay flat)\n"
+            "  --frames N     frames to stream (default 1000)\n"
+            "  --time KIND    K/V rows and mla: how attention tells how long ago a frame\n"
+            "                 was: rope (rotary over the frame index, the default), alibi\n"
+            "                 (per-head recency slopes) or none (mla always has its rope)\n"
+            "  --window-frames W  K/V rows and mla: the cache keeps the last W frames, so a\n"
+            "                 frame sees itself and W before it, in training too (default\n"
+            "                 clip - 1, what a training clip holds; 0: everything, the cache\n"
+            "                 then grows with the stream)\n"
             "  --budget N     h2o: cache entries kept per head (default 256, 4 frames)\n"
             "  --ratio P      h2o: keep P%% of the tokens seen instead of a fixed budget\n"
             "                 (seed 001's compression_ratio; the cache then grows)\n"
+            "  --recent N     h2o: latest tokens always kept (default 64, one frame)\n"
             "  --h2o-average  h2o: rank by mean attention per later token (seed 001)\n"
             "                 instead of the accumulated sum (the H2O paper)\n"
             "  --memory N     crossmem: past tokens in its memory, whole frames of 64\n"
             "                 (default 256, 4 frames)\n"
-            "  --steps N      training steps (default 1500; 0: stream untrained weights)\n"
+            "  --steps N      training steps (default 3000; 0: stream untrained weights)\n"
             "  --clip N       frames per training clip (default 8)\n"
             "  --batch N      clips per step (default 4)\n"
             "  --lr X         AdamW learning rate (default 3e-3)\n"
@@ -87,7 +97,7 @@ static int parse_args(int argc, char **argv, options *o) {
     static const char *rows[] = {"mha", "mqa", "gqa", "mla", "h2o", "crossmem", "mamba"};
     int i;
     memset(o, 0, sizeof *o);
-    o->attn = "mha"; o->frames = 1000; o->budget = 256; o->memory = 256; o->steps = 1500; o->clip = 8; o->batch = 4;
+    o->attn = "mha"; o->time = -1; o->window = -1; o->frames = 1000; o->budget = 256; o->memory = 256; o->steps = 3000; o->recent = TOK; o->clip = 8; o->batch = 4;
     o->lr = 3e-3;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -104,6 +114,13 @@ static int parse_args(int argc, char **argv, options *o) {
             if (!ok) fprintf(stderr, "stream: --attn '%s'; expected mha, mqa, gqa, mla, h2o, crossmem or mamba\n", v ? v : "");
             o->attn = v;
         }
+        else if (strcmp(a, "--time") == 0) {
+            o->time = !v ? -2 : strcmp(v, "none") == 0 ? EA_TIME_NONE : strcmp(v, "rope") == 0 ? EA_TIME_ROPE
+                              : strcmp(v, "alibi") == 0 ? EA_TIME_ALIBI : -2;
+            if (o->time == -2) { fprintf(stderr, "stream: --time '%s'; expected rope, alibi or none\n", v ? v : ""); ok = 0; }
+        }
+        else if (strcmp(a, "--recent") == 0) { ok = cli_parse_num(a, v, 1, 1 << 24, 1, &d); o->recent = (long)d; }
+        else if (strcmp(a, "--window-frames") == 0) { ok = cli_parse_num(a, v, 0, 1e6, 1, &d); o->window = (long)d; }
         else if (strcmp(a, "--frames") == 0) { ok = cli_parse_num(a, v, 2, 1e7, 1, &d); o->frames = (long)d; }
         else if (strcmp(a, "--budget") == 0) { ok = cli_parse_num(a, v, 1, 1 << 24, 1, &d); o->budget = (long)d; }
         else if (strcmp(a, "--ratio") == 0) { ok = cli_parse_num(a, v, 1, 100, 1, &d); o->ratio = (long)d; o->budget = 0; }
@@ -127,6 +144,26 @@ static int parse_args(int argc, char **argv, options *o) {
         }
         if (!ok) return -1;
         i += takes;
+    }
+    {   /* time and windows belong to the rows with a K/V or latent cache */
+        int cache_row = strcmp(o->attn, "crossmem") != 0 && strcmp(o->attn, "mamba") != 0;
+        if (!cache_row && (o->time >= 0 || o->window >= 0)) {
+            fprintf(stderr, "stream: --time and --window-frames are for mha, mqa, gqa, mla and h2o; %s keeps its own state\n",
+                    o->attn);
+            return -1;
+        }
+        if (strcmp(o->attn, "mla") == 0 && o->time == EA_TIME_ALIBI) {
+            fprintf(stderr, "stream: mla carries time in its rotary columns; expected --time rope or none\n");
+            return -1;
+        }
+        if (cache_row && o->time < 0) o->time = EA_TIME_ROPE;
+        if (cache_row && o->window < 0) o->window = o->clip - 1;
+        if (o->window < 0) o->window = 0;
+        if (o->time < 0) o->time = EA_TIME_NONE;
+        if ((double)o->window * TOK > 1 << 26) {
+            fprintf(stderr, "stream: --window-frames %ld: expected at most %d frames\n", o->window, (1 << 26) / TOK);
+            return -1;
+        }
     }
     return 0;
 }
@@ -169,6 +206,10 @@ static ea_status model_init(smodel *m, const options *o, ea_error *err) {
     ac.opt.ratio = (int)o->ratio;
     ac.opt.memory = (int)o->memory;
     ac.opt.average = o->average;
+    ac.opt.recent = o->recent;
+    ac.opt.time = strcmp(o->attn, "mla") == 0 ? EA_TIME_NONE : o->time; /* mla: its own rope, always */
+    ac.opt.frame = m->crossmem || strcmp(o->attn, "mamba") == 0 ? 0 : TOK; /* time steps are frames */
+    ac.opt.cache_window = (int)(o->window * TOK);
     for (l = 0; l < DEPTH; l++) {
         snprintf(name, sizeof name, "blocks.%d.norm1", l);
         norm_params(&m->params, name, &m->ln1_w[l], &m->ln1_b[l]);
@@ -285,7 +326,8 @@ int main(int argc, char **argv) {
     ea_attn_state st[DEPTH];
     report rep[4];
     int n_rep = 0, l, rc = (cli_prog = "stream", parse_args(argc, argv, &o));
-    long step, f, within = 0;
+    long step, f, within = 0, full_frames = 0;
+    double full_err = 0.0;
     double t0, train_seconds = 0.0, last_loss = 0.0, err_sum = 0.0, lat_sum = 0.0, win_lat = 0.0, clip_diff = 0.0, clip_err = 0.0;
     float *xb, *yb;
     size_t max_tokens;
@@ -435,6 +477,39 @@ int main(int argc, char **argv) {
                 "by at most %.2g px%s\n",
                 o.clip < o.frames ? o.clip : o.frames, clip_err / (double)(o.clip < o.frames ? o.clip : o.frames), clip_diff,
                 strcmp(o.attn, "h2o") == 0 ? " (h2o evicts)" : "");
+    if (strcmp(o.attn, "h2o") == 0 && (o.budget || o.ratio < 100)) {
+        /* the same weights with a cache that keeps everything, over the
+           first 1,000 frames: what the eviction rule costs (or saves) */
+        long n = o.frames < 1000 ? o.frames : 1000;
+        double sum = 0.0;
+        for (l = 0; l < DEPTH; l++) {
+            ea_attn_state_free(&st[l]);
+            m.attn[l].cfg.opt.budget = 0;
+            m.attn[l].cfg.opt.ratio = 100;
+            m.attn[l].cfg.opt.cache_window = 0;
+            if (ea_attn_state_init(&st[l], &m.attn[l], 1, (int)(n * TOK), TOK, &err) != EA_OK) {
+                fprintf(stderr, "stream: %s\n", err.msg);
+                return 1;
+            }
+        }
+        for (f = 0; f < n; f++) {
+            ea_tensor *p;
+            ea_ctx_reset(&ctx);
+            p = frame_step(&ctx, &m, st, run.frames + (size_t)f * 1024);
+            if (!p) {
+                fprintf(stderr, "stream: frame %ld (full cache): %s\n", f, ctx.err.msg);
+                return 1;
+            }
+            sum += sqrt(pow(POS_MID + POS_SCALE * p->data[0] - run.pos[(size_t)f * 2], 2) +
+                        pow(POS_MID + POS_SCALE * p->data[1] - run.pos[(size_t)f * 2 + 1], 2));
+        }
+        full_err = sum / (double)n;
+        full_frames = n;
+        if (!o.quiet || !o.json)
+            fprintf(o.json ? stderr : stdout,
+                    "  the same weights with a full cache, first %ld frames: error %.3f px (the budget: %.3f px)\n", n,
+                    full_err, n == rep[0].frame ? rep[0].err_px : n == rep[1].frame ? rep[1].err_px : -1.0);
+    }
     if (!o.json || !o.quiet)
         fprintf(o.json ? stderr : stdout,
                 "result: %s, %ld frames: error %.3f px, %.1f%% within 2 px, %.3f ms/frame, training %.1f s (loss %.4f)\n",
@@ -444,14 +519,18 @@ int main(int argc, char **argv) {
         int i;
         printf("{\"attn\":\"%s\",\"frames\":%ld,\"mean_err_px\":%.6f,\"within2px\":%.6f,\"latency_ms\":%.4f,"
                "\"train_seconds\":%.3f,\"train_loss\":%.6f,\"cache_floats_per_token\":%g,\"isa\":\"%s\",\"threads\":%d,"
-               "\"clip_check_px\":%.3g,\"reports\":[",
+               "\"clip_check_px\":%.3g,\"time\":\"%s\",\"window_frames\":%ld,",
                o.attn, o.frames, err_sum / (double)o.frames, (double)within / (double)o.frames, lat_sum / (double)o.frames,
-               train_seconds, last_loss, ea_attn_cache_floats(&m.attn[0]) * DEPTH, EA_ISA, ea_num_threads(), clip_diff);
+               train_seconds, last_loss, ea_attn_cache_floats(&m.attn[0]) * DEPTH, EA_ISA, ea_num_threads(), clip_diff,
+               strcmp(o.attn, "mla") == 0 || o.time == EA_TIME_ROPE ? "rope" : o.time == EA_TIME_ALIBI ? "alibi" : "none",
+               o.window);
+        if (full_frames) printf("\"full_cache_frames\":%ld,\"full_cache_err_px\":%.6f,", full_frames, full_err);
+        printf("\"reports\":[");
         for (i = 0; i < n_rep; i++)
             printf("%s{\"frame\":%ld,\"latency_ms\":%.4f,\"state_used_bytes\":%zu,\"state_bytes\":%zu,"
-                   "\"arena_peak_bytes\":%zu,\"mean_err_px\":%.6f}",
+                   "\"arena_peak_bytes\":%zu,\"mean_err_px\":%.6f,\"within2px\":%.6f}",
                    i ? "," : "", rep[i].frame, rep[i].latency_ms, rep[i].used_bytes, rep[i].state_bytes, rep[i].arena_peak,
-                   rep[i].err_px);
+                   rep[i].err_px, rep[i].within2);
         printf("]}\n");
     }
     for (l = 0; l < DEPTH; l++) ea_attn_state_free(&st[l]);

@@ -400,7 +400,14 @@ static void test_attn_gradients(void) {
     memset(&o, 0, sizeof o); attn_gradcheck("mla", 0); attn_gradcheck("mla", 1);
     memset(&o, 0, sizeof o); o.rope_dim = 4; attn_gradcheck("mla", 1);
     memset(&o, 0, sizeof o); o.latent = 3; o.q_latent = 5; attn_gradcheck("mla", 1);
+    memset(&o, 0, sizeof o); o.frame = 2; attn_gradcheck("mla", 1); /* rotary over steps of 2 tokens */
     g_gc_heads = 0;
+    /* time in the K/V rows (8.7b): rotary and ALiBi over steps of 2 tokens */
+    memset(&o, 0, sizeof o); o.time = EA_TIME_ROPE; o.frame = 2; attn_gradcheck("mha", 1); attn_gradcheck("gqa", 1);
+    attn_gradcheck("mha", 0);
+    memset(&o, 0, sizeof o); o.time = EA_TIME_ALIBI; o.frame = 2; attn_gradcheck("mha", 1); attn_gradcheck("mqa", 1);
+    attn_gradcheck("gqa", 0);
+    memset(&o, 0, sizeof o); o.time = EA_TIME_ALIBI; o.frame = 2; o.cache_window = 2; attn_gradcheck("mha", 1);
     memset(&o, 0, sizeof o); o.fuse = 30; o.slots = 3; attn_gradcheck("crossmem", 0);
     memset(&o, 0, sizeof o); o.state = 3; o.expand = 1; o.conv_kernel = 2; o.dt_rank = 2; attn_gradcheck("mamba", 0);
     g_gc_opts = NULL;
@@ -2639,8 +2646,209 @@ static void test_cache(void) {
     }
 }
 
+/* Time in attention (opt.time, frame, cache_window; 8.7b, 8.24). */
+typedef struct time_ref { float slope[4]; int frame, window_frames, alibi; } time_ref;
+static float ref_time_score(float s, int b, int h, int q, int k, void *u) {
+    const time_ref *t = (const time_ref *)u;
+    (void)b;
+    return t->alibi ? s - t->slope[h] * (float)(q / t->frame - k / t->frame) : s;
+}
+static int ref_time_mask(int b, int h, int q, int k, void *u) { /* k's frame within window_frames of q's */
+    const time_ref *t = (const time_ref *)u;
+    (void)b; (void)h;
+    return k / t->frame >= q / t->frame - t->window_frames;
+}
+
+static void test_time(void) {
+    static const char *rows[] = {"mha", "mha-sep", "mqa", "gqa", "single", "kimi", "h2o", "mla", "deepseek"};
+    static const int chunks[] = {3, 1, 5, 4};
+    ea_attn a;
+    ea_params ps;
+    ea_attn_state st;
+    ea_error err;
+    ea_attn_opts o;
+    size_t r;
+    int time;
+    g_group = "time";
+    for (r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        for (time = EA_TIME_ROPE; time <= EA_TIME_ALIBI; time++) {
+            int mla = strstr(rows[r], "mla") || strstr(rows[r], "deepseek");
+            float worst, moved;
+            if (mla && time == EA_TIME_ALIBI) continue;
+            memset(&o, 0, sizeof o);
+            o.time = time; o.frame = 3; o.budget = strcmp(rows[r], "h2o") == 0 ? 13 : 0;
+            if (!build_row(&a, &ps, rows[r], 1, &o)) continue;
+            CHECK(ea_attn_state_init(&st, &a, 2, 13, 5, &err) == EA_OK, "%s: %s", rows[r], err.msg);
+            worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
+            CHECK(worst >= 0.0f && worst < 1e-4f, "%s, time %s, frames of 3: 4 cached calls vs one causal call: rel. diff %g",
+                  rows[r], time == EA_TIME_ROPE ? "rope" : "alibi", (double)worst);
+            /* relative: the same tokens 5,000 frames later give the same outputs */
+            ea_attn_state_reset(&st);
+            st.seen = 3 * 5000;
+            moved = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
+            CHECK(moved >= 0.0f && moved < 1e-4f, "%s, time %s: the stream from frame 5,000 vs the forward from frame 0: %g",
+                  rows[r], time == EA_TIME_ROPE ? "rope" : "alibi", (double)moved);
+            ea_attn_state_free(&st);
+            ea_params_free(&ps);
+        }
+    {   /* time changes the function (a test that could not fail otherwise) */
+        float y0[2 * 13 * 16], y1[2 * 13 * 16], d = 0.0f;
+        int i;
+        for (time = EA_TIME_NONE; time <= EA_TIME_ALIBI; time++) {
+            memset(&o, 0, sizeof o); o.time = time; o.frame = 3;
+            if (!build_row(&a, &ps, "mha", 1, &o)) continue;
+            ea_attn_state_init(&st, &a, 2, 13, 13, &err);
+            stream_vs_full(&a, &st, chunks, 4, 13, time ? y1 : y0);
+            for (i = 0; time && i < 2 * 13 * 16; i++) d = fmaxf(d, fabsf(y1[i] - y0[i]));
+            if (time) CHECK(d > 1e-3f, "mha: time %d changes the outputs by at most %g", time, (double)d);
+            ea_attn_state_free(&st);
+            ea_params_free(&ps);
+        }
+    }
+    /* the window cache equals local causal attention over the same frames:
+       frames of 2 tokens fed one at a time, 2 frames kept: each query sees
+       its frame (causally) and the two before, against flex attention with
+       that mask over the whole sequence */
+    for (time = EA_TIME_NONE; time <= EA_TIME_ALIBI; time++) {
+        ea_ctx ctx;
+        ea_tensor *x, *qkv, *y, *ref;
+        ea_flex_mods m;
+        time_ref tr;
+        float xs[2 * 12 * 16], worst = 0.0f;
+        int i, f, b;
+        size_t bytes = 0;
+        memset(&o, 0, sizeof o); o.time = time; o.frame = 2; o.cache_window = 4;
+        if (!build_row(&a, &ps, "mha", 1, &o)) continue;
+        ea_attn_state_init(&st, &a, 2, 1000, 2, &err);
+        CHECK(st.cap == 4 + 2, "window 4, chunks of 2: a cache of %d entries, expected 6", st.cap);
+        ea_ctx_init(&ctx, 0);
+        ctx.grad_enabled = 0;
+        for (i = 0; i < 2 * 12 * 16; i++) xs[i] = (float)sin(0.37 * i + 0.1 * time);
+        x = ea_tensor_3d(&ctx, 2, 12, 16, 0);
+        memcpy(x->data, xs, sizeof xs);
+        qkv = ea_linear(&ctx, x, a.w[0], a.w[1]);
+        if (time == EA_TIME_ROPE) qkv = ea_rope_at(&ctx, qkv, 0, 8, 4, 4, 0, 2);
+        memset(&tr, 0, sizeof tr);
+        ea_flex_alibi_slopes(tr.slope, 4);
+        tr.frame = 2; tr.window_frames = 2; tr.alibi = time == EA_TIME_ALIBI;
+        memset(&m, 0, sizeof m);
+        m.score_mod = ref_time_score; m.mask_mod = ref_time_mask; m.user = &tr;
+        ref = ea_linear(&ctx, ea_flex_attention(&ctx, qkv, 0, qkv, 16, qkv, 32, 4, 4, 4, 1, &m), a.w[2], a.w[3]);
+        for (f = 0; ref && f < 6; f++) {
+            ea_tensor *xf = ea_tensor_3d(&ctx, 2, 2, 16, 0);
+            for (b = 0; b < 2; b++) memcpy(xf->data + b * 32, xs + (b * 12 + 2 * f) * 16, 32 * sizeof(float));
+            y = ea_attn_step(&ctx, &a, &st, xf);
+            if (!y) break;
+            for (b = 0; b < 2; b++)
+                for (i = 0; i < 32; i++) {
+                    float rv = ref->data[(b * 12 + 2 * f) * 16 + i];
+                    worst = fmaxf(worst, fabsf(y->data[b * 32 + i] - rv) / (1e-3f + fabsf(rv)));
+                }
+            if (f == 2) bytes = st.bytes;
+        }
+        CHECK(ref && f == 6 && worst < 1e-4f && st.len == 4 && st.bytes == bytes && st.seen == 12,
+              "window of 2 frames, time %d: streaming vs local causal attention %g (%d entries held; %s)", time,
+              (double)worst, st.len, ctx.err.msg);
+        y = ea_attn_forward(&ctx, &a, x); /* training sees what the window keeps */
+        worst = y && ref ? max_rel_diff(y->data, ref->data, y->size) : 1.0f;
+        CHECK(worst < 1e-4f, "window of 2 frames, time %d: the layer's forward vs local causal attention %g", time, (double)worst);
+        ea_ctx_free(&ctx);
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    /* every cache row: a frame per call through the window equals the forward */
+    for (r = 0; r < sizeof rows / sizeof rows[0]; r++)
+        for (time = EA_TIME_NONE; time <= EA_TIME_ALIBI; time++) {
+            static const int frames[6] = {2, 2, 2, 2, 2, 2};
+            int mla = strstr(rows[r], "mla") || strstr(rows[r], "deepseek");
+            float worst;
+            if (mla && time == EA_TIME_ALIBI) continue;
+            memset(&o, 0, sizeof o);
+            o.time = time; o.frame = 2; o.cache_window = 4; o.budget = strcmp(rows[r], "h2o") == 0 ? 12 : 0;
+            if (!build_row(&a, &ps, rows[r], 1, &o)) continue;
+            ea_attn_state_init(&st, &a, 2, 12, 2, &err);
+            worst = stream_vs_full(&a, &st, frames, 6, 12, NULL);
+            CHECK(worst >= 0.0f && worst < 1e-4f && st.len == 4,
+                  "%s, time %d, window 4: a frame per call vs the windowed forward: rel. diff %g", rows[r], time, (double)worst);
+            ea_attn_state_free(&st);
+            ea_params_free(&ps);
+        }
+    /* any chunking: the windowed stream's last call equals a fresh state fed
+       the window's tokens at their true positions, then the call */
+    for (r = 0; r < 3; r++) {
+        static const char *wrows[] = {"gqa", "mla", "h2o"};
+        float yw[2 * 13 * 16], yr[2 * 13 * 16], worst = 0.0f;
+        int i, b, tail[2] = {4, 4};
+        memset(&o, 0, sizeof o); o.time = EA_TIME_ROPE; o.cache_window = 4; o.budget = 13 * (r == 2);
+        if (!build_row(&a, &ps, wrows[r], 1, &o)) continue;
+        ea_attn_state_init(&st, &a, 2, 100, 5, &err);
+        {   /* the last call's outputs, recomputed: a second stream over the same data */
+            ea_attn_state s2;
+            ea_ctx ctx;
+            ea_rng rng;
+            ea_tensor *x, *y = NULL;
+            float xs[2 * 13 * 16];
+            int c, done = 0;
+            ea_rng_seed(&rng, 8, 1); /* stream_vs_full's inputs */
+            for (i = 0; i < 2 * 13 * 16; i++) xs[i] = frand(&rng);
+            ea_ctx_init(&ctx, 0);
+            ctx.grad_enabled = 0;
+            ea_attn_state_reset(&st);
+            for (c = 0; c < 4; c++) {
+                ea_ctx_reset(&ctx);
+                x = ea_tensor_3d(&ctx, 2, chunks[c], 16, 0);
+                for (b = 0; b < 2; b++) memcpy(x->data + b * chunks[c] * 16, xs + (b * 13 + done) * 16, chunks[c] * 16 * sizeof(float));
+                y = ea_attn_step(&ctx, &a, &st, x);
+                if (!y) break;
+                done += chunks[c];
+            }
+            if (y) memcpy(yw, y->data, 2 * 4 * 16 * sizeof(float));
+            ea_attn_state_init(&s2, &a, 2, 100, 5, &err);
+            s2.seen = 5; /* the window before the last call: tokens 5..8 */
+            for (c = 0, done = 5; y && c < 2; done += tail[c], c++) {
+                ea_ctx_reset(&ctx);
+                x = ea_tensor_3d(&ctx, 2, 4, 16, 0);
+                for (b = 0; b < 2; b++) memcpy(x->data + b * 4 * 16, xs + (b * 13 + done) * 16, 4 * 16 * sizeof(float));
+                y = ea_attn_step(&ctx, &a, &s2, x);
+            }
+            if (y) memcpy(yr, y->data, 2 * 4 * 16 * sizeof(float));
+            for (i = 0; y && i < 2 * 4 * 16; i++) worst = fmaxf(worst, fabsf(yw[i] - yr[i]) / (1e-3f + fabsf(yr[i])));
+            CHECK(y && worst < 1e-4f && st.len == 4, "%s, window 4, rope: last call vs a fresh stream of its window: %g (%s)",
+                  wrows[r], (double)worst, ctx.err.msg);
+            ea_attn_state_free(&s2);
+            ea_ctx_free(&ctx);
+        }
+        ea_attn_state_free(&st);
+        ea_params_free(&ps);
+    }
+    {   /* what the options refuse */
+        ea_attn_config cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.dim = 16; cfg.n_heads = 4; cfg.causal = 1;
+        cfg.opt.time = 3;
+        CHECK(ea_attn_build(&a, "mha", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "time"), "time 3: %s", err.msg);
+        ea_params_free(&ps);
+        cfg.opt.time = EA_TIME_ROPE;
+        CHECK(ea_attn_build(&a, "local", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "K/V cache"),
+              "time on local: %s", err.msg);
+        ea_params_free(&ps);
+        cfg.opt.time = EA_TIME_ALIBI;
+        CHECK(ea_attn_build(&a, "mla", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "rotary"), "mla alibi: %s",
+              err.msg);
+        ea_params_free(&ps);
+        cfg.opt.time = EA_TIME_ROPE; cfg.n_heads = 16; /* head_dim 1 */
+        CHECK(ea_attn_build(&a, "mha", &cfg, &ps, "a", &err) == EA_ERR_CONFIG && strstr(err.msg, "even"), "rope, odd head: %s",
+              err.msg);
+        ea_params_free(&ps);
+        cfg.opt.time = 0; cfg.n_heads = 4; cfg.opt.cache_window = -1;
+        CHECK(ea_attn_build(&a, "gqa", &cfg, &ps, "a", &err) == EA_ERR_CONFIG, "cache_window -1: %s", err.msg);
+        ea_params_free(&ps);
+    }
+}
+
 /* rotary embedding: relative positions only, and its backward */
 static ea_tensor *b_rope(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_rope(x, in[0], 2, 1, 4, 3); }
+static ea_tensor *b_rope_at(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_rope_at(x, in[0], 1, 3, 3, 2, 5, 2); }
 static ea_tensor *b_concat_heads(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_concat_heads(x, in[0], 1, 2, in[1], 0, 3, 2, 1); }
 static ea_tensor *b_causal_conv(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_causal_conv(x, in[0], in[1], in[2]); }
 static ea_tensor *b_mul(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_mul(x, in[0], in[1]); }
@@ -2652,6 +2860,8 @@ static void test_memory_ops(void) {
     static int kinds[3] = {EA_ACT_SILU, EA_ACT_SOFTPLUS, EA_ACT_SIGMOID};
     g_group = "memory-ops";
     set_case(&c, "rope", b_rope, NULL); add_input(&c, 3, 2, 5, 12, 0); gradcheck(&c);
+    set_case(&c, "rope_at (3 heads from column 1, 2 tokens a step)", b_rope_at, NULL); add_input(&c, 3, 2, 5, 12, 0);
+    gradcheck(&c);
     set_case(&c, "concat_heads (one shared b head)", b_concat_heads, NULL); add_input(&c, 3, 2, 3, 6, 0);
     add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
     set_case(&c, "causal_conv", b_causal_conv, NULL); add_input(&c, 3, 2, 6, 3, 0); add_input(&c, 2, 3, 4, 0, 0);
@@ -3969,7 +4179,7 @@ int main(int argc, char **argv) {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
-        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"training", test_training},
+        {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"time", test_time}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
         {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
         {"classifier-chunks", test_classifier_chunks}, {"classify-cli", test_classify_cli}, {"probe", test_probe}, {"png", test_png}, {"compare-cli", test_compare_cli}, {"dist", test_dist}};
