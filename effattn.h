@@ -71,8 +71,9 @@
        block masks and FlexAttention-style mods, key-list sparse, kernel
        attention), then one section per variant (none, mha, gqa/mqa,
        local, bigbird, localglobal, flex, strided, dilated, topk, linear,
-       performer, linformer, nystrom, hybrid), streaming state (K/V
-       cache, ea_attn_step), mla, h2o, crossmem, mamba, and the variant
+       performer, linformer, nystrom, hybrid), time in attention (rope,
+       alibi), streaming state (K/V cache, windows, ea_attn_step), mla,
+       h2o, crossmem, mamba, and the variant
        table; the weights probe (ea_attn_probe) lives with the kernels
     9. BLOCKS AND MODELS: mixture-of-experts feed-forward, pre-norm
        transformer block, ViT (the tracker, seed 002's classifier), seed
@@ -641,7 +642,10 @@ EA_API void ea_attn_redraw(ea_attn *a, int draw);
    ea_attn_step feeds the next t tokens of B sequences: token i of the call
    sits at position seen + i and attends to every cached token before it
    and to the call's own tokens (all of them, or those up to itself when
-   the layer is causal: then k calls equal one causal call). */
+   the layer is causal: then k calls equal one causal call).  With
+   opt.cache_window = W the cache keeps the W latest tokens (flat memory;
+   the causal forward masks the same, so a time step per call equals it);
+   with opt.time the rows know how long ago each entry was (8.7b). */
 typedef struct ea_attn_state {
     int B;             /* sequences */
     int cap;           /* entries each (sequence, head) can hold */

@@ -70,8 +70,9 @@ static void usage(FILE *f) {
             "                 was: rope (rotary over the frame index, the default), alibi\n"
             "                 (per-head recency slopes) or none (mla always has its rope)\n"
             "  --window-frames W  K/V rows and mla: the cache keeps the last W frames, so a\n"
-            "                 frame sees itself and W before it, in training too (default\n"
-            "                 clip - 1, what a training clip holds; 0: everything, the cache\n"
+            "                 frame sees itself and W before it, in training too (default 3,\n"
+            "                 so that most training frames see a whole window; h2o: clip - 1,\n"
+            "                 the horizon its budget picks from; 0: everything, the cache\n"
             "                 then grows with the stream)\n"
             "  --budget N     h2o: cache entries kept per head (default 256, 4 frames)\n"
             "  --ratio P      h2o: keep P%% of the tokens seen instead of a fixed budget\n"
@@ -157,7 +158,10 @@ static int parse_args(int argc, char **argv, options *o) {
             return -1;
         }
         if (cache_row && o->time < 0) o->time = EA_TIME_ROPE;
-        if (cache_row && o->window < 0) o->window = o->clip - 1;
+        /* default: 3 earlier frames, so most training frames see the whole
+           window, as every streamed frame does; h2o: the clip's horizon,
+           inside which its budget picks */
+        if (cache_row && o->window < 0) o->window = strcmp(o->attn, "h2o") == 0 || o->clip < 4 ? o->clip - 1 : 3;
         if (o->window < 0) o->window = 0;
         if (o->time < 0) o->time = EA_TIME_NONE;
         if ((double)o->window * TOK > 1 << 26) {

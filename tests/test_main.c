@@ -2892,11 +2892,33 @@ static void test_memory_ops(void) {
     }
 }
 
-/* examples/stream.c end to end: every row streams, and on the first clip
-   the streaming outputs equal the training forward's */
-static void test_stream(void) {
-    static const char *rows[] = {"mha", "mqa", "gqa", "mla", "h2o", "crossmem", "mamba"};
+/* Runs `build/stream FLAGS` (a short training) and returns its clip check:
+   how far streaming is from the training forward on the first clip, in px
+   (-1 when the run failed or printed none). */
+static double stream_clip_check(const char *flags, const char *log) {
     char cmd[512], line[4096];
+    const char *p;
+    FILE *f;
+    snprintf(cmd, sizeof cmd, "build/stream %s --steps 3 --frames 12 --clip 4 --batch 2 --threads 1 --json --quiet > %s 2>&1",
+             flags, log);
+    if (run(cmd) != 0) return -1.0;
+    f = fopen(log, "r");
+    line[0] = 0;
+    while (f && fgets(line, sizeof line, f) && !strstr(line, "clip_check_px")) {
+    }
+    if (f) fclose(f);
+    p = strstr(line, "\"clip_check_px\":");
+    return p ? atof(p + 16) : -1.0;
+}
+
+/* examples/stream.c end to end: every row streams, and on the first clip
+   the streaming outputs equal the training forward's (also with a window
+   shorter than the clip, which training masks too, and with ALiBi) */
+static void test_stream(void) {
+    static const char *flags[] = {"--attn mha", "--attn mqa", "--attn gqa", "--attn mla", "--attn h2o", "--attn crossmem",
+                                  "--attn mamba", "--attn mha --window-frames 1", "--attn gqa --time alibi",
+                                  "--attn mla --window-frames 2", "--attn h2o --time none --window-frames 0"};
+    char log[64];
     size_t r;
     FILE *f = fopen("build/stream", "rb");
     g_group = "stream";
@@ -2905,65 +2927,18 @@ static void test_stream(void) {
         return;
     }
     fclose(f);
-    for (r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-        const char *p;
-        double d = -1.0;
-        snprintf(cmd, sizeof cmd,
-                 "build/stream --attn %s --steps 3 --frames 12 --clip 4 --batch 2 --threads 1 --json --quiet > build/stream_%s.log "
-                 "2>&1",
-                 rows[r], rows[r]);
-        CHECK(run(cmd) == 0, "stream --attn %s failed (see build/stream_%s.log)", rows[r], rows[r]);
-        snprintf(cmd, sizeof cmd, "build/stream_%s.log", rows[r]);
-        f = fopen(cmd, "r");
-        line[0] = 0;
-        while (f && fgets(line, sizeof line, f) && !strstr(line, "clip_check_px")) {
-        }
-        if (f) fclose(f);
-        p = strstr(line, "\"clip_check_px\":");
-        if (p) d = atof(p + 16);
-        CHECK(p && d >= 0.0 && d < 1e-3, "stream --attn %s: streaming vs the training forward on the first clip: %g px", rows[r], d);
+    for (r = 0; r < sizeof flags / sizeof flags[0]; r++) {
+        double d;
+        snprintf(log, sizeof log, "build/stream_%d.log", (int)r);
+        d = stream_clip_check(flags[r], log);
+        CHECK(d >= 0.0 && d < 1e-3, "stream %s: streaming vs the training forward on the first clip: %g px (see %s)", flags[r],
+              d, log);
     }
+    CHECK(run("build/stream --time bogus > build/stream_bad.log 2>&1") != 0, "stream --time bogus must be refused");
+    CHECK(run("build/stream --attn mamba --time rope > build/stream_bad.log 2>&1") != 0, "stream --attn mamba --time must be refused");
+    CHECK(run("build/stream --attn mla --time alibi > build/stream_bad.log 2>&1") != 0, "stream --attn mla --time alibi must be refused");
     CHECK(run("build/stream --attn local > build/stream_bad.log 2>&1") != 0, "stream --attn local must be refused");
     CHECK(run("build/stream --frames 0 > build/stream_bad.log 2>&1") != 0, "stream --frames 0 must be refused");
-}
-
-/* --- image classification: ops, hosts, data, training --------------------- */
-static ea_tensor *b_conv(ea_ctx *x, ea_tensor **in, void *u) {
-    const int *sp = (const int *)u; /* stride, padding */
-    return ea_conv2d(x, in[0], in[1], sp[2] ? in[2] : NULL, sp[0], sp[1]);
-}
-static ea_tensor *b_chlast(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_channels_last(x, in[0]); }
-static ea_tensor *b_bn(ea_ctx *x, ea_tensor **in, void *u) {
-    /* training: batch statistics; eval: fixed running statistics */
-    static float rm[5] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f}, rv[5] = {0.5f, 1.5f, 0.8f, 1.0f, 2.0f};
-    int train = *(const int *)u, five = 5;
-    ea_tensor *m = ea_tensor_new(x, 1, &five, 0), *v = ea_tensor_new(x, 1, &five, 0), *out;
-    memcpy(m->data, rm, sizeof rm);
-    memcpy(v->data, rv, sizeof rv);
-    x->training = train;
-    out = ea_batchnorm(x, in[0], in[1], in[2], m, v, NULL, 0.1f, 1e-5f);
-    x->training = 0;
-    return out;
-}
-static ea_tensor *b_maxpool(ea_ctx *x, ea_tensor **in, void *u) {
-    const int *ks = (const int *)u;
-    return ea_maxpool2d(x, in[0], ks[0], ks[1]);
-}
-static ea_tensor *b_relu(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_act(x, in[0], EA_ACT_RELU); }
-static ea_tensor *b_dropout(ea_ctx *x, ea_tensor **in, void *u) {
-    ea_tensor *out;
-    (void)u;
-    ea_rng_seed(&x->rng, 99, 1); /* the same mask on every call */
-    x->training = 1;
-    out = ea_dropout(x, in[0], 0.3f);
-    x->training = 0;
-    return out;
-}
-static ea_tensor *b_slice(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_slice_tokens(x, in[0], 1, 2); }
-static ea_tensor *b_ce_smooth(ea_ctx *x, ea_tensor **in, void *u) {
-    static const int labels[5] = {0, 3, 1, 2, 3};
-    (void)u;
-    return ea_cross_entropy_smooth(x, in[0], labels, 0.2f);
 }
 
 static void test_classifier_ops(void) {
