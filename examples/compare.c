@@ -85,6 +85,7 @@ typedef struct options {
     long candidates, search_epochs, val, videos, frames;
     double lr, wd;
     int scaling, heatmaps, search, quiet, lr_given;
+    const char *image_flag, *video_flag; /* the last flag given that only one kind of task reads */
     const task_metric *metric;
     int bars;         /* progress bars: not quiet, a terminal, rank 0 */
     cli_dist *dist;   /* rows are spread over its ranks */
@@ -164,14 +165,14 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--search")) o->search = 1, takes = 0;
         else if (!v) ok = 0;
         else if (!strcmp(a, "--task")) o->task = v;
-        else if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--model")) o->model = v, o->image_flag = a;
         else if (!strcmp(a, "--attn")) o->attn = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--epochs")) ok = cli_parse_long(a, v, 1, MAX_EPOCHS, &o->epochs);
         else if (!strcmp(a, "--batch")) ok = cli_parse_long(a, v, 1, 4096, &o->batch);
-        else if (!strcmp(a, "--images")) ok = cli_parse_long(a, v, 10, 10000000, &o->images);
-        else if (!strcmp(a, "--test-images")) ok = cli_parse_long(a, v, 10, 10000000, &o->test_images);
-        else if (!strcmp(a, "--limit")) ok = cli_parse_long(a, v, 1, 100000000, &o->limit);
+        else if (!strcmp(a, "--images")) ok = cli_parse_long(a, v, 10, 10000000, &o->images), o->image_flag = a;
+        else if (!strcmp(a, "--test-images")) ok = cli_parse_long(a, v, 10, 10000000, &o->test_images), o->image_flag = a;
+        else if (!strcmp(a, "--limit")) ok = cli_parse_long(a, v, 1, 100000000, &o->limit), o->image_flag = a;
         else if (!strcmp(a, "--seed")) ok = cli_parse_long(a, v, 0, 2147483647L, &o->seed);
         else if (!strcmp(a, "--threads")) ok = cli_parse_long(a, v, 1, 1024, &o->threads);
         else if (!strcmp(a, "--heads")) ok = cli_parse_long(a, v, 1, 64, &o->heads);
@@ -183,8 +184,8 @@ static int parse(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--val")) ok = cli_parse_long(a, v, 10, 10000000, &o->val);
         else if (!strcmp(a, "--lr")) ok = cli_parse_num(a, v, 1e-7, 10.0, 0, &o->lr), o->lr_given |= 1;
         else if (!strcmp(a, "--wd")) ok = cli_parse_num(a, v, 0.0, 10.0, 0, &o->wd), o->lr_given |= 2;
-        else if (!strcmp(a, "--videos")) ok = cli_parse_long(a, v, 10, 1000000, &o->videos);
-        else if (!strcmp(a, "--frames")) ok = cli_parse_long(a, v, 2, 100000, &o->frames);
+        else if (!strcmp(a, "--videos")) ok = cli_parse_long(a, v, 10, 1000000, &o->videos), o->video_flag = a;
+        else if (!strcmp(a, "--frames")) ok = cli_parse_long(a, v, 2, 100000, &o->frames), o->video_flag = a;
         else {
             fprintf(stderr, "compare: unknown flag '%s' (see --help)\n", a);
             return 0;
@@ -200,6 +201,12 @@ static int parse(int argc, char **argv, options *o) {
         return 0;
     }
     o->metric = &metric_classify;
+    /* a flag the task would not read is a mistake to report, not to ignore */
+    if (!strcmp(o->task, "tracker") ? o->image_flag != NULL : o->video_flag != NULL) {
+        fprintf(stderr, "compare: %s is for %s; --task %s does not read it\n", !strcmp(o->task, "tracker") ? o->image_flag : o->video_flag,
+                !strcmp(o->task, "tracker") ? "the image tasks" : "--task tracker", o->task);
+        return 0;
+    }
     if (!strcmp(o->task, "tracker")) { /* track's defaults: seed 000's lr and wd */
         o->metric = &metric_tracker;
         if (!(o->lr_given & 1)) o->lr = 1e-3;

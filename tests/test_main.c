@@ -2941,6 +2941,45 @@ static void test_stream(void) {
     CHECK(run("build/stream --frames 0 > build/stream_bad.log 2>&1") != 0, "stream --frames 0 must be refused");
 }
 
+/* --- image classification: ops, hosts, data, training --------------------- */
+static ea_tensor *b_conv(ea_ctx *x, ea_tensor **in, void *u) {
+    const int *sp = (const int *)u; /* stride, padding */
+    return ea_conv2d(x, in[0], in[1], sp[2] ? in[2] : NULL, sp[0], sp[1]);
+}
+static ea_tensor *b_chlast(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_channels_last(x, in[0]); }
+static ea_tensor *b_bn(ea_ctx *x, ea_tensor **in, void *u) {
+    /* training: batch statistics; eval: fixed running statistics */
+    static float rm[5] = {0.1f, -0.2f, 0.3f, 0.0f, 0.5f}, rv[5] = {0.5f, 1.5f, 0.8f, 1.0f, 2.0f};
+    int train = *(const int *)u, five = 5;
+    ea_tensor *m = ea_tensor_new(x, 1, &five, 0), *v = ea_tensor_new(x, 1, &five, 0), *out;
+    memcpy(m->data, rm, sizeof rm);
+    memcpy(v->data, rv, sizeof rv);
+    x->training = train;
+    out = ea_batchnorm(x, in[0], in[1], in[2], m, v, NULL, 0.1f, 1e-5f);
+    x->training = 0;
+    return out;
+}
+static ea_tensor *b_maxpool(ea_ctx *x, ea_tensor **in, void *u) {
+    const int *ks = (const int *)u;
+    return ea_maxpool2d(x, in[0], ks[0], ks[1]);
+}
+static ea_tensor *b_relu(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_act(x, in[0], EA_ACT_RELU); }
+static ea_tensor *b_dropout(ea_ctx *x, ea_tensor **in, void *u) {
+    ea_tensor *out;
+    (void)u;
+    ea_rng_seed(&x->rng, 99, 1); /* the same mask on every call */
+    x->training = 1;
+    out = ea_dropout(x, in[0], 0.3f);
+    x->training = 0;
+    return out;
+}
+static ea_tensor *b_slice(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_slice_tokens(x, in[0], 1, 2); }
+static ea_tensor *b_ce_smooth(ea_ctx *x, ea_tensor **in, void *u) {
+    static const int labels[5] = {0, 3, 1, 2, 3};
+    (void)u;
+    return ea_cross_entropy_smooth(x, in[0], labels, 0.2f);
+}
+
 static void test_classifier_ops(void) {
     static int conv_a[3] = {2, 1, 0}, conv_b[3] = {1, 0, 1}, conv_c[3] = {3, 2, 1}, bn_train = 1, bn_eval = 0;
     static int pool_a[2] = {2, 2}, pool_b[2] = {3, 2};
@@ -3994,6 +4033,11 @@ static void test_compare_cli(void) {
     if (f) fclose(f);
     n_svg = slurp("build/cmp_track/curves_error.svg", buf, sizeof buf);
     CHECK(n_svg > 200 && strstr(buf, "<polyline") && strstr(buf, "test error (px)"), "curves_error.svg draws the error per epoch");
+    /* a flag the task does not read is refused, not ignored */
+    CHECK(run("build/compare --task tracker --images 100 > build/cmp_bad.log 2>&1") != 0 &&
+              slurp("build/cmp_bad.log", buf, sizeof buf) && strstr(buf, "--images is for the image tasks"),
+          "compare --task tracker --images must be refused: %s", buf);
+    CHECK(run("build/compare --task shapes --videos 100 > build/cmp_bad.log 2>&1") != 0, "compare --task shapes --videos must be refused");
     for (i = 0; i < 5; i++) {
         size_t n;
         snprintf(path, sizeof path, "build/cmp_test/%s", svgs[i]);
