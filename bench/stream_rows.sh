@@ -6,7 +6,7 @@
 #   bench/stream_rows.sh OUTDIR [FRAMES] [ROWS...] [-- EXTRA FLAGS]
 #
 # Writes OUTDIR/ROW.json (stream's JSON line), OUTDIR/ROW.log (its progress)
-# and OUTDIR/table.md.  JOBS (default 2) rows run at a time, each on one
+# and OUTDIR/table.md (TABLE_ONLY=1 redoes the table alone).  JOBS (default 2) rows run at a time, each on one
 # thread (--threads 1), so latencies are upper bounds on a busy machine.
 set -euo pipefail
 if [ $# -lt 1 ]; then
@@ -23,8 +23,10 @@ JOBS=${JOBS:-2}
 bin=${STREAM:-build/stream}
 mkdir -p "$out"
 for r in "${rows[@]}"; do
+  [ -n "${TABLE_ONLY:-}" ] && break   # TABLE_ONLY=1: tabulate the JSON already in OUTDIR
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 1; done
-  ( "$bin" --attn "$r" --frames "$frames" --threads 1 --json "$@" > "$out/$r.json" 2> "$out/$r.log" \
+  extra=(); [ "$r" = h2o ] && extra=(--full-cache-frames 1000)   # h2o: against a cache that keeps everything
+  ( "$bin" --attn "$r" --frames "$frames" --threads 1 --json "${extra[@]}" "$@" > "$out/$r.json" 2> "$out/$r.log" \
       || echo "stream --attn $r failed (see $out/$r.log)" >&2 ) &
 done
 wait

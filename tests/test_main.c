@@ -2892,6 +2892,8 @@ static void test_memory_ops(void) {
     }
 }
 
+static size_t slurp(const char *path, char *buf, size_t n);
+
 /* Runs `build/stream FLAGS` (a short training) and returns its clip check:
    how far streaming is from the training forward on the first clip, in px
    (-1 when the run failed or printed none). */
@@ -2917,7 +2919,7 @@ static double stream_clip_check(const char *flags, const char *log) {
 static void test_stream(void) {
     static const char *flags[] = {"--attn mha", "--attn mqa", "--attn gqa", "--attn mla", "--attn h2o", "--attn crossmem",
                                   "--attn mamba", "--attn mha --window-frames 1", "--attn gqa --time alibi",
-                                  "--attn mla --window-frames 2", "--attn h2o --time none --window-frames 0"};
+                                  "--attn mla --window-frames 2", "--attn h2o --time none --window-frames 0 --full-cache-frames 6"};
     char log[64];
     size_t r;
     FILE *f = fopen("build/stream", "rb");
@@ -2933,6 +2935,12 @@ static void test_stream(void) {
         d = stream_clip_check(flags[r], log);
         CHECK(d >= 0.0 && d < 1e-3, "stream %s: streaming vs the training forward on the first clip: %g px (see %s)", flags[r],
               d, log);
+    }
+    {   /* the h2o run streamed its first 6 frames again with a full cache */
+        char buf[8192];
+        snprintf(log, sizeof log, "build/stream_%d.log", (int)(sizeof flags / sizeof flags[0]) - 1);
+        CHECK(slurp(log, buf, sizeof buf) && strstr(buf, "\"full_cache_frames\":6,\"full_cache_err_px\":"),
+              "stream --full-cache-frames 6 reports the full cache's error (%s)", log);
     }
     CHECK(run("build/stream --time bogus > build/stream_bad.log 2>&1") != 0, "stream --time bogus must be refused");
     CHECK(run("build/stream --attn mamba --time rope > build/stream_bad.log 2>&1") != 0, "stream --attn mamba --time must be refused");
