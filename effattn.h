@@ -4823,28 +4823,36 @@ static void ea__favor_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
     const float *w = n->save[0], *phi = n->out->data, *dphi = n->out->grad;
     int B = n->iarg[0], T = n->iarg[1], H = n->iarg[2], dh = n->iarg[3], m = n->iarg[4], relu = n->iarg[5];
-    int col = n->iarg[6], rows = B * T, row;
+    int col = n->iarg[6], rows = B * T, row, h;
     float sc = n->farg[0], rm = 1.0f / sqrtf((float)m);
-    float *g = ea__floats(ctx, (size_t)m * ea_num_threads());
-    if (!x->grad || !g) return;
-    EA_OMP_FOR_IF(rows > 1 && 4.0 * rows * H * m * dh >= EA_PAR_MIN_WORK)
+    float *g = ea__floats(ctx, (size_t)rows * H * m), *tot = ea__floats(ctx, (size_t)rows * H);
+    if (!x->grad || !g || !tot) return;
+    /* g = sc · dφ ∘ ∂φ/∂u (u = x'·ωᵀ), and its sum per (row, head) */
+    EA_OMP_FOR_IF(rows > 1 && 2.0 * rows * H * m >= EA_PAR_MIN_WORK)
     for (row = 0; row < rows; row++) {
-        float *gr = g + (size_t)m * ea__thread_id();
-        int h, r, d;
-        for (h = 0; h < H; h++) {
-            const float *ph = phi + ((size_t)row * H + h) * m, *dp = dphi + ((size_t)row * H + h) * m;
-            const float *xr = x->data + (size_t)row * x->shape[2] + col + (size_t)h * dh;
-            float *dx = x->grad + (size_t)row * x->shape[2] + col + (size_t)h * dh, tot = 0.0f;
+        int hh, r;
+        for (hh = 0; hh < H; hh++) {
+            size_t o = ((size_t)row * H + hh) * m;
+            float t = 0.0f;
             for (r = 0; r < m; r++) {
-                gr[r] = relu ? (ph[r] > 0.0f ? dp[r] * rm : 0.0f) : dp[r] * ph[r];
-                tot += gr[r];
+                g[o + r] = sc * (relu ? (phi[o + r] > 0.0f ? dphi[o + r] * rm : 0.0f) : dphi[o + r] * phi[o + r]);
+                t += g[o + r];
             }
-            /* dx = sc · (Wᵀ g - [exp features] x' Σ g), x' = sc · x */
-            for (d = 0; d < dh; d++) {
-                float acc = 0.0f;
-                for (r = 0; r < m; r++) acc += w[(size_t)r * dh + d] * gr[r];
-                dx[d] += sc * (acc - (relu ? 0.0f : tot * sc * xr[d]));
-            }
+            tot[(size_t)row * H + hh] = t;
+        }
+    }
+    /* dx += g W (one GEMM per head over every row), then for exp features
+       - sc² x Σ g: dx = sc · (Wᵀ g - x' Σ g) with x' = sc · x */
+    for (h = 0; h < H; h++)
+        ea_gemm(rows, dh, m, g + (size_t)h * m, (ptrdiff_t)H * m, 1, w, dh, 1, x->grad + col + (size_t)h * dh,
+                x->shape[2], 1);
+    if (relu) return;
+    EA_OMP_FOR_IF(rows > 1 && 2.0 * rows * H * dh >= EA_PAR_MIN_WORK)
+    for (row = 0; row < rows; row++) {
+        int hh;
+        for (hh = 0; hh < H; hh++) {
+            size_t o = (size_t)row * x->shape[2] + col + (size_t)hh * dh;
+            ea__axpy(x->grad + o, -sc * tot[(size_t)row * H + hh], x->data + o, dh);
         }
     }
 }
