@@ -206,7 +206,9 @@ CLI_FN int cli_evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i
 
 /* --loss-log PATH: a CSV of every training step, started with `header`
    (a resumed run appends).  NULL path: NULL, no file.  On failure, prints
-   why and sets *failed. */
+   why and sets *failed.  Line-buffered: a run that stops on an error, or
+   an MPI job that aborts (no stdio flush at MPI_Abort), still leaves every
+   step it finished in the file. */
 CLI_FN FILE *cli_loss_log_open(const char *path, int resuming, const char *header, int *failed) {
     FILE *f;
     *failed = 0;
@@ -216,6 +218,7 @@ CLI_FN FILE *cli_loss_log_open(const char *path, int resuming, const char *heade
         *failed = 1;
         return NULL;
     }
+    setvbuf(f, NULL, _IOLBF, 1024);
     if (!resuming) fprintf(f, "%s\n", header);
     return f;
 }
