@@ -7057,12 +7057,12 @@ EA_API void ea_classifier_config_default(ea_vit_config *c, int host, const char 
         c->dim = 64;
         c->width = 32;
         c->mlp_hidden = 256; /* the MoE rows' expert width */
-    } else { /* seed 002 */
+    } else { /* seed 002; a row that cannot write to a class token pools by the mean */
         c->patch = 4;
         c->dim = 48;
         c->depth = 4;
         c->mlp_hidden = 192;
-        c->pool = EA_POOL_CLS;
+        c->pool = !strcmp(c->attn, "none") || !strcmp(c->attn, "mamba") ? EA_POOL_MEAN : EA_POOL_CLS;
     }
 }
 
@@ -7109,6 +7109,14 @@ static ea_status ea__vit_check(const ea_vit_config *c, ea_error *err) {
     }
     if (c->pool != EA_POOL_MEAN && c->pool != EA_POOL_CLS)
         return ea_error_set(err, EA_ERR_CONFIG, "vit: pool %d; expected EA_POOL_MEAN (0) or EA_POOL_CLS (1)", c->pool);
+    /* the class token sits at position 0: a row that carries nothing into
+       it (none; a causal mask or mamba's scan, where position 0 sees only
+       itself) would give every image the same prediction */
+    if (c->pool == EA_POOL_CLS && (c->causal || !strcmp(c->attn, "none") || !strcmp(c->attn, "mamba")))
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "vit: pool = cls reads a class token at position 0, which attention '%s'%s never writes to "
+                            "(every image would get the same output); use pool = mean (EA_POOL_MEAN)",
+                            c->attn, c->causal ? " with a causal mask" : "");
     if (c->img_size <= 0 || c->in_chans <= 0 || c->patch <= 0 || c->dim <= 0 || c->mlp_hidden <= 0 ||
         c->out_dim <= 0 || c->head_hidden < 0)
         return ea_error_set(err, EA_ERR_CONFIG,

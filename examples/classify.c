@@ -69,7 +69,8 @@ static void usage(FILE *f) {
             "  --mlp N           vit: MLP hidden width (192); mlp: width after attention (256);\n"
             "                    MoE rows: the expert width basis (256)\n"
             "  --patch N         vit: patch size (4)\n"
-            "  --pool P          vit: cls (default) or mean; cnn: mean (stride-2 convs, default)\n"
+            "  --pool P          vit: cls (default; mean for none, mamba and --causal, which never\n"
+            "                    write to a class token at position 0) or mean; cnn: mean (stride-2 convs, default)\n"
             "                    or max (stride-1 convs, each followed by a 2x2 max-pool)\n"
             "  --tokens N        mlp: tokens the hidden vector splits into (16; 1 = seed 001's form)\n"
             "  --width N         cnn: channels of conv 1 (32)\n"
@@ -303,6 +304,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         return 2;
     }
     cfg.causal = o.causal;
+    if (o.causal && !o.pool && host == EA_HOST_VIT) cfg.pool = EA_POOL_MEAN; /* position 0 would see only itself */
     cfg.residual = o.residual;
     cfg.dropout = (float)o.dropout;
     cfg.opt = o.opt;

@@ -80,12 +80,13 @@ typedef struct task_data {
 } task_data;
 
 typedef struct options {
-    const char *task, *model, *attn, *out;
+    const char *task, *model, *attn, *out, *pool;
     long epochs, batch, seed, images, test_images, limit, threads, heads, head_dim, max_n, runs;
     long candidates, search_epochs, val, videos, frames;
     double lr, wd;
     int scaling, heatmaps, search, quiet, lr_given;
     const char *image_flag, *video_flag; /* the last flag given that only one kind of task reads */
+    const char *shapes_flag;             /* the last flag given that only --task shapes reads */
     const task_metric *metric;
     int bars;         /* progress bars: not quiet, a terminal, rank 0 */
     cli_dist *dist;   /* rows are spread over its ranks */
@@ -112,6 +113,9 @@ static void usage(FILE *f) {
             "                    or cifar10:DIR (as classify's --data), or tracker: seed 000's\n"
             "                    two-frame ViT on generated videos, scored by error in px\n"
             "  --model M         cnn (default), vit or mlp: the host the rows sit in (classification)\n"
+            "  --pool P          vit: mean (default: every row can pool so, while none and mamba never\n"
+            "                    write to a class token) or cls (seed 002's class token); cnn: mean\n"
+            "                    (stride-2 convs, default) or max (stride-1 convs and max-pools)\n"
             "  --attn LIST       all (default) or rows separated by commas; all is:\n"
             "                    %s\n"
             "  --epochs N        epochs per row (default 3)\n"
@@ -166,12 +170,13 @@ static int parse(int argc, char **argv, options *o) {
         else if (!v) ok = 0;
         else if (!strcmp(a, "--task")) o->task = v;
         else if (!strcmp(a, "--model")) o->model = v, o->image_flag = a;
+        else if (!strcmp(a, "--pool")) o->pool = v, o->image_flag = a;
         else if (!strcmp(a, "--attn")) o->attn = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--epochs")) ok = cli_parse_long(a, v, 1, MAX_EPOCHS, &o->epochs);
         else if (!strcmp(a, "--batch")) ok = cli_parse_long(a, v, 1, 4096, &o->batch);
-        else if (!strcmp(a, "--images")) ok = cli_parse_long(a, v, 10, 10000000, &o->images), o->image_flag = a;
-        else if (!strcmp(a, "--test-images")) ok = cli_parse_long(a, v, 10, 10000000, &o->test_images), o->image_flag = a;
+        else if (!strcmp(a, "--images")) ok = cli_parse_long(a, v, 10, 10000000, &o->images), o->image_flag = o->shapes_flag = a;
+        else if (!strcmp(a, "--test-images")) ok = cli_parse_long(a, v, 10, 10000000, &o->test_images), o->image_flag = o->shapes_flag = a;
         else if (!strcmp(a, "--limit")) ok = cli_parse_long(a, v, 1, 100000000, &o->limit), o->image_flag = a;
         else if (!strcmp(a, "--seed")) ok = cli_parse_long(a, v, 0, 2147483647L, &o->seed);
         else if (!strcmp(a, "--threads")) ok = cli_parse_long(a, v, 1, 1024, &o->threads);
@@ -200,11 +205,21 @@ static int parse(int argc, char **argv, options *o) {
         fprintf(stderr, "compare: --model must be vit, mlp or cnn, got '%s'\n", o->model);
         return 0;
     }
+    if (o->pool && !(!strcmp(o->pool, "mean") && strcmp(o->model, "mlp")) && !(!strcmp(o->pool, "cls") && !strcmp(o->model, "vit")) &&
+        !(!strcmp(o->pool, "max") && !strcmp(o->model, "cnn"))) {
+        fprintf(stderr, "compare: --pool %s does not apply to --model %s (vit: mean or cls; cnn: mean or max; mlp: none)\n",
+                o->pool, o->model);
+        return 0;
+    }
     o->metric = &metric_classify;
     /* a flag the task would not read is a mistake to report, not to ignore */
     if (!strcmp(o->task, "tracker") ? o->image_flag != NULL : o->video_flag != NULL) {
         fprintf(stderr, "compare: %s is for %s; --task %s does not read it\n", !strcmp(o->task, "tracker") ? o->image_flag : o->video_flag,
                 !strcmp(o->task, "tracker") ? "the image tasks" : "--task tracker", o->task);
+        return 0;
+    }
+    if (o->shapes_flag && strcmp(o->task, "tracker") && strcmp(o->task, "shapes")) { /* a real dataset has its own size */
+        fprintf(stderr, "compare: %s is for --task shapes; --task %s has a fixed test set (--limit N trains on fewer images)\n", o->shapes_flag, o->task);
         return 0;
     }
     if (!strcmp(o->task, "tracker")) { /* track's defaults: seed 000's lr and wd */
@@ -213,6 +228,12 @@ static int parse(int argc, char **argv, options *o) {
         if (!(o->lr_given & 2)) o->wd = 0.01;
     }
     return 1;
+}
+
+/* The image hosts' pooling: --pool, or the mean (compare's vit default too) */
+static int pool_of(const options *o) {
+    if (o->pool && !strcmp(o->pool, "cls")) return EA_POOL_CLS;
+    return o->pool && !strcmp(o->pool, "max") ? EA_POOL_MAX : EA_POOL_MEAN;
 }
 
 /* The rows named by --attn ("all": every row of the table), checked. */
@@ -499,6 +520,7 @@ static void train_row(const options *o, const char *name, const trial *t, long e
     }
     if (d->vids) ea_tracker_config_default(&cfg, name);
     else ea_classifier_config_default(&cfg, host, name, d->c, d->h, d->train->classes);
+    if (!d->vids && host != EA_HOST_MLP) cfg.pool = pool_of(o);
     if (t->dim) cfg.dim = t->dim;
     if (t->heads) cfg.n_heads = t->heads;
     if (cfg.n_kv_heads > cfg.n_heads) cfg.n_kv_heads = cfg.n_heads;
@@ -737,7 +759,9 @@ static void write_classification(const options *o, const row_result *r, int n, c
     FILE *md = out_file(o, "compare.md", path, sizeof path), *csv, *js;
     int i;
     where[0] = '\0'; /* the tracker has one model */
-    if (!mt->lower_better) snprintf(where, sizeof where, "%s host, ", o->model);
+    if (!mt->lower_better)
+        snprintf(where, sizeof where, "%s host%s, ", o->model,
+                 !strcmp(o->model, "mlp") ? "" : pool_of(o) == EA_POOL_CLS ? " (class token)" : pool_of(o) == EA_POOL_MAX ? " (max-pools)" : " (mean pooling)");
     if (md) {
         fprintf(md, "# Attention rows compared: %s%s\n\n%ld epochs, batch %ld, AdamW lr %g wd %g, seed %ld, %s, %d thread%s.\n"
                     "Δ: change in test %s against the `none` control and against `mha`%s.\n\n",

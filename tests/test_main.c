@@ -3291,6 +3291,20 @@ static void test_classifier_hosts(void) {
     c.dropout = 0.0f;
     c.host = 7;
     CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "host"), "host 7: %s", err.msg);
+    /* a class token that no row writes to: every image would get one answer */
+    {
+        static const char *const mute[] = {"none", "mamba", "mha"};
+        for (k = 0; k < 3; k++) {
+            small_classifier(&c, EA_HOST_VIT, mute[k]);
+            c.pool = EA_POOL_CLS;
+            c.causal = k == 2;
+            CHECK(ea_vit_init(&m, &c, 1, &err) == EA_ERR_CONFIG && strstr(err.msg, "class token"), "vit cls pool with %s%s: %s",
+                  mute[k], c.causal ? " causal" : "", err.msg);
+            ea_classifier_config_default(&c, EA_HOST_VIT, mute[k], 1, 28, 10);
+            CHECK(c.pool == (k == 2 ? EA_POOL_CLS : EA_POOL_MEAN), "the vit default for %s pools by %s", mute[k],
+                  c.pool == EA_POOL_CLS ? "the class token" : "the mean");
+        }
+    }
 }
 
 /* Forward, loss and gradients against the PyTorch module of
@@ -4046,6 +4060,9 @@ static void test_compare_cli(void) {
               slurp("build/cmp_bad.log", buf, sizeof buf) && strstr(buf, "--images is for the image tasks"),
           "compare --task tracker --images must be refused: %s", buf);
     CHECK(run("build/compare --task shapes --videos 100 > build/cmp_bad.log 2>&1") != 0, "compare --task shapes --videos must be refused");
+    CHECK(run("build/compare --task fashion-mnist:/nonexistent --test-images 100 > build/cmp_bad.log 2>&1") != 0 &&
+              slurp("build/cmp_bad.log", buf, sizeof buf) && strstr(buf, "--test-images is for --task shapes"),
+          "compare --task fashion-mnist --test-images must be refused (the dataset has its own test set): %s", buf);
     for (i = 0; i < 5; i++) {
         size_t n;
         snprintf(path, sizeof path, "build/cmp_test/%s", svgs[i]);
