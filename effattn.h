@@ -1016,6 +1016,7 @@ typedef struct ea_cuda {
     int device;
     void *stream;  /* cudaStream_t */
     void *blas;    /* cublasHandle_t, bound to the stream */
+    void *blas_ws; /* cuBLAS's workspace, fixed, so that captured graphs never allocate */
 } ea_cuda;
 EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err);
 EA_API void ea_cuda_free(ea_cuda *cu);
@@ -1049,6 +1050,48 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
 /* AdamW on n values (ea_adamw_step's update), at step t >= 1 */
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *opt,
                                ea_error *err);
+/* A ViT placed on the device (9, 13): the vit host with mean pooling and
+   attention mha, single, mha-sep, mqa or gqa (the tracker's models); other
+   rows, hosts, class tokens, time options and experts are refused with
+   EA_ERR_CONFIG.  Init copies m's parameters to the device (m may be freed
+   afterwards) and allocates every activation for up to max_batch images;
+   later calls allocate nothing.  ea_vit_cuda_forward queues the forward
+   (inference: dropout off) of the B images in ea_vit_cuda_input() [B, C,
+   S, S], writing ea_vit_cuda_output() [B, out_dim], both device memory.
+   ea_vit_cuda_predict takes host arrays, replays the forward as a CUDA
+   graph captured once per batch size, and returns when y is written. */
+struct ea__vcu;
+typedef struct ea_vit_cuda {
+    ea_cuda *cu;
+    ea_vit_config cfg;
+    int max_batch;
+    size_t n;               /* parameters */
+    float *params, *grad, *m, *v; /* device: ea_params' flat layout, 4 x n floats */
+    float *act;             /* device: the activations of max_batch images */
+    size_t act_n;
+    struct ea__vcu *plan;   /* host: where each parameter and activation lives */
+    void *graph;            /* cudaGraphExec_t of the forward at graph_batch images */
+    int graph_batch;
+} ea_vit_cuda;
+EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err);
+EA_API void ea_vit_cuda_free(ea_vit_cuda *d);
+EA_API float *ea_vit_cuda_input(const ea_vit_cuda *d);
+EA_API const float *ea_vit_cuda_output(const ea_vit_cuda *d);
+EA_API ea_status ea_vit_cuda_forward(ea_vit_cuda *d, int B, ea_error *err);
+EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, int B, ea_error *err);
+/* One training step on B images x [B, C, S, S] and targets t [B, out_dim]
+   (host memory): forward, MSE loss, backward into d->grad, the gradient
+   clipped to norm `clip` (0: off) and AdamW with opt, whose step count it
+   advances (as ea_adamw_step).  The first call allocates the gradients'
+   device memory, later ones nothing.  *loss (NULL: not wanted) receives the
+   batch's loss before the update, which waits for the step to finish;
+   without it the call returns once the work is queued.  Init copies the
+   host model's AdamW moments too, so a resumed checkpoint carries on. */
+EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
+                                        float *loss, ea_error *err);
+/* The parameters and AdamW moments back into m, the host model that d was
+   made from (or one of the same configuration), e.g. to save a checkpoint. */
+EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err);
 #endif
 
 /* ---- measurement ------------------------------------------------------- */
@@ -9394,6 +9437,7 @@ EA_API int ea_num_threads(void) {
 #include <cublas_v2.h>
 
 #define EA_CU_STREAM(cu) ((cudaStream_t)(cu)->stream)
+#define EA_CU_BLAS_WS ((size_t)32 << 20) /* bytes: NVIDIA's advice for Hopper */
 
 static ea_status ea__cuda_check(cudaError_t e, const char *what, ea_error *err) {
     if (e == cudaSuccess) return EA_OK;
@@ -9443,6 +9487,11 @@ EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err) {
     cu->device = device;
     cu->stream = (void *)s;
     cu->blas = (void *)h;
+    if ((st = ea__cuda_check(cudaMalloc(&cu->blas_ws, EA_CU_BLAS_WS), "allocating cuBLAS's workspace", err)) != EA_OK ||
+        (st = ea__cublas_check(cublasSetWorkspace(h, cu->blas_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK) {
+        ea_cuda_free(cu);
+        return st;
+    }
     return EA_OK;
 }
 
@@ -9450,6 +9499,7 @@ EA_API void ea_cuda_free(ea_cuda *cu) {
     if (!cu) return;
     if (cu->blas) cublasDestroy((cublasHandle_t)cu->blas);
     if (cu->stream) cudaStreamDestroy(EA_CU_STREAM(cu));
+    if (cu->blas_ws) cudaFree(cu->blas_ws);
     memset(cu, 0, sizeof *cu);
 }
 
@@ -9489,50 +9539,82 @@ EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err) {
 
 /* --- linear (7): cuBLAS, row-major seen as column-major ---------------------
    Row-major X[M, K] is column-major Xᵀ, so out = inp·wᵀ is outᵀ = w·inpᵀ:
-   gemm(T, N) over (N, M, K).  Bias: one thread per output element.
+   gemm(T, N) over (N, M, K), the leading dimensions being the row strides
+   (so an output may be a column range of a wider activation).  The
+   epilogue, one thread an output element, adds the bias and a residual, or
+   a position table that repeats every `period` values:
+       out[r, c] += b[c] + res[(r·N + c) mod period].
    Backward: dinpᵀ += wᵀ·doutᵀ, dwᵀ += inpᵀ·dout, db += column sums (one
    thread per column, rows in order: deterministic). */
-__global__ static void ea__bias_k(float *out, const float *b, size_t M, int N) {
+__global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, const float *res, size_t period, size_t M,
+                                      int N) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < M * (size_t)N) out[i] += b[i % (size_t)N];
+    float add;
+    if (i >= M * (size_t)N) return;
+    add = (b ? b[i % (size_t)N] : 0.0f) + (res ? res[i % period] : 0.0f);
+    out[i / (size_t)N * ldo + i % (size_t)N] += add;
 }
 
-__global__ static void ea__colsum_k(float *db, const float *d, int M, int N) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x, i;
+/* Column sums of d [M, N] (row stride ldd) added to db: a 32 x 8 block
+   for 32 columns, thread (c, r) summing rows r, r + 8, ... (a warp reads 32
+   neighbours), then the 8 partial sums in a fixed order: deterministic. */
+#define EA_CU_COLSUM_ROWS 8
+__global__ static void ea__colsum_k(float *db, const float *d, size_t ldd, int M, int N) {
+    __shared__ float part[EA_CU_COLSUM_ROWS][32];
+    int j = blockIdx.x * 32 + threadIdx.x, i, r;
     float s = 0.0f;
-    if (j >= N) return;
-    for (i = 0; i < M; i++) s += d[(size_t)i * N + j];
+    if (j < N)
+        for (i = threadIdx.y; i < M; i += EA_CU_COLSUM_ROWS) s += d[(size_t)i * ldd + j];
+    part[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y || j >= N) return;
+    for (r = 1; r < EA_CU_COLSUM_ROWS; r++) s += part[r][threadIdx.x];
     db[j] += s;
+}
+
+static ea_status ea__cu_colsum(ea_cuda *cu, float *db, const float *d, size_t ldd, int M, int N, ea_error *err) {
+    ea__colsum_k<<<ea__blocks((size_t)N, 32), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(db, d, ldd, M, N);
+    return ea__launched("column sums", err);
+}
+
+/* out[M, N] (row stride ldo) = inp[M, K] (row stride ldi) · w[N, K]ᵀ + b + res */
+static ea_status ea__cu_linear(ea_cuda *cu, float *out, size_t ldo, const float *inp, size_t ldi, const float *w,
+                               const float *b, const float *res, size_t period, int M, int K, int N, ea_error *err) {
+    const float one = 1.0f, zero = 0.0f;
+    ea_status st = ea__cublas_check(cublasSgemm((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, inp,
+                                                (int)ldi, &zero, out, (int)ldo), "linear forward", err);
+    if (st != EA_OK || (!b && !res)) return st;
+    ea__epilogue_k<<<ea__blocks((size_t)M * N, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, ldo, b, res, period, (size_t)M, N);
+    return ea__launched("linear epilogue", err);
+}
+
+/* The backward of ea__cu_linear, dout read with row stride ldd (so it may be
+   a column range of a wider gradient); dinp, dw, db accumulate (+=). */
+static ea_status ea__cu_linear_bwd(ea_cuda *cu, float *dinp, float *dw, float *db, const float *dout, size_t ldd,
+                                   const float *inp, const float *w, int M, int K, int N, ea_error *err) {
+    const float one = 1.0f;
+    cublasHandle_t h = (cublasHandle_t)cu->blas;
+    ea_status st = EA_OK;
+    if (dinp)
+        st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, w, K, dout, (int)ldd, &one, dinp, K),
+                              "linear backward (input)", err);
+    if (st == EA_OK && dw)
+        st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, (int)ldd, &one, dw, K),
+                              "linear backward (weight)", err);
+    if (st == EA_OK && db) st = ea__cu_colsum(cu, db, dout, ldd, M, N, err);
+    return st;
 }
 
 extern "C" {
 
 EA_API ea_status ea_linear_fwd_cuda(ea_cuda *cu, float *out, const float *inp, const float *w, const float *b, int M, int K,
                                     int N, ea_error *err) {
-    const float one = 1.0f, zero = 0.0f;
-    ea_status st = ea__cublas_check(cublasSgemm((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, inp,
-                                                K, &zero, out, N), "linear forward", err);
-    if (st != EA_OK || !b) return st;
-    ea__bias_k<<<ea__blocks((size_t)M * N, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, b, (size_t)M, N);
-    return ea__launched("linear bias", err);
+    return ea__cu_linear(cu, out, (size_t)N, inp, (size_t)K, w, b, NULL, 1, M, K, N, err);
 }
 
 EA_API ea_status ea_linear_bwd_cuda(ea_cuda *cu, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                                     const float *w, int M, int K, int N, ea_error *err) {
-    const float one = 1.0f;
-    cublasHandle_t h = (cublasHandle_t)cu->blas;
-    ea_status st = EA_OK;
-    if (dinp)
-        st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, w, K, dout, N, &one, dinp, K),
-                              "linear backward (input)", err);
-    if (st == EA_OK && dw)
-        st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, N, &one, dw, K),
-                              "linear backward (weight)", err);
-    if (st == EA_OK && db) {
-        ea__colsum_k<<<ea__blocks((size_t)N, 128), 128, 0, EA_CU_STREAM(cu)>>>(db, dout, M, N);
-        st = ea__launched("linear backward (bias)", err);
-    }
-    return st;
+    return ea__cu_linear_bwd(cu, dinp, dw, db, dout, (size_t)N, inp, w, M, K, N, err);
 }
 
 } /* extern "C" */
@@ -9540,7 +9622,7 @@ EA_API ea_status ea_linear_bwd_cuda(ea_cuda *cu, float *dinp, float *dw, float *
 /* --- layer norm (7): one warp a row ------------------------------------------
    Lanes stride over the row's C values; two warp sums give the mean and
    the variance (two passes, like the CPU kernel).  Backward: a warp a row
-   for dx; dw and db by one thread a column over the rows in order. */
+   for dx; dw and db as the linear's bias (32 columns a block, fixed order). */
 __global__ static void ea__ln_fwd_k(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                                     int N, int C, float eps) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c;
@@ -9584,13 +9666,22 @@ __global__ static void ea__ln_bwd_dx_k(float *dx, const float *dout, const float
 
 __global__ static void ea__ln_bwd_dw_k(float *dw, float *db, const float *dout, const float *x, const float *mean,
                                        const float *rstd, int N, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x, i;
+    __shared__ float pw[EA_CU_COLSUM_ROWS][32], pb[EA_CU_COLSUM_ROWS][32];
+    int c = blockIdx.x * 32 + threadIdx.x, i, r;
     float sw = 0.0f, sb = 0.0f;
-    if (c >= C) return;
-    for (i = 0; i < N; i++) {
-        float d = dout[(size_t)i * C + c];
-        sw += d * (x[(size_t)i * C + c] - mean[i]) * rstd[i];
-        sb += d;
+    if (c < C)
+        for (i = threadIdx.y; i < N; i += EA_CU_COLSUM_ROWS) {
+            float d = dout[(size_t)i * C + c];
+            sw += d * (x[(size_t)i * C + c] - mean[i]) * rstd[i];
+            sb += d;
+        }
+    pw[threadIdx.y][threadIdx.x] = sw;
+    pb[threadIdx.y][threadIdx.x] = sb;
+    __syncthreads();
+    if (threadIdx.y || c >= C) return;
+    for (r = 1; r < EA_CU_COLSUM_ROWS; r++) {
+        sw += pw[r][threadIdx.x];
+        sb += pb[r][threadIdx.x];
     }
     if (dw) dw[c] += sw;
     if (db) db[c] += sb;
@@ -9633,32 +9724,41 @@ __global__ static void ea__softmax_k(float *out, const float *x, int rows, int c
        p_j = e^(s_j - lse),  dp_j = dO·v_j,  ds_j = p_j (dp_j - D),
        dq += ds_j k_j / √dh,  dk_j += ds_j q / √dh,  dv_j += p_j dO
    where dk and dv are shared by every query, so they are added atomically
-   (their sums are not bit-reproducible run to run; the CPU kernel's are). */
+   (their sums are not bit-reproducible run to run; the CPU kernel's are).
+   Rows are read through strides (ld*: floats from one token to the next),
+   so q, k and v may be column ranges of one merged QKV activation, as in
+   the CPU's ea_sdpa; gradients share the strides of what they belong to. */
 #define EA_CU_DH_LANES 8
-__global__ static void ea__attn_fwd_k(float *out, float *lse, const float *q, const float *k, const float *v, int B, int n,
-                                      int H, int Hkv, int dh, int causal, float scale) {
+typedef struct ea__cu_attn {
+    const float *q, *k, *v, *o, *dout; /* o: the forward's output, read by the backward */
+    float *out, *lse, *dq, *dk, *dv;
+    int B, n, H, Hkv, dh, causal;
+    size_t ldq, ldkv, ldo;  /* row strides of q (and dq), k and v (dk, dv), out (dout) */
+    float scale;
+} ea__cu_attn;
+
+__global__ static void ea__attn_fwd_k(ea__cu_attn a) {
     int gw = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, t, j;
-    int b, h, i, hk, last;
+    int b, h, i, last;
     float qr[EA_CU_DH_LANES], o[EA_CU_DH_LANES], m = -INFINITY, l = 0.0f;
     const float *kb, *vb;
-    if (gw >= B * H * n) return;
-    i = gw % n;
-    h = (gw / n) % H;
-    b = gw / (n * H);
-    hk = h / (H / Hkv);
+    if (gw >= a.B * a.H * a.n) return;
+    i = gw % a.n;
+    h = (gw / a.n) % a.H;
+    b = gw / (a.n * a.H);
     for (t = 0; t < EA_CU_DH_LANES; t++) {
         int d = lane + 32 * t;
-        qr[t] = d < dh ? q[(((size_t)b * n + i) * H + h) * dh + d] * scale : 0.0f;
+        qr[t] = d < a.dh ? a.q[((size_t)b * a.n + i) * a.ldq + (size_t)h * a.dh + d] * a.scale : 0.0f;
         o[t] = 0.0f;
     }
-    kb = k + (size_t)b * n * Hkv * dh + (size_t)hk * dh;
-    vb = v + (size_t)b * n * Hkv * dh + (size_t)hk * dh;
-    last = causal ? i : n - 1;
+    kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)(h / (a.H / a.Hkv)) * a.dh;
+    vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)(h / (a.H / a.Hkv)) * a.dh;
+    last = a.causal ? i : a.n - 1;
     for (j = 0; j <= last; j++) {
         float s = 0.0f, mn, c, p;
         for (t = 0; t < EA_CU_DH_LANES; t++) {
             int d = lane + 32 * t;
-            if (d < dh) s += qr[t] * kb[(size_t)j * Hkv * dh + d];
+            if (d < a.dh) s += qr[t] * kb[(size_t)j * a.ldkv + d];
         }
         s = ea__warp_sum(s);
         mn = fmaxf(m, s);
@@ -9667,78 +9767,177 @@ __global__ static void ea__attn_fwd_k(float *out, float *lse, const float *q, co
         l = l * c + p;
         for (t = 0; t < EA_CU_DH_LANES; t++) {
             int d = lane + 32 * t;
-            if (d < dh) o[t] = o[t] * c + p * vb[(size_t)j * Hkv * dh + d];
+            if (d < a.dh) o[t] = o[t] * c + p * vb[(size_t)j * a.ldkv + d];
         }
         m = mn;
     }
     for (t = 0; t < EA_CU_DH_LANES; t++) {
         int d = lane + 32 * t;
-        if (d < dh) out[(((size_t)b * n + i) * H + h) * dh + d] = o[t] / l;
+        if (d < a.dh) a.out[((size_t)b * a.n + i) * a.ldo + (size_t)h * a.dh + d] = o[t] / l;
     }
-    if (lane == 0) lse[((size_t)b * H + h) * n + i] = m + logf(l);
+    if (lane == 0) a.lse[((size_t)b * a.H + h) * a.n + i] = m + logf(l);
 }
 
-__global__ static void ea__attn_bwd_k(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
-                                      const float *q, const float *k, const float *v, int B, int n, int H, int Hkv, int dh,
-                                      int causal, float scale) {
+/* Short sequences (a ViT's 64 patches): a warp a query spends most of its
+   lanes idle on a 16-wide head and its time in warp sums.  Instead one
+   block a (batch, head), one thread a query: the head's K and V rows are
+   staged once in shared memory, every thread keeps its q and accumulator in
+   registers (MAXD of them, unrolled, so they stay registers for any
+   dh <= MAXD) and reads the K/V row that its whole warp reads at once (a
+   broadcast).  The same online softmax, the same results to rounding. */
+template <int MAXD> __global__ static void ea__attn_fwd_short_k(ea__cu_attn a) {
+    extern __shared__ float kv_s[]; /* K rows then V rows, dh floats each */
+    int b = blockIdx.x / a.H, h = blockIdx.x % a.H, hk = h / (a.H / a.Hkv), i = threadIdx.x, j, d, last;
+    float qr[MAXD], o[MAXD], m = -INFINITY, l = 0.0f;
+    float *ks = kv_s, *vs = kv_s + (size_t)a.n * a.dh;
+    for (j = threadIdx.x; j < a.n * a.dh; j += blockDim.x) {
+        size_t src = ((size_t)b * a.n + j / a.dh) * a.ldkv + (size_t)hk * a.dh + j % a.dh;
+        ks[j] = a.k[src];
+        vs[j] = a.v[src];
+    }
+    __syncthreads();
+    if (i >= a.n) return;
+#pragma unroll
+    for (d = 0; d < MAXD; d++) {
+        qr[d] = d < a.dh ? a.q[((size_t)b * a.n + i) * a.ldq + (size_t)h * a.dh + d] * a.scale : 0.0f;
+        o[d] = 0.0f;
+    }
+    last = a.causal ? i : a.n - 1;
+    for (j = 0; j <= last; j++) {
+        const float *kr = ks + (size_t)j * a.dh, *vr = vs + (size_t)j * a.dh;
+        float s = 0.0f, mn, c, p;
+#pragma unroll
+        for (d = 0; d < MAXD; d++)
+            if (d < a.dh) s += qr[d] * kr[d];
+        mn = fmaxf(m, s);
+        c = expf(m - mn);
+        p = expf(s - mn);
+        l = l * c + p;
+#pragma unroll
+        for (d = 0; d < MAXD; d++)
+            if (d < a.dh) o[d] = o[d] * c + p * vr[d];
+        m = mn;
+    }
+#pragma unroll
+    for (d = 0; d < MAXD; d++)
+        if (d < a.dh) a.out[((size_t)b * a.n + i) * a.ldo + (size_t)h * a.dh + d] = o[d] / l;
+    a.lse[((size_t)b * a.H + h) * a.n + i] = m + logf(l);
+}
+
+__global__ static void ea__attn_bwd_k(ea__cu_attn a) {
     int gw = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, t, j;
-    int b, h, i, hk, last;
+    int b, h, i, last;
     float qr[EA_CU_DH_LANES], dor[EA_CU_DH_LANES], dqr[EA_CU_DH_LANES], D = 0.0f, L;
-    size_t row;
-    if (gw >= B * H * n) return;
-    i = gw % n;
-    h = (gw / n) % H;
-    b = gw / (n * H);
-    hk = h / (H / Hkv);
-    row = (((size_t)b * n + i) * H + h) * dh;
+    size_t rq, ro, kvh;
+    if (gw >= a.B * a.H * a.n) return;
+    i = gw % a.n;
+    h = (gw / a.n) % a.H;
+    b = gw / (a.n * a.H);
+    kvh = (size_t)(h / (a.H / a.Hkv)) * a.dh;
+    rq = ((size_t)b * a.n + i) * a.ldq + (size_t)h * a.dh;
+    ro = ((size_t)b * a.n + i) * a.ldo + (size_t)h * a.dh;
     for (t = 0; t < EA_CU_DH_LANES; t++) {
         int d = lane + 32 * t;
-        qr[t] = d < dh ? q[row + d] : 0.0f;
-        dor[t] = d < dh ? dout[row + d] : 0.0f;
+        qr[t] = d < a.dh ? a.q[rq + d] : 0.0f;
+        dor[t] = d < a.dh ? a.dout[ro + d] : 0.0f;
         dqr[t] = 0.0f;
-        if (d < dh) D += dor[t] * out[row + d];
+        if (d < a.dh) D += dor[t] * a.o[ro + d];
     }
     D = ea__warp_sum(D);
-    L = lse[((size_t)b * H + h) * n + i];
-    last = causal ? i : n - 1;
+    L = a.lse[((size_t)b * a.H + h) * a.n + i];
+    last = a.causal ? i : a.n - 1;
     for (j = 0; j <= last; j++) {
-        size_t kv = (((size_t)b * n + j) * Hkv + hk) * dh;
+        size_t kv = ((size_t)b * a.n + j) * a.ldkv + kvh;
         float s = 0.0f, dp = 0.0f, p, ds;
         for (t = 0; t < EA_CU_DH_LANES; t++) {
             int d = lane + 32 * t;
-            if (d < dh) {
-                s += qr[t] * k[kv + d];
-                dp += dor[t] * v[kv + d];
+            if (d < a.dh) {
+                s += qr[t] * a.k[kv + d];
+                dp += dor[t] * a.v[kv + d];
             }
         }
-        s = ea__warp_sum(s) * scale;
+        s = ea__warp_sum(s) * a.scale;
         dp = ea__warp_sum(dp);
         p = expf(s - L);
-        ds = p * (dp - D) * scale;
+        ds = p * (dp - D) * a.scale;
         for (t = 0; t < EA_CU_DH_LANES; t++) {
             int d = lane + 32 * t;
-            if (d < dh) {
-                dqr[t] += ds * k[kv + d];
-                atomicAdd(dk + kv + d, ds * qr[t]);
-                atomicAdd(dv + kv + d, p * dor[t]);
+            if (d < a.dh) {
+                dqr[t] += ds * a.k[kv + d];
+                atomicAdd(a.dk + kv + d, ds * qr[t]);
+                atomicAdd(a.dv + kv + d, p * dor[t]);
             }
         }
     }
     for (t = 0; t < EA_CU_DH_LANES; t++) {
         int d = lane + 32 * t;
-        if (d < dh) dq[row + d] += dqr[t];
+        if (d < a.dh) a.dq[rq + d] += dqr[t];
     }
 }
 
-/* --- AdamW (10): one thread a value ------------------------------------------ */
+/* --- AdamW (10): one thread a value ------------------------------------------
+   With gnorm (the gradient's norm, computed on the device by
+   ea__cu_grad_norm) and clip > 0, g is scaled as ea_grad_clip does:
+   by clip / (norm + 1e-6) when the norm exceeds clip; the host never waits
+   for the norm. */
 __global__ static void ea__adamw_k(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                                   float eps, float decay, float bc1, float bc2) {
+                                   float eps, float decay, float bc1, float bc2, const float *gnorm, float clip) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    float mi, vi;
+    float mi, vi, gi, s = 1.0f;
     if (i >= n) return;
-    mi = m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    vi = v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    if (gnorm && clip > 0.0f && *gnorm > clip) s = clip / (*gnorm + 1e-6f);
+    gi = g[i] * s;
+    mi = m[i] = b1 * m[i] + (1.0f - b1) * gi;
+    vi = v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
     p[i] = p[i] * decay - lr * (mi / bc1) / (sqrtf(vi / bc2) + eps);
+}
+
+/* ‖g‖₂ of n values into *out: 256 blocks of partial sums of squares, then
+   one block adds them in a fixed order (deterministic, like the CPU's). */
+#define EA_CU_NORM_BLOCKS 256
+__global__ static void ea__sumsq_k(float *part, const float *g, size_t n) {
+    __shared__ float sh[256];
+    size_t i;
+    float s = 0.0f;
+    int k;
+    for (i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) s += g[i] * g[i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (k = 128; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) sh[threadIdx.x] += sh[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+}
+
+__global__ static void ea__norm_k(float *out, const float *part, int n) {
+    __shared__ float sh[256];
+    int k;
+    sh[threadIdx.x] = (int)threadIdx.x < n ? part[threadIdx.x] : 0.0f;
+    __syncthreads();
+    for (k = 128; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) sh[threadIdx.x] += sh[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *out = sqrtf(sh[0]);
+}
+
+/* part: EA_CU_NORM_BLOCKS floats of scratch */
+static ea_status ea__cu_grad_norm(ea_cuda *cu, float *out, float *part, const float *g, size_t n, ea_error *err) {
+    ea__sumsq_k<<<EA_CU_NORM_BLOCKS, 256, 0, EA_CU_STREAM(cu)>>>(part, g, n);
+    ea__norm_k<<<1, 256, 0, EA_CU_STREAM(cu)>>>(out, part, EA_CU_NORM_BLOCKS);
+    return ea__launched("gradient norm", err);
+}
+
+static ea_status ea__cu_adamw(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *o,
+                              const float *gnorm, float clip, ea_error *err) {
+    float bc1, bc2;
+    if (!o || o->step < 1) return ea_error_set(err, EA_ERR_ARG, "adamw (CUDA): the step count must be at least 1");
+    bc1 = 1.0f - powf(o->beta1, (float)o->step);
+    bc2 = 1.0f - powf(o->beta2, (float)o->step);
+    ea__adamw_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(p, g, m, v, n, o->lr, o->beta1, o->beta2, o->eps,
+                                                                  1.0f - o->lr * o->weight_decay, bc1, bc2, gnorm, clip);
+    return ea__launched("AdamW", err);
 }
 
 extern "C" {
@@ -9752,7 +9951,9 @@ EA_API ea_status ea_layernorm_fwd_cuda(ea_cuda *cu, float *out, float *mean, flo
 EA_API ea_status ea_layernorm_bwd_cuda(ea_cuda *cu, float *dx, float *dw, float *db, const float *dout, const float *x,
                                        const float *mean, const float *rstd, const float *w, int N, int C, ea_error *err) {
     if (dx) ea__ln_bwd_dx_k<<<ea__blocks((size_t)N, 8), 256, 0, EA_CU_STREAM(cu)>>>(dx, dout, x, mean, rstd, w, N, C);
-    if (dw || db) ea__ln_bwd_dw_k<<<ea__blocks((size_t)C, 128), 128, 0, EA_CU_STREAM(cu)>>>(dw, db, dout, x, mean, rstd, N, C);
+    if (dw || db)
+        ea__ln_bwd_dw_k<<<ea__blocks((size_t)C, 32), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(dw, db, dout, x, mean,
+                                                                                                       rstd, N, C);
     return ea__launched("layer norm backward", err);
 }
 
@@ -9780,34 +9981,570 @@ static ea_status ea__attn_cuda_check(int B, int n, int H, int Hkv, int dh, ea_er
     return EA_OK;
 }
 
+static ea__cu_attn ea__attn_args(int B, int n, int H, int Hkv, int dh, int causal) {
+    ea__cu_attn a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.n = n; a.H = H; a.Hkv = Hkv; a.dh = dh; a.causal = causal;
+    a.ldq = a.ldo = (size_t)H * dh;
+    a.ldkv = (size_t)Hkv * dh;
+    a.scale = 1.0f / sqrtf((float)dh);
+    return a;
+}
+
+/* The short-sequence kernel when a block holds the sequence: n <= 1024
+   threads, one head's K and V in 48 KiB of shared memory, dh <= 64. */
+static ea_status ea__attn_fwd_launch(ea_cuda *cu, const ea__cu_attn *a, ea_error *err) {
+    size_t smem = 2 * (size_t)a->n * a->dh * sizeof(float);
+    unsigned threads = (unsigned)((a->n + 31) / 32 * 32);
+    cudaStream_t s = EA_CU_STREAM(cu);
+    if (a->n <= 1024 && smem <= 48 * 1024 && a->dh <= 64) {
+        if (a->dh <= 16) ea__attn_fwd_short_k<16><<<a->B * a->H, threads, smem, s>>>(*a);
+        else if (a->dh <= 32) ea__attn_fwd_short_k<32><<<a->B * a->H, threads, smem, s>>>(*a);
+        else ea__attn_fwd_short_k<64><<<a->B * a->H, threads, smem, s>>>(*a);
+    } else {
+        ea__attn_fwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, s>>>(*a);
+    }
+    return ea__launched("attention forward", err);
+}
+
+static ea_status ea__attn_bwd_launch(ea_cuda *cu, const ea__cu_attn *a, ea_error *err) {
+    ea__attn_bwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, EA_CU_STREAM(cu)>>>(*a);
+    return ea__launched("attention backward", err);
+}
+
 EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
                                        int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    ea__cu_attn a;
     ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
     if (st != EA_OK) return st;
-    ea__attn_fwd_k<<<ea__blocks((size_t)B * H * n, 4), 128, 0, EA_CU_STREAM(cu)>>>(out, lse, q, k, v, B, n, H, Hkv, dh, causal,
-                                                                                   1.0f / sqrtf((float)dh));
-    return ea__launched("attention forward", err);
+    a = ea__attn_args(B, n, H, Hkv, dh, causal);
+    a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse;
+    return ea__attn_fwd_launch(cu, &a, err);
 }
 
 EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
                                        const float *lse, const float *q, const float *k, const float *v, int B, int n,
                                        int H, int Hkv, int dh, int causal, ea_error *err) {
+    ea__cu_attn a;
     ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
     if (st != EA_OK) return st;
-    ea__attn_bwd_k<<<ea__blocks((size_t)B * H * n, 4), 128, 0, EA_CU_STREAM(cu)>>>(dq, dk, dv, dout, out, lse, q, k, v, B, n,
-                                                                                   H, Hkv, dh, causal, 1.0f / sqrtf((float)dh));
-    return ea__launched("attention backward", err);
+    a = ea__attn_args(B, n, H, Hkv, dh, causal);
+    a.q = q; a.k = k; a.v = v; a.o = out; a.lse = (float *)lse; /* read only: the struct serves both directions */
+    a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
+    return ea__attn_bwd_launch(cu, &a, err);
 }
 
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *o,
                                ea_error *err) {
-    float bc1, bc2;
-    if (!o || o->step < 1) return ea_error_set(err, EA_ERR_ARG, "adamw (CUDA): the step count must be at least 1");
-    bc1 = 1.0f - powf(o->beta1, (float)o->step);
-    bc2 = 1.0f - powf(o->beta2, (float)o->step);
-    ea__adamw_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(p, g, m, v, n, o->lr, o->beta1, o->beta2, o->eps,
-                                                                  1.0f - o->lr * o->weight_decay, bc1, bc2);
-    return ea__launched("AdamW", err);
+    return ea__cu_adamw(cu, p, g, m, v, n, o, NULL, 0.0f, err);
+}
+
+} /* extern "C" */
+
+/* --- the ViT on the device (9): one model's forward as a fixed program ------
+   ea_vit_cuda mirrors a host ea_vit (mean pooling, rows mha / single /
+   mha-sep / mqa / gqa, dense MLPs): its parameters in ea_params' flat
+   layout in device memory, and every activation of a batch of up to
+   max_batch images in one device allocation made at init, so a call
+   allocates nothing.  The forward is ea_vit_forward_aux op for op (dropout
+   off), with M = B·T token rows:
+       cols = im2col(x)                        [M, C·p·p]  (a thread a value)
+       h    = cols·W_patchᵀ + b + pos          [M, D]      (pos repeats every T rows)
+       per block:  a = LN1(h);  [Q K V] = a·W_qkvᵀ + b     [M, D + 2·Hkv·dh]
+                   o = attention(Q, K, V)                 (read through strides)
+                   m = h + o·W_oᵀ + b_o;  h' = m + GELU(LN2(m)·W_1ᵀ + b_1)·W_2ᵀ + b_2
+       y = head(mean_t LN(h))                  [B, out]
+   The separate-projection rows write Q, K and V as column ranges of one
+   activation, so one attention launch serves all five rows.  Each residual
+   add rides in the next linear's epilogue.  ea_vit_cuda_predict captures
+   this sequence once per batch size as a CUDA graph and replays it: a
+   frame costs one graph launch instead of ~40 kernel launches. */
+__global__ static void ea__patch_cols_k(float *cols, const float *x, int B, int C, int S, int p) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int g = S / p, T = g * g, P = C * p * p, r, c, b, t, ch, ky, kx;
+    if (i >= (size_t)B * T * P) return;
+    r = (int)(i / P); c = (int)(i % P);
+    b = r / T; t = r % T;
+    ch = c / (p * p); ky = c / p % p; kx = c % p;
+    cols[i] = x[(((size_t)b * C + ch) * S + (size_t)(t / g) * p + ky) * S + (size_t)(t % g) * p + kx];
+}
+
+__global__ static void ea__mean_tokens_k(float *out, const float *x, int B, int T, int D) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x, t;
+    float s = 0.0f;
+    if (i >= B * D) return;
+    for (t = 0; t < T; t++) s += x[((size_t)(i / D) * T + t) * D + i % D];
+    out[i] = s / (float)T;
+}
+
+/* Training's small kernels.  MSE over n outputs (one block, a fixed-order
+   tree: deterministic): loss = Σ (y - t)² / n, dy = 2 (y - t) / n. */
+__global__ static void ea__mse_k(float *dy, float *loss, const float *y, const float *t, int n) {
+    __shared__ float sh[256];
+    int i, k;
+    float s = 0.0f;
+    for (i = threadIdx.x; i < n; i += 256) {
+        float e = y[i] - t[i];
+        dy[i] = 2.0f * e / (float)n;
+        s += e * e;
+    }
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (k = 128; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) sh[threadIdx.x] += sh[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *loss = sh[0] / (float)n;
+}
+
+/* the token mean's backward: every token of image b gets dpool[b] / T */
+__global__ static void ea__mean_tokens_bwd_k(float *dx, const float *dpool, int B, int T, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)B * T * D) return;
+    dx[i] += dpool[i / ((size_t)T * D) * D + i % D] / (float)T;
+}
+
+/* the position table's gradient: the sum over the batch, images in order */
+__global__ static void ea__sum_batch_k(float *dpos, const float *d, int B, int TD) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x, b;
+    float s = 0.0f;
+    if (j >= TD) return;
+    for (b = 0; b < B; b++) s += d[(size_t)b * TD + j];
+    dpos[j] += s;
+}
+
+typedef struct ea__vcu_block {
+    const float *ln1_w, *ln1_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
+    float *ln1, *mean1, *rstd1, *qkv, *att, *lse, *mid, *ln2, *mean2, *rstd2, *f, *g, *out;
+    float *dln1, *dqkv, *datt, *dln2, *df, *dg; /* training: the gradients of those */
+} ea__vcu_block;
+
+struct ea__vcu {
+    int T, P, D, H, Hkv, dh, Wq, hidden, head_hidden, merged;
+    const float *patch_w, *patch_b, *pos, *norm_w, *norm_b, *head1_w, *head1_b, *head2_w, *head2_b;
+    float *in, *cols, *h0, *lnf, *meanf, *rstdf, *pool, *hd, *hg, *y;
+    ea__vcu_block L[EA_MAX_DEPTH];
+    /* training, allocated by the first step: targets, the residual stream's
+       gradient (updated in place, block by block), the head's gradients,
+       the loss and the gradient norm */
+    float *gact, *target, *dres, *dlnf, *dpool, *dhd, *dhg, *dy, *loss, *gnorm, *norm_part;
+    size_t gact_n;
+};
+
+/* n floats at *at of base (256-byte aligned); base NULL: only count */
+static float *ea__vcu_take(float *base, size_t *at, size_t n) {
+    float *p = base ? base + *at : NULL;
+    *at += (n + 63) / 64 * 64;
+    return p;
+}
+
+/* Lay the activations of max_batch images out over base; their total. */
+static size_t ea__vcu_carve(struct ea__vcu *p, const ea_vit_config *c, int max_batch, float *base) {
+    size_t at = 0, M = (size_t)max_batch * p->T, Bm = (size_t)max_batch;
+    int i;
+    p->in = ea__vcu_take(base, &at, Bm * c->in_chans * c->img_size * c->img_size);
+    p->cols = ea__vcu_take(base, &at, M * p->P);
+    p->h0 = ea__vcu_take(base, &at, M * p->D);
+    for (i = 0; i < c->depth; i++) {
+        ea__vcu_block *L = &p->L[i];
+        L->ln1 = ea__vcu_take(base, &at, M * p->D);
+        L->mean1 = ea__vcu_take(base, &at, M);
+        L->rstd1 = ea__vcu_take(base, &at, M);
+        L->qkv = ea__vcu_take(base, &at, M * p->Wq);
+        L->att = ea__vcu_take(base, &at, M * p->D);
+        L->lse = ea__vcu_take(base, &at, M * p->H);
+        L->mid = ea__vcu_take(base, &at, M * p->D);
+        L->ln2 = ea__vcu_take(base, &at, M * p->D);
+        L->mean2 = ea__vcu_take(base, &at, M);
+        L->rstd2 = ea__vcu_take(base, &at, M);
+        L->f = ea__vcu_take(base, &at, M * p->hidden);
+        L->g = ea__vcu_take(base, &at, M * p->hidden);
+        L->out = ea__vcu_take(base, &at, M * p->D);
+    }
+    p->lnf = ea__vcu_take(base, &at, M * p->D);
+    p->meanf = ea__vcu_take(base, &at, M);
+    p->rstdf = ea__vcu_take(base, &at, M);
+    p->pool = ea__vcu_take(base, &at, Bm * p->D);
+    p->hd = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : c->out_dim));
+    p->hg = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : 1));
+    p->y = p->head_hidden ? ea__vcu_take(base, &at, Bm * c->out_dim) : p->hd;
+    return at;
+}
+
+/* The gradients of training, laid out like ea__vcu_carve. */
+static size_t ea__vcu_carve_grads(struct ea__vcu *p, const ea_vit_config *c, int max_batch, float *base) {
+    size_t at = 0, M = (size_t)max_batch * p->T, Bm = (size_t)max_batch;
+    int i;
+    for (i = 0; i < c->depth; i++) {
+        ea__vcu_block *L = &p->L[i];
+        L->dln1 = ea__vcu_take(base, &at, M * p->D);
+        L->dqkv = ea__vcu_take(base, &at, M * p->Wq);
+        L->datt = ea__vcu_take(base, &at, M * p->D);
+        L->dln2 = ea__vcu_take(base, &at, M * p->D);
+        L->df = ea__vcu_take(base, &at, M * p->hidden);
+        L->dg = ea__vcu_take(base, &at, M * p->hidden);
+    }
+    p->dres = ea__vcu_take(base, &at, M * p->D);
+    p->dlnf = ea__vcu_take(base, &at, M * p->D);
+    p->dpool = ea__vcu_take(base, &at, Bm * p->D);
+    p->dhd = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : 1));
+    p->dhg = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : 1));
+    p->dy = ea__vcu_take(base, &at, Bm * c->out_dim);
+    p->target = ea__vcu_take(base, &at, Bm * c->out_dim);
+    p->loss = ea__vcu_take(base, &at, 1);
+    p->gnorm = ea__vcu_take(base, &at, 1);
+    p->norm_part = ea__vcu_take(base, &at, EA_CU_NORM_BLOCKS);
+    return at;
+}
+
+/* The device twin of one of m's parameter tensors (NULL stays NULL). */
+static const float *ea__vcu_param(const ea_vit_cuda *d, const ea_vit *m, const ea_tensor *t) {
+    return t ? d->params + (t->data - m->params.data) : NULL;
+}
+
+static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    const ea_vit_config *c = &d->cfg;
+    ea_cuda *cu = d->cu;
+    int M = B * p->T, D = p->D, kvw = p->Hkv * p->dh, i;
+    const float *h = p->h0;
+    ea_status st;
+    ea__patch_cols_k<<<ea__blocks((size_t)M * p->P, 256), 256, 0, EA_CU_STREAM(cu)>>>(p->cols, p->in, B, c->in_chans,
+                                                                                       c->img_size, c->patch);
+    st = ea__launched("patch embedding", err);
+    if (st == EA_OK)
+        st = ea__cu_linear(cu, p->h0, D, p->cols, p->P, p->patch_w, p->patch_b, p->pos, (size_t)p->T * D, M, p->P, D, err);
+    for (i = 0; i < c->depth && st == EA_OK; i++) {
+        const ea__vcu_block *L = &p->L[i];
+        ea__cu_attn a = ea__attn_args(B, p->T, p->H, p->Hkv, p->dh, c->causal);
+        st = ea_layernorm_fwd_cuda(cu, L->ln1, L->mean1, L->rstd1, h, L->ln1_w, L->ln1_b, M, D, 1e-5f, err);
+        if (st == EA_OK)
+            st = ea__cu_linear(cu, L->qkv, p->Wq, L->ln1, D, L->wq, L->bq, NULL, 1, M, D, p->merged ? p->Wq : D, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__cu_linear(cu, L->qkv + D, p->Wq, L->ln1, D, L->wk, L->bk, NULL, 1, M, D, kvw, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__cu_linear(cu, L->qkv + D + kvw, p->Wq, L->ln1, D, L->wv, L->bv, NULL, 1, M, D, kvw, err);
+        a.q = L->qkv; a.k = L->qkv + D; a.v = L->qkv + D + kvw;
+        a.ldq = a.ldkv = (size_t)p->Wq;
+        a.out = L->att; a.lse = L->lse;
+        if (st == EA_OK) st = ea__attn_fwd_launch(cu, &a, err);
+        if (st == EA_OK) st = ea__cu_linear(cu, L->mid, D, L->att, D, L->wo, L->bo, h, (size_t)M * D, M, D, D, err);
+        if (st == EA_OK) st = ea_layernorm_fwd_cuda(cu, L->ln2, L->mean2, L->rstd2, L->mid, L->ln2_w, L->ln2_b, M, D, 1e-5f, err);
+        if (st == EA_OK) st = ea__cu_linear(cu, L->f, p->hidden, L->ln2, D, L->w1, L->b1, NULL, 1, M, D, p->hidden, err);
+        if (st == EA_OK) st = ea_gelu_fwd_cuda(cu, L->g, L->f, (size_t)M * p->hidden, err);
+        if (st == EA_OK)
+            st = ea__cu_linear(cu, L->out, D, L->g, p->hidden, L->w2, L->b2, L->mid, (size_t)M * D, M, p->hidden, D, err);
+        h = L->out;
+    }
+    if (st == EA_OK) st = ea_layernorm_fwd_cuda(cu, p->lnf, p->meanf, p->rstdf, h, p->norm_w, p->norm_b, M, D, 1e-5f, err);
+    if (st == EA_OK) {
+        ea__mean_tokens_k<<<ea__blocks((size_t)B * D, 128), 128, 0, EA_CU_STREAM(cu)>>>(p->pool, p->lnf, B, p->T, D);
+        st = ea__launched("token mean", err);
+    }
+    if (st == EA_OK) {
+        int n1 = p->head_hidden ? p->head_hidden : c->out_dim;
+        st = ea__cu_linear(cu, p->hd, n1, p->pool, D, p->head1_w, p->head1_b, NULL, 1, B, D, n1, err);
+    }
+    if (st == EA_OK && p->head_hidden) {
+        st = ea_gelu_fwd_cuda(cu, p->hg, p->hd, (size_t)B * p->head_hidden, err);
+        if (st == EA_OK)
+            st = ea__cu_linear(cu, p->y, c->out_dim, p->hg, p->head_hidden, p->head2_w, p->head2_b, NULL, 1, B, p->head_hidden,
+                               c->out_dim, err);
+    }
+    return st;
+}
+
+/* The gradient of the batch's MSE against p->target, every parameter's
+   into d->grad (ea_params' layout), after ea__vcu_forward.  The residual
+   stream's gradient dres is updated in place: each block's backward reads
+   it as d(out), then the layer norms' backward kernels add into it, making
+   it d(mid) and then d(block input).  Scratch gradients were zeroed. */
+static float *ea__vcu_grad(const ea_vit_cuda *d, const float *param) {
+    return param ? d->grad + (param - d->params) : NULL;
+}
+
+static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    const ea_vit_config *c = &d->cfg;
+    ea_cuda *cu = d->cu;
+    cudaStream_t s = EA_CU_STREAM(cu);
+    int M = B * p->T, D = p->D, kvw = p->Hkv * p->dh, i, hh = p->head_hidden;
+    ea_status st;
+    ea__mse_k<<<1, 256, 0, s>>>(p->dy, p->loss, p->y, p->target, B * c->out_dim);
+    st = ea__launched("MSE loss", err);
+    if (st == EA_OK && hh) {
+        st = ea__cu_linear_bwd(cu, p->dhg, ea__vcu_grad(d, p->head2_w), ea__vcu_grad(d, p->head2_b), p->dy, (size_t)c->out_dim,
+                               p->hg, p->head2_w, B, hh, c->out_dim, err);
+        if (st == EA_OK) st = ea_gelu_bwd_cuda(cu, p->dhd, p->dhg, p->hd, (size_t)B * hh, err);
+    }
+    if (st == EA_OK)
+        st = ea__cu_linear_bwd(cu, p->dpool, ea__vcu_grad(d, p->head1_w), ea__vcu_grad(d, p->head1_b), hh ? p->dhd : p->dy,
+                               (size_t)(hh ? hh : c->out_dim), p->pool, p->head1_w, B, D, hh ? hh : c->out_dim, err);
+    if (st == EA_OK) {
+        ea__mean_tokens_bwd_k<<<ea__blocks((size_t)M * D, 256), 256, 0, s>>>(p->dlnf, p->dpool, B, p->T, D);
+        st = ea__launched("token mean backward", err);
+    }
+    if (st == EA_OK)
+        st = ea_layernorm_bwd_cuda(cu, p->dres, ea__vcu_grad(d, p->norm_w), ea__vcu_grad(d, p->norm_b), p->dlnf,
+                                   p->L[c->depth - 1].out, p->meanf, p->rstdf, p->norm_w, M, D, err);
+    for (i = c->depth - 1; i >= 0 && st == EA_OK; i--) {
+        const ea__vcu_block *L = &p->L[i];
+        const float *hin = i ? p->L[i - 1].out : p->h0;
+        ea__cu_attn a = ea__attn_args(B, p->T, p->H, p->Hkv, p->dh, c->causal);
+        /* h' = m + GELU(LN2(m)·W1ᵀ + b1)·W2ᵀ + b2 */
+        st = ea__cu_linear_bwd(cu, L->dg, ea__vcu_grad(d, L->w2), ea__vcu_grad(d, L->b2), p->dres, (size_t)D, L->g, L->w2, M,
+                               p->hidden, D, err);
+        if (st == EA_OK) st = ea_gelu_bwd_cuda(cu, L->df, L->dg, L->f, (size_t)M * p->hidden, err);
+        if (st == EA_OK)
+            st = ea__cu_linear_bwd(cu, L->dln2, ea__vcu_grad(d, L->w1), ea__vcu_grad(d, L->b1), L->df, (size_t)p->hidden, L->ln2,
+                                   L->w1, M, D, p->hidden, err);
+        if (st == EA_OK)
+            st = ea_layernorm_bwd_cuda(cu, p->dres, ea__vcu_grad(d, L->ln2_w), ea__vcu_grad(d, L->ln2_b), L->dln2, L->mid,
+                                       L->mean2, L->rstd2, L->ln2_w, M, D, err);
+        /* m = h + attention(LN1(h))·W_oᵀ + b_o */
+        if (st == EA_OK)
+            st = ea__cu_linear_bwd(cu, L->datt, ea__vcu_grad(d, L->wo), ea__vcu_grad(d, L->bo), p->dres, (size_t)D, L->att, L->wo,
+                                   M, D, D, err);
+        a.q = L->qkv; a.k = L->qkv + D; a.v = L->qkv + D + kvw;
+        a.dq = L->dqkv; a.dk = L->dqkv + D; a.dv = L->dqkv + D + kvw;
+        a.ldq = a.ldkv = (size_t)p->Wq;
+        a.o = L->att; a.lse = L->lse; a.dout = L->datt;
+        if (st == EA_OK) st = ea__attn_bwd_launch(cu, &a, err);
+        if (st == EA_OK)
+            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wq), ea__vcu_grad(d, L->bq), L->dqkv, (size_t)p->Wq, L->ln1,
+                                   L->wq, M, D, p->merged ? p->Wq : D, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wk), ea__vcu_grad(d, L->bk), L->dqkv + D, (size_t)p->Wq,
+                                   L->ln1, L->wk, M, D, kvw, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wv), ea__vcu_grad(d, L->bv), L->dqkv + D + kvw, (size_t)p->Wq,
+                                   L->ln1, L->wv, M, D, kvw, err);
+        if (st == EA_OK)
+            st = ea_layernorm_bwd_cuda(cu, p->dres, ea__vcu_grad(d, L->ln1_w), ea__vcu_grad(d, L->ln1_b), L->dln1, hin,
+                                       L->mean1, L->rstd1, L->ln1_w, M, D, err);
+    }
+    /* h0 = cols·W_patchᵀ + b + pos */
+    if (st == EA_OK) {
+        ea__sum_batch_k<<<ea__blocks((size_t)p->T * D, 128), 128, 0, s>>>(ea__vcu_grad(d, p->pos), p->dres, B, p->T * D);
+        st = ea__launched("position table backward", err);
+    }
+    if (st == EA_OK)
+        st = ea__cu_linear_bwd(cu, NULL, ea__vcu_grad(d, p->patch_w), ea__vcu_grad(d, p->patch_b), p->dres, (size_t)D, p->cols,
+                               p->patch_w, M, p->P, D, err);
+    return st;
+}
+
+static void ea__vcu_drop_graph(ea_vit_cuda *d) {
+    if (d->graph) cudaGraphExecDestroy((cudaGraphExec_t)d->graph);
+    d->graph = NULL;
+    d->graph_batch = 0;
+}
+
+/* Record the forward at batch B (nothing runs) and instantiate it. */
+static ea_status ea__vcu_capture(ea_vit_cuda *d, int B, ea_error *err) {
+    cudaStream_t s = EA_CU_STREAM(d->cu);
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ex = NULL;
+    ea_status st, st2;
+    ea__vcu_drop_graph(d);
+    if ((st = ea__cuda_check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "capturing the forward", err)) != EA_OK)
+        return st;
+    st = ea__vcu_forward(d, B, err);
+    st2 = ea__cuda_check(cudaStreamEndCapture(s, &g), "capturing the forward", st == EA_OK ? err : NULL);
+    if (st == EA_OK) st = st2;
+    if (st == EA_OK) st = ea__cuda_check(cudaGraphInstantiateWithFlags(&ex, g, 0), "instantiating the forward's graph", err);
+    if (g) cudaGraphDestroy(g);
+    if (st != EA_OK) return st;
+    d->graph = (void *)ex;
+    d->graph_batch = B;
+    return EA_OK;
+}
+
+extern "C" {
+
+EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err) {
+    static const char *const rows[] = {"mha", "single", "mha-sep", "mqa", "gqa"};
+    struct ea__vcu *p;
+    const ea_vit_config *c;
+    const ea_attn *a0;
+    int i, row = -1;
+    ea_status st;
+    if (!d) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_init: NULL model");
+    memset(d, 0, sizeof *d);
+    if (!cu || !m || !m->params.data) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_init: NULL CUDA handle or host model");
+    c = &m->cfg;
+    a0 = &m->blocks[0].attn;
+    for (i = 0; i < 5; i++)
+        if (!strcmp(c->attn, rows[i])) row = i;
+    if (c->host != EA_HOST_VIT || c->pool != EA_POOL_MEAN || row < 0)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "vit_cuda_init: the CUDA path runs the ViT with mean pooling and attention mha, single, "
+                            "mha-sep, mqa or gqa; this model is the %s host%s with '%s'",
+                            c->host == EA_HOST_VIT ? "vit" : c->host == EA_HOST_MLP ? "mlp" : "cnn",
+                            c->pool == EA_POOL_CLS ? " with a class token" : "", c->attn);
+    if (c->opt.time || c->opt.cache_window || m->blocks[0].moe.experts)
+        return ea_error_set(err, EA_ERR_CONFIG,
+                            "vit_cuda_init: time in attention, windowed caches and mixture-of-experts blocks have no "
+                            "CUDA kernels yet");
+    if (max_batch < 1 || (double)max_batch * c->n_heads * ea__vit_tokens(c) > 2147483647.0 / 32.0)
+        return ea_error_set(err, EA_ERR_ARG, "vit_cuda_init: max_batch %d; expected 1 .. %d", max_batch,
+                            (int)(2147483647.0 / 32.0 / ((double)c->n_heads * ea__vit_tokens(c))));
+    if (a0->head_dim > 32 * EA_CU_DH_LANES)
+        return ea_error_set(err, EA_ERR_CONFIG, "vit_cuda_init: head width %d; the CUDA attention takes up to %d",
+                            a0->head_dim, 32 * EA_CU_DH_LANES);
+    p = (struct ea__vcu *)EFFATTN_MALLOC(sizeof *p);
+    if (!p) return ea_error_set(err, EA_ERR_NOMEM, "vit_cuda_init: out of memory");
+    memset(p, 0, sizeof *p);
+    d->cu = cu;
+    d->cfg = *c;
+    d->max_batch = max_batch;
+    d->plan = p;
+    d->n = m->params.n;
+    p->T = ea__vit_tokens(c);
+    p->P = c->in_chans * c->patch * c->patch;
+    p->D = c->dim;
+    p->H = a0->cfg.n_heads;
+    p->Hkv = a0->kv_heads;
+    p->dh = a0->head_dim;
+    p->Wq = p->D + 2 * p->Hkv * p->dh;
+    p->hidden = c->mlp_hidden;
+    p->head_hidden = c->head_hidden;
+    p->merged = row < 2;
+    d->act_n = ea__vcu_carve(p, c, max_batch, NULL);
+    if ((st = ea_cuda_alloc(cu, &d->params, 4 * d->n, err)) != EA_OK) {
+        ea_vit_cuda_free(d);
+        return st;
+    }
+    d->grad = d->params + d->n;
+    d->m = d->params + 2 * d->n;
+    d->v = d->params + 3 * d->n;
+    if ((st = ea_cuda_alloc(cu, &d->act, d->act_n, err)) != EA_OK ||
+        (st = ea_cuda_put(cu, d->params, m->params.data, d->n, err)) != EA_OK ||
+        (st = ea_cuda_put(cu, d->m, m->params.m, d->n, err)) != EA_OK ||
+        (st = ea_cuda_put(cu, d->v, m->params.v, d->n, err)) != EA_OK ||
+        (st = ea__cuda_check(cudaMemsetAsync(d->grad, 0, d->n * sizeof(float), EA_CU_STREAM(cu)), "zeroing", err)) != EA_OK ||
+        (st = ea_cuda_sync(cu, err)) != EA_OK) {
+        ea_vit_cuda_free(d);
+        return st;
+    }
+    ea__vcu_carve(p, c, max_batch, d->act);
+    p->patch_w = ea__vcu_param(d, m, m->patch_w);
+    p->patch_b = ea__vcu_param(d, m, m->patch_b);
+    p->pos = ea__vcu_param(d, m, m->pos);
+    p->norm_w = ea__vcu_param(d, m, m->norm_w);
+    p->norm_b = ea__vcu_param(d, m, m->norm_b);
+    p->head1_w = ea__vcu_param(d, m, m->head1_w);
+    p->head1_b = ea__vcu_param(d, m, m->head1_b);
+    p->head2_w = ea__vcu_param(d, m, m->head2_w);
+    p->head2_b = ea__vcu_param(d, m, m->head2_b);
+    for (i = 0; i < c->depth; i++) {
+        const ea_block *bl = &m->blocks[i];
+        ea__vcu_block *L = &p->L[i];
+        L->ln1_w = ea__vcu_param(d, m, bl->ln1_w); L->ln1_b = ea__vcu_param(d, m, bl->ln1_b);
+        L->ln2_w = ea__vcu_param(d, m, bl->ln2_w); L->ln2_b = ea__vcu_param(d, m, bl->ln2_b);
+        L->w1 = ea__vcu_param(d, m, bl->fc1_w); L->b1 = ea__vcu_param(d, m, bl->fc1_b);
+        L->w2 = ea__vcu_param(d, m, bl->fc2_w); L->b2 = ea__vcu_param(d, m, bl->fc2_b);
+        /* slots (8.8, 8.9): merged w[0..1] qkv; separate w[0..1] q, w[4..5] k, w[6..7] v; w[2..3] proj */
+        L->wq = ea__vcu_param(d, m, bl->attn.w[0]); L->bq = ea__vcu_param(d, m, bl->attn.w[1]);
+        L->wo = ea__vcu_param(d, m, bl->attn.w[2]); L->bo = ea__vcu_param(d, m, bl->attn.w[3]);
+        if (!p->merged) {
+            L->wk = ea__vcu_param(d, m, bl->attn.w[4]); L->bk = ea__vcu_param(d, m, bl->attn.w[5]);
+            L->wv = ea__vcu_param(d, m, bl->attn.w[6]); L->bv = ea__vcu_param(d, m, bl->attn.w[7]);
+        }
+    }
+    return EA_OK;
+}
+
+EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
+    if (!d) return;
+    ea__vcu_drop_graph(d);
+    ea_cuda_release(d->params);
+    ea_cuda_release(d->act);
+    if (d->plan) ea_cuda_release(d->plan->gact);
+    EFFATTN_FREE(d->plan);
+    memset(d, 0, sizeof *d);
+}
+
+EA_API float *ea_vit_cuda_input(const ea_vit_cuda *d) { return d && d->plan ? d->plan->in : NULL; }
+
+EA_API const float *ea_vit_cuda_output(const ea_vit_cuda *d) { return d && d->plan ? d->plan->y : NULL; }
+
+static ea_status ea__vcu_batch(const ea_vit_cuda *d, int B, const char *what, ea_error *err) {
+    if (!d || !d->plan) return ea_error_set(err, EA_ERR_ARG, "%s: the model is not initialised", what);
+    if (B < 1 || B > d->max_batch)
+        return ea_error_set(err, EA_ERR_SHAPE, "%s: batch %d; this model was placed for 1 .. %d images", what, B, d->max_batch);
+    return EA_OK;
+}
+
+EA_API ea_status ea_vit_cuda_forward(ea_vit_cuda *d, int B, ea_error *err) {
+    ea_status st = ea__vcu_batch(d, B, "vit_cuda_forward", err);
+    return st != EA_OK ? st : ea__vcu_forward(d, B, err);
+}
+
+EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, int B, ea_error *err) {
+    const ea_vit_config *c;
+    ea_status st = ea__vcu_batch(d, B, "vit_cuda_predict", err);
+    if (st != EA_OK) return st;
+    if (!x || !y) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_predict: NULL images or outputs");
+    c = &d->cfg;
+    st = ea_cuda_put(d->cu, d->plan->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
+    if (st == EA_OK && d->graph_batch != B) st = ea__vcu_capture(d, B, err);
+    if (st == EA_OK)
+        st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)d->graph, EA_CU_STREAM(d->cu)), "launching the forward", err);
+    if (st == EA_OK) st = ea_cuda_get(d->cu, y, d->plan->y, (size_t)B * c->out_dim, err);
+    if (st == EA_OK) st = ea_cuda_sync(d->cu, err);
+    return st;
+}
+
+EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
+                                        float *loss, ea_error *err) {
+    struct ea__vcu *p;
+    const ea_vit_config *c;
+    cudaStream_t s;
+    ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step", err);
+    if (st != EA_OK) return st;
+    if (!x || !t || !opt) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: NULL images, targets or optimizer");
+    p = d->plan;
+    c = &d->cfg;
+    s = EA_CU_STREAM(d->cu);
+    if (c->dropout > 0.0f)
+        return ea_error_set(err, EA_ERR_CONFIG, "vit_cuda_train_step: dropout %g has no CUDA kernel yet; train with 0",
+                            (double)c->dropout);
+    if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: clip %g; expected >= 0", (double)clip);
+    if (!p->gact) {
+        p->gact_n = ea__vcu_carve_grads(p, c, d->max_batch, NULL);
+        if ((st = ea_cuda_alloc(d->cu, &p->gact, p->gact_n, err)) != EA_OK) return st;
+        ea__vcu_carve_grads(p, c, d->max_batch, p->gact);
+    }
+    st = ea__cuda_check(cudaMemsetAsync(p->gact, 0, p->gact_n * sizeof(float), s), "zeroing the gradients", err);
+    if (st == EA_OK) st = ea__cuda_check(cudaMemsetAsync(d->grad, 0, d->n * sizeof(float), s), "zeroing the gradients", err);
+    if (st == EA_OK) st = ea_cuda_put(d->cu, p->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
+    if (st == EA_OK) st = ea_cuda_put(d->cu, p->target, t, (size_t)B * c->out_dim, err);
+    if (st == EA_OK) st = ea__vcu_forward(d, B, err);
+    if (st == EA_OK) st = ea__vcu_backward(d, B, err);
+    if (st == EA_OK && clip > 0.0f) st = ea__cu_grad_norm(d->cu, p->gnorm, p->norm_part, d->grad, d->n, err);
+    if (st == EA_OK) {
+        opt->step++;
+        st = ea__cu_adamw(d->cu, d->params, d->grad, d->m, d->v, d->n, opt, clip > 0.0f ? p->gnorm : NULL, clip, err);
+    }
+    if (st == EA_OK && loss) {
+        st = ea_cuda_get(d->cu, loss, p->loss, 1, err);
+        if (st == EA_OK) st = ea_cuda_sync(d->cu, err);
+    }
+    return st;
+}
+
+EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err) {
+    ea_status st;
+    if (!d || !d->plan || !m || !m->params.data) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_pull: NULL or empty model");
+    if (m->params.n != d->n || strcmp(m->cfg.attn, d->cfg.attn) || m->cfg.dim != d->cfg.dim || m->cfg.depth != d->cfg.depth)
+        return ea_error_set(err, EA_ERR_SHAPE, "vit_cuda_pull: the host model (%zu parameters) is not the one placed on the "
+                            "device (%zu)", m->params.n, d->n);
+    st = ea_cuda_get(d->cu, m->params.data, d->params, d->n, err);
+    if (st == EA_OK) st = ea_cuda_get(d->cu, m->params.m, d->m, d->n, err);
+    if (st == EA_OK) st = ea_cuda_get(d->cu, m->params.v, d->v, d->n, err);
+    if (st == EA_OK) st = ea_cuda_sync(d->cu, err);
+    return st;
 }
 
 } /* extern "C" */

@@ -206,6 +206,205 @@ static void test_adamw(void) {
     ea_params_free(&ps);
 }
 
+/* The device ViT against ea_vit_forward on the CPU: random weights, a batch
+   of 5 through the eager forward, then the graph at batch 1 and at 5 again
+   (a new capture); the replayed graph must give the eager results exactly. */
+static void test_vit_cuda(const char *row, int causal) {
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_vit_cuda d;
+    ea_ctx ctx;
+    ea_error err;
+    ea_tensor *x, *y;
+    const int B = 5;
+    float *ge, *e1, *gy = (float *)malloc((size_t)B * 2 * sizeof(float)), g1[2];
+    size_t i;
+    ea_tracker_config_default(&cfg, row);
+    cfg.causal = causal;
+    if (ea_vit_init(&m, &cfg, 7, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); free(gy); return; }
+    for (i = 0; i < m.params.n; i++) m.params.data[i] += 0.05f * ea_rng_range(&g_rng, -1.0f, 1.0f); /* no zero biases */
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    x = ea_tensor_4d(&ctx, B, 2, 32, 32, 0);
+    for (i = 0; i < x->size; i++) x->data[i] = ea_rng_uniform(&g_rng);
+    y = ea_vit_forward(&ctx, &m, x);
+    if (ea_vit_cuda_init(&d, &g_cu, &m, 8, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); ea_ctx_free(&ctx); free(gy); ea_vit_free(&m); return; }
+    ea_vit_free(&m); /* the device model keeps nothing of the host's */
+    ea_cuda_put(&g_cu, ea_vit_cuda_input(&d), x->data, x->size, &err);
+    CHECK(ea_vit_cuda_forward(&d, B, &err) == EA_OK, "%s", err.msg);
+    ge = back(ea_vit_cuda_output(&d), (size_t)B * 2);
+    CHECK(y && rel(ge, y->data, (size_t)B * 2) < 1e-4, "vit %s%s on the GPU: rel. error %.2g", row, causal ? " causal" : "",
+          rel(ge, y->data, (size_t)B * 2));
+    /* batch 1: cuBLAS may pick another algorithm for 64 rows than for 320,
+       so the graph is held to the eager forward at the same batch */
+    CHECK(ea_vit_cuda_forward(&d, 1, &err) == EA_OK, "%s", err.msg);
+    e1 = back(ea_vit_cuda_output(&d), 2);
+    CHECK(ea_vit_cuda_predict(&d, x->data, g1, 1, &err) == EA_OK && d.graph_batch == 1, "%s", err.msg);
+    CHECK(g1[0] == e1[0] && g1[1] == e1[1], "%s: batch 1 through the graph (%g, %g), eager (%g, %g)", row, (double)g1[0],
+          (double)g1[1], (double)e1[0], (double)e1[1]);
+    CHECK(fabsf(e1[0] - y->data[0]) < 1e-4f && fabsf(e1[1] - y->data[1]) < 1e-4f, "%s: batch 1 against the CPU", row);
+    free(e1);
+    CHECK(ea_vit_cuda_predict(&d, x->data, gy, B, &err) == EA_OK && d.graph_batch == B, "%s", err.msg);
+    CHECK(!memcmp(gy, ge, (size_t)B * 2 * sizeof(float)), "%s: the graph at batch %d differs from the eager forward", row, B);
+    CHECK(ea_vit_cuda_predict(&d, x->data, gy, 9, &err) == EA_ERR_SHAPE && strstr(err.msg, "1 .. 8"), "batch 9 of 8: %s", err.msg);
+    CHECK(ea_vit_cuda_forward(&d, 0, &err) == EA_ERR_SHAPE, "batch 0: %s", err.msg);
+    printf("  vit %s%s: GPU against CPU rel. error %.1e\n", row, causal ? " causal" : "", rel(ge, y->data, (size_t)B * 2));
+    free(ge); free(gy);
+    ea_vit_cuda_free(&d);
+    ea_ctx_free(&ctx);
+}
+
+/* Seed 000's PyTorch-trained trackers on the GPU: the same 100 videos and
+   mean errors as test_main's seed000 group (PyTorch's figures). */
+static void test_seed000_cuda(const char *row, double expect) {
+    char path[256];
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_vit_cuda d;
+    ea_error err;
+    ea_safetensors st;
+    const int V = 100, T = 50;
+    float *frames = (float *)malloc((size_t)V * T * 1024 * 4), *pos = (float *)malloc((size_t)V * T * 2 * 4);
+    float *x = (float *)malloc((size_t)(T - 1) * 2048 * 4), y[2 * 49];
+    double sum = 0.0;
+    int v, t, n = 0, within = 0;
+    ea_tracker_config_default(&cfg, row);
+    snprintf(path, sizeof path, "tests/data/seed000/%s.safetensors", row);
+    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_params_load(&m.params, path, &err) != EA_OK ||
+        ea_st_open(&st, "tests/data/seed000/videos.safetensors", &err) != EA_OK) {
+        CHECK(0, "%s: %s", row, err.msg);
+        free(frames); free(pos); free(x);
+        return;
+    }
+    CHECK(ea_st_read(&st, "videos", frames, (size_t)V * T * 1024, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_st_read(&st, "positions", pos, (size_t)V * T * 2, &err) == EA_OK, "%s", err.msg);
+    ea_st_close(&st);
+    CHECK(ea_vit_cuda_init(&d, &g_cu, &m, T - 1, &err) == EA_OK, "%s", err.msg);
+    for (v = 0; v < V && d.plan; v++) {
+        for (t = 0; t < T - 1; t++) memcpy(x + (size_t)t * 2048, frames + ((size_t)v * T + t) * 1024, 2048 * 4);
+        if (ea_vit_cuda_predict(&d, x, y, T - 1, &err) != EA_OK) break;
+        for (t = 0; t < T - 1; t++) {
+            const float *g = pos + ((size_t)v * T + t + 1) * 2;
+            double dx = y[2 * t] - g[0], dy = y[2 * t + 1] - g[1], e = sqrt(dx * dx + dy * dy);
+            sum += e;
+            within += e < 2.0;
+            n++;
+        }
+    }
+    CHECK(n == V * 49, "%s: evaluated %d pairs: %s", row, n, err.msg);
+    CHECK(n && fabs(sum / n - expect) < 1e-4 && within == n, "%s on the GPU: mean error %.6f px, PyTorch %.6f; %d of %d within 2 px",
+          row, n ? sum / n : 0.0, expect, within, n);
+    printf("  seed 000 %s on the GPU: mean error %.6f px (PyTorch %.6f), %d of %d within 2 px\n", row, n ? sum / n : 0.0, expect,
+           within, n);
+    ea_vit_cuda_free(&d);
+    ea_vit_free(&m);
+    free(frames); free(pos); free(x);
+}
+
+/* Training on the GPU against the CPU's tape: the first step's gradient of
+   every parameter tensor, then 20 AdamW steps (lr 1e-3, clip 0.5, so the
+   clipping acts) on the same batches: the loss curve and the weights. */
+static void test_vit_cuda_train(const char *row) {
+    ea_vit_config cfg;
+    ea_vit cpu, gpu;
+    ea_vit_cuda d;
+    ea_ctx ctx;
+    ea_error err;
+    ea_adamw oc, og;
+    const int B = 8, steps = 20;
+    float *x = (float *)malloc((size_t)B * 2048 * 4), t[16], *g = NULL, gl, worst_loss = 0.0f;
+    double worst_grad = 0.0;
+    const char *worst_name = "";
+    int s, k;
+    size_t i;
+    ea_tracker_config_default(&cfg, row);
+    if (ea_vit_init(&cpu, &cfg, 11, &err) != EA_OK || ea_vit_init(&gpu, &cfg, 11, &err) != EA_OK) {
+        CHECK(0, "%s: %s", row, err.msg);
+        free(x);
+        return;
+    }
+    if (ea_vit_cuda_init(&d, &g_cu, &gpu, B, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); free(x); return; }
+    ea_ctx_init(&ctx, 0);
+    ea_adamw_init(&oc, 1e-3f, 0.01f);
+    ea_adamw_init(&og, 1e-3f, 0.01f);
+    for (s = 0; s < steps; s++) {
+        ea_tensor *xt, *yt, *loss;
+        for (i = 0; i < (size_t)B * 2048; i++) x[i] = ea_rng_uniform(&g_rng) < 0.1f ? 1.0f : 0.0f;
+        for (k = 0; k < 2 * B; k++) t[k] = ea_rng_range(&g_rng, 4.0f, 28.0f);
+        ea_ctx_reset(&ctx);
+        ea_params_zero_grad(&cpu.params);
+        xt = ea_tensor_4d(&ctx, B, 2, 32, 32, 0);
+        yt = ea_tensor_2d(&ctx, B, 2, 0);
+        memcpy(xt->data, x, xt->size * 4);
+        memcpy(yt->data, t, yt->size * 4);
+        loss = ea_mse_loss(&ctx, ea_vit_forward(&ctx, &cpu, xt), yt);
+        if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "CPU step: %s", ctx.err.msg); break; }
+        if (ea_vit_cuda_train_step(&d, x, t, B, &og, 0.5f, &gl, &err) != EA_OK) { CHECK(0, "GPU step: %s", err.msg); break; }
+        if (s == 0) { /* the gradients, tensor by tensor (before clipping: d.grad is not scaled in place) */
+            double top = 0.0;
+            g = back(d.grad, d.n);
+            for (i = 0; i < cpu.params.n; i++) top = fabs(cpu.params.grad[i]) > top ? fabs(cpu.params.grad[i]) : top;
+            for (k = 0; k < cpu.params.count; k++) {
+                /* against the tensor's largest gradient, or 1e-3 of the model's: a key bias has
+                   none in exact arithmetic (it shifts every score of a query alike), only rounding */
+                const ea_tensor *pt = cpu.params.tensors[k];
+                const float *gg = g + (pt->data - cpu.params.data);
+                double num = 0.0, den = 1e-3 * top, e;
+                for (i = 0; i < pt->size; i++) {
+                    num = fabs((double)gg[i] - pt->grad[i]) > num ? fabs((double)gg[i] - pt->grad[i]) : num;
+                    den = fabs(pt->grad[i]) > den ? fabs(pt->grad[i]) : den;
+                }
+                e = num / den;
+                if (e > worst_grad) { worst_grad = e; worst_name = pt->name; }
+            }
+            free(g);
+        }
+        if (fabsf(gl - loss->data[0]) / loss->data[0] > worst_loss) worst_loss = fabsf(gl - loss->data[0]) / loss->data[0];
+        ea_grad_clip(&cpu.params, 0.5f);
+        ea_adamw_step(&oc, &cpu.params);
+    }
+    CHECK(worst_grad < 1e-4, "%s: gradient of %s on the GPU off by %.2g (relative)", row, worst_name, worst_grad);
+    CHECK(worst_loss < 1e-4f && og.step == steps, "%s: loss curve on the GPU off by %.2g over %d steps", row, (double)worst_loss,
+          steps);
+    CHECK(ea_vit_cuda_pull(&d, &gpu, &err) == EA_OK, "%s", err.msg);
+    CHECK(rel(gpu.params.data, cpu.params.data, cpu.params.n) < 1e-4 && rel(gpu.params.v, cpu.params.v, cpu.params.n) < 1e-3,
+          "%s: weights after %d steps off by %.2g, v by %.2g", row, steps, rel(gpu.params.data, cpu.params.data, cpu.params.n),
+          rel(gpu.params.v, cpu.params.v, cpu.params.n));
+    printf("  train %s: first gradient rel. error %.1e (worst: %s), loss curve %.1e, weights after %d steps %.1e\n", row,
+           worst_grad, worst_name, (double)worst_loss, steps, rel(gpu.params.data, cpu.params.data, cpu.params.n));
+    CHECK(ea_vit_cuda_train_step(&d, x, t, B + 1, &og, 0.5f, NULL, &err) == EA_ERR_SHAPE, "batch 9 of 8: %s", err.msg);
+    CHECK(ea_vit_cuda_train_step(&d, x, t, B, &og, -1.0f, NULL, &err) == EA_ERR_ARG, "clip -1: %s", err.msg);
+    ea_vit_cuda_free(&d);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&cpu);
+    ea_vit_free(&gpu);
+    free(x);
+}
+
+/* What the device path does not run is refused by name. */
+static void test_vit_cuda_refusals(void) {
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_vit_cuda d;
+    ea_error err;
+    ea_tracker_config_default(&cfg, "performer");
+    if (ea_vit_init(&m, &cfg, 1, &err) == EA_OK) {
+        CHECK(ea_vit_cuda_init(&d, &g_cu, &m, 4, &err) == EA_ERR_CONFIG && strstr(err.msg, "'performer'") && d.plan == NULL,
+              "performer on the GPU: %s", err.msg);
+        ea_vit_free(&m);
+    }
+    ea_classifier_config_default(&cfg, EA_HOST_VIT, "mha", 1, 28, 10); /* a class token */
+    if (ea_vit_init(&m, &cfg, 1, &err) == EA_OK) {
+        CHECK(ea_vit_cuda_init(&d, &g_cu, &m, 4, &err) == EA_ERR_CONFIG && strstr(err.msg, "class token"), "cls pool: %s", err.msg);
+        ea_vit_free(&m);
+    }
+    ea_tracker_config_default(&cfg, "mha");
+    if (ea_vit_init(&m, &cfg, 1, &err) == EA_OK) {
+        CHECK(ea_vit_cuda_init(&d, &g_cu, &m, 0, &err) == EA_ERR_ARG && strstr(err.msg, "max_batch 0"), "max_batch 0: %s", err.msg);
+        ea_vit_free(&m);
+    }
+}
+
 int main(void) {
     ea_error err;
     ea_cuda bad;
@@ -232,7 +431,19 @@ int main(void) {
     test_attention(2, 65, 4, 4, 12, 0);   /* the classifier's heads */
     test_attention(1, 130, 8, 2, 64, 1);  /* GQA, causal */
     test_attention(2, 33, 2, 1, 80, 0);   /* MQA, dh over two lanes' worth */
+    test_attention(3, 64, 4, 2, 16, 1);   /* the tracker's sequence: the short kernel, causal */
+    test_attention(2, 64, 2, 2, 64, 0);   /* the short kernel's widest heads */
     test_adamw();
+    test_vit_cuda("mha", 0);
+    test_vit_cuda("single", 0);
+    test_vit_cuda("mha-sep", 0);
+    test_vit_cuda("mqa", 0);
+    test_vit_cuda("gqa", 1);
+    test_vit_cuda_train("mha");
+    test_vit_cuda_train("gqa");
+    test_vit_cuda_refusals();
+    test_seed000_cuda("mha", 0.131222);
+    test_seed000_cuda("mqa", 0.236205);
     CHECK(ea_cuda_sync(&g_cu, &err) == EA_OK, "%s", err.msg);
     ea_cuda_free(&g_cu);
     printf("%d passed, %d failed\n", g_pass, g_fail);

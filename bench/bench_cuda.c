@@ -1,0 +1,144 @@
+/* effattn on the GPU: the tracker's inference and exact attention, timed.
+   Build (nvcc and a GPU): nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA bench/bench_cuda.c -o build/bench_cuda -lcublas
+   Run: build/bench_cuda [--json] [--rows mha,mqa] ; bench/peers/torch_cuda_peer.py puts PyTorch beside it.
+
+   tracker rows: seed 000's tracker (random weights: speed does not depend on them)
+     b1_ms         one frame pair from host memory to a host (x, y): copy in,
+                   replay the captured graph, copy out, wait (ea_vit_cuda_predict)
+     b1_eager_ms   the same with the ~40 kernels launched one by one
+     b1024_fps     frames a second at batch 1024, input and output in host memory
+     b1024_dev_fps the same with the input already on the device (the graph alone)
+     train32_ms    one AdamW training step at batch 32 (clip 1) from host arrays,
+                   its loss read back (what track --device cuda does every step)
+   attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32, B 4, H 8, dh 64. */
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* median seconds of `runs` calls of fn after `warm` */
+#define MEDIAN(result, warm, runs, body)                          \
+    do {                                                          \
+        double t_[201];                                           \
+        int r_;                                                   \
+        for (r_ = 0; r_ < (warm); r_++) { body; }                 \
+        for (r_ = 0; r_ < (runs); r_++) {                         \
+            double t0_ = ea_time_sec();                           \
+            body;                                                 \
+            t_[r_] = ea_time_sec() - t0_;                         \
+        }                                                         \
+        qsort(t_, (size_t)(runs), sizeof(double), cmp_double);    \
+        (result) = t_[(runs) / 2];                                \
+    } while (0)
+
+static void die(const char *what, const ea_error *err) {
+    fprintf(stderr, "bench_cuda: %s: %s\n", what, err->msg);
+    exit(1);
+}
+
+static void bench_tracker(ea_cuda *cu, const char *row, int json) {
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_vit_cuda d;
+    ea_error err;
+    ea_rng rng;
+    const int big = 1024;
+    float *x = (float *)malloc((size_t)big * 2048 * sizeof(float)), *y = (float *)malloc((size_t)big * 2 * sizeof(float));
+    double b1, b1e, bb, bd, tr;
+    ea_adamw opt;
+    float t[64], loss;
+    size_t i;
+    ea_rng_seed(&rng, 3, 1);
+    for (i = 0; i < (size_t)big * 2048; i++) x[i] = ea_rng_uniform(&rng);
+    ea_tracker_config_default(&cfg, row);
+    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK) die("init", &err);
+    if (ea_vit_cuda_init(&d, cu, &m, big, &err) != EA_OK) die("placing the model", &err);
+    MEDIAN(b1, 200, 201, if (ea_vit_cuda_predict(&d, x, y, 1, &err) != EA_OK) die("predict", &err));
+    MEDIAN(b1e, 50, 201, {
+        ea_cuda_put(cu, ea_vit_cuda_input(&d), x, 2048, &err);
+        if (ea_vit_cuda_forward(&d, 1, &err) != EA_OK) die("forward", &err);
+        ea_cuda_get(cu, y, ea_vit_cuda_output(&d), 2, &err);
+        ea_cuda_sync(cu, &err);
+    });
+    MEDIAN(bb, 5, 31, if (ea_vit_cuda_predict(&d, x, y, big, &err) != EA_OK) die("predict", &err));
+    MEDIAN(bd, 5, 31, {
+        cudaGraphLaunch((cudaGraphExec_t)d.graph, (cudaStream_t)cu->stream);
+        ea_cuda_sync(cu, &err);
+    });
+    for (i = 0; i < 64; i++) t[i] = ea_rng_range(&rng, 4.0f, 28.0f);
+    ea_adamw_init(&opt, 1e-4f, 0.01f);
+    MEDIAN(tr, 20, 201, if (ea_vit_cuda_train_step(&d, x, t, 32, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err));
+    if (json)
+        printf("{\"group\": \"tracker\", \"attn\": \"%s\", \"b1_ms\": %.5f, \"b1_eager_ms\": %.5f, \"b1024_fps\": %.0f, "
+               "\"b1024_dev_fps\": %.0f, \"train32_ms\": %.5f}\n", row, b1 * 1e3, b1e * 1e3, big / bb, big / bd, tr * 1e3);
+    else
+        printf("tracker %-4s batch 1: %.4f ms (graph), %.4f ms (eager); batch %d: %.0f frames/s (%.0f with the input on the "
+               "device); training step at batch 32: %.4f ms\n", row, b1 * 1e3, b1e * 1e3, big, big / bb, big / bd, tr * 1e3);
+    ea_vit_cuda_free(&d);
+    ea_vit_free(&m);
+    free(x);
+    free(y);
+}
+
+static void bench_attention(ea_cuda *cu, int n, int json) {
+    const int B = 4, H = 8, dh = 64;
+    size_t sz = (size_t)B * n * H * dh;
+    float *q, *k, *v, *o, *l, *dq, *dk, *dv, *h = (float *)malloc(sz * sizeof(float));
+    double tf, tb, flops = 4.0 * B * H * (double)n * n * dh;
+    ea_error err;
+    ea_rng rng;
+    size_t i;
+    ea_rng_seed(&rng, 5, 1);
+    for (i = 0; i < sz; i++) h[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+    if (ea_cuda_alloc(cu, &q, sz, &err) || ea_cuda_alloc(cu, &k, sz, &err) || ea_cuda_alloc(cu, &v, sz, &err) ||
+        ea_cuda_alloc(cu, &o, sz, &err) || ea_cuda_alloc(cu, &l, (size_t)B * H * n, &err) || ea_cuda_alloc(cu, &dq, sz, &err) ||
+        ea_cuda_alloc(cu, &dk, sz, &err) || ea_cuda_alloc(cu, &dv, sz, &err))
+        die("allocating", &err);
+    ea_cuda_put(cu, q, h, sz, &err);
+    ea_cuda_put(cu, k, h, sz, &err);
+    ea_cuda_put(cu, v, h, sz, &err);
+    MEDIAN(tf, 2, 5, {
+        ea_attention_fwd_cuda(cu, o, l, q, k, v, B, n, H, H, dh, 0, &err);
+        ea_cuda_sync(cu, &err);
+    });
+    MEDIAN(tb, 1, 3, {
+        ea_attention_fwd_cuda(cu, o, l, q, k, v, B, n, H, H, dh, 0, &err);
+        ea_attention_bwd_cuda(cu, dq, dk, dv, o, o, l, q, k, v, B, n, H, H, dh, 0, &err);
+        if (ea_cuda_sync(cu, &err) != EA_OK) die("attention", &err);
+    });
+    if (json)
+        printf("{\"group\": \"attn\", \"batch\": %d, \"heads\": %d, \"dim\": %d, \"n\": %d, \"fwd_ms\": %.4f, \"fwd_bwd_ms\": %.4f}\n",
+               B, H, dh, n, tf * 1e3, tb * 1e3);
+    else
+        printf("attention fp32 B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s), forward + backward %.3f ms (%.1f TFLOP/s)\n",
+               B, H, dh, n, tf * 1e3, flops / tf * 1e-12, tb * 1e3, 3.5 * flops / tb * 1e-12);
+    ea_cuda_release(q); ea_cuda_release(k); ea_cuda_release(v); ea_cuda_release(o); ea_cuda_release(l);
+    ea_cuda_release(dq); ea_cuda_release(dk); ea_cuda_release(dv);
+    free(h);
+}
+
+int main(int argc, char **argv) {
+    ea_cuda cu;
+    ea_error err;
+    int json = 0, i, n;
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) json = 1;
+        else {
+            fprintf(stderr, "usage: bench_cuda [--json]\n");
+            return 2;
+        }
+    }
+    if (ea_cuda_init(&cu, 0, &err) != EA_OK) die("CUDA", &err);
+    bench_tracker(&cu, "mha", json);
+    bench_tracker(&cu, "mqa", json);
+    for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, json);
+    ea_cuda_free(&cu);
+    return 0;
+}
