@@ -7,6 +7,9 @@
    Several processes (data-parallel, MPI; see examples/dist.h):
            mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/track.c -o track_mpi -lm
            mpirun -np 2 ./track_mpi --threads 1 --full
+   On an NVIDIA GPU (section 13 of the header; rows mha, single, mha-sep, mqa, gqa):
+           nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/track.c -o track_cuda -lcublas
+           ./track_cuda --device cuda --full
    See ./track --help. */
 #define _POSIX_C_SOURCE 200809L
 #define EFFATTN_IMPLEMENTATION
@@ -16,13 +19,23 @@
 #include "dist.h"
 
 typedef struct options {
-    const char *attn, *save, *load, *data, *resume, *mode, *loss_log;
+    const char *attn, *save, *load, *data, *resume, *mode, *loss_log, *device;
     long videos, frames, epochs, batch, seed, kv_heads, warmup, threads, latency_runs, stop_after;
     double lr, wd, noise, clip, aux;
     int json, full, distractor, causal, quiet, eval_only;
     const char *sched;
     ea_attn_opts opt;  /* the sparse and approximate rows' options */
 } options;
+
+/* --device cuda: the model placed on the GPU (section 13) trains and predicts
+   there; the host copy is refreshed before a checkpoint is written. */
+typedef struct device_model {
+    int on;
+#ifdef EFFATTN_CUDA
+    ea_cuda cu;
+    ea_vit_cuda m;
+#endif
+} device_model;
 
 static void usage(FILE *f) {
     char names[512];
@@ -47,6 +60,8 @@ static void usage(FILE *f) {
             "  --noise X        Gaussian pixel noise, standard deviation (default 0)\n"
             "  --distractor     add a moving square that must be ignored\n"
             "  --threads N      OpenMP threads (default: all; needs -fopenmp)\n"
+            "  --device D       cpu (default) or cuda: train and evaluate on the GPU (a build\n"
+            "                   with nvcc -DEFFATTN_CUDA; rows mha, single, mha-sep, mqa, gqa)\n"
             "  --latency-runs N timed batch-1 runs after 10 warm-ups (default 100; 0 skips)\n"
             "  --save PATH      after every epoch, write a checkpoint that --resume\n"
             "                   continues exactly (or, for a name ending in .safetensors,\n"
@@ -80,6 +95,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
     o->attn = "mha";
     o->mode = "bounce";
     o->sched = "step";
+    o->device = "cpu";
     o->videos = 200;
     o->frames = 50;
     o->epochs = 5;
@@ -120,6 +136,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--mode") == 0) o->mode = v;
         else if (strcmp(a, "--loss-log") == 0) o->loss_log = v;
         else if (strcmp(a, "--sched") == 0) o->sched = v;
+        else if (strcmp(a, "--device") == 0) o->device = v;
         else if (strcmp(a, "--videos") == 0) ok = cli_parse_long(a, v, 3, 1000000, &o->videos);
         else if (strcmp(a, "--frames") == 0) ok = cli_parse_long(a, v, 2, 100000, &o->frames);
         else if (strcmp(a, "--epochs") == 0) ok = cli_parse_long(a, v, 0, 100000, &o->epochs);
@@ -140,7 +157,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
             fprintf(stderr, "track: unknown option '%s'\n"
                             "accepted: --attn --kv-heads --causal --videos --frames --epochs --batch --lr --wd\n"
                             "          --warmup --sched --seed --mode --noise --distractor --threads --save\n"
-                            "          --load --resume --stop-after --latency-runs --data --eval-only --clip --loss-log\n"
+                            "          --load --resume --stop-after --latency-runs --data --eval-only --clip --loss-log --device\n"
                             "          --full --json --quiet --help, and the attention options\n"
                             "          --flex --window --stride --dilation --topk --features --relu --redraw\n"
                             "          --proj-len --landmarks --pinv-iters --conv-kernel --block --global --random --attn-seed\n", a);
@@ -174,6 +191,17 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         fprintf(stderr, "track: --sched must be 'step' or 'epoch', got '%s'\n", o->sched);
         return 2;
     }
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+        fprintf(stderr, "track: --device must be 'cpu' or 'cuda', got '%s'\n", o->device);
+        return 2;
+    }
+#ifndef EFFATTN_CUDA
+    if (!strcmp(o->device, "cuda")) {
+        fprintf(stderr, "track: this build has no CUDA path; build it with\n"
+                        "  nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/track.c -o track_cuda -lcublas\n");
+        return 2;
+    }
+#endif
     return 0;
 }
 
@@ -186,33 +214,47 @@ static void make_batch(const ea_videos *vids, const int *pairs, const int *idx, 
     }
 }
 
+/* The model's outputs for b images xb: on the GPU when it is there, else on
+   ctx's tape (out then points into ctx's arena).  NULL on failure. */
+static const float *predict(ea_ctx *ctx, const ea_vit *m, device_model *dev, const float *xb, int b, float *out) {
+    ea_tensor *x, *pred;
+#ifdef EFFATTN_CUDA
+    if (dev->on) return ea_vit_cuda_predict(&dev->m, xb, out, b, &ctx->err) == EA_OK ? out : NULL;
+#else
+    (void)dev;
+    (void)out;
+#endif
+    ea_ctx_reset(ctx);
+    x = ea_tensor_4d(ctx, b, 2, m->cfg.img_size, m->cfg.img_size, 0);
+    if (!x) return NULL;
+    memcpy(x->data, xb, x->size * sizeof(float));
+    pred = ea_vit_forward(ctx, m, x);
+    return pred ? pred->data : NULL;
+}
+
 typedef struct eval_result {
     double mean_err, within2;
 } eval_result;
 
 /* Mean Euclidean error (pixels) and share of predictions within 2 px over
    all pairs of videos [v0, v1). */
-static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_videos *vids, int v0, int v1, float *xb, float *yb,
-                    int bmax, eval_result *r) {
+static int evaluate(ea_ctx *ctx, const ea_vit *m, device_model *dev, const ea_videos *vids, int v0, int v1, float *xb,
+                    float *yb, int bmax, eval_result *r) {
     int T = vids->n_frames - 1, n = (v1 - v0) * T, i, done = 0, within = 0;
     double err = 0.0;
     int *pairs = (int *)malloc((size_t)n * sizeof(int)), *idx = (int *)malloc((size_t)bmax * sizeof(int));
-    if (!pairs || !idx) { free(pairs); free(idx); return 0; }
+    float *out = (float *)malloc((size_t)bmax * 2 * sizeof(float));
+    if (!pairs || !idx || !out) { free(pairs); free(idx); free(out); return 0; }
     for (i = 0; i < n; i++) pairs[i] = v0 * T + i;
     ctx->grad_enabled = 0;
     while (done < n) {
         int b = n - done < bmax ? n - done : bmax;
-        ea_tensor *x, *pred;
+        const float *pred;
         for (i = 0; i < b; i++) idx[i] = done + i;
         make_batch(vids, pairs, idx, b, xb, yb);
-        ea_ctx_reset(ctx);
-        x = ea_tensor_4d(ctx, b, 2, vids->h, vids->w, 0);
-        if (!x) break;
-        memcpy(x->data, xb, x->size * sizeof(float));
-        pred = ea_vit_forward(ctx, m, x);
-        if (!pred) break;
+        if (!(pred = predict(ctx, m, dev, xb, b, out))) break;
         for (i = 0; i < b; i++) {
-            double dx = pred->data[2 * i] - yb[2 * i], dy = pred->data[2 * i + 1] - yb[2 * i + 1];
+            double dx = pred[2 * i] - yb[2 * i], dy = pred[2 * i + 1] - yb[2 * i + 1];
             double e = sqrt(dx * dx + dy * dy);
             err += e;
             within += e < 2.0;
@@ -222,6 +264,7 @@ static int evaluate(ea_ctx *ctx, const ea_vit *m, const ea_videos *vids, int v0,
     ctx->grad_enabled = 1;
     free(pairs);
     free(idx);
+    free(out);
     if (done < n) return 0;
     r->mean_err = err / n;
     r->within2 = (double)within / n;
@@ -269,8 +312,10 @@ static int run(int argc, char **argv, cli_dist *dist) {
     ea_blob extra[5];
     int first_epoch = 0, t_resumed = 0, lead = dist->d.rank == 0;
     FILE *loss_log = NULL;
+    device_model dev;
 
     cli_prog = "track";
+    memset(&dev, 0, sizeof dev);
     rc = parse_args(argc, argv, &o, &stop);
     if (rc || stop) return rc;
     if (!lead) { /* rank 0 alone prints progress, measures and writes files */
@@ -384,6 +429,19 @@ static int run(int argc, char **argv, cli_dist *dist) {
         step = (long)loop[1];
         t_resumed = 1;
     }
+    if (!strcmp(o.device, "cuda")) { /* the weights (and a resumed run's AdamW state) move to the GPU */
+#ifdef EFFATTN_CUDA
+        if (dist->d.size > 1) {
+            fprintf(stderr, "track: --device cuda trains in one process (several GPUs over NCCL are not built yet)\n");
+            return 2;
+        }
+        if (ea_cuda_init(&dev.cu, 0, &err) != EA_OK || ea_vit_cuda_init(&dev.m, &dev.cu, &model, bmax, &err) != EA_OK) {
+            fprintf(stderr, "track: --device cuda: %s\n", err.msg);
+            return 2;
+        }
+        dev.on = 1;
+#endif
+    }
 
     {   /* every rank must run the same flags on the same data from the same weights */
         uint64_t h = cli_dist_command_hash(argc, argv);
@@ -401,7 +459,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                 "track: attention %s, %zu parameters, %.1f MFLOP/frame; %d/%d/%d videos (train/val/test) x %d "
                 "frames; %ld epochs of %ld steps, batch %ld; %s, %d thread%s%s\n",
                 o.attn, nparams, ea_vit_flops(&model) / 1e6, n_train_v, n_val_v, n_test_v, vids.n_frames, o.epochs,
-                steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s",
+                steps_per_epoch, o.batch, dev.on ? "on the GPU (CUDA)" : EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s",
                 dist->d.size > 1 ? " per process" : "");
     if (dist->d.size > 1 && (!o.json || tty))
         fprintf(o.json ? stderr : stdout, "track: %d processes, each taking %ld or %ld samples of every batch of %ld\n",
@@ -433,8 +491,14 @@ static int run(int argc, char **argv, cli_dist *dist) {
                          : ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
             if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw)); /* performer */
             ea_ctx_reset(&ctx);
-            ea_params_zero_grad(&model.params);
-            if (hi > lo) {
+            if (!dev.on) ea_params_zero_grad(&model.params);
+            if (dev.on) {
+#ifdef EFFATTN_CUDA
+                /* forward, backward, clipping and AdamW on the GPU, the loss
+                   coming back (so a NaN step has already updated the GPU's copy) */
+                if (ea_vit_cuda_train_step(&dev.m, xb, yb, hi - lo, &opt, (float)o.clip, &step_loss, &ctx.err) != EA_OK) break;
+#endif
+            } else if (hi > lo) {
                 ea_tensor *aux = NULL;
                 x = ea_tensor_4d(&ctx, hi - lo, 2, vids.h, vids.w, 0);
                 y = ea_tensor_2d(&ctx, hi - lo, 2, 0);
@@ -461,7 +525,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                 ctx.err.status = EA_ERR_NUMERIC;
                 break;
             }
-            {
+            if (!dev.on) { /* the CPU's update */
                 const ea_tensor *bad = ea_params_nonfinite(&model.params, 1);
                 if (bad) {
                     fprintf(stderr, "\ntrack: the gradient of '%s' holds NaN or Inf at step %ld (epoch %d); stopping%s\n",
@@ -469,9 +533,9 @@ static int run(int argc, char **argv, cli_dist *dist) {
                     ctx.err.status = EA_ERR_NUMERIC;
                     break;
                 }
+                if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
+                ea_adamw_step(&opt, &model.params);
             }
-            if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
-            ea_adamw_step(&opt, &model.params);
             epoch_loss += step_loss;
             last_loss = step_loss;
             if (loss_log) fprintf(loss_log, "%ld,%d,%.9g,%.9g\n", step, epoch + 1, (double)opt.lr, (double)step_loss);
@@ -483,7 +547,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         }
         train_seconds = ea_time_sec() - t_train0;
         if (loss_log) fflush(loss_log);
-        if (lead && !evaluate(&ctx, &model, &vids, n_train_v, n_train_v + n_val_v, xb, yb, bmax, &val)) {
+        if (lead && !evaluate(&ctx, &model, &dev, &vids, n_train_v, n_train_v + n_val_v, xb, yb, bmax, &val)) {
             fprintf(stderr, "\ntrack: evaluation failed: %s\n", ctx.err.msg);
             return 1;
         }
@@ -494,6 +558,12 @@ static int run(int argc, char **argv, cli_dist *dist) {
             loop[1] = (uint64_t)step;
             rng_state[0] = rng.state;
             rng_state[1] = rng.inc;
+#ifdef EFFATTN_CUDA
+            if (dev.on && ea_vit_cuda_pull(&dev.m, &model, &err) != EA_OK) {
+                fprintf(stderr, "\ntrack: %s\n", err.msg);
+                return 1;
+            }
+#endif
             st = cli_ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
                                                    : ea_checkpoint_save(o.save, &model, &opt, extra, 5, &err);
             if (st != EA_OK) {
@@ -510,7 +580,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         fprintf(stderr, "track: writing the loss log '%s' failed\n", o.loss_log);
         return 1;
     }
-    if (lead && !evaluate(&ctx, &model, &vids, n_train_v + n_val_v, (int)o.videos, xb, yb, bmax, &test)) {
+    if (lead && !evaluate(&ctx, &model, &dev, &vids, n_train_v + n_val_v, (int)o.videos, xb, yb, bmax, &test)) {
         fprintf(stderr, "track: evaluation failed: %s\n", ctx.err.msg);
         return 1;
     }
@@ -520,15 +590,11 @@ static int run(int argc, char **argv, cli_dist *dist) {
     if (o.latency_runs > 0) {
         long r;
         double t0 = 0.0;
+        float out[2];
         ctx.grad_enabled = 0;
         for (r = 0; r < 10 + o.latency_runs; r++) {
-            ea_tensor *x;
             if (r == 10) t0 = ea_time_sec();
-            ea_ctx_reset(&ctx);
-            x = ea_tensor_4d(&ctx, 1, 2, vids.h, vids.w, 0);
-            if (!x) break;
-            memcpy(x->data, vids.frames, x->size * sizeof(float));
-            if (!ea_vit_forward(&ctx, &model, x)) break;
+            if (!predict(&ctx, &model, &dev, vids.frames, 1, out)) break;
         }
         infer_ms = (ea_time_sec() - t0) * 1000.0 / (double)o.latency_runs;
     }
@@ -565,11 +631,18 @@ static int run(int argc, char **argv, cli_dist *dist) {
         printf("{\"attn\":\"%s\",\"params\":%zu,\"mean_err_px\":%.6f,\"within2px\":%.6f,\"val_err_px\":%.6f,"
                "\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"fps_b1\":%.1f,\"final_loss\":%.6f,\"epochs\":%ld,"
                "\"videos\":%ld,\"frames\":%ld,\"batch\":%ld,\"test_videos\":%d,\"mflop_per_frame\":%.3f,"
-               "\"threads\":%d,\"processes\":%d,\"comm_seconds\":%.3f,\"isa\":\"%s\",\"arena_peak_bytes\":%zu}\n",
+               "\"threads\":%d,\"processes\":%d,\"comm_seconds\":%.3f,\"isa\":\"%s\",\"arena_peak_bytes\":%zu,"
+               "\"device\":\"%s\"}\n",
                o.attn, nparams, test.mean_err, test.within2, val.mean_err, train_seconds, infer_ms,
                infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0,
                last_loss, o.epochs, o.videos, o.frames, o.batch, n_test_v, ea_vit_flops(&model) / 1e6, ea_num_threads(),
-               dist->d.size, comm_seconds, EA_ISA, ea_ctx_peak_bytes(&ctx));
+               dist->d.size, comm_seconds, EA_ISA, ea_ctx_peak_bytes(&ctx), o.device);
+#ifdef EFFATTN_CUDA
+    if (dev.on) {
+        ea_vit_cuda_free(&dev.m);
+        ea_cuda_free(&dev.cu);
+    }
+#endif
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_videos_free(&vids);
