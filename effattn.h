@@ -87,9 +87,10 @@
        Fashion-MNIST, synthetic shapes, image batches with augmentation
    12. MEASUREMENT: timers, thread count (FLOP counts live with each
        variant and model, the arena peak with the arena)
-   13. CUDA (EFFATTN_CUDA, nvcc -x cu): device memory and the first
-       kernels (linear, layer norm, GELU, softmax, flash attention forward
-       and backward, AdamW), each the twin of a CPU kernel
+   13. CUDA (EFFATTN_CUDA, nvcc -x cu): device memory, kernels that
+       twin CPU ones (linear, layer norm, GELU, softmax, flash attention
+       forward and backward, AdamW), and the ViT on the device: forward
+       as a captured graph, and training steps
 */
 #ifndef EFFATTN_H
 #define EFFATTN_H
@@ -1005,18 +1006,20 @@ EA_API ea_status ea_images_batch(const ea_images *im, const int *idx, int n, con
                                  int crop_pad, int flip, ea_rng *rng, float *x, int *labels);
 
 /* ---- CUDA (section 13; compiled only with EFFATTN_CUDA and nvcc -x cu) ---
-   The first layer of the CUDA path: device memory, and kernels named after
-   their CPU twins (ea_layernorm_fwd / ea_layernorm_fwd_cuda) over device
-   pointers, queued on the handle's stream.  Every call returns a status;
-   a CUDA or cuBLAS error becomes EA_ERR_NOMEM (allocation) or EA_ERR_ARG /
-   EA_ERR_CONFIG with the library's own message in err.  The tape, the
-   models and the examples do not use them yet. */
+   Device memory, kernels named after their CPU twins (ea_layernorm_fwd /
+   ea_layernorm_fwd_cuda) over device pointers, queued on the handle's
+   stream, and the tracker-family ViT placed on the device (ea_vit_cuda:
+   inference and training; track --device cuda).  Every call returns a
+   status; a CUDA or cuBLAS error becomes EA_ERR_NOMEM (allocation) or
+   EA_ERR_ARG / EA_ERR_CONFIG with the library's own message in err.  The
+   general tape does not run on the device. */
 #ifdef EFFATTN_CUDA
 typedef struct ea_cuda {
     int device;
     void *stream;  /* cudaStream_t */
     void *blas;    /* cublasHandle_t, bound to the stream */
     void *blas_ws; /* cuBLAS's workspace, fixed, so that captured graphs never allocate */
+    float *scratch;/* the column sums' partial rows (stream-ordered reuse) */
 } ea_cuda;
 EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err);
 EA_API void ea_cuda_free(ea_cuda *cu);
@@ -9438,6 +9441,7 @@ EA_API int ea_num_threads(void) {
 
 #define EA_CU_STREAM(cu) ((cudaStream_t)(cu)->stream)
 #define EA_CU_BLAS_WS ((size_t)32 << 20) /* bytes: NVIDIA's advice for Hopper */
+#define EA_CU_SCRATCH ((size_t)1 << 22) /* floats of ea_cuda's scratch */
 
 static ea_status ea__cuda_check(cudaError_t e, const char *what, ea_error *err) {
     if (e == cudaSuccess) return EA_OK;
@@ -9488,7 +9492,8 @@ EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err) {
     cu->stream = (void *)s;
     cu->blas = (void *)h;
     if ((st = ea__cuda_check(cudaMalloc(&cu->blas_ws, EA_CU_BLAS_WS), "allocating cuBLAS's workspace", err)) != EA_OK ||
-        (st = ea__cublas_check(cublasSetWorkspace(h, cu->blas_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK) {
+        (st = ea__cublas_check(cublasSetWorkspace(h, cu->blas_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK ||
+        (st = ea__cuda_check(cudaMalloc((void **)&cu->scratch, EA_CU_SCRATCH * sizeof(float)), "allocating scratch", err)) != EA_OK) {
         ea_cuda_free(cu);
         return st;
     }
@@ -9500,6 +9505,7 @@ EA_API void ea_cuda_free(ea_cuda *cu) {
     if (cu->blas) cublasDestroy((cublasHandle_t)cu->blas);
     if (cu->stream) cudaStreamDestroy(EA_CU_STREAM(cu));
     if (cu->blas_ws) cudaFree(cu->blas_ws);
+    if (cu->scratch) cudaFree(cu->scratch);
     memset(cu, 0, sizeof *cu);
 }
 
@@ -9555,25 +9561,62 @@ __global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, co
     out[i / (size_t)N * ldo + i % (size_t)N] += add;
 }
 
-/* Column sums of d [M, N] (row stride ldd) added to db: a 32 x 8 block
-   for 32 columns, thread (c, r) summing rows r, r + 8, ... (a warp reads 32
-   neighbours), then the 8 partial sums in a fixed order: deterministic. */
+/* Column sums, in two stages so that a tall matrix keeps the GPU busy:
+   block (x, y), 32 x 8 threads, sums rows [y·chunk, (y+1)·chunk) of 32
+   columns (a warp reads 32 neighbours; the 8 thread rows meet in shared
+   memory in a fixed order) into partial row y of the scratch; a second
+   kernel adds the R partial rows in order: deterministic.  Two sums ride
+   together: Σ d (a bias's gradient) and, given x, mean, rstd (layer norm),
+   Σ d·(x - mean)·rstd (its weight's). */
 #define EA_CU_COLSUM_ROWS 8
-__global__ static void ea__colsum_k(float *db, const float *d, size_t ldd, int M, int N) {
-    __shared__ float part[EA_CU_COLSUM_ROWS][32];
-    int j = blockIdx.x * 32 + threadIdx.x, i, r;
-    float s = 0.0f;
+__global__ static void ea__colred_k(float *part_b, float *part_w, const float *d, size_t ldd, const float *x, const float *mean,
+                                    const float *rstd, int M, int N, int chunk) {
+    __shared__ float sb[EA_CU_COLSUM_ROWS][32], sw[EA_CU_COLSUM_ROWS][32];
+    int j = blockIdx.x * 32 + threadIdx.x, i, r, end = (blockIdx.y + 1) * chunk < M ? (blockIdx.y + 1) * chunk : M;
+    float b = 0.0f, w = 0.0f;
     if (j < N)
-        for (i = threadIdx.y; i < M; i += EA_CU_COLSUM_ROWS) s += d[(size_t)i * ldd + j];
-    part[threadIdx.y][threadIdx.x] = s;
+        for (i = blockIdx.y * chunk + threadIdx.y; i < end; i += EA_CU_COLSUM_ROWS) {
+            float v = d[(size_t)i * ldd + j];
+            b += v;
+            if (x) w += v * (x[(size_t)i * N + j] - mean[i]) * rstd[i];
+        }
+    sb[threadIdx.y][threadIdx.x] = b;
+    sw[threadIdx.y][threadIdx.x] = w;
     __syncthreads();
     if (threadIdx.y || j >= N) return;
-    for (r = 1; r < EA_CU_COLSUM_ROWS; r++) s += part[r][threadIdx.x];
-    db[j] += s;
+    for (r = 1; r < EA_CU_COLSUM_ROWS; r++) {
+        b += sb[r][threadIdx.x];
+        w += sw[r][threadIdx.x];
+    }
+    part_b[(size_t)blockIdx.y * N + j] = b;
+    if (x) part_w[(size_t)blockIdx.y * N + j] = w;
 }
 
-static ea_status ea__cu_colsum(ea_cuda *cu, float *db, const float *d, size_t ldd, int M, int N, ea_error *err) {
-    ea__colsum_k<<<ea__blocks((size_t)N, 32), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(db, d, ldd, M, N);
+__global__ static void ea__colred_fin_k(float *db, float *dw, const float *part_b, const float *part_w, int R, int N) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x, r;
+    float b = 0.0f, w = 0.0f;
+    if (j >= N) return;
+    for (r = 0; r < R; r++) {
+        b += part_b[(size_t)r * N + j];
+        if (dw) w += part_w[(size_t)r * N + j];
+    }
+    if (db) db[j] += b;
+    if (dw) dw[j] += w;
+}
+
+/* db += Σ_rows d; and dw += Σ_rows d·x̂ when x is given (needs dw) */
+static ea_status ea__cu_colred(ea_cuda *cu, float *db, float *dw, const float *d, size_t ldd, const float *x, const float *mean,
+                               const float *rstd, int M, int N, ea_error *err) {
+    size_t cap = EA_CU_SCRATCH / 2 / (size_t)N;
+    int R = (M + 63) / 64, chunk;
+    if ((size_t)R > cap) R = (int)cap;
+    if (R < 1) R = 1;
+    chunk = (M + R - 1) / R;
+    R = (M + chunk - 1) / chunk;
+    ea__colred_k<<<dim3(ea__blocks((size_t)N, 32), (unsigned)R), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(
+        cu->scratch, cu->scratch + (size_t)R * N, d, ldd, x, mean, rstd, M, N, chunk);
+    ea__colred_fin_k<<<ea__blocks((size_t)N, 128), 128, 0, EA_CU_STREAM(cu)>>>(db, x ? dw : NULL, cu->scratch,
+                                                                               cu->scratch + (size_t)R * N, R, N);
     return ea__launched("column sums", err);
 }
 
@@ -9601,7 +9644,7 @@ static ea_status ea__cu_linear_bwd(ea_cuda *cu, float *dinp, float *dw, float *d
     if (st == EA_OK && dw)
         st = ea__cublas_check(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout, (int)ldd, &one, dw, K),
                               "linear backward (weight)", err);
-    if (st == EA_OK && db) st = ea__cu_colsum(cu, db, dout, ldd, M, N, err);
+    if (st == EA_OK && db) st = ea__cu_colred(cu, db, NULL, dout, ldd, NULL, NULL, NULL, M, N, err);
     return st;
 }
 
@@ -9622,7 +9665,7 @@ EA_API ea_status ea_linear_bwd_cuda(ea_cuda *cu, float *dinp, float *dw, float *
 /* --- layer norm (7): one warp a row ------------------------------------------
    Lanes stride over the row's C values; two warp sums give the mean and
    the variance (two passes, like the CPU kernel).  Backward: a warp a row
-   for dx; dw and db as the linear's bias (32 columns a block, fixed order). */
+   for dx; dw and db are column sums (ea__cu_colred). */
 __global__ static void ea__ln_fwd_k(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                                     int N, int C, float eps) {
     int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c;
@@ -9662,29 +9705,6 @@ __global__ static void ea__ln_bwd_dx_k(float *dx, const float *dout, const float
         float g = dr[c] * (w ? w[c] : 1.0f);
         dx[(size_t)row * C + c] += r * (g - sg - (xr[c] - m) * r * sgx);
     }
-}
-
-__global__ static void ea__ln_bwd_dw_k(float *dw, float *db, const float *dout, const float *x, const float *mean,
-                                       const float *rstd, int N, int C) {
-    __shared__ float pw[EA_CU_COLSUM_ROWS][32], pb[EA_CU_COLSUM_ROWS][32];
-    int c = blockIdx.x * 32 + threadIdx.x, i, r;
-    float sw = 0.0f, sb = 0.0f;
-    if (c < C)
-        for (i = threadIdx.y; i < N; i += EA_CU_COLSUM_ROWS) {
-            float d = dout[(size_t)i * C + c];
-            sw += d * (x[(size_t)i * C + c] - mean[i]) * rstd[i];
-            sb += d;
-        }
-    pw[threadIdx.y][threadIdx.x] = sw;
-    pb[threadIdx.y][threadIdx.x] = sb;
-    __syncthreads();
-    if (threadIdx.y || c >= C) return;
-    for (r = 1; r < EA_CU_COLSUM_ROWS; r++) {
-        sw += pw[r][threadIdx.x];
-        sb += pb[r][threadIdx.x];
-    }
-    if (dw) dw[c] += sw;
-    if (db) db[c] += sb;
 }
 
 /* --- GELU (7), exact: x·Φ(x); Φ' = φ.  One thread an element. ------------ */
@@ -9780,44 +9800,58 @@ __global__ static void ea__attn_fwd_k(ea__cu_attn a) {
 
 /* Short sequences (a ViT's 64 patches): a warp a query spends most of its
    lanes idle on a 16-wide head and its time in warp sums.  Instead one
-   block a (batch, head), one thread a query: the head's K and V rows are
-   staged once in shared memory, every thread keeps its q and accumulator in
-   registers (MAXD of them, unrolled, so they stay registers for any
-   dh <= MAXD) and reads the K/V row that its whole warp reads at once (a
-   broadcast).  The same online softmax, the same results to rounding. */
-template <int MAXD> __global__ static void ea__attn_fwd_short_k(ea__cu_attn a) {
+   block a (batch, head): the head's K and V rows are staged once in shared
+   memory, and S neighbouring threads (a "team", S = 1 .. 8 so that a block
+   has at most 1024) share a query: lane s takes keys s, s + S, ..., keeping
+   q and its own online-softmax state (m, l, o) in registers (MAXD of them,
+   unrolled, so they stay registers for any dh <= MAXD).  The S states then
+   merge by butterfly shuffles in a fixed order,
+       m = max(m₁, m₂),  l = l₁·e^(m₁-m) + l₂·e^(m₂-m),  o likewise,
+   the same results to rounding, run to run, on every lane. */
+__device__ static float ea__team_scale(float m, float mn) { return m == -INFINITY ? 0.0f : expf(m - mn); }
+
+template <int MAXD> __global__ static void ea__attn_fwd_short_k(ea__cu_attn a, int S) {
     extern __shared__ float kv_s[]; /* K rows then V rows, dh floats each */
-    int b = blockIdx.x / a.H, h = blockIdx.x % a.H, hk = h / (a.H / a.Hkv), i = threadIdx.x, j, d, last;
+    int b = blockIdx.x / a.H, h = blockIdx.x % a.H, hk = h / (a.H / a.Hkv), t = threadIdx.x, i = t / S, s = t % S, j, d, o_;
+    int live = i < a.n, last;
     float qr[MAXD], o[MAXD], m = -INFINITY, l = 0.0f;
     float *ks = kv_s, *vs = kv_s + (size_t)a.n * a.dh;
-    for (j = threadIdx.x; j < a.n * a.dh; j += blockDim.x) {
+    for (j = t; j < a.n * a.dh; j += blockDim.x) {
         size_t src = ((size_t)b * a.n + j / a.dh) * a.ldkv + (size_t)hk * a.dh + j % a.dh;
         ks[j] = a.k[src];
         vs[j] = a.v[src];
     }
     __syncthreads();
-    if (i >= a.n) return;
 #pragma unroll
     for (d = 0; d < MAXD; d++) {
-        qr[d] = d < a.dh ? a.q[((size_t)b * a.n + i) * a.ldq + (size_t)h * a.dh + d] * a.scale : 0.0f;
+        qr[d] = live && d < a.dh ? a.q[((size_t)b * a.n + i) * a.ldq + (size_t)h * a.dh + d] * a.scale : 0.0f;
         o[d] = 0.0f;
     }
-    last = a.causal ? i : a.n - 1;
-    for (j = 0; j <= last; j++) {
+    last = !live ? -1 : a.causal ? i : a.n - 1; /* idle lanes still join the shuffles */
+    for (j = s; j <= last; j += S) {
         const float *kr = ks + (size_t)j * a.dh, *vr = vs + (size_t)j * a.dh;
-        float s = 0.0f, mn, c, p;
+        float sc = 0.0f, mn, c, p;
 #pragma unroll
         for (d = 0; d < MAXD; d++)
-            if (d < a.dh) s += qr[d] * kr[d];
-        mn = fmaxf(m, s);
-        c = expf(m - mn);
-        p = expf(s - mn);
+            if (d < a.dh) sc += qr[d] * kr[d];
+        mn = fmaxf(m, sc);
+        c = ea__team_scale(m, mn);
+        p = expf(sc - mn);
         l = l * c + p;
 #pragma unroll
         for (d = 0; d < MAXD; d++)
             if (d < a.dh) o[d] = o[d] * c + p * vr[d];
         m = mn;
     }
+    for (o_ = S / 2; o_ > 0; o_ >>= 1) {
+        float m2 = __shfl_xor_sync(0xffffffffu, m, o_), l2 = __shfl_xor_sync(0xffffffffu, l, o_), mn = fmaxf(m, m2);
+        float c1 = ea__team_scale(m, mn), c2 = ea__team_scale(m2, mn);
+        l = l * c1 + l2 * c2;
+#pragma unroll
+        for (d = 0; d < MAXD; d++) o[d] = o[d] * c1 + __shfl_xor_sync(0xffffffffu, o[d], o_) * c2;
+        m = mn;
+    }
+    if (!live || s) return;
 #pragma unroll
     for (d = 0; d < MAXD; d++)
         if (d < a.dh) a.out[((size_t)b * a.n + i) * a.ldo + (size_t)h * a.dh + d] = o[d] / l;
@@ -9875,21 +9909,158 @@ __global__ static void ea__attn_bwd_k(ea__cu_attn a) {
     }
 }
 
+/* The short-sequence backward: one block a (batch, K/V head) with the K/V
+   head's rows and, for each of the G = H / Hkv query heads sharing it, Q,
+   dO, lse and D = dO·O staged in shared memory; a team of S threads for
+   each (head g, token i) of G·n, its lanes splitting the loop.
+   Pass 1, team (g, i) a query of head g: dq_i += Σ_j ds_ij k_j.
+   Pass 2, team (g, j) a key: head g's share of dk_j = Σ_i ds_ij q_i and
+   dv_j = Σ_i p_ij dO_i, recomputing s, p and dp; the G shares are then
+   added in head order.  Lanes' partial sums meet by butterfly shuffles.
+   Twice the arithmetic of one pass, but every sum has one owner: no
+   atomics, the same result run to run. */
+template <int MAXD> __device__ static void ea__team_sum(float *v, int S) {
+    int o_, d;
+    for (o_ = S / 2; o_ > 0; o_ >>= 1)
+#pragma unroll
+        for (d = 0; d < MAXD; d++) v[d] += __shfl_xor_sync(0xffffffffu, v[d], o_);
+}
+
+template <int MAXD> __global__ static void ea__attn_bwd_short_k(ea__cu_attn a, int S) {
+    extern __shared__ float sm[];
+    int G = a.H / a.Hkv, b = blockIdx.x / a.Hkv, hk = blockIdx.x % a.Hkv, n = a.n, dh = a.dh, t = threadIdx.x, j, d;
+    int u = t / S, s = t % S, g = u / n, i = u % n, live = u < G * n;
+    float *ks = sm, *vs = ks + (size_t)n * dh, *qs = vs + (size_t)n * dh, *dos = qs + (size_t)G * n * dh;
+    float *ls = dos + (size_t)G * n * dh, *Ds = ls + (size_t)G * n;
+    float r0[MAXD], r1[MAXD], acc0[MAXD], acc1[MAXD], L = 0.0f, Dt = 0.0f;
+    for (j = t; j < n * dh; j += blockDim.x) {
+        size_t src = ((size_t)b * n + j / dh) * a.ldkv + (size_t)hk * dh + j % dh;
+        ks[j] = a.k[src];
+        vs[j] = a.v[src];
+    }
+    for (j = t; j < G * n * dh; j += blockDim.x) {
+        int row = j / dh % n, h = hk * G + j / (n * dh);
+        qs[j] = a.q[((size_t)b * n + row) * a.ldq + (size_t)h * dh + j % dh];
+        dos[j] = a.dout[((size_t)b * n + row) * a.ldo + (size_t)h * dh + j % dh];
+    }
+    for (j = t; j < G * n; j += blockDim.x) {
+        size_t r = ((size_t)b * n + j % n) * a.ldo + (size_t)(hk * G + j / n) * dh;
+        float sum = 0.0f;
+        for (d = 0; d < dh; d++) sum += a.dout[r + d] * a.o[r + d];
+        Ds[j] = sum;
+        ls[j] = a.lse[((size_t)b * a.H + hk * G + j / n) * n + j % n];
+    }
+    __syncthreads();
+    /* pass 1: team u is query i of head g */
+#pragma unroll
+    for (d = 0; d < MAXD; d++) {
+        r0[d] = live && d < dh ? qs[(size_t)u * dh + d] : 0.0f;
+        r1[d] = live && d < dh ? dos[(size_t)u * dh + d] : 0.0f;
+        acc0[d] = acc1[d] = 0.0f;
+    }
+    if (live) {
+        L = ls[u];
+        Dt = Ds[u];
+        for (j = s; j <= (a.causal ? i : n - 1); j += S) {
+            const float *kr = ks + (size_t)j * dh, *vr = vs + (size_t)j * dh;
+            float sc = 0.0f, dp = 0.0f, ds;
+#pragma unroll
+            for (d = 0; d < MAXD; d++)
+                if (d < dh) {
+                    sc += r0[d] * kr[d];
+                    dp += r1[d] * vr[d];
+                }
+            ds = expf(sc * a.scale - L) * (dp - Dt) * a.scale;
+#pragma unroll
+            for (d = 0; d < MAXD; d++)
+                if (d < dh) acc0[d] += ds * kr[d];
+        }
+    }
+    ea__team_sum<MAXD>(acc0, S);
+    if (live && !s)
+#pragma unroll
+        for (d = 0; d < MAXD; d++)
+            if (d < dh) a.dq[((size_t)b * n + i) * a.ldq + (size_t)(hk * G + g) * dh + d] += acc0[d];
+    /* pass 2: team u is key i, head g's share */
+#pragma unroll
+    for (d = 0; d < MAXD; d++) {
+        r0[d] = live && d < dh ? ks[(size_t)i * dh + d] : 0.0f;
+        r1[d] = live && d < dh ? vs[(size_t)i * dh + d] : 0.0f;
+        acc0[d] = acc1[d] = 0.0f;
+    }
+    if (live)
+        for (j = (a.causal ? i : 0) + s; j < n; j += S) { /* j: the queries that see key i */
+            const float *qr = qs + ((size_t)g * n + j) * dh, *dr = dos + ((size_t)g * n + j) * dh;
+            float sc = 0.0f, dp = 0.0f, p, ds;
+#pragma unroll
+            for (d = 0; d < MAXD; d++)
+                if (d < dh) {
+                    sc += qr[d] * r0[d];
+                    dp += dr[d] * r1[d];
+                }
+            p = expf(sc * a.scale - ls[g * n + j]);
+            ds = p * (dp - Ds[g * n + j]) * a.scale;
+#pragma unroll
+            for (d = 0; d < MAXD; d++)
+                if (d < dh) {
+                    acc0[d] += ds * qr[d];
+                    acc1[d] += p * dr[d];
+                }
+        }
+    ea__team_sum<MAXD>(acc0, S);
+    ea__team_sum<MAXD>(acc1, S);
+    __syncthreads(); /* every Q and dO row read: they now hold the shares */
+    if (live && !s)
+#pragma unroll
+        for (d = 0; d < MAXD; d++)
+            if (d < dh) {
+                qs[(size_t)u * dh + d] = acc0[d];
+                dos[(size_t)u * dh + d] = acc1[d];
+            }
+    __syncthreads();
+    for (j = t; j < n * dh; j += blockDim.x) { /* key j / dh, column j % dh: the G shares in head order */
+        size_t kv = ((size_t)b * n + j / dh) * a.ldkv + (size_t)hk * dh + j % dh;
+        float sk = 0.0f, sv = 0.0f;
+        for (g = 0; g < G; g++) {
+            sk += qs[(size_t)g * n * dh + j];
+            sv += dos[(size_t)g * n * dh + j];
+        }
+        a.dk[kv] += sk;
+        a.dv[kv] += sv;
+    }
+}
+
 /* --- AdamW (10): one thread a value ------------------------------------------
+   The step's constants come by value, or (hp_dev) from device memory, where
+   a captured graph finds each step's learning rate without being rebuilt.
    With gnorm (the gradient's norm, computed on the device by
    ea__cu_grad_norm) and clip > 0, g is scaled as ea_grad_clip does:
    by clip / (norm + 1e-6) when the norm exceeds clip; the host never waits
    for the norm. */
-__global__ static void ea__adamw_k(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                                   float eps, float decay, float bc1, float bc2, const float *gnorm, float clip) {
+typedef struct ea__cu_hp {
+    float lr, b1, b2, eps, decay, bc1, bc2;
+} ea__cu_hp;
+
+static ea__cu_hp ea__adamw_hp(const ea_adamw *o) {
+    ea__cu_hp h;
+    h.lr = o->lr; h.b1 = o->beta1; h.b2 = o->beta2; h.eps = o->eps;
+    h.decay = 1.0f - o->lr * o->weight_decay;
+    h.bc1 = 1.0f - powf(o->beta1, (float)o->step);
+    h.bc2 = 1.0f - powf(o->beta2, (float)o->step);
+    return h;
+}
+
+__global__ static void ea__adamw_k(float *p, const float *g, float *m, float *v, size_t n, ea__cu_hp hp, const ea__cu_hp *hp_dev,
+                                   const float *gnorm, float clip) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const ea__cu_hp h = hp_dev ? *hp_dev : hp;
     float mi, vi, gi, s = 1.0f;
     if (i >= n) return;
     if (gnorm && clip > 0.0f && *gnorm > clip) s = clip / (*gnorm + 1e-6f);
     gi = g[i] * s;
-    mi = m[i] = b1 * m[i] + (1.0f - b1) * gi;
-    vi = v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-    p[i] = p[i] * decay - lr * (mi / bc1) / (sqrtf(vi / bc2) + eps);
+    mi = m[i] = h.b1 * m[i] + (1.0f - h.b1) * gi;
+    vi = v[i] = h.b2 * v[i] + (1.0f - h.b2) * gi * gi;
+    p[i] = p[i] * h.decay - h.lr * (mi / h.bc1) / (sqrtf(vi / h.bc2) + h.eps);
 }
 
 /* ‖g‖₂ of n values into *out: 256 blocks of partial sums of squares, then
@@ -9929,14 +10100,14 @@ static ea_status ea__cu_grad_norm(ea_cuda *cu, float *out, float *part, const fl
     return ea__launched("gradient norm", err);
 }
 
+/* the update with o's constants, or (o NULL) with those at hp_dev */
 static ea_status ea__cu_adamw(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *o,
-                              const float *gnorm, float clip, ea_error *err) {
-    float bc1, bc2;
-    if (!o || o->step < 1) return ea_error_set(err, EA_ERR_ARG, "adamw (CUDA): the step count must be at least 1");
-    bc1 = 1.0f - powf(o->beta1, (float)o->step);
-    bc2 = 1.0f - powf(o->beta2, (float)o->step);
-    ea__adamw_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(p, g, m, v, n, o->lr, o->beta1, o->beta2, o->eps,
-                                                                  1.0f - o->lr * o->weight_decay, bc1, bc2, gnorm, clip);
+                              const ea__cu_hp *hp_dev, const float *gnorm, float clip, ea_error *err) {
+    ea__cu_hp h;
+    memset(&h, 0, sizeof h);
+    if (o && o->step < 1) return ea_error_set(err, EA_ERR_ARG, "adamw (CUDA): the step count must be at least 1");
+    if (o) h = ea__adamw_hp(o);
+    ea__adamw_k<<<ea__blocks(n, 256), 256, 0, EA_CU_STREAM(cu)>>>(p, g, m, v, n, h, o ? NULL : hp_dev, gnorm, clip);
     return ea__launched("AdamW", err);
 }
 
@@ -9950,11 +10121,10 @@ EA_API ea_status ea_layernorm_fwd_cuda(ea_cuda *cu, float *out, float *mean, flo
 
 EA_API ea_status ea_layernorm_bwd_cuda(ea_cuda *cu, float *dx, float *dw, float *db, const float *dout, const float *x,
                                        const float *mean, const float *rstd, const float *w, int N, int C, ea_error *err) {
+    ea_status st;
     if (dx) ea__ln_bwd_dx_k<<<ea__blocks((size_t)N, 8), 256, 0, EA_CU_STREAM(cu)>>>(dx, dout, x, mean, rstd, w, N, C);
-    if (dw || db)
-        ea__ln_bwd_dw_k<<<ea__blocks((size_t)C, 32), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(dw, db, dout, x, mean,
-                                                                                                       rstd, N, C);
-    return ea__launched("layer norm backward", err);
+    if ((st = ea__launched("layer norm backward", err)) != EA_OK || (!dw && !db)) return st;
+    return ea__cu_colred(cu, db, dw, dout, (size_t)C, dw ? x : NULL, mean, rstd, N, C, err);
 }
 
 EA_API ea_status ea_gelu_fwd_cuda(ea_cuda *cu, float *out, const float *x, size_t n, ea_error *err) {
@@ -9991,26 +10161,63 @@ static ea__cu_attn ea__attn_args(int B, int n, int H, int Hkv, int dh, int causa
     return a;
 }
 
-/* The short-sequence kernel when a block holds the sequence: n <= 1024
-   threads, one head's K and V in 48 KiB of shared memory, dh <= 64. */
-static ea_status ea__attn_fwd_launch(ea_cuda *cu, const ea__cu_attn *a, ea_error *err) {
-    size_t smem = 2 * (size_t)a->n * a->dh * sizeof(float);
-    unsigned threads = (unsigned)((a->n + 31) / 32 * 32);
-    cudaStream_t s = EA_CU_STREAM(cu);
-    if (a->n <= 1024 && smem <= 48 * 1024 && a->dh <= 64) {
-        if (a->dh <= 16) ea__attn_fwd_short_k<16><<<a->B * a->H, threads, smem, s>>>(*a);
-        else if (a->dh <= 32) ea__attn_fwd_short_k<32><<<a->B * a->H, threads, smem, s>>>(*a);
-        else ea__attn_fwd_short_k<64><<<a->B * a->H, threads, smem, s>>>(*a);
-    } else {
-        ea__attn_fwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, s>>>(*a);
-    }
-    return ea__launched("attention forward", err);
+/* Threads a block of the short kernels may have: their registers (56 to
+   255 a thread, by MAXD) cap it below 1024.  Asked of the runtime once per
+   kernel (ea_vit_cuda_init asks for all of them before any graph capture). */
+typedef void (*ea__short_kernel)(ea__cu_attn, int);
+static int ea__short_limit(ea__short_kernel k, int *cache) {
+    cudaFuncAttributes fa;
+    if (!*cache) *cache = cudaFuncGetAttributes(&fa, (const void *)k) == cudaSuccess ? fa.maxThreadsPerBlock : -1;
+    return *cache;
 }
 
-static ea_status ea__attn_bwd_launch(ea_cuda *cu, const ea__cu_attn *a, ea_error *err) {
-    ea__attn_bwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, EA_CU_STREAM(cu)>>>(*a);
-    return ea__launched("attention backward", err);
+static ea__short_kernel ea__short_pick(int bwd, int dh, int *limit) {
+    static int cache[2][3];
+    static const ea__short_kernel k[2][3] = {{ea__attn_fwd_short_k<16>, ea__attn_fwd_short_k<32>, ea__attn_fwd_short_k<64>},
+                                             {ea__attn_bwd_short_k<16>, ea__attn_bwd_short_k<32>, ea__attn_bwd_short_k<64>}};
+    int w = dh <= 16 ? 0 : dh <= 32 ? 1 : 2;
+    *limit = ea__short_limit(k[bwd][w], &cache[bwd][w]);
+    return k[bwd][w];
 }
+
+static void ea__short_limits(void) {
+    int lim, dh, bwd;
+    for (bwd = 0; bwd < 2; bwd++)
+        for (dh = 16; dh <= 64; dh *= 2) ea__short_pick(bwd, dh, &lim);
+}
+
+/* The team size for `rows` teams a block, `all` in the launch: the widest
+   (up to 8) that fits a block, but no wider than needed to give the GPU
+   some 2^18 threads (a big batch has parallelism enough, and wide teams
+   cost shuffles); 0 when even one thread a row does not fit. */
+static int ea__attn_team(size_t rows, size_t all, int limit) {
+    int S = 8;
+    while (S > 1 && (rows * S > (size_t)limit || all * S > ((size_t)1 << 18))) S /= 2;
+    return limit > 0 && rows <= (size_t)limit ? S : 0;
+}
+
+/* The short kernels when a block holds what they stage (48 KiB of shared
+   memory: one head's K and V forward; a K/V head's, and its group's Q, dO,
+   lse and D backward) and dh <= 64; else the warp-a-row kernels. */
+static ea_status ea__attn_launch(ea_cuda *cu, const ea__cu_attn *a, int bwd, ea_error *err) {
+    size_t G = bwd ? (size_t)(a->H / a->Hkv) : 1, n = (size_t)a->n, dh = (size_t)a->dh;
+    size_t smem = (2 * n * dh + (bwd ? G * (2 * n * dh + 2 * n) : 0)) * sizeof(float);
+    int limit = 0, S = 0;
+    ea__short_kernel k = a->dh <= 64 ? ea__short_pick(bwd, a->dh, &limit) : NULL;
+    cudaStream_t s = EA_CU_STREAM(cu);
+    if (k) S = ea__attn_team(G * n, (size_t)a->B * a->H * n, limit);
+    if (S && smem <= 48 * 1024)
+        k<<<a->B * (bwd ? a->Hkv : a->H), (unsigned)((G * n * S + 31) / 32 * 32), smem, s>>>(*a, S);
+    else if (bwd)
+        ea__attn_bwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, s>>>(*a);
+    else
+        ea__attn_fwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, s>>>(*a);
+    return ea__launched(bwd ? "attention backward" : "attention forward", err);
+}
+
+static ea_status ea__attn_fwd_launch(ea_cuda *cu, const ea__cu_attn *a, ea_error *err) { return ea__attn_launch(cu, a, 0, err); }
+
+static ea_status ea__attn_bwd_launch(ea_cuda *cu, const ea__cu_attn *a, ea_error *err) { return ea__attn_launch(cu, a, 1, err); }
 
 EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
                                        int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
@@ -10036,7 +10243,8 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
 
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *o,
                                ea_error *err) {
-    return ea__cu_adamw(cu, p, g, m, v, n, o, NULL, 0.0f, err);
+    if (!o) return ea_error_set(err, EA_ERR_ARG, "adamw (CUDA): NULL optimizer");
+    return ea__cu_adamw(cu, p, g, m, v, n, o, NULL, NULL, 0.0f, err);
 }
 
 } /* extern "C" */
@@ -10058,7 +10266,12 @@ EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, 
    activation, so one attention launch serves all five rows.  Each residual
    add rides in the next linear's epilogue.  ea_vit_cuda_predict captures
    this sequence once per batch size as a CUDA graph and replays it: a
-   frame costs one graph launch instead of ~40 kernel launches. */
+   frame costs one graph launch instead of ~60 kernel launches.
+   Training (ea_vit_cuda_train_step) runs the same forward, then the
+   backward of each op in reverse with the kernels' backward twins, the
+   gradient's norm and AdamW, all captured as one graph (~170 launches
+   become one); the step's learning rate and bias corrections travel in a
+   small device buffer that the host rewrites before each replay. */
 __global__ static void ea__patch_cols_k(float *cols, const float *x, int B, int C, int S, int p) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     int g = S / p, T = g * g, P = C * p * p, r, c, b, t, ch, ky, kx;
@@ -10128,7 +10341,11 @@ struct ea__vcu {
        gradient (updated in place, block by block), the head's gradients,
        the loss and the gradient norm */
     float *gact, *target, *dres, *dlnf, *dpool, *dhd, *dhg, *dy, *loss, *gnorm, *norm_part;
-    size_t gact_n;
+    size_t gact_n, gzero_n;  /* gact's floats; the first gzero_n are zeroed every step */
+    ea__cu_hp *hp;           /* the step's AdamW constants, on the device */
+    void *train_graph;       /* cudaGraphExec_t of a step at train_batch images, clip train_clip */
+    int train_batch;
+    float train_clip;
 };
 
 /* n floats at *at of base (256-byte aligned); base NULL: only count */
@@ -10190,10 +10407,12 @@ static size_t ea__vcu_carve_grads(struct ea__vcu *p, const ea_vit_config *c, int
     p->dhd = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : 1));
     p->dhg = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : 1));
     p->dy = ea__vcu_take(base, &at, Bm * c->out_dim);
+    p->gzero_n = at; /* what a step accumulates into ends here */
     p->target = ea__vcu_take(base, &at, Bm * c->out_dim);
     p->loss = ea__vcu_take(base, &at, 1);
     p->gnorm = ea__vcu_take(base, &at, 1);
     p->norm_part = ea__vcu_take(base, &at, EA_CU_NORM_BLOCKS);
+    p->hp = (ea__cu_hp *)ea__vcu_take(base, &at, (sizeof(ea__cu_hp) + sizeof(float) - 1) / sizeof(float));
     return at;
 }
 
@@ -10334,30 +10553,43 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     return st;
 }
 
-static void ea__vcu_drop_graph(ea_vit_cuda *d) {
-    if (d->graph) cudaGraphExecDestroy((cudaGraphExec_t)d->graph);
-    d->graph = NULL;
-    d->graph_batch = 0;
+/* A training step's device work once x, the targets and p->hp are in
+   place: zero what the backward accumulates into, forward, backward, the
+   gradient's norm (clip > 0) and AdamW with the constants at p->hp. */
+static ea_status ea__vcu_train_work(ea_vit_cuda *d, int B, float clip, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    cudaStream_t s = EA_CU_STREAM(d->cu);
+    ea_status st = ea__cuda_check(cudaMemsetAsync(p->gact, 0, p->gzero_n * sizeof(float), s), "zeroing the gradients", err);
+    if (st == EA_OK) st = ea__cuda_check(cudaMemsetAsync(d->grad, 0, d->n * sizeof(float), s), "zeroing the gradients", err);
+    if (st == EA_OK) st = ea__vcu_forward(d, B, err);
+    if (st == EA_OK) st = ea__vcu_backward(d, B, err);
+    if (st == EA_OK && clip > 0.0f) st = ea__cu_grad_norm(d->cu, p->gnorm, p->norm_part, d->grad, d->n, err);
+    if (st == EA_OK) st = ea__cu_adamw(d->cu, d->params, d->grad, d->m, d->v, d->n, NULL, p->hp, clip > 0.0f ? p->gnorm : NULL, clip, err);
+    return st;
 }
 
-/* Record the forward at batch B (nothing runs) and instantiate it. */
-static ea_status ea__vcu_capture(ea_vit_cuda *d, int B, ea_error *err) {
+static void ea__vcu_drop_graph(void **exec) {
+    if (*exec) cudaGraphExecDestroy((cudaGraphExec_t)*exec);
+    *exec = NULL;
+}
+
+/* Record the forward (train = 0) or a training step at batch B (nothing
+   runs) and instantiate it into *exec, replacing what was there. */
+static ea_status ea__vcu_capture(ea_vit_cuda *d, int B, int train, float clip, void **exec, ea_error *err) {
     cudaStream_t s = EA_CU_STREAM(d->cu);
     cudaGraph_t g = NULL;
     cudaGraphExec_t ex = NULL;
     ea_status st, st2;
-    ea__vcu_drop_graph(d);
-    if ((st = ea__cuda_check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "capturing the forward", err)) != EA_OK)
+    ea__vcu_drop_graph(exec);
+    if ((st = ea__cuda_check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "capturing a graph", err)) != EA_OK)
         return st;
-    st = ea__vcu_forward(d, B, err);
-    st2 = ea__cuda_check(cudaStreamEndCapture(s, &g), "capturing the forward", st == EA_OK ? err : NULL);
+    st = train ? ea__vcu_train_work(d, B, clip, err) : ea__vcu_forward(d, B, err);
+    st2 = ea__cuda_check(cudaStreamEndCapture(s, &g), "capturing a graph", st == EA_OK ? err : NULL);
     if (st == EA_OK) st = st2;
-    if (st == EA_OK) st = ea__cuda_check(cudaGraphInstantiateWithFlags(&ex, g, 0), "instantiating the forward's graph", err);
+    if (st == EA_OK) st = ea__cuda_check(cudaGraphInstantiateWithFlags(&ex, g, 0), "instantiating a graph", err);
     if (g) cudaGraphDestroy(g);
-    if (st != EA_OK) return st;
-    d->graph = (void *)ex;
-    d->graph_batch = B;
-    return EA_OK;
+    if (st == EA_OK) *exec = (void *)ex;
+    return st;
 }
 
 extern "C" {
@@ -10394,6 +10626,7 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
                             a0->head_dim, 32 * EA_CU_DH_LANES);
     p = (struct ea__vcu *)EFFATTN_MALLOC(sizeof *p);
     if (!p) return ea_error_set(err, EA_ERR_NOMEM, "vit_cuda_init: out of memory");
+    ea__short_limits(); /* before a graph capture needs them */
     memset(p, 0, sizeof *p);
     d->cu = cu;
     d->cfg = *c;
@@ -10457,10 +10690,13 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
 
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
     if (!d) return;
-    ea__vcu_drop_graph(d);
+    ea__vcu_drop_graph(&d->graph);
     ea_cuda_release(d->params);
     ea_cuda_release(d->act);
-    if (d->plan) ea_cuda_release(d->plan->gact);
+    if (d->plan) {
+        ea__vcu_drop_graph(&d->plan->train_graph);
+        ea_cuda_release(d->plan->gact);
+    }
     EFFATTN_FREE(d->plan);
     memset(d, 0, sizeof *d);
 }
@@ -10488,7 +10724,10 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
     if (!x || !y) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_predict: NULL images or outputs");
     c = &d->cfg;
     st = ea_cuda_put(d->cu, d->plan->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
-    if (st == EA_OK && d->graph_batch != B) st = ea__vcu_capture(d, B, err);
+    if (st == EA_OK && (!d->graph || d->graph_batch != B)) {
+        st = ea__vcu_capture(d, B, 0, 0.0f, &d->graph, err);
+        d->graph_batch = st == EA_OK ? B : 0;
+    }
     if (st == EA_OK)
         st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)d->graph, EA_CU_STREAM(d->cu)), "launching the forward", err);
     if (st == EA_OK) st = ea_cuda_get(d->cu, y, d->plan->y, (size_t)B * c->out_dim, err);
@@ -10501,6 +10740,7 @@ EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const fl
     struct ea__vcu *p;
     const ea_vit_config *c;
     cudaStream_t s;
+    ea__cu_hp hp;
     ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step", err);
     if (st != EA_OK) return st;
     if (!x || !t || !opt) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: NULL images, targets or optimizer");
@@ -10516,17 +10756,21 @@ EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const fl
         if ((st = ea_cuda_alloc(d->cu, &p->gact, p->gact_n, err)) != EA_OK) return st;
         ea__vcu_carve_grads(p, c, d->max_batch, p->gact);
     }
-    st = ea__cuda_check(cudaMemsetAsync(p->gact, 0, p->gact_n * sizeof(float), s), "zeroing the gradients", err);
-    if (st == EA_OK) st = ea__cuda_check(cudaMemsetAsync(d->grad, 0, d->n * sizeof(float), s), "zeroing the gradients", err);
-    if (st == EA_OK) st = ea_cuda_put(d->cu, p->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
+    /* the step's constants at step + 1, copied (like x and t) before the
+       replay: pageable memory is staged by the time the copy call returns */
+    opt->step++;
+    hp = ea__adamw_hp(opt);
+    st = ea_cuda_put(d->cu, p->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
     if (st == EA_OK) st = ea_cuda_put(d->cu, p->target, t, (size_t)B * c->out_dim, err);
-    if (st == EA_OK) st = ea__vcu_forward(d, B, err);
-    if (st == EA_OK) st = ea__vcu_backward(d, B, err);
-    if (st == EA_OK && clip > 0.0f) st = ea__cu_grad_norm(d->cu, p->gnorm, p->norm_part, d->grad, d->n, err);
-    if (st == EA_OK) {
-        opt->step++;
-        st = ea__cu_adamw(d->cu, d->params, d->grad, d->m, d->v, d->n, opt, clip > 0.0f ? p->gnorm : NULL, clip, err);
+    if (st == EA_OK)
+        st = ea__cuda_check(cudaMemcpyAsync(p->hp, &hp, sizeof hp, cudaMemcpyHostToDevice, s), "copying to the device", err);
+    if (st == EA_OK && (!p->train_graph || p->train_batch != B || p->train_clip != clip)) {
+        st = ea__vcu_capture(d, B, 1, clip, &p->train_graph, err);
+        p->train_batch = st == EA_OK ? B : 0;
+        p->train_clip = clip;
     }
+    if (st == EA_OK) st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)p->train_graph, s), "launching a training step", err);
+    if (st != EA_OK) opt->step--; /* nothing was updated */
     if (st == EA_OK && loss) {
         st = ea_cuda_get(d->cu, loss, p->loss, 1, err);
         if (st == EA_OK) st = ea_cuda_sync(d->cu, err);

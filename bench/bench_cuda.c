@@ -130,12 +130,32 @@ int main(int argc, char **argv) {
     int json = 0, i, n;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--profile")) json = -1;
         else {
-            fprintf(stderr, "usage: bench_cuda [--json]\n");
+            fprintf(stderr, "usage: bench_cuda [--json | --profile]\n"
+                            "  --profile: two training steps of the mha tracker at batch 32 and nothing else,\n"
+                            "             to run under ncu (its per-kernel times show where a step goes)\n");
             return 2;
         }
     }
     if (ea_cuda_init(&cu, 0, &err) != EA_OK) die("CUDA", &err);
+    if (json < 0) {
+        ea_vit_config cfg;
+        ea_vit m;
+        ea_vit_cuda d;
+        ea_adamw opt;
+        float *x = (float *)calloc(32 * 2048, sizeof(float)), t[64] = {0}, loss;
+        ea_tracker_config_default(&cfg, "mha");
+        if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_vit_cuda_init(&d, &cu, &m, 32, &err) != EA_OK) die("init", &err);
+        ea_adamw_init(&opt, 1e-4f, 0.01f);
+        for (i = 0; i < 2; i++)
+            if (ea_vit_cuda_train_step(&d, x, t, 32, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err);
+        ea_vit_cuda_free(&d);
+        ea_vit_free(&m);
+        free(x);
+        ea_cuda_free(&cu);
+        return 0;
+    }
     bench_tracker(&cu, "mha", json);
     bench_tracker(&cu, "mqa", json);
     for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, json);
