@@ -6368,68 +6368,100 @@ static void ea__decay(float *a, const float *A, const float *delta, int Di, int 
     ea__row_exp(a, a, Di * N, 0.0f);
 }
 
-/* The scan over one sequence: state h [Di, N] in and out; hs (optional)
-   receives h after every token [L, Di, N]; A = -exp(A_log) precomputed;
-   a: Di·N floats of scratch.  bc holds B at columns R.. and C at R + N.. of
-   rows ldbc floats apart. */
+/* The scan is independent per channel along the whole sequence, so it runs
+   in chunks of EA_SCAN_CHUNK channels, one chunk a thread, each over all t
+   (a barrier per token would cost more than a token's work).  The chunking
+   is fixed, not the thread count's, so results do not depend on threads. */
+#define EA_SCAN_CHUNK 64
+
+/* The scan of channels [d0, d1) over one sequence: state h [Di, N] in and
+   out; hs (optional) receives h after every token [L, Di, N] (and the scan
+   then reads the previous state there: no copies); A = -exp(A_log)
+   precomputed; a: Di·N floats of scratch.  bc holds B at columns R.. and C
+   at R + N.. of rows ldbc floats apart. */
 static void ea__scan_fwd(float *y, float *hs, float *h, float *a, const float *u, const float *dt, const float *bc,
-                         int ldbc, int R, const float *A, int L, int Di, int N) {
+                         int ldbc, int R, const float *A, int L, int Di, int N, int d0, int d1) {
     int t, d, n;
     for (t = 0; t < L; t++) {
         const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
-        ea__decay(a, A, dt + (size_t)t * Di, Di, N);
-        for (d = 0; d < Di; d++) {
+        const float *prev = !hs || !t ? h : hs + (size_t)(t - 1) * Di * N;
+        float *cur = hs ? hs + (size_t)t * Di * N : h;
+        ea__decay(a + (size_t)d0 * N, A + (size_t)d0 * N, dt + (size_t)t * Di + d0, d1 - d0, N);
+        for (d = d0; d < d1; d++) {
             float delta = dt[(size_t)t * Di + d], du = delta * u[(size_t)t * Di + d];
-            float *hd = h + (size_t)d * N;
-            const float *ad = a + (size_t)d * N;
-            for (n = 0; n < N; n++) hd[n] = ad[n] * hd[n] + du * Bt[n]; /* (vectorises: no reduction) */
+            const float *hp = prev + (size_t)d * N, *ad = a + (size_t)d * N;
+            float *hd = cur + (size_t)d * N;
+            for (n = 0; n < N; n++) hd[n] = ad[n] * hp[n] + du * Bt[n]; /* (vectorises: no reduction) */
             y[(size_t)t * Di + d] = ea__dot(Ct, hd, N);
         }
-        if (hs) memcpy(hs + (size_t)t * Di * N, h, (size_t)Di * N * sizeof(float));
+    }
+    if (hs && L) memcpy(h + (size_t)d0 * N, hs + ((size_t)(L - 1) * Di + d0) * N, (size_t)(d1 - d0) * N * sizeof(float));
+}
+
+/* Backward of the scan for channels [d0, d1) of sequence b; dB and dC are
+   sums over channels, so each chunk adds its own into gpart (rows of
+   [L, 2N]) and the caller adds the chunks in order. */
+static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, float *dh, float *dA, float *ea, float *gpart) {
+    ea_tensor *u = nd->in[0], *dtt = nd->in[1], *bct = nd->in[2];
+    int L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1], ldbc = bct->shape[2], t, d, n;
+    const float *A = nd->save[1];
+    const float *hs = nd->save[0] + (size_t)b * L * Di * N, *bc = bct->data + (size_t)b * L * ldbc;
+    const float *ub = u->data + (size_t)b * L * Di, *dtb = dtt->data + (size_t)b * L * Di;
+    const float *gy = nd->out->grad + (size_t)b * L * Di;
+    memset(dh + (size_t)d0 * N, 0, (size_t)(d1 - d0) * N * sizeof(float));
+    for (t = L - 1; t >= 0; t--) {
+        const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
+        float *gB = gpart ? gpart + (size_t)t * 2 * N : NULL, *gC = gB ? gB + N : NULL;
+        ea__decay(ea + (size_t)d0 * N, A + (size_t)d0 * N, dtb + (size_t)t * Di + d0, d1 - d0, N);
+        for (d = d0; d < d1; d++) {
+            float dy = gy[(size_t)t * Di + d], delta = dtb[(size_t)t * Di + d], x = ub[(size_t)t * Di + d];
+            float ddelta = 0.0f, dx = 0.0f;
+            const float *ht = hs + ((size_t)t * Di + d) * N, *hp = t ? ht - (size_t)Di * N : NULL;
+            for (n = 0; n < N; n++) {
+                float Adn = A[(size_t)d * N + n], a = ea[(size_t)d * N + n], prev = hp ? hp[n] : 0.0f, g;
+                dh[(size_t)d * N + n] += dy * Ct[n];
+                g = dh[(size_t)d * N + n];
+                if (gB) {
+                    gC[n] += dy * ht[n];
+                    gB[n] += g * delta * x;
+                }
+                ddelta += g * (prev * a * Adn + Bt[n] * x);
+                dA[(size_t)d * N + n] += g * prev * a * delta;
+                dx += g * delta * Bt[n];
+                dh[(size_t)d * N + n] = g * a;
+            }
+            if (u->grad) u->grad[((size_t)b * L + t) * Di + d] += dx;
+            if (dtt->grad) dtt->grad[((size_t)b * L + t) * Di + d] += ddelta;
+        }
     }
 }
 
 static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
-    ea_tensor *u = nd->in[0], *dtt = nd->in[1], *bct = nd->in[2], *alog = nd->in[3];
+    ea_tensor *u = nd->in[0], *bct = nd->in[2], *alog = nd->in[3];
     int Bn = u->shape[0], L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1];
-    int ldbc = bct->shape[2], b, t, d, n;
+    int ldbc = bct->shape[2], nc = (Di + EA_SCAN_CHUNK - 1) / EA_SCAN_CHUNK, b, c, t, n;
     const float *A = nd->save[1];
     float *dh = ea__floats(ctx, (size_t)Di * N), *dA = ea__floats(ctx, (size_t)Di * N), *ea = ea__floats(ctx, (size_t)Di * N);
-    if (!dh || !dA || !ea) return;
+    float *gpart = bct->grad ? ea__floats(ctx, (size_t)nc * L * 2 * N) : NULL;
+    if (!dh || !dA || !ea || (bct->grad && !gpart)) return;
     memset(dA, 0, (size_t)Di * N * sizeof(float));
     for (b = 0; b < Bn; b++) {
-        const float *hs = nd->save[0] + (size_t)b * L * Di * N, *bc = bct->data + (size_t)b * L * ldbc;
-        const float *ub = u->data + (size_t)b * L * Di, *dtb = dtt->data + (size_t)b * L * Di;
-        const float *gy = nd->out->grad + (size_t)b * L * Di;
-        float *gbc = bct->grad ? bct->grad + (size_t)b * L * ldbc : NULL;
-        memset(dh, 0, (size_t)Di * N * sizeof(float));
-        for (t = L - 1; t >= 0; t--) {
-            const float *Bt = bc + (size_t)t * ldbc + R, *Ct = Bt + N;
-            ea__decay(ea, A, dtb + (size_t)t * Di, Di, N);
-            for (d = 0; d < Di; d++) {
-                float dy = gy[(size_t)t * Di + d], delta = dtb[(size_t)t * Di + d], x = ub[(size_t)t * Di + d];
-                float ddelta = 0.0f, dx = 0.0f;
-                const float *ht = hs + ((size_t)t * Di + d) * N, *hp = t ? ht - (size_t)Di * N : NULL;
-                for (n = 0; n < N; n++) {
-                    float Adn = A[(size_t)d * N + n], a = ea[(size_t)d * N + n], prev = hp ? hp[n] : 0.0f, g;
-                    dh[(size_t)d * N + n] += dy * Ct[n];
-                    g = dh[(size_t)d * N + n];
-                    if (gbc) {
-                        gbc[(size_t)t * ldbc + R + N + n] += dy * ht[n];
-                        gbc[(size_t)t * ldbc + R + n] += g * delta * x;
-                    }
-                    ddelta += g * (prev * a * Adn + Bt[n] * x);
-                    dA[(size_t)d * N + n] += g * prev * a * delta;
-                    dx += g * delta * Bt[n];
-                    dh[(size_t)d * N + n] = g * a;
-                }
-                if (u->grad) u->grad[((size_t)b * L + t) * Di + d] += dx;
-                if (dtt->grad) dtt->grad[((size_t)b * L + t) * Di + d] += ddelta;
-            }
+        if (gpart) memset(gpart, 0, (size_t)nc * L * 2 * N * sizeof(float));
+        EA_OMP_FOR_IF(nc > 1 && (double)L * Di * N >= EA_PAR_MIN_WORK)
+        for (c = 0; c < nc; c++) {
+            int d0 = c * EA_SCAN_CHUNK, d1 = d0 + EA_SCAN_CHUNK < Di ? d0 + EA_SCAN_CHUNK : Di;
+            ea__scan_back_chunk(nd, b, d0, d1, dh, dA, ea, gpart ? gpart + (size_t)c * L * 2 * N : NULL);
         }
+        if (gpart) /* the chunks' dB, dC in chunk order */
+            for (c = 0; c < nc; c++)
+                for (t = 0; t < L; t++) {
+                    float *g = bct->grad + ((size_t)b * L + t) * ldbc + R;
+                    const float *p = gpart + ((size_t)c * L + t) * 2 * N;
+                    for (n = 0; n < 2 * N; n++) g[n] += p[n];
+                }
     }
     if (alog->grad)
-        for (d = 0; d < Di * N; d++) alog->grad[d] += dA[d] * A[d];
+        for (c = 0; c < Di * N; c++) alog->grad[c] += dA[c] * A[c];
 }
 
 /* The selective scan as a tape op: u, dt [B, L, Di], bc [B, L, R + 2N]
@@ -6457,10 +6489,14 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     for (i = 0; i < alog->size; i++) A[i] = -expf(alog->data[i]);
     for (b = 0; b < Bn; b++) {
         float *hb = state ? state + (size_t)b * Di * N : h;
+        int nc = (Di + EA_SCAN_CHUNK - 1) / EA_SCAN_CHUNK, c;
         if (!state) memset(h, 0, (size_t)Di * N * sizeof(float));
-        ea__scan_fwd(out->data + (size_t)b * L * Di, hs ? hs + (size_t)b * L * Di * N : NULL, hb, a,
-                     u->data + (size_t)b * L * Di, dt->data + (size_t)b * L * Di, bc->data + (size_t)b * L * bc->shape[2],
-                     bc->shape[2], R, A, L, Di, N);
+        EA_OMP_FOR_IF(nc > 1 && (double)L * Di * N >= EA_PAR_MIN_WORK)
+        for (c = 0; c < nc; c++)
+            ea__scan_fwd(out->data + (size_t)b * L * Di, hs ? hs + (size_t)b * L * Di * N : NULL, hb, a,
+                         u->data + (size_t)b * L * Di, dt->data + (size_t)b * L * Di,
+                         bc->data + (size_t)b * L * bc->shape[2], bc->shape[2], R, A, L, Di, N, c * EA_SCAN_CHUNK,
+                         (c + 1) * EA_SCAN_CHUNK < Di ? (c + 1) * EA_SCAN_CHUNK : Di);
     }
     nd = ea__record(ctx, ea__scan_back, out, u, dt, bc);
     if (nd) {

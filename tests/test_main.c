@@ -2449,6 +2449,47 @@ static void test_cache(void) {
         ea_attn_state_free(&st);
         ea_params_free(&ps);
     }
+    /* mamba's scan runs in chunks of 64 channels, a thread a chunk: output
+       and every gradient are the same bits for any thread count */
+    memset(&o, 0, sizeof o); o.expand = 8; /* 128 channels: 2 chunks */
+    if (build_row(&a, &ps, "mamba", 0, &o)) {
+        float *keep = (float *)malloc((2 * 64 * 16 * 2 + ps.n) * sizeof(float));
+        int th, same = 1, saved = ea_num_threads();
+        for (th = 1; th <= 2 && keep; th++) {
+            ea_ctx ctx;
+            ea_rng rng;
+            ea_tensor *x, *t, *y, *loss;
+            size_t i, nx = 2 * 64 * 16;
+#ifdef _OPENMP
+            omp_set_num_threads(th);
+#endif
+            ea_ctx_init(&ctx, 0);
+            ea_rng_seed(&rng, 9, 1);
+            ea_params_zero_grad(&ps);
+            x = ea_tensor_3d(&ctx, 2, 64, 16, 1);
+            t = ea_tensor_3d(&ctx, 2, 64, 16, 0);
+            for (i = 0; i < nx; i++) x->data[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+            y = ea_attn_forward(&ctx, &a, x);
+            loss = ea_mse_loss(&ctx, y, t);
+            if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "mamba, %d threads: %s", th, ctx.err.msg); ea_ctx_free(&ctx); break; }
+            if (th == 1) {
+                memcpy(keep, y->data, nx * sizeof(float));
+                memcpy(keep + nx, x->grad, nx * sizeof(float));
+                memcpy(keep + 2 * nx, ps.grad, ps.n * sizeof(float));
+            } else {
+                same = !memcmp(keep, y->data, nx * sizeof(float)) && !memcmp(keep + nx, x->grad, nx * sizeof(float)) &&
+                       !memcmp(keep + 2 * nx, ps.grad, ps.n * sizeof(float));
+            }
+            ea_ctx_free(&ctx);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        CHECK(same, "mamba: 1 and 2 threads give different outputs or gradients");
+        free(keep);
+        ea_params_free(&ps);
+    }
     /* crossmem: the first call (empty FIFO) is the forward; the FIFO then
        holds the last `memory` tokens and the memory stays flat */
     memset(&o, 0, sizeof o); o.memory = 6; o.slots = 3;
