@@ -10391,6 +10391,13 @@ static float *ea__vcu_take(float *base, size_t *at, size_t n) {
     return p;
 }
 
+/* A layer norm's output [M, D] and its row statistics */
+static void ea__vcu_take_norm(float *base, size_t *at, size_t M, int D, float **out, float **mean, float **rstd) {
+    *out = ea__vcu_take(base, at, M * D);
+    *mean = ea__vcu_take(base, at, M);
+    *rstd = ea__vcu_take(base, at, M);
+}
+
 /* Lay the activations of max_batch images out over base; their total. */
 static size_t ea__vcu_carve(struct ea__vcu *p, const ea_vit_config *c, int max_batch, float *base) {
     size_t at = 0, M = (size_t)max_batch * p->T, Bm = (size_t)max_batch;
@@ -10400,23 +10407,17 @@ static size_t ea__vcu_carve(struct ea__vcu *p, const ea_vit_config *c, int max_b
     p->h0 = ea__vcu_take(base, &at, M * p->D);
     for (i = 0; i < c->depth; i++) {
         ea__vcu_block *L = &p->L[i];
-        L->ln1 = ea__vcu_take(base, &at, M * p->D);
-        L->mean1 = ea__vcu_take(base, &at, M);
-        L->rstd1 = ea__vcu_take(base, &at, M);
+        ea__vcu_take_norm(base, &at, M, p->D, &L->ln1, &L->mean1, &L->rstd1);
         L->qkv = ea__vcu_take(base, &at, M * p->Wq);
         L->att = ea__vcu_take(base, &at, M * p->D);
         L->lse = ea__vcu_take(base, &at, M * p->H);
         L->mid = ea__vcu_take(base, &at, M * p->D);
-        L->ln2 = ea__vcu_take(base, &at, M * p->D);
-        L->mean2 = ea__vcu_take(base, &at, M);
-        L->rstd2 = ea__vcu_take(base, &at, M);
+        ea__vcu_take_norm(base, &at, M, p->D, &L->ln2, &L->mean2, &L->rstd2);
         L->f = ea__vcu_take(base, &at, M * p->hidden);
         L->g = ea__vcu_take(base, &at, M * p->hidden);
         L->out = ea__vcu_take(base, &at, M * p->D);
     }
-    p->lnf = ea__vcu_take(base, &at, M * p->D);
-    p->meanf = ea__vcu_take(base, &at, M);
-    p->rstdf = ea__vcu_take(base, &at, M);
+    ea__vcu_take_norm(base, &at, M, p->D, &p->lnf, &p->meanf, &p->rstdf);
     p->pool = ea__vcu_take(base, &at, Bm * p->D);
     p->hd = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : c->out_dim));
     p->hg = ea__vcu_take(base, &at, Bm * (p->head_hidden ? p->head_hidden : 1));
