@@ -4101,6 +4101,14 @@ static void test_compare_cli(void) {
               slurp("build/cmp_bad.log", buf, sizeof buf) && strstr(buf, "--images is for the image tasks"),
           "compare --task tracker --images must be refused: %s", buf);
     CHECK(run("build/compare --task shapes --videos 100 > build/cmp_bad.log 2>&1") != 0, "compare --task shapes --videos must be refused");
+    CHECK(run("build/compare --model mlp --pool mean > build/cmp_bad.log 2>&1") != 0 &&
+              slurp("build/cmp_bad.log", buf, sizeof buf) && strstr(buf, "--pool mean does not apply to --model mlp"),
+          "compare --model mlp --pool must be refused: %s", buf);
+    CHECK(run("build/compare --model vit --pool cls --attn none --epochs 1 --images 40 --test-images 20 --quiet --out build/cmp_cls "
+              "> build/cmp_bad.log 2>&1") == 0 &&
+              slurp("build/cmp_cls/compare.md", buf, sizeof buf) && strstr(buf, "(class token)") &&
+              strstr(buf, "| none | failed: vit: pool = cls"),
+          "compare --pool cls lists none as failed with the reason: %s", buf);
     CHECK(run("build/compare --task fashion-mnist:/nonexistent --test-images 100 > build/cmp_bad.log 2>&1") != 0 &&
               slurp("build/cmp_bad.log", buf, sizeof buf) && strstr(buf, "--test-images is for --task shapes"),
           "compare --task fashion-mnist --test-images must be refused (the dataset has its own test set): %s", buf);
