@@ -1024,11 +1024,14 @@ typedef struct ea_cuda {
 EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err);
 EA_API void ea_cuda_free(ea_cuda *cu);
 EA_API ea_status ea_cuda_alloc(ea_cuda *cu, float **dev, size_t n, ea_error *err);
-EA_API void ea_cuda_release(float *dev);
-/* host <-> device copies of n floats, asynchronous on the stream (the host
-   buffer must stay valid until ea_cuda_sync) */
+EA_API ea_status ea_cuda_alloc_bytes(ea_cuda *cu, void **dev, size_t bytes, ea_error *err);
+EA_API void ea_cuda_release(void *dev);
+/* host <-> device copies of n floats (or bytes), asynchronous on the stream
+   (the host buffer must stay valid until ea_cuda_sync) */
 EA_API ea_status ea_cuda_put(ea_cuda *cu, float *dev, const float *host, size_t n, ea_error *err);
 EA_API ea_status ea_cuda_get(ea_cuda *cu, float *host, const float *dev, size_t n, ea_error *err);
+EA_API ea_status ea_cuda_put_bytes(ea_cuda *cu, void *dev, const void *host, size_t bytes, ea_error *err);
+EA_API ea_status ea_cuda_get_bytes(ea_cuda *cu, void *host, const void *dev, size_t bytes, ea_error *err);
 EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err);
 EA_API ea_status ea_linear_fwd_cuda(ea_cuda *cu, float *out, const float *inp, const float *w, const float *b, int M, int K,
                                     int N, ea_error *err);
@@ -1050,6 +1053,20 @@ EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, cons
 EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
                                        const float *lse, const float *q, const float *k, const float *v, int B, int n,
                                        int H, int Hkv, int dh, int causal, ea_error *err);
+/* The same attention on tensor cores (sm_80 or newer): q, k, v, out, dout
+   and the gradients in bfloat16 (raw bits; ea_bf16_from_float rounds a
+   float to nearest even), lse in float; dh 32 or 64, device buffers
+   aligned to 16 bytes.  Products take bf16 operands (P and dS are rounded
+   to bf16 too) and accumulate in fp32; the softmax is fp32.  The backward
+   writes (=, not +=) dq, dk, dv, in a fixed order (no atomics); B·H·n must
+   fit the handle's scratch (4M floats). */
+EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
+EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                            const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
+EA_API uint16_t ea_bf16_from_float(float x);
+EA_API float ea_bf16_to_float(uint16_t h);
 /* AdamW on n values (ea_adamw_step's update), at step t >= 1 */
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *opt,
                                ea_error *err);
@@ -9473,6 +9490,7 @@ EA_API int ea_num_threads(void) {
 #if defined(EFFATTN_CUDA) && !defined(EFFATTN_CUDA_DONE)
 #define EFFATTN_CUDA_DONE
 #include <cuda_runtime.h>
+#include <cuda_bf16.h>
 #include <cublas_v2.h>
 
 #define EA_CU_STREAM(cu) ((cudaStream_t)(cu)->stream)
@@ -9545,21 +9563,33 @@ EA_API void ea_cuda_free(ea_cuda *cu) {
     memset(cu, 0, sizeof *cu);
 }
 
-EA_API ea_status ea_cuda_alloc(ea_cuda *cu, float **dev, size_t n, ea_error *err) {
+EA_API ea_status ea_cuda_alloc_bytes(ea_cuda *cu, void **dev, size_t bytes, ea_error *err) {
     char what[64];
     cudaError_t e;
     (void)cu;
     *dev = NULL;
-    snprintf(what, sizeof what, "allocating %zu floats", n);
-    if (n > ((size_t)-1) / sizeof(float)) return ea_error_set(err, EA_ERR_NOMEM, "CUDA: %s: too many", what);
+    snprintf(what, sizeof what, "allocating %zu bytes", bytes);
     /* a failed allocation is not sticky: clear it, so that the next launch
        check does not report it again */
-    e = cudaMalloc((void **)dev, (n ? n : 1) * sizeof(float));
-    if (e != cudaSuccess) cudaGetLastError();
+    e = cudaMalloc(dev, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        *dev = NULL;
+    }
     return ea__cuda_check(e, what, err);
 }
 
-EA_API void ea_cuda_release(float *dev) {
+EA_API ea_status ea_cuda_alloc(ea_cuda *cu, float **dev, size_t n, ea_error *err) {
+    void *p = NULL;
+    ea_status st;
+    *dev = NULL;
+    if (n > ((size_t)-1) / sizeof(float)) return ea_error_set(err, EA_ERR_NOMEM, "CUDA: allocating %zu floats: too many", n);
+    st = ea_cuda_alloc_bytes(cu, &p, n * sizeof(float), err);
+    *dev = (float *)p;
+    return st;
+}
+
+EA_API void ea_cuda_release(void *dev) {
     if (dev) cudaFree(dev);
 }
 
@@ -9570,6 +9600,16 @@ EA_API ea_status ea_cuda_put(ea_cuda *cu, float *dev, const float *host, size_t 
 
 EA_API ea_status ea_cuda_get(ea_cuda *cu, float *host, const float *dev, size_t n, ea_error *err) {
     return ea__cuda_check(cudaMemcpyAsync(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost, EA_CU_STREAM(cu)),
+                          "copying from the device", err);
+}
+
+EA_API ea_status ea_cuda_put_bytes(ea_cuda *cu, void *dev, const void *host, size_t bytes, ea_error *err) {
+    return ea__cuda_check(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, EA_CU_STREAM(cu)), "copying to the device",
+                          err);
+}
+
+EA_API ea_status ea_cuda_get_bytes(ea_cuda *cu, void *host, const void *dev, size_t bytes, ea_error *err) {
+    return ea__cuda_check(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, EA_CU_STREAM(cu)),
                           "copying from the device", err);
 }
 
@@ -10066,6 +10106,358 @@ template <int MAXD> __global__ static void ea__attn_bwd_short_k(ea__cu_attn a, i
     }
 }
 
+/* --- exact attention on tensor cores: bf16 products, fp32 accumulation ------
+   FlashAttention-2's schedule (Dao 2023) on mma.sync, the warp-level tensor
+   core instruction of Ampere and Hopper.  Inputs and outputs are bfloat16
+   (8 bits of mantissa, float32's range); every product accumulates in fp32
+   and the softmax runs in fp32.  A block is 4 warps and 64 rows (16 a
+   warp); shared memory holds one 64-row tile of each matrix it streams,
+   row-major with 8 bf16 of padding a row.
+
+   The instruction, D[16x8] += A[16x16]·B[16x8], spreads its operands over
+   the warp's lanes l = 4g + c (g = 0..7, c = 0..3), two bf16 to a register:
+       A: a[0] = row g, columns 2c, 2c+1      a[1] = row g+8, same columns
+          a[2] = row g, columns 2c+8, 2c+9    a[3] = row g+8, same columns
+       B: b[0] = rows 2c, 2c+1 of column g    b[1] = rows 2c+8, 2c+9
+       D: d[0], d[1] = row g, columns 2c, 2c+1;  d[2], d[3] = row g+8
+   Two facts make the whole kernel:
+   - D's layout for columns 16t .. 16t+15 (two 8-wide tiles) is A's layout
+     for one 16-wide k-step.  Scores S = Q·Kᵀ therefore feed P·V straight
+     from registers: P never touches shared memory.
+   - B[k][n] is a tile's row n read along k (two 32-bit loads) when the
+     product contracts over the tile's columns (Q·Kᵀ: k = d), and a tile read
+     down its columns when it contracts over rows (P·V: k = key); ldmatrix
+     .trans fetches the latter already transposed.  So every tile is staged
+     once, row-major, whatever product reads it.
+   The padding makes lanes 4g + c of a 32-bit load land on banks 4g + c:
+   without it the 8 rows g would all hit one bank.
+
+   Forward, block (query tile, b, h), warp rows r .. r+15:
+       for each key tile: S = Q·Kᵀ · scale·log₂e (base 2: exp2 is one
+       instruction);  m' = max(m, rowmax S);  P = 2^(S - m');
+       l ← l·2^(m - m') + rowsum P;  O ← O·2^(m - m') + P·V
+       out = O / l,  lse = (m + log₂ l)·ln 2   (natural, as every kernel)
+   Backward, with Δ_i = dO_i·O_i (a pre-pass) and P recomputed from lse:
+       dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ∘ (dP − Δ),  dQ = dS·K·scale,
+       dK = dSᵀ·Q·scale,
+   in two kernels: dQ by query tiles (streaming K and V) and dK, dV by key
+   tiles (streaming Q and dO of the G query heads sharing the K/V head, in
+   head order).  Each output has one owner, so there are no atomics and the
+   result is the same run to run, for the price of computing S and dP in
+   both (7 products where FlashAttention-2 does 5 with atomic dQ). */
+#define EA_TC_ROWS 64 /* rows a block and a streamed tile: 16 a warp */
+#define EA_TC_PAD 8   /* bf16 of padding after each shared row */
+
+typedef struct ea__tc_attn {
+    const unsigned short *q, *k, *v, *o, *dout;
+    unsigned short *out, *dq, *dk, *dv;
+    const float *lse, *delta;
+    float *lse_out, *delta_out;
+    int B, n, H, Hkv, causal;
+    size_t ldq, ldkv;    /* row strides (elements) of q, out, dout, dq, and of k, v, dk, dv */
+    float scale, scale2; /* 1/√dh and log₂e/√dh */
+} ea__tc_attn;
+
+__device__ static inline unsigned ea__bf2(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return (unsigned)__bfloat16_as_ushort(h.x) | (unsigned)__bfloat16_as_ushort(h.y) << 16;
+}
+
+__device__ static inline unsigned ea__ld32(const unsigned short *p) { return *(const unsigned *)p; }
+
+__device__ static inline void ea__mma(float *d, const unsigned *a, unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    (void)d; (void)a; (void)b0; (void)b1; /* never launched: the host refuses below sm_80 */
+#endif
+}
+
+/* d[j] += A·T[8j .. 8j+8, k0 .. k0+16]ᵀ for j < N/8: a product contracting
+   over the tile's columns (B read along tile rows). */
+template <int N> __device__ static inline void ea__mma_rows(float (*d)[4], const unsigned *a, const unsigned short *T, int ld,
+                                                              int k0) {
+    int g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) {
+        const unsigned short *p = T + (8 * j + g) * ld + k0 + 2 * c;
+        ea__mma(d[j], a, ea__ld32(p), ea__ld32(p + 8));
+    }
+}
+
+/* d[j] += A·T[k0 .. k0+16, 8j .. 8j+8] for j < N/8: contracting over the
+   tile's rows; ldmatrix.trans hands lane 4g + c the pairs (2c, 2c+1) of
+   column g from two 8x8 blocks whose row addresses lanes 0..15 give. */
+template <int N> __device__ static inline void ea__mma_cols(float (*d)[4], const unsigned *a, const unsigned short *T, int ld,
+                                                              int k0) {
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) {
+        unsigned b0 = 0, b1 = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+        unsigned addr = (unsigned)__cvta_generic_to_shared(T + (k0 + threadIdx.x % 16) * ld + 8 * j);
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
+#else
+        (void)T; (void)ld; (void)k0;
+#endif
+        ea__mma(d[j], a, b0, b1);
+    }
+}
+
+/* An accumulator's columns 16t .. 16t+15 as the A operand of a k-step. */
+__device__ static inline void ea__acc_to_a(unsigned *a, const float (*s)[4], int t) {
+    a[0] = ea__bf2(s[2 * t][0], s[2 * t][1]);
+    a[1] = ea__bf2(s[2 * t][2], s[2 * t][3]);
+    a[2] = ea__bf2(s[2 * t + 1][0], s[2 * t + 1][1]);
+    a[3] = ea__bf2(s[2 * t + 1][2], s[2 * t + 1][3]);
+}
+
+/* A warp's 16 rows r .. r+15 of a head's [n, ld] matrix as A operands
+   (D/16 k-steps), rows at or past n as zeros. */
+template <int D> __device__ static void ea__rows_to_a(unsigned (*a)[4], const unsigned short *src, size_t ld, int r, int n) {
+    int g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+#pragma unroll
+    for (int t = 0; t < D / 16; t++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int row = r + g + 8 * (i & 1), col = 16 * t + 2 * c + 8 * (i >> 1);
+            a[t][i] = row < n ? ea__ld32(src + (size_t)row * ld + col) : 0u;
+        }
+}
+
+/* Rows r0 .. r0+63 of a head's [n, ld] matrix into a shared tile (row
+   length D + EA_TC_PAD), 16 bytes a thread a step; rows past n as zeros. */
+template <int D> __device__ static void ea__tc_stage(unsigned short *dst, const unsigned short *src, size_t ld, int r0, int n) {
+    for (int e = threadIdx.x; e < EA_TC_ROWS * D / 8; e += blockDim.x) {
+        int r = e / (D / 8), c = e % (D / 8) * 8;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (r0 + r < n) v = *(const uint4 *)(src + (size_t)(r0 + r) * ld + c);
+        *(uint4 *)(dst + r * (D + EA_TC_PAD) + c) = v;
+    }
+}
+
+template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k(ea__tc_attn a) {
+    __shared__ __align__(16) unsigned short ks[EA_TC_ROWS * (D + EA_TC_PAD)], vs[EA_TC_ROWS * (D + EA_TC_PAD)];
+    const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
+    int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
+    int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, kend, j, t, hf, e;
+    const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
+    unsigned qa[D / 16][4], pa[4];
+    float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    ea__rows_to_a<D>(qa, a.q + (size_t)b * a.n * a.ldq + (size_t)h * D, a.ldq, r, a.n);
+#pragma unroll
+    for (j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    kend = a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n;
+    for (k0 = 0; k0 < kend; k0 += EA_TC_ROWS) {
+        __syncthreads(); /* the last tile's readers are done with it */
+        ea__tc_stage<D>(ks, kb, a.ldkv, k0, a.n);
+        ea__tc_stage<D>(vs, vb, a.ldkv, k0, a.n);
+        __syncthreads();
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+        for (t = 0; t < D / 16; t++) ea__mma_rows<EA_TC_ROWS>(s, qa[t], ks, LD, 16 * t);
+#pragma unroll
+        for (hf = 0; hf < 2; hf++) { /* row0 (d[0], d[1]) and row0 + 8 (d[2], d[3]) */
+            int row = row0 + 8 * hf;
+            float mx = m[hf], alpha;
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+                for (e = 0; e < 2; e++) {
+                    int key = k0 + 8 * j + 2 * c + e;
+                    float x = s[j][2 * hf + e] * a.scale2;
+                    if (key >= a.n || (a.causal && key > row)) x = -INFINITY;
+                    s[j][2 * hf + e] = x;
+                    mx = fmaxf(mx, x);
+                }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the row's 4 lanes */
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            alpha = m[hf] == -INFINITY ? 0.0f : exp2f(m[hf] - mx);
+            l[hf] *= alpha;
+#pragma unroll
+            for (j = 0; j < D / 8; j++) {
+                o[j][2 * hf] *= alpha;
+                o[j][2 * hf + 1] *= alpha;
+            }
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+                for (e = 0; e < 2; e++) {
+                    float p = exp2f(s[j][2 * hf + e] - mx);
+                    s[j][2 * hf + e] = p;
+                    l[hf] += p;
+                }
+            m[hf] = mx;
+        }
+#pragma unroll
+        for (t = 0; t < EA_TC_ROWS / 16; t++) {
+            ea__acc_to_a(pa, s, t);
+            ea__mma_cols<D>(o, pa, vs, LD, 16 * t);
+        }
+    }
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) {
+        int row = row0 + 8 * hf;
+        float inv;
+        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 1);
+        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 2);
+        if (row >= a.n) continue;
+        inv = 1.0f / l[hf];
+#pragma unroll
+        for (j = 0; j < D / 8; j++)
+            *(unsigned *)(a.out + ((size_t)b * a.n + row) * a.ldq + (size_t)h * D + 8 * j + 2 * c) =
+                ea__bf2(o[j][2 * hf] * inv, o[j][2 * hf + 1] * inv);
+        if (c == 0) a.lse_out[((size_t)b * a.H + h) * a.n + row] = (m[hf] + log2f(l[hf])) * 0.69314718f;
+    }
+}
+
+/* Δ_i = dO_i·O_i in fp32, a warp a row (b, h, i). */
+__global__ static void ea__attn_tc_delta_k(ea__tc_attn a, int dh) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, d;
+    size_t row;
+    float s = 0.0f;
+    if (w >= a.B * a.H * a.n) return;
+    row = ((size_t)(w / (a.H * a.n)) * a.n + w % a.n) * a.ldq + (size_t)(w / a.n % a.H) * dh;
+    for (d = lane; d < dh; d += 32)
+        s += __bfloat162float(__ushort_as_bfloat16(a.dout[row + d])) * __bfloat162float(__ushort_as_bfloat16(a.o[row + d]));
+    s = ea__warp_sum(s);
+    if (lane == 0) a.delta_out[w] = s; /* w = (b·H + h)·n + i */
+}
+
+/* dQ, block (query tile, b, h): per key tile S = Q·Kᵀ, P = 2^(S·scale2 −
+   lse·log₂e), dP = dO·Vᵀ, dS = P ∘ (dP − Δ), dQ += dS·K. */
+template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(ea__tc_attn a) {
+    __shared__ __align__(16) unsigned short ks[EA_TC_ROWS * (D + EA_TC_PAD)], vs[EA_TC_ROWS * (D + EA_TC_PAD)];
+    const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
+    int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
+    int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, kend, j, t, hf, e;
+    size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D;
+    const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
+    unsigned qa[D / 16][4], da[D / 16][4], pa[4];
+    float dq[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4], L[2], Dl[2];
+    ea__rows_to_a<D>(qa, a.q + qoff, a.ldq, r, a.n);
+    ea__rows_to_a<D>(da, a.dout + qoff, a.ldq, r, a.n);
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) {
+        size_t i = ((size_t)b * a.H + h) * a.n + row0 + 8 * hf;
+        L[hf] = row0 + 8 * hf < a.n ? a.lse[i] * 1.44269504f : 0.0f;
+        Dl[hf] = row0 + 8 * hf < a.n ? a.delta[i] : 0.0f;
+    }
+#pragma unroll
+    for (j = 0; j < D / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+    kend = a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n;
+    for (k0 = 0; k0 < kend; k0 += EA_TC_ROWS) {
+        __syncthreads();
+        ea__tc_stage<D>(ks, kb, a.ldkv, k0, a.n);
+        ea__tc_stage<D>(vs, vb, a.ldkv, k0, a.n);
+        __syncthreads();
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
+#pragma unroll
+        for (t = 0; t < D / 16; t++) {
+            ea__mma_rows<EA_TC_ROWS>(s, qa[t], ks, LD, 16 * t);
+            ea__mma_rows<EA_TC_ROWS>(dp, da[t], vs, LD, 16 * t);
+        }
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+            for (e = 0; e < 4; e++) {
+                int key = k0 + 8 * j + 2 * c + (e & 1), row = row0 + 8 * (e >> 1);
+                float p = key >= a.n || (a.causal && key > row) ? 0.0f : exp2f(s[j][e] * a.scale2 - L[e >> 1]);
+                s[j][e] = p * (dp[j][e] - Dl[e >> 1]);
+            }
+#pragma unroll
+        for (t = 0; t < EA_TC_ROWS / 16; t++) {
+            ea__acc_to_a(pa, s, t);
+            ea__mma_cols<D>(dq, pa, ks, LD, 16 * t);
+        }
+    }
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) {
+        int row = row0 + 8 * hf;
+        if (row >= a.n) continue;
+#pragma unroll
+        for (j = 0; j < D / 8; j++)
+            *(unsigned *)(a.dq + qoff + (size_t)row * a.ldq + 8 * j + 2 * c) =
+                ea__bf2(dq[j][2 * hf] * a.scale, dq[j][2 * hf + 1] * a.scale);
+    }
+}
+
+/* dK and dV, block (key tile, b, K/V head): for each query head of the
+   group in order and each query tile, Sᵀ = K·Qᵀ, Pᵀ, dV += Pᵀ·dO,
+   dPᵀ = V·dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − Δ), dK += dSᵀ·Q.  The tile's lse (+∞
+   past n, so that P = 0 there) and Δ sit in shared memory. */
+template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_k(ea__tc_attn a) {
+    __shared__ __align__(16) unsigned short qs[EA_TC_ROWS * (D + EA_TC_PAD)], ds[EA_TC_ROWS * (D + EA_TC_PAD)];
+    __shared__ float ls[EA_TC_ROWS], dls[EA_TC_ROWS];
+    const int LD = D + EA_TC_PAD, c = threadIdx.x % 4, G = a.H / a.Hkv;
+    int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS;
+    int r = k0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, q0, j, t, e, gi;
+    size_t koff = (size_t)b * a.n * a.ldkv + (size_t)hk * D;
+    unsigned ka[D / 16][4], va[D / 16][4], pa[4];
+    float dk[D / 8][4], dv[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4];
+    ea__rows_to_a<D>(ka, a.k + koff, a.ldkv, r, a.n);
+    ea__rows_to_a<D>(va, a.v + koff, a.ldkv, r, a.n);
+#pragma unroll
+    for (j = 0; j < D / 8; j++) dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+    for (gi = 0; gi < G; gi++) {
+        int h = hk * G + gi;
+        size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D, loff = ((size_t)b * a.H + h) * a.n;
+        for (q0 = a.causal ? k0 : 0; q0 < a.n; q0 += EA_TC_ROWS) {
+            __syncthreads();
+            ea__tc_stage<D>(qs, a.q + qoff, a.ldq, q0, a.n);
+            ea__tc_stage<D>(ds, a.dout + qoff, a.ldq, q0, a.n);
+            if (threadIdx.x < EA_TC_ROWS) {
+                int i = q0 + threadIdx.x;
+                ls[threadIdx.x] = i < a.n ? a.lse[loff + i] * 1.44269504f : INFINITY;
+                dls[threadIdx.x] = i < a.n ? a.delta[loff + i] : 0.0f;
+            }
+            __syncthreads();
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+                s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
+#pragma unroll
+            for (t = 0; t < D / 16; t++) {
+                ea__mma_rows<EA_TC_ROWS>(s, ka[t], qs, LD, 16 * t);
+                ea__mma_rows<EA_TC_ROWS>(dp, va[t], ds, LD, 16 * t);
+            }
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+                for (e = 0; e < 4; e++) {
+                    int col = 8 * j + 2 * c + (e & 1), key = row0 + 8 * (e >> 1);
+                    float p = a.causal && q0 + col < key ? 0.0f : exp2f(s[j][e] * a.scale2 - ls[col]);
+                    s[j][e] = p;
+                    dp[j][e] = p * (dp[j][e] - dls[col]);
+                }
+#pragma unroll
+            for (t = 0; t < EA_TC_ROWS / 16; t++) {
+                ea__acc_to_a(pa, s, t);
+                ea__mma_cols<D>(dv, pa, ds, LD, 16 * t);
+                ea__acc_to_a(pa, dp, t);
+                ea__mma_cols<D>(dk, pa, qs, LD, 16 * t);
+            }
+        }
+    }
+#pragma unroll
+    for (e = 0; e < 2; e++) {
+        int row = row0 + 8 * e;
+        if (row >= a.n) continue;
+#pragma unroll
+        for (j = 0; j < D / 8; j++) {
+            size_t at = koff + (size_t)row * a.ldkv + 8 * j + 2 * c;
+            *(unsigned *)(a.dk + at) = ea__bf2(dk[j][2 * e] * a.scale, dk[j][2 * e + 1] * a.scale);
+            *(unsigned *)(a.dv + at) = ea__bf2(dv[j][2 * e], dv[j][2 * e + 1]);
+        }
+    }
+}
+
 /* --- AdamW (10): one thread a value ------------------------------------------
    The step's constants come by value, or (hp_dev) from device memory, where
    a captured graph finds each step's learning rate without being rebuilt.
@@ -10275,6 +10667,100 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
     a.q = q; a.k = k; a.v = v; a.o = out; a.lse = (float *)lse; /* read only: the struct serves both directions */
     a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
     return ea__attn_bwd_launch(cu, &a, err);
+}
+
+/* The tensor-core kernels' terms: dh 32 or 64 (their registers are sized
+   by it), 16-byte aligned matrices (a staging thread moves 8 bf16 at
+   once), B·H blocks in the grid's second dimension, a GPU and a build for
+   sm_80 or newer (mma.sync on bf16). */
+static ea_status ea__attn_tc_check(ea_cuda *cu, int B, int n, int H, int Hkv, int dh, const void *const *ptrs, int np,
+                                   ea_error *err) {
+    static int ptx = 0;
+    int major = 0, i;
+    cudaFuncAttributes fa;
+    if (B < 1 || n < 1 || H < 1 || Hkv < 1 || H % Hkv || (dh != 32 && dh != 64) || (double)B * H > 65535.0 ||
+        (double)B * H * n > 2147483647.0 / 32.0)
+        return ea_error_set(err, EA_ERR_SHAPE,
+                            "attention bf16 (CUDA): B %d, n %d, H %d, Hkv %d, dh %d; expected positive sizes, Hkv dividing H, "
+                            "dh 32 or 64, B·H <= 65535 and B·H·n < 2^26", B, n, H, Hkv, dh);
+    for (i = 0; i < np; i++)
+        if (!ptrs[i] || (uintptr_t)ptrs[i] % 16)
+            return ea_error_set(err, EA_ERR_ARG, "attention bf16 (CUDA): matrix %d is %s; expected device memory aligned to "
+                                "16 bytes (cudaMalloc's is)", i + 1, ptrs[i] ? "misaligned" : "NULL");
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, cu->device) != cudaSuccess || major < 8)
+        return ea_error_set(err, EA_ERR_CONFIG, "attention bf16 (CUDA): the GPU is sm_%d0; bf16 tensor cores need sm_80 or newer",
+                            major);
+    if (!ptx) ptx = cudaFuncGetAttributes(&fa, (const void *)ea__attn_tc_fwd_k<64>) == cudaSuccess ? fa.ptxVersion : -1;
+    if (ptx < 80)
+        return ea_error_set(err, EA_ERR_CONFIG, "attention bf16 (CUDA): this build's kernels are for sm_%d; compile with "
+                            "-arch=sm_80 or newer (e.g. -arch=sm_90)", ptx);
+    return EA_OK;
+}
+
+static ea__tc_attn ea__attn_tc_args(int B, int n, int H, int Hkv, int dh, int causal) {
+    ea__tc_attn a;
+    memset(&a, 0, sizeof a);
+    a.B = B; a.n = n; a.H = H; a.Hkv = Hkv; a.causal = causal;
+    a.ldq = (size_t)H * dh;
+    a.ldkv = (size_t)Hkv * dh;
+    a.scale = 1.0f / sqrtf((float)dh);
+    a.scale2 = a.scale * 1.44269504f;
+    return a;
+}
+
+EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    const void *ptrs[5] = {q, k, v, out, lse};
+    ea__tc_attn a;
+    dim3 grid((unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(B * H));
+    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 5, err);
+    if (st != EA_OK) return st;
+    a = ea__attn_tc_args(B, n, H, Hkv, dh, causal);
+    a.q = q; a.k = k; a.v = v; a.out = out; a.lse_out = lse;
+    if (dh == 32) ea__attn_tc_fwd_k<32><<<grid, 128, 0, EA_CU_STREAM(cu)>>>(a);
+    else ea__attn_tc_fwd_k<64><<<grid, 128, 0, EA_CU_STREAM(cu)>>>(a);
+    return ea__launched("attention bf16 forward", err);
+}
+
+EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                            const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    const void *ptrs[9] = {q, k, v, out, lse, dout, dq, dk, dv};
+    ea__tc_attn a;
+    unsigned tiles = (unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS);
+    cudaStream_t s = EA_CU_STREAM(cu);
+    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 9, err);
+    if (st != EA_OK) return st;
+    if ((size_t)B * H * n > EA_CU_SCRATCH)
+        return ea_error_set(err, EA_ERR_SHAPE, "attention bf16 backward (CUDA): B·H·n = %.0f; expected at most %zu (Δ lives in "
+                            "the handle's scratch)", (double)B * H * n, (size_t)EA_CU_SCRATCH);
+    a = ea__attn_tc_args(B, n, H, Hkv, dh, causal);
+    a.q = q; a.k = k; a.v = v; a.o = out; a.lse = lse; a.dout = dout;
+    a.dq = dq; a.dk = dk; a.dv = dv;
+    a.delta = a.delta_out = cu->scratch;
+    ea__attn_tc_delta_k<<<ea__blocks((size_t)B * H * n, 4), 128, 0, s>>>(a, dh);
+    if (dh == 32) {
+        ea__attn_tc_dq_k<32><<<dim3(tiles, (unsigned)(B * H)), 128, 0, s>>>(a);
+        ea__attn_tc_dkdv_k<32><<<dim3(tiles, (unsigned)(B * Hkv)), 128, 0, s>>>(a);
+    } else {
+        ea__attn_tc_dq_k<64><<<dim3(tiles, (unsigned)(B * H)), 128, 0, s>>>(a);
+        ea__attn_tc_dkdv_k<64><<<dim3(tiles, (unsigned)(B * Hkv)), 128, 0, s>>>(a);
+    }
+    return ea__launched("attention bf16 backward", err);
+}
+
+EA_API uint16_t ea_bf16_from_float(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40u); /* NaN stays a (quiet) NaN */
+    return (uint16_t)((u + 0x7fffu + (u >> 16 & 1u)) >> 16);                /* to nearest, ties to even */
+}
+
+EA_API float ea_bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
 }
 
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *o,

@@ -10,7 +10,8 @@
      b1024_dev_fps the same with the input already on the device (the graph alone)
      train32_ms    one AdamW training step at batch 32 (clip 1) from host arrays,
                    its loss read back (what track --device cuda does every step)
-   attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32, B 4, H 8, dh 64. */
+   attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32, B 4, H 8, dh 64, n 1024 and 4096;
+   attention_bf16 rows: the tensor-core kernels (_bf16_cuda), n 1024, 4096 and 16384. */
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 
@@ -87,38 +88,58 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     free(y);
 }
 
-static void bench_attention(ea_cuda *cu, int n, int json) {
+/* Exact attention at B 4, H 8, dh 64: fp32 (ea_attention_*_cuda) or bf16 on
+   tensor cores (ea_attention_*_bf16_cuda); FLOPs as FlashAttention counts
+   them: 4·B·H·n²·dh forward, 2.5 times that backward. */
+static void bench_attention(ea_cuda *cu, int n, int bf16, int json) {
     const int B = 4, H = 8, dh = 64;
-    size_t sz = (size_t)B * n * H * dh;
-    float *q, *k, *v, *o, *l, *dq, *dk, *dv, *h = (float *)malloc(sz * sizeof(float));
+    size_t sz = (size_t)B * n * H * dh, el = bf16 ? 2 : 4, i;
+    void *q, *k, *v, *o, *dq, *dk, *dv, *h = malloc(sz * el);
+    float *l;
     double tf, tb, flops = 4.0 * B * H * (double)n * n * dh;
     ea_error err;
     ea_rng rng;
-    size_t i;
     ea_rng_seed(&rng, 5, 1);
-    for (i = 0; i < sz; i++) h[i] = ea_rng_range(&rng, -1.0f, 1.0f);
-    if (ea_cuda_alloc(cu, &q, sz, &err) || ea_cuda_alloc(cu, &k, sz, &err) || ea_cuda_alloc(cu, &v, sz, &err) ||
-        ea_cuda_alloc(cu, &o, sz, &err) || ea_cuda_alloc(cu, &l, (size_t)B * H * n, &err) || ea_cuda_alloc(cu, &dq, sz, &err) ||
-        ea_cuda_alloc(cu, &dk, sz, &err) || ea_cuda_alloc(cu, &dv, sz, &err))
+    for (i = 0; i < sz; i++) {
+        float x = ea_rng_range(&rng, -1.0f, 1.0f);
+        if (bf16) ((uint16_t *)h)[i] = ea_bf16_from_float(x);
+        else ((float *)h)[i] = x;
+    }
+    if (ea_cuda_alloc_bytes(cu, &q, sz * el, &err) || ea_cuda_alloc_bytes(cu, &k, sz * el, &err) ||
+        ea_cuda_alloc_bytes(cu, &v, sz * el, &err) || ea_cuda_alloc_bytes(cu, &o, sz * el, &err) ||
+        ea_cuda_alloc(cu, &l, (size_t)B * H * n, &err) || ea_cuda_alloc_bytes(cu, &dq, sz * el, &err) ||
+        ea_cuda_alloc_bytes(cu, &dk, sz * el, &err) || ea_cuda_alloc_bytes(cu, &dv, sz * el, &err))
         die("allocating", &err);
-    ea_cuda_put(cu, q, h, sz, &err);
-    ea_cuda_put(cu, k, h, sz, &err);
-    ea_cuda_put(cu, v, h, sz, &err);
+    ea_cuda_put_bytes(cu, q, h, sz * el, &err);
+    ea_cuda_put_bytes(cu, k, h, sz * el, &err);
+    ea_cuda_put_bytes(cu, v, h, sz * el, &err);
+#define EA_BENCH_FWD                                                                                                    \
+    (bf16 ? ea_attention_fwd_bf16_cuda(cu, (uint16_t *)o, l, (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, \
+                                       &err)                                                                           \
+          : ea_attention_fwd_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, &err))
+#define EA_BENCH_BWD                                                                                                     \
+    (bf16 ? ea_attention_bwd_bf16_cuda(cu, (uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (uint16_t *)o, (uint16_t *)o, l, \
+                                       (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, &err)             \
+          : ea_attention_bwd_cuda(cu, (float *)dq, (float *)dk, (float *)dv, (float *)o, (float *)o, l, (float *)q,       \
+                                  (float *)k, (float *)v, B, n, H, H, dh, 0, &err))
+    if (EA_BENCH_FWD != EA_OK || EA_BENCH_BWD != EA_OK || ea_cuda_sync(cu, &err) != EA_OK) die("attention", &err);
     MEDIAN(tf, 2, 5, {
-        ea_attention_fwd_cuda(cu, o, l, q, k, v, B, n, H, H, dh, 0, &err);
+        EA_BENCH_FWD;
         ea_cuda_sync(cu, &err);
     });
     MEDIAN(tb, 1, 3, {
-        ea_attention_fwd_cuda(cu, o, l, q, k, v, B, n, H, H, dh, 0, &err);
-        ea_attention_bwd_cuda(cu, dq, dk, dv, o, o, l, q, k, v, B, n, H, H, dh, 0, &err);
+        EA_BENCH_FWD;
+        EA_BENCH_BWD;
         if (ea_cuda_sync(cu, &err) != EA_OK) die("attention", &err);
     });
+#undef EA_BENCH_FWD
+#undef EA_BENCH_BWD
     if (json)
-        printf("{\"group\": \"attn\", \"batch\": %d, \"heads\": %d, \"dim\": %d, \"n\": %d, \"fwd_ms\": %.4f, \"fwd_bwd_ms\": %.4f}\n",
-               B, H, dh, n, tf * 1e3, tb * 1e3);
+        printf("{\"group\": \"%s\", \"batch\": %d, \"heads\": %d, \"dim\": %d, \"n\": %d, \"fwd_ms\": %.4f, "
+               "\"fwd_bwd_ms\": %.4f}\n", bf16 ? "attn_bf16" : "attn", B, H, dh, n, tf * 1e3, tb * 1e3);
     else
-        printf("attention fp32 B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s), forward + backward %.3f ms (%.1f TFLOP/s)\n",
-               B, H, dh, n, tf * 1e3, flops / tf * 1e-12, tb * 1e3, 3.5 * flops / tb * 1e-12);
+        printf("attention %s B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s), forward + backward %.3f ms (%.1f TFLOP/s)\n",
+               bf16 ? "bf16" : "fp32", B, H, dh, n, tf * 1e3, flops / tf * 1e-12, tb * 1e3, 3.5 * flops / tb * 1e-12);
     ea_cuda_release(q); ea_cuda_release(k); ea_cuda_release(v); ea_cuda_release(o); ea_cuda_release(l);
     ea_cuda_release(dq); ea_cuda_release(dk); ea_cuda_release(dv);
     free(h);
@@ -158,7 +179,8 @@ int main(int argc, char **argv) {
     }
     bench_tracker(&cu, "mha", json);
     bench_tracker(&cu, "mqa", json);
-    for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, json);
+    for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, 0, json);
+    for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, 1, json);
     ea_cuda_free(&cu);
     return 0;
 }

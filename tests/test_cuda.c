@@ -179,6 +179,119 @@ static void test_attention(int B, int n, int H, int Hkv, int dh, int causal) {
     ea_ctx_free(&ctx);
 }
 
+/* bf16 values as the GPU sees them: h (raw bits) and f (their floats) */
+static void bf16_rand(uint16_t *h, float *f, size_t n, float lo, float hi) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        h[i] = ea_bf16_from_float(ea_rng_range(&g_rng, lo, hi));
+        f[i] = ea_bf16_to_float(h[i]);
+    }
+}
+
+static void *dev_bytes(const void *host, size_t bytes) {
+    void *d = NULL;
+    ea_error err;
+    if (ea_cuda_alloc_bytes(&g_cu, &d, bytes, &err) != EA_OK) {
+        printf("%s\n", err.msg);
+        exit(1);
+    }
+    if (host) ea_cuda_put_bytes(&g_cu, d, host, bytes, &err);
+    return d;
+}
+
+/* Largest |a - b| over the largest |b|, a in bf16. */
+static double rel_bf16(const uint16_t *a, const float *b, size_t n) {
+    float *f = (float *)malloc(n * sizeof(float));
+    double r;
+    size_t i;
+    for (i = 0; i < n; i++) f[i] = ea_bf16_to_float(a[i]);
+    r = rel(f, b, n);
+    free(f);
+    return r;
+}
+
+/* The tensor-core kernels against the CPU's flash kernels run in fp32 on
+   the same bf16-rounded q, k, v and dout.  What separates them: P and dS
+   rounded to bf16 before their products (2^-9 relative each, errors that
+   mostly cancel over a row), out and the gradients rounded to bf16 at the
+   end (2^-9 of each value), and Δ = dO·O taken from the bf16 out.  Bounds:
+   5e-3 of the largest |out| and 1.5e-2 of each gradient's largest value;
+   the lse, summed in fp32 from exact bf16 products, within 1e-4. */
+static void test_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal) {
+    size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh, nl = (size_t)B * H * n, i;
+    uint16_t *hq = (uint16_t *)malloc(nq * 2), *hk = (uint16_t *)malloc(nk * 2), *hv = (uint16_t *)malloc(nk * 2);
+    uint16_t *hdo = (uint16_t *)malloc(nq * 2), *go = (uint16_t *)malloc(nq * 2), *gdq = (uint16_t *)malloc(nq * 2);
+    uint16_t *gdk = (uint16_t *)malloc(nk * 2), *gdv = (uint16_t *)malloc(nk * 2), *gdq2 = (uint16_t *)malloc(nq * 2);
+    float *q = (float *)malloc(nq * 4), *k = (float *)malloc(nk * 4), *v = (float *)malloc(nk * 4), *dout = (float *)malloc(nq * 4);
+    float *o = (float *)malloc(nq * 4), *lse = (float *)malloc(nl * 4), *glse = (float *)malloc(nl * 4);
+    float *dq = (float *)calloc(nq, 4), *dk = (float *)calloc(nk, 4), *dv = (float *)calloc(nk, 4), *scratch, *Dl;
+    uint16_t *Dq, *Dk, *Dv, *Do, *Ddo, *Ddq, *Ddk, *Ddv;
+    ea_sdpa_shape sh;
+    ea_error err;
+    double e_lse = 0.0;
+    sh.B = B; sh.nq = sh.nk = n; sh.H = H; sh.Hkv = Hkv; sh.dh = dh; sh.causal = causal;
+    sh.scale = 1.0f / sqrtf((float)dh);
+    sh.ldq = sh.ldo = (ptrdiff_t)H * dh;
+    sh.ldk = sh.ldv = (ptrdiff_t)Hkv * dh;
+    bf16_rand(hq, q, nq, -2.0f, 2.0f);
+    bf16_rand(hk, k, nk, -2.0f, 2.0f);
+    bf16_rand(hv, v, nk, -1.0f, 1.0f);
+    bf16_rand(hdo, dout, nq, -1.0f, 1.0f);
+    scratch = (float *)malloc(ea_sdpa_flash_scratch(&sh) * ea_num_threads() * sizeof(float));
+    ea_sdpa_flash_fwd(o, lse, scratch, q, k, v, &sh, NULL, NULL);
+    ea_sdpa_flash_bwd(dq, dk, dv, scratch, dout, o, lse, q, k, v, &sh, NULL, NULL);
+    Dq = (uint16_t *)dev_bytes(hq, nq * 2); Dk = (uint16_t *)dev_bytes(hk, nk * 2); Dv = (uint16_t *)dev_bytes(hv, nk * 2);
+    Ddo = (uint16_t *)dev_bytes(hdo, nq * 2); Do = (uint16_t *)dev_bytes(NULL, nq * 2); Dl = (float *)dev_bytes(NULL, nl * 4);
+    Ddq = (uint16_t *)dev_bytes(NULL, nq * 2); Ddk = (uint16_t *)dev_bytes(NULL, nk * 2); Ddv = (uint16_t *)dev_bytes(NULL, nk * 2);
+    CHECK(ea_attention_fwd_bf16_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_attention_bwd_bf16_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s",
+          err.msg);
+    ea_cuda_get_bytes(&g_cu, go, Do, nq * 2, &err);
+    ea_cuda_get_bytes(&g_cu, glse, Dl, nl * 4, &err);
+    ea_cuda_get_bytes(&g_cu, gdq, Ddq, nq * 2, &err);
+    ea_cuda_get_bytes(&g_cu, gdk, Ddk, nk * 2, &err);
+    ea_cuda_get_bytes(&g_cu, gdv, Ddv, nk * 2, &err);
+    /* again: the same bits (every sum has one owner and one order) */
+    CHECK(ea_attention_bwd_bf16_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s",
+          err.msg);
+    ea_cuda_get_bytes(&g_cu, gdq2, Ddq, nq * 2, &err);
+    CHECK(ea_cuda_sync(&g_cu, &err) == EA_OK, "%s", err.msg);
+    for (i = 0; i < nl; i++) e_lse = fabs((double)glse[i] - lse[i]) > e_lse ? fabs((double)glse[i] - lse[i]) : e_lse;
+    CHECK(rel_bf16(go, o, nq) < 5e-3 && e_lse < 1e-4 && rel_bf16(gdq, dq, nq) < 1.5e-2 && rel_bf16(gdk, dk, nk) < 1.5e-2 &&
+          rel_bf16(gdv, dv, nk) < 1.5e-2,
+          "attention bf16 B%d n%d H%d/%d dh%d%s: out %.2g, lse %.2g, dq %.2g, dk %.2g, dv %.2g", B, n, H, Hkv, dh,
+          causal ? " causal" : "", rel_bf16(go, o, nq), e_lse, rel_bf16(gdq, dq, nq), rel_bf16(gdk, dk, nk), rel_bf16(gdv, dv, nk));
+    CHECK(!memcmp(gdq, gdq2, nq * 2), "attention bf16: a second backward gave other dq bits");
+    printf("  attention bf16 B%d n%d H%d/%d dh%d%s: rel. error out %.1e, lse %.1e (abs), dq %.1e, dk %.1e, dv %.1e\n", B, n, H,
+           Hkv, dh, causal ? " causal" : "", rel_bf16(go, o, nq), e_lse, rel_bf16(gdq, dq, nq), rel_bf16(gdk, dk, nk),
+           rel_bf16(gdv, dv, nk));
+    free(hq); free(hk); free(hv); free(hdo); free(go); free(gdq); free(gdk); free(gdv); free(gdq2);
+    free(q); free(k); free(v); free(dout); free(o); free(lse); free(glse); free(dq); free(dk); free(dv); free(scratch);
+    ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
+    ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
+}
+
+static void test_bf16_refusals(void) {
+    ea_error err;
+    void *p = dev_bytes(NULL, 4096);
+    uint16_t *d = (uint16_t *)p;
+    CHECK(ea_bf16_from_float(1.0f) == 0x3f80 && ea_bf16_from_float(1.00390625f) == 0x3f80 &&
+              ea_bf16_from_float(1.01171875f) == 0x3f82 && ea_bf16_from_float(-2.0f) == 0xc000 &&
+              ea_bf16_from_float(3.4028235e38f) == 0x7f80 && ea_bf16_to_float(0x3f81) == 1.0078125f &&
+              ea_bf16_to_float(ea_bf16_from_float(NAN)) != ea_bf16_to_float(ea_bf16_from_float(NAN)),
+          "bf16 rounding: to nearest, ties to even, overflow to infinity, NaN kept");
+    CHECK(ea_attention_fwd_bf16_cuda(&g_cu, d, (float *)p, d, d, d, 1, 8, 2, 2, 48, 0, &err) == EA_ERR_SHAPE &&
+              strstr(err.msg, "dh 32 or 64"),
+          "dh 48 refused: %s", err.msg);
+    CHECK(ea_attention_fwd_bf16_cuda(&g_cu, d, (float *)p, d + 1, d, d, 1, 8, 2, 2, 32, 0, &err) == EA_ERR_ARG &&
+              strstr(err.msg, "misaligned"),
+          "a misaligned q refused: %s", err.msg);
+    CHECK(ea_attention_bwd_bf16_cuda(&g_cu, d, d, NULL, d, d, (float *)p, d, d, d, 1, 8, 2, 2, 32, 0, &err) == EA_ERR_ARG &&
+              strstr(err.msg, "NULL"),
+          "a NULL dv refused: %s", err.msg);
+    ea_cuda_release(p);
+}
+
 static void test_adamw(void) {
     ea_params ps;
     ea_adamw opt;
@@ -437,6 +550,12 @@ int main(int argc, char **argv) {
     test_attention(2, 64, 2, 2, 64, 0);   /* the short forward's widest heads (the backward's is too big) */
     test_attention(2, 32, 2, 2, 64, 1);   /* both short kernels at dh 64, causal */
     test_attention(2, 50, 4, 1, 16, 0);   /* the short backward with 4 query heads a K/V head */
+    test_attention_bf16(2, 200, 4, 4, 64, 0);  /* a partial last tile */
+    test_attention_bf16(1, 130, 8, 2, 64, 1);  /* GQA, causal */
+    test_attention_bf16(2, 96, 2, 1, 32, 1);   /* MQA, dh 32 */
+    test_attention_bf16(1, 1024, 2, 2, 64, 0); /* 16 tiles */
+    test_attention_bf16(1, 1000, 2, 1, 64, 1);
+    test_bf16_refusals();
     test_adamw();
     if (kernels_only) goto done;
     test_vit_cuda("mha", 0, 5);
