@@ -10176,33 +10176,51 @@ __device__ static inline void ea__mma(float *d, const unsigned *a, unsigned b0, 
 #endif
 }
 
+/* Four 8x8 bf16 blocks from shared memory, lane l giving the address of a
+   block row (lanes 8i .. 8i+7: block i's rows): lane 4g + c receives row g,
+   columns 2c, 2c+1 of each block, or with .trans row 2c, 2c+1 of column g. */
+__device__ static inline void ea__ldsm4(unsigned *r, const unsigned short *p, int trans) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    if (trans)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+#else
+    (void)p; (void)trans;
+    r[0] = r[1] = r[2] = r[3] = 0u;
+#endif
+}
+
 /* d[j] += A·T[8j .. 8j+8, k0 .. k0+16]ᵀ for j < N/8: a product contracting
-   over the tile's columns (B read along tile rows). */
+   over the tile's columns, B read along tile rows; one ldmatrix serves two
+   8-wide tiles (blocks: rows 8j.., columns k0 and k0 + 8, then rows 8j + 8..). */
 template <int N> __device__ static inline void ea__mma_rows(float (*d)[4], const unsigned *a, const unsigned short *T, int ld,
                                                               int k0) {
-    int g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+    int l = threadIdx.x % 32;
+    unsigned b[4];
 #pragma unroll
-    for (int j = 0; j < N / 8; j++) {
-        const unsigned short *p = T + (8 * j + g) * ld + k0 + 2 * c;
-        ea__mma(d[j], a, ea__ld32(p), ea__ld32(p + 8));
+    for (int j = 0; j < N / 8; j += 2) {
+        ea__ldsm4(b, T + (8 * j + 8 * (l / 16) + l % 8) * ld + k0 + 8 * (l / 8 % 2), 0);
+        ea__mma(d[j], a, b[0], b[1]);
+        ea__mma(d[j + 1], a, b[2], b[3]);
     }
 }
 
 /* d[j] += A·T[k0 .. k0+16, 8j .. 8j+8] for j < N/8: contracting over the
-   tile's rows; ldmatrix.trans hands lane 4g + c the pairs (2c, 2c+1) of
-   column g from two 8x8 blocks whose row addresses lanes 0..15 give. */
+   tile's rows, B read down its columns by ldmatrix.trans (blocks: rows k0
+   and k0 + 8 of columns 8j.., then of columns 8j + 8..). */
 template <int N> __device__ static inline void ea__mma_cols(float (*d)[4], const unsigned *a, const unsigned short *T, int ld,
                                                               int k0) {
+    int l = threadIdx.x % 32;
+    unsigned b[4];
 #pragma unroll
-    for (int j = 0; j < N / 8; j++) {
-        unsigned b0 = 0, b1 = 0;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-        unsigned addr = (unsigned)__cvta_generic_to_shared(T + (k0 + threadIdx.x % 16) * ld + 8 * j);
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(addr));
-#else
-        (void)T; (void)ld; (void)k0;
-#endif
-        ea__mma(d[j], a, b0, b1);
+    for (int j = 0; j < N / 8; j += 2) {
+        ea__ldsm4(b, T + (k0 + l % 16) * ld + 8 * j + 8 * (l / 16), 1);
+        ea__mma(d[j], a, b[0], b[1]);
+        ea__mma(d[j + 1], a, b[2], b[3]);
     }
 }
 
@@ -10228,55 +10246,87 @@ template <int D> __device__ static void ea__rows_to_a(unsigned (*a)[4], const un
 }
 
 /* Rows r0 .. r0+63 of a head's [n, ld] matrix into a shared tile (row
-   length D + EA_TC_PAD), 16 bytes a thread a step; rows past n as zeros. */
+   length D + EA_TC_PAD), 16 bytes a thread a step, rows past n as zeros, by
+   cp.async: the copy proceeds while the warps compute on the other of two
+   buffers.  The loops that stream tiles all run
+       stage tile 0; commit
+       for each tile t: stage tile t+1 into the other buffer; commit;
+                        wait for all but the newest group; sync;
+                        compute on tile t; sync (its buffer is refilled next) */
 template <int D> __device__ static void ea__tc_stage(unsigned short *dst, const unsigned short *src, size_t ld, int r0, int n) {
     for (int e = threadIdx.x; e < EA_TC_ROWS * D / 8; e += blockDim.x) {
-        int r = e / (D / 8), c = e % (D / 8) * 8;
-        uint4 v = make_uint4(0u, 0u, 0u, 0u);
-        if (r0 + r < n) v = *(const uint4 *)(src + (size_t)(r0 + r) * ld + c);
-        *(uint4 *)(dst + r * (D + EA_TC_PAD) + c) = v;
+        int r = e / (D / 8), c = e % (D / 8) * 8, ok = r0 + r < n;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+        unsigned to = (unsigned)__cvta_generic_to_shared(dst + r * (D + EA_TC_PAD) + c);
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(src + (size_t)(ok ? r0 + r : 0) * ld + c),
+                     "r"(ok ? 16 : 0));
+#else
+        (void)dst; (void)src; (void)ld; (void)ok;
+#endif
     }
 }
 
+__device__ static inline void ea__tc_commit(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+/* wait for every staged group but the newest, then for every thread's */
+__device__ static inline void ea__tc_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group 1;\n" ::);
+#endif
+    __syncthreads();
+}
+
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k(ea__tc_attn a) {
-    __shared__ __align__(16) unsigned short ks[EA_TC_ROWS * (D + EA_TC_PAD)], vs[EA_TC_ROWS * (D + EA_TC_PAD)];
+    __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
     int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, kend, j, t, hf, e;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf, e;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 16][4], pa[4];
     float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     ea__rows_to_a<D>(qa, a.q + (size_t)b * a.n * a.ldq + (size_t)h * D, a.ldq, r, a.n);
 #pragma unroll
     for (j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
-    kend = a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n;
-    for (k0 = 0; k0 < kend; k0 += EA_TC_ROWS) {
-        __syncthreads(); /* the last tile's readers are done with it */
-        ea__tc_stage<D>(ks, kb, a.ldkv, k0, a.n);
-        ea__tc_stage<D>(vs, vb, a.ldkv, k0, a.n);
-        __syncthreads();
+    tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    ea__tc_stage<D>(ks[0], kb, a.ldkv, 0, a.n);
+    ea__tc_stage<D>(vs[0], vb, a.ldkv, 0, a.n);
+    ea__tc_commit();
+    for (it = 0; it < tiles; it++) {
+        const unsigned short *kt = ks[it & 1], *vt = vs[it & 1];
+        int masked; /* a tile past n or across the diagonal: check every key */
+        k0 = it * EA_TC_ROWS;
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
+        if (it + 1 < tiles) {
+            ea__tc_stage<D>(ks[~it & 1], kb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+            ea__tc_stage<D>(vs[~it & 1], vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+        }
+        ea__tc_commit();
+        ea__tc_wait();
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
-        for (t = 0; t < D / 16; t++) ea__mma_rows<EA_TC_ROWS>(s, qa[t], ks, LD, 16 * t);
+        for (t = 0; t < D / 16; t++) ea__mma_rows<EA_TC_ROWS>(s, qa[t], kt, LD, 16 * t);
 #pragma unroll
         for (hf = 0; hf < 2; hf++) { /* row0 (d[0], d[1]) and row0 + 8 (d[2], d[3]) */
             int row = row0 + 8 * hf;
-            float mx = m[hf], alpha;
+            float mx = -INFINITY, mn, alpha;
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
                 for (e = 0; e < 2; e++) {
                     int key = k0 + 8 * j + 2 * c + e;
-                    float x = s[j][2 * hf + e] * a.scale2;
-                    if (key >= a.n || (a.causal && key > row)) x = -INFINITY;
-                    s[j][2 * hf + e] = x;
-                    mx = fmaxf(mx, x);
+                    if (masked && (key >= a.n || (a.causal && key > row))) s[j][2 * hf + e] = -INFINITY;
+                    mx = fmaxf(mx, s[j][2 * hf + e]);
                 }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the row's 4 lanes */
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            alpha = m[hf] == -INFINITY ? 0.0f : exp2f(m[hf] - mx);
+            mn = fmaxf(m[hf], mx * a.scale2); /* m in scaled base-2 units; scale2 > 0 keeps the order */
+            alpha = m[hf] == -INFINITY ? 0.0f : exp2f(m[hf] - mn);
             l[hf] *= alpha;
 #pragma unroll
             for (j = 0; j < D / 8; j++) {
@@ -10287,17 +10337,18 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
             for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
                 for (e = 0; e < 2; e++) {
-                    float p = exp2f(s[j][2 * hf + e] - mx);
+                    float p = exp2f(fmaf(s[j][2 * hf + e], a.scale2, -mn));
                     s[j][2 * hf + e] = p;
                     l[hf] += p;
                 }
-            m[hf] = mx;
+            m[hf] = mn;
         }
 #pragma unroll
         for (t = 0; t < EA_TC_ROWS / 16; t++) {
             ea__acc_to_a(pa, s, t);
-            ea__mma_cols<D>(o, pa, vs, LD, 16 * t);
+            ea__mma_cols<D>(o, pa, vt, LD, 16 * t);
         }
+        __syncthreads();
     }
 #pragma unroll
     for (hf = 0; hf < 2; hf++) {
@@ -10331,11 +10382,11 @@ __global__ static void ea__attn_tc_delta_k(ea__tc_attn a, int dh) {
 /* dQ, block (query tile, b, h): per key tile S = Q·Kᵀ, P = 2^(S·scale2 −
    lse·log₂e), dP = dO·Vᵀ, dS = P ∘ (dP − Δ), dQ += dS·K. */
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(ea__tc_attn a) {
-    __shared__ __align__(16) unsigned short ks[EA_TC_ROWS * (D + EA_TC_PAD)], vs[EA_TC_ROWS * (D + EA_TC_PAD)];
+    __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
     int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS;
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, kend, j, t, hf, e;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf, e;
     size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 16][4], da[D / 16][4], pa[4];
@@ -10350,33 +10401,43 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
     }
 #pragma unroll
     for (j = 0; j < D / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
-    kend = a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n;
-    for (k0 = 0; k0 < kend; k0 += EA_TC_ROWS) {
-        __syncthreads();
-        ea__tc_stage<D>(ks, kb, a.ldkv, k0, a.n);
-        ea__tc_stage<D>(vs, vb, a.ldkv, k0, a.n);
-        __syncthreads();
+    tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    ea__tc_stage<D>(ks[0], kb, a.ldkv, 0, a.n);
+    ea__tc_stage<D>(vs[0], vb, a.ldkv, 0, a.n);
+    ea__tc_commit();
+    for (it = 0; it < tiles; it++) {
+        const unsigned short *kt = ks[it & 1], *vt = vs[it & 1];
+        int masked;
+        k0 = it * EA_TC_ROWS;
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
+        if (it + 1 < tiles) {
+            ea__tc_stage<D>(ks[~it & 1], kb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+            ea__tc_stage<D>(vs[~it & 1], vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+        }
+        ea__tc_commit();
+        ea__tc_wait();
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++)
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
 #pragma unroll
         for (t = 0; t < D / 16; t++) {
-            ea__mma_rows<EA_TC_ROWS>(s, qa[t], ks, LD, 16 * t);
-            ea__mma_rows<EA_TC_ROWS>(dp, da[t], vs, LD, 16 * t);
+            ea__mma_rows<EA_TC_ROWS>(s, qa[t], kt, LD, 16 * t);
+            ea__mma_rows<EA_TC_ROWS>(dp, da[t], vt, LD, 16 * t);
         }
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
             for (e = 0; e < 4; e++) {
                 int key = k0 + 8 * j + 2 * c + (e & 1), row = row0 + 8 * (e >> 1);
-                float p = key >= a.n || (a.causal && key > row) ? 0.0f : exp2f(s[j][e] * a.scale2 - L[e >> 1]);
+                float p = masked && (key >= a.n || (a.causal && key > row)) ? 0.0f : exp2f(fmaf(s[j][e], a.scale2, -L[e >> 1]));
                 s[j][e] = p * (dp[j][e] - Dl[e >> 1]);
             }
 #pragma unroll
         for (t = 0; t < EA_TC_ROWS / 16; t++) {
             ea__acc_to_a(pa, s, t);
-            ea__mma_cols<D>(dq, pa, ks, LD, 16 * t);
+            ea__mma_cols<D>(dq, pa, kt, LD, 16 * t);
         }
+        __syncthreads();
     }
 #pragma unroll
     for (hf = 0; hf < 2; hf++) {
@@ -10394,11 +10455,12 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
    dPᵀ = V·dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − Δ), dK += dSᵀ·Q.  The tile's lse (+∞
    past n, so that P = 0 there) and Δ sit in shared memory. */
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_k(ea__tc_attn a) {
-    __shared__ __align__(16) unsigned short qs[EA_TC_ROWS * (D + EA_TC_PAD)], ds[EA_TC_ROWS * (D + EA_TC_PAD)];
-    __shared__ float ls[EA_TC_ROWS], dls[EA_TC_ROWS];
+    __shared__ __align__(16) unsigned short qs[2][EA_TC_ROWS * (D + EA_TC_PAD)], ds[2][EA_TC_ROWS * (D + EA_TC_PAD)];
+    __shared__ float ls[2][EA_TC_ROWS], dls[2][EA_TC_ROWS];
     const int LD = D + EA_TC_PAD, c = threadIdx.x % 4, G = a.H / a.Hkv;
-    int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS;
-    int r = k0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, q0, j, t, e, gi;
+    int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS, first = a.causal ? k0 : 0;
+    int r = k0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, per = (a.n - first + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    int it, j, t, e;
     size_t koff = (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned ka[D / 16][4], va[D / 16][4], pa[4];
     float dk[D / 8][4], dv[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4];
@@ -10406,44 +10468,51 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_
     ea__rows_to_a<D>(va, a.v + koff, a.ldkv, r, a.n);
 #pragma unroll
     for (j = 0; j < D / 8; j++) dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
-    for (gi = 0; gi < G; gi++) {
-        int h = hk * G + gi;
-        size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D, loff = ((size_t)b * a.H + h) * a.n;
-        for (q0 = a.causal ? k0 : 0; q0 < a.n; q0 += EA_TC_ROWS) {
-            __syncthreads();
-            ea__tc_stage<D>(qs, a.q + qoff, a.ldq, q0, a.n);
-            ea__tc_stage<D>(ds, a.dout + qoff, a.ldq, q0, a.n);
-            if (threadIdx.x < EA_TC_ROWS) {
-                int i = q0 + threadIdx.x;
-                ls[threadIdx.x] = i < a.n ? a.lse[loff + i] * 1.44269504f : INFINITY;
-                dls[threadIdx.x] = i < a.n ? a.delta[loff + i] : 0.0f;
+    /* tile it: query head hk·G + it / per, queries first + (it mod per)·64 */
+    for (it = 0; it <= G * per; it++) {
+        if (it < G * per) { /* stage tile it; compute tile it - 1 */
+            int h = hk * G + it / per, q0 = first + it % per * EA_TC_ROWS, i;
+            size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D, loff = ((size_t)b * a.H + h) * a.n;
+            ea__tc_stage<D>(qs[it & 1], a.q + qoff, a.ldq, q0, a.n);
+            ea__tc_stage<D>(ds[it & 1], a.dout + qoff, a.ldq, q0, a.n);
+            for (i = threadIdx.x; i < EA_TC_ROWS; i += blockDim.x) {
+                ls[it & 1][i] = q0 + i < a.n ? a.lse[loff + q0 + i] * 1.44269504f : INFINITY;
+                dls[it & 1][i] = q0 + i < a.n ? a.delta[loff + q0 + i] : 0.0f;
             }
-            __syncthreads();
+        }
+        ea__tc_commit();
+        if (it == 0) continue;
+        ea__tc_wait();
+        {
+            int u = (it - 1) & 1, q0 = first + (it - 1) % per * EA_TC_ROWS, masked = a.causal && q0 < k0 + EA_TC_ROWS - 1;
+            const unsigned short *qt = qs[u], *dt = ds[u];
+            const float *lt = ls[u], *dlt = dls[u];
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++)
                 s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
 #pragma unroll
             for (t = 0; t < D / 16; t++) {
-                ea__mma_rows<EA_TC_ROWS>(s, ka[t], qs, LD, 16 * t);
-                ea__mma_rows<EA_TC_ROWS>(dp, va[t], ds, LD, 16 * t);
+                ea__mma_rows<EA_TC_ROWS>(s, ka[t], qt, LD, 16 * t);
+                ea__mma_rows<EA_TC_ROWS>(dp, va[t], dt, LD, 16 * t);
             }
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
                 for (e = 0; e < 4; e++) {
                     int col = 8 * j + 2 * c + (e & 1), key = row0 + 8 * (e >> 1);
-                    float p = a.causal && q0 + col < key ? 0.0f : exp2f(s[j][e] * a.scale2 - ls[col]);
+                    float p = masked && q0 + col < key ? 0.0f : exp2f(fmaf(s[j][e], a.scale2, -lt[col]));
                     s[j][e] = p;
-                    dp[j][e] = p * (dp[j][e] - dls[col]);
+                    dp[j][e] = p * (dp[j][e] - dlt[col]);
                 }
 #pragma unroll
             for (t = 0; t < EA_TC_ROWS / 16; t++) {
                 ea__acc_to_a(pa, s, t);
-                ea__mma_cols<D>(dv, pa, ds, LD, 16 * t);
+                ea__mma_cols<D>(dv, pa, dt, LD, 16 * t);
                 ea__acc_to_a(pa, dp, t);
-                ea__mma_cols<D>(dk, pa, qs, LD, 16 * t);
+                ea__mma_cols<D>(dk, pa, qt, LD, 16 * t);
             }
         }
+        __syncthreads();
     }
 #pragma unroll
     for (e = 0; e < 2; e++) {
