@@ -1020,6 +1020,7 @@ typedef struct ea_cuda {
     void *blas;    /* cublasHandle_t, bound to the stream */
     void *blas_ws; /* cuBLAS's workspace, fixed, so that captured graphs never allocate */
     float *scratch;/* the column sums' partial rows (stream-ordered reuse) */
+    unsigned *tickets; /* the column sums' per-launch counters, zero between launches */
 } ea_cuda;
 EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err);
 EA_API void ea_cuda_free(ea_cuda *cu);
@@ -9496,6 +9497,7 @@ EA_API int ea_num_threads(void) {
 #define EA_CU_STREAM(cu) ((cudaStream_t)(cu)->stream)
 #define EA_CU_BLAS_WS ((size_t)32 << 20) /* bytes: NVIDIA's advice for Hopper */
 #define EA_CU_SCRATCH ((size_t)1 << 22) /* floats of ea_cuda's scratch */
+#define EA_CU_TICKETS 65536             /* column sums over up to 32 times as many columns */
 
 static ea_status ea__cuda_check(cudaError_t e, const char *what, ea_error *err) {
     if (e == cudaSuccess) return EA_OK;
@@ -9547,7 +9549,11 @@ EA_API ea_status ea_cuda_init(ea_cuda *cu, int device, ea_error *err) {
     cu->blas = (void *)h;
     if ((st = ea__cuda_check(cudaMalloc(&cu->blas_ws, EA_CU_BLAS_WS), "allocating cuBLAS's workspace", err)) != EA_OK ||
         (st = ea__cublas_check(cublasSetWorkspace(h, cu->blas_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK ||
-        (st = ea__cuda_check(cudaMalloc((void **)&cu->scratch, EA_CU_SCRATCH * sizeof(float)), "allocating scratch", err)) != EA_OK) {
+        (st = ea__cuda_check(cudaMalloc((void **)&cu->scratch, EA_CU_SCRATCH * sizeof(float)), "allocating scratch", err)) != EA_OK ||
+        (st = ea__cuda_check(cudaMalloc((void **)&cu->tickets, EA_CU_TICKETS * sizeof(unsigned)), "allocating counters", err)) !=
+            EA_OK ||
+        (st = ea__cuda_check(cudaMemsetAsync(cu->tickets, 0, EA_CU_TICKETS * sizeof(unsigned), s), "zeroing counters", err)) !=
+            EA_OK) {
         ea_cuda_free(cu);
         return st;
     }
@@ -9560,6 +9566,7 @@ EA_API void ea_cuda_free(ea_cuda *cu) {
     if (cu->stream) cudaStreamDestroy(EA_CU_STREAM(cu));
     if (cu->blas_ws) cudaFree(cu->blas_ws);
     if (cu->scratch) cudaFree(cu->scratch);
+    if (cu->tickets) cudaFree(cu->tickets);
     memset(cu, 0, sizeof *cu);
 }
 
@@ -9640,60 +9647,119 @@ __global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, co
 /* Column sums, in two stages so that a tall matrix keeps the GPU busy:
    block (x, y), 32 x 8 threads, sums rows [y·chunk, (y+1)·chunk) of 32
    columns (a warp reads 32 neighbours; the 8 thread rows meet in shared
-   memory in a fixed order) into partial row y of the scratch; a second
-   kernel adds the R partial rows in order: deterministic.  Two sums ride
+   memory in a fixed order) into partial row y of the scratch; the last
+   block of column range x to finish (a ticket counter says which) then
+   adds the R partial rows in order, so the result does not depend on
+   which block finished last: deterministic, in one launch.  Two sums ride
    together: Σ d (a bias's gradient) and, given x, mean, rstd (layer norm),
-   Σ d·(x - mean)·rstd (its weight's). */
+   Σ d·(x - mean)·rstd (its weight's).  One launch may serve a list of
+   such sums over matrices of the same height (the ViT's backward gathers
+   the ones nothing else waits for and runs them at the end): the column
+   ranges of the jobs follow each other along x. */
 #define EA_CU_COLSUM_ROWS 8
-__global__ static void ea__colred_k(float *part_b, float *part_w, const float *d, size_t ldd, const float *x, const float *mean,
-                                    const float *rstd, int M, int N, int chunk) {
+#define EA_CU_COLSUM_JOBS 24
+typedef struct ea__colsum_job {
+    const float *d, *x, *mean, *rstd; /* x == NULL: the bias sum only */
+    float *db, *dw;
+    size_t ldd;
+    int N, block0; /* columns; the first column range (x) of the job */
+} ea__colsum_job;
+typedef struct ea__colsums {
+    ea__colsum_job job[EA_CU_COLSUM_JOBS];
+    int count, M, blocks; /* jobs, rows, column ranges in all */
+} ea__colsums;
+
+__global__ static void ea__colred_k(ea__colsums js, float *part_b, float *part_w, unsigned *tickets, int chunk) {
     __shared__ float sb[EA_CU_COLSUM_ROWS][32], sw[EA_CU_COLSUM_ROWS][32];
-    int j = blockIdx.x * 32 + threadIdx.x, i, r, end = (blockIdx.y + 1) * chunk < M ? (blockIdx.y + 1) * chunk : M;
+    __shared__ int last;
+    int q = 0, i, r, end = (blockIdx.y + 1) * chunk < js.M ? (blockIdx.y + 1) * chunk : js.M, W = 32 * js.blocks;
+    while (q + 1 < js.count && js.job[q + 1].block0 <= (int)blockIdx.x) q++;
+    const ea__colsum_job &J = js.job[q];
+    int j = ((int)blockIdx.x - J.block0) * 32 + threadIdx.x, col = 32 * blockIdx.x + threadIdx.x;
+    int lead = threadIdx.y == 0 && j < J.N;
     float b = 0.0f, w = 0.0f;
-    if (j < N)
+    if (j < J.N)
         for (i = blockIdx.y * chunk + threadIdx.y; i < end; i += EA_CU_COLSUM_ROWS) {
-            float v = d[(size_t)i * ldd + j];
+            float v = J.d[(size_t)i * J.ldd + j];
             b += v;
-            if (x) w += v * (x[(size_t)i * N + j] - mean[i]) * rstd[i];
+            if (J.x) w += v * (J.x[(size_t)i * J.N + j] - J.mean[i]) * J.rstd[i];
         }
     sb[threadIdx.y][threadIdx.x] = b;
     sw[threadIdx.y][threadIdx.x] = w;
     __syncthreads();
-    if (threadIdx.y || j >= N) return;
-    for (r = 1; r < EA_CU_COLSUM_ROWS; r++) {
-        b += sb[r][threadIdx.x];
-        w += sw[r][threadIdx.x];
+    if (lead) {
+        for (r = 1; r < EA_CU_COLSUM_ROWS; r++) {
+            b += sb[r][threadIdx.x];
+            w += sw[r][threadIdx.x];
+        }
+        part_b[(size_t)blockIdx.y * W + col] = b;
+        part_w[(size_t)blockIdx.y * W + col] = w;
+        __threadfence(); /* the partial row is visible device-wide before the ticket is taken */
     }
-    part_b[(size_t)blockIdx.y * N + j] = b;
-    if (x) part_w[(size_t)blockIdx.y * N + j] = w;
+    __syncthreads();
+    if (threadIdx.x == 0 && threadIdx.y == 0) last = atomicAdd(tickets + blockIdx.x, 1u) == gridDim.y - 1;
+    __syncthreads();
+    if (!last) return;
+    if (lead) {
+        b = w = 0.0f;
+        for (r = 0; r < (int)gridDim.y; r++) { /* __ldcg: from L2, where the other blocks' rows are */
+            b += __ldcg(part_b + (size_t)r * W + col);
+            w += __ldcg(part_w + (size_t)r * W + col);
+        }
+        if (J.db) J.db[j] += b;
+        if (J.x) J.dw[j] += w;
+    }
+    if (threadIdx.x == 0 && threadIdx.y == 0) tickets[blockIdx.x] = 0u; /* zero again for the next launch */
 }
 
-__global__ static void ea__colred_fin_k(float *db, float *dw, const float *part_b, const float *part_w, int R, int N) {
-    int j = blockIdx.x * blockDim.x + threadIdx.x, r;
-    float b = 0.0f, w = 0.0f;
-    if (j >= N) return;
-    for (r = 0; r < R; r++) {
-        b += part_b[(size_t)r * N + j];
-        if (dw) w += part_w[(size_t)r * N + j];
-    }
-    if (db) db[j] += b;
-    if (dw) dw[j] += w;
+static ea_status ea__colsum_run(ea_cuda *cu, ea__colsums *js, ea_error *err);
+
+/* Adds a job to a list, running the list first when the job does not fit
+   it (full, other rows, too many column ranges); EA_ERR_SHAPE for a matrix
+   wider than the counters cover. */
+static ea_status ea__colsum_add(ea_cuda *cu, ea__colsums *js, float *db, float *dw, const float *d, size_t ldd, const float *x,
+                                const float *mean, const float *rstd, int M, int N, ea_error *err) {
+    ea__colsum_job *J;
+    ea_status st;
+    if (!dw) x = NULL;
+    if (!db && !x) return EA_OK; /* nothing asked for (a layer without a bias) */
+    if (ea__blocks((size_t)N, 32) > EA_CU_TICKETS)
+        return ea_error_set(err, EA_ERR_SHAPE, "column sums (CUDA): %d columns; expected at most %d", N, 32 * EA_CU_TICKETS);
+    if ((js->count == EA_CU_COLSUM_JOBS || (size_t)js->blocks + ea__blocks((size_t)N, 32) > EA_CU_TICKETS ||
+         (js->count && M != js->M)) &&
+        (st = ea__colsum_run(cu, js, err)) != EA_OK)
+        return st;
+    J = &js->job[js->count++];
+    J->d = d; J->x = x; J->mean = mean; J->rstd = rstd; J->db = db; J->dw = dw; J->ldd = ldd; J->N = N;
+    J->block0 = js->blocks;
+    js->M = M;
+    js->blocks += (int)ea__blocks((size_t)N, 32);
+    return EA_OK;
+}
+
+/* Runs a list's sums (partial rows in the handle's scratch) and empties it. */
+static ea_status ea__colsum_run(ea_cuda *cu, ea__colsums *js, ea_error *err) {
+    size_t W = 32 * (size_t)js->blocks, cap = W ? EA_CU_SCRATCH / 2 / W : 1;
+    int R = (js->M + 63) / 64, chunk;
+    if (!js->count) return EA_OK;
+    if ((size_t)R > cap) R = (int)cap;
+    if (R < 1) R = 1;
+    chunk = (js->M + R - 1) / R;
+    R = (js->M + chunk - 1) / chunk;
+    ea__colred_k<<<dim3((unsigned)js->blocks, (unsigned)R), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(
+        *js, cu->scratch, cu->scratch + (size_t)R * W, cu->tickets, chunk);
+    js->count = js->blocks = 0;
+    return ea__launched("column sums", err);
 }
 
 /* db += Σ_rows d; and dw += Σ_rows d·x̂ when x is given (needs dw) */
 static ea_status ea__cu_colred(ea_cuda *cu, float *db, float *dw, const float *d, size_t ldd, const float *x, const float *mean,
                                const float *rstd, int M, int N, ea_error *err) {
-    size_t cap = EA_CU_SCRATCH / 2 / (size_t)N;
-    int R = (M + 63) / 64, chunk;
-    if ((size_t)R > cap) R = (int)cap;
-    if (R < 1) R = 1;
-    chunk = (M + R - 1) / R;
-    R = (M + chunk - 1) / chunk;
-    ea__colred_k<<<dim3(ea__blocks((size_t)N, 32), (unsigned)R), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(
-        cu->scratch, cu->scratch + (size_t)R * N, d, ldd, x, mean, rstd, M, N, chunk);
-    ea__colred_fin_k<<<ea__blocks((size_t)N, 128), 128, 0, EA_CU_STREAM(cu)>>>(db, x ? dw : NULL, cu->scratch,
-                                                                               cu->scratch + (size_t)R * N, R, N);
-    return ea__launched("column sums", err);
+    ea__colsums js;
+    ea_status st;
+    js.count = js.blocks = 0;
+    if ((st = ea__colsum_add(cu, &js, db, x ? dw : NULL, d, ldd, x, mean, rstd, M, N, err)) != EA_OK) return st;
+    return ea__colsum_run(cu, &js, err);
 }
 
 /* out[M, N] (row stride ldo) = inp[M, K] (row stride ldi) · w[N, K]ᵀ + b + res */
@@ -11080,7 +11146,9 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     ea_cuda *cu = d->cu;
     cudaStream_t s = EA_CU_STREAM(cu);
     int M = B * p->T, D = p->D, kvw = p->Hkv * p->dh, i, hh = p->head_hidden;
+    ea__colsums later; /* the column sums of gradients nothing changes afterwards: one launch at the end */
     ea_status st;
+    later.count = later.blocks = 0;
     ea__mse_k<<<1, 256, 0, s>>>(p->dy, p->loss, p->y, p->target, B * c->out_dim);
     st = ea__launched("MSE loss", err);
     if (st == EA_OK && hh) {
@@ -11096,8 +11164,11 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
         st = ea__launched("token mean backward", err);
     }
     if (st == EA_OK)
-        st = ea_layernorm_bwd_cuda(cu, p->dres, ea__vcu_grad(d, p->norm_w), ea__vcu_grad(d, p->norm_b), p->dlnf,
-                                   p->L[c->depth - 1].out, p->meanf, p->rstdf, p->norm_w, M, D, err);
+        st = ea_layernorm_bwd_cuda(cu, p->dres, NULL, NULL, p->dlnf, p->L[c->depth - 1].out, p->meanf, p->rstdf, p->norm_w, M,
+                                   D, err);
+    if (st == EA_OK)
+        st = ea__colsum_add(cu, &later, ea__vcu_grad(d, p->norm_b), ea__vcu_grad(d, p->norm_w), p->dlnf, (size_t)D,
+                            p->L[c->depth - 1].out, p->meanf, p->rstdf, M, D, err);
     for (i = c->depth - 1; i >= 0 && st == EA_OK; i--) {
         const ea__vcu_block *L = &p->L[i];
         const float *hin = i ? p->L[i - 1].out : p->h0;
@@ -11107,11 +11178,16 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
                                p->hidden, D, err);
         if (st == EA_OK) st = ea_gelu_bwd_cuda(cu, L->df, L->dg, L->f, (size_t)M * p->hidden, err);
         if (st == EA_OK)
-            st = ea__cu_linear_bwd(cu, L->dln2, ea__vcu_grad(d, L->w1), ea__vcu_grad(d, L->b1), L->df, (size_t)p->hidden, L->ln2,
-                                   L->w1, M, D, p->hidden, err);
+            st = ea__cu_linear_bwd(cu, L->dln2, ea__vcu_grad(d, L->w1), NULL, L->df, (size_t)p->hidden, L->ln2, L->w1, M, D,
+                                   p->hidden, err);
         if (st == EA_OK)
-            st = ea_layernorm_bwd_cuda(cu, p->dres, ea__vcu_grad(d, L->ln2_w), ea__vcu_grad(d, L->ln2_b), L->dln2, L->mid,
-                                       L->mean2, L->rstd2, L->ln2_w, M, D, err);
+            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->b1), NULL, L->df, (size_t)p->hidden, NULL, NULL, NULL, M,
+                                p->hidden, err);
+        if (st == EA_OK)
+            st = ea_layernorm_bwd_cuda(cu, p->dres, NULL, NULL, L->dln2, L->mid, L->mean2, L->rstd2, L->ln2_w, M, D, err);
+        if (st == EA_OK)
+            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->ln2_b), ea__vcu_grad(d, L->ln2_w), L->dln2, (size_t)D, L->mid,
+                                L->mean2, L->rstd2, M, D, err);
         /* m = h + attention(LN1(h))·W_oᵀ + b_o */
         if (st == EA_OK)
             st = ea__cu_linear_bwd(cu, L->datt, ea__vcu_grad(d, L->wo), ea__vcu_grad(d, L->bo), p->dres, (size_t)D, L->att, L->wo,
@@ -11122,17 +11198,28 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
         a.o = L->att; a.lse = L->lse; a.dout = L->datt;
         if (st == EA_OK) st = ea__attn_bwd_launch(cu, &a, err);
         if (st == EA_OK)
-            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wq), ea__vcu_grad(d, L->bq), L->dqkv, (size_t)p->Wq, L->ln1,
-                                   L->wq, M, D, p->merged ? p->Wq : D, err);
-        if (st == EA_OK && !p->merged)
-            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wk), ea__vcu_grad(d, L->bk), L->dqkv + D, (size_t)p->Wq,
-                                   L->ln1, L->wk, M, D, kvw, err);
-        if (st == EA_OK && !p->merged)
-            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wv), ea__vcu_grad(d, L->bv), L->dqkv + D + kvw, (size_t)p->Wq,
-                                   L->ln1, L->wv, M, D, kvw, err);
+            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wq), NULL, L->dqkv, (size_t)p->Wq, L->ln1, L->wq, M, D,
+                                   p->merged ? p->Wq : D, err);
         if (st == EA_OK)
-            st = ea_layernorm_bwd_cuda(cu, p->dres, ea__vcu_grad(d, L->ln1_w), ea__vcu_grad(d, L->ln1_b), L->dln1, hin,
-                                       L->mean1, L->rstd1, L->ln1_w, M, D, err);
+            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->bq), NULL, L->dqkv, (size_t)p->Wq, NULL, NULL, NULL, M,
+                                p->merged ? p->Wq : D, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wk), NULL, L->dqkv + D, (size_t)p->Wq, L->ln1, L->wk, M, D,
+                                   kvw, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->bk), NULL, L->dqkv + D, (size_t)p->Wq, NULL, NULL, NULL, M, kvw,
+                                err);
+        if (st == EA_OK && !p->merged)
+            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wv), NULL, L->dqkv + D + kvw, (size_t)p->Wq, L->ln1, L->wv,
+                                   M, D, kvw, err);
+        if (st == EA_OK && !p->merged)
+            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->bv), NULL, L->dqkv + D + kvw, (size_t)p->Wq, NULL, NULL, NULL, M,
+                                kvw, err);
+        if (st == EA_OK)
+            st = ea_layernorm_bwd_cuda(cu, p->dres, NULL, NULL, L->dln1, hin, L->mean1, L->rstd1, L->ln1_w, M, D, err);
+        if (st == EA_OK)
+            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->ln1_b), ea__vcu_grad(d, L->ln1_w), L->dln1, (size_t)D, hin,
+                                L->mean1, L->rstd1, M, D, err);
     }
     /* h0 = cols·W_patchᵀ + b + pos */
     if (st == EA_OK) {
@@ -11142,6 +11229,7 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     if (st == EA_OK)
         st = ea__cu_linear_bwd(cu, NULL, ea__vcu_grad(d, p->patch_w), ea__vcu_grad(d, p->patch_b), p->dres, (size_t)D, p->cols,
                                p->patch_w, M, p->P, D, err);
+    if (st == EA_OK) st = ea__colsum_run(cu, &later, err);
     return st;
 }
 
