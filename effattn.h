@@ -11000,6 +11000,9 @@ struct ea__vcu {
     float *gact, *target, *dres, *dlnf, *dpool, *dhd, *dhg, *dy, *loss, *gnorm, *norm_part;
     size_t gact_n, gzero_n;  /* gact's floats; the first gzero_n are zeroed every step */
     ea__cu_hp *hp;           /* the step's AdamW constants, on the device */
+    /* the weight gradients' stream, its cuBLAS handle and workspace, and the
+       events that fork work to it and join it back (ea__vcu_side_init) */
+    void *side, *side_blas, *side_ws, *ev_fork, *ev_dres, *ev_join;
     void *train_graph;       /* cudaGraphExec_t of a step at train_batch images, clip train_clip */
     int train_batch;
     float train_clip;
@@ -11131,34 +11134,116 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
     return st;
 }
 
-/* The gradient of the batch's MSE against p->target, every parameter's
-   into d->grad (ea_params' layout), after ea__vcu_forward.  The residual
-   stream's gradient dres is updated in place: each block's backward reads
-   it as d(out), then the layer norms' backward kernels add into it, making
-   it d(mid) and then d(block input).  Scratch gradients were zeroed. */
+/* The backward's second stream.  A linear layer's weight gradient
+   dW += doutᵀ·inp is needed only by the optimizer at the end, while the
+   rest of the backward waits for its input gradient; the small GEMMs of a
+   tracker leave most of the GPU idle, so the weight GEMMs run on a side
+   stream (its own cuBLAS handle and workspace: two GEMMs at once must not
+   share one), forked from the main stream after what it has queued, and
+   joined back before anything overwrites what they read: the residual
+   stream's gradient, updated in place by each layer norm's backward
+   (ev_dres), and at the end (ev_join).  Each GEMM still has one writer
+   and one order, so a step's results do not change. */
+static ea_status ea__vcu_side_init(struct ea__vcu *p, ea_error *err) {
+    cudaStream_t s;
+    cublasHandle_t h;
+    cudaEvent_t e[3];
+    ea_status st;
+    int i;
+    if ((st = ea__cuda_check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "creating a stream", err)) != EA_OK) return st;
+    p->side = (void *)s;
+    if ((st = ea__cublas_check(cublasCreate(&h), "creating a handle", err)) != EA_OK) return st;
+    p->side_blas = (void *)h;
+    cublasSetStream(h, s);
+    cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);
+    if ((st = ea__cuda_check(cudaMalloc(&p->side_ws, EA_CU_BLAS_WS), "allocating cuBLAS's workspace", err)) != EA_OK ||
+        (st = ea__cublas_check(cublasSetWorkspace(h, p->side_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK)
+        return st;
+    for (i = 0; i < 3; i++) {
+        if ((st = ea__cuda_check(cudaEventCreateWithFlags(&e[i], cudaEventDisableTiming), "creating an event", err)) != EA_OK)
+            return st;
+        *(i == 0 ? &p->ev_fork : i == 1 ? &p->ev_dres : &p->ev_join) = (void *)e[i];
+    }
+    return EA_OK;
+}
+
+static void ea__vcu_side_free(struct ea__vcu *p) {
+    if (p->ev_fork) cudaEventDestroy((cudaEvent_t)p->ev_fork);
+    if (p->ev_dres) cudaEventDestroy((cudaEvent_t)p->ev_dres);
+    if (p->ev_join) cudaEventDestroy((cudaEvent_t)p->ev_join);
+    if (p->side_blas) cublasDestroy((cublasHandle_t)p->side_blas);
+    if (p->side) cudaStreamDestroy((cudaStream_t)p->side);
+    if (p->side_ws) cudaFree(p->side_ws);
+    p->ev_fork = p->ev_dres = p->ev_join = p->side_blas = p->side = p->side_ws = NULL;
+}
+
+/* ev marks what stream s has queued so far; a stream told to wait for ev
+   runs its later work after that */
+static ea_status ea__vcu_mark(void *s, void *ev, ea_error *err) {
+    return ea__cuda_check(cudaEventRecord((cudaEvent_t)ev, (cudaStream_t)s), "recording an event", err);
+}
+
+static ea_status ea__vcu_after(void *s, void *ev, ea_error *err) {
+    return ea__cuda_check(cudaStreamWaitEvent((cudaStream_t)s, (cudaEvent_t)ev, 0), "waiting for an event", err);
+}
+
+/* `to` waits for everything `from` has queued so far */
+static ea_status ea__vcu_wait(void *from, void *to, void *ev, ea_error *err) {
+    ea_status st = ea__vcu_mark(from, ev, err);
+    return st == EA_OK ? ea__vcu_after(to, ev, err) : st;
+}
+
 static float *ea__vcu_grad(const ea_vit_cuda *d, const float *param) {
     return param ? d->grad + (param - d->params) : NULL;
 }
 
+/* A linear layer's backward in the ViT (out = inp·wᵀ + b): dW on the side
+   stream (forked here), dinp (NULL: not wanted) on the main one, and the
+   bias's column sum into `later` (run at the end of the backward) or, with
+   later NULL, at once on the main stream. */
+static ea_status ea__vcu_linear_bwd(ea_vit_cuda *d, ea__colsums *later, float *dinp, const float *w, const float *b,
+                                    const float *dout, size_t ldd, const float *inp, int M, int K, int N, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    const float one = 1.0f;
+    ea_status st = ea__vcu_wait(d->cu->stream, p->side, p->ev_fork, err);
+    if (st == EA_OK)
+        st = ea__cublas_check(cublasSgemm((cublasHandle_t)p->side_blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout,
+                                          (int)ldd, &one, ea__vcu_grad(d, w), K),
+                              "linear backward (weight)", err);
+    if (st == EA_OK && dinp) st = ea__cu_linear_bwd(d->cu, dinp, NULL, NULL, dout, ldd, NULL, w, M, K, N, err);
+    if (st == EA_OK && b)
+        st = later ? ea__colsum_add(d->cu, later, ea__vcu_grad(d, b), NULL, dout, ldd, NULL, NULL, NULL, M, N, err)
+                   : ea__cu_colred(d->cu, ea__vcu_grad(d, b), NULL, dout, ldd, NULL, NULL, NULL, M, N, err);
+    return st;
+}
+
+/* The gradient of the batch's MSE against p->target, every parameter's
+   into d->grad (ea_params' layout), after ea__vcu_forward.  The residual
+   stream's gradient dres is updated in place: each block's backward reads
+   it as d(out), then the layer norms' backward kernels add into it, making
+   it d(mid) and then d(block input); the side stream's GEMMs that read it
+   are waited for first.  The column sums of gradients nothing changes
+   afterwards (every one but those of dres) run as one launch at the end.
+   Scratch gradients were zeroed. */
 static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     struct ea__vcu *p = d->plan;
     const ea_vit_config *c = &d->cfg;
     ea_cuda *cu = d->cu;
     cudaStream_t s = EA_CU_STREAM(cu);
     int M = B * p->T, D = p->D, kvw = p->Hkv * p->dh, i, hh = p->head_hidden;
-    ea__colsums later; /* the column sums of gradients nothing changes afterwards: one launch at the end */
+    ea__colsums later;
     ea_status st;
     later.count = later.blocks = 0;
     ea__mse_k<<<1, 256, 0, s>>>(p->dy, p->loss, p->y, p->target, B * c->out_dim);
     st = ea__launched("MSE loss", err);
     if (st == EA_OK && hh) {
-        st = ea__cu_linear_bwd(cu, p->dhg, ea__vcu_grad(d, p->head2_w), ea__vcu_grad(d, p->head2_b), p->dy, (size_t)c->out_dim,
-                               p->hg, p->head2_w, B, hh, c->out_dim, err);
+        st = ea__vcu_linear_bwd(d, &later, p->dhg, p->head2_w, p->head2_b, p->dy, (size_t)c->out_dim, p->hg, B, hh, c->out_dim,
+                                err);
         if (st == EA_OK) st = ea_gelu_bwd_cuda(cu, p->dhd, p->dhg, p->hd, (size_t)B * hh, err);
     }
     if (st == EA_OK)
-        st = ea__cu_linear_bwd(cu, p->dpool, ea__vcu_grad(d, p->head1_w), ea__vcu_grad(d, p->head1_b), hh ? p->dhd : p->dy,
-                               (size_t)(hh ? hh : c->out_dim), p->pool, p->head1_w, B, D, hh ? hh : c->out_dim, err);
+        st = ea__vcu_linear_bwd(d, &later, p->dpool, p->head1_w, p->head1_b, hh ? p->dhd : p->dy,
+                                (size_t)(hh ? hh : c->out_dim), p->pool, B, D, hh ? hh : c->out_dim, err);
     if (st == EA_OK) {
         ea__mean_tokens_bwd_k<<<ea__blocks((size_t)M * D, 256), 256, 0, s>>>(p->dlnf, p->dpool, B, p->T, D);
         st = ea__launched("token mean backward", err);
@@ -11174,47 +11259,33 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
         const float *hin = i ? p->L[i - 1].out : p->h0;
         ea__cu_attn a = ea__attn_args(B, p->T, p->H, p->Hkv, p->dh, c->causal);
         /* h' = m + GELU(LN2(m)·W1ᵀ + b1)·W2ᵀ + b2 */
-        st = ea__cu_linear_bwd(cu, L->dg, ea__vcu_grad(d, L->w2), ea__vcu_grad(d, L->b2), p->dres, (size_t)D, L->g, L->w2, M,
-                               p->hidden, D, err);
+        st = ea__vcu_linear_bwd(d, NULL, L->dg, L->w2, L->b2, p->dres, (size_t)D, L->g, M, p->hidden, D, err);
+        if (st == EA_OK) st = ea__vcu_mark(p->side, p->ev_dres, err); /* dW2 reads dres */
         if (st == EA_OK) st = ea_gelu_bwd_cuda(cu, L->df, L->dg, L->f, (size_t)M * p->hidden, err);
         if (st == EA_OK)
-            st = ea__cu_linear_bwd(cu, L->dln2, ea__vcu_grad(d, L->w1), NULL, L->df, (size_t)p->hidden, L->ln2, L->w1, M, D,
-                                   p->hidden, err);
-        if (st == EA_OK)
-            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->b1), NULL, L->df, (size_t)p->hidden, NULL, NULL, NULL, M,
-                                p->hidden, err);
+            st = ea__vcu_linear_bwd(d, &later, L->dln2, L->w1, L->b1, L->df, (size_t)p->hidden, L->ln2, M, D, p->hidden, err);
+        if (st == EA_OK) st = ea__vcu_after(s, p->ev_dres, err); /* before dres changes */
         if (st == EA_OK)
             st = ea_layernorm_bwd_cuda(cu, p->dres, NULL, NULL, L->dln2, L->mid, L->mean2, L->rstd2, L->ln2_w, M, D, err);
         if (st == EA_OK)
             st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->ln2_b), ea__vcu_grad(d, L->ln2_w), L->dln2, (size_t)D, L->mid,
                                 L->mean2, L->rstd2, M, D, err);
         /* m = h + attention(LN1(h))·W_oᵀ + b_o */
-        if (st == EA_OK)
-            st = ea__cu_linear_bwd(cu, L->datt, ea__vcu_grad(d, L->wo), ea__vcu_grad(d, L->bo), p->dres, (size_t)D, L->att, L->wo,
-                                   M, D, D, err);
+        if (st == EA_OK) st = ea__vcu_linear_bwd(d, NULL, L->datt, L->wo, L->bo, p->dres, (size_t)D, L->att, M, D, D, err);
+        if (st == EA_OK) st = ea__vcu_mark(p->side, p->ev_dres, err); /* dW_o reads dres */
         a.q = L->qkv; a.k = L->qkv + D; a.v = L->qkv + D + kvw;
         a.dq = L->dqkv; a.dk = L->dqkv + D; a.dv = L->dqkv + D + kvw;
         a.ldq = a.ldkv = (size_t)p->Wq;
         a.o = L->att; a.lse = L->lse; a.dout = L->datt;
         if (st == EA_OK) st = ea__attn_bwd_launch(cu, &a, err);
         if (st == EA_OK)
-            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wq), NULL, L->dqkv, (size_t)p->Wq, L->ln1, L->wq, M, D,
-                                   p->merged ? p->Wq : D, err);
-        if (st == EA_OK)
-            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->bq), NULL, L->dqkv, (size_t)p->Wq, NULL, NULL, NULL, M,
-                                p->merged ? p->Wq : D, err);
+            st = ea__vcu_linear_bwd(d, &later, L->dln1, L->wq, L->bq, L->dqkv, (size_t)p->Wq, L->ln1, M, D,
+                                    p->merged ? p->Wq : D, err);
         if (st == EA_OK && !p->merged)
-            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wk), NULL, L->dqkv + D, (size_t)p->Wq, L->ln1, L->wk, M, D,
-                                   kvw, err);
+            st = ea__vcu_linear_bwd(d, &later, L->dln1, L->wk, L->bk, L->dqkv + D, (size_t)p->Wq, L->ln1, M, D, kvw, err);
         if (st == EA_OK && !p->merged)
-            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->bk), NULL, L->dqkv + D, (size_t)p->Wq, NULL, NULL, NULL, M, kvw,
-                                err);
-        if (st == EA_OK && !p->merged)
-            st = ea__cu_linear_bwd(cu, L->dln1, ea__vcu_grad(d, L->wv), NULL, L->dqkv + D + kvw, (size_t)p->Wq, L->ln1, L->wv,
-                                   M, D, kvw, err);
-        if (st == EA_OK && !p->merged)
-            st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->bv), NULL, L->dqkv + D + kvw, (size_t)p->Wq, NULL, NULL, NULL, M,
-                                kvw, err);
+            st = ea__vcu_linear_bwd(d, &later, L->dln1, L->wv, L->bv, L->dqkv + D + kvw, (size_t)p->Wq, L->ln1, M, D, kvw, err);
+        if (st == EA_OK) st = ea__vcu_after(s, p->ev_dres, err);
         if (st == EA_OK)
             st = ea_layernorm_bwd_cuda(cu, p->dres, NULL, NULL, L->dln1, hin, L->mean1, L->rstd1, L->ln1_w, M, D, err);
         if (st == EA_OK)
@@ -11226,10 +11297,9 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
         ea__sum_batch_k<<<ea__blocks((size_t)p->T * D, 128), 128, 0, s>>>(ea__vcu_grad(d, p->pos), p->dres, B, p->T * D);
         st = ea__launched("position table backward", err);
     }
-    if (st == EA_OK)
-        st = ea__cu_linear_bwd(cu, NULL, ea__vcu_grad(d, p->patch_w), ea__vcu_grad(d, p->patch_b), p->dres, (size_t)D, p->cols,
-                               p->patch_w, M, p->P, D, err);
+    if (st == EA_OK) st = ea__vcu_linear_bwd(d, NULL, NULL, p->patch_w, p->patch_b, p->dres, (size_t)D, p->cols, M, p->P, D, err);
     if (st == EA_OK) st = ea__colsum_run(cu, &later, err);
+    if (st == EA_OK) st = ea__vcu_wait(p->side, s, p->ev_join, err); /* every weight gradient is in */
     return st;
 }
 
@@ -11376,6 +11446,7 @@ EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
     if (d->plan) {
         ea__vcu_drop_graph(&d->plan->train_graph);
         ea_cuda_release(d->plan->gact);
+        ea__vcu_side_free(d->plan);
     }
     EFFATTN_FREE(d->plan);
     memset(d, 0, sizeof *d);
@@ -11433,7 +11504,10 @@ EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const fl
     if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: clip %g; expected >= 0", (double)clip);
     if (!p->gact) {
         p->gact_n = ea__vcu_carve_grads(p, c, d->max_batch, NULL);
-        if ((st = ea_cuda_alloc(d->cu, &p->gact, p->gact_n, err)) != EA_OK) return st;
+        if ((st = ea__vcu_side_init(p, err)) != EA_OK || (st = ea_cuda_alloc(d->cu, &p->gact, p->gact_n, err)) != EA_OK) {
+            ea__vcu_side_free(p); /* and again at free: it leaves nothing to free twice */
+            return st;
+        }
         ea__vcu_carve_grads(p, c, d->max_batch, p->gact);
     }
     /* the step's constants at step + 1, copied (like x and t) before the
