@@ -9635,13 +9635,17 @@ EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err) {
        out[r, c] += b[c] + res[(r·N + c) mod period].
    Backward: dinpᵀ += wᵀ·doutᵀ, dwᵀ += inpᵀ·dout, db += column sums (one
    thread per column, rows in order: deterministic). */
+__device__ static float ea__gelu(float x) { return x * (0.5f * (1.0f + erff(x * 0.70710678f))); }
+
 __global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, const float *res, size_t period, size_t M,
-                                      int N) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+                                      int N, float *act) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, at;
     float add;
     if (i >= M * (size_t)N) return;
     add = (b ? b[i % (size_t)N] : 0.0f) + (res ? res[i % period] : 0.0f);
-    out[i / (size_t)N * ldo + i % (size_t)N] += add;
+    at = i / (size_t)N * ldo + i % (size_t)N;
+    out[at] += add;
+    if (act) act[at] = ea__gelu(out[at]); /* a GELU layer's input and output in one pass */
 }
 
 /* Column sums, in two stages so that a tall matrix keeps the GPU busy:
@@ -9737,19 +9741,28 @@ static ea_status ea__colsum_add(ea_cuda *cu, ea__colsums *js, float *db, float *
     return EA_OK;
 }
 
-/* Runs a list's sums (partial rows in the handle's scratch) and empties it. */
-static ea_status ea__colsum_run(ea_cuda *cu, ea__colsums *js, ea_error *err) {
-    size_t W = 32 * (size_t)js->blocks, cap = W ? EA_CU_SCRATCH / 2 / W : 1;
+/* Runs a list's sums on a stream, partial rows in scratch (scratch_n
+   floats, at least 64 Ki), counters in tickets (EA_CU_TICKETS), and empties
+   the list. */
+static ea_status ea__colsum_go(void *stream, float *scratch, size_t scratch_n, unsigned *tickets, ea__colsums *js,
+                               ea_error *err) {
+    size_t W = 32 * (size_t)js->blocks, cap = W ? scratch_n / 2 / W : 1;
     int R = (js->M + 63) / 64, chunk;
     if (!js->count) return EA_OK;
+    if (2 * W > scratch_n) return ea_error_set(err, EA_ERR_SHAPE, "column sums (CUDA): %zu columns for %zu floats", W, scratch_n);
     if ((size_t)R > cap) R = (int)cap;
     if (R < 1) R = 1;
     chunk = (js->M + R - 1) / R;
     R = (js->M + chunk - 1) / chunk;
-    ea__colred_k<<<dim3((unsigned)js->blocks, (unsigned)R), dim3(32, EA_CU_COLSUM_ROWS), 0, EA_CU_STREAM(cu)>>>(
-        *js, cu->scratch, cu->scratch + (size_t)R * W, cu->tickets, chunk);
+    ea__colred_k<<<dim3((unsigned)js->blocks, (unsigned)R), dim3(32, EA_CU_COLSUM_ROWS), 0, (cudaStream_t)stream>>>(
+        *js, scratch, scratch + (size_t)R * W, tickets, chunk);
     js->count = js->blocks = 0;
     return ea__launched("column sums", err);
+}
+
+/* ... on the handle's stream, scratch and counters */
+static ea_status ea__colsum_run(ea_cuda *cu, ea__colsums *js, ea_error *err) {
+    return ea__colsum_go(cu->stream, cu->scratch, EA_CU_SCRATCH, cu->tickets, js, err);
 }
 
 /* db += Σ_rows d; and dw += Σ_rows d·x̂ when x is given (needs dw) */
@@ -9762,15 +9775,22 @@ static ea_status ea__cu_colred(ea_cuda *cu, float *db, float *dw, const float *d
     return ea__colsum_run(cu, &js, err);
 }
 
-/* out[M, N] (row stride ldo) = inp[M, K] (row stride ldi) · w[N, K]ᵀ + b + res */
-static ea_status ea__cu_linear(ea_cuda *cu, float *out, size_t ldo, const float *inp, size_t ldi, const float *w,
-                               const float *b, const float *res, size_t period, int M, int K, int N, ea_error *err) {
+/* out[M, N] (row stride ldo) = inp[M, K] (row stride ldi) · w[N, K]ᵀ + b + res,
+   and with act, act = GELU(out) (same layout) */
+static ea_status ea__cu_linear_act(ea_cuda *cu, float *out, size_t ldo, const float *inp, size_t ldi, const float *w,
+                                   const float *b, const float *res, size_t period, int M, int K, int N, float *act,
+                                   ea_error *err) {
     const float one = 1.0f, zero = 0.0f;
     ea_status st = ea__cublas_check(cublasSgemm((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, inp,
                                                 (int)ldi, &zero, out, (int)ldo), "linear forward", err);
-    if (st != EA_OK || (!b && !res)) return st;
-    ea__epilogue_k<<<ea__blocks((size_t)M * N, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, ldo, b, res, period, (size_t)M, N);
+    if (st != EA_OK || (!b && !res && !act)) return st;
+    ea__epilogue_k<<<ea__blocks((size_t)M * N, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, ldo, b, res, period, (size_t)M, N, act);
     return ea__launched("linear epilogue", err);
+}
+
+static ea_status ea__cu_linear(ea_cuda *cu, float *out, size_t ldo, const float *inp, size_t ldi, const float *w,
+                               const float *b, const float *res, size_t period, int M, int K, int N, ea_error *err) {
+    return ea__cu_linear_act(cu, out, ldo, inp, ldi, w, b, res, period, M, K, N, NULL, err);
 }
 
 /* The backward of ea__cu_linear, dout read with row stride ldd (so it may be
@@ -9854,11 +9874,11 @@ __global__ static void ea__gelu_k(float *out, const float *dout, const float *x,
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     float cdf, pdf;
     if (i >= n) return;
-    cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
     if (!dout) {
-        out[i] = x[i] * cdf;
+        out[i] = ea__gelu(x[i]);
         return;
     }
+    cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678f));
     pdf = 0.39894228f * expf(-0.5f * x[i] * x[i]);
     out[i] += dout[i] * (cdf + x[i] * pdf);
 }
@@ -11003,6 +11023,8 @@ struct ea__vcu {
     /* the weight gradients' stream, its cuBLAS handle and workspace, and the
        events that fork work to it and join it back (ea__vcu_side_init) */
     void *side, *side_blas, *side_ws, *ev_fork, *ev_dres, *ev_join;
+    float *side_scratch;   /* the side stream's column sums (EA_CU_SCRATCH / 4 floats) */
+    unsigned *side_tickets;
     void *train_graph;       /* cudaGraphExec_t of a step at train_batch images, clip train_clip */
     int train_batch;
     float train_clip;
@@ -11110,8 +11132,8 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
         if (st == EA_OK) st = ea__attn_fwd_launch(cu, &a, err);
         if (st == EA_OK) st = ea__cu_linear(cu, L->mid, D, L->att, D, L->wo, L->bo, h, (size_t)M * D, M, D, D, err);
         if (st == EA_OK) st = ea_layernorm_fwd_cuda(cu, L->ln2, L->mean2, L->rstd2, L->mid, L->ln2_w, L->ln2_b, M, D, 1e-5f, err);
-        if (st == EA_OK) st = ea__cu_linear(cu, L->f, p->hidden, L->ln2, D, L->w1, L->b1, NULL, 1, M, D, p->hidden, err);
-        if (st == EA_OK) st = ea_gelu_fwd_cuda(cu, L->g, L->f, (size_t)M * p->hidden, err);
+        if (st == EA_OK)
+            st = ea__cu_linear_act(cu, L->f, p->hidden, L->ln2, D, L->w1, L->b1, NULL, 1, M, D, p->hidden, L->g, err);
         if (st == EA_OK)
             st = ea__cu_linear(cu, L->out, D, L->g, p->hidden, L->w2, L->b2, L->mid, (size_t)M * D, M, p->hidden, D, err);
         h = L->out;
@@ -11123,14 +11145,12 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
     }
     if (st == EA_OK) {
         int n1 = p->head_hidden ? p->head_hidden : c->out_dim;
-        st = ea__cu_linear(cu, p->hd, n1, p->pool, D, p->head1_w, p->head1_b, NULL, 1, B, D, n1, err);
+        st = ea__cu_linear_act(cu, p->hd, n1, p->pool, D, p->head1_w, p->head1_b, NULL, 1, B, D, n1,
+                               p->head_hidden ? p->hg : NULL, err);
     }
-    if (st == EA_OK && p->head_hidden) {
-        st = ea_gelu_fwd_cuda(cu, p->hg, p->hd, (size_t)B * p->head_hidden, err);
-        if (st == EA_OK)
-            st = ea__cu_linear(cu, p->y, c->out_dim, p->hg, p->head_hidden, p->head2_w, p->head2_b, NULL, 1, B, p->head_hidden,
-                               c->out_dim, err);
-    }
+    if (st == EA_OK && p->head_hidden)
+        st = ea__cu_linear(cu, p->y, c->out_dim, p->hg, p->head_hidden, p->head2_w, p->head2_b, NULL, 1, B, p->head_hidden,
+                           c->out_dim, err);
     return st;
 }
 
@@ -11142,8 +11162,9 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
    share one), forked from the main stream after what it has queued, and
    joined back before anything overwrites what they read: the residual
    stream's gradient, updated in place by each layer norm's backward
-   (ev_dres), and at the end (ev_join).  Each GEMM still has one writer
-   and one order, so a step's results do not change. */
+   (ev_dres), and at the end (ev_join).  The bias sums over that gradient
+   go with them (on the side stream's own scratch and counters).  Each sum
+   still has one writer and one order, so a step's results do not change. */
 static ea_status ea__vcu_side_init(struct ea__vcu *p, ea_error *err) {
     cudaStream_t s;
     cublasHandle_t h;
@@ -11157,7 +11178,13 @@ static ea_status ea__vcu_side_init(struct ea__vcu *p, ea_error *err) {
     cublasSetStream(h, s);
     cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);
     if ((st = ea__cuda_check(cudaMalloc(&p->side_ws, EA_CU_BLAS_WS), "allocating cuBLAS's workspace", err)) != EA_OK ||
-        (st = ea__cublas_check(cublasSetWorkspace(h, p->side_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK)
+        (st = ea__cublas_check(cublasSetWorkspace(h, p->side_ws, EA_CU_BLAS_WS), "setting its workspace", err)) != EA_OK ||
+        (st = ea__cuda_check(cudaMalloc((void **)&p->side_scratch, EA_CU_SCRATCH / 4 * sizeof(float)), "allocating scratch",
+                             err)) != EA_OK ||
+        (st = ea__cuda_check(cudaMalloc((void **)&p->side_tickets, EA_CU_TICKETS * sizeof(unsigned)), "allocating counters",
+                             err)) != EA_OK ||
+        (st = ea__cuda_check(cudaMemsetAsync(p->side_tickets, 0, EA_CU_TICKETS * sizeof(unsigned), s), "zeroing counters",
+                             err)) != EA_OK)
         return st;
     for (i = 0; i < 3; i++) {
         if ((st = ea__cuda_check(cudaEventCreateWithFlags(&e[i], cudaEventDisableTiming), "creating an event", err)) != EA_OK)
@@ -11174,7 +11201,11 @@ static void ea__vcu_side_free(struct ea__vcu *p) {
     if (p->side_blas) cublasDestroy((cublasHandle_t)p->side_blas);
     if (p->side) cudaStreamDestroy((cudaStream_t)p->side);
     if (p->side_ws) cudaFree(p->side_ws);
+    if (p->side_scratch) cudaFree(p->side_scratch);
+    if (p->side_tickets) cudaFree(p->side_tickets);
     p->ev_fork = p->ev_dres = p->ev_join = p->side_blas = p->side = p->side_ws = NULL;
+    p->side_scratch = NULL;
+    p->side_tickets = NULL;
 }
 
 /* ev marks what stream s has queued so far; a stream told to wait for ev
@@ -11200,7 +11231,7 @@ static float *ea__vcu_grad(const ea_vit_cuda *d, const float *param) {
 /* A linear layer's backward in the ViT (out = inp·wᵀ + b): dW on the side
    stream (forked here), dinp (NULL: not wanted) on the main one, and the
    bias's column sum into `later` (run at the end of the backward) or, with
-   later NULL, at once on the main stream. */
+   later NULL (dout is the residual gradient), at once on the side stream. */
 static ea_status ea__vcu_linear_bwd(ea_vit_cuda *d, ea__colsums *later, float *dinp, const float *w, const float *b,
                                     const float *dout, size_t ldd, const float *inp, int M, int K, int N, ea_error *err) {
     struct ea__vcu *p = d->plan;
@@ -11210,10 +11241,15 @@ static ea_status ea__vcu_linear_bwd(ea_vit_cuda *d, ea__colsums *later, float *d
         st = ea__cublas_check(cublasSgemm((cublasHandle_t)p->side_blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, inp, K, dout,
                                           (int)ldd, &one, ea__vcu_grad(d, w), K),
                               "linear backward (weight)", err);
+    if (st == EA_OK && b && !later) {
+        ea__colsums now;
+        now.count = now.blocks = 0;
+        st = ea__colsum_add(d->cu, &now, ea__vcu_grad(d, b), NULL, dout, ldd, NULL, NULL, NULL, M, N, err);
+        if (st == EA_OK) st = ea__colsum_go(p->side, p->side_scratch, EA_CU_SCRATCH / 4, p->side_tickets, &now, err);
+    }
     if (st == EA_OK && dinp) st = ea__cu_linear_bwd(d->cu, dinp, NULL, NULL, dout, ldd, NULL, w, M, K, N, err);
-    if (st == EA_OK && b)
-        st = later ? ea__colsum_add(d->cu, later, ea__vcu_grad(d, b), NULL, dout, ldd, NULL, NULL, NULL, M, N, err)
-                   : ea__cu_colred(d->cu, ea__vcu_grad(d, b), NULL, dout, ldd, NULL, NULL, NULL, M, N, err);
+    if (st == EA_OK && b && later)
+        st = ea__colsum_add(d->cu, later, ea__vcu_grad(d, b), NULL, dout, ldd, NULL, NULL, NULL, M, N, err);
     return st;
 }
 
@@ -11223,7 +11259,8 @@ static ea_status ea__vcu_linear_bwd(ea_vit_cuda *d, ea__colsums *later, float *d
    it as d(out), then the layer norms' backward kernels add into it, making
    it d(mid) and then d(block input); the side stream's GEMMs that read it
    are waited for first.  The column sums of gradients nothing changes
-   afterwards (every one but those of dres) run as one launch at the end.
+   afterwards run as one launch at the end; those of dres on the side
+   stream, beside its weight GEMMs.
    Scratch gradients were zeroed. */
 static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     struct ea__vcu *p = d->plan;
