@@ -1071,10 +1071,10 @@ EA_API float ea_bf16_to_float(uint16_t h);
 /* AdamW on n values (ea_adamw_step's update), at step t >= 1 */
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *opt,
                                ea_error *err);
-/* A ViT placed on the device (9, 13): the vit host with mean pooling and
-   attention mha, single, mha-sep, mqa or gqa (the tracker's models); other
-   rows, hosts, class tokens, time options and experts are refused with
-   EA_ERR_CONFIG.  Init copies m's parameters to the device (m may be freed
+/* A ViT placed on the device (9, 13): the vit host, pooled by the mean or
+   a class token, with attention mha, single, mha-sep, mqa or gqa (the
+   tracker's models and seed 002's classifier); other rows, hosts, time
+   options and experts are refused with EA_ERR_CONFIG.  Init copies m's parameters to the device (m may be freed
    afterwards) and allocates every activation for up to max_batch images;
    later calls allocate nothing.  ea_vit_cuda_forward queues the forward
    (inference: dropout off) of the B images in ea_vit_cuda_input() [B, C,
@@ -1110,6 +1110,11 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
    host model's AdamW moments too, so a resumed checkpoint carries on. */
 EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
                                         float *loss, ea_error *err);
+/* The same step for a classifier: softmax cross-entropy against labels[B]
+   (0 .. out_dim - 1) with label smoothing s in [0, 1], the loss of
+   ea_cross_entropy_smooth. */
+EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const int *labels, int B, ea_adamw *opt, float clip,
+                                           float smoothing, float *loss, ea_error *err);
 /* The parameters and AdamW moments back into m, the host model that d was
    made from (or one of the same configuration), e.g. to save a checkpoint. */
 EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err);
@@ -10927,18 +10932,20 @@ EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, 
 } /* extern "C" */
 
 /* --- the ViT on the device (9): one model's forward as a fixed program ------
-   ea_vit_cuda mirrors a host ea_vit (mean pooling, rows mha / single /
-   mha-sep / mqa / gqa, dense MLPs): its parameters in ea_params' flat
-   layout in device memory, and every activation of a batch of up to
-   max_batch images in one device allocation made at init, so a call
-   allocates nothing.  The forward is ea_vit_forward_aux op for op (dropout
-   off), with M = B·T token rows:
-       cols = im2col(x)                        [M, C·p·p]  (a thread a value)
+   ea_vit_cuda mirrors a host ea_vit (mean or class-token pooling, rows
+   mha / single / mha-sep / mqa / gqa, dense MLPs): its parameters in
+   ea_params' flat layout in device memory, and every activation of a batch
+   of up to max_batch images in one device allocation made at init, so a
+   call allocates nothing.  The forward is ea_vit_forward_aux op for op
+   (dropout off), with M = B·T token rows:
+       cols = im2col(x)                        [B·Np, C·p·p]  (a thread a value)
        h    = cols·W_patchᵀ + b + pos          [M, D]      (pos repeats every T rows)
+              with a class token, T = Np + 1: each image's patch rows start
+              one row down (a strided batched GEMM) and row 0 is cls + pos[0]
        per block:  a = LN1(h);  [Q K V] = a·W_qkvᵀ + b     [M, D + 2·Hkv·dh]
                    o = attention(Q, K, V)                 (read through strides)
                    m = h + o·W_oᵀ + b_o;  h' = m + GELU(LN2(m)·W_1ᵀ + b_1)·W_2ᵀ + b_2
-       y = head(mean_t LN(h))                  [B, out]
+       y = head(mean_t LN(h)) or head(LN(h)[:, 0])   [B, out]
    The separate-projection rows write Q, K and V as column ranges of one
    activation, so one attention launch serves all five rows.  Each residual
    add rides in the next linear's epilogue.  ea_vit_cuda_predict captures
@@ -10967,6 +10974,17 @@ __global__ static void ea__mean_tokens_k(float *out, const float *x, int B, int 
     out[i] = s / (float)T;
 }
 
+/* With a class token: row 0 of each image is cls + pos[0]; the patch rows
+   (written by the GEMM) get their bias and position, in the CPU's order. */
+__global__ static void ea__cls_embed_k(float *h, const float *bias, const float *pos, const float *cls, size_t M, int T, int D) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, t;
+    int d;
+    if (i >= M * (size_t)D) return;
+    d = (int)(i % (size_t)D);
+    t = i / (size_t)D % (size_t)T;
+    h[i] = t == 0 ? cls[d] + pos[d] : h[i] + bias[d] + pos[t * (size_t)D + d];
+}
+
 /* Training's small kernels.  MSE over n outputs (one block, a fixed-order
    tree: deterministic): loss = Σ (y - t)² / n, dy = 2 (y - t) / n. */
 __global__ static void ea__mse_k(float *dy, float *loss, const float *y, const float *t, int n) {
@@ -10987,6 +11005,37 @@ __global__ static void ea__mse_k(float *dy, float *loss, const float *y, const f
     if (threadIdx.x == 0) *loss = sh[0] / (float)n;
 }
 
+/* Cross-entropy with label smoothing s over B rows of C logits (labels,
+   as floats, in lab): a thread a row, loss_i = lse - (1 - s)·y_label -
+   (s/C)·Σ_j y_j and dy = (softmax - t) / B with t = (1 - s)·onehot + s/C;
+   the rows' losses meet in a fixed-order tree. */
+__global__ static void ea__ce_k(float *dy, float *loss, const float *y, const float *lab, int B, int C, float sm) {
+    __shared__ float sh[256];
+    int i, j, k;
+    float s = 0.0f;
+    for (i = threadIdx.x; i < B; i += 256) {
+        const float *yi = y + (size_t)i * C;
+        int l = (int)lab[i];
+        float mx = yi[0], z = 0.0f, sum = 0.0f, lse;
+        for (j = 1; j < C; j++) mx = fmaxf(mx, yi[j]);
+        for (j = 0; j < C; j++) {
+            z += expf(yi[j] - mx);
+            sum += yi[j];
+        }
+        lse = logf(z) + mx;
+        s += lse - (1.0f - sm) * yi[l] - sm * sum / (float)C;
+        for (j = 0; j < C; j++)
+            dy[(size_t)i * C + j] = (expf(yi[j] - lse) - sm / (float)C - (j == l ? 1.0f - sm : 0.0f)) / (float)B;
+    }
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (k = 128; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) sh[threadIdx.x] += sh[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) *loss = sh[0] / (float)B;
+}
+
 /* the token mean's backward: every token of image b gets dpool[b] / T */
 __global__ static void ea__mean_tokens_bwd_k(float *dx, const float *dpool, int B, int T, int D) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -10994,13 +11043,14 @@ __global__ static void ea__mean_tokens_bwd_k(float *dx, const float *dpool, int 
     dx[i] += dpool[i / ((size_t)T * D) * D + i % D] / (float)T;
 }
 
-/* the position table's gradient: the sum over the batch, images in order */
-__global__ static void ea__sum_batch_k(float *dpos, const float *d, int B, int TD) {
+/* the position table's (and class token's) gradient: out[j] += Σ_b d[b·stride + j]
+   for j < n, images in order */
+__global__ static void ea__sum_batch_k(float *out, const float *d, int B, int n, size_t stride) {
     int j = blockIdx.x * blockDim.x + threadIdx.x, b;
     float s = 0.0f;
-    if (j >= TD) return;
-    for (b = 0; b < B; b++) s += d[(size_t)b * TD + j];
-    dpos[j] += s;
+    if (j >= n) return;
+    for (b = 0; b < B; b++) s += d[(size_t)b * stride + j];
+    out[j] += s;
 }
 
 typedef struct ea__vcu_block {
@@ -11010,8 +11060,8 @@ typedef struct ea__vcu_block {
 } ea__vcu_block;
 
 struct ea__vcu {
-    int T, P, D, H, Hkv, dh, Wq, hidden, head_hidden, merged;
-    const float *patch_w, *patch_b, *pos, *norm_w, *norm_b, *head1_w, *head1_b, *head2_w, *head2_b;
+    int T, Np, P, D, H, Hkv, dh, Wq, hidden, head_hidden, merged; /* Np: patches (T = Np + 1 with a class token) */
+    const float *patch_w, *patch_b, *pos, *cls, *norm_w, *norm_b, *head1_w, *head1_b, *head2_w, *head2_b;
     float *in, *cols, *h0, *lnf, *meanf, *rstdf, *pool, *hd, *hg, *y;
     ea__vcu_block L[EA_MAX_DEPTH];
     /* training, allocated by the first step: targets, the residual stream's
@@ -11025,9 +11075,10 @@ struct ea__vcu {
     void *side, *side_blas, *side_ws, *ev_fork, *ev_dres, *ev_join;
     float *side_scratch;   /* the side stream's column sums (EA_CU_SCRATCH / 4 floats) */
     unsigned *side_tickets;
-    void *train_graph;       /* cudaGraphExec_t of a step at train_batch images, clip train_clip */
-    int train_batch;
-    float train_clip;
+    void *train_graph;       /* cudaGraphExec_t of a step at train_batch images, clip train_clip, */
+    int train_batch, train_ce; /* the loss (ce: cross-entropy with smoothing train_smooth, else MSE) */
+    float train_clip, train_smooth;
+    float *labels;           /* host: a batch's labels as floats (cross-entropy) */
 };
 
 /* n floats at *at of base (256-byte aligned); base NULL: only count */
@@ -11111,11 +11162,23 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
     int M = B * p->T, D = p->D, kvw = p->Hkv * p->dh, i;
     const float *h = p->h0;
     ea_status st;
-    ea__patch_cols_k<<<ea__blocks((size_t)M * p->P, 256), 256, 0, EA_CU_STREAM(cu)>>>(p->cols, p->in, B, c->in_chans,
-                                                                                       c->img_size, c->patch);
+    ea__patch_cols_k<<<ea__blocks((size_t)B * p->Np * p->P, 256), 256, 0, EA_CU_STREAM(cu)>>>(p->cols, p->in, B, c->in_chans,
+                                                                                               c->img_size, c->patch);
     st = ea__launched("patch embedding", err);
-    if (st == EA_OK)
+    if (st == EA_OK && !p->cls)
         st = ea__cu_linear(cu, p->h0, D, p->cols, p->P, p->patch_w, p->patch_b, p->pos, (size_t)p->T * D, M, p->P, D, err);
+    if (st == EA_OK && p->cls) { /* image b's patches to rows b·T + 1 .. b·T + Np */
+        const float one = 1.0f, zero = 0.0f;
+        st = ea__cublas_check(cublasSgemmStridedBatched((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, D, p->Np, p->P, &one,
+                                                        p->patch_w, p->P, 0, p->cols, p->P, (long long)p->Np * p->P, &zero,
+                                                        p->h0 + D, D, (long long)p->T * D, B),
+                              "patch embedding", err);
+        if (st == EA_OK) {
+            ea__cls_embed_k<<<ea__blocks((size_t)M * D, 256), 256, 0, EA_CU_STREAM(cu)>>>(p->h0, p->patch_b, p->pos, p->cls,
+                                                                                         (size_t)M, p->T, D);
+            st = ea__launched("class token", err);
+        }
+    }
     for (i = 0; i < c->depth && st == EA_OK; i++) {
         const ea__vcu_block *L = &p->L[i];
         ea__cu_attn a = ea__attn_args(B, p->T, p->H, p->Hkv, p->dh, c->causal);
@@ -11139,7 +11202,11 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
         h = L->out;
     }
     if (st == EA_OK) st = ea_layernorm_fwd_cuda(cu, p->lnf, p->meanf, p->rstdf, h, p->norm_w, p->norm_b, M, D, 1e-5f, err);
-    if (st == EA_OK) {
+    if (st == EA_OK && p->cls) /* row 0 of each image */
+        st = ea__cuda_check(cudaMemcpy2DAsync(p->pool, D * sizeof(float), p->lnf, (size_t)p->T * D * sizeof(float),
+                                              D * sizeof(float), (size_t)B, cudaMemcpyDeviceToDevice, EA_CU_STREAM(cu)),
+                            "class-token pooling", err);
+    if (st == EA_OK && !p->cls) {
         ea__mean_tokens_k<<<ea__blocks((size_t)B * D, 128), 128, 0, EA_CU_STREAM(cu)>>>(p->pool, p->lnf, B, p->T, D);
         st = ea__launched("token mean", err);
     }
@@ -11271,8 +11338,9 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     ea__colsums later;
     ea_status st;
     later.count = later.blocks = 0;
-    ea__mse_k<<<1, 256, 0, s>>>(p->dy, p->loss, p->y, p->target, B * c->out_dim);
-    st = ea__launched("MSE loss", err);
+    if (p->train_ce) ea__ce_k<<<1, 256, 0, s>>>(p->dy, p->loss, p->y, p->target, B, c->out_dim, p->train_smooth);
+    else ea__mse_k<<<1, 256, 0, s>>>(p->dy, p->loss, p->y, p->target, B * c->out_dim);
+    st = ea__launched(p->train_ce ? "cross-entropy loss" : "MSE loss", err);
     if (st == EA_OK && hh) {
         st = ea__vcu_linear_bwd(d, &later, p->dhg, p->head2_w, p->head2_b, p->dy, (size_t)c->out_dim, p->hg, B, hh, c->out_dim,
                                 err);
@@ -11281,7 +11349,11 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
     if (st == EA_OK)
         st = ea__vcu_linear_bwd(d, &later, p->dpool, p->head1_w, p->head1_b, hh ? p->dhd : p->dy,
                                 (size_t)(hh ? hh : c->out_dim), p->pool, B, D, hh ? hh : c->out_dim, err);
-    if (st == EA_OK) {
+    if (st == EA_OK && p->cls) /* into row 0 of each image; the other rows stay zero */
+        st = ea__cuda_check(cudaMemcpy2DAsync(p->dlnf, (size_t)p->T * D * sizeof(float), p->dpool, D * sizeof(float),
+                                              D * sizeof(float), (size_t)B, cudaMemcpyDeviceToDevice, s),
+                            "class-token pooling backward", err);
+    if (st == EA_OK && !p->cls) {
         ea__mean_tokens_bwd_k<<<ea__blocks((size_t)M * D, 256), 256, 0, s>>>(p->dlnf, p->dpool, B, p->T, D);
         st = ea__launched("token mean backward", err);
     }
@@ -11329,12 +11401,26 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
             st = ea__colsum_add(cu, &later, ea__vcu_grad(d, L->ln1_b), ea__vcu_grad(d, L->ln1_w), L->dln1, (size_t)D, hin,
                                 L->mean1, L->rstd1, M, D, err);
     }
-    /* h0 = cols·W_patchᵀ + b + pos */
+    /* h0 = cols·W_patchᵀ + b + pos (and row 0 = cls + pos[0]) */
     if (st == EA_OK) {
-        ea__sum_batch_k<<<ea__blocks((size_t)p->T * D, 128), 128, 0, s>>>(ea__vcu_grad(d, p->pos), p->dres, B, p->T * D);
+        ea__sum_batch_k<<<ea__blocks((size_t)p->T * D, 128), 128, 0, s>>>(ea__vcu_grad(d, p->pos), p->dres, B, p->T * D,
+                                                                          (size_t)p->T * D);
         st = ea__launched("position table backward", err);
     }
-    if (st == EA_OK) st = ea__vcu_linear_bwd(d, NULL, NULL, p->patch_w, p->patch_b, p->dres, (size_t)D, p->cols, M, p->P, D, err);
+    if (st == EA_OK && p->cls) {
+        ea__sum_batch_k<<<ea__blocks((size_t)D, 128), 128, 0, s>>>(ea__vcu_grad(d, p->cls), p->dres, B, D, (size_t)p->T * D);
+        st = ea__launched("class token backward", err);
+    }
+    if (st == EA_OK && !p->cls)
+        st = ea__vcu_linear_bwd(d, NULL, NULL, p->patch_w, p->patch_b, p->dres, (size_t)D, p->cols, M, p->P, D, err);
+    if (st == EA_OK && p->cls) { /* the patch rows, gathered into block 0's datt (read by nothing now) */
+        float *dp = p->L[0].datt;
+        st = ea__cuda_check(cudaMemcpy2DAsync(dp, (size_t)p->Np * D * sizeof(float), p->dres + D, (size_t)p->T * D * sizeof(float),
+                                              (size_t)p->Np * D * sizeof(float), (size_t)B, cudaMemcpyDeviceToDevice, s),
+                            "gathering the patch gradients", err);
+        if (st == EA_OK)
+            st = ea__vcu_linear_bwd(d, NULL, NULL, p->patch_w, p->patch_b, dp, (size_t)D, p->cols, B * p->Np, p->P, D, err);
+    }
     if (st == EA_OK) st = ea__colsum_run(cu, &later, err);
     if (st == EA_OK) st = ea__vcu_wait(p->side, s, p->ev_join, err); /* every weight gradient is in */
     return st;
@@ -11395,12 +11481,11 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     a0 = &m->blocks[0].attn;
     for (i = 0; i < 5; i++)
         if (!strcmp(c->attn, rows[i])) row = i;
-    if (c->host != EA_HOST_VIT || c->pool != EA_POOL_MEAN || row < 0)
+    if (c->host != EA_HOST_VIT || (c->pool != EA_POOL_MEAN && c->pool != EA_POOL_CLS) || row < 0)
         return ea_error_set(err, EA_ERR_CONFIG,
-                            "vit_cuda_init: the CUDA path runs the ViT with mean pooling and attention mha, single, "
-                            "mha-sep, mqa or gqa; this model is the %s host%s with '%s'",
-                            c->host == EA_HOST_VIT ? "vit" : c->host == EA_HOST_MLP ? "mlp" : "cnn",
-                            c->pool == EA_POOL_CLS ? " with a class token" : "", c->attn);
+                            "vit_cuda_init: the CUDA path runs the ViT (mean or class-token pooling) with attention mha, "
+                            "single, mha-sep, mqa or gqa; this model is the %s host with '%s'",
+                            c->host == EA_HOST_VIT ? "vit" : c->host == EA_HOST_MLP ? "mlp" : "cnn", c->attn);
     if (c->opt.time || c->opt.cache_window || m->blocks[0].moe.experts)
         return ea_error_set(err, EA_ERR_CONFIG,
                             "vit_cuda_init: time in attention, windowed caches and mixture-of-experts blocks have no "
@@ -11421,6 +11506,7 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     d->plan = p;
     d->n = m->params.n;
     p->T = ea__vit_tokens(c);
+    p->Np = (c->img_size / c->patch) * (c->img_size / c->patch);
     p->P = c->in_chans * c->patch * c->patch;
     p->D = c->dim;
     p->H = a0->cfg.n_heads;
@@ -11451,6 +11537,7 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     p->patch_w = ea__vcu_param(d, m, m->patch_w);
     p->patch_b = ea__vcu_param(d, m, m->patch_b);
     p->pos = ea__vcu_param(d, m, m->pos);
+    p->cls = ea__vcu_param(d, m, m->cls);
     p->norm_w = ea__vcu_param(d, m, m->norm_w);
     p->norm_b = ea__vcu_param(d, m, m->norm_b);
     p->head1_w = ea__vcu_param(d, m, m->head1_w);
@@ -11484,6 +11571,7 @@ EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
         ea__vcu_drop_graph(&d->plan->train_graph);
         ea_cuda_release(d->plan->gact);
         ea__vcu_side_free(d->plan);
+        EFFATTN_FREE(d->plan->labels);
     }
     EFFATTN_FREE(d->plan);
     memset(d, 0, sizeof *d);
@@ -11523,22 +11611,20 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
     return st;
 }
 
-EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
-                                        float *loss, ea_error *err) {
-    struct ea__vcu *p;
-    const ea_vit_config *c;
-    cudaStream_t s;
+} /* extern "C" */
+
+/* A training step with targets tgt (ntgt floats: outputs for MSE, labels
+   for cross-entropy) already checked; `what` names the caller in errors. */
+static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, size_t ntgt, int B, ea_adamw *opt, float clip,
+                              int ce, float smooth, float *loss, const char *what, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    const ea_vit_config *c = &d->cfg;
+    cudaStream_t s = EA_CU_STREAM(d->cu);
     ea__cu_hp hp;
-    ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step", err);
-    if (st != EA_OK) return st;
-    if (!x || !t || !opt) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: NULL images, targets or optimizer");
-    p = d->plan;
-    c = &d->cfg;
-    s = EA_CU_STREAM(d->cu);
+    ea_status st;
     if (c->dropout > 0.0f)
-        return ea_error_set(err, EA_ERR_CONFIG, "vit_cuda_train_step: dropout %g has no CUDA kernel yet; train with 0",
-                            (double)c->dropout);
-    if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: clip %g; expected >= 0", (double)clip);
+        return ea_error_set(err, EA_ERR_CONFIG, "%s: dropout %g has no CUDA kernel yet; train with 0", what, (double)c->dropout);
+    if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "%s: clip %g; expected >= 0", what, (double)clip);
     if (!p->gact) {
         p->gact_n = ea__vcu_carve_grads(p, c, d->max_batch, NULL);
         if ((st = ea__vcu_side_init(p, err)) != EA_OK || (st = ea_cuda_alloc(d->cu, &p->gact, p->gact_n, err)) != EA_OK) {
@@ -11547,15 +11633,19 @@ EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const fl
         }
         ea__vcu_carve_grads(p, c, d->max_batch, p->gact);
     }
-    /* the step's constants at step + 1, copied (like x and t) before the
-       replay: pageable memory is staged by the time the copy call returns */
+    /* the step's constants at step + 1, copied (like x and the targets)
+       before the replay: pageable memory is staged by the time the copy
+       call returns */
     opt->step++;
     hp = ea__adamw_hp(opt);
     st = ea_cuda_put(d->cu, p->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
-    if (st == EA_OK) st = ea_cuda_put(d->cu, p->target, t, (size_t)B * c->out_dim, err);
+    if (st == EA_OK) st = ea_cuda_put(d->cu, p->target, tgt, ntgt, err);
     if (st == EA_OK)
         st = ea__cuda_check(cudaMemcpyAsync(p->hp, &hp, sizeof hp, cudaMemcpyHostToDevice, s), "copying to the device", err);
-    if (st == EA_OK && (!p->train_graph || p->train_batch != B || p->train_clip != clip)) {
+    if (st == EA_OK && (!p->train_graph || p->train_batch != B || p->train_clip != clip || p->train_ce != ce ||
+                        p->train_smooth != smooth)) {
+        p->train_ce = ce; /* what the backward's loss reads while it is captured */
+        p->train_smooth = smooth;
         st = ea__vcu_capture(d, B, 1, clip, &p->train_graph, err);
         p->train_batch = st == EA_OK ? B : 0;
         p->train_clip = clip;
@@ -11567,6 +11657,37 @@ EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const fl
         if (st == EA_OK) st = ea_cuda_sync(d->cu, err);
     }
     return st;
+}
+
+extern "C" {
+
+EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
+                                        float *loss, ea_error *err) {
+    ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step", err);
+    if (st != EA_OK) return st;
+    if (!x || !t || !opt) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: NULL images, targets or optimizer");
+    return ea__vcu_step(d, x, t, (size_t)B * d->cfg.out_dim, B, opt, clip, 0, 0.0f, loss, "vit_cuda_train_step", err);
+}
+
+EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const int *labels, int B, ea_adamw *opt, float clip,
+                                           float smoothing, float *loss, ea_error *err) {
+    struct ea__vcu *p;
+    int i;
+    ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step_ce", err);
+    if (st != EA_OK) return st;
+    if (!x || !labels || !opt) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step_ce: NULL images, labels or optimizer");
+    if (!(smoothing >= 0.0f && smoothing <= 1.0f))
+        return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step_ce: label smoothing %g; expected 0 .. 1", (double)smoothing);
+    p = d->plan;
+    if (!p->labels && !(p->labels = (float *)EFFATTN_MALLOC((size_t)d->max_batch * sizeof(float))))
+        return ea_error_set(err, EA_ERR_NOMEM, "vit_cuda_train_step_ce: out of memory");
+    for (i = 0; i < B; i++) {
+        if (labels[i] < 0 || labels[i] >= d->cfg.out_dim)
+            return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step_ce: label %d of image %d; expected 0 .. %d", labels[i], i,
+                                d->cfg.out_dim - 1);
+        p->labels[i] = (float)labels[i]; /* exact: far below 2^24 */
+    }
+    return ea__vcu_step(d, x, p->labels, (size_t)B, B, opt, clip, 1, smoothing, loss, "vit_cuda_train_step_ce", err);
 }
 
 EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err) {

@@ -416,20 +416,50 @@ static void test_seed000_cuda(const char *row, double expect) {
 /* Training on the GPU against the CPU's tape: the first step's gradient of
    every parameter tensor, then 20 AdamW steps (lr 1e-3, clip 0.5, so the
    clipping acts) on the same batches: the loss curve and the weights. */
-static void test_vit_cuda_train(const char *row) {
+/* Largest |a - b| over the largest |b| across the parameters, leaving out
+   the key biases: they shift every score of a query alike, so softmax
+   ignores them and their exact gradient is 0.  What the two devices compute
+   for them is rounding noise, which AdamW (dividing by √v + 1e-8) turns
+   into full-size steps of either sign: their values wander apart without
+   changing a single output. */
+static double rel_weights(const ea_vit *m, const float *a, const float *b) {
+    double num = 0.0, den = 1e-12;
+    int k;
+    for (k = 0; k < m->params.count; k++) {
+        const ea_tensor *t = m->params.tensors[k];
+        const char *nm = m->params.tensors[k]->name;
+        size_t i, off = (size_t)(t->data - m->params.data), klo = 0, khi = 0, L = strlen(nm);
+        if (L > 11 && !strcmp(nm + L - 11, "k_proj.bias")) khi = t->size;
+        if (L > 8 && !strcmp(nm + L - 8, "qkv.bias")) { klo = t->size / 3; khi = 2 * t->size / 3; } /* q, k, v of one width */
+        for (i = 0; i < t->size; i++) {
+            double e = fabs((double)a[off + i] - b[off + i]);
+            if (i >= klo && i < khi) continue;
+            num = e > num ? e : num;
+            den = fabs(b[off + i]) > den ? fabs(b[off + i]) : den;
+        }
+    }
+    return num / den;
+}
+
+/* classify: seed 002's classifier (a class token, 1x28x28 images, 10
+   classes) trained by cross-entropy with label smoothing 0.1; else the
+   tracker by MSE. */
+static void test_vit_cuda_train(const char *row, int classify) {
     ea_vit_config cfg;
     ea_vit cpu, gpu;
     ea_vit_cuda d;
     ea_ctx ctx;
     ea_error err;
     ea_adamw oc, og;
-    const int B = 8, steps = 20;
+    const int B = 8, steps = 20, px = classify ? 784 : 2048;
     float *x = (float *)malloc((size_t)B * 2048 * 4), t[16], *g = NULL, gl, worst_loss = 0.0f;
+    int lab[8];
     double worst_grad = 0.0;
     const char *worst_name = "";
     int s, k;
     size_t i;
-    ea_tracker_config_default(&cfg, row);
+    if (classify) ea_classifier_config_default(&cfg, EA_HOST_VIT, row, 1, 28, 10);
+    else ea_tracker_config_default(&cfg, row);
     if (ea_vit_init(&cpu, &cfg, 11, &err) != EA_OK || ea_vit_init(&gpu, &cfg, 11, &err) != EA_OK) {
         CHECK(0, "%s: %s", row, err.msg);
         free(x);
@@ -441,17 +471,23 @@ static void test_vit_cuda_train(const char *row) {
     ea_adamw_init(&og, 1e-3f, 0.01f);
     for (s = 0; s < steps; s++) {
         ea_tensor *xt, *yt, *loss;
-        for (i = 0; i < (size_t)B * 2048; i++) x[i] = ea_rng_uniform(&g_rng) < 0.1f ? 1.0f : 0.0f;
+        for (i = 0; i < (size_t)B * px; i++) x[i] = ea_rng_uniform(&g_rng) < 0.1f ? 1.0f : 0.0f;
         for (k = 0; k < 2 * B; k++) t[k] = ea_rng_range(&g_rng, 4.0f, 28.0f);
+        for (k = 0; k < B; k++) lab[k] = (int)ea_rng_below(&g_rng, 10);
         ea_ctx_reset(&ctx);
         ea_params_zero_grad(&cpu.params);
-        xt = ea_tensor_4d(&ctx, B, 2, 32, 32, 0);
+        xt = classify ? ea_tensor_4d(&ctx, B, 1, 28, 28, 0) : ea_tensor_4d(&ctx, B, 2, 32, 32, 0);
         yt = ea_tensor_2d(&ctx, B, 2, 0);
         memcpy(xt->data, x, xt->size * 4);
         memcpy(yt->data, t, yt->size * 4);
-        loss = ea_mse_loss(&ctx, ea_vit_forward(&ctx, &cpu, xt), yt);
+        loss = classify ? ea_cross_entropy_smooth(&ctx, ea_vit_forward(&ctx, &cpu, xt), lab, 0.1f)
+                        : ea_mse_loss(&ctx, ea_vit_forward(&ctx, &cpu, xt), yt);
         if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "CPU step: %s", ctx.err.msg); break; }
-        if (ea_vit_cuda_train_step(&d, x, t, B, &og, 0.5f, &gl, &err) != EA_OK) { CHECK(0, "GPU step: %s", err.msg); break; }
+        if ((classify ? ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 0.1f, &gl, &err)
+                      : ea_vit_cuda_train_step(&d, x, t, B, &og, 0.5f, &gl, &err)) != EA_OK) {
+            CHECK(0, "GPU step: %s", err.msg);
+            break;
+        }
         if (s == 0) { /* the gradients, tensor by tensor (before clipping: d.grad is not scaled in place) */
             double top = 0.0;
             g = back(d.grad, d.n);
@@ -479,11 +515,30 @@ static void test_vit_cuda_train(const char *row) {
     CHECK(worst_loss < 1e-4f && og.step == steps, "%s: loss curve on the GPU off by %.2g over %d steps", row, (double)worst_loss,
           steps);
     CHECK(ea_vit_cuda_pull(&d, &gpu, &err) == EA_OK, "%s", err.msg);
-    CHECK(rel(gpu.params.data, cpu.params.data, cpu.params.n) < 1e-4 && rel(gpu.params.v, cpu.params.v, cpu.params.n) < 1e-3,
-          "%s: weights after %d steps off by %.2g, v by %.2g", row, steps, rel(gpu.params.data, cpu.params.data, cpu.params.n),
+    CHECK(rel_weights(&cpu, gpu.params.data, cpu.params.data) < 1e-4 && rel(gpu.params.v, cpu.params.v, cpu.params.n) < 1e-3,
+          "%s: weights after %d steps off by %.2g (all of them: %.2g), v by %.2g", row, steps,
+          rel_weights(&cpu, gpu.params.data, cpu.params.data), rel(gpu.params.data, cpu.params.data, cpu.params.n),
           rel(gpu.params.v, cpu.params.v, cpu.params.n));
-    printf("  train %s: first gradient rel. error %.1e (worst: %s), loss curve %.1e, weights after %d steps %.1e\n", row,
-           worst_grad, worst_name, (double)worst_loss, steps, rel(gpu.params.data, cpu.params.data, cpu.params.n));
+    printf("  train %s%s: first gradient rel. error %.1e (worst: %s), loss curve %.1e, weights after %d steps %.1e "
+           "(%.1e with the key biases)\n", row, classify ? " classifier (class token, cross-entropy)" : "", worst_grad, worst_name,
+           (double)worst_loss, steps, rel_weights(&cpu, gpu.params.data, cpu.params.data),
+           rel(gpu.params.data, cpu.params.data, cpu.params.n));
+    if (classify) { /* the trained weights' logits through the predict graph, against the CPU's */
+        float gy[80];
+        ea_tensor *xt, *yc;
+        ea_ctx_reset(&ctx);
+        ctx.grad_enabled = 0;
+        xt = ea_tensor_4d(&ctx, B, 1, 28, 28, 0);
+        memcpy(xt->data, x, xt->size * 4);
+        yc = ea_vit_forward(&ctx, &gpu, xt);
+        CHECK(ea_vit_cuda_predict(&d, x, gy, B, &err) == EA_OK && yc && rel(gy, yc->data, (size_t)B * 10) < 1e-4,
+              "classifier logits on the GPU: %s %.2g", err.msg, yc ? rel(gy, yc->data, (size_t)B * 10) : 1.0);
+        lab[3] = 10;
+        CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 0.1f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "label 10"),
+              "label 10 of 10 classes: %s", err.msg);
+        lab[3] = 0;
+        CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 1.5f, NULL, &err) == EA_ERR_ARG, "smoothing 1.5: %s", err.msg);
+    }
     CHECK(ea_vit_cuda_train_step(&d, x, t, B + 1, &og, 0.5f, NULL, &err) == EA_ERR_SHAPE, "batch 9 of 8: %s", err.msg);
     CHECK(ea_vit_cuda_train_step(&d, x, t, B, &og, -1.0f, NULL, &err) == EA_ERR_ARG, "clip -1: %s", err.msg);
     ea_vit_cuda_free(&d);
@@ -505,9 +560,9 @@ static void test_vit_cuda_refusals(void) {
               "performer on the GPU: %s", err.msg);
         ea_vit_free(&m);
     }
-    ea_classifier_config_default(&cfg, EA_HOST_VIT, "mha", 1, 28, 10); /* a class token */
+    ea_classifier_config_default(&cfg, EA_HOST_CNN, "mha", 3, 32, 10);
     if (ea_vit_init(&m, &cfg, 1, &err) == EA_OK) {
-        CHECK(ea_vit_cuda_init(&d, &g_cu, &m, 4, &err) == EA_ERR_CONFIG && strstr(err.msg, "class token"), "cls pool: %s", err.msg);
+        CHECK(ea_vit_cuda_init(&d, &g_cu, &m, 4, &err) == EA_ERR_CONFIG && strstr(err.msg, "cnn host"), "cnn host: %s", err.msg);
         ea_vit_free(&m);
     }
     ea_tracker_config_default(&cfg, "mha");
@@ -564,8 +619,10 @@ int main(int argc, char **argv) {
     test_vit_cuda("mha-sep", 0, 5);
     test_vit_cuda("mqa", 0, 5);
     test_vit_cuda("gqa", 1, 5);
-    test_vit_cuda_train("mha");
-    test_vit_cuda_train("gqa");
+    test_vit_cuda_train("mha", 0);
+    test_vit_cuda_train("gqa", 0);
+    test_vit_cuda_train("mha", 1);
+    test_vit_cuda_train("gqa", 1);
     test_vit_cuda_refusals();
     test_seed000_cuda("mha", 0.131222);
     test_seed000_cuda("mqa", 0.236205);
