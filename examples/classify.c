@@ -8,6 +8,9 @@
    Several processes (data-parallel, MPI; see examples/dist.h):
            mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/classify.c -o classify_mpi -lm
            mpirun -np 2 ./classify_mpi --threads 1 --model vit --data fashion-mnist
+   On a GPU (the ViT with mha, single, mha-sep, mqa or gqa; see README's CUDA section):
+           nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/classify.c -o classify_cuda -lcublas
+           ./classify_cuda --device cuda --model vit --data fashion-mnist --epochs 30 --augment
    See ./classify --help. */
 #define _POSIX_C_SOURCE 200809L
 #define EFFATTN_IMPLEMENTATION
@@ -18,7 +21,7 @@
 #include <math.h>
 
 typedef struct options {
-    const char *model, *attn, *data, *save, *load, *resume, *pool, *loss_log;
+    const char *model, *attn, *data, *save, *load, *resume, *pool, *loss_log, *device;
     long epochs, batch, chunk, seed, warmup, threads, latency_runs, stop_after, images, test_images, limit, val;
     long dim, depth, heads, kv_heads, mlp, patch, tokens, width;
     double lr, wd, smoothing, dropout, clip, aux;
@@ -61,6 +64,9 @@ static void usage(FILE *f) {
             "  --aux-weight X    weight of the MoE load-balancing loss (default 0.01)\n"
             "  --seed N          seed for data, initialisation, order and augmentation (default 0)\n"
             "  --threads N       OpenMP threads (default: all; needs -fopenmp)\n"
+            "  --device D        cpu (default) or cuda: train and evaluate on the GPU (a build with\n"
+            "                    nvcc -DEFFATTN_CUDA; --model vit with mha, single, mha-sep, mqa or gqa,\n"
+            "                    no dropout)\n"
             "model shape (0 or absent: the model's default):\n"
             "  --dim N           vit: width (48); mlp: token width (32); cnn: channels of conv 2 (64)\n"
             "  --depth N         vit: blocks (4)\n"
@@ -77,7 +83,9 @@ static void usage(FILE *f) {
             "  --residual        mlp, cnn: the attention layer adds its input back, x + attn(x)\n"
             "                    (default: attn(x), as seed 001's code)\n"
             "  --causal          causal attention mask\n"
-            "running:\n"
+            "running:\n",
+            ea_attn_variant_names(names, sizeof names)); /* two calls: C99 promises literals of 4,095 characters */
+    fprintf(f,
             "  --save PATH       after every epoch, a checkpoint that --resume continues exactly\n"
             "                    (a name ending in .safetensors: the weights only, PyTorch names);\n"
             "                    written atomically\n"
@@ -89,8 +97,7 @@ static void usage(FILE *f) {
             "  --loss-log PATH   write every step's epoch, learning rate, loss and top-1 (CSV)\n"
             "  --json            print one JSON object as the last line of stdout\n"
             "  --quiet           no progress bar or per-epoch lines\n"
-            "  --help            this text\n",
-            ea_attn_variant_names(names, sizeof names));
+            "  --help            this text\n");
     cli_attn_flags_help(f);
 }
 
@@ -101,6 +108,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
     o->model = "cnn";
     o->attn = "mha";
     o->data = "shapes";
+    o->device = "cpu";
     o->epochs = 15;
     o->batch = 128;
     o->warmup = -1;
@@ -134,6 +142,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         else if (strcmp(a, "--resume") == 0) o->resume = v;
         else if (strcmp(a, "--pool") == 0) o->pool = v;
         else if (strcmp(a, "--loss-log") == 0) o->loss_log = v;
+        else if (strcmp(a, "--device") == 0) o->device = v;
         else if (strcmp(a, "--epochs") == 0) ok = cli_parse_long(a, v, 0, 100000, &o->epochs);
         else if (strcmp(a, "--batch") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->batch);
         else if (strcmp(a, "--chunk") == 0) ok = cli_parse_long(a, v, 1, 65536, &o->chunk);
@@ -196,6 +205,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
                 o->model);
         return 2;
     }
+    if (o->device && !cli_device_check(o->device, "examples/classify.c")) return 2;
     if (o->eval_only && !o->load && o->resume) {
         o->load = o->resume;
         o->resume = NULL;
@@ -250,10 +260,12 @@ static int run(int argc, char **argv, cli_dist *dist) {
     uint64_t args[N_ARGS], loop[2] = {0, 0}, rng_state[4] = {0, 0, 0, 0};
     ea_blob extra[4];
     FILE *say, *loss_log = NULL;
-    float *tmp = NULL;
+    float *tmp = NULL, *logits = NULL;
     int lead = dist->d.rank == 0;
+    cli_device dev;
 
     cli_prog = "classify";
+    memset(&dev, 0, sizeof dev);
     rc = parse_args(argc, argv, &o, &stop);
     if (rc || stop) return rc;
     if (!lead) { /* rank 0 alone prints progress, measures and writes files */
@@ -326,7 +338,8 @@ static int run(int argc, char **argv, cli_dist *dist) {
     yb = (int *)malloc((size_t)bmax * sizeof(int));
     xb = (float *)malloc((size_t)bmax * train.c * train.h * train.w * sizeof(float));
     tmp = (float *)malloc(model.params.n * sizeof(float)); /* ea_dist_buffers' scratch */
-    if (!order || !idx || !yb || !xb || !tmp || ea_ctx_init(&ctx, 0) != EA_OK) {
+    logits = (float *)malloc((size_t)bmax * train.classes * sizeof(float));
+    if (!order || !idx || !yb || !xb || !tmp || !logits || ea_ctx_init(&ctx, 0) != EA_OK) {
         fprintf(stderr, "classify: out of memory\n");
         return 1;
     }
@@ -361,6 +374,8 @@ static int run(int argc, char **argv, cli_dist *dist) {
         first_epoch = (int)loop[0];
         step = (long)loop[1];
     }
+    /* the weights (and a resumed run's AdamW state) move to the GPU */
+    if (!strcmp(o.device, "cuda") && !cli_device_open(&dev, &model, bmax, dist->d.size)) return 2;
 
     {   /* every rank must run the same flags on the same data from the same weights */
         uint64_t h = cli_dist_command_hash(argc, argv);
@@ -378,7 +393,8 @@ static int run(int argc, char **argv, cli_dist *dist) {
         fprintf(say, "classify: %s host, attention %s, %zu parameters, %.2f MFLOP/image; %s: %d train, %d val, %d test "
                      "images of %dx%dx%d; %ld epochs of %ld steps, batch %ld; %s, %d thread%s%s\n",
                 o.model, o.attn, nparams, ea_vit_flops(&model) / 1e6, o.data, n_train, n_val, test.n, train.c, train.h,
-                train.w, o.epochs, steps_per_epoch, o.batch, EA_ISA, ea_num_threads(), ea_num_threads() == 1 ? "" : "s",
+                train.w, o.epochs, steps_per_epoch, o.batch, dev.on ? "on the GPU (CUDA)" : EA_ISA, ea_num_threads(),
+                ea_num_threads() == 1 ? "" : "s",
                 dist->d.size > 1 ? " per process" : "");
     if (dist->d.size > 1 && (!o.json || tty))
         fprintf(say, "classify: %d processes, each taking %ld or %ld images of every batch of %ld%s\n", dist->d.size,
@@ -411,7 +427,18 @@ static int run(int argc, char **argv, cli_dist *dist) {
             ea_shard(b, dist->d.rank, dist->d.size, &lo, &hi);
             opt.lr = ea_lr_cosine(step, total_steps, o.warmup, (float)o.lr, 0.0f);
             if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw));
-            if (hi == lo) ea_params_zero_grad(&model.params);
+            if (dev.on) {
+#ifdef EFFATTN_CUDA
+                /* forward, backward, clipping and AdamW on the GPU; the loss and
+                   the logits (before the update) come back for the statistics */
+                if (ea_vit_cuda_train_step_ce(&dev.m, xb, yb, b, &opt, (float)o.clip, (float)o.smoothing, &loss, &ctx.err) !=
+                        EA_OK ||
+                    ea_cuda_get(&dev.cu, logits, ea_vit_cuda_output(&dev.m), (size_t)b * train.classes, &ctx.err) != EA_OK ||
+                    ea_cuda_sync(&dev.cu, &ctx.err) != EA_OK)
+                    break;
+                step_hits = ea_topk_hits(logits, yb, b, train.classes, 1);
+#endif
+            } else if (hi == lo) ea_params_zero_grad(&model.params);
             else if (ea_classifier_grad(&ctx, &model, xb + lo * per, yb + lo, hi - lo, (int)o.chunk, (float)o.smoothing,
                                         (float)o.aux, &loss, &step_hits) != EA_OK)
                 break;
@@ -427,14 +454,16 @@ static int run(int argc, char **argv, cli_dist *dist) {
                 step_hits = (int)sums[1];
                 comm_seconds += ea_time_sec() - tc;
             }
-            if (!isfinite(loss) || ea_params_nonfinite(&model.params, 1)) {
+            if (!isfinite(loss) || (!dev.on && ea_params_nonfinite(&model.params, 1))) {
                 fprintf(stderr, "\nclassify: the loss or a gradient became NaN or Inf at step %ld (epoch %d); stopping%s "
                                 "(try a lower --lr)\n", step, epoch + 1, o.save ? "; the last good weights stay in --save's file" : "");
                 ctx.err.status = EA_ERR_NUMERIC;
                 break;
             }
-            if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
-            ea_adamw_step(&opt, &model.params);
+            if (!dev.on) { /* the CPU's update */
+                if (o.clip > 0.0) ea_grad_clip(&model.params, (float)o.clip);
+                ea_adamw_step(&opt, &model.params);
+            }
             hits += step_hits;
             epoch_loss += loss;
             last_loss = loss;
@@ -455,14 +484,20 @@ static int run(int argc, char **argv, cli_dist *dist) {
             fprintf(stderr, "\nclassify: %s\n", err.msg);
             return 1;
         }
-        if (lead && !cli_evaluate(&ctx, &model, n_val ? &train : &test, n_val ? n_train : 0, n_val ? n_train + n_val : test.n,
-                                  mean, sd, xb, yb, idx, bmax, &val)) {
+        if (lead && !cli_evaluate(&ctx, &model, &dev, n_val ? &train : &test, n_val ? n_train : 0,
+                                  n_val ? n_train + n_val : test.n, mean, sd, xb, yb, idx, bmax, &val)) {
             fprintf(stderr, "\nclassify: evaluation failed: %s\n", ctx.err.msg);
             return 1;
         }
         t_train0 = ea_time_sec() - train_seconds; /* evaluation is not training time */
         if (o.save) {
             ea_status st;
+#ifdef EFFATTN_CUDA
+            if (dev.on && ea_vit_cuda_pull(&dev.m, &model, &err) != EA_OK) { /* the GPU's weights and moments */
+                fprintf(stderr, "\nclassify: %s\n", err.msg);
+                return 1;
+            }
+#endif
             loop[0] = (uint64_t)epoch + 1;
             loop[1] = (uint64_t)step;
             rng_state[0] = rng.state; rng_state[1] = rng.inc;
@@ -484,7 +519,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         fprintf(stderr, "classify: writing the loss log '%s' failed\n", o.loss_log);
         return 1;
     }
-    if (lead && !cli_evaluate(&ctx, &model, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
+    if (lead && !cli_evaluate(&ctx, &model, &dev, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
         fprintf(stderr, "classify: evaluation failed: %s\n", ctx.err.msg);
         return 1;
     }
@@ -499,19 +534,20 @@ static int run(int argc, char **argv, cli_dist *dist) {
         for (bs = 1; bs <= 32; bs += 31) {
             long r, runs = bs == 1 ? o.latency_runs : (o.latency_runs + 9) / 10;
             double t0 = 0.0;
-            for (r = 0; r < 10 + runs; r++) {
-                ea_tensor *x;
+            for (r = 0; r < 10 + runs; r++) { /* host images in, host logits out */
                 if (r == 10) t0 = ea_time_sec();
-                ea_ctx_reset(&ctx);
-                x = ea_tensor_4d(&ctx, bs, train.c, train.h, train.w, 0);
-                if (!x) break;
-                memcpy(x->data, xb, x->size * sizeof(float));
-                if (!ea_vit_forward(&ctx, &model, x)) break;
+                if (!cli_predict(&ctx, &model, &dev, xb, bs, logits)) break;
             }
             if (bs == 1) infer_ms = (ea_time_sec() - t0) * 1000.0 / (double)runs;
             else ips32 = 32.0 * (double)runs / (ea_time_sec() - t0);
         }
     }
+#ifdef EFFATTN_CUDA
+    if (dev.on && o.save && o.epochs == 0 && ea_vit_cuda_pull(&dev.m, &model, &err) != EA_OK) {
+        fprintf(stderr, "classify: %s\n", err.msg);
+        return 1;
+    }
+#endif
     if (o.save && o.epochs == 0) {
         if ((cli_ends_with(o.save, ".safetensors") ? ea_params_save(&model.params, o.save, &err)
                                                    : ea_checkpoint_save(o.save, &model, &opt, extra, 4, &err)) != EA_OK) {
@@ -527,10 +563,12 @@ static int run(int argc, char **argv, cli_dist *dist) {
         printf("{\"model\":\"%s\",\"attn\":\"%s\",\"data\":\"%s\",\"params\":%zu,\"flops_per_image\":%.0f,\"top1\":%.6f,"
                "\"top5\":%.6f,\"test_loss\":%.6f,\"train_seconds\":%.3f,\"infer_ms_b1\":%.4f,\"images_per_s_b32\":%.1f,"
                "\"arena_peak_bytes\":%zu,\"final_loss\":%.6f,\"epochs\":%ld,\"batch\":%ld,\"train_images\":%d,"
-               "\"test_images\":%d,\"threads\":%d,\"processes\":%d,\"comm_seconds\":%.3f,\"isa\":\"%s\"}\n",
+               "\"test_images\":%d,\"threads\":%d,\"processes\":%d,\"comm_seconds\":%.3f,\"isa\":\"%s\","
+               "\"device\":\"%s\"}\n",
                o.model, o.attn, o.data, nparams, ea_vit_flops(&model), res.top1, res.top5, res.loss, train_seconds, infer_ms,
                ips32, ea_ctx_peak_bytes(&ctx), last_loss, o.epochs, o.batch, n_train, test.n, ea_num_threads(), dist->d.size,
-               comm_seconds, EA_ISA);
+               comm_seconds, EA_ISA, o.device);
+    cli_device_close(&dev);
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_images_free(&train);
@@ -540,6 +578,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
     free(yb);
     free(xb);
     free(tmp);
+    free(logits);
     return 0;
 }
 

@@ -7,6 +7,7 @@
 #define EFFATTN_CLI_H
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,37 +167,139 @@ CLI_FN void cli_long_sequence_opts(const char *name, ea_attn_opts *o, int n) {
     if (!strcmp(name, "flex")) o->flex = 1;
 }
 
+/* --device cuda: the model placed on the GPU (section 13) trains and
+   predicts there; the host copy is refreshed before a checkpoint is
+   written.  `src` names the example's file in the build hint. */
+typedef struct cli_device {
+    int on;
+#ifdef EFFATTN_CUDA
+    ea_cuda cu;
+    ea_vit_cuda m;
+#endif
+} cli_device;
+
+/* --device's value: 1 if this build can run it, else prints why, 0 */
+CLI_FN int cli_device_check(const char *device, const char *src) {
+    if (strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        fprintf(stderr, "%s: --device must be 'cpu' or 'cuda', got '%s'\n", cli_prog, device);
+        return 0;
+    }
+#ifndef EFFATTN_CUDA
+    if (!strcmp(device, "cuda")) {
+        fprintf(stderr, "%s: this build has no CUDA path; build it with\n"
+                        "  nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA %s -o %s_cuda -lcublas\n", cli_prog, src, cli_prog);
+        return 0;
+    }
+#else
+    (void)src;
+#endif
+    return 1;
+}
+
+/* Places m on GPU 0 for batches of up to bmax (one process only); 0 and a
+   message when it cannot. */
+CLI_FN int cli_device_open(cli_device *dev, const ea_vit *m, int bmax, int processes) {
+    memset(dev, 0, sizeof *dev);
+#ifdef EFFATTN_CUDA
+    {
+        ea_error err;
+        if (processes > 1) {
+            fprintf(stderr, "%s: --device cuda trains in one process (several GPUs over NCCL are not built yet)\n", cli_prog);
+            return 0;
+        }
+        if (ea_cuda_init(&dev->cu, 0, &err) != EA_OK) {
+            fprintf(stderr, "%s: --device cuda: %s\n", cli_prog, err.msg);
+            return 0;
+        }
+        if (ea_vit_cuda_init(&dev->m, &dev->cu, m, bmax, &err) != EA_OK) {
+            fprintf(stderr, "%s: --device cuda: %s\n", cli_prog, err.msg);
+            ea_cuda_free(&dev->cu);
+            return 0;
+        }
+        dev->on = 1;
+    }
+#else
+    (void)m; (void)bmax; (void)processes;
+#endif
+    return dev->on;
+}
+
+CLI_FN void cli_device_close(cli_device *dev) {
+#ifdef EFFATTN_CUDA
+    if (dev->on) {
+        ea_vit_cuda_free(&dev->m);
+        ea_cuda_free(&dev->cu);
+    }
+#endif
+    dev->on = 0;
+}
+
+/* The model's outputs for b images xb: on the GPU when it is there (into
+   out), else on ctx's tape (the result then points into ctx's arena).
+   NULL on failure, ctx->err saying why. */
+CLI_FN const float *cli_predict(ea_ctx *ctx, const ea_vit *m, cli_device *dev, const float *xb, int b, float *out) {
+    ea_tensor *x, *pred;
+#ifdef EFFATTN_CUDA
+    if (dev && dev->on) return ea_vit_cuda_predict(&dev->m, xb, out, b, &ctx->err) == EA_OK ? out : NULL;
+#else
+    (void)dev;
+    (void)out;
+#endif
+    ea_ctx_reset(ctx);
+    x = ea_tensor_4d(ctx, b, m->cfg.in_chans, m->cfg.img_size, m->cfg.img_size, 0);
+    if (!x) return NULL;
+    memcpy(x->data, xb, x->size * sizeof(float));
+    pred = ea_vit_forward(ctx, m, x);
+    return pred ? pred->data : NULL;
+}
+
 typedef struct cli_eval_result {
     double top1, top5, loss;
 } cli_eval_result;
 
+/* Mean cross-entropy of b rows of C logits against labels (log-sum-exp
+   form, in double). */
+CLI_FN double cli_ce_sum(const float *logits, const int *labels, int b, int C) {
+    double s = 0.0;
+    int i, j;
+    for (i = 0; i < b; i++) {
+        const float *x = logits + (size_t)i * C;
+        double mx = x[0], z = 0.0;
+        for (j = 1; j < C; j++) mx = x[j] > mx ? x[j] : mx;
+        for (j = 0; j < C; j++) z += exp((double)x[j] - mx);
+        s += log(z) + mx - x[labels[i]];
+    }
+    return s;
+}
+
 /* A classifier's top-1 / top-5 accuracy and mean cross-entropy over images
-   [i0, i1) of im, in batches of bmax (xb, yb and idx hold a batch); 0 when
-   a forward failed (ctx->err says why).  Used by classify and compare. */
-CLI_FN int cli_evaluate(ea_ctx *ctx, const ea_vit *m, const ea_images *im, int i0, int i1, const float *mean, const float *sd,
-                    float *xb, int *yb, int *idx, int bmax, cli_eval_result *r) {
+   [i0, i1) of im, in batches of bmax (xb, yb and idx hold a batch), on the
+   GPU when dev is there (NULL: the CPU); 0 when a forward failed
+   (ctx->err says why).  Used by classify and compare. */
+CLI_FN int cli_evaluate(ea_ctx *ctx, const ea_vit *m, cli_device *dev, const ea_images *im, int i0, int i1, const float *mean,
+                        const float *sd, float *xb, int *yb, int *idx, int bmax, cli_eval_result *r) {
     int done = 0, n = i1 - i0, h1 = 0, h5 = 0, i;
     double loss = 0.0;
+    float *out = (float *)malloc((size_t)bmax * im->classes * sizeof(float));
+    if (!out) {
+        ea_error_set(&ctx->err, EA_ERR_NOMEM, "evaluation: out of memory");
+        return 0;
+    }
     ctx->grad_enabled = 0;
     ctx->training = 0;
     while (done < n) {
         int b = n - done < bmax ? n - done : bmax;
-        ea_tensor *x, *logits, *l;
+        const float *logits;
         for (i = 0; i < b; i++) idx[i] = i0 + done + i;
         ea_images_batch(im, idx, b, mean, sd, 0, 0, NULL, xb, yb);
-        ea_ctx_reset(ctx);
-        x = ea_tensor_4d(ctx, b, im->c, im->h, im->w, 0);
-        if (!x) break;
-        memcpy(x->data, xb, x->size * sizeof(float));
-        logits = ea_vit_forward(ctx, m, x);
-        l = ea_cross_entropy(ctx, logits, yb);
-        if (!l) break;
-        h1 += ea_topk_hits(logits->data, yb, b, im->classes, 1);
-        h5 += ea_topk_hits(logits->data, yb, b, im->classes, im->classes < 5 ? im->classes : 5);
-        loss += (double)l->data[0] * b;
+        if (!(logits = cli_predict(ctx, m, dev, xb, b, out))) break;
+        h1 += ea_topk_hits(logits, yb, b, im->classes, 1);
+        h5 += ea_topk_hits(logits, yb, b, im->classes, im->classes < 5 ? im->classes : 5);
+        loss += cli_ce_sum(logits, yb, b, im->classes);
         done += b;
     }
     ctx->grad_enabled = 1;
+    free(out);
     if (done < n) return 0;
     r->top1 = n ? (double)h1 / n : 0.0;
     r->top5 = n ? (double)h5 / n : 0.0;

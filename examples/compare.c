@@ -600,7 +600,7 @@ static void train_row(const options *o, const char *name, const trial *t, long e
             }
         } else {
             cli_eval_result ev;
-            if (!cli_evaluate(&ectx, &m, d->eval, d->e0, d->e0 + d->en, d->mean, d->sd, xb, yb, idx, bmax, &ev)) {
+            if (!cli_evaluate(&ectx, &m, NULL, d->eval, d->e0, d->e0 + d->en, d->mean, d->sd, xb, yb, idx, bmax, &ev)) {
                 snprintf(res->error, sizeof res->error, "evaluation: %s", ectx.err.msg);
                 goto done;
             }

@@ -27,16 +27,6 @@ typedef struct options {
     ea_attn_opts opt;  /* the sparse and approximate rows' options */
 } options;
 
-/* --device cuda: the model placed on the GPU (section 13) trains and predicts
-   there; the host copy is refreshed before a checkpoint is written. */
-typedef struct device_model {
-    int on;
-#ifdef EFFATTN_CUDA
-    ea_cuda cu;
-    ea_vit_cuda m;
-#endif
-} device_model;
-
 static void usage(FILE *f) {
     char names[512];
     fprintf(f,
@@ -191,17 +181,7 @@ static int parse_args(int argc, char **argv, options *o, int *stop) {
         fprintf(stderr, "track: --sched must be 'step' or 'epoch', got '%s'\n", o->sched);
         return 2;
     }
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
-        fprintf(stderr, "track: --device must be 'cpu' or 'cuda', got '%s'\n", o->device);
-        return 2;
-    }
-#ifndef EFFATTN_CUDA
-    if (!strcmp(o->device, "cuda")) {
-        fprintf(stderr, "track: this build has no CUDA path; build it with\n"
-                        "  nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/track.c -o track_cuda -lcublas\n");
-        return 2;
-    }
-#endif
+    if (!cli_device_check(o->device, "examples/track.c")) return 2;
     return 0;
 }
 
@@ -214,31 +194,13 @@ static void make_batch(const ea_videos *vids, const int *pairs, const int *idx, 
     }
 }
 
-/* The model's outputs for b images xb: on the GPU when it is there, else on
-   ctx's tape (out then points into ctx's arena).  NULL on failure. */
-static const float *predict(ea_ctx *ctx, const ea_vit *m, device_model *dev, const float *xb, int b, float *out) {
-    ea_tensor *x, *pred;
-#ifdef EFFATTN_CUDA
-    if (dev->on) return ea_vit_cuda_predict(&dev->m, xb, out, b, &ctx->err) == EA_OK ? out : NULL;
-#else
-    (void)dev;
-    (void)out;
-#endif
-    ea_ctx_reset(ctx);
-    x = ea_tensor_4d(ctx, b, 2, m->cfg.img_size, m->cfg.img_size, 0);
-    if (!x) return NULL;
-    memcpy(x->data, xb, x->size * sizeof(float));
-    pred = ea_vit_forward(ctx, m, x);
-    return pred ? pred->data : NULL;
-}
-
 typedef struct eval_result {
     double mean_err, within2;
 } eval_result;
 
 /* Mean Euclidean error (pixels) and share of predictions within 2 px over
    all pairs of videos [v0, v1). */
-static int evaluate(ea_ctx *ctx, const ea_vit *m, device_model *dev, const ea_videos *vids, int v0, int v1, float *xb,
+static int evaluate(ea_ctx *ctx, const ea_vit *m, cli_device *dev, const ea_videos *vids, int v0, int v1, float *xb,
                     float *yb, int bmax, eval_result *r) {
     int T = vids->n_frames - 1, n = (v1 - v0) * T, i, done = 0, within = 0;
     double err = 0.0;
@@ -252,7 +214,7 @@ static int evaluate(ea_ctx *ctx, const ea_vit *m, device_model *dev, const ea_vi
         const float *pred;
         for (i = 0; i < b; i++) idx[i] = done + i;
         make_batch(vids, pairs, idx, b, xb, yb);
-        if (!(pred = predict(ctx, m, dev, xb, b, out))) break;
+        if (!(pred = cli_predict(ctx, m, dev, xb, b, out))) break;
         for (i = 0; i < b; i++) {
             double dx = pred[2 * i] - yb[2 * i], dy = pred[2 * i + 1] - yb[2 * i + 1];
             double e = sqrt(dx * dx + dy * dy);
@@ -312,7 +274,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
     ea_blob extra[5];
     int first_epoch = 0, t_resumed = 0, lead = dist->d.rank == 0;
     FILE *loss_log = NULL;
-    device_model dev;
+    cli_device dev;
 
     cli_prog = "track";
     memset(&dev, 0, sizeof dev);
@@ -429,19 +391,8 @@ static int run(int argc, char **argv, cli_dist *dist) {
         step = (long)loop[1];
         t_resumed = 1;
     }
-    if (!strcmp(o.device, "cuda")) { /* the weights (and a resumed run's AdamW state) move to the GPU */
-#ifdef EFFATTN_CUDA
-        if (dist->d.size > 1) {
-            fprintf(stderr, "track: --device cuda trains in one process (several GPUs over NCCL are not built yet)\n");
-            return 2;
-        }
-        if (ea_cuda_init(&dev.cu, 0, &err) != EA_OK || ea_vit_cuda_init(&dev.m, &dev.cu, &model, bmax, &err) != EA_OK) {
-            fprintf(stderr, "track: --device cuda: %s\n", err.msg);
-            return 2;
-        }
-        dev.on = 1;
-#endif
-    }
+    /* the weights (and a resumed run's AdamW state) move to the GPU */
+    if (!strcmp(o.device, "cuda") && !cli_device_open(&dev, &model, bmax, dist->d.size)) return 2;
 
     {   /* every rank must run the same flags on the same data from the same weights */
         uint64_t h = cli_dist_command_hash(argc, argv);
@@ -594,7 +545,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         ctx.grad_enabled = 0;
         for (r = 0; r < 10 + o.latency_runs; r++) {
             if (r == 10) t0 = ea_time_sec();
-            if (!predict(&ctx, &model, &dev, vids.frames, 1, out)) break;
+            if (!cli_predict(&ctx, &model, &dev, vids.frames, 1, out)) break;
         }
         infer_ms = (ea_time_sec() - t0) * 1000.0 / (double)o.latency_runs;
     }
@@ -637,12 +588,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0,
                last_loss, o.epochs, o.videos, o.frames, o.batch, n_test_v, ea_vit_flops(&model) / 1e6, ea_num_threads(),
                dist->d.size, comm_seconds, EA_ISA, ea_ctx_peak_bytes(&ctx), o.device);
-#ifdef EFFATTN_CUDA
-    if (dev.on) {
-        ea_vit_cuda_free(&dev.m);
-        ea_cuda_free(&dev.cu);
-    }
-#endif
+    cli_device_close(&dev);
     ea_ctx_free(&ctx);
     ea_vit_free(&model);
     ea_videos_free(&vids);

@@ -3822,6 +3822,10 @@ static void test_classify_cli(void) {
     CHECK(run("build/classify --attn nope > /dev/null 2>&1") != 0, "an unknown row is refused");
     CHECK(run("build/classify --epochs x > /dev/null 2>&1") != 0, "a bad number is refused");
     CHECK(run("build/classify --model mlp --pool max > /dev/null 2>&1") != 0, "a pool the host has not is refused");
+    CHECK(run("build/classify --device tpu > /dev/null 2>&1") == 512, "an unknown device exits 2");
+    CHECK(run("build/classify --device cuda > build/cls_cuda.log 2>&1") == 512 &&
+              run("grep -q 'no CUDA path.*' build/cls_cuda.log && grep -q 'nvcc -x cu .*examples/classify.c' build/cls_cuda.log") == 0,
+          "--device cuda in a build without CUDA exits 2 with the nvcc command");
     CHECK(run("build/classify --data cifar10:build/no_such_dir > build/cls_nodata.log 2>&1") == 512, "a missing dataset exits 2");
     CHECK(run("build/classify --data fashion-mnist:build/fm_t > build/cls_bad.log 2>&1") == 512, "a damaged dataset exits 2");
     remove("build/cls_a.eack");
