@@ -185,6 +185,15 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \
+	if command -v clang-16 > /dev/null; then \
+	  echo "clang-16 -std=c99 and clang++-16 -std=c++11: the header, two units, examples and tests"; \
+	  clang-16 -std=c99 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_c16 $(LDLIBS); \
+	  ./$(BUILD)/strict_c16; \
+	  clang++-16 -x c++ -std=c++11 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_c16 $(LDLIBS); \
+	  for f in examples/track.c examples/stream.c examples/classify.c examples/compare.c tests/test_main.c; do \
+	    clang-16 -std=c99 -O1 -march=native $(WARN) -Werror $$f -o $(BUILD)/strict_c16 $(LDLIBS); \
+	  done; \
+	else echo "clang-16: not installed, skipped (apt-get install clang-16)"; fi; \
 	if command -v $(MPICC) > /dev/null; then \
 	  $(MPICC) -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp -DEA_USE_MPI examples/track.c -o $(BUILD)/strict_track_mpi $(LDLIBS); \
 	  $(MPICC) -std=c99 -O1 -march=native $(WARN) -Werror -DEA_USE_MPI examples/classify.c -o $(BUILD)/strict_classify_mpi $(LDLIBS); \

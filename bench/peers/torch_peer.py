@@ -1,9 +1,18 @@
 #!/usr/bin/python3
-"""PyTorch as the peer: the same tracker and attention shapes as bench/bench.c,
-measured in the same invocation, printed side by side with effattn/PyTorch
+"""PyTorch and ONNX Runtime as the peers: the same tracker and attention shapes
+as bench/bench.c, measured in the same invocation, printed side by side with
 ratios (> 1 means effattn is faster).
 
     /usr/bin/python3 bench/peers/torch_peer.py [--threads N] [--max-n N] [--rounds R]
+
+ONNX Runtime joins the tracker's inference rows when it can be imported: the
+same PyTorch module (random weights: speed does not depend on them) exported
+to ONNX once per batch size, run by the CPU execution provider with every
+graph optimisation on, intra-op threads = --threads, one inter-op thread.
+On Debian 12 put it beside the system's PyTorch in a venv that sees it:
+    /usr/bin/python3 -m venv --system-site-packages /tmp/ortvenv
+    /tmp/ortvenv/bin/pip install onnxruntime
+    /tmp/ortvenv/bin/python bench/peers/torch_peer.py
 
 With --rounds R (default 3) both sides are measured R times, alternating
 effattn and PyTorch, and each figure is the fastest of its R medians: on a
@@ -67,6 +76,41 @@ def main():
         def sdpa(q, k, v):
             return torch.softmax(q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5, dim=-1) @ v
 
+    try:
+        import numpy as np
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+
+    def onnxrt(rows):
+        """ONNX Runtime's tracker inference at batch 1 and 32, keyed like pytorch()'s."""
+        import io
+        import warnings
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # the export traces one shape per batch size
+        res = {}
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.intra_op_num_threads = a.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        for row in (r for r in rows if r["group"] == "tracker"):
+            torch.manual_seed(0)
+            m = Tracker(row["attn"] == "mqa").eval()
+            times = []
+            for b, warm, runs in ((1, 10, 100), (32, 3, 21)):
+                x = torch.rand(b, 2, 32, 32)
+                f = io.BytesIO()
+                kw = dict(opset_version=14, input_names=["x"], output_names=["y"], do_constant_folding=True)
+                try:  # PyTorch >= 2.9 exports through dynamo by default (needs onnxscript); the tracer needs nothing
+                    torch.onnx.export(m, x, f, dynamo=False, **kw)
+                except TypeError:  # PyTorch < 2.5: no such argument, the tracer is all there is
+                    torch.onnx.export(m, x, f, **kw)
+                sess = ort.InferenceSession(f.getvalue(), so, providers=["CPUExecutionProvider"])
+                xn = {"x": x.numpy().astype(np.float32)}
+                times.append(timed(lambda: sess.run(None, xn), warm, runs) * 1e3)
+            res[("tracker", row["attn"])] = tuple(times)
+        return res
+
     def pytorch(rows):
         """The same measurements as bench's rows, keyed like them."""
         res = {}
@@ -100,14 +144,17 @@ def main():
             res[("attn", B, H, d, n)] = (tf * 1e3, timed(fb, 1, runs) * 1e3)
         return res
 
-    ours, theirs = None, None
+    ours, theirs, onnx = None, None, None
     for r in range(a.rounds):
         print("round %d of %d ..." % (r + 1, a.rounds), file=sys.stderr, flush=True)
         o = effattn()
         t = pytorch(o)
+        x = onnxrt(o) if ort else {}
         if ours is None:
-            ours, theirs = o, t
+            ours, theirs, onnx = o, t, x
             continue
+        for key in onnx:
+            onnx[key] = tuple(min(p, q) for p, q in zip(onnx[key], x[key]))
         for mine, new in zip(ours, o):  # the same rows in the same order
             for key in ("infer_b1_ms", "infer_b32_ms", "train_b32_ms", "fwd_ms", "fwd_bwd_ms"):
                 if key in mine:
@@ -115,16 +162,18 @@ def main():
         for key in theirs:
             theirs[key] = tuple(min(x, y) for x, y in zip(theirs[key], t[key]))
 
-    print("machine: %s; PyTorch %s (%s), %d thread(s); fastest of %d rounds" % (
+    print("machine: %s; PyTorch %s (%s), ONNX Runtime %s; %d thread(s); fastest of %d rounds" % (
         os.uname().machine, torch.__version__, torch.backends.mkldnn.is_available() and "oneDNN" or "no oneDNN",
-        a.threads, a.rounds))
-    print("\ntracker                     effattn ms   PyTorch ms   ratio")
+        ort.__version__ if ort else "not installed", a.threads, a.rounds))
+    print("\ntracker                     effattn ms   PyTorch ms   ratio   ONNX Runtime ms   ratio")
     for row in (r for r in ours if r["group"] == "tracker"):
         t1, t32, ttr = theirs[("tracker", row["attn"])]
-        for label, ours_ms, their_ms in (("inference, batch 1", row["infer_b1_ms"], t1),
-                                         ("inference, batch 32", row["infer_b32_ms"], t32),
-                                         ("train step, batch 32", row["train_b32_ms"], ttr)):
-            print("  %s %-21s %9.3f %12.3f %7.2fx" % (row["attn"], label, ours_ms, their_ms, their_ms / ours_ms))
+        o1, o32 = onnx.get(("tracker", row["attn"]), (None, None))
+        for label, ours_ms, their_ms, onnx_ms in (("inference, batch 1", row["infer_b1_ms"], t1, o1),
+                                                  ("inference, batch 32", row["infer_b32_ms"], t32, o32),
+                                                  ("train step, batch 32", row["train_b32_ms"], ttr, None)):
+            tail = "%17.3f %7.2fx" % (onnx_ms, onnx_ms / ours_ms) if onnx_ms else "%17s" % "-"
+            print("  %s %-21s %9.3f %12.3f %7.2fx %s" % (row["attn"], label, ours_ms, their_ms, their_ms / ours_ms, tail))
 
     print("\nattention (exact; PyTorch: %s)" % ("scaled_dot_product_attention" if hasattr(F, "scaled_dot_product_attention")
                                               else "softmax(QK^T/sqrt(d))V"))
