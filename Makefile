@@ -135,7 +135,7 @@ valgrind: $(BUILD)/track_vg $(BUILD)/stream_vg $(BUILD)/classify_vg $(BUILD)/com
 # and racecheck.
 NVCC      ?= nvcc
 CUDA_ARCH ?= sm_90
-NVFLAGS   ?= -O2 -arch=$(CUDA_ARCH) -DEFFATTN_CUDA -Xcompiler -Wall,-Wextra,-Werror
+NVFLAGS   ?= -O2 -arch=$(CUDA_ARCH) -DEFFATTN_CUDA -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
 $(BUILD)/test_cuda: tests/test_cuda.c effattn.h | $(BUILD)
 	$(NVCC) -x cu $(NVFLAGS) $< -o $@ -lcublas
 

@@ -10342,12 +10342,44 @@ template <int N> __device__ static inline void ea__mma_cols(float (*d)[4], const
     }
 }
 
+/* N/8 accumulator tiles set to 0 */
+template <int N> __device__ static inline void ea__acc_zero(float (*d)[4]) {
+#pragma unroll
+    for (int j = 0; j < N / 8; j++) d[j][0] = d[j][1] = d[j][2] = d[j][3] = 0.0f;
+}
+
+/* The backward's two score-shaped products of one streamed tile pair:
+   s = A1·T1ᵀ and dp = A2·T2ᵀ (dQ: Q·Kᵀ and dO·Vᵀ; dK/dV: K·Qᵀ and V·dOᵀ). */
+template <int D> __device__ static inline void ea__tc_scores2(float (*s)[4], float (*dp)[4], const unsigned (*a1)[4],
+                                                                const unsigned (*a2)[4], const unsigned short *t1,
+                                                                const unsigned short *t2) {
+    ea__acc_zero<EA_TC_ROWS>(s);
+    ea__acc_zero<EA_TC_ROWS>(dp);
+#pragma unroll
+    for (int t = 0; t < D / 16; t++) {
+        ea__mma_rows<EA_TC_ROWS>(s, a1[t], t1, D + EA_TC_PAD, 16 * t);
+        ea__mma_rows<EA_TC_ROWS>(dp, a2[t], t2, D + EA_TC_PAD, 16 * t);
+    }
+}
+
 /* An accumulator's columns 16t .. 16t+15 as the A operand of a k-step. */
 __device__ static inline void ea__acc_to_a(unsigned *a, const float (*s)[4], int t) {
     a[0] = ea__bf2(s[2 * t][0], s[2 * t][1]);
     a[1] = ea__bf2(s[2 * t][2], s[2 * t][3]);
     a[2] = ea__bf2(s[2 * t + 1][0], s[2 * t + 1][1]);
     a[3] = ea__bf2(s[2 * t + 1][2], s[2 * t + 1][3]);
+}
+
+/* out += S·T: a score-shaped accumulator (64 columns, rounded to bf16 as A
+   operands) times a streamed tile read down its columns: P·V, dS·K, Pᵀ·dO
+   and dSᵀ·Q. */
+template <int D> __device__ static inline void ea__tc_acc_mul(float (*out)[4], const float (*s)[4], const unsigned short *T) {
+    unsigned pa[4];
+#pragma unroll
+    for (int t = 0; t < EA_TC_ROWS / 16; t++) {
+        ea__acc_to_a(pa, s, t);
+        ea__mma_cols<D>(out, pa, T, D + EA_TC_PAD, 16 * t);
+    }
 }
 
 /* A warp's 16 rows r .. r+15 of a head's [n, ld] matrix as A operands
@@ -10405,11 +10437,10 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
     int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
     int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf, e;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
-    unsigned qa[D / 16][4], pa[4];
+    unsigned qa[D / 16][4];
     float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
     ea__rows_to_a<D>(qa, a.q + (size_t)b * a.n * a.ldq + (size_t)h * D, a.ldq, r, a.n);
-#pragma unroll
-    for (j = 0; j < D / 8; j++) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+    ea__acc_zero<D>(o);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
     ea__tc_stage<D>(ks[0], kb, a.ldkv, 0, a.n);
     ea__tc_stage<D>(vs[0], vb, a.ldkv, 0, a.n);
@@ -10425,8 +10456,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
         }
         ea__tc_commit();
         ea__tc_wait();
-#pragma unroll
-        for (j = 0; j < EA_TC_ROWS / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        ea__acc_zero<EA_TC_ROWS>(s);
 #pragma unroll
         for (t = 0; t < D / 16; t++) ea__mma_rows<EA_TC_ROWS>(s, qa[t], kt, LD, 16 * t);
 #pragma unroll
@@ -10461,11 +10491,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
                 }
             m[hf] = mn;
         }
-#pragma unroll
-        for (t = 0; t < EA_TC_ROWS / 16; t++) {
-            ea__acc_to_a(pa, s, t);
-            ea__mma_cols<D>(o, pa, vt, LD, 16 * t);
-        }
+        ea__tc_acc_mul<D>(o, s, vt);
         __syncthreads();
     }
 #pragma unroll
@@ -10501,13 +10527,13 @@ __global__ static void ea__attn_tc_delta_k(ea__tc_attn a, int dh) {
    lse·log₂e), dP = dO·Vᵀ, dS = P ∘ (dP − Δ), dQ += dS·K. */
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(ea__tc_attn a) {
     __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
-    const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
+    const int c = threadIdx.x % 4;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
     int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS;
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf, e;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, hf, e;
     size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
-    unsigned qa[D / 16][4], da[D / 16][4], pa[4];
+    unsigned qa[D / 16][4], da[D / 16][4];
     float dq[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4], L[2], Dl[2];
     ea__rows_to_a<D>(qa, a.q + qoff, a.ldq, r, a.n);
     ea__rows_to_a<D>(da, a.dout + qoff, a.ldq, r, a.n);
@@ -10517,8 +10543,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
         L[hf] = row0 + 8 * hf < a.n ? a.lse[i] * 1.44269504f : 0.0f;
         Dl[hf] = row0 + 8 * hf < a.n ? a.delta[i] : 0.0f;
     }
-#pragma unroll
-    for (j = 0; j < D / 8; j++) dq[j][0] = dq[j][1] = dq[j][2] = dq[j][3] = 0.0f;
+    ea__acc_zero<D>(dq);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
     ea__tc_stage<D>(ks[0], kb, a.ldkv, 0, a.n);
     ea__tc_stage<D>(vs[0], vb, a.ldkv, 0, a.n);
@@ -10534,14 +10559,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
         }
         ea__tc_commit();
         ea__tc_wait();
-#pragma unroll
-        for (j = 0; j < EA_TC_ROWS / 8; j++)
-            s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
-#pragma unroll
-        for (t = 0; t < D / 16; t++) {
-            ea__mma_rows<EA_TC_ROWS>(s, qa[t], kt, LD, 16 * t);
-            ea__mma_rows<EA_TC_ROWS>(dp, da[t], vt, LD, 16 * t);
-        }
+        ea__tc_scores2<D>(s, dp, qa, da, kt, vt);
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
@@ -10550,11 +10568,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
                 float p = masked && (key >= a.n || (a.causal && key > row)) ? 0.0f : exp2f(fmaf(s[j][e], a.scale2, -L[e >> 1]));
                 s[j][e] = p * (dp[j][e] - Dl[e >> 1]);
             }
-#pragma unroll
-        for (t = 0; t < EA_TC_ROWS / 16; t++) {
-            ea__acc_to_a(pa, s, t);
-            ea__mma_cols<D>(dq, pa, kt, LD, 16 * t);
-        }
+        ea__tc_acc_mul<D>(dq, s, kt);
         __syncthreads();
     }
 #pragma unroll
@@ -10575,17 +10589,17 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_k(ea__tc_attn a) {
     __shared__ __align__(16) unsigned short qs[2][EA_TC_ROWS * (D + EA_TC_PAD)], ds[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     __shared__ float ls[2][EA_TC_ROWS], dls[2][EA_TC_ROWS];
-    const int LD = D + EA_TC_PAD, c = threadIdx.x % 4, G = a.H / a.Hkv;
+    const int c = threadIdx.x % 4, G = a.H / a.Hkv;
     int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS, first = a.causal ? k0 : 0;
     int r = k0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, per = (a.n - first + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    int it, j, t, e;
+    int it, j, e;
     size_t koff = (size_t)b * a.n * a.ldkv + (size_t)hk * D;
-    unsigned ka[D / 16][4], va[D / 16][4], pa[4];
+    unsigned ka[D / 16][4], va[D / 16][4];
     float dk[D / 8][4], dv[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4];
     ea__rows_to_a<D>(ka, a.k + koff, a.ldkv, r, a.n);
     ea__rows_to_a<D>(va, a.v + koff, a.ldkv, r, a.n);
-#pragma unroll
-    for (j = 0; j < D / 8; j++) dk[j][0] = dk[j][1] = dk[j][2] = dk[j][3] = dv[j][0] = dv[j][1] = dv[j][2] = dv[j][3] = 0.0f;
+    ea__acc_zero<D>(dk);
+    ea__acc_zero<D>(dv);
     /* tile it: query head hk·G + it / per, queries first + (it mod per)·64 */
     for (it = 0; it <= G * per; it++) {
         if (it < G * per) { /* stage tile it; compute tile it - 1 */
@@ -10605,14 +10619,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_
             int u = (it - 1) & 1, q0 = first + (it - 1) % per * EA_TC_ROWS, masked = a.causal && q0 < k0 + EA_TC_ROWS - 1;
             const unsigned short *qt = qs[u], *dt = ds[u];
             const float *lt = ls[u], *dlt = dls[u];
-#pragma unroll
-            for (j = 0; j < EA_TC_ROWS / 8; j++)
-                s[j][0] = s[j][1] = s[j][2] = s[j][3] = dp[j][0] = dp[j][1] = dp[j][2] = dp[j][3] = 0.0f;
-#pragma unroll
-            for (t = 0; t < D / 16; t++) {
-                ea__mma_rows<EA_TC_ROWS>(s, ka[t], qt, LD, 16 * t);
-                ea__mma_rows<EA_TC_ROWS>(dp, va[t], dt, LD, 16 * t);
-            }
+            ea__tc_scores2<D>(s, dp, ka, va, qt, dt);
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
@@ -10622,13 +10629,8 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_
                     s[j][e] = p;
                     dp[j][e] = p * (dp[j][e] - dlt[col]);
                 }
-#pragma unroll
-            for (t = 0; t < EA_TC_ROWS / 16; t++) {
-                ea__acc_to_a(pa, s, t);
-                ea__mma_cols<D>(dv, pa, dt, LD, 16 * t);
-                ea__acc_to_a(pa, dp, t);
-                ea__mma_cols<D>(dk, pa, qt, LD, 16 * t);
-            }
+            ea__tc_acc_mul<D>(dv, s, dt);
+            ea__tc_acc_mul<D>(dk, dp, qt);
         }
         __syncthreads();
     }
