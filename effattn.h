@@ -89,8 +89,10 @@
        variant and model, the arena peak with the arena)
    13. CUDA (EFFATTN_CUDA, nvcc -x cu): device memory, kernels that
        twin CPU ones (linear, layer norm, GELU, softmax, flash attention
-       forward and backward, AdamW), and the ViT on the device: forward
-       as a captured graph, and training steps
+       forward and backward, AdamW), exact attention on tensor cores
+       (bf16, mma.sync), and the ViT on the device (mean or class-token
+       pooling): forward as a captured graph, and training steps (MSE or
+       cross-entropy) with the weight gradients on a second stream
 */
 #ifndef EFFATTN_H
 #define EFFATTN_H
