@@ -10863,9 +10863,11 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
 /* The tensor-core kernels' terms: dh 32 or 64 (their registers are sized
    by it), 16-byte aligned matrices (a staging thread moves 8 bf16 at
    once), B·H blocks in the grid's second dimension, a GPU and a build for
-   sm_80 or newer (mma.sync on bf16). */
+   sm_80 or newer (mma.sync on bf16).  ptrs: q, k, v, out, then for the
+   backward dout, dq, dk, dv. */
 static ea_status ea__attn_tc_check(ea_cuda *cu, int B, int n, int H, int Hkv, int dh, const void *const *ptrs, int np,
-                                   ea_error *err) {
+                                   const float *lse, ea_error *err) {
+    static const char *const names[8] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv"};
     static int ptx = 0;
     int major = 0, i;
     cudaFuncAttributes fa;
@@ -10876,8 +10878,10 @@ static ea_status ea__attn_tc_check(ea_cuda *cu, int B, int n, int H, int Hkv, in
                             "dh 32 or 64, B·H <= 65535 and B·H·n < 2^26", B, n, H, Hkv, dh);
     for (i = 0; i < np; i++)
         if (!ptrs[i] || (uintptr_t)ptrs[i] % 16)
-            return ea_error_set(err, EA_ERR_ARG, "attention bf16 (CUDA): matrix %d is %s; expected device memory aligned to "
-                                "16 bytes (cudaMalloc's is)", i + 1, ptrs[i] ? "misaligned" : "NULL");
+            return ea_error_set(err, EA_ERR_ARG, "attention bf16 (CUDA): %s is %s; expected device memory aligned to "
+                                "16 bytes (cudaMalloc's is)", names[i], ptrs[i] ? "misaligned" : "NULL");
+    if (!lse || (uintptr_t)lse % sizeof(float))
+        return ea_error_set(err, EA_ERR_ARG, "attention bf16 (CUDA): lse is %s; expected device floats", lse ? "misaligned" : "NULL");
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, cu->device) != cudaSuccess || major < 8)
         return ea_error_set(err, EA_ERR_CONFIG, "attention bf16 (CUDA): the GPU is sm_%d0; bf16 tensor cores need sm_80 or newer",
                             major);
@@ -10901,10 +10905,10 @@ static ea__tc_attn ea__attn_tc_args(int B, int n, int H, int Hkv, int dh, int ca
 
 EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
                                             const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
-    const void *ptrs[5] = {q, k, v, out, lse};
+    const void *ptrs[4] = {q, k, v, out};
     ea__tc_attn a;
     dim3 grid((unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(B * H));
-    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 5, err);
+    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
     if (st != EA_OK) return st;
     a = ea__attn_tc_args(B, n, H, Hkv, dh, causal);
     a.q = q; a.k = k; a.v = v; a.out = out; a.lse_out = lse;
@@ -10916,11 +10920,11 @@ EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *l
 EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
                                             const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
                                             const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
-    const void *ptrs[9] = {q, k, v, out, lse, dout, dq, dk, dv};
+    const void *ptrs[8] = {q, k, v, out, dout, dq, dk, dv};
     ea__tc_attn a;
     unsigned tiles = (unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS);
     cudaStream_t s = EA_CU_STREAM(cu);
-    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 9, err);
+    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 8, lse, err);
     if (st != EA_OK) return st;
     if ((size_t)B * H * n > EA_CU_SCRATCH)
         return ea_error_set(err, EA_ERR_SHAPE, "attention bf16 backward (CUDA): B·H·n = %.0f; expected at most %zu (Δ lives in "
