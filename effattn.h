@@ -10424,6 +10424,15 @@ __device__ static inline void ea__tc_commit(void) {
 #endif
 }
 
+/* Key rows r0 .. r0+63 of K and V (the forward's and dQ's streamed pair)
+   into their buffers, as one cp.async group. */
+template <int D> __device__ static void ea__tc_stage_kv(unsigned short *ks, unsigned short *vs, const unsigned short *kb,
+                                                        const unsigned short *vb, size_t ld, int r0, int n) {
+    ea__tc_stage<D>(ks, kb, ld, r0, n);
+    ea__tc_stage<D>(vs, vb, ld, r0, n);
+    ea__tc_commit();
+}
+
 /* wait for every staged group but the newest, then for every thread's */
 __device__ static inline void ea__tc_wait(void) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -10444,19 +10453,14 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
     ea__rows_to_a<D>(qa, a.q + (size_t)b * a.n * a.ldq + (size_t)h * D, a.ldq, r, a.n);
     ea__acc_zero<D>(o);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    ea__tc_stage<D>(ks[0], kb, a.ldkv, 0, a.n);
-    ea__tc_stage<D>(vs[0], vb, a.ldkv, 0, a.n);
-    ea__tc_commit();
+    ea__tc_stage_kv<D>(ks[0], vs[0], kb, vb, a.ldkv, 0, a.n);
     for (it = 0; it < tiles; it++) {
         const unsigned short *kt = ks[it & 1], *vt = vs[it & 1];
         int masked; /* a tile past n or across the diagonal: check every key */
         k0 = it * EA_TC_ROWS;
         masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
-        if (it + 1 < tiles) {
-            ea__tc_stage<D>(ks[~it & 1], kb, a.ldkv, k0 + EA_TC_ROWS, a.n);
-            ea__tc_stage<D>(vs[~it & 1], vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
-        }
-        ea__tc_commit();
+        if (it + 1 < tiles) ea__tc_stage_kv<D>(ks[~it & 1], vs[~it & 1], kb, vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+        else ea__tc_commit(); /* an empty group: "all but the newest" stays this tile */
         ea__tc_wait();
         ea__acc_zero<EA_TC_ROWS>(s);
 #pragma unroll
@@ -10547,19 +10551,14 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
     }
     ea__acc_zero<D>(dq);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    ea__tc_stage<D>(ks[0], kb, a.ldkv, 0, a.n);
-    ea__tc_stage<D>(vs[0], vb, a.ldkv, 0, a.n);
-    ea__tc_commit();
+    ea__tc_stage_kv<D>(ks[0], vs[0], kb, vb, a.ldkv, 0, a.n);
     for (it = 0; it < tiles; it++) {
         const unsigned short *kt = ks[it & 1], *vt = vs[it & 1];
         int masked;
         k0 = it * EA_TC_ROWS;
         masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
-        if (it + 1 < tiles) {
-            ea__tc_stage<D>(ks[~it & 1], kb, a.ldkv, k0 + EA_TC_ROWS, a.n);
-            ea__tc_stage<D>(vs[~it & 1], vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
-        }
-        ea__tc_commit();
+        if (it + 1 < tiles) ea__tc_stage_kv<D>(ks[~it & 1], vs[~it & 1], kb, vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+        else ea__tc_commit(); /* an empty group: "all but the newest" stays this tile */
         ea__tc_wait();
         ea__tc_scores2<D>(s, dp, qa, da, kt, vt);
 #pragma unroll
