@@ -1081,8 +1081,10 @@ EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, 
    later calls allocate nothing.  ea_vit_cuda_forward queues the forward
    (inference: dropout off) of the B images in ea_vit_cuda_input() [B, C,
    S, S], writing ea_vit_cuda_output() [B, out_dim], both device memory.
-   ea_vit_cuda_predict takes host arrays, replays the forward as a CUDA
-   graph captured once per batch size, and returns when y is written. */
+   ea_vit_cuda_predict takes host arrays and returns when y is written;
+   it runs batches of up to fused_max images as one kernel (the whole
+   forward in one cooperative launch: the least latency) and larger ones by
+   replaying the forward as a CUDA graph captured once per batch size. */
 struct ea__vcu;
 typedef struct ea_vit_cuda {
     ea_cuda *cu;
@@ -1095,6 +1097,8 @@ typedef struct ea_vit_cuda {
     struct ea__vcu *plan;   /* host: where each parameter and activation lives */
     void *graph;            /* cudaGraphExec_t of the forward at graph_batch images */
     int graph_batch;
+    int fused_max;          /* predict runs up to this many images as one fused kernel (set by init from
+                               what the GPU holds at once; 0: always the graph) */
 } ea_vit_cuda;
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err);
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d);
@@ -9527,6 +9531,7 @@ EA_API int ea_num_threads(void) {
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cublas_v2.h>
+#include <cooperative_groups.h>
 
 #define EA_CU_STREAM(cu) ((cudaStream_t)(cu)->stream)
 #define EA_CU_BLAS_WS ((size_t)32 << 20) /* bytes: NVIDIA's advice for Hopper */
@@ -9862,19 +9867,28 @@ EA_API ea_status ea_linear_bwd_cuda(ea_cuda *cu, float *dinp, float *dw, float *
    Lanes stride over the row's C values; two warp sums give the mean and
    the variance (two passes, like the CPU kernel).  Backward: a warp a row
    for dx; dw and db are column sums (ea__cu_colred). */
-__global__ static void ea__ln_fwd_k(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
-                                    int N, int C, float eps) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c;
-    const float *xr;
+/* One row of C values by one warp (lane = this thread's lane): out, and
+   the row's mean and 1/std returned. */
+__device__ static void ea__cu_ln_row(float *out, const float *xr, const float *w, const float *b, int C, float eps, float *mean,
+                                  float *rstd) {
+    int lane = threadIdx.x % 32, c;
     float s = 0.0f, m, v = 0.0f, r;
-    if (row >= N) return;
-    xr = x + (size_t)row * C;
     for (c = lane; c < C; c += 32) s += xr[c];
     m = ea__warp_sum(s) / (float)C;
     for (c = lane; c < C; c += 32) v += (xr[c] - m) * (xr[c] - m);
     r = rsqrtf(ea__warp_sum(v) / (float)C + eps);
-    for (c = lane; c < C; c += 32) out[(size_t)row * C + c] = (xr[c] - m) * r * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
-    if (lane == 0) {
+    for (c = lane; c < C; c += 32) out[c] = (xr[c] - m) * r * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+    *mean = m;
+    *rstd = r;
+}
+
+__global__ static void ea__ln_fwd_k(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                    int N, int C, float eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    float m, r;
+    if (row >= N) return;
+    ea__cu_ln_row(out + (size_t)row * C, x + (size_t)row * C, w, b, C, eps, &m, &r);
+    if (threadIdx.x % 32 == 0) {
         mean[row] = m;
         rstd[row] = r;
     }
@@ -9918,17 +9932,20 @@ __global__ static void ea__gelu_k(float *out, const float *dout, const float *x,
 }
 
 /* --- softmax over the last dimension (7): one warp a row ------------------- */
-__global__ static void ea__softmax_k(float *out, const float *x, int rows, int cols) {
-    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, c, o;
+/* One row by one warp; out may be x. */
+__device__ static void ea__cu_softmax_row(float *out, const float *xr, int cols) {
+    int lane = threadIdx.x % 32, c, o;
     float mx = -INFINITY, s = 0.0f;
-    const float *xr;
-    if (row >= rows) return;
-    xr = x + (size_t)row * cols;
     for (c = lane; c < cols; c += 32) mx = fmaxf(mx, xr[c]);
     for (o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     for (c = lane; c < cols; c += 32) s += expf(xr[c] - mx);
     s = 1.0f / ea__warp_sum(s);
-    for (c = lane; c < cols; c += 32) out[(size_t)row * cols + c] = expf(xr[c] - mx) * s;
+    for (c = lane; c < cols; c += 32) out[c] = expf(xr[c] - mx) * s;
+}
+
+__global__ static void ea__softmax_k(float *out, const float *x, int rows, int cols) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (row < rows) ea__cu_softmax_row(out + (size_t)row * cols, x + (size_t)row * cols, cols);
 }
 
 /* --- exact attention (8.2), flash style: one warp a query row --------------
@@ -10990,14 +11007,18 @@ EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, 
    gradient's norm and AdamW, all captured as one graph (~170 launches
    become one); the step's learning rate and bias corrections travel in a
    small device buffer that the host rewrites before each replay. */
+/* Where value c (channel, row, column within the patch) of patch t of image b lies in x */
+__device__ static size_t ea__cu_patch_idx(int b, int t, int c, int C, int S, int p) {
+    int g = S / p, ch = c / (p * p), ky = c / p % p, kx = c % p;
+    return (((size_t)b * C + ch) * S + (size_t)(t / g) * p + ky) * S + (size_t)(t % g) * p + kx;
+}
+
 __global__ static void ea__patch_cols_k(float *cols, const float *x, int B, int C, int S, int p) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    int g = S / p, T = g * g, P = C * p * p, r, c, b, t, ch, ky, kx;
+    int g = S / p, T = g * g, P = C * p * p, r;
     if (i >= (size_t)B * T * P) return;
-    r = (int)(i / P); c = (int)(i % P);
-    b = r / T; t = r % T;
-    ch = c / (p * p); ky = c / p % p; kx = c % p;
-    cols[i] = x[(((size_t)b * C + ch) * S + (size_t)(t / g) * p + ky) * S + (size_t)(t % g) * p + kx];
+    r = (int)(i / P);
+    cols[i] = x[ea__cu_patch_idx(r / T, r % T, (int)(i % P), C, S, p)];
 }
 
 __global__ static void ea__mean_tokens_k(float *out, const float *x, int B, int T, int D) {
@@ -11087,6 +11108,299 @@ __global__ static void ea__sum_batch_k(float *out, const float *d, int B, int n,
     out[j] += s;
 }
 
+/* --- the whole forward in one kernel (small batches) ------------------------
+   At batch 1 the tracker's forward is ~50 kernels of a few µs' work each,
+   and replayed from a graph it still pays for every one's start and drain
+   (0.20 ms a frame on an H200).  ea__fz_k runs the forward as one
+   cooperative launch instead.  The B·T token rows are split into tasks of
+   EA_CU_FZ_ROWS rows of one image, a block a task; everything a row needs
+   except the other rows' keys and values stays in the block's shared
+   memory.  A layer is then, for the task's rows: attention over its image's
+   K and V (staged in shared memory: scores, softmax, P·V, a warp a row and
+   head), the projection + residual, LN2, fc1 + GELU, fc2 + residual, and
+   already the next layer's LN1 and QKV projection, whose K and V go to
+   global memory for the other blocks.  Only that exchange needs a
+   grid-wide barrier: depth + 1 of them a forward.
+   At this size time goes to waiting, not arithmetic: a trip to L2 costs
+   ~0.5 µs, so each step issues all of its loads before using any (the
+   stage's copies asynchronously, a thread's weight loads in one unrolled
+   chunk).  A linear layer reads its weights transposed, [in, out], so that
+   the block's threads, one an output column, read consecutive floats; they
+   split the inputs into G contiguous ranges when there are fewer columns
+   than threads (fc2's 64 columns: 8 ranges of 32) and add the G partial
+   sums in order.  The transposed copies are packed from the parameters
+   before the first fused forward and again after any training step.  One
+   row a task measured fastest on the H200 (72 µs a tracker forward; two
+   rows 77, four 92: fewer blocks, each with more to do); it fits
+   132 / 64 = 2 tracker images at once.  Every sum runs in a fixed order: the
+   same bits every call, and the cuBLAS path's results up to rounding. */
+#define EA_CU_FZ_THREADS 512
+#define EA_CU_FZ_ROWS 1 /* token rows a task */
+
+typedef struct ea__fz_layer { /* w*: transposed, [in, out]; bqkv: q, k, v's biases, one vector */
+    const float *ln1_w, *ln1_b, *wqkv, *bqkv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
+    float *qkv; /* [B·T, Wq]: the layer's Q, K and V rows */
+} ea__fz_layer;
+
+typedef struct ea__fz {
+    int T, P, D, H, Hkv, dh, Wq, hidden, head_hidden, out_dim, depth, cls, causal, chans, img, patch;
+    float scale;
+    size_t o_x, o_a, o_q, o_att, o_mid, o_hid, o_part, o_kv, o_s, o_vec, smem; /* shared memory, in floats */
+    const float *in, *patch_wt, *patch_b, *pos, *cls_tok, *norm_w, *norm_b, *head1_wt, *head1_b, *head2_wt, *head2_b;
+    float *h, *lnf, *y;
+    const ea__fz_layer *L; /* device memory, depth of them */
+} ea__fz;
+
+/* *dst = *src from global to shared memory, complete after ea__fz_landed:
+   on sm_80+ an asynchronous copy, so that every load of a stage is in
+   flight at once (each costs a trip to L2, ~0.5 µs, the unit of this
+   kernel's time) without holding a register. */
+__device__ static void ea__fz_copy(float *dst, const float *src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"((unsigned)__cvta_generic_to_shared(dst)), "l"(src));
+#else
+    *dst = *src;
+#endif
+}
+
+__device__ static void ea__fz_landed(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+#endif
+    __syncthreads();
+}
+
+/* n values to shared memory, or `fill` where there are none (NULL: a
+   layer without biases) */
+__device__ static void ea__fz_vec(float *dst, const float *src, int n, float fill) {
+    int i;
+    for (i = (int)threadIdx.x; i < n; i += (int)blockDim.x) {
+        if (src) ea__fz_copy(dst + i, src + i);
+        else dst[i] = fill;
+    }
+}
+
+/* acc[r] += Σ in[r, k]·wt[k, n] over k = *k, *k + 1, ... in chunks of U
+   while a whole chunk fits below k1: U loads issued together, then their
+   sums (a chunk costs one trip to L2, not U; no test inside).  Rows R ..
+   EA_CU_FZ_ROWS - 1 of a task at an image's end add what lies in their
+   buffers and are never written. */
+template <int U>
+__device__ static void ea__fz_dot(float *acc, const float *in, int ldi, const float *__restrict__ wt, int N, int n, int *k,
+                                  int k1) {
+    int u, r;
+    for (; *k + U <= k1; *k += U) {
+        float w[U];
+#pragma unroll
+        for (u = 0; u < U; u++) w[u] = __ldg(wt + (size_t)(*k + u) * N + n);
+#pragma unroll
+        for (u = 0; u < U; u++)
+#pragma unroll
+            for (r = 0; r < EA_CU_FZ_ROWS; r++) acc[r] += in[r * ldi + *k + u] * w[u];
+    }
+}
+
+/* out[r, n] = act(Σ_k in[r, k]·wt[k, n] + (b[n] + res[r, n])) for r < R <= EA_CU_FZ_ROWS,
+   n < N; in, b and res in shared memory; in, res and out (leading
+   dimensions ldi, ldr, ldo) must not overlap; part holds the partial sums
+   (blockDim·EA_CU_FZ_ROWS floats). */
+__device__ static __noinline__ void ea__fz_linear(float *out, int ldo, const float *in, int ldi, const float *__restrict__ wt,
+                                     const float *b, const float *res, int ldr, int R, int K, int N, int gelu, float *part) {
+    int nt = (int)blockDim.x, t = (int)threadIdx.x, G = 2 * N <= nt ? nt / N : 1, g, n, r, k, e;
+    if (G > K) G = K;
+    g = G > 1 ? t / N : 0;
+    for (n = G > 1 ? t % N : t; n < N && g < G; n += G > 1 ? N : nt) { /* one column (G > 1) or every nt-th */
+        int k1 = (int)((long long)K * (g + 1) / G);
+        float acc[EA_CU_FZ_ROWS];
+#pragma unroll
+        for (r = 0; r < EA_CU_FZ_ROWS; r++) acc[r] = 0.0f;
+        k = (int)((long long)K * g / G);
+        ea__fz_dot<32>(acc, in, ldi, wt, N, n, &k, k1); /* fc1, fc2, QKV: one wait for the loads */
+        ea__fz_dot<8>(acc, in, ldi, wt, N, n, &k, k1);  /* the projection */
+        ea__fz_dot<1>(acc, in, ldi, wt, N, n, &k, k1);
+#pragma unroll
+        for (r = 0; r < EA_CU_FZ_ROWS; r++) {
+            if (r >= R) break;
+            if (G > 1) {
+                part[(g * R + r) * N + n] = acc[r];
+                continue;
+            }
+            acc[r] += (b ? b[n] : 0.0f) + (res ? res[r * ldr + n] : 0.0f);
+            out[r * ldo + n] = gelu ? ea__gelu(acc[r]) : acc[r];
+        }
+    }
+    if (G > 1) {
+        __syncthreads();
+        for (e = t; e < R * N; e += nt) {
+            float s = 0.0f;
+            r = e / N;
+            n = e % N;
+            for (g = 0; g < G; g++) s += part[(g * R + r) * N + n];
+            s += (b ? b[n] : 0.0f) + (res ? res[r * ldr + n] : 0.0f);
+            out[r * ldo + n] = gelu ? ea__gelu(s) : s;
+        }
+    }
+    __syncthreads();
+}
+
+/* Layer norm of R rows, a warp a row. */
+__device__ static __noinline__ void ea__fz_ln(float *out, int ldo, const float *x, int ldx, const float *w, const float *b, int R, int C) {
+    int r;
+    float m, s;
+    for (r = (int)threadIdx.x / 32; r < R; r += (int)blockDim.x / 32)
+        ea__cu_ln_row(out + r * ldo, x + r * ldx, w, b, C, 1e-5f, &m, &s);
+    __syncthreads();
+}
+
+/* Attention of rows t0 .. t0 + R - 1 of an image over its T keys, from
+   shared memory: q [R, D] (unscaled), kv [T, ldk] (keys, then values, of
+   every K/V head; ldk = 2·Hkv·dh + 1, odd, so that lanes reading
+   neighbouring keys meet no bank conflict), scores s [R, H, T].  A warp a
+   (row, head): lanes take keys for the scores, the warp's softmax, then
+   lanes take columns of the output (two keys at a time, odd and even, in
+   two half-warps when dh <= 16). */
+__device__ static __noinline__ void ea__fz_attn(const ea__fz *a, int t0, int R, float *out, const float *q, const float *kv,
+                                                float *s) {
+    int lane = (int)threadIdx.x % 32, kvw = a->Hkv * a->dh, ldk = 2 * kvw + 1, T = a->T, H = a->H, dh = a->dh, rh, j, d;
+    int half = dh <= 16, part = half ? lane / 16 : 0, col = half ? lane % 16 : lane;
+    for (rh = (int)threadIdx.x / 32; rh < R * H; rh += (int)blockDim.x / 32) {
+        int r = rh / H, h = rh % H;
+        const float *qr = q + r * a->D + h * dh, *kb = kv + h / (H / a->Hkv) * dh, *vb = kb + kvw;
+        float *sr = s + (size_t)rh * T;
+        for (j = lane; j < T; j += 32) {
+            const float *kr = kb + (size_t)j * ldk;
+            float sc = 0.0f;
+#pragma unroll 8
+            for (d = 0; d < dh; d++) sc += qr[d] * kr[d];
+            sr[j] = a->causal && j > t0 + r ? -INFINITY : sc * a->scale;
+        }
+        __syncwarp();
+        ea__cu_softmax_row(sr, sr, T);
+        __syncwarp();
+        for (d = col; d < (half ? 16 : dh); d += 32) {
+            float o = 0.0f;
+#pragma unroll 8
+            for (j = part; j < T; j += 1 + half) o += d < dh ? sr[j] * vb[(size_t)j * ldk + d] : 0.0f;
+            if (half) o += __shfl_xor_sync(0xffffffffu, o, 16);
+            if (d < dh && !part) out[r * a->D + h * dh + d] = o;
+        }
+        __syncwarp();
+    }
+    __syncthreads();
+}
+
+/* The residual rows x of a task to global memory, then what follows them:
+   the next layer's LN1 and Q, K, V (next; its norm's w, b and bqkv staged
+   in shared memory) or, after the last layer, the final norm (w, b). */
+__device__ static __noinline__ void ea__fz_rows_out(const ea__fz *a, const ea__fz_layer *next, size_t row0, int R, const float *x, float *ln,
+                                       const float *w, const float *b, const float *bqkv, float *part) {
+    int e;
+    for (e = (int)threadIdx.x; e < R * a->D; e += (int)blockDim.x) a->h[row0 * a->D + e] = x[e];
+    if (!next) {
+        ea__fz_ln(a->lnf + row0 * a->D, a->D, x, a->D, w, b, R, a->D);
+        return;
+    }
+    ea__fz_ln(ln, a->D, x, a->D, w, b, R, a->D);
+    ea__fz_linear(next->qkv + row0 * a->Wq, a->Wq, ln, a->D, next->wqkv, bqkv, NULL, 0, R, a->D, a->Wq, 0, part);
+}
+
+__global__ static void __launch_bounds__(EA_CU_FZ_THREADS, 1) ea__fz_k(const __grid_constant__ ea__fz a, int B) {
+    extern __shared__ float sm[];
+    float *x = sm + a.o_x, *ln = sm + a.o_a, *q = sm + a.o_q, *att = sm + a.o_att, *mid = sm + a.o_mid, *hid = sm + a.o_hid;
+    float *part = sm + a.o_part, *kv = sm + a.o_kv, *s = sm + a.o_s, *vec = sm + a.o_vec;
+    int C = (a.T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS, tasks = B * C, nt = (int)blockDim.x, t = (int)threadIdx.x, D = a.D;
+    int task, l, e, j, lane = t % 32, warp = t / 32, warps = nt / 32;
+    for (task = (int)blockIdx.x; task < tasks; task += (int)gridDim.x) { /* embedding, layer 0's LN1 and QKV */
+        int b = task / C, t0 = task % C * EA_CU_FZ_ROWS, R = min(EA_CU_FZ_ROWS, a.T - t0);
+        float *pb = vec, *pos = pb + D, *lw = pos + EA_CU_FZ_ROWS * D, *lb = lw + D, *ct = lb + D, *bq = ct + D;
+        for (e = t; e < R * a.P; e += nt) {
+            int patch = t0 + e / a.P - a.cls; /* -1: the class token's row */
+            if (patch < 0) ln[e] = 0.0f;
+            else ea__fz_copy(ln + e, a.in + ea__cu_patch_idx(b, patch, e % a.P, a.chans, a.img, a.patch));
+        }
+        ea__fz_vec(pb, a.patch_b, D, 0.0f);
+        ea__fz_vec(pos, a.pos + (size_t)t0 * D, R * D, 0.0f);
+        ea__fz_vec(lw, a.L[0].ln1_w, D, 1.0f);
+        ea__fz_vec(lb, a.L[0].ln1_b, D, 0.0f);
+        ea__fz_vec(ct, a.cls_tok, a.cls ? D : 0, 0.0f);
+        ea__fz_vec(bq, a.L[0].bqkv, a.Wq, 0.0f);
+        ea__fz_landed();
+        ea__fz_linear(x, D, ln, a.P, a.patch_wt, pb, pos, D, R, a.P, D, 0, part);
+        if (a.cls && t0 == 0) {
+            for (e = t; e < D; e += nt) x[e] = ct[e] + pos[e];
+            __syncthreads();
+        }
+        ea__fz_rows_out(&a, a.L, (size_t)b * a.T + t0, R, x, ln, lw, lb, bq, part);
+    }
+    cooperative_groups::this_grid().sync();
+    for (l = 0; l < a.depth; l++) {
+        const ea__fz_layer *L = a.L + l, *next = l + 1 < a.depth ? L + 1 : NULL;
+        float *bo = vec, *w2 = bo + D, *b2 = w2 + D, *b1 = b2 + D, *bf = b1 + a.hidden, *nw = bf + D, *nb = nw + D, *bq = nb + D;
+        for (task = (int)blockIdx.x; task < tasks; task += (int)gridDim.x) {
+            int b = task / C, t0 = task % C * EA_CU_FZ_ROWS, R = min(EA_CU_FZ_ROWS, a.T - t0), kvw = a.Hkv * a.dh;
+            size_t row0 = (size_t)b * a.T + t0;
+            const float *base = L->qkv + (size_t)b * a.T * a.Wq;
+            /* one stage: the residual rows, their queries, the image's keys and values, the layer's vectors */
+            for (j = warp; j < R; j += warps)
+                for (e = lane; e < D; e += 32) {
+                    ea__fz_copy(x + j * D + e, a.h + (row0 + j) * D + e);
+                    ea__fz_copy(q + j * D + e, base + (size_t)(t0 + j) * a.Wq + e);
+                }
+            for (j = warp; j < a.T; j += warps)
+                for (e = lane; e < 2 * kvw; e += 32) ea__fz_copy(kv + j * (2 * kvw + 1) + e, base + (size_t)j * a.Wq + D + e);
+            ea__fz_vec(bo, L->bo, D, 0.0f);
+            ea__fz_vec(w2, L->ln2_w, D, 1.0f);
+            ea__fz_vec(b2, L->ln2_b, D, 0.0f);
+            ea__fz_vec(b1, L->b1, a.hidden, 0.0f);
+            ea__fz_vec(bf, L->b2, D, 0.0f);
+            ea__fz_vec(nw, next ? next->ln1_w : a.norm_w, D, 1.0f);
+            ea__fz_vec(nb, next ? next->ln1_b : a.norm_b, D, 0.0f);
+            ea__fz_vec(bq, next ? next->bqkv : NULL, next ? a.Wq : 0, 0.0f);
+            ea__fz_landed();
+            ea__fz_attn(&a, t0, R, att, q, kv, s);
+            ea__fz_linear(mid, D, att, D, L->wo, bo, x, D, R, D, D, 0, part);
+            ea__fz_ln(ln, D, mid, D, w2, b2, R, D);
+            ea__fz_linear(hid, a.hidden, ln, D, L->w1, b1, NULL, 0, R, D, a.hidden, 1, part);
+            ea__fz_linear(x, D, hid, a.hidden, L->w2, bf, mid, D, R, a.hidden, D, 0, part);
+            ea__fz_rows_out(&a, next, row0, R, x, ln, nw, nb, bq, part);
+        }
+        cooperative_groups::this_grid().sync();
+    }
+    for (task = (int)blockIdx.x; task < B; task += (int)gridDim.x) { /* pooling and the head, a block an image */
+        int n1 = a.head_hidden ? a.head_hidden : a.out_dim, G = nt / D > 1 ? nt / D : 1;
+        float *h1 = vec, *h2 = h1 + n1, *f = kv;
+        for (e = t; e < a.T * D; e += nt) ea__fz_copy(f + e, a.lnf + (size_t)task * a.T * D + e);
+        ea__fz_vec(h1, a.head1_b, n1, 0.0f);
+        ea__fz_vec(h2, a.head2_b, a.head_hidden ? a.out_dim : 0, 0.0f);
+        ea__fz_landed();
+        for (e = t; e < G * D; e += nt) { /* the mean in G partial sums over token ranges, added in order */
+            int g = e / D, tt;
+            float sum = 0.0f;
+            for (tt = a.T * g / G; tt < a.T * (g + 1) / G; tt++) sum += f[(size_t)tt * D + e % D];
+            part[e] = sum;
+        }
+        __syncthreads();
+        for (e = t; e < D; e += nt) {
+            float sum = 0.0f;
+            int g;
+            for (g = 0; g < G; g++) sum += part[g * D + e];
+            ln[e] = a.cls ? f[e] : sum / (float)a.T;
+        }
+        __syncthreads();
+        ea__fz_linear(a.head_hidden ? hid : a.y + (size_t)task * a.out_dim, n1, ln, D, a.head1_wt, h1, NULL, 0, 1, D, n1,
+                      a.head_hidden != 0, part);
+        if (a.head_hidden)
+            ea__fz_linear(a.y + (size_t)task * a.out_dim, a.out_dim, hid, a.head_hidden, a.head2_wt, h2, NULL, 0, 1,
+                          a.head_hidden, a.out_dim, 0, part);
+    }
+}
+
+/* dst[k, n] (leading dimension ldd) = src[n, k]: a weight [N, K] transposed */
+__global__ static void ea__transpose_k(float *dst, int ldd, const float *src, int N, int K) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (size_t)N * K) dst[i % K * (size_t)ldd + i / K] = src[i];
+}
+
 typedef struct ea__vcu_block {
     const float *ln1_w, *ln1_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
     float *ln1, *mean1, *rstd1, *qkv, *att, *lse, *mid, *ln2, *mean2, *rstd2, *f, *g, *out;
@@ -11113,6 +11427,13 @@ struct ea__vcu {
     int train_batch, train_ce; /* the loss (ce: cross-entropy with smoothing train_smooth, else MSE) */
     float train_clip, train_smooth;
     float *labels;           /* host: a batch's labels as floats (cross-entropy) */
+    /* the fused forward (ea__fz_k): its arguments, its layer table (host
+       copy), the table and transposed weights (device, fz_w), the blocks
+       that fit on the GPU at once, and whether the weights need packing */
+    ea__fz fz;
+    ea__fz_layer fzL[EA_MAX_DEPTH];
+    float *fz_w;
+    int fz_grid, fz_stale;
 };
 
 /* n floats at *at of base (256-byte aligned); base NULL: only count */
@@ -11499,6 +11820,140 @@ static ea_status ea__vcu_capture(ea_vit_cuda *d, int B, int train, float clip, v
     return st;
 }
 
+/* --- the fused forward's set-up (ea__fz_k above) ----------------------------
+   Init lays out its shared memory and weights and asks the GPU how many
+   blocks can be resident at once (a cooperative launch needs them all):
+   fused_max images make that many tasks.  A model too big for one block's
+   shared memory, or a GPU without cooperative launches, keeps fused_max 0
+   and the graph. */
+static size_t ea__fz_max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
+
+static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    ea__fz *a = &p->fz;
+    const size_t R = EA_CU_FZ_ROWS;
+    int i, kvw = p->Hkv * p->dh, n1 = p->head_hidden ? p->head_hidden : d->cfg.out_dim, coop = 0, optin = 0, sms = 0, occ = 0;
+    int tasks = (p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS;
+    size_t at = 0, layer = (size_t)p->D * p->Wq + p->Wq + (size_t)p->D * p->D + 2 * (size_t)p->D * p->hidden;
+    size_t table = (d->cfg.depth * sizeof(ea__fz_layer) + 255) / 256 * 64;
+    ea_status st;
+    float *w;
+    memset(a, 0, sizeof *a);
+    a->T = p->T; a->P = p->P; a->D = p->D; a->H = p->H; a->Hkv = p->Hkv; a->dh = p->dh; a->Wq = p->Wq;
+    a->hidden = p->hidden; a->head_hidden = p->head_hidden; a->out_dim = d->cfg.out_dim; a->depth = d->cfg.depth;
+    a->cls = p->cls != NULL; a->causal = d->cfg.causal;
+    a->chans = d->cfg.in_chans; a->img = d->cfg.img_size; a->patch = d->cfg.patch;
+    a->scale = ea__attn_args(1, p->T, p->H, p->Hkv, p->dh, 0).scale;
+    a->o_x = at; at += R * p->D;
+    a->o_a = at; at += R * (size_t)(p->D > p->P ? p->D : p->P);
+    a->o_q = at; at += R * p->D;
+    a->o_att = at; at += R * p->D;
+    a->o_mid = at; at += R * p->D;
+    a->o_hid = at; at += R * (size_t)(p->hidden > n1 ? p->hidden : n1);
+    a->o_part = at; at += R * EA_CU_FZ_THREADS;
+    a->o_kv = at; at += (size_t)p->T * (2 * kvw + 1 > p->D ? 2 * kvw + 1 : p->D); /* or the final norm's rows */
+    a->o_s = at; at += R * p->H * (size_t)p->T;
+    a->o_vec = at; /* a stage's vectors: the embedding's, a layer's or the head's biases */
+    at += ea__fz_max3((R + 4) * p->D + p->Wq, 6 * (size_t)p->D + p->hidden + p->Wq, (size_t)n1 + d->cfg.out_dim);
+    a->smem = at;
+    d->fused_max = 0;
+    if ((st = ea__cuda_check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, d->cu->device), "fused forward", err)) ||
+        (st = ea__cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, d->cu->device),
+                             "fused forward", err)) ||
+        (st = ea__cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, d->cu->device), "fused forward", err)))
+        return st;
+    if (!coop || a->smem * sizeof(float) > (size_t)optin) return EA_OK;
+    if ((st = ea__cuda_check(cudaFuncSetAttribute((const void *)ea__fz_k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  (int)(a->smem * sizeof(float))), "fused forward", err)) ||
+        (st = ea__cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, ea__fz_k, EA_CU_FZ_THREADS,
+                                                                          a->smem * sizeof(float)), "fused forward", err)))
+        return st;
+    p->fz_grid = occ * sms;
+    if (p->fz_grid / tasks < 1) return EA_OK;
+    if ((st = ea_cuda_alloc(d->cu, &p->fz_w, d->cfg.depth * layer + (size_t)p->P * p->D + (size_t)p->D * n1 +
+                                                 (size_t)p->head_hidden * d->cfg.out_dim + table, err)) != EA_OK)
+        return st;
+    a->L = (const ea__fz_layer *)p->fz_w;
+    w = p->fz_w + table;
+    for (i = 0; i < d->cfg.depth; i++) {
+        const ea__vcu_block *B = &p->L[i];
+        ea__fz_layer *L = &p->fzL[i];
+        L->ln1_w = B->ln1_w; L->ln1_b = B->ln1_b; L->ln2_w = B->ln2_w; L->ln2_b = B->ln2_b;
+        L->bo = B->bo; L->b1 = B->b1; L->b2 = B->b2;
+        L->qkv = B->qkv;
+        L->wqkv = w; w += (size_t)p->D * p->Wq;
+        L->bqkv = w; w += p->Wq;
+        L->wo = w; w += (size_t)p->D * p->D;
+        L->w1 = w; w += (size_t)p->D * p->hidden;
+        L->w2 = w; w += (size_t)p->D * p->hidden;
+    }
+    a->patch_wt = w; w += (size_t)p->P * p->D;
+    a->head1_wt = w; w += (size_t)p->D * n1;
+    a->head2_wt = w;
+    a->in = p->in; a->h = p->h0; a->lnf = p->lnf; a->y = p->y;
+    a->patch_b = p->patch_b; a->pos = p->pos; a->cls_tok = p->cls; a->norm_w = p->norm_w; a->norm_b = p->norm_b;
+    a->head1_b = p->head1_b; a->head2_b = p->head2_b;
+    if ((st = ea_cuda_put_bytes(d->cu, p->fz_w, p->fzL, d->cfg.depth * sizeof(ea__fz_layer), err)) != EA_OK) return st;
+    d->fused_max = p->fz_grid / tasks < d->max_batch ? p->fz_grid / tasks : d->max_batch;
+    p->fz_stale = 1;
+    return EA_OK;
+}
+
+/* A weight [N, K] transposed into dst [K, ldd] (columns from dst on). */
+static ea_status ea__vcu_tr(cudaStream_t s, float *dst, int ldd, const float *src, int N, int K, ea_error *err) {
+    ea__transpose_k<<<ea__blocks((size_t)N * K, 256), 256, 0, s>>>(dst, ldd, src, N, K);
+    return ea__launched("packing the fused forward's weights", err);
+}
+
+/* n biases to dst (zeros for a layer without them) */
+static ea_status ea__vcu_bias(cudaStream_t s, float *dst, const float *src, int n, ea_error *err) {
+    return ea__cuda_check(src ? cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, s)
+                              : cudaMemsetAsync(dst, 0, n * sizeof(float), s),
+                          "packing the fused forward's biases", err);
+}
+
+/* The fused forward's weights from the current parameters. */
+static ea_status ea__vcu_pack(ea_vit_cuda *d, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    cudaStream_t s = EA_CU_STREAM(d->cu);
+    int i, D = p->D, kvw = p->Hkv * p->dh, n1 = p->head_hidden ? p->head_hidden : d->cfg.out_dim;
+    ea_status st = EA_OK;
+    for (i = 0; i < d->cfg.depth && st == EA_OK; i++) {
+        const ea__vcu_block *B = &p->L[i];
+        ea__fz_layer *L = &p->fzL[i];
+        float *wqkv = (float *)L->wqkv, *bqkv = (float *)L->bqkv;
+        st = ea__vcu_tr(s, wqkv, p->Wq, B->wq, p->merged ? p->Wq : D, D, err);
+        if (st == EA_OK) st = ea__vcu_bias(s, bqkv, B->bq, p->merged ? p->Wq : D, err);
+        if (st == EA_OK && !p->merged) st = ea__vcu_tr(s, wqkv + D, p->Wq, B->wk, kvw, D, err);
+        if (st == EA_OK && !p->merged) st = ea__vcu_bias(s, bqkv + D, B->bk, kvw, err);
+        if (st == EA_OK && !p->merged) st = ea__vcu_tr(s, wqkv + D + kvw, p->Wq, B->wv, kvw, D, err);
+        if (st == EA_OK && !p->merged) st = ea__vcu_bias(s, bqkv + D + kvw, B->bv, kvw, err);
+        if (st == EA_OK) st = ea__vcu_tr(s, (float *)L->wo, D, B->wo, D, D, err);
+        if (st == EA_OK) st = ea__vcu_tr(s, (float *)L->w1, p->hidden, B->w1, p->hidden, D, err);
+        if (st == EA_OK) st = ea__vcu_tr(s, (float *)L->w2, D, B->w2, D, p->hidden, err);
+    }
+    if (st == EA_OK) st = ea__vcu_tr(s, (float *)p->fz.patch_wt, D, p->patch_w, D, p->P, err);
+    if (st == EA_OK) st = ea__vcu_tr(s, (float *)p->fz.head1_wt, n1, p->head1_w, n1, D, err);
+    if (st == EA_OK && p->head_hidden)
+        st = ea__vcu_tr(s, (float *)p->fz.head2_wt, d->cfg.out_dim, p->head2_w, d->cfg.out_dim, p->head_hidden, err);
+    if (st == EA_OK) p->fz_stale = 0;
+    return st;
+}
+
+/* The forward of B <= fused_max images in ea_vit_cuda_input() as one launch. */
+static ea_status ea__vcu_fused(ea_vit_cuda *d, int B, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    int tasks = B * ((p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS);
+    void *args[2];
+    ea_status st = p->fz_stale ? ea__vcu_pack(d, err) : EA_OK;
+    args[0] = &p->fz;
+    args[1] = &B;
+    if (st != EA_OK) return st;
+    return ea__cuda_check(cudaLaunchCooperativeKernel((const void *)ea__fz_k, tasks < p->fz_grid ? tasks : p->fz_grid,
+                                                      EA_CU_FZ_THREADS, args, p->fz.smem * sizeof(float), EA_CU_STREAM(d->cu)),
+                          "the fused forward", err);
+}
+
 extern "C" {
 
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err) {
@@ -11593,7 +12048,8 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
             L->wv = ea__vcu_param(d, m, bl->attn.w[6]); L->bv = ea__vcu_param(d, m, bl->attn.w[7]);
         }
     }
-    return EA_OK;
+    if ((st = ea__vcu_fused_init(d, err)) != EA_OK) ea_vit_cuda_free(d);
+    return st;
 }
 
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
@@ -11604,6 +12060,7 @@ EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
     if (d->plan) {
         ea__vcu_drop_graph(&d->plan->train_graph);
         ea_cuda_release(d->plan->gact);
+        ea_cuda_release(d->plan->fz_w);
         ea__vcu_side_free(d->plan);
         EFFATTN_FREE(d->plan->labels);
     }
@@ -11634,11 +12091,12 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
     if (!x || !y) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_predict: NULL images or outputs");
     c = &d->cfg;
     st = ea_cuda_put(d->cu, d->plan->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
-    if (st == EA_OK && (!d->graph || d->graph_batch != B)) {
+    if (st == EA_OK && B <= d->fused_max) st = ea__vcu_fused(d, B, err);
+    else if (st == EA_OK && (!d->graph || d->graph_batch != B)) {
         st = ea__vcu_capture(d, B, 0, 0.0f, &d->graph, err);
         d->graph_batch = st == EA_OK ? B : 0;
     }
-    if (st == EA_OK)
+    if (st == EA_OK && B > d->fused_max)
         st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)d->graph, EA_CU_STREAM(d->cu)), "launching the forward", err);
     if (st == EA_OK) st = ea_cuda_get(d->cu, y, d->plan->y, (size_t)B * c->out_dim, err);
     if (st == EA_OK) st = ea_cuda_sync(d->cu, err);
@@ -11658,6 +12116,7 @@ static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, 
     ea_status st;
     if (c->dropout > 0.0f)
         return ea_error_set(err, EA_ERR_CONFIG, "%s: dropout %g has no CUDA kernel yet; train with 0", what, (double)c->dropout);
+    p->fz_stale = 1; /* the fused forward's weights are copies of the parameters */
     if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "%s: clip %g; expected >= 0", what, (double)clip);
     if (!p->gact) {
         p->gact_n = ea__vcu_carve_grads(p, c, d->max_batch, NULL);

@@ -4,7 +4,9 @@
 
    tracker rows: seed 000's tracker (random weights: speed does not depend on them)
      b1_ms         one frame pair from host memory to a host (x, y): copy in,
-                   replay the captured graph, copy out, wait (ea_vit_cuda_predict)
+                   run the fused forward kernel, copy out, wait (ea_vit_cuda_predict)
+     b1_graph_ms   the same replaying the captured graph instead (fused_max 0)
+     b1_copies_ms  the copies in and out and the wait alone, no forward
      b1_eager_ms   the same with the ~40 kernels launched one by one
      b1024_fps     frames a second at batch 1024, input and output in host memory
      b1024_dev_fps the same with the input already on the device (the graph alone)
@@ -52,7 +54,8 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     ea_rng rng;
     const int big = 1024;
     float *x = (float *)malloc((size_t)big * 2048 * sizeof(float)), *y = (float *)malloc((size_t)big * 2 * sizeof(float));
-    double b1, b1e, bb, bd, tr;
+    double b1, b1g, b1c, b1e, bb, bd, tr;
+    int fused;
     ea_adamw opt;
     float t[64], loss;
     size_t i;
@@ -62,6 +65,15 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK) die("init", &err);
     if (ea_vit_cuda_init(&d, cu, &m, big, &err) != EA_OK) die("placing the model", &err);
     MEDIAN(b1, 200, 201, if (ea_vit_cuda_predict(&d, x, y, 1, &err) != EA_OK) die("predict", &err));
+    fused = d.fused_max;
+    d.fused_max = 0;
+    MEDIAN(b1g, 200, 201, if (ea_vit_cuda_predict(&d, x, y, 1, &err) != EA_OK) die("predict", &err));
+    d.fused_max = fused;
+    MEDIAN(b1c, 200, 201, {
+        ea_cuda_put(cu, ea_vit_cuda_input(&d), x, 2048, &err);
+        ea_cuda_get(cu, y, ea_vit_cuda_output(&d), 2, &err);
+        ea_cuda_sync(cu, &err);
+    });
     MEDIAN(b1e, 50, 201, {
         ea_cuda_put(cu, ea_vit_cuda_input(&d), x, 2048, &err);
         if (ea_vit_cuda_forward(&d, 1, &err) != EA_OK) die("forward", &err);
@@ -77,11 +89,13 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     ea_adamw_init(&opt, 1e-4f, 0.01f);
     MEDIAN(tr, 20, 201, if (ea_vit_cuda_train_step(&d, x, t, 32, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err));
     if (json)
-        printf("{\"group\": \"tracker\", \"attn\": \"%s\", \"b1_ms\": %.5f, \"b1_eager_ms\": %.5f, \"b1024_fps\": %.0f, "
-               "\"b1024_dev_fps\": %.0f, \"train32_ms\": %.5f}\n", row, b1 * 1e3, b1e * 1e3, big / bb, big / bd, tr * 1e3);
+        printf("{\"group\": \"tracker\", \"attn\": \"%s\", \"b1_ms\": %.5f, \"b1_graph_ms\": %.5f, \"b1_copies_ms\": %.5f, "
+               "\"b1_eager_ms\": %.5f, \"b1024_fps\": %.0f, \"b1024_dev_fps\": %.0f, \"train32_ms\": %.5f}\n", row, b1 * 1e3,
+               b1g * 1e3, b1c * 1e3, b1e * 1e3, big / bb, big / bd, tr * 1e3);
     else
-        printf("tracker %-4s batch 1: %.4f ms (graph), %.4f ms (eager); batch %d: %.0f frames/s (%.0f with the input on the "
-               "device); training step at batch 32: %.4f ms\n", row, b1 * 1e3, b1e * 1e3, big, big / bb, big / bd, tr * 1e3);
+        printf("tracker %-4s batch 1: %.4f ms (fused kernel), %.4f ms (graph), %.4f ms (eager), %.4f ms of it the copies; "
+               "batch %d: %.0f frames/s (%.0f with the input on the device); training step at batch 32: %.4f ms\n", row,
+               b1 * 1e3, b1g * 1e3, b1e * 1e3, b1c * 1e3, big, big / bb, big / bd, tr * 1e3);
     ea_vit_cuda_free(&d);
     ea_vit_free(&m);
     free(x);

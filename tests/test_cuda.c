@@ -331,6 +331,7 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     ea_tensor *x, *y;
     float *ge, *e1, *gy = (float *)malloc((size_t)B * 2 * sizeof(float)), g1[2];
     size_t i;
+    int fused;
     ea_tracker_config_default(&cfg, row);
     cfg.causal = causal;
     if (ea_vit_init(&m, &cfg, 7, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); free(gy); return; }
@@ -342,6 +343,8 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     y = ea_vit_forward(&ctx, &m, x);
     if (ea_vit_cuda_init(&d, &g_cu, &m, B + 3, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); ea_ctx_free(&ctx); free(gy); ea_vit_free(&m); return; }
     ea_vit_free(&m); /* the device model keeps nothing of the host's */
+    fused = d.fused_max;
+    d.fused_max = 0; /* the graph first */
     ea_cuda_put(&g_cu, ea_vit_cuda_input(&d), x->data, x->size, &err);
     CHECK(ea_vit_cuda_forward(&d, B, &err) == EA_OK, "%s", err.msg);
     ge = back(ea_vit_cuda_output(&d), (size_t)B * 2);
@@ -361,6 +364,22 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     CHECK(ea_vit_cuda_predict(&d, x->data, gy, B + 4, &err) == EA_ERR_SHAPE && strstr(err.msg, "1 .. "), "batch %d of %d: %s", B + 4, B + 3, err.msg);
     CHECK(ea_vit_cuda_forward(&d, 0, &err) == EA_ERR_SHAPE, "batch 0: %s", err.msg);
     printf("  vit %s%s, batch %d: GPU against CPU rel. error %.1e\n", row, causal ? " causal" : "", B, rel(ge, y->data, (size_t)B * 2));
+    /* the fused kernel, at the largest batch it takes (the tracker: 64 tasks an image, 132 blocks at once on an H200) */
+    d.fused_max = fused;
+    CHECK(fused >= 1, "%s: fused_max %d", row, fused);
+    if (fused >= 1) {
+        int bf = B < fused ? B : fused;
+        size_t n = (size_t)bf * 2;
+        float *gf = (float *)malloc(n * sizeof(float));
+        CHECK(ea_vit_cuda_predict(&d, x->data, gf, bf, &err) == EA_OK, "%s", err.msg);
+        CHECK(rel(gf, y->data, n) < 1e-4 && rel(gf, ge, n) < 1e-5, "%s: the fused forward at batch %d against the CPU %.2g, the graph %.2g",
+              row, bf, rel(gf, y->data, n), rel(gf, ge, n));
+        printf("  vit %s%s, batch %d, fused kernel: rel. error against the CPU %.1e, against the graph %.1e\n", row,
+               causal ? " causal" : "", bf, rel(gf, y->data, n), rel(gf, ge, n));
+        CHECK(ea_vit_cuda_predict(&d, x->data, gy, bf, &err) == EA_OK && !memcmp(gy, gf, n * sizeof(float)),
+              "%s: the fused forward differs between two calls", row);
+        free(gf);
+    }
     free(ge); free(gy);
     ea_vit_cuda_free(&d);
     ea_ctx_free(&ctx);
@@ -368,7 +387,7 @@ static void test_vit_cuda(const char *row, int causal, int B) {
 
 /* Seed 000's PyTorch-trained trackers on the GPU: the same 100 videos and
    mean errors as test_main's seed000 group (PyTorch's figures). */
-static void test_seed000_cuda(const char *row, double expect) {
+static void test_seed000_cuda(const char *row, double expect, int fused) {
     char path[256];
     ea_vit_config cfg;
     ea_vit m;
@@ -391,10 +410,13 @@ static void test_seed000_cuda(const char *row, double expect) {
     CHECK(ea_st_read(&st, "videos", frames, (size_t)V * T * 1024, &err) == EA_OK, "%s", err.msg);
     CHECK(ea_st_read(&st, "positions", pos, (size_t)V * T * 2, &err) == EA_OK, "%s", err.msg);
     ea_st_close(&st);
-    CHECK(ea_vit_cuda_init(&d, &g_cu, &m, T - 1, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_vit_cuda_init(&d, &g_cu, &m, T - 1, &err) == EA_OK && (!fused || d.fused_max >= 1), "%s", err.msg);
     for (v = 0; v < V && d.plan; v++) {
         for (t = 0; t < T - 1; t++) memcpy(x + (size_t)t * 2048, frames + ((size_t)v * T + t) * 1024, 2048 * 4);
-        if (ea_vit_cuda_predict(&d, x, y, T - 1, &err) != EA_OK) break;
+        if (!fused && ea_vit_cuda_predict(&d, x, y, T - 1, &err) != EA_OK) break;
+        for (t = 0; fused && t < T - 1; t++) /* a pair at a time, as a robot would */
+            if (ea_vit_cuda_predict(&d, x + (size_t)t * 2048, y + 2 * t, 1, &err) != EA_OK) break;
+        if (fused && t < T - 1) break;
         for (t = 0; t < T - 1; t++) {
             const float *g = pos + ((size_t)v * T + t + 1) * 2;
             double dx = y[2 * t] - g[0], dy = y[2 * t + 1] - g[1], e = sqrt(dx * dx + dy * dy);
@@ -406,8 +428,8 @@ static void test_seed000_cuda(const char *row, double expect) {
     CHECK(n == V * 49, "%s: evaluated %d pairs: %s", row, n, err.msg);
     CHECK(n && fabs(sum / n - expect) < 1e-4 && within == n, "%s on the GPU: mean error %.6f px, PyTorch %.6f; %d of %d within 2 px",
           row, n ? sum / n : 0.0, expect, within, n);
-    printf("  seed 000 %s on the GPU: mean error %.6f px (PyTorch %.6f), %d of %d within 2 px\n", row, n ? sum / n : 0.0, expect,
-           within, n);
+    printf("  seed 000 %s on the GPU (%s): mean error %.6f px (PyTorch %.6f), %d of %d within 2 px\n", row,
+           fused ? "fused kernel, batch 1" : "graph, batch 49", n ? sum / n : 0.0, expect, within, n);
     ea_vit_cuda_free(&d);
     ea_vit_free(&m);
     free(frames); free(pos); free(x);
@@ -531,8 +553,14 @@ static void test_vit_cuda_train(const char *row, int classify) {
         xt = ea_tensor_4d(&ctx, B, 1, 28, 28, 0);
         memcpy(xt->data, x, xt->size * 4);
         yc = ea_vit_forward(&ctx, &gpu, xt);
+        k = d.fused_max < B ? d.fused_max : B; /* the fused kernel packs the trained weights again */
+        CHECK(k >= 1 && ea_vit_cuda_predict(&d, x, gy, k, &err) == EA_OK && yc && rel(gy, yc->data, (size_t)k * 10) < 1e-4,
+              "classifier logits on the GPU (fused, batch %d): %s %.2g", k, err.msg, yc ? rel(gy, yc->data, (size_t)k * 10) : 1.0);
+        k = d.fused_max;
+        d.fused_max = 0;
         CHECK(ea_vit_cuda_predict(&d, x, gy, B, &err) == EA_OK && yc && rel(gy, yc->data, (size_t)B * 10) < 1e-4,
-              "classifier logits on the GPU: %s %.2g", err.msg, yc ? rel(gy, yc->data, (size_t)B * 10) : 1.0);
+              "classifier logits on the GPU (graph): %s %.2g", err.msg, yc ? rel(gy, yc->data, (size_t)B * 10) : 1.0);
+        d.fused_max = k;
         lab[3] = 10;
         CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 0.1f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "label 10"),
               "label 10 of 10 classes: %s", err.msg);
@@ -624,8 +652,9 @@ int main(int argc, char **argv) {
     test_vit_cuda_train("mha", 1);
     test_vit_cuda_train("gqa", 1);
     test_vit_cuda_refusals();
-    test_seed000_cuda("mha", 0.131222);
-    test_seed000_cuda("mqa", 0.236205);
+    test_seed000_cuda("mha", 0.131222, 0);
+    test_seed000_cuda("mqa", 0.236205, 0);
+    test_seed000_cuda("mha", 0.131222, 1);
 done:
     CHECK(ea_cuda_sync(&g_cu, &err) == EA_OK, "%s", err.msg);
     ea_cuda_free(&g_cu);
