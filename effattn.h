@@ -1068,6 +1068,13 @@ EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *l
 EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
                                             const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
                                             const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
+/* The forward on TF32 tensor cores from fp32 buffers (sm_80 or newer): q,
+   k, v and P are rounded to TF32 (8 exponent bits, 10 mantissa bits) as
+   they enter a product; accumulation and softmax are fp32 (relative error
+   ~1e-3 against fp32).  dh 32 or 64, buffers aligned to 16 bytes; the same
+   layout and lse as ea_attention_fwd_cuda, whose backward takes them. */
+EA_API ea_status ea_attention_fwd_tf32_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
+                                            int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
 EA_API uint16_t ea_bf16_from_float(float x);
 EA_API float ea_bf16_to_float(uint16_t h);
 /* AdamW on n values (ea_adamw_step's update), at step t >= 1 */
@@ -10422,11 +10429,12 @@ template <int D> __device__ static void ea__rows_to_a(unsigned (*a)[4], const un
        for each tile t: stage tile t+1 into the other buffer; commit;
                         wait for all but the newest group; sync;
                         compute on tile t; sync (its buffer is refilled next) */
-template <int D> __device__ static void ea__tc_stage(unsigned short *dst, const unsigned short *src, size_t ld, int r0, int n) {
-    for (int e = threadIdx.x; e < EA_TC_ROWS * D / 8; e += blockDim.x) {
-        int r = e / (D / 8), c = e % (D / 8) * 8, ok = r0 + r < n;
+template <int D, typename T> __device__ static void ea__tc_stage(T *dst, const T *src, size_t ld, int r0, int n) {
+    const int V = 16 / (int)sizeof(T); /* elements a copy; the padding of a row is one copy wide (EA_TC_PAD for bf16) */
+    for (int e = threadIdx.x; e < EA_TC_ROWS * D / V; e += blockDim.x) {
+        int r = e / (D / V), c = e % (D / V) * V, ok = r0 + r < n;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-        unsigned to = (unsigned)__cvta_generic_to_shared(dst + r * (D + EA_TC_PAD) + c);
+        unsigned to = (unsigned)__cvta_generic_to_shared(dst + r * (D + V) + c);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(src + (size_t)(ok ? r0 + r : 0) * ld + c),
                      "r"(ok ? 16 : 0));
 #else
@@ -10443,8 +10451,8 @@ __device__ static inline void ea__tc_commit(void) {
 
 /* Key rows r0 .. r0+63 of K and V (the forward's and dQ's streamed pair)
    into their buffers, as one cp.async group. */
-template <int D> __device__ static void ea__tc_stage_kv(unsigned short *ks, unsigned short *vs, const unsigned short *kb,
-                                                        const unsigned short *vb, size_t ld, int r0, int n) {
+template <int D, typename T> __device__ static void ea__tc_stage_kv(T *ks, T *vs, const T *kb, const T *vb, size_t ld, int r0,
+                                                                    int n) {
     ea__tc_stage<D>(ks, kb, ld, r0, n);
     ea__tc_stage<D>(vs, vb, ld, r0, n);
     ea__tc_commit();
@@ -10458,12 +10466,56 @@ __device__ static inline void ea__tc_wait(void) {
     __syncthreads();
 }
 
+/* One key tile's online-softmax step (the forwards'), for a lane's rows
+   row0 (s[j][0], s[j][1]) and row0 + 8 (s[j][2], s[j][3]) of the score
+   tile s (keys k0 + 8j + 2c + e, lane c of the row's four; masked: check
+   each key against n and the diagonal): the running maximum m (scaled,
+   base 2) rises to the tile's, o and the lane's partial sums l shrink by
+   2^(m - m'), and s becomes p = 2^(s·scale2 - m'), l += p. */
+template <int D> __device__ static inline void ea__tc_softmax_step(float (*s)[4], float (*o)[4], float *m, float *l, int k0,
+                                                                   int row0, int n, int causal, int masked, float scale2) {
+    const int c = threadIdx.x % 4;
+    int hf, j, e;
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) { /* row0 (d[0], d[1]) and row0 + 8 (d[2], d[3]) */
+        int row = row0 + 8 * hf;
+        float mx = -INFINITY, mn, alpha;
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+            for (e = 0; e < 2; e++) {
+                int key = k0 + 8 * j + 2 * c + e;
+                if (masked && (key >= n || (causal && key > row))) s[j][2 * hf + e] = -INFINITY;
+                mx = fmaxf(mx, s[j][2 * hf + e]);
+            }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the row's 4 lanes */
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        mn = fmaxf(m[hf], mx * scale2); /* m in scaled base-2 units; scale2 > 0 keeps the order */
+        alpha = m[hf] == -INFINITY ? 0.0f : exp2f(m[hf] - mn);
+        l[hf] *= alpha;
+#pragma unroll
+        for (j = 0; j < D / 8; j++) {
+            o[j][2 * hf] *= alpha;
+            o[j][2 * hf + 1] *= alpha;
+        }
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+            for (e = 0; e < 2; e++) {
+                float p = exp2f(fmaf(s[j][2 * hf + e], scale2, -mn));
+                s[j][2 * hf + e] = p;
+                l[hf] += p;
+            }
+        m[hf] = mn;
+    }
+}
+
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k(ea__tc_attn a) {
     __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
     int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf, e;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 16][4];
     float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
@@ -10482,38 +10534,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
         ea__acc_zero<EA_TC_ROWS>(s);
 #pragma unroll
         for (t = 0; t < D / 16; t++) ea__mma_rows<EA_TC_ROWS>(s, qa[t], kt, LD, 16 * t);
-#pragma unroll
-        for (hf = 0; hf < 2; hf++) { /* row0 (d[0], d[1]) and row0 + 8 (d[2], d[3]) */
-            int row = row0 + 8 * hf;
-            float mx = -INFINITY, mn, alpha;
-#pragma unroll
-            for (j = 0; j < EA_TC_ROWS / 8; j++)
-#pragma unroll
-                for (e = 0; e < 2; e++) {
-                    int key = k0 + 8 * j + 2 * c + e;
-                    if (masked && (key >= a.n || (a.causal && key > row))) s[j][2 * hf + e] = -INFINITY;
-                    mx = fmaxf(mx, s[j][2 * hf + e]);
-                }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the row's 4 lanes */
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            mn = fmaxf(m[hf], mx * a.scale2); /* m in scaled base-2 units; scale2 > 0 keeps the order */
-            alpha = m[hf] == -INFINITY ? 0.0f : exp2f(m[hf] - mn);
-            l[hf] *= alpha;
-#pragma unroll
-            for (j = 0; j < D / 8; j++) {
-                o[j][2 * hf] *= alpha;
-                o[j][2 * hf + 1] *= alpha;
-            }
-#pragma unroll
-            for (j = 0; j < EA_TC_ROWS / 8; j++)
-#pragma unroll
-                for (e = 0; e < 2; e++) {
-                    float p = exp2f(fmaf(s[j][2 * hf + e], a.scale2, -mn));
-                    s[j][2 * hf + e] = p;
-                    l[hf] += p;
-                }
-            m[hf] = mn;
-        }
+        ea__tc_softmax_step<D>(s, o, m, l, k0, row0, a.n, a.causal, masked, a.scale2);
         ea__tc_acc_mul<D>(o, s, vt);
         __syncthreads();
     }
@@ -10530,6 +10551,109 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
             *(unsigned *)(a.out + ((size_t)b * a.n + row) * a.ldq + (size_t)h * D + 8 * j + 2 * c) =
                 ea__bf2(o[j][2 * hf] * inv, o[j][2 * hf + 1] * inv);
         if (c == 0) a.lse_out[((size_t)b * a.H + h) * a.n + row] = (m[hf] + log2f(l[hf])) * 0.69314718f;
+    }
+}
+
+/* --- exact attention on TF32 tensor cores, from fp32 buffers -----------------
+   The bf16 forward's schedule with fp32 tiles and mma.m16n8k8.tf32: the
+   operands are rounded to TF32 (fp32's range, 10 mantissa bits, cvt.rna)
+   as they enter a product; scores, softmax and sums stay fp32.  A k-step
+   is 8 wide, and ldmatrix (16-bit) does not apply: lanes read their
+   fragment values from shared memory one by one (rows padded to D + 4
+   floats, which keeps the four-lane groups on distinct banks).  For P·V the
+   keys of a tile are taken in the order (2c, 2c + 1 for lane c): the
+   score accumulator's lane already holds those two columns, so it serves
+   as the A operand as it is (a permutation of the summation over keys,
+   matched by the rows of V read as B). */
+__device__ static inline unsigned ea__tf32(float x) {
+    unsigned r = 0u;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+#else
+    (void)x;
+#endif
+    return r;
+}
+
+__device__ static inline void ea__mma_tf32(float *d, const unsigned *a, unsigned b0, unsigned b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+    (void)d; (void)a; (void)b0; (void)b1; /* never launched: the host refuses below sm_80 */
+#endif
+}
+
+template <int D> static size_t ea__attn_tf32_smem(void) { return 4 * (size_t)EA_TC_ROWS * (D + 4) * sizeof(float); }
+
+template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd_k(ea__cu_attn a) {
+    extern __shared__ __align__(16) float ea__tf32_sm[]; /* K and V tiles, two buffers each */
+    const int LD = D + 4, g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+    int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
+    int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + g, k0, tiles, it, j, t, i, hf;
+    const float *qb = a.q + (size_t)b * a.n * a.ldq + (size_t)h * D;
+    const float *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
+    unsigned qa[D / 8][4];
+    float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float scale2 = a.scale * 1.44269504f;
+#pragma unroll
+    for (t = 0; t < D / 8; t++) /* Q's fragments: rows g, g + 8, columns c, c + 4 of each k-step */
+#pragma unroll
+        for (i = 0; i < 4; i++) {
+            int row = r + g + 8 * (i & 1);
+            qa[t][i] = row < a.n ? ea__tf32(qb[(size_t)row * a.ldq + 8 * t + c + 4 * (i >> 1)]) : 0u;
+        }
+    ea__acc_zero<D>(o);
+    tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    ea__tc_stage_kv<D>(ea__tf32_sm, ea__tf32_sm + 2 * EA_TC_ROWS * LD, kb, vb, a.ldkv, 0, a.n);
+    for (it = 0; it < tiles; it++) { /* buffer i: K tile at i·64·LD, V tile at (2 + i)·64·LD */
+        const float *kt = ea__tf32_sm + (it & 1) * EA_TC_ROWS * LD, *vt = kt + 2 * EA_TC_ROWS * LD;
+        int masked;
+        k0 = it * EA_TC_ROWS;
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
+        if (it + 1 < tiles)
+            ea__tc_stage_kv<D>(ea__tf32_sm + (~it & 1) * EA_TC_ROWS * LD, ea__tf32_sm + (2 + (~it & 1)) * EA_TC_ROWS * LD, kb, vb,
+                               a.ldkv, k0 + EA_TC_ROWS, a.n);
+        else ea__tc_commit();
+        ea__tc_wait();
+        ea__acc_zero<EA_TC_ROWS>(s);
+#pragma unroll
+        for (t = 0; t < D / 8; t++) /* S = Q·Kᵀ: B (k, n) = K[key 8j + n][8t + k] */
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++) {
+                const float *kr = kt + (8 * j + g) * LD + 8 * t + c;
+                ea__mma_tf32(s[j], qa[t], ea__tf32(kr[0]), ea__tf32(kr[4]));
+            }
+        ea__tc_softmax_step<D>(s, o, m, l, k0, row0, a.n, a.causal, masked, scale2);
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++) { /* O += P·V over keys 8j .. 8j + 7, taken as 2c, 2c + 1 */
+            unsigned pa[4];
+            const float *vr = vt + (8 * j + 2 * c) * LD + g;
+            pa[0] = ea__tf32(s[j][0]);
+            pa[1] = ea__tf32(s[j][2]);
+            pa[2] = ea__tf32(s[j][1]);
+            pa[3] = ea__tf32(s[j][3]);
+#pragma unroll
+            for (t = 0; t < D / 8; t++) ea__mma_tf32(o[t], pa, ea__tf32(vr[8 * t]), ea__tf32(vr[LD + 8 * t]));
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) {
+        int row = row0 + 8 * hf;
+        float inv;
+        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 1);
+        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 2);
+        if (row >= a.n) continue;
+        inv = 1.0f / l[hf];
+#pragma unroll
+        for (j = 0; j < D / 8; j++)
+            *(float2 *)(a.out + ((size_t)b * a.n + row) * a.ldo + (size_t)h * D + 8 * j + 2 * c) =
+                make_float2(o[j][2 * hf] * inv, o[j][2 * hf + 1] * inv);
+        if (c == 0) a.lse[((size_t)b * a.H + h) * a.n + row] = (m[hf] + log2f(l[hf])) * 0.69314718f;
     }
 }
 
@@ -10881,8 +11005,8 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
    once), B·H blocks in the grid's second dimension, a GPU and a build for
    sm_80 or newer (mma.sync on bf16).  ptrs: q, k, v, out, then for the
    backward dout, dq, dk, dv. */
-static ea_status ea__attn_tc_check(ea_cuda *cu, int B, int n, int H, int Hkv, int dh, const void *const *ptrs, int np,
-                                   const float *lse, ea_error *err) {
+static ea_status ea__attn_tc_check(const char *what, ea_cuda *cu, int B, int n, int H, int Hkv, int dh, const void *const *ptrs,
+                                   int np, const float *lse, ea_error *err) {
     static const char *const names[8] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv"};
     static int ptx = 0;
     int major = 0, i;
@@ -10890,21 +11014,21 @@ static ea_status ea__attn_tc_check(ea_cuda *cu, int B, int n, int H, int Hkv, in
     if (B < 1 || n < 1 || H < 1 || Hkv < 1 || H % Hkv || (dh != 32 && dh != 64) || (double)B * H > 65535.0 ||
         (double)B * H * n > 2147483647.0 / 32.0)
         return ea_error_set(err, EA_ERR_SHAPE,
-                            "attention bf16 (CUDA): B %d, n %d, H %d, Hkv %d, dh %d; expected positive sizes, Hkv dividing H, "
-                            "dh 32 or 64, B·H <= 65535 and B·H·n < 2^26", B, n, H, Hkv, dh);
+                            "%s (CUDA): B %d, n %d, H %d, Hkv %d, dh %d; expected positive sizes, Hkv dividing H, "
+                            "dh 32 or 64, B·H <= 65535 and B·H·n < 2^26", what, B, n, H, Hkv, dh);
     for (i = 0; i < np; i++)
         if (!ptrs[i] || (uintptr_t)ptrs[i] % 16)
-            return ea_error_set(err, EA_ERR_ARG, "attention bf16 (CUDA): %s is %s; expected device memory aligned to "
-                                "16 bytes (cudaMalloc's is)", names[i], ptrs[i] ? "misaligned" : "NULL");
+            return ea_error_set(err, EA_ERR_ARG, "%s (CUDA): %s is %s; expected device memory aligned to "
+                                "16 bytes (cudaMalloc's is)", what, names[i], ptrs[i] ? "misaligned" : "NULL");
     if (!lse || (uintptr_t)lse % sizeof(float))
-        return ea_error_set(err, EA_ERR_ARG, "attention bf16 (CUDA): lse is %s; expected device floats", lse ? "misaligned" : "NULL");
+        return ea_error_set(err, EA_ERR_ARG, "%s (CUDA): lse is %s; expected device floats", what, lse ? "misaligned" : "NULL");
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, cu->device) != cudaSuccess || major < 8)
-        return ea_error_set(err, EA_ERR_CONFIG, "attention bf16 (CUDA): the GPU is sm_%d0; bf16 tensor cores need sm_80 or newer",
-                            major);
+        return ea_error_set(err, EA_ERR_CONFIG, "%s (CUDA): the GPU is sm_%d0; these tensor-core kernels need sm_80 or newer",
+                            what, major);
     if (!ptx) ptx = cudaFuncGetAttributes(&fa, (const void *)ea__attn_tc_fwd_k<64>) == cudaSuccess ? fa.ptxVersion : -1;
     if (ptx < 80)
-        return ea_error_set(err, EA_ERR_CONFIG, "attention bf16 (CUDA): this build's kernels are for sm_%d; compile with "
-                            "-arch=sm_80 or newer (e.g. -arch=sm_90)", ptx);
+        return ea_error_set(err, EA_ERR_CONFIG, "%s (CUDA): this build's kernels are for sm_%d; compile with "
+                            "-arch=sm_80 or newer (e.g. -arch=sm_90)", what, ptx);
     return EA_OK;
 }
 
@@ -10924,7 +11048,7 @@ EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *l
     const void *ptrs[4] = {q, k, v, out};
     ea__tc_attn a;
     dim3 grid((unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(B * H));
-    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
+    ea_status st = ea__attn_tc_check("attention bf16", cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
     if (st != EA_OK) return st;
     a = ea__attn_tc_args(B, n, H, Hkv, dh, causal);
     a.q = q; a.k = k; a.v = v; a.out = out; a.lse_out = lse;
@@ -10940,7 +11064,7 @@ EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t 
     ea__tc_attn a;
     unsigned tiles = (unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS);
     cudaStream_t s = EA_CU_STREAM(cu);
-    ea_status st = ea__attn_tc_check(cu, B, n, H, Hkv, dh, ptrs, 8, lse, err);
+    ea_status st = ea__attn_tc_check("attention bf16", cu, B, n, H, Hkv, dh, ptrs, 8, lse, err);
     if (st != EA_OK) return st;
     if ((size_t)B * H * n > EA_CU_SCRATCH)
         return ea_error_set(err, EA_ERR_SHAPE, "attention bf16 backward (CUDA): B·H·n = %.0f; expected at most %zu (Δ lives in "
@@ -10958,6 +11082,26 @@ EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t 
         ea__attn_tc_dkdv_k<64><<<dim3(tiles, (unsigned)(B * Hkv)), 128, 0, s>>>(a);
     }
     return ea__launched("attention bf16 backward", err);
+}
+
+EA_API ea_status ea_attention_fwd_tf32_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
+                                            int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    const void *ptrs[4] = {q, k, v, out};
+    static int opted = 0; /* dh 64's tiles need more than the default 48 KiB of shared memory */
+    ea__cu_attn a;
+    dim3 grid((unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(B * H));
+    ea_status st = ea__attn_tc_check("attention tf32", cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
+    if (st != EA_OK) return st;
+    if (!opted && (st = ea__cuda_check(cudaFuncSetAttribute((const void *)ea__attn_tf32_fwd_k<64>,
+                                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                            (int)ea__attn_tf32_smem<64>()), "attention tf32", err)) != EA_OK)
+        return st;
+    opted = 1;
+    a = ea__attn_args(B, n, H, Hkv, dh, causal);
+    a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse;
+    if (dh == 32) ea__attn_tf32_fwd_k<32><<<grid, 128, ea__attn_tf32_smem<32>(), EA_CU_STREAM(cu)>>>(a);
+    else ea__attn_tf32_fwd_k<64><<<grid, 128, ea__attn_tf32_smem<64>(), EA_CU_STREAM(cu)>>>(a);
+    return ea__launched("attention tf32 forward", err);
 }
 
 EA_API uint16_t ea_bf16_from_float(float x) {

@@ -13,6 +13,7 @@
      train32_ms    one AdamW training step at batch 32 (clip 1) from host arrays,
                    its loss read back (what track --device cuda does every step)
    attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32, B 4, H 8, dh 64, n 1024 and 4096;
+   attention_tf32 rows: the forward on TF32 tensor cores from fp32 buffers, n 1024, 4096 and 16384;
    attention_bf16 rows: the tensor-core kernels (_bf16_cuda), n 1024, 4096 and 16384. */
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
@@ -102,10 +103,15 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     free(y);
 }
 
-/* Exact attention at B 4, H 8, dh 64: fp32 (ea_attention_*_cuda) or bf16 on
-   tensor cores (ea_attention_*_bf16_cuda); FLOPs as FlashAttention counts
-   them: 4·B·H·n²·dh forward, 2.5 times that backward. */
-static void bench_attention(ea_cuda *cu, int n, int bf16, int json) {
+/* Exact attention at B 4, H 8, dh 64: fp32 (ea_attention_*_cuda), bf16 on
+   tensor cores (ea_attention_*_bf16_cuda) or the forward on TF32 tensor
+   cores from fp32 buffers (ea_attention_fwd_tf32_cuda; its backward is the
+   fp32 kernel's, not timed again); FLOPs as FlashAttention counts them:
+   4·B·H·n²·dh forward, 2.5 times that backward. */
+enum { ATT_FP32, ATT_BF16, ATT_TF32 };
+static void bench_attention(ea_cuda *cu, int n, int kind, int json) {
+    static const char *const group[] = {"attn", "attn_bf16", "attn_tf32"}, *const label[] = {"fp32", "bf16", "tf32"};
+    const int bf16 = kind == ATT_BF16;
     const int B = 4, H = 8, dh = 64;
     size_t sz = (size_t)B * n * H * dh, el = bf16 ? 2 : 4, i;
     void *q, *k, *v, *o, *dq, *dk, *dv, *h = malloc(sz * el);
@@ -130,6 +136,8 @@ static void bench_attention(ea_cuda *cu, int n, int bf16, int json) {
 #define EA_BENCH_FWD                                                                                                    \
     (bf16 ? ea_attention_fwd_bf16_cuda(cu, (uint16_t *)o, l, (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, \
                                        &err)                                                                           \
+          : kind == ATT_TF32 ? ea_attention_fwd_tf32_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, \
+                                                          &err)                                                      \
           : ea_attention_fwd_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, &err))
 #define EA_BENCH_BWD                                                                                                     \
     (bf16 ? ea_attention_bwd_bf16_cuda(cu, (uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (uint16_t *)o, (uint16_t *)o, l, \
@@ -141,19 +149,24 @@ static void bench_attention(ea_cuda *cu, int n, int bf16, int json) {
         EA_BENCH_FWD;
         ea_cuda_sync(cu, &err);
     });
-    MEDIAN(tb, 1, 3, {
-        EA_BENCH_FWD;
-        EA_BENCH_BWD;
-        if (ea_cuda_sync(cu, &err) != EA_OK) die("attention", &err);
-    });
+    tb = 0.0;
+    if (kind != ATT_TF32)
+        MEDIAN(tb, 1, 3, {
+            EA_BENCH_FWD;
+            EA_BENCH_BWD;
+            if (ea_cuda_sync(cu, &err) != EA_OK) die("attention", &err);
+        });
 #undef EA_BENCH_FWD
 #undef EA_BENCH_BWD
     if (json)
         printf("{\"group\": \"%s\", \"batch\": %d, \"heads\": %d, \"dim\": %d, \"n\": %d, \"fwd_ms\": %.4f, "
-               "\"fwd_bwd_ms\": %.4f}\n", bf16 ? "attn_bf16" : "attn", B, H, dh, n, tf * 1e3, tb * 1e3);
+               "\"fwd_bwd_ms\": %.4f}\n", group[kind], B, H, dh, n, tf * 1e3, tb * 1e3);
+    else if (kind == ATT_TF32)
+        printf("attention %s B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s)\n", label[kind], B, H, dh, n, tf * 1e3,
+               flops / tf * 1e-12);
     else
         printf("attention %s B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s), forward + backward %.3f ms (%.1f TFLOP/s)\n",
-               bf16 ? "bf16" : "fp32", B, H, dh, n, tf * 1e3, flops / tf * 1e-12, tb * 1e3, 3.5 * flops / tb * 1e-12);
+               label[kind], B, H, dh, n, tf * 1e3, flops / tf * 1e-12, tb * 1e3, 3.5 * flops / tb * 1e-12);
     ea_cuda_release(q); ea_cuda_release(k); ea_cuda_release(v); ea_cuda_release(o); ea_cuda_release(l);
     ea_cuda_release(dq); ea_cuda_release(dk); ea_cuda_release(dv);
     free(h);
@@ -193,8 +206,9 @@ int main(int argc, char **argv) {
     }
     bench_tracker(&cu, "mha", json);
     bench_tracker(&cu, "mqa", json);
-    for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, 0, json);
-    for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, 1, json);
+    for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, ATT_FP32, json);
+    for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_TF32, json);
+    for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_BF16, json);
     ea_cuda_free(&cu);
     return 0;
 }

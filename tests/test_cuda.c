@@ -271,6 +271,35 @@ static void test_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal
     ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
 }
 
+/* The TF32 forward from fp32 buffers against the CPU's fp32 flash forward:
+   TF32 keeps 10 of fp32's 23 mantissa bits, so ~1e-3 is rounding, not error. */
+static void test_attention_tf32(int B, int n, int H, int Hkv, int dh, int causal) {
+    size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh, nl = (size_t)B * H * n, i;
+    float *q = host_rand(nq), *k = host_rand(nk), *v = host_rand(nk), *o = (float *)malloc(nq * 4), *lse = (float *)malloc(nl * 4);
+    float *Dq, *Dk, *Dv, *Do, *Dl, *go, *gl, *scratch;
+    ea_sdpa_shape sh;
+    ea_error err;
+    double e_lse = 0.0;
+    sh.B = B; sh.nq = sh.nk = n; sh.H = H; sh.Hkv = Hkv; sh.dh = dh; sh.causal = causal;
+    sh.scale = 1.0f / sqrtf((float)dh);
+    sh.ldq = sh.ldo = (ptrdiff_t)H * dh;
+    sh.ldk = sh.ldv = (ptrdiff_t)Hkv * dh;
+    for (i = 0; i < nq; i++) q[i] *= 2.0f;
+    scratch = (float *)malloc(ea_sdpa_flash_scratch(&sh) * ea_num_threads() * sizeof(float));
+    ea_sdpa_flash_fwd(o, lse, scratch, q, k, v, &sh, NULL, NULL);
+    Dq = dev(q, nq); Dk = dev(k, nk); Dv = dev(v, nk); Do = dev(NULL, nq); Dl = dev(NULL, nl);
+    CHECK(ea_attention_fwd_tf32_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s", err.msg);
+    go = back(Do, nq);
+    gl = back(Dl, nl);
+    for (i = 0; i < nl; i++) e_lse = fabs((double)gl[i] - lse[i]) > e_lse ? fabs((double)gl[i] - lse[i]) : e_lse;
+    CHECK(rel(go, o, nq) < 5e-3 && e_lse < 2e-3, "attention tf32 B%d n%d H%d/%d dh%d%s: out %.2g, lse %.2g", B, n, H, Hkv, dh,
+          causal ? " causal" : "", rel(go, o, nq), e_lse);
+    printf("  attention tf32 B%d n%d H%d/%d dh%d%s: rel. error out %.1e, lse %.1e (abs)\n", B, n, H, Hkv, dh,
+           causal ? " causal" : "", rel(go, o, nq), e_lse);
+    free(q); free(k); free(v); free(o); free(lse); free(go); free(gl); free(scratch);
+    ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
+}
+
 static void test_bf16_refusals(void) {
     ea_error err;
     void *p = dev_bytes(NULL, 4096);
@@ -289,6 +318,12 @@ static void test_bf16_refusals(void) {
     CHECK(ea_attention_bwd_bf16_cuda(&g_cu, d, d, NULL, d, d, (float *)p, d, d, d, 1, 8, 2, 2, 32, 0, &err) == EA_ERR_ARG &&
               strstr(err.msg, "NULL"),
           "a NULL dv refused: %s", err.msg);
+    CHECK(ea_attention_fwd_tf32_cuda(&g_cu, (float *)p, (float *)p, (float *)p, (float *)p, (float *)p, 1, 8, 2, 2, 16, 0, &err) ==
+                  EA_ERR_SHAPE && strstr(err.msg, "attention tf32") && strstr(err.msg, "dh 32 or 64"),
+          "tf32 dh 16 refused: %s", err.msg);
+    CHECK(ea_attention_fwd_tf32_cuda(&g_cu, (float *)p, (float *)p, (float *)p + 1, (float *)p, (float *)p, 1, 8, 2, 2, 32, 0,
+                                     &err) == EA_ERR_ARG && strstr(err.msg, "misaligned"),
+          "tf32 misaligned q refused: %s", err.msg);
     ea_cuda_release(p);
 }
 
@@ -638,6 +673,10 @@ int main(int argc, char **argv) {
     test_attention_bf16(2, 96, 2, 1, 32, 1);   /* MQA, dh 32 */
     test_attention_bf16(1, 1024, 2, 2, 64, 0); /* 16 tiles */
     test_attention_bf16(1, 1000, 2, 1, 64, 1);
+    test_attention_tf32(2, 200, 4, 4, 64, 0);
+    test_attention_tf32(1, 130, 8, 2, 64, 1);
+    test_attention_tf32(2, 96, 2, 1, 32, 1);
+    test_attention_tf32(1, 1000, 2, 1, 64, 1);
     test_bf16_refusals();
     test_adamw();
     if (kernels_only) goto done;

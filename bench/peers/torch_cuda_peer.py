@@ -82,13 +82,13 @@ def pytorch(rows):
 
         train = timed(step, 20, 201)
         res[("tracker", row["attn"])] = (eager1 * 1e3, graph1 * 1e3, 1024 / big, 1024 / big_dev, train * 1e3)
-    for row in (r for r in rows if r["group"] in ("attn", "attn_bf16")):
+    for row in (r for r in rows if r["group"] in ("attn", "attn_tf32", "attn_bf16")):
         B, H, d, n = row["batch"], row["heads"], row["dim"], row["n"]
-        dt = torch.bfloat16 if row["group"] == "attn_bf16" else torch.float32
+        dt = torch.bfloat16 if row["group"] == "attn_bf16" else torch.float32  # tf32: PyTorch's fp32 is the peer
         q, k, v = (torch.randn(B, H, n, d, device="cuda", dtype=dt, requires_grad=True) for _ in range(3))
         with torch.no_grad():
             tf = timed(lambda: F.scaled_dot_product_attention(q, k, v), 2, 5)
-        tb = timed(lambda: F.scaled_dot_product_attention(q, k, v).backward(q), 1, 3)
+        tb = timed(lambda: F.scaled_dot_product_attention(q, k, v).backward(q), 1, 3) if row["fwd_bwd_ms"] else 0.0
         res[(row["group"], n)] = (tf * 1e3, tb * 1e3)
     return res
 
@@ -145,7 +145,9 @@ def main():
         print("  %s %-36s %10.4g" % (row["attn"], "batch 1, ms (effattn graph)", row["b1_graph_ms"]))
         print("  %s %-36s %10.4g" % (row["attn"], "batch 1, ms (effattn eager)", row["b1_eager_ms"]))
         print("  %s %-36s %10.4g" % (row["attn"], "batch 1, ms (copies in and out alone)", row["b1_copies_ms"]))
-    for group, label in (("attn", "fp32"), ("attn_bf16", "bf16 (effattn: tensor cores, fp32 accumulation)")):
+    for group, label in (("attn", "fp32"), ("attn_tf32", "fp32 buffers (effattn: the forward on TF32 tensor cores, fp32 "
+                                                        "accumulation and softmax; PyTorch: fp32); forward only"),
+                         ("attn_bf16", "bf16 (effattn: tensor cores, fp32 accumulation)")):
         print("\nexact attention %s, B 4, H 8, dh 64 (PyTorch: scaled_dot_product_attention); TFLOP/s as FlashAttention "
               "counts them (4·B·H·n²·dh forward, 3.5 times that forward + backward)" % label)
         print("      n   effattn fwd   PyTorch fwd  ratio   effattn f+b   PyTorch f+b  ratio   TFLOP/s fwd (ours, theirs)"
@@ -153,6 +155,10 @@ def main():
         for row in (r for r in ours if r["group"] == group):
             tf, tb = theirs[(group, row["n"])]
             fl = 4.0 * row["batch"] * row["heads"] * row["n"] ** 2 * row["dim"] * 1e-9  # per ms -> TFLOP/s
+            if not row["fwd_bwd_ms"]:
+                print("  %5d %10.3f ms %10.3f ms %5.2fx %42s %6.1f %6.1f" % (
+                    row["n"], row["fwd_ms"], tf, tf / row["fwd_ms"], "", fl / row["fwd_ms"], fl / tf))
+                continue
             print("  %5d %10.3f ms %10.3f ms %5.2fx %10.3f ms %10.3f ms %5.2fx   %6.1f %6.1f   %6.1f %6.1f" % (
                 row["n"], row["fwd_ms"], tf, tf / row["fwd_ms"], row["fwd_bwd_ms"], tb, tb / row["fwd_bwd_ms"],
                 fl / row["fwd_ms"], fl / tf, 3.5 * fl / row["fwd_bwd_ms"], 3.5 * fl / tb))
