@@ -150,7 +150,8 @@ test-cuda: $(BUILD)/test_cuda
 	./$(BUILD)/test_cuda
 	compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 1 ./$(BUILD)/test_cuda > $(BUILD)/memcheck.log || { tail -30 $(BUILD)/memcheck.log; exit 1; }
 	compute-sanitizer --tool racecheck --error-exitcode 1 ./$(BUILD)/test_cuda --kernels > $(BUILD)/racecheck.log || { tail -30 $(BUILD)/racecheck.log; exit 1; }
-	@echo "test-cuda: memcheck (whole suite) and racecheck (kernel tests) clean; API errors not reported: the suite makes one on purpose, a 16 TiB allocation"
+	compute-sanitizer --tool racecheck --error-exitcode 1 ./$(BUILD)/test_cuda --fused >> $(BUILD)/racecheck.log || { tail -30 $(BUILD)/racecheck.log; exit 1; }
+	@echo "test-cuda: memcheck (whole suite) and racecheck (kernel tests, fused forward) clean; API errors not reported: the suite makes one on purpose, a 16 TiB allocation"
 
 # Every combination a user may drop the header into, warnings as errors.
 strict: | $(BUILD)

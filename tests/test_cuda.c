@@ -641,7 +641,7 @@ int main(int argc, char **argv) {
     ea_error err;
     ea_cuda bad;
     float *huge = NULL;
-    int kernels_only = argc > 1 && !strcmp(argv[1], "--kernels");
+    int kernels_only = argc > 1 && !strcmp(argv[1], "--kernels"), fused_only = argc > 1 && !strcmp(argv[1], "--fused");
     ea_rng_seed(&g_rng, 1, 1);
     if (ea_cuda_init(&g_cu, 0, &err) != EA_OK) {
         printf("test_cuda: no usable GPU: %s\n0 passed, 1 failed\n", err.msg);
@@ -661,12 +661,17 @@ int main(int argc, char **argv) {
     test_layernorm(257, 48);
     test_layernorm(31, 300);
     test_pointwise();
+    if (fused_only) { /* racecheck's share of the models: the fused forward (and the graph beside it) */
+        test_vit_cuda("mha", 0, 2);
+        test_vit_cuda("gqa", 1, 3);
+        goto done;
+    }
     test_attention(2, 65, 4, 4, 12, 0);   /* the classifier's heads */
     test_attention(1, 130, 8, 2, 64, 1);  /* GQA, causal */
     test_attention(2, 33, 2, 1, 80, 0);   /* MQA, dh over two lanes' worth */
     test_attention(3, 64, 4, 2, 16, 1);   /* the tracker's sequence: the short kernel, causal */
-    test_attention(2, 64, 2, 2, 64, 0);   /* the short forward's widest heads (the backward's is too big) */
-    test_attention(2, 32, 2, 2, 64, 1);   /* both short kernels at dh 64, causal */
+    test_attention(2, 64, 2, 2, 64, 0);   /* wide heads: the rows forward (the short backward's staging is too big) */
+    test_attention(2, 32, 2, 2, 64, 1);   /* the rows forward and the short backward at dh 64, causal */
     test_attention(2, 50, 4, 1, 16, 0);   /* the short backward with 4 query heads a K/V head */
     test_attention_bf16(2, 200, 4, 4, 64, 0);  /* a partial last tile */
     test_attention_bf16(1, 130, 8, 2, 64, 1);  /* GQA, causal */
