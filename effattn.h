@@ -10376,12 +10376,20 @@ __device__ static inline unsigned ea__bf2(float lo, float hi) {
 
 __device__ static inline unsigned ea__ld32(const unsigned short *p) { return *(const unsigned *)p; }
 
-__device__ static inline void ea__mma(float *d, const unsigned *a, unsigned b0, unsigned b1) {
+/* d += A·B on tensor cores, fp32 accumulators: bf16 operands, 16 deep
+   (TF32 false), or TF32 operands, 8 deep (the fp32-buffer forward below) */
+template <bool TF32> __device__ static inline void ea__mma(float *d, const unsigned *a, unsigned b0, unsigned b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    if (TF32)
+        asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #else
     (void)d; (void)a; (void)b0; (void)b1; /* never launched: the host refuses below sm_80 */
 #endif
@@ -10415,8 +10423,8 @@ template <int N> __device__ static inline void ea__mma_rows(float (*d)[4], const
 #pragma unroll
     for (int j = 0; j < N / 8; j += 2) {
         ea__ldsm4(b, T + (8 * j + 8 * (l / 16) + l % 8) * ld + k0 + 8 * (l / 8 % 2), 0);
-        ea__mma(d[j], a, b[0], b[1]);
-        ea__mma(d[j + 1], a, b[2], b[3]);
+        ea__mma<false>(d[j], a, b[0], b[1]);
+        ea__mma<false>(d[j + 1], a, b[2], b[3]);
     }
 }
 
@@ -10430,8 +10438,8 @@ template <int N> __device__ static inline void ea__mma_cols(float (*d)[4], const
 #pragma unroll
     for (int j = 0; j < N / 8; j += 2) {
         ea__ldsm4(b, T + (k0 + l % 16) * ld + 8 * j + 8 * (l / 16), 1);
-        ea__mma(d[j], a, b[0], b[1]);
-        ea__mma(d[j + 1], a, b[2], b[3]);
+        ea__mma<false>(d[j], a, b[0], b[1]);
+        ea__mma<false>(d[j + 1], a, b[2], b[3]);
     }
 }
 
@@ -10577,6 +10585,19 @@ template <int D> __device__ static inline void ea__tc_softmax_step(float (*s)[4]
     }
 }
 
+/* The end of a forward: the rows' sums over their four lanes, and for
+   rows row0 (hf 0) and row0 + 8 (hf 1) 1/l and the log-sum-exp (natural
+   units; m is in scaled base-2 units). */
+__device__ static inline void ea__tc_row_end(float *l, const float *m, float *inv, float *lse) {
+#pragma unroll
+    for (int hf = 0; hf < 2; hf++) {
+        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 1);
+        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 2);
+        inv[hf] = 1.0f / l[hf];
+        lse[hf] = (m[hf] + log2f(l[hf])) * 0.69314718f;
+    }
+}
+
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k(ea__tc_attn a) {
     __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
@@ -10585,7 +10606,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
     int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 16][4];
-    float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, inv[2], lse[2];
     ea__rows_to_a<D>(qa, a.q + (size_t)b * a.n * a.ldq + (size_t)h * D, a.ldq, r, a.n);
     ea__acc_zero<D>(o);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
@@ -10605,19 +10626,16 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
         ea__tc_acc_mul<D>(o, s, vt);
         __syncthreads();
     }
+    ea__tc_row_end(l, m, inv, lse);
 #pragma unroll
     for (hf = 0; hf < 2; hf++) {
         int row = row0 + 8 * hf;
-        float inv;
-        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 1);
-        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 2);
         if (row >= a.n) continue;
-        inv = 1.0f / l[hf];
 #pragma unroll
         for (j = 0; j < D / 8; j++)
             *(unsigned *)(a.out + ((size_t)b * a.n + row) * a.ldq + (size_t)h * D + 8 * j + 2 * c) =
-                ea__bf2(o[j][2 * hf] * inv, o[j][2 * hf + 1] * inv);
-        if (c == 0) a.lse_out[((size_t)b * a.H + h) * a.n + row] = (m[hf] + log2f(l[hf])) * 0.69314718f;
+                ea__bf2(o[j][2 * hf] * inv[hf], o[j][2 * hf + 1] * inv[hf]);
+        if (c == 0) a.lse_out[((size_t)b * a.H + h) * a.n + row] = lse[hf];
     }
 }
 
@@ -10642,17 +10660,6 @@ __device__ static inline unsigned ea__tf32(float x) {
     return r;
 }
 
-__device__ static inline void ea__mma_tf32(float *d, const unsigned *a, unsigned b0, unsigned b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#else
-    (void)d; (void)a; (void)b0; (void)b1; /* never launched: the host refuses below sm_80 */
-#endif
-}
-
 template <int D> static size_t ea__attn_tf32_smem(void) { return 4 * (size_t)EA_TC_ROWS * (D + 4) * sizeof(float); }
 
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd_k(ea__cu_attn a) {
@@ -10664,7 +10671,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd
     const float *qb = a.q + (size_t)b * a.n * a.ldq + (size_t)h * D;
     const float *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 8][4];
-    float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, inv[2], lse[2];
     float scale2 = a.scale * 1.44269504f;
 #pragma unroll
     for (t = 0; t < D / 8; t++) /* Q's fragments: rows g, g + 8, columns c, c + 4 of each k-step */
@@ -10692,7 +10699,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++) {
                 const float *kr = kt + (8 * j + g) * LD + 8 * t + c;
-                ea__mma_tf32(s[j], qa[t], ea__tf32(kr[0]), ea__tf32(kr[4]));
+                ea__mma<true>(s[j], qa[t], ea__tf32(kr[0]), ea__tf32(kr[4]));
             }
         ea__tc_softmax_step<D>(s, o, m, l, k0, row0, a.n, a.causal, masked, scale2);
 #pragma unroll
@@ -10704,23 +10711,20 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd
             pa[2] = ea__tf32(s[j][1]);
             pa[3] = ea__tf32(s[j][3]);
 #pragma unroll
-            for (t = 0; t < D / 8; t++) ea__mma_tf32(o[t], pa, ea__tf32(vr[8 * t]), ea__tf32(vr[LD + 8 * t]));
+            for (t = 0; t < D / 8; t++) ea__mma<true>(o[t], pa, ea__tf32(vr[8 * t]), ea__tf32(vr[LD + 8 * t]));
         }
         __syncthreads();
     }
+    ea__tc_row_end(l, m, inv, lse);
 #pragma unroll
     for (hf = 0; hf < 2; hf++) {
         int row = row0 + 8 * hf;
-        float inv;
-        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 1);
-        l[hf] += __shfl_xor_sync(0xffffffffu, l[hf], 2);
         if (row >= a.n) continue;
-        inv = 1.0f / l[hf];
 #pragma unroll
         for (j = 0; j < D / 8; j++)
             *(float2 *)(a.out + ((size_t)b * a.n + row) * a.ldo + (size_t)h * D + 8 * j + 2 * c) =
-                make_float2(o[j][2 * hf] * inv, o[j][2 * hf + 1] * inv);
-        if (c == 0) a.lse[((size_t)b * a.H + h) * a.n + row] = (m[hf] + log2f(l[hf])) * 0.69314718f;
+                make_float2(o[j][2 * hf] * inv[hf], o[j][2 * hf + 1] * inv[hf]);
+        if (c == 0) a.lse[((size_t)b * a.H + h) * a.n + row] = lse[hf];
     }
 }
 

@@ -179,6 +179,17 @@ static void test_attention(int B, int n, int H, int Hkv, int dh, int causal) {
     ea_ctx_free(&ctx);
 }
 
+/* The CPU flash kernels' description of q [B, n, H, dh], k and v [B, n, Hkv, dh] */
+static ea_sdpa_shape sdpa_shape(int B, int n, int H, int Hkv, int dh, int causal) {
+    ea_sdpa_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.B = B; sh.nq = sh.nk = n; sh.H = H; sh.Hkv = Hkv; sh.dh = dh; sh.causal = causal;
+    sh.scale = 1.0f / sqrtf((float)dh);
+    sh.ldq = sh.ldo = (ptrdiff_t)H * dh;
+    sh.ldk = sh.ldv = (ptrdiff_t)Hkv * dh;
+    return sh;
+}
+
 /* bf16 values as the GPU sees them: h (raw bits) and f (their floats) */
 static void bf16_rand(uint16_t *h, float *f, size_t n, float lo, float hi) {
     size_t i;
@@ -229,10 +240,7 @@ static void test_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal
     ea_sdpa_shape sh;
     ea_error err;
     double e_lse = 0.0;
-    sh.B = B; sh.nq = sh.nk = n; sh.H = H; sh.Hkv = Hkv; sh.dh = dh; sh.causal = causal;
-    sh.scale = 1.0f / sqrtf((float)dh);
-    sh.ldq = sh.ldo = (ptrdiff_t)H * dh;
-    sh.ldk = sh.ldv = (ptrdiff_t)Hkv * dh;
+    sh = sdpa_shape(B, n, H, Hkv, dh, causal);
     bf16_rand(hq, q, nq, -2.0f, 2.0f);
     bf16_rand(hk, k, nk, -2.0f, 2.0f);
     bf16_rand(hv, v, nk, -1.0f, 1.0f);
@@ -280,10 +288,7 @@ static void test_attention_tf32(int B, int n, int H, int Hkv, int dh, int causal
     ea_sdpa_shape sh;
     ea_error err;
     double e_lse = 0.0;
-    sh.B = B; sh.nq = sh.nk = n; sh.H = H; sh.Hkv = Hkv; sh.dh = dh; sh.causal = causal;
-    sh.scale = 1.0f / sqrtf((float)dh);
-    sh.ldq = sh.ldo = (ptrdiff_t)H * dh;
-    sh.ldk = sh.ldv = (ptrdiff_t)Hkv * dh;
+    sh = sdpa_shape(B, n, H, Hkv, dh, causal);
     for (i = 0; i < nq; i++) q[i] *= 2.0f;
     scratch = (float *)malloc(ea_sdpa_flash_scratch(&sh) * ea_num_threads() * sizeof(float));
     ea_sdpa_flash_fwd(o, lse, scratch, q, k, v, &sh, NULL, NULL);
