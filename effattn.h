@@ -90,9 +90,12 @@
    13. CUDA (EFFATTN_CUDA, nvcc -x cu): device memory, kernels that
        twin CPU ones (linear, layer norm, GELU, softmax, flash attention
        forward and backward, AdamW), exact attention on tensor cores
-       (bf16, mma.sync), and the ViT on the device (mean or class-token
-       pooling): forward as a captured graph, and training steps (MSE or
-       cross-entropy) with the weight gradients on a second stream
+       (bf16 forward and backward, and a TF32 forward from fp32
+       buffers; mma.sync), and the ViT on the device (mean or
+       class-token pooling): small batches' forward as one fused
+       cooperative kernel, larger ones as a captured graph, and training
+       steps (MSE or cross-entropy) with the weight gradients on a
+       second stream
 */
 #ifndef EFFATTN_H
 #define EFFATTN_H
