@@ -9680,21 +9680,27 @@ EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err) {
    gemm(T, N) over (N, M, K), the leading dimensions being the row strides
    (so an output may be a column range of a wider activation).  The
    epilogue, one thread an output element, adds the bias and a residual, or
-   a position table that repeats every `period` values:
+   a position table that repeats every `period` values (a multiple of N):
        out[r, c] += b[c] + res[(r·N + c) mod period].
    Backward: dinpᵀ += wᵀ·doutᵀ, dwᵀ += inpᵀ·dout, db += column sums (one
    thread per column, rows in order: deterministic). */
 __device__ static float ea__gelu(float x) { return x * (0.5f * (1.0f + erff(x * 0.70710678f))); }
 
-__global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, const float *res, size_t period, size_t M,
-                                      int N, float *act) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, at;
-    float add;
-    if (i >= M * (size_t)N) return;
-    add = (b ? b[i % (size_t)N] : 0.0f) + (res ? res[i % period] : 0.0f);
-    at = i / (size_t)N * ldo + i % (size_t)N;
-    out[at] += add;
-    if (act) act[at] = ea__gelu(out[at]); /* a GELU layer's input and output in one pass */
+/* 32 x 8 threads a block: a warp takes 32 neighbouring columns, the block
+   rows y, y + 8·gridDim.y, ...  (no division by N per element: at batch
+   1024 the 64-bit divisions of a flat index made this pass a third of the
+   forward); the residual repeats every prow rows (prow = period / N). */
+__global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, const float *res, int prow, int M, int N,
+                                      float *act) {
+    int c = blockIdx.x * 32 + threadIdx.x, r;
+    float bc;
+    if (c >= N) return;
+    bc = b ? b[c] : 0.0f;
+    for (r = blockIdx.y * blockDim.y + threadIdx.y; r < M; r += gridDim.y * blockDim.y) {
+        size_t at = (size_t)r * ldo + c;
+        out[at] += bc + (res ? res[(size_t)(r % prow) * N + c] : 0.0f);
+        if (act) act[at] = ea__gelu(out[at]); /* a GELU layer's input and output in one pass */
+    }
 }
 
 /* Column sums, in two stages so that a tall matrix keeps the GPU busy:
@@ -9833,7 +9839,11 @@ static ea_status ea__cu_linear_act(ea_cuda *cu, float *out, size_t ldo, const fl
     ea_status st = ea__cublas_check(cublasSgemm((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, inp,
                                                 (int)ldi, &zero, out, (int)ldo), "linear forward", err);
     if (st != EA_OK || (!b && !res && !act)) return st;
-    ea__epilogue_k<<<ea__blocks((size_t)M * N, 256), 256, 0, EA_CU_STREAM(cu)>>>(out, ldo, b, res, period, (size_t)M, N, act);
+    {
+        unsigned rows = ea__blocks((size_t)M, 8);
+        ea__epilogue_k<<<dim3(ea__blocks((size_t)N, 32), rows < 4096 ? rows : 4096), dim3(32, 8), 0, EA_CU_STREAM(cu)>>>(
+            out, ldo, b, res, (int)(period / (size_t)N > 0 ? period / (size_t)N : 1), M, N, act);
+    }
     return ea__launched("linear epilogue", err);
 }
 
