@@ -1053,7 +1053,11 @@ EA_API ea_status ea_softmax_fwd_cuda(ea_cuda *cu, float *out, const float *x, in
 /* Exact attention, flash style (online softmax, nothing n x n stored):
    q [B, n, H, dh], k and v [B, n, Hkv, dh] (Hkv divides H), out [B, n, H, dh],
    lse [B, H, n] the log-sum-exp of each query's scaled scores (the
-   backward's input); dh <= 256.  The backward accumulates (+=) dq, dk, dv. */
+   backward's input); dh <= 256.  The backward accumulates (+=) dq, dk, dv.
+   On sm_80 or newer the forward of heads up to 64 wide (a multiple of 4)
+   runs on tensor cores in 3xTF32, fp32's accuracy to within a few units
+   of its last place (~1e-6 relative); otherwise, and the backward, on the
+   fp32 cores. */
 EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
                                        int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
 EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
@@ -10517,10 +10521,10 @@ template <int D> __device__ static void ea__rows_to_a(unsigned (*a)[4], const un
        for each tile t: stage tile t+1 into the other buffer; commit;
                         wait for all but the newest group; sync;
                         compute on tile t; sync (its buffer is refilled next) */
-template <int D, typename T> __device__ static void ea__tc_stage(T *dst, const T *src, size_t ld, int r0, int n) {
+template <int D, typename T> __device__ static void ea__tc_stage(T *dst, const T *src, size_t ld, int r0, int n, int w = D) {
     const int V = 16 / (int)sizeof(T); /* elements a copy; the padding of a row is one copy wide (EA_TC_PAD for bf16) */
-    for (int e = threadIdx.x; e < EA_TC_ROWS * D / V; e += blockDim.x) {
-        int r = e / (D / V), c = e % (D / V) * V, ok = r0 + r < n;
+    for (int e = threadIdx.x; e < EA_TC_ROWS * D / V; e += blockDim.x) { /* columns w .. D-1 (a narrower head): zeros */
+        int r = e / (D / V), c = e % (D / V) * V, ok = r0 + r < n && c < w;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
         unsigned to = (unsigned)__cvta_generic_to_shared(dst + r * (D + V) + c);
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(src + (size_t)(ok ? r0 + r : 0) * ld + c),
@@ -10540,9 +10544,9 @@ __device__ static inline void ea__tc_commit(void) {
 /* Key rows r0 .. r0+63 of K and V (the forward's and dQ's streamed pair)
    into their buffers, as one cp.async group. */
 template <int D, typename T> __device__ static void ea__tc_stage_kv(T *ks, T *vs, const T *kb, const T *vb, size_t ld, int r0,
-                                                                    int n) {
-    ea__tc_stage<D>(ks, kb, ld, r0, n);
-    ea__tc_stage<D>(vs, vb, ld, r0, n);
+                                                                    int n, int w = D) {
+    ea__tc_stage<D>(ks, kb, ld, r0, n, w);
+    ea__tc_stage<D>(vs, vb, ld, r0, n, w);
     ea__tc_commit();
 }
 
@@ -10662,7 +10666,14 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
    keys of a tile are taken in the order (2c, 2c + 1 for lane c): the
    score accumulator's lane already holds those two columns, so it serves
    as the A operand as it is (a permutation of the summation over keys,
-   matched by the rows of V read as B). */
+   matched by the rows of V read as B).
+   With X3 every product is 3xTF32 (Ootomo and Yokota 2022): each operand
+   splits into x_hi = tf32(x) and x_lo = tf32(x - x_hi), and a·b is
+   a_lo·b_hi + a_hi·b_lo + a_hi·b_hi, which keeps ~21 of fp32's 24 bits for
+   three times the tensor-core work: the fp32 forward (ea_attention_fwd_cuda)
+   runs this way on sm_80+.  Heads of any width up to D that is a multiple
+   of 4 (the tracker's 16, the classifier's 12) are padded with zeros to D
+   in shared memory and in Q's fragments. */
 __device__ static inline unsigned ea__tf32(float x) {
     unsigned r = 0u;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -10673,29 +10684,45 @@ __device__ static inline unsigned ea__tf32(float x) {
     return r;
 }
 
+/* x as TF32 (hi) and, with X3, the TF32 of what that leaves (lo) */
+template <bool X3> __device__ static inline void ea__tf32_split(float x, unsigned *hi, unsigned *lo) {
+    *hi = ea__tf32(x);
+    *lo = X3 ? ea__tf32(x - __uint_as_float(*hi)) : 0u;
+}
+
+/* d += A·B in TF32, or in 3xTF32 (small terms first) */
+template <bool X3> __device__ static inline void ea__mma_x3(float *d, const unsigned *ahi, const unsigned *alo, unsigned bhi0,
+                                                            unsigned bhi1, unsigned blo0, unsigned blo1) {
+    if (X3) {
+        ea__mma<true>(d, alo, bhi0, bhi1);
+        ea__mma<true>(d, ahi, blo0, blo1);
+    }
+    ea__mma<true>(d, ahi, bhi0, bhi1);
+}
+
 template <int D> static size_t ea__attn_tf32_smem(void) { return 4 * (size_t)EA_TC_ROWS * (D + 4) * sizeof(float); }
 
-template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd_k(ea__cu_attn a) {
+template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd_k(ea__cu_attn a) {
     extern __shared__ __align__(16) float ea__tf32_sm[]; /* K and V tiles, two buffers each */
-    const int LD = D + 4, g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+    const int LD = D + 4, g = threadIdx.x % 32 / 4, c = threadIdx.x % 4, dh = a.dh;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
     int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
     int r = q0 + 16 * (threadIdx.x / 32), row0 = r + g, k0, tiles, it, j, t, i, hf;
-    const float *qb = a.q + (size_t)b * a.n * a.ldq + (size_t)h * D;
-    const float *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
-    unsigned qa[D / 8][4];
+    const float *qb = a.q + (size_t)b * a.n * a.ldq + (size_t)h * dh;
+    const float *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * dh, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * dh;
+    unsigned qa[D / 8][4], ql[X3 ? D / 8 : 1][4];
     float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, inv[2], lse[2];
     float scale2 = a.scale * 1.44269504f;
 #pragma unroll
     for (t = 0; t < D / 8; t++) /* Q's fragments: rows g, g + 8, columns c, c + 4 of each k-step */
 #pragma unroll
         for (i = 0; i < 4; i++) {
-            int row = r + g + 8 * (i & 1);
-            qa[t][i] = row < a.n ? ea__tf32(qb[(size_t)row * a.ldq + 8 * t + c + 4 * (i >> 1)]) : 0u;
+            int row = r + g + 8 * (i & 1), col = 8 * t + c + 4 * (i >> 1);
+            ea__tf32_split<X3>(row < a.n && col < dh ? qb[(size_t)row * a.ldq + col] : 0.0f, &qa[t][i], &ql[X3 ? t : 0][i]);
         }
     ea__acc_zero<D>(o);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    ea__tc_stage_kv<D>(ea__tf32_sm, ea__tf32_sm + 2 * EA_TC_ROWS * LD, kb, vb, a.ldkv, 0, a.n);
+    ea__tc_stage_kv<D>(ea__tf32_sm, ea__tf32_sm + 2 * EA_TC_ROWS * LD, kb, vb, a.ldkv, 0, a.n, dh);
     for (it = 0; it < tiles; it++) { /* buffer i: K tile at i·64·LD, V tile at (2 + i)·64·LD */
         const float *kt = ea__tf32_sm + (it & 1) * EA_TC_ROWS * LD, *vt = kt + 2 * EA_TC_ROWS * LD;
         int masked;
@@ -10703,7 +10730,7 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd
         masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
         if (it + 1 < tiles)
             ea__tc_stage_kv<D>(ea__tf32_sm + (~it & 1) * EA_TC_ROWS * LD, ea__tf32_sm + (2 + (~it & 1)) * EA_TC_ROWS * LD, kb, vb,
-                               a.ldkv, k0 + EA_TC_ROWS, a.n);
+                               a.ldkv, k0 + EA_TC_ROWS, a.n, dh);
         else ea__tc_commit();
         ea__tc_wait();
         ea__acc_zero<EA_TC_ROWS>(s);
@@ -10712,19 +10739,27 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++) {
                 const float *kr = kt + (8 * j + g) * LD + 8 * t + c;
-                ea__mma<true>(s[j], qa[t], ea__tf32(kr[0]), ea__tf32(kr[4]));
+                unsigned h0, h1, l0, l1;
+                ea__tf32_split<X3>(kr[0], &h0, &l0);
+                ea__tf32_split<X3>(kr[4], &h1, &l1);
+                ea__mma_x3<X3>(s[j], qa[t], ql[X3 ? t : 0], h0, h1, l0, l1);
             }
         ea__tc_softmax_step<D>(s, o, m, l, k0, row0, a.n, a.causal, masked, scale2);
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++) { /* O += P·V over keys 8j .. 8j + 7, taken as 2c, 2c + 1 */
-            unsigned pa[4];
+            unsigned pa[4], pl[4];
             const float *vr = vt + (8 * j + 2 * c) * LD + g;
-            pa[0] = ea__tf32(s[j][0]);
-            pa[1] = ea__tf32(s[j][2]);
-            pa[2] = ea__tf32(s[j][1]);
-            pa[3] = ea__tf32(s[j][3]);
+            ea__tf32_split<X3>(s[j][0], &pa[0], &pl[0]);
+            ea__tf32_split<X3>(s[j][2], &pa[1], &pl[1]);
+            ea__tf32_split<X3>(s[j][1], &pa[2], &pl[2]);
+            ea__tf32_split<X3>(s[j][3], &pa[3], &pl[3]);
 #pragma unroll
-            for (t = 0; t < D / 8; t++) ea__mma<true>(o[t], pa, ea__tf32(vr[8 * t]), ea__tf32(vr[LD + 8 * t]));
+            for (t = 0; t < D / 8; t++) {
+                unsigned h0, h1, l0, l1;
+                ea__tf32_split<X3>(vr[8 * t], &h0, &l0);
+                ea__tf32_split<X3>(vr[LD + 8 * t], &h1, &l1);
+                ea__mma_x3<X3>(o[t], pa, pl, h0, h1, l0, l1);
+            }
         }
         __syncthreads();
     }
@@ -10735,10 +10770,32 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd
         if (row >= a.n) continue;
 #pragma unroll
         for (j = 0; j < D / 8; j++)
-            *(float2 *)(a.out + ((size_t)b * a.n + row) * a.ldo + (size_t)h * D + 8 * j + 2 * c) =
-                make_float2(o[j][2 * hf] * inv[hf], o[j][2 * hf + 1] * inv[hf]);
+            if (8 * j + 2 * c < dh) /* dh is a multiple of 4: a lane's pair is in or out whole */
+                *(float2 *)(a.out + ((size_t)b * a.n + row) * a.ldo + (size_t)h * dh + 8 * j + 2 * c) =
+                    make_float2(o[j][2 * hf] * inv[hf], o[j][2 * hf + 1] * inv[hf]);
         if (c == 0) a.lse[((size_t)b * a.H + h) * a.n + row] = lse[hf];
     }
+}
+
+/* Launches the forward for heads of width a->dh <= 64 (a multiple of 4),
+   in TF32 or 3xTF32; sets the kernels' shared-memory limit the first time
+   (ea_vit_cuda_init calls it before any graph capture). */
+static void ea__tf32_prepare(void) {
+    static int done = 0;
+    if (done) return;
+    cudaFuncSetAttribute((const void *)ea__attn_tf32_fwd_k<64, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)ea__attn_tf32_smem<64>());
+    cudaFuncSetAttribute((const void *)ea__attn_tf32_fwd_k<64, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)ea__attn_tf32_smem<64>());
+    done = 1;
+}
+
+template <bool X3> static void ea__attn_tf32_launch(cudaStream_t s, const ea__cu_attn *a) {
+    dim3 grid((unsigned)((a->n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(a->B * a->H));
+    ea__tf32_prepare();
+    if (a->dh <= 16) ea__attn_tf32_fwd_k<16, X3><<<grid, 128, ea__attn_tf32_smem<16>(), s>>>(*a);
+    else if (a->dh <= 32) ea__attn_tf32_fwd_k<32, X3><<<grid, 128, ea__attn_tf32_smem<32>(), s>>>(*a);
+    else ea__attn_tf32_fwd_k<64, X3><<<grid, 128, ea__attn_tf32_smem<64>(), s>>>(*a);
 }
 
 /* Δ_i = dO_i·O_i in fp32, a warp a row (b, h, i). */
@@ -11039,6 +11096,28 @@ static int ea__attn_team(size_t rows, size_t all, int limit) {
     return limit > 0 && rows <= (size_t)limit ? S : 0;
 }
 
+/* The GPU's compute capability (major) and the PTX version this build's
+   tensor-core kernels were compiled for, asked once: both must be 8 (80)
+   or more for mma.sync, cp.async and cvt.tf32. */
+static int ea__tc_arch(ea_cuda *cu, int *major, int *ptx) {
+    static int cache_ptx = 0;
+    cudaFuncAttributes fa;
+    *major = 0;
+    if (cudaDeviceGetAttribute(major, cudaDevAttrComputeCapabilityMajor, cu->device) != cudaSuccess) *major = 0;
+    if (!cache_ptx) cache_ptx = cudaFuncGetAttributes(&fa, (const void *)ea__attn_tc_fwd_k<64>) == cudaSuccess ? fa.ptxVersion : -1;
+    *ptx = cache_ptx;
+    return *major >= 8 && *ptx >= 80;
+}
+
+/* The fp32 forward on tensor cores (3xTF32) needs heads of at most 64 in
+   multiples of 4, and K and V rows that a 16-byte copy can read. */
+static int ea__attn_x3_fits(ea_cuda *cu, const ea__cu_attn *a) {
+    int major, ptx;
+    return a->dh <= 64 && a->dh % 4 == 0 && a->ldkv % 4 == 0 && a->ldo % 2 == 0 && (uintptr_t)a->k % 16 == 0 &&
+           (uintptr_t)a->v % 16 == 0 && (uintptr_t)a->out % 8 == 0 && (double)a->B * a->H <= 65535.0 &&
+           ea__tc_arch(cu, &major, &ptx);
+}
+
 /* The short kernels when a block holds what they stage (48 KiB of shared
    memory: one head's K and V forward; a K/V head's, and its group's Q, dO,
    lse and D backward) and dh <= 64; else the warp-a-row kernels.  Forward
@@ -11053,7 +11132,9 @@ static ea_status ea__attn_launch(ea_cuda *cu, const ea__cu_attn *a, int bwd, ea_
     ea__short_kernel k = a->dh <= 64 ? ea__short_pick(bwd, a->dh, &limit) : NULL;
     cudaStream_t s = EA_CU_STREAM(cu);
     if (k) S = ea__attn_team(G * n, (size_t)a->B * a->H * n, limit);
-    if (!bwd && a->dh > 32 && ea__attn_rows_smem(a->n, a->dh) <= 48 * 1024)
+    if (!bwd && ea__attn_x3_fits(cu, a))
+        ea__attn_tf32_launch<true>(s, a);
+    else if (!bwd && a->dh > 32 && ea__attn_rows_smem(a->n, a->dh) <= 48 * 1024)
         ea__attn_fwd_rows_k<<<a->B * a->H, 32 * EA_CU_ROW_WARPS, ea__attn_rows_smem(a->n, a->dh), s>>>(*a);
     else if (S && smem <= 48 * 1024)
         k<<<a->B * (bwd ? a->Hkv : a->H), (unsigned)((G * n * S + 31) / 32 * 32), smem, s>>>(*a, S);
@@ -11098,9 +11179,7 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
 static ea_status ea__attn_tc_check(const char *what, ea_cuda *cu, int B, int n, int H, int Hkv, int dh, const void *const *ptrs,
                                    int np, const float *lse, ea_error *err) {
     static const char *const names[8] = {"q", "k", "v", "out", "dout", "dq", "dk", "dv"};
-    static int ptx = 0;
-    int major = 0, i;
-    cudaFuncAttributes fa;
+    int major = 0, ptx = 0, i;
     if (B < 1 || n < 1 || H < 1 || Hkv < 1 || H % Hkv || (dh != 32 && dh != 64) || (double)B * H > 65535.0 ||
         (double)B * H * n > 2147483647.0 / 32.0)
         return ea_error_set(err, EA_ERR_SHAPE,
@@ -11112,10 +11191,10 @@ static ea_status ea__attn_tc_check(const char *what, ea_cuda *cu, int B, int n, 
                                 "16 bytes (cudaMalloc's is)", what, names[i], ptrs[i] ? "misaligned" : "NULL");
     if (!lse || (uintptr_t)lse % sizeof(float))
         return ea_error_set(err, EA_ERR_ARG, "%s (CUDA): lse is %s; expected device floats", what, lse ? "misaligned" : "NULL");
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, cu->device) != cudaSuccess || major < 8)
+    ea__tc_arch(cu, &major, &ptx);
+    if (major < 8)
         return ea_error_set(err, EA_ERR_CONFIG, "%s (CUDA): the GPU is sm_%d0; these tensor-core kernels need sm_80 or newer",
                             what, major);
-    if (!ptx) ptx = cudaFuncGetAttributes(&fa, (const void *)ea__attn_tc_fwd_k<64>) == cudaSuccess ? fa.ptxVersion : -1;
     if (ptx < 80)
         return ea_error_set(err, EA_ERR_CONFIG, "%s (CUDA): this build's kernels are for sm_%d; compile with "
                             "-arch=sm_80 or newer (e.g. -arch=sm_90)", what, ptx);
@@ -11177,20 +11256,12 @@ EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t 
 EA_API ea_status ea_attention_fwd_tf32_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
                                             int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
     const void *ptrs[4] = {q, k, v, out};
-    static int opted = 0; /* dh 64's tiles need more than the default 48 KiB of shared memory */
     ea__cu_attn a;
-    dim3 grid((unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(B * H));
     ea_status st = ea__attn_tc_check("attention tf32", cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
     if (st != EA_OK) return st;
-    if (!opted && (st = ea__cuda_check(cudaFuncSetAttribute((const void *)ea__attn_tf32_fwd_k<64>,
-                                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                            (int)ea__attn_tf32_smem<64>()), "attention tf32", err)) != EA_OK)
-        return st;
-    opted = 1;
     a = ea__attn_args(B, n, H, Hkv, dh, causal);
     a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse;
-    if (dh == 32) ea__attn_tf32_fwd_k<32><<<grid, 128, ea__attn_tf32_smem<32>(), EA_CU_STREAM(cu)>>>(a);
-    else ea__attn_tf32_fwd_k<64><<<grid, 128, ea__attn_tf32_smem<64>(), EA_CU_STREAM(cu)>>>(a);
+    ea__attn_tf32_launch<false>(EA_CU_STREAM(cu), &a);
     return ea__launched("attention tf32 forward", err);
 }
 
@@ -12202,6 +12273,7 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     p = (struct ea__vcu *)EFFATTN_MALLOC(sizeof *p);
     if (!p) return ea_error_set(err, EA_ERR_NOMEM, "vit_cuda_init: out of memory");
     ea__short_limits(); /* before a graph capture needs them */
+    ea__tf32_prepare();
     memset(p, 0, sizeof *p);
     d->cu = cu;
     d->cfg = *c;

@@ -12,7 +12,8 @@
      b1024_dev_fps the same with the input already on the device (the graph alone)
      train32_ms    one AdamW training step at batch 32 (clip 1) from host arrays,
                    its loss read back (what track --device cuda does every step)
-   attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32, B 4, H 8, dh 64, n 1024 and 4096;
+   attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32 (the forward in 3xTF32 on tensor cores), B 4, H 8, dh 64,
+                   n 1024 and 4096;
    attention_tf32 rows: the forward on TF32 tensor cores from fp32 buffers, n 1024, 4096 and 16384;
    attention_bf16 rows: the tensor-core kernels (_bf16_cuda), n 1024, 4096 and 16384. */
 #define EFFATTN_IMPLEMENTATION
