@@ -137,11 +137,11 @@ NVCC      ?= nvcc
 CUDA_ARCH ?= sm_90
 NVFLAGS   ?= -O2 -arch=$(CUDA_ARCH) -DEFFATTN_CUDA -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
 $(BUILD)/test_cuda: tests/test_cuda.c effattn.h | $(BUILD)
-	$(NVCC) -x cu $(NVFLAGS) $< -o $@ -lcublas
+	$(NVCC) -x cu $(NVFLAGS) $< -o $@ -lcublas -lcublasLt
 
 cuda-build: $(BUILD)/test_cuda | $(BUILD)
-	$(NVCC) -x cu $(NVFLAGS) examples/track.c -o $(BUILD)/track_cuda -lcublas
-	$(NVCC) -x cu $(NVFLAGS) examples/classify.c -o $(BUILD)/classify_cuda -lcublas
+	$(NVCC) -x cu $(NVFLAGS) examples/track.c -o $(BUILD)/track_cuda -lcublas -lcublasLt
+	$(NVCC) -x cu $(NVFLAGS) examples/classify.c -o $(BUILD)/classify_cuda -lcublas -lcublasLt
 	$(CC) -O1 $(WARN) examples/classify.c -o $(BUILD)/classify_nocuda $(LDLIBS)
 	@if nm $(BUILD)/classify_nocuda | grep -qi cuda; then echo "a build without EFFATTN_CUDA holds CUDA symbols"; exit 1; fi
 	@echo "cuda-build: compiled and linked; no CUDA symbol without EFFATTN_CUDA"

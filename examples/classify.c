@@ -9,7 +9,7 @@
            mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/classify.c -o classify_mpi -lm
            mpirun -np 2 ./classify_mpi --threads 1 --model vit --data fashion-mnist
    On a GPU (the ViT with mha, single, mha-sep, mqa or gqa; see README's CUDA section):
-           nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/classify.c -o classify_cuda -lcublas
+           nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/classify.c -o classify_cuda -lcublas -lcublasLt
            ./classify_cuda --device cuda --model vit --data fashion-mnist --epochs 30 --augment
    See ./classify --help. */
 #define _POSIX_C_SOURCE 200809L

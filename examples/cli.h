@@ -187,7 +187,7 @@ CLI_FN int cli_device_check(const char *device, const char *src) {
 #ifndef EFFATTN_CUDA
     if (!strcmp(device, "cuda")) {
         fprintf(stderr, "%s: this build has no CUDA path; build it with\n"
-                        "  nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA %s -o %s_cuda -lcublas\n", cli_prog, src, cli_prog);
+                        "  nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA %s -o %s_cuda -lcublas -lcublasLt\n", cli_prog, src, cli_prog);
         return 0;
     }
 #else

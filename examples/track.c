@@ -8,7 +8,7 @@
            mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/track.c -o track_mpi -lm
            mpirun -np 2 ./track_mpi --threads 1 --full
    On an NVIDIA GPU (section 13 of the header; rows mha, single, mha-sep, mqa, gqa):
-           nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/track.c -o track_cuda -lcublas
+           nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/track.c -o track_cuda -lcublas -lcublasLt
            ./track_cuda --device cuda --full
    See ./track --help. */
 #define _POSIX_C_SOURCE 200809L

@@ -1,6 +1,6 @@
 /* The CUDA kernels against their CPU twins (make test-cuda, on a machine
    with an NVIDIA GPU).  Build: nvcc -x cu -DEFFATTN_CUDA tests/test_cuda.c
-   -lcublas.  The last line is "N passed, N failed". */
+   -lcublas -lcublasLt.  The last line is "N passed, N failed". */
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 
