@@ -1097,8 +1097,10 @@ EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, 
    S, S], writing ea_vit_cuda_output() [B, out_dim], both device memory.
    ea_vit_cuda_predict takes host arrays and returns when y is written;
    it runs batches of up to fused_max images as one kernel (the whole
-   forward in one cooperative launch: the least latency) and larger ones by
-   replaying the forward as a CUDA graph captured once per batch size. */
+   forward in one cooperative launch that reads the images from, and writes
+   y to, pinned host memory mapped into the GPU: the least latency) and
+   larger ones by replaying the forward as a CUDA graph captured once per
+   batch size. */
 struct ea__vcu;
 typedef struct ea_vit_cuda {
     ea_cuda *cu;
@@ -11650,7 +11652,7 @@ __global__ static void __launch_bounds__(EA_CU_FZ_THREADS, 1) ea__fz_k(const __g
         for (e = t; e < R * a.P; e += nt) {
             int patch = t0 + e / a.P - a.cls; /* -1: the class token's row */
             if (patch < 0) ln[e] = 0.0f;
-            else ea__fz_copy(ln + e, a.in + ea__cu_patch_idx(b, patch, e % a.P, a.chans, a.img, a.patch));
+            else ln[e] = a.in[ea__cu_patch_idx(b, patch, e % a.P, a.chans, a.img, a.patch)]; /* may be host memory */
         }
         ea__fz_vec(pb, a.patch_b, D, 0.0f);
         ea__fz_vec(pos, a.pos + (size_t)t0 * D, R * D, 0.0f);
@@ -11768,6 +11770,8 @@ struct ea__vcu {
     ea__fz_layer fzL[EA_MAX_DEPTH];
     float *fz_w;
     int fz_grid, fz_stale;
+    float *host_in, *host_y;         /* pinned host memory mapped into the device (fused_max images) */
+    float *host_in_dev, *host_y_dev; /* ... and the device's addresses of it */
 };
 
 /* n floats at *at of base (256-byte aligned); base NULL: only count */
@@ -12167,8 +12171,8 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
     ea__fz *a = &p->fz;
     const size_t R = EA_CU_FZ_ROWS;
     int i, kvw = p->Hkv * p->dh, n1 = p->head_hidden ? p->head_hidden : d->cfg.out_dim, coop = 0, optin = 0, sms = 0, occ = 0;
-    int tasks = (p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS;
-    size_t at = 0, layer = (size_t)p->D * p->Wq + p->Wq + (size_t)p->D * p->D + 2 * (size_t)p->D * p->hidden;
+    int tasks = (p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS, max;
+    size_t n_in, at = 0, layer = (size_t)p->D * p->Wq + p->Wq + (size_t)p->D * p->D + 2 * (size_t)p->D * p->hidden;
     size_t table = (d->cfg.depth * sizeof(ea__fz_layer) + 255) / 256 * 64;
     ea_status st;
     float *w;
@@ -12228,7 +12232,16 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
     a->patch_b = p->patch_b; a->pos = p->pos; a->cls_tok = p->cls; a->norm_w = p->norm_w; a->norm_b = p->norm_b;
     a->head1_b = p->head1_b; a->head2_b = p->head2_b;
     if ((st = ea_cuda_put_bytes(d->cu, p->fz_w, p->fzL, d->cfg.depth * sizeof(ea__fz_layer), err)) != EA_OK) return st;
-    d->fused_max = p->fz_grid / tasks < d->max_batch ? p->fz_grid / tasks : d->max_batch;
+    n_in = (size_t)d->cfg.in_chans * d->cfg.img_size * d->cfg.img_size;
+    max = p->fz_grid / tasks < d->max_batch ? p->fz_grid / tasks : d->max_batch;
+    if ((st = ea__cuda_check(cudaHostAlloc((void **)&p->host_in, (size_t)max * n_in * sizeof(float), cudaHostAllocMapped),
+                             "pinned input of the fused forward", err)) != EA_OK ||
+        (st = ea__cuda_check(cudaHostAlloc((void **)&p->host_y, (size_t)max * d->cfg.out_dim * sizeof(float),
+                                           cudaHostAllocMapped), "pinned output of the fused forward", err)) != EA_OK ||
+        (st = ea__cuda_check(cudaHostGetDevicePointer((void **)&p->host_in_dev, p->host_in, 0), "mapping", err)) != EA_OK ||
+        (st = ea__cuda_check(cudaHostGetDevicePointer((void **)&p->host_y_dev, p->host_y, 0), "mapping", err)) != EA_OK)
+        return st;
+    d->fused_max = max;
     p->fz_stale = 1;
     return EA_OK;
 }
@@ -12274,13 +12287,17 @@ static ea_status ea__vcu_pack(ea_vit_cuda *d, ea_error *err) {
     return st;
 }
 
-/* The forward of B <= fused_max images in ea_vit_cuda_input() as one launch. */
-static ea_status ea__vcu_fused(ea_vit_cuda *d, int B, ea_error *err) {
+/* The forward of B <= fused_max images as one launch, from in to y (device
+   pointers, or host memory mapped into the device's space). */
+static ea_status ea__vcu_fused(ea_vit_cuda *d, const float *in, float *y, int B, ea_error *err) {
     struct ea__vcu *p = d->plan;
     int tasks = B * ((p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS);
     void *args[2];
+    ea__fz f = p->fz;
     ea_status st = p->fz_stale ? ea__vcu_pack(d, err) : EA_OK;
-    args[0] = &p->fz;
+    f.in = in;
+    f.y = y;
+    args[0] = &f;
     args[1] = &B;
     if (st != EA_OK) return st;
     return ea__cuda_check(cudaLaunchCooperativeKernel((const void *)ea__fz_k, tasks < p->fz_grid ? tasks : p->fz_grid,
@@ -12396,6 +12413,8 @@ EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
         ea__vcu_drop_graph(&d->plan->train_graph);
         ea_cuda_release(d->plan->gact);
         ea_cuda_release(d->plan->fz_w);
+        if (d->plan->host_in) cudaFreeHost(d->plan->host_in);
+        if (d->plan->host_y) cudaFreeHost(d->plan->host_y);
         ea__vcu_side_free(d->plan);
         EFFATTN_FREE(d->plan->labels);
     }
@@ -12425,13 +12444,20 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
     if (st != EA_OK) return st;
     if (!x || !y) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_predict: NULL images or outputs");
     c = &d->cfg;
+    if (B <= d->fused_max) { /* through mapped host memory: no copies to queue, the kernel reads and writes it */
+        struct ea__vcu *p = d->plan;
+        memcpy(p->host_in, x, (size_t)B * c->in_chans * c->img_size * c->img_size * sizeof(float));
+        st = ea__vcu_fused(d, p->host_in_dev, p->host_y_dev, B, err);
+        if (st == EA_OK) st = ea_cuda_sync(d->cu, err);
+        if (st == EA_OK) memcpy(y, p->host_y, (size_t)B * c->out_dim * sizeof(float));
+        return st;
+    }
     st = ea_cuda_put(d->cu, d->plan->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
-    if (st == EA_OK && B <= d->fused_max) st = ea__vcu_fused(d, B, err);
-    else if (st == EA_OK && (!d->graph || d->graph_batch != B)) {
+    if (st == EA_OK && (!d->graph || d->graph_batch != B)) {
         st = ea__vcu_capture(d, B, 0, 0.0f, &d->graph, err);
         d->graph_batch = st == EA_OK ? B : 0;
     }
-    if (st == EA_OK && B > d->fused_max)
+    if (st == EA_OK)
         st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)d->graph, EA_CU_STREAM(d->cu)), "launching the forward", err);
     if (st == EA_OK) st = ea_cuda_get(d->cu, y, d->plan->y, (size_t)B * c->out_dim, err);
     if (st == EA_OK) st = ea_cuda_sync(d->cu, err);

@@ -3,10 +3,10 @@
    Run: build/bench_cuda [--json] [--rows mha,mqa] ; bench/peers/torch_cuda_peer.py puts PyTorch beside it.
 
    tracker rows: seed 000's tracker (random weights: speed does not depend on them)
-     b1_ms         one frame pair from host memory to a host (x, y): copy in,
-                   run the fused forward kernel, copy out, wait (ea_vit_cuda_predict)
+     b1_ms         one frame pair from host memory to a host (x, y) by ea_vit_cuda_predict:
+                   the fused forward kernel, reading and writing mapped pinned memory
      b1_graph_ms   the same replaying the captured graph instead (fused_max 0)
-     b1_copies_ms  the copies in and out and the wait alone, no forward
+     b1_copies_ms  the graph path's copies in and out and the wait alone, no forward
      b1_eager_ms   the same with the ~40 kernels launched one by one
      b1024_fps     frames a second at batch 1024, input and output in host memory
      b1024_dev_fps the same with the input already on the device (the graph alone)
