@@ -1114,7 +1114,8 @@ typedef struct ea_vit_cuda {
     void *graph;            /* cudaGraphExec_t of the forward at graph_batch images */
     int graph_batch;
     int fused_max;          /* predict runs up to this many images as one fused kernel (set by init from
-                               what the GPU holds at once; 0: always the graph) */
+                               what the GPU holds at once; lower it to use the graph, 0: always;
+                               raising it above init's value changes nothing) */
 } ea_vit_cuda;
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err);
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d);
@@ -11769,7 +11770,7 @@ struct ea__vcu {
     ea__fz fz;
     ea__fz_layer fzL[EA_MAX_DEPTH];
     float *fz_w;
-    int fz_grid, fz_stale;
+    int fz_grid, fz_stale, fz_cap; /* fz_cap: the images init made room for (fused_max at most that) */
     float *host_in, *host_y;         /* pinned host memory mapped into the device (fused_max images) */
     float *host_in_dev, *host_y_dev; /* ... and the device's addresses of it */
 };
@@ -12241,7 +12242,7 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
         (st = ea__cuda_check(cudaHostGetDevicePointer((void **)&p->host_in_dev, p->host_in, 0), "mapping", err)) != EA_OK ||
         (st = ea__cuda_check(cudaHostGetDevicePointer((void **)&p->host_y_dev, p->host_y, 0), "mapping", err)) != EA_OK)
         return st;
-    d->fused_max = max;
+    d->fused_max = p->fz_cap = max;
     p->fz_stale = 1;
     return EA_OK;
 }
@@ -12444,7 +12445,7 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
     if (st != EA_OK) return st;
     if (!x || !y) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_predict: NULL images or outputs");
     c = &d->cfg;
-    if (B <= d->fused_max) { /* through mapped host memory: no copies to queue, the kernel reads and writes it */
+    if (B <= d->fused_max && B <= d->plan->fz_cap) { /* through mapped host memory: the kernel reads and writes it */
         struct ea__vcu *p = d->plan;
         memcpy(p->host_in, x, (size_t)B * c->in_chans * c->img_size * c->img_size * sizeof(float));
         st = ea__vcu_fused(d, p->host_in_dev, p->host_y_dev, B, err);

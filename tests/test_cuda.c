@@ -420,6 +420,10 @@ static void test_vit_cuda(const char *row, int causal, int B) {
               "%s: the fused forward differs between two calls", row);
         free(gf);
     }
+    d.fused_max = 1000; /* above what init made room for: batches past that still take the graph */
+    CHECK(ea_vit_cuda_predict(&d, x->data, gy, B, &err) == EA_OK && rel(gy, ge, (size_t)B * 2) < 1e-5,
+          "%s: fused_max raised past init's: %s", row, err.msg);
+    d.fused_max = fused;
     free(ge); free(gy);
     ea_vit_cuda_free(&d);
     ea_ctx_free(&ctx);
