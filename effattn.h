@@ -9843,9 +9843,10 @@ static ea_status ea__cu_colred(ea_cuda *cu, float *db, float *dw, const float *d
    as its C matrix, so the output is written once instead of written, read
    back and written again by a second kernel (at batch 1024 that pass was a
    sixth of the tracker's forward).  A cuBLAS handle serves as a cuBLASLt
-   handle; the call shares its workspace and stream. */
+   handle; the call shares its workspace and stream.  *done = 0 (and EA_OK)
+   when cuBLASLt has no algorithm for the shape: the caller takes SGEMM. */
 static ea_status ea__cu_lt_linear(ea_cuda *cu, float *out, size_t ldo, const float *inp, size_t ldi, const float *w,
-                                  const float *b, const float *res, int M, int K, int N, ea_error *err) {
+                                  const float *b, const float *res, int M, int K, int N, int *done, ea_error *err) {
     cublasLtHandle_t lt = (cublasLtHandle_t)cu->blas;
     cublasLtMatmulDesc_t op = NULL;
     cublasLtMatrixLayout_t la = NULL, lb = NULL, lc = NULL, ld = NULL;
@@ -9869,8 +9870,9 @@ static ea_status ea__cu_lt_linear(ea_cuda *cu, float *out, size_t ldo, const flo
     if (!e) e = cublasLtMatmulPreferenceCreate(&pref);
     if (!e) e = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
     if (!e) e = cublasLtMatmulAlgoGetHeuristic(lt, op, la, lb, lc, ld, pref, 1, &hr, &found);
-    if (!e && !found) e = CUBLAS_STATUS_NOT_SUPPORTED;
-    if (!e)
+    if (e == CUBLAS_STATUS_NOT_SUPPORTED) e = CUBLAS_STATUS_SUCCESS, found = 0; /* SGEMM then */
+    *done = !e && found;
+    if (*done)
         e = cublasLtMatmul(lt, op, &one, w, la, inp, lb, &beta, res ? res : out, lc, out, ld, &hr.algo, cu->blas_ws, ws,
                            EA_CU_STREAM(cu));
     if (pref) cublasLtMatmulPreferenceDestroy(pref);
@@ -9891,7 +9893,10 @@ static ea_status ea__cu_linear_act(ea_cuda *cu, float *out, size_t ldo, const fl
                                    ea_error *err) {
     const float one = 1.0f, zero = 0.0f;
     ea_status st;
-    if (!act && (!res || period == (size_t)M * N)) return ea__cu_lt_linear(cu, out, ldo, inp, ldi, w, b, res, M, K, N, err);
+    int done = 0;
+    if (!act && (!res || period == (size_t)M * N) &&
+        ((st = ea__cu_lt_linear(cu, out, ldo, inp, ldi, w, b, res, M, K, N, &done, err)) != EA_OK || done))
+        return st;
     st = ea__cublas_check(cublasSgemm((cublasHandle_t)cu->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, w, K, inp, (int)ldi,
                                       &zero, out, (int)ldo), "linear forward", err);
     if (st != EA_OK || (!b && !res && !act)) return st;
