@@ -9686,10 +9686,11 @@ EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err) {
 /* --- linear (7): cuBLAS, row-major seen as column-major ---------------------
    Row-major X[M, K] is column-major Xᵀ, so out = inp·wᵀ is outᵀ = w·inpᵀ:
    gemm(T, N) over (N, M, K), the leading dimensions being the row strides
-   (so an output may be a column range of a wider activation).  The
-   epilogue, one thread an output element, adds the bias and a residual, or
-   a position table that repeats every `period` values (a multiple of N):
-       out[r, c] += b[c] + res[(r·N + c) mod period].
+   (so an output may be a column range of a wider activation).  The bias
+   and a residual ride inside cuBLASLt's GEMM (ea__cu_lt_linear below); a
+   position table that repeats every `period` values (a multiple of N), or
+   a GELU, takes SGEMM and then the epilogue kernel:
+       out[r, c] += b[c] + res[(r·N + c) mod period]  (act = GELU(out)).
    Backward: dinpᵀ += wᵀ·doutᵀ, dwᵀ += inpᵀ·dout, db += column sums (one
    thread per column, rows in order: deterministic). */
 __device__ static float ea__gelu(float x) { return x * (0.5f * (1.0f + erff(x * 0.70710678f))); }
