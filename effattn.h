@@ -9696,9 +9696,11 @@ EA_API ea_status ea_cuda_sync(ea_cuda *cu, ea_error *err) {
 __device__ static float ea__gelu(float x) { return x * (0.5f * (1.0f + erff(x * 0.70710678f))); }
 
 /* 32 x 8 threads a block: a warp takes 32 neighbouring columns, the block
-   rows y, y + 8·gridDim.y, ...  (no division by N per element: at batch
-   1024 the 64-bit divisions of a flat index made this pass a third of the
-   forward); the residual repeats every prow rows (prow = period / N). */
+   rows y, y + 8·gridDim.y, ...  (no division by N per element: with a
+   flat index and 64-bit divisions this pass was a third of a batch-1024
+   forward under ncu, and this form took the tracker at batch 1024 from
+   405,700 to 457,500 frames/s on an H200); the residual repeats every prow
+   rows (prow = period / N). */
 __global__ static void ea__epilogue_k(float *out, size_t ldo, const float *b, const float *res, int prow, int M, int N,
                                       float *act) {
     int c = blockIdx.x * 32 + threadIdx.x, r;
@@ -9842,8 +9844,8 @@ static ea_status ea__cu_colred(ea_cuda *cu, float *db, float *dw, const float *d
 /* out = inp·wᵀ + b + res in one cuBLASLt call (res [M, N], rows N apart, or
    NULL): the bias rides in the GEMM's epilogue and the residual comes in
    as its C matrix, so the output is written once instead of written, read
-   back and written again by a second kernel (at batch 1024 that pass was a
-   sixth of the tracker's forward).  A cuBLAS handle serves as a cuBLASLt
+   back and written again by a second kernel (the tracker at batch 1024 on
+   an H200: 552,300 -> 617,300 frames/s).  A cuBLAS handle serves as a cuBLASLt
    handle; the call shares its workspace and stream.  *done = 0 (and EA_OK)
    when cuBLASLt has no algorithm for the shape: the caller takes SGEMM. */
 static ea_status ea__cu_lt_linear(ea_cuda *cu, float *out, size_t ldo, const float *inp, size_t ldi, const float *w,
@@ -11178,11 +11180,13 @@ static int ea__attn_x3_fits(ea_cuda *cu, const ea__cu_attn *a) {
 
 /* The short kernels when a block holds what they stage (48 KiB of shared
    memory: one head's K and V forward; a K/V head's, and its group's Q, dO,
-   lse and D backward) and dh <= 64; else the warp-a-row kernels.  Forward
-   heads wider than 32 go to ea__attn_fwd_rows_k when it fits: on an H200
-   (n 64, dh 64) it takes 37 µs for 8 heads and 63 µs for 256 where the team
-   kernel takes 43 and 104; at dh 16 and 12 the teams win (11 µs against 19
-   at 128 heads, 158 against 267 at 4,096). */
+   lse and D backward) and dh <= 64; else the warp-a-row kernels.  The
+   forward goes first to the tensor cores (3xTF32) when ea__attn_x3_fits;
+   failing that, heads wider than 32 go to ea__attn_fwd_rows_k when it
+   fits: on an H200 (n 64, dh 64; a one-off timing probe, not in bench/) it
+   took 37 µs for 8 heads and 63 µs for 256 where the team kernel took 43
+   and 104; at dh 16 and 12 the teams won (11 µs against 19 at 128 heads,
+   158 against 267 at 4,096). */
 static ea_status ea__attn_launch(ea_cuda *cu, const ea__cu_attn *a, int bwd, ea_error *err) {
     size_t G = bwd ? (size_t)(a->H / a->Hkv) : 1, n = (size_t)a->n, dh = (size_t)a->dh;
     size_t smem = (2 * n * dh + (bwd ? G * (2 * n * dh + 2 * n) : 0)) * sizeof(float);
@@ -11493,8 +11497,9 @@ __global__ static void ea__sum_batch_k(float *out, const float *d, int B, int n,
    than threads (fc2's 64 columns: 8 ranges of 32) and add the G partial
    sums in order.  The transposed copies are packed from the parameters
    before the first fused forward and again after any training step.  One
-   row a task measured fastest on the H200 (72 µs a tracker forward; two
-   rows 77, four 92: fewer blocks, each with more to do); it fits
+   row a task measured fastest on the H200 (a one-off timing probe, not in
+   bench/: 72 µs a tracker forward; two rows 77, four 92: fewer blocks,
+   each with more to do); it fits
    132 / 64 = 2 tracker images at once.  Every sum runs in a fixed order: the
    same bits every call, and the cuBLAS path's results up to rounding. */
 #define EA_CU_FZ_THREADS 512
