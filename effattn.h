@@ -1098,9 +1098,14 @@ EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, 
    ea_vit_cuda_predict takes host arrays and returns when y is written;
    it runs batches of up to fused_max images as one kernel (the whole
    forward in one cooperative launch that reads the images from, and writes
-   y to, pinned host memory mapped into the GPU: the least latency) and
-   larger ones by replaying the forward as a CUDA graph captured once per
-   batch size. */
+   y to, pinned host memory mapped into the GPU: the least latency).
+   Larger batches, and every ea_vit_cuda_forward, run as one kernel a block
+   an image (blockwise: the whole forward in the block's shared memory,
+   linear layers and attention on tensor cores in 3xTF32, ~1e-6 from the
+   fp32 kernels) where the model fits it (sm_80+, up to 96 tokens, dim up
+   to 128, heads up to 32 wide, widths multiples of 8: the tracker and seed
+   002's classifiers), else by the layer-by-layer kernels, which predict
+   replays as a CUDA graph captured once per batch size. */
 struct ea__vcu;
 typedef struct ea_vit_cuda {
     ea_cuda *cu;
@@ -1116,6 +1121,8 @@ typedef struct ea_vit_cuda {
     int fused_max;          /* predict runs up to this many images as one fused kernel (set by init from
                                what the GPU holds at once; lower it to use the graph, 0: always;
                                raising it above init's value changes nothing) */
+    int blockwise;          /* 1 (init's choice where the model fits): forward, and predict past fused_max,
+                               run as one kernel a block an image; 0: the layer-by-layer kernels */
 } ea_vit_cuda;
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err);
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d);
@@ -11508,6 +11515,7 @@ __global__ static void ea__sum_batch_k(float *out, const float *d, int B, int n,
 typedef struct ea__fz_layer { /* w*: transposed, [in, out]; bqkv: q, k, v's biases, one vector */
     const float *ln1_w, *ln1_b, *wqkv, *bqkv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
     float *qkv; /* [B·T, Wq]: the layer's Q, K and V rows */
+    const float4 *fqkv, *fo, *f1, *f2; /* the same weights as mma fragments (ea__fb_k below; NULL without it) */
 } ea__fz_layer;
 
 typedef struct ea__fz {
@@ -11517,6 +11525,11 @@ typedef struct ea__fz {
     const float *in, *patch_wt, *patch_b, *pos, *cls_tok, *norm_w, *norm_b, *head1_wt, *head1_b, *head2_wt, *head2_b;
     float *h, *lnf, *y;
     const ea__fz_layer *L; /* device memory, depth of them */
+    /* the block-an-image kernel (ea__fb_k): 16-row tiles, leading dimensions
+       of x, u and big, its shared memory in floats, the patch weights' fragments */
+    int mt, ldx, ldu, ldb;
+    size_t fb_smem;
+    const float4 *patch_f;
 } ea__fz;
 
 /* *dst = *src from global to shared memory, complete after ea__fz_landed:
@@ -11743,6 +11756,341 @@ __global__ static void __launch_bounds__(EA_CU_FZ_THREADS, 1) ea__fz_k(const __g
     }
 }
 
+/* --- the whole forward a block an image (larger batches) --------------------
+   Past what ea__fz_k holds at once, the layer-by-layer graph spends its
+   time writing every activation to memory and reading it back, ~40 kernels
+   a forward.  Yet an image's tokens meet no other image's: a block can
+   carry one image through every layer in shared memory (the residual x, a
+   norm's or the attention's output a, and the QKV or hidden rows big; 101
+   KiB for the tracker, two blocks an SM) with no grid barrier and no
+   activation leaving the SM.  Its linear layers and attention run on
+   tensor cores in 3xTF32 (the fp32 attention forward's scheme above): a
+   warp computes a strip of 8 or 16 output columns for all of the image's
+   rows (at most EA_CU_FB_MT tiles of 16), reading the weights as
+   fragments packed once (ea__frag_pack_k: each lane's two B values of a
+   k-step, already split into TF32 hi and lo parts: one 16-byte load) and
+   the rows from shared memory (leading dimensions 4 more than a multiple
+   of 8, so that a fragment's 32 reads meet 32 banks).  Attention is a warp
+   a head and 16 queries: the whole score row in registers (at most 80
+   keys), softmax, then P·V, with no online rescaling.  Padding rows (the
+   tokens past T in the last tile) are zero and stay zero: no step writes
+   them.  Every sum runs in a fixed order: the same bits every call. */
+#define EA_CU_FB_THREADS 256
+#define EA_CU_FB_MT 6    /* 16-row tiles an image at most: 96 tokens (4 or 6 of them: tasks take two) */
+#define EA_CU_FB_AHEAD 4 /* weight fragments (16 bytes a lane) a warp has in flight (a trip to L2 is ~0.5 µs) */
+
+/* x as TF32 hi and lo by truncation (the 3xTF32 split with its rounding
+   dropped, as CUTLASS's fast variant does): a mask, a subtraction and a
+   mask, ordinary integer and float instructions where cvt.rna is a
+   conversion, issued at a fraction of their rate; hi keeps 11 bits of x
+   and lo the next 11, ~2⁻²¹ of x lost (the products' error is ~1e-6).
+   The low 13 bits are cleared explicitly: a TF32 operand's layout is the
+   hardware's, so the kernels hand it proper TF32 values. */
+__device__ static inline void ea__tf32_split_fast(float x, unsigned *hi, unsigned *lo) {
+    *hi = __float_as_uint(x) & 0xffffe000u;
+    *lo = __float_as_uint(x - __uint_as_float(*hi)) & 0xffffe000u;
+}
+
+/* W [N, K] (row stride ldw) as mma B fragments: for n-tile j, k-step s and
+   lane l (g = l / 4, c = l % 4), dst[(j·K/8 + s)·32 + l] = (hi, hi, lo, lo)
+   of W[8j + g, 8s + c] and W[8j + g, 8s + c + 4]. */
+__global__ static void ea__frag_pack_k(float4 *dst, const float *W, int N, int K, int ldw) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x, l = i % 32, s = i / 32 % (K / 8), j = i / 32 / (K / 8);
+    unsigned h0, h1, l0, l1;
+    if (j >= N / 8) return;
+    ea__tf32_split<true>(W[(size_t)(8 * j + l / 4) * ldw + 8 * s + l % 4], &h0, &l0);
+    ea__tf32_split<true>(W[(size_t)(8 * j + l / 4) * ldw + 8 * s + l % 4 + 4], &h1, &l1);
+    dst[i] = make_float4(__uint_as_float(h0), __uint_as_float(h1), __uint_as_float(l0), __uint_as_float(l1));
+}
+
+/* out[r, n] = act(Σ_k in[r, k]·W[n, k] + b[n] + res[r, n]) for rows r < R
+   and n < N, K a multiple of 8: in, out (and res, which may be out itself:
+   a thread reads each element it then writes) in shared memory; w the
+   packed fragments; b and res optional (NULL).  A warp a task: two 16-row
+   tiles by NT n-tiles, the tasks of one strip of columns side by side (the
+   warps that share its weights read them at about the same time, the
+   second from L1).  Every tile is computed, padding too: no branch
+   between the products.  (Separate accumulators for the small products,
+   to shorten the chains of dependent mma, measured slower: they spill.) */
+template <int NT, int MT, bool GELU>
+__device__ static void ea__fb_linear_nt(float *out, int ldo, const float *in, int ldi, const float4 *__restrict__ w,
+                                        const float *b, const float *res, int ldr, int R, int K, int N) {
+    const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4, KS = K / 8, A = EA_CU_FB_AHEAD / NT;
+    int task, s0, u, i, j, hf, e;
+    for (task = (int)threadIdx.x / 32; task < N / (8 * NT) * (MT / 2); task += (int)blockDim.x / 32) {
+        const int strip = task / (MT / 2), m0 = 32 * (task % (MT / 2));
+        const float4 *wj[NT]; /* n-tile j's fragments of the next k-step to load */
+        float acc[2][NT][4], bias[NT][2];
+        float4 ring[EA_CU_FB_AHEAD / NT][NT]; /* k-steps s .. s + A - 1's fragments, in flight */
+#pragma unroll
+        for (i = 0; i < 2; i++)
+#pragma unroll
+            for (j = 0; j < NT; j++)
+#pragma unroll
+                for (u = 0; u < 4; u++) acc[i][j][u] = 0.0f;
+#pragma unroll
+        for (j = 0; j < NT; j++) wj[j] = w + ((size_t)strip * NT + j) * KS * 32 + lane;
+#pragma unroll
+        for (u = 0; u < A; u++)
+#pragma unroll
+            for (j = 0; j < NT; j++)
+                if (u < KS) ring[u][j] = __ldg(wj[j] + u * 32);
+        for (s0 = 0; s0 < KS; s0 += A) {
+#pragma unroll
+            for (u = 0; u < A; u++) {
+                int s = s0 + u;
+                if (s >= KS) break;
+#pragma unroll
+                for (i = 0; i < 2; i++) {
+                    const float *ar = in + (m0 + 16 * i + g) * ldi + 8 * s + c;
+                    unsigned ah[4], al[4];
+                    ea__tf32_split_fast(ar[0], &ah[0], &al[0]); /* rows g, g + 8; columns c, c + 4 */
+                    ea__tf32_split_fast(ar[8 * ldi], &ah[1], &al[1]);
+                    ea__tf32_split_fast(ar[4], &ah[2], &al[2]);
+                    ea__tf32_split_fast(ar[8 * ldi + 4], &ah[3], &al[3]);
+#pragma unroll
+                    for (j = 0; j < NT; j++) {
+                        unsigned h0 = __float_as_uint(ring[u][j].x), h1 = __float_as_uint(ring[u][j].y);
+                        ea__mma<true>(acc[i][j], al, h0, h1);
+                        ea__mma<true>(acc[i][j], ah, __float_as_uint(ring[u][j].z), __float_as_uint(ring[u][j].w));
+                        ea__mma<true>(acc[i][j], ah, h0, h1);
+                    }
+                }
+#pragma unroll
+                for (j = 0; j < NT; j++) { /* the slot is free: k-step s + A's loads into it (a constant offset) */
+                    if (s + A < KS) ring[u][j] = __ldg(wj[j] + A * 32);
+                    wj[j] += 32;
+                }
+            }
+        }
+#pragma unroll
+        for (j = 0; j < NT; j++)
+#pragma unroll
+            for (e = 0; e < 2; e++) bias[j][e] = b ? b[8 * (strip * NT + j) + 2 * c + e] : 0.0f;
+#pragma unroll
+        for (i = 0; i < 2; i++)
+#pragma unroll
+            for (hf = 0; hf < 2; hf++) {
+                int row = m0 + 16 * i + g + 8 * hf;
+                if (row >= R) continue;
+#pragma unroll
+                for (j = 0; j < NT; j++)
+#pragma unroll
+                    for (e = 0; e < 2; e++) {
+                        int col = 8 * (strip * NT + j) + 2 * c + e;
+                        float v = acc[i][j][2 * hf + e] + bias[j][e];
+                        if (res) v += res[row * ldr + col];
+                        out[row * ldo + col] = GELU ? ea__gelu(v) : v;
+                    }
+            }
+    }
+    __syncthreads();
+}
+
+/* Strips of two n-tiles where the columns pair up (every layer of the
+   tracker and the classifiers), else of one. */
+template <int MT>
+__device__ static __noinline__ void ea__fb_linear(float *out, int ldo, const float *in, int ldi, const float4 *__restrict__ w,
+                                                  const float *b, const float *res, int ldr, int R, int K, int N, int gelu) {
+    if (gelu && N % 16 == 0) ea__fb_linear_nt<2, MT, true>(out, ldo, in, ldi, w, b, res, ldr, R, K, N);
+    else if (gelu) ea__fb_linear_nt<1, MT, true>(out, ldo, in, ldi, w, b, res, ldr, R, K, N);
+    else if (N % 16 == 0) ea__fb_linear_nt<2, MT, false>(out, ldo, in, ldi, w, b, res, ldr, R, K, N);
+    else ea__fb_linear_nt<1, MT, false>(out, ldo, in, ldi, w, b, res, ldr, R, K, N);
+}
+
+/* Layer norm of rows r < T of x into out, a warp a row, as ea__cu_ln_row
+   computes it but with a lane's weights, biases and V values in registers
+   (D <= 32·V): one read of each from memory. */
+template <int V>
+__device__ static __noinline__ void ea__fb_ln(float *out, int ldo, const float *x, int ldx, const float *w, const float *b, int T,
+                                              int D) {
+    const int lane = threadIdx.x % 32;
+    float wv[V], bv[V], xv[V];
+    int r, v;
+#pragma unroll
+    for (v = 0; v < V; v++) {
+        int col = lane + 32 * v;
+        wv[v] = col < D && w ? w[col] : 1.0f;
+        bv[v] = col < D && b ? b[col] : 0.0f;
+    }
+    for (r = (int)threadIdx.x / 32; r < T; r += (int)blockDim.x / 32) {
+        float sum = 0.0f, sq = 0.0f, m, rs;
+#pragma unroll
+        for (v = 0; v < V; v++) {
+            xv[v] = lane + 32 * v < D ? x[r * ldx + lane + 32 * v] : 0.0f;
+            sum += xv[v];
+        }
+        m = ea__warp_sum(sum) / (float)D;
+#pragma unroll
+        for (v = 0; v < V; v++)
+            if (lane + 32 * v < D) sq += (xv[v] - m) * (xv[v] - m);
+        rs = rsqrtf(ea__warp_sum(sq) / (float)D + 1e-5f);
+#pragma unroll
+        for (v = 0; v < V; v++)
+            if (lane + 32 * v < D) out[r * ldo + lane + 32 * v] = (xv[v] - m) * rs * wv[v] + bv[v];
+    }
+    __syncthreads();
+}
+
+/* ea__fb_ln with as few values a lane as D needs (up to 128) */
+__device__ static void ea__fb_norm(float *out, int ldo, const float *x, int ldx, const float *w, const float *b, int T, int D) {
+    if (D <= 64) ea__fb_ln<2>(out, ldo, x, ldx, w, b, T, D);
+    else ea__fb_ln<4>(out, ldo, x, ldx, w, b, T, D);
+}
+
+/* Attention of one image from its Q, K and V rows in shared memory (qkv
+   [T, ld]: queries, then Hkv heads' keys, then values), into out [T, ldo]:
+   a warp a (head, 16-query tile).  Heads of width dh <= DH (a multiple of
+   4) are padded with zeros in Q's fragments, which cancels whatever K's
+   columns past dh hold (the next head's, or the zeroed row padding); V's
+   columns past dh only reach outputs that are not written. */
+template <int DH, int MT>
+__device__ static __noinline__ void ea__fb_attn(float *out, int ldo, const float *qkv, int ld, int T, int D, int H, int Hkv, int dh,
+                                                int causal, float scale2) {
+    const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4, mt = (T + 15) / 16;
+    int task, t, j, e, hf;
+    for (task = (int)threadIdx.x / 32; task < H * mt; task += (int)blockDim.x / 32) {
+        int h = task / mt, r0 = 16 * (task % mt), kc = D + h / (H / Hkv) * dh, vc = kc + Hkv * dh;
+        unsigned qh[DH / 8][4], ql[DH / 8][4];
+        float s[2 * MT][4], o[DH / 8][4], inv[2];
+#pragma unroll
+        for (t = 0; t < DH / 8; t++)
+#pragma unroll
+            for (e = 0; e < 4; e++) {
+                int row = r0 + g + 8 * (e & 1), col = 8 * t + c + 4 * (e >> 1);
+                ea__tf32_split_fast(col < dh ? qkv[row * ld + h * dh + col] : 0.0f, &qh[t][e], &ql[t][e]);
+            }
+#pragma unroll
+        for (j = 0; j < 2 * MT; j++) { /* S = Q·Kᵀ over key tiles of 8, the padding's too (masked below) */
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+#pragma unroll
+            for (t = 0; t < DH / 8; t++) {
+                const float *kr = qkv + (8 * j + g) * ld + kc + 8 * t + c;
+                unsigned h0, h1, l0, l1;
+                ea__tf32_split_fast(kr[0], &h0, &l0);
+                ea__tf32_split_fast(kr[4], &h1, &l1);
+                ea__mma_x3<true>(s[j], qh[t], ql[t], h0, h1, l0, l1);
+            }
+        }
+#pragma unroll
+        for (hf = 0; hf < 2; hf++) { /* softmax of rows r0 + g (hf 0) and r0 + g + 8, a row's 4 lanes together */
+            int row = r0 + g + 8 * hf;
+            float mx = -INFINITY, sum = 0.0f;
+#pragma unroll
+            for (j = 0; j < 2 * MT; j++)
+#pragma unroll
+                for (e = 0; e < 2; e++) {
+                    int key = 8 * j + 2 * c + e;
+                    if (key >= T || (causal && key > row)) s[j][2 * hf + e] = -INFINITY;
+                    mx = fmaxf(mx, s[j][2 * hf + e]);
+                }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+#pragma unroll
+            for (j = 0; j < 2 * MT; j++)
+#pragma unroll
+                for (e = 0; e < 2; e++) {
+                    float p = exp2f((s[j][2 * hf + e] - mx) * scale2);
+                    s[j][2 * hf + e] = p;
+                    sum += p;
+                }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+            inv[hf] = 1.0f / sum;
+        }
+#pragma unroll
+        for (t = 0; t < DH / 8; t++) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.0f;
+#pragma unroll
+        for (j = 0; j < 2 * MT; j++) { /* O += P·V, keys 8j + 2c, 8j + 2c + 1 as the fp32 forward takes them */
+            unsigned pa[4], pl[4];
+            const float *vr = qkv + (8 * j + 2 * c) * ld + vc + g;
+            ea__tf32_split_fast(s[j][0], &pa[0], &pl[0]);
+            ea__tf32_split_fast(s[j][2], &pa[1], &pl[1]);
+            ea__tf32_split_fast(s[j][1], &pa[2], &pl[2]);
+            ea__tf32_split_fast(s[j][3], &pa[3], &pl[3]);
+#pragma unroll
+            for (t = 0; t < DH / 8; t++) {
+                unsigned h0, h1, l0, l1;
+                ea__tf32_split_fast(vr[8 * t], &h0, &l0);
+                ea__tf32_split_fast(vr[ld + 8 * t], &h1, &l1);
+                ea__mma_x3<true>(o[t], pa, pl, h0, h1, l0, l1);
+            }
+        }
+#pragma unroll
+        for (hf = 0; hf < 2; hf++) {
+            int row = r0 + g + 8 * hf;
+            if (row >= T) continue;
+#pragma unroll
+            for (t = 0; t < DH / 8; t++)
+                if (8 * t + 2 * c < dh) {
+                    out[row * ldo + h * dh + 8 * t + 2 * c] = o[t][2 * hf] * inv[hf];
+                    out[row * ldo + h * dh + 8 * t + 2 * c + 1] = o[t][2 * hf + 1] * inv[hf];
+                }
+        }
+    }
+    __syncthreads();
+}
+
+template <int DH, int MT> __global__ static void __launch_bounds__(EA_CU_FB_THREADS, 2) ea__fb_k(const __grid_constant__ ea__fz a, int B) {
+    extern __shared__ __align__(16) float sm[];
+    const int nt = (int)blockDim.x, t = (int)threadIdx.x, D = a.D, T = a.T;
+    float *x = sm, *u = x + 16 * a.mt * a.ldx, *big = u + 16 * a.mt * a.ldu; /* [16·mt, ld] each */
+    int img = (int)blockIdx.x, l, e;
+    if (img >= B) return;
+    for (e = t; e < (int)a.fb_smem; e += nt) sm[e] = 0.0f; /* the padding rows and columns, once */
+    __syncthreads();
+    for (e = t; e < T * a.P; e += nt) { /* the patches as rows of u (the class token's row stays 0) */
+        int patch = e / a.P - a.cls;
+        if (patch >= 0) u[(e / a.P) * a.ldu + e % a.P] = a.in[ea__cu_patch_idx(img, patch, e % a.P, a.chans, a.img, a.patch)];
+    }
+    __syncthreads();
+    ea__fb_linear<MT>(x, a.ldx, u, a.ldu, a.patch_f, a.patch_b, a.pos, D, T, a.P, D, 0);
+    if (a.cls) {
+        for (e = t; e < D; e += nt) x[e] = a.cls_tok[e] + a.pos[e];
+        __syncthreads();
+    }
+    for (l = 0; l < a.depth; l++) {
+        const ea__fz_layer *L = a.L + l;
+        ea__fb_norm(u, a.ldu, x, a.ldx, L->ln1_w, L->ln1_b, T, D);
+        ea__fb_linear<MT>(big, a.ldb, u, a.ldu, L->fqkv, L->bqkv, NULL, 0, T, D, a.Wq, 0);
+        ea__fb_attn<DH, MT>(u, a.ldu, big, a.ldb, T, D, a.H, a.Hkv, a.dh, a.causal, a.scale * 1.44269504f);
+        ea__fb_linear<MT>(x, a.ldx, u, a.ldu, L->fo, L->bo, x, a.ldx, T, D, D, 0);
+        ea__fb_norm(u, a.ldu, x, a.ldx, L->ln2_w, L->ln2_b, T, D);
+        ea__fb_linear<MT>(big, a.ldb, u, a.ldu, L->f1, L->b1, NULL, 0, T, D, a.hidden, 1);
+        ea__fb_linear<MT>(x, a.ldx, big, a.ldb, L->f2, L->b2, x, a.ldx, T, a.hidden, D, 0);
+    }
+    ea__fb_norm(u, a.ldu, x, a.ldx, a.norm_w, a.norm_b, T, D);
+    { /* pooling (the class token's row, or the mean in G partial sums over token ranges, added in order) and the head */
+        int n1 = a.head_hidden ? a.head_hidden : a.out_dim, G = nt / D > 1 ? nt / D : 1;
+        float *pool = big, *hid = pool + D, *part = hid + n1;
+        for (e = t; e < G * D; e += nt) {
+            int g = e / D, tt;
+            float sum = 0.0f;
+            for (tt = T * g / G; tt < T * (g + 1) / G; tt++) sum += u[tt * a.ldu + e % D];
+            part[e] = sum;
+        }
+        __syncthreads();
+        for (e = t; e < D; e += nt) {
+            float sum = 0.0f;
+            int g;
+            for (g = 0; g < G; g++) sum += part[g * D + e];
+            pool[e] = a.cls ? u[e] : sum / (float)T;
+        }
+        __syncthreads();
+        ea__fz_linear(a.head_hidden ? hid : a.y + (size_t)img * a.out_dim, n1, pool, D, a.head1_wt, a.head1_b, NULL, 0, 1, D, n1,
+                      a.head_hidden != 0, part);
+        if (a.head_hidden)
+            ea__fz_linear(a.y + (size_t)img * a.out_dim, a.out_dim, hid, a.head_hidden, a.head2_wt, a.head2_b, NULL, 0, 1,
+                          a.head_hidden, a.out_dim, 0, part);
+    }
+}
+
+/* ea__fb_k for heads up to dh wide and mt tiles of rows (4 or 6) */
+static const void *ea__fb_kernel(int dh, int mt) {
+    if (dh <= 16) return mt <= 4 ? (const void *)ea__fb_k<16, 4> : (const void *)ea__fb_k<16, 6>;
+    return mt <= 4 ? (const void *)ea__fb_k<32, 4> : (const void *)ea__fb_k<32, 6>;
+}
+
 /* dst[k, n] (leading dimension ldd) = src[n, k]: a weight [N, K] transposed */
 __global__ static void ea__transpose_k(float *dst, int ldd, const float *src, int N, int K) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -11782,6 +12130,7 @@ struct ea__vcu {
     ea__fz_layer fzL[EA_MAX_DEPTH];
     float *fz_w;
     int fz_grid, fz_stale, fz_cap; /* fz_cap: the images init made room for (fused_max at most that) */
+    int fb_ok;                     /* the model fits ea__fb_k (blockwise at most that) */
     float *host_in, *host_y;         /* pinned host memory mapped into the device (fused_max images) */
     float *host_in_dev, *host_y_dev; /* ... and the device's addresses of it */
 };
@@ -12183,9 +12532,9 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
     ea__fz *a = &p->fz;
     const size_t R = EA_CU_FZ_ROWS;
     int i, kvw = p->Hkv * p->dh, n1 = p->head_hidden ? p->head_hidden : d->cfg.out_dim, coop = 0, optin = 0, sms = 0, occ = 0;
-    int tasks = (p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS, max;
+    int tasks = (p->T + EA_CU_FZ_ROWS - 1) / EA_CU_FZ_ROWS, max = 0, major = 0, ptx = 0, fused, fb;
     size_t n_in, at = 0, layer = (size_t)p->D * p->Wq + p->Wq + (size_t)p->D * p->D + 2 * (size_t)p->D * p->hidden;
-    size_t table = (d->cfg.depth * sizeof(ea__fz_layer) + 255) / 256 * 64;
+    size_t table = (d->cfg.depth * sizeof(ea__fz_layer) + 255) / 256 * 64, frags = 0;
     ea_status st;
     float *w;
     memset(a, 0, sizeof *a);
@@ -12206,25 +12555,53 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
     a->o_vec = at; /* a stage's vectors: the embedding's, a layer's or the head's biases */
     at += ea__fz_max3((R + 4) * p->D + p->Wq, 6 * (size_t)p->D + p->hidden + p->Wq, (size_t)n1 + d->cfg.out_dim);
     a->smem = at;
+    a->mt = (p->T + 15) / 16 <= 4 ? 4 : 6; /* ea__fb_k: x [mt·16, D], u [.., max(D, P)], big [.., max(Wq, hidden)], rows padded by 4 */
+    a->ldx = p->D + 4;
+    a->ldu = (p->D > p->P ? p->D : p->P) + 4;
+    a->ldb = (p->Wq > p->hidden ? p->Wq : p->hidden) + 4;
+    a->fb_smem = 16 * (size_t)a->mt * (a->ldx + a->ldu + a->ldb);
     d->fused_max = 0;
+    d->blockwise = 0;
     if ((st = ea__cuda_check(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, d->cu->device), "fused forward", err)) ||
         (st = ea__cuda_check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, d->cu->device),
                              "fused forward", err)) ||
         (st = ea__cuda_check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, d->cu->device), "fused forward", err)))
         return st;
-    if (!coop || a->smem * sizeof(float) > (size_t)optin) return EA_OK;
-    if ((st = ea__cuda_check(cudaFuncSetAttribute((const void *)ea__fz_k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                  (int)(a->smem * sizeof(float))), "fused forward", err)) ||
-        (st = ea__cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, ea__fz_k, EA_CU_FZ_THREADS,
-                                                                          a->smem * sizeof(float)), "fused forward", err)))
+    fused = coop && a->smem * sizeof(float) <= (size_t)optin;
+    if (fused && ((st = ea__cuda_check(cudaFuncSetAttribute((const void *)ea__fz_k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                            (int)(a->smem * sizeof(float))), "fused forward", err)) ||
+                  (st = ea__cuda_check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, ea__fz_k, EA_CU_FZ_THREADS,
+                                                                                    a->smem * sizeof(float)), "fused forward", err))))
         return st;
     p->fz_grid = occ * sms;
-    if (p->fz_grid / tasks < 1) return EA_OK;
-    if ((st = ea_cuda_alloc(d->cu, &p->fz_w, d->cfg.depth * layer + (size_t)p->P * p->D + (size_t)p->D * n1 +
-                                                 (size_t)p->head_hidden * d->cfg.out_dim + table, err)) != EA_OK)
+    fused = fused && p->fz_grid / tasks >= 1;
+    /* ea__fb_k: tensor cores, at most EA_CU_FB_MT tiles of rows, widths in
+       whole k-steps and n-tiles, heads up to 32 wide, and room in big for
+       the head's pooled row, hidden row and partial sums */
+    fb = ea__tc_arch(d->cu, &major, &ptx) && p->T <= 16 * EA_CU_FB_MT && p->D % 8 == 0 && p->P % 8 == 0 && p->Wq % 8 == 0 &&
+         p->hidden % 8 == 0 && p->dh % 4 == 0 && p->dh <= 32 && p->D <= 128 && a->fb_smem * sizeof(float) <= (size_t)optin &&
+         (size_t)p->D + n1 + EA_CU_FB_THREADS <= 16 * (size_t)a->mt * a->ldb;
+    if (fb && (st = ea__cuda_check(cudaFuncSetAttribute(ea__fb_kernel(p->dh, a->mt), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                        (int)(a->fb_smem * sizeof(float))), "block-an-image forward", err)))
+        return st;
+    if (!fused && !fb) return EA_OK;
+    if (fb) frags = 2 * ((size_t)d->cfg.depth * (layer - p->Wq) + (size_t)p->P * p->D); /* two floats a weight: hi, lo */
+    if ((st = ea_cuda_alloc(d->cu, &p->fz_w, table + frags + d->cfg.depth * layer + (size_t)p->P * p->D + (size_t)p->D * n1 +
+                                                 (size_t)p->head_hidden * d->cfg.out_dim, err)) != EA_OK)
         return st;
     a->L = (const ea__fz_layer *)p->fz_w;
-    w = p->fz_w + table;
+    w = p->fz_w + table; /* fragments first: 16-byte aligned */
+    for (i = 0; fb && i < d->cfg.depth; i++) {
+        ea__fz_layer *L = &p->fzL[i];
+        L->fqkv = (const float4 *)w; w += 2 * (size_t)p->D * p->Wq;
+        L->fo = (const float4 *)w; w += 2 * (size_t)p->D * p->D;
+        L->f1 = (const float4 *)w; w += 2 * (size_t)p->D * p->hidden;
+        L->f2 = (const float4 *)w; w += 2 * (size_t)p->D * p->hidden;
+    }
+    if (fb) {
+        a->patch_f = (const float4 *)w;
+        w += 2 * (size_t)p->P * p->D;
+    }
     for (i = 0; i < d->cfg.depth; i++) {
         const ea__vcu_block *B = &p->L[i];
         ea__fz_layer *L = &p->fzL[i];
@@ -12244,6 +12621,9 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
     a->patch_b = p->patch_b; a->pos = p->pos; a->cls_tok = p->cls; a->norm_w = p->norm_w; a->norm_b = p->norm_b;
     a->head1_b = p->head1_b; a->head2_b = p->head2_b;
     if ((st = ea_cuda_put_bytes(d->cu, p->fz_w, p->fzL, d->cfg.depth * sizeof(ea__fz_layer), err)) != EA_OK) return st;
+    p->fz_stale = 1;
+    p->fb_ok = d->blockwise = fb;
+    if (!fused) return EA_OK;
     n_in = (size_t)d->cfg.in_chans * d->cfg.img_size * d->cfg.img_size;
     max = p->fz_grid / tasks < d->max_batch ? p->fz_grid / tasks : d->max_batch;
     if ((st = ea__cuda_check(cudaHostAlloc((void **)&p->host_in, (size_t)max * n_in * sizeof(float), cudaHostAllocMapped),
@@ -12254,7 +12634,6 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
         (st = ea__cuda_check(cudaHostGetDevicePointer((void **)&p->host_y_dev, p->host_y, 0), "mapping", err)) != EA_OK)
         return st;
     d->fused_max = p->fz_cap = max;
-    p->fz_stale = 1;
     return EA_OK;
 }
 
@@ -12262,6 +12641,12 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
 static ea_status ea__vcu_tr(cudaStream_t s, float *dst, int ldd, const float *src, int N, int K, ea_error *err) {
     ea__transpose_k<<<ea__blocks((size_t)N * K, 256), 256, 0, s>>>(dst, ldd, src, N, K);
     return ea__launched("packing the fused forward's weights", err);
+}
+
+/* A weight [N, K] as ea__fb_k's fragments */
+static ea_status ea__vcu_frags(cudaStream_t s, float4 *dst, const float *src, int N, int K, ea_error *err) {
+    ea__frag_pack_k<<<ea__blocks((size_t)N * K / 2, 256), 256, 0, s>>>(dst, src, N, K, K);
+    return ea__launched("packing the block-an-image forward's weights", err);
 }
 
 /* n biases to dst (zeros for a layer without them) */
@@ -12291,6 +12676,19 @@ static ea_status ea__vcu_pack(ea_vit_cuda *d, ea_error *err) {
         if (st == EA_OK) st = ea__vcu_tr(s, (float *)L->w1, p->hidden, B->w1, p->hidden, D, err);
         if (st == EA_OK) st = ea__vcu_tr(s, (float *)L->w2, D, B->w2, D, p->hidden, err);
     }
+    for (i = 0; i < d->cfg.depth && st == EA_OK && p->fb_ok; i++) { /* ea__fb_k's fragments */
+        const ea__vcu_block *B = &p->L[i];
+        ea__fz_layer *L = &p->fzL[i];
+        float4 *fq = (float4 *)L->fqkv;
+        size_t ks = (size_t)D / 8 * 32; /* float4s an n-tile of 8 outputs over D inputs */
+        st = ea__vcu_frags(s, fq, B->wq, p->merged ? p->Wq : D, D, err);
+        if (st == EA_OK && !p->merged) st = ea__vcu_frags(s, fq + D / 8 * ks, B->wk, kvw, D, err);
+        if (st == EA_OK && !p->merged) st = ea__vcu_frags(s, fq + (D + kvw) / 8 * ks, B->wv, kvw, D, err);
+        if (st == EA_OK) st = ea__vcu_frags(s, (float4 *)L->fo, B->wo, D, D, err);
+        if (st == EA_OK) st = ea__vcu_frags(s, (float4 *)L->f1, B->w1, p->hidden, D, err);
+        if (st == EA_OK) st = ea__vcu_frags(s, (float4 *)L->f2, B->w2, D, p->hidden, err);
+    }
+    if (st == EA_OK && p->fb_ok) st = ea__vcu_frags(s, (float4 *)p->fz.patch_f, p->patch_w, D, p->P, err);
     if (st == EA_OK) st = ea__vcu_tr(s, (float *)p->fz.patch_wt, D, p->patch_w, D, p->P, err);
     if (st == EA_OK) st = ea__vcu_tr(s, (float *)p->fz.head1_wt, n1, p->head1_w, n1, D, err);
     if (st == EA_OK && p->head_hidden)
@@ -12315,6 +12713,22 @@ static ea_status ea__vcu_fused(ea_vit_cuda *d, const float *in, float *y, int B,
     return ea__cuda_check(cudaLaunchCooperativeKernel((const void *)ea__fz_k, tasks < p->fz_grid ? tasks : p->fz_grid,
                                                       EA_CU_FZ_THREADS, args, p->fz.smem * sizeof(float), EA_CU_STREAM(d->cu)),
                           "the fused forward", err);
+}
+
+/* The forward of B images a block an image (ea__fb_k), from in to y. */
+static ea_status ea__vcu_blockwise(ea_vit_cuda *d, const float *in, float *y, int B, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    ea__fz f = p->fz;
+    ea_status st = p->fz_stale ? ea__vcu_pack(d, err) : EA_OK;
+    cudaStream_t s = EA_CU_STREAM(d->cu);
+    if (st != EA_OK) return st;
+    f.in = in;
+    f.y = y;
+    void *args[2];
+    args[0] = &f;
+    args[1] = &B;
+    return ea__cuda_check(cudaLaunchKernel(ea__fb_kernel(p->dh, f.mt), dim3((unsigned)B), dim3(EA_CU_FB_THREADS), args,
+                                           f.fb_smem * sizeof(float), s), "the block-an-image forward", err);
 }
 
 extern "C" {
@@ -12447,7 +12861,8 @@ static ea_status ea__vcu_batch(const ea_vit_cuda *d, int B, const char *what, ea
 
 EA_API ea_status ea_vit_cuda_forward(ea_vit_cuda *d, int B, ea_error *err) {
     ea_status st = ea__vcu_batch(d, B, "vit_cuda_forward", err);
-    return st != EA_OK ? st : ea__vcu_forward(d, B, err);
+    if (st != EA_OK) return st;
+    return d->blockwise && d->plan->fb_ok ? ea__vcu_blockwise(d, d->plan->in, d->plan->y, B, err) : ea__vcu_forward(d, B, err);
 }
 
 EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, int B, ea_error *err) {
@@ -12465,6 +12880,11 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
         return st;
     }
     st = ea_cuda_put(d->cu, d->plan->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
+    if (st == EA_OK && d->blockwise && d->plan->fb_ok) {
+        st = ea__vcu_blockwise(d, d->plan->in, d->plan->y, B, err);
+        if (st == EA_OK) st = ea_cuda_get(d->cu, y, d->plan->y, (size_t)B * c->out_dim, err);
+        return st == EA_OK ? ea_cuda_sync(d->cu, err) : st;
+    }
     if (st == EA_OK && (!d->graph || d->graph_batch != B)) {
         st = ea__vcu_capture(d, B, 0, 0.0f, &d->graph, err);
         d->graph_batch = st == EA_OK ? B : 0;

@@ -5,11 +5,12 @@
    tracker rows: seed 000's tracker (random weights: speed does not depend on them)
      b1_ms         one frame pair from host memory to a host (x, y) by ea_vit_cuda_predict:
                    the fused forward kernel, reading and writing mapped pinned memory
-     b1_graph_ms   the same replaying the captured graph instead (fused_max 0)
+     b1_graph_ms   the same replaying the captured graph instead (fused_max 0, blockwise 0)
      b1_copies_ms  the graph path's copies in and out and the wait alone, no forward
      b1_eager_ms   the same with the ~40 kernels launched one by one
-     b1024_fps     frames a second at batch 1024, input and output in host memory
-     b1024_dev_fps the same with the input already on the device (the graph alone)
+     b1024_fps     frames a second at batch 1024, input and output in host memory (a block an image)
+     b1024_dev_fps the same with the input already on the device (the kernel alone)
+     b1024_graph_fps, b1024_graph_dev_fps  the same two through the layer-by-layer graph (blockwise 0)
      train32_ms    one AdamW training step at batch 32 (clip 1) from host arrays,
                    its loss read back (what track --device cuda does every step)
    attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32 (the forward in 3xTF32 on tensor cores), B 4, H 8, dh 64,
@@ -56,8 +57,8 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     ea_rng rng;
     const int big = 1024;
     float *x = (float *)malloc((size_t)big * 2048 * sizeof(float)), *y = (float *)malloc((size_t)big * 2 * sizeof(float));
-    double b1, b1g, b1c, b1e, bb, bd, tr;
-    int fused;
+    double b1, b1g, b1c, b1e, bb, bd, gb, gd, tr;
+    int fused, blockwise;
     ea_adamw opt;
     float t[64], loss;
     size_t i;
@@ -68,7 +69,9 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     if (ea_vit_cuda_init(&d, cu, &m, big, &err) != EA_OK) die("placing the model", &err);
     MEDIAN(b1, 200, 201, if (ea_vit_cuda_predict(&d, x, y, 1, &err) != EA_OK) die("predict", &err));
     fused = d.fused_max;
+    blockwise = d.blockwise;
     d.fused_max = 0;
+    d.blockwise = 0;
     MEDIAN(b1g, 200, 201, if (ea_vit_cuda_predict(&d, x, y, 1, &err) != EA_OK) die("predict", &err));
     d.fused_max = fused;
     MEDIAN(b1c, 200, 201, {
@@ -82,9 +85,15 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
         ea_cuda_get(cu, y, ea_vit_cuda_output(&d), 2, &err);
         ea_cuda_sync(cu, &err);
     });
+    MEDIAN(gb, 5, 31, if (ea_vit_cuda_predict(&d, x, y, big, &err) != EA_OK) die("predict", &err));
+    MEDIAN(gd, 5, 31, {
+        cudaGraphLaunch((cudaGraphExec_t)d.graph, (cudaStream_t)cu->stream);
+        ea_cuda_sync(cu, &err);
+    });
+    d.blockwise = blockwise;
     MEDIAN(bb, 5, 31, if (ea_vit_cuda_predict(&d, x, y, big, &err) != EA_OK) die("predict", &err));
     MEDIAN(bd, 5, 31, {
-        cudaGraphLaunch((cudaGraphExec_t)d.graph, (cudaStream_t)cu->stream);
+        if (ea_vit_cuda_forward(&d, big, &err) != EA_OK) die("forward", &err);
         ea_cuda_sync(cu, &err);
     });
     for (i = 0; i < 64; i++) t[i] = ea_rng_range(&rng, 4.0f, 28.0f);
@@ -92,12 +101,14 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     MEDIAN(tr, 20, 201, if (ea_vit_cuda_train_step(&d, x, t, 32, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err));
     if (json)
         printf("{\"group\": \"tracker\", \"attn\": \"%s\", \"b1_ms\": %.5f, \"b1_graph_ms\": %.5f, \"b1_copies_ms\": %.5f, "
-               "\"b1_eager_ms\": %.5f, \"b1024_fps\": %.0f, \"b1024_dev_fps\": %.0f, \"train32_ms\": %.5f}\n", row, b1 * 1e3,
-               b1g * 1e3, b1c * 1e3, b1e * 1e3, big / bb, big / bd, tr * 1e3);
+               "\"b1_eager_ms\": %.5f, \"b1024_fps\": %.0f, \"b1024_dev_fps\": %.0f, \"b1024_graph_fps\": %.0f, "
+               "\"b1024_graph_dev_fps\": %.0f, \"blockwise\": %d, \"train32_ms\": %.5f}\n", row, b1 * 1e3, b1g * 1e3, b1c * 1e3,
+               b1e * 1e3, big / bb, big / bd, big / gb, big / gd, blockwise, tr * 1e3);
     else
         printf("tracker %-4s batch 1: %.4f ms (fused kernel), %.4f ms (graph), %.4f ms (eager), %.4f ms of it the copies; "
-               "batch %d: %.0f frames/s (%.0f with the input on the device); training step at batch 32: %.4f ms\n", row,
-               b1 * 1e3, b1g * 1e3, b1e * 1e3, b1c * 1e3, big, big / bb, big / bd, tr * 1e3);
+               "batch %d: %.0f frames/s (%.0f with the input on the device) %s, %.0f (%.0f) through the graph; "
+               "training step at batch 32: %.4f ms\n", row, b1 * 1e3, b1g * 1e3, b1e * 1e3, b1c * 1e3, big, big / bb, big / bd,
+               blockwise ? "a block an image" : "(blockwise off: the graph)", big / gb, big / gd, tr * 1e3);
     ea_vit_cuda_free(&d);
     ea_vit_free(&m);
     free(x);
@@ -176,14 +187,16 @@ static void bench_attention(ea_cuda *cu, int n, int kind, int json) {
 int main(int argc, char **argv) {
     ea_cuda cu;
     ea_error err;
-    int json = 0, i, n;
+    int json = 0, i, n, tracker_only = 0;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--profile")) json = -1;
+        else if (!strcmp(argv[i], "--tracker")) tracker_only = 1;
         else {
-            fprintf(stderr, "usage: bench_cuda [--json | --profile]\n"
+            fprintf(stderr, "usage: bench_cuda [--json | --profile] [--tracker]\n"
                             "  --profile: two training steps of the mha tracker at batch 32 and nothing else,\n"
-                            "             to run under ncu (its per-kernel times show where a step goes)\n");
+                            "             to run under ncu (its per-kernel times show where a step goes)\n"
+                            "  --tracker: the tracker rows only\n");
             return 2;
         }
     }
@@ -207,6 +220,10 @@ int main(int argc, char **argv) {
     }
     bench_tracker(&cu, "mha", json);
     bench_tracker(&cu, "mqa", json);
+    if (tracker_only) {
+        ea_cuda_free(&cu);
+        return 0;
+    }
     for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, ATT_FP32, json);
     for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_TF32, json);
     for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_BF16, json);

@@ -371,7 +371,7 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     ea_tensor *x, *y;
     float *ge, *e1, *gy = (float *)malloc((size_t)B * 2 * sizeof(float)), g1[2];
     size_t i;
-    int fused;
+    int fused, blockwise, dh;
     ea_tracker_config_default(&cfg, row);
     cfg.causal = causal;
     if (ea_vit_init(&m, &cfg, 7, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); free(gy); return; }
@@ -382,9 +382,12 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     for (i = 0; i < x->size; i++) x->data[i] = ea_rng_uniform(&g_rng);
     y = ea_vit_forward(&ctx, &m, x);
     if (ea_vit_cuda_init(&d, &g_cu, &m, B + 3, &err) != EA_OK) { CHECK(0, "%s: %s", row, err.msg); ea_ctx_free(&ctx); free(gy); ea_vit_free(&m); return; }
+    dh = m.blocks[0].attn.head_dim; /* up to 32: a block an image */
     ea_vit_free(&m); /* the device model keeps nothing of the host's */
     fused = d.fused_max;
-    d.fused_max = 0; /* the graph first */
+    blockwise = d.blockwise;
+    d.fused_max = 0; /* the layer-by-layer kernels and the graph first */
+    d.blockwise = 0;
     ea_cuda_put(&g_cu, ea_vit_cuda_input(&d), x->data, x->size, &err);
     CHECK(ea_vit_cuda_forward(&d, B, &err) == EA_OK, "%s", err.msg);
     ge = back(ea_vit_cuda_output(&d), (size_t)B * 2);
@@ -424,6 +427,24 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     CHECK(ea_vit_cuda_predict(&d, x->data, gy, B, &err) == EA_OK && rel(gy, ge, (size_t)B * 2) < 1e-5,
           "%s: fused_max raised past init's: %s", row, err.msg);
     d.fused_max = fused;
+    /* a block an image: predict past fused_max and forward, the same bits each way and every call */
+    d.blockwise = blockwise;
+    CHECK(blockwise == (dh <= 32), "%s: blockwise %d with heads %d wide", row, blockwise, dh);
+    if (blockwise) {
+        size_t n = (size_t)B * 2;
+        float *gb = (float *)malloc(n * sizeof(float)), *gf;
+        CHECK(ea_vit_cuda_predict(&d, x->data, gb, B, &err) == EA_OK, "%s", err.msg);
+        CHECK(rel(gb, y->data, n) < 1e-4 && rel(gb, ge, n) < 1e-5, "%s: a block an image at batch %d against the CPU %.2g, the graph %.2g",
+              row, B, rel(gb, y->data, n), rel(gb, ge, n));
+        printf("  vit %s%s, batch %d, a block an image: rel. error against the CPU %.1e, against the graph %.1e\n", row,
+               causal ? " causal" : "", B, rel(gb, y->data, n), rel(gb, ge, n));
+        ea_cuda_put(&g_cu, ea_vit_cuda_input(&d), x->data, x->size, &err);
+        CHECK(ea_vit_cuda_forward(&d, B, &err) == EA_OK, "%s", err.msg);
+        gf = back(ea_vit_cuda_output(&d), n);
+        CHECK(!memcmp(gf, gb, n * sizeof(float)), "%s: forward and predict a block an image differ", row);
+        free(gf);
+        free(gb);
+    }
     free(ge); free(gy);
     ea_vit_cuda_free(&d);
     ea_ctx_free(&ctx);
@@ -431,7 +452,8 @@ static void test_vit_cuda(const char *row, int causal, int B) {
 
 /* Seed 000's PyTorch-trained trackers on the GPU: the same 100 videos and
    mean errors as test_main's seed000 group (PyTorch's figures). */
-static void test_seed000_cuda(const char *row, double expect, int fused) {
+/* mode 0: the graph at batch 49; 1: the fused kernel a pair at a time; 2: a block an image at batch 49 */
+static void test_seed000_cuda(const char *row, double expect, int mode) {
     char path[256];
     ea_vit_config cfg;
     ea_vit m;
@@ -454,13 +476,15 @@ static void test_seed000_cuda(const char *row, double expect, int fused) {
     CHECK(ea_st_read(&st, "videos", frames, (size_t)V * T * 1024, &err) == EA_OK, "%s", err.msg);
     CHECK(ea_st_read(&st, "positions", pos, (size_t)V * T * 2, &err) == EA_OK, "%s", err.msg);
     ea_st_close(&st);
-    CHECK(ea_vit_cuda_init(&d, &g_cu, &m, T - 1, &err) == EA_OK && (!fused || d.fused_max >= 1), "%s", err.msg);
+    CHECK(ea_vit_cuda_init(&d, &g_cu, &m, T - 1, &err) == EA_OK && (mode != 1 || d.fused_max >= 1) && (mode != 2 || d.blockwise),
+          "%s", err.msg);
+    if (mode == 0) d.blockwise = 0;
     for (v = 0; v < V && d.plan; v++) {
         for (t = 0; t < T - 1; t++) memcpy(x + (size_t)t * 2048, frames + ((size_t)v * T + t) * 1024, 2048 * 4);
-        if (!fused && ea_vit_cuda_predict(&d, x, y, T - 1, &err) != EA_OK) break;
-        for (t = 0; fused && t < T - 1; t++) /* a pair at a time, as a robot would */
+        if (mode != 1 && ea_vit_cuda_predict(&d, x, y, T - 1, &err) != EA_OK) break;
+        for (t = 0; mode == 1 && t < T - 1; t++) /* a pair at a time, as a robot would */
             if (ea_vit_cuda_predict(&d, x + (size_t)t * 2048, y + 2 * t, 1, &err) != EA_OK) break;
-        if (fused && t < T - 1) break;
+        if (mode == 1 && t < T - 1) break;
         for (t = 0; t < T - 1; t++) {
             const float *g = pos + ((size_t)v * T + t + 1) * 2;
             double dx = y[2 * t] - g[0], dy = y[2 * t + 1] - g[1], e = sqrt(dx * dx + dy * dy);
@@ -473,7 +497,8 @@ static void test_seed000_cuda(const char *row, double expect, int fused) {
     CHECK(n && fabs(sum / n - expect) < 1e-4 && within == n, "%s on the GPU: mean error %.6f px, PyTorch %.6f; %d of %d within 2 px",
           row, n ? sum / n : 0.0, expect, within, n);
     printf("  seed 000 %s on the GPU (%s): mean error %.6f px (PyTorch %.6f), %d of %d within 2 px\n", row,
-           fused ? "fused kernel, batch 1" : "graph, batch 49", n ? sum / n : 0.0, expect, within, n);
+           mode == 1 ? "fused kernel, batch 1" : mode == 2 ? "a block an image, batch 49" : "graph, batch 49", n ? sum / n : 0.0,
+           expect, within, n);
     ea_vit_cuda_free(&d);
     ea_vit_free(&m);
     free(frames); free(pos); free(x);
@@ -602,9 +627,13 @@ static void test_vit_cuda_train(const char *row, int classify) {
               "classifier logits on the GPU (fused, batch %d): %s %.2g", k, err.msg, yc ? rel(gy, yc->data, (size_t)k * 10) : 1.0);
         k = d.fused_max;
         d.fused_max = 0;
+        CHECK(d.blockwise && ea_vit_cuda_predict(&d, x, gy, B, &err) == EA_OK && yc && rel(gy, yc->data, (size_t)B * 10) < 1e-4,
+              "classifier logits on the GPU (a block an image): %s %.2g", err.msg, yc ? rel(gy, yc->data, (size_t)B * 10) : 1.0);
+        d.blockwise = 0;
         CHECK(ea_vit_cuda_predict(&d, x, gy, B, &err) == EA_OK && yc && rel(gy, yc->data, (size_t)B * 10) < 1e-4,
               "classifier logits on the GPU (graph): %s %.2g", err.msg, yc ? rel(gy, yc->data, (size_t)B * 10) : 1.0);
         d.fused_max = k;
+        d.blockwise = 1;
         lab[3] = 10;
         CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 0.1f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "label 10"),
               "label 10 of 10 classes: %s", err.msg);
@@ -708,6 +737,8 @@ int main(int argc, char **argv) {
     test_seed000_cuda("mha", 0.131222, 0);
     test_seed000_cuda("mqa", 0.236205, 0);
     test_seed000_cuda("mha", 0.131222, 1);
+    test_seed000_cuda("mha", 0.131222, 2);
+    test_seed000_cuda("mqa", 0.236205, 2);
 done:
     CHECK(ea_cuda_sync(&g_cu, &err) == EA_OK, "%s", err.msg);
     ea_cuda_free(&g_cu);
