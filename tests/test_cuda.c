@@ -427,8 +427,9 @@ static void test_vit_cuda(const char *row, int causal, int B) {
     CHECK(ea_vit_cuda_predict(&d, x->data, gy, B, &err) == EA_OK && rel(gy, ge, (size_t)B * 2) < 1e-5,
           "%s: fused_max raised past init's: %s", row, err.msg);
     d.fused_max = fused;
-    /* a block an image: predict past fused_max and forward, the same bits each way and every call */
+    /* a block an image: predict past fused_max (0 here, so at any batch) and forward, the same bits each way */
     d.blockwise = blockwise;
+    d.fused_max = 0;
     CHECK(blockwise == (dh <= 32), "%s: blockwise %d with heads %d wide", row, blockwise, dh);
     if (blockwise) {
         size_t n = (size_t)B * 2;
@@ -445,6 +446,7 @@ static void test_vit_cuda(const char *row, int causal, int B) {
         free(gf);
         free(gb);
     }
+    d.fused_max = fused;
     free(ge); free(gy);
     ea_vit_cuda_free(&d);
     ea_ctx_free(&ctx);
@@ -649,6 +651,42 @@ static void test_vit_cuda_train(const char *row, int classify) {
     free(x);
 }
 
+/* Seed 002's classifier on 32x32 colour images: 65 tokens with the class
+   token, so the block-an-image forward takes its six-tile shape (rows 65
+   .. 95 padding), against the CPU and the layer-by-layer graph. */
+static void test_vit_cuda_blockwise_65(void) {
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_vit_cuda d;
+    ea_ctx ctx;
+    ea_error err;
+    ea_tensor *x, *y;
+    const int B = 7;
+    float gb[70], gg[70];
+    size_t i;
+    ea_classifier_config_default(&cfg, EA_HOST_VIT, "mha", 3, 32, 10);
+    if (ea_vit_init(&m, &cfg, 5, &err) != EA_OK) { CHECK(0, "%s", err.msg); return; }
+    for (i = 0; i < m.params.n; i++) m.params.data[i] += 0.05f * ea_rng_range(&g_rng, -1.0f, 1.0f);
+    ea_ctx_init(&ctx, 0);
+    ctx.grad_enabled = 0;
+    x = ea_tensor_4d(&ctx, B, 3, 32, 32, 0);
+    for (i = 0; i < x->size; i++) x->data[i] = ea_rng_uniform(&g_rng);
+    y = ea_vit_forward(&ctx, &m, x);
+    if (ea_vit_cuda_init(&d, &g_cu, &m, B, &err) != EA_OK) { CHECK(0, "%s", err.msg); ea_ctx_free(&ctx); ea_vit_free(&m); return; }
+    d.fused_max = 0;
+    CHECK(d.blockwise == 1 && ea_vit_cuda_predict(&d, x->data, gb, B, &err) == EA_OK, "blockwise %d: %s", d.blockwise, err.msg);
+    d.blockwise = 0;
+    CHECK(ea_vit_cuda_predict(&d, x->data, gg, B, &err) == EA_OK, "%s", err.msg);
+    CHECK(y && rel(gb, y->data, (size_t)B * 10) < 1e-4 && rel(gb, gg, (size_t)B * 10) < 1e-5,
+          "classifier 3x32x32 (65 tokens), a block an image: against the CPU %.2g, the graph %.2g", y ? rel(gb, y->data, (size_t)B * 10) : 1.0,
+          rel(gb, gg, (size_t)B * 10));
+    printf("  vit classifier 3x32x32 (65 tokens), batch %d, a block an image: rel. error against the CPU %.1e, against the graph %.1e\n",
+           B, y ? rel(gb, y->data, (size_t)B * 10) : 1.0, rel(gb, gg, (size_t)B * 10));
+    ea_vit_cuda_free(&d);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+}
+
 /* What the device path does not run is refused by name. */
 static void test_vit_cuda_refusals(void) {
     ea_vit_config cfg;
@@ -734,6 +772,7 @@ int main(int argc, char **argv) {
     test_vit_cuda_train("mha", 1);
     test_vit_cuda_train("gqa", 1);
     test_vit_cuda_refusals();
+    test_vit_cuda_blockwise_65();
     test_seed000_cuda("mha", 0.131222, 0);
     test_seed000_cuda("mqa", 0.236205, 0);
     test_seed000_cuda("mha", 0.131222, 1);

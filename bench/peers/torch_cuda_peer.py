@@ -121,7 +121,7 @@ def main():
             for key in ("b1_ms", "b1_graph_ms", "b1_copies_ms", "b1_eager_ms", "train32_ms", "fwd_ms", "fwd_bwd_ms"):
                 if key in mine:
                     mine[key] = min(mine[key], new[key])
-            for key in ("b1024_fps", "b1024_dev_fps"):
+            for key in ("b1024_fps", "b1024_dev_fps", "b1024_graph_fps", "b1024_graph_dev_fps"):
                 if key in mine:
                     mine[key] = max(mine[key], new[key])
         for key in theirs:
@@ -145,6 +145,11 @@ def main():
         print("  %s %-36s %10.4g" % (row["attn"], "batch 1, ms (effattn graph)", row["b1_graph_ms"]))
         print("  %s %-36s %10.4g" % (row["attn"], "batch 1, ms (effattn eager)", row["b1_eager_ms"]))
         print("  %s %-36s %10.4g" % (row["attn"], "batch 1, ms (copies in and out alone)", row["b1_copies_ms"]))
+        if "b1024_graph_fps" in row:
+            print("  %s %-36s %10.4g %12.4g %6.2fx" % (row["attn"], "batch 1024, /s (effattn graph, host)", row["b1024_graph_fps"],
+                                                      fb, row["b1024_graph_fps"] / fb))
+            print("  %s %-36s %10.4g %12.4g %6.2fx" % (row["attn"], "batch 1024, /s (effattn graph, device)",
+                                                      row["b1024_graph_dev_fps"], fbd, row["b1024_graph_dev_fps"] / fbd))
     for group, label in (("attn", "fp32"), ("attn_tf32", "fp32 buffers (effattn: the forward on TF32 tensor cores, fp32 "
                                                         "accumulation and softmax; PyTorch: fp32); forward only"),
                          ("attn_bf16", "bf16 (effattn: tensor cores, fp32 accumulation)")):
