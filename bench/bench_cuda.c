@@ -1,6 +1,6 @@
 /* effattn on the GPU: the tracker's inference and exact attention, timed.
    Build (nvcc and a GPU): nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA bench/bench_cuda.c -o build/bench_cuda -lcublas -lcublasLt
-   Run: build/bench_cuda [--json] [--rows mha,mqa] ; bench/peers/torch_cuda_peer.py puts PyTorch beside it.
+   Run: build/bench_cuda [--json | --profile] [--tracker] ; bench/peers/torch_cuda_peer.py puts PyTorch beside it.
 
    tracker rows: seed 000's tracker (random weights: speed does not depend on them)
      b1_ms         one frame pair from host memory to a host (x, y) by ea_vit_cuda_predict:
