@@ -1088,8 +1088,9 @@ EA_API float ea_bf16_to_float(uint16_t h);
 EA_API ea_status ea_adamw_cuda(ea_cuda *cu, float *p, const float *g, float *m, float *v, size_t n, const ea_adamw *opt,
                                ea_error *err);
 /* A ViT placed on the device (9, 13): the vit host, pooled by the mean or
-   a class token, with attention mha, single, mha-sep, mqa or gqa (the
-   tracker's models and seed 002's classifier); other rows, hosts, time
+   a class token, with attention mha, single, local, bigbird, mha-sep, mqa
+   or gqa (the tracker's models and seed 002's classifier; local's and
+   bigbird's patterns as the CPU rows draw them); other rows, hosts, time
    options and experts are refused with EA_ERR_CONFIG.  Init copies m's parameters to the device (m may be freed
    afterwards) and allocates every activation for up to max_batch images;
    later calls allocate nothing.  ea_vit_cuda_forward queues the forward
@@ -10055,12 +10056,34 @@ __global__ static void ea__softmax_k(float *out, const float *x, int rows, int c
    so q, k and v may be column ranges of one merged QKV activation, as in
    the CPU's ea_sdpa; gradients share the strides of what they belong to. */
 #define EA_CU_DH_LANES 8
+/* The sparse patterns of local and bigbird (8.3's ea__pattern) on the
+   device: key k visible to query q when a clause holds (causal applied
+   apart).  on 0: every key.  rand: device memory. */
+typedef struct ea__cu_pat {
+    int on, window, n_global, block, block_window, n_random;
+    const int *rand;
+} ea__cu_pat;
+
+__device__ static int ea__cu_visible(const ea__cu_pat *p, int q, int k) {
+    int r, qb;
+    if (!p->on) return 1;
+    if (p->window >= 0 && q - k <= p->window && k - q <= p->window) return 1;
+    if (q < p->n_global || k < p->n_global) return 1;
+    if (!p->block) return 0;
+    qb = q / p->block;
+    if (qb - k / p->block <= p->block_window && k / p->block - qb <= p->block_window) return 1;
+    for (r = 0; r < p->n_random; r++)
+        if (p->rand[qb * p->n_random + r] == k / p->block) return 1;
+    return 0;
+}
+
 typedef struct ea__cu_attn {
     const float *q, *k, *v, *o, *dout; /* o: the forward's output, read by the backward */
     float *out, *lse, *dq, *dk, *dv;
     int B, n, H, Hkv, dh, causal;
     size_t ldq, ldkv, ldo;  /* row strides of q (and dq), k and v (dk, dv), out (dout) */
     float scale;
+    ea__cu_pat pat;         /* a sparse pattern (local, bigbird), on top of causal */
 } ea__cu_attn;
 
 __global__ static void ea__attn_fwd_k(ea__cu_attn a) {
@@ -10082,6 +10105,7 @@ __global__ static void ea__attn_fwd_k(ea__cu_attn a) {
     last = a.causal ? i : a.n - 1;
     for (j = 0; j <= last; j++) {
         float s = 0.0f, mn, c, p;
+        if (!ea__cu_visible(&a.pat, i, j)) continue; /* the same for the whole warp */
         for (t = 0; t < EA_CU_DH_LANES; t++) {
             int d = lane + 32 * t;
             if (d < a.dh) s += qr[t] * kb[(size_t)j * a.ldkv + d];
@@ -10109,11 +10133,12 @@ __global__ static void ea__attn_fwd_k(ea__cu_attn a) {
    vb + j·ldk for j <= last, scratch sr for last + 1 scores.  Lanes take
    keys for the scores, the warp the softmax, then lanes take output
    columns (for dh <= 16 the two half-warps take even and odd keys and add
-   their sums).  Writes out[d], d < dh (any memory), and returns the log-
-   sum-exp of the scaled scores on every lane.  An odd ldk keeps lanes that
+   their sums).  Keys that pattern pat hides from query qi score -inf.
+   Writes out[d], d < dh (any memory), and returns the log-sum-exp of the
+   scaled scores on every lane.  An odd ldk keeps lanes that
    read neighbouring keys on distinct banks. */
 __device__ static float ea__attn_row_warp(float *out, const float *q, const float *kb, const float *vb, int ldk, int last, int dh,
-                                          float scale, float *sr) {
+                                          float scale, float *sr, const ea__cu_pat *pat, int qi) {
     int lane = threadIdx.x % 32, half = dh <= 16, part = half ? lane / 16 : 0, col = half ? lane % 16 : lane, n = last + 1, j, d;
     float lse;
     for (j = lane; j < n; j += 32) {
@@ -10121,7 +10146,7 @@ __device__ static float ea__attn_row_warp(float *out, const float *q, const floa
         float sc = 0.0f;
 #pragma unroll 8
         for (d = 0; d < dh; d++) sc += q[d] * kr[d];
-        sr[j] = sc * scale;
+        sr[j] = ea__cu_visible(pat, qi, j) ? sc * scale : -INFINITY; /* query qi's hidden keys weigh 0 */
     }
     __syncwarp();
     lse = ea__cu_softmax_row(sr, sr, n);
@@ -10164,7 +10189,7 @@ __global__ static void __launch_bounds__(32 * EA_CU_ROW_WARPS) ea__attn_fwd_rows
         for (d = lane; d < a.dh; d += 32) qw[d] = a.q[((size_t)b * a.n + i) * a.ldq + (size_t)h * a.dh + d];
         __syncwarp();
         lse = ea__attn_row_warp(a.out + ((size_t)b * a.n + i) * a.ldo + (size_t)h * a.dh, qw, kv, kv + a.dh, ldk,
-                                a.causal ? i : a.n - 1, a.dh, a.scale, sw);
+                                a.causal ? i : a.n - 1, a.dh, a.scale, sw, &a.pat, i);
         if (lane == 0) a.lse[((size_t)b * a.H + h) * a.n + i] = lse;
     }
 }
@@ -10202,6 +10227,7 @@ template <int MAXD> __global__ static void ea__attn_fwd_short_k(ea__cu_attn a, i
     for (j = s; j <= last; j += S) {
         const float *kr = ks + (size_t)j * a.dh, *vr = vs + (size_t)j * a.dh;
         float sc = 0.0f, mn, c, p;
+        if (!ea__cu_visible(&a.pat, i, j)) continue;
 #pragma unroll
         for (d = 0; d < MAXD; d++)
             if (d < a.dh) sc += qr[d] * kr[d];
@@ -10254,6 +10280,7 @@ __global__ static void ea__attn_bwd_k(ea__cu_attn a) {
     for (j = 0; j <= last; j++) {
         size_t kv = ((size_t)b * a.n + j) * a.ldkv + kvh;
         float s = 0.0f, dp = 0.0f, p, ds;
+        if (!ea__cu_visible(&a.pat, i, j)) continue;
         for (t = 0; t < EA_CU_DH_LANES; t++) {
             int d = lane + 32 * t;
             if (d < a.dh) {
@@ -10335,6 +10362,7 @@ template <int MAXD> __global__ static void ea__attn_bwd_short_k(ea__cu_attn a, i
         for (j = s; j <= (a.causal ? i : n - 1); j += S) {
             const float *kr = ks + (size_t)j * dh, *vr = vs + (size_t)j * dh;
             float sc = 0.0f, dp = 0.0f, ds;
+            if (!ea__cu_visible(&a.pat, i, j)) continue;
 #pragma unroll
             for (d = 0; d < MAXD; d++)
                 if (d < dh) {
@@ -10363,6 +10391,7 @@ template <int MAXD> __global__ static void ea__attn_bwd_short_k(ea__cu_attn a, i
         for (j = (a.causal ? i : 0) + s; j < n; j += S) { /* j: the queries that see key i */
             const float *qr = qs + ((size_t)g * n + j) * dh, *dr = dos + ((size_t)g * n + j) * dh;
             float sc = 0.0f, dp = 0.0f, p, ds;
+            if (!ea__cu_visible(&a.pat, j, i)) continue;
 #pragma unroll
             for (d = 0; d < MAXD; d++)
                 if (d < dh) {
@@ -11201,7 +11230,7 @@ static ea_status ea__attn_launch(ea_cuda *cu, const ea__cu_attn *a, int bwd, ea_
     ea__short_kernel k = a->dh <= 64 ? ea__short_pick(bwd, a->dh, &limit) : NULL;
     cudaStream_t s = EA_CU_STREAM(cu);
     if (k) S = ea__attn_team(G * n, (size_t)a->B * a->H * n, limit);
-    if (!bwd && ea__attn_x3_fits(cu, a))
+    if (!bwd && !a->pat.on && ea__attn_x3_fits(cu, a)) /* (the tensor-core kernels take no pattern yet) */
         ea__attn_tf32_launch<true>(s, a);
     else if (!bwd && a->dh > 32 && ea__attn_rows_smem(a->n, a->dh) <= 48 * 1024)
         ea__attn_fwd_rows_k<<<a->B * a->H, 32 * EA_CU_ROW_WARPS, ea__attn_rows_smem(a->n, a->dh), s>>>(*a);
@@ -11516,6 +11545,7 @@ typedef struct ea__fz_layer { /* w*: transposed, [in, out]; bqkv: q, k, v's bias
     const float *ln1_w, *ln1_b, *wqkv, *bqkv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
     float *qkv; /* [B·T, Wq]: the layer's Q, K and V rows */
     const float4 *fqkv, *fo, *f1, *f2; /* the same weights as mma fragments (ea__fb_k below; NULL without it) */
+    ea__cu_pat pat; /* the layer's sparse pattern (local, bigbird) */
 } ea__fz_layer;
 
 typedef struct ea__fz {
@@ -11639,13 +11669,13 @@ __device__ static __noinline__ void ea__fz_ln(float *out, int ldo, const float *
    neighbouring keys meet no bank conflict), scores s [R, H, T]: a warp a
    (row, head), by ea__attn_row_warp. */
 __device__ static __noinline__ void ea__fz_attn(const ea__fz *a, int t0, int R, float *out, const float *q, const float *kv,
-                                                float *s) {
+                                                float *s, const ea__cu_pat *pat) {
     int kvw = a->Hkv * a->dh, H = a->H, dh = a->dh, rh;
     for (rh = (int)threadIdx.x / 32; rh < R * H; rh += (int)blockDim.x / 32) {
         int r = rh / H, h = rh % H;
         const float *kb = kv + h / (H / a->Hkv) * dh;
         ea__attn_row_warp(out + r * a->D + h * dh, q + r * a->D + h * dh, kb, kb + kvw, 2 * kvw + 1, a->causal ? t0 + r : a->T - 1,
-                          dh, a->scale, s + (size_t)rh * a->T);
+                          dh, a->scale, s + (size_t)rh * a->T, pat, t0 + r);
     }
     __syncthreads();
 }
@@ -11718,7 +11748,7 @@ __global__ static void __launch_bounds__(EA_CU_FZ_THREADS, 1) ea__fz_k(const __g
             ea__fz_vec(nb, next ? next->ln1_b : a.norm_b, D, 0.0f);
             ea__fz_vec(bq, next ? next->bqkv : NULL, next ? a.Wq : 0, 0.0f);
             ea__fz_landed();
-            ea__fz_attn(&a, t0, R, att, q, kv, s);
+            ea__fz_attn(&a, t0, R, att, q, kv, s, &L->pat);
             ea__fz_linear(mid, D, att, D, L->wo, bo, x, D, R, D, D, 0, part);
             ea__fz_ln(ln, D, mid, D, w2, b2, R, D);
             ea__fz_linear(hid, a.hidden, ln, D, L->w1, b1, NULL, 0, R, D, a.hidden, 1, part);
@@ -11944,9 +11974,9 @@ __device__ static void ea__fb_norm(float *out, int ldo, const float *x, int ldx,
    4) are padded with zeros in Q's fragments, which cancels whatever K's
    columns past dh hold (the next head's, or the zeroed row padding); V's
    columns past dh only reach outputs that are not written. */
-template <int DH, int MT>
+template <int DH, int MT, bool PAT>
 __device__ static __noinline__ void ea__fb_attn(float *out, int ldo, const float *qkv, int ld, int T, int D, int H, int Hkv, int dh,
-                                                int causal, float scale2) {
+                                                int causal, float scale2, const ea__cu_pat *pat) {
     const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4, mt = (T + 15) / 16;
     int task, t, j, e, hf;
     for (task = (int)threadIdx.x / 32; task < H * mt; task += (int)blockDim.x / 32) {
@@ -11981,11 +12011,12 @@ __device__ static __noinline__ void ea__fb_attn(float *out, int ldo, const float
 #pragma unroll
                 for (e = 0; e < 2; e++) {
                     int key = 8 * j + 2 * c + e;
-                    if (key >= T || (causal && key > row)) s[j][2 * hf + e] = -INFINITY;
+                    if (key >= T || (causal && key > row) || (PAT && !ea__cu_visible(pat, row, key))) s[j][2 * hf + e] = -INFINITY;
                     mx = fmaxf(mx, s[j][2 * hf + e]);
                 }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            if (PAT && mx == -INFINITY) mx = 0.0f; /* a padding row a pattern hides every key from: zeros, not NaN */
 #pragma unroll
             for (j = 0; j < 2 * MT; j++)
 #pragma unroll
@@ -12053,7 +12084,10 @@ template <int DH, int MT> __global__ static void __launch_bounds__(EA_CU_FB_THRE
         const ea__fz_layer *L = a.L + l;
         ea__fb_norm(u, a.ldu, x, a.ldx, L->ln1_w, L->ln1_b, T, D);
         ea__fb_linear<MT>(big, a.ldb, u, a.ldu, L->fqkv, L->bqkv, NULL, 0, T, D, a.Wq, 0);
-        ea__fb_attn<DH, MT>(u, a.ldu, big, a.ldb, T, D, a.H, a.Hkv, a.dh, a.causal, a.scale * 1.44269504f);
+        if (L->pat.on) /* a pattern (local, bigbird) costs the others nothing: its own instance */
+            ea__fb_attn<DH, MT, true>(u, a.ldu, big, a.ldb, T, D, a.H, a.Hkv, a.dh, a.causal, a.scale * 1.44269504f, &L->pat);
+        else
+            ea__fb_attn<DH, MT, false>(u, a.ldu, big, a.ldb, T, D, a.H, a.Hkv, a.dh, a.causal, a.scale * 1.44269504f, &L->pat);
         ea__fb_linear<MT>(x, a.ldx, u, a.ldu, L->fo, L->bo, x, a.ldx, T, D, D, 0);
         ea__fb_norm(u, a.ldu, x, a.ldx, L->ln2_w, L->ln2_b, T, D);
         ea__fb_linear<MT>(big, a.ldb, u, a.ldu, L->f1, L->b1, NULL, 0, T, D, a.hidden, 1);
@@ -12101,6 +12135,7 @@ typedef struct ea__vcu_block {
     const float *ln1_w, *ln1_b, *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo, *ln2_w, *ln2_b, *w1, *b1, *w2, *b2;
     float *ln1, *mean1, *rstd1, *qkv, *att, *lse, *mid, *ln2, *mean2, *rstd2, *f, *g, *out;
     float *dln1, *dqkv, *datt, *dln2, *df, *dg; /* training: the gradients of those */
+    ea__cu_pat pat;                             /* local's and bigbird's pattern (on 0: none) */
 } ea__vcu_block;
 
 struct ea__vcu {
@@ -12123,6 +12158,7 @@ struct ea__vcu {
     int train_batch, train_ce; /* the loss (ce: cross-entropy with smoothing train_smooth, else MSE) */
     float train_clip, train_smooth;
     float *labels;           /* host: a batch's labels as floats (cross-entropy) */
+    int *pat_rand;           /* device: bigbird's random key blocks, every layer's */
     /* the fused forward (ea__fz_k): its arguments, its layer table (host
        copy), the table and transposed weights (device, fz_w), the blocks
        that fit on the GPU at once, and whether the weights need packing */
@@ -12236,6 +12272,7 @@ static ea_status ea__vcu_forward(ea_vit_cuda *d, int B, ea_error *err) {
     for (i = 0; i < c->depth && st == EA_OK; i++) {
         const ea__vcu_block *L = &p->L[i];
         ea__cu_attn a = ea__attn_args(B, p->T, p->H, p->Hkv, p->dh, c->causal);
+        a.pat = L->pat;
         st = ea_layernorm_fwd_cuda(cu, L->ln1, L->mean1, L->rstd1, h, L->ln1_w, L->ln1_b, M, D, 1e-5f, err);
         if (st == EA_OK)
             st = ea__cu_linear(cu, L->qkv, p->Wq, L->ln1, D, L->wq, L->bq, NULL, 1, M, D, p->merged ? p->Wq : D, err);
@@ -12421,6 +12458,7 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
         const ea__vcu_block *L = &p->L[i];
         const float *hin = i ? p->L[i - 1].out : p->h0;
         ea__cu_attn a = ea__attn_args(B, p->T, p->H, p->Hkv, p->dh, c->causal);
+        a.pat = L->pat;
         /* h' = m + GELU(LN2(m)·W1ᵀ + b1)·W2ᵀ + b2 */
         st = ea__vcu_linear_bwd(d, NULL, L->dg, L->w2, L->b2, p->dres, (size_t)D, L->g, M, p->hidden, D, err);
         if (st == EA_OK) st = ea__vcu_mark(p->side, p->ev_dres, err); /* dW2 reads dres */
@@ -12608,6 +12646,7 @@ static ea_status ea__vcu_fused_init(ea_vit_cuda *d, ea_error *err) {
         L->ln1_w = B->ln1_w; L->ln1_b = B->ln1_b; L->ln2_w = B->ln2_w; L->ln2_b = B->ln2_b;
         L->bo = B->bo; L->b1 = B->b1; L->b2 = B->b2;
         L->qkv = B->qkv;
+        L->pat = B->pat;
         L->wqkv = w; w += (size_t)p->D * p->Wq;
         L->bqkv = w; w += p->Wq;
         L->wo = w; w += (size_t)p->D * p->D;
@@ -12715,6 +12754,55 @@ static ea_status ea__vcu_fused(ea_vit_cuda *d, const float *in, float *y, int B,
                           "the fused forward", err);
 }
 
+/* Each layer's pattern for local (a band of half-width window) and bigbird
+   (block band, global blocks, and random key blocks drawn as the CPU row
+   draws them: from the layer's seed and the token count), as 8.11 and
+   8.12 build them; the random blocks go to device memory. */
+static ea_status ea__vcu_patterns(ea_vit_cuda *d, const ea_vit *m, int local, int bigbird, ea_error *err) {
+    struct ea__vcu *p = d->plan;
+    int i, nblk = 0;
+    ea_ctx ctx;
+    ea_status st = EA_OK;
+    if (!local && !bigbird) return EA_OK;
+    ea_ctx_init(&ctx, 0);
+    for (i = 0; i < d->cfg.depth && st == EA_OK; i++) {
+        const ea_attn *a = &m->blocks[i].attn;
+        ea__cu_pat *cp = &p->L[i].pat;
+        ea__pattern q;
+        memset(&q, 0, sizeof q);
+        cp->on = 1;
+        if (local) {
+            cp->window = ea__opt(a->cfg.opt.window, 8);
+            continue;
+        }
+        cp->window = -1;
+        cp->block = ea__opt(a->cfg.opt.block, 8);
+        cp->block_window = 1;
+        cp->n_global = ea__opt(a->cfg.opt.global, 1) * cp->block;
+        cp->n_random = ea__opt(a->cfg.opt.random, 1);
+        nblk = (p->T + cp->block - 1) / cp->block;
+        if (!p->pat_rand && (st = ea__cuda_check(cudaMalloc((void **)&p->pat_rand, (size_t)d->cfg.depth * nblk * cp->n_random *
+                                                                                       sizeof(int) + sizeof(int)),
+                                                 "bigbird's random blocks", err)) != EA_OK)
+            break;
+        q.window = -1;
+        q.block = cp->block;
+        q.block_window = 1;
+        q.n_global = cp->n_global;
+        q.n_random = cp->n_random;
+        q.rand = ea__random_blocks(&ctx, &q, p->T, a->seed);
+        if (!q.rand) {
+            st = ea_error_set(err, EA_ERR_NOMEM, "vit_cuda_init: out of memory for bigbird's random blocks");
+            break;
+        }
+        cp->rand = p->pat_rand + (size_t)i * nblk * cp->n_random;
+        st = ea_cuda_put_bytes(d->cu, (void *)cp->rand, q.rand, (size_t)nblk * cp->n_random * sizeof(int), err);
+        ea_ctx_reset(&ctx);
+    }
+    ea_ctx_free(&ctx);
+    return st == EA_OK ? ea_cuda_sync(d->cu, err) : st;
+}
+
 /* The forward of B images a block an image (ea__fb_k), from in to y. */
 static ea_status ea__vcu_blockwise(ea_vit_cuda *d, const float *in, float *y, int B, ea_error *err) {
     struct ea__vcu *p = d->plan;
@@ -12734,7 +12822,7 @@ static ea_status ea__vcu_blockwise(ea_vit_cuda *d, const float *in, float *y, in
 extern "C" {
 
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err) {
-    static const char *const rows[] = {"mha", "single", "mha-sep", "mqa", "gqa"};
+    static const char *const rows[] = {"mha", "single", "local", "bigbird", "mha-sep", "mqa", "gqa"};
     struct ea__vcu *p;
     const ea_vit_config *c;
     const ea_attn *a0;
@@ -12745,12 +12833,12 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     if (!cu || !m || !m->params.data) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_init: NULL CUDA handle or host model");
     c = &m->cfg;
     a0 = &m->blocks[0].attn;
-    for (i = 0; i < 5; i++)
+    for (i = 0; i < 7; i++)
         if (!strcmp(c->attn, rows[i])) row = i;
     if (c->host != EA_HOST_VIT || (c->pool != EA_POOL_MEAN && c->pool != EA_POOL_CLS) || row < 0)
         return ea_error_set(err, EA_ERR_CONFIG,
                             "vit_cuda_init: the CUDA path runs the ViT (mean or class-token pooling) with attention mha, "
-                            "single, mha-sep, mqa or gqa; this model is the %s host with '%s'",
+                            "single, local, bigbird, mha-sep, mqa or gqa; this model is the %s host with '%s'",
                             c->host == EA_HOST_VIT ? "vit" : c->host == EA_HOST_MLP ? "mlp" : "cnn", c->attn);
     if (c->opt.time || c->opt.cache_window || m->blocks[0].moe.experts)
         return ea_error_set(err, EA_ERR_CONFIG,
@@ -12782,7 +12870,7 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     p->Wq = p->D + 2 * p->Hkv * p->dh;
     p->hidden = c->mlp_hidden;
     p->head_hidden = c->head_hidden;
-    p->merged = row < 2;
+    p->merged = row < 4; /* mha, single, local, bigbird: one QKV projection */
     d->act_n = ea__vcu_carve(p, c, max_batch, NULL);
     if ((st = ea_cuda_alloc(cu, &d->params, 4 * d->n, err)) != EA_OK) {
         ea_vit_cuda_free(d);
@@ -12826,7 +12914,8 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
             L->wv = ea__vcu_param(d, m, bl->attn.w[6]); L->bv = ea__vcu_param(d, m, bl->attn.w[7]);
         }
     }
-    if ((st = ea__vcu_fused_init(d, err)) != EA_OK) ea_vit_cuda_free(d);
+    if ((st = ea__vcu_patterns(d, m, row == 2, row == 3, err)) != EA_OK || (st = ea__vcu_fused_init(d, err)) != EA_OK)
+        ea_vit_cuda_free(d);
     return st;
 }
 
@@ -12839,6 +12928,7 @@ EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
         ea__vcu_drop_graph(&d->plan->train_graph);
         ea_cuda_release(d->plan->gact);
         ea_cuda_release(d->plan->fz_w);
+        if (d->plan->pat_rand) cudaFree(d->plan->pat_rand);
         if (d->plan->host_in) cudaFreeHost(d->plan->host_in);
         if (d->plan->host_y) cudaFreeHost(d->plan->host_y);
         ea__vcu_side_free(d->plan);

@@ -8,7 +8,7 @@
    Several processes (data-parallel, MPI; see examples/dist.h):
            mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/classify.c -o classify_mpi -lm
            mpirun -np 2 ./classify_mpi --threads 1 --model vit --data fashion-mnist
-   On a GPU (the ViT with mha, single, mha-sep, mqa or gqa; see README's CUDA section):
+   On a GPU (the ViT with mha, single, local, bigbird, mha-sep, mqa or gqa; see README's CUDA section):
            nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/classify.c -o classify_cuda -lcublas -lcublasLt
            ./classify_cuda --device cuda --model vit --data fashion-mnist --epochs 30 --augment
    See ./classify --help. */
@@ -65,7 +65,7 @@ static void usage(FILE *f) {
             "  --seed N          seed for data, initialisation, order and augmentation (default 0)\n"
             "  --threads N       OpenMP threads (default: all; needs -fopenmp)\n"
             "  --device D        cpu (default) or cuda: train and evaluate on the GPU (a build with\n"
-            "                    nvcc -DEFFATTN_CUDA; --model vit with mha, single, mha-sep, mqa or gqa,\n"
+            "                    nvcc -DEFFATTN_CUDA; --model vit with mha, single, local, bigbird, mha-sep, mqa or gqa,\n"
             "                    no dropout)\n"
             "model shape (0 or absent: the model's default):\n"
             "  --dim N           vit: width (48); mlp: token width (32); cnn: channels of conv 2 (64)\n"

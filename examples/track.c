@@ -7,7 +7,7 @@
    Several processes (data-parallel, MPI; see examples/dist.h):
            mpicc -O2 -march=native -fopenmp -DEA_USE_MPI examples/track.c -o track_mpi -lm
            mpirun -np 2 ./track_mpi --threads 1 --full
-   On an NVIDIA GPU (section 13 of the header; rows mha, single, mha-sep, mqa, gqa):
+   On an NVIDIA GPU (section 13 of the header; rows mha, single, local, bigbird, mha-sep, mqa, gqa):
            nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA examples/track.c -o track_cuda -lcublas -lcublasLt
            ./track_cuda --device cuda --full
    See ./track --help. */
@@ -51,7 +51,7 @@ static void usage(FILE *f) {
             "  --distractor     add a moving square that must be ignored\n"
             "  --threads N      OpenMP threads (default: all; needs -fopenmp)\n"
             "  --device D       cpu (default) or cuda: train and evaluate on the GPU (a build\n"
-            "                   with nvcc -DEFFATTN_CUDA; rows mha, single, mha-sep, mqa, gqa)\n"
+            "                   with nvcc -DEFFATTN_CUDA; rows mha, single, local, bigbird, mha-sep, mqa, gqa)\n"
             "  --latency-runs N timed batch-1 runs after 10 warm-ups (default 100; 0 skips)\n"
             "  --save PATH      after every epoch, write a checkpoint that --resume\n"
             "                   continues exactly (or, for a name ending in .safetensors,\n"
