@@ -1063,6 +1063,27 @@ EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, cons
 EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
                                        const float *lse, const float *q, const float *k, const float *v, int B, int n,
                                        int H, int Hkv, int dh, int causal, ea_error *err);
+/* The same fp32 attention restricted to a sparse pattern (8.3's built-in
+   masks): key k is visible to query q when |q - k| <= window (window >= 0),
+   when q < n_global or k < n_global, or, with block > 0, when the blocks
+   q / block and k / block are at most block_window apart or k's block is
+   one of rand[(q / block)·n_random + r], r < n_random (device memory,
+   ceil(n / block)·n_random ints; -1: none).  local is window w; localglobal
+   window w and n_global g; bigbird block, block_window 1, n_global and the
+   random blocks 8.12 draws.  Causal masking applies on top.  Every query
+   must see its own key (window >= 0, or block > 0): no row is empty.  The
+   kernels skip nothing yet: they test every pair, so the cost is exact
+   attention's.  The backward adds into dq, dk, dv like ea_attention_bwd_cuda. */
+typedef struct ea_cuda_pattern {
+    int window, n_global, block, block_window, n_random;
+    const int *rand;
+} ea_cuda_pattern;
+EA_API ea_status ea_attention_fwd_pattern_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k,
+                                               const float *v, int B, int n, int H, int Hkv, int dh, int causal,
+                                               const ea_cuda_pattern *pat, ea_error *err);
+EA_API ea_status ea_attention_bwd_pattern_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                               const float *lse, const float *q, const float *k, const float *v, int B, int n,
+                                               int H, int Hkv, int dh, int causal, const ea_cuda_pattern *pat, ea_error *err);
 /* The same attention on tensor cores (sm_80 or newer): q, k, v, out, dout
    and the gradients in bfloat16 (raw bits; ea_bf16_from_float rounds a
    float to nearest even), lse in float; dh 32 or 64, device buffers
@@ -11265,6 +11286,49 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
     if (st != EA_OK) return st;
     a = ea__attn_args(B, n, H, Hkv, dh, causal);
     a.q = q; a.k = k; a.v = v; a.o = out; a.lse = (float *)lse; /* read only: the struct serves both directions */
+    a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
+    return ea__attn_bwd_launch(cu, &a, err);
+}
+
+/* A user's pattern checked and turned into the kernels' form. */
+static ea_status ea__attn_pattern(ea__cu_pat *cp, const ea_cuda_pattern *p, const char *what, ea_error *err) {
+    if (!p) return ea_error_set(err, EA_ERR_ARG, "%s: NULL pattern", what);
+    if (p->window < -1 || p->n_global < 0 || p->block < 0 || p->block_window < 0 || p->n_random < 0 ||
+        (p->n_random > 0 && (!p->block || !p->rand)))
+        return ea_error_set(err, EA_ERR_ARG,
+                            "%s: pattern window %d, n_global %d, block %d, block_window %d, n_random %d, rand %s; expected "
+                            "window >= -1, the others >= 0, and random blocks only with block > 0 and a rand table",
+                            what, p->window, p->n_global, p->block, p->block_window, p->n_random, p->rand ? "set" : "NULL");
+    if (p->window < 0 && !p->block)
+        return ea_error_set(err, EA_ERR_ARG, "%s: a pattern with no window (-1) and no blocks hides a query's own key; "
+                            "expected window >= 0 or block > 0", what);
+    cp->on = 1;
+    cp->window = p->window; cp->n_global = p->n_global; cp->block = p->block; cp->block_window = p->block_window;
+    cp->n_random = p->n_random; cp->rand = p->rand;
+    return EA_OK;
+}
+
+EA_API ea_status ea_attention_fwd_pattern_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k,
+                                               const float *v, int B, int n, int H, int Hkv, int dh, int causal,
+                                               const ea_cuda_pattern *pat, ea_error *err) {
+    ea__cu_attn a;
+    ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
+    if (st != EA_OK) return st;
+    a = ea__attn_args(B, n, H, Hkv, dh, causal);
+    if ((st = ea__attn_pattern(&a.pat, pat, "attention_fwd_pattern_cuda", err)) != EA_OK) return st;
+    a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse;
+    return ea__attn_fwd_launch(cu, &a, err);
+}
+
+EA_API ea_status ea_attention_bwd_pattern_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
+                                               const float *lse, const float *q, const float *k, const float *v, int B, int n,
+                                               int H, int Hkv, int dh, int causal, const ea_cuda_pattern *pat, ea_error *err) {
+    ea__cu_attn a;
+    ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
+    if (st != EA_OK) return st;
+    a = ea__attn_args(B, n, H, Hkv, dh, causal);
+    if ((st = ea__attn_pattern(&a.pat, pat, "attention_bwd_pattern_cuda", err)) != EA_OK) return st;
+    a.q = q; a.k = k; a.v = v; a.o = out; a.lse = (float *)lse;
     a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
     return ea__attn_bwd_launch(cu, &a, err);
 }

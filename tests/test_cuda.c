@@ -179,6 +179,85 @@ static void test_attention(int B, int n, int H, int Hkv, int dh, int causal) {
     ea_ctx_free(&ctx);
 }
 
+static void *dev_bytes(const void *host, size_t bytes);
+
+/* A sparse pattern (ea_cuda_pattern's rule) for the CPU's flex attention:
+   the reference of the pattern kernels. */
+typedef struct test_pattern { ea_cuda_pattern p; const int *rand; } test_pattern;
+static int pattern_mask(int b, int h, int q, int k, void *user) {
+    const test_pattern *t = (const test_pattern *)user;
+    const ea_cuda_pattern *p = &t->p;
+    int r;
+    (void)b; (void)h;
+    if (p->window >= 0 && abs(q - k) <= p->window) return 1;
+    if (q < p->n_global || k < p->n_global) return 1;
+    if (!p->block) return 0;
+    if (abs(q / p->block - k / p->block) <= p->block_window) return 1;
+    for (r = 0; r < p->n_random; r++)
+        if (t->rand[(q / p->block) * p->n_random + r] == k / p->block) return 1;
+    return 0;
+}
+
+/* The fp32 pattern kernels (forward and backward) against the CPU's flex
+   attention with the same mask; window / n_global / block / n_random as
+   ea_cuda_pattern, random blocks drawn here. */
+static void test_attention_pattern(int B, int n, int H, int Hkv, int dh, int causal, int window, int n_global, int block,
+                                   int n_random, const char *label) {
+    size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh, i;
+    int nblk = block ? (n + block - 1) / block : 0, *rand = (int *)malloc(((size_t)nblk * n_random + 1) * sizeof(int)), *Drand;
+    test_pattern tp;
+    ea_flex_mods mods;
+    ea_ctx ctx;
+    ea_tensor *q, *k, *v, *o, *t, *loss;
+    ea_error err;
+    float *dout = (float *)malloc(nq * 4), *Dq, *Dk, *Dv, *Do, *Dl, *Ddo, *Ddq, *Ddk, *Ddv, *go, *gdq, *gdk, *gdv;
+    for (i = 0; i < (size_t)nblk * n_random; i++) rand[i] = (int)ea_rng_below(&g_rng, (uint32_t)nblk) - (i % 3 == 2); /* some -1 */
+    memset(&tp, 0, sizeof tp);
+    tp.p.window = window; tp.p.n_global = n_global; tp.p.block = block; tp.p.block_window = block ? 1 : 0;
+    tp.p.n_random = n_random;
+    tp.rand = rand;
+    memset(&mods, 0, sizeof mods);
+    mods.mask_mod = pattern_mask;
+    mods.user = &tp;
+    ea_ctx_init(&ctx, 0);
+    q = ea_tensor_3d(&ctx, B, n, H * dh, 1);
+    k = ea_tensor_3d(&ctx, B, n, Hkv * dh, 1);
+    v = ea_tensor_3d(&ctx, B, n, Hkv * dh, 1);
+    t = ea_tensor_3d(&ctx, B, n, H * dh, 0);
+    for (i = 0; i < nq; i++) { q->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); t->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
+    for (i = 0; i < nk; i++) { k->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); v->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
+    o = ea_flex_attention(&ctx, q, 0, k, 0, v, 0, H, Hkv, dh, causal, &mods);
+    loss = ea_mse_loss(&ctx, o, t);
+    CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "CPU reference: %s", ctx.err.msg);
+    if (!loss) { ea_ctx_free(&ctx); free(dout); free(rand); return; }
+    for (i = 0; i < nq; i++) dout[i] = 2.0f * (o->data[i] - t->data[i]) / (float)nq;
+    Drand = (int *)dev_bytes(rand, ((size_t)nblk * n_random + 1) * sizeof(int));
+    tp.p.rand = n_random ? Drand : NULL;
+    Dq = dev(q->data, nq); Dk = dev(k->data, nk); Dv = dev(v->data, nk); Do = dev(NULL, nq); Dl = dev(NULL, (size_t)B * H * n);
+    Ddo = dev(dout, nq); Ddq = dev(NULL, nq); Ddk = dev(NULL, nk); Ddv = dev(NULL, nk);
+    CHECK(ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_OK, "%s", err.msg);
+    CHECK(ea_attention_bwd_pattern_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_OK,
+          "%s", err.msg);
+    go = back(Do, nq); gdq = back(Ddq, nq); gdk = back(Ddk, nk); gdv = back(Ddv, nk);
+    CHECK(rel(go, o->data, nq) < 1e-5 && rel(gdq, q->grad, nq) < 1e-4 && rel(gdk, k->grad, nk) < 1e-4 && rel(gdv, v->grad, nk) < 1e-4,
+          "attention %s B%d n%d H%d/%d dh%d%s: out %.2g, dq %.2g, dk %.2g, dv %.2g", label, B, n, H, Hkv, dh, causal ? " causal" : "",
+          rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
+    printf("  attention %s B%d n%d H%d/%d dh%d%s: rel. error out %.1e, dq %.1e, dk %.1e, dv %.1e\n", label, B, n, H, Hkv, dh,
+           causal ? " causal" : "", rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
+    tp.p.window = -1;
+    tp.p.block = 0;
+    tp.p.n_random = 0;
+    CHECK(ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_ERR_ARG &&
+              strstr(err.msg, "own key"), "a pattern that hides the diagonal refused: %s", err.msg);
+    CHECK(ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, NULL, &err) == EA_ERR_ARG,
+          "a NULL pattern refused: %s", err.msg);
+    free(dout); free(go); free(gdq); free(gdk); free(gdv); free(rand);
+    ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
+    ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
+    ea_cuda_release(Drand);
+    ea_ctx_free(&ctx);
+}
+
 /* The CPU flash kernels' description of q [B, n, H, dh], k and v [B, n, Hkv, dh] */
 static ea_sdpa_shape sdpa_shape(int B, int n, int H, int Hkv, int dh, int causal) {
     ea_sdpa_shape sh;
@@ -755,6 +834,11 @@ int main(int argc, char **argv) {
     test_attention(2, 64, 2, 2, 64, 0);   /* wide heads: the rows forward (the short backward's staging is too big) */
     test_attention(2, 32, 2, 2, 64, 1);   /* the rows forward and the short backward at dh 64, causal */
     test_attention(2, 50, 4, 1, 16, 0);   /* the short backward with 4 query heads a K/V head */
+    /* patterns through every fp32 kernel: short forward and warp-a-row backward (n 300, dh 16), warp-a-row
+       both ways (n 1100, dh 64), the rows forward (n 64, dh 64) */
+    test_attention_pattern(2, 300, 4, 2, 16, 0, 5, 0, 0, 0, "local w 5");
+    test_attention_pattern(1, 1100, 2, 1, 64, 1, -1, 16, 16, 2, "bigbird block 16, 2 random");
+    test_attention_pattern(2, 64, 2, 2, 64, 0, 4, 3, 0, 0, "localglobal w 4, 3 global");
     test_attention_bf16(2, 200, 4, 4, 64, 0);  /* a partial last tile */
     test_attention_bf16(1, 130, 8, 2, 64, 1);  /* GQA, causal */
     test_attention_bf16(2, 96, 2, 1, 32, 1);   /* MQA, dh 32 */
