@@ -4410,10 +4410,14 @@ typedef struct ea__pattern {
     const int *rand;           /* [query blocks][n_random] key blocks, -1: none */
 } ea__pattern;
 
-static int ea__pattern_mask(int b, int h, int q, int k, void *user) {
-    const ea__pattern *p = (const ea__pattern *)user;
+/* Under nvcc the CUDA kernels (13) test the same clauses on the device. */
+#if defined(EFFATTN_CUDA) && defined(__CUDACC__)
+#define EA_HOST_DEVICE __host__ __device__
+#else
+#define EA_HOST_DEVICE
+#endif
+EA_HOST_DEVICE static int ea__pattern_visible(const ea__pattern *p, int q, int k) {
     int r, qb;
-    (void)b; (void)h;
     if (p->window >= 0 && q - k <= p->window && k - q <= p->window) return 1;
     if (q < p->n_global || k < p->n_global) return 1;
     if (!p->block) return 0;
@@ -4422,6 +4426,11 @@ static int ea__pattern_mask(int b, int h, int q, int k, void *user) {
     for (r = 0; r < p->n_random; r++)
         if (p->rand[(size_t)qb * p->n_random + r] == k / p->block) return 1;
     return 0;
+}
+
+static int ea__pattern_mask(int b, int h, int q, int k, void *user) {
+    (void)b; (void)h;
+    return ea__pattern_visible((const ea__pattern *)user, q, k);
 }
 
 /* Mark the key tiles covering keys [lo, hi] (clipped to [0, nk)). */
@@ -10077,26 +10086,15 @@ __global__ static void ea__softmax_k(float *out, const float *x, int rows, int c
    so q, k and v may be column ranges of one merged QKV activation, as in
    the CPU's ea_sdpa; gradients share the strides of what they belong to. */
 #define EA_CU_DH_LANES 8
-/* The sparse patterns of local and bigbird (8.3's ea__pattern) on the
-   device: key k visible to query q when a clause holds (causal applied
-   apart).  on 0: every key.  rand: device memory. */
+/* A sparse pattern of 8.3 (local, localglobal, bigbird) on the device,
+   tested by the CPU's own ea__pattern_visible (causal applied apart).  on
+   0: every key.  p.rand: device memory. */
 typedef struct ea__cu_pat {
-    int on, window, n_global, block, block_window, n_random;
-    const int *rand;
+    int on;
+    ea__pattern p;
 } ea__cu_pat;
 
-__device__ static int ea__cu_visible(const ea__cu_pat *p, int q, int k) {
-    int r, qb;
-    if (!p->on) return 1;
-    if (p->window >= 0 && q - k <= p->window && k - q <= p->window) return 1;
-    if (q < p->n_global || k < p->n_global) return 1;
-    if (!p->block) return 0;
-    qb = q / p->block;
-    if (qb - k / p->block <= p->block_window && k / p->block - qb <= p->block_window) return 1;
-    for (r = 0; r < p->n_random; r++)
-        if (p->rand[qb * p->n_random + r] == k / p->block) return 1;
-    return 0;
-}
+__device__ static int ea__cu_visible(const ea__cu_pat *pat, int q, int k) { return !pat->on || ea__pattern_visible(&pat->p, q, k); }
 
 typedef struct ea__cu_attn {
     const float *q, *k, *v, *o, *dout; /* o: the forward's output, read by the backward */
@@ -11303,8 +11301,8 @@ static ea_status ea__attn_pattern(ea__cu_pat *cp, const ea_cuda_pattern *p, cons
         return ea_error_set(err, EA_ERR_ARG, "%s: a pattern with no window (-1) and no blocks hides a query's own key; "
                             "expected window >= 0 or block > 0", what);
     cp->on = 1;
-    cp->window = p->window; cp->n_global = p->n_global; cp->block = p->block; cp->block_window = p->block_window;
-    cp->n_random = p->n_random; cp->rand = p->rand;
+    cp->p.window = p->window; cp->p.n_global = p->n_global; cp->p.block = p->block; cp->p.block_window = p->block_window;
+    cp->p.n_random = p->n_random; cp->p.rand = p->rand;
     return EA_OK;
 }
 
@@ -11759,6 +11757,36 @@ __device__ static __noinline__ void ea__fz_rows_out(const ea__fz *a, const ea__f
     ea__fz_linear(next->qkv + row0 * a->Wq, a->Wq, ln, a->D, next->wqkv, bqkv, NULL, 0, R, a->D, a->Wq, 0, part);
 }
 
+/* Image img's pooled row and head, from its final-norm rows f [T, ldf]
+   (shared memory): the class token's row, or the mean in G partial sums
+   over token ranges added in order, into pool [D]; then head1 (+ GELU and
+   head2 with a hidden head layer, through hid) with biases h1, h2, into y.
+   part: scratch of blockDim floats. */
+__device__ static void ea__fz_head(const ea__fz *a, const float *f, int ldf, float *pool, float *hid, float *part, const float *h1,
+                                   const float *h2, int img) {
+    int nt = (int)blockDim.x, t = (int)threadIdx.x, D = a->D, G = nt / D > 1 ? nt / D : 1, e;
+    int n1 = a->head_hidden ? a->head_hidden : a->out_dim;
+    for (e = t; e < G * D; e += nt) {
+        int g = e / D, tt;
+        float sum = 0.0f;
+        for (tt = a->T * g / G; tt < a->T * (g + 1) / G; tt++) sum += f[(size_t)tt * ldf + e % D];
+        part[e] = sum;
+    }
+    __syncthreads();
+    for (e = t; e < D; e += nt) {
+        float sum = 0.0f;
+        int g;
+        for (g = 0; g < G; g++) sum += part[g * D + e];
+        pool[e] = a->cls ? f[e] : sum / (float)a->T;
+    }
+    __syncthreads();
+    ea__fz_linear(a->head_hidden ? hid : a->y + (size_t)img * a->out_dim, n1, pool, D, a->head1_wt, h1, NULL, 0, 1, D, n1,
+                  a->head_hidden != 0, part);
+    if (a->head_hidden)
+        ea__fz_linear(a->y + (size_t)img * a->out_dim, a->out_dim, hid, a->head_hidden, a->head2_wt, h2, NULL, 0, 1, a->head_hidden,
+                      a->out_dim, 0, part);
+}
+
 __global__ static void __launch_bounds__(EA_CU_FZ_THREADS, 1) ea__fz_k(const __grid_constant__ ea__fz a, int B) {
     extern __shared__ float sm[];
     float *x = sm + a.o_x, *ln = sm + a.o_a, *q = sm + a.o_q, *att = sm + a.o_att, *mid = sm + a.o_mid, *hid = sm + a.o_hid;
@@ -11822,31 +11850,13 @@ __global__ static void __launch_bounds__(EA_CU_FZ_THREADS, 1) ea__fz_k(const __g
         cooperative_groups::this_grid().sync();
     }
     for (task = (int)blockIdx.x; task < B; task += (int)gridDim.x) { /* pooling and the head, a block an image */
-        int n1 = a.head_hidden ? a.head_hidden : a.out_dim, G = nt / D > 1 ? nt / D : 1;
+        int n1 = a.head_hidden ? a.head_hidden : a.out_dim;
         float *h1 = vec, *h2 = h1 + n1, *f = kv;
         for (e = t; e < a.T * D; e += nt) ea__fz_copy(f + e, a.lnf + (size_t)task * a.T * D + e);
         ea__fz_vec(h1, a.head1_b, n1, 0.0f);
         ea__fz_vec(h2, a.head2_b, a.head_hidden ? a.out_dim : 0, 0.0f);
         ea__fz_landed();
-        for (e = t; e < G * D; e += nt) { /* the mean in G partial sums over token ranges, added in order */
-            int g = e / D, tt;
-            float sum = 0.0f;
-            for (tt = a.T * g / G; tt < a.T * (g + 1) / G; tt++) sum += f[(size_t)tt * D + e % D];
-            part[e] = sum;
-        }
-        __syncthreads();
-        for (e = t; e < D; e += nt) {
-            float sum = 0.0f;
-            int g;
-            for (g = 0; g < G; g++) sum += part[g * D + e];
-            ln[e] = a.cls ? f[e] : sum / (float)a.T;
-        }
-        __syncthreads();
-        ea__fz_linear(a.head_hidden ? hid : a.y + (size_t)task * a.out_dim, n1, ln, D, a.head1_wt, h1, NULL, 0, 1, D, n1,
-                      a.head_hidden != 0, part);
-        if (a.head_hidden)
-            ea__fz_linear(a.y + (size_t)task * a.out_dim, a.out_dim, hid, a.head_hidden, a.head2_wt, h2, NULL, 0, 1,
-                          a.head_hidden, a.out_dim, 0, part);
+        ea__fz_head(&a, f, D, ln, hid, part, h1, h2, task);
     }
 }
 
@@ -12158,29 +12168,7 @@ template <int DH, int MT> __global__ static void __launch_bounds__(EA_CU_FB_THRE
         ea__fb_linear<MT>(x, a.ldx, big, a.ldb, L->f2, L->b2, x, a.ldx, T, a.hidden, D, 0);
     }
     ea__fb_norm(u, a.ldu, x, a.ldx, a.norm_w, a.norm_b, T, D);
-    { /* pooling (the class token's row, or the mean in G partial sums over token ranges, added in order) and the head */
-        int n1 = a.head_hidden ? a.head_hidden : a.out_dim, G = nt / D > 1 ? nt / D : 1;
-        float *pool = big, *hid = pool + D, *part = hid + n1;
-        for (e = t; e < G * D; e += nt) {
-            int g = e / D, tt;
-            float sum = 0.0f;
-            for (tt = T * g / G; tt < T * (g + 1) / G; tt++) sum += u[tt * a.ldu + e % D];
-            part[e] = sum;
-        }
-        __syncthreads();
-        for (e = t; e < D; e += nt) {
-            float sum = 0.0f;
-            int g;
-            for (g = 0; g < G; g++) sum += part[g * D + e];
-            pool[e] = a.cls ? u[e] : sum / (float)T;
-        }
-        __syncthreads();
-        ea__fz_linear(a.head_hidden ? hid : a.y + (size_t)img * a.out_dim, n1, pool, D, a.head1_wt, a.head1_b, NULL, 0, 1, D, n1,
-                      a.head_hidden != 0, part);
-        if (a.head_hidden)
-            ea__fz_linear(a.y + (size_t)img * a.out_dim, a.out_dim, hid, a.head_hidden, a.head2_wt, a.head2_b, NULL, 0, 1,
-                          a.head_hidden, a.out_dim, 0, part);
-    }
+    ea__fz_head(&a, u, a.ldu, big, big + D, big + D + (a.head_hidden ? a.head_hidden : a.out_dim), a.head1_b, a.head2_b, img);
 }
 
 /* ea__fb_k for heads up to dh wide and mt tiles of rows (4 or 6) */
@@ -12831,36 +12819,30 @@ static ea_status ea__vcu_patterns(ea_vit_cuda *d, const ea_vit *m, int local, in
     ea_ctx_init(&ctx, 0);
     for (i = 0; i < d->cfg.depth && st == EA_OK; i++) {
         const ea_attn *a = &m->blocks[i].attn;
-        ea__cu_pat *cp = &p->L[i].pat;
-        ea__pattern q;
-        memset(&q, 0, sizeof q);
-        cp->on = 1;
+        ea__pattern *q = &p->L[i].pat.p;
+        const int *rand;
+        p->L[i].pat.on = 1;
+        memset(q, 0, sizeof *q);
         if (local) {
-            cp->window = ea__opt(a->cfg.opt.window, 8);
+            q->window = ea__opt(a->cfg.opt.window, 8);
             continue;
         }
-        cp->window = -1;
-        cp->block = ea__opt(a->cfg.opt.block, 8);
-        cp->block_window = 1;
-        cp->n_global = ea__opt(a->cfg.opt.global, 1) * cp->block;
-        cp->n_random = ea__opt(a->cfg.opt.random, 1);
-        nblk = (p->T + cp->block - 1) / cp->block;
-        if (!p->pat_rand && (st = ea__cuda_check(cudaMalloc((void **)&p->pat_rand, (size_t)d->cfg.depth * nblk * cp->n_random *
+        q->window = -1;
+        q->block = ea__opt(a->cfg.opt.block, 8);
+        q->block_window = 1;
+        q->n_global = ea__opt(a->cfg.opt.global, 1) * q->block;
+        q->n_random = ea__opt(a->cfg.opt.random, 1);
+        nblk = (p->T + q->block - 1) / q->block;
+        if (!p->pat_rand && (st = ea__cuda_check(cudaMalloc((void **)&p->pat_rand, (size_t)d->cfg.depth * nblk * q->n_random *
                                                                                        sizeof(int) + sizeof(int)),
                                                  "bigbird's random blocks", err)) != EA_OK)
             break;
-        q.window = -1;
-        q.block = cp->block;
-        q.block_window = 1;
-        q.n_global = cp->n_global;
-        q.n_random = cp->n_random;
-        q.rand = ea__random_blocks(&ctx, &q, p->T, a->seed);
-        if (!q.rand) {
+        if (!(rand = ea__random_blocks(&ctx, q, p->T, a->seed))) {
             st = ea_error_set(err, EA_ERR_NOMEM, "vit_cuda_init: out of memory for bigbird's random blocks");
             break;
         }
-        cp->rand = p->pat_rand + (size_t)i * nblk * cp->n_random;
-        st = ea_cuda_put_bytes(d->cu, (void *)cp->rand, q.rand, (size_t)nblk * cp->n_random * sizeof(int), err);
+        q->rand = p->pat_rand + (size_t)i * nblk * q->n_random;
+        st = ea_cuda_put_bytes(d->cu, (void *)q->rand, rand, (size_t)nblk * q->n_random * sizeof(int), err);
         ea_ctx_reset(&ctx);
     }
     ea_ctx_free(&ctx);

@@ -144,41 +144,6 @@ static void test_pointwise(void) {
 
 /* Flash attention on the GPU against the CPU's ea_sdpa (its own tape) on
    the same q, k, v and the same output gradient. */
-static void test_attention(int B, int n, int H, int Hkv, int dh, int causal) {
-    size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh;
-    ea_ctx ctx;
-    ea_tensor *q, *k, *v, *o, *t, *loss;
-    ea_error err;
-    float *dout = (float *)malloc(nq * 4), *Dq, *Dk, *Dv, *Do, *Dl, *Ddo, *Ddq, *Ddk, *Ddv, *go, *gdq, *gdk, *gdv;
-    size_t i;
-    ea_ctx_init(&ctx, 0);
-    q = ea_tensor_3d(&ctx, B, n, H * dh, 1);
-    k = ea_tensor_3d(&ctx, B, n, Hkv * dh, 1);
-    v = ea_tensor_3d(&ctx, B, n, Hkv * dh, 1);
-    t = ea_tensor_3d(&ctx, B, n, H * dh, 0);
-    for (i = 0; i < nq; i++) { q->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); t->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
-    for (i = 0; i < nk; i++) { k->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); v->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
-    o = ea_sdpa(&ctx, q, 0, k, 0, v, 0, H, Hkv, dh, causal);
-    loss = ea_mse_loss(&ctx, o, t);
-    CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "CPU reference: %s", ctx.err.msg);
-    for (i = 0; i < nq; i++) dout[i] = 2.0f * (o->data[i] - t->data[i]) / (float)nq; /* d mse / d out */
-    Dq = dev(q->data, nq); Dk = dev(k->data, nk); Dv = dev(v->data, nk); Do = dev(NULL, nq); Dl = dev(NULL, (size_t)B * H * n);
-    Ddo = dev(dout, nq); Ddq = dev(NULL, nq); Ddk = dev(NULL, nk); Ddv = dev(NULL, nk);
-    CHECK(ea_attention_fwd_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s", err.msg);
-    CHECK(ea_attention_bwd_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s",
-          err.msg);
-    go = back(Do, nq); gdq = back(Ddq, nq); gdk = back(Ddk, nk); gdv = back(Ddv, nk);
-    CHECK(rel(go, o->data, nq) < 1e-5 && rel(gdq, q->grad, nq) < 1e-4 && rel(gdk, k->grad, nk) < 1e-4 && rel(gdv, v->grad, nk) < 1e-4,
-          "attention B%d n%d H%d/%d dh%d%s: out %.2g, dq %.2g, dk %.2g, dv %.2g", B, n, H, Hkv, dh, causal ? " causal" : "",
-          rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
-    printf("  attention B%d n%d H%d/%d dh%d%s: rel. error out %.1e, dq %.1e, dk %.1e, dv %.1e\n", B, n, H, Hkv, dh,
-           causal ? " causal" : "", rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
-    free(dout); free(go); free(gdq); free(gdk); free(gdv);
-    ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
-    ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
-    ea_ctx_free(&ctx);
-}
-
 static void *dev_bytes(const void *host, size_t bytes);
 
 /* A sparse pattern (ea_cuda_pattern's rule) for the CPU's flex attention:
@@ -198,11 +163,12 @@ static int pattern_mask(int b, int h, int q, int k, void *user) {
     return 0;
 }
 
-/* The fp32 pattern kernels (forward and backward) against the CPU's flex
-   attention with the same mask; window / n_global / block / n_random as
-   ea_cuda_pattern, random blocks drawn here. */
-static void test_attention_pattern(int B, int n, int H, int Hkv, int dh, int causal, int window, int n_global, int block,
-                                   int n_random, const char *label) {
+/* The fp32 kernels (forward and backward) against the CPU's flash
+   attention on the same inputs: plain (label NULL), or restricted to a
+   pattern (window / n_global / block / n_random as ea_cuda_pattern, random
+   blocks drawn here) against the CPU's flex attention with the same mask. */
+static void check_attention(int B, int n, int H, int Hkv, int dh, int causal, int window, int n_global, int block, int n_random,
+                            const char *label) {
     size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh, i;
     int nblk = block ? (n + block - 1) / block : 0, *rand = (int *)malloc(((size_t)nblk * n_random + 1) * sizeof(int)), *Drand;
     test_pattern tp;
@@ -226,36 +192,43 @@ static void test_attention_pattern(int B, int n, int H, int Hkv, int dh, int cau
     t = ea_tensor_3d(&ctx, B, n, H * dh, 0);
     for (i = 0; i < nq; i++) { q->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); t->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
     for (i = 0; i < nk; i++) { k->data[i] = ea_rng_range(&g_rng, -2.0f, 2.0f); v->data[i] = ea_rng_range(&g_rng, -1.0f, 1.0f); }
-    o = ea_flex_attention(&ctx, q, 0, k, 0, v, 0, H, Hkv, dh, causal, &mods);
+    o = label ? ea_flex_attention(&ctx, q, 0, k, 0, v, 0, H, Hkv, dh, causal, &mods) : ea_sdpa(&ctx, q, 0, k, 0, v, 0, H, Hkv, dh, causal);
     loss = ea_mse_loss(&ctx, o, t);
     CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "CPU reference: %s", ctx.err.msg);
     if (!loss) { ea_ctx_free(&ctx); free(dout); free(rand); return; }
-    for (i = 0; i < nq; i++) dout[i] = 2.0f * (o->data[i] - t->data[i]) / (float)nq;
+    for (i = 0; i < nq; i++) dout[i] = 2.0f * (o->data[i] - t->data[i]) / (float)nq; /* d mse / d out */
     Drand = (int *)dev_bytes(rand, ((size_t)nblk * n_random + 1) * sizeof(int));
     tp.p.rand = n_random ? Drand : NULL;
     Dq = dev(q->data, nq); Dk = dev(k->data, nk); Dv = dev(v->data, nk); Do = dev(NULL, nq); Dl = dev(NULL, (size_t)B * H * n);
     Ddo = dev(dout, nq); Ddq = dev(NULL, nq); Ddk = dev(NULL, nk); Ddv = dev(NULL, nk);
-    CHECK(ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_OK, "%s", err.msg);
-    CHECK(ea_attention_bwd_pattern_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_OK,
+    CHECK((label ? ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err)
+                 : ea_attention_fwd_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err)) == EA_OK, "%s", err.msg);
+    CHECK((label ? ea_attention_bwd_pattern_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err)
+                 : ea_attention_bwd_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err)) == EA_OK,
           "%s", err.msg);
     go = back(Do, nq); gdq = back(Ddq, nq); gdk = back(Ddk, nk); gdv = back(Ddv, nk);
     CHECK(rel(go, o->data, nq) < 1e-5 && rel(gdq, q->grad, nq) < 1e-4 && rel(gdk, k->grad, nk) < 1e-4 && rel(gdv, v->grad, nk) < 1e-4,
-          "attention %s B%d n%d H%d/%d dh%d%s: out %.2g, dq %.2g, dk %.2g, dv %.2g", label, B, n, H, Hkv, dh, causal ? " causal" : "",
+          "attention %sB%d n%d H%d/%d dh%d%s: out %.2g, dq %.2g, dk %.2g, dv %.2g", label ? label : "", B, n, H, Hkv, dh, causal ? " causal" : "",
           rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
-    printf("  attention %s B%d n%d H%d/%d dh%d%s: rel. error out %.1e, dq %.1e, dk %.1e, dv %.1e\n", label, B, n, H, Hkv, dh,
+    printf("  attention %sB%d n%d H%d/%d dh%d%s: rel. error out %.1e, dq %.1e, dk %.1e, dv %.1e\n", label ? label : "", B, n, H, Hkv, dh,
            causal ? " causal" : "", rel(go, o->data, nq), rel(gdq, q->grad, nq), rel(gdk, k->grad, nk), rel(gdv, v->grad, nk));
     tp.p.window = -1;
     tp.p.block = 0;
     tp.p.n_random = 0;
-    CHECK(ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_ERR_ARG &&
-              strstr(err.msg, "own key"), "a pattern that hides the diagonal refused: %s", err.msg);
-    CHECK(ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, NULL, &err) == EA_ERR_ARG,
+    CHECK(!label || (ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) == EA_ERR_ARG &&
+                     strstr(err.msg, "own key")), "a pattern that hides the diagonal refused: %s", err.msg);
+    CHECK(!label || ea_attention_fwd_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, NULL, &err) == EA_ERR_ARG,
           "a NULL pattern refused: %s", err.msg);
     free(dout); free(go); free(gdq); free(gdk); free(gdv); free(rand);
     ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
     ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
     ea_cuda_release(Drand);
     ea_ctx_free(&ctx);
+}
+
+
+static void test_attention(int B, int n, int H, int Hkv, int dh, int causal) {
+    check_attention(B, n, H, Hkv, dh, causal, -1, 0, 0, 0, NULL);
 }
 
 /* The CPU flash kernels' description of q [B, n, H, dh], k and v [B, n, Hkv, dh] */
@@ -836,9 +809,9 @@ int main(int argc, char **argv) {
     test_attention(2, 50, 4, 1, 16, 0);   /* the short backward with 4 query heads a K/V head */
     /* patterns through every fp32 kernel: short forward and warp-a-row backward (n 300, dh 16), warp-a-row
        both ways (n 1100, dh 64), the rows forward (n 64, dh 64) */
-    test_attention_pattern(2, 300, 4, 2, 16, 0, 5, 0, 0, 0, "local w 5");
-    test_attention_pattern(1, 1100, 2, 1, 64, 1, -1, 16, 16, 2, "bigbird block 16, 2 random");
-    test_attention_pattern(2, 64, 2, 2, 64, 0, 4, 3, 0, 0, "localglobal w 4, 3 global");
+    check_attention(2, 300, 4, 2, 16, 0, 5, 0, 0, 0, "local w 5 ");
+    check_attention(1, 1100, 2, 1, 64, 1, -1, 16, 16, 2, "bigbird block 16, 2 random ");
+    check_attention(2, 64, 2, 2, 64, 0, 4, 3, 0, 0, "localglobal w 4, 3 global ");
     test_attention_bf16(2, 200, 4, 4, 64, 0);  /* a partial last tile */
     test_attention_bf16(1, 130, 8, 2, 64, 1);  /* GQA, causal */
     test_attention_bf16(2, 96, 2, 1, 32, 1);   /* MQA, dh 32 */
