@@ -184,6 +184,7 @@ typedef struct ea_tensor {
     size_t size;           /* product of shape */
     int requires_grad;
     const char *name;      /* parameters only */
+    const float *packed;   /* parameters only: wᵀ [K, N] from ea_params_pack, or NULL */
 } ea_tensor;
 
 typedef struct ea_ctx ea_ctx;
@@ -275,6 +276,7 @@ typedef struct ea_params {
     size_t n;              /* total scalars */
     float *data, *grad, *m, *v;  /* 4 x n floats, one allocation */
     ea_status status;      /* first registration failure */
+    float *packed;         /* ea_params_pack's copies (one allocation), or NULL */
 } ea_params;
 
 EA_API ea_tensor *ea_param(ea_params *ps, const char *name, int ndim, const int *shape,
@@ -286,6 +288,16 @@ EA_API ea_status ea_params_alloc(ea_params *ps, ea_error *err);
 EA_API void ea_params_init(ea_params *ps, uint64_t seed);
 EA_API void ea_params_zero_grad(ea_params *ps);
 EA_API void ea_params_free(ea_params *ps);
+/* Inference: every 2-D parameter [N, K] with N a multiple of 16 gets a
+   transposed copy wᵀ [K, N], 64-byte aligned, that ea_linear then reads
+   as the GEMM's panel in place instead of transposing w into one on every
+   call (the same products in the same order: bit-identical outputs).  The
+   copies describe the weights as they are now: ea_adamw_step,
+   ea_params_init, ea_params_load, ea_checkpoint_load, ea_vit_cuda_pull and
+   ea_params_free drop them; after writing weights any other way call ea_params_pack
+   again, or ea_params_unpack. */
+EA_API ea_status ea_params_pack(ea_params *ps, ea_error *err);
+EA_API void ea_params_unpack(ea_params *ps);
 EA_API ea_tensor *ea_params_find(const ea_params *ps, const char *name);
 
 /* ---- low-level kernels (plain float*, usable without a context) -------- */
@@ -2062,6 +2074,7 @@ EA_API void ea_params_init(ea_params *ps, uint64_t seed) {
     ea_rng rng;
     int i;
     size_t j;
+    ea_params_unpack(ps);
     ea_rng_seed(&rng, seed, 1);
     for (i = 0; i < ps->count; i++) {
         ea_tensor *t = ps->tensors[i];
@@ -2091,8 +2104,46 @@ EA_API void ea_params_zero_grad(ea_params *ps) {
     if (ps->grad) memset(ps->grad, 0, ps->n * sizeof(float));
 }
 
+EA_API void ea_params_unpack(ea_params *ps) {
+    int i;
+    if (!ps) return;
+    for (i = 0; i < ps->count; i++) ps->tensors[i]->packed = NULL;
+    EFFATTN_FREE(ps->packed);
+    ps->packed = NULL;
+}
+
+/* A 2-D parameter worth a transposed copy: its rows a whole number of
+   AVX-512 vectors when transposed (what the GEMM reads in place) */
+static int ea__packable(const ea_tensor *t) { return t->ndim == 2 && t->shape[0] % 16 == 0 && t->shape[1] > 0; }
+
+EA_API ea_status ea_params_pack(ea_params *ps, ea_error *err) {
+    size_t need = 16, at;
+    int i, n, k, r, c;
+    float *base;
+    if (!ps || !ps->data) return ea_error_set(err, EA_ERR_ARG, "params_pack: no allocated parameters");
+    ea_params_unpack(ps);
+    for (i = 0; i < ps->count; i++)
+        if (ea__packable(ps->tensors[i])) need += (ps->tensors[i]->size + 15) / 16 * 16;
+    ps->packed = (float *)EFFATTN_MALLOC(need * sizeof(float));
+    if (!ps->packed) return ea_error_set(err, EA_ERR_NOMEM, "params_pack: could not allocate %zu floats", need);
+    base = ps->packed + (64 - (uintptr_t)ps->packed % 64) % 64 / sizeof(float); /* EFFATTN_MALLOC aligns to 4 at least */
+    for (i = 0, at = 0; i < ps->count; i++) {
+        ea_tensor *t = ps->tensors[i];
+        float *wt = base + at;
+        if (!ea__packable(t)) continue;
+        n = t->shape[0];
+        k = t->shape[1];
+        for (r = 0; r < k; r++) /* wt[r, c] = w[c, r] */
+            for (c = 0; c < n; c++) wt[(size_t)r * n + c] = t->data[(size_t)c * k + r];
+        t->packed = wt;
+        at += (t->size + 15) / 16 * 16;
+    }
+    return EA_OK;
+}
+
 EA_API void ea_params_free(ea_params *ps) {
     int i;
+    ea_params_unpack(ps);
     for (i = 0; i < ps->count; i++) EFFATTN_FREE(ps->tensors[i]);
     EFFATTN_FREE(ps->tensors);
     EFFATTN_FREE(ps->info);
@@ -2151,12 +2202,26 @@ static float ea__row_sum(const float *x, int n) {
 }
 
 /* --- linear: out[M,N] = inp[M,K] · w[N,K]ᵀ + b[N]   (2·M·N·K FLOPs) ----- */
-EA_API void ea_linear_fwd(float *out, const float *inp, const float *w, const float *b, int M,
-                          int K, int N) {
+/* out = inp·wᵀ + b with wᵀ read through strides (brs, bcs) */
+static void ea__linear_gemm(float *out, const float *inp, const float *wt, ptrdiff_t brs, ptrdiff_t bcs, const float *b, int M,
+                            int K, int N) {
     int i;
-    ea_gemm(M, N, K, inp, K, 1, w, 1, K, out, N, 0);
+    ea_gemm(M, N, K, inp, K, 1, wt, brs, bcs, out, N, 0);
     if (b)
         for (i = 0; i < M; i++) ea__add_n(out + (size_t)i * N, out + (size_t)i * N, b, N);
+}
+
+EA_API void ea_linear_fwd(float *out, const float *inp, const float *w, const float *b, int M,
+                          int K, int N) {
+    ea__linear_gemm(out, inp, w, 1, K, b, M, K, N);
+}
+
+/* The same from a weight tensor: its transposed copy when ea_params_pack
+   made one (read in place by the GEMM), except for one or two rows, which
+   take dot products along w's rows either way */
+static void ea__linear_fwd_t(float *out, const float *inp, const ea_tensor *w, const float *b, int M, int K, int N) {
+    if (w->packed && M > EA_GEMV_ROWS) ea__linear_gemm(out, inp, w->packed, N, 1, b, M, K, N);
+    else ea__linear_gemm(out, inp, w->data, 1, K, b, M, K, N);
 }
 
 /* dinp += dout·w,  dw += doutᵀ·inp,  db += Σ_rows dout   (any may be NULL) */
@@ -2195,7 +2260,7 @@ EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *
     shape[x->ndim - 1] = N;
     out = ea__out(ctx, x->ndim, shape, x, w, b);
     if (!out) return NULL;
-    ea_linear_fwd(out->data, x->data, w->data, b ? b->data : NULL, M, K, N);
+    ea__linear_fwd_t(out->data, x->data, w, b ? b->data : NULL, M, K, N);
     n = ea__record(ctx, ea__linear_back, out, x, w, b);
     if (n) {
         n->iarg[0] = M;
@@ -2664,7 +2729,7 @@ static ea_tensor *ea__conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b
     if (!cols || !gs || !out) return NULL;
     *gs = *g;
     ea__im2col(cols, x->data, g, 1);
-    ea_linear_fwd(out->data, cols, w->data, b ? b->data : NULL, M, K, D);
+    ea__linear_fwd_t(out->data, cols, w, b ? b->data : NULL, M, K, D);
     n = ea__record(ctx, ea__conv_back, out, x, w, b);
     if (n) {
         n->save[0] = cols;
@@ -7633,6 +7698,7 @@ EA_API void ea_adamw_step(ea_adamw *o, ea_params *ps) {
     size_t i, lo = 0, hi;
     int t;
     float bc1, bc2, decay;
+    ea_params_unpack(ps); /* the transposed copies would go stale */
     o->step++;
     bc1 = 1.0f - powf(o->beta1, (float)o->step);
     bc2 = 1.0f - powf(o->beta2, (float)o->step);
@@ -8122,6 +8188,7 @@ EA_API ea_status ea_params_load(ea_params *ps, const char *path, ea_error *err) 
     ea_safetensors st;
     ea_status s;
     int i, d;
+    ea_params_unpack(ps);
     if ((s = ea_st_open(&st, path, err)) != EA_OK) return s;
     for (i = 0; i < ps->count && s == EA_OK; i++) {
         const ea_tensor *t = ps->tensors[i];
@@ -8615,6 +8682,7 @@ static ea_status ea__checkpoint_file(const char *path, ea_vit_config *cfg, ea_vi
 EA_API ea_status ea_checkpoint_load(const char *path, ea_vit *m, ea_adamw *opt, ea_blob *extra, int n_extra,
                                     ea_error *err) {
     if (!m) return ea_error_set(err, EA_ERR_ARG, "checkpoint_load: NULL model");
+    ea_params_unpack(&m->params);
     return ea__checkpoint_file(path, NULL, m, opt, extra, n_extra, err);
 }
 
@@ -13118,6 +13186,7 @@ EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err) {
     if (m->params.n != d->n || strcmp(m->cfg.attn, d->cfg.attn) || m->cfg.dim != d->cfg.dim || m->cfg.depth != d->cfg.depth)
         return ea_error_set(err, EA_ERR_SHAPE, "vit_cuda_pull: the host model (%zu parameters) is not the one placed on the "
                             "device (%zu)", m->params.n, d->n);
+    ea_params_unpack(&m->params); /* its weights are about to change */
     st = ea_cuda_get(d->cu, m->params.data, d->params, d->n, err);
     if (st == EA_OK) st = ea_cuda_get(d->cu, m->params.m, d->m, d->n, err);
     if (st == EA_OK) st = ea_cuda_get(d->cu, m->params.v, d->v, d->n, err);

@@ -519,6 +519,11 @@ static int run(int argc, char **argv, cli_dist *dist) {
         fprintf(stderr, "classify: writing the loss log '%s' failed\n", o.loss_log);
         return 1;
     }
+    /* training is over: inference reads transposed copies of the weights (the same bits, no transpose a call) */
+    if (!dev.on && ea_params_pack(&model.params, &err) != EA_OK) {
+        fprintf(stderr, "classify: %s\n", err.msg);
+        return 1;
+    }
     if (lead && !cli_evaluate(&ctx, &model, &dev, &test, 0, test.n, mean, sd, xb, yb, idx, bmax, &res)) {
         fprintf(stderr, "classify: evaluation failed: %s\n", ctx.err.msg);
         return 1;

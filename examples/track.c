@@ -531,6 +531,11 @@ static int run(int argc, char **argv, cli_dist *dist) {
         fprintf(stderr, "track: writing the loss log '%s' failed\n", o.loss_log);
         return 1;
     }
+    /* training is over: inference reads transposed copies of the weights (the same bits, no transpose a call) */
+    if (!dev.on && ea_params_pack(&model.params, &err) != EA_OK) {
+        fprintf(stderr, "track: %s\n", err.msg);
+        return 1;
+    }
     if (lead && !evaluate(&ctx, &model, &dev, &vids, n_train_v + n_val_v, (int)o.videos, xb, yb, bmax, &test)) {
         fprintf(stderr, "track: evaluation failed: %s\n", ctx.err.msg);
         return 1;

@@ -4270,12 +4270,65 @@ static void test_dist(void) {
     ea_images_free(&tr);
 }
 
+/* ea_params_pack: the forward through the transposed copies gives the same
+   bits as without them (tracker rows at batch 1 and 5, seed 002's
+   classifier), a training step drops them, and bad calls are refused. */
+static void test_pack(void) {
+    static const char *const rows[] = {"mha", "gqa", "local"};
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_ctx ctx;
+    ea_error err;
+    ea_params empty;
+    ea_rng rng;
+    int r, B, packed = 0, i;
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 8, 1);
+    for (r = 0; r < 4; r++) {
+        if (r < 3) ea_tracker_config_default(&cfg, rows[r]);
+        else ea_classifier_config_default(&cfg, EA_HOST_VIT, "mha", 1, 28, 10);
+        if (ea_vit_init(&m, &cfg, 3, &err) != EA_OK) { CHECK(0, "%s", err.msg); continue; }
+        for (B = 1; B <= 5; B += 4) {
+            ea_tensor *x, *y0, *y1;
+            size_t j;
+            ea_ctx_reset(&ctx);
+            ctx.grad_enabled = 0;
+            x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
+            for (j = 0; j < x->size; j++) x->data[j] = ea_rng_uniform(&rng);
+            y0 = ea_vit_forward(&ctx, &m, x);
+            CHECK(ea_params_pack(&m.params, &err) == EA_OK, "%s", err.msg);
+            for (i = 0, packed = 0; i < m.params.count; i++) packed += m.params.tensors[i]->packed != NULL;
+            y1 = ea_vit_forward(&ctx, &m, x);
+            CHECK(y0 && y1 && !memcmp(y0->data, y1->data, y0->size * sizeof(float)),
+                  "%s batch %d: the packed forward differs", r < 3 ? rows[r] : "classifier", B);
+            ea_params_unpack(&m.params);
+        }
+        CHECK(packed >= 4 * cfg.depth, "%s: %d packed weights for %d layers", r < 3 ? rows[r] : "classifier", packed, cfg.depth);
+        ea_vit_free(&m);
+    }
+    /* a training step drops the copies, so the next forward reads the new weights */
+    ea_tracker_config_default(&cfg, "mha");
+    if (ea_vit_init(&m, &cfg, 4, &err) == EA_OK) {
+        ea_adamw opt;
+        CHECK(ea_params_pack(&m.params, &err) == EA_OK && m.params.packed && m.blocks[0].attn.w[0]->packed, "pack: %s", err.msg);
+        ea_adamw_init(&opt, 1e-3f, 0.0f);
+        ea_adamw_step(&opt, &m.params);
+        CHECK(!m.params.packed && !m.blocks[0].attn.w[0]->packed, "adamw_step left the transposed copies in place");
+        ea_vit_free(&m);
+    }
+    memset(&empty, 0, sizeof empty);
+    CHECK(ea_params_pack(&empty, &err) == EA_ERR_ARG && strstr(err.msg, "no allocated"), "pack without parameters: %s", err.msg);
+    CHECK(ea_params_pack(NULL, &err) == EA_ERR_ARG, "pack NULL: %s", err.msg);
+    ea_params_unpack(NULL);
+    ea_ctx_free(&ctx);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
-        {"vit", test_vit_gradients}, {"generator", test_generator}, {"errors", test_errors},
+        {"vit", test_vit_gradients}, {"pack", test_pack}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"time", test_time}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
         {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
