@@ -3854,6 +3854,7 @@ EA_API ea_tensor *ea_reshape(ea_ctx *ctx, ea_tensor *x, int ndim, const int *sha
     v = (ea_tensor *)ea_ctx_alloc(ctx, sizeof *v);
     if (!v) return NULL;
     *v = *x;
+    v->packed = NULL; /* a parameter's transposed copy belongs to its own shape */
     v->ndim = ndim;
     for (i = 0; i < EA_MAX_DIMS; i++) v->shape[i] = i < ndim ? shape[i] : 0;
     return v;
