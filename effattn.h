@@ -12154,12 +12154,13 @@ __device__ static __noinline__ void ea__fb_attn(float *out, int ldo, const float
 #pragma unroll
                 for (e = 0; e < 2; e++) {
                     int key = 8 * j + 2 * c + e;
-                    if (key >= T || (causal && key > row) || (PAT && !ea__cu_visible(pat, row, key))) s[j][2 * hf + e] = -INFINITY;
+                    /* padding rows (row >= T) skip the pattern: their blocks lie past bigbird's random-block table */
+                    if (key >= T || (causal && key > row) || (PAT && row < T && !ea__cu_visible(pat, row, key)))
+                        s[j][2 * hf + e] = -INFINITY;
                     mx = fmaxf(mx, s[j][2 * hf + e]);
                 }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            if (PAT && mx == -INFINITY) mx = 0.0f; /* a padding row a pattern hides every key from: zeros, not NaN */
 #pragma unroll
             for (j = 0; j < 2 * MT; j++)
 #pragma unroll
