@@ -1084,8 +1084,12 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
    window w and n_global g; bigbird block, block_window 1, n_global and the
    random blocks 8.12 draws.  Causal masking applies on top.  Every query
    must see its own key (window >= 0, or block > 0): no row is empty.  The
-   kernels skip nothing yet: they test every pair, so the cost is exact
-   attention's.  The backward adds into dq, dk, dv like ea_attention_bwd_cuda. */
+   forward on tensor cores (3xTF32, as ea_attention_fwd_cuda) visits only
+   the 64 x 64 tiles of (queries, keys) that the pattern shows, so it costs
+   the pattern's work (a band of half-width w: O(n·w)); the fp32-core
+   kernels (the backward, heads wider than 64) test every pair at exact
+   attention's cost.  The backward adds into dq, dk, dv like
+   ea_attention_bwd_cuda. */
 typedef struct ea_cuda_pattern {
     int window, n_global, block, block_window, n_random;
     const int *rand;
@@ -1108,6 +1112,16 @@ EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *l
 EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
                                             const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
                                             const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
+/* The bf16 attention restricted to a pattern (ea_cuda_pattern's rule), all
+   three kernels visiting only the tiles it shows: forward, dQ and dK/dV
+   cost the pattern's work, not exact attention's. */
+EA_API ea_status ea_attention_fwd_bf16_pattern_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                                    const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal,
+                                                    const ea_cuda_pattern *pat, ea_error *err);
+EA_API ea_status ea_attention_bwd_bf16_pattern_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                                    const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
+                                                    const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal,
+                                                    const ea_cuda_pattern *pat, ea_error *err);
 /* The forward on TF32 tensor cores from fp32 buffers (sm_80 or newer): q,
    k, v and P are rounded to TF32 (8 exponent bits, 10 mantissa bits) as
    they enter a product; accumulation and softmax are fp32 (relative error
@@ -1201,6 +1215,7 @@ EA_API int ea_num_threads(void);   /* OpenMP threads, 1 without OpenMP */
 #define EFFATTN_IMPLEMENTATION_DONE
 
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -4482,16 +4497,25 @@ typedef struct ea__pattern {
 #else
 #define EA_HOST_DEVICE
 #endif
-EA_HOST_DEVICE static int ea__pattern_visible(const ea__pattern *p, int q, int k) {
-    int r, qb;
+/* The clauses but the random one, for q and k in blocks qb and kb
+   (arithmetic only), and the random one: whether query block qb drew key
+   block kb (a look-up). */
+EA_HOST_DEVICE static int ea__pattern_near(const ea__pattern *p, int q, int k, int qb, int kb) {
     if (p->window >= 0 && q - k <= p->window && k - q <= p->window) return 1;
     if (q < p->n_global || k < p->n_global) return 1;
-    if (!p->block) return 0;
-    qb = q / p->block;
-    if (qb - k / p->block <= p->block_window && k / p->block - qb <= p->block_window) return 1;
+    return p->block && qb - kb <= p->block_window && kb - qb <= p->block_window;
+}
+
+EA_HOST_DEVICE static int ea__pattern_drawn(const ea__pattern *p, int qb, int kb) {
+    int r;
     for (r = 0; r < p->n_random; r++)
-        if (p->rand[(size_t)qb * p->n_random + r] == k / p->block) return 1;
+        if (p->rand[(size_t)qb * p->n_random + r] == kb) return 1;
     return 0;
+}
+
+EA_HOST_DEVICE static int ea__pattern_visible(const ea__pattern *p, int q, int k) {
+    int qb = p->block ? q / p->block : 0, kb = p->block ? k / p->block : 0;
+    return ea__pattern_near(p, q, k, qb, kb) || (p->block && ea__pattern_drawn(p, qb, kb));
 }
 
 static int ea__pattern_mask(int b, int h, int q, int k, void *user) {
@@ -10568,7 +10592,150 @@ typedef struct ea__tc_attn {
     int B, n, H, Hkv, causal;
     size_t ldq, ldkv;    /* row strides (elements) of q, out, dout, dq, and of k, v, dk, dv */
     float scale, scale2; /* 1/√dh and log₂e/√dh */
+    ea__cu_pat pat;      /* a sparse pattern (local, localglobal, bigbird), on top of causal */
 } ea__tc_attn;
+
+/* Sparse patterns on the tensor-core kernels: tiles skipped.  A pattern
+   shows each 64 x 64 tile of (queries, keys) wholly, partly or not at all;
+   the kernels visit only tiles that show a pair, so the cost is the
+   pattern's (a band of half-width w: O(n·w)), not exact attention's, and
+   test single pairs only in partly shown tiles.  Every clause of
+   ea__pattern_visible shows a range of keys to a range of queries, and
+   the band, global and block-band clauses are symmetric in the two, so
+   the next tile to visit comes from ranges without a scan: for a query
+   tile, the random blocks its query blocks drew; for a key tile (dK, dV),
+   the query blocks that drew it, found once a block by a pass over the
+   table into one bit a query tile (EA_TC_HIT_WORDS words of shared
+   memory; longer sequences visit every query tile for that clause). */
+#define EA_TC_HIT_WORDS 512 /* query tiles 32 a word: n up to 1,048,576 */
+
+/* The first 64-row tile at or after tile u that holds a position of
+   [lo, hi] (lo may be negative), or INT_MAX when none does. */
+__device__ static inline int ea__tile_from(int lo, int hi, int u) {
+    if (hi < 0 || hi < u * EA_TC_ROWS) return INT_MAX;
+    return max(u, max(lo, 0) / EA_TC_ROWS);
+}
+
+/* The first tile at or after u (of keys for a query tile, of queries for
+   a key tile: the clauses but one are symmetric) that the positions
+   [a0, a1] (a1 < n) may see under the pattern; the random clause from the
+   table (hits NULL: a0..a1 are queries) or from the key tile's bits (hits
+   set; nhit words, or every tile when nhit < 0).  INT_MAX: none. */
+__device__ static int ea__pat_next(const ea__cu_pat *pt, int a0, int a1, int u, const unsigned *hits, int nhit) {
+    const ea__pattern *p = &pt->p;
+    int best, b, r;
+    if (!pt->on || a0 < p->n_global) return u;
+    best = ea__tile_from(0, p->n_global - 1, u);
+    if (p->window >= 0) best = min(best, ea__tile_from(a0 - p->window, a1 + p->window, u));
+    if (!p->block) return best;
+    best = min(best, ea__tile_from((a0 / p->block - p->block_window) * p->block, (a1 / p->block + p->block_window + 1) * p->block - 1, u));
+    if (!p->n_random) return best;
+    if (!hits) {
+        for (b = a0 / p->block; b <= a1 / p->block; b++)
+            for (r = 0; r < p->n_random; r++) {
+                int kb = p->rand[(size_t)b * p->n_random + r];
+                if (kb >= 0 && kb < INT_MAX / p->block - 1) /* (a block past n is shown to nobody) */
+                    best = min(best, ea__tile_from(kb * p->block, (kb + 1) * p->block - 1, u));
+            }
+        return best;
+    }
+    if (nhit < 0) return u;
+    for (b = u; b < 32 * nhit && b < best;) { /* the next set bit at or after u */
+        unsigned w = hits[b / 32] >> (b % 32);
+        if (w) return min(best, b + __ffs(w) - 1);
+        b = (b / 32 + 1) * 32;
+    }
+    return best;
+}
+
+/* Whether the pattern shows every pair of queries [q0, q1] and keys [k0, k1]
+   (a sufficient test: a tile it misses only costs single-pair tests). */
+__device__ static int ea__pat_full(const ea__cu_pat *pt, int q0, int q1, int k0, int k1) {
+    const ea__pattern *p = &pt->p;
+    if (!pt->on || q1 < p->n_global || k1 < p->n_global) return 1;
+    if (p->window >= 0 && max(q1 - k0, k1 - q0) <= p->window) return 1;
+    if (!p->block) return 0;
+    if (max(q1 / p->block - k0 / p->block, k1 / p->block - q0 / p->block) <= p->block_window) return 1;
+    return q0 / p->block == q1 / p->block && k0 / p->block == k1 / p->block && ea__pattern_drawn(p, q0 / p->block, k0 / p->block);
+}
+
+/* Which pairs of a partly shown tile the pattern shows, as the bits of a
+   lane's 32 accumulator values: bit 4j + e for s[j][e], that is row
+   r0 + 8·(e >> 1) and column c0 + 8j + 2c + (e & 1) (lane c of four) of
+   the tile, the row a query and the column a key (or, transposed, the
+   reverse: dK, dV's Sᵀ).  Queries at or past n (padding) show everything.
+   Computed once a tile, outside the unrolled loops, so that a pair's test
+   there is a bit, not the pattern's clauses with their table loop; the
+   look-up of random blocks is asked once a (query block, key block) pair,
+   the pairs coming in runs. */
+__device__ static unsigned ea__pat_bits(const ea__cu_pat *pt, int r0, int c0, int transposed, int n) {
+    const ea__pattern *p = &pt->p;
+    const int bs = p->block ? p->block : INT_MAX; /* (no blocks: one block, and the block clauses stay off) */
+    unsigned bits = 0u;
+    int hf, j, e, qb = -1, kb = -1, drawn = 0;
+#pragma unroll 1
+    for (hf = 0; hf < 2; hf++) {
+        int row = r0 + 8 * hf, rb = row / bs, col = c0 + 2 * (threadIdx.x % 4), cb = col / bs, cr = col % bs;
+#pragma unroll 1
+        for (j = 0; j < EA_TC_ROWS / 8; j++) {
+            for (e = 0; e < 2; e++) { /* column col + e, its block cb + (cr + e >= bs) */
+                int x = col + e, xb = cb + (cr + e >= bs), q = transposed ? x : row, k = transposed ? row : x;
+                int b_q = transposed ? xb : rb, b_k = transposed ? rb : xb, vis = q >= n || ea__pattern_near(p, q, k, b_q, b_k);
+                if (!vis && p->block && p->n_random) { /* the look-up once a run of one (query block, key block) */
+                    if (b_q != qb || b_k != kb) drawn = ea__pattern_drawn(p, qb = b_q, kb = b_k);
+                    vis = drawn;
+                }
+                if (vis) bits |= 1u << (4 * j + 2 * hf + e);
+            }
+            col += 8; /* the next column pair, its block by steps, not a division */
+            for (cr += 8; cr >= bs; cr -= bs) cb++;
+        }
+    }
+    return bits;
+}
+
+/* The query tile of a block of the forwards and dQ: the longest rows
+   first, so that they do not trail at the end: under causal masking the
+   last tiles, otherwise the first (a pattern's global tokens see every key). */
+__device__ static inline int ea__tc_first_tile(int causal) { return causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x; }
+
+/* Hides the pairs of a tile that the masks take away: a key past n, a key
+   after its query (causal), a pair the pattern's bits vis (ea__pat_bits)
+   do not show.  s[j][e] is row r0 + 8·(e >> 1), column c0 + 8j + 2c +
+   (e & 1) (the row a query, the column a key; transposed, the reverse)
+   and becomes val.  Only tiles at n, across the diagonal or partly shown
+   call it, in a branch the block takes as one: a whole tile pays nothing. */
+__device__ static inline void ea__tc_hide(float (*s)[4], int r0, int c0, int transposed, int n, int causal, unsigned vis, float val) {
+    const int c = threadIdx.x % 4;
+#pragma unroll
+    for (int j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            int row = r0 + 8 * (e >> 1), col = c0 + 8 * j + 2 * c + (e & 1), q = transposed ? col : row, k = transposed ? row : col;
+            int hide = (k >= n) | (causal & (k > q)) | !(vis >> (4 * j + e) & 1u); /* (bitwise: a select, not a branch a pair) */
+            s[j][e] = hide ? val : s[j][e];
+        }
+}
+
+/* dK, dV's random clause: bit t of hits set when a query block in query
+   tile t drew one of key blocks kb0 .. kb1.  *nhit: the words in use, or
+   -1 when the sequence has more query tiles than the bits (every query
+   tile is visited then).  The whole block calls it; it ends in a barrier. */
+__device__ static void ea__pat_hits(const ea__cu_pat *pt, unsigned *hits, int *nhit, int n, int k0, int k1) {
+    const ea__pattern *p = &pt->p;
+    int tiles = (n + EA_TC_ROWS - 1) / EA_TC_ROWS, i, words = (tiles + 31) / 32;
+    *nhit = tiles > 32 * EA_TC_HIT_WORDS ? -1 : words;
+    if (!pt->on || !p->n_random || *nhit < 0) return;
+    for (i = threadIdx.x; i < words; i += blockDim.x) hits[i] = 0u;
+    __syncthreads();
+    for (i = threadIdx.x; i < (n + p->block - 1) / p->block * p->n_random; i += blockDim.x) {
+        int kb = p->rand[i], qb = i / p->n_random, t;
+        if (kb < k0 / p->block || kb > k1 / p->block) continue;
+        for (t = qb * p->block / EA_TC_ROWS; t <= (min((qb + 1) * p->block, n) - 1) / EA_TC_ROWS; t++)
+            atomicOr(&hits[t / 32], 1u << (t % 32));
+    }
+    __syncthreads();
+}
 
 __device__ static inline unsigned ea__bf2(float lo, float hi) {
     __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
@@ -10744,30 +10911,26 @@ __device__ static inline void ea__tc_wait(void) {
 
 /* One key tile's online-softmax step (the forwards'), for a lane's rows
    row0 (s[j][0], s[j][1]) and row0 + 8 (s[j][2], s[j][3]) of the score
-   tile s (keys k0 + 8j + 2c + e, lane c of the row's four; masked: check
-   each key against n and the diagonal): the running maximum m (scaled,
-   base 2) rises to the tile's, o and the lane's partial sums l shrink by
-   2^(m - m'), and s becomes p = 2^(s·scale2 - m'), l += p. */
-template <int D> __device__ static inline void ea__tc_softmax_step(float (*s)[4], float (*o)[4], float *m, float *l, int k0,
-                                                                   int row0, int n, int causal, int masked, float scale2) {
-    const int c = threadIdx.x % 4;
+   tile s (hidden pairs already -∞, by ea__tc_hide): the running maximum m
+   (scaled, base 2) rises to the tile's, o and the lane's partial sums l
+   shrink by 2^(m - m'), and s becomes p = 2^(s·scale2 - m'), l += p.
+   Under a pattern a row may see no key of a tile before it has seen any:
+   m' is then -∞ and p must be 0, not 2^(-∞ + ∞). */
+template <int D> __device__ static inline void ea__tc_softmax_step(float (*s)[4], float (*o)[4], float *m, float *l, float scale2) {
     int hf, j, e;
 #pragma unroll
     for (hf = 0; hf < 2; hf++) { /* row0 (d[0], d[1]) and row0 + 8 (d[2], d[3]) */
-        int row = row0 + 8 * hf;
         float mx = -INFINITY, mn, alpha;
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
-            for (e = 0; e < 2; e++) {
-                int key = k0 + 8 * j + 2 * c + e;
-                if (masked && (key >= n || (causal && key > row))) s[j][2 * hf + e] = -INFINITY;
-                mx = fmaxf(mx, s[j][2 * hf + e]);
-            }
+            for (e = 0; e < 2; e++) mx = fmaxf(mx, s[j][2 * hf + e]);
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1)); /* the row's 4 lanes */
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         mn = fmaxf(m[hf], mx * scale2); /* m in scaled base-2 units; scale2 > 0 keeps the order */
         alpha = m[hf] == -INFINITY ? 0.0f : exp2f(m[hf] - mn);
+        m[hf] = mn;
+        mn = mn == -INFINITY ? 0.0f : mn; /* no key yet: every p is 2^-∞ = 0 */
         l[hf] *= alpha;
 #pragma unroll
         for (j = 0; j < D / 8; j++) {
@@ -10782,7 +10945,6 @@ template <int D> __device__ static inline void ea__tc_softmax_step(float (*s)[4]
                 s[j][2 * hf + e] = p;
                 l[hf] += p;
             }
-        m[hf] = mn;
     }
 }
 
@@ -10803,27 +10965,31 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_fwd_k
     __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     const int LD = D + EA_TC_PAD, c = threadIdx.x % 4;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
-    int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, t, hf;
+    int q0 = ea__tc_first_tile(a.causal) * EA_TC_ROWS;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, q1 = min(q0 + EA_TC_ROWS, a.n) - 1, k0, tiles, it, nx, u, j, t, hf;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 16][4];
     float o[D / 8][4], s[EA_TC_ROWS / 8][4], m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, inv[2], lse[2];
     ea__rows_to_a<D>(qa, a.q + (size_t)b * a.n * a.ldq + (size_t)h * D, a.ldq, r, a.n);
     ea__acc_zero<D>(o);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    ea__tc_stage_kv<D>(ks[0], vs[0], kb, vb, a.ldkv, 0, a.n);
-    for (it = 0; it < tiles; it++) {
-        const unsigned short *kt = ks[it & 1], *vt = vs[it & 1];
-        int masked; /* a tile past n or across the diagonal: check every key */
+    it = ea__pat_next(&a.pat, q0, q1, 0, NULL, 0); /* the key tiles the pattern shows (all without one) */
+    if (it < tiles) ea__tc_stage_kv<D>(ks[0], vs[0], kb, vb, a.ldkv, it * EA_TC_ROWS, a.n);
+    for (u = 0; it < tiles; it = nx, u ^= 1) {
+        const unsigned short *kt = ks[u], *vt = vs[u];
+        int full, masked; /* a tile past n, across the diagonal or partly shown: check every key */
         k0 = it * EA_TC_ROWS;
-        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
-        if (it + 1 < tiles) ea__tc_stage_kv<D>(ks[~it & 1], vs[~it & 1], kb, vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+        nx = it + 1 < tiles ? ea__pat_next(&a.pat, q0, q1, it + 1, NULL, 0) : tiles;
+        full = ea__pat_full(&a.pat, q0, q1, k0, k0 + EA_TC_ROWS - 1);
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0) || !full;
+        if (nx < tiles) ea__tc_stage_kv<D>(ks[u ^ 1], vs[u ^ 1], kb, vb, a.ldkv, nx * EA_TC_ROWS, a.n);
         else ea__tc_commit(); /* an empty group: "all but the newest" stays this tile */
         ea__tc_wait();
         ea__acc_zero<EA_TC_ROWS>(s);
 #pragma unroll
         for (t = 0; t < D / 16; t++) ea__mma_rows<EA_TC_ROWS>(s, qa[t], kt, LD, 16 * t);
-        ea__tc_softmax_step<D>(s, o, m, l, k0, row0, a.n, a.causal, masked, a.scale2);
+        if (masked) ea__tc_hide(s, row0, k0, 0, a.n, a.causal, full ? ~0u : ea__pat_bits(&a.pat, row0, k0, 0, a.n), -INFINITY);
+        ea__tc_softmax_step<D>(s, o, m, l, a.scale2);
         ea__tc_acc_mul<D>(o, s, vt);
         __syncthreads();
     }
@@ -10890,8 +11056,8 @@ template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn
     extern __shared__ __align__(16) float ea__tf32_sm[]; /* K and V tiles, two buffers each */
     const int LD = D + 4, g = threadIdx.x % 32 / 4, c = threadIdx.x % 4, dh = a.dh;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
-    int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS; /* causal: the longest rows first */
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + g, k0, tiles, it, j, t, i, hf;
+    int q0 = ea__tc_first_tile(a.causal) * EA_TC_ROWS;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + g, q1 = min(q0 + EA_TC_ROWS, a.n) - 1, k0, tiles, it, nx, u, j, t, i, hf;
     const float *qb = a.q + (size_t)b * a.n * a.ldq + (size_t)h * dh;
     const float *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * dh, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * dh;
     unsigned qa[D / 8][4], ql[X3 ? D / 8 : 1][4];
@@ -10906,15 +11072,18 @@ template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn
         }
     ea__acc_zero<D>(o);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    ea__tc_stage_kv<D>(ea__tf32_sm, ea__tf32_sm + 2 * EA_TC_ROWS * LD, kb, vb, a.ldkv, 0, a.n, dh);
-    for (it = 0; it < tiles; it++) { /* buffer i: K tile at i·64·LD, V tile at (2 + i)·64·LD */
-        const float *kt = ea__tf32_sm + (it & 1) * EA_TC_ROWS * LD, *vt = kt + 2 * EA_TC_ROWS * LD;
-        int masked;
+    it = ea__pat_next(&a.pat, q0, q1, 0, NULL, 0);
+    if (it < tiles) ea__tc_stage_kv<D>(ea__tf32_sm, ea__tf32_sm + 2 * EA_TC_ROWS * LD, kb, vb, a.ldkv, it * EA_TC_ROWS, a.n, dh);
+    for (u = 0; it < tiles; it = nx, u ^= 1) { /* buffer u: K tile at u·64·LD, V tile at (2 + u)·64·LD */
+        const float *kt = ea__tf32_sm + u * EA_TC_ROWS * LD, *vt = kt + 2 * EA_TC_ROWS * LD;
+        int full, masked;
         k0 = it * EA_TC_ROWS;
-        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
-        if (it + 1 < tiles)
-            ea__tc_stage_kv<D>(ea__tf32_sm + (~it & 1) * EA_TC_ROWS * LD, ea__tf32_sm + (2 + (~it & 1)) * EA_TC_ROWS * LD, kb, vb,
-                               a.ldkv, k0 + EA_TC_ROWS, a.n, dh);
+        nx = it + 1 < tiles ? ea__pat_next(&a.pat, q0, q1, it + 1, NULL, 0) : tiles;
+        full = ea__pat_full(&a.pat, q0, q1, k0, k0 + EA_TC_ROWS - 1);
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0) || !full;
+        if (nx < tiles)
+            ea__tc_stage_kv<D>(ea__tf32_sm + (u ^ 1) * EA_TC_ROWS * LD, ea__tf32_sm + (2 + (u ^ 1)) * EA_TC_ROWS * LD, kb, vb,
+                               a.ldkv, nx * EA_TC_ROWS, a.n, dh);
         else ea__tc_commit();
         ea__tc_wait();
         ea__acc_zero<EA_TC_ROWS>(s);
@@ -10928,7 +11097,8 @@ template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn
                 ea__tf32_split<X3>(kr[4], &h1, &l1);
                 ea__mma_x3<X3>(s[j], qa[t], ql[X3 ? t : 0], h0, h1, l0, l1);
             }
-        ea__tc_softmax_step<D>(s, o, m, l, k0, row0, a.n, a.causal, masked, scale2);
+        if (masked) ea__tc_hide(s, row0, k0, 0, a.n, a.causal, full ? ~0u : ea__pat_bits(&a.pat, row0, k0, 0, a.n), -INFINITY);
+        ea__tc_softmax_step<D>(s, o, m, l, scale2);
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++) { /* O += P·V over keys 8j .. 8j + 7, taken as 2c, 2c + 1 */
             unsigned pa[4], pl[4];
@@ -11001,8 +11171,9 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
     __shared__ __align__(16) unsigned short ks[2][EA_TC_ROWS * (D + EA_TC_PAD)], vs[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     const int c = threadIdx.x % 4;
     int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv);
-    int q0 = (gridDim.x - 1 - blockIdx.x) * EA_TC_ROWS;
-    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, k0, tiles, it, j, hf, e;
+    int q0 = ea__tc_first_tile(a.causal) * EA_TC_ROWS;
+    int r = q0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, q1 = min(q0 + EA_TC_ROWS, a.n) - 1, k0, tiles, it, nx, u, j,
+        hf, e;
     size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D;
     const unsigned short *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * D, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned qa[D / 16][4], da[D / 16][4];
@@ -11017,24 +11188,28 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
     }
     ea__acc_zero<D>(dq);
     tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    ea__tc_stage_kv<D>(ks[0], vs[0], kb, vb, a.ldkv, 0, a.n);
-    for (it = 0; it < tiles; it++) {
-        const unsigned short *kt = ks[it & 1], *vt = vs[it & 1];
-        int masked;
+    it = ea__pat_next(&a.pat, q0, q1, 0, NULL, 0); /* the forward's tiles */
+    if (it < tiles) ea__tc_stage_kv<D>(ks[0], vs[0], kb, vb, a.ldkv, it * EA_TC_ROWS, a.n);
+    for (u = 0; it < tiles; it = nx, u ^= 1) {
+        const unsigned short *kt = ks[u], *vt = vs[u];
+        int full, masked;
         k0 = it * EA_TC_ROWS;
-        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0);
-        if (it + 1 < tiles) ea__tc_stage_kv<D>(ks[~it & 1], vs[~it & 1], kb, vb, a.ldkv, k0 + EA_TC_ROWS, a.n);
+        nx = it + 1 < tiles ? ea__pat_next(&a.pat, q0, q1, it + 1, NULL, 0) : tiles;
+        full = ea__pat_full(&a.pat, q0, q1, k0, k0 + EA_TC_ROWS - 1);
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0) || !full;
+        if (nx < tiles) ea__tc_stage_kv<D>(ks[u ^ 1], vs[u ^ 1], kb, vb, a.ldkv, nx * EA_TC_ROWS, a.n);
         else ea__tc_commit(); /* an empty group: "all but the newest" stays this tile */
         ea__tc_wait();
         ea__tc_scores2<D>(s, dp, qa, da, kt, vt);
 #pragma unroll
         for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
-            for (e = 0; e < 4; e++) {
-                int key = k0 + 8 * j + 2 * c + (e & 1), row = row0 + 8 * (e >> 1);
-                float p = masked && (key >= a.n || (a.causal && key > row)) ? 0.0f : exp2f(fmaf(s[j][e], a.scale2, -L[e >> 1]));
-                s[j][e] = p * (dp[j][e] - Dl[e >> 1]);
-            }
+            for (e = 0; e < 4; e++) s[j][e] = exp2f(fmaf(s[j][e], a.scale2, -L[e >> 1])); /* P */
+        if (masked) ea__tc_hide(s, row0, k0, 0, a.n, a.causal, full ? ~0u : ea__pat_bits(&a.pat, row0, k0, 0, a.n), 0.0f);
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+            for (e = 0; e < 4; e++) s[j][e] *= dp[j][e] - Dl[e >> 1]; /* dS */
         ea__tc_acc_mul<D>(dq, s, kt);
         __syncthreads();
     }
@@ -11052,54 +11227,63 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dq_k(
 /* dK and dV, block (key tile, b, K/V head): for each query head of the
    group in order and each query tile, Sᵀ = K·Qᵀ, Pᵀ, dV += Pᵀ·dO,
    dPᵀ = V·dOᵀ, dSᵀ = Pᵀ ∘ (dPᵀ − Δ), dK += dSᵀ·Q.  The tile's lse (+∞
-   past n, so that P = 0 there) and Δ sit in shared memory. */
+   past n, so that P = 0 there) and Δ sit in shared memory.  Under a
+   pattern only the query tiles that see the key tile are visited, each
+   for the G heads in turn. */
 template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_k(ea__tc_attn a) {
     __shared__ __align__(16) unsigned short qs[2][EA_TC_ROWS * (D + EA_TC_PAD)], ds[2][EA_TC_ROWS * (D + EA_TC_PAD)];
     __shared__ float ls[2][EA_TC_ROWS], dls[2][EA_TC_ROWS];
+    __shared__ unsigned hits[EA_TC_HIT_WORDS];
     const int c = threadIdx.x % 4, G = a.H / a.Hkv;
-    int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS, first = a.causal ? k0 : 0;
-    int r = k0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, per = (a.n - first + EA_TC_ROWS - 1) / EA_TC_ROWS;
-    int it, j, e;
+    int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS, k1 = min(k0 + EA_TC_ROWS, a.n) - 1;
+    int r = k0 + 16 * (threadIdx.x / 32), row0 = r + threadIdx.x % 32 / 4, tiles = (a.n + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    int it, nx = 0, prev, u, nhit, j, e;
     size_t koff = (size_t)b * a.n * a.ldkv + (size_t)hk * D;
     unsigned ka[D / 16][4], va[D / 16][4];
     float dk[D / 8][4], dv[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4];
+    ea__pat_hits(&a.pat, hits, &nhit, a.n, k0, k1);
     ea__rows_to_a<D>(ka, a.k + koff, a.ldkv, r, a.n);
     ea__rows_to_a<D>(va, a.v + koff, a.ldkv, r, a.n);
     ea__acc_zero<D>(dk);
     ea__acc_zero<D>(dv);
-    /* tile it: query head hk·G + it / per, queries first + (it mod per)·64 */
-    for (it = 0; it <= G * per; it++) {
-        if (it < G * per) { /* stage tile it; compute tile it - 1 */
-            int h = hk * G + it / per, q0 = first + it % per * EA_TC_ROWS, i;
+    /* step it: query tile it / G (from the diagonal's under causal masking), head hk·G + it mod G; stage a step,
+       then compute the one before it */
+    it = G * min(ea__pat_next(&a.pat, k0, k1, a.causal ? (int)blockIdx.x : 0, hits, nhit), tiles);
+    for (prev = -1, u = 0;; prev = it, it = nx, u ^= 1) {
+        if (it < G * tiles) {
+            int h = hk * G + it % G, q0 = it / G * EA_TC_ROWS, i;
             size_t qoff = (size_t)b * a.n * a.ldq + (size_t)h * D, loff = ((size_t)b * a.H + h) * a.n;
-            ea__tc_stage<D>(qs[it & 1], a.q + qoff, a.ldq, q0, a.n);
-            ea__tc_stage<D>(ds[it & 1], a.dout + qoff, a.ldq, q0, a.n);
+            ea__tc_stage<D>(qs[u], a.q + qoff, a.ldq, q0, a.n);
+            ea__tc_stage<D>(ds[u], a.dout + qoff, a.ldq, q0, a.n);
             for (i = threadIdx.x; i < EA_TC_ROWS; i += blockDim.x) {
-                ls[it & 1][i] = q0 + i < a.n ? a.lse[loff + q0 + i] * 1.44269504f : INFINITY;
-                dls[it & 1][i] = q0 + i < a.n ? a.delta[loff + q0 + i] : 0.0f;
+                ls[u][i] = q0 + i < a.n ? a.lse[loff + q0 + i] * 1.44269504f : INFINITY;
+                dls[u][i] = q0 + i < a.n ? a.delta[loff + q0 + i] : 0.0f;
             }
+            nx = (it + 1) % G ? it + 1 : it / G + 1 < tiles ? G * min(ea__pat_next(&a.pat, k0, k1, it / G + 1, hits, nhit), tiles) : G * tiles;
         }
         ea__tc_commit();
-        if (it == 0) continue;
-        ea__tc_wait();
-        {
-            int u = (it - 1) & 1, q0 = first + (it - 1) % per * EA_TC_ROWS, masked = a.causal && q0 < k0 + EA_TC_ROWS - 1;
-            const unsigned short *qt = qs[u], *dt = ds[u];
-            const float *lt = ls[u], *dlt = dls[u];
+        if (prev >= 0) {
+            int q0 = prev / G * EA_TC_ROWS, full = ea__pat_full(&a.pat, q0, min(q0 + EA_TC_ROWS, a.n) - 1, k0, k1);
+            int diag = a.causal && q0 < k0 + EA_TC_ROWS - 1;
+            const unsigned short *qt = qs[u ^ 1], *dt = ds[u ^ 1];
+            const float *lt = ls[u ^ 1], *dlt = dls[u ^ 1];
+            ea__tc_wait();
             ea__tc_scores2<D>(s, dp, ka, va, qt, dt);
 #pragma unroll
             for (j = 0; j < EA_TC_ROWS / 8; j++)
 #pragma unroll
-                for (e = 0; e < 4; e++) {
-                    int col = 8 * j + 2 * c + (e & 1), key = row0 + 8 * (e >> 1);
-                    float p = masked && q0 + col < key ? 0.0f : exp2f(fmaf(s[j][e], a.scale2, -lt[col]));
-                    s[j][e] = p;
-                    dp[j][e] = p * (dp[j][e] - dlt[col]);
-                }
+                for (e = 0; e < 4; e++) s[j][e] = exp2f(fmaf(s[j][e], a.scale2, -lt[8 * j + 2 * c + (e & 1)])); /* Pᵀ */
+            if (diag || !full) /* (keys past n stay: their rows are not stored; queries past n have P = 0 by lse +∞) */
+                ea__tc_hide(s, row0, q0, 1, INT_MAX, diag, full ? ~0u : ea__pat_bits(&a.pat, row0, q0, 1, a.n), 0.0f);
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+                for (e = 0; e < 4; e++) dp[j][e] = s[j][e] * (dp[j][e] - dlt[8 * j + 2 * c + (e & 1)]); /* dSᵀ */
             ea__tc_acc_mul<D>(dv, s, dt);
             ea__tc_acc_mul<D>(dk, dp, qt);
+            __syncthreads();
         }
-        __syncthreads();
+        if (it >= G * tiles) break;
     }
 #pragma unroll
     for (e = 0; e < 2; e++) {
@@ -11318,7 +11502,7 @@ static ea_status ea__attn_launch(ea_cuda *cu, const ea__cu_attn *a, int bwd, ea_
     ea__short_kernel k = a->dh <= 64 ? ea__short_pick(bwd, a->dh, &limit) : NULL;
     cudaStream_t s = EA_CU_STREAM(cu);
     if (k) S = ea__attn_team(G * n, (size_t)a->B * a->H * n, limit);
-    if (!bwd && !a->pat.on && ea__attn_x3_fits(cu, a)) /* (the tensor-core kernels take no pattern yet) */
+    if (!bwd && ea__attn_x3_fits(cu, a))
         ea__attn_tf32_launch<true>(s, a);
     else if (!bwd && a->dh > 32 && ea__attn_rows_smem(a->n, a->dh) <= 48 * 1024)
         ea__attn_fwd_rows_k<<<a->B * a->H, 32 * EA_CU_ROW_WARPS, ea__attn_rows_smem(a->n, a->dh), s>>>(*a);
@@ -11358,7 +11542,7 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
 }
 
 /* A user's pattern checked and turned into the kernels' form. */
-static ea_status ea__attn_pattern(ea__cu_pat *cp, const ea_cuda_pattern *p, const char *what, ea_error *err) {
+static ea_status ea__attn_pattern(ea__cu_pat *cp, const ea_cuda_pattern *p, int n, const char *what, ea_error *err) {
     if (!p) return ea_error_set(err, EA_ERR_ARG, "%s: NULL pattern", what);
     if (p->window < -1 || p->n_global < 0 || p->block < 0 || p->block_window < 0 || p->n_random < 0 ||
         (p->n_random > 0 && (!p->block || !p->rand)))
@@ -11369,8 +11553,10 @@ static ea_status ea__attn_pattern(ea__cu_pat *cp, const ea_cuda_pattern *p, cons
     if (p->window < 0 && !p->block)
         return ea_error_set(err, EA_ERR_ARG, "%s: a pattern with no window (-1) and no blocks hides a query's own key; "
                             "expected window >= 0 or block > 0", what);
-    cp->on = 1;
-    cp->p.window = p->window; cp->p.n_global = p->n_global; cp->p.block = p->block; cp->p.block_window = p->block_window;
+    cp->on = 1; /* a band or global count past n shows what n does: clamped, the kernels' tile sums cannot overflow */
+    cp->p.window = p->window < n ? p->window : n; cp->p.n_global = p->n_global < n ? p->n_global : n;
+    cp->p.block = p->block < n ? p->block : n;
+    cp->p.block_window = cp->p.block && p->block_window > n / cp->p.block ? n / cp->p.block + 1 : p->block_window;
     cp->p.n_random = p->n_random; cp->p.rand = p->rand;
     return EA_OK;
 }
@@ -11382,7 +11568,7 @@ EA_API ea_status ea_attention_fwd_pattern_cuda(ea_cuda *cu, float *out, float *l
     ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
     if (st != EA_OK) return st;
     a = ea__attn_args(B, n, H, Hkv, dh, causal);
-    if ((st = ea__attn_pattern(&a.pat, pat, "attention_fwd_pattern_cuda", err)) != EA_OK) return st;
+    if ((st = ea__attn_pattern(&a.pat, pat, n, "attention_fwd_pattern_cuda", err)) != EA_OK) return st;
     a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse;
     return ea__attn_fwd_launch(cu, &a, err);
 }
@@ -11394,7 +11580,7 @@ EA_API ea_status ea_attention_bwd_pattern_cuda(ea_cuda *cu, float *dq, float *dk
     ea_status st = ea__attn_cuda_check(B, n, H, Hkv, dh, err);
     if (st != EA_OK) return st;
     a = ea__attn_args(B, n, H, Hkv, dh, causal);
-    if ((st = ea__attn_pattern(&a.pat, pat, "attention_bwd_pattern_cuda", err)) != EA_OK) return st;
+    if ((st = ea__attn_pattern(&a.pat, pat, n, "attention_bwd_pattern_cuda", err)) != EA_OK) return st;
     a.q = q; a.k = k; a.v = v; a.o = out; a.lse = (float *)lse;
     a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv;
     return ea__attn_bwd_launch(cu, &a, err);
@@ -11441,33 +11627,37 @@ static ea__tc_attn ea__attn_tc_args(int B, int n, int H, int Hkv, int dh, int ca
     return a;
 }
 
-EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
-                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+/* The bf16 forward and backward, with a pattern (pat) or without (NULL). */
+static ea_status ea__attn_bf16_fwd(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v,
+                                   int B, int n, int H, int Hkv, int dh, int causal, const ea_cuda_pattern *pat, const char *what,
+                                   ea_error *err) {
     const void *ptrs[4] = {q, k, v, out};
     ea__tc_attn a;
     dim3 grid((unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(B * H));
-    ea_status st = ea__attn_tc_check("attention bf16", cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
+    ea_status st = ea__attn_tc_check(what, cu, B, n, H, Hkv, dh, ptrs, 4, lse, err);
     if (st != EA_OK) return st;
     a = ea__attn_tc_args(B, n, H, Hkv, dh, causal);
+    if (pat && (st = ea__attn_pattern(&a.pat, pat, n, what, err)) != EA_OK) return st;
     a.q = q; a.k = k; a.v = v; a.out = out; a.lse_out = lse;
     if (dh == 32) ea__attn_tc_fwd_k<32><<<grid, 128, 0, EA_CU_STREAM(cu)>>>(a);
     else ea__attn_tc_fwd_k<64><<<grid, 128, 0, EA_CU_STREAM(cu)>>>(a);
     return ea__launched("attention bf16 forward", err);
 }
 
-EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
-                                            const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
-                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+static ea_status ea__attn_bf16_bwd(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *out,
+                                   const float *lse, const uint16_t *q, const uint16_t *k, const uint16_t *v, int B, int n, int H,
+                                   int Hkv, int dh, int causal, const ea_cuda_pattern *pat, const char *what, ea_error *err) {
     const void *ptrs[8] = {q, k, v, out, dout, dq, dk, dv};
     ea__tc_attn a;
     unsigned tiles = (unsigned)((n + EA_TC_ROWS - 1) / EA_TC_ROWS);
     cudaStream_t s = EA_CU_STREAM(cu);
-    ea_status st = ea__attn_tc_check("attention bf16", cu, B, n, H, Hkv, dh, ptrs, 8, lse, err);
+    ea_status st = ea__attn_tc_check(what, cu, B, n, H, Hkv, dh, ptrs, 8, lse, err);
     if (st != EA_OK) return st;
     if ((size_t)B * H * n > EA_CU_SCRATCH)
-        return ea_error_set(err, EA_ERR_SHAPE, "attention bf16 backward (CUDA): B·H·n = %.0f; expected at most %zu (Δ lives in "
-                            "the handle's scratch)", (double)B * H * n, (size_t)EA_CU_SCRATCH);
+        return ea_error_set(err, EA_ERR_SHAPE, "%s backward (CUDA): B·H·n = %.0f; expected at most %zu (Δ lives in "
+                            "the handle's scratch)", what, (double)B * H * n, (size_t)EA_CU_SCRATCH);
     a = ea__attn_tc_args(B, n, H, Hkv, dh, causal);
+    if (pat && (st = ea__attn_pattern(&a.pat, pat, n, what, err)) != EA_OK) return st;
     a.q = q; a.k = k; a.v = v; a.o = out; a.lse = lse; a.dout = dout;
     a.dq = dq; a.dk = dk; a.dv = dv;
     a.delta = a.delta_out = cu->scratch;
@@ -11480,6 +11670,33 @@ EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t 
         ea__attn_tc_dkdv_k<64><<<dim3(tiles, (unsigned)(B * Hkv)), 128, 0, s>>>(a);
     }
     return ea__launched("attention bf16 backward", err);
+}
+
+EA_API ea_status ea_attention_fwd_bf16_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    return ea__attn_bf16_fwd(cu, out, lse, q, k, v, B, n, H, Hkv, dh, causal, NULL, "attention bf16", err);
+}
+
+EA_API ea_status ea_attention_bwd_bf16_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                            const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
+                                            const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal, ea_error *err) {
+    return ea__attn_bf16_bwd(cu, dq, dk, dv, dout, out, lse, q, k, v, B, n, H, Hkv, dh, causal, NULL, "attention bf16", err);
+}
+
+EA_API ea_status ea_attention_fwd_bf16_pattern_cuda(ea_cuda *cu, uint16_t *out, float *lse, const uint16_t *q, const uint16_t *k,
+                                                    const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal,
+                                                    const ea_cuda_pattern *pat, ea_error *err) {
+    if (!pat) return ea_error_set(err, EA_ERR_ARG, "attention_fwd_bf16_pattern_cuda: NULL pattern");
+    return ea__attn_bf16_fwd(cu, out, lse, q, k, v, B, n, H, Hkv, dh, causal, pat, "attention_fwd_bf16_pattern_cuda", err);
+}
+
+EA_API ea_status ea_attention_bwd_bf16_pattern_cuda(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint16_t *dv, const uint16_t *dout,
+                                                    const uint16_t *out, const float *lse, const uint16_t *q, const uint16_t *k,
+                                                    const uint16_t *v, int B, int n, int H, int Hkv, int dh, int causal,
+                                                    const ea_cuda_pattern *pat, ea_error *err) {
+    if (!pat) return ea_error_set(err, EA_ERR_ARG, "attention_bwd_bf16_pattern_cuda: NULL pattern");
+    return ea__attn_bf16_bwd(cu, dq, dk, dv, dout, out, lse, q, k, v, B, n, H, Hkv, dh, causal, pat,
+                             "attention_bwd_bf16_pattern_cuda", err);
 }
 
 EA_API ea_status ea_attention_fwd_tf32_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,

@@ -16,7 +16,12 @@
    attention rows: ea_attention_fwd_cuda / _bwd_cuda, fp32 (the forward in 3xTF32 on tensor cores), B 4, H 8, dh 64,
                    n 1024 and 4096;
    attention_tf32 rows: the forward on TF32 tensor cores from fp32 buffers, n 1024, 4096 and 16384;
-   attention_bf16 rows: the tensor-core kernels (_bf16_cuda), n 1024, 4096 and 16384. */
+   attention_bf16 rows: the tensor-core kernels (_bf16_cuda), n 1024, 4096 and 16384;
+   pattern rows (--patterns, or with the others): the same shapes restricted to local (window 256) and bigbird
+                   (block 64, block_window 1, 2 global tokens, 3 random blocks a query block), bf16 forward and
+                   forward + backward and the fp32 forward (3xTF32), n 4096 and 16384: the tiles a pattern hides
+                   are skipped, so the time falls with the pattern's work; the TFLOP/s figures count exact
+                   attention's FLOPs (an effective rate, not the hardware's). */
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
 
@@ -121,7 +126,7 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
    fp32 kernel's, not timed again); FLOPs as FlashAttention counts them:
    4·B·H·n²·dh forward, 2.5 times that backward. */
 enum { ATT_FP32, ATT_BF16, ATT_TF32 };
-static void bench_attention(ea_cuda *cu, int n, int kind, int json) {
+static void bench_attention(ea_cuda *cu, int n, int kind, const char *pname, int json) {
     static const char *const group[] = {"attn", "attn_bf16", "attn_tf32"}, *const label[] = {"fp32", "bf16", "tf32"};
     const int bf16 = kind == ATT_BF16;
     const int B = 4, H = 8, dh = 64;
@@ -129,9 +134,27 @@ static void bench_attention(ea_cuda *cu, int n, int kind, int json) {
     void *q, *k, *v, *o, *dq, *dk, *dv, *h = malloc(sz * el);
     float *l;
     double tf, tb, flops = 4.0 * B * H * (double)n * n * dh;
+    ea_cuda_pattern pat, *pp = NULL;
+    int *rnd = NULL;
     ea_error err;
     ea_rng rng;
     ea_rng_seed(&rng, 5, 1);
+    memset(&pat, 0, sizeof pat);
+    if (pname) { /* local: a band of 256 either side; bigbird: as the bigbird row, blocks of a tile */
+        int nb = (n + 63) / 64, *hr = (int *)malloc((size_t)nb * 3 * sizeof(int));
+        pp = &pat;
+        pat.window = -1;
+        if (!strcmp(pname, "local")) pat.window = 256;
+        else {
+            pat.block = 64; pat.block_window = 1; pat.n_global = 2; pat.n_random = 3;
+            for (i = 0; i < (size_t)nb * 3; i++) hr[i] = (int)ea_rng_below(&rng, (uint32_t)nb);
+            if (ea_cuda_alloc_bytes(cu, (void **)&rnd, (size_t)nb * 3 * sizeof(int), &err) ||
+                ea_cuda_put_bytes(cu, rnd, hr, (size_t)nb * 3 * sizeof(int), &err))
+                die("allocating", &err);
+            pat.rand = rnd;
+        }
+        free(hr);
+    }
     for (i = 0; i < sz; i++) {
         float x = ea_rng_range(&rng, -1.0f, 1.0f);
         if (bf16) ((uint16_t *)h)[i] = ea_bf16_from_float(x);
@@ -146,23 +169,31 @@ static void bench_attention(ea_cuda *cu, int n, int kind, int json) {
     ea_cuda_put_bytes(cu, k, h, sz * el, &err);
     ea_cuda_put_bytes(cu, v, h, sz * el, &err);
 #define EA_BENCH_FWD                                                                                                    \
-    (bf16 ? ea_attention_fwd_bf16_cuda(cu, (uint16_t *)o, l, (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, \
-                                       &err)                                                                           \
-          : kind == ATT_TF32 ? ea_attention_fwd_tf32_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, \
-                                                          &err)                                                      \
+    (bf16 && pp ? ea_attention_fwd_bf16_pattern_cuda(cu, (uint16_t *)o, l, (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, \
+                                                     H, dh, 0, pp, &err)                                               \
+     : bf16 ? ea_attention_fwd_bf16_cuda(cu, (uint16_t *)o, l, (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, \
+                                         &err)                                                                         \
+     : kind == ATT_TF32 ? ea_attention_fwd_tf32_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, \
+                                                     &err)                                                             \
+     : pp ? ea_attention_fwd_pattern_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, pp, &err) \
           : ea_attention_fwd_cuda(cu, (float *)o, l, (float *)q, (float *)k, (float *)v, B, n, H, H, dh, 0, &err))
 #define EA_BENCH_BWD                                                                                                     \
-    (bf16 ? ea_attention_bwd_bf16_cuda(cu, (uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (uint16_t *)o, (uint16_t *)o, l, \
-                                       (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, &err)             \
-          : ea_attention_bwd_cuda(cu, (float *)dq, (float *)dk, (float *)dv, (float *)o, (float *)o, l, (float *)q,       \
-                                  (float *)k, (float *)v, B, n, H, H, dh, 0, &err))
-    if (EA_BENCH_FWD != EA_OK || EA_BENCH_BWD != EA_OK || ea_cuda_sync(cu, &err) != EA_OK) die("attention", &err);
+    (bf16 && pp ? ea_attention_bwd_bf16_pattern_cuda(cu, (uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (uint16_t *)o,     \
+                                                     (uint16_t *)o, l, (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, \
+                                                     H, H, dh, 0, pp, &err)                                            \
+     : bf16 ? ea_attention_bwd_bf16_cuda(cu, (uint16_t *)dq, (uint16_t *)dk, (uint16_t *)dv, (uint16_t *)o, (uint16_t *)o, l, \
+                                         (uint16_t *)q, (uint16_t *)k, (uint16_t *)v, B, n, H, H, dh, 0, &err)           \
+            : ea_attention_bwd_cuda(cu, (float *)dq, (float *)dk, (float *)dv, (float *)o, (float *)o, l, (float *)q,     \
+                                    (float *)k, (float *)v, B, n, H, H, dh, 0, &err))
+    /* (the fp32 pattern rows time the forward alone: the fp32 backward tests every pair, as the dense rows show) */
+    if (EA_BENCH_FWD != EA_OK || (!(pp && !bf16) && EA_BENCH_BWD != EA_OK) || ea_cuda_sync(cu, &err) != EA_OK)
+        die("attention", &err);
     MEDIAN(tf, 2, 5, {
         EA_BENCH_FWD;
         ea_cuda_sync(cu, &err);
     });
     tb = 0.0;
-    if (kind != ATT_TF32)
+    if (kind != ATT_TF32 && !(pp && !bf16))
         MEDIAN(tb, 1, 3, {
             EA_BENCH_FWD;
             EA_BENCH_BWD;
@@ -171,32 +202,38 @@ static void bench_attention(ea_cuda *cu, int n, int kind, int json) {
 #undef EA_BENCH_FWD
 #undef EA_BENCH_BWD
     if (json)
-        printf("{\"group\": \"%s\", \"batch\": %d, \"heads\": %d, \"dim\": %d, \"n\": %d, \"fwd_ms\": %.4f, "
-               "\"fwd_bwd_ms\": %.4f}\n", group[kind], B, H, dh, n, tf * 1e3, tb * 1e3);
+        printf("{\"group\": \"%s%s%s\", \"batch\": %d, \"heads\": %d, \"dim\": %d, \"n\": %d, \"fwd_ms\": %.4f, "
+               "\"fwd_bwd_ms\": %.4f}\n", group[kind], pp ? "_" : "", pp ? pname : "", B, H, dh, n, tf * 1e3, tb * 1e3);
+    else if (pp)
+        printf("attention %s %-7s B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s effective)%s", label[kind], pname, B, H, dh,
+               n, tf * 1e3, flops / tf * 1e-12, tb > 0.0 ? "" : "\n");
     else if (kind == ATT_TF32)
         printf("attention %s B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s)\n", label[kind], B, H, dh, n, tf * 1e3,
                flops / tf * 1e-12);
     else
         printf("attention %s B %d H %d dh %d n %5d: forward %.3f ms (%.1f TFLOP/s), forward + backward %.3f ms (%.1f TFLOP/s)\n",
                label[kind], B, H, dh, n, tf * 1e3, flops / tf * 1e-12, tb * 1e3, 3.5 * flops / tb * 1e-12);
+    if (!json && pp && tb > 0.0) printf(", forward + backward %.3f ms (%.1f effective)\n", tb * 1e3, 3.5 * flops / tb * 1e-12);
     ea_cuda_release(q); ea_cuda_release(k); ea_cuda_release(v); ea_cuda_release(o); ea_cuda_release(l);
-    ea_cuda_release(dq); ea_cuda_release(dk); ea_cuda_release(dv);
+    ea_cuda_release(dq); ea_cuda_release(dk); ea_cuda_release(dv); ea_cuda_release(rnd);
     free(h);
 }
 
 int main(int argc, char **argv) {
     ea_cuda cu;
     ea_error err;
-    int json = 0, i, n, tracker_only = 0;
+    int json = 0, i, n, tracker_only = 0, patterns_only = 0;
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--profile")) json = -1;
         else if (!strcmp(argv[i], "--tracker")) tracker_only = 1;
+        else if (!strcmp(argv[i], "--patterns")) patterns_only = 1;
         else {
-            fprintf(stderr, "usage: bench_cuda [--json | --profile] [--tracker]\n"
+            fprintf(stderr, "usage: bench_cuda [--json | --profile] [--tracker | --patterns]\n"
                             "  --profile: two training steps of the mha tracker at batch 32 and nothing else,\n"
                             "             to run under ncu (its per-kernel times show where a step goes)\n"
-                            "  --tracker: the tracker rows only\n");
+                            "  --tracker: the tracker rows only\n"
+                            "  --patterns: the dense bf16 rows at n 4096 and 16384 and the pattern rows only\n");
             return 2;
         }
     }
@@ -218,15 +255,25 @@ int main(int argc, char **argv) {
         ea_cuda_free(&cu);
         return 0;
     }
-    bench_tracker(&cu, "mha", json);
-    bench_tracker(&cu, "mqa", json);
+    if (!patterns_only) {
+        bench_tracker(&cu, "mha", json);
+        bench_tracker(&cu, "mqa", json);
+    }
     if (tracker_only) {
         ea_cuda_free(&cu);
         return 0;
     }
-    for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, ATT_FP32, json);
-    for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_TF32, json);
-    for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_BF16, json);
+    if (!patterns_only) {
+        for (n = 1024; n <= 4096; n *= 4) bench_attention(&cu, n, ATT_FP32, NULL, json);
+        for (n = 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_TF32, NULL, json);
+    }
+    for (n = patterns_only ? 4096 : 1024; n <= 16384; n *= 4) bench_attention(&cu, n, ATT_BF16, NULL, json);
+    for (n = 4096; n <= 16384; n *= 4) {
+        bench_attention(&cu, n, ATT_BF16, "local", json);
+        bench_attention(&cu, n, ATT_BF16, "bigbird", json);
+        bench_attention(&cu, n, ATT_FP32, "local", json);
+        bench_attention(&cu, n, ATT_FP32, "bigbird", json);
+    }
     ea_cuda_free(&cu);
     return 0;
 }

@@ -163,6 +163,20 @@ static int pattern_mask(int b, int h, int q, int k, void *user) {
     return 0;
 }
 
+/* A pattern of window / n_global / block (block_window 1) / n_random for
+   n tokens, its random key blocks drawn here (every third -1: none); the
+   table is returned (free it), tp->p.rand left for the device copy. */
+static int *draw_pattern(test_pattern *tp, int n, int window, int n_global, int block, int n_random) {
+    int nblk = block ? (n + block - 1) / block : 0, *rand = (int *)malloc(((size_t)nblk * n_random + 1) * sizeof(int));
+    size_t i;
+    for (i = 0; i < (size_t)nblk * n_random; i++) rand[i] = (int)ea_rng_below(&g_rng, (uint32_t)nblk) - (i % 3 == 2);
+    memset(tp, 0, sizeof *tp);
+    tp->p.window = window; tp->p.n_global = n_global; tp->p.block = block; tp->p.block_window = block ? 1 : 0;
+    tp->p.n_random = n_random;
+    tp->rand = rand;
+    return rand;
+}
+
 /* The fp32 kernels (forward and backward) against the CPU's flash
    attention on the same inputs: plain (label NULL), or restricted to a
    pattern (window / n_global / block / n_random as ea_cuda_pattern, random
@@ -170,18 +184,14 @@ static int pattern_mask(int b, int h, int q, int k, void *user) {
 static void check_attention(int B, int n, int H, int Hkv, int dh, int causal, int window, int n_global, int block, int n_random,
                             const char *label) {
     size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh, i;
-    int nblk = block ? (n + block - 1) / block : 0, *rand = (int *)malloc(((size_t)nblk * n_random + 1) * sizeof(int)), *Drand;
+    int nblk = block ? (n + block - 1) / block : 0, *rand, *Drand;
     test_pattern tp;
     ea_flex_mods mods;
     ea_ctx ctx;
     ea_tensor *q, *k, *v, *o, *t, *loss;
     ea_error err;
     float *dout = (float *)malloc(nq * 4), *Dq, *Dk, *Dv, *Do, *Dl, *Ddo, *Ddq, *Ddk, *Ddv, *go, *gdq, *gdk, *gdv;
-    for (i = 0; i < (size_t)nblk * n_random; i++) rand[i] = (int)ea_rng_below(&g_rng, (uint32_t)nblk) - (i % 3 == 2); /* some -1 */
-    memset(&tp, 0, sizeof tp);
-    tp.p.window = window; tp.p.n_global = n_global; tp.p.block = block; tp.p.block_window = block ? 1 : 0;
-    tp.p.n_random = n_random;
-    tp.rand = rand;
+    rand = draw_pattern(&tp, n, window, n_global, block, n_random);
     memset(&mods, 0, sizeof mods);
     mods.mask_mod = pattern_mask;
     mods.user = &tp;
@@ -280,8 +290,12 @@ static double rel_bf16(const uint16_t *a, const float *b, size_t n) {
    end (2^-9 of each value), and Δ = dO·O taken from the bf16 out.  Bounds:
    5e-3 of the largest |out| and 1.5e-2 of each gradient's largest value;
    the lse, summed in fp32 from exact bf16 products, within 1e-4. */
-static void test_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal) {
+static void check_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal, int window, int n_global, int block,
+                                 int n_random, const char *label) {
     size_t nq = (size_t)B * n * H * dh, nk = (size_t)B * n * Hkv * dh, nl = (size_t)B * H * n, i;
+    int nblk = block ? (n + block - 1) / block : 0, *rand, *Drand;
+    test_pattern tp;
+    ea_flex_mods mods;
     uint16_t *hq = (uint16_t *)malloc(nq * 2), *hk = (uint16_t *)malloc(nk * 2), *hv = (uint16_t *)malloc(nk * 2);
     uint16_t *hdo = (uint16_t *)malloc(nq * 2), *go = (uint16_t *)malloc(nq * 2), *gdq = (uint16_t *)malloc(nq * 2);
     uint16_t *gdk = (uint16_t *)malloc(nk * 2), *gdv = (uint16_t *)malloc(nk * 2), *gdq2 = (uint16_t *)malloc(nq * 2);
@@ -297,38 +311,63 @@ static void test_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal
     bf16_rand(hk, k, nk, -2.0f, 2.0f);
     bf16_rand(hv, v, nk, -1.0f, 1.0f);
     bf16_rand(hdo, dout, nq, -1.0f, 1.0f);
+    rand = draw_pattern(&tp, n, window, n_global, block, n_random);
+    memset(&mods, 0, sizeof mods);
+    mods.mask_mod = pattern_mask;
+    mods.user = &tp;
     scratch = (float *)malloc(ea_sdpa_flash_scratch(&sh) * ea_num_threads() * sizeof(float));
-    ea_sdpa_flash_fwd(o, lse, scratch, q, k, v, &sh, NULL, NULL);
-    ea_sdpa_flash_bwd(dq, dk, dv, scratch, dout, o, lse, q, k, v, &sh, NULL, NULL);
+    ea_sdpa_flash_fwd(o, lse, scratch, q, k, v, &sh, NULL, label ? &mods : NULL);
+    ea_sdpa_flash_bwd(dq, dk, dv, scratch, dout, o, lse, q, k, v, &sh, NULL, label ? &mods : NULL);
+    Drand = (int *)dev_bytes(rand, ((size_t)nblk * n_random + 1) * sizeof(int));
+    tp.p.rand = n_random ? Drand : NULL;
     Dq = (uint16_t *)dev_bytes(hq, nq * 2); Dk = (uint16_t *)dev_bytes(hk, nk * 2); Dv = (uint16_t *)dev_bytes(hv, nk * 2);
     Ddo = (uint16_t *)dev_bytes(hdo, nq * 2); Do = (uint16_t *)dev_bytes(NULL, nq * 2); Dl = (float *)dev_bytes(NULL, nl * 4);
     Ddq = (uint16_t *)dev_bytes(NULL, nq * 2); Ddk = (uint16_t *)dev_bytes(NULL, nk * 2); Ddv = (uint16_t *)dev_bytes(NULL, nk * 2);
-    CHECK(ea_attention_fwd_bf16_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s", err.msg);
-    CHECK(ea_attention_bwd_bf16_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s",
-          err.msg);
+#define BF16_FWD (label ? ea_attention_fwd_bf16_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &tp.p, &err) \
+                    : ea_attention_fwd_bf16_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err))
+#define BF16_BWD (label ? ea_attention_bwd_bf16_pattern_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, \
+                                                             &tp.p, &err) \
+                    : ea_attention_bwd_bf16_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err))
+    CHECK(BF16_FWD == EA_OK, "%s", err.msg);
+    CHECK(BF16_BWD == EA_OK, "%s", err.msg);
     ea_cuda_get_bytes(&g_cu, go, Do, nq * 2, &err);
     ea_cuda_get_bytes(&g_cu, glse, Dl, nl * 4, &err);
     ea_cuda_get_bytes(&g_cu, gdq, Ddq, nq * 2, &err);
     ea_cuda_get_bytes(&g_cu, gdk, Ddk, nk * 2, &err);
     ea_cuda_get_bytes(&g_cu, gdv, Ddv, nk * 2, &err);
     /* again: the same bits (every sum has one owner and one order) */
-    CHECK(ea_attention_bwd_bf16_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, &err) == EA_OK, "%s",
-          err.msg);
+    CHECK(BF16_BWD == EA_OK, "%s", err.msg);
+#undef BF16_FWD
+#undef BF16_BWD
     ea_cuda_get_bytes(&g_cu, gdq2, Ddq, nq * 2, &err);
     CHECK(ea_cuda_sync(&g_cu, &err) == EA_OK, "%s", err.msg);
     for (i = 0; i < nl; i++) e_lse = fabs((double)glse[i] - lse[i]) > e_lse ? fabs((double)glse[i] - lse[i]) : e_lse;
     CHECK(rel_bf16(go, o, nq) < 5e-3 && e_lse < 1e-4 && rel_bf16(gdq, dq, nq) < 1.5e-2 && rel_bf16(gdk, dk, nk) < 1.5e-2 &&
           rel_bf16(gdv, dv, nk) < 1.5e-2,
-          "attention bf16 B%d n%d H%d/%d dh%d%s: out %.2g, lse %.2g, dq %.2g, dk %.2g, dv %.2g", B, n, H, Hkv, dh,
-          causal ? " causal" : "", rel_bf16(go, o, nq), e_lse, rel_bf16(gdq, dq, nq), rel_bf16(gdk, dk, nk), rel_bf16(gdv, dv, nk));
+          "attention bf16 %sB%d n%d H%d/%d dh%d%s: out %.2g, lse %.2g, dq %.2g, dk %.2g, dv %.2g", label ? label : "", B, n, H, Hkv,
+          dh, causal ? " causal" : "", rel_bf16(go, o, nq), e_lse, rel_bf16(gdq, dq, nq), rel_bf16(gdk, dk, nk), rel_bf16(gdv, dv, nk));
     CHECK(!memcmp(gdq, gdq2, nq * 2), "attention bf16: a second backward gave other dq bits");
-    printf("  attention bf16 B%d n%d H%d/%d dh%d%s: rel. error out %.1e, lse %.1e (abs), dq %.1e, dk %.1e, dv %.1e\n", B, n, H,
-           Hkv, dh, causal ? " causal" : "", rel_bf16(go, o, nq), e_lse, rel_bf16(gdq, dq, nq), rel_bf16(gdk, dk, nk),
-           rel_bf16(gdv, dv, nk));
+    printf("  attention bf16 %sB%d n%d H%d/%d dh%d%s: rel. error out %.1e, lse %.1e (abs), dq %.1e, dk %.1e, dv %.1e\n",
+           label ? label : "", B, n, H, Hkv, dh, causal ? " causal" : "", rel_bf16(go, o, nq), e_lse, rel_bf16(gdq, dq, nq),
+           rel_bf16(gdk, dk, nk), rel_bf16(gdv, dv, nk));
+    CHECK(!label || ea_attention_fwd_bf16_pattern_cuda(&g_cu, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal, NULL, &err) == EA_ERR_ARG,
+          "bf16: a NULL pattern refused: %s", err.msg);
+    tp.p.window = -1;
+    tp.p.block = 0;
+    tp.p.n_random = 0;
+    CHECK(!label || (ea_attention_bwd_bf16_pattern_cuda(&g_cu, Ddq, Ddk, Ddv, Ddo, Do, Dl, Dq, Dk, Dv, B, n, H, Hkv, dh, causal,
+                                                        &tp.p, &err) == EA_ERR_ARG && strstr(err.msg, "own key")),
+          "bf16: a pattern that hides the diagonal refused: %s", err.msg);
+    free(rand);
+    ea_cuda_release(Drand);
     free(hq); free(hk); free(hv); free(hdo); free(go); free(gdq); free(gdk); free(gdv); free(gdq2);
     free(q); free(k); free(v); free(dout); free(o); free(lse); free(glse); free(dq); free(dk); free(dv); free(scratch);
     ea_cuda_release(Dq); ea_cuda_release(Dk); ea_cuda_release(Dv); ea_cuda_release(Do); ea_cuda_release(Dl);
     ea_cuda_release(Ddo); ea_cuda_release(Ddq); ea_cuda_release(Ddk); ea_cuda_release(Ddv);
+}
+
+static void test_attention_bf16(int B, int n, int H, int Hkv, int dh, int causal) {
+    check_attention_bf16(B, n, H, Hkv, dh, causal, -1, 0, 0, 0, NULL);
 }
 
 /* The TF32 forward from fp32 buffers against the CPU's fp32 flash forward:
@@ -807,11 +846,21 @@ int main(int argc, char **argv) {
     test_attention(2, 64, 2, 2, 64, 0);   /* wide heads: the rows forward (the short backward's staging is too big) */
     test_attention(2, 32, 2, 2, 64, 1);   /* the rows forward and the short backward at dh 64, causal */
     test_attention(2, 50, 4, 1, 16, 0);   /* the short backward with 4 query heads a K/V head */
-    /* patterns through every fp32 kernel: short forward and warp-a-row backward (n 300, dh 16), warp-a-row
-       both ways (n 1100, dh 64), the rows forward (n 64, dh 64) */
+    /* patterns through every fp32 kernel: the 3xTF32 forward, skipping tiles, with the warp-a-row backward
+       (n 300 dh 16, n 1100 dh 64), the short kernels both ways (dh 18: not for tensor cores), the rows
+       forward (n 64, dh 80), the warp-a-row forward (n 200, dh 80) */
     check_attention(2, 300, 4, 2, 16, 0, 5, 0, 0, 0, "local w 5 ");
     check_attention(1, 1100, 2, 1, 64, 1, -1, 16, 16, 2, "bigbird block 16, 2 random ");
-    check_attention(2, 64, 2, 2, 64, 0, 4, 3, 0, 0, "localglobal w 4, 3 global ");
+    check_attention(2, 100, 4, 2, 18, 1, 7, 2, 0, 0, "localglobal w 7, 2 global ");
+    check_attention(2, 64, 2, 2, 80, 0, 4, 3, 0, 0, "localglobal w 4, 3 global ");
+    check_attention(1, 200, 2, 1, 80, 0, -1, 2, 32, 2, "bigbird block 32, 2 random ");
+    /* bf16 with patterns: bands far narrower than a tile and wider (tiles skipped, wholly and partly shown), random
+       blocks aligned to tiles (dK/dV's bits) and not, global tokens */
+    check_attention_bf16(1, 1000, 2, 1, 64, 1, 100, 0, 0, 0, "local w 100 ");
+    check_attention_bf16(2, 700, 4, 2, 32, 0, 3, 0, 0, 0, "local w 3 ");
+    check_attention_bf16(2, 1024, 4, 2, 64, 0, -1, 2, 64, 3, "bigbird block 64, 3 random ");
+    check_attention_bf16(1, 900, 2, 2, 32, 1, -1, 5, 16, 2, "bigbird block 16, 2 random ");
+    check_attention_bf16(1, 500, 2, 1, 64, 0, 40, 3, 0, 0, "localglobal w 40, 3 global ");
     test_attention_bf16(2, 200, 4, 4, 64, 0);  /* a partial last tile */
     test_attention_bf16(1, 130, 8, 2, 64, 1);  /* GQA, causal */
     test_attention_bf16(2, 96, 2, 1, 32, 1);   /* MQA, dh 32 */
