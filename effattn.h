@@ -1067,9 +1067,11 @@ EA_API ea_status ea_softmax_fwd_cuda(ea_cuda *cu, float *out, const float *x, in
    lse [B, H, n] the log-sum-exp of each query's scaled scores (the
    backward's input); dh <= 256.  The backward accumulates (+=) dq, dk, dv.
    On sm_80 or newer the forward of heads up to 64 wide (a multiple of 4)
-   runs on tensor cores in 3xTF32, fp32's accuracy to within a few units
-   of its last place (~1e-6 relative); otherwise, and the backward, on the
-   fp32 cores. */
+   runs on tensor cores in 3xTF32 (~21 of fp32's 24 bits a product; ~1e-6
+   relative on the output), and so does the backward of sequences too long
+   for the short kernels' shared memory (~2e-5 relative on gradients that
+   sum a thousand queries, where the fp32 cores reach ~3e-6); otherwise
+   the fp32 cores. */
 EA_API ea_status ea_attention_fwd_cuda(ea_cuda *cu, float *out, float *lse, const float *q, const float *k, const float *v,
                                        int B, int n, int H, int Hkv, int dh, int causal, ea_error *err);
 EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float *dv, const float *dout, const float *out,
@@ -11050,6 +11052,56 @@ template <bool X3> __device__ static inline void ea__mma_x3(float *d, const unsi
     ea__mma<true>(d, ahi, bhi0, bhi1);
 }
 
+/* One k-step of d += A·B for one 8-wide n-tile, B's column n = g read
+   along a row of a shared tile: bt[0] and bt[4] (k = c and c + 4 of
+   lane c): the product A·Tᵀ of S = Q·Kᵀ and its kin. */
+template <bool X3> __device__ static inline void ea__x3_kstep(float *d, const unsigned *ahi, const unsigned *alo, const float *bt) {
+    unsigned h0, h1, l0, l1;
+    ea__tf32_split<X3>(bt[0], &h0, &l0);
+    ea__tf32_split<X3>(bt[4], &h1, &l1);
+    ea__mma_x3<X3>(d, ahi, alo, h0, h1, l0, l1);
+}
+
+/* O (16 x D) += P (16 x 64, a lane's score accumulators) · T (the 64 x D
+   shared tile, row stride LD), the keys of k-step j taken in the order
+   2c, 2c + 1 for lane c (the accumulator's own columns: P serves as the A
+   operand as it is, and T's rows are read in the same order). */
+template <int D, bool X3> __device__ static inline void ea__x3_pv(float (*o)[4], const float (*p)[4], const float *T, int LD) {
+    const int g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+#pragma unroll
+    for (int j = 0; j < EA_TC_ROWS / 8; j++) {
+        unsigned pa[4], pl[4];
+        const float *vr = T + (8 * j + 2 * c) * LD + g;
+        ea__tf32_split<X3>(p[j][0], &pa[0], &pl[0]);
+        ea__tf32_split<X3>(p[j][2], &pa[1], &pl[1]);
+        ea__tf32_split<X3>(p[j][1], &pa[2], &pl[2]);
+        ea__tf32_split<X3>(p[j][3], &pa[3], &pl[3]);
+#pragma unroll
+        for (int t = 0; t < D / 8; t++) {
+            unsigned h0, h1, l0, l1;
+            ea__tf32_split<X3>(vr[8 * t], &h0, &l0);
+            ea__tf32_split<X3>(vr[LD + 8 * t], &h1, &l1);
+            ea__mma_x3<X3>(o[t], pa, pl, h0, h1, l0, l1);
+        }
+    }
+}
+
+/* S (16 x 64) += A · Bᵀ over D columns: A rows r .. r+15 of one shared
+   tile, B the 64 rows of another (both row stride LD): S = Q·Kᵀ, dP =
+   dO·Vᵀ, and the backward's transposed Sᵀ = K·Qᵀ, dPᵀ = V·dOᵀ. */
+template <int D, bool X3> __device__ static inline void ea__x3_abt(float (*s)[4], const float *A, int r, const float *B, int LD) {
+    const int g = threadIdx.x % 32 / 4, c = threadIdx.x % 4;
+#pragma unroll
+    for (int t = 0; t < D / 8; t++) {
+        unsigned ah[4], al[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) /* rows g, g + 8; columns c, c + 4 */
+            ea__tf32_split<X3>(A[(r + g + 8 * (i & 1)) * LD + 8 * t + c + 4 * (i >> 1)], &ah[i], &al[i]);
+#pragma unroll
+        for (int j = 0; j < EA_TC_ROWS / 8; j++) ea__x3_kstep<X3>(s[j], ah, al, B + (8 * j + g) * LD + 8 * t + c);
+    }
+}
+
 template <int D> static size_t ea__attn_tf32_smem(void) { return 4 * (size_t)EA_TC_ROWS * (D + 4) * sizeof(float); }
 
 template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn_tf32_fwd_k(ea__cu_attn a) {
@@ -11090,31 +11142,10 @@ template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn
 #pragma unroll
         for (t = 0; t < D / 8; t++) /* S = Q·Kᵀ: B (k, n) = K[key 8j + n][8t + k] */
 #pragma unroll
-            for (j = 0; j < EA_TC_ROWS / 8; j++) {
-                const float *kr = kt + (8 * j + g) * LD + 8 * t + c;
-                unsigned h0, h1, l0, l1;
-                ea__tf32_split<X3>(kr[0], &h0, &l0);
-                ea__tf32_split<X3>(kr[4], &h1, &l1);
-                ea__mma_x3<X3>(s[j], qa[t], ql[X3 ? t : 0], h0, h1, l0, l1);
-            }
+            for (j = 0; j < EA_TC_ROWS / 8; j++) ea__x3_kstep<X3>(s[j], qa[t], ql[X3 ? t : 0], kt + (8 * j + g) * LD + 8 * t + c);
         if (masked) ea__tc_hide(s, row0, k0, 0, a.n, a.causal, full ? ~0u : ea__pat_bits(&a.pat, row0, k0, 0, a.n), -INFINITY);
         ea__tc_softmax_step<D>(s, o, m, l, scale2);
-#pragma unroll
-        for (j = 0; j < EA_TC_ROWS / 8; j++) { /* O += P·V over keys 8j .. 8j + 7, taken as 2c, 2c + 1 */
-            unsigned pa[4], pl[4];
-            const float *vr = vt + (8 * j + 2 * c) * LD + g;
-            ea__tf32_split<X3>(s[j][0], &pa[0], &pl[0]);
-            ea__tf32_split<X3>(s[j][2], &pa[1], &pl[1]);
-            ea__tf32_split<X3>(s[j][1], &pa[2], &pl[2]);
-            ea__tf32_split<X3>(s[j][3], &pa[3], &pl[3]);
-#pragma unroll
-            for (t = 0; t < D / 8; t++) {
-                unsigned h0, h1, l0, l1;
-                ea__tf32_split<X3>(vr[8 * t], &h0, &l0);
-                ea__tf32_split<X3>(vr[LD + 8 * t], &h1, &l1);
-                ea__mma_x3<X3>(o[t], pa, pl, h0, h1, l0, l1);
-            }
-        }
+        ea__x3_pv<D, X3>(o, s, vt, LD); /* O += P·V */
         __syncthreads();
     }
     ea__tc_row_end(l, m, inv, lse);
@@ -11131,17 +11162,212 @@ template <int D, bool X3> __global__ static void __launch_bounds__(128) ea__attn
     }
 }
 
+/* Δ_i = dO_i·O_i in fp32, a warp a row (b, h, i) (w = (b·H + h)·n + i),
+   from bf16 bits (the bf16 backward) or floats (the 3xTF32 one); dout and
+   o share the row stride ld. */
+__device__ static inline float ea__as_float(float x) { return x; }
+__device__ static inline float ea__as_float(unsigned short x) { return __bfloat162float(__ushort_as_bfloat16(x)); }
+
+template <typename T>
+__global__ static void ea__attn_delta_k(float *delta, const T *dout, const T *o, size_t ld, int B, int H, int n, int dh) {
+    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, d;
+    size_t row;
+    float s = 0.0f;
+    if (w >= B * H * n) return;
+    row = ((size_t)(w / (H * n)) * n + w % n) * ld + (size_t)(w / n % H) * dh;
+    for (d = lane; d < dh; d += 32) s += ea__as_float(dout[row + d]) * ea__as_float(o[row + d]);
+    s = ea__warp_sum(s);
+    if (lane == 0) delta[w] = s;
+}
+
+/* --- the fp32 backward on tensor cores, in 3xTF32 ---------------------------
+   The bf16 backward's two kernels (dQ by query tiles, dK and dV by key
+   tiles, each gradient with one owner) on fp32 buffers: every product in
+   3xTF32 (about 21 of fp32's 24 bits a product, as the forward; sums over
+   many queries, dK's and dV's, carry that to ~2e-5 relative in the tests,
+   against ~3e-6 from the fp32 cores), tiles staged by cp.async as fp32
+   rows of D + 4 floats.  The
+   fixed operands (Q and dO for dQ; K and V for dK, dV) sit in shared
+   memory too and are read a k-step at a time, not held in registers:
+   3xTF32 fragments are four times bf16's.  Heads up to 64 wide in
+   multiples of 4 (padded with zeros to D); the gradients are added (+=)
+   to dq, dk, dv like the fp32-core kernels', with Δ from a pre-pass in the
+   handle's scratch.  Patterns skip tiles as in the bf16 kernels. */
+template <int D> static size_t ea__attn_x3_bwd_smem(void) { return 6 * (size_t)EA_TC_ROWS * (D + 4) * sizeof(float); }
+
+template <int D> __global__ static void __launch_bounds__(128) ea__attn_x3_dq_k(ea__cu_attn a, const float *delta) {
+    extern __shared__ __align__(16) float ea__x3_sm[]; /* Q, dO; then K and V tiles, two buffers each */
+    const int LD = D + 4, T = EA_TC_ROWS * (D + 4), g = threadIdx.x % 32 / 4, c = threadIdx.x % 4, dh = a.dh;
+    int b = blockIdx.y / a.H, h = blockIdx.y % a.H, hk = h / (a.H / a.Hkv), q0 = ea__tc_first_tile(a.causal) * EA_TC_ROWS;
+    int r = 16 * (threadIdx.x / 32), row0 = q0 + r + g, q1 = min(q0 + EA_TC_ROWS, a.n) - 1, k0, tiles, it, nx, u, j, e, hf;
+    const float *kb = a.k + (size_t)b * a.n * a.ldkv + (size_t)hk * dh, *vb = a.v + (size_t)b * a.n * a.ldkv + (size_t)hk * dh;
+    float *qs = ea__x3_sm, *dos = ea__x3_sm + T, dq[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4], L[2], Dl[2];
+    const float scale2 = a.scale * 1.44269504f;
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) {
+        size_t i = ((size_t)b * a.H + h) * a.n + row0 + 8 * hf;
+        L[hf] = row0 + 8 * hf < a.n ? a.lse[i] * 1.44269504f : 0.0f;
+        Dl[hf] = row0 + 8 * hf < a.n ? delta[i] : 0.0f;
+    }
+    ea__acc_zero<D>(dq);
+    ea__tc_stage<D>(qs, a.q + (size_t)b * a.n * a.ldq + (size_t)h * dh, a.ldq, q0, a.n, dh); /* (in the first tile's group) */
+    ea__tc_stage<D>(dos, a.dout + (size_t)b * a.n * a.ldo + (size_t)h * dh, a.ldo, q0, a.n, dh);
+    tiles = ((a.causal ? min(a.n, q0 + EA_TC_ROWS) : a.n) + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    it = ea__pat_next(&a.pat, q0, q1, 0, NULL, 0);
+    if (it < tiles) ea__tc_stage_kv<D>(ea__x3_sm + 2 * T, ea__x3_sm + 3 * T, kb, vb, a.ldkv, it * EA_TC_ROWS, a.n, dh);
+    else ea__tc_commit();
+    for (u = 0; it < tiles; it = nx, u ^= 1) { /* buffer u: K at (2 + 2u)·T, V at (3 + 2u)·T */
+        const float *kt = ea__x3_sm + (2 + 2 * u) * T, *vt = kt + T;
+        int full, masked;
+        k0 = it * EA_TC_ROWS;
+        nx = it + 1 < tiles ? ea__pat_next(&a.pat, q0, q1, it + 1, NULL, 0) : tiles;
+        full = ea__pat_full(&a.pat, q0, q1, k0, k0 + EA_TC_ROWS - 1);
+        masked = k0 + EA_TC_ROWS > a.n || (a.causal && k0 + EA_TC_ROWS - 1 > q0) || !full;
+        if (nx < tiles)
+            ea__tc_stage_kv<D>(ea__x3_sm + (4 - 2 * u) * T, ea__x3_sm + (5 - 2 * u) * T, kb, vb, a.ldkv, nx * EA_TC_ROWS, a.n, dh);
+        else ea__tc_commit();
+        ea__tc_wait();
+        ea__acc_zero<EA_TC_ROWS>(s);
+        ea__acc_zero<EA_TC_ROWS>(dp);
+        ea__x3_abt<D, true>(s, qs, r, kt, LD);   /* S = Q·Kᵀ */
+        ea__x3_abt<D, true>(dp, dos, r, vt, LD); /* dP = dO·Vᵀ */
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+            for (e = 0; e < 4; e++) s[j][e] = exp2f(fmaf(s[j][e], scale2, -L[e >> 1])); /* P */
+        if (masked) ea__tc_hide(s, row0, k0, 0, a.n, a.causal, full ? ~0u : ea__pat_bits(&a.pat, row0, k0, 0, a.n), 0.0f);
+#pragma unroll
+        for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+            for (e = 0; e < 4; e++) s[j][e] *= dp[j][e] - Dl[e >> 1]; /* dS */
+        ea__x3_pv<D, true>(dq, s, kt, LD); /* dQ += dS·K */
+        __syncthreads();
+    }
+#pragma unroll
+    for (hf = 0; hf < 2; hf++) {
+        int row = row0 + 8 * hf;
+        if (row >= a.n) continue;
+#pragma unroll
+        for (j = 0; j < D / 8; j++)
+            if (8 * j + 2 * c < dh) { /* dh is a multiple of 4: a lane's pair is in or out whole */
+                float2 *at = (float2 *)(a.dq + ((size_t)b * a.n + row) * a.ldq + (size_t)h * dh + 8 * j + 2 * c), v = *at;
+                v.x += dq[j][2 * hf] * a.scale;
+                v.y += dq[j][2 * hf + 1] * a.scale;
+                *at = v;
+            }
+    }
+}
+
+template <int D> __global__ static void __launch_bounds__(128) ea__attn_x3_dkdv_k(ea__cu_attn a, const float *delta) {
+    extern __shared__ __align__(16) float ea__x3_sm[]; /* K, V; then Q and dO tiles, two buffers each */
+    __shared__ float ls[2][EA_TC_ROWS], dls[2][EA_TC_ROWS];
+    __shared__ unsigned hits[EA_TC_HIT_WORDS];
+    const int LD = D + 4, T = EA_TC_ROWS * (D + 4), c = threadIdx.x % 4, G = a.H / a.Hkv, dh = a.dh;
+    int b = blockIdx.y / a.Hkv, hk = blockIdx.y % a.Hkv, k0 = blockIdx.x * EA_TC_ROWS, k1 = min(k0 + EA_TC_ROWS, a.n) - 1;
+    int r = 16 * (threadIdx.x / 32), row0 = k0 + r + threadIdx.x % 32 / 4, tiles = (a.n + EA_TC_ROWS - 1) / EA_TC_ROWS;
+    int it, nx = 0, prev, u, nhit, j, e;
+    size_t koff = (size_t)b * a.n * a.ldkv + (size_t)hk * dh;
+    const float scale2 = a.scale * 1.44269504f;
+    float dk[D / 8][4], dv[D / 8][4], s[EA_TC_ROWS / 8][4], dp[EA_TC_ROWS / 8][4];
+    ea__pat_hits(&a.pat, hits, &nhit, a.n, k0, k1);
+    ea__acc_zero<D>(dk);
+    ea__acc_zero<D>(dv);
+    ea__tc_stage<D>(ea__x3_sm, a.k + koff, a.ldkv, k0, a.n, dh); /* (in the first step's group) */
+    ea__tc_stage<D>(ea__x3_sm + T, a.v + koff, a.ldkv, k0, a.n, dh);
+    /* step it: query tile it / G (from the diagonal's under causal masking), head hk·G + it mod G */
+    it = G * min(ea__pat_next(&a.pat, k0, k1, a.causal ? (int)blockIdx.x : 0, hits, nhit), tiles);
+    for (prev = -1, u = 0;; prev = it, it = nx, u ^= 1) {
+        if (it < G * tiles) {
+            int h = hk * G + it % G, q0 = it / G * EA_TC_ROWS, i;
+            size_t loff = ((size_t)b * a.H + h) * a.n;
+            ea__tc_stage<D>(ea__x3_sm + (2 + 2 * u) * T, a.q + (size_t)b * a.n * a.ldq + (size_t)h * dh, a.ldq, q0, a.n, dh);
+            ea__tc_stage<D>(ea__x3_sm + (3 + 2 * u) * T, a.dout + (size_t)b * a.n * a.ldo + (size_t)h * dh, a.ldo, q0, a.n, dh);
+            for (i = threadIdx.x; i < EA_TC_ROWS; i += blockDim.x) {
+                ls[u][i] = q0 + i < a.n ? a.lse[loff + q0 + i] * 1.44269504f : INFINITY;
+                dls[u][i] = q0 + i < a.n ? delta[loff + q0 + i] : 0.0f;
+            }
+            nx = (it + 1) % G ? it + 1 : it / G + 1 < tiles ? G * min(ea__pat_next(&a.pat, k0, k1, it / G + 1, hits, nhit), tiles) : G * tiles;
+        }
+        ea__tc_commit();
+        if (prev >= 0) {
+            int q0 = prev / G * EA_TC_ROWS, full = ea__pat_full(&a.pat, q0, min(q0 + EA_TC_ROWS, a.n) - 1, k0, k1);
+            int diag = a.causal && q0 < k0 + EA_TC_ROWS - 1;
+            const float *qt = ea__x3_sm + (2 + 2 * (u ^ 1)) * T, *dt = qt + T, *lt = ls[u ^ 1], *dlt = dls[u ^ 1];
+            ea__tc_wait();
+            ea__acc_zero<EA_TC_ROWS>(s);
+            ea__acc_zero<EA_TC_ROWS>(dp);
+            ea__x3_abt<D, true>(s, ea__x3_sm, r, qt, LD);      /* Sᵀ = K·Qᵀ */
+            ea__x3_abt<D, true>(dp, ea__x3_sm + T, r, dt, LD); /* dPᵀ = V·dOᵀ */
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+                for (e = 0; e < 4; e++) s[j][e] = exp2f(fmaf(s[j][e], scale2, -lt[8 * j + 2 * c + (e & 1)])); /* Pᵀ */
+            if (diag || !full) /* (keys past n stay: their rows are not stored; queries past n have P = 0 by lse +∞) */
+                ea__tc_hide(s, row0, q0, 1, INT_MAX, diag, full ? ~0u : ea__pat_bits(&a.pat, row0, q0, 1, a.n), 0.0f);
+#pragma unroll
+            for (j = 0; j < EA_TC_ROWS / 8; j++)
+#pragma unroll
+                for (e = 0; e < 4; e++) dp[j][e] = s[j][e] * (dp[j][e] - dlt[8 * j + 2 * c + (e & 1)]); /* dSᵀ */
+            ea__x3_pv<D, true>(dv, s, dt, LD);  /* dV += Pᵀ·dO */
+            ea__x3_pv<D, true>(dk, dp, qt, LD); /* dK += dSᵀ·Q */
+            __syncthreads();
+        }
+        if (it >= G * tiles) break;
+    }
+#pragma unroll
+    for (e = 0; e < 2; e++) {
+        int row = row0 + 8 * e;
+        if (row >= a.n) continue;
+#pragma unroll
+        for (j = 0; j < D / 8; j++)
+            if (8 * j + 2 * c < dh) {
+                size_t at = koff + (size_t)row * a.ldkv + 8 * j + 2 * c;
+                float2 *pk = (float2 *)(a.dk + at), *pv = (float2 *)(a.dv + at), x = *pk, y = *pv;
+                x.x += dk[j][2 * e] * a.scale;
+                x.y += dk[j][2 * e + 1] * a.scale;
+                y.x += dv[j][2 * e];
+                y.y += dv[j][2 * e + 1];
+                *pk = x;
+                *pv = y;
+            }
+    }
+}
+
 /* Launches the forward for heads of width a->dh <= 64 (a multiple of 4),
    in TF32 or 3xTF32; sets the kernels' shared-memory limit the first time
    (ea_vit_cuda_init calls it before any graph capture). */
 static void ea__tf32_prepare(void) {
     static int done = 0;
     if (done) return;
+    cudaFuncSetAttribute((const void *)ea__attn_x3_dq_k<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ea__attn_x3_bwd_smem<64>());
+    cudaFuncSetAttribute((const void *)ea__attn_x3_dq_k<32>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)ea__attn_x3_bwd_smem<32>());
+    cudaFuncSetAttribute((const void *)ea__attn_x3_dkdv_k<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)ea__attn_x3_bwd_smem<64>());
+    cudaFuncSetAttribute((const void *)ea__attn_x3_dkdv_k<32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int)ea__attn_x3_bwd_smem<32>());
     cudaFuncSetAttribute((const void *)ea__attn_tf32_fwd_k<64, false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          (int)ea__attn_tf32_smem<64>());
     cudaFuncSetAttribute((const void *)ea__attn_tf32_fwd_k<64, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          (int)ea__attn_tf32_smem<64>());
     done = 1;
+}
+
+/* The 3xTF32 backward: Δ into scratch, then dQ and dK/dV. */
+static void ea__attn_x3_bwd_launch(cudaStream_t s, const ea__cu_attn *a, float *scratch) {
+    dim3 gq((unsigned)((a->n + EA_TC_ROWS - 1) / EA_TC_ROWS), (unsigned)(a->B * a->H)), gk(gq.x, (unsigned)(a->B * a->Hkv));
+    ea__tf32_prepare();
+    ea__attn_delta_k<float><<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, s>>>(scratch, a->dout, a->o, a->ldo, a->B, a->H, a->n,
+                                                                                      a->dh);
+    if (a->dh <= 16) {
+        ea__attn_x3_dq_k<16><<<gq, 128, ea__attn_x3_bwd_smem<16>(), s>>>(*a, scratch);
+        ea__attn_x3_dkdv_k<16><<<gk, 128, ea__attn_x3_bwd_smem<16>(), s>>>(*a, scratch);
+    } else if (a->dh <= 32) {
+        ea__attn_x3_dq_k<32><<<gq, 128, ea__attn_x3_bwd_smem<32>(), s>>>(*a, scratch);
+        ea__attn_x3_dkdv_k<32><<<gk, 128, ea__attn_x3_bwd_smem<32>(), s>>>(*a, scratch);
+    } else {
+        ea__attn_x3_dq_k<64><<<gq, 128, ea__attn_x3_bwd_smem<64>(), s>>>(*a, scratch);
+        ea__attn_x3_dkdv_k<64><<<gk, 128, ea__attn_x3_bwd_smem<64>(), s>>>(*a, scratch);
+    }
 }
 
 template <bool X3> static void ea__attn_tf32_launch(cudaStream_t s, const ea__cu_attn *a) {
@@ -11150,19 +11376,6 @@ template <bool X3> static void ea__attn_tf32_launch(cudaStream_t s, const ea__cu
     if (a->dh <= 16) ea__attn_tf32_fwd_k<16, X3><<<grid, 128, ea__attn_tf32_smem<16>(), s>>>(*a);
     else if (a->dh <= 32) ea__attn_tf32_fwd_k<32, X3><<<grid, 128, ea__attn_tf32_smem<32>(), s>>>(*a);
     else ea__attn_tf32_fwd_k<64, X3><<<grid, 128, ea__attn_tf32_smem<64>(), s>>>(*a);
-}
-
-/* Δ_i = dO_i·O_i in fp32, a warp a row (b, h, i). */
-__global__ static void ea__attn_tc_delta_k(ea__tc_attn a, int dh) {
-    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32, d;
-    size_t row;
-    float s = 0.0f;
-    if (w >= a.B * a.H * a.n) return;
-    row = ((size_t)(w / (a.H * a.n)) * a.n + w % a.n) * a.ldq + (size_t)(w / a.n % a.H) * dh;
-    for (d = lane; d < dh; d += 32)
-        s += __bfloat162float(__ushort_as_bfloat16(a.dout[row + d])) * __bfloat162float(__ushort_as_bfloat16(a.o[row + d]));
-    s = ea__warp_sum(s);
-    if (lane == 0) a.delta_out[w] = s; /* w = (b·H + h)·n + i */
 }
 
 /* dQ, block (query tile, b, h): per key tile S = Q·Kᵀ, P = 2^(S·scale2 −
@@ -11486,9 +11699,18 @@ static int ea__attn_x3_fits(ea_cuda *cu, const ea__cu_attn *a) {
            ea__tc_arch(cu, &major, &ptx);
 }
 
+/* The 3xTF32 backward also needs Q and dO rows that a 16-byte copy reads,
+   gradients a float2 adds into, and Δ's B·H·n floats in the scratch. */
+static int ea__attn_x3_bwd_fits(ea_cuda *cu, const ea__cu_attn *a) {
+    return ea__attn_x3_fits(cu, a) && a->ldq % 4 == 0 && a->ldo % 4 == 0 && (uintptr_t)a->q % 16 == 0 &&
+           (uintptr_t)a->dout % 16 == 0 && (uintptr_t)a->dq % 8 == 0 && (uintptr_t)a->dk % 8 == 0 && (uintptr_t)a->dv % 8 == 0 &&
+           (size_t)a->B * a->H * a->n <= EA_CU_SCRATCH;
+}
+
 /* The short kernels when a block holds what they stage (48 KiB of shared
    memory: one head's K and V forward; a K/V head's, and its group's Q, dO,
-   lse and D backward) and dh <= 64; else the warp-a-row kernels.  The
+   lse and D backward) and dh <= 64; else, backward, the 3xTF32 tensor-core
+   kernels when ea__attn_x3_bwd_fits, and the warp-a-row kernels.  The
    forward goes first to the tensor cores (3xTF32) when ea__attn_x3_fits;
    failing that, heads wider than 32 go to ea__attn_fwd_rows_k when it
    fits: on an H200 (n 64, dh 64; a one-off timing probe, not in bench/) it
@@ -11508,6 +11730,8 @@ static ea_status ea__attn_launch(ea_cuda *cu, const ea__cu_attn *a, int bwd, ea_
         ea__attn_fwd_rows_k<<<a->B * a->H, 32 * EA_CU_ROW_WARPS, ea__attn_rows_smem(a->n, a->dh), s>>>(*a);
     else if (S && smem <= 48 * 1024)
         k<<<a->B * (bwd ? a->Hkv : a->H), (unsigned)((G * n * S + 31) / 32 * 32), smem, s>>>(*a, S);
+    else if (bwd && ea__attn_x3_bwd_fits(cu, a))
+        ea__attn_x3_bwd_launch(s, a, cu->scratch);
     else if (bwd)
         ea__attn_bwd_k<<<ea__blocks((size_t)a->B * a->H * a->n, 4), 128, 0, s>>>(*a);
     else
@@ -11661,7 +11885,7 @@ static ea_status ea__attn_bf16_bwd(ea_cuda *cu, uint16_t *dq, uint16_t *dk, uint
     a.q = q; a.k = k; a.v = v; a.o = out; a.lse = lse; a.dout = dout;
     a.dq = dq; a.dk = dk; a.dv = dv;
     a.delta = a.delta_out = cu->scratch;
-    ea__attn_tc_delta_k<<<ea__blocks((size_t)B * H * n, 4), 128, 0, s>>>(a, dh);
+    ea__attn_delta_k<unsigned short><<<ea__blocks((size_t)B * H * n, 4), 128, 0, s>>>(a.delta_out, a.dout, a.o, a.ldq, B, H, n, dh);
     if (dh == 32) {
         ea__attn_tc_dq_k<32><<<dim3(tiles, (unsigned)(B * H)), 128, 0, s>>>(a);
         ea__attn_tc_dkdv_k<32><<<dim3(tiles, (unsigned)(B * Hkv)), 128, 0, s>>>(a);
