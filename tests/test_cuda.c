@@ -846,6 +846,8 @@ int main(int argc, char **argv) {
     test_attention(2, 64, 2, 2, 64, 0);   /* wide heads: the rows forward (the short backward's staging is too big) */
     test_attention(2, 32, 2, 2, 64, 1);   /* the rows forward and the short backward at dh 64, causal */
     test_attention(2, 50, 4, 1, 16, 0);   /* the short backward with 4 query heads a K/V head */
+    test_attention(1, 500, 4, 2, 32, 1);  /* the 3xTF32 backward (too long for the short one), dh 32, causal */
+    test_attention(2, 400, 2, 1, 12, 0);  /* ... dh 12, padded to 16 */
     /* patterns through every fp32 kernel: the 3xTF32 forward, skipping tiles, with the warp-a-row backward
        (n 300 dh 16, n 1100 dh 64), the short kernels both ways (dh 18: not for tensor cores), the rows
        forward (n 64, dh 80), the warp-a-row forward (n 200, dh 80) */
