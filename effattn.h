@@ -1553,7 +1553,7 @@ EA_INLINE ea_vf ea_vexp(ea_vf x) {
    registers of 4) keeps 4 x 16: no Arm core here to measure on. */
 #if EA_VW == 16
 #define EA_MR 6
-#define EA_NV 3
+#define EA_NV 4 /* the widest tile; ea__gemm_nv picks 3 or 4 at run time */
 #elif EA_VW == 8
 #define EA_MR 4
 #define EA_NV 3
@@ -1578,6 +1578,29 @@ EA_API void ea_gemm_ref(int M, int N, int K, const float *A, ptrdiff_t ars, ptrd
             for (k = 0; k < K; k++) s += A[i * ars + k * acs] * B[k * brs + j * bcs];
             C[i * ldc + j] = s;
         }
+}
+
+/* The tile's width in vectors.  Zen 4 (one 512-bit FMA a cycle, two
+   256-bit halves) runs 6 x 48 best, above; an Intel core with two 512-bit
+   FMA ports wants more independent accumulators, and the tracker's widths
+   (64, 192, 256) divide into 64-column panels with none left over where
+   48-column ones leave a one-vector panel of 6 accumulators (latency- and
+   load-bound).  Measured on the 2-core Xeon (bench --gemm, one thread,
+   builds alternating four times): 6 x 64 took 2048 x 64 x 256 from
+   143-152 to 167-181 GFLOP/s, 2048 x 256 x 64 from 150-164 to 161-176,
+   4096 x 1536 x 512 from 149-156 to 162-166.  Chosen from the CPU's
+   vendor, which costs nothing to ask
+   after the first time; the bits are the same either way (each element
+   of C sums over k in the same order whatever the panel). */
+static int ea__gemm_nv_forced = 0; /* tests set it to run both widths on one CPU */
+static int ea__gemm_nv(void) {
+    if (ea__gemm_nv_forced) return ea__gemm_nv_forced;
+#if EA_VW == 16 && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel") ? 4 : 3;
+#else
+    return EA_NV;
+#endif
 }
 
 /* One MR x (nv·EA_VW) tile over kc steps; panel row k starts at panel +
@@ -1652,8 +1675,9 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
     int j0, k0, k, jj, direct = bcs == 1 && N % EA_VW == 0 && brs % 16 == 0 && (uintptr_t)B % 64 == 0;
-    for (j0 = 0; j0 < N; j0 += EA_NR) {
-        int ncols = N - j0 < EA_NR ? N - j0 : EA_NR, nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;
+    const int NR = ea__gemm_nv() * EA_VW; /* this CPU's panel width (<= EA_NR) */
+    for (j0 = 0; j0 < N; j0 += NR) {
+        int ncols = N - j0 < NR ? N - j0 : NR, nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;
         for (k0 = 0; k0 < K; k0 += EA_KC) {
             int kc = K - k0 < EA_KC ? K - k0 : EA_KC, acc = accumulate || k0 > 0;
             const float *Ak = A + (ptrdiff_t)k0 * acs;

@@ -599,9 +599,13 @@ static void test_gemm(void) {
     g_group = "gemm";
     ea_rng_seed(&rng, 3, 3);
     /* each shape twice: B on a cache line (read in place when row-major and
-       wide enough) and B one float off it (packed) */
-    for (d = 0; d < 2 * sizeof dims / sizeof dims[0]; d++) {
-        int M = dims[d / 2][0], N = dims[d / 2][1], K = dims[d / 2][2], t;
+       wide enough) and B one float off it (packed); all of it with each
+       panel width the build has (AVX-512: 48 and 64 columns, whichever this
+       CPU would pick) */
+    for (d = 0; d < 4 * sizeof dims / sizeof dims[0]; d++) {
+        int M = dims[d / 2 % (sizeof dims / sizeof dims[0])][0], N = dims[d / 2 % (sizeof dims / sizeof dims[0])][1];
+        int K = dims[d / 2 % (sizeof dims / sizeof dims[0])][2], t;
+        ea__gemm_nv_forced = d < 2 * sizeof dims / sizeof dims[0] ? EA_NV : (EA_NV > 3 ? 3 : EA_NV);
         void *braw;
         float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = lined((size_t)K * N, (int)(d % 2), &braw);
         float *C1 = (float *)malloc((size_t)M * N * sizeof(float)), *C2 = (float *)malloc((size_t)M * N * sizeof(float));
@@ -633,6 +637,24 @@ static void test_gemm(void) {
                   (int)(d % 2), worst);
         }
         free(A); free(braw); free(C1); free(C2);
+    }
+    ea__gemm_nv_forced = 0;
+    { /* the panel widths this build has (48 and 64 columns with AVX-512) give the same bits */
+        int M = 70, N = 200, K = 96, w;
+        float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
+        float *C[2];
+        size_t i;
+        for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
+        for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
+        for (w = 0; w < 2; w++) {
+            C[w] = (float *)malloc((size_t)M * N * sizeof(float));
+            ea__gemm_nv_forced = w ? EA_NV : (EA_NV > 3 ? 3 : EA_NV);
+            ea_gemm(M, N, K, A, K, 1, B, N, 1, C[w], N, 0);
+        }
+        ea__gemm_nv_forced = 0;
+        CHECK(!memcmp(C[0], C[1], (size_t)M * N * sizeof(float)), "gemm: panels of %d and %d vectors gave other bits",
+              EA_NV > 3 ? 3 : EA_NV, EA_NV);
+        free(A); free(B); free(C[0]); free(C[1]);
     }
     { /* edge tiles store only their own columns: C with a wider row stride
          keeps its sentinels between rows (M, N, K of the flash tiles) */
