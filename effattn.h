@@ -1088,9 +1088,10 @@ EA_API ea_status ea_attention_bwd_cuda(ea_cuda *cu, float *dq, float *dk, float 
    must see its own key (window >= 0, or block > 0): no row is empty.  The
    forward on tensor cores (3xTF32, as ea_attention_fwd_cuda) visits only
    the 64 x 64 tiles of (queries, keys) that the pattern shows, so it costs
-   the pattern's work (a band of half-width w: O(n·w)); the fp32-core
-   kernels (the backward, heads wider than 64) test every pair at exact
-   attention's cost.  The backward adds into dq, dk, dv like
+   the pattern's work (a band of half-width w: O(n·w)), and so does the
+   3xTF32 backward of sequences too long for the short kernels; the
+   fp32-core kernels (the short kernels' backward, heads wider than 64 or
+   not a multiple of 4) test every pair at exact attention's cost.  The backward adds into dq, dk, dv like
    ea_attention_bwd_cuda. */
 typedef struct ea_cuda_pattern {
     int window, n_global, block, block_window, n_random;
