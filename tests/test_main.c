@@ -410,6 +410,9 @@ static void test_attn_gradients(void) {
     memset(&o, 0, sizeof o); o.time = EA_TIME_ALIBI; o.frame = 2; o.cache_window = 2; attn_gradcheck("mha", 1);
     memset(&o, 0, sizeof o); o.fuse = 30; o.slots = 3; attn_gradcheck("crossmem", 0);
     memset(&o, 0, sizeof o); o.state = 3; o.expand = 1; o.conv_kernel = 2; o.dt_rank = 2; attn_gradcheck("mamba", 0);
+    ea__scan_seg = 2; /* the backward recomputes segments of 2, 2 and 1 of the 5 tokens from checkpoints */
+    attn_gradcheck("mamba", 0);
+    ea__scan_seg = 16;
     g_gc_opts = NULL;
 }
 
@@ -449,6 +452,30 @@ static void test_simd_math(void) {
     }
     CHECK(worst < 1e-6, "gelu forward error %.3g", worst);
     CHECK(worst_d < 1e-6, "gelu backward error %.3g", worst_d);
+    { /* SiLU, softplus, sigmoid: vector lanes and the scalar tail against double */
+        static const char *const names[] = {"silu", "softplus", "sigmoid"};
+        int kind;
+        ea_rng ra; /* its own stream: the softmax check below replays rng's */
+        ea_rng_seed(&ra, 13, 13);
+        for (i = 0; i < 1003; i++) x[i] = 24.0f * frand(&ra);
+        x[3] = -100.0f; x[4] = 100.0f; x[5] = 20.5f; x[6] = -1e-4f;
+        for (kind = EA_ACT_SILU; kind <= EA_ACT_SIGMOID; kind++) {
+            double wv = 0.0, wd = 0.0;
+            for (i = 0; i < 1003; i++) dx[i] = 0.5f;
+            ea__act_rows(kind, y, NULL, NULL, x, 1003);
+            ea__act_rows(kind, NULL, dx, dout, x, 1003);
+            for (i = 0; i < 1003; i++) {
+                double xd = x[i], sg = 1.0 / (1.0 + exp(-xd)), ref, dref, e;
+                ref = kind == EA_ACT_SILU ? xd * sg : kind == EA_ACT_SOFTPLUS ? (xd > 0 ? xd : 0) + log1p(exp(-fabs(xd))) : sg;
+                dref = kind == EA_ACT_SILU ? sg * (1.0 + xd * (1.0 - sg)) : kind == EA_ACT_SOFTPLUS ? sg : sg * (1.0 - sg);
+                e = fabs(y[i] - ref) / (1e-30 + fabs(ref) > 1.0 ? fabs(ref) : 1.0);
+                if (e > wv) wv = e;
+                e = fabs(dx[i] - 0.5 - dref * dout[i]);
+                if (e > wd) wd = e;
+            }
+            CHECK(wv < 1e-6 && wd < 1e-6, "%s: value error %.3g, slope error %.3g", names[kind], wv, wd);
+        }
+    }
     { /* partial loads and stores of the vector layer */
         float src[EA_VW], dst[EA_VW + 1];
         int n, bad = 0;
@@ -2472,12 +2499,16 @@ static void test_cache(void) {
         ea_params_free(&ps);
     }
     /* mamba's scan runs in chunks of 64 channels, a thread a chunk: output
-       and every gradient are the same bits for any thread count */
+       and every gradient are the same bits for any thread count, and for
+       any checkpoint spacing (the backward recomputes the same states) */
     memset(&o, 0, sizeof o); o.expand = 8; /* 128 channels: 2 chunks */
     if (build_row(&a, &ps, "mamba", 0, &o)) {
         float *keep = (float *)malloc((2 * 64 * 16 * 2 + ps.n) * sizeof(float));
-        int th, same = 1, saved = ea_num_threads();
-        for (th = 1; th <= 2 && keep; th++) {
+        int run, th = 1, same = 1, saved = ea_num_threads();
+        for (run = 0; run < 3 && keep; run++) {
+            /* 1 thread, one segment of all 64 tokens; 2 threads, 4 of 16; 1 thread, 12 of 5 and one of 4 */
+            th = run == 1 ? 2 : 1;
+            ea__scan_seg = run == 0 ? 64 : run == 1 ? 16 : 5;
             ea_ctx ctx;
             ea_rng rng;
             ea_tensor *x, *t, *y, *loss;
@@ -2494,21 +2525,22 @@ static void test_cache(void) {
             y = ea_attn_forward(&ctx, &a, x);
             loss = ea_mse_loss(&ctx, y, t);
             if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "mamba, %d threads: %s", th, ctx.err.msg); ea_ctx_free(&ctx); break; }
-            if (th == 1) {
+            if (run == 0) {
                 memcpy(keep, y->data, nx * sizeof(float));
                 memcpy(keep + nx, x->grad, nx * sizeof(float));
                 memcpy(keep + 2 * nx, ps.grad, ps.n * sizeof(float));
             } else {
-                same = !memcmp(keep, y->data, nx * sizeof(float)) && !memcmp(keep + nx, x->grad, nx * sizeof(float)) &&
+                same = same && !memcmp(keep, y->data, nx * sizeof(float)) && !memcmp(keep + nx, x->grad, nx * sizeof(float)) &&
                        !memcmp(keep + 2 * nx, ps.grad, ps.n * sizeof(float));
             }
             ea_ctx_free(&ctx);
         }
+        ea__scan_seg = 16;
 #ifdef _OPENMP
         omp_set_num_threads(saved);
 #endif
         (void)saved;
-        CHECK(same, "mamba: 1 and 2 threads give different outputs or gradients");
+        CHECK(same, "mamba: 1 and 2 threads, or checkpoints every 64, 16 and 5 tokens, give different outputs or gradients");
         free(keep);
         ea_params_free(&ps);
     }
