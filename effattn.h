@@ -4848,13 +4848,16 @@ EA_API void ea_gather_attn_fwd(float *o, float *p, const float *q, const float *
 EA_API void ea_gather_attn_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                                const float *p, const float *q, const float *k, const float *v,
                                const int *idx, int K, int per_head, const ea_sdpa_shape *s) {
-    int b, group = s->H / s->Hkv;
-    /* keys are shared by the queries (and heads) of one batch entry */
-    EA_OMP_FOR_IF(s->B > 1 && 8.0 * s->nq * K * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
-    for (b = 0; b < s->B; b++) {
+    int bg, group = s->H / s->Hkv;
+    /* a K/V head's rows are shared by the queries of its group of heads in
+       one batch entry: a thread takes whole (entry, K/V head) pairs, so every
+       dK, dV row sums in the same order whatever the thread count (at batch
+       1 the backward ran on one thread while it took whole batch entries) */
+    EA_OMP_FOR_IF(s->B * s->Hkv > 1 && 8.0 * s->nq * K * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    for (bg = 0; bg < s->B * s->Hkv; bg++) {
         float *dP = scratch + (size_t)K * ea__thread_id();
-        int h, i, t;
-        for (h = 0; h < s->H; h++)
+        int b = bg / s->Hkv, h, i, t;
+        for (h = bg % s->Hkv * group; h < (bg % s->Hkv + 1) * group; h++)
             for (i = 0; i < s->nq; i++) {
                 const int *ix = ea__gather_row(idx, K, per_head, s, b, h, i);
                 const float *P = p + (((size_t)b * s->H + h) * s->nq + i) * K;

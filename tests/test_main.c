@@ -1817,6 +1817,38 @@ static void test_sparse_patterns(void) {
         dense_ref(ref, qkv->data, B, N, H, DH, causal, &mods);
         CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "dilated causal=%d vs dense reference", causal);
     }
+    { /* the gather backward at batch 1 splits (entry, K/V head) pairs over
+         threads: 1 and 2 threads give the same bits (heads 4 over 2 K/V heads) */
+        enum { GN = 200, GH = 4, GHKV = 2, GD = 16, GK = 7 };
+        static float gq[GN * GH * GD], gk[GN * GHKV * GD], gv[GN * GHKV * GD], gdo[GN * GH * GD], gp[GH * GN * GK];
+        static float g1[2 * GN * (GH + 2 * GHKV) * GD];
+        float scr[GK * 64], *g2 = g1 + GN * (GH + 2 * GHKV) * GD;
+        int gidx[GN * GK], th, saved = ea_num_threads();
+        ea_sdpa_shape gs;
+        ea_rng gr;
+        size_t j;
+        ea_rng_seed(&gr, 21, 21);
+        for (j = 0; j < sizeof gq / sizeof gq[0]; j++) { gq[j] = frand(&gr); gdo[j] = frand(&gr); }
+        for (j = 0; j < sizeof gk / sizeof gk[0]; j++) { gk[j] = frand(&gr); gv[j] = frand(&gr); }
+        ea__dilated_index(gidx, GN, 3, 2, 0);
+        memset(&gs, 0, sizeof gs);
+        gs.B = 1; gs.nq = gs.nk = GN; gs.H = GH; gs.Hkv = GHKV; gs.dh = GD; gs.scale = 0.25f;
+        gs.ldq = gs.ldo = GH * GD; gs.ldk = gs.ldv = GHKV * GD;
+        ea_gather_attn_fwd(g1, gp, gq, gk, gv, gidx, GK, 0, &gs); /* for P; the output lands in g1, cleared next */
+        memset(g1, 0, sizeof g1);
+        for (th = 1; th <= 2; th++) {
+            float *g = th == 1 ? g1 : g2;
+#ifdef _OPENMP
+            omp_set_num_threads(th);
+#endif
+            ea_gather_attn_bwd(g, g + GN * GH * GD, g + GN * (GH + GHKV) * GD, scr, gdo, gp, gq, gk, gv, gidx, GK, 0, &gs);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        CHECK(!memcmp(g1, g2, sizeof g1 / 2), "gather backward, batch 1: 1 and 2 threads give different dQ, dK or dV");
+    }
     /* flex score_mod and mask_mod against the reference */
     {
         float cap = 1.5f;
