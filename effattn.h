@@ -1534,6 +1534,15 @@ EA_INLINE ea_vf ea_vexp(ea_vf x) {
     return ea_vmul(p, ea_vpow2i(n));
 }
 
+/* m <= EA_VW lanes from p: whole vectors the plain way, a row's last
+   partial one masked (its other lanes 0), so the tail takes the same
+   arithmetic as the rest: no scalar copy of a vector kernel. */
+EA_INLINE ea_vf ea__ld(const float *p, int m) { return m == EA_VW ? ea_vload(p) : ea_vload_n(p, m); }
+EA_INLINE void ea__st(float *p, ea_vf v, int m) {
+    if (m == EA_VW) ea_vstore(p, v);
+    else ea_vstore_n(p, v, m);
+}
+
 /* --- GEMM ---------------------------------------------------------------
    C[M,N] (+)= A[M,K] · B[K,N], any strides for A and B, so one routine
    serves x·Wᵀ, dy·W, dyᵀ·x and Q·Kᵀ without copies by the caller.
@@ -3293,26 +3302,61 @@ EA_API ea_tensor *ea_eye_affine(ea_ctx *ctx, ea_tensor *x, float alpha, float c)
     return out;
 }
 
-/* feature_map: φ(x) = elu(x) + 1 (x > 0: x + 1, else eˣ), or relu(x) */
+/* feature_map: φ(x) = elu(x) + 1 (x > 0: x + 1, else eˣ), or relu(x);
+   φ' = 1 for x > 0, else eˣ = φ(x) (or 0).  On the vector layer, a row's
+   last partial vector masked, so every element takes the same exp whatever
+   its column.  ea__feature_map_cols maps a row's first `cols` columns only:
+   linear attention needs φ of Q and K, not of V (a third of qkv; with the
+   scalar expf this map had been 6% of the hybrid row's step, by perf). */
+static void ea__fmap_rows(float *y, float *gx, const float *gy, const float *x, const float *phi, size_t rows,
+                          int ldx, int cols, int relu) {
+    ea_vf one = ea_vset1(1.0f), zero = ea_vzero();
+    size_t r;
+    int j, m;
+    for (r = 0; r < rows; r++)
+        for (j = 0; j < cols; j += EA_VW) {
+            size_t xo = r * (size_t)ldx + (size_t)j, o = r * (size_t)cols + (size_t)j;
+            ea_vf v;
+            m = cols - j < EA_VW ? cols - j : EA_VW;
+            v = ea__ld(x + xo, m);
+            if (gy) { /* gx (x's layout) += φ'(x) ∘ gy (φ's layout) */
+                ea_vf d = ea_vsel_pos(v, one, relu ? zero : ea__ld(phi + o, m));
+                ea__st(gx + xo, ea_vfma(d, ea__ld(gy + o, m), ea__ld(gx + xo, m)), m);
+            } else {
+                ea__st(y + o, relu ? ea_vmax(v, zero) : ea_vsel_pos(v, ea_vadd(v, one), ea_vexp(ea_vmin(v, zero))), m);
+            }
+        }
+}
+
 static void ea__fmap_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
-    size_t i;
+    int C = x->shape[x->ndim - 1];
     (void)ctx;
-    if (!x->grad) return;
-    for (i = 0; i < x->size; i++)
-        x->grad[i] += n->out->grad[i] * (x->data[i] > 0.0f ? 1.0f : n->iarg[0] ? 0.0f : n->out->data[i]);
+    if (x->grad)
+        ea__fmap_rows(NULL, x->grad, n->out->grad, x->data, n->out->data, x->size / (size_t)C, C, n->iarg[1], n->iarg[0]);
+}
+
+static ea_tensor *ea__feature_map_cols(ea_ctx *ctx, ea_tensor *x, int cols, int relu) {
+    ea_tensor *out;
+    int shape[EA_MAX_DIMS], C, i;
+    ea_node *n;
+    if (!ea__ok(ctx, x, x)) return NULL;
+    C = x->shape[x->ndim - 1];
+    for (i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = cols;
+    out = ea__out(ctx, x->ndim, shape, x, NULL, NULL);
+    if (!out) return NULL;
+    ea__fmap_rows(out->data, NULL, NULL, x->data, NULL, x->size / (size_t)C, C, cols, relu);
+    n = ea__record(ctx, ea__fmap_back, out, x, NULL, NULL);
+    if (n) {
+        n->iarg[0] = relu ? 1 : 0;
+        n->iarg[1] = cols;
+    }
+    return out;
 }
 
 EA_API ea_tensor *ea_feature_map(ea_ctx *ctx, ea_tensor *x, int relu) {
-    ea_tensor *out;
-    size_t i;
-    if (!ea__ok(ctx, x, x)) return NULL;
-    out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
-    if (!out) return NULL;
-    for (i = 0; i < x->size; i++)
-        out->data[i] = x->data[i] > 0.0f ? x->data[i] + (relu ? 0.0f : 1.0f) : relu ? 0.0f : expf(x->data[i]);
-    if (ea__record(ctx, ea__fmap_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = relu ? 1 : 0;
-    return out;
+    return ea__ok(ctx, x, x) ? ea__feature_map_cols(ctx, x, x->shape[x->ndim - 1], relu) : NULL;
 }
 
 /* heads_split / heads_merge: [B, n, C] <-> [B·H, n, dh].  to_heads: 0 adds
@@ -3649,36 +3693,57 @@ EA_API ea_tensor *ea_drop_tokens(ea_ctx *ctx, ea_tensor *x, int g) {
 }
 
 /* gate_mix: y = σ(α) a + (1 - σ(α)) b;  da = σ dy, db = (1 - σ) dy,
-   dα = Σ dy (a - b) σ (1 - σ) */
+   dα = Σ dy (a - b) σ (1 - σ).  σ(α) is taken once per channel and kept
+   for the backward; rows run on the vector layer.  (Per element, the
+   sigmoid and the channel's index had been 5% of the hybrid row's step.) */
 static void ea__gate_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *a = n->in[0], *b = n->in[1], *al = n->in[2];
-    size_t i, C = al->size;
+    const float *sg = n->save[0], *dy = n->out->grad;
+    int C = (int)al->size, j, m;
+    size_t o;
     (void)ctx;
-    for (i = 0; i < a->size; i++) {
-        float sg = 1.0f / (1.0f + expf(-al->data[i % C])), dy = n->out->grad[i];
-        if (a->grad) a->grad[i] += sg * dy;
-        if (b->grad) b->grad[i] += (1.0f - sg) * dy;
-        if (al->grad) al->grad[i % C] += dy * (a->data[i] - b->data[i]) * sg * (1.0f - sg);
-    }
+    for (o = 0; o < a->size; o += (size_t)C)
+        for (j = 0; j < C; j += EA_VW) {
+            ea_vf s, d;
+            m = C - j < EA_VW ? C - j : EA_VW;
+            s = ea__ld(sg + j, m);
+            d = ea__ld(dy + o + j, m);
+            if (a->grad) ea__st(a->grad + o + j, ea_vfma(s, d, ea__ld(a->grad + o + j, m)), m);
+            if (b->grad) ea__st(b->grad + o + j, ea_vfma(ea_vsub(ea_vset1(1.0f), s), d, ea__ld(b->grad + o + j, m)), m);
+            if (al->grad) {
+                ea_vf ds = ea_vmul(ea_vmul(d, ea_vsub(ea__ld(a->data + o + j, m), ea__ld(b->data + o + j, m))), s);
+                ea__st(al->grad + j, ea_vfma(ds, ea_vsub(ea_vset1(1.0f), s), ea__ld(al->grad + j, m)), m);
+            }
+        }
 }
 
 EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor *alpha) {
     ea_tensor *out;
-    size_t i, C;
+    ea_node *n;
+    float *sg;
+    int C, j, m;
+    size_t o;
     char s1[48], s2[48], s3[48];
     if (!ea__ok(ctx, a, b) || !alpha) return NULL;
-    C = alpha->size;
-    if (a->size != b->size || alpha->ndim != 1 || a->shape[a->ndim - 1] != (int)C)
+    C = (int)alpha->size;
+    if (a->size != b->size || alpha->ndim != 1 || a->shape[a->ndim - 1] != C)
         return ea__fail(ctx, EA_ERR_SHAPE, "gate_mix: a %s, b %s, alpha %s: expected equal a, b [.., C], alpha [C]",
                         ea__shape_str(a, s1, sizeof s1), ea__shape_str(b, s2, sizeof s2),
                         ea__shape_str(alpha, s3, sizeof s3));
     out = ea__out(ctx, a->ndim, a->shape, a, b, alpha);
-    if (!out) return NULL;
-    for (i = 0; i < a->size; i++) {
-        float sg = 1.0f / (1.0f + expf(-alpha->data[i % C]));
-        out->data[i] = sg * a->data[i] + (1.0f - sg) * b->data[i];
-    }
-    ea__record(ctx, ea__gate_back, out, a, b, alpha);
+    sg = ea__floats(ctx, (size_t)C);
+    if (!out || !sg) return NULL;
+    for (j = 0; j < C; j++) sg[j] = 1.0f / (1.0f + expf(-alpha->data[j]));
+    for (o = 0; o < a->size; o += (size_t)C)
+        for (j = 0; j < C; j += EA_VW) {
+            ea_vf s;
+            m = C - j < EA_VW ? C - j : EA_VW;
+            s = ea__ld(sg + j, m);
+            ea__st(out->data + o + j,
+                   ea_vfma(s, ea__ld(a->data + o + j, m), ea_vmul(ea_vsub(ea_vset1(1.0f), s), ea__ld(b->data + o + j, m))), m);
+        }
+    n = ea__record(ctx, ea__gate_back, out, a, b, alpha);
+    if (n) n->save[0] = sg;
     return out;
 }
 
@@ -5842,7 +5907,7 @@ static ea_status ea__linear_build(ea_attn *a, ea_params *ps, const char *prefix,
 /* The linear-attention path of qkv, shared by `linear` and `hybrid`. */
 static ea_tensor *ea__linear_path(ea_ctx *ctx, const ea_attn *a, ea_tensor *qkv) {
     int D = a->cfg.dim;
-    ea_tensor *f = ea_feature_map(ctx, qkv, a->cfg.opt.relu);
+    ea_tensor *f = ea__feature_map_cols(ctx, qkv, 2 * D, a->cfg.opt.relu);
     return ea__kernel_attention(ctx, f, 0, f, D, qkv, 2 * D, a->cfg.n_heads, a->head_dim, a->head_dim, 1e-6f);
 }
 
@@ -6691,14 +6756,6 @@ static ea_status ea__mamba_build(ea_attn *a, ea_params *ps, const char *prefix, 
    states.  One more forward scan, in place of writing every state out and
    reading it back. */
 static int ea__scan_seg = 16; /* tests shorten it to cross segment edges */
-
-/* m <= EA_VW lanes from p: whole vectors the plain way, a chunk's last
-   (Di not a multiple of the width) masked, its other lanes 0. */
-EA_INLINE ea_vf ea__ld(const float *p, int m) { return m == EA_VW ? ea_vload(p) : ea_vload_n(p, m); }
-EA_INLINE void ea__st(float *p, ea_vf v, int m) {
-    if (m == EA_VW) ea_vstore(p, v);
-    else ea_vstore_n(p, v, m);
-}
 
 /* One token for w channels:
        h = exp(Δ ∘ A_n) ∘ h_prev + Δ ∘ u · B_t[n]  (each state n),  y = Σ_n C_t[n] h

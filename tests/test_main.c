@@ -476,6 +476,31 @@ static void test_simd_math(void) {
             CHECK(wv < 1e-6 && wd < 1e-6, "%s: value error %.3g, slope error %.3g", names[kind], wv, wd);
         }
     }
+    { /* the feature map φ = elu + 1 over a row's first 11 of 13 columns (a
+         partial vector at each row's end): values and slopes against double,
+         the 2 columns past `cols` untouched in the gradient */
+        ea_rng rf;
+        float xf[7 * 13], phi[7 * 11], g[7 * 11], gx[7 * 13];
+        double wv = 0.0, wd = 0.0;
+        int bad = 0, c;
+        ea_rng_seed(&rf, 14, 14);
+        for (i = 0; i < 7 * 13; i++) { xf[i] = 12.0f * frand(&rf); gx[i] = 0.25f; }
+        for (i = 0; i < 7 * 11; i++) g[i] = frand(&rf);
+        xf[0] = -100.0f; xf[1] = 0.0f; xf[2] = -1e-6f;
+        ea__fmap_rows(phi, NULL, NULL, xf, NULL, 7, 13, 11, 0);
+        ea__fmap_rows(NULL, gx, g, xf, phi, 7, 13, 11, 0);
+        for (r = 0; r < 7; r++)
+            for (c = 0; c < 13; c++) {
+                double xd = xf[r * 13 + c], ref = xd > 0 ? xd + 1.0 : exp(xd), dref = xd > 0 ? 1.0 : exp(xd), e;
+                if (c >= 11) { bad += gx[r * 13 + c] != 0.25f; continue; }
+                e = fabs(phi[r * 11 + c] - ref) / (fabs(ref) > 1.0 ? fabs(ref) : 1.0);
+                if (e > wv) wv = e;
+                e = fabs(gx[r * 13 + c] - 0.25 - dref * g[r * 11 + c]);
+                if (e > wd) wd = e;
+            }
+        CHECK(wv < 1e-6 && wd < 1e-6 && bad == 0, "feature map: value error %.3g, slope error %.3g, %d columns past cols written",
+              wv, wd, bad);
+    }
     { /* partial loads and stores of the vector layer */
         float src[EA_VW], dst[EA_VW + 1];
         int n, bad = 0;
@@ -1587,6 +1612,7 @@ static ea_tensor *b_matmul_t(ea_ctx *x, ea_tensor **in, void *u) {
 }
 static ea_tensor *b_eye(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_eye_affine(x, in[0], -0.7f, 3.0f); }
 static ea_tensor *b_fmap(ea_ctx *x, ea_tensor **in, void *u) { return ea_feature_map(x, in[0], *(const int *)u); }
+static ea_tensor *b_fmap_cols(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea__feature_map_cols(x, in[0], 11, 0); }
 static ea_tensor *b_split_merge(ea_ctx *x, ea_tensor **in, void *u) {
     ea_tensor *h = ea_heads_split(x, in[0], 2, 2, 3, 0.7f);
     (void)u;
@@ -1653,6 +1679,7 @@ static void test_variant_op_gradients(void) {
     set_case(&c, "eye_affine", b_eye, NULL); add_input(&c, 3, 2, 4, 4, 0); gradcheck(&c);
     set_case(&c, "feature_map-elu1", b_fmap, &zero); add_input(&c, 2, 4, 6, 0, 0); gradcheck(&c);
     set_case(&c, "feature_map-relu", b_fmap, &one); add_input(&c, 2, 4, 6, 0, 0); gradcheck(&c);
+    set_case(&c, "feature_map-11-of-13-cols", b_fmap_cols, NULL); add_input(&c, 2, 3, 13, 0, 0); gradcheck(&c);
     set_case(&c, "heads_split-merge", b_split_merge, NULL);
     add_input(&c, 3, 2, 4, 9, 0); add_input(&c, 3, 4, 3, 3, 0);
     gradcheck(&c);
@@ -1669,6 +1696,9 @@ static void test_variant_op_gradients(void) {
     gradcheck(&c);
     set_case(&c, "gate_mix", b_gate, NULL);
     add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 1, 4, 0, 0, 0);
+    gradcheck(&c);
+    set_case(&c, "gate_mix-11-channels", b_gate, NULL); /* a whole vector and a partial one a row */
+    add_input(&c, 3, 2, 3, 11, 0); add_input(&c, 3, 2, 3, 11, 0); add_input(&c, 1, 11, 0, 0, 0);
     gradcheck(&c);
     set_case(&c, "kernel_attention", b_kattn, NULL);
     add_input(&c, 3, 2, 5, 6, 0); add_input(&c, 3, 2, 5, 6, 0); add_input(&c, 3, 2, 5, 5, 0);
