@@ -1616,10 +1616,13 @@ static int ea__gemm_nv(void) {
 
 /* One MR x (nv·EA_VW) tile over kc steps; panel row k starts at panel +
    k·lp.  Rows past M reuse a valid row (a[r]) and are computed but not
-   stored. */
+   stored.  With bias (the last k block of a linear layer's product), the
+   tile's columns of it are added as the tile is stored: the sum a separate
+   pass over the output would make, in the same order (same bits), without
+   reading the output back (that pass was 4-5% of the tracker's forward). */
 EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdiff_t acs,
                              const float *panel, ptrdiff_t lp, float *c, ptrdiff_t ldc, int mr,
-                             int ncols, int accumulate) {
+                             int ncols, int accumulate, const float *bias) {
     ea_vf acc[EA_MR][EA_NV];
     int r, v, k, nr = nv * EA_VW;
     EA_UNROLL for (r = 0; r < EA_MR; r++)
@@ -1665,7 +1668,8 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
         EA_UNROLL for (r = 0; r < EA_MR; r++)
             EA_UNROLL for (v = 0; v < nv; v++) {
                 float *cp = c + r * ldc + v * EA_VW;
-                ea_vstore(cp, accumulate ? ea_vadd(ea_vload(cp), acc[r][v]) : acc[r][v]);
+                ea_vf t = accumulate ? ea_vadd(ea_vload(cp), acc[r][v]) : acc[r][v];
+                ea_vstore(cp, bias ? ea_vadd(t, ea_vload(bias + v * EA_VW)) : t);
             }
     } else { /* an edge tile: mr rows, the last vector cut to the columns
                 left by masked stores (a head width of 12 makes every P·V
@@ -1676,8 +1680,10 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
             EA_UNROLL for (v = 0; v < nv; v++) {
                 float *cp = c + r * ldc + v * EA_VW;
                 int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
-                if (r < mr && lanes > 0)
-                    ea_vstore_n(cp, accumulate ? ea_vadd(ea_vload_n(cp, lanes), acc[r][v]) : acc[r][v], lanes);
+                if (r < mr && lanes > 0) {
+                    ea_vf t = accumulate ? ea_vadd(ea_vload_n(cp, lanes), acc[r][v]) : acc[r][v];
+                    ea_vstore_n(cp, bias ? ea_vadd(t, ea_vload_n(bias + v * EA_VW, lanes)) : t, lanes);
+                }
             }
     }
 }
@@ -1686,7 +1692,7 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
    starts at panel + k·lp and holds whole vectors (zero padded if packed). */
 static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *panel, ptrdiff_t lp, float *C, ptrdiff_t ldc,
-                           int accumulate) {
+                           int accumulate, const float *bias) {
     int nv = (ncols + EA_VW - 1) / EA_VW, i, r;
     for (i = i0; i < i1; i += EA_MR) {
         const float *a[EA_MR];
@@ -1694,12 +1700,12 @@ static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, pt
         for (r = 0; r < EA_MR; r++) a[r] = A + (ptrdiff_t)(r < mr ? i + r : i) * ars;
         /* literal nv lets the compiler keep the tile in registers */
         switch (nv) {
-        case 1: ea__gemm_tile(1, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
-        case 2: ea__gemm_tile(2, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
+        case 1: ea__gemm_tile(1, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
+        case 2: ea__gemm_tile(2, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
 #if EA_NV > 3
-        case 3: ea__gemm_tile(3, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
+        case 3: ea__gemm_tile(3, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
 #endif
-        default: ea__gemm_tile(EA_NV, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate); break;
+        default: ea__gemm_tile(EA_NV, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
         }
     }
 }
@@ -1709,7 +1715,7 @@ static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, pt
    rows at a time are packed. */
 static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
                           ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
-                          ptrdiff_t ldc, int accumulate) {
+                          ptrdiff_t ldc, int accumulate, const float *bias) {
     /* the panel starts on a cache line: a vector load that straddles two
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
@@ -1719,9 +1725,9 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
         int ncols = N - j0 < NR ? N - j0 : NR, nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;
         for (k0 = 0; k0 < K; k0 += EA_KC) {
             int kc = K - k0 < EA_KC ? K - k0 : EA_KC, acc = accumulate || k0 > 0;
-            const float *Ak = A + (ptrdiff_t)k0 * acs;
+            const float *Ak = A + (ptrdiff_t)k0 * acs, *bk = bias && k0 + kc == K ? bias + j0 : NULL;
             if (direct) {
-                ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, B + (ptrdiff_t)k0 * brs + j0, brs, C + j0, ldc, acc);
+                ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, B + (ptrdiff_t)k0 * brs + j0, brs, C + j0, ldc, acc, bk);
                 continue;
             }
             /* pack along whichever of B's axes is contiguous in memory */
@@ -1779,7 +1785,7 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
                         for (k = 0; k < kc; k++) panel[k * nr + jj] = 0.0f;
                 }
             }
-            ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, panel, nr, C + j0, ldc, acc);
+            ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, panel, nr, C + j0, ldc, acc, bk);
         }
     }
 }
@@ -1806,40 +1812,21 @@ static float ea__gemv_dot(const float *a, const float *b, int K) {
 
 #define EA_GEMV_ROWS 2 /* up to this many rows, dot products beat packing a panel of B */
 
-/* The product on the calling thread alone (never forks a team): for
-   kernels that split their own work, whose many small products would each
-   pay for a fork (the flash tiles: at 2 threads a heads 8 x 64 backward
-   ran 7-27x slower than on one before this). */
-static void ea__gemm_serial(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
-                            const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
-                            int accumulate) {
+/* C (+)= A·B, then + bias[j] on every row when bias is given (a linear
+   layer).  With fork, a large product is split over a team of threads by
+   rows of C; without, it runs on the calling thread alone: for kernels
+   that split their own work, whose many small products would each pay for
+   a fork (the flash tiles: at 2 threads a heads 8 x 64 backward ran 7-27x
+   slower than on one before this). */
+static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                         ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc, int accumulate, const float *bias,
+                         int fork) {
+    int i, j;
     if (M <= 0 || N <= 0) return;
-    if (M <= EA_GEMV_ROWS && K > 0 && acs == 1 && brs == 1) { /* one or two rows: a decoding step */
-        int i, j;
-        for (i = 0; i < M; i++)
-            for (j = 0; j < N; j++) {
-                float d = ea__gemv_dot(A + i * ars, B + j * bcs, K);
-                C[i * ldc + j] = accumulate ? C[i * ldc + j] + d : d;
-            }
-        return;
-    }
-    if (K <= 0) {
-        int i, j;
-        if (!accumulate)
-            for (i = 0; i < M; i++)
-                for (j = 0; j < N; j++) C[i * ldc + j] = 0.0f;
-        return;
-    }
-    ea__gemm_rows(0, M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate);
-}
-
-EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
-                    const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
-                    int accumulate) {
 #ifdef _OPENMP
     /* not inside a team already, nor with one thread (forking a team of one
        per call cost small products about a tenth) */
-    if ((double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && K > 0 && N > 0 && !omp_in_parallel() &&
+    if (fork && (double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && K > 0 && !omp_in_parallel() &&
         omp_get_max_threads() > 1) {
         _Pragma("omp parallel")
         {
@@ -1847,12 +1834,40 @@ EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
             int tiles = (M + EA_MR - 1) / EA_MR;
             int t0 = (int)((long)tiles * t / nt), t1 = (int)((long)tiles * (t + 1) / nt);
             int i0 = t0 * EA_MR, i1 = t1 * EA_MR < M ? t1 * EA_MR : M;
-            if (i0 < i1) ea__gemm_rows(i0, i1, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate);
+            if (i0 < i1) ea__gemm_rows(i0, i1, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias);
         }
         return;
     }
+#else
+    (void)fork;
 #endif
-    ea__gemm_serial(M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate);
+    if (K > 0 && !(M <= EA_GEMV_ROWS && acs == 1 && brs == 1)) {
+        ea__gemm_rows(0, M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias);
+        return;
+    }
+    for (i = 0; i < M; i++) /* one or two rows (a decoding step): dot products; or K = 0 */
+        for (j = 0; j < N; j++) {
+            float *c = C + i * ldc + j;
+            if (K > 0) {
+                float d = ea__gemv_dot(A + i * ars, B + j * bcs, K);
+                *c = accumulate ? *c + d : d;
+            } else if (!accumulate) {
+                *c = 0.0f;
+            }
+            if (bias) *c += bias[j];
+        }
+}
+
+static void ea__gemm_serial(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                            const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
+                            int accumulate) {
+    ea__gemm_run(M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, NULL, 0);
+}
+
+EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs,
+                    const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc,
+                    int accumulate) {
+    ea__gemm_run(M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, NULL, 1);
 }
 
 /* ==========================================================================
@@ -2285,10 +2300,7 @@ static float ea__row_sum(const float *x, int n) {
 /* out = inp·wᵀ + b with wᵀ read through strides (brs, bcs) */
 static void ea__linear_gemm(float *out, const float *inp, const float *wt, ptrdiff_t brs, ptrdiff_t bcs, const float *b, int M,
                             int K, int N) {
-    int i;
-    ea_gemm(M, N, K, inp, K, 1, wt, brs, bcs, out, N, 0);
-    if (b)
-        for (i = 0; i < M; i++) ea__add_n(out + (size_t)i * N, out + (size_t)i * N, b, N);
+    ea__gemm_run(M, N, K, inp, K, 1, wt, brs, bcs, out, N, 0, b, 1); /* the bias rides in the GEMM's store */
 }
 
 EA_API void ea_linear_fwd(float *out, const float *inp, const float *w, const float *b, int M,

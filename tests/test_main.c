@@ -661,6 +661,7 @@ static void test_gemm(void) {
         void *braw;
         float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = lined((size_t)K * N, (int)(d % 2), &braw);
         float *C1 = (float *)malloc((size_t)M * N * sizeof(float)), *C2 = (float *)malloc((size_t)M * N * sizeof(float));
+        float *C3 = (float *)malloc((size_t)M * N * sizeof(float)), *bias = (float *)malloc((size_t)N * sizeof(float));
         size_t i;
         for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
         for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
@@ -687,8 +688,17 @@ static void test_gemm(void) {
                 }
             CHECK(worst < 1e-5, "gemm %dx%dx%d case %d (B skew %d): error %.3g of the dot-product scale", M, N, K, t,
                   (int)(d % 2), worst);
+            if (tt == 2) { /* a linear layer's bias added in the store: the bits of a separate pass after it */
+                int bad = 0;
+                for (i = 0; i < (size_t)N; i++) bias[i] = frand(&rng);
+                memcpy(C3, C2, (size_t)M * N * sizeof(float));
+                ea__gemm_run(M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, bias, t == 2);
+                for (i = 0; i < (size_t)M * N; i++) bad += C3[i] != C1[i] + bias[i % (size_t)N];
+                CHECK(bad == 0, "gemm %dx%dx%d case %d with bias: %d elements differ from the bias added after", M, N, K, t,
+                      bad);
+            }
         }
-        free(A); free(braw); free(C1); free(C2);
+        free(A); free(braw); free(C1); free(C2); free(C3); free(bias);
     }
     ea__gemm_nv_forced = 0;
     { /* the panel widths this build has (48 and 64 columns with AVX-512) give the same bits */
