@@ -1710,6 +1710,23 @@ static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, pt
     }
 }
 
+#if EA_VW >= 8
+/* dst row d, columns 0..3 = mul · src rows 0..3, column d (d < 4): a 4 x 4
+   block transposed through SSE registers (every x86 vector build has
+   them): four loads, eight shuffles and four stores where a scalar copy
+   takes 32 moves.  Packing B's panel from x·Wᵀ and flash attention's
+   Q blocks use it. */
+EA_INLINE void ea__t4x4(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, float mul) {
+    __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + lds), r2 = _mm_loadu_ps(src + 2 * lds),
+           r3 = _mm_loadu_ps(src + 3 * lds), m = _mm_set1_ps(mul);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(dst, _mm_mul_ps(r0, m));
+    _mm_storeu_ps(dst + ldd, _mm_mul_ps(r1, m));
+    _mm_storeu_ps(dst + 2 * ldd, _mm_mul_ps(r2, m));
+    _mm_storeu_ps(dst + 3 * ldd, _mm_mul_ps(r3, m));
+}
+#endif
+
 /* A row-major B whose width is whole vectors and whose rows start on cache
    lines is its own panel (rows at stride brs), read in place; otherwise KC
    rows at a time are packed. */
@@ -1752,23 +1769,13 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
             } else { /* B's columns run along k (x·Wᵀ reads rows of W): a transpose */
                 jj = 0;
 #if EA_VW >= 8
-                /* 4 x 4 blocks through SSE registers (every x86 vector
-                   build has them): four loads, eight shuffles and four
-                   stores where the scalar copy takes 32 moves.  Measured
-                   on the tracker at batch 1, one thread (2-core Xeon):
-                   packing was 22% of the time in perf */
+                /* 4 x 4 blocks (ea__t4x4); measured on the tracker at
+                   batch 1, one thread (2-core Xeon): the scalar packing
+                   was 22% of the time in perf */
                 for (; jj + 4 <= ncols; jj += 4) {
                     const float *c0 = B + (ptrdiff_t)k0 + (ptrdiff_t)(j0 + jj) * bcs, *c1 = c0 + bcs, *c2 = c1 + bcs,
                                 *c3 = c2 + bcs;
-                    for (k = 0; k + 4 <= kc; k += 4) {
-                        __m128 r0 = _mm_loadu_ps(c0 + k), r1 = _mm_loadu_ps(c1 + k), r2 = _mm_loadu_ps(c2 + k),
-                               r3 = _mm_loadu_ps(c3 + k);
-                        _MM_TRANSPOSE4_PS(r0, r1, r2, r3); /* r_i: row k + i of the panel's four columns */
-                        _mm_storeu_ps(panel + (k + 0) * nr + jj, r0);
-                        _mm_storeu_ps(panel + (k + 1) * nr + jj, r1);
-                        _mm_storeu_ps(panel + (k + 2) * nr + jj, r2);
-                        _mm_storeu_ps(panel + (k + 3) * nr + jj, r3);
-                    }
+                    for (k = 0; k + 4 <= kc; k += 4) ea__t4x4(panel + k * nr + jj, nr, c0 + k, bcs, 1.0f);
                     for (; k < kc; k++) {
                         panel[k * nr + jj] = c0[k];
                         panel[k * nr + jj + 1] = c1[k];
@@ -4303,8 +4310,22 @@ EA_INLINE int ea__fa_width(int br) { return (br + EA_VW - 1) / EA_VW * EA_VW; }
    panel Xᵀ times mul, zero past br.  Row by row, with the padding cleared
    apart: a test per element cost the forward at heads 4 x 12, n = 50 11%. */
 static void ea__fa_pack_t(float *xt, const float *x, ptrdiff_t ld, int i0, int br, int dh, float mul) {
-    int i, d, bw = ea__fa_width(br);
-    for (i = 0; i < br; i++) {
+    int i = 0, d, bw = ea__fa_width(br);
+#if EA_VW >= 8
+    /* 4 x 4 blocks (ea__t4x4): the scalar loop, a store every element at a
+       stride of EA_FA_BR floats, was 3.5-4% of the tracker's inference */
+    for (; i + 4 <= br; i += 4) {
+        const float *xi = x + (size_t)(i0 + i) * ld;
+        for (d = 0; d + 4 <= dh; d += 4) ea__t4x4(xt + (size_t)d * EA_FA_BR + i, EA_FA_BR, xi + d, ld, mul);
+        for (; d < dh; d++) {
+            xt[(size_t)d * EA_FA_BR + i] = mul * xi[d];
+            xt[(size_t)d * EA_FA_BR + i + 1] = mul * xi[ld + d];
+            xt[(size_t)d * EA_FA_BR + i + 2] = mul * xi[2 * ld + d];
+            xt[(size_t)d * EA_FA_BR + i + 3] = mul * xi[3 * ld + d];
+        }
+    }
+#endif
+    for (; i < br; i++) {
         const float *xi = x + (size_t)(i0 + i) * ld;
         for (d = 0; d < dh; d++) xt[(size_t)d * EA_FA_BR + i] = mul * xi[d];
     }
