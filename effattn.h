@@ -2605,33 +2605,44 @@ EA_API ea_tensor *ea_layernorm(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tenso
 }
 
 /* --- GELU, exact form (PyTorch's default): x · Φ(x) ----------------------
-   Φ(x) = (1 + erf(x/√2)) / 2;  d/dx = Φ(x) + x · exp(-x²/2) / √(2π).
+   Φ(x) = (1 + erf(x/√2)) / 2;  d/dx = Φ(x) + x · φ(x),  φ(x) = exp(-x²/2) / √(2π).
    libm's erff is slow and does not vectorise, so the vector path takes
-   erfc from Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7):
-       erfc(a) = t·(a1 + t·(a2 + ... + t·a5)) · exp(-a²),  t = 1 / (1 + p·a), a >= 0
-   with a = |x|/√2, Φ(x) = 1 - erfc(a)/2 for x > 0 and erfc(a)/2 otherwise.
-   exp(-a²) = exp(-x²/2) is also the density's factor, so the backward
-   reuses it.  Leftover elements use the libm formula (the reference). */
-EA_INLINE void ea__gelu_parts(ea_vf x, ea_vf *cdf, ea_vf *pdf) {
-    ea_vf a = ea_vmul(ea_vabs(x), ea_vset1(0.70710678118654752f));
-    ea_vf t = ea_vdiv(ea_vset1(1.0f), ea_vfma(ea_vset1(0.3275911f), a, ea_vset1(1.0f)));
-    ea_vf g = ea_vexp(ea_vmul(ea_vsub(ea_vzero(), a), a)), q, half;
-    q = ea_vfma(ea_vset1(1.061405429f), t, ea_vset1(-1.453152027f));
-    q = ea_vfma(q, t, ea_vset1(1.421413741f));
-    q = ea_vfma(q, t, ea_vset1(-0.284496736f));
-    q = ea_vfma(q, t, ea_vset1(0.254829592f));
-    half = ea_vmul(ea_vmul(ea_vmul(q, t), g), ea_vset1(0.5f));
-    *cdf = ea_vsel_pos(x, ea_vsub(ea_vset1(1.0f), half), half);
-    *pdf = ea_vmul(g, ea_vset1(0.39894228040143268f));
+   erf from a rational function, odd in z = |x| (clamped to 5.6, where
+   erf(z/√2) is 1 within 2e-8), in s = (z / 5.6)²:
+       erf(z/√2) ≈ z · P(s) / Q(s),   P, Q of degree 5, Q(0) = 1,
+   coefficients fitted for this header (weighted least squares on 6,000
+   points of [0, 5.6], reweighted toward the minimax, Lawson's iteration):
+   |error| 2.3e-8 in exact arithmetic; in float, a few ulp of 1 (the test
+   holds GELU within 1e-6 of the double formula).  Every coefficient is
+   positive, so the two Horner sums on s in [0, 1] add no cancellation.
+   No exp: GELU's forward took 8.4% of the tracker's batch-1 inference with
+   Abramowitz & Stegun's erfc (a division and an exp), about 60% of that
+   time now (a bare loop over 65,536 values: 0.12 -> 0.07 s for 2,000
+   passes, Zen 3).  The backward takes φ's exp as well.  Leftover elements
+   use the libm formula (the reference). */
+EA_INLINE ea_vf ea__gelu_cdf(ea_vf x) {
+    ea_vf z = ea_vmin(ea_vabs(x), ea_vset1(5.6f)), s = ea_vmul(ea_vmul(z, z), ea_vset1(1.0f / (5.6f * 5.6f)));
+    ea_vf p = ea_vset1(1.34266244f), q = ea_vset1(35.7463563f), h;
+    p = ea_vfma(p, s, ea_vset1(12.2630326f));
+    q = ea_vfma(q, s, ea_vset1(72.3279153f));
+    p = ea_vfma(p, s, ea_vset1(10.6752873f));
+    q = ea_vfma(q, s, ea_vset1(58.8718119f));
+    p = ea_vfma(p, s, ea_vset1(9.25007092f));
+    q = ea_vfma(q, s, ea_vset1(28.4234765f));
+    p = ea_vfma(p, s, ea_vset1(2.15201962f));
+    q = ea_vfma(q, s, ea_vset1(7.92380206f));
+    p = ea_vfma(p, s, ea_vset1(0.797884496f));
+    q = ea_vfma(q, s, ea_vset1(1.0f));
+    h = ea_vmul(ea_vmin(ea_vdiv(ea_vmul(z, p), q), ea_vset1(1.0f)), ea_vset1(0.5f)); /* erf(|x|/√2) / 2 */
+    return ea_vsel_pos(x, ea_vadd(ea_vset1(0.5f), h), ea_vsub(ea_vset1(0.5f), h));
 }
 
 EA_API void ea_gelu_fwd(float *out, const float *x, size_t n) {
     size_t i = 0;
 #if EA_VW > 1
     for (; i + EA_VW <= n; i += EA_VW) {
-        ea_vf xv = ea_vload(x + i), cdf, pdf;
-        ea__gelu_parts(xv, &cdf, &pdf);
-        ea_vstore(out + i, ea_vmul(xv, cdf));
+        ea_vf xv = ea_vload(x + i);
+        ea_vstore(out + i, ea_vmul(xv, ea__gelu_cdf(xv)));
     }
 #endif
     for (; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
@@ -2641,9 +2652,9 @@ EA_API void ea_gelu_bwd(float *dx, const float *dout, const float *x, size_t n) 
     size_t i = 0;
 #if EA_VW > 1
     for (; i + EA_VW <= n; i += EA_VW) {
-        ea_vf xv = ea_vload(x + i), cdf, pdf;
-        ea__gelu_parts(xv, &cdf, &pdf);
-        ea_vstore(dx + i, ea_vfma(ea_vload(dout + i), ea_vfma(xv, pdf, cdf), ea_vload(dx + i)));
+        ea_vf xv = ea_vload(x + i);
+        ea_vf pdf = ea_vmul(ea_vexp(ea_vmul(ea_vmul(xv, xv), ea_vset1(-0.5f))), ea_vset1(0.39894228040143268f));
+        ea_vstore(dx + i, ea_vfma(ea_vload(dout + i), ea_vfma(xv, pdf, ea__gelu_cdf(xv)), ea_vload(dx + i)));
     }
 #endif
     for (; i < n; i++) {
