@@ -2323,21 +2323,79 @@ static void ea__linear_fwd_t(float *out, const float *inp, const ea_tensor *w, c
     else ea__linear_gemm(out, inp, w->data, 1, K, b, M, K, N);
 }
 
-/* dinp += dout·w,  dw += doutᵀ·inp,  db += Σ_rows dout   (any may be NULL) */
-EA_API void ea_linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                          const float *w, int M, int K, int N) {
+/* A weight gradient dW = dYᵀ·X has few rows (a layer's outputs) and a long
+   k (every token of the batch): split by rows of C alone, a 64-row dW
+   keeps 11-16 threads busy however many there are.  Its k blocks (EA_KC
+   long) are independent until they are added into C, so they run in
+   parallel too, each into its own slice of scratch (k_blocks·M·N floats,
+   ea__gemm_split_floats), and are then added into C block by block:
+   ((C + p0) + p1) + ..., the order in which the sequential product adds
+   its blocks' sums, so the bits are the same.  Returns 0, doing nothing,
+   where it does not pay (one thread, a short k, enough row tiles). */
+static size_t ea__gemm_split_floats(int M, int N, int K) {
+    return K > EA_KC ? (size_t)((K + EA_KC - 1) / EA_KC) * (size_t)M * (size_t)N : 0;
+}
+
+static int ea__gemm_split_k(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                            ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc, int accumulate, float *scratch) {
+#ifdef _OPENMP
+    int nkb = (K + EA_KC - 1) / EA_KC, tiles = (M + EA_MR - 1) / EA_MR;
+    if (!scratch || K <= EA_KC || M <= 0 || N <= 0 || omp_in_parallel() || omp_get_max_threads() < 2 ||
+        tiles >= 2 * omp_get_max_threads() || (double)M * N * K < 4 * EA_PAR_MIN_WORK)
+        return 0;
+    _Pragma("omp parallel")
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num(), items = nkb * tiles, it, i, b;
+        int t0 = (int)((long)items * t / nt), t1 = (int)((long)items * (t + 1) / nt);
+        for (it = t0; it < t1; it++) { /* item = (k block, row tile) */
+            int kb = it / tiles, i0 = it % tiles * EA_MR, i1 = i0 + EA_MR < M ? i0 + EA_MR : M;
+            int k0 = kb * EA_KC, kc = K - k0 < EA_KC ? K - k0 : EA_KC;
+            ea__gemm_rows(i0, i1, N, kc, A + (ptrdiff_t)k0 * acs, ars, acs, B + (ptrdiff_t)k0 * brs, brs, bcs,
+                          scratch + (size_t)kb * M * N, N, 0, NULL);
+        }
+        _Pragma("omp barrier")
+        t0 = (int)((long)M * t / nt);
+        t1 = (int)((long)M * (t + 1) / nt);
+        for (i = t0; i < t1; i++) {
+            float *c = C + (ptrdiff_t)i * ldc;
+            for (b = 0; b < nkb; b++) {
+                const float *p = scratch + ((size_t)b * M + (size_t)i) * N;
+                if (b == 0 && !accumulate) memcpy(c, p, (size_t)N * sizeof(float));
+                else ea__add_n(c, c, p, (size_t)N);
+            }
+        }
+    }
+    return 1;
+#else
+    (void)M; (void)N; (void)K; (void)A; (void)ars; (void)acs; (void)B; (void)brs; (void)bcs; (void)C; (void)ldc;
+    (void)accumulate; (void)scratch;
+    return 0;
+#endif
+}
+
+/* dinp += dout·w,  dw += doutᵀ·inp,  db += Σ_rows dout   (any may be NULL);
+   split: NULL, or ea__gemm_split_floats(N, K, M) floats for dw's k blocks */
+static void ea__linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                           int M, int K, int N, float *split) {
     int i;
     if (dinp) ea_gemm(M, K, N, dout, N, 1, w, K, 1, dinp, K, 1);
-    if (dw) ea_gemm(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1);
+    if (dw && !ea__gemm_split_k(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1, split))
+        ea_gemm(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1);
     if (db)
         for (i = 0; i < M; i++) ea__add_n(db, db, dout + (size_t)i * N, N);
 }
 
+EA_API void ea_linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                          const float *w, int M, int K, int N) {
+    ea__linear_bwd(dinp, dw, db, dout, inp, w, M, K, N, NULL);
+}
+
 static void ea__linear_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    (void)ctx;
-    ea_linear_bwd(x->grad, w->grad, b ? b->grad : NULL, n->out->grad, x->data, w->data,
-                  n->iarg[0], n->iarg[1], n->iarg[2]);
+    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
+    size_t ns = w->grad && ea_num_threads() > 1 ? ea__gemm_split_floats(N, K, M) : 0;
+    ea__linear_bwd(x->grad, w->grad, b ? b->grad : NULL, n->out->grad, x->data, w->data, M, K, N,
+                   ns ? ea__floats(ctx, ns) : NULL);
 }
 
 EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b) {

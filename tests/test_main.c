@@ -701,6 +701,28 @@ static void test_gemm(void) {
         free(A); free(braw); free(C1); free(C2); free(C3); free(bias);
     }
     ea__gemm_nv_forced = 0;
+    { /* a weight gradient's k blocks in parallel (ea__gemm_split_k): the bits of the sequential product */
+        static const int sd[][3] = {{10, 70, 1500}, {5, 64, 1030}, {3, 200, 600}};
+        int q, accum;
+        for (q = 0; q < 3; q++)
+            for (accum = 0; accum < 2; accum++) {
+                int M = sd[q][0], N = sd[q][1], K = sd[q][2], ran, bad = 0;
+                size_t i, nc = (size_t)M * N;
+                float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
+                float *C1 = (float *)malloc(nc * sizeof(float)), *C2 = (float *)malloc(nc * sizeof(float));
+                float *scr = (float *)malloc(ea__gemm_split_floats(M, N, K) * sizeof(float));
+                for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
+                for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
+                for (i = 0; i < nc; i++) C1[i] = C2[i] = frand(&rng);
+                ea_gemm(M, N, K, A, 1, M, B, N, 1, C1, N, accum); /* A read transposed, as dYᵀ */
+                ran = ea__gemm_split_k(M, N, K, A, 1, M, B, N, 1, C2, N, accum, scr);
+                for (i = 0; i < nc; i++) bad += C1[i] != C2[i];
+                CHECK(ran == (ea_num_threads() > 1), "split-k %dx%dx%d: ran %d with %d threads", M, N, K, ran, ea_num_threads());
+                CHECK(!ran || bad == 0, "split-k %dx%dx%d accumulate %d: %d elements differ from the sequential product", M,
+                      N, K, accum, bad);
+                free(A); free(B); free(C1); free(C2); free(scr);
+            }
+    }
     { /* the panel widths this build has (48 and 64 columns with AVX-512) give the same bits */
         int M = 70, N = 200, K = 96, w;
         float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
