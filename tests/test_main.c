@@ -452,6 +452,32 @@ static void test_simd_math(void) {
     }
     CHECK(worst < 1e-6, "gelu forward error %.3g", worst);
     CHECK(worst_d < 1e-6, "gelu backward error %.3g", worst_d);
+    { /* GELU and the add over spans on 1 and 3 threads: the same bits, the last span's tail included */
+        size_t n = 3 * EA_SPAN + 13, k, bad = 0;
+        float *buf = (float *)malloc(9 * n * sizeof(float)), *out[2];
+        int th, saved = ea_num_threads();
+        ea_rng rs; /* its own stream: the softmax check below replays rng's */
+        ea_rng_seed(&rs, 14, 14);
+        for (k = 0; k < 3 * n; k++) buf[k] = 6.0f * frand(&rs);
+        for (th = 0; th < 2; th++) {
+            out[th] = buf + (3 + 3 * th) * n;
+            memcpy(out[th] + n, buf + n, n * sizeof(float)); /* dx accumulates */
+#ifdef _OPENMP
+            omp_set_num_threads(th ? 3 : 1);
+#endif
+            ea_gelu_fwd(out[th], buf, n);
+            ea_gelu_bwd(out[th] + n, buf + 2 * n, buf, n);
+            ea__par_span(ea__add_n, out[th] + 2 * n, buf, buf + n, n, 1.0);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        for (k = 0; k < 3 * n; k++) bad += out[0][k] != out[1][k];
+        for (k = 0; k < n; k++) bad += out[0][2 * n + k] != buf[k] + buf[n + k];
+        CHECK(bad == 0, "gelu and add over spans: %d values differ between 1 and 3 threads", (int)bad);
+        free(buf);
+    }
     { /* SiLU, softplus, sigmoid: vector lanes and the scalar tail against double */
         static const char *const names[] = {"silu", "softplus", "sigmoid"};
         int kind;
@@ -722,6 +748,45 @@ static void test_gemm(void) {
                       N, K, accum, bad);
                 free(A); free(B); free(C1); free(C2); free(scr);
             }
+    }
+    { /* parameter-gradient column sums (ea__colsums) over 1, 2 and 3 threads: the same bits, and db those of
+         adding the rows in order; dw within rounding of the formula */
+        static const int cd[][2] = {{700, 100}, {2000, 64}, {300, 517}};
+        int q, th, saved = ea_num_threads();
+        for (q = 0; q < 3; q++) {
+            int M = cd[q][0], N = cd[q][1], i, j, bad = 0;
+            float *d = (float *)malloc((size_t)M * N * sizeof(float)), *x = (float *)malloc((size_t)M * N * sizeof(float));
+            float *mean = (float *)malloc((size_t)M * sizeof(float)), *rstd = (float *)malloc((size_t)M * sizeof(float));
+            float *out = (float *)malloc((size_t)6 * N * sizeof(float)), *rb = (float *)malloc((size_t)N * sizeof(float));
+            double worst = 0.0;
+            for (i = 0; i < M * N; i++) { d[i] = frand(&rng); x[i] = frand(&rng); }
+            for (i = 0; i < M; i++) { mean[i] = 0.1f * frand(&rng); rstd[i] = 1.0f + 0.5f * frand(&rng); }
+            for (j = 0; j < N; j++) rb[j] = out[j] = out[2 * N + j] = out[4 * N + j] = frand(&rng);
+            for (j = 0; j < N; j++) out[N + j] = out[3 * N + j] = out[5 * N + j] = 0.0f;
+            for (i = 0; i < M; i++)
+                for (j = 0; j < N; j++) rb[j] += d[(size_t)i * N + j];
+            for (th = 1; th <= 3; th++) {
+#ifdef _OPENMP
+                omp_set_num_threads(th);
+#endif
+                ea__colsums(out + 2 * (th - 1) * N, out + (2 * (th - 1) + 1) * N, d, x, mean, rstd, M, N);
+            }
+#ifdef _OPENMP
+            omp_set_num_threads(saved);
+#endif
+            for (j = 0; j < N; j++) {
+                double r = 0.0;
+                for (i = 0; i < M; i++) r += (double)d[(size_t)i * N + j] * ((double)x[(size_t)i * N + j] - mean[i]) * rstd[i];
+                bad += out[j] != rb[j] || out[2 * N + j] != out[j] || out[4 * N + j] != out[j];
+                bad += out[3 * N + j] != out[N + j] || out[5 * N + j] != out[N + j];
+                if (fabs(out[N + j] - r) > worst) worst = fabs(out[N + j] - r);
+            }
+            CHECK(bad == 0, "column sums %dx%d: %d values differ between thread counts or from the rows added in order", M, N,
+                  bad);
+            CHECK(worst < 1e-3, "column sums %dx%d: dw off the double sum by %g", M, N, worst);
+            free(d); free(x); free(mean); free(rstd); free(out); free(rb);
+        }
+        (void)saved;
     }
     { /* the panel widths this build has (48 and 64 columns with AVX-512) give the same bits */
         int M = 70, N = 200, K = 96, w;
@@ -1211,6 +1276,51 @@ static void test_training(void) {
     if (!quick_mode()) { /* (quick mode: the rows below repeat their runs too) */
         train_small("mqa", 120, &f2, &l2, &a2, &c2);
         CHECK(c1 == c2 && l1 == l2, "two identical runs differ: %.9g vs %.9g", (double)c1, (double)c2);
+    }
+    {   /* AdamW over threads (spans of the flat buffer, a buffer's run skipped): the bits of one thread,
+           the buffer untouched, a value as the formula gives it */
+        ea_params ps[2];
+        ea_error err;
+        ea_adamw o[2];
+        int k, th, sa[1] = {10000}, sb[1] = {50}, sc[1] = {9001}, saved = ea_num_threads(), bad = 0;
+        size_t i, nb;
+        double m = 0.0, v = 0.0, p0 = 0.0, want = 0.0;
+        for (k = 0; k < 2; k++) {
+            memset(&ps[k], 0, sizeof ps[k]);
+            ea_param(&ps[k], "a", 1, sa, EA_INIT_NORMAL, 0.1f);
+            ea_buffer(&ps[k], "stats", 1, sb, EA_INIT_ONES);
+            ea_param(&ps[k], "c", 1, sc, EA_INIT_NORMAL, 0.1f);
+            CHECK(ea_params_alloc(&ps[k], &err) == EA_OK, "adamw params: %s", err.msg);
+            ea_params_init(&ps[k], 3);
+            ea_adamw_init(&o[k], 1e-2f, 0.1f);
+        }
+        nb = ps[0].info[2].offset;
+        p0 = ps[0].data[nb + 60];
+        for (th = 0; th < 3; th++)
+            for (k = 0; k < 2; k++) {
+#ifdef _OPENMP
+                omp_set_num_threads(k ? 3 : 1);
+#endif
+                for (i = 0; i < ps[k].n; i++) ps[k].grad[i] = (float)sin(0.37 * (double)i + th);
+                ea_adamw_step(&o[k], &ps[k]);
+            }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        for (th = 0; th < 3; th++) { /* a value of "c", in double */
+            double g = (float)sin(0.37 * (double)(nb + 60) + th), lr = 1e-2;
+            m = 0.9 * m + 0.1 * g;
+            v = 0.999 * v + 0.001 * g * g;
+            p0 = p0 * (1.0 - lr * 0.1) - lr * (m / (1.0 - pow(0.9, th + 1))) / (sqrt(v / (1.0 - pow(0.999, th + 1))) + 1e-8);
+        }
+        want = p0;
+        for (i = 0; i < ps[0].n; i++) bad += ps[0].data[i] != ps[1].data[i] || ps[0].m[i] != ps[1].m[i] || ps[0].v[i] != ps[1].v[i];
+        for (i = 0; i < 50; i++) bad += ps[1].data[ps[0].info[1].offset + i] != 1.0f;
+        CHECK(bad == 0, "adamw: %d values differ between 1 and 3 threads, or the buffer moved", bad);
+        CHECK(fabs(ps[1].data[nb + 60] - want) < 1e-6, "adamw: %.9g, the formula gives %.9g", (double)ps[1].data[nb + 60], want);
+        ea_params_free(&ps[0]);
+        ea_params_free(&ps[1]);
     }
     {   /* every row: steady-state steps allocate nothing, and repeat bit for bit */
         int v;
