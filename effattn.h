@@ -2324,13 +2324,14 @@ static void ea__add_n(float *y, const float *a, const float *b, size_t n) { /* y
    sums stay in registers down the rows, up to four vectors at a time
    (four independent add chains), and are stored once: storing every row
    made two threads whose ranges met inside a cache line fight over it
-   (the sums took 4.5% of the step on two threads against 1% on one).
+   (perf over bench --tracker: 4.5% of the time on two threads, 1% on one).
    On one thread at 16 threads these sums were the training step's serial
    part (a linear's bias: M·N adds while its GEMMs ran on every core). */
-EA_INLINE void ea__colsum_block(float *db, float *dw, const float *d, const float *x, const float *mean,
-                                const float *rstd, int M, int N, int j, int nv) {
+EA_INLINE void ea__param_sum_block(float *db, float *dw, const float *d, const float *x, const float *mean,
+                                    const float *rstd, size_t M, size_t N, size_t j, int nv) {
     ea_vf sb[4], sw[4];
-    int i, v;
+    size_t i;
+    int v;
     EA_UNROLL
     for (v = 0; v < nv; v++) {
         sb[v] = db ? ea_vload(db + j + v * EA_VW) : ea_vzero();
@@ -2357,11 +2358,11 @@ EA_INLINE void ea__colsum_block(float *db, float *dw, const float *d, const floa
     }
 }
 
-static void ea__colsum_range(float *db, float *dw, const float *d, const float *x, const float *mean,
-                             const float *rstd, int M, int N, int j0, int j1) {
-    int i, j = j0;
-    for (; j + 4 * EA_VW <= j1; j += 4 * EA_VW) ea__colsum_block(db, dw, d, x, mean, rstd, M, N, j, 4);
-    for (; j + EA_VW <= j1; j += EA_VW) ea__colsum_block(db, dw, d, x, mean, rstd, M, N, j, 1);
+static void ea__param_sum_range(float *db, float *dw, const float *d, const float *x, const float *mean,
+                                const float *rstd, size_t M, size_t N, size_t j0, size_t j1) {
+    size_t i, j = j0;
+    for (; j + 4 * EA_VW <= j1; j += 4 * EA_VW) ea__param_sum_block(db, dw, d, x, mean, rstd, M, N, j, 4);
+    for (; j + EA_VW <= j1; j += EA_VW) ea__param_sum_block(db, dw, d, x, mean, rstd, M, N, j, 1);
     for (; j < j1; j++)
         for (i = 0; i < M; i++) {
             const float *di = d + (size_t)i * N, *xi = x ? x + (size_t)i * N : NULL;
@@ -2370,25 +2371,24 @@ static void ea__colsum_range(float *db, float *dw, const float *d, const float *
         }
 }
 
-static void ea__colsums(float *db, float *dw, const float *d, const float *x, const float *mean, const float *rstd,
-                        int M, int N) {
-    int nv = N / EA_VW;
+static void ea__param_sums(float *db, float *dw, const float *d, const float *x, const float *mean, const float *rstd,
+                           size_t M, size_t N) {
     if (!db && !(dw && x)) return;
     if (!(dw && x)) x = NULL;
 #ifdef _OPENMP
-    if (nv > 1 && !omp_in_parallel() && omp_get_max_threads() > 1 && (double)M * N >= EA_PAR_MIN_WORK) {
+    if (N / EA_VW > 1 && !omp_in_parallel() && omp_get_max_threads() > 1 && (double)M * N >= EA_PAR_MIN_WORK) {
         _Pragma("omp parallel")
         {
-            int nt = omp_get_num_threads() < nv ? omp_get_num_threads() : nv, t = omp_get_thread_num();
+            size_t nv = N / EA_VW, nt = (size_t)omp_get_num_threads() < nv ? (size_t)omp_get_num_threads() : nv,
+                   t = (size_t)omp_get_thread_num();
             if (t < nt)
-                ea__colsum_range(db, dw, d, x, mean, rstd, M, N, (int)((long)nv * t / nt) * EA_VW,
-                                 t == nt - 1 ? N : (int)((long)nv * (t + 1) / nt) * EA_VW);
+                ea__param_sum_range(db, dw, d, x, mean, rstd, M, N, nv * t / nt * EA_VW,
+                                    t == nt - 1 ? N : nv * (t + 1) / nt * EA_VW);
         }
         return;
     }
 #endif
-    (void)nv;
-    ea__colsum_range(db, dw, d, x, mean, rstd, M, N, 0, N);
+    ea__param_sum_range(db, dw, d, x, mean, rstd, M, N, 0, N);
 }
 
 static float ea__row_sum(const float *x, int n) {
@@ -2485,7 +2485,7 @@ static void ea__linear_bwd(float *dinp, float *dw, float *db, const float *dout,
     if (dinp) ea_gemm(M, K, N, dout, N, 1, w, K, 1, dinp, K, 1);
     if (dw && !ea__gemm_split_k(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1, split))
         ea_gemm(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1);
-    if (db) ea__colsums(db, NULL, dout, NULL, NULL, NULL, M, N);
+    if (db) ea__param_sums(db, NULL, dout, NULL, NULL, NULL, M, N);
 }
 
 EA_API void ea_linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
@@ -2616,7 +2616,7 @@ static void ea__add_back(ea_ctx *ctx, ea_node *n) {
     size_t nb = b->size;
     (void)ctx;
     if (a->grad) ea__par_span(ea__add_n, a->grad, a->grad, d, a->size, 1.0);
-    if (b->grad) ea__colsums(b->grad, NULL, d, NULL, NULL, NULL, (int)(a->size / nb), (int)nb);
+    if (b->grad) ea__param_sums(b->grad, NULL, d, NULL, NULL, NULL, a->size / nb, nb);
 }
 
 EA_API ea_tensor *ea_add(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
@@ -2718,7 +2718,7 @@ EA_API void ea_layernorm_bwd(float *dx, float *dw, float *db, const float *dout,
             }
         }
     }
-    ea__colsums(db, dw, dout, x, mean, rstd, N, C);
+    ea__param_sums(db, dw, dout, x, mean, rstd, N, C);
 }
 
 static void ea__layernorm_back(ea_ctx *ctx, ea_node *n) {

@@ -749,7 +749,7 @@ static void test_gemm(void) {
                 free(A); free(B); free(C1); free(C2); free(scr);
             }
     }
-    { /* parameter-gradient column sums (ea__colsums) over 1, 2 and 3 threads: the same bits, and db those of
+    { /* parameter-gradient column sums (ea__param_sums) over 1, 2 and 3 threads: the same bits, and db those of
          adding the rows in order; dw within rounding of the formula */
         static const int cd[][2] = {{700, 100}, {2000, 64}, {300, 517}};
         int q, th, saved = ea_num_threads();
@@ -769,7 +769,7 @@ static void test_gemm(void) {
 #ifdef _OPENMP
                 omp_set_num_threads(th);
 #endif
-                ea__colsums(out + 2 * (th - 1) * N, out + (2 * (th - 1) + 1) * N, d, x, mean, rstd, M, N);
+                ea__param_sums(out + 2 * (th - 1) * N, out + (2 * (th - 1) + 1) * N, d, x, mean, rstd, M, N);
             }
 #ifdef _OPENMP
             omp_set_num_threads(saved);
