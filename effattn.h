@@ -1905,10 +1905,16 @@ EA_API void ea_gemm(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_
    ==========================================================================
    Arena: a bump allocator over chunks.  When a step needs more than the
    current chunk holds, a new chunk is chained; the next reset replaces the
-   chain by one chunk as large as the high-water mark.  So allocation
-   happens only while the arena is still growing (the first steps), and a
-   steady-state step performs none.  `limit` caps the total for embedded
-   use: past it, the op fails with EA_ERR_NOMEM instead of growing.
+   chain by one chunk as large as the high-water mark, plus 1/16: a graph
+   whose shapes follow the data (a mixture of experts routes a different
+   number of tokens to each expert every step, and the split-k scratch of
+   each expert's weight gradient rounds its rows up to whole blocks) needs
+   a few percent more on some steps than on others, and without headroom
+   each new high-water mark would cost a malloc and a free of the whole
+   arena.  So allocation happens only while the arena is still growing
+   (the first steps), and a steady-state step performs none.  `limit` caps
+   the total for embedded use: past it, the op fails with EA_ERR_NOMEM
+   instead of growing (the headroom never goes past it).
 
    Tape: every op run with gradients on appends an ea_node (allocated from
    the same arena) holding its backward function and what it saved;
@@ -1965,9 +1971,12 @@ static void ea__arena_free_chunks(ea_arena *a) {
 
 static void ea__arena_reset(ea_arena *a) {
     if (a->head && a->head->next) {
-        /* several chunks: replace them by one that holds the whole peak */
+        /* several chunks: replace them by one that holds the whole peak
+           and 1/16 more (see above) */
+        size_t cap = a->peak + a->peak / 16;
+        if (a->limit && cap > a->limit) cap = a->limit > a->peak ? a->limit : a->peak;
         ea__arena_free_chunks(a);
-        a->head = ea__chunk_new(a, a->peak);
+        a->head = ea__chunk_new(a, cap);
     }
     if (a->head) a->head->used = 0;
     a->used = 0;

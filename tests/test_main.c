@@ -1203,6 +1203,34 @@ static void test_errors(void) {
     ctx.arena.limit = 1024;
     CHECK(ea_tensor_2d(&ctx, 100, 100, 0) == NULL && ctx.err.status == EA_ERR_NOMEM, "arena limit");
     ea_ctx_free(&ctx);
+    {   /* steps whose footprint follows the data (a few percent up and down, as a mixture of experts'
+           routing makes it): after the arena settles, no step allocates, and a limit bounds the headroom */
+        static const int kb[8] = {1000, 1040, 980, 1050, 1000, 1020, 1055, 990}; /* KiB per piece */
+        size_t before = 0;
+        int step, ok = 1;
+        ea_ctx_init(&ctx, 0);
+        for (step = 0; step < 8 && ok; step++) {
+            int part;
+            if (step == 2) before = ctx.arena.n_mallocs;
+            ea_ctx_reset(&ctx);
+            for (part = 0; part < 4 && ok; part++) /* in four pieces: the first step chains chunks */
+                ok = ea_ctx_alloc(&ctx, (size_t)kb[step] * 1024) != NULL;
+        }
+        CHECK(ok && ctx.arena.n_mallocs == before, "arena: %zu chunk allocations after the second step",
+              ctx.arena.n_mallocs - before);
+        ea_ctx_free(&ctx);
+        ea_ctx_init(&ctx, 0);
+        ctx.arena.limit = (size_t)3 << 20;
+        for (step = 0; step < 2; step++) {
+            ea_ctx_reset(&ctx);
+            ea_ctx_alloc(&ctx, (size_t)1 << 20);
+            ea_ctx_alloc(&ctx, ((size_t)3 << 20) - ((size_t)1 << 20));
+        }
+        CHECK(ctx.arena.head && ctx.arena.head->cap <= ctx.arena.limit && ctx.arena.used == ctx.arena.limit,
+              "arena: a chunk of %zu bytes past the limit of %zu", ctx.arena.head ? ctx.arena.head->cap : 0,
+              ctx.arena.limit);
+        ea_ctx_free(&ctx);
+    }
 }
 
 /* --- training: loss falls; steady state allocates nothing; deterministic -- */
