@@ -2,7 +2,8 @@
 
    Build:  cc -O2 -march=native -fopenmp bench/bench.c -o build/bench -lm
    Run:    build/bench                  all groups, a table for humans
-           build/bench --peak           one core's FP32 FMA peak (GFLOP/s)
+           build/bench --peak           one core's FP32 FMA peak (GFLOP/s); with
+                                        --threads N, also N threads' at once
            build/bench --gemm           ea_gemm at the tracker's shapes and a long
                                         sequence's projection
            build/bench --tracker        tracker: latency at batch 1, throughput at
@@ -56,9 +57,9 @@ static double median(double *t, int n) {
 
 /* --- one core's FMA peak: 12 independent accumulator chains hide the FMA
    latency; 2 FLOPs per lane per FMA. */
-static double peak_gflops(void) {
+static double peak_gflops_n(long iters) {
     ea_vf acc[12], x = ea_vset1(1.0000001f), y = ea_vset1(0.9999999f);
-    long it, iters = 20000000;
+    long it;
     int i, r;
     double best = 0.0;
     float sink = 0.0f;
@@ -79,6 +80,28 @@ static double peak_gflops(void) {
     }
     if (sink == 1234.5f) printf("%g\n", (double)sink); /* keep the loop alive */
     return best;
+}
+static double peak_gflops(void) { return peak_gflops_n(20000000); }
+
+/* The same loop on every thread at once: what the cores deliver together.
+   Where two hardware threads share a core's FMA units (SMT), N threads
+   give about N/2 times one core, and a speed-up from 1 to N threads is
+   bounded by this ratio, not by N. */
+static void peak_all_threads(double one) {
+#ifdef _OPENMP
+    int n = omp_get_max_threads(), r;
+    double best = 0.0;
+    for (r = 0; r < 3; r++) {
+        double sum = 0.0;
+#pragma omp parallel reduction(+ : sum)
+        sum += peak_gflops_n(5000000);
+        if (sum > best) best = sum;
+    }
+    if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"threads\":%d,\"gflops_all\":%.2f}\n", EA_ISA, n, best);
+    else printf("all %d threads at once: %.1f GFLOP/s, %.2fx one core\n", n, best, best / one);
+#else
+    (void)one;
+#endif
 }
 
 /* --- GEMM alone, at the tracker's shapes and at a long sequence's ---------
@@ -587,7 +610,7 @@ int main(int argc, char **argv) {
     peak = peak_gflops();
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
     else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
-    (void)do_peak;
+    if (do_peak && ea_num_threads() > 1) peak_all_threads(peak);
     if (do_gemm) bench_gemm(peak);
     if (do_tracker) bench_tracker(peak);
     if (do_classify) bench_classify(peak);
