@@ -207,9 +207,61 @@ static ea_tensor *b_sdpa_merged(ea_ctx *x, ea_tensor **in, void *u) {
     return ea_sdpa(x, in[0], 0, in[0], D, in[0], 2 * D, a->H, a->H, a->dh, a->causal);
 }
 
+/* Activation gradients are zeroed by ea_backward on first touch (not by the
+   forward): a view shares its base's zeroing, a tensor no node reaches and an
+   output outside the loss read 0, and a pass on an arena full of the last
+   pass's gradients gives the same ones. */
+static void lazy_grads_pass(ea_ctx *ctx, int view, float *ga, float *gu, float *gs) {
+    int sh[2] = {3, 40}, i;
+    ea_tensor *a, *u, *t, *side, *loss, *b;
+    float *junk;
+    ea_ctx_reset(ctx);
+    junk = (float *)ea_ctx_alloc(ctx, 16384 * sizeof(float)); /* what the tensors below get: NaN */
+    for (i = 0; junk && i < 16384; i++) junk[i] = NAN;
+    ea_ctx_reset(ctx);
+    a = ea_tensor_new(ctx, 2, sh, 1);
+    u = ea_tensor_new(ctx, 2, sh, 1); /* never used */
+    t = ea_tensor_new(ctx, 2, sh, 0);
+    for (i = 0; i < 120; i++) { a->data[i] = 0.01f * (float)(i % 17) - 0.05f; u->data[i] = 1.0f; t->data[i] = 0.02f * (float)(i % 5); }
+    b = view ? ea_reshape(ctx, a, 2, sh) : a; /* a view of a: one gradient buffer */
+    side = ea_mul(ctx, a, a);                /* computed, outside the loss */
+    /* (a·t + b²) + (a + b): the add's two inputs share one gradient when b is a or its view */
+    loss = ea_mse_loss(ctx, ea_add(ctx, ea_add(ctx, ea_mul(ctx, a, t), ea_mul(ctx, b, b)), ea_add(ctx, a, b)), t);
+    CHECK(loss && side && ea_backward(ctx, loss) == EA_OK, "lazy grads: backward: %s", ctx->err.msg);
+    memcpy(ga, a->grad, 120 * sizeof(float));
+    memcpy(gu, u->grad, 120 * sizeof(float));
+    memcpy(gs, side->grad, 120 * sizeof(float));
+}
+
+static void test_lazy_grads(void) {
+    ea_ctx ctx;
+    float ga[3][120], gu[120], gs[120];
+    int i, bad = 0, zeros = 0;
+    double worst = 0.0;
+    g_group = "gradcheck-ops";
+    ea_ctx_init(&ctx, 0);
+    lazy_grads_pass(&ctx, 0, ga[0], gu, gs);
+    for (i = 0; i < 120; i++) zeros += gu[i] == 0.0f && gs[i] == 0.0f;
+    lazy_grads_pass(&ctx, 1, ga[1], gu, gs); /* reuses the arena that holds the first pass's gradients */
+    for (i = 0; i < 120; i++) zeros += gu[i] == 0.0f && gs[i] == 0.0f;
+    lazy_grads_pass(&ctx, 1, ga[2], gu, gs);
+    for (i = 0; i < 120; i++) {
+        /* d/da mean((a·t + a² + 2a) - t)² = 2/n ((a·t + a² + 2a) - t)(t + 2a + 2) */
+        float a = 0.01f * (float)(i % 17) - 0.05f, t = 0.02f * (float)(i % 5);
+        double want = 2.0 / 120.0 * ((double)a * t + (double)a * a + 2.0 * a - t) * (t + 2.0 * a + 2.0);
+        if (fabs(ga[0][i] - want) > worst) worst = fabs(ga[0][i] - want);
+        bad += ga[1][i] != ga[0][i] || ga[2][i] != ga[0][i];
+    }
+    CHECK(zeros == 240, "lazy grads: %d of 240 unreached gradients are 0", zeros);
+    CHECK(worst < 1e-6 && bad == 0, "lazy grads: off the formula by %g; %d values differ between a and its view, "
+          "or on a reused arena", worst, bad);
+    ea_ctx_free(&ctx);
+}
+
 static void test_op_gradients(void) {
     gc_case c;
     sdpa_args sa;
+    test_lazy_grads();
     g_group = "gradcheck-ops";
     set_case(&c, "linear", b_linear, NULL);
     add_input(&c, 3, 2, 5, 7, 0); add_input(&c, 2, 9, 7, 0, 0); add_input(&c, 1, 9, 0, 0, 0);
