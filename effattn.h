@@ -1770,12 +1770,13 @@ EA_INLINE void ea__t4x4(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t l
 }
 #endif
 
-/* A row-major B whose width is whole vectors and whose rows start on cache
-   lines is its own panel (rows at stride brs), read in place; otherwise KC
-   rows at a time are packed. */
-static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
-                          ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
-                          ptrdiff_t ldc, int accumulate, const float *bias) {
+/* Rows [i0, i1) of C, one block of ea__gemm_rows.  A row-major B whose
+   width is whole vectors and whose rows start on cache lines is its own
+   panel (rows at stride brs), read in place; otherwise KC rows at a time
+   are packed. */
+static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
+                           ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
+                           ptrdiff_t ldc, int accumulate, const float *bias) {
     /* the panel starts on a cache line: a vector load that straddles two
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
@@ -1838,6 +1839,29 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
             ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, panel, nr, C + j0, ldc, acc, bk);
         }
     }
+}
+
+/* Rows [i0, i1) of C in blocks whose share of A (rows x min(K, KC)
+   floats) is about EA_MC_FLOATS, each block against every panel before the
+   next.  Every panel reads its rows of A again: without blocks, all of A
+   (32 MiB at 16384 x 512) came from memory once per panel.  A panel that
+   has to be packed is packed once per block, one move per 2 x (block rows)
+   FLOPs.  Each element of C still adds its k blocks in order: the same
+   bits.  bench --gemm, one thread, builds in rotating order (64K, 128K and
+   256K floats against none): 16384 x 1536 x 512 went from 39-50 to 70-77
+   GFLOP/s on a Zen 3 core (L2 512 KiB) and from 102-109 to 135-142 on the
+   device's Xeon (L2 2 MiB), 4096 x 1536 x 512 from 39-59 to 63-79 on Zen 3
+   (on the Xeon 111-141 against 134-142, inside its noise);
+   256K floats (1 MiB) was the best of the three on both, and the
+   tracker's shapes (K <= 256: one or two blocks) did not move. */
+#define EA_MC_FLOATS 262144
+static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
+                          ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
+                          ptrdiff_t ldc, int accumulate, const float *bias) {
+    const int kc = K < EA_KC ? (K > 0 ? K : 1) : EA_KC, mc = (EA_MC_FLOATS / kc + EA_MR - 1) / EA_MR * EA_MR;
+    int ib;
+    for (ib = i0; ib < i1; ib += mc)
+        ea__gemm_block(ib, i1 - ib < mc ? i1 : ib + mc, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias);
 }
 
 /* A row of A against a column of B, both contiguous along k (a linear
