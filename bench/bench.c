@@ -3,7 +3,9 @@
    Build:  cc -O2 -march=native -fopenmp bench/bench.c -o build/bench -lm
    Run:    build/bench                  all groups, a table for humans
            build/bench --peak           one core's FP32 FMA peak (GFLOP/s); with
-                                        --threads N, also N threads' at once
+                                        --threads N, also N threads' at once,
+                                        memory bandwidth on 1 and N threads and
+                                        the cost of a parallel region
            build/bench --gemm           ea_gemm at the tracker's shapes and a long
                                         sequence's projection
            build/bench --tracker        tracker: latency at batch 1, throughput at
@@ -101,6 +103,52 @@ static void peak_all_threads(double one) {
     else printf("all %d threads at once: %.1f GFLOP/s, %.2fx one core\n", n, best, best / one);
 #else
     (void)one;
+#endif
+}
+
+/* Memory: a[i] = b[i] + 0.5·c[i] over three arrays of 64 MiB (past any
+   cache here), on 1 thread and on all, each thread on the part it first
+   touched; GB/s counts 12 bytes an element (AdamW and the elementwise
+   steps of training stream memory this way).  And what one parallel
+   region with its closing barrier costs, empty: every op that forks pays
+   it, and the tracker's forward forks for each of its ~100 ops. */
+static void bench_memory(void) {
+#ifdef _OPENMP
+    const long n = 16L << 20;
+    float *a = (float *)malloc((size_t)n * 4), *b = (float *)malloc((size_t)n * 4), *c = (float *)malloc((size_t)n * 4);
+    int nt = omp_get_max_threads(), pass, th, r;
+    double gbs[2] = {0.0, 0.0}, fork_us = 1e30;
+    if (!a || !b || !c) { free(a); free(b); free(c); return; }
+    for (pass = 0; pass < 2; pass++) {
+        int use = pass ? nt : 1;
+        long i;
+#pragma omp parallel for schedule(static) num_threads(use)
+        for (i = 0; i < n; i++) { a[i] = 0.0f; b[i] = (float)(i & 7); c[i] = 1.0f; }
+        for (r = 0; r < 5; r++) {
+            double t0 = ea_time_sec();
+#pragma omp parallel for schedule(static) num_threads(use)
+            for (i = 0; i < n; i++) a[i] = b[i] + 0.5f * c[i];
+            t0 = ea_time_sec() - t0;
+            if (12.0 * n / t0 / 1e9 > gbs[pass]) gbs[pass] = 12.0 * n / t0 / 1e9;
+        }
+    }
+    for (r = 0; r < 5; r++) {
+        double t0 = ea_time_sec();
+        for (th = 0; th < 1000; th++) {
+#pragma omp parallel
+            { if (a[0] == 1234.5f) a[1] = 0.0f; }
+        }
+        t0 = (ea_time_sec() - t0) / 1000.0 * 1e6;
+        if (t0 < fork_us) fork_us = t0;
+    }
+    if (g_json)
+        printf("{\"group\":\"memory\",\"threads\":%d,\"gbs_1\":%.2f,\"gbs_all\":%.2f,\"fork_us\":%.3f}\n", nt, gbs[0],
+               gbs[1], fork_us);
+    else
+        printf("memory a = b + s·c (64 MiB arrays): 1 thread %.1f GB/s, %d threads %.1f GB/s (%.2fx); "
+               "an empty parallel region on %d threads: %.2f us\n",
+               gbs[0], nt, gbs[1], gbs[1] / gbs[0], nt, fork_us);
+    free(a); free(b); free(c);
 #endif
 }
 
@@ -610,7 +658,10 @@ int main(int argc, char **argv) {
     peak = peak_gflops();
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"gflops_1core\":%.2f}\n", EA_ISA, peak);
     else printf("one core's FP32 FMA peak (%s, 12 accumulators): %.1f GFLOP/s\n", EA_ISA, peak);
-    if (do_peak && ea_num_threads() > 1) peak_all_threads(peak);
+    if (do_peak && ea_num_threads() > 1) {
+        peak_all_threads(peak);
+        bench_memory();
+    }
     if (do_gemm) bench_gemm(peak);
     if (do_tracker) bench_tracker(peak);
     if (do_classify) bench_classify(peak);
