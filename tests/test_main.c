@@ -258,6 +258,33 @@ static void test_lazy_grads(void) {
     ea_ctx_free(&ctx);
 }
 
+/* One token of mamba's scan (ea__scan_token) over 40 channels: whole pairs
+   of vectors, then single ones and a part, against the formula in double:
+   h = exp(Δ·A_n)·h_prev + Δ·u·B_n, y = Σ_n C_n·h_n, and the decays. */
+static void test_scan_token(void) {
+    enum { W = 40, NS = 5, LD = 48 };
+    float h[NS * LD], hp[NS * LD], a[NS * W], u[W], dt[W], Bt[NS], Ct[NS], A[NS * LD], y[W];
+    ea_rng rng;
+    int n, d;
+    double worst = 0.0;
+    ea_rng_seed(&rng, 12, 1);
+    for (n = 0; n < NS * LD; n++) { hp[n] = ea_rng_range(&rng, -1.0f, 1.0f); A[n] = -ea_rng_range(&rng, 0.1f, 4.0f); h[n] = NAN; }
+    for (d = 0; d < W; d++) { u[d] = ea_rng_range(&rng, -1.0f, 1.0f); dt[d] = ea_rng_range(&rng, 0.01f, 1.0f); }
+    for (n = 0; n < NS; n++) { Bt[n] = ea_rng_range(&rng, -1.0f, 1.0f); Ct[n] = ea_rng_range(&rng, -1.0f, 1.0f); }
+    ea__scan_token(y, h, LD, hp, LD, a, u, dt, Bt, Ct, A, LD, NS, W);
+    for (d = 0; d < W; d++) {
+        double yd = 0.0;
+        for (n = 0; n < NS; n++) {
+            double dec = exp((double)dt[d] * A[n * LD + d]), hn = dec * hp[n * LD + d] + (double)dt[d] * u[d] * Bt[n];
+            yd += Ct[n] * hn;
+            if (fabs(h[n * LD + d] - hn) > worst || !(fabs(h[n * LD + d] - hn) <= worst)) worst = fabs(h[n * LD + d] - hn);
+            if (fabs(a[n * W + d] - dec) > worst || !(fabs(a[n * W + d] - dec) <= worst)) worst = fabs(a[n * W + d] - dec);
+        }
+        if (fabs(y[d] - yd) > worst || !(fabs(y[d] - yd) <= worst)) worst = fabs(y[d] - yd);
+    }
+    CHECK(worst < 2e-6, "scan token: off the formula by %g (40 channels, 5 states)", worst);
+}
+
 static void test_op_gradients(void) {
     gc_case c;
     sdpa_args sa;
@@ -465,6 +492,7 @@ static void test_attn_gradients(void) {
     ea__scan_seg = 2; /* the backward recomputes segments of 2, 2 and 1 of the 5 tokens from checkpoints */
     attn_gradcheck("mamba", 0);
     ea__scan_seg = 16;
+    test_scan_token();
     g_gc_opts = NULL;
 }
 
