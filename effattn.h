@@ -7067,55 +7067,50 @@ static int ea__scan_seg = 16; /* tests shorten it to cross segment edges */
        h = exp(Δ ∘ A_n) ∘ h_prev + Δ ∘ u · B_t[n]  (each state n),  y = Σ_n C_t[n] h
    hp (the previous state) and h (the new one; may be hp) are N rows ldp
    and ldh floats apart, A's rows lda apart; a (optional) receives the
-   decays exp(Δ ∘ A_n), N rows of w. */
+   decays exp(Δ ∘ A_n), N rows of w.
+
+   ea__scan_vecs does nv vectors of channels from d, the last one m lanes
+   wide.  Two at a time (nv = 2) where they fit: one vector's N steps are a
+   chain (its exp, then the sum over n, each waiting on the last) that
+   leaves the core idle, and two independent chains fill it.  Each lane
+   computes what it did alone: the same bits.  A mamba layer's forward at
+   dim 512, one Zen 3 core (bench --row mamba, builds alternating three
+   times): the scan's share 36% -> 22% (perf), n = 1024 99-119 -> 82-98 ms,
+   n = 2048 213-233 -> 165-198; on the device's Xeon (AVX-512, four vectors
+   a chunk) no change beyond its noise. */
+EA_INLINE void ea__scan_vecs(int nv, int m, int d, float *y, float *h, ptrdiff_t ldh, const float *hp, ptrdiff_t ldp,
+                             float *a, const float *u, const float *dt, const float *Bt, const float *Ct,
+                             const float *A, ptrdiff_t lda, int N, int w) {
+    ea_vf delta[2], du[2], acc[2];
+    int n, v;
+    EA_UNROLL for (v = 0; v < nv; v++) {
+        int mv = v == nv - 1 ? m : EA_VW, dv = d + v * EA_VW;
+        delta[v] = ea__ld(dt + dv, mv);
+        du[v] = ea_vmul(delta[v], ea__ld(u + dv, mv));
+        acc[v] = ea_vzero();
+    }
+    for (n = 0; n < N; n++) {
+        ea_vf bn = ea_vset1(Bt[n]), cn = ea_vset1(Ct[n]);
+        EA_UNROLL for (v = 0; v < nv; v++) {
+            int mv = v == nv - 1 ? m : EA_VW, dv = d + v * EA_VW;
+            ea_vf dec = ea_vexp(ea_vmul(delta[v], ea__ld(A + n * lda + dv, mv)));
+            ea_vf hn = ea_vfma(dec, ea__ld(hp + n * ldp + dv, mv), ea_vmul(du[v], bn));
+            ea__st(h + n * ldh + dv, hn, mv);
+            if (a) ea__st(a + (ptrdiff_t)n * w + dv, dec, mv);
+            acc[v] = ea_vfma(cn, hn, acc[v]);
+        }
+    }
+    EA_UNROLL for (v = 0; v < nv; v++) ea__st(y + d + v * EA_VW, acc[v], v == nv - 1 ? m : EA_VW);
+}
+
 static void ea__scan_token(float *y, float *h, ptrdiff_t ldh, const float *hp, ptrdiff_t ldp, float *a,
                            const float *u, const float *dt, const float *Bt, const float *Ct, const float *A,
                            ptrdiff_t lda, int N, int w) {
-    int n, d = 0;
-#if EA_VW > 1
-    /* Two vectors of channels at a time: one vector's N steps are a chain
-       (its exp, then the sum over n, each waiting on the last) that leaves
-       the core idle; two independent chains fill it.  Each lane computes
-       what it did alone: the same bits.  A mamba layer's forward at
-       dim 512, one Zen 3 core (bench --row mamba, builds alternating three
-       times): the scan's share 36% -> 22% (perf), n = 1024 99-119 -> 82-98
-       ms, n = 2048 213-233 -> 165-198; on the device's Xeon (AVX-512, four
-       vectors a chunk) no change beyond its noise. */
-    for (; d + 2 * EA_VW <= w; d += 2 * EA_VW) {
-        ea_vf delta0 = ea_vload(dt + d), delta1 = ea_vload(dt + d + EA_VW);
-        ea_vf du0 = ea_vmul(delta0, ea_vload(u + d)), du1 = ea_vmul(delta1, ea_vload(u + d + EA_VW));
-        ea_vf acc0 = ea_vzero(), acc1 = ea_vzero();
-        for (n = 0; n < N; n++) {
-            ea_vf b = ea_vset1(Bt[n]), c = ea_vset1(Ct[n]);
-            ea_vf dec0 = ea_vexp(ea_vmul(delta0, ea_vload(A + n * lda + d)));
-            ea_vf dec1 = ea_vexp(ea_vmul(delta1, ea_vload(A + n * lda + d + EA_VW)));
-            ea_vf h0 = ea_vfma(dec0, ea_vload(hp + n * ldp + d), ea_vmul(du0, b));
-            ea_vf h1 = ea_vfma(dec1, ea_vload(hp + n * ldp + d + EA_VW), ea_vmul(du1, b));
-            ea_vstore(h + n * ldh + d, h0);
-            ea_vstore(h + n * ldh + d + EA_VW, h1);
-            if (a) {
-                ea_vstore(a + (ptrdiff_t)n * w + d, dec0);
-                ea_vstore(a + (ptrdiff_t)n * w + d + EA_VW, dec1);
-            }
-            acc0 = ea_vfma(c, h0, acc0);
-            acc1 = ea_vfma(c, h1, acc1);
-        }
-        ea_vstore(y + d, acc0);
-        ea_vstore(y + d + EA_VW, acc1);
-    }
-#endif
-    for (; d < w; d += EA_VW) {
-        int m = w - d < EA_VW ? w - d : EA_VW;
-        ea_vf delta = ea__ld(dt + d, m), du = ea_vmul(delta, ea__ld(u + d, m)), acc = ea_vzero();
-        for (n = 0; n < N; n++) {
-            ea_vf dec = ea_vexp(ea_vmul(delta, ea__ld(A + n * lda + d, m)));
-            ea_vf hn = ea_vfma(dec, ea__ld(hp + n * ldp + d, m), ea_vmul(du, ea_vset1(Bt[n])));
-            ea__st(h + n * ldh + d, hn, m);
-            if (a) ea__st(a + (ptrdiff_t)n * w + d, dec, m);
-            acc = ea_vfma(ea_vset1(Ct[n]), hn, acc);
-        }
-        ea__st(y + d, acc, m);
-    }
+    int d = 0;
+    for (; EA_VW > 1 && d + 2 * EA_VW <= w; d += 2 * EA_VW)
+        ea__scan_vecs(2, EA_VW, d, y, h, ldh, hp, ldp, a, u, dt, Bt, Ct, A, lda, N, w);
+    for (; d < w; d += EA_VW)
+        ea__scan_vecs(1, w - d < EA_VW ? w - d : EA_VW, d, y, h, ldh, hp, ldp, a, u, dt, Bt, Ct, A, lda, N, w);
 }
 
 /* Backward of one token for w channels, from the forward's inputs, the
