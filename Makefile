@@ -186,6 +186,7 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/regions.c -o $(BUILD)/strict_regions -Wl,--wrap=GOMP_parallel -ldl $(LDLIBS); \
 	if command -v clang-16 > /dev/null; then \
 	  echo "clang-16 -std=c99 and clang++-16 -std=c++11: the header, two units, examples and tests"; \
 	  clang-16 -std=c99 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_c16 $(LDLIBS); \
@@ -224,6 +225,11 @@ fuzz-smoke:
 
 $(BUILD)/bench: bench/bench.c examples/cli.h effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
+# Where a tracker step's time goes, parallel region by region.  gcc and
+# libgomp only (it wraps GOMP_parallel); -g lets addr2line name the regions.
+$(BUILD)/regions: bench/regions.c effattn.h | $(BUILD)
+	gcc -std=c99 -O2 -g -march=native -fopenmp $(WARN) $< -o $@ -Wl,--wrap=GOMP_parallel -ldl $(LDLIBS)
 
 # Speed is measured here, never in tests: kernel and model tables, then
 # whole-program timings.  BENCH_ARGS=--json for machine-readable lines.

@@ -1,0 +1,179 @@
+/* regions.c — where one tracker step's time goes, parallel region by region.
+
+   A step that speeds up 5x on 16 threads where its FLOPs would allow 15x
+   loses the rest somewhere: in regions that scale badly, in regions run on
+   one thread, or between regions (work that never forks).  This program
+   times every OpenMP parallel region of a tracker step (inference or
+   training) and names the function it belongs to, so that the profile
+   behind a thread-scaling figure can be read, not guessed.
+
+   Build (gcc and libgomp only: it wraps GOMP_parallel, the call into which
+   gcc compiles every `omp parallel`; -g lets addr2line name the regions):
+       gcc -O2 -g -march=native -fopenmp bench/regions.c -o build/regions \
+           -Wl,--wrap=GOMP_parallel -ldl -lm         (or: make build/regions)
+   Run:
+       build/regions [--batch B] [--train] [--pack] [--attn mha|mqa]
+                     [--threads N] [--steps S]
+   Prints the median-free mean over S steps (after 5 warm-up steps): the
+   step's time, then each region (function, team or one thread) with its
+   calls and microseconds per step and its share of the step, and the time
+   outside every region.  A region run with if(false) is "1 thread"; a GEMM
+   that does not fork at all (one thread, or too small) is outside. */
+#define _GNU_SOURCE
+#define EFFATTN_IMPLEMENTATION
+#include "../effattn.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_REGIONS 128
+
+typedef struct {
+    void (*fn)(void *); /* the outlined body gcc made of the region */
+    int team;     /* forked a team (1) or ran with if(false) (0) */
+    long calls;
+    double sec;
+} region;
+
+static region g_reg[MAX_REGIONS];
+static int g_nreg, g_on;
+
+void __real_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags);
+void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags);
+
+void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags) {
+    double t0 = omp_get_wtime();
+    int i, team = nt != 1;
+    __real_GOMP_parallel(fn, data, nt, flags);
+    if (!g_on) return;
+    for (i = 0; i < g_nreg && (g_reg[i].fn != fn || g_reg[i].team != team); i++) {}
+    if (i == g_nreg) {
+        if (g_nreg == MAX_REGIONS) return;
+        g_reg[g_nreg].fn = fn;
+        g_reg[g_nreg++].team = team;
+    }
+    g_reg[i].calls++;
+    g_reg[i].sec += omp_get_wtime() - t0;
+}
+
+/* The function a region's body came from: addr2line on this executable at
+   the body's offset from the load address (PIE or not); "fn._omp_fn.3"
+   loses its suffix.  Without addr2line, the address. */
+static void region_name(void (*body)(void *), char *out, size_t cap) {
+    Dl_info info;
+    char cmd[512];
+    FILE *p;
+    void *fn;
+    uintptr_t off;
+    memcpy(&fn, &body, sizeof fn); /* ISO C has no cast from a function pointer to void * */
+    off = (uintptr_t)fn;
+    snprintf(out, cap, "%p", fn);
+    if (dladdr(fn, &info) && info.dli_fname) {
+        char *dot;
+        if (info.dli_fbase && strstr(info.dli_fname, ".so") == NULL) off -= (uintptr_t)info.dli_fbase;
+        snprintf(cmd, sizeof cmd, "addr2line -f -e /proc/%ld/exe 0x%lx 2>/dev/null", (long)getpid(),
+                 (unsigned long)off);
+        p = popen(cmd, "r");
+        if (!p) return;
+        if (fgets(out, (int)cap, p) && out[0] != '?') {
+            out[strcspn(out, "\n")] = 0;
+            if ((dot = strstr(out, "._omp_fn")) != NULL) *dot = 0;
+        } else {
+            snprintf(out, cap, "%p", fn);
+        }
+        pclose(p);
+    }
+}
+
+static int by_time(const void *a, const void *b) {
+    double x = ((const region *)a)->sec, y = ((const region *)b)->sec;
+    return (x < y) - (x > y);
+}
+
+static int usage(FILE *f, int rc) {
+    fprintf(f, "usage: regions [--batch B] [--train] [--pack] [--attn mha|mqa] [--threads N] [--steps S]\n"
+               "  times each OpenMP parallel region of a tracker step (default: inference, batch 1,\n"
+               "  mha, OMP_NUM_THREADS threads, 2000 steps; 200 when training); --pack packs the\n"
+               "  weights first (ea_params_pack), as deployed inference runs\n");
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    ea_vit m;
+    ea_ctx ctx;
+    ea_error err;
+    ea_vit_config cfg;
+    const char *attn = "mha";
+    int B = 1, train = 0, pack = 0, steps = -1, r, i;
+    double total = 0.0, inside = 0.0;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--train") == 0) train = 1;
+        else if (strcmp(argv[i], "--pack") == 0) pack = 1;
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) B = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) steps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
+            omp_set_num_threads(atoi(argv[++i]));
+        else if (strcmp(argv[i], "--attn") == 0 && i + 1 < argc) attn = argv[++i];
+        else if (strcmp(argv[i], "--help") == 0) return usage(stdout, 0);
+        else {
+            fprintf(stderr, "regions: unknown or incomplete option '%s'\n", argv[i]);
+            return usage(stderr, 2);
+        }
+    }
+    if (steps < 0) steps = train ? 200 : 2000;
+    if (train && pack) {
+        fprintf(stderr, "regions: --pack is for inference (training updates the weights every step)\n");
+        return 2;
+    }
+    ea_tracker_config_default(&cfg, attn);
+    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK ||
+        (pack && ea_params_pack(&m.params, &err) != EA_OK)) {
+        fprintf(stderr, "regions: %s\n", err.msg);
+        return 1;
+    }
+    for (r = -5; r < steps; r++) {
+        double t0 = omp_get_wtime();
+        ea_tensor *x, *y, *pred;
+        size_t k;
+        g_on = r >= 0;
+        ea_ctx_reset(&ctx);
+        ctx.grad_enabled = train;
+        ctx.training = train;
+        x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
+        y = ea_tensor_2d(&ctx, B, cfg.out_dim, 0);
+        if (!x || !y) break;
+        for (k = 0; k < x->size; k++) x->data[k] = (float)((k * 2654435761u) % 7 == 0);
+        for (k = 0; k < y->size; k++) y->data[k] = 16.0f;
+        pred = ea_vit_forward(&ctx, &m, x);
+        if (pred && train) {
+            ea_params_zero_grad(&m.params);
+            if (ea_backward(&ctx, ea_mse_loss(&ctx, pred, y)) != EA_OK) pred = NULL;
+        }
+        if (!pred) {
+            fprintf(stderr, "regions: the step failed: %s\n", ctx.err.msg);
+            return 1;
+        }
+        if (g_on) total += omp_get_wtime() - t0;
+    }
+    qsort(g_reg, (size_t)g_nreg, sizeof *g_reg, by_time);
+    printf("tracker %s, %s, batch %d%s, %d thread%s (%s): %.1f us a step, mean of %d\n", attn,
+           train ? "training step" : "inference", B, pack ? ", weights packed" : "", omp_get_max_threads(),
+           omp_get_max_threads() == 1 ? "" : "s", EA_ISA, total / steps * 1e6, steps);
+    printf("  %-28s %-8s %10s %10s %7s\n", "region", "threads", "calls/step", "us/step", "share");
+    for (i = 0; i < g_nreg; i++) {
+        char name[256];
+        region_name(g_reg[i].fn, name, sizeof name);
+        inside += g_reg[i].sec;
+        printf("  %-28s %-8s %10.1f %10.1f %6.1f%%\n", name, g_reg[i].team ? "team" : "1 thread",
+               (double)g_reg[i].calls / steps, g_reg[i].sec / steps * 1e6, 100.0 * g_reg[i].sec / total);
+    }
+    printf("  %-28s %-8s %10s %10.1f %6.1f%%\n", "(outside every region)", "caller", "", (total - inside) / steps * 1e6,
+           100.0 * (total - inside) / total);
+    ea_ctx_free(&ctx);
+    ea_vit_free(&m);
+    return 0;
+}
