@@ -364,7 +364,8 @@ typedef struct ea_flex_mods {
 } ea_flex_mods;
 
 /* Which key tiles (EA_FA_BC keys) each query tile (EA_FA_BR queries)
-   visits.  Built once per call, so the kernel skips hidden tiles whole and
+   visits (a last tile or block of at most EA_FA_TAIL rows joins the one
+   before: see 8.2).  Built once per call, so the kernel skips hidden tiles whole and
    calls mask_mod only inside tiles that are partly visible.  tile[] holds
    key tile index·2 + 1 when every pair in the tile is visible. */
 typedef struct ea_block_mask {
@@ -4566,16 +4567,44 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
    Tiles stay 64 x 64 (a multiple of every EA_VW): the block masks of 8.3
    work in these tiles, and patterns built from 64-token blocks must fill
    them whole.  96 x 96 made exact attention 3-10% faster but bigbird
-   (block 64) 50% slower (bench --row bigbird, n = 4096: 177 -> 264 ms). */
+   (block 64) 50% slower (bench --row bigbird, n = 4096: 177 -> 264 ms).
+
+   A sequence that ends a few rows past a multiple of 64 (the tracker's 65
+   tokens: 64 patches and a class token) would leave a block of one query
+   and a tile of one key, each paying a whole tile's fixed costs: its last
+   block or tile takes up to EA_FA_TAIL more rows instead (ea__fa_count,
+   ea__fa_len).  The query side keeps the stride EA_FA_LD and the key side
+   room for EA_FA_BCMAX rows.  Measured on the device's Xeon, heads 4 x 16,
+   n = 65, forward alone, best of 3: 26.9 us in 64 + 1 tiles against 22.0 in
+   one tile of 65 (n = 64: 18.5). */
 #define EA_FA_BR 64
 #define EA_FA_BC 64
+#define EA_FA_TAIL 16
+#define EA_FA_LD (EA_FA_BR + EA_FA_TAIL)
+#define EA_FA_BCMAX (EA_FA_BC + EA_FA_TAIL)
+
+/* Blocks of `step` rows that n rows make: a last one of at most
+   EA_FA_TAIL rows joins the one before.  Block I starts at I·step. */
+EA_INLINE int ea__fa_count(int n, int step) {
+    int c = (n + step - 1) / step;
+    return c > 1 && n - (c - 1) * step <= EA_FA_TAIL ? c - 1 : c;
+}
+
+/* Rows in block I of `count`: step, or what is left for the last one. */
+EA_INLINE int ea__fa_len(int n, int step, int I, int count) { return I == count - 1 ? n - I * step : step; }
+
+/* The block that row j (of n) falls in. */
+EA_INLINE int ea__fa_index(int j, int n, int step) {
+    int last = ea__fa_count(n, step) - 1;
+    return j / step < last ? j / step : last;
+}
 
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) {
-    /* Qᵀ and dOᵀ panels (dh x BR), Sᵀ, dPᵀ and raw-score tiles (BC x BR),
-       the O accumulator (BR x dh) and four rows of BR (m, l, correction or
-       D, lse); rounded to whole cache lines so each thread's share starts
-       on one when the buffer does */
-    size_t f = (size_t)3 * EA_FA_BR * s->dh + (size_t)3 * EA_FA_BC * EA_FA_BR + 4 * EA_FA_BR;
+    /* Qᵀ and dOᵀ panels (dh x LD), Sᵀ, dPᵀ and raw-score tiles (BCMAX x
+       LD), the O accumulator (LD x dh) and four rows of LD (m, l,
+       correction or D, lse); rounded to whole cache lines so each thread's
+       share starts on one when the buffer does */
+    size_t f = (size_t)3 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 4 * EA_FA_LD;
     return (f + 15) / 16 * 16;
 }
 
@@ -4588,7 +4617,7 @@ static int ea__thread_id(void) {
 }
 
 /* Columns of a block: its br queries rounded up to whole vectors; the
-   tiles' rows keep the stride EA_FA_BR. */
+   tiles' rows keep the stride EA_FA_LD. */
 EA_INLINE int ea__fa_width(int br) { return (br + EA_VW - 1) / EA_VW * EA_VW; }
 
 /* X[i0 .. i0+br) of one head (rows at stride ld, dh wide) as a dh x BR
@@ -4598,24 +4627,24 @@ static void ea__fa_pack_t(float *xt, const float *x, ptrdiff_t ld, int i0, int b
     int i = 0, d, bw = ea__fa_width(br);
 #if EA_VW >= 8
     /* 4 x 4 blocks (ea__t4x4): the scalar loop, a store every element at a
-       stride of EA_FA_BR floats, was 3.5-4% of the tracker's inference */
+       stride of EA_FA_LD floats, was 3.5-4% of the tracker's inference */
     for (; i + 4 <= br; i += 4) {
         const float *xi = x + (size_t)(i0 + i) * ld;
-        for (d = 0; d + 4 <= dh; d += 4) ea__t4x4(xt + (size_t)d * EA_FA_BR + i, EA_FA_BR, xi + d, ld, mul);
+        for (d = 0; d + 4 <= dh; d += 4) ea__t4x4(xt + (size_t)d * EA_FA_LD + i, EA_FA_LD, xi + d, ld, mul);
         for (; d < dh; d++) {
-            xt[(size_t)d * EA_FA_BR + i] = mul * xi[d];
-            xt[(size_t)d * EA_FA_BR + i + 1] = mul * xi[ld + d];
-            xt[(size_t)d * EA_FA_BR + i + 2] = mul * xi[2 * ld + d];
-            xt[(size_t)d * EA_FA_BR + i + 3] = mul * xi[3 * ld + d];
+            xt[(size_t)d * EA_FA_LD + i] = mul * xi[d];
+            xt[(size_t)d * EA_FA_LD + i + 1] = mul * xi[ld + d];
+            xt[(size_t)d * EA_FA_LD + i + 2] = mul * xi[2 * ld + d];
+            xt[(size_t)d * EA_FA_LD + i + 3] = mul * xi[3 * ld + d];
         }
     }
 #endif
     for (; i < br; i++) {
         const float *xi = x + (size_t)(i0 + i) * ld;
-        for (d = 0; d < dh; d++) xt[(size_t)d * EA_FA_BR + i] = mul * xi[d];
+        for (d = 0; d < dh; d++) xt[(size_t)d * EA_FA_LD + i] = mul * xi[d];
     }
     if (bw > br)
-        for (d = 0; d < dh; d++) memset(xt + (size_t)d * EA_FA_BR + br, 0, (size_t)(bw - br) * sizeof(float));
+        for (d = 0; d < dh; d++) memset(xt + (size_t)d * EA_FA_LD + br, 0, (size_t)(bw - br) * sizeof(float));
 }
 
 /* Sᵀ = K[j0 .. j0+bc) · (scale·Q_blk)ᵀ, masked (causal; mask_mod too when
@@ -4626,9 +4655,9 @@ static void ea__fa_scores(float *st, float *raw, const float *qt, const float *k
                           int br, int j0, int bc, int partial, const ea_flex_mods *mods,
                           const ea_sdpa_shape *s) {
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
-    ea__gemm_serial(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_BR, 1, st, EA_FA_BR, 0);
+    ea__gemm_serial(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0);
     for (c = 0; c < bc; c++) {
-        float *sc = st + (size_t)c * EA_FA_BR;
+        float *sc = st + (size_t)c * EA_FA_LD;
         /* key j0 + c is seen by the queries from i0 + first on (causal) */
         int first = s->causal ? j0 + c - off - i0 : 0;
         first = first < 0 ? 0 : first > bw ? bw : first;
@@ -4638,7 +4667,7 @@ static void ea__fa_scores(float *st, float *raw, const float *qt, const float *k
             int q = i0 + i, k = j0 + c, seen = i < br;
             float x = sc[i];
             if (seen && partial && mods->mask_mod) seen = mods->mask_mod(b, h, q, k, mods->user) != 0;
-            if (raw) raw[(size_t)c * EA_FA_BR + i] = x;
+            if (raw) raw[(size_t)c * EA_FA_LD + i] = x;
             sc[i] = !seen ? -INFINITY : mods->score_mod ? mods->score_mod(x, b, h, q, k, mods->user) : x;
         }
     }
@@ -4655,7 +4684,7 @@ static int ea__fa_tiles(const ea_block_mask *bm, int b, int h, int I, int last_k
     }
     *list = NULL;
     last_key = last_key < s->nk - 1 ? last_key : s->nk - 1;
-    return last_key < 0 ? 0 : last_key / EA_FA_BC + 1;
+    return last_key < 0 ? 0 : ea__fa_index(last_key, s->nk, EA_FA_BC) + 1;
 }
 
 /* Entry t is wholly visible: the block mask says so; without one, every
@@ -4673,10 +4702,10 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
     int i, c;
     for (i = 0; i < bw; i += EA_VW) {
         ea_vf mx = ea_vload(m + i), sub, sum = ea_vzero(), cr;
-        for (c = 0; c < bc; c++) mx = ea_vmax(mx, ea_vload(st + (size_t)c * EA_FA_BR + i));
+        for (c = 0; c < bc; c++) mx = ea_vmax(mx, ea_vload(st + (size_t)c * EA_FA_LD + i));
         sub = ea_vmax(mx, ea_vset1(-FLT_MAX));
         for (c = 0; c < bc; c++) {
-            float *p = st + (size_t)c * EA_FA_BR + i;
+            float *p = st + (size_t)c * EA_FA_LD + i;
             ea_vf e = ea_vexp(ea_vsub(ea_vload(p), sub));
             ea_vstore(p, e);
             sum = ea_vadd(sum, e);
@@ -4691,36 +4720,37 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
-    int nblk = (s->nq + EA_FA_BR - 1) / EA_FA_BR, work = s->B * s->H * nblk, w, group = s->H / s->Hkv;
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), work = s->B * s->H * nblk, w;
+    int group = s->H / s->Hkv;
     size_t per = ea_sdpa_flash_scratch(s);
     EA_OMP_FOR_IF(work > 1 && 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
     for (w = 0; w < work; w++) {
         int b = w / (s->H * nblk), h = (w / nblk) % s->H, I = w % nblk, i0 = I * EA_FA_BR, g = h / group;
-        int br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR, r, t, nt;
+        int br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, t, nt;
         int last_row_key = ea__last_key(s, i0 + br - 1);
-        float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_BR * s->dh;
-        float *acc = st + (size_t)EA_FA_BC * EA_FA_BR, *m = acc + (size_t)EA_FA_BR * s->dh;
-        float *l = m + EA_FA_BR, *corr = l + EA_FA_BR;
+        float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
+        float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
+        float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
         const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
         const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
         const int *list;
         ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale);
-        for (r = 0; r < EA_FA_BR; r++) {
+        for (r = 0; r < EA_FA_LD; r++) {
             m[r] = -INFINITY;
             l[r] = 0.0f;
         }
         memset(acc, 0, (size_t)br * s->dh * sizeof(float));
         nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
         for (t = 0; t < nt; t++) {
-            int j0 = (list ? list[t] >> 1 : t) * EA_FA_BC, bc;
+            int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
             if (j0 > last_row_key) continue; /* wholly in the future of every row */
-            bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
+            bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
             ea__fa_scores(st, NULL, qt, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
             ea__fa_online(st, bc, ea__fa_width(br), m, l, corr);
             for (r = 0; r < br; r++)
                 if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);
             /* O_acc += P V: A = P is the tile read across (row stride 1) */
-            ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_BR, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, 1);
+            ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, 1);
         }
         for (r = 0; r < br; r++) {
             float *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
@@ -4745,6 +4775,7 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
     int x, group = s->H / s->Hkv, modded = mods && mods->score_mod, work = s->B * s->Hkv;
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC);
     size_t per = ea_sdpa_flash_scratch(s);
     /* heads sharing a K/V head add into the same dK, dV: threads split
        (batch, K/V head) pairs and run a pair's query heads in order, so
@@ -4752,16 +4783,16 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
     EA_OMP_FOR_IF(work > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
     for (x = 0; x < work; x++) {
         int b = x / s->Hkv, g = x % s->Hkv;
-        float *qt = scratch + per * (size_t)ea__thread_id(), *dot = qt + (size_t)EA_FA_BR * s->dh;
-        float *pt = dot + (size_t)EA_FA_BR * s->dh, *dpt = pt + (size_t)EA_FA_BC * EA_FA_BR;
-        float *raw = dpt + (size_t)EA_FA_BC * EA_FA_BR, *D = raw + (size_t)EA_FA_BC * EA_FA_BR, *L = D + EA_FA_BR;
+        float *qt = scratch + per * (size_t)ea__thread_id(), *dot = qt + (size_t)EA_FA_LD * s->dh;
+        float *pt = dot + (size_t)EA_FA_LD * s->dh, *dpt = pt + (size_t)EA_FA_BCMAX * EA_FA_LD;
+        float *raw = dpt + (size_t)EA_FA_BCMAX * EA_FA_LD, *D = raw + (size_t)EA_FA_BCMAX * EA_FA_LD, *L = D + EA_FA_LD;
         int h, I, r, c, i, d, t, nt;
         for (h = g * group; h < (g + 1) * group; h++) {
             size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
             size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
             const float *lh = lse + ((size_t)b * s->H + h) * s->nq;
-            for (I = 0; I * EA_FA_BR < s->nq; I++) {
-                int i0 = I * EA_FA_BR, br = s->nq - i0 < EA_FA_BR ? s->nq - i0 : EA_FA_BR, bw = ea__fa_width(br);
+            for (I = 0; I < nblk; I++) {
+                int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), bw = ea__fa_width(br);
                 int last_row_key = ea__last_key(s, i0 + br - 1);
                 const int *list;
                 /* D_i = rowsum(dO ∘ O); padding rows get lse = +inf, so P = 0 there */
@@ -4778,37 +4809,37 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
                 ea__fa_pack_t(dot, dout + oo, s->ldo, i0, br, s->dh, 1.0f);
                 nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
                 for (t = 0; t < nt; t++) {
-                    int j0 = (list ? list[t] >> 1 : t) * EA_FA_BC, bc;
+                    int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
                     if (j0 > last_row_key) continue;
-                    bc = s->nk - j0 < EA_FA_BC ? s->nk - j0 : EA_FA_BC;
+                    bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
                     ea__fa_scores(pt, modded ? raw : NULL, qt, k + ko, b, h, i0, br, j0, bc,
                                   !ea__fa_full(list, t, mods), mods, s);
                     /* Pᵀ = exp(Sᵀ - lse); a row that saw no key has lse = +inf: 0 */
                     for (c = 0; c < bc; c++)
                         for (i = 0; i < bw; i += EA_VW) {
-                            float *p = pt + (size_t)c * EA_FA_BR + i;
+                            float *p = pt + (size_t)c * EA_FA_LD + i;
                             ea_vstore(p, ea_vexp(ea_vsub(ea_vload(p), ea_vload(L + i))));
                         }
-                    if (dv) ea__gemm_serial(bc, s->dh, br, pt, EA_FA_BR, 1, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
+                    if (dv) ea__gemm_serial(bc, s->dh, br, pt, EA_FA_LD, 1, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
                                     dv + vo + (size_t)j0 * s->ldv, s->ldv, 1);
                     if (!dq && !dk) continue;
                     /* dPᵀ = V_tile dOᵀ, then dSᵀ = scale·Pᵀ ∘ (dPᵀ - D) */
-                    ea__gemm_serial(bc, bw, s->dh, v + vo + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_BR, 1, dpt, EA_FA_BR, 0);
+                    ea__gemm_serial(bc, bw, s->dh, v + vo + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_LD, 1, dpt, EA_FA_LD, 0);
                     for (c = 0; c < bc; c++)
                         for (i = 0; i < bw; i += EA_VW) {
-                            size_t x = (size_t)c * EA_FA_BR + i;
+                            size_t x = (size_t)c * EA_FA_LD + i;
                             ea_vstore(dpt + x, ea_vmul(ea_vmul(ea_vset1(s->scale), ea_vload(pt + x)),
                                                        ea_vsub(ea_vload(dpt + x), ea_vload(D + i))));
                         }
                     if (modded) /* chain rule through score_mod, at the score it saw */
                         for (c = 0; c < bc; c++)
                             for (i = 0; i < br; i++) {
-                                size_t x = (size_t)c * EA_FA_BR + i;
+                                size_t x = (size_t)c * EA_FA_LD + i;
                                 if (pt[x] != 0.0f) dpt[x] *= ea__dscore(mods, raw[x], b, h, i0 + i, j0 + c);
                             }
-                    if (dq) ea__gemm_serial(br, s->dh, bc, dpt, 1, EA_FA_BR, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
+                    if (dq) ea__gemm_serial(br, s->dh, bc, dpt, 1, EA_FA_LD, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
                                     dq + qo + (size_t)i0 * s->ldq, s->ldq, 1);
-                    if (dk) ea__gemm_serial(bc, s->dh, br, dpt, EA_FA_BR, 1, q + qo + (size_t)i0 * s->ldq, s->ldq, 1,
+                    if (dk) ea__gemm_serial(bc, s->dh, br, dpt, EA_FA_LD, 1, q + qo + (size_t)i0 * s->ldq, s->ldq, 1,
                                     dk + ko + (size_t)j0 * s->ldk, s->ldk, 1);
                 }
             }
@@ -5017,7 +5048,7 @@ static void ea__mark_tiles(unsigned char *flag, int lo, int hi, int nk) {
     int t;
     lo = lo < 0 ? 0 : lo;
     hi = hi > nk - 1 ? nk - 1 : hi;
-    for (t = lo / EA_FA_BC; lo <= hi && t <= hi / EA_FA_BC; t++) flag[t] = 1;
+    for (t = ea__fa_index(lo, nk, EA_FA_BC); lo <= hi && t <= ea__fa_index(hi, nk, EA_FA_BC); t++) flag[t] = 1;
 }
 
 /* Candidate key tiles of query rows [i0, i1] under pattern p: a superset
@@ -5057,7 +5088,7 @@ static long ea__tile_visible(const ea_flex_mods *mods, int b, int h, int i0, int
 static ea_status ea__block_mask_make(ea_ctx *ctx, ea_block_mask *bm, const ea_flex_mods *mods,
                                      const ea__pattern *pat, int B, int H, int nq, int nk, int causal) {
     int nb = mods->mask_varies & EA_FLEX_BY_BATCH ? B : 1, nh = mods->mask_varies & EA_FLEX_BY_HEAD ? H : 1;
-    int nqt = (nq + EA_FA_BR - 1) / EA_FA_BR, nkt = (nk + EA_FA_BC - 1) / EA_FA_BC, pass, x, J;
+    int nqt = ea__fa_count(nq, EA_FA_BR), nkt = ea__fa_count(nk, EA_FA_BC), pass, x, J;
     size_t rows = (size_t)nb * nh * nqt, cap = 0, used;
     unsigned char *flag = (unsigned char *)ea_ctx_alloc(ctx, (size_t)nkt);
     int *row = (int *)ea_ctx_alloc(ctx, (rows + 1) * sizeof(int)), *tile = NULL;
@@ -5066,12 +5097,12 @@ static ea_status ea__block_mask_make(ea_ctx *ctx, ea_block_mask *bm, const ea_fl
         used = 0;
         for (x = 0; x < (int)rows; x++) {
             int b = x / (nh * nqt), h = (x / nqt) % nh, i0 = (x % nqt) * EA_FA_BR;
-            int br = nq - i0 < EA_FA_BR ? nq - i0 : EA_FA_BR;
+            int br = ea__fa_len(nq, EA_FA_BR, x % nqt, nqt);
             memset(flag, pat ? 0 : 1, (size_t)nkt);
             if (pat) ea__pattern_tiles(flag, pat, i0, i0 + br - 1, nk);
             row[x] = (int)used;
             for (J = 0; J < nkt; J++) {
-                int j0 = J * EA_FA_BC, bc = nk - j0 < EA_FA_BC ? nk - j0 : EA_FA_BC;
+                int j0 = J * EA_FA_BC, bc = ea__fa_len(nk, EA_FA_BC, J, nkt);
                 long vis;
                 if (!flag[J]) continue;
                 if (pass == 0) { /* candidates only: an upper bound on the entries */

@@ -654,7 +654,11 @@ static void test_flash(void) {
     static const int cfgs[][7] = {/* B nq nk H Hkv dh causal */
                                   {2, 64, 64, 4, 4, 16, 0}, {1, 130, 130, 2, 1, 16, 1}, {2, 70, 200, 4, 2, 8, 1},
                                   {1, 200, 70, 2, 2, 12, 1}, {3, 5, 7, 3, 1, 5, 0}, {1, 257, 257, 1, 1, 64, 0},
-                                  {2, 150, 150, 2, 2, 32, 1}, {1, 65, 129, 2, 1, 80, 0}};
+                                  {2, 150, 150, 2, 2, 32, 1}, {1, 65, 129, 2, 1, 80, 0},
+                                  /* tails: a last block or tile of up to EA_FA_TAIL rows joins
+                                     the one before (80 = 64 + 16: one block as wide as the
+                                     stride; 144: a last key tile of 80; 81: no merge) */
+                                  {1, 80, 144, 2, 2, 16, 1}, {1, 81, 81, 1, 1, 16, 0}};
     ea_rng rng;
     size_t c;
     g_group = "flash";
@@ -1988,6 +1992,9 @@ static void test_variant_op_gradients(void) {
     pat.window = -1; pat.block = 8; pat.block_window = 1; pat.n_global = 8; pat.n_random = 1;
     pat.rand = ea__random_blocks(&ctx, &pat, 150, 7);
     set_case(&c, "pattern-bigbird", b_pattern, &pat); add_input(&c, 3, 1, 150, 18, 0); gradcheck(&c);
+    /* 136 = 64 + 64 + 8: the block mask's last query block and key tile take the tail */
+    pat.rand = ea__random_blocks(&ctx, &pat, 136, 7);
+    set_case(&c, "pattern-bigbird-tail", b_pattern, &pat); add_input(&c, 3, 1, 136, 18, 0); gradcheck(&c);
     ea_ctx_free(&ctx);
 }
 
