@@ -4574,9 +4574,10 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
    and a tile of one key, each paying a whole tile's fixed costs: its last
    block or tile takes up to EA_FA_TAIL more rows instead (ea__fa_count,
    ea__fa_len).  The query side keeps the stride EA_FA_LD and the key side
-   room for EA_FA_BCMAX rows.  Measured on the device's Xeon, heads 4 x 16,
-   n = 65, forward alone, best of 3: 26.9 us in 64 + 1 tiles against 22.0 in
-   one tile of 65 (n = 64: 18.5). */
+   room for EA_FA_BCMAX rows.  Measured on the device's Xeon, one thread,
+   heads 4 x 16, n = 65, best of six rounds against the old build: forward
+   26.2 -> 21.5 us, backward 49.8 -> 38.1 (n = 64: 18 and 33); n = 200,
+   256 and 1024 did not move. */
 #define EA_FA_BR 64
 #define EA_FA_BC 64
 #define EA_FA_TAIL 16
@@ -4620,8 +4621,8 @@ static int ea__thread_id(void) {
    tiles' rows keep the stride EA_FA_LD. */
 EA_INLINE int ea__fa_width(int br) { return (br + EA_VW - 1) / EA_VW * EA_VW; }
 
-/* X[i0 .. i0+br) of one head (rows at stride ld, dh wide) as a dh x BR
-   panel Xᵀ times mul, zero past br.  Row by row, with the padding cleared
+/* X[i0 .. i0+br) of one head (rows at stride ld, dh wide) as a dh x br
+   panel Xᵀ (rows at stride EA_FA_LD) times mul, zero past br.  Row by row, with the padding cleared
    apart: a test per element cost the forward at heads 4 x 12, n = 50 11%. */
 static void ea__fa_pack_t(float *xt, const float *x, ptrdiff_t ld, int i0, int br, int dh, float mul) {
     int i = 0, d, bw = ea__fa_width(br);
