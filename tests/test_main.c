@@ -3281,6 +3281,9 @@ static void test_memory_ops(void) {
     add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
     set_case(&c, "causal_conv", b_causal_conv, NULL); add_input(&c, 3, 2, 6, 3, 0); add_input(&c, 2, 3, 4, 0, 0);
     add_input(&c, 1, 3, 0, 0, 0); gradcheck(&c);
+    /* 19 channels: whole vectors and a partial one; 3 taps over 7 tokens */
+    set_case(&c, "causal_conv, 19 channels", b_causal_conv, NULL); add_input(&c, 3, 2, 7, 19, 0);
+    add_input(&c, 2, 19, 3, 0, 0); add_input(&c, 1, 19, 0, 0, 0); gradcheck(&c);
     set_case(&c, "concat_tokens", b_concat_tokens, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 2, 4, 0);
     gradcheck(&c);
     set_case(&c, "mul", b_mul, NULL); add_input(&c, 3, 2, 3, 4, 0); add_input(&c, 3, 2, 3, 4, 0); gradcheck(&c);
@@ -3288,6 +3291,85 @@ static void test_memory_ops(void) {
     set_case(&c, "silu", b_act, &kinds[0]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
     set_case(&c, "softplus", b_act, &kinds[1]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
     set_case(&c, "sigmoid", b_act, &kinds[2]); add_input(&c, 2, 4, 5, 0, 0); gradcheck(&c);
+    {   /* the conv with a history (streaming) at 70 channels (a chunk of 64, then a
+           partial vector) against the formula in double */
+        enum { CT = 6, CC = 70, CK = 4 };
+        float cx[CT * CC], ch[(CK - 1) * CC], cw[CC * CK], cb[CC], cy[CT * CC];
+        double worst = 0.0;
+        int t, ch_, j;
+        ea_rng rc;
+        ea_rng_seed(&rc, 15, 15);
+        for (j = 0; j < CT * CC; j++) cx[j] = frand(&rc);
+        for (j = 0; j < (CK - 1) * CC; j++) ch[j] = frand(&rc);
+        for (j = 0; j < CC * CK; j++) cw[j] = frand(&rc);
+        for (j = 0; j < CC; j++) cb[j] = frand(&rc);
+        ea__causal_conv_fwd(cy, cx, ch, cw, cb, CT, CC, CK);
+        for (t = 0; t < CT; t++)
+            for (ch_ = 0; ch_ < CC; ch_++) {
+                double r = cb[ch_];
+                for (j = 0; j < CK; j++) {
+                    int s = t - CK + 1 + j;
+                    r += (double)cw[ch_ * CK + j] * (s >= 0 ? cx[s * CC + ch_] : ch[(CK - 1 + s) * CC + ch_]);
+                }
+                if (fabs(cy[t * CC + ch_] - r) > worst) worst = fabs(cy[t * CC + ch_] - r);
+            }
+        CHECK(worst < 1e-5, "causal conv with history, 70 channels: off the formula by %g", worst);
+    }
+    {   /* mamba's elementwise ops over 1 and 3 threads, sizes that fork: conv
+           (4 chunks of channels, the last partial), SiLU, mul of equal sizes
+           and broadcast, heads_split; values and every gradient the same bits */
+        enum { PB = 2, PT = 300, PC = 200, PK = 4 };
+        size_t nx = (size_t)PB * PT * PC, i, bad = 0;
+        float *keep = (float *)malloc((3 * nx + PC * PK + 2 * PC) * sizeof(float));
+        int th, saved = ea_num_threads();
+        for (th = 0; th < 2 && keep; th++) {
+            ea_ctx ctx;
+            ea_rng rp;
+            ea_tensor *x, *w, *bs, *g, *dv, *y, *tg, *loss;
+            int sw[2] = {PC, PK}, sc[1] = {PC};
+            float *p;
+#ifdef _OPENMP
+            omp_set_num_threads(th ? 3 : 1);
+#endif
+            ea_ctx_init(&ctx, 0);
+            ea_rng_seed(&rp, 16, 16);
+            x = ea_tensor_3d(&ctx, PB, PT, PC, 1);
+            g = ea_tensor_3d(&ctx, PB, PT, PC, 1);
+            w = ea_tensor_new(&ctx, 2, sw, 1);
+            bs = ea_tensor_new(&ctx, 1, sc, 1);
+            dv = ea_tensor_new(&ctx, 1, sc, 1);
+            for (i = 0; i < nx; i++) { x->data[i] = frand(&rp); g->data[i] = frand(&rp); }
+            for (i = 0; i < (size_t)PC * PK; i++) w->data[i] = frand(&rp);
+            for (i = 0; i < PC; i++) { bs->data[i] = frand(&rp); dv->data[i] = frand(&rp); }
+            y = ea_mul(&ctx, ea_mul(&ctx, ea_act(&ctx, ea_causal_conv(&ctx, x, w, bs), EA_ACT_SILU), g), dv);
+            y = ea_heads_split(&ctx, y, 0, 2, PC / 2, 1.0f);
+            tg = ea_tensor_3d(&ctx, 2 * PB, PT, PC / 2, 0);
+            if (tg) memset(tg->data, 0, tg->size * sizeof(float));
+            loss = y && tg ? ea_mse_loss(&ctx, y, tg) : NULL;
+            if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "mamba ops, %d threads: %s", th ? 3 : 1, ctx.err.msg); ea_ctx_free(&ctx); break; }
+            p = keep;
+            if (th == 0) {
+                memcpy(p, y->data, nx * sizeof(float)); p += nx;
+                memcpy(p, x->grad, nx * sizeof(float)); p += nx;
+                memcpy(p, g->grad, nx * sizeof(float)); p += nx;
+                memcpy(p, w->grad, PC * PK * sizeof(float)); p += PC * PK;
+                memcpy(p, bs->grad, PC * sizeof(float)); p += PC;
+                memcpy(p, dv->grad, PC * sizeof(float));
+            } else {
+                for (i = 0; i < nx; i++) bad += p[i] != y->data[i] || p[nx + i] != x->grad[i] || p[2 * nx + i] != g->grad[i];
+                p += 3 * nx;
+                for (i = 0; i < (size_t)PC * PK; i++) bad += p[i] != w->grad[i];
+                for (i = 0; i < PC; i++) bad += p[PC * PK + i] != bs->grad[i] || p[PC * PK + PC + i] != dv->grad[i];
+            }
+            ea_ctx_free(&ctx);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        CHECK(keep && bad == 0, "conv, act, mul, heads_split: %d values differ between 1 and 3 threads", (int)bad);
+        free(keep);
+    }
     {   /* q·k after RoPE depends on p_q - p_k only */
         ea_ctx ctx;
         ea_tensor *q, *k, *q2, *k2, *q3, *k3;
