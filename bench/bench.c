@@ -112,6 +112,9 @@ static void peak_all_threads(double one) {
    machine of several memory nodes each thread reads its own node's memory.
    GB/s counts 16 bytes an element: b and c read, a written, and a read
    first too (a store to a line not in cache fetches it: write-allocate).
+   That holds for the ordinary stores gcc -O2 emits for this loop; a build
+   that emitted streaming (non-temporal) stores would skip the fetch, and
+   the figure would read 4/3 too high.
    AdamW and the elementwise steps of training stream memory this way.  And what one parallel
    region with its closing barrier costs, empty: every op that forks pays
    it, and the tracker's forward forks for each of its ~100 ops. */

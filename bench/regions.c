@@ -24,6 +24,7 @@
 #include "../effattn.h"
 
 #include <dlfcn.h>
+#include <elf.h>
 #include <unistd.h>
 #include <omp.h>
 #include <stdio.h>
@@ -60,9 +61,23 @@ void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned 
     g_reg[i].sec += omp_get_wtime() - t0;
 }
 
+/* Whether this executable is position-independent (ELF type ET_DYN): then
+   addr2line wants a body's offset from the load address, otherwise (a
+   -no-pie build, ET_EXEC) its address as it is. */
+static int exe_is_pie(void) {
+    Elf64_Ehdr h;
+    FILE *f = fopen("/proc/self/exe", "rb");
+    int pie = 1; /* Debian's and Ubuntu's gcc default */
+    if (f) {
+        if (fread(&h, sizeof h, 1, f) == 1) pie = h.e_type == ET_DYN;
+        fclose(f);
+    }
+    return pie;
+}
+
 /* The function a region's body came from: addr2line on this executable at
-   the body's offset from the load address (PIE or not); "fn._omp_fn.3"
-   loses its suffix.  Without addr2line, the address. */
+   the body's offset from the load address (PIE) or its address (not PIE);
+   "fn._omp_fn.3" loses its suffix.  Without addr2line, the address. */
 static void region_name(void (*body)(void *), char *out, size_t cap) {
     Dl_info info;
     char cmd[512];
@@ -74,7 +89,7 @@ static void region_name(void (*body)(void *), char *out, size_t cap) {
     snprintf(out, cap, "%p", fn);
     if (dladdr(fn, &info) && info.dli_fname) {
         char *dot;
-        if (info.dli_fbase && strstr(info.dli_fname, ".so") == NULL) off -= (uintptr_t)info.dli_fbase;
+        if (info.dli_fbase && strstr(info.dli_fname, ".so") == NULL && exe_is_pie()) off -= (uintptr_t)info.dli_fbase;
         snprintf(cmd, sizeof cmd, "addr2line -f -e /proc/%ld/exe 0x%lx 2>/dev/null", (long)getpid(),
                  (unsigned long)off);
         p = popen(cmd, "r");
