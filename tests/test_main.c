@@ -2062,6 +2062,38 @@ static void test_sparse_patterns(void) {
     o = ea__pattern_attention(&ctx, qkv, H, DH, 0, &pat);
     dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
     CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "bigbird vs dense reference");
+    {   /* the flash blocks of n rows (step 64, a tail of up to EA_FA_TAIL joined to
+           the block before) cover [0, n) once, and every row's index names the
+           block that holds it */
+        int n, j, bad = 0;
+        for (n = 1; n <= 300; n++) {
+            int cnt = ea__fa_count(n, 64), I, sum = 0;
+            for (I = 0; I < cnt; I++) sum += ea__fa_len(n, 64, I, cnt);
+            bad += sum != n || ea__fa_len(n, 64, cnt - 1, cnt) > 64 + EA_FA_TAIL;
+            for (j = 0; j < n; j++) {
+                I = ea__fa_index(j, n, 64);
+                bad += I < 0 || I >= cnt || j < I * 64 || j >= I * 64 + ea__fa_len(n, 64, I, cnt);
+            }
+        }
+        CHECK(bad == 0, "flash blocks of 1..300 rows: %d partitions or row indices wrong", bad);
+    }
+    {   /* 136 = 64 + 64 + 8 tokens: the last query block and key tile take the
+           8-token tail (flash tails); bigbird and a causal band still match */
+        ea_tensor *q2 = ea_tensor_3d(&ctx, B, 136, C, 0);
+        fill_random(q2->data, q2->size, &rng, 1.5f);
+        pat.rand = ea__random_blocks(&ctx, &pat, 136, 98);
+        o = ea__pattern_attention(&ctx, q2, H, DH, 0, &pat);
+        dense_ref(ref, q2->data, B, 136, H, DH, 0, &mods);
+        CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "bigbird at n = 136 vs dense reference");
+        memset(&pat, 0, sizeof pat);
+        pat.window = 5;
+        o = ea__pattern_attention(&ctx, q2, H, DH, 1, &pat);
+        dense_ref(ref, q2->data, B, 136, H, DH, 1, &mods);
+        CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "causal band w=5 at n = 136 vs dense reference");
+        memset(&pat, 0, sizeof pat); /* the bigbird pattern again, for the checks below */
+        pat.window = -1; pat.block = 8; pat.block_window = 1; pat.n_global = 16; pat.n_random = 2;
+        pat.rand = ea__random_blocks(&ctx, &pat, N, 99);
+    }
     {   /* random blocks: distinct, outside the band and the global blocks */
         int qb, r, t, ok = 1;
         for (qb = 0; qb < (N + 7) / 8; qb++)
