@@ -14,6 +14,10 @@
    Run:
        build/regions [--batch B] [--train] [--pack] [--attn mha|mqa]
                      [--threads N] [--steps S]
+       build/regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]
+   The second form times one attention layer of any row (heads 8 x 64, the
+   row's default options, batch 1) at sequence length N, as
+   `compare --scaling` does, forward (+ backward with --train).
    Prints the median-free mean over S steps (after 5 warm-up steps): the
    step's time, then each region (function, team or one thread) with its
    calls and microseconds per step and its share of the step, and the time
@@ -111,19 +115,23 @@ static int by_time(const void *a, const void *b) {
 
 static int usage(FILE *f, int rc) {
     fprintf(f, "usage: regions [--batch B] [--train] [--pack] [--attn mha|mqa] [--threads N] [--steps S]\n"
+               "       regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]\n"
                "  times each OpenMP parallel region of a tracker step (default: inference, batch 1,\n"
                "  mha, OMP_NUM_THREADS threads, 2000 steps; 200 when training); --pack packs the\n"
-               "  weights first (ea_params_pack), as deployed inference runs\n");
+               "  weights first (ea_params_pack), as deployed inference runs.  --layer N: one layer of\n"
+               "  attention row ROW (heads 8 x 64, batch 1) at sequence length N instead (20 steps)\n");
     return rc;
 }
 
 int main(int argc, char **argv) {
     ea_vit m;
+    ea_attn layer;
+    ea_params lps;
     ea_ctx ctx;
     ea_error err;
     ea_vit_config cfg;
     const char *attn = "mha";
-    int B = 1, train = 0, pack = 0, steps = -1, r, i;
+    int B = 1, train = 0, pack = 0, steps = -1, n = 0, r, i;
     double total = 0.0, inside = 0.0;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--train") == 0) train = 1;
@@ -133,39 +141,57 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
             omp_set_num_threads(atoi(argv[++i]));
         else if (strcmp(argv[i], "--attn") == 0 && i + 1 < argc) attn = argv[++i];
+        else if (strcmp(argv[i], "--layer") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) n = atoi(argv[++i]);
         else if (strcmp(argv[i], "--help") == 0) return usage(stdout, 0);
         else {
             fprintf(stderr, "regions: unknown or incomplete option '%s'\n", argv[i]);
             return usage(stderr, 2);
         }
     }
-    if (steps < 0) steps = train ? 200 : 2000;
+    if (steps < 0) steps = n ? 20 : train ? 200 : 2000;
     if (train && pack) {
         fprintf(stderr, "regions: --pack is for inference (training updates the weights every step)\n");
         return 2;
     }
-    ea_tracker_config_default(&cfg, attn);
-    if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK ||
-        (pack && ea_params_pack(&m.params, &err) != EA_OK)) {
+    if (n && (pack || B != 1)) {
+        fprintf(stderr, "regions: --layer times one layer at batch 1, unpacked\n");
+        return 2;
+    }
+    memset(&lps, 0, sizeof lps);
+    if (n) {
+        ea_attn_config ac;
+        memset(&ac, 0, sizeof ac);
+        ac.dim = 512;
+        ac.n_heads = 8;
+        ac.n_kv_heads = 4; /* gqa: two query heads a K/V head, as compare --scaling */
+        if (ea_attn_build(&layer, attn, &ac, &lps, "a", &err) != EA_OK || ea_params_alloc(&lps, &err) != EA_OK ||
+            ea_ctx_init(&ctx, 0) != EA_OK) {
+            fprintf(stderr, "regions: %s\n", err.msg);
+            return 1;
+        }
+        ea_params_init(&lps, 1);
+    } else if (ea_tracker_config_default(&cfg, attn), ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_ctx_init(&ctx, 0) != EA_OK ||
+               (pack && ea_params_pack(&m.params, &err) != EA_OK)) {
         fprintf(stderr, "regions: %s\n", err.msg);
         return 1;
     }
     for (r = -5; r < steps; r++) {
-        double t0 = omp_get_wtime();
+        double t0;
         ea_tensor *x, *y, *pred;
         size_t k;
         g_on = r >= 0;
         ea_ctx_reset(&ctx);
         ctx.grad_enabled = train;
         ctx.training = train;
-        x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
-        y = ea_tensor_2d(&ctx, B, cfg.out_dim, 0);
+        x = n ? ea_tensor_3d(&ctx, 1, n, 512, train) : ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
+        y = n ? ea_tensor_3d(&ctx, 1, n, 512, 0) : ea_tensor_2d(&ctx, B, cfg.out_dim, 0);
         if (!x || !y) break;
         for (k = 0; k < x->size; k++) x->data[k] = (float)((k * 2654435761u) % 7 == 0);
-        for (k = 0; k < y->size; k++) y->data[k] = 16.0f;
-        pred = ea_vit_forward(&ctx, &m, x);
+        for (k = 0; k < y->size; k++) y->data[k] = n ? 0.0f : 16.0f;
+        t0 = omp_get_wtime(); /* the inputs' fill is not the step's (512K values at n = 1024: ~1 ms) */
+        pred = n ? ea_attn_forward(&ctx, &layer, x) : ea_vit_forward(&ctx, &m, x);
         if (pred && train) {
-            ea_params_zero_grad(&m.params);
+            ea_params_zero_grad(n ? &lps : &m.params);
             if (ea_backward(&ctx, ea_mse_loss(&ctx, pred, y)) != EA_OK) pred = NULL;
         }
         if (!pred) {
@@ -175,9 +201,14 @@ int main(int argc, char **argv) {
         if (g_on) total += omp_get_wtime() - t0;
     }
     qsort(g_reg, (size_t)g_nreg, sizeof *g_reg, by_time);
-    printf("tracker %s, %s, batch %d%s, %d thread%s (%s): %.1f us a step, mean of %d\n", attn,
-           train ? "training step" : "inference", B, pack ? ", weights packed" : "", omp_get_max_threads(),
-           omp_get_max_threads() == 1 ? "" : "s", EA_ISA, total / steps * 1e6, steps);
+    if (n)
+        printf("layer %s, heads 8 x 64, n = %d, %s, %d thread%s (%s): %.1f us a step, mean of %d\n", attn, n,
+               train ? "forward + backward" : "forward", omp_get_max_threads(), omp_get_max_threads() == 1 ? "" : "s",
+               EA_ISA, total / steps * 1e6, steps);
+    else
+        printf("tracker %s, %s, batch %d%s, %d thread%s (%s): %.1f us a step, mean of %d\n", attn,
+               train ? "training step" : "inference", B, pack ? ", weights packed" : "", omp_get_max_threads(),
+               omp_get_max_threads() == 1 ? "" : "s", EA_ISA, total / steps * 1e6, steps);
     printf("  %-28s %-8s %10s %10s %7s\n", "region", "threads", "calls/step", "us/step", "share");
     for (i = 0; i < g_nreg; i++) {
         char name[256];
@@ -189,6 +220,7 @@ int main(int argc, char **argv) {
     printf("  %-28s %-8s %10s %10.1f %6.1f%%\n", "(outside every region)", "caller", "", (total - inside) / steps * 1e6,
            100.0 * (total - inside) / total);
     ea_ctx_free(&ctx);
-    ea_vit_free(&m);
+    if (n) ea_params_free(&lps);
+    else ea_vit_free(&m);
     return 0;
 }
