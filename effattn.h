@@ -4067,7 +4067,8 @@ EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor
 /* --- mul: y = a ∘ b (b may be [C], broadcast); da = b dy, db = a dy ------
    Elementwise over threads (ea__par_span) when the sizes match; with a
    broadcast b, a's rows go over threads and db sums the rows in order on
-   one (a channel's sum must not depend on the thread count). */
+   one (a channel's sum must not depend on the thread count).  A fresh
+   gradient (ea__grad_fresh) is assigned, not zeroed and added into. */
 static void ea__mul_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *a = n->in[0], *b = n->in[1];
     const float *dy = n->out->grad;
@@ -4075,13 +4076,14 @@ static void ea__mul_back(ea_ctx *ctx, ea_node *n) {
     long r, rows = (long)(a->size / C);
     (void)ctx;
     if (C == a->size) {
-        if (a->grad) ea__par_span(ea__fma_n, a->grad, dy, b->data, C, 2.0);
-        if (b->grad) ea__par_span(ea__fma_n, b->grad, dy, a->data, C, 2.0);
+        if (a->grad) ea__par_span(ea__grad_fresh(a) ? ea__mul_n : ea__fma_n, a->grad, dy, b->data, C, 2.0);
+        if (b->grad) ea__par_span(ea__grad_fresh(b) ? ea__mul_n : ea__fma_n, b->grad, dy, a->data, C, 2.0);
         return;
     }
     if (a->grad) {
+        ea__span_fn f = ea__grad_fresh(a) ? ea__mul_n : ea__fma_n;
         EA_OMP_FOR_IF(rows > 1 && (double)a->size * 2.0 >= EA_PAR_MIN_WORK)
-        for (r = 0; r < rows; r++) ea__fma_n(a->grad + (size_t)r * C, dy + (size_t)r * C, b->data, C);
+        for (r = 0; r < rows; r++) f(a->grad + (size_t)r * C, dy + (size_t)r * C, b->data, C);
     }
     if (b->grad)
         for (r = 0; r < rows; r++) ea__fma_n(b->grad, dy + (size_t)r * C, a->data + (size_t)r * C, C);
@@ -4106,7 +4108,8 @@ EA_API ea_tensor *ea_mul(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
         EA_OMP_FOR_IF(rows > 1 && (double)a->size >= EA_PAR_MIN_WORK)
         for (r = 0; r < rows; r++) ea__mul_n(out->data + (size_t)r * C, a->data + (size_t)r * C, b->data, C);
     }
-    ea__record(ctx, ea__mul_back, out, a, b, NULL);
+    /* da always assigned when fresh; db too unless broadcast (its rows add up) */
+    if (ea__record(ctx, ea__mul_back, out, a, b, NULL)) ctx->tape->assigns = C == a->size ? 3 : 1;
     return out;
 }
 
@@ -4160,8 +4163,9 @@ EA_INLINE ea_vf ea__vsoftplus(ea_vf x) {
 #endif
 
 /* y = act(x) over n values (the scalar form finishes what the vectors
-   leave); with gy, x's gradient gx += act'(x) ∘ gy instead. */
-static void ea__act_rows(int kind, float *y, float *gx, const float *gy, const float *x, size_t n) {
+   leave); with gy, x's gradient gx += act'(x) ∘ gy instead (gx = when
+   acc is 0: a fresh gradient, ea__grad_fresh). */
+static void ea__act_rows(int kind, float *y, float *gx, const float *gy, const float *x, size_t n, int acc) {
     size_t i = 0;
 #if EA_VW > 1
     if (kind != EA_ACT_RELU)
@@ -4179,29 +4183,29 @@ static void ea__act_rows(int kind, float *y, float *gx, const float *gy, const f
             s = kind == EA_ACT_SILU       ? ea_vmul(s, ea_vfma(v, ea_vsub(one, s), one))
                 : kind == EA_ACT_SOFTPLUS ? s
                                           : ea_vmul(s, ea_vsub(one, s));
-            ea_vstore(gx + i, ea_vfma(s, ea_vload(gy + i), ea_vload(gx + i)));
+            ea_vstore(gx + i, acc ? ea_vfma(s, ea_vload(gy + i), ea_vload(gx + i)) : ea_vmul(s, ea_vload(gy + i)));
         }
 #endif
     for (; i < n; i++)
-        if (gy) gx[i] += ea__act_slope(kind, x[i]) * gy[i];
+        if (gy) gx[i] = acc ? gx[i] + ea__act_slope(kind, x[i]) * gy[i] : ea__act_slope(kind, x[i]) * gy[i];
         else y[i] = ea__act_value(kind, x[i]);
 }
 
 /* ea__act_rows over threads, in spans of EA_SPAN values as ea__par_span
    (whole vectors: each value takes the path it takes on one thread). */
-static void ea__act_par(int kind, float *y, float *gx, const float *gy, const float *x, size_t n) {
+static void ea__act_par(int kind, float *y, float *gx, const float *gy, const float *x, size_t n, int acc) {
     long c, nc = (long)((n + EA_SPAN - 1) / EA_SPAN);
     EA_OMP_FOR_IF(nc > 1 && (double)n * 20.0 >= EA_PAR_MIN_WORK)
     for (c = 0; c < nc; c++) {
         size_t o = (size_t)c * EA_SPAN, len = n - o < EA_SPAN ? n - o : EA_SPAN;
-        ea__act_rows(kind, y ? y + o : NULL, gx ? gx + o : NULL, gy ? gy + o : NULL, x + o, len);
+        ea__act_rows(kind, y ? y + o : NULL, gx ? gx + o : NULL, gy ? gy + o : NULL, x + o, len, acc);
     }
 }
 
 static void ea__act_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
     (void)ctx;
-    if (x->grad) ea__act_par(n->iarg[0], NULL, x->grad, n->out->grad, x->data, x->size);
+    if (x->grad) ea__act_par(n->iarg[0], NULL, x->grad, n->out->grad, x->data, x->size, !ea__grad_fresh(x));
 }
 
 EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind) {
@@ -4212,8 +4216,11 @@ EA_API ea_tensor *ea_act(ea_ctx *ctx, ea_tensor *x, ea_act_kind kind) {
                         (int)kind);
     out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
     if (!out) return NULL;
-    ea__act_par((int)kind, out->data, NULL, NULL, x->data, x->size);
-    if (ea__record(ctx, ea__act_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = (int)kind;
+    ea__act_par((int)kind, out->data, NULL, NULL, x->data, x->size, 0);
+    if (ea__record(ctx, ea__act_back, out, x, NULL, NULL)) {
+        ctx->tape->iarg[0] = (int)kind;
+        ctx->tape->assigns = 1; /* dx: assigned when fresh (no zeroing pass first) */
+    }
     return out;
 }
 
@@ -4441,7 +4448,7 @@ static void ea__causal_conv_back(ea_ctx *ctx, ea_node *nd) {
     ea_tensor *x = nd->in[0], *w = nd->in[1], *bias = nd->in[2];
     const float *gy = nd->out->grad;
     int B = x->shape[0], T = x->shape[1], C = x->shape[2], k = w->shape[1];
-    int nc = (C + EA_CONV_CHUNK - 1) / EA_CONV_CHUNK, ch;
+    int nc = (C + EA_CONV_CHUNK - 1) / EA_CONV_CHUNK, ch, acc = !ea__grad_fresh(x); /* dx assigned when fresh */
     (void)ctx;
     EA_OMP_FOR_IF(nc > 1 && (double)B * T * C * k >= EA_PAR_MIN_WORK)
     for (ch = 0; ch < nc; ch++) {
@@ -4465,7 +4472,7 @@ static void ea__causal_conv_back(ea_ctx *ctx, ea_node *nd) {
                         if (gxb && u < T)
                             dx = ea_vfma(ea__ld(wt + (k - 1 - j) * cw + d, m), ea__ld(gyb + (size_t)u * C + d, m), dx);
                     }
-                    if (gxb) ea__st(gxb + (size_t)t * C + d, ea_vadd(ea__ld(gxb + (size_t)t * C + d, m), dx), m);
+                    if (gxb) ea__st(gxb + (size_t)t * C + d, acc ? ea_vadd(ea__ld(gxb + (size_t)t * C + d, m), dx) : dx, m);
                 }
         }
         for (c = 0; c < cw; c++) {
@@ -4494,7 +4501,7 @@ EA_API ea_tensor *ea_causal_conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_ten
     for (b = 0; b < x->shape[0]; b++)
         ea__causal_conv_fwd(out->data + (size_t)b * T * C, x->data + (size_t)b * T * C, NULL, w->data, bias->data, T,
                             C, w->shape[1]);
-    ea__record(ctx, ea__causal_conv_back, out, x, w, bias);
+    if (ea__record(ctx, ea__causal_conv_back, out, x, w, bias)) ctx->tape->assigns = 1;
     return out;
 }
 
@@ -7247,12 +7254,14 @@ static void ea__scan_token(float *y, float *h, ptrdiff_t ldh, const float *hp, p
    state after the token ht (rows ldt apart), the one before hp and the
    decays a: dh (N rows of w) holds the gradient reaching h_t from later
    tokens and leaves holding the gradient into h_{t-1}.  Added to: du and
-   ddt (each optional, w floats), gB and gC (optional, N floats: sums over
-   the channels, one horizontal sum per state), dA (N rows lda apart). */
-static void ea__scan_token_back(float *dh, float *du, float *ddt, float *gB, float *gC, float *dA, ptrdiff_t lda,
-                                const float *ht, ptrdiff_t ldt, const float *hp, ptrdiff_t ldp, const float *a,
-                                const float *gy, const float *u, const float *dt, const float *Bt, const float *Ct,
-                                const float *A, int N, int w) {
+   ddt (each optional, w floats; assigned instead where bit 0, resp. 1, of
+   acc is 0: a fresh gradient, which the scan writes once a token), gB and
+   gC (optional, N floats: sums over the channels, one horizontal sum per
+   state), dA (N rows lda apart). */
+static void ea__scan_token_back(float *dh, float *du, float *ddt, int acc, float *gB, float *gC, float *dA,
+                                ptrdiff_t lda, const float *ht, ptrdiff_t ldt, const float *hp, ptrdiff_t ldp,
+                                const float *a, const float *gy, const float *u, const float *dt, const float *Bt,
+                                const float *Ct, const float *A, int N, int w) {
     float ddel[EA_SCAN_CHUNK], dx[EA_SCAN_CHUNK];
     int n, d;
     memset(ddel, 0, sizeof ddel);
@@ -7278,8 +7287,8 @@ static void ea__scan_token_back(float *dh, float *du, float *ddt, float *gB, flo
         }
     }
     for (d = 0; d < w; d++) {
-        if (du) du[d] += dx[d];
-        if (ddt) ddt[d] += ddel[d];
+        if (du) du[d] = (acc & 1) ? du[d] + dx[d] : dx[d];
+        if (ddt) ddt[d] = (acc & 2) ? ddt[d] + ddel[d] : ddel[d];
     }
 }
 
@@ -7292,7 +7301,7 @@ static size_t ea__scan_scratch(int N, int S) { return (size_t)N * EA_SCAN_CHUNK 
    its tokens in reverse.  dB and dC are sums over channels, so each chunk
    adds its own into gpart (rows of [L, 2N]) and the caller adds the chunks
    in order. */
-static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, float *dA, float *work, float *gpart) {
+static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, int acc, float *dA, float *work, float *gpart) {
     ea_tensor *u = nd->in[0], *dtt = nd->in[1], *bct = nd->in[2];
     int L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1], S = nd->iarg[2], ldbc = bct->shape[2];
     int w = d1 - d0, nseg = (L + S - 1) / S, s, t;
@@ -7314,7 +7323,7 @@ static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, float *dA, f
             const float *bt = bc + (size_t)t * ldbc + R;
             size_t k = (size_t)(t - t0) * N * w, row = ((size_t)b * L + t) * Di + d0;
             float *gB = gpart ? gpart + (size_t)t * 2 * N : NULL;
-            ea__scan_token_back(dh, u->grad ? u->grad + row : NULL, dtt->grad ? dtt->grad + row : NULL, gB,
+            ea__scan_token_back(dh, u->grad ? u->grad + row : NULL, dtt->grad ? dtt->grad + row : NULL, acc, gB,
                                 gB ? gB + N : NULL, dA + d0, Di, hseg + k, w,
                                 t > t0 ? hseg + k - (size_t)N * w : ck, t > t0 ? w : Di, aseg + k,
                                 gy + (size_t)t * Di, ub + (size_t)t * Di, dtb + (size_t)t * Di, bt, bt + N, A, N, w);
@@ -7326,6 +7335,7 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
     ea_tensor *u = nd->in[0], *bct = nd->in[2], *alog = nd->in[3];
     int Bn = u->shape[0], L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1], S = nd->iarg[2];
     int ldbc = bct->shape[2], nc = (Di + EA_SCAN_CHUNK - 1) / EA_SCAN_CHUNK, b, c, t, n, d;
+    int acc = (ea__grad_fresh(u) ? 0 : 1) | (ea__grad_fresh(nd->in[1]) ? 0 : 2); /* du, ddt: assign when fresh */
     size_t per = ea__scan_scratch(N, S);
     const float *A = nd->save[1];
     float *dA = ea__floats(ctx, (size_t)Di * N), *work = ea__floats(ctx, (size_t)nc * per);
@@ -7337,7 +7347,7 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
         EA_OMP_FOR_IF(nc > 1 && (double)L * Di * N >= EA_PAR_MIN_WORK)
         for (c = 0; c < nc; c++) {
             int d0 = c * EA_SCAN_CHUNK, d1 = d0 + EA_SCAN_CHUNK < Di ? d0 + EA_SCAN_CHUNK : Di;
-            ea__scan_back_chunk(nd, b, d0, d1, dA, work + (size_t)c * per, gpart ? gpart + (size_t)c * L * 2 * N : NULL);
+            ea__scan_back_chunk(nd, b, d0, d1, acc, dA, work + (size_t)c * per, gpart ? gpart + (size_t)c * L * 2 * N : NULL);
         }
         if (gpart) /* the chunks' dB, dC in chunk order */
             for (c = 0; c < nc; c++)
@@ -7397,6 +7407,7 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     }
     nd = ea__record(ctx, ea__scan_back, out, u, dt, bc);
     if (nd) {
+        nd->assigns = 3; /* du and ddt: every element written once, assigned when fresh */
         nd->in[3] = alog;
         nd->save[0] = ck;
         nd->save[1] = A;

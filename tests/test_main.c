@@ -568,8 +568,8 @@ static void test_simd_math(void) {
         for (kind = EA_ACT_SILU; kind <= EA_ACT_SIGMOID; kind++) {
             double wv = 0.0, wd = 0.0;
             for (i = 0; i < 1003; i++) dx[i] = 0.5f;
-            ea__act_rows(kind, y, NULL, NULL, x, 1003);
-            ea__act_rows(kind, NULL, dx, dout, x, 1003);
+            ea__act_rows(kind, y, NULL, NULL, x, 1003, 0);
+            ea__act_rows(kind, NULL, dx, dout, x, 1003, 1);
             for (i = 0; i < 1003; i++) {
                 double xd = x[i], sg = 1.0 / (1.0 + exp(-xd)), ref, dref, e;
                 ref = kind == EA_ACT_SILU ? xd * sg : kind == EA_ACT_SOFTPLUS ? (xd > 0 ? xd : 0) + log1p(exp(-fabs(xd))) : sg;
