@@ -7191,6 +7191,13 @@ static ea_status ea__mamba_build(ea_attn *a, ea_params *ps, const char *prefix, 
    count's, so results do not depend on threads. */
 #define EA_SCAN_CHUNK 64
 
+/* A = -exp(A_log), dA and a chunk's running state are kept chunk-major:
+   chunk c's [N, w] block (w = its channels) is contiguous from c·N·CHUNK.
+   Rows of the [N, Di] layout lie Di floats apart: at Di = 1024 that is
+   4 KiB, so the N = 16 rows of the state, of A and of dA all fell into one
+   L1 set (4 KiB aliasing) and evicted each other every token. */
+static size_t ea__scan_cbase(int c, int N) { return (size_t)c * N * EA_SCAN_CHUNK; }
+
 /* Training keeps the state only before every S-th token (checkpoints:
    L/S·Di·N floats, as much as u itself at N = S = 16, where keeping every
    state takes N times u: 64 MiB a sequence at n = 1024, dim 512); the
@@ -7305,7 +7312,7 @@ static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, int acc, flo
     ea_tensor *u = nd->in[0], *dtt = nd->in[1], *bct = nd->in[2];
     int L = u->shape[1], Di = u->shape[2], R = nd->iarg[0], N = nd->iarg[1], S = nd->iarg[2], ldbc = bct->shape[2];
     int w = d1 - d0, nseg = (L + S - 1) / S, s, t;
-    const float *A = nd->save[1] + d0, *bc = bct->data + (size_t)b * L * ldbc;
+    const float *A = nd->save[1] + ea__scan_cbase(d0 / EA_SCAN_CHUNK, N), *bc = bct->data + (size_t)b * L * ldbc;
     const float *ub = u->data + (size_t)b * L * Di + d0, *dtb = dtt->data + (size_t)b * L * Di + d0;
     const float *gy = nd->out->grad + (size_t)b * L * Di + d0;
     float *dh = work, *hseg = dh + (size_t)N * w, *aseg = hseg + (size_t)S * N * w, *ys = aseg + (size_t)S * N * w;
@@ -7317,14 +7324,14 @@ static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, int acc, flo
             const float *bt = bc + (size_t)t * ldbc + R;
             size_t k = (size_t)(t - t0) * N * w;
             ea__scan_token(ys, hseg + k, w, t > t0 ? hseg + k - (size_t)N * w : ck, t > t0 ? w : Di, aseg + k,
-                           ub + (size_t)t * Di, dtb + (size_t)t * Di, bt, bt + N, A, Di, N, w);
+                           ub + (size_t)t * Di, dtb + (size_t)t * Di, bt, bt + N, A, w, N, w);
         }
         for (t = t1 - 1; t >= t0; t--) {
             const float *bt = bc + (size_t)t * ldbc + R;
             size_t k = (size_t)(t - t0) * N * w, row = ((size_t)b * L + t) * Di + d0;
             float *gB = gpart ? gpart + (size_t)t * 2 * N : NULL;
             ea__scan_token_back(dh, u->grad ? u->grad + row : NULL, dtt->grad ? dtt->grad + row : NULL, acc, gB,
-                                gB ? gB + N : NULL, dA + d0, Di, hseg + k, w,
+                                gB ? gB + N : NULL, dA + ea__scan_cbase(d0 / EA_SCAN_CHUNK, N), w, hseg + k, w,
                                 t > t0 ? hseg + k - (size_t)N * w : ck, t > t0 ? w : Di, aseg + k,
                                 gy + (size_t)t * Di, ub + (size_t)t * Di, dtb + (size_t)t * Di, bt, bt + N, A, N, w);
         }
@@ -7338,10 +7345,10 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
     int acc = (ea__grad_fresh(u) ? 0 : 1) | (ea__grad_fresh(nd->in[1]) ? 0 : 2); /* du, ddt: assign when fresh */
     size_t per = ea__scan_scratch(N, S);
     const float *A = nd->save[1];
-    float *dA = ea__floats(ctx, (size_t)Di * N), *work = ea__floats(ctx, (size_t)nc * per);
+    float *dA = ea__floats(ctx, ea__scan_cbase(nc, N)), *work = ea__floats(ctx, (size_t)nc * per);
     float *gpart = bct->grad ? ea__floats(ctx, (size_t)nc * L * 2 * N) : NULL;
     if (!dA || !work || (bct->grad && !gpart)) return;
-    memset(dA, 0, (size_t)Di * N * sizeof(float));
+    memset(dA, 0, ea__scan_cbase(nc, N) * sizeof(float));
     for (b = 0; b < Bn; b++) {
         if (gpart) memset(gpart, 0, (size_t)nc * L * 2 * N * sizeof(float));
         EA_OMP_FOR_IF(nc > 1 && (double)L * Di * N >= EA_PAR_MIN_WORK)
@@ -7358,8 +7365,11 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
                 }
     }
     if (alog->grad) /* dA_log = dA ∘ A, back to A_log's [Di, N] */
-        for (n = 0; n < N; n++)
-            for (d = 0; d < Di; d++) alog->grad[(size_t)d * N + n] += dA[(size_t)n * Di + d] * A[(size_t)n * Di + d];
+        for (d = 0; d < Di; d++) {
+            int w = Di - d / EA_SCAN_CHUNK * EA_SCAN_CHUNK < EA_SCAN_CHUNK ? Di - d / EA_SCAN_CHUNK * EA_SCAN_CHUNK : EA_SCAN_CHUNK;
+            size_t o = ea__scan_cbase(d / EA_SCAN_CHUNK, N) + d % EA_SCAN_CHUNK;
+            for (n = 0; n < N; n++) alog->grad[(size_t)d * N + n] += dA[o + (size_t)n * w] * A[o + (size_t)n * w];
+        }
 }
 
 /* The selective scan as a tape op: u, dt [B, L, Di], bc [B, L, R + 2N]
@@ -7368,7 +7378,7 @@ static void ea__scan_back(ea_ctx *ctx, ea_node *nd) {
    one (streaming); without it the scan starts from zero. */
 static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *bc, int R, ea_tensor *alog,
                            float *state) {
-    int Bn, L, Di, N, S = ea__scan_seg, nseg, b, n, d;
+    int Bn, L, Di, N, S = ea__scan_seg, nseg, nc, b, n, d;
     ea_tensor *out;
     ea_node *nd;
     float *A, *ck = NULL, *h;
@@ -7376,33 +7386,42 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     Bn = u->shape[0]; L = u->shape[1]; Di = u->shape[2]; N = alog->shape[1];
     nseg = (L + S - 1) / S;
     out = ea__out(ctx, 3, u->shape, u, dt, bc);
-    A = ea__floats(ctx, alog->size);
-    h = ea__floats(ctx, (size_t)Di * N);
+    nc = (Di + EA_SCAN_CHUNK - 1) / EA_SCAN_CHUNK;
+    A = ea__floats(ctx, ea__scan_cbase(nc, N));
+    h = ea__floats(ctx, ea__scan_cbase(nc, N)); /* each chunk's running state, chunk-major */
     if (!out || !A || !h) return NULL;
     if (out->requires_grad) {
         ck = ea__floats(ctx, (size_t)Bn * nseg * N * Di);
         if (!ck) return NULL;
     }
-    for (n = 0; n < N; n++) /* A = -exp(A_log), transposed to the scan's [N, Di] */
-        for (d = 0; d < Di; d++) A[(size_t)n * Di + d] = -expf(alog->data[(size_t)d * N + n]);
+    for (d = 0; d < Di; d++) { /* A = -exp(A_log), chunk-major */
+        int w = Di - d / EA_SCAN_CHUNK * EA_SCAN_CHUNK < EA_SCAN_CHUNK ? Di - d / EA_SCAN_CHUNK * EA_SCAN_CHUNK : EA_SCAN_CHUNK;
+        for (n = 0; n < N; n++)
+            A[ea__scan_cbase(d / EA_SCAN_CHUNK, N) + (size_t)n * w + d % EA_SCAN_CHUNK] = -expf(alog->data[(size_t)d * N + n]);
+    }
     for (b = 0; b < Bn; b++) {
-        float *hb = state ? state + (size_t)b * Di * N : h;
+        float *st = state ? state + (size_t)b * Di * N : NULL; /* [N, Di], the caller's layout */
         const float *ub = u->data + (size_t)b * L * Di, *dtb = dt->data + (size_t)b * L * Di;
         const float *bcb = bc->data + (size_t)b * L * bc->shape[2];
-        int nc = (Di + EA_SCAN_CHUNK - 1) / EA_SCAN_CHUNK, c;
-        if (!state) memset(h, 0, (size_t)Di * N * sizeof(float));
+        int c;
         EA_OMP_FOR_IF(nc > 1 && (double)L * Di * N >= EA_PAR_MIN_WORK)
         for (c = 0; c < nc; c++) {
             int d0 = c * EA_SCAN_CHUNK, w = d0 + EA_SCAN_CHUNK < Di ? EA_SCAN_CHUNK : Di - d0, t, k;
+            float *hc = h + ea__scan_cbase(c, N);
+            for (k = 0; k < N; k++) /* the chunk's state in, [N, w] */
+                if (st) memcpy(hc + (size_t)k * w, st + (size_t)k * Di + d0, (size_t)w * sizeof(float));
+                else memset(hc + (size_t)k * w, 0, (size_t)w * sizeof(float));
             for (t = 0; t < L; t++) {
                 const float *bt = bcb + (size_t)t * bc->shape[2] + R;
                 if (ck && t % S == 0) /* the checkpoint before this segment */
                     for (k = 0; k < N; k++)
-                        memcpy(ck + (((size_t)b * nseg + t / S) * N + k) * Di + d0, hb + (size_t)k * Di + d0,
+                        memcpy(ck + (((size_t)b * nseg + t / S) * N + k) * Di + d0, hc + (size_t)k * w,
                                (size_t)w * sizeof(float));
-                ea__scan_token(out->data + ((size_t)b * L + t) * Di + d0, hb + d0, Di, hb + d0, Di, NULL,
-                               ub + (size_t)t * Di + d0, dtb + (size_t)t * Di + d0, bt, bt + N, A + d0, Di, N, w);
+                ea__scan_token(out->data + ((size_t)b * L + t) * Di + d0, hc, w, hc, w, NULL, ub + (size_t)t * Di + d0,
+                               dtb + (size_t)t * Di + d0, bt, bt + N, A + ea__scan_cbase(c, N), w, N, w);
             }
+            if (st) /* and out again */
+                for (k = 0; k < N; k++) memcpy(st + (size_t)k * Di + d0, hc + (size_t)k * w, (size_t)w * sizeof(float));
         }
     }
     nd = ea__record(ctx, ea__scan_back, out, u, dt, bc);
