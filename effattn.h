@@ -1771,6 +1771,40 @@ EA_INLINE void ea__t4x4(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t l
 }
 #endif
 
+/* dst[c, r] = src[r, c] (src rows x cols, leading dimensions lds, ldd),
+   by 16 x 16 blocks, with 4 x 4 SSE transposes inside where the build has
+   them; over threads by columns (rows of dst) when large.  Block sizes
+   measured on one Zen 3 core, 1024 x 2048 floats (both strides powers of
+   two, whose lines share cache sets): 16 x 16 2.4 ms, 32 rows x 64
+   columns 3.0-3.2, 16 columns by whole height 3.8-4.5.  A weight gradient
+   dW = dYᵀ·X reads dYᵀ from a copy made with it (ea__linear_bwd), and
+   ea_params_pack makes the weights' transposed copies with it. */
+static void ea__transpose_cols(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, int rows, int c0, int c1) {
+    int rb, cb, r, c, d;
+    for (cb = c0; cb < c1; cb += 16)
+        for (rb = 0; rb < rows; rb += 16) {
+            int ce = cb + 16 < c1 ? cb + 16 : c1, re = rb + 16 < rows ? rb + 16 : rows;
+            c = cb;
+#if EA_VW >= 8
+            for (; c + 4 <= ce; c += 4) {
+                for (r = rb; r + 4 <= re; r += 4) ea__t4x4(dst + c * ldd + r, ldd, src + r * lds + c, lds, 1.0f);
+                for (; r < re; r++)
+                    for (d = 0; d < 4; d++) dst[(c + d) * ldd + r] = src[r * lds + c + d];
+            }
+#endif
+            for (; c < ce; c++)
+                for (r = rb; r < re; r++) dst[c * ldd + r] = src[r * lds + c];
+        }
+    (void)d;
+}
+
+static void ea__transpose(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, int rows, int cols) {
+    long b, nb = (cols + 63) / 64;
+    EA_OMP_FOR_IF(nb > 1 && (double)rows * cols >= EA_PAR_MIN_WORK)
+    for (b = 0; b < nb; b++)
+        ea__transpose_cols(dst, ldd, src, lds, rows, (int)b * 64, (int)b * 64 + 64 < cols ? (int)b * 64 + 64 : cols);
+}
+
 /* Rows [i0, i1) of C, one block of ea__gemm_rows.  A row-major B whose
    width is whole vectors and whose rows start on cache lines is its own
    panel (rows at stride brs), read in place; otherwise KC rows at a time
@@ -2011,6 +2045,30 @@ static void ea__arena_free_chunks(ea_arena *a) {
         ea_arena_chunk *n = a->head->next;
         EFFATTN_FREE(a->head);
         a->head = n;
+    }
+}
+
+/* Scratch that lives through one call (a backward's transposed copy):
+   take a mark before, go back to it after.  Only within the chunk the mark
+   was taken in; scratch that needed a new chunk stays until the reset,
+   which sizes the next arena to the peak anyway. */
+typedef struct ea__arena_mark {
+    ea_arena_chunk *head;
+    size_t chunk_used, used;
+} ea__arena_mark;
+
+static ea__arena_mark ea__arena_mark_get(const ea_arena *a) {
+    ea__arena_mark m;
+    m.head = a->head;
+    m.chunk_used = a->head ? a->head->used : 0;
+    m.used = a->used;
+    return m;
+}
+
+static void ea__arena_mark_back(ea_arena *a, ea__arena_mark m) {
+    if (a->head && a->head == m.head) {
+        a->head->used = m.chunk_used;
+        a->used = m.used;
     }
 }
 
@@ -2336,7 +2394,7 @@ static int ea__packable(const ea_tensor *t) { return t->ndim == 2 && t->shape[0]
 
 EA_API ea_status ea_params_pack(ea_params *ps, ea_error *err) {
     size_t need = 16, at;
-    int i, n, k, r, c;
+    int i, n, k;
     float *base;
     if (!ps || !ps->data) return ea_error_set(err, EA_ERR_ARG, "params_pack: no allocated parameters");
     ea_params_unpack(ps);
@@ -2351,8 +2409,7 @@ EA_API ea_status ea_params_pack(ea_params *ps, ea_error *err) {
         if (!ea__packable(t)) continue;
         n = t->shape[0];
         k = t->shape[1];
-        for (r = 0; r < k; r++) /* wt[r, c] = w[c, r] */
-            for (c = 0; c < n; c++) wt[(size_t)r * n + c] = t->data[(size_t)c * k + r];
+        ea__transpose(wt, n, t->data, k, n, k); /* wt[r, c] = w[c, r] */
         t->packed = wt;
         at += (t->size + 15) / 16 * 16;
     }
@@ -2584,26 +2641,57 @@ static int ea__gemm_split_k(int M, int N, int K, const float *A, ptrdiff_t ars, 
 }
 
 /* dinp += dout·w,  dw += doutᵀ·inp,  db += Σ_rows dout   (any may be NULL);
-   split: NULL, or ea__gemm_split_floats(N, K, M) floats for dw's k blocks */
+   split: NULL, or ea__gemm_split_floats(N, K, M) floats for dw's k blocks;
+   doutT: NULL, or M·N floats for doutᵀ.  Read in place, doutᵀ's k steps
+   (tokens) lie N floats apart: a tile's kc = 512 steps are 512 lines 2-8
+   KiB apart, which share a few cache sets and evict each other, so every
+   broadcast of A waits on L2 or L3.  One core of the device's Xeon, a
+   mamba layer's dW products at n = 1024 (bench/results/
+   scaling-mamba/dw-transposed-ab.txt): in_proj's 2048 x 512 x 1024 ran at
+   74 GFLOP/s in place, 148 from a transposed copy (the forward's rate),
+   out_proj's 121 against 151; one Zen 3 core 42-56 against 70-76.  The
+   copy costs M·N moves, memory-bound: it pays where each moved float
+   serves 2·K >= 2·EA_KC FLOPs (ea__linear_back's rule; at the tracker's
+   K = 64 and 256 the copies cost more than they saved: its training step
+   at batch 32 went from 37-39 to 44-48 ms on one Xeon core).  Packing A
+   inside the GEMM measured slower on Zen 3: per tile the strided reads
+   remain, once per panel; per block of 32 rows (what a stack buffer
+   holds) each panel of B serves 8 tiles where it served 128.  A tile
+   reads the same values in the same order either way: the same bits. */
 static void ea__linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                           int M, int K, int N, float *split, int dinp_acc) {
+                           int M, int K, int N, float *split, float *doutT, int dinp_acc) {
+    const float *a = dout;
+    ptrdiff_t ars = 1, acs = N;
     if (dinp) ea_gemm(M, K, N, dout, N, 1, w, K, 1, dinp, K, dinp_acc);
-    if (dw && !ea__gemm_split_k(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1, split))
-        ea_gemm(N, K, M, dout, 1, N, inp, K, 1, dw, K, 1);
+    if (dw && doutT) {
+        ea__transpose(doutT, M, dout, N, M, N);
+        a = doutT;
+        ars = M;
+        acs = 1;
+    }
+    if (dw && !ea__gemm_split_k(N, K, M, a, ars, acs, inp, K, 1, dw, K, 1, split))
+        ea_gemm(N, K, M, a, ars, acs, inp, K, 1, dw, K, 1);
     if (db) ea__param_sums(db, NULL, dout, NULL, NULL, NULL, M, N);
 }
 
 EA_API void ea_linear_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, int M, int K, int N) {
-    ea__linear_bwd(dinp, dw, db, dout, inp, w, M, K, N, NULL, 1);
+    ea__linear_bwd(dinp, dw, db, dout, inp, w, M, K, N, NULL, NULL, 1);
 }
 
+/* The split's and the transposed copy's scratch live only through this
+   call: the arena is wound back after it (a training step's peak would
+   otherwise hold every layer's).  The copy is made for K >= EA_KC and at
+   least 128 rows (fewer tokens' lines fit in L1 in place). */
 static void ea__linear_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
     size_t ns = w->grad ? ea__gemm_split_floats(N, K, M) : 0; /* 0 where the split does not run */
+    size_t nt = w->grad && K >= EA_KC && M >= 128 ? (size_t)M * N : 0;
+    ea__arena_mark mk = ea__arena_mark_get(&ctx->arena);
     ea__linear_bwd(x->grad, w->grad, b ? b->grad : NULL, n->out->grad, x->data, w->data, M, K, N,
-                   ns ? ea__floats(ctx, ns) : NULL, !ea__grad_fresh(x));
+                   ns ? ea__floats(ctx, ns) : NULL, nt ? ea__floats(ctx, nt) : NULL, !ea__grad_fresh(x));
+    ea__arena_mark_back(&ctx->arena, mk);
 }
 
 EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b) {

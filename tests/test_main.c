@@ -834,6 +834,56 @@ static void test_gemm(void) {
                 free(A); free(B); free(C1); free(C2); free(scr);
             }
     }
+    { /* ea__transpose at shapes with edges and leading dimensions past the width: a copy, so exactly the values */
+        static const int td[][2] = {{37, 53}, {16, 16}, {70, 5}, {1, 9}, {130, 300}, {300, 3}};
+        int q;
+        for (q = 0; q < 6; q++) {
+            int R = td[q][0], C = td[q][1], r, c, bad = 0;
+            ptrdiff_t lds = C + 3, ldd = R + 5;
+            float *src = (float *)malloc((size_t)R * lds * sizeof(float)), *dst = (float *)malloc((size_t)C * ldd * sizeof(float));
+            for (r = 0; r < R * lds; r++) src[r] = frand(&rng);
+            for (r = 0; r < C * ldd; r++) dst[r] = 7.0f;
+            ea__transpose(dst, ldd, src, lds, R, C);
+            for (c = 0; c < C; c++)
+                for (r = 0; r < ldd; r++) bad += dst[c * ldd + r] != (r < R ? src[r * lds + c] : 7.0f);
+            CHECK(bad == 0, "transpose %dx%d: %d elements wrong or written past the rows", R, C, bad);
+            free(src); free(dst);
+        }
+    }
+    { /* a linear layer's weight gradient on the tape reads dYᵀ from a transposed copy (ea__linear_back, K >=
+         EA_KC and 128 rows or more): the bits of reading it in place (ea_linear_bwd); the copy's scratch is given back */
+        static const int ld[][3] = {{130, 512, 70}, {600, 530, 33}};
+        int q;
+        for (q = 0; q < 2; q++) {
+            int M = ld[q][0], K = ld[q][1], N = ld[q][2], sw[2] = {N, K}, bad = 0;
+            ea_ctx ctx;
+            ea_tensor *x, *w, *y, *t, *loss;
+            size_t i, before;
+            float *dw = (float *)calloc((size_t)N * K, sizeof(float));
+            ea_ctx_init(&ctx, 0);
+            x = ea_tensor_3d(&ctx, 1, M, K, 1);
+            w = ea_tensor_new(&ctx, 2, sw, 1);
+            t = ea_tensor_3d(&ctx, 1, M, N, 0);
+            for (i = 0; i < x->size; i++) x->data[i] = frand(&rng);
+            for (i = 0; i < w->size; i++) w->data[i] = frand(&rng);
+            for (i = 0; i < t->size; i++) t->data[i] = frand(&rng);
+            y = ea_linear(&ctx, x, w, NULL);
+            loss = ea_mse_loss(&ctx, y, t);
+            before = ctx.arena.used;
+            CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "linear %dx%dx%d backward: %s", M, K, N, ctx.err.msg);
+            if (loss && y->grad && w->grad) {
+                ea_linear_bwd(NULL, dw, NULL, y->grad, x->data, w->data, M, K, N);
+                for (i = 0; i < (size_t)N * K; i++) bad += dw[i] != w->grad[i];
+                CHECK(bad == 0, "linear %dx%dx%d: %d elements of dW differ from dYᵀ read in place", M, K, N, bad);
+                /* the gradients were made with the forward's tensors: the backward keeps nothing, not dY's copy */
+                CHECK(ctx.arena.used - before < (size_t)M * N * sizeof(float),
+                      "linear %dx%dx%d backward: %zu arena bytes kept (the transposed copy not given back?)", M, K, N,
+                      ctx.arena.used - before);
+            }
+            ea_ctx_free(&ctx);
+            free(dw);
+        }
+    }
     { /* parameter-gradient column sums (ea__param_sums) over 1, 2 and 3 threads: the same bits, and db those of
          adding the rows in order; dw within rounding of the formula */
         static const int cd[][2] = {{700, 100}, {2000, 64}, {300, 517}};
