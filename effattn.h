@@ -7566,6 +7566,123 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
     return out;
 }
 
+/* The output gate, out = (y + D ∘ u) ∘ SiLU(z), in one pass over the rows:
+   Mamba's skip through D and its gate (the reference's selective_scan_fn
+   takes D and z for the same reason).  As four ops (mul, add, act, mul) it
+   wrote three [B, L, Di] temporaries and read them back, and D's gradient
+   summed the rows on one thread.  With g = dout, σ = σ(z), s = z σ,
+   t = y + D ∘ u:
+       dy = g s,   du = g s D,   dD = Σ_rows g s u,   dz = g t σ (1 + z (1 - σ))
+   Rows go over threads in blocks of EA_GATE_ROWS; each block sums its
+   rows' share of dD into its own scratch row, and the blocks are added in
+   order afterwards: the same bits at any thread count.  Each row takes the
+   vector path over whole vectors and the scalar one for the rest, as
+   ea_act's SiLU does. */
+#define EA_GATE_ROWS 64
+
+typedef struct ea__gate_io {
+    float *out, *dy, *du, *dz;          /* out in the forward, the gradients (or NULL) in the backward */
+    const float *g, *y, *u, *D, *z;     /* g = dout, NULL in the forward */
+    int ay, au, az;                     /* add into dy, du, dz (they already hold something) */
+} ea__gate_io;
+
+/* rows [r0, r1) of C channels; dD, when given, gets their Σ g s u added */
+static void ea__gate_rows(const ea__gate_io *io, size_t r0, size_t r1, int C, float *dD) {
+    size_t r;
+    for (r = r0; r < r1; r++) {
+        size_t o = r * (size_t)C;
+        const float *y = io->y + o, *u = io->u + o, *z = io->z + o, *D = io->D, *g = io->g ? io->g + o : NULL;
+        int j = 0;
+#if EA_VW > 1
+        for (; j + EA_VW <= C; j += EA_VW) {
+            ea_vf zv = ea_vload(z + j), sg = ea__vsigmoid(zv), s = ea_vmul(zv, sg), uv = ea_vload(u + j);
+            ea_vf dv = ea_vload(D + j), t = ea_vadd(ea_vload(y + j), ea_vmul(uv, dv)), gs, gv, one = ea_vset1(1.0f);
+            if (!g) {
+                ea_vstore(io->out + o + j, ea_vmul(t, s));
+                continue;
+            }
+            gv = ea_vload(g + j);
+            gs = ea_vmul(gv, s);
+            if (io->dy) ea_vstore(io->dy + o + j, io->ay ? ea_vadd(ea_vload(io->dy + o + j), gs) : gs);
+            if (io->du) ea_vstore(io->du + o + j, io->au ? ea_vfma(gs, dv, ea_vload(io->du + o + j)) : ea_vmul(gs, dv));
+            if (dD) ea_vstore(dD + j, ea_vfma(gs, uv, ea_vload(dD + j)));
+            if (io->dz) {
+                ea_vf gz = ea_vmul(ea_vmul(gv, t), ea_vmul(sg, ea_vfma(zv, ea_vsub(one, sg), one)));
+                ea_vstore(io->dz + o + j, io->az ? ea_vadd(ea_vload(io->dz + o + j), gz) : gz);
+            }
+        }
+#endif
+        for (; j < C; j++) {
+            float sg = 1.0f / (1.0f + expf(-z[j])), s = z[j] * sg, t = y[j] + u[j] * D[j], gs, gz;
+            if (!g) {
+                io->out[o + j] = t * s;
+                continue;
+            }
+            gs = g[j] * s;
+            gz = g[j] * t * (sg * (1.0f + z[j] * (1.0f - sg)));
+            if (io->dy) io->dy[o + j] = io->ay ? io->dy[o + j] + gs : gs;
+            if (io->du) io->du[o + j] = io->au ? io->du[o + j] + gs * D[j] : gs * D[j];
+            if (dD) dD[j] += gs * u[j];
+            if (io->dz) io->dz[o + j] = io->az ? io->dz[o + j] + gz : gz;
+        }
+    }
+}
+
+/* The blocks over threads; part (nb x C scratch) receives each block's dD */
+static void ea__gate_par(const ea__gate_io *io, size_t rows, int C, float *part) {
+    long b, nb = (long)((rows + EA_GATE_ROWS - 1) / EA_GATE_ROWS);
+    EA_OMP_FOR_IF(nb > 1 && (double)rows * C * 30.0 >= EA_PAR_MIN_WORK)
+    for (b = 0; b < nb; b++) {
+        size_t r0 = (size_t)b * EA_GATE_ROWS, r1 = r0 + EA_GATE_ROWS < rows ? r0 + EA_GATE_ROWS : rows;
+        if (part) memset(part + (size_t)b * C, 0, (size_t)C * sizeof(float));
+        ea__gate_rows(io, r0, r1, C, part ? part + (size_t)b * C : NULL);
+    }
+}
+
+static void ea__mamba_gate_back(ea_ctx *ctx, ea_node *n) {
+    ea_tensor *y = n->in[0], *u = n->in[1], *D = n->in[2], *z = n->in[3];
+    int C = (int)D->size;
+    size_t rows = y->size / (size_t)C, nb = (rows + EA_GATE_ROWS - 1) / EA_GATE_ROWS, b;
+    ea__arena_mark mk = ea__arena_mark_get(&ctx->arena);
+    ea__gate_io io;
+    float *part = D->grad ? ea__floats(ctx, nb * (size_t)C) : NULL;
+    int j;
+    if (D->grad && !part) return; /* ea_ctx_alloc has set the error */
+    memset(&io, 0, sizeof io);
+    io.g = n->out->grad; io.y = y->data; io.u = u->data; io.D = D->data; io.z = z->data;
+    io.dy = y->grad; io.du = u->grad; io.dz = z->grad;
+    io.ay = y->grad && !ea__grad_fresh(y);
+    io.au = u->grad && !ea__grad_fresh(u);
+    io.az = z->grad && !ea__grad_fresh(z);
+    ea__gate_par(&io, rows, C, part);
+    if (part)
+        for (b = 0; b < nb; b++)
+            for (j = 0; j < C; j++) D->grad[j] += part[b * (size_t)C + j];
+    ea__arena_mark_back(&ctx->arena, mk);
+}
+
+static ea_tensor *ea__mamba_gate(ea_ctx *ctx, ea_tensor *y, ea_tensor *u, ea_tensor *D, ea_tensor *z) {
+    ea_tensor *out;
+    ea_node *nd;
+    ea__gate_io io;
+    if (!ea__ok(ctx, y, u) || !ea__ok(ctx, D, z)) return NULL;
+    if (u->size != y->size || z->size != y->size || D->ndim != 1 || D->shape[0] != y->shape[y->ndim - 1])
+        return ea__fail(ctx, EA_ERR_SHAPE, "mamba gate: y, u, z of %zu, %zu, %zu values and D of %zu: expected equal "
+                        "sizes and D [%d]", y->size, u->size, z->size, D->size, y->shape[y->ndim - 1]);
+    out = ea_tensor_new(ctx, y->ndim, y->shape,
+                        y->requires_grad || u->requires_grad || D->requires_grad || z->requires_grad);
+    if (!out) return NULL;
+    memset(&io, 0, sizeof io);
+    io.out = out->data; io.y = y->data; io.u = u->data; io.D = D->data; io.z = z->data;
+    ea__gate_par(&io, y->size / D->size, (int)D->size, NULL);
+    nd = ea__record(ctx, ea__mamba_gate_back, out, y, u, D);
+    if (nd) {
+        nd->in[3] = z;
+        nd->assigns = 1 | 2 | 8; /* dy, du, dz: assigned when fresh; dD (a parameter's) added into */
+    }
+    return out;
+}
+
 /* The layer; st (streaming) carries the conv's last inputs and the state. */
 static ea_tensor *ea__mamba_run(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_attn_state *st) {
     int Di = ea__mamba_inner(a), R = ea__mamba_rank(a), kc = ea__mamba_kc(a);
@@ -7596,8 +7713,7 @@ static ea_tensor *ea__mamba_run(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_
     bc = ea_linear(ctx, u, a->w[6], a->w[7]);
     dt = ea_act(ctx, ea_linear(ctx, ea_heads_split(ctx, bc, 0, 1, R, 1.0f), a->w[8], a->w[9]), EA_ACT_SOFTPLUS);
     y = ea__scan(ctx, u, dt, bc, R, a->w[10], st ? st->ssm : NULL);
-    y = ea_add(ctx, y, ea_mul(ctx, u, a->w[11]));
-    y = ea_mul(ctx, y, ea_act(ctx, z, EA_ACT_SILU));
+    y = ea__mamba_gate(ctx, y, u, a->w[11], z);
     if (st && y) st->seen += x->shape[1];
     return ea_linear(ctx, y, a->w[2], a->w[3]);
 }

@@ -3452,6 +3452,65 @@ static void test_memory_ops(void) {
         CHECK(keep && bad == 0, "conv, act, mul, heads_split: %d values differ between 1 and 3 threads", (int)bad);
         free(keep);
     }
+    {   /* mamba's gate (y + D u) SiLU(z) in one pass against the four ops it
+           replaces (mul, add, act, mul), 600 rows (10 blocks, the last
+           partial) of 203 channels (a scalar tail at every vector width);
+           u and z also feed a product taken later, so the gate adds into
+           their gradients where it assigns y's.  Then the fused op over 1
+           and 3 threads: the same bits. */
+        enum { GB = 2, GT = 300, GC = 203 };
+        size_t nx = (size_t)GB * GT * GC, i, bad = 0;
+        float *keep = (float *)malloc((4 * nx + GC) * sizeof(float)), worst[5] = {0, 0, 0, 0, 0};
+        int pass, saved = ea_num_threads();
+        for (pass = 0; pass < 3 && keep; pass++) { /* 0: four ops; 1: fused, 1 thread; 2: fused, 3 threads */
+            ea_ctx ctx;
+            ea_rng rp;
+            ea_tensor *y, *u, *z, *dv, *tg, *gt, *o, *loss;
+            int sc[1] = {GC};
+            const float *got[5];
+            float *p = keep;
+#ifdef _OPENMP
+            omp_set_num_threads(pass == 2 ? 3 : 1);
+#endif
+            ea_ctx_init(&ctx, 0);
+            ea_rng_seed(&rp, 17, 17);
+            y = ea_tensor_3d(&ctx, GB, GT, GC, 1);
+            u = ea_tensor_3d(&ctx, GB, GT, GC, 1);
+            z = ea_tensor_3d(&ctx, GB, GT, GC, 1);
+            tg = ea_tensor_3d(&ctx, GB, GT, GC, 0);
+            dv = ea_tensor_new(&ctx, 1, sc, 1);
+            for (i = 0; i < nx; i++) {
+                y->data[i] = frand(&rp); u->data[i] = frand(&rp); z->data[i] = 4.0f * frand(&rp); tg->data[i] = frand(&rp);
+            }
+            for (i = 0; i < GC; i++) dv->data[i] = frand(&rp);
+            gt = pass ? ea__mamba_gate(&ctx, y, u, dv, z)
+                      : ea_mul(&ctx, ea_add(&ctx, y, ea_mul(&ctx, u, dv)), ea_act(&ctx, z, EA_ACT_SILU));
+            o = ea_add(&ctx, gt, ea_mul(&ctx, u, z));
+            loss = o ? ea_mse_loss(&ctx, o, tg) : NULL;
+            if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "mamba gate, pass %d: %s", pass, ctx.err.msg); ea_ctx_free(&ctx); break; }
+            got[0] = gt->data; got[1] = y->grad; got[2] = u->grad; got[3] = z->grad; got[4] = dv->grad;
+            for (i = 0; i < 5; i++) { /* pass 1 compares with pass 0's values, then keeps its own for pass 2 */
+                size_t len = i < 4 ? nx : GC, k;
+                if (pass == 1 && i) worst[i] = max_rel_diff(got[i], p, len);
+                if (pass == 1 && !i) /* absolute: t = y + D u cancels (values of order 1 rounded apart, fused or not) */
+                    for (k = 0; k < len; k++) worst[0] = fabsf(got[0][k] - p[k]) > worst[0] ? fabsf(got[0][k] - p[k]) : worst[0];
+                if (pass == 2)
+                    for (k = 0; k < len; k++) bad += p[k] != got[i][k];
+                else memcpy(p, got[i], len * sizeof(float));
+                p += len;
+            }
+            ea_ctx_free(&ctx);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        CHECK(keep && worst[0] < 1e-6f && worst[1] < 1e-5f && worst[2] < 1e-5f && worst[3] < 1e-5f && worst[4] < 1e-4f,
+              "mamba gate against mul, add, act, mul: out off by %g, rel. diff dy %g, du %g, dz %g, dD %g", (double)worst[0],
+              (double)worst[1], (double)worst[2], (double)worst[3], (double)worst[4]);
+        CHECK(keep && bad == 0, "mamba gate: %d values or gradients differ between 1 and 3 threads", (int)bad);
+        free(keep);
+    }
     {   /* q·k after RoPE depends on p_q - p_k only */
         ea_ctx ctx;
         ea_tensor *q, *k, *q2, *k2, *q3, *k3;
