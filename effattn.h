@@ -2577,11 +2577,17 @@ EA_API void ea_linear_fwd(float *out, const float *inp, const float *w, const fl
 
 /* The same from a weight tensor: its transposed copy when ea_params_pack
    made one (read in place by the GEMM), except for one or two rows, which
-   take dot products along w's rows either way */
-static void ea__linear_fwd_t(float *out, const float *inp, const ea_tensor *w, const float *b, int M, int K, int N) {
-    if (w->packed && M > EA_GEMV_ROWS) ea__linear_gemm(out, inp, w->packed, N, 1, b, M, K, N);
-    else ea__linear_gemm(out, inp, w->data, 1, K, b, M, K, N);
+   take dot products along w's rows either way.  Rows r0 .. r0 + N - 1 of w
+   (and of b) only: a layer whose one projection feeds two paths (mamba's
+   in_proj: x and the gate z) takes each half as its own product, where
+   splitting one output would copy both halves out of it. */
+static void ea__linear_fwd_rows(float *out, const float *inp, const ea_tensor *w, const float *b, int r0, int M, int K,
+                                int N) {
+    if (b) b += r0;
+    if (w->packed && M > EA_GEMV_ROWS) ea__linear_gemm(out, inp, w->packed + r0, w->shape[0], 1, b, M, K, N);
+    else ea__linear_gemm(out, inp, w->data + (size_t)r0 * K, 1, K, b, M, K, N);
 }
+
 
 /* A weight gradient dW = dYᵀ·X has few rows (a layer's outputs) and a long
    k (every token of the batch): split by rows of C alone, a 64-row dW
@@ -2685,17 +2691,20 @@ EA_API void ea_linear_bwd(float *dinp, float *dw, float *db, const float *dout, 
    least 128 rows (fewer tokens' lines fit in L1 in place). */
 static void ea__linear_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2];
+    int M = n->iarg[0], K = n->iarg[1], N = n->iarg[2], r0 = n->iarg[3];
     size_t ns = w->grad ? ea__gemm_split_floats(N, K, M) : 0; /* 0 where the split does not run */
     size_t nt = w->grad && K >= EA_KC && M >= 128 ? (size_t)M * N : 0;
     ea__arena_mark mk = ea__arena_mark_get(&ctx->arena);
-    ea__linear_bwd(x->grad, w->grad, b ? b->grad : NULL, n->out->grad, x->data, w->data, M, K, N,
-                   ns ? ea__floats(ctx, ns) : NULL, nt ? ea__floats(ctx, nt) : NULL, !ea__grad_fresh(x));
+    ea__linear_bwd(x->grad, w->grad ? w->grad + (size_t)r0 * K : NULL, b && b->grad ? b->grad + r0 : NULL, n->out->grad,
+                   x->data, w->data + (size_t)r0 * K, M, K, N, ns ? ea__floats(ctx, ns) : NULL,
+                   nt ? ea__floats(ctx, nt) : NULL, !ea__grad_fresh(x));
     ea__arena_mark_back(&ctx->arena, mk);
 }
 
-EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b) {
-    int shape[EA_MAX_DIMS], K, N, M, i;
+/* out = x·w[r0 .. r0 + N)ᵀ + b[r0 .. r0 + N): rows of w as their own linear
+   (ea__linear_fwd_rows); ea_linear takes them all. */
+static ea_tensor *ea__linear_rows(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b, int r0, int N) {
+    int shape[EA_MAX_DIMS], K, M, i;
     ea_tensor *out;
     ea_node *n;
     char s1[48], s2[48];
@@ -2704,24 +2713,30 @@ EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *
     if (w->ndim != 2 || w->shape[1] != K)
         return ea__fail(ctx, EA_ERR_SHAPE, "linear: input %s needs a weight [out, %d], got %s",
                         ea__shape_str(x, s1, sizeof s1), K, ea__shape_str(w, s2, sizeof s2));
-    N = w->shape[0];
-    if (b && (b->ndim != 1 || b->shape[0] != N))
-        return ea__fail(ctx, EA_ERR_SHAPE, "linear: bias must be [%d], got %s", N,
+    if (r0 < 0 || N < 0 || r0 > w->shape[0] - N)
+        return ea__fail(ctx, EA_ERR_SHAPE, "linear: rows %d .. %d of a weight of %d", r0, r0 + N - 1, w->shape[0]);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return ea__fail(ctx, EA_ERR_SHAPE, "linear: bias must be [%d], got %s", w->shape[0],
                         ea__shape_str(b, s1, sizeof s1));
     M = (int)(x->size / (size_t)K);
     for (i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = N;
     out = ea__out(ctx, x->ndim, shape, x, w, b);
     if (!out) return NULL;
-    ea__linear_fwd_t(out->data, x->data, w, b ? b->data : NULL, M, K, N);
+    ea__linear_fwd_rows(out->data, x->data, w, b ? b->data : NULL, r0, M, K, N);
     n = ea__record(ctx, ea__linear_back, out, x, w, b);
     if (n) {
         n->iarg[0] = M;
         n->iarg[1] = K;
         n->iarg[2] = N;
+        n->iarg[3] = r0;
         n->assigns = 1; /* dX: a GEMM that assigns when x's gradient is fresh */
     }
     return out;
+}
+
+EA_API ea_tensor *ea_linear(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b) {
+    return ea__linear_rows(ctx, x, w, b, 0, w && w->ndim == 2 ? w->shape[0] : 0);
 }
 
 /* --- matmul: c[.., M, N] = op(a)[.., M, K] · op(b)[.., K, N] ---------------
@@ -3202,7 +3217,7 @@ static ea_tensor *ea__conv(ea_ctx *ctx, ea_tensor *x, ea_tensor *w, ea_tensor *b
     if (!cols || !gs || !out) return NULL;
     *gs = *g;
     ea__im2col(cols, x->data, g, 1);
-    ea__linear_fwd_t(out->data, cols, w, b ? b->data : NULL, M, K, D);
+    ea__linear_fwd_rows(out->data, cols, w, b ? b->data : NULL, 0, M, K, D);
     n = ea__record(ctx, ea__conv_back, out, x, w, b);
     if (n) {
         n->save[0] = cols;
@@ -7686,10 +7701,8 @@ static ea_tensor *ea__mamba_gate(ea_ctx *ctx, ea_tensor *y, ea_tensor *u, ea_ten
 /* The layer; st (streaming) carries the conv's last inputs and the state. */
 static ea_tensor *ea__mamba_run(ea_ctx *ctx, const ea_attn *a, ea_tensor *x, ea_attn_state *st) {
     int Di = ea__mamba_inner(a), R = ea__mamba_rank(a), kc = ea__mamba_kc(a);
-    ea_tensor *xz = ea_linear(ctx, x, a->w[0], a->w[1]), *u, *z, *bc, *dt, *y;
-    if (!xz) return NULL;
-    u = ea_heads_split(ctx, xz, 0, 1, Di, 1.0f);
-    z = ea_heads_split(ctx, xz, Di, 1, Di, 1.0f);
+    ea_tensor *u = ea__linear_rows(ctx, x, a->w[0], a->w[1], 0, Di), *z = ea__linear_rows(ctx, x, a->w[0], a->w[1], Di, Di);
+    ea_tensor *bc, *dt, *y;
     if (!u || !z) return NULL;
     if (st) { /* the conv continues from the previous call's last k-1 inputs */
         int b, T = x->shape[1], keep = kc - 1;

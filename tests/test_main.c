@@ -4913,6 +4913,50 @@ static void test_pack(void) {
         CHECK(!m.params.packed && !m.blocks[0].attn.w[0]->packed, "adamw_step left the transposed copies in place");
         ea_vit_free(&m);
     }
+    {   /* mamba's in_proj as two row ranges of one weight (ea__linear_rows):
+           each equals its columns of the whole product bit for bit, read in
+           place or from ea_params_pack's copy, and the packed layer equals
+           the unpacked one; rows past the weight are refused */
+        ea_attn a;
+        ea_params ps;
+        if (build_row(&a, &ps, "mamba", 0, NULL)) {
+            int pk, Dh = a.w[0]->shape[0] / 2;
+            size_t bad = 0, t, j;
+            float *y0 = NULL;
+            for (pk = 0; pk < 2; pk++) {
+                ea_tensor *x, *full, *lo, *hi, *y;
+                ea_ctx_reset(&ctx);
+                ctx.grad_enabled = 0;
+                ea_rng_seed(&rng, 9, 2);
+                if (pk) CHECK(ea_params_pack(&ps, &err) == EA_OK && a.w[0]->packed, "pack mamba: %s", err.msg);
+                x = ea_tensor_3d(&ctx, 2, 40, 16, 0);
+                for (j = 0; j < x->size; j++) x->data[j] = ea_rng_uniform(&rng);
+                full = ea_linear(&ctx, x, a.w[0], a.w[1]);
+                lo = ea__linear_rows(&ctx, x, a.w[0], a.w[1], 0, Dh);
+                hi = ea__linear_rows(&ctx, x, a.w[0], a.w[1], Dh, Dh);
+                y = ea_attn_forward(&ctx, &a, x);
+                if (!full || !lo || !hi || !y) { CHECK(0, "mamba rows, packed %d: %s", pk, ctx.err.msg); break; }
+                for (t = 0; t < 80; t++)
+                    for (j = 0; j < (size_t)Dh; j++)
+                        bad += lo->data[t * Dh + j] != full->data[t * 2 * Dh + j] ||
+                               hi->data[t * Dh + j] != full->data[t * 2 * Dh + Dh + j];
+                if (!pk) {
+                    y0 = (float *)malloc(y->size * sizeof(float));
+                    if (y0) memcpy(y0, y->data, y->size * sizeof(float));
+                } else {
+                    CHECK(y0 && !memcmp(y0, y->data, y->size * sizeof(float)), "mamba: the packed forward differs");
+                }
+            }
+            CHECK(bad == 0, "ea__linear_rows: %d values differ from their columns of ea_linear", (int)bad);
+            ea_ctx_reset(&ctx);
+            CHECK(!ea__linear_rows(&ctx, ea_tensor_3d(&ctx, 1, 2, 16, 0), a.w[0], NULL, Dh + 1, Dh) &&
+                      ctx.err.status == EA_ERR_SHAPE && strstr(ctx.err.msg, "rows"),
+                  "rows past the weight: %s", ctx.err.msg);
+            free(y0);
+            ea_params_unpack(&ps);
+            ea_params_free(&ps);
+        }
+    }
     memset(&empty, 0, sizeof empty);
     CHECK(ea_params_pack(&empty, &err) == EA_ERR_ARG && strstr(err.msg, "no allocated"), "pack without parameters: %s", err.msg);
     CHECK(ea_params_pack(NULL, &err) == EA_ERR_ARG, "pack NULL: %s", err.msg);
