@@ -16,8 +16,9 @@
                      [--threads N] [--steps S]
        build/regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]
    The second form times one attention layer of any row (heads 8 x 64, the
-   row's default options, batch 1) at sequence length N, as
-   `compare --scaling` does, forward (+ backward with --train).
+   options compare --scaling gives it for long sequences, batch 1) at
+   sequence length N, as `compare --scaling` does, forward (+ backward with
+   --train): its profile belongs to the scaling chart's point.
    Prints the median-free mean over S steps (after 5 warm-up steps): the
    step's time, then each region (function, team or one thread) with its
    calls and microseconds per step and its share of the step, and the time
@@ -26,6 +27,7 @@
 #define _GNU_SOURCE
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
+#include "../examples/cli.h" /* cli_long_sequence_opts: the options of compare --scaling */
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -164,6 +166,7 @@ int main(int argc, char **argv) {
         ac.dim = 512;
         ac.n_heads = 8;
         ac.n_kv_heads = 4; /* gqa: two query heads a K/V head, as compare --scaling */
+        cli_long_sequence_opts(attn, &ac.opt, n);
         if (ea_attn_build(&layer, attn, &ac, &lps, "a", &err) != EA_OK || ea_params_alloc(&lps, &err) != EA_OK ||
             ea_ctx_init(&ctx, 0) != EA_OK) {
             fprintf(stderr, "regions: %s\n", err.msg);
