@@ -952,6 +952,56 @@ static void test_gemm(void) {
             for (j = 12; j < 20; j++) bad += C[i * 20 + j] != 7.0f;
         CHECK(bad == 0, "gemm 50x12x50 into rows of 20 wrote %d entries past column 12", bad);
     }
+    { /* a batched matmul over 1 and 3 threads (its products a thread each:
+         ea__mm_par): the same values and gradients, bit for bit, with b
+         batched and transposed, and with b 2-D (its gradient shared) */
+        int shared, th, saved = ea_num_threads(), bad = 0;
+        for (shared = 0; shared < 2; shared++) {
+            float *keep[3] = {NULL, NULL, NULL};
+            size_t sz[3] = {0, 0, 0};
+            for (th = 0; th < 2; th++) {
+                ea_ctx ctx;
+                ea_rng r2;
+                ea_tensor *a, *b, *c, *loss, *tg;
+                int sb[3] = {5, 30, 25}, s2[2] = {25, 30};
+                size_t i, k;
+#ifdef _OPENMP
+                omp_set_num_threads(th ? 3 : 1);
+#endif
+                ea_ctx_init(&ctx, 0);
+                ea_rng_seed(&r2, 30, 30);
+                a = ea_tensor_3d(&ctx, 5, 20, 25, 1);
+                b = shared ? ea_tensor_new(&ctx, 2, s2, 1) : ea_tensor_new(&ctx, 3, sb, 1);
+                for (i = 0; i < a->size; i++) a->data[i] = frand(&r2);
+                for (i = 0; i < b->size; i++) b->data[i] = frand(&r2);
+                c = ea_matmul_t(&ctx, a, 0, b, !shared); /* [5, 20, 30] */
+                tg = c ? ea_tensor_new(&ctx, c->ndim, c->shape, 0) : NULL;
+                if (tg) for (i = 0; i < tg->size; i++) tg->data[i] = frand(&r2);
+                loss = tg ? ea_mse_loss(&ctx, c, tg) : NULL;
+                if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "batched matmul: %s", ctx.err.msg); ea_ctx_free(&ctx); break; }
+                {
+                    const float *got[3];
+                    got[0] = c->data; got[1] = a->grad; got[2] = b->grad;
+                    sz[0] = c->size; sz[1] = a->size; sz[2] = b->size;
+                    for (k = 0; k < 3; k++) {
+                        if (!th) {
+                            keep[k] = (float *)malloc(sz[k] * sizeof(float));
+                            if (keep[k]) memcpy(keep[k], got[k], sz[k] * sizeof(float));
+                        } else {
+                            bad += !keep[k] || memcmp(keep[k], got[k], sz[k] * sizeof(float)) != 0;
+                        }
+                    }
+                }
+                ea_ctx_free(&ctx);
+            }
+            free(keep[0]); free(keep[1]); free(keep[2]);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        CHECK(bad == 0, "batched matmul: %d of the outputs and gradients differ between 1 and 3 threads", bad);
+    }
 }
 
 static void test_sdpa_ref(void) {
