@@ -2588,7 +2588,6 @@ static void ea__linear_fwd_rows(float *out, const float *inp, const ea_tensor *w
     else ea__linear_gemm(out, inp, w->data + (size_t)r0 * K, 1, K, b, M, K, N);
 }
 
-
 /* A weight gradient dW = dYᵀ·X has few rows (a layer's outputs) and a long
    k (every token of the batch): split by rows of C alone, a 64-row dW
    keeps 11-16 threads busy however many there are.  Its k blocks (EA_KC

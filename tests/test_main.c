@@ -3560,6 +3560,17 @@ static void test_memory_ops(void) {
               (double)worst[1], (double)worst[2], (double)worst[3], (double)worst[4]);
         CHECK(keep && bad == 0, "mamba gate: %d values or gradients differ between 1 and 3 threads", (int)bad);
         free(keep);
+        {   /* D of the wrong width: a shape error */
+            ea_ctx ctx;
+            int s4[1] = {4};
+            ea_tensor *y, *dd;
+            ea_ctx_init(&ctx, 0);
+            y = ea_tensor_3d(&ctx, 1, 2, 5, 0);
+            dd = ea_tensor_new(&ctx, 1, s4, 0);
+            CHECK(y && dd && !ea__mamba_gate(&ctx, y, y, dd, y) && ctx.err.status == EA_ERR_SHAPE && strstr(ctx.err.msg, "D [5]"),
+                  "mamba gate with D of 4 for rows of 5: %s", ctx.err.msg);
+            ea_ctx_free(&ctx);
+        }
     }
     {   /* q·k after RoPE depends on p_q - p_k only */
         ea_ctx ctx;
