@@ -3111,6 +3111,36 @@ EA_API ea_tensor *ea_gelu(ea_ctx *ctx, ea_tensor *x) {
     return out;
 }
 
+/* Dot product and y += a·x on the SIMD layer. */
+EA_INLINE float ea__dot(const float *a, const float *b, int n) {
+    ea_vf acc = ea_vzero();
+    float s;
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) acc = ea_vfma(ea_vload(a + i), ea_vload(b + i), acc);
+    s = ea_vhsum(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+EA_INLINE void ea__axpy(float *y, float a, const float *x, int n) {
+    ea_vf va = ea_vset1(a);
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vfma(va, ea_vload(x + i), ea_vload(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+/* y = a·x (y may be x): a row rescaled or normalised.  gcc -O2 leaves the
+   plain loop scalar (its cheap cost model skips loops of unknown length):
+   in the flash forward at heads 4 x 16, n = 65, the scalar rescale and
+   normalisation of the accumulator rows were a third of the kernel outside
+   its GEMMs (perf, one Zen 3 core). */
+EA_INLINE void ea__scal(float *y, float a, const float *x, int n) {
+    ea_vf va = ea_vset1(a);
+    int i = 0;
+    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vmul(va, ea_vload(x + i)));
+    for (; i < n; i++) y[i] = a * x[i];
+}
+
 /* --- softmax over the last dimension ---------------------------------------
    y_j = exp(x_j - max) / Σ exp(x - max);  dx = y ∘ (dy - Σ dy∘y).
    Entries of -inf (masked) give y = 0; a row of only -inf gives zeros. */
@@ -3157,28 +3187,54 @@ static void ea__softmax_row(float *y, const float *x, int cols) {
         return;
     }
     s = 1.0f / ea__row_exp(y, x, cols, mx);
-    for (j = 0; j < cols; j++) y[j] *= s;
+    ea__scal(y, s, y, cols);
 }
 
+/* The public row loops run on the calling thread: ea_sdpa_fwd calls the
+   forward inside its own loop over heads.  The tape's op below spreads
+   blocks of rows over threads. */
 EA_API void ea_softmax_fwd(float *out, const float *x, int rows, int cols) {
     int i;
     for (i = 0; i < rows; i++) ea__softmax_row(out + (size_t)i * cols, x + (size_t)i * cols, cols);
 }
 
+/* dx += y ∘ (dy - dot), dot = Σ dy∘y, a row at a time on the SIMD layer. */
 EA_API void ea_softmax_bwd(float *dx, const float *dout, const float *y, int rows, int cols) {
-    int i, j;
+    int i;
     for (i = 0; i < rows; i++) {
         const float *yi = y + (size_t)i * cols, *di = dout + (size_t)i * cols;
-        float *dxi = dx + (size_t)i * cols, dot = 0.0f;
-        for (j = 0; j < cols; j++) dot += di[j] * yi[j];
-        for (j = 0; j < cols; j++) dxi[j] += yi[j] * (di[j] - dot);
+        float *dxi = dx + (size_t)i * cols, dot = ea__dot(di, yi, cols);
+        int j = 0;
+        ea_vf vdot = ea_vset1(dot);
+        for (; j + EA_VW <= cols; j += EA_VW)
+            ea_vstore(dxi + j, ea_vfma(ea_vload(yi + j), ea_vsub(ea_vload(di + j), vdot), ea_vload(dxi + j)));
+        for (; j < cols; j++) dxi[j] += yi[j] * (di[j] - dot);
+    }
+}
+
+/* Blocks of whole rows over threads (a row's bits do not depend on the
+   block it falls in).  nystrom's F [H, n, m] and B [H, m, n] at n = 1,024
+   are half a million values each: on one thread, their softmax forward and
+   backward were a quarter of the 10 ms its training step spent outside any
+   parallel region (perf, 2 threads, Zen 3; 13 ms of 26 at 16 threads on a
+   Xeon, with the two ops below). */
+static void ea__softmax_par(float *y, const float *x, const float *gy, int rows, int cols) {
+    long b, rb = (EA_SPAN + cols - 1) / cols, nb = (rows + rb - 1) / rb;
+    EA_OMP_FOR_IF(nb > 1 && 10.0 * rows * cols >= EA_PAR_MIN_WORK)
+    for (b = 0; b < nb; b++) {
+        int r0 = (int)(b * rb), nr = rows - r0 < rb ? rows - r0 : (int)rb;
+        size_t o = (size_t)r0 * cols;
+        if (gy)
+            ea_softmax_bwd(y + o, gy + o, x + o, nr, cols);
+        else
+            ea_softmax_fwd(y + o, x + o, nr, cols);
     }
 }
 
 static void ea__softmax_back(ea_ctx *ctx, ea_node *n) {
     (void)ctx;
     if (n->in[0]->grad)
-        ea_softmax_bwd(n->in[0]->grad, n->out->grad, n->out->data, n->iarg[0], n->iarg[1]);
+        ea__softmax_par(n->in[0]->grad, n->out->data, n->out->grad, n->iarg[0], n->iarg[1]);
 }
 
 EA_API ea_tensor *ea_softmax(ea_ctx *ctx, ea_tensor *x) {
@@ -3189,7 +3245,7 @@ EA_API ea_tensor *ea_softmax(ea_ctx *ctx, ea_tensor *x) {
     cols = x->shape[x->ndim - 1];
     out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
     if (!out) return NULL;
-    ea_softmax_fwd(out->data, x->data, (int)(x->size / (size_t)cols), cols);
+    ea__softmax_par(out->data, x->data, NULL, (int)(x->size / (size_t)cols), cols);
     n = ea__record(ctx, ea__softmax_back, out, x, NULL, NULL);
     if (n) {
         n->iarg[0] = (int)(x->size / (size_t)cols);
@@ -3716,53 +3772,28 @@ EA_API int ea_topk_hits(const float *logits, const int *labels, int rows, int cl
     return hits;
 }
 
-/* Dot product and y += a·x on the SIMD layer. */
-EA_INLINE float ea__dot(const float *a, const float *b, int n) {
-    ea_vf acc = ea_vzero();
-    float s;
-    int i = 0;
-    for (; i + EA_VW <= n; i += EA_VW) acc = ea_vfma(ea_vload(a + i), ea_vload(b + i), acc);
-    s = ea_vhsum(acc);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-EA_INLINE void ea__axpy(float *y, float a, const float *x, int n) {
-    ea_vf va = ea_vset1(a);
-    int i = 0;
-    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vfma(va, ea_vload(x + i), ea_vload(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
-/* y = a·x (y may be x): a row rescaled or normalised.  gcc -O2 leaves the
-   plain loop scalar (its cheap cost model skips loops of unknown length):
-   in the flash forward at heads 4 x 16, n = 65, the scalar rescale and
-   normalisation of the accumulator rows were a third of the kernel outside
-   its GEMMs (perf, one Zen 3 core). */
-EA_INLINE void ea__scal(float *y, float a, const float *x, int n) {
-    ea_vf va = ea_vset1(a);
-    int i = 0;
-    for (; i + EA_VW <= n; i += EA_VW) ea_vstore(y + i, ea_vmul(va, ea_vload(x + i)));
-    for (; i < n; i++) y[i] = a * x[i];
-}
-
 /* --- small ops for the attention variants ---------------------------------
    Each is one loop forward and one loop back; they let Nyströmformer,
    Linformer and the gated and token-adding rows be written as formulas on
    tensors, with autograd doing the chain rule. */
 
-/* eye_affine: out = alpha·x + c·I on every [m, m] matrix of x */
+/* eye_affine: out = alpha·x + c·I on every [m, m] matrix of x, a row at a
+   time on the SIMD layer, then c on the diagonal (nystrom calls it four
+   times per pseudo-inverse iteration; two integer divisions per element had
+   made it the largest of the one-thread pieces of its step). */
 static void ea__eye_back(ea_ctx *ctx, ea_node *n) {
-    size_t i;
+    int m = n->out->shape[n->out->ndim - 1];
+    size_t r;
     (void)ctx;
     if (n->in[0]->grad)
-        for (i = 0; i < n->out->size; i++) n->in[0]->grad[i] += n->farg[0] * n->out->grad[i];
+        for (r = 0; r < n->out->size / (size_t)m; r++)
+            ea__axpy(n->in[0]->grad + r * m, n->farg[0], n->out->grad + r * m, m);
 }
 
 EA_API ea_tensor *ea_eye_affine(ea_ctx *ctx, ea_tensor *x, float alpha, float c) {
     ea_tensor *out;
     int m;
-    size_t i;
+    size_t r;
     char s1[48];
     if (!ea__ok(ctx, x, x)) return NULL;
     m = x->shape[x->ndim - 1];
@@ -3771,7 +3802,10 @@ EA_API ea_tensor *ea_eye_affine(ea_ctx *ctx, ea_tensor *x, float alpha, float c)
                         ea__shape_str(x, s1, sizeof s1));
     out = ea__out(ctx, x->ndim, x->shape, x, NULL, NULL);
     if (!out) return NULL;
-    for (i = 0; i < x->size; i++) out->data[i] = alpha * x->data[i] + (i % m == (i / m) % m ? c : 0.0f);
+    for (r = 0; r < x->size / (size_t)m; r++) { /* row r is row r % m of its matrix */
+        ea__scal(out->data + r * m, alpha, x->data + r * m, m);
+        out->data[r * m + r % (size_t)m] += c;
+    }
     if (ea__record(ctx, ea__eye_back, out, x, NULL, NULL)) ctx->tape->farg[0] = alpha;
     return out;
 }
@@ -3905,42 +3939,45 @@ EA_API ea_tensor *ea_heads_merge(ea_ctx *ctx, ea_tensor *x, int H) {
     return out;
 }
 
-/* segment_mean: segment s of m covers rows [s·n/m, (s+1)·n/m) */
+/* segment_mean: segment s of m covers rows [s·n/m, (s+1)·n/m).
+   Forward: o = (1/|s|) Σ x_i;  backward: dx_i += do / |s|.  Segments own
+   disjoint rows of x and of the output, so they go over threads. */
+static void ea__segmean_rows(float *o, float *dx, const float *x, const float *go, int Bt, int T, int d, int m) {
+    long bs;
+    EA_OMP_FOR_IF((long)Bt * m > 1 && 2.0 * Bt * T * d >= EA_PAR_MIN_WORK)
+    for (bs = 0; bs < (long)Bt * m; bs++) { /* segment bs % m of batch entry bs / m */
+        int sgm = (int)(bs % m), lo = (int)((long)sgm * T / m), hi = (int)((long)(sgm + 1) * T / m), i;
+        size_t row0 = (size_t)(bs / m) * T;
+        float inv = 1.0f / (float)(hi - lo);
+        if (go) {
+            for (i = lo; i < hi; i++) ea__axpy(dx + (row0 + i) * d, inv, go + (size_t)bs * d, d);
+        } else {
+            memset(o + (size_t)bs * d, 0, (size_t)d * sizeof(float));
+            for (i = lo; i < hi; i++) ea__axpy(o + (size_t)bs * d, 1.0f, x + (row0 + i) * d, d);
+            ea__scal(o + (size_t)bs * d, inv, o + (size_t)bs * d, d);
+        }
+    }
+}
+
 static void ea__segmean_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
-    int Bt = x->shape[0], T = x->shape[1], d = x->shape[2], m = n->iarg[0], b, sgm, i, c;
     (void)ctx;
-    if (!x->grad) return;
-    for (b = 0; b < Bt; b++)
-        for (sgm = 0; sgm < m; sgm++) {
-            int lo = (int)((long)sgm * T / m), hi = (int)((long)(sgm + 1) * T / m);
-            const float *g = n->out->grad + ((size_t)b * m + sgm) * d;
-            for (i = lo; i < hi; i++)
-                for (c = 0; c < d; c++) x->grad[((size_t)b * T + i) * d + c] += g[c] / (float)(hi - lo);
-        }
+    if (x->grad)
+        ea__segmean_rows(NULL, x->grad, NULL, n->out->grad, x->shape[0], x->shape[1], x->shape[2], n->iarg[0]);
 }
 
 EA_API ea_tensor *ea_segment_mean(ea_ctx *ctx, ea_tensor *x, int m) {
     ea_tensor *out;
-    int shape[3], Bt, T, d, b, sgm, i, c;
+    int shape[3];
     char s1[48];
     if (!ea__ok(ctx, x, x)) return NULL;
     if (x->ndim != 3 || m <= 0 || m > x->shape[1])
         return ea__fail(ctx, EA_ERR_SHAPE, "segment_mean: %d segments of %s: expected [Bt, n, d] with 1 <= m <= n",
                         m, ea__shape_str(x, s1, sizeof s1));
-    Bt = x->shape[0]; T = x->shape[1]; d = x->shape[2];
-    shape[0] = Bt; shape[1] = m; shape[2] = d;
+    shape[0] = x->shape[0]; shape[1] = m; shape[2] = x->shape[2];
     out = ea__out(ctx, 3, shape, x, NULL, NULL);
     if (!out) return NULL;
-    memset(out->data, 0, out->size * sizeof(float));
-    for (b = 0; b < Bt; b++)
-        for (sgm = 0; sgm < m; sgm++) {
-            int lo = (int)((long)sgm * T / m), hi = (int)((long)(sgm + 1) * T / m);
-            float *o = out->data + ((size_t)b * m + sgm) * d;
-            for (i = lo; i < hi; i++)
-                for (c = 0; c < d; c++) o[c] += x->data[((size_t)b * T + i) * d + c];
-            for (c = 0; c < d; c++) o[c] /= (float)(hi - lo);
-        }
+    ea__segmean_rows(out->data, NULL, x->data, NULL, x->shape[0], x->shape[1], x->shape[2], m);
     if (ea__record(ctx, ea__segmean_back, out, x, NULL, NULL)) ctx->tape->iarg[0] = m;
     return out;
 }

@@ -3572,6 +3572,117 @@ static void test_memory_ops(void) {
             ea_ctx_free(&ctx);
         }
     }
+    {   /* nystrom's small ops at sizes that go over threads and vectors:
+           softmax of [3, 301, 67] (rows in 15 blocks, a scalar tail at
+           every vector width), segment_mean of [3, 1000, 67] into 7 uneven
+           segments, eye_affine on 5 matrices 37 x 37.  Outputs and input
+           gradients against their formulas in double (the backward applied
+           to the output's own gradient, whatever the loss), on 1 thread;
+           then 3 threads give the same bits. */
+        enum { SB = 3, SN = 301, SC = 67, GT = 1000, GM = 7, EB = 5, EM = 37 };
+        const size_t len[6] = {(size_t)SB * SN * SC, (size_t)SB * SN * SC, (size_t)SB * GM * SC, (size_t)SB * GT * SC,
+                               (size_t)EB * EM * EM, (size_t)EB * EM * EM};
+        size_t total = len[0] + len[1] + len[2] + len[3] + len[4] + len[5], i, bad = 0;
+        float *keep = (float *)malloc(total * sizeof(float)), worst[6] = {0, 0, 0, 0, 0, 0};
+        int pass, k, saved = ea_num_threads();
+        for (pass = 0; pass < 2 && keep; pass++) { /* 0: 1 thread, against the formulas; 1: 3 threads */
+            ea_ctx ctx;
+            ea_rng rp;
+            ea_tensor *x[3], *y[3], *t[3], *loss = NULL;
+            const float *got[6];
+            float *p = keep;
+#ifdef _OPENMP
+            omp_set_num_threads(pass ? 3 : 1);
+#endif
+            ea_ctx_init(&ctx, 0);
+            ea_rng_seed(&rp, 23, 23);
+            x[0] = ea_tensor_3d(&ctx, SB, SN, SC, 1);
+            x[1] = ea_tensor_3d(&ctx, SB, GT, SC, 1);
+            x[2] = ea_tensor_3d(&ctx, EB, EM, EM, 1);
+            for (k = 0; k < 3; k++)
+                for (i = 0; x[k] && i < x[k]->size; i++) x[k]->data[i] = (k ? 1.0f : 6.0f) * frand(&rp);
+            y[0] = ea_softmax(&ctx, x[0]);
+            y[1] = ea_segment_mean(&ctx, x[1], GM);
+            y[2] = ea_eye_affine(&ctx, x[2], -0.7f, 3.0f);
+            for (k = 0; k < 3; k++) { /* squared outputs against a target: their gradients vary */
+                ea_tensor *l;
+                t[k] = y[k] ? ea_tensor_new(&ctx, y[k]->ndim, y[k]->shape, 0) : NULL;
+                for (i = 0; t[k] && i < t[k]->size; i++) t[k]->data[i] = frand(&rp);
+                l = ea_mse_loss(&ctx, ea_mul(&ctx, y[k], y[k]), t[k]);
+                loss = k ? ea_add(&ctx, loss, l) : l;
+            }
+            if (!loss || ea_backward(&ctx, loss) != EA_OK) {
+                CHECK(0, "softmax, segment_mean, eye_affine at size: %s", ctx.err.msg);
+                ea_ctx_free(&ctx);
+                break;
+            }
+            if (!pass) {
+                size_t r, c, lo, hi, b, sg;
+                for (r = 0; r < (size_t)SB * SN; r++) { /* softmax: y = e^(x-max)/Σ, dx = y∘(dy - Σ dy∘y) */
+                    const float *xr = x[0]->data + r * SC, *yr = y[0]->data + r * SC, *gr = y[0]->grad + r * SC;
+                    double mx = xr[0], z = 0.0, dot = 0.0;
+                    for (c = 1; c < SC; c++) mx = xr[c] > mx ? xr[c] : mx;
+                    for (c = 0; c < SC; c++) z += exp((double)xr[c] - mx);
+                    for (c = 0; c < SC; c++) dot += (double)gr[c] * yr[c];
+                    for (c = 0; c < SC; c++) {
+                        double ye = exp((double)xr[c] - mx) / z, de = yr[c] * (gr[c] - dot);
+                        float e0 = (float)(fabs(yr[c] - ye) / (1e-3 + fabs(ye)));
+                        float e1 = (float)(fabs(x[0]->grad[r * SC + c] - de) / (1e-3 + fabs(de)));
+                        worst[0] = e0 > worst[0] ? e0 : worst[0];
+                        worst[1] = e1 > worst[1] ? e1 : worst[1];
+                    }
+                }
+                for (b = 0; b < SB; b++) /* segment_mean: o = Σ x / |s|, dx = do / |s| */
+                    for (sg = 0; sg < GM; sg++) {
+                        lo = sg * GT / GM; hi = (sg + 1) * GT / GM;
+                        for (c = 0; c < SC; c++) {
+                            double sum = 0.0, o = y[1]->data[(b * GM + sg) * SC + c], go = y[1]->grad[(b * GM + sg) * SC + c];
+                            for (r = lo; r < hi; r++) {
+                                double dx = x[1]->grad[(b * GT + r) * SC + c], de = go / (double)(hi - lo);
+                                float e = (float)(fabs(dx - de) / (1e-3 + fabs(de)));
+                                sum += x[1]->data[(b * GT + r) * SC + c];
+                                worst[3] = e > worst[3] ? e : worst[3];
+                            }
+                            sum /= (double)(hi - lo);
+                            /* absolute: a mean of values of order 1 may be near 0 */
+                            worst[2] = (float)fabs(o - sum) > worst[2] ? (float)fabs(o - sum) : worst[2];
+                        }
+                    }
+                for (i = 0; i < len[4]; i++) { /* eye_affine: y = -0.7 x + 3 I, dx = -0.7 dy */
+                    size_t row = i / EM % EM, col = i % EM;
+                    double ye = -0.7 * x[2]->data[i] + (row == col ? 3.0 : 0.0), de = -0.7 * y[2]->grad[i];
+                    float e0 = (float)(fabs(y[2]->data[i] - ye) / (1e-3 + fabs(ye)));
+                    float e1 = (float)(fabs(x[2]->grad[i] - de) / (1e-3 + fabs(de)));
+                    worst[4] = e0 > worst[4] ? e0 : worst[4];
+                    worst[5] = e1 > worst[5] ? e1 : worst[5];
+                }
+            }
+            got[0] = y[0]->data; got[1] = x[0]->grad; got[2] = y[1]->data; got[3] = x[1]->grad;
+            got[4] = y[2]->data; got[5] = x[2]->grad;
+            for (k = 0; k < 6; k++) { /* pass 0 keeps its values, pass 1 compares */
+                size_t q;
+                if (pass)
+                    for (q = 0; q < len[k]; q++) bad += p[q] != got[k][q];
+                else
+                    memcpy(p, got[k], len[k] * sizeof(float));
+                p += len[k];
+            }
+            ea_ctx_free(&ctx);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        CHECK(keep && worst[0] < 1e-5f && worst[1] < 1e-4f, "softmax at size: rel. diff y %g, dx %g", (double)worst[0],
+              (double)worst[1]);
+        CHECK(keep && worst[2] < 1e-6f && worst[3] < 1e-5f, "segment_mean at size: y off by %g, rel. diff dx %g",
+              (double)worst[2], (double)worst[3]);
+        CHECK(keep && worst[4] < 1e-6f && worst[5] < 1e-6f, "eye_affine at size: rel. diff y %g, dx %g",
+              (double)worst[4], (double)worst[5]);
+        CHECK(keep && bad == 0, "softmax, segment_mean, eye_affine: %d values or gradients differ between 1 and 3 threads",
+              (int)bad);
+        free(keep);
+    }
     {   /* q·k after RoPE depends on p_q - p_k only */
         ea_ctx ctx;
         ea_tensor *q, *k, *q2, *k2, *q3, *k3;
