@@ -2006,6 +2006,9 @@ static ea_tensor *b_flex(ea_ctx *x, ea_tensor **in, void *u) {
 static ea_tensor *b_pattern(ea_ctx *x, ea_tensor **in, void *u) {
     return ea__pattern_attention(x, in[0], 2, 3, 0, (const ea__pattern *)u);
 }
+static ea_tensor *b_pattern_causal(ea_ctx *x, ea_tensor **in, void *u) {
+    return ea__pattern_attention(x, in[0], 2, 3, 1, (const ea__pattern *)u);
+}
 
 static void test_variant_op_gradients(void) {
     static const int tr[4][2] = {{0, 0}, {1, 0}, {0, 1}, {1, 1}};
@@ -2095,6 +2098,16 @@ static void test_variant_op_gradients(void) {
     /* 136 = 64 + 64 + 8: the block mask's last query block and key tile take the tail */
     pat.rand = ea__random_blocks(&ctx, &pat, 136, 7);
     set_case(&c, "pattern-bigbird-tail", b_pattern, &pat); add_input(&c, 3, 1, 136, 18, 0); gradcheck(&c);
+    /* band patterns, whose partial tiles are masked by ranges (ea__pattern_key_row):
+       a band of 5 with 3 global tokens; with 70 (global queries in two query
+       tiles); a causal band */
+    memset(&pat, 0, sizeof pat);
+    pat.window = 5; pat.n_global = 3;
+    set_case(&c, "pattern-band-3-globals", b_pattern, &pat); add_input(&c, 3, 1, 150, 18, 0); gradcheck(&c);
+    pat.n_global = 70;
+    set_case(&c, "pattern-band-70-globals", b_pattern, &pat); add_input(&c, 3, 1, 150, 18, 0); gradcheck(&c);
+    pat.n_global = 0;
+    set_case(&c, "pattern-causal-band", b_pattern_causal, &pat); add_input(&c, 3, 1, 150, 18, 0); gradcheck(&c);
     ea_ctx_free(&ctx);
 }
 
@@ -2209,6 +2222,13 @@ static void test_sparse_patterns(void) {
     o = ea__pattern_attention(&ctx, qkv, H, DH, 0, &pat);
     dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
     CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "band + global tokens vs dense reference");
+    for (causal = 0; causal < 2; causal++) { /* 70 global tokens: global queries in two query tiles */
+        pat.window = 5; pat.n_global = 70;
+        o = ea__pattern_attention(&ctx, qkv, H, DH, causal, &pat);
+        dense_ref(ref, qkv->data, B, N, H, DH, causal, &mods);
+        CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "band + 70 global tokens (causal %d) vs dense reference",
+              causal);
+    }
     /* the block mask really skips: a band of 5 visits 2 or 3 of 3 key tiles per query tile, and
        the general builder (every pair) finds the same tiles */
     {
