@@ -1312,6 +1312,28 @@ static void ea__par_span(ea__span_fn fn, float *y, const float *a, const float *
     }
 }
 
+/* fn(arg, i) for i in [0, n): over threads when par, else on the calling
+   thread.  Not `omp parallel for if(par)`: a region whose `if` is false
+   still counts as a (one-thread, inactive) region, so a GEMM inside it
+   forks a nested team, and libgomp starts the threads of a nested team
+   afresh each time (36 µs a fork against 0.6 at top level, 2 threads,
+   Zen 3; nystrom's training step at 16 threads took 250 ms that way
+   against 30).  For items that may fork teams of their own.  Inside a
+   team already, the items run on the calling thread. */
+typedef void (*ea__item_fn)(const void *arg, int i);
+static void ea__par_items(ea__item_fn fn, const void *arg, int n, int par) {
+    int i;
+#ifdef _OPENMP
+    if (par && n > 1 && !omp_in_parallel()) {
+        _Pragma("omp parallel for schedule(static)")
+        for (i = 0; i < n; i++) fn(arg, i);
+        return;
+    }
+#endif
+    (void)par;
+    for (i = 0; i < n; i++) fn(arg, i);
+}
+
 static void ea__zero_n(float *y, const float *a, const float *b, size_t n) { /* a span of ea__par_span */
     (void)a; (void)b;
     memset(y, 0, n * sizeof(float));
@@ -2801,22 +2823,23 @@ static void ea__mm_one(const ea__mm *m, const ea__mm_io *io, int i) {
     if (db && m->tb) ea_gemm(m->N, m->K, m->M, dc, 1, m->N, ai, m->ars, m->acs, db, m->K, 1);
 }
 
-/* The batch, over threads when par.  Not `omp parallel for if(par)`: a
-   region whose `if` is false still counts as a (one-thread, inactive)
-   region, so the GEMM inside forks a nested team, and libgomp starts the
-   threads of a nested team afresh each time (nystrom's training step at
-   16 threads took 250 ms that way against 30). */
+/* The batch, over threads when par (ea__par_items: each product may fork
+   a team of its own when it runs alone). */
+typedef struct ea__mm_job {
+    const ea__mm *m;
+    const ea__mm_io *io;
+} ea__mm_job;
+
+static void ea__mm_item(const void *arg, int i) {
+    const ea__mm_job *j = (const ea__mm_job *)arg;
+    ea__mm_one(j->m, j->io, i);
+}
+
 static void ea__mm_batch(const ea__mm *m, const ea__mm_io *io, int par) {
-    int i;
-#ifdef _OPENMP
-    if (par) {
-        _Pragma("omp parallel for schedule(static)")
-        for (i = 0; i < m->batch; i++) ea__mm_one(m, io, i);
-        return;
-    }
-#endif
-    (void)par;
-    for (i = 0; i < m->batch; i++) ea__mm_one(m, io, i);
+    ea__mm_job j;
+    j.m = m;
+    j.io = io;
+    ea__par_items(ea__mm_item, &j, m->batch, par);
 }
 
 static void ea__matmul_back(ea_ctx *ctx, ea_node *n) {
@@ -4769,59 +4792,77 @@ EA_API ea_status ea_sdpa_ref_fwd(float *o, const float *q, const float *k, const
 }
 
 /* Fast forward: two GEMMs per (batch, head) slice around a row softmax.
-   p receives P (B·H·nq·nk floats) for the backward. */
+   p receives P (B·H·nq·nk floats) for the backward.  Slices go over
+   threads (ea__par_items: a lone slice's GEMMs fork teams of their own). */
+typedef struct ea__sdpa_job {
+    float *o, *pw, *dq, *dk, *dv, *scratch; /* pw: P, written by the forward */
+    const float *p, *dout, *q, *k, *v;      /* p: P, read by the backward */
+    const ea_sdpa_shape *s;
+} ea__sdpa_job;
+
+static void ea__sdpa_slice_fwd(const void *arg, int slice) {
+    const ea__sdpa_job *jb = (const ea__sdpa_job *)arg;
+    const ea_sdpa_shape *s = jb->s;
+    int b = slice / s->H, h = slice % s->H, g = h / (s->H / s->Hkv), i, j;
+    const float *qh = jb->q + (size_t)b * s->nq * s->ldq + h * s->dh;
+    const float *kh = jb->k + (size_t)b * s->nk * s->ldk + g * s->dh;
+    const float *vh = jb->v + (size_t)b * s->nk * s->ldv + g * s->dh;
+    float *P = jb->pw + (size_t)slice * s->nq * s->nk;
+    ea_gemm(s->nq, s->nk, s->dh, qh, s->ldq, 1, kh, 1, s->ldk, P, s->nk, 0);
+    for (i = 0; i < s->nq; i++) {
+        float *Pi = P + (size_t)i * s->nk;
+        int last = ea__last_key(s, i);
+        for (j = 0; j < s->nk; j++) Pi[j] = j <= last ? Pi[j] * s->scale : -INFINITY;
+    }
+    ea_softmax_fwd(P, P, s->nq, s->nk);
+    ea_gemm(s->nq, s->dh, s->nk, P, s->nk, 1, vh, s->ldv, 1, jb->o + (size_t)b * s->nq * s->ldo + h * s->dh, s->ldo, 0);
+}
+
 EA_API void ea_sdpa_fwd(float *o, float *p, const float *q, const float *k, const float *v,
                         const ea_sdpa_shape *s) {
-    int slice, group = s->H / s->Hkv, nslice = s->B * s->H;
-    EA_OMP_FOR_IF(nslice > 1 && 4.0 * s->nq * s->nk * s->dh * nslice >= EA_PAR_MIN_WORK)
-    for (slice = 0; slice < nslice; slice++) {
-        int b = slice / s->H, h = slice % s->H, g = h / group, i, j;
-        const float *qh = q + (size_t)b * s->nq * s->ldq + h * s->dh;
-        const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
-        const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
-        float *P = p + (size_t)slice * s->nq * s->nk;
-        ea_gemm(s->nq, s->nk, s->dh, qh, s->ldq, 1, kh, 1, s->ldk, P, s->nk, 0);
-        for (i = 0; i < s->nq; i++) {
-            float *Pi = P + (size_t)i * s->nk;
-            int last = ea__last_key(s, i);
-            for (j = 0; j < s->nk; j++) Pi[j] = j <= last ? Pi[j] * s->scale : -INFINITY;
-        }
-        ea_softmax_fwd(P, P, s->nq, s->nk);
-        ea_gemm(s->nq, s->dh, s->nk, P, s->nk, 1, vh, s->ldv, 1, o + (size_t)b * s->nq * s->ldo + h * s->dh,
-                s->ldo, 0);
-    }
+    ea__sdpa_job jb;
+    int nslice = s->B * s->H;
+    memset(&jb, 0, sizeof jb);
+    jb.o = o; jb.pw = p; jb.q = q; jb.k = k; jb.v = v; jb.s = s;
+    ea__par_items(ea__sdpa_slice_fwd, &jb, nslice, 4.0 * s->nq * s->nk * s->dh * nslice >= EA_PAR_MIN_WORK);
 }
 
 /* Backward.  Heads that share a K/V head add into the same dK, dV rows, so
    threads split the batch, and heads run in order inside it.  scratch:
    B·nq·nk floats.  dq, dk, dv may be NULL (no gradient wanted). */
+static void ea__sdpa_entry_bwd(const void *arg, int b) {
+    const ea__sdpa_job *jb = (const ea__sdpa_job *)arg;
+    const ea_sdpa_shape *s = jb->s;
+    float *dS = jb->scratch + (size_t)b * s->nq * s->nk;
+    int h, i, j;
+    for (h = 0; h < s->H; h++) {
+        int g = h / (s->H / s->Hkv);
+        size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
+        size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh;
+        const float *P = jb->p + ((size_t)b * s->H + h) * s->nq * s->nk;
+        const float *dO = jb->dout + (size_t)b * s->nq * s->ldo + h * s->dh;
+        if (jb->dv) ea_gemm(s->nk, s->dh, s->nq, P, 1, s->nk, dO, s->ldo, 1, jb->dv + vo, s->ldv, 1);
+        if (!jb->dq && !jb->dk) continue;
+        ea_gemm(s->nq, s->nk, s->dh, dO, s->ldo, 1, jb->v + vo, 1, s->ldv, dS, s->nk, 0);
+        for (i = 0; i < s->nq; i++) {
+            const float *Pi = P + (size_t)i * s->nk;
+            float *di = dS + (size_t)i * s->nk, dot = 0.0f;
+            for (j = 0; j < s->nk; j++) dot += Pi[j] * di[j];
+            for (j = 0; j < s->nk; j++) di[j] = s->scale * Pi[j] * (di[j] - dot);
+        }
+        if (jb->dq) ea_gemm(s->nq, s->dh, s->nk, dS, s->nk, 1, jb->k + ko, s->ldk, 1, jb->dq + qo, s->ldq, 1);
+        if (jb->dk) ea_gemm(s->nk, s->dh, s->nq, dS, 1, s->nk, jb->q + qo, s->ldq, 1, jb->dk + ko, s->ldk, 1);
+    }
+}
+
 EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                         const float *p, const float *q, const float *k, const float *v,
                         const ea_sdpa_shape *s) {
-    int b, group = s->H / s->Hkv;
-    EA_OMP_FOR_IF(s->B > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
-    for (b = 0; b < s->B; b++) {
-        float *dS = scratch + (size_t)b * s->nq * s->nk;
-        int h, i, j;
-        for (h = 0; h < s->H; h++) {
-            int g = h / group;
-            size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
-            size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh;
-            const float *P = p + ((size_t)b * s->H + h) * s->nq * s->nk;
-            const float *dO = dout + (size_t)b * s->nq * s->ldo + h * s->dh;
-            if (dv) ea_gemm(s->nk, s->dh, s->nq, P, 1, s->nk, dO, s->ldo, 1, dv + vo, s->ldv, 1);
-            if (!dq && !dk) continue;
-            ea_gemm(s->nq, s->nk, s->dh, dO, s->ldo, 1, v + vo, 1, s->ldv, dS, s->nk, 0);
-            for (i = 0; i < s->nq; i++) {
-                const float *Pi = P + (size_t)i * s->nk;
-                float *di = dS + (size_t)i * s->nk, dot = 0.0f;
-                for (j = 0; j < s->nk; j++) dot += Pi[j] * di[j];
-                for (j = 0; j < s->nk; j++) di[j] = s->scale * Pi[j] * (di[j] - dot);
-            }
-            if (dq) ea_gemm(s->nq, s->dh, s->nk, dS, s->nk, 1, k + ko, s->ldk, 1, dq + qo, s->ldq, 1);
-            if (dk) ea_gemm(s->nk, s->dh, s->nq, dS, 1, s->nk, q + qo, s->ldq, 1, dk + ko, s->ldk, 1);
-        }
-    }
+    ea__sdpa_job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.dq = dq; jb.dk = dk; jb.dv = dv; jb.scratch = scratch; jb.dout = dout;
+    jb.p = p; jb.q = q; jb.k = k; jb.v = v; jb.s = s;
+    ea__par_items(ea__sdpa_entry_bwd, &jb, s->B, 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK);
 }
 
 
