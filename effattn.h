@@ -3239,8 +3239,9 @@ EA_API void ea_softmax_bwd(float *dx, const float *dout, const float *y, int row
    block it falls in).  nystrom's F [H, n, m] and B [H, m, n] at n = 1,024
    are half a million values each: on one thread, their softmax forward and
    backward were a quarter of the 10 ms its training step spent outside any
-   parallel region (perf, 2 threads, Zen 3; 13 ms of 26 at 16 threads on a
-   Xeon, with the two ops below). */
+   parallel region (perf, 2 threads, Zen 3).  With the two ops below, that
+   time fell to 2.1 ms there, and from 13.1 to 2.3 ms of a 26 ms step at 16
+   threads on a Xeon (bench/regions.c). */
 static void ea__softmax_par(float *y, const float *x, const float *gy, int rows, int cols) {
     long b, rb = (EA_SPAN + cols - 1) / cols, nb = (rows + rb - 1) / rb;
     EA_OMP_FOR_IF(nb > 1 && 10.0 * rows * cols >= EA_PAR_MIN_WORK)

@@ -3560,7 +3560,7 @@ static void test_memory_ops(void) {
             if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "mamba gate, pass %d: %s", pass, ctx.err.msg); ea_ctx_free(&ctx); break; }
             got[0] = gt->data; got[1] = y->grad; got[2] = u->grad; got[3] = z->grad; got[4] = dv->grad;
             for (i = 0; i < 5; i++) { /* pass 1 compares with pass 0's values, then keeps its own for pass 2 */
-                size_t len = i < 4 ? nx : GC, k;
+                size_t len = i < 4 ? nx : (size_t)GC, k;
                 if (pass == 1 && i) worst[i] = max_rel_diff(got[i], p, len);
                 if (pass == 1 && !i) /* absolute: t = y + D u cancels (values of order 1 rounded apart, fused or not) */
                     for (k = 0; k < len; k++) worst[0] = fabsf(got[0][k] - p[k]) > worst[0] ? fabsf(got[0][k] - p[k]) : worst[0];
