@@ -1827,17 +1827,40 @@ static void ea__transpose(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t
         ea__transpose_cols(dst, ldd, src, lds, rows, (int)b * 64, (int)b * 64 + 64 < cols ? (int)b * 64 + 64 : cols);
 }
 
-/* Rows [i0, i1) of C, one block of ea__gemm_rows.  A row-major B whose
-   width is whole vectors and whose rows start on cache lines is its own
-   panel (rows at stride brs), read in place; otherwise KC rows at a time
-   are packed. */
+/* Whether B can serve as its own panel, read in place (rows at stride
+   brs): row-major, whole vectors wide, rows on cache lines; and, for K >
+   EA_ALIAS_K, rows not a multiple of 2 KiB apart, unless the block is too
+   short to repay a copy.  Such rows (a 512-, 1024- or 1536-wide activation:
+   a weight gradient dW = dYᵀ·X reads X so) fall on few of the L1's and
+   L2's sets, so a panel of hundreds of them evicts itself and every row
+   tile reads it again from L3.  Each thread packs all of B for its own
+   rows, so the copy pays only from some rows a block on: 16 where the rows
+   lie a multiple of 4 KiB apart, 128 where 2 KiB (the milder conflict).
+   bench --gemm's dW rows (one thread, direct -> packed): 512 x 1024 x 1024
+   with B 4 KiB apart 60 -> 93 GFLOP/s on a Zen 3 core and 96-104 -> 154-156
+   on the device's Xeon, 64 x 1024 x 1024 60 -> 83 and 95-98 -> 129-134;
+   2 KiB apart (1024 x 512 x 1024) 72-73 -> 93-94 on Zen 3, level on the
+   Xeon.  On 16 Xeon threads: 4 KiB, 32 rows a thread, 784-828 -> 919
+   GFLOP/s; 2 KiB, 64 rows a thread, 1183-1519 -> 1109-1114 (hence 128);
+   4 rows a thread (64 rows over 16) 0.6x; a flash tile (64 x 64 x 64,
+   K <= EA_ALIAS_K) 6-9% slower packed on one thread. */
+#define EA_ALIAS_K 128
+#define EA_ALIAS_ROWS 16
+EA_INLINE int ea__gemm_direct(int rows, int N, int K, const float *B, ptrdiff_t brs, ptrdiff_t bcs) {
+    int repay = brs % 1024 == 0 ? EA_ALIAS_ROWS : brs % 512 == 0 ? 8 * EA_ALIAS_ROWS : 0; /* 4 KiB, 2 KiB */
+    return bcs == 1 && N % EA_VW == 0 && brs % 16 == 0 && (uintptr_t)B % 64 == 0 &&
+           !(repay && K > EA_ALIAS_K && rows >= repay);
+}
+
+/* Rows [i0, i1) of C, one block of ea__gemm_rows: B read in place where
+   ea__gemm_direct says so, otherwise packed KC rows at a time. */
 static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
                            ptrdiff_t ldc, int accumulate, const float *bias) {
     /* the panel starts on a cache line: a vector load that straddles two
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
-    int j0, k0, k, jj, direct = bcs == 1 && N % EA_VW == 0 && brs % 16 == 0 && (uintptr_t)B % 64 == 0;
+    int j0, k0, k, jj, direct = ea__gemm_direct(i1 - i0, N, K, B, brs, bcs);
     const int NR = ea__gemm_nv() * EA_VW; /* this CPU's panel width (<= EA_NR) */
     for (j0 = 0; j0 < N; j0 += NR) {
         int ncols = N - j0 < NR ? N - j0 : NR, nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;

@@ -163,6 +163,45 @@ static void bench_memory(void) {
 #endif
 }
 
+/* C[M,N] = A[M,K]·B[K,N] with B row-major, ldb floats a row: the form of a
+   weight gradient dW = dYᵀ·X (dYᵀ a transposed copy, X read in place).  At
+   the widths of a 512-wide layer X's rows lie 2 or 4 KiB apart, which the
+   GEMM packs instead of reading in place where the block's rows repay the
+   copy (ea__gemm_direct); 1040 is the same product with rows that do not
+   alias, for comparison. */
+static void bench_gemm_rowmajor(double peak) {
+    static const int shapes[][4] = {{512, 1024, 1024, 1024}, {1024, 512, 1024, 512}, {64, 1024, 1024, 1024},
+                                    {512, 1024, 1024, 1040}};
+    size_t s;
+    if (!g_json) printf("GEMM A·B, B row-major (dW)          M      N      K    ldb       ms  GFLOP/s  %% of 1-core peak\n");
+    for (s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldb = shapes[s][3], r;
+        /* on cache lines, as the arena's tensors are (B is read in place only so) */
+        float *mem = (float *)malloc(((size_t)M * K + (size_t)K * ldb + (size_t)M * N + 48) * 4);
+        float *A = mem ? mem + (64 - (uintptr_t)mem % 64) % 64 / 4 : NULL, *B = A + ((size_t)M * K + 15) / 16 * 16;
+        float *C = B + ((size_t)K * ldb + 15) / 16 * 16;
+        double t[5], f = 2.0 * M * N * K, b;
+        size_t i;
+        if (mem) {
+            for (i = 0; i < (size_t)M * K; i++) A[i] = (float)(i % 7) * 0.1f;
+            for (i = 0; i < (size_t)K * ldb; i++) B[i] = (float)(i % 5) * 0.1f;
+            for (r = -1; r < 5; r++) {
+                double t0 = ea_time_sec();
+                ea_gemm(M, N, K, A, K, 1, B, ldb, 1, C, N, 0);
+                if (r >= 0) t[r] = ea_time_sec() - t0;
+            }
+            b = best(t, 5);
+            if (g_json)
+                printf("{\"group\":\"gemm_rowmajor\",\"M\":%d,\"N\":%d,\"K\":%d,\"ldb\":%d,\"ms\":%.4f,\"gflops\":%.2f,"
+                       "\"threads\":%d}\n", M, N, K, ldb, b * 1e3, f / b / 1e9, ea_num_threads());
+            else
+                printf("                                %6d %6d %6d %6d %8.3f %8.1f %6.1f%%\n", M, N, K, ldb, b * 1e3,
+                       f / b / 1e9, 100.0 * f / b / 1e9 / peak);
+        }
+        free(mem);
+    }
+}
+
 /* --- GEMM alone, at the tracker's shapes and at a long sequence's ---------
    C[M,N] = A[M,K]·B[N,K]ᵀ (x·Wᵀ, as ea_linear calls it); fastest of 5. */
 static void bench_gemm(double peak) {
@@ -194,6 +233,7 @@ static void bench_gemm(double peak) {
                    100.0 * f / b / 1e9 / peak);
         free(A); free(B); free(C);
     }
+    bench_gemm_rowmajor(peak);
 }
 
 /* --- the tracker ----------------------------------------------------------- */

@@ -15,6 +15,8 @@
        build/regions [--batch B] [--train] [--pack] [--attn mha|mqa]
                      [--threads N] [--steps S]
        build/regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]
+   (--each with either: every region call of a step on its own line, in the
+   order the step makes them, e.g. to tell a layer's 15 GEMMs apart)
    The second form times one attention layer of any row (heads 8 x 64, the
    options compare --scaling gives it for long sequences, batch 1) at
    sequence length N, as `compare --scaling` does, forward (+ backward with
@@ -42,25 +44,27 @@
 typedef struct {
     void (*fn)(void *); /* the outlined body gcc made of the region */
     int team;     /* forked a team (1) or ran with if(false) (0) */
+    int seq;      /* with --each: its place among the step's regions, else -1 */
     long calls;
     double sec;
 } region;
 
 static region g_reg[MAX_REGIONS];
-static int g_nreg, g_on;
+static int g_nreg, g_on, g_each, g_seq;
 
 void __real_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags);
 void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags);
 
 void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags) {
     double t0 = omp_get_wtime();
-    int i, team = nt != 1;
+    int i, team = nt != 1, seq = g_each ? g_seq++ : -1;
     __real_GOMP_parallel(fn, data, nt, flags);
     if (!g_on) return;
-    for (i = 0; i < g_nreg && (g_reg[i].fn != fn || g_reg[i].team != team); i++) {}
+    for (i = 0; i < g_nreg && (g_reg[i].fn != fn || g_reg[i].team != team || g_reg[i].seq != seq); i++) {}
     if (i == g_nreg) {
         if (g_nreg == MAX_REGIONS) return;
         g_reg[g_nreg].fn = fn;
+        g_reg[g_nreg].seq = seq;
         g_reg[g_nreg++].team = team;
     }
     g_reg[i].calls++;
@@ -112,12 +116,14 @@ static void region_name(void (*body)(void *), char *out, size_t cap) {
 
 static int by_time(const void *a, const void *b) {
     double x = ((const region *)a)->sec, y = ((const region *)b)->sec;
-    return (x < y) - (x > y);
+    int p = ((const region *)a)->seq, q = ((const region *)b)->seq;
+    return p != q ? (p > q) - (p < q) : (x < y) - (x > y); /* --each: in the step's order */
 }
 
 static int usage(FILE *f, int rc) {
     fprintf(f, "usage: regions [--batch B] [--train] [--pack] [--attn mha|mqa] [--threads N] [--steps S]\n"
                "       regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]\n"
+               "  (either with --each: every region call of a step on its own line, in order)\n"
                "  times each OpenMP parallel region of a tracker step (default: inference, batch 1,\n"
                "  mha, OMP_NUM_THREADS threads, 2000 steps; 200 when training); --pack packs the\n"
                "  weights first (ea_params_pack), as deployed inference runs.  --layer N: one layer of\n"
@@ -137,6 +143,7 @@ int main(int argc, char **argv) {
     double total = 0.0, inside = 0.0;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--train") == 0) train = 1;
+        else if (strcmp(argv[i], "--each") == 0) g_each = 1;
         else if (strcmp(argv[i], "--pack") == 0) pack = 1;
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) B = atoi(argv[++i]);
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) steps = atoi(argv[++i]);
@@ -183,6 +190,7 @@ int main(int argc, char **argv) {
         ea_tensor *x, *y, *pred;
         size_t k;
         g_on = r >= 0;
+        g_seq = 0;
         ea_ctx_reset(&ctx);
         ctx.grad_enabled = train;
         ctx.training = train;
@@ -215,7 +223,10 @@ int main(int argc, char **argv) {
     printf("  %-28s %-8s %10s %10s %7s\n", "region", "threads", "calls/step", "us/step", "share");
     for (i = 0; i < g_nreg; i++) {
         char name[256];
+        size_t len;
         region_name(g_reg[i].fn, name, sizeof name);
+        len = strlen(name);
+        if (g_reg[i].seq >= 0) snprintf(name + len, sizeof name - len, " #%d", g_reg[i].seq);
         inside += g_reg[i].sec;
         printf("  %-28s %-8s %10.1f %10.1f %6.1f%%\n", name, g_reg[i].team ? "team" : "1 thread",
                (double)g_reg[i].calls / steps, g_reg[i].sec / steps * 1e6, 100.0 * g_reg[i].sec / total);

@@ -923,6 +923,49 @@ static void test_gemm(void) {
         }
         (void)saved;
     }
+    { /* B's rows 4 KiB apart, K past EA_ALIAS_K: a block of 16 rows or more packs B (ea__gemm_direct), a smaller
+         one (three threads' share of 40 rows) and B at an unaliased stride read it in place: all the same bits,
+         and within rounding of the double product; 2 KiB apart packs from 128 rows */
+        enum { M = 40, N = 96, K = 300, LDA = 1024, LDU = 1040 };
+        int saved = ea_num_threads(), bad = 0, r, q, k, th;
+        void *raw[2];
+        float *A = (float *)malloc((size_t)M * K * sizeof(float)), *Ba = lined((size_t)K * LDA, 0, &raw[0]);
+        float *Bu = lined((size_t)K * LDU, 0, &raw[1]), *C[3];
+        double worst = 0.0;
+        for (r = 0; r < M * K; r++) A[r] = frand(&rng);
+        for (k = 0; k < K; k++)
+            for (q = 0; q < LDA; q++) Ba[k * LDA + q] = q < LDU ? (Bu[k * LDU + q] = frand(&rng)) : 0.0f;
+        CHECK(!ea__gemm_direct(M, N, K, Ba, LDA, 1) && ea__gemm_direct(M / 3, N, K, Ba, LDA, 1) &&
+                  ea__gemm_direct(M, N, K, Bu, LDU, 1) && ea__gemm_direct(M, N, EA_ALIAS_K, Ba, LDA, 1) &&
+                  ea__gemm_direct(M, N, K, Ba, LDA / 2, 1) && !ea__gemm_direct(128, N, K, Ba, LDA / 2, 1),
+              "gemm: B 4 KiB apart: expected packed for %d rows and K = %d, in place below those, at stride %d and 2 KiB "
+              "apart below 128 rows", M, K, LDU);
+        for (th = 0; th < 3; th++) {
+            C[th] = (float *)malloc((size_t)M * N * sizeof(float));
+#ifdef _OPENMP
+            omp_set_num_threads(th == 1 ? 3 : 1);
+#endif
+            ea_gemm(M, N, K, A, K, 1, th < 2 ? Ba : Bu, th < 2 ? LDA : LDU, 1, C[th], N, 0);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        for (r = 0; r < M; r++)
+            for (q = 0; q < N; q++) {
+                double exact = 0.0, scale = 0.0;
+                for (k = 0; k < K; k++) {
+                    exact += (double)A[r * K + k] * Bu[k * LDU + q];
+                    scale += fabs((double)A[r * K + k] * Bu[k * LDU + q]);
+                }
+                bad += C[0][r * N + q] != C[1][r * N + q] || C[0][r * N + q] != C[2][r * N + q];
+                if (fabs(C[0][r * N + q] - exact) / scale > worst) worst = fabs(C[0][r * N + q] - exact) / scale;
+            }
+        CHECK(bad == 0, "gemm %dx%dx%d, B 4 KiB apart: %d elements differ between packed, 3 threads and in place", M, N, K,
+              bad);
+        CHECK(worst < 1e-5, "gemm %dx%dx%d, B 4 KiB apart: error %.3g of the dot-product scale", M, N, K, worst);
+        free(A); free(raw[0]); free(raw[1]); free(C[0]); free(C[1]); free(C[2]);
+        (void)saved;
+    }
     { /* the panel widths this build has (48 and 64 columns with AVX-512) give the same bits */
         int M = 70, N = 200, K = 96, w;
         float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
