@@ -1843,7 +1843,7 @@ static void ea__transpose(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t
    Xeon.  On 16 Xeon threads: 4 KiB, 32 rows a thread, 784-828 -> 919
    GFLOP/s; 2 KiB, 64 rows a thread, 1183-1519 -> 1109-1114 (hence 128);
    4 rows a thread (64 rows over 16) 0.6x; a flash tile (64 x 64 x 64,
-   K <= EA_ALIAS_K) 6-9% slower packed on one thread. */
+   K <= EA_ALIAS_K) 8-9% slower packed on one thread. */
 #define EA_ALIAS_K 128
 #define EA_ALIAS_ROWS 16
 EA_INLINE int ea__gemm_direct(int rows, int N, int K, const float *B, ptrdiff_t brs, ptrdiff_t bcs) {
