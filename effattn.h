@@ -1833,14 +1833,16 @@ static void ea__transpose(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t
    short to repay a copy.  Such rows (a 512-, 1024- or 1536-wide activation:
    a weight gradient dW = dYᵀ·X reads X so) fall on few of the L1's and
    L2's sets, so a panel of hundreds of them evicts itself and every row
-   tile reads it again from L3.  Each thread packs all of B for its own
-   rows, so the copy pays only from some rows a block on: 16 where the rows
-   lie a multiple of 4 KiB apart, 128 where 2 KiB (the milder conflict).
+   tile reads it again from L3.  Each thread packs its columns of B for its
+   own rows, so the copy pays only from some rows a block on: 16 where the
+   rows lie a multiple of 4 KiB apart, 128 where 2 KiB (the milder
+   conflict).
    bench --gemm's dW rows (one thread, direct -> packed): 512 x 1024 x 1024
    with B 4 KiB apart 60 -> 93 GFLOP/s on a Zen 3 core and 96-104 -> 154-156
    on the device's Xeon, 64 x 1024 x 1024 60 -> 83 and 95-98 -> 129-134;
    2 KiB apart (1024 x 512 x 1024) 72-73 -> 93-94 on Zen 3, level on the
-   Xeon.  On 16 Xeon threads: 4 KiB, 32 rows a thread, 784-828 -> 919
+   Xeon.  On 16 Xeon threads, split by rows alone (before ea__gemm_cols's
+   grid): 4 KiB, 32 rows a thread, 784-828 -> 919
    GFLOP/s; 2 KiB, 64 rows a thread, 1183-1519 -> 1109-1114 (hence 128);
    4 rows a thread (64 rows over 16) 0.6x; a flash tile (64 x 64 x 64,
    K <= EA_ALIAS_K) 8-9% slower packed on one thread. */
@@ -1966,9 +1968,35 @@ static float ea__gemv_dot(const float *a, const float *b, int K) {
 
 #define EA_GEMV_ROWS 2 /* up to this many rows, dot products beat packing a panel of B */
 
+/* A team splits C into a grid: nt / pc groups of row tiles by pc groups of
+   whole panels.  Every thread reads (or packs) all of B's columns in its
+   group and all of A's rows in its group, so a thread's share of the data
+   that comes from L3 or memory is M·K/pr + K·N/pc; the grid that makes
+   pc·M + pr·N least wins (pc = 1, rows only, where M dominates: long
+   sequences, the tracker's batches).  With rows only, 16 threads over a
+   1024 x 512 product each read all of B for 64 rows; a weight gradient
+   (512 x 1024) each packed all of B for 32.  Column groups get whole
+   panels, np / pc of them or at least 4 where that does not divide.  Each
+   element of C is the same dot product in the same order whatever the
+   grid: the same bits. */
+EA_INLINE int ea__gemm_cols(int M, int N, int nt) {
+    int NR = ea__gemm_nv() * EA_VW, np = (N + NR - 1) / NR, tiles = (M + EA_MR - 1) / EA_MR, pc, best = 1;
+    double cost = -1.0;
+    for (pc = 1; pc <= nt && pc <= np; pc++) {
+        double c = (double)pc * M + (double)(nt / pc) * N;
+        if (nt % pc || nt / pc > tiles || (np % pc && np / pc < 4)) continue;
+        if (cost < 0.0 || c < cost) {
+            cost = c;
+            best = pc;
+        }
+    }
+    return best;
+}
+
 /* C (+)= A·B, then + bias[j] on every row when bias is given (a linear
-   layer).  With fork, a large product is split over a team of threads by
-   rows of C; without, it runs on the calling thread alone: for kernels
+   layer).  With fork, a large product is split over a team of threads (a
+   grid of row and column groups: ea__gemm_cols); without, it runs on the
+   calling thread alone: for kernels
    that split their own work, whose many small products would each pay for
    a fork (the flash tiles: at 2 threads a heads 8 x 64 backward ran 7-27x
    slower than on one before this). */
@@ -1982,13 +2010,18 @@ static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptr
        per call cost small products about a tenth) */
     if (fork && (double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && K > 0 && !omp_in_parallel() &&
         omp_get_max_threads() > 1) {
+        int cols = ea__gemm_cols(M, N, omp_get_max_threads());
         _Pragma("omp parallel")
         {
-            int nt = omp_get_num_threads(), t = omp_get_thread_num();
-            int tiles = (M + EA_MR - 1) / EA_MR;
-            int t0 = (int)((long)tiles * t / nt), t1 = (int)((long)tiles * (t + 1) / nt);
+            int nt = omp_get_num_threads(), t = omp_get_thread_num(), pc = nt % cols ? 1 : cols, pr = nt / pc;
+            int tiles = (M + EA_MR - 1) / EA_MR, NR = ea__gemm_nv() * EA_VW, np = (N + NR - 1) / NR;
+            int r = t / pc, c = t % pc;
+            int t0 = (int)((long)tiles * r / pr), t1 = (int)((long)tiles * (r + 1) / pr);
             int i0 = t0 * EA_MR, i1 = t1 * EA_MR < M ? t1 * EA_MR : M;
-            if (i0 < i1) ea__gemm_rows(i0, i1, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias);
+            int j0 = np * c / pc * NR, j1 = np * (c + 1) / pc * NR < N ? np * (c + 1) / pc * NR : N;
+            if (i0 < i1 && j0 < j1)
+                ea__gemm_rows(i0, i1, j1 - j0, K, A, ars, acs, B + (ptrdiff_t)j0 * bcs, brs, bcs, C + j0, ldc, accumulate,
+                              bias ? bias + j0 : NULL);
         }
         return;
     }

@@ -966,6 +966,40 @@ static void test_gemm(void) {
         free(A); free(raw[0]); free(raw[1]); free(C[0]); free(C[1]); free(C[2]);
         (void)saved;
     }
+    { /* a team over a grid of row and column groups (ea__gemm_cols: 2 column groups at 4 threads for these
+         shapes, rows only at 3): 1, 3 and 4 threads give the same bits, B row-major and transposed, with a bias
+         and accumulating; the second shape ends in a part panel */
+        static const int gd[][3] = {{200, 384, 70}, {150, 370, 300}};
+        int q, tr, th, saved = ea_num_threads();
+        for (q = 0; q < 2; q++)
+            for (tr = 0; tr < 2; tr++) {
+                int M = gd[q][0], N = gd[q][1], K = gd[q][2], bad = 0;
+                size_t i, nc = (size_t)M * N;
+                float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
+                float *bias = (float *)malloc((size_t)N * sizeof(float)), *C[3];
+                for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
+                for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
+                for (i = 0; i < (size_t)N; i++) bias[i] = frand(&rng);
+                CHECK(ea__gemm_cols(M, N, 4) > 1, "gemm %dx%dx%d: expected column groups at 4 threads, got %d", M, N, K,
+                      ea__gemm_cols(M, N, 4));
+                for (th = 0; th < 3; th++) {
+                    C[th] = (float *)malloc(nc * sizeof(float));
+                    for (i = 0; i < nc; i++) C[th][i] = (float)(i % 13) * 0.25f;
+#ifdef _OPENMP
+                    omp_set_num_threads(th == 0 ? 1 : th == 1 ? 3 : 4);
+#endif
+                    ea__gemm_run(M, N, K, A, K, 1, B, tr ? 1 : N, tr ? K : 1, C[th], N, 1, bias, 1);
+                }
+#ifdef _OPENMP
+                omp_set_num_threads(saved);
+#endif
+                for (i = 0; i < nc; i++) bad += C[0][i] != C[1][i] || C[0][i] != C[2][i];
+                CHECK(bad == 0, "gemm %dx%dx%d (B %s): %d elements differ between 1, 3 and 4 threads", M, N, K,
+                      tr ? "transposed" : "row-major", bad);
+                free(A); free(B); free(bias); free(C[0]); free(C[1]); free(C[2]);
+            }
+        (void)saved;
+    }
     { /* the panel widths this build has (48 and 64 columns with AVX-512) give the same bits */
         int M = 70, N = 200, K = 96, w;
         float *A = (float *)malloc((size_t)M * K * sizeof(float)), *B = (float *)malloc((size_t)K * N * sizeof(float));
