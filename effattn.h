@@ -1978,7 +1978,11 @@ static float ea__gemv_dot(const float *a, const float *b, int K) {
    (512 x 1024) each packed all of B for 32.  Column groups get whole
    panels, np / pc of them or at least 4 where that does not divide.  Each
    element of C is the same dot product in the same order whatever the
-   grid: the same bits. */
+   grid: the same bits.  bench --gemm on the device's Xeon, rows only ->
+   grid, two rounds: 16 threads, 64 x 1024 x 1024 472-561 -> 823-831
+   GFLOP/s, 512 x 1024 x 1024 864-927 -> 1027-1094; 4 threads 313-322 ->
+   472-509 and 589-596 -> 617-630; a mamba or mha layer's step and the
+   tracker's at 16 threads moved less than that host's noise. */
 EA_INLINE int ea__gemm_cols(int M, int N, int nt) {
     int NR = ea__gemm_nv() * EA_VW, np = (N + NR - 1) / NR, tiles = (M + EA_MR - 1) / EA_MR, pc, best = 1;
     double cost = -1.0;
