@@ -178,11 +178,13 @@ static void bench_gemm_rowmajor(double peak) {
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldb = shapes[s][3], r;
         /* on cache lines, as the arena's tensors are (B is read in place only so) */
         float *mem = (float *)malloc(((size_t)M * K + (size_t)K * ldb + (size_t)M * N + 48) * 4);
-        float *A = mem ? mem + (64 - (uintptr_t)mem % 64) % 64 / 4 : NULL, *B = A + ((size_t)M * K + 15) / 16 * 16;
-        float *C = B + ((size_t)K * ldb + 15) / 16 * 16;
+        float *A, *B, *C;
         double t[5], f = 2.0 * M * N * K, b;
         size_t i;
         if (mem) {
+            A = mem + (64 - (uintptr_t)mem % 64) % 64 / 4;
+            B = A + ((size_t)M * K + 15) / 16 * 16;
+            C = B + ((size_t)K * ldb + 15) / 16 * 16;
             for (i = 0; i < (size_t)M * K; i++) A[i] = (float)(i % 7) * 0.1f;
             for (i = 0; i < (size_t)K * ldb; i++) B[i] = (float)(i % 5) * 0.1f;
             for (r = -1; r < 5; r++) {

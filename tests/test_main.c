@@ -934,7 +934,10 @@ static void test_gemm(void) {
         double worst = 0.0;
         for (r = 0; r < M * K; r++) A[r] = frand(&rng);
         for (k = 0; k < K; k++)
-            for (q = 0; q < LDA; q++) Ba[k * LDA + q] = q < LDU ? (Bu[k * LDU + q] = frand(&rng)) : 0.0f;
+            for (q = 0; q < LDU; q++) { /* Ba holds Bu's first LDA columns (the product reads N of them) */
+                Bu[k * LDU + q] = frand(&rng);
+                if (q < LDA) Ba[k * LDA + q] = Bu[k * LDU + q];
+            }
         CHECK(!ea__gemm_direct(M, N, K, Ba, LDA, 1) && ea__gemm_direct(M / 3, N, K, Ba, LDA, 1) &&
                   ea__gemm_direct(M, N, K, Bu, LDU, 1) && ea__gemm_direct(M, N, EA_ALIAS_K, Ba, LDA, 1) &&
                   ea__gemm_direct(M, N, K, Ba, LDA / 2, 1) && !ea__gemm_direct(128, N, K, Ba, LDA / 2, 1),
