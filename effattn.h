@@ -2458,8 +2458,8 @@ EA_API void ea_params_init(ea_params *ps, uint64_t seed) {
     }
 }
 
-EA_API void ea_params_zero_grad(ea_params *ps) {
-    if (ps->grad) memset(ps->grad, 0, ps->n * sizeof(float));
+EA_API void ea_params_zero_grad(ea_params *ps) { /* over threads: 4 MB for one layer of 512 channels */
+    if (ps->grad) ea__par_span(ea__zero_n, ps->grad, NULL, NULL, ps->n, 1.0);
 }
 
 EA_API void ea_params_unpack(ea_params *ps) {
@@ -3902,12 +3902,15 @@ EA_API ea_tensor *ea_eye_affine(ea_ctx *ctx, ea_tensor *x, float alpha, float c)
    scalar expf this map had been 6% of the hybrid row's step, by perf). */
 static void ea__fmap_rows(float *y, float *gx, const float *gy, const float *x, const float *phi, size_t rows,
                           int ldx, int cols, int relu) {
-    ea_vf one = ea_vset1(1.0f), zero = ea_vzero();
-    size_t r;
-    int j, m;
-    for (r = 0; r < rows; r++)
+    long r;
+    /* rows over threads: a pass over memory, serial it had been 2% of the
+       hybrid row's step at 2 threads and more at 16 */
+    EA_OMP_FOR_IF(rows > 1 && (double)rows * cols * 8.0 >= EA_PAR_MIN_WORK)
+    for (r = 0; r < (long)rows; r++) {
+        ea_vf one = ea_vset1(1.0f), zero = ea_vzero();
+        int j, m;
         for (j = 0; j < cols; j += EA_VW) {
-            size_t xo = r * (size_t)ldx + (size_t)j, o = r * (size_t)cols + (size_t)j;
+            size_t xo = (size_t)r * (size_t)ldx + (size_t)j, o = (size_t)r * (size_t)cols + (size_t)j;
             ea_vf v;
             m = cols - j < EA_VW ? cols - j : EA_VW;
             v = ea__ld(x + xo, m);
@@ -3918,6 +3921,7 @@ static void ea__fmap_rows(float *y, float *gx, const float *gy, const float *x, 
                 ea__st(y + o, relu ? ea_vmax(v, zero) : ea_vsel_pos(v, ea_vadd(v, one), ea_vexp(ea_vmin(v, zero))), m);
             }
         }
+    }
 }
 
 static void ea__fmap_back(ea_ctx *ctx, ea_node *n) {
@@ -4290,17 +4294,27 @@ EA_API ea_tensor *ea_drop_tokens(ea_ctx *ctx, ea_tensor *x, int g) {
 /* gate_mix: y = σ(α) a + (1 - σ(α)) b;  da = σ dy, db = (1 - σ) dy,
    dα = Σ dy (a - b) σ (1 - σ).  σ(α) is taken once per channel and kept
    for the backward; rows run on the vector layer.  (Per element, the
-   sigmoid and the channel's index had been 5% of the hybrid row's step.) */
-static void ea__gate_back(ea_ctx *ctx, ea_node *n) {
-    ea_tensor *a = n->in[0], *b = n->in[1], *al = n->in[2];
-    const float *sg = n->save[0], *dy = n->out->grad;
-    int C = (int)al->size, j, m;
+   sigmoid and the channel's index had been 5% of the hybrid row's step.)
+   Over threads: the forward by rows; the backward by blocks of whole
+   cache lines of channels, each block down every row in order, so that dα's
+   sum over rows is the one-thread sum whatever the block (serial, the two
+   passes had been 1% of the hybrid row's step at 2 threads). */
+typedef struct {
+    ea_tensor *a, *b, *al;
+    const float *sg, *dy;
+    int C, block; /* channels a block (whole 16-float lines) */
+} ea__gate_job;
+
+static void ea__gate_back_cols(const void *arg, int i) {
+    const ea__gate_job *g = (const ea__gate_job *)arg;
+    ea_tensor *a = g->a, *b = g->b, *al = g->al;
+    const float *sg = g->sg, *dy = g->dy;
+    int C = g->C, j0 = i * g->block, j1 = j0 + g->block < C ? j0 + g->block : C, j, m;
     size_t o;
-    (void)ctx;
     for (o = 0; o < a->size; o += (size_t)C)
-        for (j = 0; j < C; j += EA_VW) {
+        for (j = j0; j < j1; j += EA_VW) {
             ea_vf s, d;
-            m = C - j < EA_VW ? C - j : EA_VW;
+            m = j1 - j < EA_VW ? j1 - j : EA_VW;
             s = ea__ld(sg + j, m);
             d = ea__ld(dy + o + j, m);
             if (a->grad) ea__st(a->grad + o + j, ea_vfma(s, d, ea__ld(a->grad + o + j, m)), m);
@@ -4312,12 +4326,26 @@ static void ea__gate_back(ea_ctx *ctx, ea_node *n) {
         }
 }
 
+static void ea__gate_back(ea_ctx *ctx, ea_node *n) {
+    ea__gate_job g;
+    int lines, nb;
+    (void)ctx;
+    g.a = n->in[0]; g.b = n->in[1]; g.al = n->in[2];
+    g.sg = n->save[0]; g.dy = n->out->grad;
+    g.C = (int)g.al->size;
+    lines = (g.C + 15) / 16; /* blocks of whole 64-byte lines: no line written by two threads */
+    nb = ea_num_threads() < lines ? ea_num_threads() : lines;
+    g.block = (lines + nb - 1) / nb * 16;
+    nb = (g.C + g.block - 1) / g.block;
+    ea__par_items(ea__gate_back_cols, &g, nb, (double)g.a->size * 8.0 >= EA_PAR_MIN_WORK);
+}
+
 EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor *alpha) {
     ea_tensor *out;
     ea_node *n;
     float *sg;
-    int C, j, m;
-    size_t o;
+    int C, j;
+    long r;
     char s1[48], s2[48], s3[48];
     if (!ea__ok(ctx, a, b) || !alpha) return NULL;
     C = (int)alpha->size;
@@ -4329,14 +4357,19 @@ EA_API ea_tensor *ea_gate_mix(ea_ctx *ctx, ea_tensor *a, ea_tensor *b, ea_tensor
     sg = ea__floats(ctx, (size_t)C);
     if (!out || !sg) return NULL;
     for (j = 0; j < C; j++) sg[j] = 1.0f / (1.0f + expf(-alpha->data[j]));
-    for (o = 0; o < a->size; o += (size_t)C)
-        for (j = 0; j < C; j += EA_VW) {
+    EA_OMP_FOR_IF(a->size > (size_t)C && (double)a->size * 4.0 >= EA_PAR_MIN_WORK)
+    for (r = 0; r < (long)(a->size / (size_t)C); r++) {
+        size_t o = (size_t)r * (size_t)C;
+        int jj, m;
+        for (jj = 0; jj < C; jj += EA_VW) {
             ea_vf s;
-            m = C - j < EA_VW ? C - j : EA_VW;
-            s = ea__ld(sg + j, m);
-            ea__st(out->data + o + j,
-                   ea_vfma(s, ea__ld(a->data + o + j, m), ea_vmul(ea_vsub(ea_vset1(1.0f), s), ea__ld(b->data + o + j, m))), m);
+            m = C - jj < EA_VW ? C - jj : EA_VW;
+            s = ea__ld(sg + jj, m);
+            ea__st(out->data + o + jj,
+                   ea_vfma(s, ea__ld(a->data + o + jj, m), ea_vmul(ea_vsub(ea_vset1(1.0f), s), ea__ld(b->data + o + jj, m))),
+                   m);
         }
+    }
     n = ea__record(ctx, ea__gate_back, out, a, b, alpha);
     if (n) n->save[0] = sg;
     return out;
@@ -5994,21 +6027,48 @@ static ea_tensor *ea__kernel_attention(ea_ctx *ctx, ea_tensor *fq, int fq_col, e
    ReLU features: φ(x)_r = max(ω_r·x', 0) / √m.
    Cost 2·n·m·dh FLOPs per head.  Backward (exp features):
        dx' = Σ_r dφ_r φ_r (ω_r - x'),   dx = dx' / dh^(1/4). */
-static void ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int draw) {
+/* Row r's normals come from streams of its own (its direction's, a redraw's,
+   its length's), so rows are drawn over threads and the draw does not depend
+   on the thread count; Gram-Schmidt runs block by block.  (One stream for
+   every row had been ~1.5% of the performer row's training step at 2
+   threads, serial, with m = 256: 32,768 normals.) */
+static uint64_t ea__feature_stream(int draw, int r, int what) { /* what: 0 direction, 1 length, 2.. redraws */
+    return ((0x9e3779b9u + (uint64_t)draw) << 32) ^ ((uint64_t)(unsigned)r << 8) ^ (uint64_t)(unsigned)what;
+}
+
+static void ea__normals(float *x, int n, uint64_t seed, uint64_t stream) {
     ea_rng rng;
-    int r, c, p;
-    ea_rng_seed(&rng, seed, 0x9e3779b9u + (uint64_t)draw);
-    for (r = 0; r < m; r++) { /* unit rows, orthogonal within each block of dh */
-        float *wr = w + (size_t)r * dh, norm;
-        do {
-            for (c = 0; c < dh; c++) wr[c] = ea_rng_normal(&rng);
-            for (p = r / dh * dh; p < r; p++) ea__axpy(wr, -ea__dot(wr, w + (size_t)p * dh, dh), w + (size_t)p * dh, dh);
-            norm = sqrtf(ea__dot(wr, wr, dh));
-        } while (norm < 1e-4f); /* a draw (almost) inside the span: redraw */
-        for (c = 0; c < dh; c++) wr[c] /= norm;
+    int c;
+    ea_rng_seed(&rng, seed, stream);
+    for (c = 0; c < n; c++) x[c] = ea_rng_normal(&rng);
+}
+
+static void ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int draw) {
+    int r, blk, par = (double)m * dh * 50.0 >= EA_PAR_MIN_WORK; /* ~50 flops a normal */
+    (void)par; /* without OpenMP */
+    EA_OMP_FOR_IF(par && m > 1)
+    for (r = 0; r < m; r++) ea__normals(w + (size_t)r * dh, dh, seed, ea__feature_stream(draw, r, 0));
+    EA_OMP_FOR_IF(par && m > dh)
+    for (blk = 0; blk < (m + dh - 1) / dh; blk++) { /* unit rows, orthogonal within each block of dh */
+        int rr, p, what;
+        for (rr = blk * dh; rr < m && rr < (blk + 1) * dh; rr++) {
+            float *wr = w + (size_t)rr * dh, norm;
+            int c;
+            for (what = 2;; what++) {
+                for (p = blk * dh; p < rr; p++) ea__axpy(wr, -ea__dot(wr, w + (size_t)p * dh, dh), w + (size_t)p * dh, dh);
+                norm = sqrtf(ea__dot(wr, wr, dh));
+                if (norm >= 1e-4f || what > 255) break; /* else a draw (almost) inside the span: redraw */
+                ea__normals(wr, dh, seed, ea__feature_stream(draw, rr, what));
+            }
+            for (c = 0; c < dh; c++) wr[c] /= norm;
+        }
     }
+    EA_OMP_FOR_IF(par && m > 1)
     for (r = 0; r < m; r++) { /* then a chi(dh)-distributed length each */
+        ea_rng rng;
         float len = 0.0f;
+        int c;
+        ea_rng_seed(&rng, seed, ea__feature_stream(draw, r, 1));
         for (c = 0; c < dh; c++) {
             float g = ea_rng_normal(&rng);
             len += g * g;
@@ -6072,16 +6132,23 @@ static ea_tensor *ea__favor_features(ea_ctx *ctx, ea_tensor *x, int col, int H, 
         ea_gemm(rows, m, dh, x->data + col + (size_t)b * dh, x->shape[2], 1, w, 1, dh, out->data + (size_t)b * m,
                 (ptrdiff_t)H * m, 0);
     for (b = 0; b < B * H; b++) keymax[b] = -INFINITY;
-    if (!relu && !is_query) /* keys: one constant per (batch, head) */
+    if (!relu && !is_query) { /* keys: one constant per (batch, head), the largest sc·u of its rows: each
+                                 row's over threads, then theirs in order (sc > 0: sc·max u = max sc·u) */
+        float *rmax = ea__floats(ctx, (size_t)rows * H);
+        if (!rmax) return NULL;
+        EA_OMP_FOR_IF(rows > 1 && (double)rows * H * m >= EA_PAR_MIN_WORK)
         for (row = 0; row < rows; row++) {
-            int h, r;
-            for (h = 0; h < H; h++)
-                for (r = 0; r < m; r++) {
-                    float u = sc * out->data[((size_t)row * H + h) * m + r];
-                    float *km = &keymax[(size_t)(row / T) * H + h];
-                    *km = u > *km ? u : *km;
-                }
+            int h;
+            for (h = 0; h < H; h++) rmax[(size_t)row * H + h] = sc * ea__row_max(out->data + ((size_t)row * H + h) * m, m);
         }
+        for (row = 0; row < rows; row++) {
+            int h;
+            for (h = 0; h < H; h++) {
+                float *km = &keymax[(size_t)(row / T) * H + h];
+                *km = rmax[(size_t)row * H + h] > *km ? rmax[(size_t)row * H + h] : *km;
+            }
+        }
+    }
     EA_OMP_FOR_IF(rows > 1 && 2.0 * rows * H * m * 8 >= EA_PAR_MIN_WORK)
     for (row = 0; row < rows; row++) {
         int h, r;

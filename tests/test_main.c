@@ -16,6 +16,7 @@ static void *counting_malloc(size_t n) {
 #define EFFATTN_FREE(p) free(p)
 #define EFFATTN_IMPLEMENTATION
 #include "../effattn.h"
+#include "../examples/cli.h" /* cli_long_sequence_opts: the options compare --scaling gives each row */
 
 static int g_pass = 0, g_fail = 0;
 static const char *g_group = "";
@@ -2511,6 +2512,85 @@ static void test_rows_exact(void) {
         ea_ctx_free(&ctx);
         ea_params_free(&ps);
     }
+}
+
+/* Every row's output and gradients (input and parameters) are the same
+   bits on 1, 2 and 3 threads: a sequence long enough that the elementwise
+   passes, the reductions and the GEMMs all split (2 x 256 tokens of 64
+   channels; the options compare --scaling gives long sequences). */
+static void test_rows_threads(void) {
+    enum { B = 2, T = 256, D = 64 };
+    int v, ran = 0, saved = ea_num_threads();
+    g_group = "rows-threads";
+    for (v = 0; v < ea_attn_variant_count(); v++) {
+        const char *name = ea_attn_variant_at(v)->name;
+        ea_attn_config cfg;
+        ea_attn a;
+        ea_params ps;
+        ea_error err;
+        float *keep = NULL;
+        size_t nx = (size_t)B * T * D, nkeep = 0;
+        int th, same = 1;
+        memset(&cfg, 0, sizeof cfg);
+        memset(&ps, 0, sizeof ps);
+        cfg.dim = D; cfg.n_heads = 4; cfg.n_kv_heads = 2;
+        cli_long_sequence_opts(name, &cfg.opt, T);
+        if (ea_attn_build(&a, name, &cfg, &ps, "attn", &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK) {
+            CHECK(0, "%s: %s", name, err.msg);
+            ea_params_free(&ps);
+            continue;
+        }
+        ea_params_init(&ps, 3);
+        nkeep = 2 * nx + ps.n;
+        keep = (float *)malloc(nkeep * sizeof(float));
+        for (th = 1; th <= 3 && keep; th++) {
+            ea_ctx ctx;
+            ea_rng rng;
+            ea_tensor *x, *t, *y, *loss;
+            size_t i;
+#ifdef _OPENMP
+            omp_set_num_threads(th);
+#endif
+            ea_ctx_init(&ctx, 0);
+            ctx.training = 1;
+            ea_rng_seed(&rng, 21, 1);
+            ea_params_zero_grad(&ps);
+            x = ea_tensor_3d(&ctx, B, T, D, 1);
+            t = ea_tensor_3d(&ctx, B, T, D, 0);
+            for (i = 0; i < nx; i++) x->data[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+            for (i = 0; i < nx; i++) t->data[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+            y = ea_attn_forward(&ctx, &a, x);
+            loss = ea_mse_loss(&ctx, y, t);
+            if (!loss || ea_backward(&ctx, loss) != EA_OK) {
+                CHECK(0, "%s, %d threads: %s", name, th, ctx.err.msg);
+                ea_ctx_free(&ctx);
+                same = -1;
+                break;
+            }
+            if (th == 1) {
+                memcpy(keep, y->data, nx * sizeof(float));
+                memcpy(keep + nx, x->grad, nx * sizeof(float));
+                memcpy(keep + 2 * nx, ps.grad, ps.n * sizeof(float));
+            } else if (memcmp(keep, y->data, nx * sizeof(float)) || memcmp(keep + nx, x->grad, nx * sizeof(float)) ||
+                       memcmp(keep + 2 * nx, ps.grad, ps.n * sizeof(float))) {
+                CHECK(0, "%s: %d threads give other bits than 1 (output %d, input gradient %d, parameter gradients %d)",
+                      name, th, memcmp(keep, y->data, nx * sizeof(float)) != 0,
+                      memcmp(keep + nx, x->grad, nx * sizeof(float)) != 0,
+                      memcmp(keep + 2 * nx, ps.grad, ps.n * sizeof(float)) != 0);
+                same = 0;
+            }
+            ea_ctx_free(&ctx);
+        }
+        ran += same == 1;
+        free(keep);
+        ea_params_free(&ps);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    (void)saved;
+    CHECK(ran == ea_attn_variant_count(), "rows-threads: %d of %d rows the same bits on 1, 2 and 3 threads", ran,
+          ea_attn_variant_count());
 }
 
 /* Performer's estimate of softmax attention improves with more features:
@@ -5240,7 +5320,7 @@ int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
-        {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
+        {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"rows-threads", test_rows_threads}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"pack", test_pack}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"time", test_time}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
