@@ -6043,8 +6043,12 @@ static void ea__normals(float *x, int n, uint64_t seed, uint64_t stream) {
     for (c = 0; c < n; c++) x[c] = ea_rng_normal(&rng);
 }
 
-static void ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int draw) {
-    int r, blk, par = (double)m * dh * 50.0 >= EA_PAR_MIN_WORK; /* ~50 flops a normal */
+/* Returns the number of rows left (almost) inside the span of their block's
+   earlier rows after 254 redraws: 0, unless the generator is broken (a
+   Gaussian draw lands there with probability ~0); the caller refuses them
+   rather than divide by a vanishing norm. */
+static int ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int draw) {
+    int r, blk, bad = 0, par = (double)m * dh * 50.0 >= EA_PAR_MIN_WORK; /* ~50 flops a normal */
     (void)par; /* without OpenMP */
     EA_OMP_FOR_IF(par && m > 1)
     for (r = 0; r < m; r++) ea__normals(w + (size_t)r * dh, dh, seed, ea__feature_stream(draw, r, 0));
@@ -6060,9 +6064,12 @@ static void ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int 
                 if (norm >= 1e-4f || what > 255) break; /* else a draw (almost) inside the span: redraw */
                 ea__normals(wr, dh, seed, ea__feature_stream(draw, rr, what));
             }
-            for (c = 0; c < dh; c++) wr[c] /= norm;
+            if (norm < 1e-4f) wr[0] = NAN; /* marked; counted below */
+            else
+                for (c = 0; c < dh; c++) wr[c] /= norm;
         }
     }
+    for (r = 0; r < m; r++) bad += w[(size_t)r * dh] != w[(size_t)r * dh];
     EA_OMP_FOR_IF(par && m > 1)
     for (r = 0; r < m; r++) { /* then a chi(dh)-distributed length each */
         ea_rng rng;
@@ -6076,6 +6083,7 @@ static void ea__orthogonal_features(float *w, int m, int dh, uint64_t seed, int 
         len = sqrtf(len);
         for (c = 0; c < dh; c++) w[(size_t)r * dh + c] *= len;
     }
+    return bad;
 }
 
 static void ea__favor_back(ea_ctx *ctx, ea_node *n) {
@@ -6775,7 +6783,10 @@ static ea_tensor *ea__performer_forward(ea_ctx *ctx, const ea_attn *a, ea_tensor
     ea_tensor *qkv = ea_linear(ctx, x, a->w[0], a->w[1]), *fq, *fk;
     float *w = ea__floats(ctx, (size_t)m * dh);
     if (!qkv || !w) return NULL;
-    ea__orthogonal_features(w, m, dh, a->seed, a->draw);
+    if (ea__orthogonal_features(w, m, dh, a->seed, a->draw))
+        return ea__fail(ctx, EA_ERR_NUMERIC, "performer: %d x %d random features (seed %llu, draw %d) could not be "
+                        "made orthogonal: the random number generator is broken", m, dh,
+                        (unsigned long long)a->seed, a->draw);
     fq = ea__favor_features(ctx, qkv, 0, H, dh, w, m, a->cfg.opt.relu, 1);
     fk = ea__favor_features(ctx, qkv, D, H, dh, w, m, a->cfg.opt.relu, 0);
     return ea__project_out(ctx, a, ea__kernel_attention(ctx, fq, 0, fk, 0, qkv, 2 * D, H, m, dh, 1e-6f));

@@ -2142,7 +2142,7 @@ static void test_variant_op_gradients(void) {
     set_case(&c, "kernel_attention", b_kattn, NULL);
     add_input(&c, 3, 2, 5, 6, 0); add_input(&c, 3, 2, 5, 6, 0); add_input(&c, 3, 2, 5, 5, 0);
     gradcheck(&c);
-    ea__orthogonal_features(wfeat, 5, 3, 42, 0);
+    CHECK(ea__orthogonal_features(wfeat, 5, 3, 42, 0) == 0, "orthogonal features: every row drawn");
     fa.w = wfeat;
     for (i = 0; i < 2; i++) {
         fa.relu = i;
@@ -2618,7 +2618,7 @@ static void test_performer_convergence(void) {
     {   /* orthogonal blocks: rows of one block are orthogonal */
         float w[20 * 8];
         int r, c, ok = 1;
-        ea__orthogonal_features(w, 20, 8, 5, 0);
+        CHECK(ea__orthogonal_features(w, 20, 8, 5, 0) == 0, "orthogonal features: every row drawn");
         for (r = 0; r < 20; r++)
             for (c = r / 8 * 8; c < r; c++) {
                 float d = 0.0f, nr = 0.0f, nc = 0.0f;
