@@ -1294,21 +1294,43 @@ extern "C" {
 /* Work (multiply-adds) below which threads cost more than they save. */
 #define EA_PAR_MIN_WORK 65536.0
 
-/* An elementwise loop over threads: fn(y, a, b, n) on spans of EA_SPAN
-   values (whole vectors, so every element takes the same vector or scalar
-   path as on one thread: the same bits), when n values at `cost` FLOPs
-   each are worth a team.  GELU, the residual adds and the zeroing of
-   gradients ran on one thread while the GEMMs around them ran on all: at
-   batch 32 and 16 threads they held the step back (Amdahl). */
+/* The spans that split n values, at `cost` FLOPs each, over the team:
+   one a thread, in whole 64-byte lines (whole vectors of every build, so
+   each value takes the vector or scalar path it takes on one thread: the
+   same bits) and of at least EA_SPAN values; n itself, one span, where a
+   team does not pay or one is running already.  Spans of a fixed 4,096
+   values had left threads uneven: the tracker's GELU at batch 32 is 130
+   of them, 9 for some of 16 threads and 8 for others; at batch 1 (16,640
+   values) 5 over 4 threads, one thread doing two. */
 #define EA_SPAN 4096
+static size_t ea__span_len(size_t n, double cost) {
+#ifdef _OPENMP
+    if (n > EA_SPAN && (double)n * cost >= EA_PAR_MIN_WORK && !omp_in_parallel() && omp_get_max_threads() > 1) {
+        size_t nt = (size_t)omp_get_max_threads(), len = (n + nt - 1) / nt;
+        return ((len > EA_SPAN ? len : EA_SPAN) + 15) / 16 * 16;
+    }
+#else
+    (void)cost;
+#endif
+    return n > 0 ? n : 1;
+}
+
+/* An elementwise loop over threads: fn(y, a, b, n) on ea__span_len's
+   spans.  GELU, the residual adds and the zeroing of gradients ran on one
+   thread while the GEMMs around them ran on all: at batch 32 and 16
+   threads they held the step back (Amdahl). */
 typedef void (*ea__span_fn)(float *y, const float *a, const float *b, size_t n);
 static void ea__par_span(ea__span_fn fn, float *y, const float *a, const float *b, size_t n, double cost) {
-    long c, nc = (long)((n + EA_SPAN - 1) / EA_SPAN);
-    (void)cost;
-    EA_OMP_FOR_IF(nc > 1 && (double)n * cost >= EA_PAR_MIN_WORK)
+    size_t len = ea__span_len(n, cost);
+    long c, nc = (long)((n + len - 1) / len);
+    if (nc <= 1) { /* no region at all (an inactive one still costs its entry) */
+        if (n) fn(y, a, b, n);
+        return;
+    }
+    EA_OMP_FOR_IF(1)
     for (c = 0; c < nc; c++) {
-        size_t o = (size_t)c * EA_SPAN;
-        fn(y + o, a ? a + o : NULL, b ? b + o : NULL, n - o < EA_SPAN ? n - o : EA_SPAN);
+        size_t o = (size_t)c * len;
+        fn(y + o, a ? a + o : NULL, b ? b + o : NULL, n - o < len ? n - o : len);
     }
 }
 
@@ -4502,14 +4524,15 @@ static void ea__act_rows(int kind, float *y, float *gx, const float *gy, const f
         else y[i] = ea__act_value(kind, x[i]);
 }
 
-/* ea__act_rows over threads, in spans of EA_SPAN values as ea__par_span
+/* ea__act_rows over threads, on ea__span_len's spans as ea__par_span
    (whole vectors: each value takes the path it takes on one thread). */
 static void ea__act_par(int kind, float *y, float *gx, const float *gy, const float *x, size_t n, int acc) {
-    long c, nc = (long)((n + EA_SPAN - 1) / EA_SPAN);
-    EA_OMP_FOR_IF(nc > 1 && (double)n * 20.0 >= EA_PAR_MIN_WORK)
+    size_t len = ea__span_len(n, 20.0);
+    long c, nc = (long)((n + len - 1) / len);
+    EA_OMP_FOR_IF(nc > 1)
     for (c = 0; c < nc; c++) {
-        size_t o = (size_t)c * EA_SPAN, len = n - o < EA_SPAN ? n - o : EA_SPAN;
-        ea__act_rows(kind, y ? y + o : NULL, gx ? gx + o : NULL, gy ? gy + o : NULL, x + o, len, acc);
+        size_t o = (size_t)c * len, l = n - o < len ? n - o : len;
+        ea__act_rows(kind, y ? y + o : NULL, gx ? gx + o : NULL, gy ? gy + o : NULL, x + o, l, acc);
     }
 }
 
@@ -9014,7 +9037,7 @@ EA_API void ea_adamw_init(ea_adamw *o, float lr, float weight_decay) {
 }
 
 EA_API void ea_adamw_step(ea_adamw *o, ea_params *ps) {
-    size_t lo = 0, hi;
+    size_t lo = 0, hi, len;
     long c, nc;
     int t;
     float bc1, bc2, decay;
@@ -9027,14 +9050,15 @@ EA_API void ea_adamw_step(ea_adamw *o, ea_params *ps) {
     for (t = 0; t <= ps->count; t++) {
         if (t < ps->count && !ps->info[t].buffer) continue;
         hi = t < ps->count ? ps->info[t].offset : ps->n;
-        nc = (long)((hi - lo + EA_SPAN - 1) / EA_SPAN);
+        len = ea__span_len(hi - lo, 16.0);
+        nc = (long)((hi - lo + len - 1) / len);
         /* spans over threads: each value's update is its own, so the bits do
            not depend on the thread count (one thread took 1.2 ms of the
            tracker's 16 ms step at 16 threads: 208,432 values, two divisions
            and a root each) */
-        EA_OMP_FOR_IF(nc > 1 && (double)(hi - lo) * 16.0 >= EA_PAR_MIN_WORK)
+        EA_OMP_FOR_IF(nc > 1)
         for (c = 0; c < nc; c++) {
-            size_t i, i0 = lo + (size_t)c * EA_SPAN, i1 = hi - i0 < EA_SPAN ? hi : i0 + EA_SPAN;
+            size_t i, i0 = lo + (size_t)c * len, i1 = hi - i0 < len ? hi : i0 + len;
             for (i = i0; i < i1; i++) {
                 float g = ps->grad[i];
                 float m = ps->m[i] = o->beta1 * ps->m[i] + (1.0f - o->beta1) * g;
