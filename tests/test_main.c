@@ -559,6 +559,45 @@ static void test_simd_math(void) {
         CHECK(bad == 0, "gelu and add over spans: %d values differ between 1 and 3 threads", (int)bad);
         free(buf);
     }
+    { /* MSE over threads: loss and both gradients the same bits on 1 and 3 threads, the loss that of double */
+        int n = 3 * 65536 + 77, th, saved = ea_num_threads(), bad = 0, k;
+        float loss[2], *grads[2];
+        double ref = 0.0;
+        for (th = 0; th < 2; th++) {
+            ea_ctx cx;
+            ea_tensor *p, *t, *l;
+            ea_rng rs;
+            ea_ctx_init(&cx, 0);
+            ea_rng_seed(&rs, 15, 15);
+            p = ea_tensor_2d(&cx, 1, n, 1);
+            t = ea_tensor_2d(&cx, 1, n, 1);
+            for (k = 0; k < n; k++) {
+                p->data[k] = frand(&rs);
+                t->data[k] = frand(&rs);
+                if (!th) ref += ((double)p->data[k] - t->data[k]) * ((double)p->data[k] - t->data[k]);
+            }
+#ifdef _OPENMP
+            omp_set_num_threads(th ? 3 : 1);
+#endif
+            l = ea_mse_loss(&cx, p, t);
+            CHECK(l && ea_backward(&cx, l) == EA_OK, "mse: %s", cx.err.msg);
+            loss[th] = l ? l->data[0] : -1.0f;
+            grads[th] = (float *)malloc(2 * (size_t)n * sizeof(float));
+            memcpy(grads[th], p->grad, (size_t)n * sizeof(float));
+            memcpy(grads[th] + n, t->grad, (size_t)n * sizeof(float));
+            ea_ctx_free(&cx);
+        }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+        for (k = 0; k < 2 * n; k++) bad += grads[0][k] != grads[1][k];
+        CHECK(bad == 0 && loss[0] == loss[1], "mse: loss %.9g and %.9g, %d gradient values differ between 1 and 3 threads",
+              (double)loss[0], (double)loss[1], bad);
+        CHECK(fabs(loss[0] - ref / n) <= 1e-6 * (ref / n), "mse: loss %.9g, double %.9g", (double)loss[0], ref / n);
+        free(grads[0]);
+        free(grads[1]);
+    }
     { /* SiLU, softplus, sigmoid: vector lanes and the scalar tail against double */
         static const char *const names[] = {"silu", "softplus", "sigmoid"};
         int kind;
