@@ -3767,8 +3767,8 @@ EA_API ea_tensor *ea_mean_tokens(ea_ctx *ctx, ea_tensor *x) {
    Cross-entropy against the target t = (1 - s)·onehot(label) + s/C (label
    smoothing s, Szegedy et al. 2016; s = 0 is the plain loss): mean over
    rows of -Σ_j t_j log softmax(logits)_j = lse - (1 - s)·x_label - (s/C)·Σ_j x_j;
-   d/dlogits = (softmax - t) / rows. */
-/* MSE over threads (the layer harness of compare --scaling: 524,288
+   d/dlogits = (softmax - t) / rows.
+   MSE runs over threads (the layer harness of compare --scaling: 524,288
    values, 0.5 ms a step on one thread beside 16 running the layer): the
    gradient by ea__span_len's spans; the sum by spans of EA_SPAN values,
    whatever the thread count, added in order (the same bits on any). */
@@ -3789,10 +3789,12 @@ static void ea__mse_back(ea_ctx *ctx, ea_node *n) {
     }
 }
 
-static double ea__sq_diff_span(const float *p, const float *t, size_t i0, size_t i1) {
+/* Σ (p - t)² in double over span c of EA_SPAN values (of n) */
+static double ea__sq_diff_span(const float *p, const float *t, size_t n, long c) {
+    size_t i = (size_t)c * EA_SPAN, i1 = n - i < EA_SPAN ? n : i + EA_SPAN;
     double s = 0.0;
-    for (; i0 < i1; i0++) {
-        double d = (double)p[i0] - (double)t[i0];
+    for (; i < i1; i++) {
+        double d = (double)p[i] - (double)t[i];
         s += d * d;
     }
     return s;
@@ -3815,14 +3817,9 @@ EA_API ea_tensor *ea_mse_loss(ea_ctx *ctx, ea_tensor *pred, ea_tensor *target) {
                                                                  : NULL;
     if (part) {
         EA_OMP_FOR_IF(1)
-        for (c = 0; c < nc; c++)
-            part[c] = ea__sq_diff_span(pred->data, target->data, (size_t)c * EA_SPAN,
-                                       pred->size - (size_t)c * EA_SPAN < EA_SPAN ? pred->size : (size_t)(c + 1) * EA_SPAN);
+        for (c = 0; c < nc; c++) part[c] = ea__sq_diff_span(pred->data, target->data, pred->size, c);
     }
-    for (c = 0; c < nc; c++) /* in order */
-        s += part ? part[c]
-                  : ea__sq_diff_span(pred->data, target->data, (size_t)c * EA_SPAN,
-                                     pred->size - (size_t)c * EA_SPAN < EA_SPAN ? pred->size : (size_t)(c + 1) * EA_SPAN);
+    for (c = 0; c < nc; c++) s += part ? part[c] : ea__sq_diff_span(pred->data, target->data, pred->size, c); /* in order */
     out->data[0] = (float)(s / (double)pred->size);
     ea__record(ctx, ea__mse_back, out, pred, target, NULL);
     return out;
