@@ -560,8 +560,8 @@ static void test_simd_math(void) {
         free(buf);
     }
     { /* MSE over threads: loss and both gradients the same bits on 1 and 3 threads, the loss that of double */
-        int n = 3 * 65536 + 77, th, saved = ea_num_threads(), bad = 0, k;
-        float loss[2], *grads[2];
+        int n = 3 * 65536 + 77, th, saved = ea_num_threads(), bad = 0, k, ok = 1;
+        float loss[2], *grads[2] = {NULL, NULL};
         double ref = 0.0;
         for (th = 0; th < 2; th++) {
             ea_ctx cx;
@@ -571,6 +571,7 @@ static void test_simd_math(void) {
             ea_rng_seed(&rs, 15, 15);
             p = ea_tensor_2d(&cx, 1, n, 1);
             t = ea_tensor_2d(&cx, 1, n, 1);
+            if (!p || !t) { CHECK(0, "mse: %s", cx.err.msg); ok = 0; ea_ctx_free(&cx); break; }
             for (k = 0; k < n; k++) {
                 p->data[k] = frand(&rs);
                 t->data[k] = frand(&rs);
@@ -580,21 +581,28 @@ static void test_simd_math(void) {
             omp_set_num_threads(th ? 3 : 1);
 #endif
             l = ea_mse_loss(&cx, p, t);
-            CHECK(l && ea_backward(&cx, l) == EA_OK, "mse: %s", cx.err.msg);
-            loss[th] = l ? l->data[0] : -1.0f;
-            grads[th] = (float *)malloc(2 * (size_t)n * sizeof(float));
-            memcpy(grads[th], p->grad, (size_t)n * sizeof(float));
-            memcpy(grads[th] + n, t->grad, (size_t)n * sizeof(float));
+            ok = l && ea_backward(&cx, l) == EA_OK && p->grad && t->grad;
+            CHECK(ok, "mse on %d threads: %s", th ? 3 : 1, cx.err.msg);
+            loss[th] = ok ? l->data[0] : 0.0f;
+            grads[th] = (float *)calloc(2 * (size_t)n, sizeof(float));
+            if (!grads[th]) { CHECK(0, "mse: out of memory for %d gradients", 2 * n); ok = 0; }
+            else if (ok) {
+                memcpy(grads[th], p->grad, (size_t)n * sizeof(float));
+                memcpy(grads[th] + n, t->grad, (size_t)n * sizeof(float));
+            }
             ea_ctx_free(&cx);
+            if (!ok) break;
         }
 #ifdef _OPENMP
         omp_set_num_threads(saved);
 #endif
         (void)saved;
-        for (k = 0; k < 2 * n; k++) bad += grads[0][k] != grads[1][k];
-        CHECK(bad == 0 && loss[0] == loss[1], "mse: loss %.9g and %.9g, %d gradient values differ between 1 and 3 threads",
-              (double)loss[0], (double)loss[1], bad);
-        CHECK(fabs(loss[0] - ref / n) <= 1e-6 * (ref / n), "mse: loss %.9g, double %.9g", (double)loss[0], ref / n);
+        if (ok) { /* (a failed run has said so above) */
+            for (k = 0; k < 2 * n; k++) bad += grads[0][k] != grads[1][k];
+            CHECK(bad == 0 && loss[0] == loss[1], "mse: loss %.9g and %.9g, %d gradient values differ between 1 and 3 threads",
+                  (double)loss[0], (double)loss[1], bad);
+            CHECK(fabs(loss[0] - ref / n) <= 1e-6 * (ref / n), "mse: loss %.9g, double %.9g", (double)loss[0], ref / n);
+        }
         free(grads[0]);
         free(grads[1]);
     }
@@ -620,6 +628,33 @@ static void test_simd_math(void) {
                 if (e > wd) wd = e;
             }
             CHECK(wv < 1e-6 && wd < 1e-6, "%s: value error %.3g, slope error %.3g", names[kind], wv, wd);
+        }
+        { /* the same over 3 threads' spans (ea__act_par): the bits of one call on the whole buffer */
+            size_t n = 3 * EA_SPAN + 13, k, bad = 0;
+            float *buf = (float *)malloc(6 * n * sizeof(float));
+            int saved = ea_num_threads();
+            CHECK(buf != NULL, "activations over threads: out of memory");
+            for (kind = EA_ACT_SILU; buf && kind <= EA_ACT_SIGMOID; kind++) {
+                for (k = 0; k < n; k++) {
+                    buf[k] = 24.0f * frand(&ra);
+                    buf[n + k] = frand(&ra);                    /* dy */
+                    buf[3 * n + k] = buf[5 * n + k] = 0.5f;     /* dx accumulates */
+                }
+                ea__act_rows(kind, buf + 2 * n, NULL, NULL, buf, n, 0);
+                ea__act_rows(kind, NULL, buf + 3 * n, buf + n, buf, n, 1);
+#ifdef _OPENMP
+                omp_set_num_threads(3);
+#endif
+                ea__act_par(kind, buf + 4 * n, NULL, NULL, buf, n, 0);
+                ea__act_par(kind, NULL, buf + 5 * n, buf + n, buf, n, 1);
+#ifdef _OPENMP
+                omp_set_num_threads(saved);
+#endif
+                for (k = 0; k < 2 * n; k++) bad += buf[2 * n + k] != buf[4 * n + k];
+            }
+            (void)saved;
+            CHECK(bad == 0, "activations over 3 threads: %d values differ from one call", (int)bad);
+            free(buf);
         }
     }
     { /* the feature map φ = elu + 1 over a row's first 11 of 13 columns (a
