@@ -1190,6 +1190,8 @@ typedef struct ea_vit_cuda {
                                raising it above init's value changes nothing) */
     int blockwise;          /* 1 (init's choice where the model fits): forward, and predict past fused_max,
                                run as one kernel a block an image; 0: the layer-by-layer kernels */
+    int global_batch;       /* with several ranks (ea_vit_cuda_dist): the global batch a step's B images are
+                               this rank's slice of (0, init's value: B times the ranks, equal slices) */
 } ea_vit_cuda;
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err);
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d);
@@ -1215,6 +1217,15 @@ EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const
 /* The parameters and AdamW moments back into m, the host model that d was
    made from (or one of the same configuration), e.g. to save a checkpoint. */
 EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err);
+/* Data-parallel training on several GPUs (one rank a GPU; ea_dist above):
+   from now on each training step weights d->grad by B / global_batch after
+   the backward, calls dist->allreduce(user, d->grad, d->n, err) with
+   d->grad in device memory, then clips and updates.  The sum must be in
+   place before work queued later on d->cu's stream runs: NCCL's
+   ncclAllReduce on that stream (examples/dist.h) is.  The step is then two
+   CUDA graphs (forward and backward; clip and AdamW) with the call
+   between them.  A distribution of one rank restores the single graph. */
+EA_API ea_status ea_vit_cuda_dist(ea_vit_cuda *d, const ea_dist *dist, ea_error *err);
 #endif
 
 /* ---- measurement ------------------------------------------------------- */
@@ -12870,10 +12881,12 @@ template <int D> __global__ static void __launch_bounds__(128) ea__attn_tc_dkdv_
    for the norm. */
 typedef struct ea__cu_hp {
     float lr, b1, b2, eps, decay, bc1, bc2;
+    float gscale; /* a rank's weight local / global batch, before the all-reduce (data-parallel steps) */
 } ea__cu_hp;
 
 static ea__cu_hp ea__adamw_hp(const ea_adamw *o) {
     ea__cu_hp h;
+    h.gscale = 1.0f;
     h.lr = o->lr; h.b1 = o->beta1; h.b2 = o->beta2; h.eps = o->eps;
     h.decay = 1.0f - o->lr * o->weight_decay;
     h.bc1 = 1.0f - powf(o->beta1, (float)o->step);
@@ -12892,6 +12905,14 @@ __global__ static void ea__adamw_k(float *p, const float *g, float *m, float *v,
     mi = m[i] = h.b1 * m[i] + (1.0f - h.b1) * gi;
     vi = v[i] = h.b2 * v[i] + (1.0f - h.b2) * gi * gi;
     p[i] = p[i] * h.decay - h.lr * (mi / h.bc1) / (sqrtf(vi / h.bc2) + h.eps);
+}
+
+/* g *= hp->gscale: a rank's gradient weighted before the sum over ranks
+   (as ea_dist_grads does on the CPU); read at run time, so a captured
+   step serves every split of the global batch. */
+__global__ static void ea__gscale_k(float *g, size_t n, const ea__cu_hp *hp) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) g[i] *= hp->gscale;
 }
 
 /* ‖g‖₂ of n values into *out: 256 blocks of partial sums of squares, then
@@ -14076,6 +14097,8 @@ struct ea__vcu {
     void *train_graph;       /* cudaGraphExec_t of a step at train_batch images, clip train_clip, */
     int train_batch, train_ce; /* the loss (ce: cross-entropy with smoothing train_smooth, else MSE) */
     float train_clip, train_smooth;
+    void *train_graph2;      /* with several ranks: the step's clip and AdamW, after the all-reduce */
+    ea_dist dist;            /* ea_vit_cuda_dist's (one rank: ea_dist_single) */
     float *labels;           /* host: a batch's labels as floats (cross-entropy) */
     int *pat_rand;           /* device: bigbird's random key blocks, every layer's */
     /* the fused forward (ea__fz_k): its arguments, its layer table (host
@@ -14440,15 +14463,27 @@ static ea_status ea__vcu_backward(ea_vit_cuda *d, int B, ea_error *err) {
 }
 
 /* A training step's device work once x, the targets and p->hp are in
-   place: zero what the backward accumulates into, forward, backward, the
-   gradient's norm (clip > 0) and AdamW with the constants at p->hp. */
-static ea_status ea__vcu_train_work(ea_vit_cuda *d, int B, float clip, ea_error *err) {
+   place, or part of it: EA__VCU_GRADS zeroes what the backward accumulates
+   into, runs forward and backward and (several ranks) weights the gradient
+   for the all-reduce; EA__VCU_UPDATE the gradient's norm (clip > 0) and
+   AdamW with the constants at p->hp; both, the whole step. */
+#define EA__VCU_GRADS 1
+#define EA__VCU_UPDATE 2
+static ea_status ea__vcu_train_work(ea_vit_cuda *d, int B, float clip, int parts, ea_error *err) {
     struct ea__vcu *p = d->plan;
     cudaStream_t s = EA_CU_STREAM(d->cu);
-    ea_status st = ea__cuda_check(cudaMemsetAsync(p->gact, 0, p->gzero_n * sizeof(float), s), "zeroing the gradients", err);
-    if (st == EA_OK) st = ea__cuda_check(cudaMemsetAsync(d->grad, 0, d->n * sizeof(float), s), "zeroing the gradients", err);
-    if (st == EA_OK) st = ea__vcu_forward(d, B, err);
-    if (st == EA_OK) st = ea__vcu_backward(d, B, err);
+    ea_status st = EA_OK;
+    if (parts & EA__VCU_GRADS) {
+        st = ea__cuda_check(cudaMemsetAsync(p->gact, 0, p->gzero_n * sizeof(float), s), "zeroing the gradients", err);
+        if (st == EA_OK) st = ea__cuda_check(cudaMemsetAsync(d->grad, 0, d->n * sizeof(float), s), "zeroing the gradients", err);
+        if (st == EA_OK) st = ea__vcu_forward(d, B, err);
+        if (st == EA_OK) st = ea__vcu_backward(d, B, err);
+        if (st == EA_OK && p->dist.size > 1) {
+            ea__gscale_k<<<ea__blocks(d->n, 256), 256, 0, s>>>(d->grad, d->n, p->hp);
+            st = ea__launched("weighting the gradient", err);
+        }
+    }
+    if (!(parts & EA__VCU_UPDATE)) return st;
     if (st == EA_OK && clip > 0.0f) st = ea__cu_grad_norm(d->cu, p->gnorm, p->norm_part, d->grad, d->n, err);
     if (st == EA_OK) st = ea__cu_adamw(d->cu, d->params, d->grad, d->m, d->v, d->n, NULL, p->hp, clip > 0.0f ? p->gnorm : NULL, clip, err);
     return st;
@@ -14459,8 +14494,9 @@ static void ea__vcu_drop_graph(void **exec) {
     *exec = NULL;
 }
 
-/* Record the forward (train = 0) or a training step at batch B (nothing
-   runs) and instantiate it into *exec, replacing what was there. */
+/* Record the forward (train = 0) or the parts of a training step at batch
+   B (train: EA__VCU_GRADS, EA__VCU_UPDATE or both; nothing runs) and
+   instantiate it into *exec, replacing what was there. */
 static ea_status ea__vcu_capture(ea_vit_cuda *d, int B, int train, float clip, void **exec, ea_error *err) {
     cudaStream_t s = EA_CU_STREAM(d->cu);
     cudaGraph_t g = NULL;
@@ -14469,7 +14505,7 @@ static ea_status ea__vcu_capture(ea_vit_cuda *d, int B, int train, float clip, v
     ea__vcu_drop_graph(exec);
     if ((st = ea__cuda_check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "capturing a graph", err)) != EA_OK)
         return st;
-    st = train ? ea__vcu_train_work(d, B, clip, err) : ea__vcu_forward(d, B, err);
+    st = train ? ea__vcu_train_work(d, B, clip, train, err) : ea__vcu_forward(d, B, err);
     st2 = ea__cuda_check(cudaStreamEndCapture(s, &g), "capturing a graph", st == EA_OK ? err : NULL);
     if (st == EA_OK) st = st2;
     if (st == EA_OK) st = ea__cuda_check(cudaGraphInstantiateWithFlags(&ex, g, 0), "instantiating a graph", err);
@@ -14824,6 +14860,7 @@ EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, 
     d->max_batch = max_batch;
     d->plan = p;
     d->n = m->params.n;
+    ea_dist_single(&p->dist);
     p->T = ea__vit_tokens(c);
     p->Np = (c->img_size / c->patch) * (c->img_size / c->patch);
     p->P = c->in_chans * c->patch * c->patch;
@@ -14890,6 +14927,7 @@ EA_API void ea_vit_cuda_free(ea_vit_cuda *d) {
     ea_cuda_release(d->act);
     if (d->plan) {
         ea__vcu_drop_graph(&d->plan->train_graph);
+        ea__vcu_drop_graph(&d->plan->train_graph2);
         ea_cuda_release(d->plan->gact);
         ea_cuda_release(d->plan->fz_w);
         if (d->plan->pat_rand) cudaFree(d->plan->pat_rand);
@@ -14958,10 +14996,14 @@ static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, 
     cudaStream_t s = EA_CU_STREAM(d->cu);
     ea__cu_hp hp;
     ea_status st;
+    int split = p->dist.size > 1, global = d->global_batch > 0 ? d->global_batch : B * p->dist.size;
     if (c->dropout > 0.0f)
         return ea_error_set(err, EA_ERR_CONFIG, "%s: dropout %g has no CUDA kernel yet; train with 0", what, (double)c->dropout);
-    p->fz_stale = 1; /* the fused forward's weights are copies of the parameters */
     if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "%s: clip %g; expected >= 0", what, (double)clip);
+    if (global < B || (!split && global != B))
+        return ea_error_set(err, EA_ERR_ARG, "%s: %d images of a global batch of %d over %d rank%s; expected %s", what, B, global,
+                            p->dist.size, split ? "s" : "", split ? "global_batch >= B (0: B times the ranks)" : "global_batch 0 or B");
+    p->fz_stale = 1; /* the fused forward's weights are copies of the parameters */
     if (!p->gact) {
         p->gact_n = ea__vcu_carve_grads(p, c, d->max_batch, NULL);
         if ((st = ea__vcu_side_init(p, err)) != EA_OK || (st = ea_cuda_alloc(d->cu, &p->gact, p->gact_n, err)) != EA_OK) {
@@ -14975,19 +15017,29 @@ static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, 
        call returns */
     opt->step++;
     hp = ea__adamw_hp(opt);
+    hp.gscale = (float)B / (float)global; /* as ea_dist_grads weights a rank's share */
     st = ea_cuda_put(d->cu, p->in, x, (size_t)B * c->in_chans * c->img_size * c->img_size, err);
     if (st == EA_OK) st = ea_cuda_put(d->cu, p->target, tgt, ntgt, err);
     if (st == EA_OK)
         st = ea__cuda_check(cudaMemcpyAsync(p->hp, &hp, sizeof hp, cudaMemcpyHostToDevice, s), "copying to the device", err);
     if (st == EA_OK && (!p->train_graph || p->train_batch != B || p->train_clip != clip || p->train_ce != ce ||
-                        p->train_smooth != smooth)) {
+                        p->train_smooth != smooth || (split && !p->train_graph2))) {
         p->train_ce = ce; /* what the backward's loss reads while it is captured */
         p->train_smooth = smooth;
-        st = ea__vcu_capture(d, B, 1, clip, &p->train_graph, err);
+        ea__vcu_drop_graph(&p->train_graph2);
+        st = ea__vcu_capture(d, B, split ? EA__VCU_GRADS : EA__VCU_GRADS | EA__VCU_UPDATE, clip, &p->train_graph, err);
+        if (st == EA_OK && split) st = ea__vcu_capture(d, B, EA__VCU_UPDATE, clip, &p->train_graph2, err);
         p->train_batch = st == EA_OK ? B : 0;
         p->train_clip = clip;
     }
     if (st == EA_OK) st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)p->train_graph, s), "launching a training step", err);
+    if (st == EA_OK && split) {
+        /* the sum over ranks, between the gradient and the update; the
+           parameters are untouched until it returns */
+        st = p->dist.allreduce(p->dist.user, d->grad, d->n, err);
+        if (st == EA_OK)
+            st = ea__cuda_check(cudaGraphLaunch((cudaGraphExec_t)p->train_graph2, s), "launching a training step", err);
+    }
     if (st != EA_OK) opt->step--; /* nothing was updated */
     if (st == EA_OK && loss) {
         st = ea_cuda_get(d->cu, loss, p->loss, 1, err);
@@ -15025,6 +15077,19 @@ EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const
         p->labels[i] = (float)labels[i]; /* exact: far below 2^24 */
     }
     return ea__vcu_step(d, x, p->labels, (size_t)B, B, opt, clip, 1, smoothing, loss, "vit_cuda_train_step_ce", err);
+}
+
+EA_API ea_status ea_vit_cuda_dist(ea_vit_cuda *d, const ea_dist *dist, ea_error *err) {
+    if (!d || !d->plan || !dist) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_dist: need a placed model and a distribution");
+    if (dist->size < 1 || dist->rank < 0 || dist->rank >= dist->size)
+        return ea_error_set(err, EA_ERR_ARG, "vit_cuda_dist: rank %d of %d processes; expected 0 <= rank < size", dist->rank,
+                            dist->size);
+    if (dist->size > 1 && !dist->allreduce)
+        return ea_error_set(err, EA_ERR_ARG, "vit_cuda_dist: %d processes but no allreduce function", dist->size);
+    d->plan->dist = *dist;
+    ea__vcu_drop_graph(&d->plan->train_graph); /* the next step captures the split (or the whole) step */
+    ea__vcu_drop_graph(&d->plan->train_graph2);
+    return EA_OK;
 }
 
 EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err) {

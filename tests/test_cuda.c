@@ -748,6 +748,113 @@ static void test_vit_cuda_train(const char *row, int classify) {
     free(x);
 }
 
+/* Two ranks that hold the same gradient (their batches alike): the sum
+   is twice it, through the host (a stand-in for NCCL's all-reduce). */
+typedef struct twin_ranks {
+    ea_cuda *cu;
+    float *host;
+    size_t n;
+    int calls;
+} twin_ranks;
+static ea_status twin_allreduce(void *user, float *buf, size_t n, ea_error *err) {
+    twin_ranks *t = (twin_ranks *)user;
+    ea_status st;
+    size_t i;
+    t->calls++;
+    if (n != t->n) return ea_error_set(err, EA_ERR_ARG, "twin all-reduce: %zu floats; expected %zu", n, t->n);
+    if ((st = ea_cuda_get(t->cu, t->host, buf, n, err)) != EA_OK || (st = ea_cuda_sync(t->cu, err)) != EA_OK) return st;
+    for (i = 0; i < n; i++) t->host[i] *= 2.0f;
+    return ea_cuda_put(t->cu, buf, t->host, n, err); /* stream-ordered before the update */
+}
+
+/* Data-parallel steps (ea_vit_cuda_dist): as rank 0 of 2 whose twin has
+   the same batch, a step weights the gradient by 1/2, the all-reduce
+   doubles it, and the update is the single process's to the bit (both
+   factors exact); the hook is called once a step with the whole flat
+   gradient; going back to one rank restores the one-graph step; bad
+   distributions and global batches are refused. */
+static void test_vit_cuda_dist(void) {
+    ea_vit_config cfg;
+    ea_vit m1, m2;
+    ea_vit_cuda d1, d2;
+    ea_error err;
+    ea_adamw o1, o2;
+    ea_dist dist;
+    twin_ranks tw;
+    const int B = 4, steps = 3;
+    float *x = (float *)malloc((size_t)B * 2048 * 4), t[8], l1 = 0.0f, l2 = 0.0f;
+    int s, k, ok = 1;
+    size_t i;
+    ea_tracker_config_default(&cfg, "mha");
+    memset(&tw, 0, sizeof tw);
+    if (!x || ea_vit_init(&m1, &cfg, 5, &err) != EA_OK || ea_vit_init(&m2, &cfg, 5, &err) != EA_OK) {
+        CHECK(0, "dist: %s", x ? err.msg : "out of memory");
+        free(x);
+        return;
+    }
+    if (ea_vit_cuda_init(&d1, &g_cu, &m1, B, &err) != EA_OK || ea_vit_cuda_init(&d2, &g_cu, &m2, B, &err) != EA_OK) {
+        CHECK(0, "dist: %s", err.msg);
+        free(x);
+        return;
+    }
+    tw.cu = &g_cu;
+    tw.n = d2.n;
+    tw.host = (float *)malloc(d2.n * sizeof(float));
+    dist.rank = 0;
+    dist.size = 2;
+    dist.allreduce = twin_allreduce;
+    dist.user = &tw;
+    CHECK(tw.host && ea_vit_cuda_dist(&d2, &dist, &err) == EA_OK, "dist: %s", err.msg);
+    ea_adamw_init(&o1, 1e-3f, 0.01f);
+    ea_adamw_init(&o2, 1e-3f, 0.01f);
+    for (s = 0; s < steps && ok && tw.host; s++) {
+        for (i = 0; i < (size_t)B * 2048; i++) x[i] = ea_rng_uniform(&g_rng) < 0.1f ? 1.0f : 0.0f;
+        for (k = 0; k < 2 * B; k++) t[k] = ea_rng_range(&g_rng, 4.0f, 28.0f);
+        ok = ea_vit_cuda_train_step(&d1, x, t, B, &o1, 0.5f, &l1, &err) == EA_OK &&
+             ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, &l2, &err) == EA_OK;
+        CHECK(ok, "dist step %d: %s", s, err.msg);
+    }
+    CHECK(ok && tw.calls == steps && l1 == l2, "dist: %d all-reduce calls in %d steps; losses %.9g and %.9g", tw.calls, steps,
+          (double)l1, (double)l2);
+    if (ok && ea_vit_cuda_pull(&d1, &m1, &err) == EA_OK && ea_vit_cuda_pull(&d2, &m2, &err) == EA_OK)
+        CHECK(!memcmp(m1.params.data, m2.params.data, m1.params.n * sizeof(float)) &&
+              !memcmp(m1.params.m, m2.params.m, m1.params.n * sizeof(float)),
+              "dist: 2 ranks' weights after %d steps differ from one process's (rel. %.2g)", steps,
+              rel(m2.params.data, m1.params.data, m1.params.n));
+    else
+        CHECK(0, "dist: %s", err.msg);
+    /* an uneven split: this rank's 4 of 10 images */
+    d2.global_batch = 10;
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_OK && tw.calls == steps + 1, "dist, 4 of 10: %s",
+          err.msg);
+    d2.global_batch = 3;
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "global batch of 3"),
+          "global batch 3 under a batch of 4: %s", err.msg);
+    d2.global_batch = 0;
+    ea_dist_single(&dist);
+    k = tw.calls;
+    CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_OK && ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_OK &&
+          tw.calls == k, "dist back to one rank: %s (%d calls)", err.msg, tw.calls - k);
+    d2.global_batch = 8;
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_ERR_ARG, "one rank, global batch 8: %s", err.msg);
+    d2.global_batch = 0;
+    dist.size = 2;
+    dist.allreduce = NULL;
+    CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_ERR_ARG && strstr(err.msg, "no allreduce"), "2 ranks, no function: %s", err.msg);
+    dist.allreduce = twin_allreduce;
+    dist.rank = 2;
+    CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_ERR_ARG, "rank 2 of 2: %s", err.msg);
+    CHECK(ea_vit_cuda_dist(NULL, &dist, &err) == EA_ERR_ARG, "no model: %s", err.msg);
+    printf("  data-parallel steps (2 ranks through a host all-reduce): %d steps, weights and moments equal to one process's\n",
+           steps);
+    ea_vit_cuda_free(&d1);
+    ea_vit_cuda_free(&d2);
+    ea_vit_free(&m1);
+    ea_vit_free(&m2);
+    free(tw.host);
+    free(x);
+}
+
 /* Seed 002's classifier on 32x32 colour images: 65 tokens with the class
    token, so the block-an-image forward takes its six-tile shape (rows 65
    .. 95 padding), against the CPU and the layer-by-layer graph. */
@@ -890,6 +997,7 @@ int main(int argc, char **argv) {
     test_vit_cuda_train("gqa", 1);
     test_vit_cuda_train("local", 0);
     test_vit_cuda_train("bigbird", 1);
+    test_vit_cuda_dist();
     test_vit_cuda_refusals();
     test_vit_cuda_blockwise_65();
     test_seed000_cuda("mha", 0.131222, 0);
