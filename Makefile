@@ -139,9 +139,18 @@ NVFLAGS   ?= -O2 -arch=$(CUDA_ARCH) -DEFFATTN_CUDA -Werror all-warnings -Xcompil
 $(BUILD)/test_cuda: tests/test_cuda.c effattn.h | $(BUILD)
 	$(NVCC) -x cu $(NVFLAGS) $< -o $@ -lcublas -lcublasLt
 
+# Several GPUs: MPI starts the ranks, NCCL sums the gradient on the GPUs
+# (examples/dist.h); built where mpicc and NCCL are present.
+NCCL_MPI = -DEA_USE_MPI -DEA_USE_NCCL $(shell $(MPICC) --showme:compile 2>/dev/null)
+NCCL_LIBS = -lcublas -lcublasLt -lnccl $(shell $(MPICC) --showme:link 2>/dev/null)
 cuda-build: $(BUILD)/test_cuda | $(BUILD)
 	$(NVCC) -x cu $(NVFLAGS) examples/track.c -o $(BUILD)/track_cuda -lcublas -lcublasLt
 	$(NVCC) -x cu $(NVFLAGS) examples/classify.c -o $(BUILD)/classify_cuda -lcublas -lcublasLt
+	@if command -v $(MPICC) > /dev/null; then \
+	  echo "$(NVCC) -x cu $(NVFLAGS) $(NCCL_MPI) examples/{track,classify}.c -o $(BUILD)/{track,classify}_nccl $(NCCL_LIBS)"; \
+	  $(NVCC) -x cu $(NVFLAGS) $(NCCL_MPI) examples/track.c -o $(BUILD)/track_nccl $(NCCL_LIBS) && \
+	  $(NVCC) -x cu $(NVFLAGS) $(NCCL_MPI) examples/classify.c -o $(BUILD)/classify_nccl $(NCCL_LIBS); \
+	else echo "cuda-build: no mpicc, so no NCCL build"; fi
 	$(CC) -O1 $(WARN) examples/classify.c -o $(BUILD)/classify_nocuda $(LDLIBS)
 	@if nm $(BUILD)/classify_nocuda | grep -qi cuda; then echo "a build without EFFATTN_CUDA holds CUDA symbols"; exit 1; fi
 	@echo "cuda-build: compiled and linked; no CUDA symbol without EFFATTN_CUDA"

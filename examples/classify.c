@@ -375,7 +375,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         step = (long)loop[1];
     }
     /* the weights (and a resumed run's AdamW state) move to the GPU */
-    if (!strcmp(o.device, "cuda") && !cli_device_open(&dev, &model, bmax, dist->d.size)) return 2;
+    if (!strcmp(o.device, "cuda") && !cli_device_open(&dev, &model, bmax, dist->d.rank, dist->d.size)) return 2;
 
     {   /* every rank must run the same flags on the same data from the same weights */
         uint64_t h = cli_dist_command_hash(argc, argv);
@@ -385,7 +385,9 @@ static int run(int argc, char **argv, cli_dist *dist) {
         h = cli_hash(h, train.labels, (size_t)train.n);
         h = cli_hash(h, model.params.data, model.params.n * sizeof(float));
         h = cli_hash(h, &step, sizeof step);
-        if (!cli_dist_ready(dist, "classify", h, o.batch, o.epochs > first_epoch)) return 2;
+        if (!cli_dist_ready(dist, "classify", h, o.batch, o.epochs > first_epoch) ||
+            !cli_dist_device(dist, &dev, n_train, o.batch, "classify"))
+            return 2;
         loss_log = cli_loss_log_open(o.loss_log, first_epoch > 0, "step,epoch,lr,loss,top1", &failed);
         if (failed) return 2;
     }
@@ -429,14 +431,17 @@ static int run(int argc, char **argv, cli_dist *dist) {
             if (o.opt.redraw) ea_vit_redraw(&model, (int)(step / o.opt.redraw));
             if (dev.on) {
 #ifdef EFFATTN_CUDA
-                /* forward, backward, clipping and AdamW on the GPU; the loss and
-                   the logits (before the update) come back for the statistics */
-                if (ea_vit_cuda_train_step_ce(&dev.m, xb, yb, b, &opt, (float)o.clip, (float)o.smoothing, &loss, &ctx.err) !=
+                /* forward, backward, clipping and AdamW on the GPU (this rank's
+                   slice; NCCL sums the gradient over several); the loss and the
+                   logits (before the update) come back for the statistics */
+                dev.m.global_batch = dist->d.size > 1 ? b : 0;
+                if (ea_vit_cuda_train_step_ce(&dev.m, xb + lo * per, yb + lo, hi - lo, &opt, (float)o.clip, (float)o.smoothing,
+                                              &loss, &ctx.err) != EA_OK ||
+                    ea_cuda_get(&dev.cu, logits, ea_vit_cuda_output(&dev.m), (size_t)(hi - lo) * train.classes, &ctx.err) !=
                         EA_OK ||
-                    ea_cuda_get(&dev.cu, logits, ea_vit_cuda_output(&dev.m), (size_t)b * train.classes, &ctx.err) != EA_OK ||
                     ea_cuda_sync(&dev.cu, &ctx.err) != EA_OK)
                     break;
-                step_hits = ea_topk_hits(logits, yb, b, train.classes, 1);
+                step_hits = ea_topk_hits(logits, yb + lo, hi - lo, train.classes, 1);
 #endif
             } else if (hi == lo) ea_params_zero_grad(&model.params);
             else if (ea_classifier_grad(&ctx, &model, xb + lo * per, yb + lo, hi - lo, (int)o.chunk, (float)o.smoothing,
@@ -447,7 +452,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                 double sums[2];
                 sums[0] = (double)loss * (hi - lo);
                 sums[1] = step_hits;
-                if (ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK ||
+                if ((!dev.on && ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK) ||
                     cli_dist_sum(dist, sums, 2, &ctx.err) != EA_OK)
                     break;
                 loss = (float)(sums[0] / b);

@@ -196,18 +196,28 @@ CLI_FN int cli_device_check(const char *device, const char *src) {
     return 1;
 }
 
-/* Places m on GPU 0 for batches of up to bmax (one process only); 0 and a
-   message when it cannot. */
-CLI_FN int cli_device_open(cli_device *dev, const ea_vit *m, int bmax, int processes) {
+/* Places m for batches of up to bmax on the GPU that process `rank` of
+   `processes` drives (rank modulo the GPUs seen); 0 and a message when it
+   cannot.  Several processes need the NCCL build (examples/dist.h), whose
+   cli_dist_gpu then joins the GPUs. */
+CLI_FN int cli_device_open(cli_device *dev, const ea_vit *m, int bmax, int rank, int processes) {
     memset(dev, 0, sizeof *dev);
 #ifdef EFFATTN_CUDA
     {
         ea_error err;
+        int gpus = 0;
+        (void)processes;
+#ifndef EA_USE_NCCL
         if (processes > 1) {
-            fprintf(stderr, "%s: --device cuda trains in one process (several GPUs over NCCL are not built yet)\n", cli_prog);
+            fprintf(stderr, "%s: --device cuda on %d processes needs NCCL; build with\n"
+                            "  nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA -DEA_USE_MPI -DEA_USE_NCCL $(mpicc --showme:compile) "
+                            "examples/%s.c -o %s_nccl -lcublas -lcublasLt -lnccl $(mpicc --showme:link)\n",
+                            cli_prog, processes, cli_prog, cli_prog);
             return 0;
         }
-        if (ea_cuda_init(&dev->cu, 0, &err) != EA_OK) {
+#endif
+        if (cudaGetDeviceCount(&gpus) != cudaSuccess || gpus < 1) gpus = 1; /* ea_cuda_init then says what is wrong */
+        if (ea_cuda_init(&dev->cu, rank % gpus, &err) != EA_OK) {
             fprintf(stderr, "%s: --device cuda: %s\n", cli_prog, err.msg);
             return 0;
         }
@@ -219,7 +229,7 @@ CLI_FN int cli_device_open(cli_device *dev, const ea_vit *m, int bmax, int proce
         dev->on = 1;
     }
 #else
-    (void)m; (void)bmax; (void)processes;
+    (void)m; (void)bmax; (void)rank; (void)processes;
 #endif
     return dev->on;
 }

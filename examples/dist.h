@@ -11,6 +11,21 @@
    Without EA_USE_MPI the same calls describe one process, so every example
    still builds with one plain cc command.
 
+   Several GPUs (--device cuda): built with nvcc, -DEFFATTN_CUDA,
+   -DEA_USE_MPI and -DEA_USE_NCCL, rank r drives GPU r % (GPUs seen) and
+   the gradient's sum runs on the GPUs through NCCL (ncclAllReduce on the
+   model's stream, between the step's two graphs: ea_vit_cuda_dist); MPI
+   starts the job, carries NCCL's id to every rank and sums the losses:
+
+       nvcc -x cu -O2 -arch=sm_90 -DEFFATTN_CUDA -DEA_USE_MPI -DEA_USE_NCCL \
+            $(mpicc --showme:compile) examples/track.c -o track_nccl \
+            -lcublas -lcublasLt -lnccl $(mpicc --showme:link)
+       mpirun -np 2 ./track_nccl --device cuda ...
+
+   NCCL's ring sum gives every rank the same bits; it is not the rank-order
+   sum of the CPU path, so GPU runs on N ranks match one GPU's within
+   rounding, not to the bit.
+
    What it guarantees:
    - The sum is deterministic and the same bits on every rank: each rank
      owns one contiguous segment of the buffer, receives that segment from
@@ -36,7 +51,21 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef EA_USE_MPI
+/* C only: a C++ build (nvcc, mpicxx) skips MPI's C++ bindings, whose casts
+   warn under -Wextra */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
+#endif
+#if defined(EA_USE_NCCL) && !(defined(EA_USE_MPI) && defined(EFFATTN_CUDA))
+#error "EA_USE_NCCL needs EA_USE_MPI (the job's ranks) and EFFATTN_CUDA (the GPUs)"
+#endif
+#ifdef EA_USE_NCCL
+#include <nccl.h>
 #endif
 
 typedef struct cli_dist {
@@ -48,6 +77,11 @@ typedef struct cli_dist {
     size_t counted_n; /* the n that counts / displs were computed for */
 #endif
     int disagreed;    /* cli_dist_agree failed: every rank knows, none need abort */
+#ifdef EA_USE_NCCL
+    ea_dist gpu;      /* the GPUs' distribution: the same ranks, NCCL's sum */
+    ncclComm_t comm;  /* NULL until cli_dist_gpu */
+    void *stream;     /* the model's cudaStream_t, which the sum is queued on */
+#endif
 } cli_dist;
 
 /* FNV-1a, 64-bit: the configuration hash */
@@ -116,6 +150,66 @@ static ea_status cli_dist_allreduce(void *user, float *buf, size_t n, ea_error *
 }
 #endif
 
+#ifdef EA_USE_NCCL
+/* The ea_allreduce_fn of the GPU step: buf is device memory; the sum is
+   queued on the model's stream, before the update that reads it. */
+static ea_status cli_dist_nccl_allreduce(void *user, float *buf, size_t n, ea_error *err) {
+    cli_dist *cd = (cli_dist *)user;
+    ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat, ncclSum, cd->comm, (cudaStream_t)cd->stream);
+    return r == ncclSuccess ? EA_OK : ea_error_set(err, EA_ERR_IO, "NCCL: the gradient's all-reduce failed: %s", ncclGetErrorString(r));
+}
+
+/* With several ranks: a NCCL communicator over them (rank 0's id reaches
+   the others through MPI) and the model's steps set to sum through it.
+   Called on every rank, after the model is placed on its GPU. */
+static inline ea_status cli_dist_gpu(cli_dist *cd, ea_cuda *cu, ea_vit_cuda *m, ea_error *err) {
+    ncclUniqueId id;
+    ncclResult_t r;
+    int rc;
+    if (cd->d.size == 1) return EA_OK;
+    memset(&id, 0, sizeof id);
+    if (cd->d.rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess)
+        return ea_error_set(err, EA_ERR_IO, "NCCL: no id for the job: %s", ncclGetErrorString(r));
+    rc = MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) return cli_dist_mpi_error(rc, "broadcast of NCCL's id", err);
+    if ((r = ncclCommInitRank(&cd->comm, cd->d.size, id, cd->d.rank)) != ncclSuccess) {
+        cd->comm = NULL;
+        return ea_error_set(err, EA_ERR_IO, "NCCL: rank %d of %d could not join: %s (one GPU a rank: %d ranks need %d GPUs)",
+                            cd->d.rank, cd->d.size, ncclGetErrorString(r), cd->d.size, cd->d.size);
+    }
+    cd->stream = cu->stream;
+    cd->gpu = cd->d;
+    cd->gpu.allreduce = cli_dist_nccl_allreduce;
+    cd->gpu.user = cd;
+    return ea_vit_cuda_dist(m, &cd->gpu, err);
+}
+#endif
+
+/* After cli_dist_ready, with the model on the GPU (dev->on) and several
+   ranks: every batch must leave each rank an image (a GPU step has no
+   empty batch), then the GPUs join (NCCL builds).  1: go on; 0: the
+   reason is printed (every rank reaches the same verdict on the same
+   numbers, so none waits for another). */
+static inline int cli_dist_device(cli_dist *cd, cli_device *dev, long n_train, long batch, const char *prog) {
+    long last = batch > 0 ? n_train % batch : 0;
+    if (!dev->on || cd->d.size == 1) return 1;
+    if (last > 0 && last < cd->d.size) {
+        fprintf(stderr, "%s: the last batch of an epoch holds %ld of %ld training samples, fewer than the %d GPUs; "
+                        "pick a --batch that leaves none or at least %d over\n", prog, last, n_train, cd->d.size, cd->d.size);
+        return 0;
+    }
+#ifdef EA_USE_NCCL
+    {
+        ea_error err;
+        if (cli_dist_gpu(cd, &dev->cu, &dev->m, &err) != EA_OK) {
+            fprintf(stderr, "%s: rank %d: %s\n", prog, cd->d.rank, err.msg);
+            return 0;
+        }
+    }
+#endif
+    return 1;
+}
+
 /* Start: MPI_Init when built with EA_USE_MPI (rank and size from
    MPI_COMM_WORLD), else one process.  Ranks other than 0 print nothing
    on stdout. */
@@ -149,6 +243,9 @@ static inline int cli_dist_end(cli_dist *cd, int rc) {
     fflush(stdout);
     fflush(stderr);
     if (rc != 0 && cd->d.size > 1 && !cd->disagreed) MPI_Abort(MPI_COMM_WORLD, rc);
+#ifdef EA_USE_NCCL
+    if (cd->comm) ncclCommDestroy(cd->comm);
+#endif
     free(cd->scratch);
     free(cd->counts);
     MPI_Finalize();

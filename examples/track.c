@@ -392,7 +392,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
         t_resumed = 1;
     }
     /* the weights (and a resumed run's AdamW state) move to the GPU */
-    if (!strcmp(o.device, "cuda") && !cli_device_open(&dev, &model, bmax, dist->d.size)) return 2;
+    if (!strcmp(o.device, "cuda") && !cli_device_open(&dev, &model, bmax, dist->d.rank, dist->d.size)) return 2;
 
     {   /* every rank must run the same flags on the same data from the same weights */
         uint64_t h = cli_dist_command_hash(argc, argv);
@@ -400,7 +400,9 @@ static int run(int argc, char **argv, cli_dist *dist) {
         h = cli_hash(h, data_crc, sizeof data_crc);
         h = cli_hash(h, model.params.data, model.params.n * sizeof(float));
         h = cli_hash(h, &step, sizeof step);
-        if (!cli_dist_ready(dist, "track", h, o.batch, o.epochs > first_epoch)) return 2;
+        if (!cli_dist_ready(dist, "track", h, o.batch, o.epochs > first_epoch) ||
+            !cli_dist_device(dist, &dev, n_train, o.batch, "track"))
+            return 2;
         loss_log = cli_loss_log_open(o.loss_log, first_epoch > 0, "step,epoch,lr,loss", &failed);
         if (failed) return 2;
     }
@@ -447,6 +449,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
 #ifdef EFFATTN_CUDA
                 /* forward, backward, clipping and AdamW on the GPU, the loss
                    coming back (so a NaN step has already updated the GPU's copy) */
+                dev.m.global_batch = dist->d.size > 1 ? b : 0; /* this rank's slice; NCCL sums the gradient */
                 if (ea_vit_cuda_train_step(&dev.m, xb, yb, hi - lo, &opt, (float)o.clip, &step_loss, &ctx.err) != EA_OK) break;
 #endif
             } else if (hi > lo) {
@@ -464,7 +467,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
             if (dist->d.size > 1) { /* the global batch's gradient and mean loss on every rank */
                 double tc = ea_time_sec();
                 double sum = (double)step_loss * (hi - lo);
-                if (ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK ||
+                if ((!dev.on && ea_dist_grads(&dist->d, &model.params, hi - lo, b, &ctx.err) != EA_OK) ||
                     cli_dist_sum(dist, &sum, 1, &ctx.err) != EA_OK)
                     break;
                 step_loss = (float)(sum / b);
