@@ -22,9 +22,10 @@
             -lcublas -lcublasLt -lnccl $(mpicc --showme:link)
        mpirun -np 2 ./track_nccl --device cuda ...
 
-   NCCL's ring sum gives every rank the same bits; it is not the rank-order
-   sum of the CPU path, so GPU runs on N ranks match one GPU's within
-   rounding, not to the bit.
+   ncclAllReduce leaves identical copies of the sum on every rank (its
+   contract), so the ranks' weights stay equal; its order of addition is
+   NCCL's, not the CPU path's rank order, so GPU runs on N ranks match one
+   GPU's within rounding, not to the bit.
 
    What it guarantees:
    - The sum is deterministic and the same bits on every rank: each rank
