@@ -769,10 +769,13 @@ static ea_status twin_allreduce(void *user, float *buf, size_t n, ea_error *err)
 
 /* Data-parallel steps (ea_vit_cuda_dist): as rank 0 of 2 whose twin has
    the same batch, a step weights the gradient by 1/2, the all-reduce
-   doubles it, and the update is the single process's to the bit (both
-   factors exact); the hook is called once a step with the whole flat
-   gradient; going back to one rank restores the one-graph step; bad
-   distributions and global batches are refused. */
+   doubles it, and the gradient and the update are the single process's to
+   the bit (both factors exact); the hook is called once a step with the
+   whole flat gradient; going back to one rank restores the one-graph step;
+   bad distributions and global batches are refused.  The gradient is
+   compared itself: a step that skipped the weighting still gave the same
+   weights and moments on the H200 (clipping to a norm, then AdamW's
+   m / sqrt(v), undo a factor of 2), and only that check caught it. */
 static void test_vit_cuda_dist(void) {
     ea_vit_config cfg;
     ea_vit m1, m2;
@@ -783,7 +786,7 @@ static void test_vit_cuda_dist(void) {
     twin_ranks tw;
     const int B = 4, steps = 3;
     float *x = (float *)malloc((size_t)B * 2048 * 4), t[8], l1 = 0.0f, l2 = 0.0f;
-    int s, k, ok = 1;
+    int s, k, ok = 1, failed = g_fail;
     size_t i;
     ea_tracker_config_default(&cfg, "mha");
     memset(&tw, 0, sizeof tw);
@@ -816,6 +819,13 @@ static void test_vit_cuda_dist(void) {
     }
     CHECK(ok && tw.calls == steps && l1 == l2, "dist: %d all-reduce calls in %d steps; losses %.9g and %.9g", tw.calls, steps,
           (double)l1, (double)l2);
+    if (ok) { /* the last step's gradient, weighted by 1/2 and summed (clipping leaves d.grad as it is) */
+        float *g1 = back(d1.grad, d1.n), *g2 = back(d2.grad, d2.n);
+        CHECK(g1 && g2 && !memcmp(g1, g2, d1.n * sizeof(float)), "dist: the summed gradient differs from one process's (rel. %.2g)",
+              g1 && g2 ? rel(g2, g1, d1.n) : 1.0);
+        free(g1);
+        free(g2);
+    }
     if (ok && ea_vit_cuda_pull(&d1, &m1, &err) == EA_OK && ea_vit_cuda_pull(&d2, &m2, &err) == EA_OK)
         CHECK(!memcmp(m1.params.data, m2.params.data, m1.params.n * sizeof(float)) &&
               !memcmp(m1.params.m, m2.params.m, m1.params.n * sizeof(float)),
@@ -845,8 +855,9 @@ static void test_vit_cuda_dist(void) {
     dist.rank = 2;
     CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_ERR_ARG, "rank 2 of 2: %s", err.msg);
     CHECK(ea_vit_cuda_dist(NULL, &dist, &err) == EA_ERR_ARG, "no model: %s", err.msg);
-    printf("  data-parallel steps (2 ranks through a host all-reduce): %d steps, weights and moments equal to one process's\n",
-           steps);
+    if (g_fail == failed)
+        printf("  data-parallel steps (2 ranks through a host all-reduce): %d steps, gradient, weights and moments equal to one "
+               "process's\n", steps);
     ea_vit_cuda_free(&d1);
     ea_vit_cuda_free(&d2);
     ea_vit_free(&m1);
