@@ -2015,10 +2015,21 @@ static float ea__gemv_dot(const float *a, const float *b, int K) {
    grid, two rounds: 16 threads, 64 x 1024 x 1024 472-561 -> 823-831
    GFLOP/s, 512 x 1024 x 1024 864-927 -> 1027-1094; 4 threads 313-322 ->
    472-509 and 589-596 -> 617-630; a mamba or mha layer's step and the
-   tracker's at 16 threads moved less than that host's noise. */
-EA_INLINE int ea__gemm_cols(int M, int N, int nt) {
+   tracker's at 16 threads moved less than that host's noise.
+   A B of at most EA_GRID_MIN_B floats (256 KiB: the tracker's weights)
+   stays in each core's L2 from call to call, so reading all of it costs a
+   thread nothing from L3; column groups would instead make every thread
+   read all of A, rows that other cores have just written (a layer norm's,
+   the attention's output): rows only.  regions --pack on the device's Xeon,
+   three alternating rounds against the grid: batch 1 on 4 threads 257-266
+   against 277-280 us a step, batch 32 on 16 threads 1621-1743 against
+   1676-1900, its training step 7102-7709 against 7652-7799, batch 32 on 4
+   threads level (3902-4077 against 3911-4295). */
+#define EA_GRID_MIN_B 65536.0
+EA_INLINE int ea__gemm_cols(int M, int N, int K, int nt) {
     int NR = ea__gemm_nv() * EA_VW, np = (N + NR - 1) / NR, tiles = (M + EA_MR - 1) / EA_MR, pc, best = 1;
     double cost = -1.0;
+    if ((double)K * N <= EA_GRID_MIN_B) return 1;
     for (pc = 1; pc <= nt && pc <= np; pc++) {
         double c = (double)pc * M + (double)(nt / pc) * N;
         if (nt % pc || nt / pc > tiles || (np % pc && np / pc < 4)) continue;
@@ -2047,7 +2058,7 @@ static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptr
        per call cost small products about a tenth) */
     if (fork && (double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && K > 0 && !omp_in_parallel() &&
         omp_get_max_threads() > 1) {
-        int cols = ea__gemm_cols(M, N, omp_get_max_threads());
+        int cols = ea__gemm_cols(M, N, K, omp_get_max_threads());
         _Pragma("omp parallel")
         {
             int nt = omp_get_num_threads(), t = omp_get_thread_num(), pc = nt % cols ? 1 : cols, pr = nt / pc;

@@ -1046,8 +1046,9 @@ static void test_gemm(void) {
     }
     { /* a team over a grid of row and column groups (ea__gemm_cols: 2 column groups at 4 threads for these
          shapes, rows only at 3): 1, 3 and 4 threads give the same bits, B row-major and transposed, with a bias
-         and accumulating; the second shape ends in a part panel */
-        static const int gd[][3] = {{200, 384, 70}, {150, 370, 300}};
+         and accumulating; the second shape ends in a part panel.  A B small enough to stay in a core's L2
+         (the tracker's 192 x 64 weights) is split by rows only. */
+        static const int gd[][3] = {{200, 384, 200}, {150, 370, 300}};
         int q, tr, th, saved = ea_num_threads();
         for (q = 0; q < 2; q++)
             for (tr = 0; tr < 2; tr++) {
@@ -1058,8 +1059,10 @@ static void test_gemm(void) {
                 for (i = 0; i < (size_t)M * K; i++) A[i] = frand(&rng);
                 for (i = 0; i < (size_t)K * N; i++) B[i] = frand(&rng);
                 for (i = 0; i < (size_t)N; i++) bias[i] = frand(&rng);
-                CHECK(ea__gemm_cols(M, N, 4) > 1, "gemm %dx%dx%d: expected column groups at 4 threads, got %d", M, N, K,
-                      ea__gemm_cols(M, N, 4));
+                CHECK(ea__gemm_cols(M, N, K, 4) > 1, "gemm %dx%dx%d: expected column groups at 4 threads, got %d", M,
+                      N, K, ea__gemm_cols(M, N, K, 4));
+                CHECK(ea__gemm_cols(M, 192, 64, 4) == 1, "gemm %dx192x64: expected rows only at 4 threads, got %d", M,
+                      ea__gemm_cols(M, 192, 64, 4));
                 for (th = 0; th < 3; th++) {
                     C[th] = (float *)malloc(nc * sizeof(float));
                     for (i = 0; i < nc; i++) C[th][i] = (float)(i % 13) * 0.25f;
