@@ -251,7 +251,7 @@ static ea_tensor *embed(ea_ctx *ctx, const smodel *m, ea_tensor *frames) {
 
 static ea_tensor *mlp_half(ea_ctx *ctx, const smodel *m, int l, ea_tensor *h) {
     ea_tensor *a = ea_layernorm(ctx, h, m->ln2_w[l], m->ln2_b[l], 1e-5f);
-    return ea_add(ctx, h, ea_linear(ctx, ea_gelu(ctx, ea_linear(ctx, a, m->fc1_w[l], m->fc1_b[l])), m->fc2_w[l], m->fc2_b[l]));
+    return ea_add(ctx, h, ea_linear(ctx, ea_linear_gelu(ctx, a, m->fc1_w[l], m->fc1_b[l]), m->fc2_w[l], m->fc2_b[l]));
 }
 
 /* tokens [N, 64, DIM] -> positions [N, 2] */

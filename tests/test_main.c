@@ -184,6 +184,7 @@ static ea_tensor *b_matmul(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return
 static ea_tensor *b_add(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_add(x, in[0], in[1]); }
 static ea_tensor *b_ln(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_layernorm(x, in[0], in[1], in[2], 1e-5f); }
 static ea_tensor *b_gelu(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_gelu(x, in[0]); }
+static ea_tensor *b_linear_gelu(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_linear_gelu(x, in[0], in[1], in[2]); }
 static ea_tensor *b_softmax(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_softmax(x, in[0]); }
 static ea_tensor *b_patch(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_patch_embed(x, in[0], in[1], in[2]); }
 static ea_tensor *b_mean(ea_ctx *x, ea_tensor **in, void *u) { (void)u; return ea_mean_tokens(x, in[0]); }
@@ -286,6 +287,78 @@ static void test_scan_token(void) {
     CHECK(worst < 2e-6, "scan token: off the formula by %g (40 channels, 5 states)", worst);
 }
 
+/* ea_linear_gelu against ea_gelu(ea_linear(...)): the same bits forward
+   and backward (a row of 256: whole vectors) on 1 and 3 threads, the GELU
+   applied by each thread to its rows of a product that forks; without
+   gradients (GELU in place) the same values; a row of 37 within 1e-6. */
+static void test_linear_gelu(void) {
+    static const int wid[2] = {256, 37};
+    ea_ctx ctx;
+    ea_rng rng;
+    int q, th, saved = ea_num_threads();
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 31, 1);
+    for (q = 0; q < 2; q++) {
+        int M = 200, K = 64, N = wid[q], pass;
+        size_t i, no = (size_t)M * N;
+        float *ref = (float *)malloc(no * sizeof(float)), *refg = (float *)malloc(((size_t)M * K + (size_t)N * K + N) * sizeof(float));
+        int bad = 0, badg = 0;
+        double worst = 0.0;
+        for (th = 0; th < 2; th++)
+            for (pass = 0; pass < 3; pass++) { /* two ops, fused, fused without gradients */
+                ea_tensor *x, *w, *b, *y, *t, *loss;
+                size_t gi = 0;
+#ifdef _OPENMP
+                omp_set_num_threads(th ? 3 : 1);
+#endif
+                ea_ctx_reset(&ctx);
+                x = ea_tensor_2d(&ctx, M, K, pass < 2);
+                w = ea_tensor_2d(&ctx, N, K, pass < 2);
+                b = ea_tensor_new(&ctx, 1, &N, pass < 2);
+                if (!x || !w || !b) { CHECK(0, "linear-gelu: tensors: %s", ctx.err.msg); break; }
+                ea_rng_seed(&rng, 31, 1);
+                for (i = 0; i < x->size; i++) x->data[i] = ea_rng_range(&rng, -2.0f, 2.0f);
+                for (i = 0; i < w->size; i++) w->data[i] = ea_rng_range(&rng, -0.3f, 0.3f);
+                for (i = 0; i < b->size; i++) b->data[i] = ea_rng_range(&rng, -0.5f, 0.5f);
+                y = pass == 0 ? ea_gelu(&ctx, ea_linear(&ctx, x, w, b)) : ea_linear_gelu(&ctx, x, w, b);
+                if (!y) { CHECK(0, "linear-gelu: forward: %s", ctx.err.msg); break; }
+                for (i = 0; i < no; i++) {
+                    if (th == 0 && pass == 0) ref[i] = y->data[i];
+                    else if (q == 0) bad += y->data[i] != ref[i];
+                    else if (fabs(y->data[i] - ref[i]) > worst) worst = fabs(y->data[i] - ref[i]);
+                }
+                if (pass == 2) continue;
+                t = ea_tensor_2d(&ctx, M, N, 0);
+                if (t) memset(t->data, 0, t->size * sizeof(float));
+                loss = t ? ea_mse_loss(&ctx, y, t) : NULL;
+                if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "linear-gelu: backward: %s", ctx.err.msg); break; }
+                for (i = 0; i < x->size; i++, gi++) {
+                    if (th == 0 && pass == 0) refg[gi] = x->grad[i];
+                    else if (q == 0) badg += x->grad[i] != refg[gi];
+                    else if (fabs(x->grad[i] - refg[gi]) > worst) worst = fabs(x->grad[i] - refg[gi]);
+                }
+                for (i = 0; i < w->size; i++, gi++) {
+                    if (th == 0 && pass == 0) refg[gi] = w->grad[i];
+                    else if (q == 0) badg += w->grad[i] != refg[gi];
+                    else if (fabs(w->grad[i] - refg[gi]) > worst) worst = fabs(w->grad[i] - refg[gi]);
+                }
+            }
+        if (q == 0) {
+            CHECK(bad == 0, "linear-gelu, rows of %d: %d outputs differ from gelu(linear) (1 and 3 threads, in place)", N, bad);
+            CHECK(badg == 0, "linear-gelu, rows of %d: %d gradients differ from gelu(linear)", N, badg);
+        } else {
+            CHECK(worst < 1e-6, "linear-gelu, rows of %d: off gelu(linear) by %g", N, worst);
+        }
+        free(ref);
+        free(refg);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    (void)saved;
+    ea_ctx_free(&ctx);
+}
+
 static void test_op_gradients(void) {
     gc_case c;
     sdpa_args sa;
@@ -316,6 +389,10 @@ static void test_op_gradients(void) {
     set_case(&c, "gelu", b_gelu, NULL);
     add_input(&c, 2, 3, 7, 0, 0);
     gradcheck(&c);
+    set_case(&c, "linear-gelu", b_linear_gelu, NULL); /* a row of 37: vectors and a scalar tail */
+    add_input(&c, 3, 2, 5, 7, 0); add_input(&c, 2, 37, 7, 0, 0); add_input(&c, 1, 37, 0, 0, 0);
+    gradcheck(&c);
+    test_linear_gelu();
     set_case(&c, "softmax", b_softmax, NULL);
     add_input(&c, 2, 3, 7, 0, 0);
     gradcheck(&c);
@@ -878,7 +955,7 @@ static void test_gemm(void) {
                 int bad = 0;
                 for (i = 0; i < (size_t)N; i++) bias[i] = frand(&rng);
                 memcpy(C3, C2, (size_t)M * N * sizeof(float));
-                ea__gemm_run(M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, bias, t == 2);
+                ea__gemm_run(M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, bias, t == 2, NULL, NULL);
                 for (i = 0; i < (size_t)M * N; i++) bad += C3[i] != C1[i] + bias[i % (size_t)N];
                 CHECK(bad == 0, "gemm %dx%dx%d case %d with bias: %d elements differ from the bias added after", M, N, K, t,
                       bad);
@@ -1069,7 +1146,7 @@ static void test_gemm(void) {
 #ifdef _OPENMP
                     omp_set_num_threads(th == 0 ? 1 : th == 1 ? 3 : 4);
 #endif
-                    ea__gemm_run(M, N, K, A, K, 1, B, tr ? 1 : N, tr ? K : 1, C[th], N, 1, bias, 1);
+                    ea__gemm_run(M, N, K, A, K, 1, B, tr ? 1 : N, tr ? K : 1, C[th], N, 1, bias, 1, NULL, NULL);
                 }
 #ifdef _OPENMP
                 omp_set_num_threads(saved);
@@ -3010,7 +3087,7 @@ static void test_moe(void) {
     x = ea_tensor_3d(&ctx, 2, 5, 8, 0);
     for (i = 0; i < 80; i++) x->data[i] = (float)sin(0.7 * i);
     y = ea_moe_forward(&ctx, &m, x, 1.0f, &aux, NULL);
-    dense = ea_linear(&ctx, ea_gelu(&ctx, ea_linear(&ctx, x, m.fc1_w[0], m.fc1_b[0])), m.fc2_w[0], m.fc2_b[0]);
+    dense = ea_linear(&ctx, ea_linear_gelu(&ctx, x, m.fc1_w[0], m.fc1_b[0]), m.fc2_w[0], m.fc2_b[0]);
     {
         float worst = 0.0f;
         for (i = 0; y && dense && i < 80; i++) worst = fmaxf(worst, fabsf(y->data[i] - dense->data[i]));
@@ -5361,8 +5438,8 @@ static void test_pack(void) {
                 x = ea_tensor_3d(&ctx, 2, 40, 16, 0);
                 for (j = 0; j < x->size; j++) x->data[j] = ea_rng_uniform(&rng);
                 full = ea_linear(&ctx, x, a.w[0], a.w[1]);
-                lo = ea__linear_rows(&ctx, x, a.w[0], a.w[1], 0, Dh);
-                hi = ea__linear_rows(&ctx, x, a.w[0], a.w[1], Dh, Dh);
+                lo = ea__linear_rows(&ctx, x, a.w[0], a.w[1], 0, Dh, 0);
+                hi = ea__linear_rows(&ctx, x, a.w[0], a.w[1], Dh, Dh, 0);
                 y = ea_attn_forward(&ctx, &a, x);
                 if (!full || !lo || !hi || !y) { CHECK(0, "mamba rows, packed %d: %s", pk, ctx.err.msg); break; }
                 for (t = 0; t < 80; t++)
@@ -5378,7 +5455,7 @@ static void test_pack(void) {
             }
             CHECK(bad == 0, "ea__linear_rows: %d values differ from their columns of ea_linear", (int)bad);
             ea_ctx_reset(&ctx);
-            CHECK(!ea__linear_rows(&ctx, ea_tensor_3d(&ctx, 1, 2, 16, 0), a.w[0], NULL, Dh + 1, Dh) &&
+            CHECK(!ea__linear_rows(&ctx, ea_tensor_3d(&ctx, 1, 2, 16, 0), a.w[0], NULL, Dh + 1, Dh, 0) &&
                       ctx.err.status == EA_ERR_SHAPE && strstr(ctx.err.msg, "rows"),
                   "rows past the weight: %s", ctx.err.msg);
             free(y0);
