@@ -786,17 +786,18 @@ static void test_vit_cuda_dist(void) {
     twin_ranks tw;
     const int B = 4, steps = 3;
     float *x = (float *)malloc((size_t)B * 2048 * 4), t[8], l1 = 0.0f, l2 = 0.0f;
-    int s, k, ok = 1, failed = g_fail;
+    int s, k, ok = 1, failed = g_fail, made;
     size_t i;
     ea_tracker_config_default(&cfg, "mha");
     memset(&tw, 0, sizeof tw);
-    if (!x || ea_vit_init(&m1, &cfg, 5, &err) != EA_OK || ea_vit_init(&m2, &cfg, 5, &err) != EA_OK) {
+    /* what was made before a failure is freed: made counts the four */
+    made = !x ? 0 : ea_vit_init(&m1, &cfg, 5, &err) != EA_OK ? 0 : ea_vit_init(&m2, &cfg, 5, &err) != EA_OK ? 1
+             : ea_vit_cuda_init(&d1, &g_cu, &m1, B, &err) != EA_OK ? 2 : ea_vit_cuda_init(&d2, &g_cu, &m2, B, &err) != EA_OK ? 3 : 4;
+    if (made < 4) {
         CHECK(0, "dist: %s", x ? err.msg : "out of memory");
-        free(x);
-        return;
-    }
-    if (ea_vit_cuda_init(&d1, &g_cu, &m1, B, &err) != EA_OK || ea_vit_cuda_init(&d2, &g_cu, &m2, B, &err) != EA_OK) {
-        CHECK(0, "dist: %s", err.msg);
+        if (made > 2) ea_vit_cuda_free(&d1);
+        if (made > 1) ea_vit_free(&m2);
+        if (made > 0) ea_vit_free(&m1);
         free(x);
         return;
     }
