@@ -62,7 +62,8 @@
     4. PLATFORM: allocation, errors, RNG, threads
     5. SIMD LAYER and GEMM
     6. TENSORS, ARENA, AUTOGRAD TAPE, PARAMETERS
-    7. CORE OPS: linear, matmul, add, layer norm, GELU, softmax,
+    7. CORE OPS: linear (and linear + GELU as one op), matmul, add,
+       layer norm, GELU, softmax,
        convolution (patch embedding, conv2d), batch norm, max-pool,
        dropout, token mean, MSE, cross-entropy, and the small ops
        the variants are written with (heads, segment means, rope, SiLU,
@@ -9070,9 +9071,8 @@ EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x,
     } else {
         h = ea_mean_tokens(ctx, h);
     }
-    h = ea_linear(ctx, h, m->head1_w, m->head1_b);
-    if (c->head_hidden) h = ea_linear(ctx, ea_gelu(ctx, h), m->head2_w, m->head2_b);
-    return h;
+    if (!c->head_hidden) return ea_linear(ctx, h, m->head1_w, m->head1_b);
+    return ea_linear(ctx, ea_linear_gelu(ctx, h, m->head1_w, m->head1_b), m->head2_w, m->head2_b);
 }
 
 /* Matrix-multiply FLOPs of one forward pass on one image (layer norms,

@@ -635,7 +635,7 @@ static void bench_moe(void) {
                 for (j = 0; x && j < x->size; j++) x->data[j] = (float)((j * 7) % 13) / 13.0f - 0.5f;
                 t0 = ea_time_sec();
                 y = o.experts ? ea_moe_forward(&ctx, &m, x, 0.01f, &aux, NULL)
-                              : ea_linear(&ctx, ea_gelu(&ctx, ea_linear(&ctx, x, w1, b1)), w2, b2);
+                              : ea_linear(&ctx, ea_linear_gelu(&ctx, x, w1, b1), w2, b2);
                 if (pass && y) {
                     ea_tensor *tg = ea_tensor_3d(&ctx, 8, 512, 256, 0);
                     memset(tg->data, 0, tg->size * sizeof(float));
