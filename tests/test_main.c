@@ -304,6 +304,12 @@ static void test_linear_gelu(void) {
         float *ref = (float *)malloc(no * sizeof(float)), *refg = (float *)malloc(((size_t)M * K + (size_t)N * K + N) * sizeof(float));
         int bad = 0, badg = 0;
         double worst = 0.0;
+        if (!ref || !refg) {
+            CHECK(0, "linear-gelu: out of memory");
+            free(ref);
+            free(refg);
+            break;
+        }
         for (th = 0; th < 2; th++)
             for (pass = 0; pass < 3; pass++) { /* two ops, fused, fused without gradients */
                 ea_tensor *x, *w, *b, *y, *t, *loss;
