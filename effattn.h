@@ -1192,8 +1192,6 @@ typedef struct ea_vit_cuda {
                                raising it above init's value changes nothing) */
     int blockwise;          /* 1 (init's choice where the model fits): forward, and predict past fused_max,
                                run as one kernel a block an image; 0: the layer-by-layer kernels */
-    int global_batch;       /* with several ranks (ea_vit_cuda_dist): the global batch a step's B images are
-                               this rank's slice of (0, init's value: B times the ranks, equal slices) */
 } ea_vit_cuda;
 EA_API ea_status ea_vit_cuda_init(ea_vit_cuda *d, ea_cuda *cu, const ea_vit *m, int max_batch, ea_error *err);
 EA_API void ea_vit_cuda_free(ea_vit_cuda *d);
@@ -1202,25 +1200,27 @@ EA_API const float *ea_vit_cuda_output(const ea_vit_cuda *d);
 EA_API ea_status ea_vit_cuda_forward(ea_vit_cuda *d, int B, ea_error *err);
 EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, int B, ea_error *err);
 /* One training step on B images x [B, C, S, S] and targets t [B, out_dim]
-   (host memory): forward, MSE loss, backward into d->grad, the gradient
+   (host memory), this rank's slice of a global batch of global_B images
+   with several ranks (ea_vit_cuda_dist; 0: B times the ranks, equal
+   slices; one rank: 0 or B): forward, MSE loss, backward into d->grad, the gradient
    clipped to norm `clip` (0: off) and AdamW with opt, whose step count it
    advances (as ea_adamw_step).  The first call allocates the gradients'
    device memory, later ones nothing.  *loss (NULL: not wanted) receives the
    batch's loss before the update, which waits for the step to finish;
    without it the call returns once the work is queued.  Init copies the
    host model's AdamW moments too, so a resumed checkpoint carries on. */
-EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
-                                        float *loss, ea_error *err);
+EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, int global_B, ea_adamw *opt,
+                                        float clip, float *loss, ea_error *err);
 /* The same step for a classifier: softmax cross-entropy against labels[B]
    (0 .. out_dim - 1) with label smoothing s in [0, 1], the loss of
    ea_cross_entropy_smooth. */
-EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const int *labels, int B, ea_adamw *opt, float clip,
-                                           float smoothing, float *loss, ea_error *err);
+EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const int *labels, int B, int global_B,
+                                           ea_adamw *opt, float clip, float smoothing, float *loss, ea_error *err);
 /* The parameters and AdamW moments back into m, the host model that d was
    made from (or one of the same configuration), e.g. to save a checkpoint. */
 EA_API ea_status ea_vit_cuda_pull(ea_vit_cuda *d, ea_vit *m, ea_error *err);
 /* Data-parallel training on several GPUs (one rank a GPU; ea_dist above):
-   from now on each training step weights d->grad by B / global_batch after
+   from now on each training step weights d->grad by B / global_B after
    the backward, calls dist->allreduce(user, d->grad, d->n, err) with
    d->grad in device memory, then clips and updates.  The sum must be in
    place before work queued later on d->cu's stream runs: NCCL's
@@ -15041,20 +15041,20 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
 
 /* A training step with targets tgt (ntgt floats: outputs for MSE, labels
    for cross-entropy) already checked; `what` names the caller in errors. */
-static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, size_t ntgt, int B, ea_adamw *opt, float clip,
+static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, size_t ntgt, int B, int global_B, ea_adamw *opt, float clip,
                               int ce, float smooth, float *loss, const char *what, ea_error *err) {
     struct ea__vcu *p = d->plan;
     const ea_vit_config *c = &d->cfg;
     cudaStream_t s = EA_CU_STREAM(d->cu);
     ea__cu_hp hp;
     ea_status st;
-    int split = p->dist.size > 1, global = d->global_batch > 0 ? d->global_batch : B * p->dist.size;
+    int split = p->dist.size > 1, global = global_B > 0 ? global_B : B * p->dist.size;
     if (c->dropout > 0.0f)
         return ea_error_set(err, EA_ERR_CONFIG, "%s: dropout %g has no CUDA kernel yet; train with 0", what, (double)c->dropout);
     if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "%s: clip %g; expected >= 0", what, (double)clip);
     if (global < B || (!split && global != B))
         return ea_error_set(err, EA_ERR_ARG, "%s: %d images of a global batch of %d over %d rank%s; expected %s", what, B, global,
-                            p->dist.size, split ? "s" : "", split ? "global_batch >= B (0: B times the ranks)" : "global_batch 0 or B");
+                            p->dist.size, split ? "s" : "", split ? "global_B >= B (0: B times the ranks)" : "global_B 0 or B");
     p->fz_stale = 1; /* the fused forward's weights are copies of the parameters */
     if (!p->gact) {
         p->gact_n = ea__vcu_carve_grads(p, c, d->max_batch, NULL);
@@ -15102,16 +15102,16 @@ static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, 
 
 extern "C" {
 
-EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, ea_adamw *opt, float clip,
-                                        float *loss, ea_error *err) {
+EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, int global_B, ea_adamw *opt,
+                                        float clip, float *loss, ea_error *err) {
     ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step", err);
     if (st != EA_OK) return st;
     if (!x || !t || !opt) return ea_error_set(err, EA_ERR_ARG, "vit_cuda_train_step: NULL images, targets or optimizer");
-    return ea__vcu_step(d, x, t, (size_t)B * d->cfg.out_dim, B, opt, clip, 0, 0.0f, loss, "vit_cuda_train_step", err);
+    return ea__vcu_step(d, x, t, (size_t)B * d->cfg.out_dim, B, global_B, opt, clip, 0, 0.0f, loss, "vit_cuda_train_step", err);
 }
 
-EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const int *labels, int B, ea_adamw *opt, float clip,
-                                           float smoothing, float *loss, ea_error *err) {
+EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const int *labels, int B, int global_B,
+                                           ea_adamw *opt, float clip, float smoothing, float *loss, ea_error *err) {
     struct ea__vcu *p;
     int i;
     ea_status st = ea__vcu_batch(d, B, "vit_cuda_train_step_ce", err);
@@ -15128,7 +15128,7 @@ EA_API ea_status ea_vit_cuda_train_step_ce(ea_vit_cuda *d, const float *x, const
                                 d->cfg.out_dim - 1);
         p->labels[i] = (float)labels[i]; /* exact: far below 2^24 */
     }
-    return ea__vcu_step(d, x, p->labels, (size_t)B, B, opt, clip, 1, smoothing, loss, "vit_cuda_train_step_ce", err);
+    return ea__vcu_step(d, x, p->labels, (size_t)B, B, global_B, opt, clip, 1, smoothing, loss, "vit_cuda_train_step_ce", err);
 }
 
 EA_API ea_status ea_vit_cuda_dist(ea_vit_cuda *d, const ea_dist *dist, ea_error *err) {

@@ -103,7 +103,7 @@ static void bench_tracker(ea_cuda *cu, const char *row, int json) {
     });
     for (i = 0; i < 64; i++) t[i] = ea_rng_range(&rng, 4.0f, 28.0f);
     ea_adamw_init(&opt, 1e-4f, 0.01f);
-    MEDIAN(tr, 20, 201, if (ea_vit_cuda_train_step(&d, x, t, 32, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err));
+    MEDIAN(tr, 20, 201, if (ea_vit_cuda_train_step(&d, x, t, 32, 0, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err));
     if (json)
         printf("{\"group\": \"tracker\", \"attn\": \"%s\", \"b1_ms\": %.5f, \"b1_graph_ms\": %.5f, \"b1_copies_ms\": %.5f, "
                "\"b1_eager_ms\": %.5f, \"b1024_fps\": %.0f, \"b1024_dev_fps\": %.0f, \"b1024_graph_fps\": %.0f, "
@@ -248,7 +248,7 @@ int main(int argc, char **argv) {
         if (ea_vit_init(&m, &cfg, 1, &err) != EA_OK || ea_vit_cuda_init(&d, &cu, &m, 32, &err) != EA_OK) die("init", &err);
         ea_adamw_init(&opt, 1e-4f, 0.01f);
         for (i = 0; i < 2; i++)
-            if (ea_vit_cuda_train_step(&d, x, t, 32, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err);
+            if (ea_vit_cuda_train_step(&d, x, t, 32, 0, &opt, 1.0f, &loss, &err) != EA_OK) die("train step", &err);
         ea_vit_cuda_free(&d);
         ea_vit_free(&m);
         free(x);

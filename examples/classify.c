@@ -434,8 +434,7 @@ static int run(int argc, char **argv, cli_dist *dist) {
                 /* forward, backward, clipping and AdamW on the GPU (this rank's
                    slice; NCCL sums the gradient over several); the loss and the
                    logits (before the update) come back for the statistics */
-                dev.m.global_batch = dist->d.size > 1 ? b : 0;
-                if (ea_vit_cuda_train_step_ce(&dev.m, xb + lo * per, yb + lo, hi - lo, &opt, (float)o.clip, (float)o.smoothing,
+                if (ea_vit_cuda_train_step_ce(&dev.m, xb + lo * per, yb + lo, hi - lo, b, &opt, (float)o.clip, (float)o.smoothing,
                                               &loss, &ctx.err) != EA_OK ||
                     ea_cuda_get(&dev.cu, logits, ea_vit_cuda_output(&dev.m), (size_t)(hi - lo) * train.classes, &ctx.err) !=
                         EA_OK ||

@@ -449,8 +449,8 @@ static int run(int argc, char **argv, cli_dist *dist) {
 #ifdef EFFATTN_CUDA
                 /* forward, backward, clipping and AdamW on the GPU, the loss
                    coming back (so a NaN step has already updated the GPU's copy) */
-                dev.m.global_batch = dist->d.size > 1 ? b : 0; /* this rank's slice; NCCL sums the gradient */
-                if (ea_vit_cuda_train_step(&dev.m, xb, yb, hi - lo, &opt, (float)o.clip, &step_loss, &ctx.err) != EA_OK) break;
+                /* this rank's slice of b; NCCL sums the gradient */
+                if (ea_vit_cuda_train_step(&dev.m, xb, yb, hi - lo, b, &opt, (float)o.clip, &step_loss, &ctx.err) != EA_OK) break;
 #endif
             } else if (hi > lo) {
                 ea_tensor *aux = NULL;
@@ -567,12 +567,15 @@ static int run(int argc, char **argv, cli_dist *dist) {
         if (!o.quiet) fprintf(o.json ? stderr : stdout, "saved %s\n", o.save);
     }
 
-    if (!o.json || tty)
-        fprintf(o.json ? stderr : stdout,
-                "result: %s, %zu parameters: test error %.3f px, %.1f%% within 2 px (%d videos); "
-                "training %.1f s; inference %.3f ms/frame at batch 1 (%.0f frames/s)\n",
-                o.attn, nparams, test.mean_err, 100.0 * test.within2, n_test_v, train_seconds, infer_ms,
-                infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0);
+    if (!o.json || tty) {
+        FILE *f = o.json ? stderr : stdout;
+        fprintf(f, "result: %s, %zu parameters: test error %.3f px, %.1f%% within 2 px (%d videos); training %.1f s; ", o.attn,
+                nparams, test.mean_err, 100.0 * test.within2, n_test_v, train_seconds);
+        if (o.latency_runs > 0)
+            fprintf(f, "inference %.3f ms/frame at batch 1 (%.0f frames/s)\n", infer_ms, infer_ms > 0.0 ? 1000.0 / infer_ms : 0.0);
+        else
+            fprintf(f, "inference not timed (--latency-runs 0)\n");
+    }
     if (model.moe_stats && !o.quiet) { /* tokens each expert was chosen for, all blocks, last training epoch */
         long tot = 0, e_;
         int b_;

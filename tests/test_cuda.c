@@ -673,8 +673,8 @@ static void test_vit_cuda_train(const char *row, int classify) {
         loss = classify ? ea_cross_entropy_smooth(&ctx, ea_vit_forward(&ctx, &cpu, xt), lab, 0.1f)
                         : ea_mse_loss(&ctx, ea_vit_forward(&ctx, &cpu, xt), yt);
         if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "CPU step: %s", ctx.err.msg); break; }
-        if ((classify ? ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 0.1f, &gl, &err)
-                      : ea_vit_cuda_train_step(&d, x, t, B, &og, 0.5f, &gl, &err)) != EA_OK) {
+        if ((classify ? ea_vit_cuda_train_step_ce(&d, x, lab, B, 0, &og, 0.5f, 0.1f, &gl, &err)
+                      : ea_vit_cuda_train_step(&d, x, t, B, 0, &og, 0.5f, &gl, &err)) != EA_OK) {
             CHECK(0, "GPU step: %s", err.msg);
             break;
         }
@@ -734,13 +734,13 @@ static void test_vit_cuda_train(const char *row, int classify) {
         d.fused_max = k;
         d.blockwise = 1;
         lab[3] = 10;
-        CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 0.1f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "label 10"),
+        CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, 0, &og, 0.5f, 0.1f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "label 10"),
               "label 10 of 10 classes: %s", err.msg);
         lab[3] = 0;
-        CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, &og, 0.5f, 1.5f, NULL, &err) == EA_ERR_ARG, "smoothing 1.5: %s", err.msg);
+        CHECK(ea_vit_cuda_train_step_ce(&d, x, lab, B, 0, &og, 0.5f, 1.5f, NULL, &err) == EA_ERR_ARG, "smoothing 1.5: %s", err.msg);
     }
-    CHECK(ea_vit_cuda_train_step(&d, x, t, B + 1, &og, 0.5f, NULL, &err) == EA_ERR_SHAPE, "batch 9 of 8: %s", err.msg);
-    CHECK(ea_vit_cuda_train_step(&d, x, t, B, &og, -1.0f, NULL, &err) == EA_ERR_ARG, "clip -1: %s", err.msg);
+    CHECK(ea_vit_cuda_train_step(&d, x, t, B + 1, 0, &og, 0.5f, NULL, &err) == EA_ERR_SHAPE, "batch 9 of 8: %s", err.msg);
+    CHECK(ea_vit_cuda_train_step(&d, x, t, B, 0, &og, -1.0f, NULL, &err) == EA_ERR_ARG, "clip -1: %s", err.msg);
     ea_vit_cuda_free(&d);
     ea_ctx_free(&ctx);
     ea_vit_free(&cpu);
@@ -814,8 +814,8 @@ static void test_vit_cuda_dist(void) {
     for (s = 0; s < steps && ok && tw.host; s++) {
         for (i = 0; i < (size_t)B * 2048; i++) x[i] = ea_rng_uniform(&g_rng) < 0.1f ? 1.0f : 0.0f;
         for (k = 0; k < 2 * B; k++) t[k] = ea_rng_range(&g_rng, 4.0f, 28.0f);
-        ok = ea_vit_cuda_train_step(&d1, x, t, B, &o1, 0.5f, &l1, &err) == EA_OK &&
-             ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, &l2, &err) == EA_OK;
+        ok = ea_vit_cuda_train_step(&d1, x, t, B, 0, &o1, 0.5f, &l1, &err) == EA_OK &&
+             ea_vit_cuda_train_step(&d2, x, t, B, 0, &o2, 0.5f, &l2, &err) == EA_OK;
         CHECK(ok, "dist step %d: %s", s, err.msg);
     }
     CHECK(ok && tw.calls == steps && l1 == l2, "dist: %d all-reduce calls in %d steps; losses %.9g and %.9g", tw.calls, steps,
@@ -835,20 +835,15 @@ static void test_vit_cuda_dist(void) {
     else
         CHECK(0, "dist: %s", err.msg);
     /* an uneven split: this rank's 4 of 10 images */
-    d2.global_batch = 10;
-    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_OK && tw.calls == steps + 1, "dist, 4 of 10: %s",
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, 10, &o2, 0.5f, NULL, &err) == EA_OK && tw.calls == steps + 1, "dist, 4 of 10: %s",
           err.msg);
-    d2.global_batch = 3;
-    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "global batch of 3"),
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, 3, &o2, 0.5f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "global batch of 3"),
           "global batch 3 under a batch of 4: %s", err.msg);
-    d2.global_batch = 0;
     ea_dist_single(&dist);
     k = tw.calls;
-    CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_OK && ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_OK &&
+    CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_OK && ea_vit_cuda_train_step(&d2, x, t, B, 0, &o2, 0.5f, NULL, &err) == EA_OK &&
           tw.calls == k, "dist back to one rank: %s (%d calls)", err.msg, tw.calls - k);
-    d2.global_batch = 8;
-    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, &o2, 0.5f, NULL, &err) == EA_ERR_ARG, "one rank, global batch 8: %s", err.msg);
-    d2.global_batch = 0;
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, 8, &o2, 0.5f, NULL, &err) == EA_ERR_ARG, "one rank, global batch 8: %s", err.msg);
     dist.size = 2;
     dist.allreduce = NULL;
     CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_ERR_ARG && strstr(err.msg, "no allreduce"), "2 ranks, no function: %s", err.msg);
