@@ -416,8 +416,8 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 
 /* Flash-tiled exact attention: the same result without the nq x nk matrix.
    lse receives the log-sum-exp of each query row (B·H·nq floats) for the
-   backward (NULL: none wanted, as at inference); scratch holds ea_sdpa_flash_scratch(s) floats per thread.
-   bm and mods (both may be NULL) restrict and modify the scores (8.3). */
+   backward (NULL: none wanted, as at inference); scratch holds
+   ea_sdpa_flash_scratch(s) floats per thread.  bm and mods (both may be NULL) restrict and modify the scores (8.3). */
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s);
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
@@ -1200,15 +1200,16 @@ EA_API const float *ea_vit_cuda_output(const ea_vit_cuda *d);
 EA_API ea_status ea_vit_cuda_forward(ea_vit_cuda *d, int B, ea_error *err);
 EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, int B, ea_error *err);
 /* One training step on B images x [B, C, S, S] and targets t [B, out_dim]
-   (host memory), this rank's slice of a global batch of global_B images
-   with several ranks (ea_vit_cuda_dist; 0: B times the ranks, equal
-   slices; one rank: 0 or B): forward, MSE loss, backward into d->grad, the gradient
-   clipped to norm `clip` (0: off) and AdamW with opt, whose step count it
-   advances (as ea_adamw_step).  The first call allocates the gradients'
-   device memory, later ones nothing.  *loss (NULL: not wanted) receives the
-   batch's loss before the update, which waits for the step to finish;
-   without it the call returns once the work is queued.  Init copies the
-   host model's AdamW moments too, so a resumed checkpoint carries on. */
+   (host memory), with several ranks (ea_vit_cuda_dist) this rank's slice
+   of a global batch of global_B images (0: B times the ranks, equal
+   slices; one rank: 0 or B): forward, MSE loss, backward into d->grad,
+   the gradient clipped to norm `clip` (0: off) and AdamW with opt, whose
+   step count it advances (as ea_adamw_step).  The first call allocates the
+   gradients' device memory, later ones nothing.  *loss (NULL: not
+   wanted) receives the batch's loss before the update, which waits for the
+   step to finish; without it the call returns once the work is queued.
+   Init copies the host model's AdamW moments too, so a resumed checkpoint
+   carries on. */
 EA_API ea_status ea_vit_cuda_train_step(ea_vit_cuda *d, const float *x, const float *t, int B, int global_B, ea_adamw *opt,
                                         float clip, float *loss, ea_error *err);
 /* The same step for a classifier: softmax cross-entropy against labels[B]
@@ -15044,8 +15045,8 @@ EA_API ea_status ea_vit_cuda_predict(ea_vit_cuda *d, const float *x, float *y, i
 
 /* A training step with targets tgt (ntgt floats: outputs for MSE, labels
    for cross-entropy) already checked; `what` names the caller in errors. */
-static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, size_t ntgt, int B, int global_B, ea_adamw *opt, float clip,
-                              int ce, float smooth, float *loss, const char *what, ea_error *err) {
+static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, size_t ntgt, int B, int global_B, ea_adamw *opt,
+                              float clip, int ce, float smooth, float *loss, const char *what, ea_error *err) {
     struct ea__vcu *p = d->plan;
     const ea_vit_config *c = &d->cfg;
     cudaStream_t s = EA_CU_STREAM(d->cu);

@@ -1130,9 +1130,10 @@ static void test_gemm(void) {
         (void)saved;
     }
     { /* a team over a grid of row and column groups (ea__gemm_cols: column groups at 4 threads for these
-         shapes; at 3, rows only or 3 column groups, by the panel width): 1, 3 and 4 threads give the same bits, B row-major and transposed, with a bias
-         and accumulating; the second shape ends in a part panel.  A B small enough to stay in a core's L2
-         (the tracker's 192 x 64 weights) is split by rows only. */
+         shapes; at 3, rows only or 3 column groups, by the panel width): 1, 3 and 4 threads give the same
+         bits, B row-major and transposed, with a bias and accumulating; the second shape ends in a part
+         panel.  A B small enough to stay in a core's L2 (the tracker's 192 x 64 weights) is split by rows
+         only. */
         static const int gd[][3] = {{200, 384, 200}, {150, 370, 300}};
         int q, tr, th, saved = ea_num_threads();
         for (q = 0; q < 2; q++)
