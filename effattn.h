@@ -417,7 +417,8 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 /* Flash-tiled exact attention: the same result without the nq x nk matrix.
    lse receives the log-sum-exp of each query row (B·H·nq floats) for the
    backward (NULL: none wanted, as at inference); scratch holds
-   ea_sdpa_flash_scratch(s) floats per thread.  bm and mods (both may be NULL) restrict and modify the scores (8.3). */
+   ea_sdpa_flash_scratch(s) floats per thread.  bm and mods (both may be
+   NULL) restrict and modify the scores (8.3). */
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s);
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
@@ -15056,6 +15057,8 @@ static ea_status ea__vcu_step(ea_vit_cuda *d, const float *x, const float *tgt, 
     if (c->dropout > 0.0f)
         return ea_error_set(err, EA_ERR_CONFIG, "%s: dropout %g has no CUDA kernel yet; train with 0", what, (double)c->dropout);
     if (!(clip >= 0.0f)) return ea_error_set(err, EA_ERR_ARG, "%s: clip %g; expected >= 0", what, (double)clip);
+    if (global_B < 0)
+        return ea_error_set(err, EA_ERR_ARG, "%s: global batch %d; expected >= B (0: B times the ranks)", what, global_B);
     if (global < B || (!split && global != B))
         return ea_error_set(err, EA_ERR_ARG, "%s: %d images of a global batch of %d over %d rank%s; expected %s", what, B, global,
                             p->dist.size, split ? "s" : "", split ? "global_B >= B (0: B times the ranks)" : "global_B 0 or B");

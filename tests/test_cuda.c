@@ -839,6 +839,8 @@ static void test_vit_cuda_dist(void) {
           err.msg);
     CHECK(ea_vit_cuda_train_step(&d2, x, t, B, 3, &o2, 0.5f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "global batch of 3"),
           "global batch 3 under a batch of 4: %s", err.msg);
+    CHECK(ea_vit_cuda_train_step(&d2, x, t, B, -1, &o2, 0.5f, NULL, &err) == EA_ERR_ARG && strstr(err.msg, "global batch -1"),
+          "global batch -1: %s", err.msg);
     ea_dist_single(&dist);
     k = tw.calls;
     CHECK(ea_vit_cuda_dist(&d2, &dist, &err) == EA_OK && ea_vit_cuda_train_step(&d2, x, t, B, 0, &o2, 0.5f, NULL, &err) == EA_OK &&
