@@ -5269,17 +5269,42 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
     }
 }
 
+/* Parts each query block is cut into (0: chosen from the thread count);
+   tests set it to check that every split gives the same bits. */
+static int ea__fa_split_forced = 0;
+
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), work = s->B * s->H * nblk, w;
-    int group = s->H / s->Hkv;
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), blocks = s->B * s->H * nblk;
+    int group = s->H / s->Hkv, split = 1, work, w;
+    int par = 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK;
     size_t per = ea_sdpa_flash_scratch(s);
-    EA_OMP_FOR_IF(work > 1 && 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
+    /* Fewer query blocks than threads (one sequence of a few heads: 8 x 64
+       at n = 64 is 8 blocks for 16 threads): each block's queries go in 2
+       or 4 parts of whole vectors, each part an item of its own against
+       the block's key tiles.  A query's output does not depend on the
+       block that holds it (its scores, softmax and P·V sums run over the
+       same keys in the same order; a key tile that the whole block visits
+       but lies in a part's causal future adds exact zeros to its rows), so
+       any split gives the same bits.  Measured on the device's Xeon, 16
+       threads, 4 rounds alternating with the unsplit build (bench --attn):
+       8 x 64, n = 64 0.037-0.042 -> 0.029-0.035 ms; 4 x 16, n = 64
+       0.018-0.022 -> 0.013-0.015, n = 128 0.026-0.037 -> 0.021-0.023; the
+       tracker at batch 1 (4 blocks) 269-305 -> 220-262 us a step. */
+    if (ea__fa_split_forced) split = ea__fa_split_forced;
+    else if (par)
+        while (split < 4 && blocks * split < ea_num_threads()) split *= 2;
+    work = blocks * split;
+    EA_OMP_FOR_IF(par && work > 1)
     for (w = 0; w < work; w++) {
-        int b = w / (s->H * nblk), h = (w / nblk) % s->H, I = w % nblk, i0 = I * EA_FA_BR, g = h / group;
-        int br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, t, nt, fresh = 1;
-        int last_row_key = ea__last_key(s, i0 + br - 1);
+        int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
+        int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
+        int i0 = I * EA_FA_BR + (w % split) * part, br = I * EA_FA_BR + len - i0, r, t, nt, fresh = 1;
+        int last_row_key;
+        if (br <= 0) continue; /* a short block has fewer parts */
+        br = br < part ? br : part;
+        last_row_key = ea__last_key(s, i0 + br - 1);
         float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
         float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
         float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
@@ -5304,9 +5329,9 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
                (0·corr + x = x; the GEMM's sums are never -0), without a
                clear and a scaling call per row.  At the tracker's one
                tile per block (4 x 16 heads, n = 65, batch 32, one
-               thread, best of 20 calls in 4 alternating rounds): Zen 4
-               423-579 -> 405-537 us; on the device's Xeon level within
-               its noise (807-1151 against 787-854). */
+               thread, best of 15 x 20 calls in 4 alternating rounds):
+               Zen 4 380-395 -> 366-377 us; the device's Xeon 726-784 ->
+               706-1058, best 726 -> 706 (its rounds overlap). */
             if (!fresh)
                 for (r = 0; r < br; r++)
                     if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);

@@ -857,6 +857,16 @@ static void test_flash(void) {
         CHECK(wf < 1e-5, "config %zu: flash forward vs reference: %g of the largest output", c, wf);
         ea_sdpa_flash_fwd(o2, NULL, scr, q, k, v, &s, NULL, NULL); /* no lse (inference): the same output */
         CHECK(!memcmp(o1, o2, nq * sizeof(float)), "config %zu: flash forward without lse differs", c);
+        for (j = 1; j <= 4; j++) { /* query blocks cut in j parts (as for few blocks on many threads): same bits */
+            size_t nl = (size_t)s.B * s.H * s.nq;
+            float *lse2 = (float *)malloc(nl * 4);
+            ea__fa_split_forced = j;
+            ea_sdpa_flash_fwd(o2, lse2, scr, q, k, v, &s, NULL, NULL);
+            ea__fa_split_forced = 0;
+            CHECK(!memcmp(o1, o2, nq * sizeof(float)) && !memcmp(lse, lse2, nl * sizeof(float)),
+                  "config %zu: flash forward with query blocks in %d parts differs", c, j);
+            free(lse2);
+        }
         ea_sdpa_fwd(o2, p, q, k, v, &s);
         for (j = 0; j < 3; j++) {
             size_t n = j == 0 ? nq : nk;
@@ -2382,6 +2392,21 @@ static void fill_random(float *x, size_t n, ea_rng *rng, float scale) {
     for (i = 0; i < n; i++) x[i] = scale * frand(rng);
 }
 
+/* The pattern kernel with the flash kernel's query blocks cut in 2, 3 and
+   4 parts gives o's bits (block masks and range masks on parts). */
+static int pattern_split_same(ea_ctx *ctx, ea_tensor *qkv, int H, int DH, int causal, ea__pattern *pat,
+                              const ea_tensor *o) {
+    int j, same = o != NULL;
+    for (j = 2; j <= 4 && same; j++) {
+        ea_tensor *o2;
+        ea__fa_split_forced = j;
+        o2 = ea__pattern_attention(ctx, qkv, H, DH, causal, pat);
+        ea__fa_split_forced = 0;
+        same = o2 && !memcmp(o->data, o2->data, o->size * sizeof(float));
+    }
+    return same;
+}
+
 /* Each pattern kernel equals the dense reference with the same mask, at
    lengths that leave partial tiles (n = 150 = 2 tiles + 22). */
 static void test_sparse_patterns(void) {
@@ -2419,6 +2444,7 @@ static void test_sparse_patterns(void) {
     o = ea__pattern_attention(&ctx, qkv, H, DH, 0, &pat);
     dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
     CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "bigbird vs dense reference");
+    CHECK(pattern_split_same(&ctx, qkv, H, DH, 0, &pat, o), "bigbird: query blocks in parts change the bits");
     {   /* the flash blocks of n rows (step 64, a tail of up to EA_FA_TAIL joined to
            the block before) cover [0, n) once, and every row's index names the
            block that holds it */
@@ -2472,6 +2498,8 @@ static void test_sparse_patterns(void) {
         dense_ref(ref, qkv->data, B, N, H, DH, causal, &mods);
         CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "band + 70 global tokens (causal %d) vs dense reference",
               causal);
+        CHECK(pattern_split_same(&ctx, qkv, H, DH, causal, &pat, o),
+              "band + 70 global tokens (causal %d): query blocks in parts change the bits", causal);
     }
     /* the block mask really skips: a band of 5 visits 2 or 3 of 3 key tiles per query tile, and
        the general builder (every pair) finds the same tiles */
