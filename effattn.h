@@ -5300,17 +5300,15 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
     for (w = 0; w < work; w++) {
         int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
         int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
-        int i0 = I * EA_FA_BR + (w % split) * part, br = I * EA_FA_BR + len - i0, r, t, nt, fresh = 1;
-        int last_row_key;
-        if (br <= 0) continue; /* a short block has fewer parts */
-        br = br < part ? br : part;
-        last_row_key = ea__last_key(s, i0 + br - 1);
+        int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
+        int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1;
         float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
         float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
         float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
         const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
         const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
         const int *list;
+        if (br <= 0) continue; /* a short block has fewer parts */
         ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale);
         for (r = 0; r < EA_FA_LD; r++) {
             m[r] = -INFINITY;
