@@ -1660,14 +1660,15 @@ EA_INLINE void ea__st(float *p, ea_vf v, int m) {
 /* The tile is sized to the register file.  Measured on one Zen 4 core
    (bench --gemm, tracker shapes 2048 x 192/256 x 64 and 2048 x 64 x 256):
    AVX-512 (32 registers): 4 x 64 gave 81-83% of peak, 6 x 48 94-98%
-   (18 accumulators; 6 x 64 and 8 x 48 reached 89-92%); AVX2 (16
+   (18 accumulators; 6 x 64 and 8 x 48 reached 89-92%; with the kernel of
+   today 6 x 64 is ahead, see ea__gemm_nv); AVX2 (16
    registers): 4 x 32 spilled, 44% of peak, 4 x 24 63-66% (12
    accumulators; 6 x 24, 6 x 16 and 8 x 16 below that; with B held in
    registers, below, 4 x 24 reaches 92% on Zen 3).  NEON (32
    registers of 4) keeps 4 x 16: no Arm core here to measure on. */
 #if EA_VW == 16
 #define EA_MR 6
-#define EA_NV 4 /* the widest tile; ea__gemm_nv picks 3 or 4 at run time */
+#define EA_NV 4 /* 6 x 64 (see ea__gemm_nv) */
 #elif EA_VW == 8
 #define EA_MR 4
 #define EA_NV 3
@@ -1694,28 +1695,24 @@ EA_API void ea_gemm_ref(int M, int N, int K, const float *A, ptrdiff_t ars, ptrd
         }
 }
 
-/* The tile's width in vectors.  Zen 4 (one 512-bit FMA a cycle, two
-   256-bit halves) runs 6 x 48 best, above; an Intel core with two 512-bit
-   FMA ports wants more independent accumulators, and the tracker's widths
-   (64, 192, 256) divide into 64-column panels with none left over where
-   48-column ones leave a one-vector panel of 6 accumulators (latency- and
+/* The tile's width in vectors: EA_NV (6 x 64 with AVX-512) on every CPU.
+   The tracker's widths (64, 192, 256) and flash attention's 64-wide
+   tiles divide into 64-column panels with none left over, where 48-column
+   ones leave a one-vector panel of 6 accumulators (latency- and
    load-bound).  Measured on the 2-core Xeon (bench --gemm, one thread,
    builds alternating four times): 6 x 64 took 2048 x 64 x 256 from
    143-152 to 167-181 GFLOP/s, 2048 x 256 x 64 from 150-164 to 161-176,
-   4096 x 1536 x 512 from 149-156 to 162-166.  Chosen from the CPU's
-   vendor, which costs nothing to ask
-   after the first time; the bits are the same either way (each element
-   of C sums over k in the same order whatever the panel). */
+   4096 x 1536 x 512 from 149-156 to 162-166.  Zen 4 had kept 6 x 48,
+   picked by CPU vendor, from an earlier form of the kernel; with this one,
+   on a Zen 4 core (ea_gemm alone, best of 5, 2-3 rounds, 48 against 64
+   columns): 2080 x 64 x 256 200-209 -> 230-236 GFLOP/s, 2080 x 256 x 64
+   201-217 -> 215-229, 2080 x 192 x 64 220-233 -> 222-235, 4096 x 1536 x
+   512 199-220 -> 216, 512 x 1024 x 1024 198-210 -> 207-226, and the flash
+   forward at 8 x 64, n = 1,024 15.0 -> 13.6 ms.  Tests force the 48-column
+   width too: the bits are the same either way (each element of C sums
+   over k in the same order whatever the panel). */
 static int ea__gemm_nv_forced = 0; /* tests set it to run both widths on one CPU */
-static int ea__gemm_nv(void) {
-    if (ea__gemm_nv_forced) return ea__gemm_nv_forced;
-#if EA_VW == 16 && (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    return __builtin_cpu_is("intel") ? 4 : 3;
-#else
-    return EA_NV;
-#endif
-}
+static int ea__gemm_nv(void) { return ea__gemm_nv_forced ? ea__gemm_nv_forced : EA_NV; }
 
 /* One MR x (nv·EA_VW) tile over kc steps; panel row k starts at panel +
    k·lp.  Rows past M reuse a valid row (a[r]) and are computed but not
