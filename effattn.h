@@ -3054,7 +3054,7 @@ static void ea__add_back(ea_ctx *ctx, ea_node *n) {
 EA_API ea_tensor *ea_add(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
     ea_tensor *out;
     ea_node *n;
-    size_t o, nb;
+    size_t nb;
     int k, off, lead;
     char s1[48], s2[48];
     if (!ea__ok(ctx, a, b)) return NULL;
@@ -3068,9 +3068,14 @@ EA_API ea_tensor *ea_add(ea_ctx *ctx, ea_tensor *a, ea_tensor *b) {
     if (!out) return NULL;
     nb = b->size;
     if (nb == a->size) ea__par_span(ea__add_n, out->data, a->data, b->data, nb, 1.0);
-    else
-        for (o = 0; o < a->size; o += nb) /* block by block: no division per element */
-            ea__add_n(out->data + o, a->data + o, b->data, nb);
+    else {
+        /* block by block (no division per element), blocks over threads:
+           the tracker's position embedding, run on one thread, was a serial
+           piece of its batch-32 step */
+        long blk, nblk = nb ? (long)(a->size / nb) : 0;
+        EA_OMP_FOR_IF(nblk > 1 && (double)a->size >= EA_PAR_MIN_WORK)
+        for (blk = 0; blk < nblk; blk++) ea__add_n(out->data + (size_t)blk * nb, a->data + (size_t)blk * nb, b->data, nb);
+    }
     n = ea__record(ctx, ea__add_back, out, a, b, NULL);
     if (n) n->assigns = nb == a->size ? 3 : 1; /* a's gradient, and b's unless broadcast: a copy when fresh */
     return out;
@@ -3792,20 +3797,33 @@ EA_API ea_tensor *ea_dropout(ea_ctx *ctx, ea_tensor *x, float p) {
     return out;
 }
 
-/* --- mean over tokens: [B, T, D] -> [B, D] ------------------------------- */
+/* --- mean over tokens: [B, T, D] -> [B, D] -------------------------------
+   Vectors across D, each element summing its T tokens in order from 0 as
+   the scalar loop did (the same bits), one batch entry per thread: the
+   scalar loop, reading down columns at a stride of D, was the largest
+   serial piece of the tracker's batch-32 step (0.5% of one thread's time,
+   all of it on one thread of 16). */
 static void ea__mean_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *x = n->in[0];
-    int B = x->shape[0], T = x->shape[1], D = x->shape[2], bi, t, d;
+    int B = x->shape[0], T = x->shape[1], D = x->shape[2], bi;
     (void)ctx;
     if (!x->grad) return;
-    for (bi = 0; bi < B; bi++)
-        for (t = 0; t < T; t++)
-            for (d = 0; d < D; d++)
-                x->grad[((size_t)bi * T + t) * D + d] += n->out->grad[(size_t)bi * D + d] / (float)T;
+    EA_OMP_FOR_IF(B > 1 && (double)x->size >= EA_PAR_MIN_WORK)
+    for (bi = 0; bi < B; bi++) {
+        int t, d;
+        for (d = 0; d < D; d += EA_VW) {
+            int m = D - d < EA_VW ? D - d : EA_VW;
+            ea_vf g = ea_vdiv(ea__ld(n->out->grad + (size_t)bi * D + d, m), ea_vset1((float)T));
+            for (t = 0; t < T; t++) {
+                float *p = x->grad + ((size_t)bi * T + t) * D + d;
+                ea__st(p, ea_vadd(ea__ld(p, m), g), m);
+            }
+        }
+    }
 }
 
 EA_API ea_tensor *ea_mean_tokens(ea_ctx *ctx, ea_tensor *x) {
-    int B, T, D, bi, t, d;
+    int B, T, D, bi;
     ea_tensor *out;
     char s1[48];
     if (!ea__ok(ctx, x, x)) return NULL;
@@ -3815,12 +3833,16 @@ EA_API ea_tensor *ea_mean_tokens(ea_ctx *ctx, ea_tensor *x) {
     B = x->shape[0]; T = x->shape[1]; D = x->shape[2];
     out = ea_tensor_2d(ctx, B, D, x->requires_grad);
     if (!out) return NULL;
-    for (bi = 0; bi < B; bi++)
-        for (d = 0; d < D; d++) {
-            float s = 0.0f;
-            for (t = 0; t < T; t++) s += x->data[((size_t)bi * T + t) * D + d];
-            out->data[(size_t)bi * D + d] = s / (float)T;
+    EA_OMP_FOR_IF(B > 1 && (double)x->size >= EA_PAR_MIN_WORK)
+    for (bi = 0; bi < B; bi++) {
+        int t, d;
+        for (d = 0; d < D; d += EA_VW) {
+            int m = D - d < EA_VW ? D - d : EA_VW;
+            ea_vf s = ea_vzero();
+            for (t = 0; t < T; t++) s = ea_vadd(s, ea__ld(x->data + ((size_t)bi * T + t) * D + d, m));
+            ea__st(out->data + (size_t)bi * D + d, ea_vdiv(s, ea_vset1((float)T)), m);
         }
+    }
     ea__record(ctx, ea__mean_back, out, x, NULL, NULL);
     return out;
 }

@@ -365,6 +365,58 @@ static void test_linear_gelu(void) {
     ea_ctx_free(&ctx);
 }
 
+/* ea_mean_tokens against its scalar loop (the same bits: each element sums
+   its tokens in order) forward and backward, rows of 130 (vectors and a
+   tail), on 1 and 3 threads (8 x 65 x 130 values: parallel over the batch);
+   and the position embedding's broadcast add x + pos[1, T, D], block by
+   block over threads, against the scalar sum. */
+static void test_mean_tokens(void) {
+    enum { B = 8, T = 65, D = 130 };
+    ea_ctx ctx;
+    ea_rng rng;
+    int th, bi, t, d, bad = 0, badg = 0, saved = ea_num_threads();
+    ea_ctx_init(&ctx, 0);
+    for (th = 0; th < 2; th++) {
+        int shape[3] = {B, T, D};
+        ea_tensor *x, *y, *tg, *loss, *pos, *xp;
+        size_t i;
+#ifdef _OPENMP
+        omp_set_num_threads(th ? 3 : 1);
+#endif
+        ea_ctx_reset(&ctx);
+        x = ea_tensor_new(&ctx, 3, shape, 1);
+        tg = ea_tensor_2d(&ctx, B, D, 0);
+        if (!x || !tg) { CHECK(0, "mean_tokens: tensors: %s", ctx.err.msg); break; }
+        ea_rng_seed(&rng, 77, 1);
+        for (i = 0; i < x->size; i++) x->data[i] = ea_rng_range(&rng, -2.0f, 2.0f);
+        for (i = 0; i < tg->size; i++) tg->data[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+        shape[0] = 1;
+        pos = ea_tensor_new(&ctx, 3, shape, 0);
+        if (!pos) { CHECK(0, "mean_tokens: tensors: %s", ctx.err.msg); break; }
+        for (i = 0; i < pos->size; i++) pos->data[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+        xp = ea_add(&ctx, x, pos);
+        if (!xp) { CHECK(0, "broadcast add: %s", ctx.err.msg); break; }
+        for (i = 0; i < x->size; i++) bad += xp->data[i] != x->data[i] + pos->data[i % pos->size];
+        y = ea_mean_tokens(&ctx, x);
+        loss = y ? ea_mse_loss(&ctx, y, tg) : NULL;
+        if (!loss || ea_backward(&ctx, loss) != EA_OK) { CHECK(0, "mean_tokens: %s", ctx.err.msg); break; }
+        for (bi = 0; bi < B; bi++)
+            for (d = 0; d < D; d++) {
+                float s = 0.0f, g = y->grad[bi * D + d] / (float)T;
+                for (t = 0; t < T; t++) s += x->data[((size_t)bi * T + t) * D + d];
+                bad += y->data[bi * D + d] != s / (float)T;
+                for (t = 0; t < T; t++) badg += x->grad[((size_t)bi * T + t) * D + d] != g;
+            }
+    }
+    CHECK(bad == 0 && badg == 0, "mean_tokens, broadcast add: %d values and %d gradients differ from the scalar loops "
+          "(1 and 3 threads)", bad, badg);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    (void)saved;
+    ea_ctx_free(&ctx);
+}
+
 static void test_op_gradients(void) {
     gc_case c;
     sdpa_args sa;
@@ -408,6 +460,7 @@ static void test_op_gradients(void) {
     set_case(&c, "mean_tokens", b_mean, NULL);
     add_input(&c, 3, 2, 5, 3, 0);
     gradcheck(&c);
+    test_mean_tokens();
     set_case(&c, "mse_loss", b_mse, NULL);
     add_input(&c, 2, 3, 2, 0, 0); add_input(&c, 2, 3, 2, 0, 0);
     gradcheck(&c);
