@@ -1294,8 +1294,10 @@ extern "C" {
 #define EA_PRAGMA_(x) _Pragma(#x)
 #ifdef _OPENMP
 #define EA_OMP_FOR_IF(cond) EA_PRAGMA_(omp parallel for schedule(static) if(cond))
+#define EA_OMP_FOR_DYNAMIC_IF(cond) EA_PRAGMA_(omp parallel for schedule(dynamic) if(cond))
 #else
 #define EA_OMP_FOR_IF(cond)
+#define EA_OMP_FOR_DYNAMIC_IF(cond)
 #endif
 /* Full unrolling of the small fixed loops of a micro-kernel, so that its
    accumulator tile lives in registers (gcc -O2 would otherwise keep it in
@@ -5292,13 +5294,64 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
    tests set it to check that every split gives the same bits. */
 static int ea__fa_split_forced = 0;
 
+/* Item w of a forward call: part w % split of query block I of (b, h). */
+static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q, const float *k, const float *v,
+                            const ea_sdpa_shape *s, const ea_block_mask *bm, const ea_flex_mods *mods, int w,
+                            int split) {
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), group = s->H / s->Hkv;
+    size_t per = ea_sdpa_flash_scratch(s);
+    int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
+    int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
+    int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
+    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1;
+    float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
+    float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
+    float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
+    const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
+    const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
+    const int *list;
+    if (br <= 0) return; /* a short block has fewer parts */
+    ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale);
+    for (r = 0; r < EA_FA_LD; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
+    for (t = 0; t < nt; t++) {
+        int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
+        if (j0 > last_row_key) continue; /* wholly in the future of every row */
+        bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
+        ea__fa_scores(st, NULL, qt, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
+        ea__fa_online(st, bc, ea__fa_width(br), m, l, corr);
+        /* O_acc = O_acc·corr + P V (A = P, the tile read across, row
+           stride 1).  The first tile a block visits writes O_acc
+           rather than scaling zeros and adding to them: the same bits
+           (0·corr + x = x; the GEMM's sums are never -0), without a
+           clear and a scaling call per row.  At the tracker's one
+           tile per block (4 x 16 heads, n = 65, batch 32, one
+           thread, best of 15 x 20 calls in 4 alternating rounds):
+           Zen 4 380-395 -> 366-377 us; the device's Xeon 726-784 ->
+           706-1058, best 726 -> 706 (its rounds overlap). */
+        if (!fresh)
+            for (r = 0; r < br; r++)
+                if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);
+        ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, !fresh);
+        fresh = 0;
+    }
+    if (fresh) memset(acc, 0, (size_t)br * s->dh * sizeof(float)); /* no key visible to the block */
+    for (r = 0; r < br; r++) {
+        float *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
+        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        ea__scal(orow, inv, acc + (size_t)r * s->dh, s->dh);
+        if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : INFINITY;
+    }
+}
+
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), blocks = s->B * s->H * nblk;
-    int group = s->H / s->Hkv, split = 1, work, w;
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), blocks = s->B * s->H * nblk, split = 1, work, w;
     int par = 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK;
-    size_t per = ea_sdpa_flash_scratch(s);
     /* Fewer query blocks than threads (one sequence of a few heads: 8 x 64
        at n = 64 is 8 blocks for 16 threads): each block's queries go in 2
        or 4 parts of whole vectors, each part an item of its own against
@@ -5314,54 +5367,26 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
     if (ea__fa_split_forced) split = ea__fa_split_forced;
     else if (par)
         while (split < 4 && blocks * split < ea_num_threads()) split *= 2;
+    /* Items in the order of their rows, a thread's share in one piece
+       (schedule static): the rows a thread's share of the previous
+       product (Q, K, V from x·Wᵀ) wrote, so its items read them from its
+       own cache.  Where an item visits many key tiles (n >= 512), that
+       saving is small against its work, and threads take items as they
+       finish (schedule dynamic): on a shared host, a core that runs slow
+       for a while no longer holds up the call.  Each item is computed the
+       same way whichever thread takes it: the same bits.  The device's
+       Xeon, heads 8 x 64, forward, 4 rounds alternating with the static
+       build (bench --attn): 16 threads, n = 1,024 2.64-3.57 -> 1.95-2.32
+       ms, n = 512 0.68-0.80 -> 0.54-0.71; 4 threads, n = 1,024 7.7-11.0
+       -> 6.8-8.1; heads 4 x 16 level.  Dynamic for the tracker's one tile
+       (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step. */
     work = blocks * split;
-    EA_OMP_FOR_IF(par && work > 1)
-    for (w = 0; w < work; w++) {
-        int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
-        int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
-        int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
-        int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1;
-        float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
-        float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
-        float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
-        const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
-        const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
-        const int *list;
-        if (br <= 0) continue; /* a short block has fewer parts */
-        ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale);
-        for (r = 0; r < EA_FA_LD; r++) {
-            m[r] = -INFINITY;
-            l[r] = 0.0f;
-        }
-        nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
-        for (t = 0; t < nt; t++) {
-            int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
-            if (j0 > last_row_key) continue; /* wholly in the future of every row */
-            bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
-            ea__fa_scores(st, NULL, qt, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
-            ea__fa_online(st, bc, ea__fa_width(br), m, l, corr);
-            /* O_acc = O_acc·corr + P V (A = P, the tile read across, row
-               stride 1).  The first tile a block visits writes O_acc
-               rather than scaling zeros and adding to them: the same bits
-               (0·corr + x = x; the GEMM's sums are never -0), without a
-               clear and a scaling call per row.  At the tracker's one
-               tile per block (4 x 16 heads, n = 65, batch 32, one
-               thread, best of 15 x 20 calls in 4 alternating rounds):
-               Zen 4 380-395 -> 366-377 us; the device's Xeon 726-784 ->
-               706-1058, best 726 -> 706 (its rounds overlap). */
-            if (!fresh)
-                for (r = 0; r < br; r++)
-                    if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);
-            ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, !fresh);
-            fresh = 0;
-        }
-        if (fresh) memset(acc, 0, (size_t)br * s->dh * sizeof(float)); /* no key visible to the block */
-        for (r = 0; r < br; r++) {
-            float *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
-            float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-            ea__scal(orow, inv, acc + (size_t)r * s->dh, s->dh);
-            if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : INFINITY;
-        }
+    if (ea__fa_count(s->nk, EA_FA_BC) >= 8) {
+        EA_OMP_FOR_DYNAMIC_IF(par && work > 1)
+        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split);
+    } else {
+        EA_OMP_FOR_IF(par && work > 1)
+        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split);
     }
 }
 

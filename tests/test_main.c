@@ -869,7 +869,9 @@ static void test_flash(void) {
                                   /* tails: a last block or tile of up to EA_FA_TAIL rows joins
                                      the one before (80 = 64 + 16: one block as wide as the
                                      stride; 144: a last key tile of 80; 81: no merge) */
-                                  {1, 80, 144, 2, 2, 16, 1}, {1, 81, 81, 1, 1, 16, 0}};
+                                  {1, 80, 144, 2, 2, 16, 1}, {1, 81, 81, 1, 1, 16, 0},
+                                  /* 8 key tiles: items taken by threads as they finish */
+                                  {2, 70, 520, 2, 1, 16, 1}};
     ea_rng rng;
     size_t c;
     g_group = "flash";
@@ -920,6 +922,15 @@ static void test_flash(void) {
                   "config %zu: flash forward with query blocks in %d parts differs", c, j);
             free(lse2);
         }
+#ifdef _OPENMP
+        { /* on one thread: the same bits as on the team (whichever thread took each item) */
+            int saved = ea_num_threads();
+            omp_set_num_threads(1);
+            ea_sdpa_flash_fwd(o2, NULL, scr, q, k, v, &s, NULL, NULL);
+            omp_set_num_threads(saved);
+            CHECK(!memcmp(o1, o2, nq * sizeof(float)), "config %zu: flash forward on one thread differs from %d", c, saved);
+        }
+#endif
         ea_sdpa_fwd(o2, p, q, k, v, &s);
         for (j = 0; j < 3; j++) {
             size_t n = j == 0 ? nq : nk;
