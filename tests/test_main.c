@@ -1119,7 +1119,8 @@ static void test_gemm(void) {
         }
     }
     { /* parameter-gradient column sums (ea__param_sums) over 1, 2 and 3 threads: the same bits, and db those of
-         adding the rows in order; dw within rounding of the formula */
+         adding the rows in order (a narrow sum, 64 columns: each of EA_PS_BLOCKS row blocks from zero, the blocks
+         then in order); dw within rounding of the formula */
         static const int cd[][2] = {{700, 100}, {2000, 64}, {300, 517}};
         int q, th, saved = ea_num_threads();
         for (q = 0; q < 3; q++) {
@@ -1132,8 +1133,18 @@ static void test_gemm(void) {
             for (i = 0; i < M; i++) { mean[i] = 0.1f * frand(&rng); rstd[i] = 1.0f + 0.5f * frand(&rng); }
             for (j = 0; j < N; j++) rb[j] = out[j] = out[2 * N + j] = out[4 * N + j] = frand(&rng);
             for (j = 0; j < N; j++) out[N + j] = out[3 * N + j] = out[5 * N + j] = 0.0f;
-            for (i = 0; i < M; i++)
-                for (j = 0; j < N; j++) rb[j] += d[(size_t)i * N + j];
+            if (N <= EA_PS_COLS && M >= 4 * EA_PS_BLOCKS) {
+                int blk = (M + EA_PS_BLOCKS - 1) / EA_PS_BLOCKS, i0;
+                for (j = 0; j < N; j++)
+                    for (i0 = 0; i0 < M; i0 += blk) {
+                        float p = 0.0f;
+                        for (i = i0; i < i0 + blk && i < M; i++) p += d[(size_t)i * N + j];
+                        rb[j] += p;
+                    }
+            } else {
+                for (i = 0; i < M; i++)
+                    for (j = 0; j < N; j++) rb[j] += d[(size_t)i * N + j];
+            }
             for (th = 1; th <= 3; th++) {
 #ifdef _OPENMP
                 omp_set_num_threads(th);
