@@ -3122,11 +3122,11 @@ bad:
    y = (x - μ) / sqrt(σ² + eps) · w + b,  μ, σ² over the row (biased).
    Backward with x̂ = (x - μ)·rstd and g = dy·w:
        dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)),  dw += dy·x̂,  db += dy. */
-EA_API void ea_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w,
-                             const float *b, int N, int C, float eps) {
+/* Rows [i0, i1) (the one-region inference of 9.x runs a thread's own rows). */
+static void ea__layernorm_rows(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                               int i0, int i1, int C, float eps) {
     int i;
-    EA_OMP_FOR_IF((double)N * C >= EA_PAR_MIN_WORK)
-    for (i = 0; i < N; i++) {
+    for (i = i0; i < i1; i++) {
         const float *xi = x + (size_t)i * C;
         float *oi = out + (size_t)i * C;
         float m = ea__row_sum(xi, C) / (float)C, v, s;
@@ -3148,6 +3148,13 @@ EA_API void ea_layernorm_fwd(float *out, float *mean, float *rstd, const float *
         if (mean) mean[i] = m;
         if (rstd) rstd[i] = s;
     }
+}
+
+EA_API void ea_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *w,
+                             const float *b, int N, int C, float eps) {
+    int i;
+    EA_OMP_FOR_IF((double)N * C >= EA_PAR_MIN_WORK)
+    for (i = 0; i < N; i++) ea__layernorm_rows(out, mean, rstd, x, w, b, i, i + 1, C, eps);
 }
 
 EA_API void ea_layernorm_bwd(float *dx, float *dw, float *db, const float *dout, const float *x,
@@ -5379,11 +5386,10 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     }
 }
 
-EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
-                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
-                              const ea_flex_mods *mods) {
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), blocks = s->B * s->H * nblk, split = 1, work, w;
-    int par = 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK;
+/* Parts each query block of a call goes in: 1, or, with a team (par),
+   2 or 4 where the blocks are fewer than the threads. */
+static int ea__fa_split(const ea_sdpa_shape *s, int par) {
+    int blocks = s->B * s->H * ea__fa_count(s->nq, EA_FA_BR), split = 1;
     /* Fewer query blocks than threads (one sequence of a few heads: 8 x 64
        at n = 64 is 8 blocks for 16 threads): each block's queries go in 2
        or 4 parts of whole vectors, each part an item of its own against
@@ -5396,9 +5402,16 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
        8 x 64, n = 64 0.037-0.042 -> 0.029-0.035 ms; 4 x 16, n = 64
        0.018-0.022 -> 0.013-0.015, n = 128 0.026-0.037 -> 0.021-0.023; the
        tracker at batch 1 (4 blocks) 269-305 -> 220-262 us a step. */
-    if (ea__fa_split_forced) split = ea__fa_split_forced;
-    else if (par)
+    if (ea__fa_split_forced) return ea__fa_split_forced;
+    if (par)
         while (split < 4 && blocks * split < ea_num_threads()) split *= 2;
+    return split;
+}
+
+EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
+                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
+                              const ea_flex_mods *mods) {
+    int par = 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK, split = ea__fa_split(s, par), work, w;
     /* Items in the order of their rows, a thread's share in one piece
        (schedule static): the rows a thread's share of the previous
        product (Q, K, V from x·Wᵀ) wrote, so its items read them from its
@@ -5412,7 +5425,7 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
        ms, n = 512 0.68-0.80 -> 0.54-0.71; 4 threads, n = 1,024 7.7-11.0
        -> 6.8-8.1; heads 4 x 16 level.  Dynamic for the tracker's one tile
        (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step. */
-    work = blocks * split;
+    work = s->B * s->H * ea__fa_count(s->nq, EA_FA_BR) * split;
     if (ea__fa_count(s->nk, EA_FA_BC) >= 8) {
         EA_OMP_FOR_DYNAMIC_IF(par && work > 1)
         for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split);
@@ -9097,6 +9110,135 @@ EA_API void ea_vit_free(ea_vit *m) {
     m->moe_stats = NULL;
 }
 
+/* --- The block stack of inference in one parallel region ------------------
+   With no tape to record, the ViT's blocks of exact attention (mha, single,
+   h2o, and the separate-projection rows mha-sep, mqa, gqa) run in one team
+   that stays up from the first block to the last.  Each thread owns a
+   range of token rows, whole row tiles of the GEMM (EA_MR), and takes
+   them through every row-wise step: LN1, the Q/K/V product, then, after
+   the attention, the output projection, the residual add, LN2, fc1 with
+   GELU, fc2 and its add, and the next block's LN1 and Q/K/V.  Only the
+   attention mixes rows: a barrier before its items (a query block reads
+   every key row) and one after (its outputs feed other threads' rows).
+   Op by op, each product and each pass forked a team of its own and split
+   its rows its own way: seven forks a block, the layer norms and adds on
+   one thread at batch 1, and most rows read out of another core's cache.
+   Every value is computed as the ops compute it (each row's products in
+   the same order, the attention's items as ea_sdpa_flash_fwd splits and
+   computes them, GELU and the adds row by row): the same bits as the tape
+   path, which the tests check on 1 to 3 threads.  It takes weights that a
+   core keeps in its L2 from block to block (K·N <= EA_GRID_MIN_B, the
+   GEMM's rows-only case), and more rows than a dot-product pass would
+   take (EA_GEMV_ROWS).  The tracker, weights packed (regions --pack), four
+   rounds alternating with the op-by-op build on the device's Xeon: batch
+   1 at 4 threads 214-256 -> 160-186 us a step, at 16 threads 230-256 ->
+   96-134; batch 32 at 16 threads 1488-1567 -> 1183-1348.  This project's
+   2-core Zen 4, three rounds: batch 1 at 2 threads 122-126 -> 105-110 us
+   (one thread 178-185 either way), batch 32 at 2 threads 2981-3048 ->
+   2750-2829. */
+static void ea__linear_range(float *out, const float *inp, const ea_tensor *w, const ea_tensor *b, int i0, int i1,
+                             int K, int N, ea__span_fn post) {
+    if (i0 >= i1) return;
+    if (w->packed) ea__gemm_rows(i0, i1, N, K, inp, K, 1, w->packed, w->shape[0], 1, out, N, 0, b ? b->data : NULL);
+    else ea__gemm_rows(i0, i1, N, K, inp, K, 1, w->data, 1, K, out, N, 0, b ? b->data : NULL);
+    ea__gemm_post(post, out, out, N, i0, i1, 0, N);
+}
+
+static int ea__stack_fits(const ea_ctx *ctx, const ea_vit *m, int M) {
+    const ea_vit_config *c = &m->cfg;
+    int i;
+    if (ctx->grad_enabled || ctx->training || ctx->probe || c->host != EA_HOST_VIT || M <= EA_GEMV_ROWS) return 0;
+    if ((double)c->dim * c->mlp_hidden > EA_GRID_MIN_B) return 0;
+    for (i = 0; i < c->depth; i++) {
+        const ea_attn *a = &m->blocks[i].attn;
+        if (m->blocks[i].moe.experts || (a->variant->forward != ea__mha_forward && a->variant->forward != ea__gqa_forward) ||
+            a->cfg.opt.time || a->cfg.opt.cache_window || 3.0 * c->dim * c->dim > EA_GRID_MIN_B)
+            return 0;
+    }
+    return 1;
+}
+
+/* h [B, T, dim] through every block, in place (h is this forward's own). */
+static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
+    const ea_vit_config *c = &m->cfg;
+    int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
+    size_t sc = 0;
+    float *qkv, *o, *ln, *mid, *tmp, *scratch;
+    int i;
+    for (i = 0; i < c->depth; i++) { /* the flash scratch of the widest head */
+        ea_sdpa_shape s;
+        memset(&s, 0, sizeof s);
+        s.dh = m->blocks[i].attn.head_dim;
+        sc = ea_sdpa_flash_scratch(&s) > sc ? ea_sdpa_flash_scratch(&s) : sc;
+    }
+    qkv = ea__floats(ctx, (size_t)M * 3 * D);
+    o = ea__floats(ctx, (size_t)M * D);
+    ln = ea__floats(ctx, (size_t)M * D);
+    mid = ea__floats(ctx, (size_t)M * F);
+    tmp = ea__floats(ctx, (size_t)M * D);
+    scratch = ea__floats(ctx, sc * (size_t)ea_num_threads());
+    if (!qkv || !o || !ln || !mid || !tmp || !scratch) return NULL;
+#ifdef _OPENMP
+    _Pragma("omp parallel if(team)")
+#endif
+    {
+#ifdef _OPENMP
+        int nt = omp_get_num_threads();
+#else
+        int nt = 1;
+#endif
+        int t = ea__thread_id(), tiles = (M + EA_MR - 1) / EA_MR, l;
+        int r0 = tiles * t / nt * EA_MR, r1 = tiles * (t + 1) / nt * EA_MR < M ? tiles * (t + 1) / nt * EA_MR : M;
+        size_t own = r1 > r0 ? (size_t)(r1 - r0) * D : 0;
+        for (l = 0; l < c->depth; l++) {
+            const ea_block *bl = &m->blocks[l];
+            const ea_attn *a = &bl->attn;
+            int merged = a->variant->forward == ea__mha_forward, kvw = a->kv_heads * a->head_dim, w, work, split;
+            ea_sdpa_shape s;
+            float *q = qkv, *k = merged ? qkv + D : qkv + (size_t)M * D, *v = merged ? qkv + 2 * D : k + (size_t)M * kvw;
+            s.B = B; s.nq = s.nk = T; s.H = a->cfg.n_heads; s.Hkv = a->kv_heads; s.dh = a->head_dim;
+            s.causal = a->cfg.causal ? 1 : 0;
+            s.scale = 1.0f / sqrtf((float)s.dh);
+            s.ldq = merged ? 3 * D : D;
+            s.ldk = s.ldv = merged ? 3 * D : kvw;
+            s.ldo = (ptrdiff_t)s.H * s.dh;
+            ea__layernorm_rows(ln, NULL, NULL, h->data, bl->ln1_w->data, bl->ln1_b->data, r0, r1, D, 1e-5f);
+            if (merged) {
+                ea__linear_range(qkv, ln, a->w[0], a->w[1], r0, r1, D, 3 * D, NULL);
+            } else {
+                ea__linear_range(q, ln, a->w[0], a->w[1], r0, r1, D, D, NULL);
+                ea__linear_range(k, ln, a->w[4], a->w[5], r0, r1, D, kvw, NULL);
+                ea__linear_range(v, ln, a->w[6], a->w[7], r0, r1, D, kvw, NULL);
+            }
+            split = ea__fa_split(&s, team);
+            work = B * s.H * ea__fa_count(T, EA_FA_BR) * split;
+#ifdef _OPENMP
+            _Pragma("omp barrier")
+#endif
+            /* the items as ea_sdpa_flash_fwd schedules them; each loop ends
+               in the barrier the output projection needs */
+            if (ea__fa_count(T, EA_FA_BC) >= 8) {
+#ifdef _OPENMP
+                _Pragma("omp for schedule(dynamic)")
+#endif
+                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split);
+            } else {
+#ifdef _OPENMP
+                _Pragma("omp for schedule(static)")
+#endif
+                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split);
+            }
+            ea__linear_range(tmp, o, a->w[2], a->w[3], r0, r1, D, D, NULL);
+            if (own) ea__add_n(h->data + (size_t)r0 * D, h->data + (size_t)r0 * D, tmp + (size_t)r0 * D, own);
+            ea__layernorm_rows(ln, NULL, NULL, h->data, bl->ln2_w->data, bl->ln2_b->data, r0, r1, D, 1e-5f);
+            ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, r0, r1, D, F, ea__gelu_fwd_span);
+            ea__linear_range(tmp, mid, bl->fc2_w, bl->fc2_b, r0, r1, F, D, NULL);
+            if (own) ea__add_n(h->data + (size_t)r0 * D, h->data + (size_t)r0 * D, tmp + (size_t)r0 * D, own);
+        }
+    }
+    return h;
+}
+
 EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x) {
     return ea_vit_forward_aux(ctx, m, x, 0.0f, NULL);
 }
@@ -9165,7 +9307,12 @@ EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x,
         h = ea_prepend_tokens(ctx, ea_reshape(ctx, m->cls, 2, shape), h);
     }
     h = ea_dropout(ctx, ea_add(ctx, h, m->pos), c->dropout);
-    for (i = 0; i < c->depth; i++) {
+    i = 0;
+    if (h && ea__stack_fits(ctx, m, h->shape[0] * h->shape[1])) { /* inference: the blocks in one team */
+        h = ea__vit_stack(ctx, m, h);
+        i = c->depth;
+    }
+    for (; i < c->depth; i++) {
         const ea_block *bl = &m->blocks[i];
         ea_tensor *a = ea_layernorm(ctx, h, bl->ln1_w, bl->ln1_b, 1e-5f);
         a = ea_attn_forward(ctx, &bl->attn, a);

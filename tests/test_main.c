@@ -5582,12 +5582,88 @@ static void test_pack(void) {
     ea_ctx_free(&ctx);
 }
 
+/* The block stack of inference in one parallel region (ea__vit_stack) gives
+   the tape path's bits: every row it takes, causal or not, merged or
+   separate projections, packed weights or not, batch 1, 3 and 33 (65 to
+   2,145 token rows) and a 529-token image (the attention's dynamic items),
+   on 1, 2 and 3 threads.  The tape path runs whenever gradients are on. */
+static void test_stack(void) {
+    static const char *const rows[] = {"mha", "single", "h2o", "mha-sep", "mqa", "gqa"};
+    static const int batches[] = {1, 3, 33};
+    ea_vit_config cfg;
+    ea_vit m;
+    ea_ctx ctx;
+    ea_error err;
+    ea_rng rng;
+    int r, causal, bi, th, pk, saved = ea_num_threads();
+    ea_ctx_init(&ctx, 0);
+    ea_rng_seed(&rng, 12, 1);
+    for (r = 0; r < 7; r++)
+        for (causal = 0; causal < 2; causal++) {
+            ea_tracker_config_default(&cfg, r < 6 ? rows[r] : "mha");
+            cfg.causal = causal;
+            if (r == 6) cfg.img_size = 92; /* 529 tokens: 8 key tiles */
+            if (ea_vit_init(&m, &cfg, 5 + r, &err) != EA_OK) {
+                CHECK(0, "stack %s: %s", rows[r % 6], err.msg);
+                continue;
+            }
+            for (bi = 0; bi < (r == 6 ? 1 : 3); bi++)
+                for (pk = 0; pk < 2; pk++) {
+                    int B = batches[bi];
+                    ea_tensor *x, *ref, *y;
+                    size_t j;
+                    if (pk) CHECK(ea_params_pack(&m.params, &err) == EA_OK, "stack pack: %s", err.msg);
+                    for (th = 1; th <= 3; th++) {
+#ifdef _OPENMP
+                        omp_set_num_threads(th);
+#endif
+                        ea_ctx_reset(&ctx);
+                        ctx.grad_enabled = 1;
+                        x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
+                        for (j = 0; x && j < x->size; j++) x->data[j] = ea_rng_uniform(&rng);
+                        ref = ea_vit_forward(&ctx, &m, x);
+                        ctx.grad_enabled = 0;
+                        CHECK(x && ea__stack_fits(&ctx, &m, B * x->shape[2] / cfg.patch * x->shape[3] / cfg.patch),
+                              "stack %s: inference does not take the one-region path", rows[r % 6]);
+                        y = ea_vit_forward(&ctx, &m, x);
+                        CHECK(ref && y && ref->size == y->size && !memcmp(ref->data, y->data, y->size * sizeof(float)),
+                              "stack %s causal %d batch %d packed %d, %d threads: differs from the tape path%s",
+                              rows[r % 6], causal, B, pk, th, ref && y ? "" : " (no output)");
+                    }
+                    ea_params_unpack(&m.params);
+                }
+            ea_vit_free(&m);
+        }
+    /* the tape path for training, and for rows it does not take */
+    ea_tracker_config_default(&cfg, "local");
+    if (ea_vit_init(&m, &cfg, 3, &err) == EA_OK) {
+        ctx.grad_enabled = 0;
+        CHECK(!ea__stack_fits(&ctx, &m, 65), "stack: took the local row");
+        ea_vit_free(&m);
+    }
+    ea_tracker_config_default(&cfg, "mha");
+    if (ea_vit_init(&m, &cfg, 3, &err) == EA_OK) {
+        ctx.grad_enabled = 1;
+        CHECK(!ea__stack_fits(&ctx, &m, 65), "stack: taken with gradients on");
+        ctx.grad_enabled = 0;
+        ctx.training = 1;
+        CHECK(!ea__stack_fits(&ctx, &m, 65), "stack: taken in training mode (dropout)");
+        ctx.training = 0;
+        ea_vit_free(&m);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    (void)saved;
+    ea_ctx_free(&ctx);
+}
+
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
         {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"rows-threads", test_rows_threads}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
-        {"vit", test_vit_gradients}, {"pack", test_pack}, {"generator", test_generator}, {"errors", test_errors},
+        {"vit", test_vit_gradients}, {"pack", test_pack}, {"stack", test_stack}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"time", test_time}, {"training", test_training},
         {"classifier-ops", test_classifier_ops}, {"classifier-hosts", test_classifier_hosts}, {"classifier-parity", test_classifier_parity},
         {"gzip", test_gzip}, {"images", test_images}, {"classifier-training", test_classifier_training},
