@@ -9117,7 +9117,8 @@ EA_API void ea_vit_free(ea_vit *m) {
    range of token rows, whole row tiles of the GEMM (EA_MR), and takes
    them through every row-wise step: LN1, the Q/K/V product, then, after
    the attention, the output projection, the residual add, LN2, fc1 with
-   GELU, fc2 and its add, and the next block's LN1 and Q/K/V.  Only the
+   GELU, fc2 and its add, the next block's LN1 and Q/K/V, and after the
+   last block the final layer norm.  Only the
    attention mixes rows: a barrier before its items (a query block reads
    every key row) and one after (its outputs feed other threads' rows).
    Op by op, each product and each pass forked a team of its own and split
@@ -9158,12 +9159,14 @@ static int ea__stack_fits(const ea_ctx *ctx, const ea_vit *m, int M) {
     return 1;
 }
 
-/* h [B, T, dim] through every block, in place (h is this forward's own). */
+/* h [B, T, dim] through every block (in place: h is this forward's own),
+   then the final layer norm into a new tensor. */
 static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     const ea_vit_config *c = &m->cfg;
     int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
     size_t sc = 0;
     float *qkv, *o, *ln, *mid, *tmp, *scratch;
+    ea_tensor *out = ea_tensor_new(ctx, 3, h->shape, 0);
     int i;
     for (i = 0; i < c->depth; i++) { /* the flash scratch of the widest head */
         ea_sdpa_shape s;
@@ -9177,7 +9180,7 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     mid = ea__floats(ctx, (size_t)M * F);
     tmp = ea__floats(ctx, (size_t)M * D);
     scratch = ea__floats(ctx, sc * (size_t)ea_num_threads());
-    if (!qkv || !o || !ln || !mid || !tmp || !scratch) return NULL;
+    if (!out || !qkv || !o || !ln || !mid || !tmp || !scratch) return NULL;
 #ifdef _OPENMP
     _Pragma("omp parallel if(team)")
 #endif
@@ -9235,8 +9238,9 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
             ea__linear_range(tmp, mid, bl->fc2_w, bl->fc2_b, r0, r1, F, D, NULL);
             if (own) ea__add_n(h->data + (size_t)r0 * D, h->data + (size_t)r0 * D, tmp + (size_t)r0 * D, own);
         }
+        ea__layernorm_rows(out->data, NULL, NULL, h->data, m->norm_w->data, m->norm_b->data, r0, r1, D, 1e-5f);
     }
-    return h;
+    return out;
 }
 
 EA_API ea_tensor *ea_vit_forward(ea_ctx *ctx, const ea_vit *m, ea_tensor *x) {
@@ -9307,24 +9311,24 @@ EA_API ea_tensor *ea_vit_forward_aux(ea_ctx *ctx, const ea_vit *m, ea_tensor *x,
         h = ea_prepend_tokens(ctx, ea_reshape(ctx, m->cls, 2, shape), h);
     }
     h = ea_dropout(ctx, ea_add(ctx, h, m->pos), c->dropout);
-    i = 0;
-    if (h && ea__stack_fits(ctx, m, h->shape[0] * h->shape[1])) { /* inference: the blocks in one team */
+    if (h && ea__stack_fits(ctx, m, h->shape[0] * h->shape[1])) { /* inference: the blocks and the norm in one team */
         h = ea__vit_stack(ctx, m, h);
-        i = c->depth;
-    }
-    for (; i < c->depth; i++) {
-        const ea_block *bl = &m->blocks[i];
-        ea_tensor *a = ea_layernorm(ctx, h, bl->ln1_w, bl->ln1_b, 1e-5f);
-        a = ea_attn_forward(ctx, &bl->attn, a);
-        h = ea_add(ctx, h, ea_dropout(ctx, a, c->dropout));
-        if (bl->moe.experts) {
-            h = ea__moe_residual(ctx, m, i, h, aux_weight, aux);
-            continue;
+    } else {
+        for (i = 0; i < c->depth; i++) {
+            const ea_block *bl = &m->blocks[i];
+            ea_tensor *a = ea_layernorm(ctx, h, bl->ln1_w, bl->ln1_b, 1e-5f);
+            a = ea_attn_forward(ctx, &bl->attn, a);
+            h = ea_add(ctx, h, ea_dropout(ctx, a, c->dropout));
+            if (bl->moe.experts) {
+                h = ea__moe_residual(ctx, m, i, h, aux_weight, aux);
+                continue;
+            }
+            a = ea__mlp(ctx, ea_layernorm(ctx, h, bl->ln2_w, bl->ln2_b, 1e-5f), bl->fc1_w, bl->fc1_b, bl->fc2_w,
+                        bl->fc2_b);
+            h = ea_add(ctx, h, ea_dropout(ctx, a, c->dropout));
         }
-        a = ea__mlp(ctx, ea_layernorm(ctx, h, bl->ln2_w, bl->ln2_b, 1e-5f), bl->fc1_w, bl->fc1_b, bl->fc2_w, bl->fc2_b);
-        h = ea_add(ctx, h, ea_dropout(ctx, a, c->dropout));
+        h = ea_layernorm(ctx, h, m->norm_w, m->norm_b, 1e-5f);
     }
-    h = ea_layernorm(ctx, h, m->norm_w, m->norm_b, 1e-5f);
     if (m->cls) {
         int shape[2];
         shape[0] = x->shape[0]; shape[1] = c->dim;

@@ -5584,9 +5584,10 @@ static void test_pack(void) {
 
 /* The block stack of inference in one parallel region (ea__vit_stack) gives
    the tape path's bits: every row it takes, causal or not, merged or
-   separate projections, packed weights or not, batch 1, 3 and 33 (65 to
-   2,145 token rows) and a 529-token image (the attention's dynamic items),
-   on 1, 2 and 3 threads.  The tape path runs whenever gradients are on. */
+   separate projections, packed weights or not, batch 1, 3 and 33 (64 to
+   2,112 token rows), a 529-token image (the attention's dynamic items)
+   and seed 002's classifier (a class token, 50 tokens), on 1, 2 and 3
+   threads.  The tape path runs whenever gradients are on. */
 static void test_stack(void) {
     static const char *const rows[] = {"mha", "single", "h2o", "mha-sep", "mqa", "gqa"};
     static const int batches[] = {1, 3, 33};
@@ -5595,19 +5596,22 @@ static void test_stack(void) {
     ea_ctx ctx;
     ea_error err;
     ea_rng rng;
+    const char *name;
     int r, causal, bi, th, pk, saved = ea_num_threads();
     ea_ctx_init(&ctx, 0);
     ea_rng_seed(&rng, 12, 1);
-    for (r = 0; r < 7; r++)
-        for (causal = 0; causal < 2; causal++) {
-            ea_tracker_config_default(&cfg, r < 6 ? rows[r] : "mha");
+    for (r = 0; r < 8; r++)
+        for (causal = 0; causal < 2 - (r == 7); causal++) { /* a class token needs every query to see it */
+            name = r < 6 ? rows[r] : r == 6 ? "mha, 529 tokens" : "classifier";
+            if (r < 7) ea_tracker_config_default(&cfg, r < 6 ? rows[r] : "mha");
+            else ea_classifier_config_default(&cfg, EA_HOST_VIT, "mha", 1, 28, 10);
             cfg.causal = causal;
             if (r == 6) cfg.img_size = 92; /* 529 tokens: 8 key tiles */
             if (ea_vit_init(&m, &cfg, 5 + r, &err) != EA_OK) {
-                CHECK(0, "stack %s: %s", rows[r % 6], err.msg);
+                CHECK(0, "stack %s: %s", name, err.msg);
                 continue;
             }
-            for (bi = 0; bi < (r == 6 ? 1 : 3); bi++)
+            for (bi = 0; bi < (r >= 6 ? 2 : 3); bi++)
                 for (pk = 0; pk < 2; pk++) {
                     int B = batches[bi];
                     ea_tensor *x, *ref, *y;
@@ -5624,11 +5628,11 @@ static void test_stack(void) {
                         ref = ea_vit_forward(&ctx, &m, x);
                         ctx.grad_enabled = 0;
                         CHECK(x && ea__stack_fits(&ctx, &m, B * x->shape[2] / cfg.patch * x->shape[3] / cfg.patch),
-                              "stack %s: inference does not take the one-region path", rows[r % 6]);
+                              "stack %s: inference does not take the one-region path", name);
                         y = ea_vit_forward(&ctx, &m, x);
                         CHECK(ref && y && ref->size == y->size && !memcmp(ref->data, y->data, y->size * sizeof(float)),
                               "stack %s causal %d batch %d packed %d, %d threads: differs from the tape path%s",
-                              rows[r % 6], causal, B, pk, th, ref && y ? "" : " (no output)");
+                              name, causal, B, pk, th, ref && y ? "" : " (no output)");
                     }
                     ea_params_unpack(&m.params);
                 }
