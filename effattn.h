@@ -3122,9 +3122,10 @@ bad:
    y = (x - μ) / sqrt(σ² + eps) · w + b,  μ, σ² over the row (biased).
    Backward with x̂ = (x - μ)·rstd and g = dy·w:
        dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)),  dw += dy·x̂,  db += dy. */
-/* Rows [i0, i1) (the one-region inference of 9.x runs a thread's own rows). */
-static void ea__layernorm_rows(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
-                               int i0, int i1, int C, float eps) {
+/* Rows [i0, i1) (section 9's one-region inference runs a thread's own
+   rows); inlined, so the loop below runs each row without a call. */
+EA_INLINE void ea__layernorm_rows(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                                  int i0, int i1, int C, float eps) {
     int i;
     for (i = i0; i < i1; i++) {
         const float *xi = x + (size_t)i * C;
