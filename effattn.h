@@ -9119,9 +9119,9 @@ EA_API void ea_vit_free(ea_vit *m) {
    them through every row-wise step: LN1, the Q/K/V product, then, after
    the attention, the output projection, the residual add, LN2, fc1 with
    GELU, fc2 and its add, the next block's LN1 and Q/K/V, and after the
-   last block the final layer norm.  Only the
-   attention mixes rows: a barrier before its items (a query block reads
-   every key row) and one after (its outputs feed other threads' rows).
+   last block the final layer norm.  Only the attention mixes rows: a
+   barrier before its items (a query block reads every key row) and one
+   after (its outputs feed other threads' rows).
    Op by op, each product and each pass forked a team of its own and split
    its rows its own way: seven forks a block, the layer norms and adds on
    one thread at batch 1, and most rows read out of another core's cache.
