@@ -1969,10 +1969,15 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
    256K floats against none): 16384 x 1536 x 512 went from 39-50 to 70-77
    GFLOP/s on a Zen 3 core (L2 512 KiB) and from 102-109 to 135-142 on the
    device's Xeon (L2 2 MiB), 4096 x 1536 x 512 from 39-59 to 63-79 on Zen 3
-   (on the Xeon 111-141 against 134-142, inside its noise);
-   256K floats (1 MiB) was the best of the three on both, and the
-   tracker's shapes (K <= 256: one or two blocks) did not move. */
-#define EA_MC_FLOATS 262144
+   (on the Xeon 111-141 against 134-142, inside its noise).  Then 1M
+   floats (4 MiB) beat 256K on Zen 4 and level on the Xeon: a B that has
+   to be packed is packed once per block (at 4096 x 1536 x 512, 3 MiB of
+   panels 8 times, not twice), which had left that product 3-8% slower
+   on Zen 4 than before blocks (bench/results/peers-cpu/
+   gemm-row-block-size-ab.txt: one thread, rounds alternating, Zen 4
+   23.98-24.37 -> 23.35-23.38 ms, 16384 x 1536 x 512 97.6 -> 93.9-94.5;
+   the device's Xeon 45.5-64.3 -> 44.7-45.8 and 182-186 -> 180-184). */
+#define EA_MC_FLOATS 1048576
 static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
                           ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
                           ptrdiff_t ldc, int accumulate, const float *bias) {

@@ -990,7 +990,7 @@ static void test_gemm(void) {
                                   {1, 37, 70}, {2, 64, 129}, {2, 5, 16}, /* (1-2 rows: the decode path) */
                                   {9, 80, 33}, {7, 144, 600}, /* a narrow last panel; K past EA_KC */
                                   {50, 12, 50}, {25, 12, 64},  /* one-vector panels (tall tiles), flash-sized */
-                                  {1100, 16, 520}}; /* row blocks (ea__gemm_rows): two whole and a part */
+                                  {4100, 8, 520}}; /* row blocks (ea__gemm_rows): two whole and a part */
     ea_rng rng;
     size_t d;
     g_group = "gemm";
