@@ -5450,80 +5450,196 @@ static float ea__dscore(const ea_flex_mods *mods, float x, int b, int h, int q, 
            (2.0f * step);
 }
 
+/* Query block I of head h (batch b) made ready for its tile pairs: D_i =
+   rowsum(dO ∘ O) and lse (padding rows get D = 0 and lse = +inf, so P = 0
+   there), Q·scale and dO as dh x bw panels. */
+static void ea__fa_bwd_block(float *qt, float *dot, float *D, float *L, const float *dout, const float *o,
+                             const float *lse, const float *q, const ea_sdpa_shape *s, int b, int h, int I) {
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, d;
+    size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
+    const float *lh = lse + ((size_t)b * s->H + h) * s->nq;
+    for (r = 0; r < ea__fa_width(br); r++) {
+        float acc = 0.0f;
+        if (r < br) {
+            const float *dor = dout + oo + (size_t)(i0 + r) * s->ldo, *orow = o + oo + (size_t)(i0 + r) * s->ldo;
+            for (d = 0; d < s->dh; d++) acc += dor[d] * orow[d];
+        }
+        D[r] = acc;
+        L[r] = r < br ? lh[i0 + r] : INFINITY;
+    }
+    ea__fa_pack_t(qt, q + qo, s->ldq, i0, br, s->dh, s->scale);
+    ea__fa_pack_t(dot, dout + oo, s->ldo, i0, br, s->dh, 1.0f);
+}
+
+/* One tile pair (queries i0 .. i0+br of a prepared block, keys j0 ..
+   j0+bc): Pᵀ = exp(Sᵀ - lse) into pt (a row that saw no key has lse =
+   +inf: 0), then, when ds, dPᵀ = V_tile dOᵀ and dSᵀ = scale·Pᵀ ∘ (dPᵀ - D)
+   into dpt, through score_mod's derivative at the score it saw. */
+static void ea__fa_bwd_pair(float *pt, float *dpt, float *raw, const float *qt, const float *dot, const float *D,
+                            const float *L, const float *kh, const float *vh, int b, int h, int i0, int br, int j0,
+                            int bc, int partial, int ds, const ea_flex_mods *mods, const ea_sdpa_shape *s) {
+    int modded = mods && mods->score_mod, bw = ea__fa_width(br), c, i;
+    ea__fa_scores(pt, modded ? raw : NULL, qt, kh, b, h, i0, br, j0, bc, partial, mods, s);
+    for (c = 0; c < bc; c++)
+        for (i = 0; i < bw; i += EA_VW) {
+            float *p = pt + (size_t)c * EA_FA_LD + i;
+            ea_vstore(p, ea_vexp(ea_vsub(ea_vload(p), ea_vload(L + i))));
+        }
+    if (!ds) return;
+    ea__gemm_serial(bc, bw, s->dh, vh + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_LD, 1, dpt, EA_FA_LD, 0);
+    for (c = 0; c < bc; c++)
+        for (i = 0; i < bw; i += EA_VW) {
+            size_t x = (size_t)c * EA_FA_LD + i;
+            ea_vstore(dpt + x, ea_vmul(ea_vmul(ea_vset1(s->scale), ea_vload(pt + x)),
+                                       ea_vsub(ea_vload(dpt + x), ea_vload(D + i))));
+        }
+    if (modded)
+        for (c = 0; c < bc; c++)
+            for (i = 0; i < br; i++) {
+                size_t x = (size_t)c * EA_FA_LD + i;
+                if (pt[x] != 0.0f) dpt[x] *= ea__dscore(mods, raw[x], b, h, i0 + i, j0 + c);
+            }
+}
+
+/* The pair's products: dV += Pᵀ dO, dK += dSᵀ Q, dQ += dS K, each where
+   asked for (the pointers at this head's block and key tile). */
+static void ea__fa_bwd_sums(float *dq, float *dk, float *dv, const float *pt, const float *dpt, const float *q,
+                            const float *kt, const float *dout, int br, int bc, const ea_sdpa_shape *s) {
+    if (dv) ea__gemm_serial(bc, s->dh, br, pt, EA_FA_LD, 1, dout, s->ldo, 1, dv, s->ldv, 1);
+    if (dq) ea__gemm_serial(br, s->dh, bc, dpt, 1, EA_FA_LD, kt, s->ldk, 1, dq, s->ldq, 1);
+    if (dk) ea__gemm_serial(bc, s->dh, br, dpt, EA_FA_LD, 1, q, s->ldq, 1, dk, s->ldk, 1);
+}
+
+/* Parallel over key tiles (1), or (batch, K/V head) pairs only (-1), or
+   chosen from the shape and team (0); tests set it to compare the two. */
+static int ea__fa_bwd_keys_forced = 0;
+
+/* The entry of key tile J in the tiles query block I of (b, h) visits, or
+   -1.  *partial says whether it needs its mask asked. */
+static int ea__fa_bwd_find(const ea_block_mask *bm, const ea_flex_mods *mods, const ea_sdpa_shape *s, int b, int h,
+                           int I, int J, int *partial) {
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), t, nt;
+    int last_row_key = ea__last_key(s, i0 + br - 1);
+    const int *list;
+    if (J * EA_FA_BC > last_row_key) return -1;
+    nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
+    for (t = 0; t < nt; t++)
+        if ((list ? list[t] >> 1 : t) == J) {
+            *partial = !ea__fa_full(list, t, mods);
+            return t;
+        }
+    return -1;
+}
+
+/* A thread's share of the scratch, as the backward uses it. */
+typedef struct ea__fa_bufs { float *qt, *dot, *pt, *dpt, *raw, *D, *L; } ea__fa_bufs;
+static ea__fa_bufs ea__fa_bufs_of(float *scratch, const ea_sdpa_shape *s) {
+    ea__fa_bufs f;
+    f.qt = scratch + ea_sdpa_flash_scratch(s) * (size_t)ea__thread_id();
+    f.dot = f.qt + (size_t)EA_FA_LD * s->dh;
+    f.pt = f.dot + (size_t)EA_FA_LD * s->dh;
+    f.dpt = f.pt + (size_t)EA_FA_BCMAX * EA_FA_LD;
+    f.raw = f.dpt + (size_t)EA_FA_BCMAX * EA_FA_LD;
+    f.D = f.raw + (size_t)EA_FA_BCMAX * EA_FA_LD;
+    f.L = f.D + EA_FA_LD;
+    return f;
+}
+
+/* Query block I of (b, h) against each key tile it visits, in list order:
+   the sums of every pointer given (dq, dk, dv at the batch's first row of
+   the head: dk and dv of its K/V head). */
+static void ea__fa_bwd_row(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
+                           const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
+                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I) {
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = h / (s->H / s->Hkv), t, nt;
+    int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), last_row_key = ea__last_key(s, i0 + br - 1);
+    size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh + (size_t)i0 * s->ldq;
+    size_t oo = (size_t)b * s->nq * s->ldo + h * s->dh + (size_t)i0 * s->ldo;
+    size_t ko = (size_t)b * s->nk * s->ldk + g * s->dh, vo = (size_t)b * s->nk * s->ldv + g * s->dh;
+    ea__fa_bufs f = ea__fa_bufs_of(scratch, s);
+    const int *list;
+    ea__fa_bwd_block(f.qt, f.dot, f.D, f.L, dout, o, lse, q, s, b, h, I);
+    nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
+    for (t = 0; t < nt; t++) {
+        int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
+        if (j0 > last_row_key) continue; /* wholly in the future of every row */
+        bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
+        ea__fa_bwd_pair(f.pt, f.dpt, f.raw, f.qt, f.dot, f.D, f.L, k + ko, v + vo, b, h, i0, br, j0, bc,
+                        !ea__fa_full(list, t, mods), dq || dk, mods, s);
+        ea__fa_bwd_sums(dq ? dq + qo : NULL, dk ? dk + ko + (size_t)j0 * s->ldk : NULL,
+                        dv ? dv + vo + (size_t)j0 * s->ldv : NULL, f.pt, f.dpt, q + qo, k + ko + (size_t)j0 * s->ldk,
+                        dout + oo, br, bc, s);
+    }
+}
+
+/* Key tile J of (b, K/V head g) against each query block that visits it,
+   over the group's heads and blocks in order: its rows of dk and dv. */
+static void ea__fa_bwd_key(float *dk, float *dv, float *scratch, const float *dout, const float *o, const float *lse,
+                           const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
+                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int g, int J) {
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), group = s->H / s->Hkv;
+    int j0 = J * EA_FA_BC, bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt), h, I, partial = 0;
+    size_t ko = (size_t)b * s->nk * s->ldk + g * s->dh, vo = (size_t)b * s->nk * s->ldv + g * s->dh;
+    ea__fa_bufs f = ea__fa_bufs_of(scratch, s);
+    for (h = g * group; h < (g + 1) * group; h++)
+        for (I = 0; I < nblk; I++) {
+            int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk);
+            size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh + (size_t)i0 * s->ldq;
+            size_t oo = (size_t)b * s->nq * s->ldo + h * s->dh + (size_t)i0 * s->ldo;
+            if (ea__fa_bwd_find(bm, mods, s, b, h, I, J, &partial) < 0) continue;
+            ea__fa_bwd_block(f.qt, f.dot, f.D, f.L, dout, o, lse, q, s, b, h, I);
+            ea__fa_bwd_pair(f.pt, f.dpt, f.raw, f.qt, f.dot, f.D, f.L, k + ko, v + vo, b, h, i0, br, j0, bc, partial,
+                            dk != NULL, mods, s);
+            ea__fa_bwd_sums(NULL, dk ? dk + ko + (size_t)j0 * s->ldk : NULL, dv ? dv + vo + (size_t)j0 * s->ldv : NULL,
+                            f.pt, f.dpt, q + qo, NULL, dout + oo, br, bc, s);
+        }
+}
+
 EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                               const float *o, const float *lse, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
-    int x, group = s->H / s->Hkv, modded = mods && mods->score_mod, work = s->B * s->Hkv;
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC);
-    size_t per = ea_sdpa_flash_scratch(s);
-    /* heads sharing a K/V head add into the same dK, dV: threads split
-       (batch, K/V head) pairs and run a pair's query heads in order, so
-       every sum runs in the same order whatever the thread count */
-    EA_OMP_FOR_IF(work > 1 && 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK)
-    for (x = 0; x < work; x++) {
-        int b = x / s->Hkv, g = x % s->Hkv;
-        float *qt = scratch + per * (size_t)ea__thread_id(), *dot = qt + (size_t)EA_FA_LD * s->dh;
-        float *pt = dot + (size_t)EA_FA_LD * s->dh, *dpt = pt + (size_t)EA_FA_BCMAX * EA_FA_LD;
-        float *raw = dpt + (size_t)EA_FA_BCMAX * EA_FA_LD, *D = raw + (size_t)EA_FA_BCMAX * EA_FA_LD, *L = D + EA_FA_LD;
-        int h, I, r, c, i, d, t, nt;
-        for (h = g * group; h < (g + 1) * group; h++) {
-            size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, ko = (size_t)b * s->nk * s->ldk + g * s->dh;
-            size_t vo = (size_t)b * s->nk * s->ldv + g * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
-            const float *lh = lse + ((size_t)b * s->H + h) * s->nq;
-            for (I = 0; I < nblk; I++) {
-                int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), bw = ea__fa_width(br);
-                int last_row_key = ea__last_key(s, i0 + br - 1);
-                const int *list;
-                /* D_i = rowsum(dO ∘ O); padding rows get lse = +inf, so P = 0 there */
-                for (r = 0; r < bw; r++) {
-                    float acc = 0.0f;
-                    if (r < br) {
-                        const float *dor = dout + oo + (size_t)(i0 + r) * s->ldo, *orow = o + oo + (size_t)(i0 + r) * s->ldo;
-                        for (d = 0; d < s->dh; d++) acc += dor[d] * orow[d];
-                    }
-                    D[r] = acc;
-                    L[r] = r < br ? lh[i0 + r] : INFINITY;
-                }
-                ea__fa_pack_t(qt, q + qo, s->ldq, i0, br, s->dh, s->scale);
-                ea__fa_pack_t(dot, dout + oo, s->ldo, i0, br, s->dh, 1.0f);
-                nt = ea__fa_tiles(bm, b, h, I, last_row_key, s, &list);
-                for (t = 0; t < nt; t++) {
-                    int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
-                    if (j0 > last_row_key) continue;
-                    bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
-                    ea__fa_scores(pt, modded ? raw : NULL, qt, k + ko, b, h, i0, br, j0, bc,
-                                  !ea__fa_full(list, t, mods), mods, s);
-                    /* Pᵀ = exp(Sᵀ - lse); a row that saw no key has lse = +inf: 0 */
-                    for (c = 0; c < bc; c++)
-                        for (i = 0; i < bw; i += EA_VW) {
-                            float *p = pt + (size_t)c * EA_FA_LD + i;
-                            ea_vstore(p, ea_vexp(ea_vsub(ea_vload(p), ea_vload(L + i))));
-                        }
-                    if (dv) ea__gemm_serial(bc, s->dh, br, pt, EA_FA_LD, 1, dout + oo + (size_t)i0 * s->ldo, s->ldo, 1,
-                                    dv + vo + (size_t)j0 * s->ldv, s->ldv, 1);
-                    if (!dq && !dk) continue;
-                    /* dPᵀ = V_tile dOᵀ, then dSᵀ = scale·Pᵀ ∘ (dPᵀ - D) */
-                    ea__gemm_serial(bc, bw, s->dh, v + vo + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_LD, 1, dpt, EA_FA_LD, 0);
-                    for (c = 0; c < bc; c++)
-                        for (i = 0; i < bw; i += EA_VW) {
-                            size_t x = (size_t)c * EA_FA_LD + i;
-                            ea_vstore(dpt + x, ea_vmul(ea_vmul(ea_vset1(s->scale), ea_vload(pt + x)),
-                                                       ea_vsub(ea_vload(dpt + x), ea_vload(D + i))));
-                        }
-                    if (modded) /* chain rule through score_mod, at the score it saw */
-                        for (c = 0; c < bc; c++)
-                            for (i = 0; i < br; i++) {
-                                size_t x = (size_t)c * EA_FA_LD + i;
-                                if (pt[x] != 0.0f) dpt[x] *= ea__dscore(mods, raw[x], b, h, i0 + i, j0 + c);
-                            }
-                    if (dq) ea__gemm_serial(br, s->dh, bc, dpt, 1, EA_FA_LD, k + ko + (size_t)j0 * s->ldk, s->ldk, 1,
-                                    dq + qo + (size_t)i0 * s->ldq, s->ldq, 1);
-                    if (dk) ea__gemm_serial(bc, s->dh, br, dpt, EA_FA_LD, 1, q + qo + (size_t)i0 * s->ldq, s->ldq, 1,
-                                    dk + ko + (size_t)j0 * s->ldk, s->ldk, 1);
-                }
-            }
+    int x, group = s->H / s->Hkv, pairs = s->B * s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR);
+    int nkt = ea__fa_count(s->nk, EA_FA_BC), par = 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK;
+    int keys = ea__fa_bwd_keys_forced ? ea__fa_bwd_keys_forced > 0
+                                      : par && nkt > 1 && 10 * pairs <= 7 * ea_num_threads();
+    /* Each dK, dV row adds its tile pairs over (query head of its group,
+       query block) in order, each dQ row over its block's key tiles in
+       list order, in either scheme below: the same bits whatever the
+       scheme and the thread count.
+       By (batch, K/V head) pair: a thread runs the pair's query heads,
+       blocks and tiles, every product of a tile pair at once. */
+    if (!keys) {
+        EA_OMP_FOR_IF(pairs > 1 && par)
+        for (x = 0; x < pairs; x++) {
+            int b = x / s->Hkv, g = x % s->Hkv, h, I;
+            for (h = g * group; h < (g + 1) * group; h++)
+                for (I = 0; I < nblk; I++) ea__fa_bwd_row(dq, dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods, b, h, I);
         }
+        return;
+    }
+    /* Fewer pairs than threads (8 x 64 heads of one sequence on 16 threads
+       left half the team idle): two passes of many items.  First (batch,
+       K/V head, key tile): dK and dV of one key tile; then (batch, head,
+       query block): dQ.  The second computes P and dS again, 7 tile
+       products a pair for 5 (and the first packs a block's panels for
+       each of its tiles), bought back where the pairs fill under 70% of
+       the team.  Dynamic: under a causal mask the early key tiles have the
+       most blocks to visit.  The device's Xeon, 16 threads, bench --attn
+       forward + backward, 3 rounds alternating with the pairs alone: 8 x
+       64 heads, n = 1,024 11.8-13.2 -> 8.9-9.9 ms, n = 4,096 179-201 ->
+       134-137; 4 x 16, n = 4,096 62-74 -> 25-28. */
+    if (dk || dv) {
+        EA_OMP_FOR_DYNAMIC_IF(par && pairs * nkt > 1)
+        for (x = 0; x < pairs * nkt; x++)
+            ea__fa_bwd_key(dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods, x / (s->Hkv * nkt), (x / nkt) % s->Hkv,
+                           x % nkt);
+    }
+    if (dq) {
+        EA_OMP_FOR_DYNAMIC_IF(par && s->B * s->H * nblk > 1)
+        for (x = 0; x < s->B * s->H * nblk; x++)
+            ea__fa_bwd_row(dq, NULL, NULL, scratch, dout, o, lse, q, k, v, s, bm, mods, x / (s->H * nblk),
+                           (x / nblk) % s->H, x % nblk);
     }
 }
 

@@ -938,6 +938,19 @@ static void test_flash(void) {
             g2[j] = (float *)calloc(n, 4);
         }
         ea_sdpa_flash_bwd(g1[0], g1[1], g1[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
+        for (j = -1; j <= 1; j += 2) { /* by (batch, K/V head) or in two passes by key tile, then query block */
+            int e, same = 1;
+            ea__fa_bwd_keys_forced = j;
+            for (e = 0; e < 3; e++) memset(g2[e], 0, (e == 0 ? nq : nk) * sizeof(float));
+            ea_sdpa_flash_bwd(g2[0], g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
+            for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
+            memset(g2[0], 0, nq * sizeof(float)); /* dK and dV alone, then dQ alone: each pass on its own */
+            ea_sdpa_flash_bwd(g2[0], NULL, NULL, scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
+            same = same && !memcmp(g1[0], g2[0], nq * sizeof(float));
+            ea__fa_bwd_keys_forced = 0;
+            CHECK(same, "config %zu: flash backward %s differs", c, j > 0 ? "by key tiles" : "by head pairs");
+        }
+        for (j = 0; j < 3; j++) memset(g2[j], 0, (j == 0 ? nq : nk) * sizeof(float));
         ea_sdpa_bwd(g2[0], g2[1], g2[2], bscr, dout, p, q, k, v, &s);
         for (j = 0; j < 3; j++) {
             size_t n = j == 0 ? nq : nk, e;
@@ -2482,6 +2495,32 @@ static int pattern_split_same(ea_ctx *ctx, ea_tensor *qkv, int H, int DH, int ca
     return same;
 }
 
+/* The flash backward by (batch, K/V head) pairs and in two passes (key
+   tiles, then query blocks) with a block mask and mods: the same bits. */
+static int flash_bwd_schemes_same(ea_ctx *ctx, const float *qkv, int B, int N, int H, int DH, int causal,
+                                  const ea_block_mask *bm, const ea_flex_mods *mods, ea_rng *rng) {
+    ea_sdpa_shape s;
+    size_t n = (size_t)B * N * 3 * H * DH, no = (size_t)B * N * H * DH;
+    float *o = (float *)ea_ctx_alloc(ctx, no * sizeof(float)), *dout = (float *)ea_ctx_alloc(ctx, no * sizeof(float));
+    float *lse = (float *)ea_ctx_alloc(ctx, (size_t)B * H * N * sizeof(float)), *g[2], *scr;
+    int j;
+    s.B = B; s.nq = s.nk = N; s.H = s.Hkv = H; s.dh = DH; s.causal = causal; s.scale = 1.0f / sqrtf((float)DH);
+    s.ldq = s.ldk = s.ldv = (ptrdiff_t)3 * H * DH; s.ldo = (ptrdiff_t)H * DH;
+    scr = (float *)ea_ctx_alloc(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads() * sizeof(float));
+    g[0] = (float *)ea_ctx_alloc(ctx, n * sizeof(float)); g[1] = (float *)ea_ctx_alloc(ctx, n * sizeof(float));
+    if (!o || !dout || !lse || !scr || !g[0] || !g[1]) return 0;
+    fill_random(dout, no, rng, 1.0f);
+    ea_sdpa_flash_fwd(o, lse, scr, qkv, qkv + H * DH, qkv + 2 * H * DH, &s, bm, mods);
+    for (j = 0; j < 2; j++) {
+        memset(g[j], 0, n * sizeof(float));
+        ea__fa_bwd_keys_forced = j ? 1 : -1;
+        ea_sdpa_flash_bwd(g[j], g[j] + H * DH, g[j] + 2 * H * DH, scr, dout, o, lse, qkv, qkv + H * DH, qkv + 2 * H * DH,
+                          &s, bm, mods);
+        ea__fa_bwd_keys_forced = 0;
+    }
+    return !memcmp(g[0], g[1], n * sizeof(float));
+}
+
 /* Each pattern kernel equals the dense reference with the same mask, at
    lengths that leave partial tiles (n = 150 = 2 tiles + 22). */
 static void test_sparse_patterns(void) {
@@ -2520,6 +2559,15 @@ static void test_sparse_patterns(void) {
     dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
     CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "bigbird vs dense reference");
     CHECK(pattern_split_same(&ctx, qkv, H, DH, 0, &pat, o), "bigbird: query blocks in parts change the bits");
+    {
+        ea_block_mask bm;
+        ea__pattern p2 = pat;
+        ea_flex_mods m2 = mods;
+        m2.user = &p2;
+        CHECK(ea__block_mask_make(&ctx, &bm, &m2, &p2, B, H, N, N, 0) == EA_OK &&
+                  flash_bwd_schemes_same(&ctx, qkv->data, B, N, H, DH, 0, &bm, &m2, &rng),
+              "bigbird: the backward by key tiles differs from by head pairs");
+    }
     {   /* the flash blocks of n rows (step 64, a tail of up to EA_FA_TAIL joined to
            the block before) cover [0, n) once, and every row's index names the
            block that holds it */
@@ -2644,6 +2692,12 @@ static void test_sparse_patterns(void) {
         o = ea_flex_attention(&ctx, qkv, 0, qkv, H * DH, qkv, 2 * H * DH, H, H, DH, 0, &mods);
         dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
         CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "flex softcap + causal mask vs dense reference");
+        {
+            ea_block_mask bm;
+            CHECK(ea_block_mask_build(&ctx, &bm, &mods, B, H, N, N, 0) == EA_OK &&
+                      flash_bwd_schemes_same(&ctx, qkv->data, B, N, H, DH, 0, &bm, &mods, &rng),
+                  "flex softcap + causal mask: the backward by key tiles differs from by head pairs");
+        }
     }
     {   /* kernel attention: the O(n) path against the O(n²) definition */
         ea_kattn_shape ks;
