@@ -944,9 +944,10 @@ static void test_flash(void) {
             for (e = 0; e < 3; e++) memset(g2[e], 0, (e == 0 ? nq : nk) * sizeof(float));
             ea_sdpa_flash_bwd(g2[0], g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
             for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
-            memset(g2[0], 0, nq * sizeof(float)); /* dK and dV alone, then dQ alone: each pass on its own */
-            ea_sdpa_flash_bwd(g2[0], NULL, NULL, scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
-            same = same && !memcmp(g1[0], g2[0], nq * sizeof(float));
+            for (e = 0; e < 3; e++) memset(g2[e], 0, (e == 0 ? nq : nk) * sizeof(float));
+            ea_sdpa_flash_bwd(NULL, g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL); /* dK and dV alone */
+            ea_sdpa_flash_bwd(g2[0], NULL, NULL, scr, dout, o1, lse, q, k, v, &s, NULL, NULL); /* dQ alone */
+            for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
             ea__fa_bwd_keys_forced = 0;
             CHECK(same, "config %zu: flash backward %s differs", c, j > 0 ? "by key tiles" : "by head pairs");
         }
