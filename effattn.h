@@ -1704,9 +1704,9 @@ EA_API void ea_gemm_ref(int M, int N, int K, const float *A, ptrdiff_t ars, ptrd
    load-bound).  Measured on the 2-core Xeon (bench --gemm, one thread,
    builds alternating four times): 6 x 64 took 2048 x 64 x 256 from
    143-152 to 167-181 GFLOP/s, 2048 x 256 x 64 from 150-164 to 161-176,
-   4096 x 1536 x 512 from 149-156 to 162-166.  Zen 4 had kept 6 x 48,
+   4096 x 1536 x 512 from 149-156 to 162-166.  Zen 5 had kept 6 x 48,
    picked by CPU vendor, from an earlier form of the kernel; with this one,
-   on a Zen 4 core (ea_gemm alone, best of 5, 2-3 rounds, 48 against 64
+   on a Zen 5 core (ea_gemm alone, best of 5, 2-3 rounds, 48 against 64
    columns): 2080 x 64 x 256 200-209 -> 230-236 GFLOP/s, 2080 x 256 x 64
    201-217 -> 215-229, 2080 x 192 x 64 220-233 -> 222-235, 4096 x 1536 x
    512 199-220 -> 216, 512 x 1024 x 1024 198-210 -> 207-226, and the flash
@@ -1970,11 +1970,11 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
    GFLOP/s on a Zen 3 core (L2 512 KiB) and from 102-109 to 135-142 on the
    device's Xeon (L2 2 MiB), 4096 x 1536 x 512 from 39-59 to 63-79 on Zen 3
    (on the Xeon 111-141 against 134-142, inside its noise).  Then 1M
-   floats (4 MiB) beat 256K on Zen 4 and level on the Xeon: a B that has
+   floats (4 MiB) beat 256K on Zen 5 and level on the Xeon: a B that has
    to be packed is packed once per block (at 4096 x 1536 x 512, 3 MiB of
    panels 8 times, not twice), which had left that product 3-8% slower
-   on Zen 4 than before blocks (bench/results/peers-cpu/
-   gemm-row-block-size-ab.txt: one thread, rounds alternating, Zen 4
+   on Zen 5 than before blocks (bench/results/peers-cpu/
+   gemm-row-block-size-ab.txt: one thread, rounds alternating, Zen 5
    23.98-24.37 -> 23.35-23.38 ms, 16384 x 1536 x 512 97.6 -> 93.9-94.5;
    the device's Xeon 45.5-64.3 -> 44.7-45.8 and 182-186 -> 180-184). */
 #define EA_MC_FLOATS 1048576
@@ -5375,7 +5375,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            clear and a scaling call per row.  At the tracker's one
            tile per block (4 x 16 heads, n = 65, batch 32, one
            thread, best of 15 x 20 calls in 4 alternating rounds):
-           Zen 4 380-395 -> 366-377 us; the device's Xeon 726-784 ->
+           Zen 5 380-395 -> 366-377 us; the device's Xeon 726-784 ->
            706-1058, best 726 -> 706 (its rounds overlap). */
         if (!fresh)
             for (r = 0; r < br; r++)
@@ -5761,7 +5761,7 @@ static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q,
     scratch = ea__floats(ctx, ea_sdpa_flash_scratch(s) * (size_t)ea_num_threads());
     /* the row log-sum-exps only for a backward: at the tracker's 65
        tokens logf took 3-5% of the flash forward's samples and 1.5% of
-       batch-32 inference's (perf, one Zen 4 thread), none now */
+       batch-32 inference's (perf, one Zen 5 thread), none now */
     p = out->requires_grad ? ea__floats(ctx, (size_t)s->B * s->H * s->nq) : NULL;
     if ((out->requires_grad && !p) || !scratch) return NULL;
     ea_sdpa_flash_fwd(out->data, p, scratch, q->data + q_col, k->data + k_col, v->data + v_col, s, bm, mods);
@@ -9256,7 +9256,7 @@ EA_API void ea_vit_free(ea_vit *m) {
    rounds alternating with the op-by-op build on the device's Xeon: batch
    1 at 4 threads 214-256 -> 160-186 us a step, at 16 threads 230-256 ->
    96-134; batch 32 at 16 threads 1488-1567 -> 1183-1348.  This project's
-   2-core Zen 4, three rounds: batch 1 at 2 threads 122-126 -> 105-110 us
+   2-core Zen 5, three rounds: batch 1 at 2 threads 122-126 -> 105-110 us
    (one thread 178-185 either way), batch 32 at 2 threads 2981-3048 ->
    2750-2829. */
 static void ea__linear_range(float *out, const float *inp, const ea_tensor *w, const ea_tensor *b, int i0, int i1,
