@@ -5335,6 +5335,33 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
     }
 }
 
+/* The forward's P·V tile is br x dh (query rows, a panel of dh columns),
+   or flipped, dh x bw (ea__fa_fwd_item): whichever the micro-kernel runs
+   in fewer steps.  Cost per k in thirds of a vector FMA: its rows padded
+   to whole MR, times 3 per vector column, and a panel left one vector
+   wide costs a third more (6 accumulators, fewer than the FMA units'
+   latency needs, and 7 loads per 6 FMAs).  The tracker's 4 x 16 heads at
+   n = 65 stay (66 rows x 1 vector = 264 against 18 x (4 + 1) = 288);
+   at n >= 128 they flip (264 against 216), as do 4 x 12 at n = 50 (216
+   against 144); 8 x 32 stay (396 against 432), 8 x 64 tie and stay.
+   Forward alone, best of 3-300 calls, three rounds alternating with the
+   unflipped build, one Zen 5 thread: 4 x 16, n = 1,024 2044-2050 ->
+   1880-1894 us, n = 4,096 34.0-34.6 -> 31.6-32.6 ms; 4 x 12, n = 50,
+   batch 12 82.9-83.5 -> 70.8-71.3 us; the shapes that stay level.  The
+   device's Xeon on 16 threads 471-478 -> 429-446 us, 7.73-7.90 ->
+   7.50-7.61 ms, 24.0-24.4 -> 22.8-23.7 us (one thread there too noisy to
+   tell; bench/results/peers-cpu/flash-pv-flip-ab.txt).  Every tile
+   flipped had cost the tracker's n = 65 345-350 -> 372-374 us. */
+static int ea__fa_pv_cost(int M, int N) {
+    int nv = ea__gemm_nv(), vecs = (N + EA_VW - 1) / EA_VW;
+    return (M + EA_MR - 1) / EA_MR * EA_MR * (3 * vecs + (vecs % nv == 1));
+}
+static int ea__fa_pv_flip_forced = 0; /* tests: 1 flips every tile, -1 none */
+static int ea__fa_pv_flip(int dh, int br) {
+    if (ea__fa_pv_flip_forced) return ea__fa_pv_flip_forced > 0;
+    return ea__fa_pv_cost(dh, ea__fa_width(br)) < ea__fa_pv_cost(br, dh);
+}
+
 /* Parts each query block is cut into (0: chosen from the thread count);
    tests set it to check that every split gives the same bits. */
 static int ea__fa_split_forced = 0;
@@ -5348,7 +5375,8 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
     int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
     int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
-    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1;
+    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br);
+    int flip = ea__fa_pv_flip(s->dh, br);
     float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
     float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
@@ -5367,27 +5395,45 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
         if (j0 > last_row_key) continue; /* wholly in the future of every row */
         bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
         ea__fa_scores(st, NULL, qt, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
-        ea__fa_online(st, bc, ea__fa_width(br), m, l, corr);
-        /* O_acc = O_acc·corr + P V (A = P, the tile read across, row
-           stride 1).  The first tile a block visits writes O_acc
-           rather than scaling zeros and adding to them: the same bits
-           (0·corr + x = x; the GEMM's sums are never -0), without a
-           clear and a scaling call per row.  At the tracker's one
-           tile per block (4 x 16 heads, n = 65, batch 32, one
-           thread, best of 15 x 20 calls in 4 alternating rounds):
-           Zen 5 380-395 -> 366-377 us; the device's Xeon 726-784 ->
-           706-1058, best 726 -> 706 (its rounds overlap). */
-        if (!fresh)
+        ea__fa_online(st, bc, bw, m, l, corr);
+        /* O_acc = O_acc·corr + P V, with A = P read across the tile
+           (row stride 1) and V's rows as the panel; or, where
+           ea__fa_pv_flip says so, the accumulator held transposed:
+           O_accᵀ = O_accᵀ·corr + Vᵀ Pᵀ, Pᵀ read in place as the panel,
+           V's elements broadcast, corr scaling whole vectors of queries
+           (padding columns stay finite and are never read).  Either way
+           each element sums P[i][c]·V[c][d] over c in order from zero
+           and adds that to the scaled accumulator: the same bits.
+           The first tile a block visits writes O_acc rather than
+           scaling zeros and adding to them: the same bits (0·corr + x =
+           x; the GEMM's sums are never -0), without a clear and a
+           scaling pass.  At the tracker's one tile per block (4 x 16
+           heads, n = 65, batch 32, one thread, best of 15 x 20 calls in 4
+           alternating rounds): Zen 5 380-395 -> 366-377 us; the device's
+           Xeon 726-784 -> 706-1058, best 726 -> 706 (its rounds overlap). */
+        if (!fresh && flip)
+            for (r = 0; r < s->dh; r++) {
+                float *row = acc + (size_t)r * EA_FA_LD;
+                int i;
+                for (i = 0; i < bw; i += EA_VW) ea_vstore(row + i, ea_vmul(ea_vload(row + i), ea_vload(corr + i)));
+            }
+        else if (!fresh)
             for (r = 0; r < br; r++)
                 if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);
-        ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, !fresh);
+        if (flip)
+            ea__gemm_serial(s->dh, bw, bc, vh + (size_t)j0 * s->ldv, 1, s->ldv, st, EA_FA_LD, 1, acc, EA_FA_LD, !fresh);
+        else
+            ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, !fresh);
         fresh = 0;
     }
-    if (fresh) memset(acc, 0, (size_t)br * s->dh * sizeof(float)); /* no key visible to the block */
+    if (fresh) memset(acc, 0, (size_t)s->dh * EA_FA_LD * sizeof(float)); /* no key visible to the block */
     for (r = 0; r < br; r++) {
         float *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
         float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        ea__scal(orow, inv, acc + (size_t)r * s->dh, s->dh);
+        int d;
+        if (!flip) ea__scal(orow, inv, acc + (size_t)r * s->dh, s->dh);
+        else
+            for (d = 0; d < s->dh; d++) orow[d] = inv * acc[(size_t)d * EA_FA_LD + r];
         if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : INFINITY;
     }
 }

@@ -922,6 +922,13 @@ static void test_flash(void) {
                   "config %zu: flash forward with query blocks in %d parts differs", c, j);
             free(lse2);
         }
+        for (j = -1; j <= 1; j += 2) { /* P·V tiles all flipped (O_accᵀ), or none: same bits */
+            ea__fa_pv_flip_forced = j;
+            ea_sdpa_flash_fwd(o2, NULL, scr, q, k, v, &s, NULL, NULL);
+            ea__fa_pv_flip_forced = 0;
+            CHECK(!memcmp(o1, o2, nq * sizeof(float)), "config %zu: flash forward with P·V tiles %s differs", c,
+                  j > 0 ? "flipped" : "unflipped");
+        }
 #ifdef _OPENMP
         { /* on one thread: the same bits as on the team (whichever thread took each item) */
             int saved = ea_num_threads();
@@ -2482,7 +2489,8 @@ static void fill_random(float *x, size_t n, ea_rng *rng, float scale) {
 }
 
 /* The pattern kernel with the flash kernel's query blocks cut in 2, 3 and
-   4 parts gives o's bits (block masks and range masks on parts). */
+   4 parts, and with its P·V tiles all flipped or none, gives o's bits
+   (block masks and range masks on parts). */
 static int pattern_split_same(ea_ctx *ctx, ea_tensor *qkv, int H, int DH, int causal, ea__pattern *pat,
                               const ea_tensor *o) {
     int j, same = o != NULL;
@@ -2491,6 +2499,13 @@ static int pattern_split_same(ea_ctx *ctx, ea_tensor *qkv, int H, int DH, int ca
         ea__fa_split_forced = j;
         o2 = ea__pattern_attention(ctx, qkv, H, DH, causal, pat);
         ea__fa_split_forced = 0;
+        same = o2 && !memcmp(o->data, o2->data, o->size * sizeof(float));
+    }
+    for (j = -1; j <= 1 && same; j += 2) { /* P·V tiles all flipped, or none */
+        ea_tensor *o2;
+        ea__fa_pv_flip_forced = j;
+        o2 = ea__pattern_attention(ctx, qkv, H, DH, causal, pat);
+        ea__fa_pv_flip_forced = 0;
         same = o2 && !memcmp(o->data, o2->data, o->size * sizeof(float));
     }
     return same;
@@ -2559,7 +2574,7 @@ static void test_sparse_patterns(void) {
     o = ea__pattern_attention(&ctx, qkv, H, DH, 0, &pat);
     dense_ref(ref, qkv->data, B, N, H, DH, 0, &mods);
     CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "bigbird vs dense reference");
-    CHECK(pattern_split_same(&ctx, qkv, H, DH, 0, &pat, o), "bigbird: query blocks in parts change the bits");
+    CHECK(pattern_split_same(&ctx, qkv, H, DH, 0, &pat, o), "bigbird: query blocks in parts or flipped P·V tiles change the bits");
     {
         ea_block_mask bm;
         ea__pattern p2 = pat;
@@ -2623,7 +2638,7 @@ static void test_sparse_patterns(void) {
         CHECK(o && max_rel_diff(o->data, ref, o->size) < 1e-4f, "band + 70 global tokens (causal %d) vs dense reference",
               causal);
         CHECK(pattern_split_same(&ctx, qkv, H, DH, causal, &pat, o),
-              "band + 70 global tokens (causal %d): query blocks in parts change the bits", causal);
+              "band + 70 global tokens (causal %d): query blocks in parts or flipped P·V tiles change the bits", causal);
     }
     /* the block mask really skips: a band of 5 visits 2 or 3 of 3 key tiles per query tile, and
        the general builder (every pair) finds the same tiles */
