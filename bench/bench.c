@@ -249,6 +249,7 @@ static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int r
     ea_adamw opt;
     const ea_vit_config *c = &m->cfg;
     int classify = c->host != EA_HOST_VIT || c->pool == EA_POOL_CLS;
+    const float *filled = NULL;
     ea_adamw_init(&opt, 1e-3f, 0.01f);
     for (r = 0; r < B && r < 512; r++) labels[r] = r % c->out_dim;
     /* The clock starts once the inputs are in place, and they are written
@@ -258,7 +259,6 @@ static double tracker_time(const ea_vit *m, ea_ctx *ctx, int B, int train, int r
        step, and inputs written by this thread just before the call had to
        travel to the others' caches in it (bench --attn measured that at
        16 threads). */
-    const float *filled = NULL;
     for (r = -3; r < runs; r++) {
         ea_tensor *x, *y, *pred;
         double t0;
@@ -398,9 +398,8 @@ static void attn_row(double peak, int B, int H, int dh, int n, int runs) {
        before every call by this thread, they had to travel to the other
        threads' caches inside the timed call: on the device's Xeon, 16
        threads, 8 x 64 heads, n = 64, forward 0.030 against 0.018 ms
-       (median of 201 calls; n = 128 0.071 against 0.050;
-       one thread and n = 1,024 level; bench/results/peers-cpu/
-       attn-inputs-reused-xeon16.txt). */
+       (median of 201 calls; n = 128 0.071 against 0.050; one thread and
+       n = 1,024 level: bench/results/peers-cpu/attn-inputs-reused-xeon16.txt). */
     for (r = -2; r < runs; r++) {
         ea_tensor *q, *k, *v, *o, *t, *loss;
         double t0;
