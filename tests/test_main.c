@@ -975,6 +975,45 @@ static void test_flash(void) {
         for (j = 0; j < 5; j++) free(raw[j]);
         free(o1); free(o2); free(p); free(lse); free(bscr);
     }
+    { /* scores hundreds apart, so a row's max has to be its true max: one
+         taken too low sends exp past float's range (it clamps at 88) and
+         the row's weights come out flat.  70 keys make one tile of 70 (the
+         online max's four chains and its tail); rows 0-5 have theirs in
+         each chain and the tail, and 31 random rows more.  Output against the reference,
+         log-sum-exp against double. */
+        ea_sdpa_shape s;
+        float q[37 * 16], k[70 * 16], v[70 * 16], o1[37 * 16], o2[37 * 16], lse[37], *scr;
+        void *raw;
+        double wo = 0.0, wl = 0.0, mx = 0.0;
+        int i, j, d;
+        memset(&s, 0, sizeof s);
+        s.B = 1; s.nq = 37; s.nk = 70; s.H = 1; s.Hkv = 1; s.dh = 16; s.scale = 0.25f;
+        s.ldq = s.ldk = s.ldv = s.ldo = 16;
+        scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw);
+        for (i = 0; i < 37 * 16; i++) q[i] = 40.0f * frand(&rng);
+        for (i = 0; i < 70 * 16; i++) { k[i] = 40.0f * frand(&rng); v[i] = frand(&rng); }
+        for (i = 0; i < 6; i++) /* rows 0-5 find their largest score (|q|²/4) at keys 64-69: each chain and the tail */
+            for (d = 0; d < 16; d++) k[(64 + i) * 16 + d] = q[i * 16 + d];
+        ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s, NULL, NULL);
+        ea_sdpa_ref_fwd(o2, q, k, v, &s);
+        for (i = 0; i < 37; i++) {
+            double sc[70], top = -1e300, z = 0.0;
+            for (j = 0; j < 70; j++) {
+                sc[j] = 0.0;
+                for (d = 0; d < 16; d++) sc[j] += 0.25 * q[i * 16 + d] * k[j * 16 + d];
+                top = sc[j] > top ? sc[j] : top;
+            }
+            for (j = 0; j < 70; j++) z += exp(sc[j] - top);
+            wl = fabs(lse[i] - (top + log(z))) / fabs(top) > wl ? fabs(lse[i] - (top + log(z))) / fabs(top) : wl;
+            for (d = 0; d < 16; d++) {
+                wo = fabs(o1[i * 16 + d] - o2[i * 16 + d]) > wo ? fabs(o1[i * 16 + d] - o2[i * 16 + d]) : wo;
+                mx = fabs(o2[i * 16 + d]) > mx ? fabs(o2[i * 16 + d]) : mx;
+            }
+        }
+        CHECK(wo / mx < 1e-5 && wl < 1e-6, "flash forward, scores hundreds apart: output %g of the largest, lse %g relative",
+              wo / mx, wl);
+        free(raw);
+    }
 }
 
 
