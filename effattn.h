@@ -5330,9 +5330,10 @@ EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
    it subtracts -FLT_MAX instead, so its entries and corr are exp(-inf) = 0,
    never NaN.  The max runs in four independent chains (a max is exact
    in any order: the same bits for finite scores): one chain waited a
-   max's latency per row.  With the output's transpose (ea__fa_fwd_item),
-   one Zen 5 thread, forward alone (/tmp harness, best of 7): heads 8 x
-   64, n = 1,024 10.56 -> 9.81 ms, n = 256 648 -> 623 us. */
+   max's latency per row.  One Zen 5 thread, forward alone, five rounds
+   alternating (best of 7 a round): heads 8 x 64, n = 1,024 10.59-10.70
+   -> 10.39-10.57 ms, n = 256 649-667 -> 636-658 us; the tracker's part
+   is under ea__fa_fwd_item's output. */
 static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *corr) {
     int i, c;
     for (i = 0; i < bw; i += EA_VW) {
