@@ -5332,8 +5332,8 @@ EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
    in any order: the same bits for finite scores): one chain waited a
    max's latency per row.  One Zen 5 thread, forward alone, five rounds
    alternating (best of 7 a round): heads 8 x 64, n = 1,024 10.59-10.70
-   -> 10.39-10.57 ms, n = 256 649-667 -> 636-658 us; the tracker's part
-   is under ea__fa_fwd_item's output. */
+   -> 10.39-10.57 ms, n = 256 649-667 -> 636-658 us (the tracker's shape:
+   see the output's transpose in ea__fa_fwd_item). */
 static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *corr) {
     int i, c;
     for (i = 0; i < bw; i += EA_VW) {
@@ -5458,8 +5458,8 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
        blocks: the same one product per element as before, where a scalar
        gather down O_accᵀ's columns had cost the tracker's forward (4 x 16
        heads, n = 64, batch 32, one Zen 5 thread; regions --train, three
-       rounds alternating) 1611-1635 -> 1343-1362 us a step, with the
-       four max chains (ea__fa_online) 1378-1423 without. */
+       rounds alternating) 1611-1635 -> 1343-1362 us a step with
+       ea__fa_online's four max chains, 1378-1423 without them. */
     if (flip) {
         for (r = 0; r < bw; r++) corr[r] = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         for (r = 0; r < s->dh; r++) {
@@ -5691,12 +5691,12 @@ static void ea__fa_bwd_key(float *dk, float *dv, float *scratch, const float *do
    2057-2109 -> 1421-1451 on two (10.1-10.5 -> 9.4-9.7 ms); in a harness
    that evicts the caches before each call, 787-790 -> 621-631 us a call
    (605-610 with the data in cache, either way).  The by-key-tile scheme
-   below, for long sequences, rereads its rows from cache: not asked.  Inline: gcc 12
-   counts a prefetch as no side effect, and deleted every call to this as
-   a function of its own. */
+   below, for long sequences, rereads its rows from cache: not asked.
+   Inline: gcc 12 counts a prefetch as no side effect, and deleted every
+   call to this as a function of its own. */
 EA_INLINE void ea__fa_bwd_prefetch(const float *dq, const float *dk, const float *dv, const float *dout,
-                               const float *o, const float *q, const float *k, const float *v,
-                               const ea_sdpa_shape *s, const ea_block_mask *bm, int b, int h, int I) {
+                                   const float *o, const float *q, const float *k, const float *v,
+                                   const ea_sdpa_shape *s, const ea_block_mask *bm, int b, int h, int I) {
     int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = h / (s->H / s->Hkv);
     int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, J, bc;
     size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;

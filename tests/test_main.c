@@ -978,9 +978,9 @@ static void test_flash(void) {
     { /* scores hundreds apart, so a row's max has to be its true max: one
          taken too low sends exp past float's range (it clamps at 88) and
          the row's weights come out flat.  70 keys make one tile of 70 (the
-         online max's four chains and its tail); rows 0-5 have theirs in
-         each chain and the tail, and 31 random rows more.  Output against the reference,
-         log-sum-exp against double. */
+         online max's four chains and its tail); rows 0-5 have their
+         largest score in each chain and the tail, 31 random rows follow.
+         Output against the reference, log-sum-exp against double. */
         ea_sdpa_shape s;
         float q[37 * 16], k[70 * 16], v[70 * 16], o1[37 * 16], o2[37 * 16], lse[37], *scr;
         void *raw;
