@@ -5388,6 +5388,16 @@ static int ea__fa_pv_flip(int dh, int br) {
     return ea__fa_pv_cost(dh, ea__fa_width(br)) < ea__fa_pv_cost(br, dh);
 }
 
+/* A flipped accumulator (O_accᵀ: dh rows of bw queries, at stride
+   EA_FA_LD) with each query's column times its factor f[i]. */
+static void ea__fa_scale_t(float *acc, int dh, int bw, const float *f) {
+    int r, i;
+    for (r = 0; r < dh; r++) {
+        float *row = acc + (size_t)r * EA_FA_LD;
+        for (i = 0; i < bw; i += EA_VW) ea_vstore(row + i, ea_vmul(ea_vload(row + i), ea_vload(f + i)));
+    }
+}
+
 /* Parts each query block is cut into (0: chosen from the thread count);
    tests set it to check that every split gives the same bits. */
 static int ea__fa_split_forced = 0;
@@ -5437,12 +5447,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            heads, n = 65, batch 32, one thread, best of 15 x 20 calls in 4
            alternating rounds): Zen 5 380-395 -> 366-377 us; the device's
            Xeon 726-784 -> 706-1058, best 726 -> 706 (its rounds overlap). */
-        if (!fresh && flip)
-            for (r = 0; r < s->dh; r++) {
-                float *row = acc + (size_t)r * EA_FA_LD;
-                int i;
-                for (i = 0; i < bw; i += EA_VW) ea_vstore(row + i, ea_vmul(ea_vload(row + i), ea_vload(corr + i)));
-            }
+        if (!fresh && flip) ea__fa_scale_t(acc, s->dh, bw, corr);
         else if (!fresh)
             for (r = 0; r < br; r++)
                 if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);
@@ -5462,11 +5467,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
        ea__fa_online's four max chains, 1378-1423 without them. */
     if (flip) {
         for (r = 0; r < bw; r++) corr[r] = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        for (r = 0; r < s->dh; r++) {
-            float *row = acc + (size_t)r * EA_FA_LD;
-            int i;
-            for (i = 0; i < bw; i += EA_VW) ea_vstore(row + i, ea_vmul(ea_vload(corr + i), ea_vload(row + i)));
-        }
+        ea__fa_scale_t(acc, s->dh, bw, corr);
         ea__transpose_cols(o + ((size_t)b * s->nq + i0) * s->ldo + h * s->dh, s->ldo, acc, EA_FA_LD, s->dh, 0, br);
     }
     for (r = 0; r < br; r++) {
