@@ -417,7 +417,8 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 /* Flash-tiled exact attention: the same result without the nq x nk matrix.
    lse receives the log-sum-exp of each query row (B·H·nq floats) for the
    backward (NULL: none wanted, as at inference); scratch holds
-   ea_sdpa_flash_scratch(s) floats per thread.  bm and mods (both may be
+   ea_sdpa_flash_scratch(s) floats per thread, from any address (each
+   thread's share starts on a cache line of it).  bm and mods (both may be
    NULL) restrict and modify the scores (8.3). */
 EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s);
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
@@ -5215,14 +5216,16 @@ EA_INLINE int ea__fa_index(int j, int n, int step) {
     return j / step < last ? j / step : last;
 }
 
-EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) {
-    /* Qᵀ and dOᵀ panels (dh x LD), Sᵀ, dPᵀ and raw-score tiles (BCMAX x
-       LD), the O accumulator (LD x dh) and four rows of LD (m, l,
-       correction or D, lse); rounded to whole cache lines so each thread's
-       share starts on one when the buffer does */
+/* One thread's share of the scratch: Qᵀ and dOᵀ panels (dh x LD), Sᵀ,
+   dPᵀ and raw-score tiles (BCMAX x LD), the O accumulator (LD x dh) and
+   four rows of LD (m, l, correction or D, lse), in whole cache lines. */
+static size_t ea__fa_share(const ea_sdpa_shape *s) {
     size_t f = (size_t)3 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 4 * EA_FA_LD;
     return (f + 15) / 16 * 16;
 }
+
+/* A share and one cache line more: the line ea__fa_scratch_of may skip. */
+EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) { return ea__fa_share(s) + 16; }
 
 static int ea__thread_id(void) {
 #ifdef _OPENMP
@@ -5230,6 +5233,19 @@ static int ea__thread_id(void) {
 #else
     return 0;
 #endif
+}
+
+/* The calling thread's share, the first starting on the first cache line
+   of the buffer wherever the buffer starts.  The tile products read the
+   packed panels in place only from a line's start (ea__gemm_direct): a
+   buffer from malloc (16-byte aligned) had made them copy every panel
+   first: at the tracker's heads (4 x 16, n = 64, batch 32), one Zen 4
+   thread, a scratch 16 bytes off a line, eight rounds alternating, the
+   forward took 665-681 us a call against 606-616 on a line (611-618 now
+   from either), the backward 1256-1280 against 1193-1206. */
+static float *ea__fa_scratch_of(float *scratch, const ea_sdpa_shape *s) {
+    float *line = (float *)(void *)((char *)scratch + (64 - (uintptr_t)scratch % 64) % 64);
+    return line + ea__fa_share(s) * (size_t)ea__thread_id();
 }
 
 /* Columns of a block: its br queries rounded up to whole vectors; the
@@ -5407,13 +5423,12 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
                             const ea_sdpa_shape *s, const ea_block_mask *bm, const ea_flex_mods *mods, int w,
                             int split) {
     int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), group = s->H / s->Hkv;
-    size_t per = ea_sdpa_flash_scratch(s);
     int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
     int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
     int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
     int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br);
     int flip = ea__fa_pv_flip(s->dh, br);
-    float *qt = scratch + per * (size_t)ea__thread_id(), *st = qt + (size_t)EA_FA_LD * s->dh;
+    float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
     float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
     const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
@@ -5629,7 +5644,7 @@ static int ea__fa_bwd_find(const ea_block_mask *bm, const ea_flex_mods *mods, co
 typedef struct ea__fa_bufs { float *qt, *dot, *pt, *dpt, *raw, *D, *L; } ea__fa_bufs;
 static ea__fa_bufs ea__fa_bufs_of(float *scratch, const ea_sdpa_shape *s) {
     ea__fa_bufs f;
-    f.qt = scratch + ea_sdpa_flash_scratch(s) * (size_t)ea__thread_id();
+    f.qt = ea__fa_scratch_of(scratch, s);
     f.dot = f.qt + (size_t)EA_FA_LD * s->dh;
     f.pt = f.dot + (size_t)EA_FA_LD * s->dh;
     f.dpt = f.pt + (size_t)EA_FA_BCMAX * EA_FA_LD;

@@ -1014,6 +1014,56 @@ static void test_flash(void) {
               wo / mx, wl);
         free(raw);
     }
+    { /* the scratch from any address, as documented: at each of 16 float
+         offsets from a cache line, ea_sdpa_flash_scratch(s) floats a thread
+         between canaries; forward and backward on 3 threads give the bits
+         of a scratch on a line and write nothing outside it */
+        ea_sdpa_shape s;
+        size_t nq, per, i;
+        float *q, *k, *v, *dout, *base, *scr, *o[2], *lse[2], *g[2][3];
+        void *raw[5];
+        int skew, j, bad = -1, fence = -1, saved = ea_num_threads();
+        memset(&s, 0, sizeof s);
+        s.B = 4; s.nq = s.nk = 70; s.H = s.Hkv = 4; s.dh = 16; s.scale = 0.25f;
+        s.ldq = s.ldk = s.ldv = s.ldo = 64;
+        nq = (size_t)s.B * s.nq * 64;
+#ifdef _OPENMP
+        omp_set_num_threads(3);
+#endif
+        per = ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads();
+        q = lined(nq, 0, &raw[0]); k = lined(nq, 0, &raw[1]); v = lined(nq, 0, &raw[2]);
+        dout = lined(nq, 0, &raw[3]); base = lined(per + 48, 0, &raw[4]);
+        for (j = 0; j < 2; j++) {
+            o[j] = (float *)malloc(nq * sizeof(float));
+            lse[j] = (float *)malloc((size_t)s.B * s.H * s.nq * sizeof(float));
+            g[j][0] = (float *)malloc(nq * sizeof(float)); g[j][1] = (float *)malloc(nq * sizeof(float));
+            g[j][2] = (float *)malloc(nq * sizeof(float));
+        }
+        for (i = 0; i < nq; i++) { q[i] = 2.0f * frand(&rng); k[i] = 2.0f * frand(&rng); v[i] = frand(&rng); dout[i] = frand(&rng); }
+        for (skew = 0; skew < 16; skew++) { /* skew 0 first: the reference, in slot 0 */
+            int t = skew > 0;
+            scr = base + 16 + skew;
+            for (i = 0; i < per + 48; i++) base[i] = -7777.25f;
+            for (j = 0; j < 3; j++) memset(g[t][j], 0, nq * sizeof(float));
+            ea_sdpa_flash_fwd(o[t], lse[t], scr, q, k, v, &s, NULL, NULL);
+            ea_sdpa_flash_bwd(g[t][0], g[t][1], g[t][2], scr, dout, o[t], lse[t], q, k, v, &s, NULL, NULL);
+            for (i = 0; i < per + 48; i++)
+                if ((base + i < scr || base + i >= scr + per) && base[i] != -7777.25f && fence < 0) fence = skew;
+            if (t && bad < 0 &&
+                (memcmp(o[0], o[1], nq * sizeof(float)) || memcmp(lse[0], lse[1], (size_t)s.B * s.H * s.nq * sizeof(float)) ||
+                 memcmp(g[0][0], g[1][0], nq * sizeof(float)) || memcmp(g[0][1], g[1][1], nq * sizeof(float)) ||
+                 memcmp(g[0][2], g[1][2], nq * sizeof(float))))
+                bad = skew;
+        }
+        CHECK(bad < 0 && fence < 0, "flash, scratch %d floats off a cache line: other bits (%d) or a write outside it (%d)",
+              bad >= 0 ? bad : fence, bad, fence);
+        for (j = 0; j < 5; j++) free(raw[j]);
+        for (j = 0; j < 2; j++) { free(o[j]); free(lse[j]); free(g[j][0]); free(g[j][1]); free(g[j][2]); }
+#ifdef _OPENMP
+        omp_set_num_threads(saved);
+#endif
+        (void)saved;
+    }
 }
 
 
