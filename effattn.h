@@ -5240,9 +5240,10 @@ static int ea__thread_id(void) {
    packed panels in place only from a line's start (ea__gemm_direct): a
    buffer from malloc (16-byte aligned) had made them copy every panel
    first: at the tracker's heads (4 x 16, n = 64, batch 32), one Zen 4
-   thread, a scratch 16 bytes off a line, eight rounds alternating, the
-   forward took 665-681 us a call against 606-616 on a line (611-618 now
-   from either), the backward 1256-1280 against 1193-1206. */
+   thread, the six fastest of eight rounds alternating, a scratch 16 bytes
+   off a line took the forward 665-681 us a call against 606-616 on a line
+   (now 611-618 off it, 607-629 on it), the backward 1256-1280 against
+   1193-1206. */
 static float *ea__fa_scratch_of(float *scratch, const ea_sdpa_shape *s) {
     float *line = (float *)(void *)((char *)scratch + (64 - (uintptr_t)scratch % 64) % 64);
     return line + ea__fa_share(s) * (size_t)ea__thread_id();
@@ -5555,10 +5556,10 @@ static float ea__dscore(const ea_flex_mods *mods, float x, int b, int h, int q, 
    there), Q·scale and dO as dh x bw panels.  D_i sums a vector of
    products at a time and then across its lanes: a scalar sum had been
    one chain of dh dependent additions a row.  One Zen 4 thread, rounds
-   alternating: the tracker's heads (4 x 16, n = 64, batch 32; eight
-   rounds) 1193-1206 -> 1162-1185 us a call, 8 x 64 at n = 256 (two)
-   3581-3582 -> 3517-3518, level at n = 1,024; inside a training step,
-   within the noise. */
+   alternating: the tracker's heads (4 x 16, n = 64, batch 32; the six
+   fastest of eight) 1193-1206 -> 1162-1185 us a call, 8 x 64 at n = 256
+   (two) 3581-3582 -> 3517-3518, level at n = 1,024; inside a training
+   step, within the noise. */
 static void ea__fa_bwd_block(float *qt, float *dot, float *D, float *L, const float *dout, const float *o,
                              const float *lse, const float *q, const ea_sdpa_shape *s, int b, int h, int I) {
     int nblk = ea__fa_count(s->nq, EA_FA_BR), i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, d;
