@@ -5553,28 +5553,20 @@ static float ea__dscore(const ea_flex_mods *mods, float x, int b, int h, int q, 
 
 /* Query block I of head h (batch b) made ready for its tile pairs: D_i =
    rowsum(dO ∘ O) and lse (padding rows get D = 0 and lse = +inf, so P = 0
-   there), Q·scale and dO as dh x bw panels.  D_i sums a vector of
-   products at a time and then across its lanes: a scalar sum had been
-   one chain of dh dependent additions a row.  One Zen 4 thread, rounds
+   there), Q·scale and dO as dh x bw panels.  D_i is ea__dot's: a vector
+   of products at a time, then across its lanes (a scalar sum had been one
+   chain of dh dependent additions a row).  One Zen 4 thread, rounds
    alternating: the tracker's heads (4 x 16, n = 64, batch 32; the six
    fastest of eight) 1193-1206 -> 1162-1185 us a call, 8 x 64 at n = 256
    (two) 3581-3582 -> 3517-3518, level at n = 1,024; inside a training
    step, within the noise. */
 static void ea__fa_bwd_block(float *qt, float *dot, float *D, float *L, const float *dout, const float *o,
                              const float *lse, const float *q, const ea_sdpa_shape *s, int b, int h, int I) {
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, d;
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r;
     size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
     const float *lh = lse + ((size_t)b * s->H + h) * s->nq;
     for (r = 0; r < ea__fa_width(br); r++) {
-        ea_vf acc = ea_vzero();
-        if (r < br) {
-            const float *dor = dout + oo + (size_t)(i0 + r) * s->ldo, *orow = o + oo + (size_t)(i0 + r) * s->ldo;
-            for (d = 0; d < s->dh; d += EA_VW) {
-                int m = s->dh - d < EA_VW ? s->dh - d : EA_VW;
-                acc = ea_vfma(ea__ld(dor + d, m), ea__ld(orow + d, m), acc);
-            }
-        }
-        D[r] = ea_vhsum(acc);
+        D[r] = r < br ? ea__dot(dout + oo + (size_t)(i0 + r) * s->ldo, o + oo + (size_t)(i0 + r) * s->ldo, s->dh) : 0.0f;
         L[r] = r < br ? lh[i0 + r] : INFINITY;
     }
     ea__fa_pack_t(qt, q + qo, s->ldq, i0, br, s->dh, s->scale);
