@@ -1730,18 +1730,19 @@ EA_API void ea_gemm_ref(int M, int N, int K, const float *A, ptrdiff_t ars, ptrd
 static int ea__gemm_nv_forced = 0; /* tests set it to run both widths on one CPU */
 static int ea__gemm_nv(void) { return ea__gemm_nv_forced ? ea__gemm_nv_forced : EA_NV; }
 
-/* One MR x (nv·EA_VW) tile over kc steps; panel row k starts at panel +
-   k·lp.  Rows past M reuse a valid row (a[r]) and are computed but not
-   stored.  With bias (the last k block of a linear layer's product), the
-   tile's columns of it are added as the tile is stored: the sum a separate
-   pass over the output would make, in the same order (same bits), without
-   reading the output back (that pass was 4-5% of the tracker's forward). */
-EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdiff_t acs,
+/* One mt x (nv·EA_VW) tile over kc steps (mt <= MR rows, a literal like
+   nv); panel row k starts at panel + k·lp.  Rows past M reuse a valid row
+   (a[r]) and are computed but not stored.  With bias (the last k block of
+   a linear layer's product), the tile's columns of it are added as the
+   tile is stored: the sum a separate pass over the output would make, in
+   the same order (same bits), without reading the output back (that pass
+   was 4-5% of the tracker's forward). */
+EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR], ptrdiff_t acs,
                              const float *panel, ptrdiff_t lp, float *c, ptrdiff_t ldc, int mr,
                              int ncols, int accumulate, const float *bias) {
     ea_vf acc[EA_MR][EA_NV];
     int r, v, k, nr = nv * EA_VW;
-    EA_UNROLL for (r = 0; r < EA_MR; r++)
+    EA_UNROLL for (r = 0; r < mt; r++)
         EA_UNROLL for (v = 0; v < nv; v++) acc[r][v] = ea_vzero();
     for (k = 0; k < kc; k++) {
         const float *pk = panel + (ptrdiff_t)k * lp;
@@ -1763,7 +1764,7 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
             __asm__("" : "+x"(bv[v]));
 #endif
         }
-        EA_UNROLL for (r = 0; r < EA_MR; r++) {
+        EA_UNROLL for (r = 0; r < mt; r++) {
             ea_vf ar = ea_vset1(a[r][k * acs]);
             EA_UNROLL for (v = 0; v < nv; v++) acc[r][v] = ea_vfma(ar, bv[v], acc[r][v]);
         }
@@ -1773,15 +1774,15 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
            slower on the Xeon in 3 of 4 rounds (4096 x 1536 x 512: 104-109
            against 135-144 GFLOP/s), so they keep this one */
         ea_vf ar[EA_MR];
-        EA_UNROLL for (r = 0; r < EA_MR; r++) ar[r] = ea_vset1(a[r][k * acs]);
+        EA_UNROLL for (r = 0; r < mt; r++) ar[r] = ea_vset1(a[r][k * acs]);
         EA_UNROLL for (v = 0; v < nv; v++) {
             ea_vf bv = ea_vload(pk + v * EA_VW);
-            EA_UNROLL for (r = 0; r < EA_MR; r++) acc[r][v] = ea_vfma(ar[r], bv, acc[r][v]);
+            EA_UNROLL for (r = 0; r < mt; r++) acc[r][v] = ea_vfma(ar[r], bv, acc[r][v]);
         }
 #endif
     }
-    if (mr == EA_MR && ncols == nr) {
-        EA_UNROLL for (r = 0; r < EA_MR; r++)
+    if (mr == mt && ncols == nr) {
+        EA_UNROLL for (r = 0; r < mt; r++)
             EA_UNROLL for (v = 0; v < nv; v++) {
                 float *cp = c + r * ldc + v * EA_VW;
                 ea_vf t = accumulate ? ea_vadd(ea_vload(cp), acc[r][v]) : acc[r][v];
@@ -1792,7 +1793,7 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
                 and gradient tile of flash attention one; through a
                 scratch tile and scalar copies as before, its backward at
                 heads 4 x 12, n = 50, batch 16 took 0.49 ms, now 0.45) */
-        EA_UNROLL for (r = 0; r < EA_MR; r++)
+        EA_UNROLL for (r = 0; r < mt; r++)
             EA_UNROLL for (v = 0; v < nv; v++) {
                 float *cp = c + r * ldc + v * EA_VW;
                 int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
@@ -1804,6 +1805,21 @@ EA_INLINE void ea__gemm_tile(int nv, int kc, const float *const a[EA_MR], ptrdif
     }
 }
 
+/* The last rows of C, fewer than MR, take a tile of 2 or 4 rows: M = 64
+   (the tracker's tokens at batch 1, a flash block of queries) leaves 4
+   rows after ten 6-row tiles, which a 6-row tile computed at the cost of
+   6.  Same bits (each element's sum is unchanged).  One Zen 4 core
+   (regions --pack, one thread, builds alternating): the tracker at batch 1
+   365.6-384.9 -> 352.0-387.3 us a step (eight rounds; medians 375 -> 367),
+   batch 32 12.8-14.9 -> 12.2-12.6 ms, the training step 40.9-49.1 ->
+   39.9-46.4 ms (seven rounds: a flash tile's query rows are 64 too). */
+#define EA__GEMM_TILE(NV)                                                                                         \
+    do {                                                                                                          \
+        if (mr > EA_MR - 2) ea__gemm_tile(EA_MR, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias); \
+        else if (mr > 2) ea__gemm_tile(4, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias);        \
+        else ea__gemm_tile(2, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias);                    \
+    } while (0)
+
 /* Rows [i0, i1) of C against one panel: ncols <= EA_NR columns whose row k
    starts at panel + k·lp and holds whole vectors (zero padded if packed). */
 static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, ptrdiff_t ars,
@@ -1812,19 +1828,21 @@ static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, pt
     int nv = (ncols + EA_VW - 1) / EA_VW, i, r;
     for (i = i0; i < i1; i += EA_MR) {
         const float *a[EA_MR];
+        float *c = C + i * ldc;
         int mr = i1 - i < EA_MR ? i1 - i : EA_MR;
         for (r = 0; r < EA_MR; r++) a[r] = A + (ptrdiff_t)(r < mr ? i + r : i) * ars;
-        /* literal nv lets the compiler keep the tile in registers */
+        /* literal nv and mt let the compiler keep the tile in registers */
         switch (nv) {
-        case 1: ea__gemm_tile(1, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
-        case 2: ea__gemm_tile(2, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
+        case 1: EA__GEMM_TILE(1); break;
+        case 2: EA__GEMM_TILE(2); break;
 #if EA_NV > 3
-        case 3: ea__gemm_tile(3, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
+        case 3: EA__GEMM_TILE(3); break;
 #endif
-        default: ea__gemm_tile(EA_NV, kc, a, acs, panel, lp, C + i * ldc, ldc, mr, ncols, accumulate, bias); break;
+        default: EA__GEMM_TILE(EA_NV); break;
         }
     }
 }
+#undef EA__GEMM_TILE
 
 #if EA_VW >= 8
 /* dst row d, columns 0..3 = mul · src rows 0..3, column d (d < 4): a 4 x 4
