@@ -3326,34 +3326,59 @@ static void ea__gelu_fwd_span(float *out, const float *x, const float *unused, s
 EA_API void ea_gelu_fwd(float *out, const float *x, size_t n) { ea__par_span(ea__gelu_fwd_span, out, x, NULL, n, 20.0); }
 
 /* dx += dout·GELU'(x), or dx = dout·GELU'(x) (acc 0: the same bits as
-   adding into zeros) */
-EA_INLINE void ea__gelu_bwd_n(float *dx, const float *dout, const float *x, size_t n, int acc) {
+   adding into zeros).  With the forward's output y = x·Φ(x) at hand (the
+   tape's GELU nodes), Φ(x) = y / x, one division where the rational
+   function takes 11 FMAs, 3 multiplies and a division; x = 0 takes
+   Φ(0) = 1/2.  y / x is Φ within an ulp or two of the forward's own
+   (y is its product rounded once): over 2 M values of [-4, 4] the two
+   backwards differ by 1.2e-7 at most, and lie within 2.1e-7 and 2.7e-7
+   of the double formula.  One Zen 4 core: 65,536 values in cache 40 ->
+   25 us; 2 M from memory (the tracker's four fc1 outputs at batch 32)
+   1.31 -> 0.99-1.04 ms; its training step (regions --train, eight rounds
+   alternating) 38.6-42.7 -> 38.2-40.7 ms. */
+EA_INLINE void ea__gelu_bwd_n(float *dx, const float *dout, const float *x, const float *y, size_t n, int acc) {
     size_t i = 0;
 #if EA_VW > 1
     for (; i + EA_VW <= n; i += EA_VW) {
         ea_vf xv = ea_vload(x + i);
         ea_vf pdf = ea_vmul(ea_vexp(ea_vmul(ea_vmul(xv, xv), ea_vset1(-0.5f))), ea_vset1(0.39894228040143268f));
-        ea_vstore(dx + i, ea_vfma(ea_vload(dout + i), ea_vfma(xv, pdf, ea__gelu_cdf(xv)), acc ? ea_vload(dx + i) : ea_vzero()));
+        ea_vf cdf = y ? ea_vsel_pos(ea_vabs(xv), ea_vdiv(ea_vload(y + i), xv), ea_vset1(0.5f)) : ea__gelu_cdf(xv);
+        ea_vstore(dx + i, ea_vfma(ea_vload(dout + i), ea_vfma(xv, pdf, cdf), acc ? ea_vload(dx + i) : ea_vzero()));
     }
 #endif
     for (; i < n; i++) {
-        float cdf = 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
+        float cdf = y ? (x[i] != 0.0f ? y[i] / x[i] : 0.5f) : 0.5f * (1.0f + erff(x[i] * 0.70710678118654752f));
         float pdf = 0.39894228040143268f * expf(-0.5f * x[i] * x[i]);
         dx[i] = (acc ? dx[i] : 0.0f) + dout[i] * (cdf + x[i] * pdf);
     }
 }
-static void ea__gelu_bwd_span(float *dx, const float *dout, const float *x, size_t n) { ea__gelu_bwd_n(dx, dout, x, n, 1); }
-static void ea__gelu_bwd_set(float *dx, const float *dout, const float *x, size_t n) { ea__gelu_bwd_n(dx, dout, x, n, 0); }
+static void ea__gelu_bwd_span(float *dx, const float *dout, const float *x, size_t n) {
+    ea__gelu_bwd_n(dx, dout, x, NULL, n, 1);
+}
 
 EA_API void ea_gelu_bwd(float *dx, const float *dout, const float *x, size_t n) {
     ea__par_span(ea__gelu_bwd_span, dx, dout, x, n, 30.0);
 }
 
+/* The node's input x, its output y: spans as ea__par_span cuts them, with
+   y as a fourth array */
 static void ea__gelu_back(ea_ctx *ctx, ea_node *n) {
+    const ea_tensor *x = n->in[0];
+    size_t sz = n->out->size, len = ea__span_len(sz, 30.0);
+    long c, nc = (long)((sz + len - 1) / len);
+    int acc;
     (void)ctx;
-    if (n->in[0]->grad)
-        ea__par_span(ea__grad_fresh(n->in[0]) ? ea__gelu_bwd_set : ea__gelu_bwd_span, n->in[0]->grad, n->out->grad,
-                     n->in[0]->data, n->out->size, 30.0);
+    if (!x->grad || !sz) return;
+    acc = !ea__grad_fresh(n->in[0]);
+    if (nc <= 1) {
+        ea__gelu_bwd_n(x->grad, n->out->grad, x->data, n->out->data, sz, acc);
+        return;
+    }
+    EA_OMP_FOR_IF(1)
+    for (c = 0; c < nc; c++) {
+        size_t o = (size_t)c * len;
+        ea__gelu_bwd_n(x->grad + o, n->out->grad + o, x->data + o, n->out->data + o, sz - o < len ? sz - o : len, acc);
+    }
 }
 
 EA_API ea_tensor *ea_gelu(ea_ctx *ctx, ea_tensor *x) {

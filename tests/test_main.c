@@ -669,6 +669,22 @@ static void test_simd_math(void) {
     }
     CHECK(worst < 1e-6, "gelu forward error %.3g", worst);
     CHECK(worst_d < 1e-6, "gelu backward error %.3g", worst_d);
+    { /* the tape's backward: Φ(x) = y / x from the forward's output y; x = 0, -0 and a subnormal take Φ(0) */
+        float x2[1003], dx2[1003];
+        double w2 = 0.0;
+        memcpy(x2, x, sizeof x2);
+        x2[3] = -0.0f;
+        x2[4] = 1e-40f;
+        ea_gelu_fwd(y, x2, 1003);
+        ea__gelu_bwd_n(dx2, dout, x2, y, 1003, 0);
+        for (i = 0; i < 1003; i++) {
+            double xd = x2[i], cdf = 0.5 * (1.0 + erf(xd / sqrt(2.0)));
+            double dref = dout[i] * (cdf + xd * exp(-0.5 * xd * xd) / sqrt(2.0 * 3.141592653589793));
+            double e = fabs(dx2[i] - dref);
+            if (!(e <= w2) && w2 == w2) w2 = e; /* a NaN sticks */
+        }
+        CHECK(w2 < 1e-6, "gelu backward from the forward's output: error %.3g", w2);
+    }
     { /* GELU and the add over spans on 1 and 3 threads: the same bits, the last span's tail included */
         size_t n = 3 * EA_SPAN + 13, k, bad = 0;
         float *buf = (float *)malloc(9 * n * sizeof(float)), *out[2];
