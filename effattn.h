@@ -7590,17 +7590,18 @@ typedef struct ea__step_bias { float slope; int qpos, frame; } ea__step_bias;
 static void ea__cache_attend(float *o, float *p, const float *q, const float *k, ptrdiff_t ldk, int kd,
                              const float *v, ptrdiff_t ldv, int dv, const int *pos, int len, int maxpos,
                              float scale, const ea__step_bias *bias) {
-    float mx = -INFINITY, sum = 0.0f, inv;
-    int j, n = 0;
+    float mx = -INFINITY, sum = 0.0f, inv, slope = bias ? bias->slope : 0.0f;
+    int j, n = 0, frame = bias ? bias->frame : 1, qt = bias ? bias->qpos / frame : 0;
     for (j = 0; j < len; j++) { /* visible entries first, compacted: p[n], idx in the sign-free tail */
+        float x;
         if (pos && pos[j] > maxpos) continue;
-        p[n] = scale * ea__dot(q, k + (size_t)j * ldk, kd);
-        if (bias) {
-            int d = bias->qpos / bias->frame - pos[j] / bias->frame;
-            p[n] -= bias->slope * (float)(d < 0 ? -d : d);
+        x = scale * ea__dot(q, k + (size_t)j * ldk, kd);
+        if (bias) { /* in locals: a store to p[n] could have changed *bias, as far as the compiler knew */
+            int d = qt - pos[j] / frame;
+            x -= slope * (float)(d < 0 ? -d : d);
         }
-        if (p[n] > mx) mx = p[n];
-        n++;
+        p[n++] = x;
+        if (x > mx) mx = x;
     }
     sum = n ? ea__row_exp(p, p, n, mx) : 0.0f;
     inv = sum > 0.0f ? 1.0f / sum : 0.0f;

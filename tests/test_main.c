@@ -3556,6 +3556,55 @@ static void test_cache(void) {
         ea_attn_state_free(&st);
         ea_params_free(&ps);
     }
+    /* The decode kernel's vector paths (ea__dot4's four chains, ea__cache_sum's
+       registers): the rows above have heads of 4 floats, all scalar tails.
+       Heads of 84 take, on every vector width, blocks of four vectors, single
+       vectors and a scalar tail; 37 tokens one at a time leave cache lengths
+       of every remainder mod 4.  Each step against one causal call. */
+    {
+        static const char *wide[] = {"mha", "gqa"};
+        for (r = 0; r < 2; r++) {
+            ea_attn_config cfg;
+            ea_ctx ctx;
+            ea_rng rng;
+            ea_tensor *x, *y, *xf;
+            float worst = 0.0f;
+            int i, tkn, b, D = 168, n = 37;
+            memset(&cfg, 0, sizeof cfg);
+            memset(&ps, 0, sizeof ps);
+            cfg.dim = D; cfg.n_heads = 2; cfg.n_kv_heads = 1; cfg.causal = 1;
+            if (ea_attn_build(&a, wide[r], &cfg, &ps, "attn", &err) != EA_OK || ea_params_alloc(&ps, &err) != EA_OK ||
+                ea_attn_state_init(&st, &a, 2, n, 1, &err) != EA_OK) {
+                CHECK(0, "%s, heads of 84: %s", wide[r], err.msg);
+                ea_params_free(&ps);
+                continue;
+            }
+            ea_params_init(&ps, 3);
+            ea_ctx_init(&ctx, 0);
+            ctx.grad_enabled = 0;
+            ea_rng_seed(&rng, 12, 1);
+            x = ea_tensor_3d(&ctx, 2, n, D, 0);
+            for (i = 0; i < (int)x->size; i++) x->data[i] = ea_rng_range(&rng, -1.0f, 1.0f);
+            y = ea_attn_forward(&ctx, &a, x);
+            for (tkn = 0; y && tkn < n; tkn++) {
+                ea_tensor *ys;
+                xf = ea_tensor_3d(&ctx, 2, 1, D, 0);
+                for (b = 0; b < 2; b++) memcpy(xf->data + b * D, x->data + ((size_t)b * n + tkn) * D, (size_t)D * sizeof(float));
+                ys = ea_attn_step(&ctx, &a, &st, xf);
+                if (!ys) { worst = 1.0f; break; }
+                for (b = 0; b < 2; b++)
+                    for (i = 0; i < D; i++) {
+                        float rv = y->data[((size_t)b * n + tkn) * D + i];
+                        worst = fmaxf(worst, fabsf(ys->data[b * D + i] - rv) / (1e-3f + fabsf(rv)));
+                    }
+            }
+            CHECK(y && worst < 1e-4f, "%s, heads of 84, 37 steps of one token vs one causal call: rel. diff %g", wide[r],
+                  (double)worst);
+            ea_ctx_free(&ctx);
+            ea_attn_state_free(&st);
+            ea_params_free(&ps);
+        }
+    }
     /* mamba: the scan carried across calls equals one scan */
     memset(&o, 0, sizeof o); o.state = 4;
     if (build_row(&a, &ps, "mamba", 1, &o)) {
