@@ -3556,11 +3556,11 @@ static void test_cache(void) {
         ea_attn_state_free(&st);
         ea_params_free(&ps);
     }
-    /* The decode kernel's vector paths (ea__dot4's four chains, ea__cache_sum's
-       registers): the rows above have heads of 4 floats, all scalar tails.
-       Heads of 84 take, on every vector width, blocks of four vectors, single
-       vectors and a scalar tail; 37 tokens one at a time leave cache lengths
-       of every remainder mod 4.  Each step against one causal call. */
+    /* The decode kernel's vector loops (ea__cache_attend's dot products and
+       axpys): the rows above have heads of 4 floats, all scalar tails.
+       Heads of 84 take whole vectors and a scalar tail on every vector
+       width.  37 tokens one at a time (one query a step: the kernel's
+       one-query path), each step against one causal call. */
     {
         static const char *wide[] = {"mha", "gqa"};
         for (r = 0; r < 2; r++) {
