@@ -1498,7 +1498,7 @@ EA_API uint32_t ea_rng_below(ea_rng *r, uint32_t n) {
        ea_vfma(a,b,c) a*b + c                 ea_vadd / ea_vsub / ea_vmul / ea_vdiv
        ea_vmax, ea_vmin, ea_vabs              ea_vsel_pos(x, a, b): x > 0 ? a : b
        ea_vround, ea_vpow2i(n): 2^n           ea_vhsum / ea_vhmax: across lanes
-       ea_vexp(x): exp, built on the above
+       ea_vexp(x): exp, built on the above   ea_vexp2(t): 2^t, for softmax in base 2
        ea_vload_n(p, n), ea_vstore_n(p, a, n): the first n lanes only
            (0 <= n <= EA_VW; loads give 0 past n, nothing past n is touched)
    EFFATTN_NO_SIMD forces the scalar family (EA_VW = 1), which is also the
@@ -1661,6 +1661,59 @@ EA_INLINE ea_vf ea_vexp(ea_vf x) {
     p = ea_vfma(ea_vmul(p, r), r, ea_vadd(r, ea_vset1(1.0f)));
     return ea_vmul(p, ea_vpow2i(n));
 }
+
+/* 2^t for t <= 127, for softmax in base 2 (flash attention takes its
+   scores times log2(e), folded into the scale of its packed Q, so each
+   entry costs one exp2 and no range reduction): t below about -126, and
+   -inf (the masked scores), give exactly 0; t = 0 gives exactly 1.
+   Relative error below 2e-7 (tests: simd-math, against exp2 in double).
+   AVX-512 splits t at the nearest sixteenth k: 2^t = 2^floor(k) ·
+   2^(k - floor(k)) · 2^(t - k), the middle factor from a table of 16
+   (one permute across the register), the last a cubic in |t - k| <= 1/32,
+   and 2^floor(k) added into the exponent bits: 4 of its 12 operations
+   multiply (the FMA pipes, which the tile products keep busy), where the
+   polynomial form below takes 7 of 14 and ea_vexp 11 of 20.
+   k + 1.5·2^19 holds 16k in its low mantissa bits:
+   bits 0-3 index the table, bits 4 up are floor(k).  Measured in
+   flash attention: see ea__fa_online. */
+#define EA_LOG2E 1.44269504088896341f
+#define EA_LN2 0.693147180559945309f
+#if EA_VW == 16
+EA_INLINE ea_vf ea_vexp2(ea_vf t) {
+    /* 2^(j/16), j = 0..15, rounded to float */
+    const __m512 tab = _mm512_setr_ps(1.000000000e+00f, 1.044273734e+00f, 1.090507746e+00f, 1.138788581e+00f,
+                                      1.189207077e+00f, 1.241857767e+00f, 1.296839595e+00f, 1.354255557e+00f,
+                                      1.414213538e+00f, 1.476826191e+00f, 1.542210817e+00f, 1.610490322e+00f,
+                                      1.681792855e+00f, 1.756252170e+00f, 1.834008098e+00f, 1.915206552e+00f);
+    __mmask16 live = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-126.0f), _CMP_GE_OQ);
+    __m512 k = _mm512_roundscale_ps(t, (4 << 4) | _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(t, k), p;
+    __m512i bits = _mm512_castps_si512(_mm512_add_ps(k, _mm512_set1_ps(786432.0f)));
+    __m512i scale = _mm512_slli_epi32(_mm512_srli_epi32(bits, 4), 23);
+    __m512 frac = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(_mm512_permutexvar_ps(bits, tab)), scale));
+    p = _mm512_fmadd_ps(_mm512_set1_ps(5.5504109710e-02f), r, _mm512_set1_ps(2.4022650719e-01f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.9314718246e-01f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mul_ps(live, p, frac);
+}
+#else
+/* t = n + f, |f| <= 1/2, 2^f by a degree-6 polynomial (fitted for the
+   least maximal relative error, 1e-7 evaluated in float), times 2^n. */
+EA_INLINE ea_vf ea_vexp2(ea_vf t) {
+    ea_vf n, f, p;
+    t = ea_vmin(ea_vmax(t, ea_vset1(-127.0f)), ea_vset1(127.0f));
+    n = ea_vround(t);
+    f = ea_vsub(t, n);
+    p = ea_vset1(1.5353361960e-04f);
+    p = ea_vfma(p, f, ea_vset1(1.3398873853e-03f));
+    p = ea_vfma(p, f, ea_vset1(9.6184369177e-03f));
+    p = ea_vfma(p, f, ea_vset1(5.5503323674e-02f));
+    p = ea_vfma(p, f, ea_vset1(2.4022647738e-01f));
+    p = ea_vfma(p, f, ea_vset1(6.9314718246e-01f));
+    p = ea_vfma(p, f, ea_vset1(1.0f));
+    return ea_vmul(p, ea_vpow2i(n));
+}
+#endif
 
 /* m <= EA_VW lanes from p: whole vectors the plain way, a row's last
    partial one masked (its other lanes 0), so the tail takes the same
@@ -5374,15 +5427,18 @@ static int ea__pattern_mask(int b, int h, int q, int k, void *user);
 static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int first, int br);
 
 /* Sᵀ = K[j0 .. j0+bc) · (scale·Q_blk)ᵀ, masked (causal; mask_mod too when
-   the tile is only partly visible), then score_mod.  raw, when not NULL,
-   receives the scores score_mod saw.  Columns past br are padding: mods
+   the tile is only partly visible), then score_mod.  The panel qt holds
+   Q_blkᵀ times scale·unit, unit = log2(e) for softmax in base 2 (1 would
+   give natural scores); score_mod still sees and returns natural scores
+   (x / unit in, times unit out).  raw, when not NULL, receives the scores
+   score_mod saw.  Columns past br are padding: mods
    never see them (a callback may index arrays by query).  Where there is
    nothing to ask a mod, a row only has its padding hidden: the band
    pattern's mask_mod, called per pair of its partial tiles, and the empty
    pass over its full ones, had been 13% of localglobal's training step at
    n = 1,024 (perf, Zen 3). */
-static void ea__fa_scores(float *st, float *raw, const float *qt, const float *kh, int b, int h, int i0,
-                          int br, int j0, int bc, int partial, const ea_flex_mods *mods,
+static void ea__fa_scores(float *st, float *raw, const float *qt, float unit, const float *kh, int b, int h,
+                          int i0, int br, int j0, int bc, int partial, const ea_flex_mods *mods,
                           const ea_sdpa_shape *s) {
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
     int plain = mods && !mods->score_mod && !raw, asks = mods && partial && mods->mask_mod;
@@ -5403,8 +5459,8 @@ static void ea__fa_scores(float *st, float *raw, const float *qt, const float *k
             int q = i0 + i, k = j0 + c, seen = i < br;
             float x = sc[i];
             if (seen && partial && mods->mask_mod) seen = mods->mask_mod(b, h, q, k, mods->user) != 0;
-            if (raw) raw[(size_t)c * EA_FA_LD + i] = x;
-            sc[i] = !seen ? -INFINITY : mods->score_mod ? mods->score_mod(x, b, h, q, k, mods->user) : x;
+            if (raw) raw[(size_t)c * EA_FA_LD + i] = x / unit;
+            sc[i] = !seen ? -INFINITY : mods->score_mod ? unit * mods->score_mod(x / unit, b, h, q, k, mods->user) : x;
         }
     }
 }
@@ -5430,15 +5486,26 @@ EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
 }
 
 /* The online softmax step over one tile, down its bc rows for each vector
-   of queries: m' = max(m, max_c Sᵀ), Pᵀ = exp(Sᵀ - m'), corr = exp(m - m'),
-   l = l·corr + Σ_c Pᵀ.  A query that has seen nothing yet has m' = -inf;
-   it subtracts -FLT_MAX instead, so its entries and corr are exp(-inf) = 0,
-   never NaN.  The max runs in four independent chains (a max is exact
-   in any order: the same bits for finite scores): one chain waited a
-   max's latency per row.  One Zen 5 thread, forward alone, five rounds
-   alternating (best of 7 a round): heads 8 x 64, n = 1,024 10.59-10.70
-   -> 10.39-10.57 ms, n = 256 649-667 -> 636-658 us (the tracker's shape:
-   see the output's transpose in ea__fa_fwd_item). */
+   of queries, in base 2 (the forward's scores come scaled by log2(e), see
+   ea__fa_fwd_item): m' = max(m, max_c Sᵀ), Pᵀ = 2^(Sᵀ - m'), corr =
+   2^(m - m'), l = l·corr + Σ_c Pᵀ.  A query that has seen nothing yet has
+   m' = -inf; it subtracts -FLT_MAX instead, so its entries and corr are
+   2^-inf = 0, never NaN; the largest score takes exactly 2^0 = 1.  The
+   max runs in four independent chains (a max is exact in any order: the
+   same bits for finite scores): one chain waited a max's latency per row.
+   One Zen 5 thread, forward alone, five rounds alternating (best of 7 a
+   round): heads 8 x 64, n = 1,024 10.59-10.70 -> 10.39-10.57 ms, n = 256
+   649-667 -> 636-658 us (the tracker's shape: see the output's transpose
+   in ea__fa_fwd_item).
+   In base 2 (ea_vexp2 where ea_vexp had run, forward and backward), one
+   Zen 4 thread, flash harness, best of 10-1,000 calls, four rounds
+   alternating: forward at heads 8 x 64, n = 256-1,024 1.3998-1.4055 ->
+   1.3546-1.3603 ms, 5.61-5.66 -> 5.42-5.50, 22.98-23.33 -> 22.12-22.66
+   (causal at 1,024 12.22-12.43 -> 11.77-11.92); 4 x 16 at n = 1,024
+   3.83-3.94 -> 3.45-3.49, the tracker's (n = 65, batch 32) 628-651 ->
+   565-589 us, 4 x 12 at n = 50 (batch 12) 137-142 -> 123-127 us;
+   backward 8 x 64 level to 1% faster, 4 x 16 4%; built for AVX2 (the
+   polynomial form) 3.5-10% and 1.5-5%. */
 static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *corr) {
     int i, c;
     for (i = 0; i < bw; i += EA_VW) {
@@ -5455,11 +5522,11 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
         sub = ea_vmax(mx, ea_vset1(-FLT_MAX));
         for (c = 0; c < bc; c++) {
             float *p = st + (size_t)c * EA_FA_LD + i;
-            ea_vf e = ea_vexp(ea_vsub(ea_vload(p), sub));
+            ea_vf e = ea_vexp2(ea_vsub(ea_vload(p), sub));
             ea_vstore(p, e);
             sum = ea_vadd(sum, e);
         }
-        cr = ea_vexp(ea_vsub(ea_vload(m + i), sub));
+        cr = ea_vexp2(ea_vsub(ea_vload(m + i), sub));
         ea_vstore(corr + i, cr);
         ea_vstore(l + i, ea_vfma(ea_vload(l + i), cr, sum));
         ea_vstore(m + i, mx);
@@ -5524,7 +5591,8 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
     const int *list;
     if (br <= 0) return; /* a short block has fewer parts */
-    ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale);
+    /* scores in base 2 (ea__fa_online): scale·log2(e) folded into Qᵀ */
+    ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale * EA_LOG2E);
     for (r = 0; r < EA_FA_LD; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
@@ -5534,7 +5602,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
         int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
         if (j0 > last_row_key) continue; /* wholly in the future of every row */
         bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
-        ea__fa_scores(st, NULL, qt, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
+        ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
         ea__fa_online(st, bc, bw, m, l, corr);
         /* O_acc = O_acc·corr + P V, with A = P read across the tile
            (row stride 1) and V's rows as the panel; or, where
@@ -5577,7 +5645,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     for (r = 0; r < br; r++) {
         float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         if (!flip) ea__scal(o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh, inv, acc + (size_t)r * s->dh, s->dh);
-        if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : INFINITY;
+        if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * EA_LN2 : INFINITY;
     }
 }
 
@@ -5640,8 +5708,9 @@ static float ea__dscore(const ea_flex_mods *mods, float x, int b, int h, int q, 
 }
 
 /* Query block I of head h (batch b) made ready for its tile pairs: D_i =
-   rowsum(dO ∘ O) and lse (padding rows get D = 0 and lse = +inf, so P = 0
-   there), Q·scale and dO as dh x bw panels.  D_i is ea__dot's: a vector
+   rowsum(dO ∘ O) and lse·log2(e) (padding rows get D = 0 and lse = +inf,
+   so P = 0 there), Q·scale·log2(e) (the scores in base 2, as the
+   forward's) and dO as dh x bw panels.  D_i is ea__dot's: a vector
    of products at a time, then across its lanes (a scalar sum had been one
    chain of dh dependent additions a row).  One Zen 4 thread, rounds
    alternating: the tracker's heads (4 x 16, n = 64, batch 32; the six
@@ -5655,25 +5724,25 @@ static void ea__fa_bwd_block(float *qt, float *dot, float *D, float *L, const fl
     const float *lh = lse + ((size_t)b * s->H + h) * s->nq;
     for (r = 0; r < ea__fa_width(br); r++) {
         D[r] = r < br ? ea__dot(dout + oo + (size_t)(i0 + r) * s->ldo, o + oo + (size_t)(i0 + r) * s->ldo, s->dh) : 0.0f;
-        L[r] = r < br ? lh[i0 + r] : INFINITY;
+        L[r] = r < br ? lh[i0 + r] * EA_LOG2E : INFINITY;
     }
-    ea__fa_pack_t(qt, q + qo, s->ldq, i0, br, s->dh, s->scale);
+    ea__fa_pack_t(qt, q + qo, s->ldq, i0, br, s->dh, s->scale * EA_LOG2E);
     ea__fa_pack_t(dot, dout + oo, s->ldo, i0, br, s->dh, 1.0f);
 }
 
 /* One tile pair (queries i0 .. i0+br of a prepared block, keys j0 ..
-   j0+bc): Pᵀ = exp(Sᵀ - lse) into pt (a row that saw no key has lse =
-   +inf: 0), then, when ds, dPᵀ = V_tile dOᵀ and dSᵀ = scale·Pᵀ ∘ (dPᵀ - D)
+   j0+bc): Pᵀ = 2^(Sᵀ - lse·log2(e)) into pt (a row that saw no key has
+   lse = +inf: 0), then, when ds, dPᵀ = V_tile dOᵀ and dSᵀ = scale·Pᵀ ∘ (dPᵀ - D)
    into dpt, through score_mod's derivative at the score it saw. */
 static void ea__fa_bwd_pair(float *pt, float *dpt, float *raw, const float *qt, const float *dot, const float *D,
                             const float *L, const float *kh, const float *vh, int b, int h, int i0, int br, int j0,
                             int bc, int partial, int ds, const ea_flex_mods *mods, const ea_sdpa_shape *s) {
     int modded = mods && mods->score_mod, bw = ea__fa_width(br), c, i;
-    ea__fa_scores(pt, modded ? raw : NULL, qt, kh, b, h, i0, br, j0, bc, partial, mods, s);
+    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s);
     for (c = 0; c < bc; c++)
         for (i = 0; i < bw; i += EA_VW) {
             float *p = pt + (size_t)c * EA_FA_LD + i;
-            ea_vstore(p, ea_vexp(ea_vsub(ea_vload(p), ea_vload(L + i))));
+            ea_vstore(p, ea_vexp2(ea_vsub(ea_vload(p), ea_vload(L + i))));
         }
     if (!ds) return;
     ea__gemm_serial(bc, bw, s->dh, vh + (size_t)j0 * s->ldv, s->ldv, 1, dot, EA_FA_LD, 1, dpt, EA_FA_LD, 0);
