@@ -864,6 +864,22 @@ static void test_simd_math(void) {
         for (n = 0; n < EA_VW; n++) bad += got[n] != 1.0f;
         CHECK(we < 2e-7 && bad == 0 && nt >= 252, "exp2: relative error %.3g, %d of %d integers, 0, -inf and below -127 wrong",
               we, bad, nt);
+        /* ea_vexp, on the same 2^f: across [-87, 88] against exp in double; -inf and below -88 -> 0 */
+        we = 0.0;
+        bad = 0;
+        for (u = 0; u < 175 * 64; u += EA_VW) {
+            for (n = 0; n < EA_VW; n++) tin[n] = -87.0f + (float)(u + n) / 64.0f + 0.01f * frand(&re);
+            ea_vstore(got, ea_vexp(ea_vload(tin)));
+            for (n = 0; n < EA_VW; n++) {
+                double ref = exp((double)tin[n]), e = fabs(got[n] - ref) / ref;
+                if (!(e <= we)) we = e;
+            }
+        }
+        for (u = 0; u < 3; u++) {
+            ea_vstore(got, ea_vexp(ea_vset1(u == 0 ? -88.5f : u == 1 ? -1000.0f : -INFINITY)));
+            for (n = 0; n < EA_VW; n++) bad += got[n] != 0.0f;
+        }
+        CHECK(we < 2e-7 && bad == 0, "exp: relative error %.3g, %d lanes of -inf and below -88 not 0", we, bad);
     }
     { /* partial loads and stores of the vector layer */
         float src[EA_VW], dst[EA_VW + 1];
