@@ -5753,8 +5753,9 @@ static void ea__fa_bwd_block(float *qt, float *dot, float *D, float *L, const fl
 
 /* One tile pair (queries i0 .. i0+br of a prepared block, keys j0 ..
    j0+bc): Pᵀ = 2^(Sᵀ - lse·log2(e)) into pt (a row that saw no key has
-   lse = +inf: 0), then, when ds, dPᵀ = V_tile dOᵀ and dSᵀ = scale·Pᵀ ∘ (dPᵀ - D)
-   into dpt, through score_mod's derivative at the score it saw. */
+   lse = +inf: 0), then, when ds, dPᵀ = V_tile dOᵀ and dSᵀ = scale·Pᵀ ∘
+   (dPᵀ - D) into dpt, through score_mod's derivative at the (natural)
+   score it saw. */
 static void ea__fa_bwd_pair(float *pt, float *dpt, float *raw, const float *qt, const float *dot, const float *D,
                             const float *L, const float *kh, const float *vh, int b, int h, int i0, int br, int j0,
                             int bc, int partial, int ds, const ea_flex_mods *mods, const ea_sdpa_shape *s) {

@@ -1038,12 +1038,94 @@ static void test_flash(void) {
         for (j = 0; j < 5; j++) free(raw[j]);
         free(o1); free(o2); free(p); free(lse); free(bscr);
     }
+    { /* a score_mod through the flash kernels (soft-capping, scores of the
+         cap's order so its slope moves: 1 - tanh² from 1 to 0.2) against
+         the formula in double: O, dQ, dK and dV.  The forward takes its
+         scores in base 2 and hands score_mod natural ones; the backward's
+         slope has to be taken at the natural score too.  150 keys: two
+         wide forward tiles, three backward ones; causal. */
+        enum { N = 150, DH = 16, HH = 2 };
+        ea_sdpa_shape s;
+        ea_flex_mods fm;
+        float cap = 3.0f, *q, *k, *v, *dout, *o, *lse, *g[3], *scr;
+        double *P, *dP, wo = 0.0, wg[3] = {0.0, 0.0, 0.0}, mo = 0.0, mg[3] = {0.0, 0.0, 0.0};
+        void *raw;
+        size_t n = (size_t)N * HH * DH, i;
+        int h, a, b, d, e;
+        memset(&s, 0, sizeof s);
+        memset(&fm, 0, sizeof fm);
+        fm.score_mod = ea_flex_softcap; fm.dscore_mod = ea_flex_softcap_grad; fm.user = &cap;
+        s.B = 1; s.nq = s.nk = N; s.H = s.Hkv = HH; s.dh = DH; s.causal = 1; s.scale = 0.25f;
+        s.ldq = s.ldk = s.ldv = s.ldo = HH * DH;
+        q = (float *)malloc(7 * n * sizeof(float));
+        k = q + n; v = k + n; dout = v + n; o = dout + n; g[0] = o + n; g[1] = g[0] + n;
+        g[2] = (float *)calloc(n, sizeof(float));
+        lse = (float *)malloc((size_t)HH * N * sizeof(float));
+        P = (double *)malloc(2 * (size_t)N * N * sizeof(double));
+        dP = P + (size_t)N * N;
+        scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw);
+        for (i = 0; i < n; i++) { q[i] = 1.5f * frand(&rng); k[i] = 1.5f * frand(&rng); v[i] = frand(&rng); dout[i] = frand(&rng); }
+        memset(g[0], 0, 2 * n * sizeof(float));
+        ea_sdpa_flash_fwd(o, lse, scr, q, k, v, &s, NULL, &fm);
+        ea_sdpa_flash_bwd(g[0], g[1], g[2], scr, dout, o, lse, q, k, v, &s, NULL, &fm);
+        for (h = 0; h < HH; h++) {
+            double ref[3][N][DH];
+            memset(ref, 0, sizeof ref);
+            for (a = 0; a < N; a++) { /* P row a (softmax of capped scores over keys <= a), then O and dP */
+                double top = -1e300, z = 0.0, dsum = 0.0;
+                for (b = 0; b <= a; b++) {
+                    double sc = 0.0;
+                    for (d = 0; d < DH; d++) sc += 0.25 * q[(a * HH + h) * DH + d] * k[(b * HH + h) * DH + d];
+                    dP[(size_t)a * N + b] = cap * tanh(sc / cap); /* the capped score, for now */
+                    top = dP[(size_t)a * N + b] > top ? dP[(size_t)a * N + b] : top;
+                }
+                for (b = 0; b <= a; b++) z += exp(dP[(size_t)a * N + b] - top);
+                for (b = 0; b <= a; b++) {
+                    double p = exp(dP[(size_t)a * N + b] - top) / z, dp = 0.0;
+                    for (d = 0; d < DH; d++) {
+                        dp += dout[(a * HH + h) * DH + d] * v[(b * HH + h) * DH + d];
+                        ref[2][b][d] += p * dout[(a * HH + h) * DH + d]; /* dV */
+                    }
+                    P[(size_t)a * N + b] = p;
+                    dP[(size_t)a * N + b] = dp;
+                    dsum += p * dp;
+                }
+                for (d = 0; d < DH; d++) { /* O row a */
+                    double od = 0.0;
+                    for (b = 0; b <= a; b++) od += P[(size_t)a * N + b] * v[(b * HH + h) * DH + d];
+                    wo = fabs(o[(a * HH + h) * DH + d] - od) > wo ? fabs(o[(a * HH + h) * DH + d] - od) : wo;
+                    mo = fabs(od) > mo ? fabs(od) : mo;
+                }
+                for (b = 0; b <= a; b++) { /* dS = P ∘ (dP - Σ P dP) · slope, then dQ and dK */
+                    double sc = 0.0, sl, ds;
+                    for (d = 0; d < DH; d++) sc += 0.25 * q[(a * HH + h) * DH + d] * k[(b * HH + h) * DH + d];
+                    sl = 1.0 - tanh(sc / cap) * tanh(sc / cap);
+                    ds = P[(size_t)a * N + b] * (dP[(size_t)a * N + b] - dsum) * sl;
+                    for (d = 0; d < DH; d++) {
+                        ref[0][a][d] += 0.25 * ds * k[(b * HH + h) * DH + d];
+                        ref[1][b][d] += 0.25 * ds * q[(a * HH + h) * DH + d];
+                    }
+                }
+            }
+            for (e = 0; e < 3; e++)
+                for (a = 0; a < N; a++)
+                    for (d = 0; d < DH; d++) {
+                        double x = g[e][(a * HH + h) * DH + d];
+                        wg[e] = fabs(x - ref[e][a][d]) > wg[e] ? fabs(x - ref[e][a][d]) : wg[e];
+                        mg[e] = fabs(ref[e][a][d]) > mg[e] ? fabs(ref[e][a][d]) : mg[e];
+                    }
+        }
+        CHECK(wo / mo < 1e-5 && wg[0] / mg[0] < 1e-5 && wg[1] / mg[1] < 1e-5 && wg[2] / mg[2] < 1e-5,
+              "flash with a score_mod vs double: O %.3g, dQ %.3g, dK %.3g, dV %.3g of the largest", wo / mo, wg[0] / mg[0],
+              wg[1] / mg[1], wg[2] / mg[2]);
+        free(q); free(g[2]); free(lse); free(P); free(raw);
+    }
     { /* scores hundreds apart, so a row's max has to be its true max: one
          taken too low sends 2^t past float's range (ea_vexp2 is defined up
-         to t = 127) and the row's weights come out wrong.  70 keys make one tile of 70 (the
-         online max's four chains and its tail); rows 0-5 have their
-         largest score in each chain and the tail, 31 random rows follow.
-         Output and log-sum-exp against double.  Scores near 2,000 keep
+         to t = 127) and the row's weights come out wrong.  70 keys make
+         one tile of 70 (the online max's four chains and its tail); rows
+         0-5 have their largest score in each chain and the tail, 31
+         random rows follow.  Output and log-sum-exp against double.  Scores near 2,000 keep
          an absolute rounding of about 1e-4 in float, which the output
          carries: the float reference loop is 3e-5 of the largest output
          off double, the flash forward 2.4e-5 (4.7e-5 on the scalar path
