@@ -1813,10 +1813,13 @@ static int ea__gemm_nv(void) { return ea__gemm_nv_forced ? ea__gemm_nv_forced : 
    a linear layer's product), the tile's columns of it are added as the
    tile is stored: the sum a separate pass over the output would make, in
    the same order (same bits), without reading the output back (that pass
-   was 4-5% of the tracker's forward). */
+   was 4-5% of the tracker's forward).  With cmax, each column's largest
+   stored value is taken into cmax[j] (whole vectors; lanes past ncols
+   see zeros): flash attention's running max, without a pass over the scores
+   to find it (ea__fa_scores). */
 EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR], ptrdiff_t acs,
                              const float *panel, ptrdiff_t lp, float *c, ptrdiff_t ldc, int mr,
-                             int ncols, int accumulate, const float *bias) {
+                             int ncols, int accumulate, const float *bias, float *cmax) {
     ea_vf acc[EA_MR][EA_NV];
     int r, v, k, nr = nv * EA_VW;
     EA_UNROLL for (r = 0; r < mt; r++)
@@ -1880,6 +1883,15 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
                 }
             }
     }
+    /* read back from L1 (the stores just made): taken from the registers
+       above, the extra live vectors made the compiler spill the tile */
+    if (cmax)
+        EA_UNROLL for (v = 0; v < nv; v++) {
+            int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
+            ea_vf top = ea_vload(cmax + v * EA_VW);
+            for (r = 0; r < mr && lanes > 0; r++) top = ea_vmax(top, ea__ld(c + r * ldc + v * EA_VW, lanes));
+            ea_vstore(cmax + v * EA_VW, top);
+        }
 }
 
 /* The last rows of C, fewer than MR, take a tile of 2 or 4 rows: M = 64
@@ -1892,16 +1904,17 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
    39.9-46.4 ms (seven rounds: a flash tile's query rows are 64 too). */
 #define EA__GEMM_TILE(NV)                                                                                         \
     do {                                                                                                          \
-        if (mr > EA_MR - 2) ea__gemm_tile(EA_MR, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias); \
-        else if (mr > 2) ea__gemm_tile(4, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias);        \
-        else ea__gemm_tile(2, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias);                    \
+        if (mr > EA_MR - 2) ea__gemm_tile(EA_MR, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cmax); \
+        else if (mr > 2) ea__gemm_tile(4, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cmax);        \
+        else ea__gemm_tile(2, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cmax);                    \
     } while (0)
 
 /* Rows [i0, i1) of C against one panel: ncols <= EA_NR columns whose row k
-   starts at panel + k·lp and holds whole vectors (zero padded if packed). */
+   starts at panel + k·lp and holds whole vectors (zero padded if packed);
+   cmax as ea__gemm_tile's. */
 static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *panel, ptrdiff_t lp, float *C, ptrdiff_t ldc,
-                           int accumulate, const float *bias) {
+                           int accumulate, const float *bias, float *cmax) {
     int nv = (ncols + EA_VW - 1) / EA_VW, i, r;
     for (i = i0; i < i1; i += EA_MR) {
         const float *a[EA_MR];
@@ -2000,10 +2013,12 @@ EA_INLINE int ea__gemm_direct(int rows, int N, int K, const float *B, ptrdiff_t 
 }
 
 /* Rows [i0, i1) of C, one block of ea__gemm_rows: B read in place where
-   ea__gemm_direct says so, otherwise packed KC rows at a time. */
+   ea__gemm_direct says so, otherwise packed KC rows at a time.  cmax (N
+   floats rounded up to whole vectors, or NULL) takes each column's largest
+   value of these rows, as the last k block stores them (ea__gemm_tile). */
 static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
-                           ptrdiff_t ldc, int accumulate, const float *bias) {
+                           ptrdiff_t ldc, int accumulate, const float *bias, float *cmax) {
     /* the panel starts on a cache line: a vector load that straddles two
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
@@ -2014,8 +2029,9 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
         for (k0 = 0; k0 < K; k0 += EA_KC) {
             int kc = K - k0 < EA_KC ? K - k0 : EA_KC, acc = accumulate || k0 > 0;
             const float *Ak = A + (ptrdiff_t)k0 * acs, *bk = bias && k0 + kc == K ? bias + j0 : NULL;
+            float *mk = cmax && k0 + kc == K ? cmax + j0 : NULL;
             if (direct) {
-                ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, B + (ptrdiff_t)k0 * brs + j0, brs, C + j0, ldc, acc, bk);
+                ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, B + (ptrdiff_t)k0 * brs + j0, brs, C + j0, ldc, acc, bk, mk);
                 continue;
             }
             /* pack along whichever of B's axes is contiguous in memory */
@@ -2063,7 +2079,7 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
                         for (k = 0; k < kc; k++) panel[k * nr + jj] = 0.0f;
                 }
             }
-            ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, panel, nr, C + j0, ldc, acc, bk);
+            ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, panel, nr, C + j0, ldc, acc, bk, mk);
         }
     }
 }
@@ -2093,7 +2109,7 @@ static void ea__gemm_rows(int i0, int i1, int N, int K, const float *A, ptrdiff_
     const int kc = K < EA_KC ? (K > 0 ? K : 1) : EA_KC, mc = (EA_MC_FLOATS / kc + EA_MR - 1) / EA_MR * EA_MR;
     int ib;
     for (ib = i0; ib < i1; ib += mc)
-        ea__gemm_block(ib, i1 - ib < mc ? i1 : ib + mc, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias);
+        ea__gemm_block(ib, i1 - ib < mc ? i1 : ib + mc, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias, NULL);
 }
 
 /* A row of A against a column of B, both contiguous along k (a linear
@@ -5452,13 +5468,31 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    nothing to ask a mod, a row only has its padding hidden: the band
    pattern's mask_mod, called per pair of its partial tiles, and the empty
    pass over its full ones, had been 13% of localglobal's training step at
-   n = 1,024 (perf, Zen 3). */
-static void ea__fa_scores(float *st, float *raw, const float *qt, float unit, const float *kh, int b, int h,
-                          int i0, int br, int j0, int bc, int partial, const ea_flex_mods *mods,
-                          const ea_sdpa_shape *s) {
+   n = 1,024 (perf, Zen 3).
+   tmax (the forward's; NULL in the backward) holds each query's running
+   max on entry.  Where no score of the tile is hidden or modified but
+   the padding's (no mod, or a plain one on a full tile; not causal, or
+   every key before the block's first query), the product's store raises
+   tmax to the tile's max and this returns 1: the online step then needs
+   no pass over the tile to find it (ea__fa_online).  Padding columns
+   take a finite max there; their P is never read.  Flash harness, one
+   Zen 4 thread, six rounds alternating, medians: heads 8 x 64, n = 1,024
+   21.82 -> 21.60 ms, n = 512 5.33 -> 5.29, n = 256 1.330 -> 1.321;
+   4 x 16 at n = 1,024 3.385 -> 3.325; causal 8 x 64 at 1,024 11.67 ->
+   11.65 (its diagonal tiles keep the pass); the tracker's (4 x 16,
+   n = 65, batch 32) 564 -> 567 us, 0.5% slower: one tile of 65 keys,
+   whose pass the store's reads replace one for one. */
+static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, const float *kh, int b, int h,
+                         int i0, int br, int j0, int bc, int partial, const ea_flex_mods *mods,
+                         const ea_sdpa_shape *s, float *tmax) {
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
     int plain = mods && !mods->score_mod && !raw, asks = mods && partial && mods->mask_mod;
-    ea__gemm_serial(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0);
+    int all_seen = !s->causal || j0 + bc - 1 - off <= i0; /* every key of the tile by every query */
+    int fused = tmax && (!mods || (plain && !asks)) && all_seen;
+    if (fused)
+        ea__gemm_block(0, bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0, NULL, tmax);
+    else
+        ea__gemm_serial(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0);
     for (c = 0; c < bc; c++) {
         float *sc = st + (size_t)c * EA_FA_LD;
         /* key j0 + c is seen by the queries from i0 + first on (causal) */
@@ -5479,6 +5513,7 @@ static void ea__fa_scores(float *st, float *raw, const float *qt, float unit, co
             sc[i] = !seen ? -INFINITY : mods->score_mod ? unit * mods->score_mod(x / unit, b, h, q, k, mods->user) : x;
         }
     }
+    return fused;
 }
 
 /* The key tiles query tile I of (b, h) visits: the block mask's list, or
@@ -5522,19 +5557,22 @@ EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
    3.83-3.94 -> 3.45-3.49, the tracker's (n = 65, batch 32) 628-651 ->
    565-589 us, 4 x 12 at n = 50 (batch 12) 137-142 -> 123-127 us;
    backward 8 x 64 level to 1% faster, 4 x 16 4%; built for AVX2 (the
-   polynomial form) 3.5-10% and 1.5-5%. */
-static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *corr) {
+   polynomial form) 3.5-10% and 1.5-5%.
+   With have_max, corr holds m' already (the scores' product found it as
+   it stored them: ea__fa_scores) and the pass over the tile for it is
+   skipped. */
+static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *corr, int have_max) {
     int i, c;
     for (i = 0; i < bw; i += EA_VW) {
-        ea_vf mx = ea_vload(m + i), m1 = mx, m2 = mx, m3 = mx, sub, sum = ea_vzero(), cr;
-        for (c = 0; c + 4 <= bc; c += 4) {
+        ea_vf mx = ea_vload(have_max ? corr + i : m + i), m1 = mx, m2 = mx, m3 = mx, sub, sum = ea_vzero(), cr;
+        for (c = 0; c + 4 <= bc && !have_max; c += 4) {
             const float *p = st + (size_t)c * EA_FA_LD + i;
             mx = ea_vmax(mx, ea_vload(p));
             m1 = ea_vmax(m1, ea_vload(p + EA_FA_LD));
             m2 = ea_vmax(m2, ea_vload(p + 2 * EA_FA_LD));
             m3 = ea_vmax(m3, ea_vload(p + 3 * EA_FA_LD));
         }
-        for (; c < bc; c++) mx = ea_vmax(mx, ea_vload(st + (size_t)c * EA_FA_LD + i));
+        for (c = have_max ? bc : c; c < bc; c++) mx = ea_vmax(mx, ea_vload(st + (size_t)c * EA_FA_LD + i));
         mx = ea_vmax(ea_vmax(mx, m1), ea_vmax(m2, m3));
         sub = ea_vmax(mx, ea_vset1(-FLT_MAX));
         for (c = 0; c < bc; c++) {
@@ -5600,7 +5638,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
     int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
     int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
-    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br);
+    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br), fused;
     int flip = ea__fa_pv_flip(s->dh, br);
     float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCWMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
@@ -5624,8 +5662,9 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            keys past it are hidden from every row (computed, they had made
            causal 8 x 64 at n = 1,024 1.5-2.7% slower than 64-key tiles) */
         bc = bc < last_row_key + 1 - j0 ? bc : last_row_key + 1 - j0;
-        ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s);
-        ea__fa_online(st, bc, bw, m, l, corr);
+        memcpy(corr, m, (size_t)bw * sizeof(float)); /* the running max, raised by the product if it can */
+        fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, t, mods), mods, s, corr);
+        ea__fa_online(st, bc, bw, m, l, corr, fused);
         /* O_acc = O_acc·corr + P V, with A = P read across the tile
            (row stride 1) and V's rows as the panel; or, where
            ea__fa_pv_flip says so, the accumulator held transposed:
@@ -5761,7 +5800,7 @@ static void ea__fa_bwd_pair(float *pt, float *dpt, float *raw, const float *qt, 
                             const float *L, const float *kh, const float *vh, int b, int h, int i0, int br, int j0,
                             int bc, int partial, int ds, const ea_flex_mods *mods, const ea_sdpa_shape *s) {
     int modded = mods && mods->score_mod, bw = ea__fa_width(br), c, i;
-    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s);
+    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s, NULL);
     for (c = 0; c < bc; c++)
         for (i = 0; i < bw; i += EA_VW) {
             float *p = pt + (size_t)c * EA_FA_LD + i;

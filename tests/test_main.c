@@ -924,6 +924,12 @@ static void test_simd_math(void) {
 
 /* Flash-tiled attention against the reference forward and the materialized
    backward: odd sizes, partial tiles, causal, GQA, nq != nk. */
+/* A score_mod that adds 100 to every odd key's score (flash test). */
+static float raise_odd_keys(float x, int b, int h, int q, int k, void *user) {
+    (void)b; (void)h; (void)q; (void)user;
+    return k % 2 ? x + 100.0f : x;
+}
+
 static void test_flash(void) {
     static const int cfgs[][7] = {/* B nq nk H Hkv dh causal */
                                   {2, 64, 64, 4, 4, 16, 0}, {1, 130, 130, 2, 1, 16, 1}, {2, 70, 200, 4, 2, 8, 1},
@@ -1123,47 +1129,86 @@ static void test_flash(void) {
     { /* scores hundreds apart, so a row's max has to be its true max: one
          taken too low sends 2^t past float's range (ea_vexp2 is defined up
          to t = 127) and the row's weights come out wrong.  70 keys make
-         one tile of 70 (the online max's four chains and its tail); rows
-         0-5 have their largest score in each chain and the tail, 31
-         random rows follow.  Output and log-sum-exp against double.  Scores near 2,000 keep
-         an absolute rounding of about 1e-4 in float, which the output
-         carries: the float reference loop is 3e-5 of the largest output
-         off double, the flash forward 2.4e-5 (4.7e-5 on the scalar path
-         built without FMA contraction); a max taken too low is off by
-         more than 0.1. */
+         one tile of 70.  Unmasked, its max comes from the product's store
+         (ea__fa_scores): rows 0-5 have their largest score at keys 64-69,
+         the product's last row tiles.  Causal (key j seen by rows >= j -
+         33), the online pass's four chains and tail find it: rows 31-36
+         have theirs at keys 64-69, each the last key the row sees.  31
+         random rows besides.  Output and log-sum-exp against double.
+         Scores near 2,000 keep an absolute rounding of about 1e-4 in float,
+         which the output carries: the float reference loop is 3e-5 of the
+         largest output off double, the flash forward 2.4e-5 (4.7e-5 on the
+         scalar path built without FMA contraction); a max taken too low is
+         off by more than 0.1. */
         ea_sdpa_shape s;
         float q[37 * 16], k[70 * 16], v[70 * 16], o1[37 * 16], lse[37], *scr;
         void *raw;
-        double wo = 0.0, wl = 0.0, mx = 0.0;
-        int i, j, d;
+        int i, j, d, causal;
         memset(&s, 0, sizeof s);
         s.B = 1; s.nq = 37; s.nk = 70; s.H = 1; s.Hkv = 1; s.dh = 16; s.scale = 0.25f;
         s.ldq = s.ldk = s.ldv = s.ldo = 16;
         scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw);
-        for (i = 0; i < 37 * 16; i++) q[i] = 40.0f * frand(&rng);
-        for (i = 0; i < 70 * 16; i++) { k[i] = 40.0f * frand(&rng); v[i] = frand(&rng); }
-        for (i = 0; i < 6; i++) /* rows 0-5 find their largest score (|q|²/4) at keys 64-69: each chain and the tail */
-            for (d = 0; d < 16; d++) k[(64 + i) * 16 + d] = q[i * 16 + d];
-        ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s, NULL, NULL);
-        for (i = 0; i < 37; i++) {
-            double sc[70], top = -1e300, z = 0.0;
-            for (j = 0; j < 70; j++) {
-                sc[j] = 0.0;
-                for (d = 0; d < 16; d++) sc[j] += 0.25 * q[i * 16 + d] * k[j * 16 + d];
-                top = sc[j] > top ? sc[j] : top;
+        for (causal = 0; causal < 2; causal++) {
+            double wo = 0.0, wl = 0.0, mx = 0.0;
+            s.causal = causal;
+            for (i = 0; i < 37 * 16; i++) q[i] = 40.0f * frand(&rng);
+            for (i = 0; i < 70 * 16; i++) { k[i] = 40.0f * frand(&rng); v[i] = frand(&rng); }
+            for (i = 0; i < 6; i++) /* rows 0-5 or 31-36 find their largest score (|q|²/4) at keys 64-69 */
+                for (d = 0; d < 16; d++) k[(64 + i) * 16 + d] = q[(causal ? 31 + i : i) * 16 + d];
+            ea_sdpa_flash_fwd(o1, lse, scr, q, k, v, &s, NULL, NULL);
+            for (i = 0; i < 37; i++) {
+                double sc[70], top = -1e300, z = 0.0;
+                int seen = causal ? i + 34 : 70;
+                for (j = 0; j < seen; j++) {
+                    sc[j] = 0.0;
+                    for (d = 0; d < 16; d++) sc[j] += 0.25 * q[i * 16 + d] * k[j * 16 + d];
+                    top = sc[j] > top ? sc[j] : top;
+                }
+                for (j = 0; j < seen; j++) z += exp(sc[j] - top);
+                wl = fabs(lse[i] - (top + log(z))) / fabs(top) > wl ? fabs(lse[i] - (top + log(z))) / fabs(top) : wl;
+                for (d = 0; d < 16; d++) {
+                    double od = 0.0;
+                    for (j = 0; j < seen; j++) od += exp(sc[j] - top) / z * v[j * 16 + d];
+                    wo = fabs(o1[i * 16 + d] - od) > wo ? fabs(o1[i * 16 + d] - od) : wo;
+                    mx = fabs(od) > mx ? fabs(od) : mx;
+                }
             }
-            for (j = 0; j < 70; j++) z += exp(sc[j] - top);
-            wl = fabs(lse[i] - (top + log(z))) / fabs(top) > wl ? fabs(lse[i] - (top + log(z))) / fabs(top) : wl;
-            for (d = 0; d < 16; d++) {
-                double od = 0.0;
-                for (j = 0; j < 70; j++) od += exp(sc[j] - top) / z * v[j * 16 + d];
-                wo = fabs(o1[i * 16 + d] - od) > wo ? fabs(o1[i * 16 + d] - od) : wo;
-                mx = fabs(od) > mx ? fabs(od) : mx;
-            }
+            CHECK(wo / mx < 1e-4 && wl < 1e-6,
+                  "flash forward, scores hundreds apart (causal %d): output %g of the largest, lse %g relative", causal,
+                  wo / mx, wl);
         }
-        CHECK(wo / mx < 1e-4 && wl < 1e-6, "flash forward, scores hundreds apart: output %g of the largest, lse %g relative",
-              wo / mx, wl);
         free(raw);
+    }
+    { /* a score_mod that raises scores (by 100 on odd keys): the running
+         max is the modified scores', so no tile may take it from the raw
+         product (one taken there is about 144 too low in base 2, and 2^t
+         overflows).  Two wide tiles, unmasked; against the flex reference
+         loops. */
+        enum { N = 150, DH = 16 };
+        ea_sdpa_shape s;
+        ea_flex_mods fm;
+        float *q, *k, *v, *o1, *o2, *scr;
+        double wo = 0.0, mx = 0.0;
+        void *raw;
+        int i, ok;
+        memset(&s, 0, sizeof s);
+        memset(&fm, 0, sizeof fm);
+        fm.score_mod = raise_odd_keys;
+        s.B = 1; s.nq = s.nk = N; s.H = s.Hkv = 1; s.dh = DH; s.scale = 0.25f;
+        s.ldq = s.ldk = s.ldv = s.ldo = DH;
+        q = (float *)malloc(5 * (size_t)N * DH * sizeof(float));
+        k = q + N * DH; v = k + N * DH; o1 = v + N * DH; o2 = o1 + N * DH;
+        scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw);
+        for (i = 0; i < N * DH; i++) { q[i] = frand(&rng); k[i] = frand(&rng); v[i] = frand(&rng); }
+        ea_sdpa_flash_fwd(o1, NULL, scr, q, k, v, &s, NULL, &fm);
+        ok = ea_flex_ref_fwd(o2, q, k, v, &s, &fm) == EA_OK;
+        for (i = 0; i < N * DH; i++) {
+            wo = fabs((double)o1[i] - o2[i]) > wo || o1[i] != o1[i] ? fabs((double)o1[i] - o2[i]) : wo;
+            mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
+        }
+        CHECK(ok && wo / mx < 1e-4, "flash with a score_mod raising scores vs the reference loops: %g of the largest",
+              wo / mx);
+        free(q); free(raw);
     }
     { /* the scratch from any address, as documented: at each of 16 float
          offsets from a cache line, ea_sdpa_flash_scratch(s) floats a thread
@@ -1302,6 +1347,28 @@ static void test_gemm(void) {
                 for (i = 0; i < (size_t)M * N; i++) bad += C3[i] != C1[i] + bias[i % (size_t)N];
                 CHECK(bad == 0, "gemm %dx%dx%d case %d with bias: %d elements differ from the bias added after", M, N, K, t,
                       bad);
+            }
+            { /* each column's max taken as the tiles are stored (flash attention's running max): the stored bits,
+                 and cmax[j] = max(cmax[j], max_i C[i][j]) exactly, from starting values above and below C's */
+                int nw = (N + EA_VW - 1) / EA_VW * EA_VW, bad = 0, wrong = 0;
+                float *cm = (float *)malloc((size_t)nw * sizeof(float)), *c0 = (float *)malloc((size_t)nw * sizeof(float));
+                float *C4 = (float *)malloc((size_t)M * N * sizeof(float));
+                for (i = 0; i < (size_t)nw; i++) cm[i] = c0[i] = (i % 3 == 0 ? 8.0f : 0.0f) + frand(&rng) - 4.0f;
+                memcpy(C3, C2, (size_t)M * N * sizeof(float));
+                memcpy(C4, C2, (size_t)M * N * sizeof(float));
+                ea__gemm_block(0, M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, tt == 2 ? bias : NULL, cm);
+                ea__gemm_block(0, M, N, K, A, ars, acs, B, brs, bcs, C4, N, accum, tt == 2 ? bias : NULL, NULL);
+                for (q = 0; q < N; q++) {
+                    float top = c0[q];
+                    for (r = 0; r < M; r++) {
+                        bad += C3[r * N + q] != C4[r * N + q];
+                        top = C4[r * N + q] > top ? C4[r * N + q] : top;
+                    }
+                    wrong += cm[q] != top;
+                }
+                CHECK(bad == 0 && wrong == 0, "gemm %dx%dx%d case %d with column maxima: %d elements differ, %d maxima wrong",
+                      M, N, K, t, bad, wrong);
+                free(cm); free(c0); free(C4);
             }
         }
         free(A); free(braw); free(C1); free(C2); free(C3); free(bias);
