@@ -1729,13 +1729,18 @@ EA_INLINE void ea__st(float *p, ea_vf v, int m) {
 /* Ask the cache for n floats from p, a line (16 floats) at a time, where
    a kernel knows its next rows before the hardware's prefetchers can: rows
    on other pages, or a few lines at a stride (the mamba scan, 8.28; flash
-   attention's backward, 8.2).  A hint: no effect on any result. */
-EA_INLINE void ea__prefetch(const float *p, int n) {
+   attention's backward, 8.2).  A hint: no effect on any result.  far:
+   into the L2 only, for rows wanted after more than an L1's worth of
+   other work (the next flash block's queries, 8.2), which would
+   otherwise evict what that work reads. */
+EA_INLINE void ea__prefetch(const float *p, int n, int far) {
 #if defined(__GNUC__) || defined(__clang__)
     int i;
-    for (i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+    for (i = 0; i < n; i += 16)
+        if (far) __builtin_prefetch(p + i, 0, 2);
+        else __builtin_prefetch(p + i);
 #else
-    (void)p; (void)n;
+    (void)p; (void)n; (void)far;
 #endif
 }
 
@@ -5629,15 +5634,47 @@ static void ea__fa_scale_t(float *acc, int dh, int bw, const float *f) {
    tests set it to check that every split gives the same bits. */
 static int ea__fa_split_forced = 0;
 
-/* Item w of a forward call: part w % split of query block I of (b, h). */
+/* A forward call's items: part w % split of query block I of (b, h), in
+   the order of (b, h, I). */
+EA_INLINE int ea__fa_items(const ea_sdpa_shape *s, int split) {
+    return s->B * s->H * ea__fa_count(s->nq, EA_FA_BR) * split;
+}
+
+/* Item w's batch, head, block and rows [i0, i0 + br) (br <= 0: none, a
+   short block has fewer parts). */
+typedef struct ea__fa_item {
+    int b, h, I, i0, br;
+} ea__fa_item;
+static ea__fa_item ea__fa_item_of(const ea_sdpa_shape *s, int w, int split) {
+    ea__fa_item it;
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), len, part, left;
+    it.b = w / (s->H * nblk * split);
+    it.h = (w / (nblk * split)) % s->H;
+    it.I = (w / split) % nblk;
+    len = ea__fa_len(s->nq, EA_FA_BR, it.I, nblk);
+    part = ea__fa_width((len + split - 1) / split);
+    it.i0 = it.I * EA_FA_BR + (w % split) * part;
+    left = it.I * EA_FA_BR + len - it.i0;
+    it.br = left < part ? left : part;
+    return it;
+}
+
+/* Ask item w's Q rows into the L2.  Inline, as ea__fa_bwd_prefetch. */
+EA_INLINE void ea__fa_fwd_prefetch(const float *q, const ea_sdpa_shape *s, int w, int split) {
+    ea__fa_item it = ea__fa_item_of(s, w, split);
+    int r;
+    for (r = it.i0; r < it.i0 + it.br; r++)
+        ea__prefetch(q + ((size_t)it.b * s->nq + r) * s->ldq + it.h * s->dh, s->dh, 1);
+}
+
+/* Item w of a forward call. */
 static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q, const float *k, const float *v,
                             const ea_sdpa_shape *s, const ea_block_mask *bm, const ea_flex_mods *mods, int w,
                             int split) {
     int step = bm ? EA_FA_BC : EA_FA_BCW; /* key tile rows: a block mask's, or wide */
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
-    int b = w / (s->H * nblk * split), h = (w / (nblk * split)) % s->H, I = (w / split) % nblk, g = h / group;
-    int len = ea__fa_len(s->nq, EA_FA_BR, I, nblk), part = ea__fa_width((len + split - 1) / split);
-    int i0 = I * EA_FA_BR + (w % split) * part, left = I * EA_FA_BR + len - i0, br = left < part ? left : part;
+    ea__fa_item it = ea__fa_item_of(s, w, split);
+    int nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
+    int b = it.b, h = it.h, I = it.I, g = h / group, i0 = it.i0, br = it.br;
     int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br), fused;
     int flip = ea__fa_pv_flip(s->dh, br);
     float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
@@ -5680,6 +5717,17 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            heads, n = 65, batch 32, one thread, best of 15 x 20 calls in 4
            alternating rounds): Zen 5 380-395 -> 366-377 us; the device's
            Xeon 726-784 -> 706-1058, best 726 -> 706 (its rounds overlap). */
+        /* During the last of several tiles, the next item's Q rows are
+           asked into the L2 (a block's rows lie H·dh floats apart, which
+           the prefetchers did not follow: its packing had taken 1.1-1.8%
+           of the forward at 8 x 64 heads, n = 1,024).  The next item is
+           w + 1: this thread's own on one thread or a static share;
+           under a dynamic schedule some thread's.  Flash harness, one
+           Zen 4 thread, six rounds alternating, medians: 8 x 64 at
+           n = 1,024 21.60 -> 21.39 ms, causal 11.65 -> 11.59, n = 512
+           5.294 -> 5.280, the rest level.  Into the L1 instead, it
+           evicted the P·V tiles' rows: no gain. */
+        if (t == nt - 1 && nt > 1 && w + 1 < ea__fa_items(s, split)) ea__fa_fwd_prefetch(q, s, w + 1, split);
         if (!fresh && flip) ea__fa_scale_t(acc, s->dh, bw, corr);
         else if (!fresh)
             for (r = 0; r < br; r++)
@@ -5749,7 +5797,7 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
        ms, n = 512 0.68-0.80 -> 0.54-0.71; 4 threads, n = 1,024 7.7-11.0
        -> 6.8-8.1; heads 4 x 16 level.  Dynamic for the tracker's one tile
        (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step. */
-    work = s->B * s->H * ea__fa_count(s->nq, EA_FA_BR) * split;
+    work = ea__fa_items(s, split);
     if (ea__fa_count(s->nk, EA_FA_BC) >= 8) {
         EA_OMP_FOR_DYNAMIC_IF(par && work > 1)
         for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split);
@@ -5943,16 +5991,16 @@ EA_INLINE void ea__fa_bwd_prefetch(const float *dq, const float *dk, const float
     J = list ? list[0] >> 1 : 0;
     bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
     for (r = i0; r < i0 + br; r++) {
-        ea__prefetch(q + qo + (size_t)r * s->ldq, s->dh);
-        ea__prefetch(o + oo + (size_t)r * s->ldo, s->dh);
-        ea__prefetch(dout + oo + (size_t)r * s->ldo, s->dh);
-        if (dq) ea__prefetch(dq + qo + (size_t)r * s->ldq, s->dh);
+        ea__prefetch(q + qo + (size_t)r * s->ldq, s->dh, 0);
+        ea__prefetch(o + oo + (size_t)r * s->ldo, s->dh, 0);
+        ea__prefetch(dout + oo + (size_t)r * s->ldo, s->dh, 0);
+        if (dq) ea__prefetch(dq + qo + (size_t)r * s->ldq, s->dh, 0);
     }
     for (r = J * EA_FA_BC; r < J * EA_FA_BC + bc; r++) {
-        ea__prefetch(k + ko + (size_t)r * s->ldk, s->dh);
-        ea__prefetch(v + vo + (size_t)r * s->ldv, s->dh);
-        if (dk) ea__prefetch(dk + ko + (size_t)r * s->ldk, s->dh);
-        if (dv) ea__prefetch(dv + vo + (size_t)r * s->ldv, s->dh);
+        ea__prefetch(k + ko + (size_t)r * s->ldk, s->dh, 0);
+        ea__prefetch(v + vo + (size_t)r * s->ldv, s->dh, 0);
+        if (dk) ea__prefetch(dk + ko + (size_t)r * s->ldk, s->dh, 0);
+        if (dv) ea__prefetch(dv + vo + (size_t)r * s->ldv, s->dh, 0);
     }
 }
 
@@ -8479,8 +8527,8 @@ static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, int acc, flo
             const float *bt = bc + (size_t)t * ldbc + R;
             size_t k = (size_t)(t - t0) * N * w;
             if (t + EA_SCAN_AHEAD < t1) {
-                ea__prefetch(ub + (size_t)(t + EA_SCAN_AHEAD) * Di, w);
-                ea__prefetch(dtb + (size_t)(t + EA_SCAN_AHEAD) * Di, w);
+                ea__prefetch(ub + (size_t)(t + EA_SCAN_AHEAD) * Di, w, 0);
+                ea__prefetch(dtb + (size_t)(t + EA_SCAN_AHEAD) * Di, w, 0);
             }
             ea__scan_token(ys, hseg + k, w, t > t0 ? hseg + k - (size_t)N * w : ck, t > t0 ? w : Di, aseg + k,
                            ub + (size_t)t * Di, dtb + (size_t)t * Di, bt, bt + N, A, w, N, w);
@@ -8491,9 +8539,9 @@ static void ea__scan_back_chunk(ea_node *nd, int b, int d0, int d1, int acc, flo
             float *gB = gpart ? gpart + (size_t)t * 2 * N : NULL;
             if (t - EA_SCAN_AHEAD >= 0) { /* dy, and the gradients written (this segment's u and Δ are in cache) */
                 size_t back = row - (size_t)EA_SCAN_AHEAD * Di;
-                ea__prefetch(gy + (size_t)(t - EA_SCAN_AHEAD) * Di, w);
-                if (u->grad) ea__prefetch(u->grad + back, w);
-                if (dtt->grad) ea__prefetch(dtt->grad + back, w);
+                ea__prefetch(gy + (size_t)(t - EA_SCAN_AHEAD) * Di, w, 0);
+                if (u->grad) ea__prefetch(u->grad + back, w, 0);
+                if (dtt->grad) ea__prefetch(dtt->grad + back, w, 0);
             }
             ea__scan_token_back(dh, u->grad ? u->grad + row : NULL, dtt->grad ? dtt->grad + row : NULL, acc, gB,
                                 gB ? gB + N : NULL, dA + ea__scan_cbase(d0 / EA_SCAN_CHUNK, N), w, hseg + k, w,
@@ -8581,9 +8629,9 @@ static ea_tensor *ea__scan(ea_ctx *ctx, ea_tensor *u, ea_tensor *dt, ea_tensor *
                 const float *bt = bcb + (size_t)t * bc->shape[2] + R;
                 if (t + EA_SCAN_AHEAD < L) {
                     size_t ahead = (size_t)(t + EA_SCAN_AHEAD) * Di + d0;
-                    ea__prefetch(ub + ahead, w);
-                    ea__prefetch(dtb + ahead, w);
-                    ea__prefetch(out->data + (size_t)b * L * Di + ahead, w);
+                    ea__prefetch(ub + ahead, w, 0);
+                    ea__prefetch(dtb + ahead, w, 0);
+                    ea__prefetch(out->data + (size_t)b * L * Di + ahead, w, 0);
                 }
                 if (ck && t % S == 0) /* the checkpoint before this segment */
                     for (k = 0; k < N; k++)
