@@ -5348,14 +5348,17 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
    work in these tiles, and patterns built from 64-token blocks must fill
    them whole.  96 x 96 made exact attention 3-10% faster but bigbird
    (block 64) 50% slower (bench --row bigbird, n = 4096: 177 -> 264 ms).
-   A forward without a block mask takes key tiles of EA_FA_BCW = 128
-   rows: half the online steps (the max, the correction, the rescaling
-   of O) per key, and each P·V product twice as deep; a causal block's
+   A forward without a block mask takes key tiles of EA_FA_BCW = 256
+   rows: a quarter of the online steps (the correction, the rescaling of
+   O) per key, and each P·V product four times as deep; a causal block's
    last tile ends at its last row's key.  One Zen 4 thread, flash
-   harness, six rounds alternating, medians: heads 8 x 64, n = 256-1,024
-   1.5-1.6% faster (1,024: 22.27 -> 21.91 ms; causal 11.92 -> 11.73),
-   4 x 16 at 1,024 2%, the tracker's shapes level to 1.6%; built for
-   AVX2 0.5-1%, 4 x 16 level.
+   harness, rounds alternating, medians: 128 rows against 64, heads
+   8 x 64, n = 256-1,024 1.5-1.6% faster (1,024: 22.27 -> 21.91 ms;
+   causal 11.92 -> 11.73), 4 x 16 at 1,024 2%, the tracker's shapes
+   level to 1.6%; built for AVX2 0.5-1%, 4 x 16 level.  256 against 128,
+   once each tile's max came from the product's store (ea__fa_scores):
+   8 x 64 at 1,024 21.42 -> 21.32 ms, causal 11.68 -> 11.64; 384 and 512
+   rows level with 256.
    The backward keeps 64 (its scratch holds three tiles).
 
    A sequence that ends a few rows past a multiple of 64 (the tracker's 65
@@ -5372,7 +5375,7 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 #define EA_FA_TAIL 16
 #define EA_FA_LD (EA_FA_BR + EA_FA_TAIL)
 #define EA_FA_BCMAX (EA_FA_BC + EA_FA_TAIL)
-#define EA_FA_BCW 128
+#define EA_FA_BCW 256
 #define EA_FA_BCWMAX (EA_FA_BCW + EA_FA_TAIL)
 
 /* Blocks of `step` rows that n rows make: a last one of at most

@@ -922,14 +922,14 @@ static void test_simd_math(void) {
 }
 
 
-/* Flash-tiled attention against the reference forward and the materialized
-   backward: odd sizes, partial tiles, causal, GQA, nq != nk. */
 /* A score_mod that adds 100 to every odd key's score (flash test). */
 static float raise_odd_keys(float x, int b, int h, int q, int k, void *user) {
     (void)b; (void)h; (void)q; (void)user;
     return k % 2 ? x + 100.0f : x;
 }
 
+/* Flash-tiled attention against the reference forward and the materialized
+   backward: odd sizes, partial tiles, causal, GQA, nq != nk. */
 static void test_flash(void) {
     static const int cfgs[][7] = {/* B nq nk H Hkv dh causal */
                                   {2, 64, 64, 4, 4, 16, 0}, {1, 130, 130, 2, 1, 16, 1}, {2, 70, 200, 4, 2, 8, 1},
@@ -940,7 +940,10 @@ static void test_flash(void) {
                                      stride; 144: a last key tile of 80; 81: no merge) */
                                   {1, 80, 144, 2, 2, 16, 1}, {1, 81, 81, 1, 1, 16, 0},
                                   /* 8 key tiles: items taken by threads as they finish */
-                                  {2, 70, 520, 2, 1, 16, 1}};
+                                  {2, 70, 520, 2, 1, 16, 1},
+                                  /* unmasked, three wide forward tiles (256, 256, 88) for
+                                     each of three query blocks */
+                                  {1, 150, 600, 2, 1, 16, 0}};
     ea_rng rng;
     size_t c;
     g_group = "flash";
@@ -1048,8 +1051,8 @@ static void test_flash(void) {
          cap's order so its slope moves: 1 - tanh² from 1 to 0.2) against
          the formula in double: O, dQ, dK and dV.  The forward takes its
          scores in base 2 and hands score_mod natural ones; the backward's
-         slope has to be taken at the natural score too.  150 keys: two
-         wide forward tiles, three backward ones; causal. */
+         slope has to be taken at the natural score too.  150 keys: one
+         wide forward tile, three backward ones; causal. */
         enum { N = 150, DH = 16, HH = 2 };
         ea_sdpa_shape s;
         ea_flex_mods fm;
@@ -1182,9 +1185,9 @@ static void test_flash(void) {
     { /* a score_mod that raises scores (by 100 on odd keys): the running
          max is the modified scores', so no tile may take it from the raw
          product (one taken there is about 144 too low in base 2, and 2^t
-         overflows).  Two wide tiles, unmasked; against the flex reference
-         loops. */
-        enum { N = 150, DH = 16 };
+         overflows).  300 keys, two wide forward tiles, unmasked; against
+         the flex reference loops. */
+        enum { N = 300, DH = 16 };
         ea_sdpa_shape s;
         ea_flex_mods fm;
         float *q, *k, *v, *o1, *o2, *scr;
