@@ -5496,7 +5496,7 @@ static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, con
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
     int plain = mods && !mods->score_mod && !raw, asks = mods && partial && mods->mask_mod;
     int all_seen = !s->causal || j0 + bc - 1 - off <= i0; /* every key of the tile by every query */
-    int fused = tmax && (!mods || (plain && !asks)) && all_seen;
+    int fused = tmax && (!mods || (plain && !asks)) && all_seen && s->dh > 0;
     if (fused)
         ea__gemm_block(0, bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0, NULL, tmax);
     else
