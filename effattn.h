@@ -5394,15 +5394,29 @@ EA_INLINE int ea__fa_index(int j, int n, int step) {
     return j / step < last ? j / step : last;
 }
 
+/* Room for one head's K and V rows, copied contiguous by a forward that
+   runs on one thread (ea__fa_fwd_item): where a head's rows lie apart
+   (several heads in a row of K and V), K and V together fit in
+   EA_FA_KV_MAX floats (512 KiB: the copy stays in the L2) and at least
+   EA_FA_KV_REUSE query blocks read every row (with 4, heads 8 x 64 at
+   n = 256 lost 1.5% to the copy on the Zen 4); otherwise none. */
+#define EA_FA_KV_MAX 131072
+#define EA_FA_KV_REUSE 8
+static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) {
+    size_t n = (size_t)2 * s->nk * s->dh;
+    if ((s->ldk == s->dh && s->ldv == s->dh) || n > EA_FA_KV_MAX || s->nq < EA_FA_KV_REUSE * EA_FA_BR) return 0;
+    return (n + 15) / 16 * 16;
+}
+
 /* One thread's share of the scratch, in whole cache lines: the forward's
    Qᵀ panel (dh x LD), a wide Sᵀ tile (BCWMAX x LD), the O accumulator (LD
    x dh) and three rows of LD (m, l, correction); or the backward's Qᵀ and
    dOᵀ panels, Sᵀ, dPᵀ and raw-score tiles (BCMAX x LD) and two rows (D,
-   lse): the larger of the two. */
+   lse): the larger of the two; then the room for K and V above. */
 static size_t ea__fa_share(const ea_sdpa_shape *s) {
     size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 3 * EA_FA_LD;
     size_t b = (size_t)2 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 2 * EA_FA_LD;
-    return ((b > f ? b : f) + 15) / 16 * 16;
+    return ((b > f ? b : f) + 15) / 16 * 16 + ea__fa_kv_floats(s);
 }
 
 /* A share and one cache line more: the line ea__fa_scratch_of may skip. */
@@ -5670,10 +5684,31 @@ EA_INLINE void ea__fa_fwd_prefetch(const float *q, const ea_sdpa_shape *s, int w
         ea__prefetch(q + ((size_t)it.b * s->nq + r) * s->ldq + it.h * s->dh, s->dh, 1);
 }
 
-/* Item w of a forward call. */
+/* Rows [0, n) of dh floats at stride ld, into dst one after another; the
+   row 16 ahead asked for as each is copied. */
+static void ea__fa_rows_copy(float *dst, const float *src, ptrdiff_t ld, int n, int dh) {
+    int r;
+    for (r = 0; r < n; r++) {
+        if (r + 16 < n) ea__prefetch(src + (ptrdiff_t)(r + 16) * ld, dh, 0);
+        memcpy(dst + (size_t)r * dh, src + (ptrdiff_t)r * ld, (size_t)dh * sizeof(float));
+    }
+}
+
+/* Whether a forward call copies each head's K and V rows contiguous
+   before its blocks read them (ea__fa_fwd_item): where its share has room
+   (ea__fa_kv_floats), it runs on one thread and visits every key tile (no
+   block mask: a sparse one reads too few of them to repay the copy). */
+static int ea__fa_kv_forced = 0; /* tests: -1 never copies */
+static int ea__fa_kv_copy(const ea_sdpa_shape *s, const ea_block_mask *bm, int par) {
+    if (!ea__fa_kv_floats(s) || bm || (par && ea_num_threads() > 1) || ea__fa_kv_forced < 0) return 0;
+    return 1;
+}
+
+/* Item w of a forward call.  held (NULL: K and V read in place) names
+   the head whose K and V rows this thread's share holds, copied, or -1. */
 static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q, const float *k, const float *v,
                             const ea_sdpa_shape *s, const ea_block_mask *bm, const ea_flex_mods *mods, int w,
-                            int split) {
+                            int split, int *held) {
     int step = bm ? EA_FA_BC : EA_FA_BCW; /* key tile rows: a block mask's, or wide */
     ea__fa_item it = ea__fa_item_of(s, w, split);
     int nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
@@ -5686,7 +5721,35 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
     const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
     const int *list;
+    ea_sdpa_shape packed;
     if (br <= 0) return; /* a short block has fewer parts */
+    if (held) {
+        /* A head's rows lie H·dh floats apart (2 KiB at 8 x 64), on few
+           of the caches' sets: at n = 1,024 its 512 KiB of K and V evict
+           each other from the L2, and on the device's Xeon the P·V
+           product's V panel, read in place, came again from beyond the
+           L1 for every six query rows.  Copied once a head, contiguous,
+           its rows use every set; the sums are the same (the same values
+           in the same order).  Flash harness, heads 8 x 64, one thread,
+           rounds alternating, medians: the device's Xeon (a busy host, 3
+           and 8 rounds) n = 1,024 19.4-25.5 -> 16.5-17.4 ms (the same heads
+           laid out contiguous: 16.2), n = 512 4.82-5.10 -> 4.10-4.39,
+           causal at 1,024 11.3 -> 9.65; Zen 4 (6 rounds) 21.18 -> 21.24,
+           5.30 -> 5.29, causal 11.74 -> 11.60: level.  The share is found
+           before s points at the copy's shape (whose share has no room
+           for one). */
+        float *kc = qt + ea__fa_share(s) - ea__fa_kv_floats(s), *vc = kc + (size_t)s->nk * s->dh;
+        if (*held != b * s->Hkv + g) {
+            ea__fa_rows_copy(kc, kh, s->ldk, s->nk, s->dh);
+            ea__fa_rows_copy(vc, vh, s->ldv, s->nk, s->dh);
+            *held = b * s->Hkv + g;
+        }
+        packed = *s;
+        packed.ldk = packed.ldv = s->dh;
+        kh = kc;
+        vh = vc;
+        s = &packed;
+    }
     /* scores in base 2 (ea__fa_online): scale·log2(e) folded into Qᵀ */
     ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale * EA_LOG2E);
     for (r = 0; r < EA_FA_LD; r++) {
@@ -5812,12 +5875,15 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
        -> 6.8-8.1; heads 4 x 16 level.  Dynamic for the tracker's one tile
        (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step. */
     work = ea__fa_items(s, split);
-    if (ea__fa_count(s->nk, EA_FA_BC) >= 8) {
+    if (ea__fa_kv_copy(s, bm, par && work > 1)) {
+        int held = -1; /* one thread: its items visit each head's blocks in turn */
+        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, &held);
+    } else if (ea__fa_count(s->nk, EA_FA_BC) >= 8) {
         EA_OMP_FOR_DYNAMIC_IF(par && work > 1)
-        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split);
+        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, NULL);
     } else {
         EA_OMP_FOR_IF(par && work > 1)
-        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split);
+        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, NULL);
     }
 }
 
@@ -9767,12 +9833,12 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
 #ifdef _OPENMP
                 _Pragma("omp for schedule(dynamic)")
 #endif
-                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split);
+                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
             } else {
 #ifdef _OPENMP
                 _Pragma("omp for schedule(static)")
 #endif
-                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split);
+                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
             }
             ea__linear_range(tmp, o, a->w[2], a->w[3], r0, r1, D, D, NULL);
             if (own) ea__add_n(h->data + (size_t)r0 * D, h->data + (size_t)r0 * D, tmp + (size_t)r0 * D, own);

@@ -943,7 +943,12 @@ static void test_flash(void) {
                                   {2, 70, 520, 2, 1, 16, 1},
                                   /* unmasked, three wide forward tiles (256, 256, 88) for
                                      each of three query blocks */
-                                  {1, 150, 600, 2, 1, 16, 0}};
+                                  {1, 150, 600, 2, 1, 16, 0},
+                                  /* 520 queries over K and V rows of two heads: on one
+                                     thread each head's rows are copied contiguous
+                                     (ea__fa_kv_floats), shared by the two query heads of
+                                     its group; two batches */
+                                  {2, 520, 300, 4, 2, 16, 1}};
     ea_rng rng;
     size_t c;
     g_group = "flash";
@@ -1001,6 +1006,10 @@ static void test_flash(void) {
             CHECK(!memcmp(o1, o2, nq * sizeof(float)), "config %zu: flash forward with P·V tiles %s differs", c,
                   j > 0 ? "flipped" : "unflipped");
         }
+        ea__fa_kv_forced = -1; /* K and V read in place, never copied: same bits */
+        ea_sdpa_flash_fwd(o2, NULL, scr, q, k, v, &s, NULL, NULL);
+        ea__fa_kv_forced = 0;
+        CHECK(!memcmp(o1, o2, nq * sizeof(float)), "config %zu: flash forward with K and V read in place differs", c);
 #ifdef _OPENMP
         { /* on one thread: the same bits as on the team (whichever thread took each item) */
             int saved = ea_num_threads();
@@ -1046,6 +1055,49 @@ static void test_flash(void) {
         CHECK(wb < 1e-5, "config %zu: flash backward vs materialized backward: %g", c, wb);
         for (j = 0; j < 5; j++) free(raw[j]);
         free(o1); free(o2); free(p); free(lse); free(bscr);
+    }
+    { /* one K and V head in rows of a wider buffer (a fused projection's
+         [K | V | spare] layout, ldk = ldv = 3·dh), two batches: on one thread
+         each batch's head is copied contiguous (the batch is part of what
+         the copy holds); against the reference and K, V read in place */
+        enum { N = 520, DH = 16, HQ = 2 };
+        ea_sdpa_shape s;
+        float *q, *kv, *o1, *o2, *scr;
+        void *raw[2];
+        size_t nq = (size_t)2 * N * HQ * DH, nkv = (size_t)2 * N * 3 * DH, i;
+        double mx = 0.0, num = 0.0;
+        memset(&s, 0, sizeof s);
+        s.B = 2; s.nq = s.nk = N; s.H = HQ; s.Hkv = 1; s.dh = DH; s.causal = 0; s.scale = 0.25f;
+        s.ldq = s.ldo = HQ * DH; s.ldk = s.ldv = 3 * DH;
+        q = (float *)malloc(3 * nq * sizeof(float));
+        o1 = q + nq; o2 = o1 + nq;
+        kv = lined(nkv, 0, &raw[0]);
+        scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw[1]);
+        CHECK(ea__fa_kv_floats(&s) > 0, "strided K and V of 520 queries: room for a copy");
+        for (i = 0; i < nq; i++) q[i] = 2.0f * frand(&rng);
+        for (i = 0; i < nkv; i++) kv[i] = 2.0f * frand(&rng);
+#ifdef _OPENMP
+        {
+            int saved = ea_num_threads();
+            omp_set_num_threads(1);
+#endif
+            ea_sdpa_flash_fwd(o1, NULL, scr, q, kv, kv + DH, &s, NULL, NULL);
+            ea__fa_kv_forced = -1;
+            ea_sdpa_flash_fwd(o2, NULL, scr, q, kv, kv + DH, &s, NULL, NULL);
+            ea__fa_kv_forced = 0;
+#ifdef _OPENMP
+            omp_set_num_threads(saved);
+        }
+#endif
+        CHECK(!memcmp(o1, o2, nq * sizeof(float)), "K, V in a wider buffer: the copied heads and in place differ");
+        ea_sdpa_ref_fwd(o2, q, kv, kv + DH, &s);
+        for (i = 0; i < nq; i++) {
+            mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
+            num = fabs(o1[i] - o2[i]) > num ? fabs(o1[i] - o2[i]) : num;
+        }
+        CHECK(num / (mx + 1e-20) < 1e-5, "K, V in a wider buffer, heads copied: %g of the largest output vs reference",
+              num / (mx + 1e-20));
+        free(q); free(raw[0]); free(raw[1]);
     }
     { /* a score_mod through the flash kernels (soft-capping, scores of the
          cap's order so its slope moves: 1 - tanh² from 1 to 0.2) against
