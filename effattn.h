@@ -5727,8 +5727,9 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
         /* A head's rows lie H·dh floats apart (2 KiB at 8 x 64), on few
            of the caches' sets: at n = 1,024 its 512 KiB of K and V evict
            each other from the L2, and on the device's Xeon the P·V
-           product's V panel, read in place, came again from beyond the
-           L1 for every six query rows.  Copied once a head, contiguous,
+           product's V panel, read in place, most likely came again from
+           beyond the L1 for every six query rows (the Xeon has no perf to
+           count it).  Copied once a head, contiguous,
            its rows use every set; the sums are the same (the same values
            in the same order).  Flash harness, heads 8 x 64, one thread,
            rounds alternating, medians: the device's Xeon (a busy host, 3
