@@ -5729,16 +5729,16 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            each other from the L2, and on the device's Xeon the P·V
            product's V panel, read in place, most likely came again from
            beyond the L1 for every six query rows (the Xeon has no perf to
-           count it).  Copied once a head, contiguous,
-           its rows use every set; the sums are the same (the same values
-           in the same order).  Flash harness, heads 8 x 64, one thread,
-           rounds alternating, medians: the device's Xeon (a busy host, 3
-           and 8 rounds) n = 1,024 19.4-25.5 -> 16.5-17.4 ms (the same heads
-           laid out contiguous: 16.2), n = 512 4.82-5.10 -> 4.10-4.39,
-           causal at 1,024 11.3 -> 9.65; Zen 4 (6 rounds) 21.18 -> 21.24,
-           5.30 -> 5.29, causal 11.74 -> 11.60: level.  The share is found
-           before s points at the copy's shape (whose share has no room
-           for one). */
+           count it).  Copied once a head, contiguous, its rows use every
+           set; the sums are the same (the same values in the same
+           order).  Flash harness, heads 8 x 64, one thread, rounds
+           alternating, medians: the device's Xeon (a busy host, 3 and 8
+           rounds) n = 1,024 19.4-25.5 -> 16.5-17.4 ms (the same heads laid
+           out contiguous: 16.2), n = 512 4.82-5.10 -> 4.10-4.39, causal at
+           1,024 11.3 -> 9.65; Zen 4 (6 rounds) 21.18 -> 21.24, 5.30 ->
+           5.29, causal 11.74 -> 11.60: level.  The share is found before
+           s points at the copy's shape (whose share has no room for
+           one). */
         float *kc = qt + ea__fa_share(s) - ea__fa_kv_floats(s), *vc = kc + (size_t)s->nk * s->dh;
         if (*held != b * s->Hkv + g) {
             ea__fa_rows_copy(kc, kh, s->ldk, s->nk, s->dh);
