@@ -7889,8 +7889,9 @@ static void ea__cache_attend(float *o, float *p, const float *q, const float *k,
    dv = dh; o rows ldo apart.  0 when the arena is out of memory. */
 static int ea__cache_flash(ea_ctx *ctx, float *o, ptrdiff_t ldo, const float *q, ptrdiff_t ldq, const float *k,
                            const float *v, ptrdiff_t ldkv, int old, int t, int Hq, int dh, int causal, float scale) {
-    ea_sdpa_shape s;
+    ea_sdpa_shape s, s2;
     float *o1, *l1, *l2, *scr, *qs;
+    size_t per;
     int h, i, d;
     if (t * Hq <= EA_DECODE_ROWS) { /* decoding: a query at a time (see ea__cache_attend) */
         float *p = ea__floats(ctx, (size_t)old + t);
@@ -7903,19 +7904,24 @@ static int ea__cache_flash(ea_ctx *ctx, float *o, ptrdiff_t ldo, const float *q,
     }
     memset(&s, 0, sizeof s);
     s.B = 1; s.H = Hq; s.Hkv = 1; s.dh = dh; s.scale = scale; s.ldq = ldq; s.ldk = s.ldv = ldkv;
-    scr = ea__floats(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads());
+    s.nq = s.nk = t; s.causal = causal; s.ldo = ldo; /* the call's own entries */
+    s2 = s;
+    s2.nq = t * Hq; s2.nk = old; s2.causal = 0; s2.H = 1; s2.ldq = s2.ldo = dh; /* everything cached before */
+    /* a scratch for both passes' shapes: a share's size depends on the
+       whole shape (ea__fa_kv_floats), not on dh alone */
+    per = ea_sdpa_flash_scratch(&s);
+    if (old && ea_sdpa_flash_scratch(&s2) > per) per = ea_sdpa_flash_scratch(&s2);
+    scr = ea__floats(ctx, per * (size_t)ea_num_threads());
     l1 = ea__floats(ctx, (size_t)Hq * t);
     l2 = ea__floats(ctx, (size_t)Hq * t);
     o1 = ea__floats(ctx, (size_t)t * Hq * dh);
     qs = ea__floats(ctx, (size_t)t * Hq * dh);
     if (!scr || !l1 || !l2 || !o1 || !qs) return 0;
-    s.nq = s.nk = t; s.causal = causal; s.ldo = ldo; /* the call's own entries */
     ea_sdpa_flash_fwd(o, l2, scr, q, k + (size_t)old * ldkv, v + (size_t)old * ldkv, &s, NULL, NULL);
     if (!old) return 1;
     for (i = 0; i < t; i++) /* row i·Hq + h: query i of head h */
         memcpy(qs + (size_t)i * Hq * dh, q + (size_t)i * ldq, (size_t)Hq * dh * sizeof(float));
-    s.nq = t * Hq; s.nk = old; s.causal = 0; s.H = 1; s.ldq = s.ldo = dh; /* everything cached before */
-    ea_sdpa_flash_fwd(o1, l1, scr, qs, k, v, &s, NULL, NULL);
+    ea_sdpa_flash_fwd(o1, l1, scr, qs, k, v, &s2, NULL, NULL);
     for (h = 0; h < Hq; h++)
         for (i = 0; i < t; i++) {
             float a = l1[i * Hq + h], b = l2[h * t + i], m = a > b ? a : b, w1 = expf(a - m), w2 = expf(b - m), z = w1 + w2;
@@ -9769,6 +9775,20 @@ static int ea__stack_fits(const ea_ctx *ctx, const ea_vit *m, int M) {
     return 1;
 }
 
+/* The attention shape of a block in the stack: Q, K, V in one [M, 3·dim]
+   product for mha (merged), or Q [M, dim] then K and V [M, kv_heads·dh]
+   each.  The scratch is sized from the same shapes the items get. */
+static void ea__stack_shape(ea_sdpa_shape *s, const ea_attn *a, int B, int T, int D) {
+    int merged = a->variant->forward == ea__mha_forward, kvw = a->kv_heads * a->head_dim;
+    memset(s, 0, sizeof *s);
+    s->B = B; s->nq = s->nk = T; s->H = a->cfg.n_heads; s->Hkv = a->kv_heads; s->dh = a->head_dim;
+    s->causal = a->cfg.causal ? 1 : 0;
+    s->scale = 1.0f / sqrtf((float)s->dh);
+    s->ldq = merged ? 3 * D : D;
+    s->ldk = s->ldv = merged ? 3 * D : kvw;
+    s->ldo = (ptrdiff_t)s->H * s->dh;
+}
+
 /* h [B, T, dim] through every block (in place: h is this forward's own),
    then the final layer norm into a new tensor. */
 static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
@@ -9778,10 +9798,9 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     float *qkv, *o, *ln, *mid, *tmp, *scratch;
     ea_tensor *out = ea_tensor_new(ctx, 3, h->shape, 0);
     int i;
-    for (i = 0; i < c->depth; i++) { /* the flash scratch of the widest head */
-        ea_sdpa_shape s;
-        memset(&s, 0, sizeof s);
-        s.dh = m->blocks[i].attn.head_dim;
+    for (i = 0; i < c->depth; i++) { /* the flash scratch of the largest block's shape (a share */
+        ea_sdpa_shape s;               /* holds a copy of K and V for some: ea__fa_kv_floats) */
+        ea__stack_shape(&s, &m->blocks[i].attn, B, T, D);
         sc = ea_sdpa_flash_scratch(&s) > sc ? ea_sdpa_flash_scratch(&s) : sc;
     }
     qkv = ea__floats(ctx, (size_t)M * 3 * D);
@@ -9809,12 +9828,7 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
             int merged = a->variant->forward == ea__mha_forward, kvw = a->kv_heads * a->head_dim, w, work, split;
             ea_sdpa_shape s;
             float *q = qkv, *k = merged ? qkv + D : qkv + (size_t)M * D, *v = merged ? qkv + 2 * D : k + (size_t)M * kvw;
-            s.B = B; s.nq = s.nk = T; s.H = a->cfg.n_heads; s.Hkv = a->kv_heads; s.dh = a->head_dim;
-            s.causal = a->cfg.causal ? 1 : 0;
-            s.scale = 1.0f / sqrtf((float)s.dh);
-            s.ldq = merged ? 3 * D : D;
-            s.ldk = s.ldv = merged ? 3 * D : kvw;
-            s.ldo = (ptrdiff_t)s.H * s.dh;
+            ea__stack_shape(&s, a, B, T, D);
             ea__layernorm_rows(ln, NULL, NULL, h->data, bl->ln1_w->data, bl->ln1_b->data, r0, r1, D, 1e-5f);
             if (merged) {
                 ea__linear_range(qkv, ln, a->w[0], a->w[1], r0, r1, D, 3 * D, NULL);

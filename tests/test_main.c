@@ -6069,6 +6069,20 @@ static void test_pack(void) {
    2,112 token rows), a 529-token image (the attention's dynamic items)
    and seed 002's classifier (a class token, 50 tokens), on 1, 2 and 3
    threads.  The tape path runs whenever gradients are on. */
+/* The arena's room past its last allocation, filled with a pattern
+   before a call and read after it: a kernel that writes past the scratch
+   it was given (a share sized for a smaller shape) leaves a mark there. */
+static void arena_poison(ea_ctx *ctx) {
+    ea_arena_chunk *c = ctx->arena.head;
+    if (c) memset(c->data + c->used, 0x5a, c->cap - c->used);
+}
+static size_t arena_poison_hits(const ea_ctx *ctx) {
+    const ea_arena_chunk *c = ctx->arena.head;
+    size_t i, hits = 0;
+    for (i = c ? c->used : 0; c && i < c->cap; i++) hits += c->data[i] != 0x5a;
+    return hits;
+}
+
 static void test_stack(void) {
     static const char *const rows[] = {"mha", "single", "h2o", "mha-sep", "mqa", "gqa"};
     static const int batches[] = {1, 3, 33};
@@ -6102,18 +6116,40 @@ static void test_stack(void) {
 #ifdef _OPENMP
                         omp_set_num_threads(th);
 #endif
+                        float *xs = NULL, *rs = NULL;
+                        size_t nr = 0;
                         ea_ctx_reset(&ctx);
                         ctx.grad_enabled = 1;
                         x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
                         for (j = 0; x && j < x->size; j++) x->data[j] = ea_rng_uniform(&rng);
                         ref = ea_vit_forward(&ctx, &m, x);
+                        if (x && ref) { /* kept across a reset: the stack's run starts from one chunk */
+                            nr = ref->size;
+                            xs = (float *)malloc(x->size * sizeof(float));
+                            rs = (float *)malloc(nr * sizeof(float));
+                            memcpy(xs, x->data, x->size * sizeof(float));
+                            memcpy(rs, ref->data, nr * sizeof(float));
+                        }
+                        ea_ctx_reset(&ctx);
                         ctx.grad_enabled = 0;
+                        x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
+                        if (x && xs) memcpy(x->data, xs, x->size * sizeof(float));
                         CHECK(x && ea__stack_fits(&ctx, &m, B * x->shape[2] / cfg.patch * x->shape[3] / cfg.patch),
                               "stack %s: inference does not take the one-region path", name);
-                        y = ea_vit_forward(&ctx, &m, x);
-                        CHECK(ref && y && ref->size == y->size && !memcmp(ref->data, y->data, y->size * sizeof(float)),
+                        {
+                            const ea_arena_chunk *c0 = ctx.arena.head;
+                            arena_poison(&ctx);
+                            y = ea_vit_forward(&ctx, &m, x);
+                            CHECK(ctx.arena.head == c0 && !arena_poison_hits(&ctx),
+                                  "stack %s causal %d batch %d, %d threads: %zu bytes written past the arena's "
+                                  "allocations%s", name, causal, B, th, arena_poison_hits(&ctx),
+                                  ctx.arena.head == c0 ? "" : " (a new chunk)");
+                        }
+                        CHECK(rs && y && nr == y->size && !memcmp(rs, y->data, nr * sizeof(float)),
                               "stack %s causal %d batch %d packed %d, %d threads: differs from the tape path%s",
-                              name, causal, B, pk, th, ref && y ? "" : " (no output)");
+                              name, causal, B, pk, th, rs && y ? "" : " (no output)");
+                        free(xs);
+                        free(rs);
                     }
                     ea_params_unpack(&m.params);
                 }
