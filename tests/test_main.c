@@ -6063,12 +6063,6 @@ static void test_pack(void) {
     ea_ctx_free(&ctx);
 }
 
-/* The block stack of inference in one parallel region (ea__vit_stack) gives
-   the tape path's bits: every row it takes, causal or not, merged or
-   separate projections, packed weights or not, batch 1, 3 and 33 (64 to
-   2,112 token rows), a 529-token image (the attention's dynamic items)
-   and seed 002's classifier (a class token, 50 tokens), on 1, 2 and 3
-   threads.  The tape path runs whenever gradients are on. */
 /* The arena's room past its last allocation, filled with a pattern
    before a call and read after it: a kernel that writes past the scratch
    it was given (a share sized for a smaller shape) leaves a mark there. */
@@ -6083,6 +6077,13 @@ static size_t arena_poison_hits(const ea_ctx *ctx) {
     return hits;
 }
 
+/* The block stack of inference in one parallel region (ea__vit_stack) gives
+   the tape path's bits: every row it takes, causal or not, merged or
+   separate projections, packed weights or not, batch 1, 3 and 33 (64 to
+   2,112 token rows), a 529-token image (the attention's dynamic items)
+   and seed 002's classifier (a class token, 50 tokens), on 1, 2 and 3
+   threads, and writes nothing past the arena's allocations.  The tape
+   path runs whenever gradients are on. */
 static void test_stack(void) {
     static const char *const rows[] = {"mha", "single", "h2o", "mha-sep", "mqa", "gqa"};
     static const int batches[] = {1, 3, 33};
@@ -6113,11 +6114,11 @@ static void test_stack(void) {
                     size_t j;
                     if (pk) CHECK(ea_params_pack(&m.params, &err) == EA_OK, "stack pack: %s", err.msg);
                     for (th = 1; th <= 3; th++) {
+                        float *xs = NULL, *rs = NULL;
+                        size_t nr = 0;
 #ifdef _OPENMP
                         omp_set_num_threads(th);
 #endif
-                        float *xs = NULL, *rs = NULL;
-                        size_t nr = 0;
                         ea_ctx_reset(&ctx);
                         ctx.grad_enabled = 1;
                         x = ea_tensor_4d(&ctx, B, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
