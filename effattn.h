@@ -5394,33 +5394,51 @@ EA_INLINE int ea__fa_index(int j, int n, int step) {
     return j / step < last ? j / step : last;
 }
 
-/* Room for one head's K and V rows, copied contiguous by a forward that
-   runs on one thread (ea__fa_fwd_item): where a head's rows lie apart
-   (several heads in a row of K and V), K and V together fit in
-   EA_FA_KV_MAX floats (512 KiB: the copy stays in the L2) and at least
-   EA_FA_KV_REUSE query blocks read every row (with 4, heads 8 x 64 at
-   n = 256 lost 1.5% to the copy on the Zen 4); otherwise none. */
-#define EA_FA_KV_MAX 131072
+/* Room for one head's K, V, dK and dV rows, copied contiguous by a call
+   that runs on one thread (the forward's items copy K and V, the
+   backward's head pairs all four: ea__fa_fwd_item, ea__fa_bwd_held):
+   where a head's rows lie apart (several heads in a row of K and V), the
+   four fit in EA_FA_KV_MAX floats (4 MiB) and at least EA_FA_KV_REUSE
+   query blocks read every row (with 4, heads 8 x 64 at n = 256 lost 1.5%
+   to the forward's copy on the Zen 4); otherwise none.  Rows 2 KiB apart
+   (heads 8 x 64) use an eighth of the caches' sets: copied, a head's rows
+   use them all.  The room had been 512 KiB, for the forward's K and V
+   alone (up to n = 1,024 at 8 x 64); one Zen 4 thread, flash harness,
+   heads 8 x 64, six rounds alternating with that build, medians: forward
+   n = 2,048 87.5 -> 85.9 ms, n = 4,096 372 -> 349 (ea__fa_bwd_held gives
+   the backward's).  Only a share of a one-thread call has the room
+   (ea__fa_share): on a team no thread copies, and sixteen such rooms
+   would cost 64 MiB at n = 4,096.  ea_sdpa_flash_scratch counts it
+   whatever the threads, so a buffer sized by it serves a call on any
+   number of threads up to those it was sized for. */
+#define EA_FA_KV_MAX 1048576
 #define EA_FA_KV_REUSE 8
-static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) {
-    size_t n = (size_t)2 * s->nk * s->dh;
+static size_t ea__fa_kv_room(const ea_sdpa_shape *s) {
+    size_t n = (size_t)4 * s->nk * s->dh;
     if ((s->ldk == s->dh && s->ldv == s->dh) || n > EA_FA_KV_MAX || s->nq < EA_FA_KV_REUSE * EA_FA_BR) return 0;
     return (n + 15) / 16 * 16;
 }
+static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) { return ea_num_threads() == 1 ? ea__fa_kv_room(s) : 0; }
 
 /* One thread's share of the scratch, in whole cache lines: the forward's
    Qᵀ panel (dh x LD), a wide Sᵀ tile (BCWMAX x LD), the O accumulator (LD
    x dh) and three rows of LD (m, l, correction); or the backward's Qᵀ and
    dOᵀ panels, Sᵀ, dPᵀ and raw-score tiles (BCMAX x LD) and two rows (D,
-   lse): the larger of the two; then the room for K and V above. */
-static size_t ea__fa_share(const ea_sdpa_shape *s) {
+   lse): the larger of the two; then the room for the copies above. */
+static size_t ea__fa_base(const ea_sdpa_shape *s) {
     size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 3 * EA_FA_LD;
     size_t b = (size_t)2 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 2 * EA_FA_LD;
-    return ((b > f ? b : f) + 15) / 16 * 16 + ea__fa_kv_floats(s);
+    return ((b > f ? b : f) + 15) / 16 * 16;
 }
+static size_t ea__fa_share(const ea_sdpa_shape *s) { return ea__fa_base(s) + ea__fa_kv_floats(s); }
 
 /* A share and one cache line more: the line ea__fa_scratch_of may skip. */
-EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) { return ea__fa_share(s) + 16; }
+EA_API size_t ea_sdpa_flash_scratch(const ea_sdpa_shape *s) { return ea__fa_base(s) + ea__fa_kv_room(s) + 16; }
+
+/* What a call on this many threads takes, for the header's own callers. */
+static size_t ea__fa_scratch_floats(const ea_sdpa_shape *s) {
+    return ea__fa_share(s) * (size_t)ea_num_threads() + 16;
+}
 
 static int ea__thread_id(void) {
 #ifdef _OPENMP
@@ -5684,24 +5702,25 @@ EA_INLINE void ea__fa_fwd_prefetch(const float *q, const ea_sdpa_shape *s, int w
         ea__prefetch(q + ((size_t)it.b * s->nq + r) * s->ldq + it.h * s->dh, s->dh, 1);
 }
 
-/* Rows [0, n) of dh floats at stride ld, into dst one after another; the
-   row 16 ahead asked for as each is copied. */
-static void ea__fa_rows_copy(float *dst, const float *src, ptrdiff_t ld, int n, int dh) {
+/* Rows [0, n) of dh floats at stride lds into rows at stride ldd (one
+   of them dh: into a contiguous copy or back out of it); the row 16
+   ahead asked for as each is copied. */
+static void ea__fa_rows_copy(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, int n, int dh) {
     int r;
     for (r = 0; r < n; r++) {
-        if (r + 16 < n) ea__prefetch(src + (ptrdiff_t)(r + 16) * ld, dh, 0);
-        memcpy(dst + (size_t)r * dh, src + (ptrdiff_t)r * ld, (size_t)dh * sizeof(float));
+        if (r + 16 < n) ea__prefetch(src + (ptrdiff_t)(r + 16) * lds, dh, 0);
+        memcpy(dst + (ptrdiff_t)r * ldd, src + (ptrdiff_t)r * lds, (size_t)dh * sizeof(float));
     }
 }
 
-/* Whether a forward call copies each head's K and V rows contiguous
-   before its blocks read them (ea__fa_fwd_item): where its share has room
-   (ea__fa_kv_floats), it runs on one thread and visits every key tile (no
-   block mask: a sparse one reads too few of them to repay the copy). */
+/* Whether a call copies each head's rows contiguous before its blocks
+   read them (ea__fa_fwd_item, ea__fa_bwd_held): where its share has room
+   (ea__fa_kv_floats: the call runs on one thread) and it visits every key
+   tile (no block mask: a sparse one reads too few of them to repay the
+   copy). */
 static int ea__fa_kv_forced = 0; /* tests: -1 never copies */
-static int ea__fa_kv_copy(const ea_sdpa_shape *s, const ea_block_mask *bm, int par) {
-    if (!ea__fa_kv_floats(s) || bm || (par && ea_num_threads() > 1) || ea__fa_kv_forced < 0) return 0;
-    return 1;
+static int ea__fa_kv_copy(const ea_sdpa_shape *s, const ea_block_mask *bm) {
+    return ea__fa_kv_floats(s) && !bm && ea__fa_kv_forced >= 0;
 }
 
 /* Item w of a forward call.  held (NULL: K and V read in place) names
@@ -5741,8 +5760,8 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            one). */
         float *kc = qt + ea__fa_share(s) - ea__fa_kv_floats(s), *vc = kc + (size_t)s->nk * s->dh;
         if (*held != b * s->Hkv + g) {
-            ea__fa_rows_copy(kc, kh, s->ldk, s->nk, s->dh);
-            ea__fa_rows_copy(vc, vh, s->ldv, s->nk, s->dh);
+            ea__fa_rows_copy(kc, s->dh, kh, s->ldk, s->nk, s->dh);
+            ea__fa_rows_copy(vc, s->dh, vh, s->ldv, s->nk, s->dh);
             *held = b * s->Hkv + g;
         }
         packed = *s;
@@ -5876,7 +5895,7 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
        -> 6.8-8.1; heads 4 x 16 level.  Dynamic for the tracker's one tile
        (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step. */
     work = ea__fa_items(s, split);
-    if (ea__fa_kv_copy(s, bm, par && work > 1)) {
+    if (ea__fa_kv_copy(s, bm)) {
         int held = -1; /* one thread: its items visit each head's blocks in turn */
         for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, &held);
     } else if (ea__fa_count(s->nk, EA_FA_BC) >= 8) {
@@ -6085,6 +6104,47 @@ EA_INLINE void ea__fa_bwd_prefetch(const float *dq, const float *dk, const float
     }
 }
 
+/* Pair (b, g) of a backward on one thread, its K/V head's K, V, dK and
+   dV rows copied contiguous into the thread's share first (ea__fa_kv_copy)
+   and dK, dV copied back after: every query block of the group's heads
+   reads all of them, and at heads 8 x 64, n = 4,096 the strided rows (4
+   MiB a head) did not stay in the share of the caches' sets they fall on.
+   The pair runs as a call of its own over the copies: one batch, one K/V
+   head, the group's query heads, Q, O, dO, dQ and the lse taken at the
+   pair's first row and head.  Each row's sums add the same terms in the
+   same order as in place: the same bits.  One Zen 4 thread, flash
+   harness, heads 8 x 64, rounds alternating with the rows read in place,
+   medians: backward n = 4,096 1,068 -> 902 ms and n = 2,048 230 -> 219 (six
+   rounds), n = 1,024 57.2 -> 55.3 and n = 512 14.6 -> 14.0 (three);
+   bench/results/peers-cpu/zen4-fam25-flash-bwd-copy-ab.txt. */
+static void ea__fa_bwd_held(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
+                            const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
+                            int b, int g) {
+    int group = s->H / s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR), per = group * nblk, y;
+    size_t nkd = (size_t)s->nk * s->dh;
+    size_t ko = (size_t)b * s->nk * s->ldk + (size_t)g * s->dh, vo = (size_t)b * s->nk * s->ldv + (size_t)g * s->dh;
+    size_t qo = (size_t)b * s->nq * s->ldq + (size_t)g * group * s->dh;
+    size_t oo = (size_t)b * s->nq * s->ldo + (size_t)g * group * s->dh;
+    float *kc = ea__fa_scratch_of(scratch, s) + ea__fa_share(s) - ea__fa_kv_floats(s);
+    float *vc = kc + nkd, *dkc = vc + nkd, *dvc = dkc + nkd;
+    ea_sdpa_shape one = *s;
+    one.B = 1; one.H = group; one.Hkv = 1; one.ldk = one.ldv = s->dh;
+    ea__fa_rows_copy(kc, s->dh, k + ko, s->ldk, s->nk, s->dh);
+    ea__fa_rows_copy(vc, s->dh, v + vo, s->ldv, s->nk, s->dh);
+    if (dk) ea__fa_rows_copy(dkc, s->dh, dk + ko, s->ldk, s->nk, s->dh);
+    if (dv) ea__fa_rows_copy(dvc, s->dh, dv + vo, s->ldv, s->nk, s->dh);
+    for (y = 0; y < per; y++) {
+        if (y + 1 < per)
+            ea__fa_bwd_prefetch(dq ? dq + qo : NULL, NULL, NULL, dout + oo, o + oo, q + qo, kc, vc, &one, NULL, 0,
+                                (y + 1) / nblk, (y + 1) % nblk);
+        ea__fa_bwd_row(dq ? dq + qo : NULL, dk ? dkc : NULL, dv ? dvc : NULL, scratch, dout + oo, o + oo,
+                       lse + ((size_t)b * s->H + (size_t)g * group) * s->nq, q + qo, kc, vc, &one, NULL, NULL, 0,
+                       y / nblk, y % nblk);
+    }
+    if (dk) ea__fa_rows_copy(dk + ko, s->ldk, dkc, s->dh, s->nk, s->dh);
+    if (dv) ea__fa_rows_copy(dv + vo, s->ldv, dvc, s->dh, s->nk, s->dh);
+}
+
 EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                               const float *o, const float *lse, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
@@ -6099,6 +6159,10 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
        scheme and the thread count.
        By (batch, K/V head) pair: a thread runs the pair's query heads,
        blocks and tiles, every product of a tile pair at once. */
+    if (!keys && ea__fa_kv_copy(s, bm) && (!mods || (!mods->score_mod && !mods->mask_mod))) {
+        for (x = 0; x < pairs; x++) ea__fa_bwd_held(dq, dk, dv, scratch, dout, o, lse, q, k, v, s, x / s->Hkv, x % s->Hkv);
+        return;
+    }
     if (!keys) {
         EA_OMP_FOR_IF(pairs > 1 && par)
         for (x = 0; x < pairs; x++) {
@@ -6152,7 +6216,7 @@ static void ea__sdpa_back(ea_ctx *ctx, ea_node *n) {
     ea_sdpa_shape s;
     float *scratch;
     ea__sdpa_shape(&s, n);
-    scratch = ea__floats(ctx, ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads());
+    scratch = ea__floats(ctx, ea__fa_scratch_floats(&s));
     if (!scratch) return;
     ea_sdpa_flash_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL, v->grad ? v->grad + vc : NULL,
                       scratch, n->out->grad, n->out->data, n->save[0], q->data + qc, k->data + kc, v->data + vc, &s,
@@ -6253,7 +6317,7 @@ static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q,
     shape[0] = s->B; shape[1] = s->nq; shape[2] = s->H * s->dh;
     out = ea__out(ctx, 3, shape, q, k, v);
     if (!out) return NULL;
-    scratch = ea__floats(ctx, ea_sdpa_flash_scratch(s) * (size_t)ea_num_threads());
+    scratch = ea__floats(ctx, ea__fa_scratch_floats(s));
     /* the row log-sum-exps only for a backward: at the tracker's 65
        tokens logf took 3-5% of the flash forward's samples and 1.5% of
        batch-32 inference's (perf, one Zen 5 thread), none now */
@@ -7909,9 +7973,9 @@ static int ea__cache_flash(ea_ctx *ctx, float *o, ptrdiff_t ldo, const float *q,
     s2.nq = t * Hq; s2.nk = old; s2.causal = 0; s2.H = 1; s2.ldq = s2.ldo = dh; /* everything cached before */
     /* a scratch for both passes' shapes: a share's size depends on the
        whole shape (ea__fa_kv_floats), not on dh alone */
-    per = ea_sdpa_flash_scratch(&s);
-    if (old && ea_sdpa_flash_scratch(&s2) > per) per = ea_sdpa_flash_scratch(&s2);
-    scr = ea__floats(ctx, per * (size_t)ea_num_threads());
+    per = ea__fa_scratch_floats(&s);
+    if (old && ea__fa_scratch_floats(&s2) > per) per = ea__fa_scratch_floats(&s2);
+    scr = ea__floats(ctx, per);
     l1 = ea__floats(ctx, (size_t)Hq * t);
     l2 = ea__floats(ctx, (size_t)Hq * t);
     o1 = ea__floats(ctx, (size_t)t * Hq * dh);
@@ -9801,14 +9865,14 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     for (i = 0; i < c->depth; i++) { /* the flash scratch of the largest block's shape (a share */
         ea_sdpa_shape s;               /* holds a copy of K and V for some: ea__fa_kv_floats) */
         ea__stack_shape(&s, &m->blocks[i].attn, B, T, D);
-        sc = ea_sdpa_flash_scratch(&s) > sc ? ea_sdpa_flash_scratch(&s) : sc;
+        sc = ea__fa_scratch_floats(&s) > sc ? ea__fa_scratch_floats(&s) : sc;
     }
     qkv = ea__floats(ctx, (size_t)M * 3 * D);
     o = ea__floats(ctx, (size_t)M * D);
     ln = ea__floats(ctx, (size_t)M * D);
     mid = ea__floats(ctx, (size_t)M * F);
     tmp = ea__floats(ctx, (size_t)M * D);
-    scratch = ea__floats(ctx, sc * (size_t)ea_num_threads());
+    scratch = ea__floats(ctx, sc);
     if (!out || !qkv || !o || !ln || !mid || !tmp || !scratch) return NULL;
 #ifdef _OPENMP
     _Pragma("omp parallel if(team)")

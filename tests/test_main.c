@@ -1039,6 +1039,22 @@ static void test_flash(void) {
             ea__fa_bwd_keys_forced = 0;
             CHECK(same, "config %zu: flash backward %s differs", c, j > 0 ? "by key tiles" : "by head pairs");
         }
+#ifdef _OPENMP
+        { /* on one thread, where each pair's K, V, dK and dV rows are copied
+             contiguous if its share has room (ea__fa_bwd_held): the team's bits */
+            int e, same = 1, saved = ea_num_threads();
+            omp_set_num_threads(1);
+            for (e = 0; e < 3; e++) memset(g2[e], 0, (e == 0 ? nq : nk) * sizeof(float));
+            ea_sdpa_flash_bwd(g2[0], g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL);
+            for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
+            for (e = 0; e < 3; e++) memset(g2[e], 0, (e == 0 ? nq : nk) * sizeof(float));
+            ea_sdpa_flash_bwd(NULL, g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL); /* dK and dV alone */
+            ea_sdpa_flash_bwd(g2[0], NULL, NULL, scr, dout, o1, lse, q, k, v, &s, NULL, NULL); /* dQ alone */
+            for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
+            omp_set_num_threads(saved);
+            CHECK(same, "config %zu: flash backward on one thread differs from %d", c, saved);
+        }
+#endif
         for (j = 0; j < 3; j++) memset(g2[j], 0, (j == 0 ? nq : nk) * sizeof(float));
         ea_sdpa_bwd(g2[0], g2[1], g2[2], bscr, dout, p, q, k, v, &s);
         for (j = 0; j < 3; j++) {
@@ -1059,21 +1075,27 @@ static void test_flash(void) {
     { /* one K and V head in rows of a wider buffer (a fused projection's
          [K | V | spare] layout, ldk = ldv = 3·dh), two batches: on one thread
          each batch's head is copied contiguous (the batch is part of what
-         the copy holds); against the reference and K, V read in place */
+         the copy holds), by the forward and the backward; against the
+         reference and K, V read in place */
         enum { N = 520, DH = 16, HQ = 2 };
         ea_sdpa_shape s;
-        float *q, *kv, *o1, *o2, *scr;
+        float *q, *kv, *o1, *o2, *scr, *lse, *dout, *g[2];
         void *raw[2];
         size_t nq = (size_t)2 * N * HQ * DH, nkv = (size_t)2 * N * 3 * DH, i;
         double mx = 0.0, num = 0.0;
+        int t;
         memset(&s, 0, sizeof s);
         s.B = 2; s.nq = s.nk = N; s.H = HQ; s.Hkv = 1; s.dh = DH; s.causal = 0; s.scale = 0.25f;
         s.ldq = s.ldo = HQ * DH; s.ldk = s.ldv = 3 * DH;
         q = (float *)malloc(3 * nq * sizeof(float));
         o1 = q + nq; o2 = o1 + nq;
+        lse = (float *)malloc((size_t)2 * HQ * N * sizeof(float));
+        dout = (float *)malloc(nq * sizeof(float));
+        g[0] = (float *)malloc((nq + nkv) * sizeof(float));
+        g[1] = (float *)malloc((nq + nkv) * sizeof(float));
         kv = lined(nkv, 0, &raw[0]);
         scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw[1]);
-        CHECK(ea__fa_kv_floats(&s) > 0, "strided K and V of 520 queries: room for a copy");
+        CHECK(ea__fa_kv_room(&s) > 0, "strided K and V of 520 queries: room for a copy on one thread");
         for (i = 0; i < nq; i++) q[i] = 2.0f * frand(&rng);
         for (i = 0; i < nkv; i++) kv[i] = 2.0f * frand(&rng);
 #ifdef _OPENMP
@@ -1081,15 +1103,30 @@ static void test_flash(void) {
             int saved = ea_num_threads();
             omp_set_num_threads(1);
 #endif
-            ea_sdpa_flash_fwd(o1, NULL, scr, q, kv, kv + DH, &s, NULL, NULL);
+            ea_sdpa_flash_fwd(o1, lse, scr, q, kv, kv + DH, &s, NULL, NULL);
             ea__fa_kv_forced = -1;
             ea_sdpa_flash_fwd(o2, NULL, scr, q, kv, kv + DH, &s, NULL, NULL);
             ea__fa_kv_forced = 0;
+            /* the backward: dK and dV in the same [K | V | spare] rows, added
+               into what they hold; copied in and back out, the spare third
+               untouched */
+            for (i = 0; i < nq; i++) dout[i] = frand(&rng);
+            for (t = 0; t < 2; t++) {
+                for (i = 0; i < nq; i++) g[t][i] = 0.5f;
+                for (i = 0; i < nkv; i++) g[t][nq + i] = 0.25f;
+                ea__fa_kv_forced = t ? -1 : 0;
+                ea_sdpa_flash_bwd(g[t], g[t] + nq, g[t] + nq + DH, scr, dout, o1, lse, q, kv, kv + DH, &s, NULL, NULL);
+                ea__fa_kv_forced = 0;
+            }
 #ifdef _OPENMP
             omp_set_num_threads(saved);
         }
 #endif
         CHECK(!memcmp(o1, o2, nq * sizeof(float)), "K, V in a wider buffer: the copied heads and in place differ");
+        CHECK(!memcmp(g[0], g[1], (nq + nkv) * sizeof(float)),
+              "K, V in a wider buffer: the backward with copied heads and in place differ");
+        for (i = 0, t = 1; i < nkv; i++) t = t && (i % (3 * DH) < 2 * DH || g[0][nq + i] == 0.25f);
+        CHECK(t, "K, V in a wider buffer: the backward wrote into the spare columns");
         ea_sdpa_ref_fwd(o2, q, kv, kv + DH, &s);
         for (i = 0; i < nq; i++) {
             mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
@@ -1097,7 +1134,7 @@ static void test_flash(void) {
         }
         CHECK(num / (mx + 1e-20) < 1e-5, "K, V in a wider buffer, heads copied: %g of the largest output vs reference",
               num / (mx + 1e-20));
-        free(q); free(raw[0]); free(raw[1]);
+        free(q); free(lse); free(dout); free(g[0]); free(g[1]); free(raw[0]); free(raw[1]);
     }
     { /* a score_mod through the flash kernels (soft-capping, scores of the
          cap's order so its slope moves: 1 - tanh² from 1 to 0.2) against
