@@ -5418,7 +5418,12 @@ static size_t ea__fa_kv_room(const ea_sdpa_shape *s) {
     if ((s->ldk == s->dh && s->ldv == s->dh) || n > EA_FA_KV_MAX || s->nq < EA_FA_KV_REUSE * EA_FA_BR) return 0;
     return (n + 15) / 16 * 16;
 }
-static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) { return ea_num_threads() == 1 ? ea__fa_kv_room(s) : 0; }
+static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 0; /* a team's thread, whatever the count a nested region would get */
+#endif
+    return ea_num_threads() == 1 ? ea__fa_kv_room(s) : 0;
+}
 
 /* One thread's share of the scratch, in whole cache lines: the forward's
    Qᵀ panel (dh x LD), a wide Sᵀ tile (BCWMAX x LD), the O accumulator (LD
