@@ -3811,6 +3811,17 @@ out:
     return worst;
 }
 
+/* Every buffer of a state starts on a cache line: decoding reads the K/V
+   rows in place as GEMM panels only there (ea__state_alloc). */
+static int state_on_lines(const ea_attn_state *st) {
+    const void *b[6];
+    int i;
+    b[0] = st->k; b[1] = st->v; b[2] = st->pos; b[3] = st->score; b[4] = st->ssm; b[5] = st->conv;
+    for (i = 0; i < 6; i++)
+        if ((uintptr_t)b[i] % 64) return 0;
+    return st->k || st->ssm;
+}
+
 static void test_cache(void) {
     static const char *rows[] = {"mha", "mha-sep", "mqa", "gqa", "single", "mla", "deepseek", "kimi"};
     static const int chunks[] = {3, 1, 5, 4};
@@ -3825,6 +3836,7 @@ static void test_cache(void) {
         float worst;
         if (!build_row(&a, &ps, rows[r], 1, NULL)) continue;
         CHECK(ea_attn_state_init(&st, &a, 2, 13, 5, &err) == EA_OK, "%s: %s", rows[r], err.msg);
+        CHECK(state_on_lines(&st), "%s: the state's buffers start on cache lines", rows[r]);
         worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
         CHECK(worst >= 0.0f && worst < 1e-4f, "%s: 4 cached calls vs one causal call over 13 tokens: rel. diff %g", rows[r],
               (double)worst);
@@ -3898,6 +3910,7 @@ static void test_cache(void) {
     if (build_row(&a, &ps, "mamba", 1, &o)) {
         float worst;
         ea_attn_state_init(&st, &a, 2, 1 << 20, 5, &err);
+        CHECK(state_on_lines(&st), "mamba: the state's buffers start on cache lines");
         worst = stream_vs_full(&a, &st, chunks, 4, 13, NULL);
         CHECK(worst >= 0.0f && worst < 1e-4f, "mamba: 4 calls vs one over 13 tokens: rel. diff %g", (double)worst);
         ea_attn_state_reset(&st);
@@ -4000,6 +4013,7 @@ static void test_cache(void) {
     memset(&o, 0, sizeof o); o.budget = 13;
     if (build_row(&a, &ps, "h2o", 1, &o)) {
         ea_attn_state_init(&st, &a, 2, 13, 5, &err);
+        CHECK(state_on_lines(&st) && st.score, "h2o: the state's buffers (scores too) start on cache lines");
         CHECK(stream_vs_full(&a, &st, chunks, 4, 13, NULL) < 1e-4f && st.len == 13, "h2o with budget = length is exact");
         ea_attn_state_free(&st);
         ea_params_free(&ps);
