@@ -8988,7 +8988,7 @@ static double ea__mamba_flops(const ea_attn *a, int n) {
    block holds its distance from the allocation's start (1-64 bytes), for
    ea__state_release. */
 static void *ea__state_alloc(ea_attn_state *st, size_t n, int *ok) {
-    unsigned char *raw = n ? (unsigned char *)EFFATTN_MALLOC(n + 64) : NULL, *p = NULL;
+    unsigned char *raw = n && n <= (size_t)-1 - 64 ? (unsigned char *)EFFATTN_MALLOC(n + 64) : NULL, *p = NULL;
     if (n && !raw) *ok = 0;
     if (raw) {
         p = raw + (64 - (uintptr_t)raw % 64);
