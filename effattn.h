@@ -9876,13 +9876,53 @@ static void ea__stack_shape(ea_sdpa_shape *s, const ea_attn *a, int B, int T, in
     s->ldo = (ptrdiff_t)s->H * s->dh;
 }
 
+/* Rows pass through a block's row-wise steps in chunks: from the output
+   projection to the next block's Q/K/V product, a chunk's layer norm, fc1
+   (GELU) and sum rows stay in the thread's own buffers, about
+   EA_STACK_FLOATS floats (256 KiB, half of the smallest L2 here, Zen 3's),
+   in its L2 from step to step, where whole ranges of rows had gone through
+   L3 or memory between steps (at batch 32 on one thread fc1's 2,080 x 256
+   outputs are 2.1 MB, written, read by GELU and read again by fc2).  A
+   chunk is whole row tiles from the thread's first row: the same tiles,
+   the same bits.  The tracker at batch 32, weights packed, one thread
+   pinned, builds alternating (bench/results/peers-cpu/
+   stack-chunks-ab-xeon16-zen3.txt): the device's Xeon 6-8% less time in
+   every round (13.6-13.8 -> 12.8-12.9 ms; 168-row chunks, and 192 to 768
+   level with them), this project's Zen 3 within its noise; 16 threads
+   (one chunk a thread) and unpacked weights (each chunk packs the panels
+   again) level. */
+#define EA_STACK_FLOATS 65536
+EA_INLINE int ea__stack_rows(int D, int F) {
+    int r = EA_STACK_FLOATS / (2 * D + F) / EA_MR * EA_MR;
+    return r > EA_MR ? r : EA_MR;
+}
+
+/* LN1 and the Q/K/V product of block l for rows [i0, i0 + n) of h, with
+   the chunk buffer ln; Q, K and V go to their rows of qkv. */
+static void ea__stack_qkv(const ea_vit *m, int l, int M, const float *h, float *qkv, float *ln, int i0, int n) {
+    const ea_block *bl = &m->blocks[l];
+    const ea_attn *a = &bl->attn;
+    const int D = m->cfg.dim, kvw = a->kv_heads * a->head_dim;
+    ea__layernorm_rows(ln, NULL, NULL, h + (size_t)i0 * D, bl->ln1_w->data, bl->ln1_b->data, 0, n, D, 1e-5f);
+    if (a->variant->forward == ea__mha_forward) {
+        ea__linear_range(qkv + (size_t)i0 * 3 * D, ln, a->w[0], a->w[1], 0, n, D, 3 * D, NULL);
+    } else {
+        float *k = qkv + (size_t)M * D, *v = k + (size_t)M * kvw;
+        ea__linear_range(qkv + (size_t)i0 * D, ln, a->w[0], a->w[1], 0, n, D, D, NULL);
+        ea__linear_range(k + (size_t)i0 * kvw, ln, a->w[4], a->w[5], 0, n, D, kvw, NULL);
+        ea__linear_range(v + (size_t)i0 * kvw, ln, a->w[6], a->w[7], 0, n, D, kvw, NULL);
+    }
+}
+
 /* h [B, T, dim] through every block (in place: h is this forward's own),
    then the final layer norm into a new tensor. */
 static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     const ea_vit_config *c = &m->cfg;
     int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
+    const int rows = ea__stack_rows(D, F);
+    const size_t own_floats = (size_t)rows * (2 * D + F); /* a thread's ln, sum and fc1 rows */
     size_t sc = 0;
-    float *qkv, *o, *ln, *mid, *tmp, *scratch;
+    float *qkv, *o, *chunks, *scratch;
     ea_tensor *out = ea_tensor_new(ctx, 3, h->shape, 0);
     int i;
     for (i = 0; i < c->depth; i++) { /* the flash scratch of the largest block's shape (a share */
@@ -9892,11 +9932,9 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     }
     qkv = ea__floats(ctx, (size_t)M * 3 * D);
     o = ea__floats(ctx, (size_t)M * D);
-    ln = ea__floats(ctx, (size_t)M * D);
-    mid = ea__floats(ctx, (size_t)M * F);
-    tmp = ea__floats(ctx, (size_t)M * D);
+    chunks = ea__floats(ctx, own_floats * (size_t)ea_num_threads());
     scratch = ea__floats(ctx, sc);
-    if (!out || !qkv || !o || !ln || !mid || !tmp || !scratch) return NULL;
+    if (!out || !qkv || !o || !chunks || !scratch) return NULL;
 #ifdef _OPENMP
     _Pragma("omp parallel if(team)")
 #endif
@@ -9906,9 +9944,13 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
 #else
         int nt = 1;
 #endif
-        int t = ea__thread_id(), tiles = (M + EA_MR - 1) / EA_MR, l;
+        int t = ea__thread_id(), tiles = (M + EA_MR - 1) / EA_MR, l, r, n;
         int r0 = tiles * t / nt * EA_MR, r1 = tiles * (t + 1) / nt * EA_MR < M ? tiles * (t + 1) / nt * EA_MR : M;
-        size_t own = r1 > r0 ? (size_t)(r1 - r0) * D : 0;
+        float *ln = chunks + own_floats * (size_t)t, *sum = ln + (size_t)rows * D, *mid = sum + (size_t)rows * D;
+        for (r = r0; r < r1; r += n) {
+            n = r1 - r < rows ? r1 - r : rows;
+            ea__stack_qkv(m, 0, M, h->data, qkv, ln, r, n);
+        }
         for (l = 0; l < c->depth; l++) {
             const ea_block *bl = &m->blocks[l];
             const ea_attn *a = &bl->attn;
@@ -9916,14 +9958,6 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
             ea_sdpa_shape s;
             float *q = qkv, *k = merged ? qkv + D : qkv + (size_t)M * D, *v = merged ? qkv + 2 * D : k + (size_t)M * kvw;
             ea__stack_shape(&s, a, B, T, D);
-            ea__layernorm_rows(ln, NULL, NULL, h->data, bl->ln1_w->data, bl->ln1_b->data, r0, r1, D, 1e-5f);
-            if (merged) {
-                ea__linear_range(qkv, ln, a->w[0], a->w[1], r0, r1, D, 3 * D, NULL);
-            } else {
-                ea__linear_range(q, ln, a->w[0], a->w[1], r0, r1, D, D, NULL);
-                ea__linear_range(k, ln, a->w[4], a->w[5], r0, r1, D, kvw, NULL);
-                ea__linear_range(v, ln, a->w[6], a->w[7], r0, r1, D, kvw, NULL);
-            }
             split = ea__fa_split(&s, team);
             work = B * s.H * ea__fa_count(T, EA_FA_BR) * split;
 #ifdef _OPENMP
@@ -9942,14 +9976,23 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
 #endif
                 for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
             }
-            ea__linear_range(tmp, o, a->w[2], a->w[3], r0, r1, D, D, NULL);
-            if (own) ea__add_n(h->data + (size_t)r0 * D, h->data + (size_t)r0 * D, tmp + (size_t)r0 * D, own);
-            ea__layernorm_rows(ln, NULL, NULL, h->data, bl->ln2_w->data, bl->ln2_b->data, r0, r1, D, 1e-5f);
-            ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, r0, r1, D, F, ea__gelu_fwd_span);
-            ea__linear_range(tmp, mid, bl->fc2_w, bl->fc2_b, r0, r1, F, D, NULL);
-            if (own) ea__add_n(h->data + (size_t)r0 * D, h->data + (size_t)r0 * D, tmp + (size_t)r0 * D, own);
+            /* every thread has left the attention: the next block's Q/K/V
+               may overwrite its rows of qkv */
+            for (r = r0; r < r1; r += n) {
+                float *hr = h->data + (size_t)r * D;
+                n = r1 - r < rows ? r1 - r : rows;
+                ea__linear_range(sum, o + (size_t)r * D, a->w[2], a->w[3], 0, n, D, D, NULL);
+                ea__add_n(hr, hr, sum, (size_t)n * D);
+                ea__layernorm_rows(ln, NULL, NULL, hr, bl->ln2_w->data, bl->ln2_b->data, 0, n, D, 1e-5f);
+                ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, 0, n, D, F, ea__gelu_fwd_span);
+                ea__linear_range(sum, mid, bl->fc2_w, bl->fc2_b, 0, n, F, D, NULL);
+                ea__add_n(hr, hr, sum, (size_t)n * D);
+                if (l + 1 < c->depth) ea__stack_qkv(m, l + 1, M, h->data, qkv, ln, r, n);
+                else
+                    ea__layernorm_rows(out->data + (size_t)r * D, NULL, NULL, hr, m->norm_w->data, m->norm_b->data, 0,
+                                       n, D, 1e-5f);
+            }
         }
-        ea__layernorm_rows(out->data, NULL, NULL, h->data, m->norm_w->data, m->norm_b->data, r0, r1, D, 1e-5f);
     }
     return out;
 }

@@ -6128,7 +6128,8 @@ static size_t arena_poison_hits(const ea_ctx *ctx) {
    2,112 token rows), a 529-token image (the attention's dynamic items)
    and seed 002's classifier (a class token, 50 tokens), on 1, 2 and 3
    threads, and writes nothing past the arena's allocations.  The tape
-   path runs whenever gradients are on. */
+   path runs whenever gradients are on.  Batch 3's 192 rows span two of
+   the stack's row chunks on one thread. */
 static void test_stack(void) {
     static const char *const rows[] = {"mha", "single", "h2o", "mha-sep", "mqa", "gqa"};
     static const int batches[] = {1, 3, 33};
@@ -6141,6 +6142,9 @@ static void test_stack(void) {
     int r, causal, bi, th, pk, saved = ea_num_threads();
     ea_ctx_init(&ctx, 0);
     ea_rng_seed(&rng, 12, 1);
+    CHECK(ea__stack_rows(64, 256) < 3 * 64 && ea__stack_rows(64, 256) % EA_MR == 0,
+          "stack: a chunk of %d rows (the tracker's): batch 3 no longer spans two chunks, or not whole row tiles",
+          ea__stack_rows(64, 256));
     for (r = 0; r < 8; r++)
         for (causal = 0; causal < 2 - (r == 7); causal++) { /* a class token needs every query to see it */
             name = r < 6 ? rows[r] : r == 6 ? "mha, 529 tokens" : "classifier";
