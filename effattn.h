@@ -9886,9 +9886,10 @@ static void ea__stack_shape(ea_sdpa_shape *s, const ea_attn *a, int B, int T, in
    chunk is whole row tiles from the thread's first row: the same tiles,
    the same bits.  The tracker at batch 32, weights packed, one thread
    pinned, builds alternating (bench/results/peers-cpu/
-   stack-chunks-ab-xeon16-zen3.txt): the device's Xeon 6-8% less time in
-   every round (13.6-13.8 -> 12.8-12.9 ms; 168-row chunks, and 192 to 768
-   level with them), this project's Zen 3 within its noise; 16 threads
+   stack-chunks-ab-xeon16-zen3.txt): the device's Xeon 5.7-7.5% less
+   time in each of the six rounds where both builds ran in the host's same
+   mode (13.6-13.8 -> 12.8-13.0 ms; 168-row chunks, and 192 to 768 level
+   with them), this project's Zen 3 within its noise; 16 threads
    (one chunk a thread) and unpacked weights (each chunk packs the panels
    again) level. */
 #define EA_STACK_FLOATS 65536
