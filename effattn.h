@@ -9888,10 +9888,12 @@ static void ea__stack_shape(ea_sdpa_shape *s, const ea_attn *a, int B, int T, in
    pinned, builds alternating (bench/results/peers-cpu/
    stack-chunks-ab-xeon16-zen3.txt): the device's Xeon 5.7-7.5% less
    time in each of the six rounds where both builds ran in the host's same
-   mode (13.6-13.8 -> 12.8-13.0 ms; 168-row chunks, and 192 to 768 level
-   with them), this project's Zen 3 within its noise; 16 threads
+   mode (13.6-13.8 -> 12.8-13.0 ms; 168-row chunks; 336 and 384 level with
+   them in the same call, 192 and 768 gained as much against the old build
+   in an earlier one), this project's Zen 3 within its noise; 16 threads
    (one chunk a thread) and unpacked weights (each chunk packs the panels
-   again) level. */
+   again) level.  A chunk is at most one thread's share of the rows, so
+   small batches on many threads take no more arena than they need. */
 #define EA_STACK_FLOATS 65536
 EA_INLINE int ea__stack_rows(int D, int F) {
     int r = EA_STACK_FLOATS / (2 * D + F) / EA_MR * EA_MR;
@@ -9920,7 +9922,11 @@ static void ea__stack_qkv(const ea_vit *m, int l, int M, const float *h, float *
 static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     const ea_vit_config *c = &m->cfg;
     int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
-    const int rows = ea__stack_rows(D, F);
+    const int threads = team ? ea_num_threads() : 1, tiles = (M + EA_MR - 1) / EA_MR;
+    /* a chunk is at most one thread's share of the rows: batch 1 on 16
+       threads takes 2 tiles a thread, not a 168-row buffer each */
+    const int share = (tiles + threads - 1) / threads * EA_MR;
+    const int rows = ea__stack_rows(D, F) < share ? ea__stack_rows(D, F) : share;
     const size_t own_floats = (size_t)rows * (2 * D + F); /* a thread's ln, sum and fc1 rows */
     size_t sc = 0;
     float *qkv, *o, *chunks, *scratch;
@@ -9933,7 +9939,7 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     }
     qkv = ea__floats(ctx, (size_t)M * 3 * D);
     o = ea__floats(ctx, (size_t)M * D);
-    chunks = ea__floats(ctx, own_floats * (size_t)ea_num_threads());
+    chunks = ea__floats(ctx, own_floats * (size_t)threads);
     scratch = ea__floats(ctx, sc);
     if (!out || !qkv || !o || !chunks || !scratch) return NULL;
 #ifdef _OPENMP
@@ -9945,7 +9951,7 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
 #else
         int nt = 1;
 #endif
-        int t = ea__thread_id(), tiles = (M + EA_MR - 1) / EA_MR, l, r, n;
+        int t = ea__thread_id(), l, r, n;
         int r0 = tiles * t / nt * EA_MR, r1 = tiles * (t + 1) / nt * EA_MR < M ? tiles * (t + 1) / nt * EA_MR : M;
         float *ln = chunks + own_floats * (size_t)t, *sum = ln + (size_t)rows * D, *mid = sum + (size_t)rows * D;
         for (r = r0; r < r1; r += n) {

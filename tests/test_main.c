@@ -6218,6 +6218,34 @@ static void test_stack(void) {
                 }
             ea_vit_free(&m);
         }
+#ifdef _OPENMP
+    /* The arena a batch-1 forward takes grows with the threads by at most a
+       row tile of chunk buffers and a flash share a thread: a chunk is capped
+       at a thread's share of the rows (16 threads of 168-row chunks took 4.1
+       MB where one thread took 98 KB). */
+    ea_tracker_config_default(&cfg, "mha");
+    if (ea_vit_init(&m, &cfg, 4, &err) == EA_OK) {
+        size_t used[2], per = 0;
+        ea_sdpa_shape s;
+        ea_tensor *x;
+        int k;
+        ctx.grad_enabled = 0;
+        for (k = 0; k < 2; k++) {
+            omp_set_num_threads(k ? 16 : 1);
+            ea_ctx_reset(&ctx);
+            x = ea_tensor_4d(&ctx, 1, cfg.in_chans, cfg.img_size, cfg.img_size, 0);
+            used[k] = ctx.arena.used;
+            CHECK(x && ea_vit_forward(&ctx, &m, x), "stack arena, %d threads: %s", k ? 16 : 1, ctx.err.msg);
+            used[k] = ctx.arena.used - used[k];
+        }
+        ea__stack_shape(&s, &m.blocks[0].attn, 1, x ? x->shape[2] / cfg.patch * (x->shape[3] / cfg.patch) : 0, cfg.dim);
+        per = (size_t)EA_MR * (2 * cfg.dim + cfg.mlp_hidden) * sizeof(float) + ea__fa_share(&s) * sizeof(float);
+        CHECK(used[1] <= used[0] + 15 * per + 4 * 64,
+              "stack: batch 1 takes %zu arena bytes on 16 threads, %zu on one (at most %zu more expected)", used[1],
+              used[0], 15 * per + 4 * 64);
+        ea_vit_free(&m);
+    }
+#endif
     /* the tape path for training, and for rows it does not take */
     ea_tracker_config_default(&cfg, "local");
     if (ea_vit_init(&m, &cfg, 3, &err) == EA_OK) {
