@@ -9924,7 +9924,7 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
     const int threads = team ? ea_num_threads() : 1, tiles = (M + EA_MR - 1) / EA_MR;
     /* a chunk is at most one thread's share of the rows: batch 1 on 16
-       threads takes 2 tiles a thread, not a 168-row buffer each */
+       threads takes a row tile's buffers a thread, not 168 rows' each */
     const int share = (tiles + threads - 1) / threads * EA_MR;
     const int rows = ea__stack_rows(D, F) < share ? ea__stack_rows(D, F) : share;
     const size_t own_floats = (size_t)rows * (2 * D + F); /* a thread's ln, sum and fc1 rows */

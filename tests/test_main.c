@@ -6221,8 +6221,8 @@ static void test_stack(void) {
 #ifdef _OPENMP
     /* The arena a batch-1 forward takes grows with the threads by at most a
        row tile of chunk buffers and a flash share a thread: a chunk is capped
-       at a thread's share of the rows (16 threads of 168-row chunks took 4.1
-       MB where one thread took 98 KB). */
+       at a thread's share of the rows (uncapped, 16 threads' 168-row chunk
+       buffers took 4.1 MB on AVX-512 where one thread's took 98 KB). */
     ea_tracker_config_default(&cfg, "mha");
     if (ea_vit_init(&m, &cfg, 4, &err) == EA_OK) {
         size_t used[2], per = 0;
