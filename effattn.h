@@ -1283,8 +1283,10 @@ extern "C" {
    ========================================================================== */
 #if defined(__GNUC__) || defined(__clang__)
 #define EA_INLINE static inline __attribute__((always_inline))
+#define EA_OUTLINE static __attribute__((noinline))
 #else
 #define EA_INLINE static inline
+#define EA_OUTLINE static
 #endif
 #ifdef __cplusplus
 #define EA_RESTRICT __restrict
@@ -1818,13 +1820,50 @@ static int ea__gemm_nv(void) { return ea__gemm_nv_forced ? ea__gemm_nv_forced : 
    a linear layer's product), the tile's columns of it are added as the
    tile is stored: the sum a separate pass over the output would make, in
    the same order (same bits), without reading the output back (that pass
-   was 4-5% of the tracker's forward).  With cmax, each column's largest
-   stored value is taken into cmax[j] (whole vectors; lanes past ncols
-   see zeros): flash attention's running max, without a pass over the scores
-   to find it (ea__fa_scores). */
+   was 4-5% of the tracker's forward).  With cols, each column's largest
+   stored value is taken into cols->max[j] (whole vectors; lanes past
+   ncols see zeros): flash attention's running max, without a pass over
+   the scores to find it (ea__fa_scores); and with cols->sub, each stored
+   value x becomes 2^(x - sub[j]), added into cols->sum[j] row by row:
+   that attention's exponentials, taken while the rows are in the L1
+   (ea__fa_lazy). */
+typedef struct ea__gemm_colred {
+    float *max;       /* each column's largest value, raised by the store */
+    const float *sub; /* or NULL; else 2^(C - sub[j]) stored in C's place */
+    float *sum;       /* with sub: those powers summed down each column */
+} ea__gemm_colred;
+
+/* The reductions over mr rows of a tile just stored, read back from the L1:
+   taken from the tile's registers, the extra live vectors made the
+   compiler spill the tile.  Out of line (one copy, not one in each of the
+   tile's instantiations): inlined, flash attention's forward on one thread
+   of this project's Xeon VM (bench --attn, three rounds in turn) took
+   15.95-16.00 ms against 15.76-15.82 at heads 8 x 64, n = 1,024, and
+   2.70-2.84 against 2.63-2.65 at 4 x 16. */
+EA_OUTLINE void ea__gemm_colred_rows(const ea__gemm_colred *cols, float *c, ptrdiff_t ldc, int mr, int nv, int ncols) {
+    int r, v;
+    for (v = 0; v < nv; v++) {
+        int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
+        ea_vf top = ea_vload(cols->max + v * EA_VW);
+        if (cols->sub && lanes > 0) {
+            ea_vf sub = ea_vload(cols->sub + v * EA_VW), sum = ea_vload(cols->sum + v * EA_VW);
+            for (r = 0; r < mr; r++) {
+                float *cp = c + r * ldc + v * EA_VW;
+                ea_vf x = ea__ld(cp, lanes), e = ea_vexp2(ea_vsub(x, sub));
+                top = ea_vmax(top, x);
+                ea__st(cp, e, lanes);
+                sum = ea_vadd(sum, e);
+            }
+            ea_vstore(cols->sum + v * EA_VW, sum);
+        } else
+            for (r = 0; r < mr && lanes > 0; r++) top = ea_vmax(top, ea__ld(c + r * ldc + v * EA_VW, lanes));
+        ea_vstore(cols->max + v * EA_VW, top);
+    }
+}
+
 EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR], ptrdiff_t acs,
                              const float *panel, ptrdiff_t lp, float *c, ptrdiff_t ldc, int mr,
-                             int ncols, int accumulate, const float *bias, float *cmax) {
+                             int ncols, int accumulate, const float *bias, const ea__gemm_colred *cols) {
     ea_vf acc[EA_MR][EA_NV];
     int r, v, k, nr = nv * EA_VW;
     EA_UNROLL for (r = 0; r < mt; r++)
@@ -1888,15 +1927,7 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
                 }
             }
     }
-    /* read back from L1 (the stores just made): taken from the registers
-       above, the extra live vectors made the compiler spill the tile */
-    if (cmax)
-        EA_UNROLL for (v = 0; v < nv; v++) {
-            int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
-            ea_vf top = ea_vload(cmax + v * EA_VW);
-            for (r = 0; r < mr && lanes > 0; r++) top = ea_vmax(top, ea__ld(c + r * ldc + v * EA_VW, lanes));
-            ea_vstore(cmax + v * EA_VW, top);
-        }
+    if (cols) ea__gemm_colred_rows(cols, c, ldc, mr, nv, ncols);
 }
 
 /* The last rows of C, fewer than MR, take a tile of 2 or 4 rows: M = 64
@@ -1909,9 +1940,9 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
    39.9-46.4 ms (seven rounds: a flash tile's query rows are 64 too). */
 #define EA__GEMM_TILE(NV)                                                                                         \
     do {                                                                                                          \
-        if (mr > EA_MR - 2) ea__gemm_tile(EA_MR, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cmax); \
-        else if (mr > 2) ea__gemm_tile(4, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cmax);        \
-        else ea__gemm_tile(2, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cmax);                    \
+        if (mr > EA_MR - 2) ea__gemm_tile(EA_MR, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cols); \
+        else if (mr > 2) ea__gemm_tile(4, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cols);        \
+        else ea__gemm_tile(2, NV, kc, a, acs, panel, lp, c, ldc, mr, ncols, accumulate, bias, cols);                    \
     } while (0)
 
 /* Rows [i0, i1) of C against one panel: ncols <= EA_NR columns whose row k
@@ -1919,7 +1950,7 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
    cmax as ea__gemm_tile's. */
 static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *panel, ptrdiff_t lp, float *C, ptrdiff_t ldc,
-                           int accumulate, const float *bias, float *cmax) {
+                           int accumulate, const float *bias, const ea__gemm_colred *cols) {
     int nv = (ncols + EA_VW - 1) / EA_VW, i, r;
     for (i = i0; i < i1; i += EA_MR) {
         const float *a[EA_MR];
@@ -2018,12 +2049,13 @@ EA_INLINE int ea__gemm_direct(int rows, int N, int K, const float *B, ptrdiff_t 
 }
 
 /* Rows [i0, i1) of C, one block of ea__gemm_rows: B read in place where
-   ea__gemm_direct says so, otherwise packed KC rows at a time.  cmax (N
-   floats rounded up to whole vectors, or NULL) takes each column's largest
-   value of these rows, as the last k block stores them (ea__gemm_tile). */
+   ea__gemm_direct says so, otherwise packed KC rows at a time.  cols (its
+   arrays N floats rounded up to whole vectors; or NULL) takes each
+   column's largest value of these rows, and with sub their powers and
+   sums, as the last k block stores them (ea__gemm_tile). */
 static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *C,
-                           ptrdiff_t ldc, int accumulate, const float *bias, float *cmax) {
+                           ptrdiff_t ldc, int accumulate, const float *bias, const ea__gemm_colred *cols) {
     /* the panel starts on a cache line: a vector load that straddles two
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
@@ -2034,7 +2066,13 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
         for (k0 = 0; k0 < K; k0 += EA_KC) {
             int kc = K - k0 < EA_KC ? K - k0 : EA_KC, acc = accumulate || k0 > 0;
             const float *Ak = A + (ptrdiff_t)k0 * acs, *bk = bias && k0 + kc == K ? bias + j0 : NULL;
-            float *mk = cmax && k0 + kc == K ? cmax + j0 : NULL;
+            ea__gemm_colred part, *mk = NULL;
+            if (cols && k0 + kc == K) { /* this panel's columns of them */
+                part.max = cols->max + j0;
+                part.sub = cols->sub ? cols->sub + j0 : NULL;
+                part.sum = cols->sum ? cols->sum + j0 : NULL;
+                mk = &part;
+            }
             if (direct) {
                 ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, B + (ptrdiff_t)k0 * brs + j0, brs, C + j0, ldc, acc, bk, mk);
                 continue;
@@ -5427,11 +5465,12 @@ static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) {
 
 /* One thread's share of the scratch, in whole cache lines: the forward's
    Qᵀ panel (dh x LD), a wide Sᵀ tile (BCWMAX x LD), the O accumulator (LD
-   x dh) and three rows of LD (m, l, correction); or the backward's Qᵀ and
-   dOᵀ panels, Sᵀ, dPᵀ and raw-score tiles (BCMAX x LD) and two rows (D,
-   lse): the larger of the two; then the room for the copies above. */
+   x dh) and four rows of LD (m, l, correction, the stored powers' sums);
+   or the backward's Qᵀ and dOᵀ panels, Sᵀ, dPᵀ and raw-score tiles (BCMAX
+   x LD) and two rows (D, lse): the larger of the two; then the room for
+   the copies above. */
 static size_t ea__fa_base(const ea_sdpa_shape *s) {
-    size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 3 * EA_FA_LD;
+    size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 4 * EA_FA_LD;
     size_t b = (size_t)2 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 2 * EA_FA_LD;
     return ((b > f ? b : f) + 15) / 16 * 16;
 }
@@ -5515,7 +5554,9 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    pass over its full ones, had been 13% of localglobal's training step at
    n = 1,024 (perf, Zen 3).
    tmax (the forward's; NULL in the backward) holds each query's running
-   max on entry.  Where no score of the tile is hidden or modified but
+   max on entry; sub (or NULL), with tsum, asks the store for the
+   exponentials too where it finds the max, against those offsets: it then
+   returns 2 (ea__fa_lazy).  Where no score of the tile is hidden or modified but
    the padding's (no mod, or a plain one on a full tile; not causal, or
    every key before the block's first query), the product's store raises
    tmax to the tile's max and this returns 1: the online step then needs
@@ -5529,13 +5570,17 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    whose pass the store's reads replace one for one. */
 static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, const float *kh, int b, int h,
                          int i0, int br, int j0, int bc, int partial, const ea_flex_mods *mods,
-                         const ea_sdpa_shape *s, float *tmax) {
+                         const ea_sdpa_shape *s, float *tmax, const float *sub, float *tsum) {
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
     int plain = mods && !mods->score_mod && !raw, asks = mods && partial && mods->mask_mod;
     int all_seen = !s->causal || j0 + bc - 1 - off <= i0; /* every key of the tile by every query */
     int fused = tmax && (!mods || (plain && !asks)) && all_seen && s->dh > 0;
+    ea__gemm_colred cols;
+    cols.max = tmax;
+    cols.sub = sub && !mods ? sub : NULL;
+    cols.sum = tsum;
     if (fused)
-        ea__gemm_block(0, bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0, NULL, tmax);
+        ea__gemm_block(0, bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0, NULL, &cols);
     else
         ea__gemm_serial(bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0);
     for (c = 0; c < bc; c++) {
@@ -5558,7 +5603,7 @@ static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, con
             sc[i] = !seen ? -INFINITY : mods->score_mod ? unit * mods->score_mod(x / unit, b, h, q, k, mods->user) : x;
         }
     }
-    return fused;
+    return fused ? 1 + (cols.sub != NULL) : 0;
 }
 
 /* The key tiles query tile I of (b, h) visits: the block mask's list, or
@@ -5630,6 +5675,47 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
         ea_vstore(corr + i, cr);
         ea_vstore(l + i, ea_vfma(ea_vload(l + i), cr, sum));
         ea_vstore(m + i, mx);
+    }
+}
+
+/* The online step where the product stored Pᵀ = 2^(Sᵀ - m) already,
+   against the running max m of the tiles before (ea__fa_scores), with
+   corr = the tile's max and tsum the powers' sums per query.  A vector of
+   queries whose max rose by at most EA_FA_LAZY keeps m: its P is the
+   online step's to the bit where the max did not rise (corr = 2^0 = 1,
+   l = l + Σ), and otherwise larger by at most 2^EA_FA_LAZY, which the
+   final division by l undoes (l and O_acc stay far from overflow).  A
+   vector whose max rose more, or whose m is still -inf (every key before
+   hidden), has its scores computed again and takes the online step.
+   The store makes the powers while a strip of six keys is in the L1
+   (ea__gemm_tile), where the online step's pass had read the whole tile
+   back from the L2 (256 keys x 80 columns, 80 KiB) and written it again.
+   The first tile of a block keeps that pass (no max yet), and so do
+   causal calls: a causal block's parts (ea__fa_split) visit different
+   first tiles, and a query's bits must not depend on its part.  One
+   thread of this project's Xeon VM (CPU family 6, model 207; bench --attn,
+   both builds by make's flags, in turn, three rounds to n = 2,048 and
+   three more to 1,024; not yet measured on an AMD core): heads
+   8 x 64, forward at n = 1,024 15.95-16.63 -> 15.78-16.24 ms, n = 2,048
+   62.3-65.0 -> 60.5-63.0; 4 x 16 at n = 512 0.712-0.718 -> 0.679-0.685,
+   n = 1,024 2.71-2.81 -> 2.63-2.67; n <= 256 (one wide tile) level, 4 x
+   12 at n = 50 0.111-0.114 -> 0.114-0.115; forward + backward level (the
+   backward is untouched); the tracker (bench --tracker) level. */
+#define EA_FA_LAZY 8.0f
+static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *corr, const float *tsum,
+                        const float *qt, const float *kt, ptrdiff_t ldk, int dh) {
+    int i, j, keep;
+    for (i = 0; i < bw; i += EA_VW) {
+        for (keep = 1, j = i; j < i + EA_VW; j++) keep = keep && corr[j] <= m[j] + EA_FA_LAZY;
+        if (keep)
+            for (j = i; j < i + EA_VW; j++) {
+                l[j] += tsum[j];
+                corr[j] = 1.0f;
+            }
+        else {
+            ea__gemm_serial(bc, EA_VW, dh, kt, ldk, 1, qt + i, EA_FA_LD, 1, st + i, EA_FA_LD, 0);
+            ea__fa_online(st + i, bc, EA_VW, m + i, l + i, corr + i, 0);
+        }
     }
 }
 
@@ -5737,11 +5823,11 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     ea__fa_item it = ea__fa_item_of(s, w, split);
     int nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
     int b = it.b, h = it.h, I = it.I, g = h / group, i0 = it.i0, br = it.br;
-    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br), fused;
+    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br), fused, lazy;
     int flip = ea__fa_pv_flip(s->dh, br);
     float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCWMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
-    float *l = m + EA_FA_LD, *corr = l + EA_FA_LD;
+    float *l = m + EA_FA_LD, *corr = l + EA_FA_LD, *tsum = corr + EA_FA_LD;
     const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
     const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
     const int *list;
@@ -5802,8 +5888,12 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            causal 8 x 64 at n = 1,024 1.5-2.7% slower than 64-key tiles) */
         bc = bc < last_row_key + 1 - j0 ? bc : last_row_key + 1 - j0;
         memcpy(corr, m, (size_t)bw * sizeof(float)); /* the running max, raised by the product if it can */
-        fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, u, mods), mods, s, corr);
-        ea__fa_online(st, bc, bw, m, l, corr, fused);
+        lazy = !fresh && !s->causal; /* see ea__fa_lazy */
+        if (lazy) memset(tsum, 0, (size_t)bw * sizeof(float));
+        fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, u, mods), mods, s, corr,
+                              lazy ? m : NULL, tsum);
+        if (fused == 2) ea__fa_lazy(st, bc, bw, m, l, corr, tsum, qt, kh + (size_t)j0 * s->ldk, s->ldk, s->dh);
+        else ea__fa_online(st, bc, bw, m, l, corr, fused);
         /* O_acc = O_acc·corr + P V, with A = P read across the tile
            (row stride 1) and V's rows as the panel; or, where
            ea__fa_pv_flip says so, the accumulator held transposed:
@@ -5953,7 +6043,7 @@ static void ea__fa_bwd_pair(float *pt, float *dpt, float *raw, const float *qt, 
                             const float *L, const float *kh, const float *vh, int b, int h, int i0, int br, int j0,
                             int bc, int partial, int ds, const ea_flex_mods *mods, const ea_sdpa_shape *s) {
     int modded = mods && mods->score_mod, bw = ea__fa_width(br), c, i;
-    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s, NULL);
+    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s, NULL, NULL, NULL);
     for (c = 0; c < bc; c++)
         for (i = 0; i < bw; i += EA_VW) {
             float *p = pt + (size_t)c * EA_FA_LD + i;

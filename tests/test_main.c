@@ -1066,6 +1066,37 @@ static void test_flash(void) {
         for (j = 0; j < 5; j++) free(raw[j]);
         free(o1); free(o2); free(p); free(lse); free(bscr);
     }
+    { /* the lazy online step (ea__fa_lazy): three wide key tiles (256, 256, 88); the second's keys 100 times
+         larger, so every query's max rises far past EA_FA_LAZY (by about 2^7, where 2^(S - m) would overflow
+         had the tile kept the old max: its scores are computed again), the third's 1/100, so no max rises
+         and the powers the product stored are kept; against the reference, within 1e-4: scores of a few
+         hundred carry about 2e-5 of rounding into their exponentials, in either code */
+        enum { NQ = 70, NK = 600, DH = 16 };
+        ea_sdpa_shape s;
+        float *q = (float *)malloc((size_t)NQ * DH * sizeof(float)), *o1 = (float *)malloc((size_t)NQ * DH * sizeof(float));
+        float *o2 = (float *)malloc((size_t)NQ * DH * sizeof(float)), *kv, *scr;
+        void *raw[2];
+        size_t i;
+        double mx = 0.0, num = 0.0;
+        memset(&s, 0, sizeof s);
+        s.B = 1; s.nq = NQ; s.nk = NK; s.H = s.Hkv = 1; s.dh = DH; s.scale = 0.25f;
+        s.ldq = s.ldo = s.ldk = s.ldv = DH;
+        kv = lined((size_t)2 * NK * DH, 0, &raw[0]);
+        scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw[1]);
+        for (i = 0; i < (size_t)NQ * DH; i++) q[i] = 2.0f * frand(&rng);
+        for (i = 0; i < (size_t)2 * NK * DH; i++) kv[i] = frand(&rng);
+        for (i = 256 * DH; i < 512 * DH; i++) kv[i] *= 100.0f;
+        for (i = 512 * DH; i < NK * DH; i++) kv[i] *= 0.01f;
+        ea_sdpa_flash_fwd(o1, NULL, scr, q, kv, kv + NK * DH, &s, NULL, NULL);
+        ea_sdpa_ref_fwd(o2, q, kv, kv + NK * DH, &s);
+        for (i = 0; i < (size_t)NQ * DH; i++) {
+            mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
+            num = fabs(o1[i] - o2[i]) <= num ? num : fabs(o1[i] - o2[i]); /* a NaN stays */
+        }
+        CHECK(num / (mx + 1e-20) < 1e-4, "flash forward, a tile whose scores rise past the lazy margin: %g of the largest output",
+              num / (mx + 1e-20));
+        free(q); free(o1); free(o2); free(raw[0]); free(raw[1]);
+    }
     { /* one K and V head in rows of a wider buffer (a fused projection's
          [K | V | spare] layout, ldk = ldv = 3·dh), two batches: on one thread
          each batch's head is copied contiguous (the batch is part of what
@@ -1442,7 +1473,11 @@ static void test_gemm(void) {
                 for (i = 0; i < (size_t)nw; i++) cm[i] = c0[i] = (i % 3 == 0 ? 8.0f : 0.0f) + frand(&rng) - 4.0f;
                 memcpy(C3, C2, (size_t)M * N * sizeof(float));
                 memcpy(C4, C2, (size_t)M * N * sizeof(float));
-                ea__gemm_block(0, M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, tt == 2 ? bias : NULL, cm);
+                ea__gemm_colred cols;
+                cols.max = cm;
+                cols.sub = NULL;
+                cols.sum = NULL;
+                ea__gemm_block(0, M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, tt == 2 ? bias : NULL, &cols);
                 ea__gemm_block(0, M, N, K, A, ars, acs, B, brs, bcs, C4, N, accum, tt == 2 ? bias : NULL, NULL);
                 for (q = 0; q < N; q++) {
                     float top = c0[q];
@@ -1454,6 +1489,38 @@ static void test_gemm(void) {
                 }
                 CHECK(bad == 0 && wrong == 0, "gemm %dx%dx%d case %d with column maxima: %d elements differ, %d maxima wrong",
                       M, N, K, t, bad, wrong);
+                { /* and 2^(C - sub[j]) stored in C's place, summed down each column (flash attention's lazy
+                     online step): each power within 4e-7 of exp2 in double of the plain product's element less sub, the
+                     maxima those of the plain elements, each sum the float sum of the stored powers in row order */
+                    float *sub = (float *)malloc((size_t)nw * sizeof(float)), *sum = (float *)calloc((size_t)nw, sizeof(float));
+                    double werr = 0.0;
+                    bad = wrong = 0;
+                    for (i = 0; i < (size_t)nw; i++) {
+                        cm[i] = c0[i];
+                        sub[i] = 2.0f * frand(&rng);
+                    }
+                    cols.sub = sub;
+                    cols.sum = sum;
+                    memcpy(C3, C2, (size_t)M * N * sizeof(float));
+                    ea__gemm_block(0, M, N, K, A, ars, acs, B, brs, bcs, C3, N, accum, tt == 2 ? bias : NULL, &cols);
+                    for (q = 0; q < N; q++) {
+                        float top = c0[q], tot = 0.0f;
+                        for (r = 0; r < M; r++) {
+                            float arg = C4[r * N + q] - sub[q]; /* rounded as the store rounds it */
+                            double want = exp2((double)arg);
+                            double err = fabs(C3[r * N + q] - want) / want;
+                            werr = err > werr ? err : werr;
+                            top = C4[r * N + q] > top ? C4[r * N + q] : top;
+                            tot += C3[r * N + q];
+                        }
+                        wrong += cm[q] != top;
+                        bad += sum[q] != tot;
+                    }
+                    CHECK(werr < 4e-7 && bad == 0 && wrong == 0,
+                          "gemm %dx%dx%d case %d storing powers: worst error %.3g, %d sums and %d maxima differ", M, N, K,
+                          t, werr, bad, wrong);
+                    free(sub); free(sum);
+                }
                 free(cm); free(c0); free(C4);
             }
         }
