@@ -1283,10 +1283,8 @@ extern "C" {
    ========================================================================== */
 #if defined(__GNUC__) || defined(__clang__)
 #define EA_INLINE static inline __attribute__((always_inline))
-#define EA_OUTLINE static __attribute__((noinline))
 #else
 #define EA_INLINE static inline
-#define EA_OUTLINE static
 #endif
 #ifdef __cplusplus
 #define EA_RESTRICT __restrict
@@ -1835,12 +1833,13 @@ typedef struct ea__gemm_colred {
 
 /* The reductions over mr rows of a tile just stored, read back from the L1:
    taken from the tile's registers, the extra live vectors made the
-   compiler spill the tile.  Out of line (one copy, not one in each of the
-   tile's instantiations): inlined, flash attention's forward on one thread
-   of this project's Xeon VM (bench --attn, three rounds in turn) took
-   15.95-16.00 ms against 15.76-15.82 at heads 8 x 64, n = 1,024, and
-   2.70-2.84 against 2.63-2.65 at 4 x 16. */
-EA_OUTLINE void ea__gemm_colred_rows(const ea__gemm_colred *cols, float *c, ptrdiff_t ldc, int mr, int nv, int ncols) {
+   compiler spill the tile.  Inlined into the tile: called out of line
+   (a call inside every tile's code), top-k's score products (ea_gemm,
+   bench --row topk, one thread of this project's Xeon VM, three rounds in
+   turn) took 16.6-17.7 ms against 15.1-15.4 at n = 256, 43.9-50.6
+   against 40.0-41.4 at 512, where flash attention's forward at heads
+   4 x 16, n = 1,024 gained 2-5%. */
+EA_INLINE void ea__gemm_colred_rows(const ea__gemm_colred *cols, float *c, ptrdiff_t ldc, int mr, int nv, int ncols) {
     int r, v;
     for (v = 0; v < nv; v++) {
         int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
@@ -5693,14 +5692,16 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
    The first tile of a block keeps that pass (no max yet), and so do
    causal calls: a causal block's parts (ea__fa_split) visit different
    first tiles, and a query's bits must not depend on its part.  One
-   thread of this project's Xeon VM (CPU family 6, model 207; bench --attn,
-   both builds by make's flags, in turn, three rounds to n = 2,048 and
-   three more to 1,024; not yet measured on an AMD core): heads
-   8 x 64, forward at n = 1,024 15.95-16.63 -> 15.78-16.24 ms, n = 2,048
-   62.3-65.0 -> 60.5-63.0; 4 x 16 at n = 512 0.712-0.718 -> 0.679-0.685,
-   n = 1,024 2.71-2.81 -> 2.63-2.67; n <= 256 (one wide tile) level, 4 x
-   12 at n = 50 0.111-0.114 -> 0.114-0.115; forward + backward level (the
-   backward is untouched); the tracker (bench --tracker) level. */
+   thread of this project's Xeon VM (CPU family 6, model 207; bench
+   --attn, both builds by make's flags, four rounds in turn, of which
+   rounds 2 and 3 and the fourth's old side ran outside the host's slow
+   spells; not yet measured on an AMD core): heads 8 x 64, forward at
+   n = 1,024 16.34-17.31 -> 15.76-16.02 ms, n = 512 4.14-4.51 ->
+   4.12-4.14, n = 2,048 62.8-64.8 -> 61.7-69.3 (unclear); forward +
+   backward at 1,024 58.5-60.3 -> 56.4-57.2; 4 x 16 level (2.70-2.94 ->
+   2.76-2.77 at 1,024); n <= 256 (one wide tile) level but 4 x 12 at
+   n = 50, 0.112 -> 0.115 (3% slower, with one tile and no lazy step;
+   forcing the online step inline again did not recover it). */
 #define EA_FA_LAZY 8.0f
 static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *corr, const float *tsum,
                         const float *qt, const float *kt, ptrdiff_t ldk, int dh) {
