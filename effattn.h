@@ -1946,7 +1946,7 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
 
 /* Rows [i0, i1) of C against one panel: ncols <= EA_NR columns whose row k
    starts at panel + k·lp and holds whole vectors (zero padded if packed);
-   cmax as ea__gemm_tile's. */
+   cols as ea__gemm_tile's. */
 static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *panel, ptrdiff_t lp, float *C, ptrdiff_t ldc,
                            int accumulate, const float *bias, const ea__gemm_colred *cols) {
@@ -5554,9 +5554,9 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    n = 1,024 (perf, Zen 3).
    tmax (the forward's; NULL in the backward) holds each query's running
    max on entry; sub (or NULL), with tsum, asks the store for the
-   exponentials too where it finds the max, against those offsets: it then
-   returns 2 (ea__fa_lazy).  Where no score of the tile is hidden or modified but
-   the padding's (no mod, or a plain one on a full tile; not causal, or
+   exponentials too where it finds the max, against those offsets: it
+   then returns 2 (ea__fa_lazy).  Where no score of the tile is hidden or
+   modified but the padding's (no mod, or a plain one on a full tile; not causal, or
    every key before the block's first query), the product's store raises
    tmax to the tile's max and this returns 1: the online step then needs
    no pass over the tile to find it (ea__fa_online).  Padding columns
