@@ -1818,13 +1818,18 @@ static int ea__gemm_nv(void) { return ea__gemm_nv_forced ? ea__gemm_nv_forced : 
    a linear layer's product), the tile's columns of it are added as the
    tile is stored: the sum a separate pass over the output would make, in
    the same order (same bits), without reading the output back (that pass
-   was 4-5% of the tracker's forward).  With cols, each column's largest
+   was 4-5% of the tracker's forward).  accumulate: 0 stores the sum,
+   EA__GEMM_RESIDUAL adds C last, C + (A·B + bias): a residual
+   connection's add, in the bits of adding the layer's output afterwards
+   where K is one k block (ea__linear_add); any other value adds the sum
+   to C, then the bias.  With cols, each column's largest
    stored value is taken into cols->max[j] (whole vectors; lanes past
    ncols see zeros): flash attention's running max, without a pass over
    the scores to find it (ea__fa_scores); and with cols->sub, each stored
    value x becomes 2^(x - sub[j]), added into cols->sum[j] row by row:
    that attention's exponentials, taken while the rows are in the L1
    (ea__fa_lazy). */
+#define EA__GEMM_RESIDUAL 2
 typedef struct ea__gemm_colred {
     float *max;       /* each column's largest value, raised by the store */
     const float *sub; /* or NULL; else 2^(C - sub[j]) stored in C's place */
@@ -1864,7 +1869,7 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
                              const float *panel, ptrdiff_t lp, float *c, ptrdiff_t ldc, int mr,
                              int ncols, int accumulate, const float *bias, const ea__gemm_colred *cols) {
     ea_vf acc[EA_MR][EA_NV];
-    int r, v, k, nr = nv * EA_VW;
+    int r, v, k, nr = nv * EA_VW, add_last = accumulate == EA__GEMM_RESIDUAL, add_first = accumulate && !add_last;
     EA_UNROLL for (r = 0; r < mt; r++)
         EA_UNROLL for (v = 0; v < nv; v++) acc[r][v] = ea_vzero();
     for (k = 0; k < kc; k++) {
@@ -1908,8 +1913,9 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
         EA_UNROLL for (r = 0; r < mt; r++)
             EA_UNROLL for (v = 0; v < nv; v++) {
                 float *cp = c + r * ldc + v * EA_VW;
-                ea_vf t = accumulate ? ea_vadd(ea_vload(cp), acc[r][v]) : acc[r][v];
-                ea_vstore(cp, bias ? ea_vadd(t, ea_vload(bias + v * EA_VW)) : t);
+                ea_vf t = add_first ? ea_vadd(ea_vload(cp), acc[r][v]) : acc[r][v];
+                if (bias) t = ea_vadd(t, ea_vload(bias + v * EA_VW));
+                ea_vstore(cp, add_last ? ea_vadd(ea_vload(cp), t) : t);
             }
     } else { /* an edge tile: mr rows, the last vector cut to the columns
                 left by masked stores (a head width of 12 makes every P·V
@@ -1921,8 +1927,9 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
                 float *cp = c + r * ldc + v * EA_VW;
                 int lanes = ncols - v * EA_VW < EA_VW ? ncols - v * EA_VW : EA_VW;
                 if (r < mr && lanes > 0) {
-                    ea_vf t = accumulate ? ea_vadd(ea_vload_n(cp, lanes), acc[r][v]) : acc[r][v];
-                    ea_vstore_n(cp, bias ? ea_vadd(t, ea_vload_n(bias + v * EA_VW, lanes)) : t, lanes);
+                    ea_vf t = add_first ? ea_vadd(ea_vload_n(cp, lanes), acc[r][v]) : acc[r][v];
+                    if (bias) t = ea_vadd(t, ea_vload_n(bias + v * EA_VW, lanes));
+                    ea_vstore_n(cp, add_last ? ea_vadd(ea_vload_n(cp, lanes), t) : t, lanes);
                 }
             }
     }
@@ -2063,7 +2070,7 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
     for (j0 = 0; j0 < N; j0 += NR) {
         int ncols = N - j0 < NR ? N - j0 : NR, nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;
         for (k0 = 0; k0 < K; k0 += EA_KC) {
-            int kc = K - k0 < EA_KC ? K - k0 : EA_KC, acc = accumulate || k0 > 0;
+            int kc = K - k0 < EA_KC ? K - k0 : EA_KC, acc = k0 > 0 ? 1 : accumulate;
             const float *Ak = A + (ptrdiff_t)k0 * acs, *bk = bias && k0 + kc == K ? bias + j0 : NULL;
             ea__gemm_colred part, *mk = NULL;
             if (cols && k0 + kc == K) { /* this panel's columns of them */
@@ -9951,11 +9958,30 @@ EA_API void ea_vit_free(ea_vit *m) {
    (one thread 178-185 either way), batch 32 at 2 threads 2981-3048 ->
    2750-2829. */
 static void ea__linear_range(float *out, const float *inp, const ea_tensor *w, const ea_tensor *b, int i0, int i1,
-                             int K, int N, ea__span_fn post) {
+                             int K, int N, ea__span_fn post, int accumulate) {
     if (i0 >= i1) return;
-    if (w->packed) ea__gemm_rows(i0, i1, N, K, inp, K, 1, w->packed, w->shape[0], 1, out, N, 0, b ? b->data : NULL);
-    else ea__gemm_rows(i0, i1, N, K, inp, K, 1, w->data, 1, K, out, N, 0, b ? b->data : NULL);
+    if (w->packed) ea__gemm_rows(i0, i1, N, K, inp, K, 1, w->packed, w->shape[0], 1, out, N, accumulate, b ? b->data : NULL);
+    else ea__gemm_rows(i0, i1, N, K, inp, K, 1, w->data, 1, K, out, N, accumulate, b ? b->data : NULL);
     ea__gemm_post(post, out, out, N, i0, i1, 0, N);
+}
+
+/* h += inp·wᵀ + b over n rows: a residual connection.  The product adds
+   into h as its tiles are stored (EA__GEMM_RESIDUAL): no sum rows written
+   and read again, no pass of adds (ea__add_n had 1.9-2.0% of the samples
+   of the tracker's batch-32 inference, perf on this project's Xeon VM).
+   Same bits as the tape's h + linear(...) where K is one k block; a
+   longer K goes through sum rows and the add.  The tracker, weights
+   packed, one thread pinned, ten rounds in turn on the device's H100 host
+   (a Xeon of model 143): batch 32 10.24-10.35 -> 10.20-10.32 ms (faster
+   in 8 of the 10 rounds), batch 1 322-326 -> 321-325 us. */
+static void ea__linear_add(float *h, float *sum, const float *inp, const ea_tensor *w, const ea_tensor *b, int n, int K,
+                           int N) {
+    if (K <= EA_KC) {
+        ea__linear_range(h, inp, w, b, 0, n, K, N, NULL, EA__GEMM_RESIDUAL);
+        return;
+    }
+    ea__linear_range(sum, inp, w, b, 0, n, K, N, NULL, 0);
+    ea__add_n(h, h, sum, (size_t)n * N);
 }
 
 static int ea__stack_fits(const ea_ctx *ctx, const ea_vit *m, int M) {
@@ -10018,12 +10044,12 @@ static void ea__stack_qkv(const ea_vit *m, int l, int M, const float *h, float *
     const int D = m->cfg.dim, kvw = a->kv_heads * a->head_dim;
     ea__layernorm_rows(ln, NULL, NULL, h + (size_t)i0 * D, bl->ln1_w->data, bl->ln1_b->data, 0, n, D, 1e-5f);
     if (a->variant->forward == ea__mha_forward) {
-        ea__linear_range(qkv + (size_t)i0 * 3 * D, ln, a->w[0], a->w[1], 0, n, D, 3 * D, NULL);
+        ea__linear_range(qkv + (size_t)i0 * 3 * D, ln, a->w[0], a->w[1], 0, n, D, 3 * D, NULL, 0);
     } else {
         float *k = qkv + (size_t)M * D, *v = k + (size_t)M * kvw;
-        ea__linear_range(qkv + (size_t)i0 * D, ln, a->w[0], a->w[1], 0, n, D, D, NULL);
-        ea__linear_range(k + (size_t)i0 * kvw, ln, a->w[4], a->w[5], 0, n, D, kvw, NULL);
-        ea__linear_range(v + (size_t)i0 * kvw, ln, a->w[6], a->w[7], 0, n, D, kvw, NULL);
+        ea__linear_range(qkv + (size_t)i0 * D, ln, a->w[0], a->w[1], 0, n, D, D, NULL, 0);
+        ea__linear_range(k + (size_t)i0 * kvw, ln, a->w[4], a->w[5], 0, n, D, kvw, NULL, 0);
+        ea__linear_range(v + (size_t)i0 * kvw, ln, a->w[6], a->w[7], 0, n, D, kvw, NULL, 0);
     }
 }
 
@@ -10098,12 +10124,10 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
             for (r = r0; r < r1; r += n) {
                 float *hr = h->data + (size_t)r * D;
                 n = r1 - r < rows ? r1 - r : rows;
-                ea__linear_range(sum, o + (size_t)r * D, a->w[2], a->w[3], 0, n, D, D, NULL);
-                ea__add_n(hr, hr, sum, (size_t)n * D);
+                ea__linear_add(hr, sum, o + (size_t)r * D, a->w[2], a->w[3], n, D, D);
                 ea__layernorm_rows(ln, NULL, NULL, hr, bl->ln2_w->data, bl->ln2_b->data, 0, n, D, 1e-5f);
-                ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, 0, n, D, F, ea__gelu_fwd_span);
-                ea__linear_range(sum, mid, bl->fc2_w, bl->fc2_b, 0, n, F, D, NULL);
-                ea__add_n(hr, hr, sum, (size_t)n * D);
+                ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, 0, n, D, F, ea__gelu_fwd_span, 0);
+                ea__linear_add(hr, sum, mid, bl->fc2_w, bl->fc2_b, n, F, D);
                 if (l + 1 < c->depth) ea__stack_qkv(m, l + 1, M, h->data, qkv, ln, r, n);
                 else
                     ea__layernorm_rows(out->data + (size_t)r * D, NULL, NULL, hr, m->norm_w->data, m->norm_b->data, 0,

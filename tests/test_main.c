@@ -6198,9 +6198,10 @@ static size_t arena_poison_hits(const ea_ctx *ctx) {
 /* The block stack of inference in one parallel region (ea__vit_stack) gives
    the tape path's bits: every row it takes, causal or not, merged or
    separate projections, packed weights or not, batch 1, 3 and 33 (64 to
-   2,112 token rows), a 529-token image (the attention's dynamic items)
-   and seed 002's classifier (a class token, 50 tokens), on 1, 2 and 3
-   threads, and writes nothing past the arena's allocations.  The tape
+   2,112 token rows), a 529-token image (the attention's dynamic items),
+   seed 002's classifier (a class token, 50 tokens) and an MLP twice
+   EA_KC wide (fc2's residual add through sum rows: ea__linear_add), on
+   1, 2 and 3 threads, and writes nothing past the arena's allocations.  The tape
    path runs whenever gradients are on.  Without OpenMP every thread count
    is one thread: it runs once.  In quick mode (under emulation, where this
    group took 20 of the suite's 35 minutes) batch 33 is left out: batch 3's
@@ -6225,13 +6226,14 @@ static void test_stack(void) {
     CHECK(ea__stack_rows(64, 256) < 3 * 64 && ea__stack_rows(64, 256) % EA_MR == 0,
           "stack: a chunk of %d rows (the tracker's): batch 3 no longer spans two chunks, or not whole row tiles",
           ea__stack_rows(64, 256));
-    for (r = 0; r < 8; r++)
+    for (r = 0; r < 9; r++)
         for (causal = 0; causal < 2 - (r == 7); causal++) { /* a class token needs every query to see it */
-            name = r < 6 ? rows[r] : r == 6 ? "mha, 529 tokens" : "classifier";
-            if (r < 7) ea_tracker_config_default(&cfg, r < 6 ? rows[r] : "mha");
+            name = r < 6 ? rows[r] : r == 6 ? "mha, 529 tokens" : r == 7 ? "classifier" : "mha, fc2 of 2 k blocks";
+            if (r != 7) ea_tracker_config_default(&cfg, r < 6 ? rows[r] : "mha");
             else ea_classifier_config_default(&cfg, EA_HOST_VIT, "mha", 1, 28, 10);
             cfg.causal = causal;
             if (r == 6) cfg.img_size = 92; /* 529 tokens: 8 key tiles */
+            if (r == 8) cfg.mlp_hidden = 2 * EA_KC;
             if (ea_vit_init(&m, &cfg, 5 + r, &err) != EA_OK) {
                 CHECK(0, "stack %s: %s", name, err.msg);
                 continue;
