@@ -5581,9 +5581,10 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    tmax (the forward's; NULL in the backward) holds each query's running
    max on entry; sub (or NULL), with tsum, asks the store for the
    exponentials too where it finds the max, against those offsets: it
-   then returns 2 (ea__fa_lazy).  Where no score of the tile is hidden or
-   modified but the padding's (no mod, or a plain one on a full tile; not causal, or
-   every key before the block's first query), the product's store raises
+   then returns 2 (ea__fa_lazy).  Where no score of the tile is hidden
+   or modified but the padding's (no mod, or a plain one on a full tile;
+   not causal, or every key before the block's first query), the
+   product's store raises
    tmax to the tile's max and this returns 1: the online step then needs
    no pass over the tile to find it (ea__fa_online).  Padding columns
    take a finite max there; their P is never read.  Flash harness, one
@@ -5708,10 +5709,12 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
    corr = the tile's max and tsum the powers' sums per query.  A vector of
    queries whose max rose by at most EA_FA_LAZY keeps m: its P is the
    online step's to the bit where the max did not rise (corr = 2^0 = 1,
-   l = l + Σ), and otherwise larger by at most 2^EA_FA_LAZY, which the
-   final division by l undoes (l and O_acc stay far from overflow).  A
-   vector whose max rose more, or whose m is still -inf (every key before
-   hidden), has its scores computed again and takes the online step.
+   l = l + Σ, the sums in the same key order; a test holds the output to
+   the online pass's bits, ea__fa_lazy_off), and otherwise larger by at
+   most 2^EA_FA_LAZY, which the final division by l undoes (l and O_acc
+   stay far from overflow).  A vector whose max rose more, or whose m is
+   still -inf (every key before hidden), has its scores computed again
+   and takes the online step.
    The store makes the powers while a strip of six keys is in the L1
    (ea__gemm_tile), where the online step's pass had read the whole tile
    back from the L2 (256 keys x 80 columns, 80 KiB) and written it again.
@@ -5729,6 +5732,7 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
    n = 50, 0.112 -> 0.115 (3% slower, with one tile and no lazy step;
    forcing the online step inline again did not recover it). */
 #define EA_FA_LAZY 8.0f
+static int ea__fa_lazy_off = 0; /* tests: 1 keeps the online pass on every tile */
 static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *corr, const float *tsum,
                         const float *qt, const float *kt, ptrdiff_t ldk, int dh) {
     int i, j, keep;
@@ -5915,7 +5919,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            causal 8 x 64 at n = 1,024 1.5-2.7% slower than 64-key tiles) */
         bc = bc < last_row_key + 1 - j0 ? bc : last_row_key + 1 - j0;
         memcpy(corr, m, (size_t)bw * sizeof(float)); /* the running max, raised by the product if it can */
-        lazy = !fresh && !s->causal; /* see ea__fa_lazy */
+        lazy = !fresh && !s->causal && !ea__fa_lazy_off; /* see ea__fa_lazy */
         if (lazy) memset(tsum, 0, (size_t)bw * sizeof(float));
         fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, u, mods), mods, s, corr,
                               lazy ? m : NULL, tsum);

@@ -1077,6 +1077,7 @@ static void test_flash(void) {
         float *o2 = (float *)malloc((size_t)NQ * DH * sizeof(float)), *kv, *scr;
         void *raw[2];
         size_t i;
+        int j;
         double mx = 0.0, num = 0.0;
         memset(&s, 0, sizeof s);
         s.B = 1; s.nq = NQ; s.nk = NK; s.H = s.Hkv = 1; s.dh = DH; s.scale = 0.25f;
@@ -1095,6 +1096,29 @@ static void test_flash(void) {
         }
         CHECK(num / (mx + 1e-20) < 1e-4, "flash forward, a tile whose scores rise past the lazy margin: %g of the largest output",
               num / (mx + 1e-20));
+        /* The lazy step gives the online step's bits where no max rose:
+           keys 0 and NK - 1 (in the tiles a block visits first, either
+           order) score above every other key for every query (q > 0,
+           those keys 4 in each dimension), so no later tile raises a max
+           and the lazy build keeps every vector's powers.  Where maxima
+           do rise a little (the keys as drawn), the kept powers are
+           larger than the online step's by up to 2^EA_FA_LAZY and the
+           bits differ: the lazy step ran. */
+        for (i = 0; i < (size_t)NQ * DH; i++) q[i] = 0.5f + frand(&rng) * 0.5f;
+        for (i = 0; i < (size_t)2 * NK * DH; i++) kv[i] = frand(&rng);
+        for (j = 0; j < 2; j++) {
+            int same;
+            if (j == 0)
+                for (i = 0; i < DH; i++) kv[i] = kv[(size_t)(NK - 1) * DH + i] = 4.0f;
+            ea_sdpa_flash_fwd(o1, NULL, scr, q, kv, kv + NK * DH, &s, NULL, NULL);
+            ea__fa_lazy_off = 1;
+            ea_sdpa_flash_fwd(o2, NULL, scr, q, kv, kv + NK * DH, &s, NULL, NULL);
+            ea__fa_lazy_off = 0;
+            same = !memcmp(o1, o2, (size_t)NQ * DH * sizeof(float));
+            CHECK(j == 0 ? same : !same, "flash forward, lazy step against the online pass: %s",
+                  j == 0 ? "bits differ where no max rose" : "the same bits where maxima rose (the lazy step did not run)");
+            for (i = 0; i < DH; i++) kv[i] = kv[(size_t)(NK - 1) * DH + i] = frand(&rng);
+        }
         free(q); free(o1); free(o2); free(raw[0]); free(raw[1]);
     }
     { /* one K and V head in rows of a wider buffer (a fused projection's
@@ -1509,7 +1533,7 @@ static void test_gemm(void) {
                             float arg = C4[r * N + q] - sub[q]; /* rounded as the store rounds it */
                             double want = exp2((double)arg);
                             double err = fabs(C3[r * N + q] - want) / want;
-                            werr = err > werr ? err : werr;
+                            werr = err <= werr ? werr : err; /* a NaN stays */
                             top = C4[r * N + q] > top ? C4[r * N + q] : top;
                             tot += C3[r * N + q];
                         }
