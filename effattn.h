@@ -5584,9 +5584,9 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    then returns 2 (ea__fa_lazy).  Where no score of the tile is hidden
    or modified but the padding's (no mod, or a plain one on a full tile;
    not causal, or every key before the block's first query), the
-   product's store raises
-   tmax to the tile's max and this returns 1: the online step then needs
-   no pass over the tile to find it (ea__fa_online).  Padding columns
+   product's store raises tmax to the tile's max and this returns 1: the
+   online step then needs no pass over the tile to find it
+   (ea__fa_online).  Padding columns
    take a finite max there; their P is never read.  Flash harness, one
    Zen 4 thread, six rounds alternating, medians: heads 8 x 64, n = 1,024
    21.82 -> 21.60 ms, n = 512 5.33 -> 5.29, n = 256 1.330 -> 1.321;
