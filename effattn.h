@@ -10018,7 +10018,8 @@ static void ea__stack_shape(ea_sdpa_shape *s, const ea_attn *a, int B, int T, in
 
 /* Rows pass through a block's row-wise steps in chunks: from the output
    projection to the next block's Q/K/V product, a chunk's layer norm, fc1
-   (GELU) and sum rows stay in the thread's own buffers, about
+   (GELU) and sum rows (used only where a residual's K spans more than
+   one k block: ea__linear_add) stay in the thread's own buffers, about
    EA_STACK_FLOATS floats (256 KiB, half of the smallest L2 here, Zen 3's),
    in its L2 from step to step, where whole ranges of rows had gone through
    L3 or memory between steps (at batch 32 on one thread fc1's 2,080 x 256
