@@ -5440,6 +5440,7 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 #define EA_FA_BCMAX (EA_FA_BC + EA_FA_TAIL)
 #define EA_FA_BCW 256
 #define EA_FA_BCWMAX (EA_FA_BCW + EA_FA_TAIL)
+#define EA_FA_ROWS 1 /* queries past a block's last whole vector held apart (ea__fa_row_tile) */
 
 /* Blocks of `step` rows that n rows make: a last one of at most
    EA_FA_TAIL rows joins the one before.  Block I starts at I·step. */
@@ -5490,12 +5491,15 @@ static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) {
 
 /* One thread's share of the scratch, in whole cache lines: the forward's
    Qᵀ panel (dh x LD), a wide Sᵀ tile (BCWMAX x LD), the O accumulator (LD
-   x dh) and four rows of LD (m, l, correction, the stored powers' sums);
+   x dh), four rows of LD (m, l, correction, the stored powers' sums) and
+   the room of the rows that take a path of their own (ea__fa_row_tile: a
+   row of BCWMAX scores, then each row's query and accumulator);
    or the backward's Qᵀ and dOᵀ panels, Sᵀ, dPᵀ and raw-score tiles (BCMAX
    x LD) and two rows (D, lse): the larger of the two; then the room for
    the copies above. */
 static size_t ea__fa_base(const ea_sdpa_shape *s) {
-    size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 4 * EA_FA_LD;
+    size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 4 * EA_FA_LD + EA_FA_BCWMAX +
+               (size_t)EA_FA_ROWS * 2 * s->dh;
     size_t b = (size_t)2 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 2 * EA_FA_LD;
     return ((b > f ? b : f) + 15) / 16 * 16;
 }
@@ -5845,6 +5849,73 @@ static int ea__fa_kv_copy(const ea_sdpa_shape *s, const ea_block_mask *bm) {
     return ea__fa_kv_floats(s) && !bm && ea__fa_kv_forced >= 0;
 }
 
+/* A block whose queries end one past a whole vector (65 tokens: 64
+   patches and a class token) gives that query a path of its own: held in
+   the tiles, it costs a whole vector of queries (64 -> 80 columns in the
+   scores' product, the powers and P·V: a fifth more work).  For each key
+   tile, its scores by dot products along K's rows, the online step in
+   base 2 as the tiles' (its m and l in theirs, past the tiles' columns)
+   and O_acc = O_acc·corr + Σ_c p_c·V_c in two chains of keys.  Which
+   query takes it depends on the block alone (ea__fa_split's parts are
+   whole vectors but the last): the same bits whatever the split.  Without
+   mods only (a mask_mod or score_mod asks per pair; a block mask's
+   partial tiles come with one).  One thread of this project's Xeon VM
+   (model 207), flash forward alone, batch 32, heads 4 x dh, rounds in
+   turn: n = 65, dh = 16 564.6-567.0 -> 490.9-495.7 us, dh = 12
+   466.9-475.3 -> 404.1-405.6, dh = 32 916-920 -> 861-865, dh = 64
+   1558-1568 -> 1468-1492 us; n = 129, dh = 64 6.19 -> 5.77-6.04 ms,
+   n = 257 21.1-22.1 -> 20.8.  Two such queries, each a dot product's
+   horizontal sum per key, lost or tied: n = 50, dh = 12 277-279 ->
+   280-282 us, n = 66, dh = 64 1476-1589 -> 1598-1617 (dh = 16 at n = 50
+   gained 4%); so one query only (EA_FA_ROWS).  The tracker (64 tokens,
+   mean pooling) has none. */
+static int ea__fa_rows_off = 0; /* tests: 1 keeps every query in the tiles */
+EA_INLINE int ea__fa_rows(int br, const ea_flex_mods *mods) {
+    int r = br % EA_VW;
+    return !mods && !ea__fa_rows_off && r <= EA_FA_ROWS ? r : 0;
+}
+/* One key tile (bc keys from kt, vt) for the query qr (times the call's
+   scale·log2(e), as the tiles' Qᵀ): sr receives its scores, padded with
+   -inf to whole vectors, then their powers; m and l are the row's.  Every
+   loop runs on whole vectors, masked past dh (a scalar dot product at a
+   head width of 12 was one chain of dependent FMAs a key). */
+static void ea__fa_row_tile(float *acc, float *m, float *l, float *sr, const float *qr, const float *kt, ptrdiff_t ldk,
+                            const float *vt, ptrdiff_t ldv, int bc, int dh) {
+    int c, d, nc = (bc + EA_VW - 1) / EA_VW * EA_VW;
+    ea_vf top = ea_vset1(*m), sum = ea_vzero();
+    float mx, corr;
+    for (c = 0; c < bc; c++) {
+        ea_vf x = ea_vzero();
+        for (d = 0; d < dh; d += EA_VW) {
+            int w = dh - d < EA_VW ? dh - d : EA_VW;
+            x = ea_vfma(ea__ld(qr + d, w), ea__ld(kt + (ptrdiff_t)c * ldk + d, w), x);
+        }
+        sr[c] = ea_vhsum(x);
+    }
+    for (; c < nc; c++) sr[c] = -INFINITY;
+    for (c = 0; c < nc; c += EA_VW) top = ea_vmax(top, ea_vload(sr + c));
+    mx = ea_vhmax(top);
+    if (mx == -INFINITY) return; /* nothing finite yet */
+    for (c = 0; c < nc; c += EA_VW) {
+        ea_vf e = ea_vexp2(ea_vsub(ea_vload(sr + c), ea_vset1(mx)));
+        ea_vstore(sr + c, e);
+        sum = ea_vadd(sum, e);
+    }
+    corr = exp2f(*m - mx); /* 0 on the first tile (m = -inf) */
+    *l = *l * corr + ea_vhsum(sum);
+    *m = mx;
+    for (d = 0; d < dh; d += EA_VW) {
+        int w = dh - d < EA_VW ? dh - d : EA_VW;
+        ea_vf a0 = ea_vmul(ea__ld(acc + d, w), ea_vset1(corr)), a1 = ea_vzero();
+        for (c = 0; c + 2 <= bc; c += 2) {
+            a0 = ea_vfma(ea_vset1(sr[c]), ea__ld(vt + (ptrdiff_t)c * ldv + d, w), a0);
+            a1 = ea_vfma(ea_vset1(sr[c + 1]), ea__ld(vt + (ptrdiff_t)(c + 1) * ldv + d, w), a1);
+        }
+        if (c < bc) a0 = ea_vfma(ea_vset1(sr[c]), ea__ld(vt + (ptrdiff_t)c * ldv + d, w), a0);
+        ea__st(acc + d, ea_vadd(a0, a1), w);
+    }
+}
+
 /* Item w of a forward call.  held (NULL: K and V read in place) names
    the head whose K and V rows this thread's share holds, copied, or -1. */
 static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q, const float *k, const float *v,
@@ -5854,11 +5925,13 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     ea__fa_item it = ea__fa_item_of(s, w, split);
     int nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
     int b = it.b, h = it.h, I = it.I, g = h / group, i0 = it.i0, br = it.br;
-    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(br), fused, lazy;
-    int flip = ea__fa_pv_flip(s->dh, br);
+    int rows = ea__fa_rows(br, mods), brm = br - rows, j; /* brm rows in the tiles */
+    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(brm), fused, lazy;
+    int flip = ea__fa_pv_flip(s->dh, brm);
     float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCWMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
     float *l = m + EA_FA_LD, *corr = l + EA_FA_LD, *tsum = corr + EA_FA_LD;
+    float *sr = tsum + EA_FA_LD, *qr = sr + EA_FA_BCWMAX, *ar = qr + (size_t)EA_FA_ROWS * s->dh;
     const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
     const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
     const int *list;
@@ -5893,7 +5966,12 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
         s = &packed;
     }
     /* scores in base 2 (ea__fa_online): scale·log2(e) folded into Qᵀ */
-    ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, br, s->dh, s->scale * EA_LOG2E);
+    ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, brm, s->dh, s->scale * EA_LOG2E);
+    for (j = 0; j < rows; j++) {
+        const float *qj = q + ((size_t)b * s->nq + i0 + brm + j) * s->ldq + h * s->dh;
+        ea__scal(qr + (size_t)j * s->dh, s->scale * EA_LOG2E, qj, s->dh);
+        memset(ar + (size_t)j * s->dh, 0, (size_t)s->dh * sizeof(float));
+    }
     for (r = 0; r < EA_FA_LD; r++) {
         m[r] = -INFINITY;
         l[r] = 0.0f;
@@ -5918,11 +5996,19 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            keys past it are hidden from every row (computed, they had made
            causal 8 x 64 at n = 1,024 1.5-2.7% slower than 64-key tiles) */
         bc = bc < last_row_key + 1 - j0 ? bc : last_row_key + 1 - j0;
+        for (j = 0; j < rows; j++) { /* the rows past the tiles' (ea__fa_row_tile), each to its last key */
+            int seen = ea__last_key(s, i0 + brm + j) + 1 - j0;
+            if (seen > 0)
+                ea__fa_row_tile(ar + (size_t)j * s->dh, m + brm + j, l + brm + j, sr, qr + (size_t)j * s->dh,
+                                kh + (size_t)j0 * s->ldk, s->ldk, vh + (size_t)j0 * s->ldv, s->ldv,
+                                bc < seen ? bc : seen, s->dh);
+        }
+        if (!brm) continue;
         memcpy(corr, m, (size_t)bw * sizeof(float)); /* the running max, raised by the product if it can */
         lazy = !fresh && !s->causal && !ea__fa_lazy_off; /* see ea__fa_lazy */
         if (lazy) memset(tsum, 0, (size_t)bw * sizeof(float));
-        fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, !ea__fa_full(list, u, mods), mods, s, corr,
-                              lazy ? m : NULL, tsum);
+        fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, brm, j0, bc, !ea__fa_full(list, u, mods), mods, s,
+                              corr, lazy ? m : NULL, tsum);
         if (fused == 2) ea__fa_lazy(st, bc, bw, m, l, corr, tsum, qt, kh + (size_t)j0 * s->ldk, s->ldk, s->dh);
         else ea__fa_online(st, bc, bw, m, l, corr, fused);
         /* O_acc = O_acc·corr + P V, with A = P read across the tile
@@ -5961,7 +6047,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
             ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, !fresh);
         fresh = 0;
     }
-    if (fresh) memset(acc, 0, (size_t)s->dh * EA_FA_LD * sizeof(float)); /* no key visible to the block */
+    if (fresh && brm) memset(acc, 0, (size_t)s->dh * EA_FA_LD * sizeof(float)); /* no key visible to the block */
     /* O = O_acc / l.  Held flipped, O_accᵀ is scaled a vector of queries
        at a time (1/l in corr) and then transposed into O's rows by 4 x 4
        blocks: the same one product per element as before, where a scalar
@@ -5969,14 +6055,15 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
        heads, n = 64, batch 32, one Zen 5 thread; regions --train, three
        rounds alternating) 1611-1635 -> 1343-1362 us a step with
        ea__fa_online's four max chains, 1378-1423 without them. */
-    if (flip) {
+    if (flip && brm) {
         for (r = 0; r < bw; r++) corr[r] = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
         ea__fa_scale_t(acc, s->dh, bw, corr);
-        ea__transpose_cols(o + ((size_t)b * s->nq + i0) * s->ldo + h * s->dh, s->ldo, acc, EA_FA_LD, s->dh, 0, br);
+        ea__transpose_cols(o + ((size_t)b * s->nq + i0) * s->ldo + h * s->dh, s->ldo, acc, EA_FA_LD, s->dh, 0, brm);
     }
     for (r = 0; r < br; r++) {
-        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
-        if (!flip) ea__scal(o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh, inv, acc + (size_t)r * s->dh, s->dh);
+        float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f, *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
+        if (r >= brm) ea__scal(orow, inv, ar + (size_t)(r - brm) * s->dh, s->dh); /* ea__fa_row_tile's */
+        else if (!flip) ea__scal(orow, inv, acc + (size_t)r * s->dh, s->dh);
         if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * EA_LN2 : INFINITY;
     }
 }

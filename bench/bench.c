@@ -453,6 +453,9 @@ static void bench_attn(double peak, int max_n) {
     /* the ViT classifier's layer as ea_classifier_grad runs it: a chunk of
        12 images of 50 tokens (49 patches and the class token), heads 4 x 12 */
     attn_row(peak, 12, 4, 12, 50, 51);
+    /* the same at CIFAR-10's 32 x 32 (64 patches and the class token: a
+       query past the last whole vector, ea__fa_row_tile), heads 4 x 16 */
+    attn_row(peak, 32, 4, 16, 65, 21);
 }
 
 /* --- every attention row against sequence length ---------------------------

@@ -1010,6 +1010,27 @@ static void test_flash(void) {
         ea_sdpa_flash_fwd(o2, NULL, scr, q, k, v, &s, NULL, NULL);
         ea__fa_kv_forced = 0;
         CHECK(!memcmp(o1, o2, nq * sizeof(float)), "config %zu: flash forward with K and V read in place differs", c);
+        { /* every query in the tiles (ea__fa_row_tile's rows too): within rounding; a block with a tail
+             of at most EA_FA_ROWS queries must differ somewhere (its path ran) */
+            size_t nl = (size_t)s.B * s.H * s.nq;
+            float *lse2 = (float *)malloc(nl * 4);
+            double mx = 0.0, num = 0.0, lerr = 0.0;
+            int rows = s.nq % EA_VW; /* a last block's queries past its vectors (blocks are 64 + a few) */
+            ea__fa_rows_off = 1;
+            ea_sdpa_flash_fwd(o2, lse2, scr, q, k, v, &s, NULL, NULL);
+            ea__fa_rows_off = 0;
+            for (i = 0; i < nq; i++) {
+                mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
+                num = fabs(o1[i] - o2[i]) > num ? fabs(o1[i] - o2[i]) : num;
+            }
+            for (i = 0; i < nl; i++) lerr = fabs(lse[i] - lse2[i]) > lerr ? fabs(lse[i] - lse2[i]) : lerr;
+            CHECK(num <= 1e-6 * mx && lerr <= 1e-5, "config %zu: flash forward's own-path rows vs tiles: %g of the "
+                  "largest output, lse %g apart", c, num / (mx + 1e-20), lerr);
+            if (rows > 0 && rows <= EA_FA_ROWS)
+                CHECK(memcmp(o1, o2, nq * sizeof(float)) != 0, "config %zu: %d rows past the vectors, yet the "
+                      "same bits as the tiles' (their own path never ran?)", c, rows);
+            free(lse2);
+        }
 #ifdef _OPENMP
         { /* on one thread: the same bits as on the team (whichever thread took each item) */
             int saved = ea_num_threads();
