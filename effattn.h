@@ -5424,8 +5424,8 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
    rows level with 256.
    The backward keeps 64 (its scratch holds three tiles).
 
-   A sequence that ends a few rows past a multiple of 64 (the tracker's 65
-   tokens: 64 patches and a class token) would leave a block of one query
+   A sequence that ends a few rows past a multiple of 64 (65 tokens: 64
+   patches and a class token) would leave a block of one query
    and a tile of one key, each paying a whole tile's fixed costs: its last
    block or tile takes up to EA_FA_TAIL more rows instead (ea__fa_count,
    ea__fa_len).  The query side keeps the stride EA_FA_LD and the key side
@@ -5595,8 +5595,8 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    Zen 4 thread, six rounds alternating, medians: heads 8 x 64, n = 1,024
    21.82 -> 21.60 ms, n = 512 5.33 -> 5.29, n = 256 1.330 -> 1.321;
    4 x 16 at n = 1,024 3.385 -> 3.325; causal 8 x 64 at 1,024 11.67 ->
-   11.65 (its diagonal tiles keep the pass); the tracker's (4 x 16,
-   n = 65, batch 32) 564 -> 567 us, 0.5% slower: one tile of 65 keys,
+   11.65 (its diagonal tiles keep the pass); 4 x 16 at n = 65 (batch
+   32) 564 -> 567 us, 0.5% slower: one tile of 65 keys,
    whose pass the store's reads replace one for one. */
 static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, const float *kh, int b, int h,
                          int i0, int br, int j0, int bc, int partial, const ea_flex_mods *mods,
@@ -5674,7 +5674,7 @@ EA_INLINE int ea__fa_full(const int *list, int t, const ea_flex_mods *mods) {
    alternating: forward at heads 8 x 64, n = 256-1,024 1.3998-1.4055 ->
    1.3546-1.3603 ms, 5.61-5.66 -> 5.42-5.50, 22.98-23.33 -> 22.12-22.66
    (causal at 1,024 12.22-12.43 -> 11.77-11.92); 4 x 16 at n = 1,024
-   3.83-3.94 -> 3.45-3.49, the tracker's (n = 65, batch 32) 628-651 ->
+   3.83-3.94 -> 3.45-3.49, 4 x 16 at n = 65 (batch 32) 628-651 ->
    565-589 us, 4 x 12 at n = 50 (batch 12) 137-142 -> 123-127 us;
    backward 8 x 64 level to 1% faster, 4 x 16 4%; built for AVX2 (the
    polynomial form) 3.5-10% and 1.5-5%.
@@ -5759,9 +5759,10 @@ static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *co
    in fewer steps.  Cost per k in thirds of a vector FMA: its rows padded
    to whole MR, times 3 per vector column, and a panel left one vector
    wide costs a third more (6 accumulators, fewer than the FMA units'
-   latency needs, and 7 loads per 6 FMAs).  The tracker's 4 x 16 heads at
-   n = 65 stay (66 rows x 1 vector = 264 against 18 x (4 + 1) = 288);
-   at n >= 128 they flip (264 against 216), as do 4 x 12 at n = 50 (216
+   latency needs, and 7 loads per 6 FMAs).  Heads 4 x 16 in a block of 65
+   queries stay (66 rows x 1 vector = 264 against 18 x (4 + 1) = 288);
+   in blocks of 64 (the tracker's, and n = 65's tiles since
+   ea__fa_row_tile takes its last query) they flip (264 against 216), as do 4 x 12 at n = 50 (216
    against 144); 8 x 32 stay (396 against 432), 8 x 64 tie and stay.
    Forward alone, best of 3-300 calls, three rounds alternating with the
    unflipped build, one Zen 5 thread: 4 x 16, n = 1,024 2044-2050 ->
@@ -5770,7 +5771,7 @@ static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *co
    device's Xeon on 16 threads 471-478 -> 429-446 us, 7.73-7.90 ->
    7.50-7.61 ms, 24.0-24.4 -> 22.8-23.7 us (one thread there too noisy to
    tell; bench/results/peers-cpu/flash-pv-flip-ab.txt).  Every tile
-   flipped had cost the tracker's n = 65 345-350 -> 372-374 us. */
+   flipped had cost 4 x 16 at n = 65 345-350 -> 372-374 us. */
 static int ea__fa_pv_cost(int M, int N) {
     int nv = ea__gemm_nv(), vecs = (N + EA_VW - 1) / EA_VW;
     return (M + EA_MR - 1) / EA_MR * EA_MR * (3 * vecs + (vecs % nv == 1));
@@ -6531,7 +6532,7 @@ static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q,
     out = ea__out(ctx, 3, shape, q, k, v);
     if (!out) return NULL;
     scratch = ea__floats(ctx, ea__fa_scratch_floats(s));
-    /* the row log-sum-exps only for a backward: at the tracker's 65
+    /* the row log-sum-exps only for a backward: at heads 4 x 16 and 65
        tokens logf took 3-5% of the flash forward's samples and 1.5% of
        batch-32 inference's (perf, one Zen 5 thread), none now */
     p = out->requires_grad ? ea__floats(ctx, (size_t)s->B * s->H * s->nq) : NULL;
