@@ -5440,7 +5440,6 @@ EA_API void ea_sdpa_bwd(float *dq, float *dk, float *dv, float *scratch, const f
 #define EA_FA_BCMAX (EA_FA_BC + EA_FA_TAIL)
 #define EA_FA_BCW 256
 #define EA_FA_BCWMAX (EA_FA_BCW + EA_FA_TAIL)
-#define EA_FA_ROWS 1 /* queries past a block's last whole vector held apart (ea__fa_row_tile) */
 
 /* Blocks of `step` rows that n rows make: a last one of at most
    EA_FA_TAIL rows joins the one before.  Block I starts at I·step. */
@@ -5492,14 +5491,14 @@ static size_t ea__fa_kv_floats(const ea_sdpa_shape *s) {
 /* One thread's share of the scratch, in whole cache lines: the forward's
    Qᵀ panel (dh x LD), a wide Sᵀ tile (BCWMAX x LD), the O accumulator (LD
    x dh), four rows of LD (m, l, correction, the stored powers' sums) and
-   the room of the rows that take a path of their own (ea__fa_row_tile: a
-   row of BCWMAX scores, then each row's query and accumulator);
+   the room of the query that takes a path of its own (ea__fa_row_tile: a
+   row of BCWMAX scores, its query and its accumulator);
    or the backward's Qᵀ and dOᵀ panels, Sᵀ, dPᵀ and raw-score tiles (BCMAX
    x LD) and two rows (D, lse): the larger of the two; then the room for
    the copies above. */
 static size_t ea__fa_base(const ea_sdpa_shape *s) {
     size_t f = (size_t)2 * EA_FA_LD * s->dh + (size_t)EA_FA_BCWMAX * EA_FA_LD + 4 * EA_FA_LD + EA_FA_BCWMAX +
-               (size_t)EA_FA_ROWS * 2 * s->dh;
+               (size_t)2 * s->dh;
     size_t b = (size_t)2 * EA_FA_LD * s->dh + (size_t)3 * EA_FA_BCMAX * EA_FA_LD + 2 * EA_FA_LD;
     return ((b > f ? b : f) + 15) / 16 * 16;
 }
@@ -5850,30 +5849,31 @@ static int ea__fa_kv_copy(const ea_sdpa_shape *s, const ea_block_mask *bm) {
     return ea__fa_kv_floats(s) && !bm && ea__fa_kv_forced >= 0;
 }
 
-/* A block whose queries end one past a whole vector (65 tokens: 64
-   patches and a class token) gives that query a path of its own: held in
-   the tiles, it costs a whole vector of queries (64 -> 80 columns in the
+/* A block whose queries end one past a whole vector (65 tokens: 64 patches
+   and a class token) gives that query a path of its own: held in the
+   tiles, it costs a whole vector of queries (64 -> 80 columns in the
    scores' product, the powers and P·V: a fifth more work).  For each key
-   tile, its scores by dot products along K's rows, the online step in
-   base 2 as the tiles' (its m and l in theirs, past the tiles' columns)
-   and O_acc = O_acc·corr + Σ_c p_c·V_c in two chains of keys.  Which
-   query takes it depends on the block alone (ea__fa_split's parts are
-   whole vectors but the last): the same bits whatever the split.  Without
-   mods only (a mask_mod or score_mod asks per pair; a block mask's
-   partial tiles come with one).  One thread of this project's Xeon VM
-   (model 207), flash forward alone, batch 32, heads 4 x dh, rounds in
-   turn: n = 65, dh = 16 564.6-567.0 -> 490.9-495.7 us, dh = 12
+   tile, its scores by dot products along K's rows, the online step in base
+   2 as the tiles' (its m and l in theirs, past the tiles' columns) and
+   O_acc = O_acc·corr + Σ_c p_c·V_c in two chains of keys.  It is the
+   block's last query, so the tiles' causal limit (the block's last row's
+   key) is its own.  Which query takes it depends on the block alone
+   (ea__fa_split's parts are whole vectors but the last): the same bits
+   whatever the split.  Without mods only (a mask_mod or score_mod asks per
+   pair; a block mask's partial tiles come with one).  Flash forward alone,
+   batch 32, heads 4 x dh, one thread, rounds in turn
+   (bench/results/peers-cpu/flash-row-tile-ab.txt): this project's Xeon VM
+   (model 207) n = 65, dh = 16 564.6-567.0 -> 490.9-495.7 us, dh = 12
    466.9-475.3 -> 404.1-405.6, dh = 32 916-920 -> 861-865, dh = 64
-   1558-1568 -> 1468-1492 us; n = 129, dh = 64 6.19 -> 5.77-6.04 ms,
-   n = 257 21.1-22.1 -> 20.8.  Two such queries, each a dot product's
-   horizontal sum per key, lost or tied: n = 50, dh = 12 277-279 ->
-   280-282 us, n = 66, dh = 64 1476-1589 -> 1598-1617 (dh = 16 at n = 50
-   gained 4%); so one query only (EA_FA_ROWS).  The tracker (64 tokens,
-   mean pooling) has none. */
+   1558-1568 -> 1468-1492 us; n = 129, dh = 64 6.19 -> 5.77-6.04 ms, n =
+   257 21.1-22.1 -> 20.8; the device's Xeon (model 143) 734-750 -> 642-660
+   us at n = 65, dh = 16.  Two such queries, each a dot product's
+   horizontal sum per key, lost or tied: n = 50, dh = 12 277-279 -> 280-282
+   us, n = 66, dh = 64 1476-1589 -> 1598-1617 (dh = 16 at n = 50 gained
+   4%); so one query only.  The tracker (64 tokens, mean pooling) has none. */
 static int ea__fa_rows_off = 0; /* tests: 1 keeps every query in the tiles */
-EA_INLINE int ea__fa_rows(int br, const ea_flex_mods *mods) {
-    int r = br % EA_VW;
-    return !mods && !ea__fa_rows_off && r <= EA_FA_ROWS ? r : 0;
+EA_INLINE int ea__fa_row_own(int br, const ea_flex_mods *mods) {
+    return br % EA_VW == 1 && !mods && !ea__fa_rows_off; /* never with EA_VW = 1 */
 }
 /* One key tile (bc keys from kt, vt) for the query qr (times the call's
    scale·log2(e), as the tiles' Qᵀ): sr receives its scores, padded with
@@ -5926,13 +5926,13 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     ea__fa_item it = ea__fa_item_of(s, w, split);
     int nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
     int b = it.b, h = it.h, I = it.I, g = h / group, i0 = it.i0, br = it.br;
-    int rows = ea__fa_rows(br, mods), brm = br - rows, j; /* brm rows in the tiles */
+    int own = ea__fa_row_own(br, mods), brm = br - own; /* brm rows in the tiles, then the own path's */
     int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(brm), fused, lazy;
     int flip = ea__fa_pv_flip(s->dh, brm);
     float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCWMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
     float *l = m + EA_FA_LD, *corr = l + EA_FA_LD, *tsum = corr + EA_FA_LD;
-    float *sr = tsum + EA_FA_LD, *qr = sr + EA_FA_BCWMAX, *ar = qr + (size_t)EA_FA_ROWS * s->dh;
+    float *sr = tsum + EA_FA_LD, *qr = sr + EA_FA_BCWMAX, *ar = qr + s->dh;
     const float *kh = k + (size_t)b * s->nk * s->ldk + g * s->dh;
     const float *vh = v + (size_t)b * s->nk * s->ldv + g * s->dh;
     const int *list;
@@ -5968,10 +5968,9 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     }
     /* scores in base 2 (ea__fa_online): scale·log2(e) folded into Qᵀ */
     ea__fa_pack_t(qt, q + (size_t)b * s->nq * s->ldq + h * s->dh, s->ldq, i0, brm, s->dh, s->scale * EA_LOG2E);
-    for (j = 0; j < rows; j++) {
-        const float *qj = q + ((size_t)b * s->nq + i0 + brm + j) * s->ldq + h * s->dh;
-        ea__scal(qr + (size_t)j * s->dh, s->scale * EA_LOG2E, qj, s->dh);
-        memset(ar + (size_t)j * s->dh, 0, (size_t)s->dh * sizeof(float));
+    if (own) {
+        ea__scal(qr, s->scale * EA_LOG2E, q + ((size_t)b * s->nq + i0 + brm) * s->ldq + h * s->dh, s->dh);
+        memset(ar, 0, (size_t)s->dh * sizeof(float));
     }
     for (r = 0; r < EA_FA_LD; r++) {
         m[r] = -INFINITY;
@@ -5997,13 +5996,9 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            keys past it are hidden from every row (computed, they had made
            causal 8 x 64 at n = 1,024 1.5-2.7% slower than 64-key tiles) */
         bc = bc < last_row_key + 1 - j0 ? bc : last_row_key + 1 - j0;
-        for (j = 0; j < rows; j++) { /* the rows past the tiles' (ea__fa_row_tile), each to its last key */
-            int seen = ea__last_key(s, i0 + brm + j) + 1 - j0;
-            if (seen > 0)
-                ea__fa_row_tile(ar + (size_t)j * s->dh, m + brm + j, l + brm + j, sr, qr + (size_t)j * s->dh,
-                                kh + (size_t)j0 * s->ldk, s->ldk, vh + (size_t)j0 * s->ldv, s->ldv,
-                                bc < seen ? bc : seen, s->dh);
-        }
+        if (own) /* ea__fa_row_tile */
+            ea__fa_row_tile(ar, m + brm, l + brm, sr, qr, kh + (size_t)j0 * s->ldk, s->ldk, vh + (size_t)j0 * s->ldv,
+                            s->ldv, bc, s->dh);
         if (!brm) continue;
         memcpy(corr, m, (size_t)bw * sizeof(float)); /* the running max, raised by the product if it can */
         lazy = !fresh && !s->causal && !ea__fa_lazy_off; /* see ea__fa_lazy */
@@ -6063,7 +6058,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     }
     for (r = 0; r < br; r++) {
         float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f, *orow = o + ((size_t)b * s->nq + i0 + r) * s->ldo + h * s->dh;
-        if (r >= brm) ea__scal(orow, inv, ar + (size_t)(r - brm) * s->dh, s->dh); /* ea__fa_row_tile's */
+        if (r == brm) ea__scal(orow, inv, ar, s->dh); /* ea__fa_row_tile's */
         else if (!flip) ea__scal(orow, inv, acc + (size_t)r * s->dh, s->dh);
         if (lse) lse[((size_t)b * s->H + h) * s->nq + i0 + r] = l[r] > 0.0f ? (m[r] + log2f(l[r])) * EA_LN2 : INFINITY;
     }
