@@ -5755,22 +5755,22 @@ static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *co
 
 /* The forward's P·V tile is br x dh (query rows, a panel of dh columns),
    or flipped, dh x bw (ea__fa_fwd_item): whichever the micro-kernel runs
-   in fewer steps.  Cost per k in thirds of a vector FMA: its rows padded
-   to whole MR, times 3 per vector column, and a panel left one vector
-   wide costs a third more (6 accumulators, fewer than the FMA units'
-   latency needs, and 7 loads per 6 FMAs).  Heads 4 x 16 in a block of 65
-   queries stay (66 rows x 1 vector = 264 against 18 x (4 + 1) = 288);
-   in blocks of 64 (the tracker's, and n = 65's tiles since
-   ea__fa_row_tile takes its last query) they flip (264 against 216), as do 4 x 12 at n = 50 (216
+   in fewer steps.  Cost per k in thirds of a vector FMA: its rows padded to
+   whole MR, times 3 per vector column, and a panel left one vector wide
+   costs a third more (6 accumulators, fewer than the FMA units' latency
+   needs, and 7 loads per 6 FMAs).  Heads 4 x 16 in a block of 65 queries
+   stay (66 rows x 1 vector = 264 against 18 x (4 + 1) = 288); in blocks of
+   64 (the tracker's, and n = 65's tiles since ea__fa_row_tile takes its
+   last query) they flip (264 against 216), as do 4 x 12 at n = 50 (216
    against 144); 8 x 32 stay (396 against 432), 8 x 64 tie and stay.
    Forward alone, best of 3-300 calls, three rounds alternating with the
    unflipped build, one Zen 5 thread: 4 x 16, n = 1,024 2044-2050 ->
-   1880-1894 us, n = 4,096 34.0-34.6 -> 31.6-32.6 ms; 4 x 12, n = 50,
-   batch 12 82.9-83.5 -> 70.8-71.3 us; the shapes that stay level.  The
-   device's Xeon on 16 threads 471-478 -> 429-446 us, 7.73-7.90 ->
-   7.50-7.61 ms, 24.0-24.4 -> 22.8-23.7 us (one thread there too noisy to
-   tell; bench/results/peers-cpu/flash-pv-flip-ab.txt).  Every tile
-   flipped had cost 4 x 16 at n = 65 345-350 -> 372-374 us. */
+   1880-1894 us, n = 4,096 34.0-34.6 -> 31.6-32.6 ms; 4 x 12, n = 50, batch
+   12 82.9-83.5 -> 70.8-71.3 us; the shapes that stay level.  The device's
+   Xeon on 16 threads 471-478 -> 429-446 us, 7.73-7.90 -> 7.50-7.61 ms,
+   24.0-24.4 -> 22.8-23.7 us (one thread there too noisy to tell;
+   bench/results/peers-cpu/flash-pv-flip-ab.txt).  Every tile flipped had
+   cost 4 x 16 at n = 65 345-350 -> 372-374 us. */
 static int ea__fa_pv_cost(int M, int N) {
     int nv = ea__gemm_nv(), vecs = (N + EA_VW - 1) / EA_VW;
     return (M + EA_MR - 1) / EA_MR * EA_MR * (3 * vecs + (vecs % nv == 1));

@@ -1027,8 +1027,8 @@ static void test_flash(void) {
                 num = fabs(o1[i] - o2[i]) > num ? fabs(o1[i] - o2[i]) : num;
             }
             for (i = 0; i < nl; i++) lerr = fabs(lse[i] - lse2[i]) > lerr ? fabs(lse[i] - lse2[i]) : lerr;
-            CHECK(num <= 1e-6 * mx && lerr <= 1e-5, "config %zu: flash forward's own-path rows vs tiles: %g of the "
-                  "largest output, lse %g apart", c, num / (mx + 1e-20), lerr);
+            CHECK(num <= 1e-6 * mx && lerr <= 1e-5, "config %zu: flash forward's own-path query vs the tiles: "
+                  "%g of the largest output, lse %g apart", c, num / (mx + 1e-20), lerr);
             if (own)
                 CHECK(memcmp(o1, o2, nq * sizeof(float)) != 0, "config %zu: a query past the vectors, yet the "
                       "same bits as the tiles' (its own path never ran?)", c);
