@@ -10141,8 +10141,93 @@ static void ea__stack_qkv(const ea_vit *m, int l, int M, const float *h, float *
     }
 }
 
+/* What the stack's threads share: the model, h [M = B·T rows, dim] (the
+   residual stream, in place), the Q/K/V rows, the attention's output rows,
+   the final norm's rows, the flash scratch, and the chunk length. */
+typedef struct {
+    const ea_vit *m;
+    float *h, *qkv, *o, *out, *scratch;
+    int B, T, M, rows;
+} ea__stack_job;
+
+/* Block l's attention shape and where its Q, K and V rows start. */
+static void ea__stack_attn_of(const ea__stack_job *j, int l, ea_sdpa_shape *s, const float **q, const float **k,
+                              const float **v) {
+    const ea_attn *a = &j->m->blocks[l].attn;
+    const int D = j->m->cfg.dim, merged = a->variant->forward == ea__mha_forward, kvw = a->kv_heads * a->head_dim;
+    ea__stack_shape(s, a, j->B, j->T, D);
+    *q = j->qkv;
+    *k = merged ? j->qkv + D : j->qkv + (size_t)j->M * D;
+    *v = merged ? j->qkv + 2 * D : *k + (size_t)j->M * kvw;
+}
+
+/* Rows [r0, r1) in chunks, with the thread's chunk buffers (ln, then sum
+   and fc1's rows): block l's steps after its attention (l = -1: only the
+   first block's Q/K/V), then the next block's Q/K/V or the final norm. */
+static void ea__stack_rows_pass(const ea__stack_job *j, int l, int r0, int r1, float *ln) {
+    const ea_vit *m = j->m;
+    const int D = m->cfg.dim, F = m->cfg.mlp_hidden;
+    float *sum = ln + (size_t)j->rows * D, *mid = sum + (size_t)j->rows * D;
+    int r, n;
+    for (r = r0; r < r1; r += n) {
+        float *hr = j->h + (size_t)r * D;
+        n = r1 - r < j->rows ? r1 - r : j->rows;
+        if (l >= 0) {
+            const ea_block *bl = &m->blocks[l];
+            ea__linear_add(hr, sum, j->o + (size_t)r * D, bl->attn.w[2], bl->attn.w[3], n, D, D);
+            ea__layernorm_rows(ln, NULL, NULL, hr, bl->ln2_w->data, bl->ln2_b->data, 0, n, D, 1e-5f);
+            ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, 0, n, D, F, ea__gelu_fwd_span, 0);
+            ea__linear_add(hr, sum, mid, bl->fc2_w, bl->fc2_b, n, F, D);
+        }
+        if (l + 1 < m->cfg.depth) ea__stack_qkv(m, l + 1, j->M, j->h, j->qkv, ln, r, n);
+        else ea__layernorm_rows(j->out + (size_t)r * D, NULL, NULL, hr, m->norm_w->data, m->norm_b->data, 0, n, D, 1e-5f);
+    }
+}
+
+/* Images [b0, b1) through every block on the calling thread: their rows,
+   their attention items (split 1, in order), no other thread's rows read
+   or written. */
+static void ea__stack_images(const ea__stack_job *j, int b0, int b1, float *ln) {
+    int l, w;
+    ea__stack_rows_pass(j, -1, b0 * j->T, b1 * j->T, ln);
+    for (l = 0; l < j->m->cfg.depth; l++) {
+        ea_sdpa_shape s;
+        const float *q, *k, *v;
+        int per;
+        ea__stack_attn_of(j, l, &s, &q, &k, &v);
+        per = s.H * ea__fa_count(j->T, EA_FA_BR); /* an image's items */
+        for (w = per * b0; w < per * b1; w++) ea__fa_fwd_item(j->o, NULL, j->scratch, q, k, v, &s, NULL, NULL, w, 1, NULL);
+        ea__stack_rows_pass(j, l, b0 * j->T, b1 * j->T, ln);
+    }
+}
+
+/* Whole images a thread (ea__vit_stack) unless the busiest thread's
+   extra image would leave the others idle for more than an eighth of the
+   work. */
+static int ea__stack_by_images(int B, int nt) {
+    int most = (B + nt - 1) / nt; /* images on the busiest thread, taken evenly */
+    return (most * nt - B) * 8 <= B;
+}
+
 /* h [B, T, dim] through every block (in place: h is this forward's own),
-   then the final layer norm into a new tensor. */
+   then the final layer norm into a new tensor.
+   With a batch of at least as many images as threads, the threads take
+   images (in groups of up to a chunk's rows, while every thread still gets
+   two groups or more) from a shared counter, and each group goes through
+   the whole stack on the thread that took it: no barrier, no row that
+   another core wrote.  The rows had been cut evenly over the threads with
+   two barriers a block, and on the device's Xeon (16 threads, batch 32,
+   the same 128 rows each) the threads' rows took 346 to 672 us a step:
+   the host's cores ran at different speeds, and every barrier waited for
+   the slowest; whole images assigned evenly, without the barriers, were
+   level with that (the region's end waits just the same).  Fewer images
+   than threads (batch 1 on 4), or so few more that whole images would
+   leave threads idle (batch 17 on 16: one thread takes two), keep the
+   even cut (ea__stack_by_images).  Either way each value takes the same
+   sums: the same bits.  This machine's 2 threads, batch 32, bench
+   --tracker in turn with the build before: 5.55-5.78 -> 4.76-5.33 ms in a
+   spell where its two cores ran unevenly, 4.03-4.08 -> 4.07-4.11 in a
+   quiet one (bench/results/peers-cpu/stack-images-ab.txt). */
 static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     const ea_vit_config *c = &m->cfg;
     int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
@@ -10152,8 +10237,10 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     const int share = (tiles + threads - 1) / threads * EA_MR;
     const int rows = ea__stack_rows(D, F) < share ? ea__stack_rows(D, F) : share;
     const size_t own_floats = (size_t)rows * (2 * D + F); /* a thread's ln, sum and fc1 rows */
+    int group = rows / T < B / (2 * threads) ? rows / T : B / (2 * threads);
     size_t sc = 0;
-    float *qkv, *o, *chunks, *scratch;
+    float *chunks;
+    ea__stack_job j;
     ea_tensor *out = ea_tensor_new(ctx, 3, h->shape, 0);
     int i;
     for (i = 0; i < c->depth; i++) { /* the flash scratch of the largest block's shape (a share */
@@ -10161,13 +10248,25 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
         ea__stack_shape(&s, &m->blocks[i].attn, B, T, D);
         sc = ea__fa_scratch_floats(&s) > sc ? ea__fa_scratch_floats(&s) : sc;
     }
-    qkv = ea__floats(ctx, (size_t)M * 3 * D);
-    o = ea__floats(ctx, (size_t)M * D);
+    j.m = m;
+    j.h = h->data;
+    j.B = B;
+    j.T = T;
+    j.M = M;
+    j.rows = rows;
+    j.qkv = ea__floats(ctx, (size_t)M * 3 * D);
+    j.o = ea__floats(ctx, (size_t)M * D);
     chunks = ea__floats(ctx, own_floats * (size_t)threads);
-    scratch = ea__floats(ctx, sc);
-    if (!out || !qkv || !o || !chunks || !scratch) return NULL;
+    j.scratch = ea__floats(ctx, sc);
+    if (!out || !j.qkv || !j.o || !chunks || !j.scratch) return NULL;
+    j.out = out->data;
+    group = group > 1 ? group : 1;
+    if (!team) {
+        ea__stack_images(&j, 0, B, chunks); /* one thread: every row in chunks, as one group */
+        return out;
+    }
 #ifdef _OPENMP
-    _Pragma("omp parallel if(team)")
+    _Pragma("omp parallel")
 #endif
     {
 #ifdef _OPENMP
@@ -10175,51 +10274,45 @@ static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
 #else
         int nt = 1;
 #endif
-        int t = ea__thread_id(), l, r, n;
-        int r0 = tiles * t / nt * EA_MR, r1 = tiles * (t + 1) / nt * EA_MR < M ? tiles * (t + 1) / nt * EA_MR : M;
-        float *ln = chunks + own_floats * (size_t)t, *sum = ln + (size_t)rows * D, *mid = sum + (size_t)rows * D;
-        for (r = r0; r < r1; r += n) {
-            n = r1 - r < rows ? r1 - r : rows;
-            ea__stack_qkv(m, 0, M, h->data, qkv, ln, r, n);
-        }
-        for (l = 0; l < c->depth; l++) {
-            const ea_block *bl = &m->blocks[l];
-            const ea_attn *a = &bl->attn;
-            int merged = a->variant->forward == ea__mha_forward, kvw = a->kv_heads * a->head_dim, w, work, split;
-            ea_sdpa_shape s;
-            float *q = qkv, *k = merged ? qkv + D : qkv + (size_t)M * D, *v = merged ? qkv + 2 * D : k + (size_t)M * kvw;
-            ea__stack_shape(&s, a, B, T, D);
-            split = ea__fa_split(&s, team);
-            work = B * s.H * ea__fa_count(T, EA_FA_BR) * split;
+        int t = ea__thread_id(), l, w, g;
+        float *ln = chunks + own_floats * (size_t)t;
+        if (ea__stack_by_images(B, nt)) {
 #ifdef _OPENMP
-            _Pragma("omp barrier")
+            _Pragma("omp for schedule(dynamic) nowait")
 #endif
-            /* the items as ea_sdpa_flash_fwd schedules them; each loop ends
-               in the barrier the output projection needs */
-            if (ea__fa_count(T, EA_FA_BC) >= 8) {
+            for (g = 0; g < (B + group - 1) / group; g++)
+                ea__stack_images(&j, g * group, (g + 1) * group < B ? (g + 1) * group : B, ln);
+        } else {
+            int r0 = tiles * t / nt * EA_MR, r1 = tiles * (t + 1) / nt * EA_MR < M ? tiles * (t + 1) / nt * EA_MR : M;
+            ea__stack_rows_pass(&j, -1, r0, r1, ln);
+            for (l = 0; l < c->depth; l++) {
+                ea_sdpa_shape s;
+                const float *q, *k, *v;
+                int split, work;
+                ea__stack_attn_of(&j, l, &s, &q, &k, &v);
+                split = ea__fa_split(&s, team);
+                work = B * s.H * ea__fa_count(T, EA_FA_BR) * split;
+                /* every thread's Q/K/V rows in, the items as
+                   ea_sdpa_flash_fwd schedules them; each loop ends in the
+                   barrier the output projection needs (and after which
+                   the next block's Q/K/V may overwrite qkv) */
 #ifdef _OPENMP
-                _Pragma("omp for schedule(dynamic)")
+                _Pragma("omp barrier")
 #endif
-                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
-            } else {
+                if (ea__fa_count(T, EA_FA_BC) >= 8) {
 #ifdef _OPENMP
-                _Pragma("omp for schedule(static)")
+                    _Pragma("omp for schedule(dynamic)")
 #endif
-                for (w = 0; w < work; w++) ea__fa_fwd_item(o, NULL, scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
-            }
-            /* every thread has left the attention: the next block's Q/K/V
-               may overwrite its rows of qkv */
-            for (r = r0; r < r1; r += n) {
-                float *hr = h->data + (size_t)r * D;
-                n = r1 - r < rows ? r1 - r : rows;
-                ea__linear_add(hr, sum, o + (size_t)r * D, a->w[2], a->w[3], n, D, D);
-                ea__layernorm_rows(ln, NULL, NULL, hr, bl->ln2_w->data, bl->ln2_b->data, 0, n, D, 1e-5f);
-                ea__linear_range(mid, ln, bl->fc1_w, bl->fc1_b, 0, n, D, F, ea__gelu_fwd_span, 0);
-                ea__linear_add(hr, sum, mid, bl->fc2_w, bl->fc2_b, n, F, D);
-                if (l + 1 < c->depth) ea__stack_qkv(m, l + 1, M, h->data, qkv, ln, r, n);
-                else
-                    ea__layernorm_rows(out->data + (size_t)r * D, NULL, NULL, hr, m->norm_w->data, m->norm_b->data, 0,
-                                       n, D, 1e-5f);
+                    for (w = 0; w < work; w++)
+                        ea__fa_fwd_item(j.o, NULL, j.scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
+                } else {
+#ifdef _OPENMP
+                    _Pragma("omp for schedule(static)")
+#endif
+                    for (w = 0; w < work; w++)
+                        ea__fa_fwd_item(j.o, NULL, j.scratch, q, k, v, &s, NULL, NULL, w, split, NULL);
+                }
+                ea__stack_rows_pass(&j, l, r0, r1, ln);
             }
         }
     }
