@@ -10224,10 +10224,12 @@ static int ea__stack_by_images(int B, int nt) {
    than threads (batch 1 on 4), or so few more that whole images would
    leave threads idle (batch 17 on 16: one thread takes two), keep the
    even cut (ea__stack_by_images).  Either way each value takes the same
-   sums: the same bits.  This machine's 2 threads, batch 32, bench
-   --tracker in turn with the build before: 5.55-5.78 -> 4.76-5.33 ms in a
-   spell where its two cores ran unevenly, 4.03-4.08 -> 4.07-4.11 in a
-   quiet one (bench/results/peers-cpu/stack-images-ab.txt). */
+   sums: the same bits.  bench --tracker, batch 32, rounds in turn with
+   the build before: the device's Xeon (a noisy host) on 16 threads
+   0.923-1.153 -> 0.859-1.034 ms, on 4 3.01-3.07 -> 2.11-2.59; this
+   machine's 2 threads 5.55-5.78 -> 4.76-5.33 in a spell where its two
+   cores ran unevenly, 4.03-4.08 -> 4.07-4.11 in a quiet one
+   (bench/results/peers-cpu/stack-images-ab.txt). */
 static ea_tensor *ea__vit_stack(ea_ctx *ctx, const ea_vit *m, ea_tensor *h) {
     const ea_vit_config *c = &m->cfg;
     int B = h->shape[0], T = h->shape[1], D = c->dim, F = c->mlp_hidden, M = B * T, team = ea_num_threads() > 1;
