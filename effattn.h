@@ -10226,7 +10226,7 @@ static int ea__stack_by_images(int B, int nt) {
    even cut (ea__stack_by_images).  Either way each value takes the same
    sums: the same bits.  bench --tracker, batch 32, rounds in turn with
    the build before: the device's Xeon (a noisy host) on 16 threads
-   0.923-1.153 -> 0.859-1.034 ms, on 4 3.01-3.07 -> 2.11-2.59; this
+   0.923-1.153 -> 0.859-1.034 ms, on 4 (mha) 3.01-3.07 -> 2.11-2.59; this
    machine's 2 threads 5.55-5.78 -> 4.76-5.33 in a spell where its two
    cores ran unevenly, 4.03-4.08 -> 4.07-4.11 in a quiet one
    (bench/results/peers-cpu/stack-images-ab.txt). */

@@ -6275,6 +6275,12 @@ static void test_stack(void) {
     CHECK(ea__stack_rows(64, 256) < 3 * 64 && ea__stack_rows(64, 256) % EA_MR == 0,
           "stack: a chunk of %d rows (the tracker's): batch 3 no longer spans two chunks, or not whole row tiles",
           ea__stack_rows(64, 256));
+    /* the runs below take both paths only while these shapes pick them */
+    CHECK(ea__stack_by_images(3, 3) && ea__stack_by_images(33, 2) && ea__stack_by_images(33, 3) &&
+              ea__stack_by_images(32, 16) && !ea__stack_by_images(1, 2) && !ea__stack_by_images(3, 2) &&
+              !ea__stack_by_images(17, 16),
+          "stack: whole images a thread for the wrong shapes (expected for batch 3 on 3 threads, 33 on 2 and 3, 32 on 16; "
+          "the even cut for 1 and 3 on 2, 17 on 16)");
     for (r = 0; r < 9; r++)
         for (causal = 0; causal < 2 - (r >= 7); causal++) { /* a class token needs every query to see it; the
                                                                 wide MLP's adds are the same either way */
