@@ -2107,17 +2107,31 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
 #if EA_VW >= 8
                 /* 4 x 4 blocks (ea__t4x4); measured on the tracker at
                    batch 1, one thread (2-core Xeon): the scalar packing
-                   was 22% of the time in perf */
-                for (; jj + 4 <= ncols; jj += 4) {
-                    const float *c0 = B + (ptrdiff_t)k0 + (ptrdiff_t)(j0 + jj) * bcs, *c1 = c0 + bcs, *c2 = c1 + bcs,
-                                *c3 = c2 + bcs;
-                    for (k = 0; k + 4 <= kc; k += 4) ea__t4x4(panel + k * nr + jj, nr, c0 + k, bcs, 1.0f);
-                    for (; k < kc; k++) {
-                        panel[k * nr + jj] = c0[k];
-                        panel[k * nr + jj + 1] = c1[k];
-                        panel[k * nr + jj + 2] = c2[k];
-                        panel[k * nr + jj + 3] = c3[k];
+                   was 22% of the time in perf.  They go 64 k at a time
+                   across all the panel's columns: 16 KiB of an AVX-512
+                   panel (64 columns) and of B at a time.  Four columns
+                   down all of k had written a panel 256 deep (64 KiB,
+                   more than L1) in 16-byte pieces a row apart, sixteen
+                   passes over it: the tracker's fc2 (its 64 x 256 weight)
+                   packed in about 8 us where fc1's 256 x 64, the same
+                   floats, took 2.6.  One pinned thread of this machine's
+                   Xeon, rounds in turn: fc2's product at 24 rows
+                   13.1-13.5 -> 7.5 us, at 2,048 0.412-0.443 -> 0.404-0.408
+                   ms (bench --gemm); the tracker at batch 1, weights not
+                   packed, 0.300-0.309 -> 0.279-0.281 ms. */
+                {
+                    const float *b0 = B + (ptrdiff_t)k0 + (ptrdiff_t)j0 * bcs;
+                    const int jq = ncols / 4 * 4, k4 = kc / 4 * 4;
+                    int kb, ke;
+                    for (kb = 0; kb < k4; kb = ke) {
+                        ke = k4 - kb < 64 ? k4 : kb + 64;
+                        for (jj = 0; jj < jq; jj += 4)
+                            for (k = kb; k < ke; k += 4)
+                                ea__t4x4(panel + k * nr + jj, nr, b0 + (ptrdiff_t)jj * bcs + k, bcs, 1.0f);
                     }
+                    for (k = k4; k < kc; k++)
+                        for (jj = 0; jj < jq; jj++) panel[k * nr + jj] = b0[(ptrdiff_t)jj * bcs + k];
+                    jj = jq;
                 }
 #endif
                 for (; jj < nr; jj++) {
