@@ -2573,10 +2573,19 @@ static int ea__grad_fresh(ea_tensor *t) {
     return fresh;
 }
 
-EA_API ea_status ea_backward(ea_ctx *ctx, ea_tensor *loss) {
-    ea_node *n;
-    ea_grad_buf *g;
+/* One node of the backward: its output's gradient and those of the inputs
+   it adds into made ready (zeroed on first touch), then its function.
+   (bench/regions.c --nodes times ea_backward node by node with it.) */
+static void ea__backward_node(ea_ctx *ctx, ea_node *n) {
     int k;
+    ea__grad_ready(n->out->gbuf);
+    for (k = 0; k < 4; k++)
+        if (n->in[k] && !(n->assigns >> k & 1)) ea__grad_ready(n->in[k]->gbuf);
+    n->backward(ctx, n);
+}
+
+/* ea_backward before its nodes: the loss checked and seeded. */
+static ea_status ea__backward_begin(ea_ctx *ctx, ea_tensor *loss) {
     if (ctx->err.status != EA_OK) return ctx->err.status;
     if (!loss)
         return ea_error_set(&ctx->err, EA_ERR_ARG, "backward: loss is NULL (an earlier op failed?)");
@@ -2586,14 +2595,21 @@ EA_API ea_status ea_backward(ea_ctx *ctx, ea_tensor *loss) {
                             loss->size, loss->grad ? "" : " without a gradient");
     ea__grad_ready(loss->gbuf);
     loss->grad[0] += 1.0f;
-    for (n = ctx->tape; n && ctx->err.status == EA_OK; n = n->prev) {
-        ea__grad_ready(n->out->gbuf);
-        for (k = 0; k < 4; k++)
-            if (n->in[k] && !(n->assigns >> k & 1)) ea__grad_ready(n->in[k]->gbuf);
-        n->backward(ctx, n);
-    }
+    return EA_OK;
+}
+
+/* ea_backward after its nodes: gradients no node reached read 0. */
+static ea_status ea__backward_end(ea_ctx *ctx) {
+    ea_grad_buf *g;
     for (g = ctx->grads; g; g = g->next) ea__grad_ready(g);
     return ctx->err.status;
+}
+
+EA_API ea_status ea_backward(ea_ctx *ctx, ea_tensor *loss) {
+    ea_node *n;
+    if (ea__backward_begin(ctx, loss) != EA_OK) return ctx->err.status;
+    for (n = ctx->tape; n && ctx->err.status == EA_OK; n = n->prev) ea__backward_node(ctx, n);
+    return ea__backward_end(ctx);
 }
 
 /* --- parameters ---------------------------------------------------------

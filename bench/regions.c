@@ -16,7 +16,10 @@
                      [--threads N] [--steps S]
        build/regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]
    (--each with either: every region call of a step on its own line, in the
-   order the step makes them, e.g. to tell a layer's 15 GEMMs apart)
+   order the step makes them, e.g. to tell a layer's 15 GEMMs apart;
+   --nodes with --train: a second table, the step's forward and its
+   backward op by op, each node's time under its backward function's
+   name, which shows where a one-thread step goes, where no GEMM forks)
    The second form times one attention layer of any row (heads 8 x 64, the
    options compare --scaling gives it for long sequences, batch 1) at
    sequence length N, as `compare --scaling` does, forward (+ backward with
@@ -55,6 +58,17 @@ typedef struct {
 static region g_reg[MAX_REGIONS];
 static int g_nreg, g_on, g_each, g_seq;
 static long g_dropped;
+
+/* --nodes: the backward's time by node function, and the forward's */
+#define MAX_NODE_FNS 64
+typedef struct {
+    ea_backward_fn fn;
+    long calls;
+    double sec;
+} node_fn;
+static node_fn g_nodes[MAX_NODE_FNS];
+static int g_nnodes;
+static double g_fwd;
 
 void __real_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags);
 void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags);
@@ -95,14 +109,11 @@ static int exe_is_pie(void) {
 /* The function a region's body came from: addr2line on this executable at
    the body's offset from the load address (PIE) or its address (not PIE);
    "fn._omp_fn.3" loses its suffix.  Without addr2line, the address. */
-static void region_name(void (*body)(void *), char *out, size_t cap) {
+static void code_name(void *fn, char *out, size_t cap) {
     Dl_info info;
     char cmd[512];
     FILE *p;
-    void *fn;
-    uintptr_t off;
-    memcpy(&fn, &body, sizeof fn); /* ISO C has no cast from a function pointer to void * */
-    off = (uintptr_t)fn;
+    uintptr_t off = (uintptr_t)fn;
     snprintf(out, cap, "%p", fn);
     if (dladdr(fn, &info) && info.dli_fname) {
         char *dot;
@@ -120,6 +131,54 @@ static void region_name(void (*body)(void *), char *out, size_t cap) {
         pclose(p);
     }
 }
+static void region_name(void (*body)(void *), char *out, size_t cap) {
+    void *fn;
+    memcpy(&fn, &body, sizeof fn); /* ISO C has no cast from a function pointer to void * */
+    code_name(fn, out, cap);
+}
+
+/* ea_backward node by node (ea__backward_node), each node's time added to
+   its function's entry. */
+static ea_status timed_backward(ea_ctx *ctx, ea_tensor *loss) {
+    ea_node *n;
+    if (ea__backward_begin(ctx, loss) != EA_OK) return ctx->err.status;
+    for (n = ctx->tape; n && ctx->err.status == EA_OK; n = n->prev) {
+        double t0 = omp_get_wtime();
+        int i;
+        ea__backward_node(ctx, n);
+        if (!g_on) continue;
+        for (i = 0; i < g_nnodes && g_nodes[i].fn != n->backward; i++) {}
+        if (i == MAX_NODE_FNS) continue; /* its time falls in "(rest of the step)" */
+        if (i == g_nnodes) g_nodes[g_nnodes++].fn = n->backward;
+        g_nodes[i].calls++;
+        g_nodes[i].sec += omp_get_wtime() - t0;
+    }
+    return ea__backward_end(ctx);
+}
+
+static int node_by_time(const void *a, const void *b) {
+    double x = ((const node_fn *)a)->sec, y = ((const node_fn *)b)->sec;
+    return (x < y) - (x > y);
+}
+
+static void print_nodes(int steps, double total) {
+    double named = 0.0;
+    int i;
+    qsort(g_nodes, (size_t)g_nnodes, sizeof *g_nodes, node_by_time);
+    printf("\n  %-28s %10s %10s %7s\n", "forward and backward by op", "calls/step", "us/step", "share");
+    printf("  %-28s %10s %10.1f %6.1f%%\n", "forward (and the loss)", "", g_fwd / steps * 1e6, 100.0 * g_fwd / total);
+    for (i = 0; i < g_nnodes; i++) {
+        char name[256];
+        void *fn;
+        memcpy(&fn, &g_nodes[i].fn, sizeof fn);
+        code_name(fn, name, sizeof name);
+        named += g_nodes[i].sec;
+        printf("  %-28s %10.1f %10.1f %6.1f%%\n", name, (double)g_nodes[i].calls / steps, g_nodes[i].sec / steps * 1e6,
+               100.0 * g_nodes[i].sec / total);
+    }
+    printf("  %-28s %10s %10.1f %6.1f%%\n", "(rest of the step)", "", (total - g_fwd - named) / steps * 1e6,
+           100.0 * (total - g_fwd - named) / total);
+}
 
 static int by_time(const void *a, const void *b) {
     double x = ((const region *)a)->sec, y = ((const region *)b)->sec;
@@ -130,7 +189,8 @@ static int by_time(const void *a, const void *b) {
 static int usage(FILE *f, int rc) {
     fprintf(f, "usage: regions [--batch B] [--train] [--pack] [--attn mha|mqa] [--threads N] [--steps S]\n"
                "       regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]\n"
-               "  (either with --each: every region call of a step on its own line, in order)\n"
+               "  (either with --each: every region call of a step on its own line, in order;\n"
+               "  with --train --nodes: also the forward's time and the backward's op by op)\n"
                "  times each OpenMP parallel region of a tracker step (default: inference, batch 1,\n"
                "  mha, OMP_NUM_THREADS threads, 2000 steps; 200 when training); --pack packs the\n"
                "  weights first (ea_params_pack), as deployed inference runs.  --layer N: one layer of\n"
@@ -146,11 +206,12 @@ int main(int argc, char **argv) {
     ea_error err;
     ea_vit_config cfg;
     const char *attn = "mha";
-    int B = 1, train = 0, pack = 0, steps = -1, n = 0, r, i;
+    int B = 1, train = 0, pack = 0, nodes = 0, steps = -1, n = 0, r, i;
     double total = 0.0, inside = 0.0;
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--train") == 0) train = 1;
         else if (strcmp(argv[i], "--each") == 0) g_each = 1;
+        else if (strcmp(argv[i], "--nodes") == 0) nodes = 1;
         else if (strcmp(argv[i], "--pack") == 0) pack = 1;
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) B = atoi(argv[++i]);
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) steps = atoi(argv[++i]);
@@ -165,6 +226,10 @@ int main(int argc, char **argv) {
         }
     }
     if (steps < 0) steps = n ? 20 : train ? 200 : 2000;
+    if (nodes && !train) {
+        fprintf(stderr, "regions: --nodes times the backward's ops: it needs --train\n");
+        return 2;
+    }
     if (train && pack) {
         fprintf(stderr, "regions: --pack is for inference (training updates the weights every step)\n");
         return 2;
@@ -209,8 +274,10 @@ int main(int argc, char **argv) {
         t0 = omp_get_wtime(); /* the inputs' fill is not the step's (512K values at n = 1024: ~1 ms) */
         pred = n ? ea_attn_forward(&ctx, &layer, x) : ea_vit_forward(&ctx, &m, x);
         if (pred && train) {
+            ea_tensor *loss = ea_mse_loss(&ctx, pred, y);
+            if (g_on) g_fwd += omp_get_wtime() - t0;
             ea_params_zero_grad(n ? &lps : &m.params);
-            if (ea_backward(&ctx, ea_mse_loss(&ctx, pred, y)) != EA_OK) pred = NULL;
+            if ((nodes ? timed_backward(&ctx, loss) : ea_backward(&ctx, loss)) != EA_OK) pred = NULL;
         }
         if (!pred) {
             fprintf(stderr, "regions: the step failed: %s\n", ctx.err.msg);
@@ -243,6 +310,7 @@ int main(int argc, char **argv) {
     if (g_dropped)
         printf("  (%ld region calls past the first %d distinct ones were not recorded: their time is in \"outside\")\n",
                g_dropped, MAX_REGIONS);
+    if (nodes) print_nodes(steps, total);
     ea_ctx_free(&ctx);
     if (n) ea_params_free(&lps);
     else ea_vit_free(&m);
