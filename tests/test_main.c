@@ -464,6 +464,9 @@ static void test_op_gradients(void) {
     set_case(&c, "mse_loss", b_mse, NULL);
     add_input(&c, 2, 3, 2, 0, 0); add_input(&c, 2, 3, 2, 0, 0);
     gradcheck(&c);
+    set_case(&c, "mse_loss, whole vectors and a tail", b_mse, NULL);
+    add_input(&c, 2, 5, 7, 0, 0); add_input(&c, 2, 5, 7, 0, 0);
+    gradcheck(&c);
     set_case(&c, "cross_entropy", b_ce, NULL);
     add_input(&c, 2, 5, 4, 0, 0);
     gradcheck(&c);
