@@ -7002,15 +7002,28 @@ EA_INLINE int ea__topk_worse(const float *S, int a, int b) { /* a ranks below b 
     return S[a] < S[b] || (S[a] == S[b] && a > b);
 }
 
+/* Sift hp[at] down the min-heap of n key indices.  The ranking is a strict
+   order (ties go by index), so the smaller child is one value, taken
+   without a branch (which child ranks lower is a coin toss to the
+   predictor); the sifting key x stays in a register and is written once,
+   where it had been swapped level by level.  The same heap as the swaps,
+   so the same index lists (compared over random and tie-heavy scores,
+   causal or not, kk = 1 to 40).  bench --row topk, one thread of this
+   project's Xeon VM of 2026-12-07 (CPU model 167 as reported, AVX-512),
+   four rounds in turn: n = 256 / 512 / 1,024 15.96-16.77 / 41.2-43.5 /
+   99.2-104.2 ms -> 10.85-11.73 / 28.2-29.8 / 68.5-72.4, where 503b9a9's
+   build (issue 15's floor) took 13.0-14.6 / 34.9-36.7 / 89.1-97.4. */
 static void ea__heap_down(int *hp, int n, int at, const float *S) {
+    int x = hp[at];
     for (;;) {
-        int l = 2 * at + 1, r = l + 1, m = at, tmp;
-        if (l < n && ea__topk_worse(S, hp[l], hp[m])) m = l;
-        if (r < n && ea__topk_worse(S, hp[r], hp[m])) m = r;
-        if (m == at) return;
-        tmp = hp[at]; hp[at] = hp[m]; hp[m] = tmp;
-        at = m;
+        int c = 2 * at + 1;
+        if (c >= n) break;
+        c += c + 1 < n && ea__topk_worse(S, hp[c + 1], hp[c]); /* the smaller child */
+        if (!ea__topk_worse(S, hp[c], x)) break;                /* x ranks below both */
+        hp[at] = hp[c];
+        at = c;
     }
+    hp[at] = x;
 }
 
 EA_API void ea_topk_select(int *idx, float *scratch, const float *q, const float *k, int kk,

@@ -3552,6 +3552,39 @@ static void test_topk(void) {
         }
     }
     CHECK(bad == 0 && used > 60, "top-k gradients: %d of %d differ (%d skipped at a switch)", bad, used, skipped);
+    { /* scores full of ties (small integers, exact in any order): every
+         row keeps the kk best by (score, then lower index), and a full
+         list is a min-heap under that order (ea__heap_down) */
+        ea_sdpa_shape t = s;
+        float sq[37 * 2], sk[37 * 2];
+        int kk = 6, row, wrong = 0, heap_bad = 0, c;
+        t.B = 1; t.H = t.Hkv = 1; t.dh = 2; t.nq = t.nk = 37; t.ldq = t.ldk = t.ldv = t.ldo = 2;
+        t.causal = 1;
+        for (i = 0; i < 37 * 2; i++) {
+            sq[i] = (float)((i * 5) % 3) - 1.0f;
+            sk[i] = (float)((i * 7) % 4) - 1.0f;
+        }
+        ea_topk_select(l0, scr, sq, sk, kk, &t);
+        for (row = 0; row < 37; row++) {
+            const int *li = l0 + row * kk;
+            float sc[37];
+            int j, u, want = row + 1 < kk ? row + 1 : kk;
+            for (j = 0; j <= row; j++) sc[j] = sq[row * 2] * sk[j * 2] + sq[row * 2 + 1] * sk[j * 2 + 1];
+            for (u = 0; u < kk; u++) {
+                if (u >= want) { wrong += li[u] != -1; continue; }
+                if (li[u] < 0 || li[u] > row) { wrong++; continue; }
+                for (j = 0, c = 0; j <= row; j++) /* keys that rank above li[u] */
+                    c += sc[j] > sc[li[u]] || (sc[j] == sc[li[u]] && j < li[u]);
+                wrong += c >= want; /* li[u] must be among the want best */
+                if (u > 0 && want == kk) { /* a full list: a parent ranks below its child */
+                    int p = li[(u - 1) / 2], q = li[u];
+                    heap_bad += sc[p] > sc[q] || (sc[p] == sc[q] && p < q);
+                }
+            }
+        }
+        CHECK(wrong == 0 && heap_bad == 0, "top-k with ties: %d entries not among the best, %d out of heap order", wrong,
+              heap_bad);
+    }
     free(l0); free(l1); free(scr);
     ea_ctx_free(&ctx);
 }
