@@ -3573,6 +3573,7 @@ static void test_topk(void) {
             for (u = 0; u < kk; u++) {
                 if (u >= want) { wrong += li[u] != -1; continue; }
                 if (li[u] < 0 || li[u] > row) { wrong++; continue; }
+                for (j = 0; j < u; j++) wrong += li[j] == li[u]; /* each key once */
                 for (j = 0, c = 0; j <= row; j++) /* keys that rank above li[u] */
                     c += sc[j] > sc[li[u]] || (sc[j] == sc[li[u]] && j < li[u]);
                 wrong += c >= want; /* li[u] must be among the want best */
