@@ -196,6 +196,7 @@ strict: | $(BUILD)
 	clang -std=c99 -O1 -march=native $(WARN) -Werror tests/test_main.c -o $(BUILD)/strict_test $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/regions.c -o $(BUILD)/strict_regions -Wl,--wrap=GOMP_parallel -ldl $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/ln_coherence.c -o $(BUILD)/strict_ln_coherence $(LDLIBS); \
 	if command -v clang-16 > /dev/null; then \
 	  echo "clang-16 -std=c99 and clang++-16 -std=c++11: the header, two units, examples and tests"; \
 	  clang-16 -std=c99 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_c16 $(LDLIBS); \
@@ -239,6 +240,11 @@ $(BUILD)/bench: bench/bench.c examples/cli.h effattn.h | $(BUILD)
 # libgomp only (it wraps GOMP_parallel); -g lets addr2line name the regions.
 $(BUILD)/regions: bench/regions.c effattn.h | $(BUILD)
 	gcc -std=c99 -O2 -g -march=native -fopenmp $(WARN) $< -o $@ -Wl,--wrap=GOMP_parallel -ldl $(LDLIBS)
+
+# What a layer norm pass costs when other cores read or wrote its rows
+# (OpenMP; bench/ln_coherence.c says why).
+$(BUILD)/ln_coherence: bench/ln_coherence.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
 
 # Speed is measured here, never in tests: kernel and model tables, then
 # whole-program timings.  BENCH_ARGS=--json for machine-readable lines.

@@ -91,16 +91,31 @@ static double peak_gflops(void) { return peak_gflops_n(20000000); }
    bounded by this ratio, not by N. */
 static void peak_all_threads(double one) {
 #ifdef _OPENMP
-    int n = omp_get_max_threads(), r;
-    double best = 0.0;
+    int n = omp_get_max_threads(), r, i, slow = 0;
+    double best = 0.0, lo = 0.0, hi = 0.0, *each = (double *)calloc((size_t)n, sizeof(double));
+    if (!each) return;
     for (r = 0; r < 3; r++) {
         double sum = 0.0;
 #pragma omp parallel reduction(+ : sum)
-        sum += peak_gflops_n(5000000);
+        {
+            double g = peak_gflops_n(5000000);
+            if (omp_get_thread_num() < n && g > each[omp_get_thread_num()]) each[omp_get_thread_num()] = g;
+            sum += g;
+        }
         if (sum > best) best = sum;
     }
+    /* each thread's best of the three: a thread far below the others
+       shares its core (SMT, or a host's two virtual CPUs on one core) */
+    for (i = 0; i < n; i++) {
+        lo = i == 0 || each[i] < lo ? each[i] : lo;
+        hi = each[i] > hi ? each[i] : hi;
+    }
+    for (i = 0; i < n; i++) slow += each[i] < 0.6 * hi;
     if (g_json) printf("{\"group\":\"peak\",\"isa\":\"%s\",\"threads\":%d,\"gflops_all\":%.2f}\n", EA_ISA, n, best);
-    else printf("all %d threads at once: %.1f GFLOP/s, %.2fx one core\n", n, best, best / one);
+    else
+        printf("all %d threads at once: %.1f GFLOP/s, %.2fx one core; each thread %.0f-%.0f (%d under 60%% of the "
+               "fastest)\n", n, best, best / one, lo, hi, slow);
+    free(each);
 #else
     (void)one;
 #endif

@@ -17,6 +17,9 @@
        build/regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]
    (--each with either: every region call of a step on its own line, in the
    order the step makes them, e.g. to tell a layer's 15 GEMMs apart;
+   --spread with either: three more columns per region, microseconds a
+   step: the mean thread's time in the body, the slowest thread's, and how
+   long after the fork began its last thread started (the team's wake-up);
    --nodes with --train: a second table, the step's forward and its
    backward op by op, each node's time under its backward function's
    name, which shows where a one-thread step goes, where no GEMM forks)
@@ -53,10 +56,41 @@ typedef struct {
     int seq;      /* with --each: its place among the step's regions, else -1 */
     long calls;
     double sec;
+    double body_mean, body_max, start_last; /* --spread: sums over calls, seconds */
+    double *thread_body;                     /* --spread: each thread's body time (MAX_TEAM), or NULL */
 } region;
 
 static region g_reg[MAX_REGIONS];
-static int g_nreg, g_on, g_each, g_seq;
+static int g_nreg, g_on, g_each, g_seq, g_spread;
+
+/* --spread: each thread's start (after the fork began) and the time its
+   share of the body took, so that a slow region tells whether its threads
+   all ran slow, one did, or some started late (a team's wake-up). */
+#define MAX_TEAM 256
+typedef struct {
+    void (*fn)(void *);
+    void *data;
+    double t0;
+    int n;
+    double start[MAX_TEAM], body[MAX_TEAM];
+} spread_call;
+static spread_call g_call;
+static double g_thread_body[MAX_TEAM]; /* --spread: each thread's time in bodies of team regions */
+static long g_thread_slowest[MAX_TEAM]; /* how often it was a team's slowest */
+static int g_team_max;
+
+static void spread_body(void *p) {
+    spread_call *c = (spread_call *)p;
+    int t = omp_get_thread_num();
+    double s = omp_get_wtime(), e;
+    c->fn(c->data);
+    e = omp_get_wtime();
+    if (t < MAX_TEAM) {
+        c->start[t] = s - c->t0;
+        c->body[t] = e - s;
+    }
+    if (t == 0) c->n = omp_get_num_threads() < MAX_TEAM ? omp_get_num_threads() : MAX_TEAM;
+}
 static long g_dropped;
 
 /* --nodes: the backward's time by node function, and the forward's */
@@ -75,8 +109,14 @@ void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned 
 
 void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned flags) {
     double t0 = omp_get_wtime();
-    int i, team = nt != 1, seq = g_each ? g_seq++ : -1;
-    __real_GOMP_parallel(fn, data, nt, flags);
+    int i, team = nt != 1, seq = g_each ? g_seq++ : -1, spread = g_spread && g_on && !omp_in_parallel();
+    if (spread) {
+        g_call.fn = fn;
+        g_call.data = data;
+        g_call.t0 = t0;
+        g_call.n = 0;
+        __real_GOMP_parallel(spread_body, &g_call, nt, flags);
+    } else __real_GOMP_parallel(fn, data, nt, flags);
     if (!g_on) return;
     for (i = 0; i < g_nreg && (g_reg[i].fn != fn || g_reg[i].team != team || g_reg[i].seq != seq); i++) {}
     if (i == g_nreg) {
@@ -86,10 +126,29 @@ void __wrap_GOMP_parallel(void (*fn)(void *), void *data, unsigned nt, unsigned 
         }
         g_reg[g_nreg].fn = fn;
         g_reg[g_nreg].seq = seq;
+        g_reg[g_nreg].thread_body = g_spread ? (double *)calloc(MAX_TEAM, sizeof(double)) : NULL;
         g_reg[g_nreg++].team = team;
     }
     g_reg[i].calls++;
     g_reg[i].sec += omp_get_wtime() - t0;
+    if (spread && g_call.n > 0) {
+        double sum = 0.0, mx = 0.0, last = 0.0;
+        int k, slow = 0;
+        for (k = 0; k < g_call.n; k++) {
+            sum += g_call.body[k];
+            if (g_call.body[k] > mx) mx = g_call.body[k], slow = k;
+            if (g_call.start[k] > last) last = g_call.start[k];
+            if (g_call.n > 1) g_thread_body[k] += g_call.body[k];
+            if (g_reg[i].thread_body) g_reg[i].thread_body[k] += g_call.body[k];
+        }
+        if (g_call.n > 1) {
+            g_thread_slowest[slow]++;
+            if (g_call.n > g_team_max) g_team_max = g_call.n;
+        }
+        g_reg[i].body_mean += sum / g_call.n;
+        g_reg[i].body_max += mx;
+        g_reg[i].start_last += last;
+    }
 }
 
 /* Whether this executable is position-independent (ELF type ET_DYN): then
@@ -190,7 +249,9 @@ static int usage(FILE *f, int rc) {
     fprintf(f, "usage: regions [--batch B] [--train] [--pack] [--attn mha|mqa] [--threads N] [--steps S]\n"
                "       regions --layer N [--attn ROW] [--train] [--threads N] [--steps S]\n"
                "  (either with --each: every region call of a step on its own line, in order;\n"
-               "  with --train --nodes: also the forward's time and the backward's op by op)\n"
+               "  with --train --nodes: also the forward's time and the backward's op by op;\n"
+               "  with --spread: each region's mean and slowest thread's share of its body, and\n"
+               "  when its last thread started, microseconds a step)\n"
                "  times each OpenMP parallel region of a tracker step (default: inference, batch 1,\n"
                "  mha, OMP_NUM_THREADS threads, 2000 steps; 200 when training); --pack packs the\n"
                "  weights first (ea_params_pack), as deployed inference runs.  --layer N: one layer of\n"
@@ -211,6 +272,7 @@ int main(int argc, char **argv) {
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--train") == 0) train = 1;
         else if (strcmp(argv[i], "--each") == 0) g_each = 1;
+        else if (strcmp(argv[i], "--spread") == 0) g_spread = 1;
         else if (strcmp(argv[i], "--nodes") == 0) nodes = 1;
         else if (strcmp(argv[i], "--pack") == 0) pack = 1;
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0) B = atoi(argv[++i]);
@@ -294,7 +356,9 @@ int main(int argc, char **argv) {
         printf("tracker %s, %s, batch %d%s, %d thread%s (%s): %.1f us a step, mean of %d\n", attn,
                train ? "training step" : "inference", B, pack ? ", weights packed" : "", omp_get_max_threads(),
                omp_get_max_threads() == 1 ? "" : "s", EA_ISA, total / steps * 1e6, steps);
-    printf("  %-28s %-8s %10s %10s %7s\n", "region", "threads", "calls/step", "us/step", "share");
+    printf("  %-28s %-8s %10s %10s %7s", "region", "threads", "calls/step", "us/step", "share");
+    if (g_spread) printf(" %10s %10s %10s", "body mean", "body max", "last start");
+    printf("\n");
     for (i = 0; i < g_nreg; i++) {
         char name[256];
         size_t len;
@@ -302,14 +366,34 @@ int main(int argc, char **argv) {
         len = strlen(name);
         if (g_reg[i].seq >= 0) snprintf(name + len, sizeof name - len, " #%d", g_reg[i].seq);
         inside += g_reg[i].sec;
-        printf("  %-28s %-8s %10.1f %10.1f %6.1f%%\n", name, g_reg[i].team ? "team" : "1 thread",
+        printf("  %-28s %-8s %10.1f %10.1f %6.1f%%", name, g_reg[i].team ? "team" : "1 thread",
                (double)g_reg[i].calls / steps, g_reg[i].sec / steps * 1e6, 100.0 * g_reg[i].sec / total);
+        if (g_spread)
+            printf(" %10.1f %10.1f %10.1f", g_reg[i].body_mean / steps * 1e6, g_reg[i].body_max / steps * 1e6,
+                   g_reg[i].start_last / steps * 1e6);
+        printf("\n");
     }
     printf("  %-28s %-8s %10s %10.1f %6.1f%%\n", "(outside every region)", "caller", "", (total - inside) / steps * 1e6,
            100.0 * (total - inside) / total);
     if (g_dropped)
         printf("  (%ld region calls past the first %d distinct ones were not recorded: their time is in \"outside\")\n",
                g_dropped, MAX_REGIONS);
+    if (g_team_max > 1) {
+        int k;
+        for (k = 0; k < g_nreg && k < 3; k++) { /* the three costliest regions (the first three with --each) */
+            char name[256];
+            region_name(g_reg[k].fn, name, sizeof name);
+            printf("  each thread in %s's bodies, us a step:\n", name);
+            for (i = 0; i < g_team_max && g_reg[k].thread_body; i++)
+                printf("    thread %3d %10.1f%s", i, g_reg[k].thread_body[i] / steps * 1e6,
+                       i % 6 == 5 || i == g_team_max - 1 ? "\n" : "  ");
+        }
+        printf("  each thread in the teams' bodies (us a step, and the team calls a step in which it was the "
+               "slowest):\n");
+        for (i = 0; i < g_team_max; i++)
+            printf("    thread %3d %10.1f %8.1f%s", i, g_thread_body[i] / steps * 1e6,
+                   (double)g_thread_slowest[i] / steps, i % 4 == 3 || i == g_team_max - 1 ? "\n" : "  ");
+    }
     if (nodes) print_nodes(steps, total);
     ea_ctx_free(&ctx);
     if (n) ea_params_free(&lps);
