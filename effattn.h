@@ -1396,6 +1396,65 @@ static void ea__par_items(ea__item_fn fn, const void *arg, int n, int par) {
     for (i = 0; i < n; i++) fn(arg, i);
 }
 
+/* fn(arg, i0, i1) over items [0, n) in static shares that a slow core
+   does not hold up; over a team when par (and not inside one already),
+   else on the calling thread.  A static split gives each thread the same
+   work and, call after call, the same items: those whose rows its cache
+   holds from the op before (the flash kernels' queries, from a product
+   split the same way).  But a team runs at the pace of its slowest member,
+   and a core is not always a whole core: on the device's 16-core VM an FMA
+   loop on every thread at once ran 4-6 of them at 81-90 GFLOP/s and the
+   rest at 155-180 (two virtual CPUs on one physical core, it seems; which
+   ones changed from minute to minute), and a laptop's efficiency cores do
+   the same to a static split.  So each thread's static share is taken an
+   item at a time from its own counter, front first; a thread done with its
+   share takes the next items of the others' shares through their counters
+   (an atomic fetch-and-add: every item runs exactly once).  Most items
+   still run on their owner; only the tail moves, to the cores that are
+   free.  An item is computed alike whoever runs it: the same bits as the
+   static split.  Where all items were handed out dynamically instead
+   (schedule dynamic), the tracker's attention at batch 32 on 16 threads
+   had lost its locality and taken 1573-1654 us a step against 1175-1451. */
+typedef void (*ea__range_fn)(const void *arg, int i0, int i1);
+static int ea__steal_forced = 0; /* tests: 1 starts every thread on the next thread's share */
+#define EA_STEAL_MAX 256         /* larger teams keep the plain static split */
+static void ea__par_steal(ea__range_fn fn, const void *arg, int n, int par) {
+#ifdef _OPENMP
+    struct {
+        int next;
+        int pad[15]; /* one counter a 64-byte line */
+    } slots[EA_STEAL_MAX];
+    if (par && n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
+        if (omp_get_max_threads() > EA_STEAL_MAX) {
+            EA_OMP_FOR_IF(1)
+            for (int i = 0; i < n; i++) fn(arg, i, i + 1);
+            return;
+        }
+        memset(slots, 0, (size_t)omp_get_max_threads() * sizeof slots[0]);
+        _Pragma("omp parallel")
+        {
+            int nt = omp_get_num_threads(), t = omp_get_thread_num(), v, c, u;
+            for (v = 0; v < nt; v++) { /* its own share first, then the next threads' */
+                int s0, s1;
+                u = (t + v + ea__steal_forced) % nt;
+                s0 = (int)((long)n * u / nt);
+                s1 = (int)((long)n * (u + 1) / nt);
+                for (;;) {
+                    _Pragma("omp atomic capture")
+                    c = slots[u].next++;
+                    if (s0 + c >= s1) break;
+                    fn(arg, s0 + c, s0 + c + 1);
+                }
+            }
+        }
+        return;
+    }
+#endif
+    (void)par;
+    (void)ea__steal_forced; /* read by the team alone */
+    fn(arg, 0, n);
+}
+
 static void ea__zero_n(float *y, const float *a, const float *b, size_t n) { /* a span of ea__par_span */
     (void)a; (void)b;
     memset(y, 0, n * sizeof(float));
@@ -6142,14 +6201,30 @@ static int ea__fa_split(const ea_sdpa_shape *s, int par) {
     return split;
 }
 
+typedef struct { /* ea_sdpa_flash_fwd's arguments, for items [w0, w1) on a thread */
+    float *o, *lse, *scratch;
+    const float *q, *k, *v;
+    const ea_sdpa_shape *s;
+    const ea_block_mask *bm;
+    const ea_flex_mods *mods;
+    int split;
+} ea__fa_fwd_job;
+static void ea__fa_fwd_range(const void *arg, int w0, int w1) {
+    const ea__fa_fwd_job *j = (const ea__fa_fwd_job *)arg;
+    int w;
+    for (w = w0; w < w1; w++)
+        ea__fa_fwd_item(j->o, j->lse, j->scratch, j->q, j->k, j->v, j->s, j->bm, j->mods, w, j->split, NULL);
+}
+
 EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
     int par = 4.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK, split = ea__fa_split(s, par), work, w;
-    /* Items in the order of their rows, a thread's share in one piece
-       (schedule static): the rows a thread's share of the previous
-       product (Q, K, V from x·Wᵀ) wrote, so its items read them from its
-       own cache.  Where an item visits many key tiles (n >= 512), that
+    /* Items in the order of their rows, each thread's static share first
+       (ea__par_steal): the rows a thread's share of the previous product
+       (Q, K, V from x·Wᵀ) wrote, so its items read them from its own
+       cache; the last items of a slow core's share go to threads that are
+       done.  Where an item visits many key tiles (n >= 512), that
        saving is small against its work, and threads take items as they
        finish (schedule dynamic): on a shared host, a core that runs slow
        for a while no longer holds up the call.  Each item is computed the
@@ -6158,7 +6233,11 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
        build (bench --attn): 16 threads, n = 1,024 2.64-3.57 -> 1.95-2.32
        ms, n = 512 0.68-0.80 -> 0.54-0.71; 4 threads, n = 1,024 7.7-11.0
        -> 6.8-8.1; heads 4 x 16 level.  Dynamic for the tracker's one tile
-       (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step. */
+       (batch 32, 16 threads) had cost 1175-1451 -> 1573-1654 us a step;
+       static shares whose tails go to idle threads, here and in the
+       backward: the device's Xeon (its threads of uneven speed), the
+       tracker's training step at batch 32 on 16 threads, 12 rounds in
+       turn, 6174-7776 -> 5951-7117 us, medians 6881 -> 6474. */
     work = ea__fa_items(s, split);
     if (ea__fa_kv_copy(s, bm)) {
         int held = -1; /* one thread: its items visit each head's blocks in turn */
@@ -6167,8 +6246,18 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
         EA_OMP_FOR_DYNAMIC_IF(par && work > 1)
         for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, NULL);
     } else {
-        EA_OMP_FOR_IF(par && work > 1)
-        for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, NULL);
+        ea__fa_fwd_job j;
+        j.o = o;
+        j.lse = lse;
+        j.scratch = scratch;
+        j.q = q;
+        j.k = k;
+        j.v = v;
+        j.s = s;
+        j.bm = bm;
+        j.mods = mods;
+        j.split = split;
+        ea__par_steal(ea__fa_fwd_range, &j, work, par);
     }
 }
 
@@ -6410,11 +6499,38 @@ static void ea__fa_bwd_held(float *dq, float *dk, float *dv, float *scratch, con
     if (dv) ea__fa_rows_copy(dv + vo, s->ldv, dvc, s->dh, s->nk, s->dh);
 }
 
+/* (batch, K/V head) pairs [x0, x1) of ea_sdpa_flash_bwd: a thread runs a
+   pair's query heads, blocks and tiles, every product of a tile pair at
+   once, and asks for the next block's rows while it works on one. */
+typedef struct {
+    float *dq, *dk, *dv, *scratch;
+    const float *dout, *o, *lse, *q, *k, *v;
+    const ea_sdpa_shape *s;
+    const ea_block_mask *bm;
+    const ea_flex_mods *mods;
+} ea__fa_bwd_job;
+static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
+    const ea__fa_bwd_job *j = (const ea__fa_bwd_job *)arg;
+    const ea_sdpa_shape *s = j->s;
+    int group = s->H / s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR), per = group * nblk, x, y;
+    for (x = x0; x < x1; x++) {
+        int b = x / s->Hkv, g = x % s->Hkv; /* block y: head g·group + y / nblk */
+        for (y = 0; y < per; y++) {
+            int nx = y + 1 < per ? x : x + 1, ny = y + 1 < per ? y + 1 : 0; /* the block after it */
+            if (nx < x1)
+                ea__fa_bwd_prefetch(j->dq, j->dk, j->dv, j->dout, j->o, j->q, j->k, j->v, s, j->bm, nx / s->Hkv,
+                                    nx % s->Hkv * group + ny / nblk, ny % nblk);
+            ea__fa_bwd_row(j->dq, j->dk, j->dv, j->scratch, j->dout, j->o, j->lse, j->q, j->k, j->v, s, j->bm,
+                           j->mods, b, g * group + y / nblk, y % nblk);
+        }
+    }
+}
+
 EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                               const float *o, const float *lse, const float *q, const float *k,
                               const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
                               const ea_flex_mods *mods) {
-    int x, group = s->H / s->Hkv, pairs = s->B * s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR);
+    int x, pairs = s->B * s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR);
     int nkt = ea__fa_count(s->nk, EA_FA_BC), par = 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK;
     int keys = ea__fa_bwd_keys_forced ? ea__fa_bwd_keys_forced > 0
                                       : par && nkt > 1 && 10 * pairs <= 7 * ea_num_threads();
@@ -6429,17 +6545,21 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
         return;
     }
     if (!keys) {
-        EA_OMP_FOR_IF(pairs > 1 && par)
-        for (x = 0; x < pairs; x++) {
-            int b = x / s->Hkv, g = x % s->Hkv, y, per = group * nblk; /* block y: head g·group + y / nblk */
-            for (y = 0; y < per; y++) {
-                int nx = y + 1 < per ? x : x + 1, ny = y + 1 < per ? y + 1 : 0; /* the block after it */
-                if (nx < pairs)
-                    ea__fa_bwd_prefetch(dq, dk, dv, dout, o, q, k, v, s, bm, nx / s->Hkv,
-                                        nx % s->Hkv * group + ny / nblk, ny % nblk);
-                ea__fa_bwd_row(dq, dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods, b, g * group + y / nblk, y % nblk);
-            }
-        }
+        ea__fa_bwd_job j; /* the pairs in static shares, their tails to idle threads (ea__par_steal) */
+        j.dq = dq;
+        j.dk = dk;
+        j.dv = dv;
+        j.scratch = scratch;
+        j.dout = dout;
+        j.o = o;
+        j.lse = lse;
+        j.q = q;
+        j.k = k;
+        j.v = v;
+        j.s = s;
+        j.bm = bm;
+        j.mods = mods;
+        ea__par_steal(ea__fa_bwd_pairs, &j, pairs, par);
         return;
     }
     /* Fewer pairs than threads (8 x 64 heads of one sequence on 16 threads

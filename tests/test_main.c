@@ -1381,7 +1381,9 @@ static void test_flash(void) {
     { /* the scratch from any address, as documented: at each of 16 float
          offsets from a cache line, ea_sdpa_flash_scratch(s) floats a thread
          between canaries; forward and backward on 3 threads give the bits
-         of a scratch on a line and write nothing outside it */
+         of a scratch on a line and write nothing outside it; at odd offsets
+         every thread starts on the next thread's share (ea__steal_forced):
+         each item run once, by another thread, to the same bits */
         ea_sdpa_shape s;
         size_t nq, per, i;
         float *q, *k, *v, *dout, *base, *scr, *o[2], *lse[2], *g[2][3];
@@ -1409,8 +1411,11 @@ static void test_flash(void) {
             scr = base + 16 + skew;
             for (i = 0; i < per + 48; i++) base[i] = -7777.25f;
             for (j = 0; j < 3; j++) memset(g[t][j], 0, nq * sizeof(float));
+            for (i = 0; i < nq; i++) o[t][i] = NAN; /* an item skipped shows */
+            ea__steal_forced = skew % 2;
             ea_sdpa_flash_fwd(o[t], lse[t], scr, q, k, v, &s, NULL, NULL);
             ea_sdpa_flash_bwd(g[t][0], g[t][1], g[t][2], scr, dout, o[t], lse[t], q, k, v, &s, NULL, NULL);
+            ea__steal_forced = 0;
             for (i = 0; i < per + 48; i++)
                 if ((base + i < scr || base + i >= scr + per) && base[i] != -7777.25f && fence < 0) fence = skew;
             if (t && bad < 0 &&
