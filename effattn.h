@@ -1396,34 +1396,37 @@ static void ea__par_items(ea__item_fn fn, const void *arg, int n, int par) {
     for (i = 0; i < n; i++) fn(arg, i);
 }
 
-/* fn(arg, i0, i1) over items [0, n) in static shares that a slow core
-   does not hold up; over a team when par (and not inside one already),
-   else on the calling thread.  A static split gives each thread the same
-   work and, call after call, the same items: those whose rows its cache
-   holds from the op before (the flash kernels' queries, from a product
-   split the same way).  But a team runs at the pace of its slowest member,
-   and a core is not always a whole core: on the device's 16-core VM an FMA
-   loop on every thread at once ran 4-6 of them at 81-90 GFLOP/s and the
-   rest at 155-180 (two virtual CPUs on one physical core, it seems; which
-   ones changed from minute to minute), and a laptop's efficiency cores do
-   the same to a static split.  So each thread's static share is taken an
-   item at a time from its own counter, front first; a thread done with its
-   share takes the next items of the others' shares through their counters
-   (an atomic fetch-and-add: every item runs exactly once).  Most items
-   still run on their owner; only the tail moves, to the cores that are
-   free.  An item is computed alike whoever runs it: the same bits as the
-   static split.  Where all items were handed out dynamically instead
-   (schedule dynamic), the tracker's attention at batch 32 on 16 threads
-   had lost its locality and taken 1573-1654 us a step against 1175-1451. */
+/* fn(arg, i0, i1) over items [0, n) in static shares that a slow core does
+   not hold up; over a team when par (and not inside one already), else on
+   the calling thread.  A static split gives each thread the same work and,
+   call after call, the same items: those whose rows its cache holds from the
+   op before (the flash kernels' queries, from a product split the same way;
+   ea__gemm_steal does the same for a product's row tiles).  But a team runs
+   at the pace of its slowest member, and a core is not always a whole core:
+   on the device's 16-core VM an FMA loop on every thread at once ran 2-6 of
+   them at about half the others' rate (81-107 GFLOP/s against 120-180; two
+   virtual CPUs on one physical core, it seems, which ones changing from
+   minute to minute: bench --peak prints each thread's rate), and a laptop's
+   efficiency cores do the same to a static split.  So each thread's static
+   share is taken an item at a time from its own counter, front first; a
+   thread done with its share takes the next items of the others' shares
+   through their counters (an atomic fetch-and-add: every item runs exactly
+   once).  Most items still run on their owner; only the tail moves, to the
+   cores that are free.  An item is computed alike whoever runs it: the same
+   bits as the static split.  Where all items were handed out dynamically
+   instead (schedule dynamic), the tracker's attention at batch 32 on 16
+   threads had lost its locality and taken 1573-1654 us a step against
+   1175-1451. */
 typedef void (*ea__range_fn)(const void *arg, int i0, int i1);
+typedef struct {
+    int next;    /* the share's next item */
+    int pad[15]; /* one counter a 64-byte line */
+} ea__steal_slot;
 static int ea__steal_forced = 0; /* tests: 1 starts every thread on the next thread's share */
 #define EA_STEAL_MAX 256         /* larger teams keep the plain static split */
 static void ea__par_steal(ea__range_fn fn, const void *arg, int n, int par) {
 #ifdef _OPENMP
-    struct {
-        int next;
-        int pad[15]; /* one counter a 64-byte line */
-    } slots[EA_STEAL_MAX];
+    ea__steal_slot slots[EA_STEAL_MAX];
     if (par && n > 1 && !omp_in_parallel() && omp_get_max_threads() > 1) {
         if (omp_get_max_threads() > EA_STEAL_MAX) {
             EA_OMP_FOR_IF(1)
@@ -2113,6 +2116,70 @@ EA_INLINE int ea__gemm_direct(int rows, int N, int K, const float *B, ptrdiff_t 
            !(repay && K > EA_ALIAS_K && rows >= repay);
 }
 
+/* Columns [j0, j0 + ncols) of B's rows [k0, k0 + kc) as a kc x nr panel
+   (nr: ncols rounded up to whole vectors, the rest zero), packed along
+   whichever of B's axes is contiguous in memory. */
+static void ea__gemm_pack(float *panel, const float *B, ptrdiff_t brs, ptrdiff_t bcs, int j0, int k0, int ncols, int nr,
+                          int kc) {
+    int k, jj;
+    if (bcs == 1 || brs != 1) {
+        for (k = 0; k < kc; k++) {
+            const float *brow = B + (ptrdiff_t)(k0 + k) * brs + (ptrdiff_t)j0 * bcs;
+            float *prow = panel + k * nr;
+            if (bcs == 1) /* rows narrower than a vector or off a cache
+                             line: masked loads leave the padding 0 (the
+                             flash tiles' V, K, Q, dO rows at a head width
+                             of 12: that backward 0.42 -> 0.35 ms against
+                             the scalar copy) */
+                for (jj = 0; jj < nr; jj += EA_VW) {
+                    int lanes = ncols - jj < EA_VW ? ncols - jj : EA_VW;
+                    ea_vstore(prow + jj, ea_vload_n(brow + jj, lanes > 0 ? lanes : 0));
+                }
+            else {
+                for (jj = 0; jj < ncols; jj++) prow[jj] = brow[jj * bcs];
+                for (; jj < nr; jj++) prow[jj] = 0.0f;
+            }
+        }
+    } else { /* B's columns run along k (x·Wᵀ reads rows of W): a transpose */
+        jj = 0;
+#if EA_VW >= 8
+        /* 4 x 4 blocks (ea__t4x4); measured on the tracker at batch 1,
+           one thread (2-core Xeon): the scalar packing was 22% of the
+           time in perf.  They go 64 k at a time across all the panel's
+           columns: 16 KiB of an AVX-512 panel (64 columns) and of B at a
+           time.  Four columns down all of k had written a panel 256 deep
+           (64 KiB, more than L1) in 16-byte pieces a row apart, sixteen
+           passes over it: the tracker's fc2 (its 64 x 256 weight) packed
+           in about 8 us where fc1's 256 x 64, the same floats, took 2.6.
+           One pinned thread of this machine's Xeon, rounds in turn: fc2's
+           product at 24 rows 13.1-13.5 -> 7.5 us, at 2,048 0.412-0.443 ->
+           0.404-0.408 ms (bench --gemm); the tracker at batch 1, weights
+           not packed, 0.300-0.309 -> 0.279-0.281 ms. */
+        {
+            const float *b0 = B + (ptrdiff_t)k0 + (ptrdiff_t)j0 * bcs;
+            const int jq = ncols / 4 * 4, k4 = kc / 4 * 4;
+            int kb, ke;
+            for (kb = 0; kb < k4; kb = ke) {
+                ke = k4 - kb < 64 ? k4 : kb + 64;
+                for (jj = 0; jj < jq; jj += 4)
+                    for (k = kb; k < ke; k += 4)
+                        ea__t4x4(panel + k * nr + jj, nr, b0 + (ptrdiff_t)jj * bcs + k, bcs, 1.0f);
+            }
+            for (k = k4; k < kc; k++)
+                for (jj = 0; jj < jq; jj++) panel[k * nr + jj] = b0[(ptrdiff_t)jj * bcs + k];
+            jj = jq;
+        }
+#endif
+        for (; jj < nr; jj++) {
+            const float *bcol = B + (ptrdiff_t)k0 + (ptrdiff_t)(j0 + jj) * bcs;
+            if (jj < ncols)
+                for (k = 0; k < kc; k++) panel[k * nr + jj] = bcol[k];
+            else
+                for (k = 0; k < kc; k++) panel[k * nr + jj] = 0.0f;
+        }
+    }
+}
+
 /* Rows [i0, i1) of C, one block of ea__gemm_rows: B read in place where
    ea__gemm_direct says so, otherwise packed KC rows at a time.  cols (its
    arrays N floats rounded up to whole vectors; or NULL) takes each
@@ -2124,7 +2191,7 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
     /* the panel starts on a cache line: a vector load that straddles two
        lines costs two (measured: 33% slower GEMMs when the stack put it off) */
     float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
-    int j0, k0, k, jj, direct = ea__gemm_direct(i1 - i0, N, K, B, brs, bcs);
+    int j0, k0, direct = ea__gemm_direct(i1 - i0, N, K, B, brs, bcs);
     const int NR = ea__gemm_nv() * EA_VW; /* this CPU's panel width (<= EA_NR) */
     for (j0 = 0; j0 < N; j0 += NR) {
         int ncols = N - j0 < NR ? N - j0 : NR, nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;
@@ -2142,65 +2209,7 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
                 ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, B + (ptrdiff_t)k0 * brs + j0, brs, C + j0, ldc, acc, bk, mk);
                 continue;
             }
-            /* pack along whichever of B's axes is contiguous in memory */
-            if (bcs == 1 || brs != 1) {
-                for (k = 0; k < kc; k++) {
-                    const float *brow = B + (ptrdiff_t)(k0 + k) * brs + (ptrdiff_t)j0 * bcs;
-                    float *prow = panel + k * nr;
-                    if (bcs == 1) /* rows narrower than a vector or off a cache line:
-                                     masked loads leave the padding 0 (the
-                                     flash tiles' V, K, Q, dO rows at a head
-                                     width of 12: that backward 0.42 -> 0.35 ms
-                                     against the scalar copy) */
-                        for (jj = 0; jj < nr; jj += EA_VW) {
-                            int lanes = ncols - jj < EA_VW ? ncols - jj : EA_VW;
-                            ea_vstore(prow + jj, ea_vload_n(brow + jj, lanes > 0 ? lanes : 0));
-                        }
-                    else {
-                        for (jj = 0; jj < ncols; jj++) prow[jj] = brow[jj * bcs];
-                        for (; jj < nr; jj++) prow[jj] = 0.0f;
-                    }
-                }
-            } else { /* B's columns run along k (x·Wᵀ reads rows of W): a transpose */
-                jj = 0;
-#if EA_VW >= 8
-                /* 4 x 4 blocks (ea__t4x4); measured on the tracker at
-                   batch 1, one thread (2-core Xeon): the scalar packing
-                   was 22% of the time in perf.  They go 64 k at a time
-                   across all the panel's columns: 16 KiB of an AVX-512
-                   panel (64 columns) and of B at a time.  Four columns
-                   down all of k had written a panel 256 deep (64 KiB,
-                   more than L1) in 16-byte pieces a row apart, sixteen
-                   passes over it: the tracker's fc2 (its 64 x 256 weight)
-                   packed in about 8 us where fc1's 256 x 64, the same
-                   floats, took 2.6.  One pinned thread of this machine's
-                   Xeon, rounds in turn: fc2's product at 24 rows
-                   13.1-13.5 -> 7.5 us, at 2,048 0.412-0.443 -> 0.404-0.408
-                   ms (bench --gemm); the tracker at batch 1, weights not
-                   packed, 0.300-0.309 -> 0.279-0.281 ms. */
-                {
-                    const float *b0 = B + (ptrdiff_t)k0 + (ptrdiff_t)j0 * bcs;
-                    const int jq = ncols / 4 * 4, k4 = kc / 4 * 4;
-                    int kb, ke;
-                    for (kb = 0; kb < k4; kb = ke) {
-                        ke = k4 - kb < 64 ? k4 : kb + 64;
-                        for (jj = 0; jj < jq; jj += 4)
-                            for (k = kb; k < ke; k += 4)
-                                ea__t4x4(panel + k * nr + jj, nr, b0 + (ptrdiff_t)jj * bcs + k, bcs, 1.0f);
-                    }
-                    for (k = k4; k < kc; k++)
-                        for (jj = 0; jj < jq; jj++) panel[k * nr + jj] = b0[(ptrdiff_t)jj * bcs + k];
-                    jj = jq;
-                }
-#endif
-                for (; jj < nr; jj++) {
-                    const float *bcol = B + (ptrdiff_t)k0 + (ptrdiff_t)(j0 + jj) * bcs;
-                    if (jj < ncols)
-                        for (k = 0; k < kc; k++) panel[k * nr + jj] = bcol[k];
-                    else
-                        for (k = 0; k < kc; k++) panel[k * nr + jj] = 0.0f;
-                }
-            }
+            ea__gemm_pack(panel, B, brs, bcs, j0, k0, ncols, nr, kc);
             ea__gemm_panel(i0, i1, ncols, kc, Ak, ars, acs, panel, nr, C + j0, ldc, acc, bk, mk);
         }
     }
@@ -2307,13 +2316,73 @@ static void ea__gemm_post(ea__span_fn post, float *pout, const float *C, ptrdiff
         for (i = i0; i < i1; i++) post(pout + i * ldc + j0, C + i * ldc + j0, NULL, (size_t)(j1 - j0));
 }
 
+/* A team's product split by rows alone, K within one k block, with
+   ea__par_steal's shares: each thread's row tiles in `per` chunks, taken
+   from its share's counter as (panel, chunk) items, panel by panel, so
+   that the owner packs each panel of B once, as the static split does, and
+   runs it over its chunks; a thread done with its share takes the others'
+   remaining items, packing the panel it needs.  Each element of C is the
+   same one-block dot product whoever makes it: the same bits.  (With
+   several k blocks an item would need every block's panel in turn, and its
+   owner would pack each again for every chunk: those products keep the
+   static split.)  Slots zeroed for the team before the region.  An item is
+   about EA_STEAL_WORK multiply-adds (a few microseconds), at most 8 a
+   panel and share: smaller ones (4 row tiles at the tracker's K = 64) had
+   made the 16-thread training step's fc1 products even but a third
+   slower.  The device's Xeon, whose threads run at uneven speeds
+   (ea__par_steal), the tracker's training step at batch 32 on 16 threads,
+   14 rounds in turn against the static split: 6515-8829 -> 5975-7481 us,
+   medians 6839 -> 6334; its forward products' slowest thread had taken up
+   to 2.1x the mean thread's time (fc2: 132 against 62 us), now 1.1x
+   (regions --each --spread); inference and one thread level. */
+#define EA_STEAL_WORK 262144.0
+#ifdef _OPENMP
+static void ea__gemm_steal(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
+                           ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc, int accumulate, const float *bias,
+                           ea__span_fn post, float *pout, ea__steal_slot *slots) {
+    float buf[EA_KC * EA_NR + 16], *panel = buf + (64 - (uintptr_t)buf % 64) % 64 / sizeof(float);
+    const int NR = ea__gemm_nv() * EA_VW, np = (N + NR - 1) / NR, tiles = (M + EA_MR - 1) / EA_MR;
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int direct = ea__gemm_direct((tiles / nt + 1) * EA_MR, N, K, B, brs, bcs); /* as a static share's */
+    double share = (double)tiles / nt * EA_MR * NR * K; /* a panel's multiply-adds in a share */
+    int per = share / EA_STEAL_WORK < 1.0 ? 1 : share / EA_STEAL_WORK > 8.0 ? 8 : (int)(share / EA_STEAL_WORK), v, x;
+    int held = -1;
+    for (v = 0; v < nt; v++) { /* its own share first, then the next threads' */
+        int u = (t + v + ea__steal_forced) % nt;
+        int s0 = (int)((long)tiles * u / nt), s1 = (int)((long)tiles * (u + 1) / nt);
+        for (;;) {
+            int p, c, i0, i1, j0, ncols, nr;
+            _Pragma("omp atomic capture")
+            x = slots[u].next++;
+            if (x >= np * per) break;
+            p = x / per;
+            c = x % per;
+            i0 = (s0 + (s1 - s0) * c / per) * EA_MR;
+            i1 = (s0 + (s1 - s0) * (c + 1) / per) * EA_MR;
+            i1 = i1 < M ? i1 : M;
+            if (i0 >= i1) continue;
+            j0 = p * NR;
+            ncols = N - j0 < NR ? N - j0 : NR;
+            nr = (ncols + EA_VW - 1) / EA_VW * EA_VW;
+            if (!direct && held != p) {
+                ea__gemm_pack(panel, B, brs, bcs, j0, 0, ncols, nr, K);
+                held = p;
+            }
+            ea__gemm_panel(i0, i1, ncols, K, A, ars, acs, direct ? B + j0 : panel, direct ? brs : nr, C + j0, ldc,
+                           accumulate, bias ? bias + j0 : NULL, NULL);
+            ea__gemm_post(post, pout, C, ldc, i0, i1, j0, j0 + ncols);
+        }
+    }
+}
+#endif
+
 /* C (+)= A·B, then + bias[j] on every row when bias is given (a linear
    layer), then post when given (ea__gemm_post).  With fork, a large
-   product is split over a team of threads (a
-   grid of row and column groups: ea__gemm_cols); without, it runs on the
-   calling thread alone: for kernels
-   that split their own work, whose many small products would each pay for
-   a fork (the flash tiles: at 2 threads a heads 8 x 64 backward ran 7-27x
+   product is split over a team of threads (a grid of row and column groups:
+   ea__gemm_cols; rows alone, K in one block, through ea__gemm_steal's
+   shares); without, it runs on the calling thread alone: for kernels that
+   split their own work, whose many small products would each pay for a
+   fork (the flash tiles: at 2 threads a heads 8 x 64 backward ran 7-27x
    slower than on one before this). */
 static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
                          ptrdiff_t brs, ptrdiff_t bcs, float *C, ptrdiff_t ldc, int accumulate, const float *bias,
@@ -2326,6 +2395,9 @@ static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptr
     if (fork && (double)M * N * K >= 4 * EA_PAR_MIN_WORK && M >= 2 * EA_MR && K > 0 && !omp_in_parallel() &&
         omp_get_max_threads() > 1) {
         int cols = ea__gemm_cols(M, N, K, omp_get_max_threads());
+        ea__steal_slot slots[EA_STEAL_MAX];
+        int steal = K <= EA_KC && omp_get_max_threads() <= EA_STEAL_MAX;
+        if (steal) memset(slots, 0, (size_t)omp_get_max_threads() * sizeof slots[0]);
         _Pragma("omp parallel")
         {
             int nt = omp_get_num_threads(), t = omp_get_thread_num(), pc = nt % cols ? 1 : cols, pr = nt / pc;
@@ -2334,7 +2406,9 @@ static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptr
             int t0 = (int)((long)tiles * r / pr), t1 = (int)((long)tiles * (r + 1) / pr);
             int i0 = t0 * EA_MR, i1 = t1 * EA_MR < M ? t1 * EA_MR : M;
             int j0 = np * c / pc * NR, j1 = np * (c + 1) / pc * NR < N ? np * (c + 1) / pc * NR : N;
-            if (i0 < i1 && j0 < j1) {
+            if (steal && pc == 1)
+                ea__gemm_steal(M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias, post, pout, slots);
+            else if (i0 < i1 && j0 < j1) {
                 ea__gemm_rows(i0, i1, j1 - j0, K, A, ars, acs, B + (ptrdiff_t)j0 * bcs, brs, bcs, C + j0, ldc, accumulate,
                               bias ? bias + j0 : NULL);
                 ea__gemm_post(post, pout, C, ldc, i0, i1, j0, j1);

@@ -1751,6 +1751,49 @@ static void test_gemm(void) {
         free(A); free(raw[0]); free(raw[1]); free(C[0]); free(C[1]); free(C[2]);
         (void)saved;
     }
+    { /* a team's row shares taken as (panel, chunk) items (ea__gemm_steal): with B packed (x·Wᵀ) and read in
+         place, a bias and a post (GELU into a second array), on 3 threads each starting on its own share and each
+         on the next thread's (ea__steal_forced: every item run by a thread that does not own it): the bits of one
+         thread, and no item skipped */
+        enum { M = 200, N = 144, K = 300 }; /* N: whole vectors (read in place), the last panel partial */
+        int saved = ea_num_threads(), bad = 0, i, run, packed;
+        void *raw;
+        float *A = (float *)malloc((size_t)M * K * sizeof(float)), *W = (float *)malloc((size_t)N * K * sizeof(float));
+        float *Bd = lined((size_t)K * 160, 0, &raw), *bias = (float *)malloc(N * sizeof(float));
+        float *C[3], *G[3];
+        for (i = 0; i < M * K; i++) A[i] = frand(&rng);
+        for (i = 0; i < N * K; i++) W[i] = frand(&rng);
+        for (i = 0; i < K * 160; i++) Bd[i] = frand(&rng);
+        for (i = 0; i < N; i++) bias[i] = frand(&rng);
+        for (packed = 0; packed < 2; packed++) {
+            for (run = 0; run < 3; run++) {
+                C[run] = (float *)malloc((size_t)M * N * sizeof(float));
+                G[run] = (float *)malloc((size_t)M * N * sizeof(float));
+                for (i = 0; i < M * N; i++) C[run][i] = G[run][i] = NAN;
+#ifdef _OPENMP
+                omp_set_num_threads(run ? 3 : 1);
+#endif
+                ea__steal_forced = run == 2;
+                /* packed: B = Wᵀ read across W's rows (a transpose to pack); else B row-major at stride 160 */
+                ea__gemm_run(M, N, K, A, K, 1, packed ? W : Bd, packed ? 1 : 160, packed ? K : 1, C[run], N, 0, bias,
+                             1, ea__gelu_fwd_span, G[run]);
+                ea__steal_forced = 0;
+            }
+#ifdef _OPENMP
+            omp_set_num_threads(saved);
+#endif
+            for (i = 0; i < M * N; i++)
+                bad += memcmp(&C[0][i], &C[1][i], sizeof(float)) || memcmp(&C[0][i], &C[2][i], sizeof(float)) ||
+                       memcmp(&G[0][i], &G[1][i], sizeof(float)) || memcmp(&G[0][i], &G[2][i], sizeof(float)) ||
+                       C[0][i] != C[0][i];
+            for (run = 0; run < 3; run++) { free(C[run]); free(G[run]); }
+        }
+        CHECK(bad == 0, "gemm %dx%dx%d over 3 threads' shares, items run by their owners or by others: %d values "
+              "differ from one thread's (or were never written)", M, N, K, bad);
+        CHECK(ea__gemm_direct(M / 3, N, K, Bd, 160, 1), "gemm: B at stride 160 on a line expected read in place");
+        free(A); free(W); free(raw); free(bias);
+        (void)saved;
+    }
     { /* a team over a grid of row and column groups (ea__gemm_cols: column groups at 4 threads for these
          shapes; at 3, rows only or 3 column groups, by the panel width): 1, 3 and 4 threads give the same
          bits, B row-major and transposed, with a bias and accumulating; the second shape ends in a part
