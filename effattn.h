@@ -2329,7 +2329,9 @@ static void ea__gemm_post(ea__span_fn post, float *pout, const float *C, ptrdiff
    about EA_STEAL_WORK multiply-adds (a few microseconds), at most 8 a
    panel and share: smaller ones (4 row tiles at the tracker's K = 64) had
    made the 16-thread training step's fc1 products even but a third
-   slower.  The device's Xeon, whose threads run at uneven speeds
+   slower.  A share of less than two items' work (the tracker at batch 1 on
+   4 threads) could only give away whole panels of a share: it keeps the
+   static split.  The device's Xeon, whose threads run at uneven speeds
    (ea__par_steal), the tracker's training step at batch 32 on 16 threads,
    14 rounds in turn against the static split: 6515-8829 -> 5975-7481 us,
    medians 6839 -> 6334; its forward products' slowest thread had taken up
@@ -2406,7 +2408,7 @@ static void ea__gemm_run(int M, int N, int K, const float *A, ptrdiff_t ars, ptr
             int t0 = (int)((long)tiles * r / pr), t1 = (int)((long)tiles * (r + 1) / pr);
             int i0 = t0 * EA_MR, i1 = t1 * EA_MR < M ? t1 * EA_MR : M;
             int j0 = np * c / pc * NR, j1 = np * (c + 1) / pc * NR < N ? np * (c + 1) / pc * NR : N;
-            if (steal && pc == 1)
+            if (steal && pc == 1 && (double)tiles / nt * EA_MR * NR * K >= 2.0 * EA_STEAL_WORK)
                 ea__gemm_steal(M, N, K, A, ars, acs, B, brs, bcs, C, ldc, accumulate, bias, post, pout, slots);
             else if (i0 < i1 && j0 < j1) {
                 ea__gemm_rows(i0, i1, j1 - j0, K, A, ars, acs, B + (ptrdiff_t)j0 * bcs, brs, bcs, C + j0, ldc, accumulate,
