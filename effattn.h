@@ -1404,7 +1404,7 @@ static void ea__par_items(ea__item_fn fn, const void *arg, int n, int par) {
    ea__gemm_steal does the same for a product's row tiles).  But a team runs
    at the pace of its slowest member, and a core is not always a whole core:
    on the device's 16-core VM an FMA loop on every thread at once ran 2-6 of
-   them at about half the others' rate (81-107 GFLOP/s against 120-180; two
+   them at about half the others' rate (81-107 GFLOP/s against 110-180; two
    virtual CPUs on one physical core, it seems, which ones changing from
    minute to minute: bench --peak prints each thread's rate), and a laptop's
    efficiency cores do the same to a static split.  So each thread's static
