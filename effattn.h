@@ -6322,17 +6322,7 @@ EA_API void ea_sdpa_flash_fwd(float *o, float *lse, float *scratch, const float 
         EA_OMP_FOR_DYNAMIC_IF(par && work > 1)
         for (w = 0; w < work; w++) ea__fa_fwd_item(o, lse, scratch, q, k, v, s, bm, mods, w, split, NULL);
     } else {
-        ea__fa_fwd_job j;
-        j.o = o;
-        j.lse = lse;
-        j.scratch = scratch;
-        j.q = q;
-        j.k = k;
-        j.v = v;
-        j.s = s;
-        j.bm = bm;
-        j.mods = mods;
-        j.split = split;
+        ea__fa_fwd_job j = {o, lse, scratch, q, k, v, s, bm, mods, split}; /* its fields' order */
         ea__par_steal(ea__fa_fwd_range, &j, work, par);
     }
 }
@@ -6593,7 +6583,7 @@ static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
         int b = x / s->Hkv, g = x % s->Hkv; /* block y: head g·group + y / nblk */
         for (y = 0; y < per; y++) {
             int nx = y + 1 < per ? x : x + 1, ny = y + 1 < per ? y + 1 : 0; /* the block after it */
-            if (nx < x1)
+            if (nx < s->B * s->Hkv) /* the next pair's: most likely this thread's next item */
                 ea__fa_bwd_prefetch(j->dq, j->dk, j->dv, j->dout, j->o, j->q, j->k, j->v, s, j->bm, nx / s->Hkv,
                                     nx % s->Hkv * group + ny / nblk, ny % nblk);
             ea__fa_bwd_row(j->dq, j->dk, j->dv, j->scratch, j->dout, j->o, j->lse, j->q, j->k, j->v, s, j->bm,
@@ -6621,21 +6611,8 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
         return;
     }
     if (!keys) {
-        ea__fa_bwd_job j; /* the pairs in static shares, their tails to idle threads (ea__par_steal) */
-        j.dq = dq;
-        j.dk = dk;
-        j.dv = dv;
-        j.scratch = scratch;
-        j.dout = dout;
-        j.o = o;
-        j.lse = lse;
-        j.q = q;
-        j.k = k;
-        j.v = v;
-        j.s = s;
-        j.bm = bm;
-        j.mods = mods;
-        ea__par_steal(ea__fa_bwd_pairs, &j, pairs, par);
+        ea__fa_bwd_job j = {dq, dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods}; /* its fields' order */
+        ea__par_steal(ea__fa_bwd_pairs, &j, pairs, par); /* static shares, their tails to idle threads */
         return;
     }
     /* Fewer pairs than threads (8 x 64 heads of one sequence on 16 threads
