@@ -395,6 +395,7 @@ int main(int argc, char **argv) {
                    (double)g_thread_slowest[i] / steps, i % 4 == 3 || i == g_team_max - 1 ? "\n" : "  ");
     }
     if (nodes) print_nodes(steps, total);
+    for (i = 0; i < g_nreg; i++) free(g_reg[i].thread_body);
     ea_ctx_free(&ctx);
     if (n) ea_params_free(&lps);
     else ea_vit_free(&m);
