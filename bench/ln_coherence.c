@@ -76,7 +76,10 @@ int main(int argc, char **argv) {
     }
     xa = (float *)malloc(((size_t)N * C + 16) * sizeof(float)); /* rows on 64-byte lines, as the arena's */
     ya = (float *)malloc(((size_t)N * C + 16) * sizeof(float));
-    if (!xa || !ya) return 1;
+    if (!xa || !ya) {
+        fprintf(stderr, "ln_coherence: out of memory for %d x %d rows\n", N, C);
+        return 1;
+    }
     x = xa + (16 - (uintptr_t)xa / sizeof(float) % 16) % 16;
     y = ya + (16 - (uintptr_t)ya / sizeof(float) % 16) % 16;
     mean = (float *)malloc((size_t)N * sizeof(float));
@@ -91,7 +94,16 @@ int main(int argc, char **argv) {
         float *own = (float *)calloc((size_t)sweep_mib << 18, sizeof(float));
         sweep[omp_get_thread_num()] = own;
     }
-    if (!x || !y || !mean || !rstd || !w || !b) return 1;
+    for (i = 0; i < omp_get_max_threads(); i++)
+        if (!sweep[i]) { /* else the cold modes would measure warm lines without a word */
+            fprintf(stderr, "ln_coherence: could not allocate %d MiB to sweep for thread %d (try a smaller --sweep)\n",
+                    sweep_mib, i);
+            return 1;
+        }
+    if (!x || !y || !mean || !rstd || !w || !b) {
+        fprintf(stderr, "ln_coherence: out of memory for %d x %d rows\n", N, C);
+        return 1;
+    }
     for (i = 0; i < C; i++) {
         w[i] = 1.0f + 0.01f * (float)i;
         b[i] = 0.001f * (float)i;
