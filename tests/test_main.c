@@ -4246,8 +4246,8 @@ static void test_cache(void) {
     {   /* the eviction itself: budget 5 = sink 0 + latest 9 + the three heaviest of 1..8 */
         static const float sc[10] = {0.0f, 0.5f, 3.0f, 0.1f, 2.0f, 0.2f, 2.5f, 0.3f, 9.0f, 0.0f};
         float k[10], v[10], score[10];
-        int pos[10], keep[10], j;
-        ea__scored rank[10];
+        int pos[10], keep[20], j;
+        float rank[10];
         ea_attn_opts ho;
         memset(&st, 0, sizeof st);
         st.B = 1; st.heads = 1; st.kdim = st.vdim = 1; st.cap = 10; st.len = 10; st.seen = 10; st.budget = 5;
@@ -4268,6 +4268,52 @@ static void test_cache(void) {
                       (ho.average ? pos[1] == 6 && pos[2] == 7 && pos[3] == 8 : pos[1] == 1 && pos[2] == 2 && pos[3] == 3),
                   "h2o %s: kept %d %d %d", ho.average ? "average" : "sum", pos[1], pos[2], pos[3]);
         }
+    }
+    {   /* the eviction's selection (top-k's heap) against its definition: an entry of the middle stays
+           iff fewer than `heavy` others rank above it (heavier, or as heavy and older); scores of a few
+           values (ties everywhere), budgets from 1 to past the length, sums and averages */
+        enum { N = 40 };
+        float k[N], v[N], score[N], sc[N], rank[N];
+        int pos[N], keep[2 * N], want[N], j, i, trial, bad = 0;
+        ea_attn_opts ho;
+        ea_rng rng;
+        ea_rng_seed(&rng, 7, 3);
+        memset(&st, 0, sizeof st);
+        st.B = 1; st.heads = 1; st.kdim = st.vdim = 1; st.cap = N;
+        st.k = k; st.v = v; st.score = score; st.pos = pos;
+        for (trial = 0; trial < 400; trial++) {
+            int len = 1 + (int)(ea_rng_uniform(&rng) * N), sinks, recent, heavy, mid_end, n = 0;
+            memset(&ho, 0, sizeof ho);
+            st.len = len; st.seen = len + (int)(ea_rng_uniform(&rng) * 5);
+            st.budget = 1 + (int)(ea_rng_uniform(&rng) * (N + 2));
+            ho.sinks = (int)(ea_rng_uniform(&rng) * 4); ho.recent = (int)(ea_rng_uniform(&rng) * 4);
+            ho.average = trial & 1;
+            for (j = 0; j < len; j++) {
+                pos[j] = j + (st.seen - len); k[j] = v[j] = (float)j;
+                score[j] = sc[j] = (float)(int)(ea_rng_uniform(&rng) * 4) * 0.5f;
+            }
+            /* the rule as ea__h2o_evict states it, evaluated pair by pair */
+            if (len > st.budget) {
+                sinks = ho.sinks ? ho.sinks : (st.budget / 4 < 4 ? st.budget / 4 : 4);
+                recent = ho.recent ? ho.recent : (st.budget / 4 < 32 ? st.budget / 4 : 32);
+                if (sinks > st.budget) sinks = st.budget;
+                if (recent > st.budget - sinks) recent = st.budget - sinks;
+                heavy = st.budget - sinks - recent; mid_end = len - recent;
+                for (j = sinks; j < mid_end; j++)
+                    rank[j] = ho.average ? sc[j] / (float)(st.seen - pos[j]) : sc[j];
+                for (j = 0; j < len; j++) {
+                    int above = 0;
+                    if (j < sinks || j >= mid_end) { want[n++] = pos[j]; continue; }
+                    for (i = sinks; i < mid_end; i++) above += rank[i] > rank[j] || (rank[i] == rank[j] && i < j);
+                    if (above < heavy) want[n++] = pos[j];
+                }
+            } else
+                for (j = 0; j < len; j++) want[n++] = pos[j];
+            ea__h2o_evict(&st, &ho, keep, rank);
+            bad += st.len != n;
+            for (j = 0; j < n && j < st.len; j++) bad += pos[j] != want[j] || k[j] != (float)(want[j] - (st.seen - len));
+        }
+        CHECK(bad == 0, "h2o eviction against its rule over 400 random cases: %d mismatches", bad);
     }
     memset(&o, 0, sizeof o); o.ratio = 50;
     if (build_row(&a, &ps, "h2o", 1, &o)) {
