@@ -3,7 +3,7 @@
 as bench/bench.c, measured in the same invocation, printed side by side with
 ratios (> 1 means effattn is faster).
 
-    /usr/bin/python3 bench/peers/torch_peer.py [--threads N] [--max-n N] [--rounds R]
+    /usr/bin/python3 bench/peers/torch_peer.py [--threads N] [--max-n N] [--rounds R] [--also PYTHON]
 
 ONNX Runtime joins the tracker's inference rows when it can be imported: the
 same PyTorch module (random weights: speed does not depend on them) exported
@@ -13,6 +13,21 @@ On Debian 12 put it beside the system's PyTorch in a venv that sees it:
     /usr/bin/python3 -m venv --system-site-packages /tmp/ortvenv
     /tmp/ortvenv/bin/pip install onnxruntime
     /tmp/ortvenv/bin/python bench/peers/torch_peer.py
+
+With --also PYTHON (repeatable) the PyTorch under another interpreter joins the
+same table as further columns, measured in the same rounds: one command runs
+all three peers of issue 15 here, e.g. PyTorch 2.x and ONNX Runtime from a venv
+with Debian's PyTorch 1.13 beside them:
+    /tmp/t2venv/bin/python bench/peers/torch_peer.py --also /usr/bin/python3
+(that interpreter runs this script with --worker: effattn's rows in on
+standard input, its PyTorch's times out as JSON).
+
+The table ends with issue 15's targets for the thread count given, each with
+its figure and whether it is met: the tracker's % of one core's FMA peak uses
+the model's FLOPs (bench's mflop_per_frame; a training step 3x the forward's)
+and the highest `bench --peak` of the rounds (a quiet core's).  The 1 -> 16
+thread speed-up and batch 1 on 4 threads against 1 take two runs: compare
+their effattn columns.
 
 With --rounds R (default 3) both sides are measured R times, alternating
 effattn and PyTorch, and each figure is the fastest of its R medians: on a
@@ -49,6 +64,9 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--max-n", type=int, default=4096)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--also", action="append", default=[], metavar="PYTHON",
+                    help="another interpreter whose PyTorch joins the table (repeatable)")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # for --also: rows in, times out
     a = ap.parse_args()
     if a.rounds < 1 or a.threads < 1 or a.max_n < 64:
         ap.error("--rounds and --threads must be >= 1, --max-n >= 64")
@@ -57,7 +75,7 @@ def main():
         import torch.nn.functional as F
     except ImportError:
         print("torch_peer: PyTorch is not installed (apt-get install python3-torch libopenblas0-pthread); skipped")
-        return 0
+        return 1 if a.worker else 0
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from make_parity import Tracker  # the same module layout the parity fixtures use
 
@@ -144,15 +162,38 @@ def main():
             res[("attn", B, H, d, n)] = (tf * 1e3, timed(fb, 1, runs) * 1e3)
         return res
 
-    ours, theirs, onnx = None, None, None
+    def version():
+        return "%s (%s)" % (torch.__version__, "oneDNN" if torch.backends.mkldnn.is_available() else "no oneDNN")
+
+    if a.worker:
+        res = pytorch(json.load(sys.stdin))
+        json.dump({"version": version(), "times": [[list(k), v] for k, v in res.items()]}, sys.stdout)
+        return 0
+
+    def other(python, rows):
+        """The PyTorch under another interpreter, keyed like pytorch()'s."""
+        p = subprocess.run([python, os.path.abspath(__file__), "--worker", "--threads", str(a.threads)], input=json.dumps(rows),
+                           env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit("torch_peer: %s --worker failed:\n%s%s" % (python, p.stdout, p.stderr))
+        out = json.loads(p.stdout)
+        return out["version"], {tuple(k): tuple(v) for k, v in out["times"]}
+
+    ours, theirs, onnx, others, names = None, None, None, None, []
     for r in range(a.rounds):
         print("round %d of %d ..." % (r + 1, a.rounds), file=sys.stderr, flush=True)
         o = effattn()
         t = pytorch(o)
         x = onnxrt(o) if ort else {}
+        y = [other(py, o) for py in a.also]
+        names = [v for v, _ in y]
+        y = [times for _, times in y]
         if ours is None:
-            ours, theirs, onnx = o, t, x
+            ours, theirs, onnx, others = o, t, x, y
             continue
+        for mine, new in zip(others, y):
+            for key in mine:
+                mine[key] = tuple(min(p, q) for p, q in zip(mine[key], new[key]))
         for key in onnx:
             onnx[key] = tuple(min(p, q) for p, q in zip(onnx[key], x[key]))
         for mine, new in zip(ours, o):  # the same rows in the same order
@@ -160,32 +201,84 @@ def main():
                         "fwd_bwd_ms"):
                 if key in mine:
                     mine[key] = min(mine[key], new[key])
+            if "peak_gflops" in mine:
+                mine["peak_gflops"] = max(mine["peak_gflops"], new["peak_gflops"])
         for key in theirs:
             theirs[key] = tuple(min(x, y) for x, y in zip(theirs[key], t[key]))
 
-    print("machine: %s; PyTorch %s (%s), ONNX Runtime %s; %d thread(s); fastest of %d rounds" % (
-        os.uname().machine, torch.__version__, torch.backends.mkldnn.is_available() and "oneDNN" or "no oneDNN",
-        ort.__version__ if ort else "not installed", a.threads, a.rounds))
-    print("\ntracker                     effattn ms   PyTorch ms   ratio   ONNX Runtime ms   ratio")
+    peak = max(r["peak_gflops"] for r in ours if r["group"] == "tracker" and "peak_gflops" in r) if any(
+        r["group"] == "tracker" for r in ours) else None
+    print("machine: %s; PyTorch %s, ONNX Runtime %s%s; %d thread(s); fastest of %d rounds%s" % (
+        os.uname().machine, version(), ort.__version__ if ort else "not installed",
+        "".join("; PyTorch %s (%s)" % (v, py) for v, py in zip(names, a.also)), a.threads, a.rounds,
+        "; one core's FMA peak %.1f GFLOP/s (bench --peak, the highest of the rounds)" % peak if peak else ""))
+    short = ["PyTorch " + torch.__version__.split("+")[0]] + ["PyTorch " + v.split("+")[0].split(" ")[0] for v in names]
+    head = "%-16s %7s" % (short[0], "ratio") + "  ONNX Runtime   ratio" + "".join("  %16s %7s" % (n, "ratio") for n in short[1:])
+    print("\ntracker                     effattn ms  %% peak  %s" % head)
+    target = []  # (what, figure, met)
     for row in (r for r in ours if r["group"] == "tracker"):
-        t1, t32, ttr = theirs[("tracker", row["attn"])]
-        o1, o32 = onnx.get(("tracker", row["attn"]), (None, None))
+        key = ("tracker", row["attn"])
+        t1, t32, ttr = theirs[key]
+        o1, o32 = onnx.get(key, (None, None))
         # inference with the weights packed once (ea_params_pack), as ONNX Runtime prepacks its own
         b1, b32 = row.get("infer_b1_packed_ms", row["infer_b1_ms"]), row.get("infer_b32_packed_ms", row["infer_b32_ms"])
-        for label, ours_ms, their_ms, onnx_ms in (("inference, batch 1", b1, t1, o1),
-                                                  ("inference, batch 32", b32, t32, o32),
-                                                  ("train step, batch 32", row["train_b32_ms"], ttr, None)):
-            tail = "%17.3f %7.2fx" % (onnx_ms, onnx_ms / ours_ms) if onnx_ms else "%17s" % "-"
-            print("  %s %-21s %9.3f %12.3f %7.2fx %s" % (row["attn"], label, ours_ms, their_ms, their_ms / ours_ms, tail))
+        mf = row.get("mflop_per_frame")
+        for k, (label, ours_ms, their_ms, onnx_ms, flop) in enumerate((
+                ("inference, batch 1", b1, t1, o1, None),
+                ("inference, batch 32", b32, t32, o32, mf and 32 * mf * 1e6),
+                ("train step, batch 32", row["train_b32_ms"], ttr, None, mf and 3 * 32 * mf * 1e6))):
+            pct = 100.0 * flop / (ours_ms * 1e-3) / 1e9 / peak if flop and peak else None
+            line = "  %s %-21s %9.3f %7s  %16.3f %6.2fx" % (row["attn"], label, ours_ms, "%.1f%%" % pct if pct else "-",
+                                                           their_ms, their_ms / ours_ms)
+            line += "%15.3f %6.2fx" % (onnx_ms, onnx_ms / ours_ms) if onnx_ms else "%15s %7s" % ("-", "")
+            for o in others:
+                line += "  %16.3f %6.2fx" % (o[key][k], o[key][k] / ours_ms)
+            print(line)
+            if row["attn"] != "mha":
+                continue
+            # issue 15's targets (the tracker's rows: mha)
+            torch2 = [t[key][k] for v, t in zip([torch.__version__] + names, [theirs] + others) if not v.startswith("1.")]
+            if a.threads == 1:
+                if k < 2 and onnx_ms:
+                    want = 1.5 if k == 0 else 1.3
+                    target.append(("%s >= %.1fx ONNX Runtime" % (label, want), "%.2fx" % (onnx_ms / ours_ms),
+                                   onnx_ms / ours_ms >= want))
+                if k == 2 and torch2:
+                    r2 = min(torch2) / ours_ms
+                    target.append(("%s >= 1.5x PyTorch 2.x" % label, "%.2fx" % r2, r2 >= 1.5))
+                if pct:
+                    target.append(("%s >= 65%% of peak" % label, "%.1f%%" % pct, pct >= 65.0))
+            elif a.threads == 16 and k > 0:
+                peers = torch2 + ([onnx_ms] if onnx_ms else [])
+                if peers:
+                    r2 = min(peers) / ours_ms
+                    target.append(("%s >= 1.5x the faster of PyTorch 2.x and ONNX Runtime" % label, "%.2fx" % r2, r2 >= 1.5))
 
     print("\nattention (exact; PyTorch: %s)" % ("scaled_dot_product_attention" if hasattr(F, "scaled_dot_product_attention")
                                               else "softmax(QK^T/sqrt(d))V"))
-    print("   B HxD        n   effattn fwd   PyTorch fwd  ratio   effattn f+b   PyTorch f+b  ratio")
+    print("   B HxD        n   effattn fwd   %s fwd  ratio   effattn f+b   %s f+b  ratio%s" % (
+        short[0][8:].rjust(7), short[0][8:].rjust(7), "".join("  %7s fwd  ratio  %7s f+b  ratio" % (n[8:], n[8:]) for n in short[1:])))
     for row in (r for r in ours if r["group"] == "attn"):
         B, H, d, n = row.get("batch", 1), row["heads"], row["dim"], row["n"]
-        tf, tb = theirs[("attn", B, H, d, n)]
-        print("  %2d %dx%-3d %7d %11.3f ms %11.3f ms %5.2fx %11.3f ms %11.3f ms %5.2fx" % (
-            B, H, d, n, row["fwd_ms"], tf, tf / row["fwd_ms"], row["fwd_bwd_ms"], tb, tb / row["fwd_bwd_ms"]))
+        key = ("attn", B, H, d, n)
+        tf, tb = theirs[key]
+        line = "  %2d %dx%-3d %7d %11.3f ms %11.3f ms %5.2fx %11.3f ms %11.3f ms %5.2fx" % (
+            B, H, d, n, row["fwd_ms"], tf, tf / row["fwd_ms"], row["fwd_bwd_ms"], tb, tb / row["fwd_bwd_ms"])
+        for o in others:
+            line += " %8.3f ms %5.2fx %8.3f ms %5.2fx" % (o[key][0], o[key][0] / row["fwd_ms"], o[key][1], o[key][1] / row["fwd_bwd_ms"])
+        print(line)
+        torch2 = [t for v, t in zip([torch.__version__] + names, [theirs[key]] + [o[key] for o in others])
+                  if not v.startswith("1.")]
+        if torch2 and (a.threads == 16 or (a.threads == 1 and (H, d) == (8, 64) and n >= 256)):
+            want = 1.2 if a.threads == 1 else 1.0
+            for k, what in ((0, "forward"), (1, "forward + backward")):
+                r2 = min(t[k] for t in torch2) / (row["fwd_ms"] if k == 0 else row["fwd_bwd_ms"])
+                target.append(("attention %dx%d, n = %d, %s >= %.1fx SDPA" % (H, d, n, what, want), "%.2fx" % r2, r2 >= want))
+    if target:
+        print("\nissue 15's targets at %d thread%s, mha (1 -> 16 threads and batch 1 on 4 threads: compare two runs' effattn ms)" % (
+            a.threads, "" if a.threads == 1 else "s"))
+        for what, fig, met in target:
+            print("  %-62s %8s  %s" % (what, fig, "met" if met else "missed"))
     return 0
 
 
