@@ -172,8 +172,11 @@ def main():
 
     def other(python, rows):
         """The PyTorch under another interpreter, keyed like pytorch()'s."""
-        p = subprocess.run([python, os.path.abspath(__file__), "--worker", "--threads", str(a.threads)], input=json.dumps(rows),
-                           env=env, capture_output=True, text=True)
+        try:
+            p = subprocess.run([python, os.path.abspath(__file__), "--worker", "--threads", str(a.threads)],
+                               input=json.dumps(rows), env=env, capture_output=True, text=True)
+        except OSError as e:
+            sys.exit("torch_peer: --also %s: %s (expected a Python interpreter with PyTorch)" % (python, e))
         if p.returncode != 0:
             sys.exit("torch_peer: %s --worker failed:\n%s%s" % (python, p.stdout, p.stderr))
         out = json.loads(p.stdout)
@@ -227,7 +230,8 @@ def main():
                 ("inference, batch 1", b1, t1, o1, None),
                 ("inference, batch 32", b32, t32, o32, mf and 32 * mf * 1e6),
                 ("train step, batch 32", row["train_b32_ms"], ttr, None, mf and 3 * 32 * mf * 1e6))):
-            pct = 100.0 * flop / (ours_ms * 1e-3) / 1e9 / peak if flop and peak else None
+            # one core's peak: a share of it means something at one thread only
+            pct = 100.0 * flop / (ours_ms * 1e-3) / 1e9 / peak if flop and peak and a.threads == 1 else None
             line = "  %s %-21s %9.3f %7s  %16.3f %6.2fx" % (row["attn"], label, ours_ms, "%.1f%%" % pct if pct else "-",
                                                            their_ms, their_ms / ours_ms)
             line += "%15.3f %6.2fx" % (onnx_ms, onnx_ms / ours_ms) if onnx_ms else "%15s %7s" % ("-", "")
