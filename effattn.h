@@ -8402,6 +8402,45 @@ static void ea__cache_attend(float *o, float *p, const float *q, const float *k,
 
 #define EA_DECODE_ROWS 2 /* t x query heads up to which ea__cache_flash goes a query at a time */
 
+/* ea__cache_attend's weights for a call's t queries of one head at once
+   (rows ldq apart; query i sees the entries with position <= maxpos + i
+   when causal, maxpos + t - 1 if not), EA_CACHE_BLOCK queries at a time:
+   their scores as one GEMM into P (up to EA_CACHE_BLOCK x len, K = dh),
+   each row's softmax over what it sees (the rest 0), then o = P·V as
+   another GEMM (rows ldo apart).  score (h2o; NULL: none) gains every
+   row's weights in query order, as a query at a time adds them.  The streaming tracker's h2o (t = 64 queries of dh = 8, about 320
+   entries) had spent 85% of a frame in the query-at-a-time dots, which at
+   dh = 8 are narrower than a vector and ran scalar. */
+#define EA_CACHE_BLOCK 64
+static void ea__cache_block(float *o, ptrdiff_t ldo, float *P, const float *q, ptrdiff_t ldq, const float *k,
+                            const float *v, int dh, const int *pos, int len, int t, int maxpos, int causal,
+                            float scale, const ea__step_bias *bias, float *score) {
+    int i0, i, j;
+    for (i0 = 0; i0 < t; i0 += EA_CACHE_BLOCK) {
+        int rb = t - i0 < EA_CACHE_BLOCK ? t - i0 : EA_CACHE_BLOCK;
+        ea_gemm(rb, len, dh, q + (ptrdiff_t)i0 * ldq, ldq, 1, k, 1, dh, P, len, 0);
+        for (i = 0; i < rb; i++) {
+            float *p = P + (size_t)i * len, mx = -INFINITY, sum, inv;
+            int last = maxpos + (causal ? i0 + i : t - 1), qt = bias ? (bias->qpos + i0 + i) / bias->frame : 0;
+            for (j = 0; j < len; j++) {
+                float x = scale * p[j];
+                if (pos[j] > last) x = -INFINITY; /* not yet seen: weight 0 */
+                else if (bias) {
+                    int d = qt - pos[j] / bias->frame;
+                    x -= bias->slope * (float)(d < 0 ? -d : d);
+                }
+                p[j] = x;
+                if (x > mx) mx = x;
+            }
+            sum = mx > -INFINITY ? ea__row_exp(p, p, len, mx) : 0.0f; /* -inf gives exactly 0 */
+            inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+            ea__scal(p, inv, p, len);
+            if (score) ea__add_n(score, score, p, (size_t)len);
+        }
+        ea_gemm(rb, dh, len, P, len, 1, v, dh, 1, o + (ptrdiff_t)i0 * ldo, ldo, 0);
+    }
+}
+
 /* The fast form for a call's t queries (Hq heads of dh, rows ldq apart)
    against one K/V head's entries (rows ldkv apart): the `old` entries
    before the call, all visible, and the call's own t after them, visible
@@ -8525,11 +8564,14 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
     int t = ea__step_check(ctx, a, st, x), H = a->cfg.n_heads, Hkv = st->heads, dh = a->head_dim;
     int qc, kc, vc, b, h, i, len, F = ea__opt(a->cfg.opt.frame, 1), alibi = a->cfg.opt.time == EA_TIME_ALIBI;
     ea_tensor *q, *k, *v, *o;
-    float *p, *slope = NULL;
+    float *p, *P = NULL, *slope = NULL;
     if (!t || !ea__step_room(ctx, a, st, t) || !ea__kv_project(ctx, a, x, &q, &qc, &k, &kc, &v, &vc)) return NULL;
     o = ea_tensor_3d(ctx, st->B, t, H * dh, 0);
     p = ea__floats(ctx, (size_t)st->cap);
     if (alibi && (slope = ea__floats(ctx, (size_t)H)) != NULL) ea_flex_alibi_slopes(slope, H);
+    if ((st->score || alibi) && t > EA_DECODE_ROWS &&
+        !(P = ea__floats(ctx, (size_t)(t < EA_CACHE_BLOCK ? t : EA_CACHE_BLOCK) * (st->len + t))))
+        return NULL;
     if (!o || !p || (alibi && !slope)) return NULL;
     if (a->cfg.opt.time == EA_TIME_ROPE) { /* the step's own arena copies: turned in place */
         ea__rope_rows(q->data, (size_t)st->B * t, t, q->shape[2], qc, H, dh, dh, st->seen, F, 1.0);
@@ -8557,10 +8599,21 @@ static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, 
                                  1.0f / sqrtf((float)dh)))
                 return NULL;
         }
-    for (b = 0; (st->score || alibi) && b < st->B; b++) /* h2o needs the weights themselves: a query at a time */
+    for (b = 0; (st->score || alibi) && b < st->B; b++) /* h2o needs the weights themselves */
         for (h = 0; h < H; h++) {
             size_t cell = ((size_t)b * Hkv + h / (H / Hkv)) * st->cap;
-            for (i = 0; i < t; i++) {
+            if (t > EA_DECODE_ROWS) { /* the call's queries of head h at once */
+                ea__step_bias bias;
+                bias.slope = alibi ? slope[h] : 0.0f;
+                bias.qpos = st->seen;
+                bias.frame = F;
+                ea__cache_block(o->data + (size_t)b * t * H * dh + (size_t)h * dh, (ptrdiff_t)H * dh, P,
+                                q->data + (size_t)b * t * q->shape[2] + qc + (size_t)h * dh, q->shape[2], st->k + cell * dh,
+                                st->v + cell * dh, dh, st->pos + cell, len, t, st->seen, a->cfg.causal,
+                                1.0f / sqrtf((float)dh), alibi ? &bias : NULL, st->score ? st->score + cell : NULL);
+                continue;
+            }
+            for (i = 0; i < t; i++) { /* decoding: a query at a time */
                 size_t row = (size_t)b * t + i;
                 int j, maxpos = st->seen + (a->cfg.causal ? i : t - 1);
                 ea__step_bias bias;

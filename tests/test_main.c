@@ -4222,6 +4222,39 @@ static void test_cache(void) {
         CHECK(state_on_lines(&st) && st.score, "h2o: the state's buffers (scores too) start on cache lines");
         CHECK(stream_vs_full(&a, &st, chunks, 4, 13, NULL) < 1e-4f && st.len == 13, "h2o with budget = length is exact");
         ea_attn_state_free(&st);
+        {   /* the weights h2o ranks by: a call's queries at once (GEMMs, ea__cache_block) add up as
+               a query at a time does (tokens one by one), and every query adds its whole weight, 1 a head */
+            static const int ones[13] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+            ea_attn_state s1;
+            float worst = -1.0f, mass = 0.0f;
+            int c, j;
+            ea_attn_state_init(&st, &a, 2, 13, 5, &err);
+            ea_attn_state_init(&s1, &a, 2, 13, 1, &err);
+            if (stream_vs_full(&a, &st, chunks, 4, 13, NULL) >= 0.0f && stream_vs_full(&a, &s1, ones, 13, 13, NULL) >= 0.0f &&
+                st.len == 13 && s1.len == 13) {
+                worst = 0.0f;
+                for (c = 0; c < st.B * st.heads; c++)
+                    for (j = 0; j < 13; j++) {
+                        float x = st.score[(size_t)c * st.cap + j], r = s1.score[(size_t)c * s1.cap + j];
+                        worst = fmaxf(worst, fabsf(x - r) / (1e-3f + fabsf(r)));
+                        mass += x;
+                    }
+            }
+            CHECK(worst >= 0.0f && worst < 1e-5f && fabsf(mass - 2.0f * 13.0f * (float)a.cfg.n_heads) < 1e-3f * mass,
+                  "h2o scores, chunks against one token a call: rel. diff %g, total weight %g (expected %d)", (double)worst,
+                  (double)mass, 2 * 13 * a.cfg.n_heads);
+            ea_attn_state_free(&st);
+            ea_attn_state_free(&s1);
+        }
+        ea_params_free(&ps);
+    }
+    memset(&o, 0, sizeof o); o.budget = 150;
+    if (build_row(&a, &ps, "h2o", 1, &o)) { /* calls longer than ea__cache_block's blocks of 64 queries */
+        static const int long_chunks[3] = {70, 65, 15};
+        ea_attn_state_init(&st, &a, 2, 150, 70, &err);
+        CHECK(stream_vs_full(&a, &st, long_chunks, 3, 150, NULL) < 1e-4f && st.len == 150,
+              "h2o with budget = length, calls of 70, 65 and 15 tokens: exact");
+        ea_attn_state_free(&st);
         ea_params_free(&ps);
     }
     memset(&o, 0, sizeof o); o.budget = 8; o.sinks = 2; o.recent = 2;
