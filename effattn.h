@@ -8558,8 +8558,9 @@ static void ea__cache_keep_latest(ea_attn_state *st, int W) {
 
 /* K/V rows (mha, mha-sep, mqa, gqa, single, h2o): append, attend, (evict).
    With time (8.7b): rope turns the call's queries and keys by their steps
-   before the keys enter the cache; alibi takes the query-at-a-time kernel,
-   which biases by each entry's stored position. */
+   before the keys enter the cache; alibi, like h2o (which needs the
+   weights), takes ea__cache_block or, decoding, the query-at-a-time
+   kernel, both of which bias by each entry's stored position. */
 static ea_tensor *ea__kv_step(ea_ctx *ctx, const ea_attn *a, ea_attn_state *st, ea_tensor *x) {
     int t = ea__step_check(ctx, a, st, x), H = a->cfg.n_heads, Hkv = st->heads, dh = a->head_dim;
     int qc, kc, vc, b, h, i, len, F = ea__opt(a->cfg.opt.frame, 1), alibi = a->cfg.opt.time == EA_TIME_ALIBI;
