@@ -8408,9 +8408,10 @@ static void ea__cache_attend(float *o, float *p, const float *q, const float *k,
    their scores as one GEMM into P (up to EA_CACHE_BLOCK x len, K = dh),
    each row's softmax over what it sees (the rest 0), then o = P·V as
    another GEMM (rows ldo apart).  score (h2o; NULL: none) gains every
-   row's weights in query order, as a query at a time adds them.  The streaming tracker's h2o (t = 64 queries of dh = 8, about 320
-   entries) had spent 85% of a frame in the query-at-a-time dots, which at
-   dh = 8 are narrower than a vector and ran scalar. */
+   row's weights in query order, as a query at a time adds them.  The
+   streaming tracker's h2o (t = 64 queries of dh = 8, about 320 entries)
+   had spent 85% of a frame in the query-at-a-time dots, which at dh = 8
+   are narrower than a vector and ran scalar. */
 #define EA_CACHE_BLOCK 64
 static void ea__cache_block(float *o, ptrdiff_t ldo, float *P, const float *q, ptrdiff_t ldq, const float *k,
                             const float *v, int dh, const int *pos, int len, int t, int maxpos, int causal,
