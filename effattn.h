@@ -1963,7 +1963,7 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
        3.67 -> 3.62, 4 x 16 at 1,024 2.40 -> 2.28; bench --gemm 0.96-1.04x
        the time, the tracker 0.98-1.03x (within the rounds' spread);
        clang 14, five rounds: GEMMs 0.79-0.91x, the tracker 0.82-1.01x;
-       built for AVX2 by gcc, the flash forward 26.4-28.1 -> 26.0-26.4.
+       built for AVX2 by gcc, the flash forward 26.5-28.1 -> 26.0-26.4.
        The device's Xeon (model 207, gcc 13, five rounds on a quiet host):
        every row 0.97-1.04x, level
        (bench/results/peers-cpu/clang-unroll-ab.txt). */
