@@ -197,6 +197,7 @@ strict: | $(BUILD)
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/bench.c -o $(BUILD)/strict_bench $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/regions.c -o $(BUILD)/strict_regions -Wl,--wrap=GOMP_parallel -ldl $(LDLIBS); \
 	gcc -std=c99 -O1 -march=native $(WARN) -Werror -fopenmp bench/ln_coherence.c -o $(BUILD)/strict_ln_coherence $(LDLIBS); \
+	gcc -std=c99 -O1 -march=native $(WARN) -Werror bench/flash_spread.c -o $(BUILD)/strict_flash_spread $(LDLIBS); \
 	if command -v clang-16 > /dev/null; then \
 	  echo "clang-16 -std=c99 and clang++-16 -std=c++11: the header, two units, examples and tests"; \
 	  clang-16 -std=c99 -O1 -march=native $(WARN) -Werror tests/tu_impl.c tests/tu_user.c -o $(BUILD)/strict_c16 $(LDLIBS); \
@@ -245,6 +246,11 @@ $(BUILD)/regions: bench/regions.c effattn.h | $(BUILD)
 # (OpenMP; bench/ln_coherence.c says why).
 $(BUILD)/ln_coherence: bench/ln_coherence.c effattn.h | $(BUILD)
 	$(CC) $(CFLAGS) $(OPENMP) $(WARN) $< -o $@ $(LDLIBS)
+
+# The flash forward against the spread of its scores (bench/flash_spread.c;
+# one thread: no OpenMP).
+$(BUILD)/flash_spread: bench/flash_spread.c effattn.h | $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) $< -o $@ $(LDLIBS)
 
 # Speed is measured here, never in tests: kernel and model tables, then
 # whole-program timings.  BENCH_ARGS=--json for machine-readable lines.

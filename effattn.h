@@ -1915,8 +1915,10 @@ static int ea__gemm_nv(void) { return ea__gemm_nv_forced ? ea__gemm_nv_forced : 
 #define EA__GEMM_RESIDUAL 2
 typedef struct ea__gemm_colred {
     float *max;       /* each column's largest value, raised by the store */
-    const float *sub; /* or NULL; else 2^(C - sub[j]) stored in C's place */
+    float *sub;       /* or NULL; else 2^(C - sub[j]) stored in C's place */
     float *sum;       /* with sub: those powers summed down each column */
+    int fresh;        /* with sub: no sub yet; each panel's first strip of
+                         rows sets it to its own largest values */
 } ea__gemm_colred;
 
 /* The reductions over mr rows of a tile just stored, read back from the L1:
@@ -1934,6 +1936,10 @@ EA_INLINE void ea__gemm_colred_rows(const ea__gemm_colred *cols, float *c, ptrdi
         ea_vf top = ea_vload(cols->max + v * EA_VW);
         if (cols->sub && lanes > 0) {
             ea_vf sub = ea_vload(cols->sub + v * EA_VW), sum = ea_vload(cols->sum + v * EA_VW);
+            if (cols->fresh) { /* the strip's own max becomes sub (lanes past ncols: 0) */
+                for (r = 0; r < mr; r++) sub = ea_vmax(sub, ea__ld(c + r * ldc + v * EA_VW, lanes));
+                ea_vstore(cols->sub + v * EA_VW, sub);
+            }
             for (r = 0; r < mr; r++) {
                 float *cp = c + r * ldc + v * EA_VW;
                 ea_vf x = ea__ld(cp, lanes), e = ea_vexp2(ea_vsub(x, sub));
@@ -2048,13 +2054,19 @@ EA_INLINE void ea__gemm_tile(int mt, int nv, int kc, const float *const a[EA_MR]
 
 /* Rows [i0, i1) of C against one panel: ncols <= EA_NR columns whose row k
    starts at panel + k·lp and holds whole vectors (zero padded if packed);
-   cols as ea__gemm_tile's. */
+   cols as ea__gemm_tile's (fresh for the first strip, i0, only). */
 static void ea__gemm_panel(int i0, int i1, int ncols, int kc, const float *A, ptrdiff_t ars,
                            ptrdiff_t acs, const float *panel, ptrdiff_t lp, float *C, ptrdiff_t ldc,
-                           int accumulate, const float *bias, const ea__gemm_colred *cols) {
+                           int accumulate, const float *bias, const ea__gemm_colred *cols0) {
     int nv = (ncols + EA_VW - 1) / EA_VW, i, r;
+    ea__gemm_colred later; /* cols0 past the first strip: sub set */
+    if (cols0) {
+        later = *cols0;
+        later.fresh = 0;
+    }
     for (i = i0; i < i1; i += EA_MR) {
         const float *a[EA_MR];
+        const ea__gemm_colred *cols = !cols0 ? NULL : i == i0 ? cols0 : &later;
         float *c = C + i * ldc;
         int mr = i1 - i < EA_MR ? i1 - i : EA_MR;
         for (r = 0; r < EA_MR; r++) a[r] = A + (ptrdiff_t)(r < mr ? i + r : i) * ars;
@@ -2236,6 +2248,7 @@ static void ea__gemm_block(int i0, int i1, int N, int K, const float *A, ptrdiff
                 part.max = cols->max + j0;
                 part.sub = cols->sub ? cols->sub + j0 : NULL;
                 part.sum = cols->sum ? cols->sum + j0 : NULL;
+                part.fresh = cols->fresh;
                 mk = &part;
             }
             if (direct) {
@@ -5823,7 +5836,7 @@ static int ea__pattern_key_row(float *sc, const void *user, int k, int i0, int f
    whose pass the store's reads replace one for one. */
 static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, const float *kh, int b, int h,
                          int i0, int br, int j0, int bc, int partial, const ea_flex_mods *mods,
-                         const ea_sdpa_shape *s, float *tmax, const float *sub, float *tsum) {
+                         const ea_sdpa_shape *s, float *tmax, float *sub, float *tsum, int first) {
     int c, i, off = s->nk - s->nq, bw = ea__fa_width(br);
     int plain = mods && !mods->score_mod && !raw, asks = mods && partial && mods->mask_mod;
     int all_seen = !s->causal || j0 + bc - 1 - off <= i0; /* every key of the tile by every query */
@@ -5832,6 +5845,7 @@ static int ea__fa_scores(float *st, float *raw, const float *qt, float unit, con
     cols.max = tmax;
     cols.sub = sub && !mods ? sub : NULL;
     cols.sum = tsum;
+    cols.fresh = first;
     if (fused)
         ea__gemm_block(0, bc, bw, s->dh, kh + (size_t)j0 * s->ldk, s->ldk, 1, qt, EA_FA_LD, 1, st, EA_FA_LD, 0, NULL, &cols);
     else
@@ -5932,48 +5946,106 @@ static void ea__fa_online(float *st, int bc, int bw, float *m, float *l, float *
 }
 
 /* The online step where the product stored Pᵀ = 2^(Sᵀ - m) already,
-   against the running max m of the tiles before (ea__fa_scores), with
-   corr = the tile's max and tsum the powers' sums per query.  A vector of
-   queries whose max rose by at most EA_FA_LAZY keeps m: its P is the
-   online step's to the bit where the max did not rise (corr = 2^0 = 1,
-   l = l + Σ, the sums in the same key order; a test holds the output to
-   the online pass's bits, ea__fa_lazy_off), and otherwise larger by at
-   most 2^EA_FA_LAZY, which the final division by l undoes (l and O_acc
-   stay far from overflow).  A vector whose max rose more, or whose m is
-   still -inf (every key before hidden), has its scores computed again
-   and takes the online step.
+   against a reference m per query (ea__fa_scores), with corr = the
+   tile's max and tsum the powers' sums per query.  m is the running max
+   of the tiles before, or, in a block's first tile, the max of the first
+   strip of six keys the product stored (ea__gemm_colred's fresh).  Per
+   vector of queries, by how far the tile's max rose above m:
+   - at most EA_FA_LAZY (2^8): m stays, l = l + Σ.  Where no max rose, P
+     is the online step's to the bit (corr = 2^0 = 1, the sums in the same
+     key order; a test holds the output to the online pass's bits,
+     ea__fa_lazy_off); elsewhere larger by at most 2^8, which the final
+     division by l undoes;
+   - at most EA_FA_LAZY_FAR (2^32): the same, and after the tile's P·V
+     product m moves up to the max, l and O_acc times 2^(m - max)
+     (ea__fa_move_max): a scaling of O_acc's rows, dh values a query,
+     where the pass below reads bc.  Kept powers of up to 2^32 leave l and
+     O_acc far from overflow for any |V| below about 1e26;
+   - at most EA_FA_LAZY_RESCALE (2^100, every power finite): the powers
+     times 2^(m - max), the online step's pass with a product in place of
+     each exponential;
+   - further, or m still -inf (every key before hidden), or NaN: the
+     scores are computed again and take the online step (its bits).
    The store makes the powers while a strip of six keys is in the L1
    (ea__gemm_tile), where the online step's pass had read the whole tile
    back from the L2 (256 keys x 80 columns, 80 KiB) and written it again.
-   The first tile of a block keeps that pass (no max yet), and so do
-   causal calls: a causal block's parts (ea__fa_split) visit different
-   first tiles, and a query's bits must not depend on its part.  One
-   thread of this project's Xeon VM (CPU family 6, model 207; bench
-   --attn, both builds by make's flags, four rounds in turn, of which
-   rounds 2 and 3 and the fourth's old side ran outside the host's slow
-   spells; not yet measured on an AMD core): heads 8 x 64, forward at
-   n = 1,024 16.34-17.31 -> 15.76-16.02 ms, n = 512 4.14-4.51 ->
-   4.12-4.14, n = 2,048 62.8-64.8 -> 61.7-69.3 (unclear); forward +
-   backward at 1,024 58.5-60.3 -> 56.4-57.2; 4 x 16 level (2.70-2.94 ->
-   2.76-2.77 at 1,024); n <= 256 (one wide tile) level but 4 x 12 at
-   n = 50, 0.112 -> 0.115 (3% slower, with one tile and no lazy step;
-   forcing the online step inline again did not recover it). */
+   Causal calls keep that pass: a causal block's parts (ea__fa_split)
+   visit different first tiles, and a query's bits must not depend on its
+   part.  (A first strip's max depends on the query alone.)  One thread
+   of this project's Xeon VM (CPU family 6, model 207; bench --attn, both
+   builds by make's flags, four rounds in turn, of which rounds 2 and 3
+   and the fourth's old side ran outside the host's slow spells), when
+   every tile but a block's first took the lazy step and the margin was
+   2^8 alone, against the online pass everywhere: heads 8 x 64, forward
+   at n = 1,024 16.34-17.31 -> 15.76-16.02 ms, n = 512 4.14-4.51 ->
+   4.12-4.14; forward + backward at 1,024 58.5-60.3 -> 56.4-57.2.
+   That form computed the scores again for any rise past 2^8, which
+   wide scores make common: with q and k drawn from N(0, σ²), heads
+   8 x 64, scale 1/8, n = 1,024, it redid 196 of 1,536 vectors at σ = 2
+   and 1,061 at σ = 3 (3 at σ = 1.5, none at 1); the bands above
+   recompute none of them at σ <= 3 (5 of 2,048 at σ = 4).  One thread
+   of this project's Xeon VM (model 167), six rounds in turn, medians
+   (bench/results/peers-cpu/flash-lazy-bands-ab.txt): build/flash_spread,
+   n = 512 / 1,024 / 2,048, σ = 2 0.98x / 0.94x / 0.91x the time, σ = 3
+   0.77x / 0.73x / 0.74x (n = 1,024: 19.4-20.9 -> 13.5-15.0 ms), σ = 1
+   and n = 256 level (0.94-0.99x); bench --attn and --tracker level
+   (0.92-1.08x, within the rounds' spread).  The first tile on the
+   online pass instead, the rest as here: heads 4 x 16 4-8% slower in
+   eight rounds, 8 x 64 level. */
 #define EA_FA_LAZY 8.0f
+#define EA_FA_LAZY_FAR 32.0f
+#define EA_FA_LAZY_RESCALE 100.0f
 static int ea__fa_lazy_off = 0; /* tests: 1 keeps the online pass on every tile */
-static void ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *corr, const float *tsum,
-                        const float *qt, const float *kt, ptrdiff_t ldk, int dh) {
-    int i, j, keep;
+static int ea__fa_lazy(float *st, int bc, int bw, float *m, float *l, float *corr, float *tsum, const float *qt,
+                       const float *kt, ptrdiff_t ldk, int dh) {
+    int i, j, c, rise, far, huge, moves = 0;
     for (i = 0; i < bw; i += EA_VW) {
-        for (keep = 1, j = i; j < i + EA_VW; j++) keep = keep && corr[j] <= m[j] + EA_FA_LAZY;
-        if (keep)
+        for (rise = far = huge = 0, j = i; j < i + EA_VW; j++) {
+            rise |= corr[j] > m[j] + EA_FA_LAZY;
+            far |= corr[j] > m[j] + EA_FA_LAZY_FAR;
+            huge |= !(corr[j] <= m[j] + EA_FA_LAZY_RESCALE); /* NaN and m = -inf too */
+        }
+        if (!far) {
             for (j = i; j < i + EA_VW; j++) {
                 l[j] += tsum[j];
+                tsum[j] = rise && corr[j] > m[j] ? corr[j] : m[j]; /* m after the P·V product */
                 corr[j] = 1.0f;
             }
-        else {
+            moves |= rise;
+            continue;
+        }
+        if (!huge) { /* the powers times 2^(m - max): the online step's pass, a product for each exponential */
+            ea_vf mv = ea_vload(m + i), mx = ea_vmax(mv, ea_vload(corr + i)), f = ea_vexp2(ea_vsub(mv, mx));
+            ea_vf sum = ea_vzero();
+            for (c = 0; c < bc; c++) {
+                float *p = st + (size_t)c * EA_FA_LD + i;
+                ea_vf e = ea_vmul(ea_vload(p), f);
+                ea_vstore(p, e);
+                sum = ea_vadd(sum, e);
+            }
+            ea_vstore(l + i, ea_vfma(ea_vload(l + i), f, sum));
+            ea_vstore(corr + i, f);
+            ea_vstore(m + i, mx);
+        } else {
             ea__gemm_serial(bc, EA_VW, dh, kt, ldk, 1, qt + i, EA_FA_LD, 1, st + i, EA_FA_LD, 0);
             ea__fa_online(st + i, bc, EA_VW, m + i, l + i, corr + i, 0);
         }
+        for (j = i; j < i + EA_VW; j++) tsum[j] = m[j];
+    }
+    return moves;
+}
+
+/* After the P·V product of a tile whose lazy step kept powers far above
+   1 (ea__fa_lazy returned 1): each query's m moves up to its new max
+   (held in tsum), its l and O_acc scaled by 2^(m - max); corr receives
+   the factors (1 where m stays). */
+static void ea__fa_move_max(float *m, float *l, float *corr, const float *target, int bw) {
+    int r;
+    for (r = 0; r < bw; r++) {
+        float f = target[r] > m[r] ? exp2f(m[r] - target[r]) : 1.0f;
+        l[r] *= f;
+        m[r] = target[r] > m[r] ? target[r] : m[r];
+        corr[r] = f;
     }
 }
 
@@ -6013,6 +6085,16 @@ static void ea__fa_scale_t(float *acc, int dh, int bw, const float *f) {
         float *row = acc + (size_t)r * EA_FA_LD;
         for (i = 0; i < bw; i += EA_VW) ea_vstore(row + i, ea_vmul(ea_vload(row + i), ea_vload(f + i)));
     }
+}
+
+/* O_acc's queries times corr: held flipped, whole vectors of them; else
+   the rows (brm of them) whose factor is not 1. */
+static void ea__fa_scale_acc(float *acc, const float *corr, int flip, int brm, int bw, int dh) {
+    int r;
+    if (flip) ea__fa_scale_t(acc, dh, bw, corr);
+    else
+        for (r = 0; r < brm; r++)
+            if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * dh, corr[r], acc + (size_t)r * dh, dh);
 }
 
 /* Parts each query block is cut into (0: chosen from the thread count);
@@ -6151,7 +6233,7 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
     int nkt = ea__fa_count(s->nk, step), group = s->H / s->Hkv;
     int b = it.b, h = it.h, I = it.I, g = h / group, i0 = it.i0, br = it.br;
     int own = ea__fa_row_own(br, mods), brm = br - own; /* brm rows in the tiles, then the own path's */
-    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(brm), fused, lazy;
+    int last_row_key = ea__last_key(s, i0 + br - 1), r, t, nt, fresh = 1, bw = ea__fa_width(brm), fused, lazy, moves;
     int flip = ea__fa_pv_flip(s->dh, brm);
     float *qt = ea__fa_scratch_of(scratch, s), *st = qt + (size_t)EA_FA_LD * s->dh;
     float *acc = st + (size_t)EA_FA_BCWMAX * EA_FA_LD, *m = acc + (size_t)EA_FA_LD * s->dh;
@@ -6225,12 +6307,12 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
                             s->ldv, bc, s->dh);
         if (!brm) continue;
         memcpy(corr, m, (size_t)bw * sizeof(float)); /* the running max, raised by the product if it can */
-        lazy = !fresh && !s->causal && !ea__fa_lazy_off; /* see ea__fa_lazy */
+        lazy = !s->causal && !ea__fa_lazy_off; /* see ea__fa_lazy */
         if (lazy) memset(tsum, 0, (size_t)bw * sizeof(float));
         fused = ea__fa_scores(st, NULL, qt, EA_LOG2E, kh, b, h, i0, brm, j0, bc, !ea__fa_full(list, u, mods), mods, s,
-                              corr, lazy ? m : NULL, tsum);
-        if (fused == 2) ea__fa_lazy(st, bc, bw, m, l, corr, tsum, qt, kh + (size_t)j0 * s->ldk, s->ldk, s->dh);
-        else ea__fa_online(st, bc, bw, m, l, corr, fused);
+                              corr, lazy ? m : NULL, tsum, fresh);
+        moves = fused == 2 && ea__fa_lazy(st, bc, bw, m, l, corr, tsum, qt, kh + (size_t)j0 * s->ldk, s->ldk, s->dh);
+        if (fused != 2) ea__fa_online(st, bc, bw, m, l, corr, fused);
         /* O_acc = O_acc·corr + P V, with A = P read across the tile
            (row stride 1) and V's rows as the panel; or, where
            ea__fa_pv_flip says so, the accumulator held transposed:
@@ -6257,14 +6339,15 @@ static void ea__fa_fwd_item(float *o, float *lse, float *scratch, const float *q
            5.294 -> 5.280, the rest level.  Into the L1 instead, it
            evicted the P·V tiles' rows: no gain. */
         if (t == nt - 1 && nt > 1 && w + 1 < ea__fa_items(s, split)) ea__fa_fwd_prefetch(q, s, w + 1, split);
-        if (!fresh && flip) ea__fa_scale_t(acc, s->dh, bw, corr);
-        else if (!fresh)
-            for (r = 0; r < br; r++)
-                if (corr[r] != 1.0f) ea__scal(acc + (size_t)r * s->dh, corr[r], acc + (size_t)r * s->dh, s->dh);
+        if (!fresh) ea__fa_scale_acc(acc, corr, flip, brm, bw, s->dh);
         if (flip)
             ea__gemm_serial(s->dh, bw, bc, vh + (size_t)j0 * s->ldv, 1, s->ldv, st, EA_FA_LD, 1, acc, EA_FA_LD, !fresh);
         else
             ea__gemm_serial(br, s->dh, bc, st, 1, EA_FA_LD, vh + (size_t)j0 * s->ldv, s->ldv, 1, acc, s->dh, !fresh);
+        if (moves && t < nt - 1) { /* after the last tile, O = O_acc / l and lse = m + log2 l whatever m is */
+            ea__fa_move_max(m, l, corr, tsum, bw);
+            ea__fa_scale_acc(acc, corr, flip, brm, bw, s->dh);
+        }
         fresh = 0;
     }
     if (fresh && brm) memset(acc, 0, (size_t)s->dh * EA_FA_LD * sizeof(float)); /* no key visible to the block */
@@ -6401,7 +6484,7 @@ static void ea__fa_bwd_pair(float *pt, float *dpt, float *raw, const float *qt, 
                             const float *L, const float *kh, const float *vh, int b, int h, int i0, int br, int j0,
                             int bc, int partial, int ds, const ea_flex_mods *mods, const ea_sdpa_shape *s) {
     int modded = mods && mods->score_mod, bw = ea__fa_width(br), c, i;
-    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s, NULL, NULL, NULL);
+    ea__fa_scores(pt, modded ? raw : NULL, qt, EA_LOG2E, kh, b, h, i0, br, j0, bc, partial, mods, s, NULL, NULL, NULL, 0);
     for (c = 0; c < bc; c++)
         for (i = 0; i < bw; i += EA_VW) {
             float *p = pt + (size_t)c * EA_FA_LD + i;

@@ -1148,6 +1148,53 @@ static void test_flash(void) {
         }
         free(q); free(o1); free(o2); free(raw[0]); free(raw[1]);
     }
+    { /* the lazy step's three ways up (ea__fa_lazy): a block's first tile takes its first six keys' max as
+         its reference, and a key further on scores 20, 60 or 150 above it (base 2): powers kept and the
+         reference moved after the P·V product (up to EA_FA_LAZY_FAR), the powers rescaled (up to
+         EA_FA_LAZY_RESCALE), the scores computed again (beyond); the same rise in the second tile, against
+         the first's max, and in the last (whose m need not move).  Against the reference within 1e-4 of the largest output; the first two ways
+         not in the online pass's bits (they ran), the third in them (where no max rises, the lazy step's
+         powers are the online step's to the bit) */
+        enum { NQ = 70, NK = 600, DH = 16 };
+        static const float rises[3] = {20.0f, 60.0f, 150.0f};
+        static const int keys[3] = {100, 300, NK - 50};
+        ea_sdpa_shape s;
+        float *q = (float *)malloc((size_t)NQ * DH * sizeof(float)), *o1 = (float *)malloc((size_t)NQ * DH * sizeof(float));
+        float *o2 = (float *)malloc((size_t)NQ * DH * sizeof(float)), *o3 = (float *)malloc((size_t)NQ * DH * sizeof(float));
+        float *kv, *scr;
+        void *raw[2];
+        size_t i;
+        int c, t;
+        memset(&s, 0, sizeof s);
+        s.B = 1; s.nq = NQ; s.nk = NK; s.H = s.Hkv = 1; s.dh = DH; s.scale = 0.25f;
+        s.ldq = s.ldo = s.ldk = s.ldv = DH;
+        kv = lined((size_t)2 * NK * DH, 0, &raw[0]);
+        scr = lined(ea_sdpa_flash_scratch(&s) * (size_t)ea_num_threads(), 0, &raw[1]);
+        for (i = 0; i < (size_t)NQ * DH; i++) q[i] = 1.0f + 0.1f * frand(&rng);
+        for (c = 0; c < 3; c++)
+            for (t = 0; t < 3; t++) { /* a key in the first tile, the second, the last */
+                int key = keys[t];
+                double mx = 0.0, num = 0.0;
+                int same;
+                for (i = 0; i < (size_t)2 * NK * DH; i++) kv[i] = i < (size_t)NK * DH ? 0.01f * frand(&rng) : frand(&rng);
+                /* q·k ≈ 16·a, times scale·log2(e): a rise of `rises[c]` */
+                for (i = 0; i < DH; i++) kv[(size_t)key * DH + i] = rises[c] / (16.0f * 0.25f * 1.44269504f);
+                ea_sdpa_flash_fwd(o1, NULL, scr, q, kv, kv + NK * DH, &s, NULL, NULL);
+                ea__fa_lazy_off = 1;
+                ea_sdpa_flash_fwd(o3, NULL, scr, q, kv, kv + NK * DH, &s, NULL, NULL);
+                ea__fa_lazy_off = 0;
+                ea_sdpa_ref_fwd(o2, q, kv, kv + NK * DH, &s);
+                for (i = 0; i < (size_t)NQ * DH; i++) {
+                    mx = fabs(o2[i]) > mx ? fabs(o2[i]) : mx;
+                    num = fabs(o1[i] - o2[i]) <= num ? num : fabs(o1[i] - o2[i]); /* a NaN stays */
+                }
+                same = !memcmp(o1, o3, (size_t)NQ * DH * sizeof(float));
+                CHECK(num / (mx + 1e-20) < 1e-4 && same == (c == 2),
+                      "flash forward, a max %g above the reference at key %d: %g of the largest output, %s bits", rises[c],
+                      key, num / (mx + 1e-20), same ? "the online pass's" : "other");
+            }
+        free(q); free(o1); free(o2); free(o3); free(raw[0]); free(raw[1]);
+    }
     { /* one K and V head in rows of a wider buffer (a fused projection's
          [K | V | spare] layout, ldk = ldv = 3·dh), two batches: on one thread
          each batch's head is copied contiguous (the batch is part of what
