@@ -1152,9 +1152,10 @@ static void test_flash(void) {
          its reference, and a key further on scores 20, 60 or 150 above it (base 2): powers kept and the
          reference moved after the P·V product (up to EA_FA_LAZY_FAR), the powers rescaled (up to
          EA_FA_LAZY_RESCALE), the scores computed again (beyond); the same rise in the second tile, against
-         the first's max, and in the last (whose m need not move).  Against the reference within 1e-4 of the largest output; the first two ways
-         not in the online pass's bits (they ran), the third in them (where no max rises, the lazy step's
-         powers are the online step's to the bit) */
+         the first's max, and in the last (whose m need not move).  Against the reference within 1e-4 of
+         the largest output; the first two ways not in the online pass's bits (they ran), the third in
+         them (its tile takes the online step, the tiles before it weigh 2^-150, zero in float, and no
+         later max rises, where the lazy step's powers are the online step's to the bit) */
         enum { NQ = 70, NK = 600, DH = 16 };
         static const float rises[3] = {20.0f, 60.0f, 150.0f};
         static const int keys[3] = {100, 300, NK - 50};
