@@ -3719,7 +3719,14 @@ EA_API void ea_gelu_fwd(float *out, const float *x, size_t n) { ea__par_span(ea_
    of the double formula.  One Zen 4 core: 65,536 values in cache 40 ->
    25 us; 2 M from memory (the tracker's four fc1 outputs at batch 32)
    1.31 -> 0.99-1.04 ms; its training step (regions --train, eight rounds
-   alternating) 38.6-42.7 -> 38.2-40.7 ms. */
+   alternating) 38.6-42.7 -> 38.2-40.7 ms.
+   Taken along by the next layer's backward instead, as the post of its dx
+   product (each group of 48 rows as it is stored, the GELU node skipped),
+   the tracker's training step at batch 32 on this project's Xeon VM was
+   level on one thread (the pass's 1.5-1.7 ms a step gone, the products
+   1.5-2.0 ms slower: the post still reads x and y from memory) and 3-6%
+   slower on two (16.5-17.2 -> 17.3-17.9 ms, nine rounds in turn): not
+   kept. */
 EA_INLINE void ea__gelu_bwd_n(float *dx, const float *dout, const float *x, const float *y, size_t n, int acc) {
     size_t i = 0;
 #if EA_VW > 1
