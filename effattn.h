@@ -6153,10 +6153,26 @@ EA_INLINE void ea__fa_fwd_prefetch(const float *q, const ea_sdpa_shape *s, int w
    of them dh: into a contiguous copy or back out of it); the row 16
    ahead asked for as each is copied. */
 static void ea__fa_rows_copy(float *dst, ptrdiff_t ldd, const float *src, ptrdiff_t lds, int n, int dh) {
-    int r;
+    int r, d;
     for (r = 0; r < n; r++) {
+        const float *from = src + (ptrdiff_t)r * lds;
+        float *to = dst + (ptrdiff_t)r * ldd;
         if (r + 16 < n) ea__prefetch(src + (ptrdiff_t)(r + 16) * lds, dh, 0);
-        memcpy(dst + (ptrdiff_t)r * ldd, src + (ptrdiff_t)r * lds, (size_t)dh * sizeof(float));
+        for (d = 0; d + EA_VW <= dh; d += EA_VW) ea_vstore(to + d, ea_vload(from + d));
+        for (; d < dh; d++) to[d] = from[d];
+    }
+}
+
+/* Rows [0, n) of dh floats at stride ld set to zero: a gradient the
+   backward writes rather than adds to (ea__fa_bwd's fresh), cleared by
+   the thread about to add into it, where its lines are wanted next.
+   Vector stores, not a call per row: the tracker's rows are one line. */
+static void ea__fa_rows_zero(float *dst, ptrdiff_t ld, int n, int dh) {
+    int r, d;
+    for (r = 0; r < n; r++) {
+        float *row = dst + (ptrdiff_t)r * ld;
+        for (d = 0; d + EA_VW <= dh; d += EA_VW) ea_vstore(row + d, ea_vzero());
+        for (; d < dh; d++) row[d] = 0.0f;
     }
 }
 
@@ -6567,10 +6583,11 @@ static ea__fa_bufs ea__fa_bufs_of(float *scratch, const ea_sdpa_shape *s) {
 
 /* Query block I of (b, h) against each key tile it visits, in list order:
    the sums of every pointer given (dq, dk, dv at the batch's first row of
-   the head: dk and dv of its K/V head). */
+   the head: dk and dv of its K/V head); with clear_dq, the block's dq rows
+   are zeroed first (its only visit: ea__fa_bwd's fresh). */
 static void ea__fa_bwd_row(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
                            const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
-                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I) {
+                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I, int clear_dq) {
     int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = h / (s->H / s->Hkv), t, nt;
     int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), last_row_key = ea__last_key(s, i0 + br - 1);
     size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh + (size_t)i0 * s->ldq;
@@ -6578,6 +6595,7 @@ static void ea__fa_bwd_row(float *dq, float *dk, float *dv, float *scratch, cons
     size_t ko = (size_t)b * s->nk * s->ldk + g * s->dh, vo = (size_t)b * s->nk * s->ldv + g * s->dh;
     ea__fa_bufs f = ea__fa_bufs_of(scratch, s);
     const int *list;
+    if (dq && clear_dq) ea__fa_rows_zero(dq + qo, s->ldq, br, s->dh);
     ea__fa_bwd_block(f.qt, f.dot, f.D, f.L, dout, o, lse, q, s, b, h, I);
     nt = ea__fa_tiles(bm, b, h, I, last_row_key, EA_FA_BC, s, &list);
     for (t = 0; t < nt; t++) {
@@ -6593,14 +6611,17 @@ static void ea__fa_bwd_row(float *dq, float *dk, float *dv, float *scratch, cons
 }
 
 /* Key tile J of (b, K/V head g) against each query block that visits it,
-   over the group's heads and blocks in order: its rows of dk and dv. */
+   over the group's heads and blocks in order: its rows of dk and dv
+   (zeroed first where fresh asks: bits 2 and 4, as ea__fa_bwd's). */
 static void ea__fa_bwd_key(float *dk, float *dv, float *scratch, const float *dout, const float *o, const float *lse,
                            const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
-                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int g, int J) {
+                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int g, int J, int fresh) {
     int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), group = s->H / s->Hkv;
     int j0 = J * EA_FA_BC, bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt), h, I, partial = 0;
     size_t ko = (size_t)b * s->nk * s->ldk + g * s->dh, vo = (size_t)b * s->nk * s->ldv + g * s->dh;
     ea__fa_bufs f = ea__fa_bufs_of(scratch, s);
+    if (dk && fresh & 2) ea__fa_rows_zero(dk + ko + (size_t)j0 * s->ldk, s->ldk, bc, s->dh);
+    if (dv && fresh & 4) ea__fa_rows_zero(dv + vo + (size_t)j0 * s->ldv, s->ldv, bc, s->dh);
     for (h = g * group; h < (g + 1) * group; h++)
         for (I = 0; I < nblk; I++) {
             int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk);
@@ -6670,7 +6691,7 @@ EA_INLINE void ea__fa_bwd_prefetch(const float *dq, const float *dk, const float
    bench/results/peers-cpu/zen4-fam25-flash-bwd-copy-ab.txt. */
 static void ea__fa_bwd_held(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
                             const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
-                            int b, int g) {
+                            int b, int g, int fresh) {
     int group = s->H / s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR), per = group * nblk, y;
     size_t nkd = (size_t)s->nk * s->dh;
     size_t ko = (size_t)b * s->nk * s->ldk + (size_t)g * s->dh, vo = (size_t)b * s->nk * s->ldv + (size_t)g * s->dh;
@@ -6682,15 +6703,17 @@ static void ea__fa_bwd_held(float *dq, float *dk, float *dv, float *scratch, con
     one.B = 1; one.H = group; one.Hkv = 1; one.ldk = one.ldv = s->dh;
     ea__fa_rows_copy(kc, s->dh, k + ko, s->ldk, s->nk, s->dh);
     ea__fa_rows_copy(vc, s->dh, v + vo, s->ldv, s->nk, s->dh);
-    if (dk) ea__fa_rows_copy(dkc, s->dh, dk + ko, s->ldk, s->nk, s->dh);
-    if (dv) ea__fa_rows_copy(dvc, s->dh, dv + vo, s->ldv, s->nk, s->dh);
+    if (dk && fresh & 2) memset(dkc, 0, nkd * sizeof(float)); /* written back whole: nothing to read */
+    else if (dk) ea__fa_rows_copy(dkc, s->dh, dk + ko, s->ldk, s->nk, s->dh);
+    if (dv && fresh & 4) memset(dvc, 0, nkd * sizeof(float));
+    else if (dv) ea__fa_rows_copy(dvc, s->dh, dv + vo, s->ldv, s->nk, s->dh);
     for (y = 0; y < per; y++) {
         if (y + 1 < per)
             ea__fa_bwd_prefetch(dq ? dq + qo : NULL, NULL, NULL, dout + oo, o + oo, q + qo, kc, vc, &one, NULL, 0,
                                 (y + 1) / nblk, (y + 1) % nblk);
         ea__fa_bwd_row(dq ? dq + qo : NULL, dk ? dkc : NULL, dv ? dvc : NULL, scratch, dout + oo, o + oo,
                        lse + ((size_t)b * s->H + (size_t)g * group) * s->nq, q + qo, kc, vc, &one, NULL, NULL, 0,
-                       y / nblk, y % nblk);
+                       y / nblk, y % nblk, fresh & 1);
     }
     if (dk) ea__fa_rows_copy(dk + ko, s->ldk, dkc, s->dh, s->nk, s->dh);
     if (dv) ea__fa_rows_copy(dv + vo, s->ldv, dvc, s->dh, s->nk, s->dh);
@@ -6705,6 +6728,7 @@ typedef struct {
     const ea_sdpa_shape *s;
     const ea_block_mask *bm;
     const ea_flex_mods *mods;
+    int fresh;
 } ea__fa_bwd_job;
 static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
     const ea__fa_bwd_job *j = (const ea__fa_bwd_job *)arg;
@@ -6712,21 +6736,33 @@ static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
     int group = s->H / s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR), per = group * nblk, x, y;
     for (x = x0; x < x1; x++) {
         int b = x / s->Hkv, g = x % s->Hkv; /* block y: head g·group + y / nblk */
+        size_t ko = (size_t)b * s->nk * s->ldk + g * s->dh, vo = (size_t)b * s->nk * s->ldv + g * s->dh;
+        if (j->dk && j->fresh & 2) ea__fa_rows_zero(j->dk + ko, s->ldk, s->nk, s->dh);
+        if (j->dv && j->fresh & 4) ea__fa_rows_zero(j->dv + vo, s->ldv, s->nk, s->dh);
         for (y = 0; y < per; y++) {
             int nx = y + 1 < per ? x : x + 1, ny = y + 1 < per ? y + 1 : 0; /* the block after it */
             if (nx < s->B * s->Hkv) /* the next pair's: most likely this thread's next item */
                 ea__fa_bwd_prefetch(j->dq, j->dk, j->dv, j->dout, j->o, j->q, j->k, j->v, s, j->bm, nx / s->Hkv,
                                     nx % s->Hkv * group + ny / nblk, ny % nblk);
             ea__fa_bwd_row(j->dq, j->dk, j->dv, j->scratch, j->dout, j->o, j->lse, j->q, j->k, j->v, s, j->bm,
-                           j->mods, b, g * group + y / nblk, y % nblk);
+                           j->mods, b, g * group + y / nblk, y % nblk, j->fresh & 1);
         }
     }
 }
 
-EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
-                              const float *o, const float *lse, const float *q, const float *k,
-                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
-                              const ea_flex_mods *mods) {
+/* ea_sdpa_flash_bwd, with fresh: bit 1, 2, 4 for dq, dk, dv written
+   rather than added to (the tape's gradients that no op has touched yet:
+   ea__sdpa_back).  Each is cleared by the thread that adds into it, just
+   before its first sum: a dQ block's rows as the block starts, a pair's
+   or key tile's dK and dV rows as it starts, and the copies of
+   ea__fa_bwd_held start from zeros instead of reading dK and dV.  The
+   same bits as adding into a zeroed buffer.  It replaces a pass that
+   zeroed the whole buffer before the call (the tracker's q, k and v, 1.5
+   MiB a layer at batch 32, written from memory and read back) and, at
+   one thread and long sequences, the copy of dK and dV in. */
+static void ea__fa_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
+                       const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
+                       const ea_block_mask *bm, const ea_flex_mods *mods, int fresh) {
     int x, pairs = s->B * s->Hkv, nblk = ea__fa_count(s->nq, EA_FA_BR);
     int nkt = ea__fa_count(s->nk, EA_FA_BC), par = 8.0 * s->nq * s->nk * s->dh * s->B * s->H >= EA_PAR_MIN_WORK;
     int keys = ea__fa_bwd_keys_forced ? ea__fa_bwd_keys_forced > 0
@@ -6738,11 +6774,12 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
        By (batch, K/V head) pair: a thread runs the pair's query heads,
        blocks and tiles, every product of a tile pair at once. */
     if (!keys && ea__fa_kv_copy(s, bm) && (!mods || (!mods->score_mod && !mods->mask_mod))) {
-        for (x = 0; x < pairs; x++) ea__fa_bwd_held(dq, dk, dv, scratch, dout, o, lse, q, k, v, s, x / s->Hkv, x % s->Hkv);
+        for (x = 0; x < pairs; x++)
+            ea__fa_bwd_held(dq, dk, dv, scratch, dout, o, lse, q, k, v, s, x / s->Hkv, x % s->Hkv, fresh);
         return;
     }
     if (!keys) {
-        ea__fa_bwd_job j = {dq, dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods}; /* its fields' order */
+        ea__fa_bwd_job j = {dq, dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods, fresh}; /* its fields' order */
         ea__par_steal(ea__fa_bwd_pairs, &j, pairs, par); /* static shares, their tails to idle threads */
         return;
     }
@@ -6761,14 +6798,21 @@ EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, c
         EA_OMP_FOR_DYNAMIC_IF(par && pairs * nkt > 1)
         for (x = 0; x < pairs * nkt; x++)
             ea__fa_bwd_key(dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods, x / (s->Hkv * nkt), (x / nkt) % s->Hkv,
-                           x % nkt);
+                           x % nkt, fresh);
     }
     if (dq) {
         EA_OMP_FOR_DYNAMIC_IF(par && s->B * s->H * nblk > 1)
         for (x = 0; x < s->B * s->H * nblk; x++)
             ea__fa_bwd_row(dq, NULL, NULL, scratch, dout, o, lse, q, k, v, s, bm, mods, x / (s->H * nblk),
-                           (x / nblk) % s->H, x % nblk);
+                           (x / nblk) % s->H, x % nblk, fresh & 1);
     }
+}
+
+EA_API void ea_sdpa_flash_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                              const float *o, const float *lse, const float *q, const float *k,
+                              const float *v, const ea_sdpa_shape *s, const ea_block_mask *bm,
+                              const ea_flex_mods *mods) {
+    ea__fa_bwd(dq, dk, dv, scratch, dout, o, lse, q, k, v, s, bm, mods, 0);
 }
 
 static void ea__sdpa_shape(ea_sdpa_shape *s, const ea_node *n) {
@@ -6779,17 +6823,62 @@ static void ea__sdpa_shape(ea_sdpa_shape *s, const ea_node *n) {
     s->ldo = (ptrdiff_t)s->H * s->dh;
 }
 
+/* Which of q's, k's and v's gradients (bits 1, 2, 4) the kernel writes
+   rather than adds to (ea__fa_bwd's fresh): those of a buffer no op has
+   touched yet whose every element the three write once between them.
+   That is each of its tensors' columns col[a] .. col[a] + width[a] in
+   every row, the buffer's own shape (no view of another shape), side by
+   side without overlap and filling the row (q, k and v as columns of one
+   product, the tracker's; or a tensor the heads fill alone).  Any other
+   untouched buffer is zeroed first, as ea_backward does for a node that
+   only adds; one already written to is added to. */
+static int ea__sdpa_fresh_forced = 0; /* tests: -1 writes none (zeroes every untouched buffer first) */
+static int ea__sdpa_fresh(const ea_node *n, const int *col, const int *width) {
+    int bits = 0, a, b, c;
+    for (a = 0; a < 3; a++) {
+        const ea_tensor *t = n->in[a];
+        ea_grad_buf *g = t->gbuf;
+        int members = 0, sum = 0, fills;
+        if (!t->grad || !g || g->ready) continue;
+        for (b = 0; b < 3; b++)
+            if (n->in[b]->gbuf == g) {
+                members |= 1 << b;
+                sum += width[b];
+            }
+        fills = sum == t->shape[2] && ea__sdpa_fresh_forced >= 0;
+        for (b = 0; b < 3; b++) {
+            const ea_tensor *u = n->in[b];
+            if (!(members >> b & 1)) continue;
+            if (u->grad != g->grad || u->size != g->size || u->shape[1] != t->shape[1] || u->shape[2] != t->shape[2])
+                fills = 0;
+            for (c = b + 1; c < 3; c++) /* another member's columns overlapping these */
+                if (members >> c & 1 && col[c] < col[b] + width[b] && col[b] < col[c] + width[c]) fills = 0;
+        }
+        if (fills) {
+            g->ready = 1;
+            bits |= members;
+        } else
+            ea__grad_ready(g);
+    }
+    return bits;
+}
+
 static void ea__sdpa_back(ea_ctx *ctx, ea_node *n) {
     ea_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-    int qc = n->iarg[7], kc = n->iarg[8], vc = n->iarg[9];
+    int col[3], width[3], a;
     ea_sdpa_shape s;
     float *scratch;
     ea__sdpa_shape(&s, n);
+    col[0] = n->iarg[7]; col[1] = n->iarg[8]; col[2] = n->iarg[9];
+    width[0] = s.H * s.dh; width[1] = width[2] = s.Hkv * s.dh;
     scratch = ea__floats(ctx, ea__fa_scratch_floats(&s));
-    if (!scratch) return;
-    ea_sdpa_flash_bwd(q->grad ? q->grad + qc : NULL, k->grad ? k->grad + kc : NULL, v->grad ? v->grad + vc : NULL,
-                      scratch, n->out->grad, n->out->data, n->save[0], q->data + qc, k->data + kc, v->data + vc, &s,
-                      (const ea_block_mask *)n->aux[0], (const ea_flex_mods *)n->aux[1]);
+    if (!scratch) { /* the arena's error stands; the gradients stay what ea_backward would have made them */
+        for (a = 0; a < 3; a++) ea__grad_ready(n->in[a]->gbuf);
+        return;
+    }
+    ea__fa_bwd(q->grad ? q->grad + col[0] : NULL, k->grad ? k->grad + col[1] : NULL, v->grad ? v->grad + col[2] : NULL,
+               scratch, n->out->grad, n->out->data, n->save[0], q->data + col[0], k->data + col[1], v->data + col[2],
+               &s, (const ea_block_mask *)n->aux[0], (const ea_flex_mods *)n->aux[1], ea__sdpa_fresh(n, col, width));
 }
 
 /* Check the head layout of q, k, v and fill the kernel shape. */
@@ -6903,6 +6992,7 @@ static ea_tensor *ea__sdpa_op(ea_ctx *ctx, const ea_sdpa_shape *s, ea_tensor *q,
         n->iarg[3] = s->H; n->iarg[4] = s->Hkv; n->iarg[5] = s->dh; n->iarg[6] = s->causal;
         n->iarg[7] = q_col; n->iarg[8] = k_col; n->iarg[9] = v_col;
         n->farg[0] = s->scale;
+        n->assigns = 7; /* q's, k's and v's gradients: zeroed or written by ea__sdpa_back itself */
     }
     return out;
 }

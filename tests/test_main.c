@@ -1068,13 +1068,27 @@ static void test_flash(void) {
             ea_sdpa_flash_bwd(NULL, g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL); /* dK and dV alone */
             ea_sdpa_flash_bwd(g2[0], NULL, NULL, scr, dout, o1, lse, q, k, v, &s, NULL, NULL); /* dQ alone */
             for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
+            CHECK(same, "config %zu: flash backward %s differs", c,
+                  j == 0 ? "by head pairs" : j == 1 ? "by key tiles" : "on one thread");
+            /* the tape's untouched gradients (ea__fa_bwd's fresh): written, not added to, whatever the
+               buffers held (filled with 3.4e38 here); all three, then dK added to and the others written */
+            for (e = 0; e < 3; e++) memset(g2[e], 0x7f, (e == 0 ? nq : nk) * sizeof(float));
+            ea__fa_bwd(g2[0], g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL, 7);
+            for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
+            CHECK(same, "config %zu: flash backward %s, gradients written: not the bits of adding into zeros", c,
+                  j == 0 ? "by head pairs" : j == 1 ? "by key tiles" : "on one thread");
+            memset(g2[0], 0x7f, nq * sizeof(float));
+            memset(g2[1], 0, nk * sizeof(float));
+            memset(g2[2], 0x7f, nk * sizeof(float));
+            ea__fa_bwd(g2[0], g2[1], g2[2], scr, dout, o1, lse, q, k, v, &s, NULL, NULL, 1 | 4);
+            for (e = 0; e < 3; e++) same = same && !memcmp(g1[e], g2[e], (e == 0 ? nq : nk) * sizeof(float));
+            CHECK(same, "config %zu: flash backward %s, dK added to, dQ and dV written: differs", c,
+                  j == 0 ? "by head pairs" : j == 1 ? "by key tiles" : "on one thread");
 #ifdef _OPENMP
             omp_set_num_threads(saved);
 #endif
             (void)saved;
             ea__fa_bwd_keys_forced = 0;
-            CHECK(same, "config %zu: flash backward %s differs", c,
-                  j == 0 ? "by head pairs" : j == 1 ? "by key tiles" : "on one thread");
         }
         for (j = 0; j < 3; j++) memset(g2[j], 0, (j == 0 ? nq : nk) * sizeof(float));
         ea_sdpa_bwd(g2[0], g2[1], g2[2], bscr, dout, p, q, k, v, &s);
@@ -1483,6 +1497,77 @@ static void test_flash(void) {
     }
 }
 
+
+/* ea_sdpa's backward on the tape writes the gradients of q, k and v where
+   no op has touched them yet and the three fill their buffer between them
+   (ea__sdpa_fresh); a buffer they do not fill is zeroed first, one already
+   written to is added to.  Each layout against the same graph with every
+   buffer zeroed first (ea__sdpa_fresh_forced = -1), in an arena whose
+   memory held garbage: the same bits. */
+static void test_sdpa_fresh(void) {
+    enum { B = 2, N = 70, H = 2, DH = 8 };
+    static const int cases[][7] = {/* Hkv, x's width, q, k, v columns, three tensors, q read again after */
+                                   {1, 32, 0, 16, 24, 0, 0},  /* one product, side by side: written */
+                                   {2, 48, 32, 0, 16, 0, 0},  /* in another order */
+                                   {1, 36, 4, 20, 28, 0, 0},  /* four columns more: zeroed, added to */
+                                   {1, 24, 0, 16, 16, 0, 0},  /* k and v the same columns */
+                                   {1, 32, 0, 8, 24, 0, 0},   /* q and k overlapping, a gap: as wide */
+                                   {2, 16, 0, 0, 0, 1, 0},    /* three tensors, each filled by its heads */
+                                   {2, 16, 0, 0, 0, 1, 1}};   /* q read by an add after the attention */
+    size_t c;
+    g_group = "sdpa-fresh";
+    for (c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int *cs = cases[c];
+        float *grads[2];
+        size_t total = 0;
+        int f;
+        for (f = 0; f < 2; f++) {
+            ea_ctx ctx;
+            ea_tensor *x = NULL, *q, *k, *v, *o, *t, *loss;
+            ea_rng rng;
+            size_t i, at = 0;
+            void *junk;
+            int a;
+            ea_ctx_init(&ctx, (size_t)1 << 20);
+            junk = ea_ctx_alloc(&ctx, (size_t)1 << 19);
+            if (junk) memset(junk, 0x7f, (size_t)1 << 19);
+            ea_ctx_reset(&ctx);
+            ea_rng_seed(&rng, 31, (uint64_t)c);
+            if (cs[5]) {
+                q = ea_tensor_3d(&ctx, B, N, H * DH, 1);
+                k = ea_tensor_3d(&ctx, B, N, cs[0] * DH, 1);
+                v = ea_tensor_3d(&ctx, B, N, cs[0] * DH, 1);
+            } else
+                q = k = v = x = ea_tensor_3d(&ctx, B, N, cs[1], 1);
+            t = ea_tensor_3d(&ctx, B, N, H * DH, 0);
+            for (i = 0; i < q->size; i++) q->data[i] = frand(&rng);
+            if (k != q)
+                for (i = 0; i < k->size; i++) { k->data[i] = frand(&rng); v->data[i] = frand(&rng); }
+            for (i = 0; i < t->size; i++) t->data[i] = 0.1f * frand(&rng);
+            ea__sdpa_fresh_forced = f ? -1 : 0;
+            o = ea_sdpa(&ctx, q, x ? cs[2] : 0, k, x ? cs[3] : 0, v, x ? cs[4] : 0, H, cs[0], DH, c % 2);
+            if (cs[6]) o = ea_add(&ctx, o, q);
+            loss = ea_mse_loss(&ctx, o, t);
+            CHECK(loss && ea_backward(&ctx, loss) == EA_OK, "case %zu: %s", c, ctx.err.msg);
+            ea__sdpa_fresh_forced = 0;
+            if (!f) total = x ? x->size : q->size + 2 * k->size;
+            grads[f] = (float *)malloc(total * sizeof(float));
+            for (a = 0; a < (x ? 1 : 3); a++) {
+                const ea_tensor *u = a == 0 ? q : a == 1 ? k : v;
+                memcpy(grads[f] + at, u->grad, u->size * sizeof(float));
+                at += u->size;
+            }
+            ea_ctx_free(&ctx);
+        }
+        CHECK(!memcmp(grads[0], grads[1], total * sizeof(float)),
+              "case %zu: q, k, v's gradients written by the attention differ from adding into zeros", c);
+        if (cs[2] == 4) /* the columns no head reads: zero */
+            CHECK(grads[0][0] == 0.0f && grads[0][3] == 0.0f && grads[0][total - cs[1]] == 0.0f,
+                  "case %zu: columns outside the heads got %g", c, (double)grads[0][0]);
+        free(grads[0]);
+        free(grads[1]);
+    }
+}
 
 /* Long sequences take the flash path: extra memory grows with n, not n². */
 static void test_flash_memory(void) {
@@ -6610,7 +6695,7 @@ static void test_stack(void) {
 int main(int argc, char **argv) {
     const char *only = argc > 1 ? argv[1] : NULL;
     struct { const char *name; void (*fn)(void); } groups[] = {
-        {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"ops", test_op_gradients},
+        {"rng", test_rng}, {"simd-math", test_simd_math}, {"gemm", test_gemm}, {"sdpa", test_sdpa_ref}, {"flash", test_flash}, {"flash-memory", test_flash_memory}, {"sdpa-fresh", test_sdpa_fresh}, {"ops", test_op_gradients},
         {"variant-ops", test_variant_op_gradients}, {"attention", test_attn_gradients}, {"sparse-patterns", test_sparse_patterns}, {"rows-exact", test_rows_exact}, {"rows-threads", test_rows_threads}, {"performer", test_performer_convergence}, {"topk", test_topk}, {"variant-errors", test_variant_errors}, {"gqa", test_gqa_endpoints}, {"params", test_tracker_params},
         {"vit", test_vit_gradients}, {"pack", test_pack}, {"stack", test_stack}, {"generator", test_generator}, {"errors", test_errors},
         {"seed000", test_seed000}, {"parity", test_parity}, {"checkpoint", test_checkpoint}, {"checkpoint-opts", test_checkpoint_opts}, {"loaders", test_loaders}, {"cli", test_cli}, {"stream", test_stream}, {"memory-ops", test_memory_ops}, {"moe", test_moe}, {"cache", test_cache}, {"time", test_time}, {"training", test_training},
