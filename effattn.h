@@ -6769,7 +6769,8 @@ static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
    backward alone: n = 1,024 35.8 -> 34.9 ms, n = 2,048 140.4 -> 137.5
    (medians of six rounds).  The tracker's step was level: libc's memset
    had filled its buffer without reading it, and the clears write the
-   same lines; on a team they spare a parallel region a layer. */
+   same lines; on a team they spare a parallel region a layer (the
+   device's Xeon, 16 threads, a busy host: level). */
 static void ea__fa_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
                        const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
                        const ea_block_mask *bm, const ea_flex_mods *mods, int fresh) {
