@@ -6707,9 +6707,9 @@ static void ea__fa_bwd_held(float *dq, float *dk, float *dv, float *scratch, con
     one.B = 1; one.H = group; one.Hkv = 1; one.ldk = one.ldv = s->dh;
     ea__fa_rows_copy(kc, s->dh, k + ko, s->ldk, s->nk, s->dh);
     ea__fa_rows_copy(vc, s->dh, v + vo, s->ldv, s->nk, s->dh);
-    if (dk && fresh & 2) memset(dkc, 0, nkd * sizeof(float)); /* written back whole: nothing to read */
+    if (dk && fresh & 2) ea__fa_rows_zero(dkc, s->dh, s->nk, s->dh); /* written back whole: nothing to read */
     else if (dk) ea__fa_rows_copy(dkc, s->dh, dk + ko, s->ldk, s->nk, s->dh);
-    if (dv && fresh & 4) memset(dvc, 0, nkd * sizeof(float));
+    if (dv && fresh & 4) ea__fa_rows_zero(dvc, s->dh, s->nk, s->dh);
     else if (dv) ea__fa_rows_copy(dvc, s->dh, dv + vo, s->ldv, s->nk, s->dh);
     for (y = 0; y < per; y++) {
         if (y + 1 < per)
@@ -6767,10 +6767,11 @@ static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
    (model 167), bench --attn in turn with the build before (which also
    copied rows by a memcpy call each, ea__fa_rows_copy), heads 8 x 64, the
    backward alone: n = 1,024 35.8 -> 34.9 ms, n = 2,048 140.4 -> 137.5
-   (medians of six rounds).  The tracker's step was level: libc's memset
-   had filled its buffer without reading it, and the clears write the
-   same lines; on a team they spare a parallel region a layer (the
-   device's Xeon, 16 threads, a busy host: level). */
+   (medians of six rounds).  The tracker's step was level: most likely
+   libc's memset had filled its buffer about as fast as the clears fill
+   the same lines (an inference from the node's times; this VM exposes no
+   counter of memory reads to show it); on a team they spare a parallel
+   region a layer (the device's Xeon, 16 threads, a busy host: level). */
 static void ea__fa_bwd(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
                        const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
                        const ea_block_mask *bm, const ea_flex_mods *mods, int fresh) {
