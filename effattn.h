@@ -6585,14 +6585,78 @@ static ea__fa_bufs ea__fa_bufs_of(float *scratch, const ea_sdpa_shape *s) {
     return f;
 }
 
+/* Ask for the rows query block I of (b, h) reads and adds to: its Q, O,
+   dO and dQ rows, and the K, V, dK and dV rows of the first key tile it
+   visits.  The backward runs long after the forward wrote them, so at
+   the tracker's batch 32 they are in memory, not in a cache, and each
+   head's rows are a line or four at a stride of 3·H·dh floats, which the
+   hardware's prefetchers did not follow: asked for one block ahead, the
+   flash backward of a training step (4 x 16 heads, n = 64, regions --train
+   --batch 32 on Zen 5, rounds alternating) went from 3511-3785 to
+   2647-2684 us on one thread (the step 17.0-17.9 -> 16.4-16.9 ms) and
+   2057-2109 -> 1421-1451 on two (10.1-10.5 -> 9.4-9.7 ms); in a harness
+   that evicts the caches before each call, 787-790 -> 621-631 us a call
+   (605-610 with the data in cache, either way).  The by-key-tile scheme
+   below, for long sequences, rereads its rows from cache: not asked.
+   The block's rows are asked a slice at a time, slice x of X (each
+   array's rows split alike) at the x-th of the X points where the block
+   before it works (ea__fa_bwd_row): all at once, the 520 lines of the
+   tracker's next block had stalled the core on its few outstanding
+   misses before any product could run beside them.  One thread of this
+   project's Xeon VM (model 167), regions --train --batch 32 --nodes,
+   rounds in turn with the requests made at once: ea__sdpa_back
+   4951-5304 -> 4732-5156 us a step, medians 5064 -> 4894, faster in six
+   rounds of six (the step itself within its noise: 31.2-32.6 ms either
+   way); two threads and bench --attn (8 x 64, n = 256-1,024) level.
+   Inline: gcc 12 counts a prefetch as no side effect, and
+   deleted every call to this as a function of its own. */
+typedef struct {
+    const float *dq, *dk, *dv, *dout, *o, *q, *k, *v; /* dq, dk, dv NULL where none is added to */
+    const ea_sdpa_shape *s;
+    const ea_block_mask *bm;
+    int b, h, I;
+} ea__fa_ahead;
+EA_INLINE void ea__fa_bwd_prefetch(const ea__fa_ahead *a, int x, int X) {
+    const ea_sdpa_shape *s;
+    int nblk, nkt, g, i0, br, r, J, bc, r0, r1, c0, c1;
+    size_t qo, oo, ko, vo;
+    const int *list;
+    if (!a) return;
+    s = a->s;
+    nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = a->h / (s->H / s->Hkv);
+    i0 = a->I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, a->I, nblk);
+    qo = (size_t)a->b * s->nq * s->ldq + a->h * s->dh, oo = (size_t)a->b * s->nq * s->ldo + a->h * s->dh;
+    ko = (size_t)a->b * s->nk * s->ldk + g * s->dh, vo = (size_t)a->b * s->nk * s->ldv + g * s->dh;
+    if (ea__fa_tiles(a->bm, a->b, a->h, a->I, ea__last_key(s, i0 + br - 1), EA_FA_BC, s, &list) <= 0) return;
+    J = list ? list[0] >> 1 : 0;
+    bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
+    r0 = i0 + br * x / X, r1 = i0 + br * (x + 1) / X;
+    c0 = J * EA_FA_BC + bc * x / X, c1 = J * EA_FA_BC + bc * (x + 1) / X;
+    for (r = r0; r < r1; r++) {
+        ea__prefetch(a->q + qo + (size_t)r * s->ldq, s->dh, 0);
+        ea__prefetch(a->o + oo + (size_t)r * s->ldo, s->dh, 0);
+        ea__prefetch(a->dout + oo + (size_t)r * s->ldo, s->dh, 0);
+        if (a->dq) ea__prefetch(a->dq + qo + (size_t)r * s->ldq, s->dh, 0);
+    }
+    for (r = c0; r < c1; r++) {
+        ea__prefetch(a->k + ko + (size_t)r * s->ldk, s->dh, 0);
+        ea__prefetch(a->v + vo + (size_t)r * s->ldv, s->dh, 0);
+        if (a->dk) ea__prefetch(a->dk + ko + (size_t)r * s->ldk, s->dh, 0);
+        if (a->dv) ea__prefetch(a->dv + vo + (size_t)r * s->ldv, s->dh, 0);
+    }
+}
+
 /* Query block I of (b, h) against each key tile it visits, in list order:
    the sums of every pointer given (dq, dk, dv at the batch's first row of
    the head: dk and dv of its K/V head); with clear_dq, the block's dq rows
-   are zeroed first (its only visit: ea__fa_bwd's fresh). */
+   are zeroed first (its only visit: ea__fa_bwd's fresh).  ahead (or NULL)
+   names the block to ask the caches for meanwhile, a slice after the
+   block is prepared and after each product step (ea__fa_bwd_prefetch). */
 static void ea__fa_bwd_row(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *o,
                            const float *lse, const float *q, const float *k, const float *v, const ea_sdpa_shape *s,
-                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I, int clear_dq) {
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = h / (s->H / s->Hkv), t, nt;
+                           const ea_block_mask *bm, const ea_flex_mods *mods, int b, int h, int I, int clear_dq,
+                           const ea__fa_ahead *ahead) {
+    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = h / (s->H / s->Hkv), t, nt, X;
     int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), last_row_key = ea__last_key(s, i0 + br - 1);
     size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh + (size_t)i0 * s->ldq;
     size_t oo = (size_t)b * s->nq * s->ldo + h * s->dh + (size_t)i0 * s->ldo;
@@ -6602,15 +6666,23 @@ static void ea__fa_bwd_row(float *dq, float *dk, float *dv, float *scratch, cons
     if (dq && clear_dq) ea__fa_rows_zero(dq + qo, s->ldq, br, s->dh);
     ea__fa_bwd_block(f.qt, f.dot, f.D, f.L, dout, o, lse, q, s, b, h, I);
     nt = ea__fa_tiles(bm, b, h, I, last_row_key, EA_FA_BC, s, &list);
+    X = 2 * nt + 1; /* the slices of ahead's rows: one now, two a tile */
+    ea__fa_bwd_prefetch(ahead, 0, X);
     for (t = 0; t < nt; t++) {
         int J = list ? list[t] >> 1 : t, j0 = J * EA_FA_BC, bc;
-        if (j0 > last_row_key) continue; /* wholly in the future of every row */
+        if (j0 > last_row_key) { /* wholly in the future of every row */
+            ea__fa_bwd_prefetch(ahead, 2 * t + 1, X);
+            ea__fa_bwd_prefetch(ahead, 2 * t + 2, X);
+            continue;
+        }
         bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
         ea__fa_bwd_pair(f.pt, f.dpt, f.raw, f.qt, f.dot, f.D, f.L, k + ko, v + vo, b, h, i0, br, j0, bc,
                         !ea__fa_full(list, t, mods), dq || dk, mods, s);
+        ea__fa_bwd_prefetch(ahead, 2 * t + 1, X);
         ea__fa_bwd_sums(dq ? dq + qo : NULL, dk ? dk + ko + (size_t)j0 * s->ldk : NULL,
                         dv ? dv + vo + (size_t)j0 * s->ldv : NULL, f.pt, f.dpt, q + qo, k + ko + (size_t)j0 * s->ldk,
                         dout + oo, br, bc, s);
+        ea__fa_bwd_prefetch(ahead, 2 * t + 2, X);
     }
 }
 
@@ -6638,46 +6710,6 @@ static void ea__fa_bwd_key(float *dk, float *dv, float *scratch, const float *do
             ea__fa_bwd_sums(NULL, dk ? dk + ko + (size_t)j0 * s->ldk : NULL, dv ? dv + vo + (size_t)j0 * s->ldv : NULL,
                             f.pt, f.dpt, q + qo, NULL, dout + oo, br, bc, s);
         }
-}
-
-/* Ask for the rows query block I of (b, h) reads and adds to: its Q, O,
-   dO and dQ rows, and the K, V, dK and dV rows of the first key tile it
-   visits.  The backward runs long after the forward wrote them, so at
-   the tracker's batch 32 they are in memory, not in a cache, and each
-   head's rows are a line or four at a stride of 3·H·dh floats, which the
-   hardware's prefetchers did not follow: asked for one block ahead, the
-   flash backward of a training step (4 x 16 heads, n = 64, regions --train
-   --batch 32 on Zen 5, rounds alternating) went from 3511-3785 to
-   2647-2684 us on one thread (the step 17.0-17.9 -> 16.4-16.9 ms) and
-   2057-2109 -> 1421-1451 on two (10.1-10.5 -> 9.4-9.7 ms); in a harness
-   that evicts the caches before each call, 787-790 -> 621-631 us a call
-   (605-610 with the data in cache, either way).  The by-key-tile scheme
-   below, for long sequences, rereads its rows from cache: not asked.
-   Inline: gcc 12 counts a prefetch as no side effect, and deleted every
-   call to this as a function of its own. */
-EA_INLINE void ea__fa_bwd_prefetch(const float *dq, const float *dk, const float *dv, const float *dout,
-                                   const float *o, const float *q, const float *k, const float *v,
-                                   const ea_sdpa_shape *s, const ea_block_mask *bm, int b, int h, int I) {
-    int nblk = ea__fa_count(s->nq, EA_FA_BR), nkt = ea__fa_count(s->nk, EA_FA_BC), g = h / (s->H / s->Hkv);
-    int i0 = I * EA_FA_BR, br = ea__fa_len(s->nq, EA_FA_BR, I, nblk), r, J, bc;
-    size_t qo = (size_t)b * s->nq * s->ldq + h * s->dh, oo = (size_t)b * s->nq * s->ldo + h * s->dh;
-    size_t ko = (size_t)b * s->nk * s->ldk + g * s->dh, vo = (size_t)b * s->nk * s->ldv + g * s->dh;
-    const int *list;
-    if (ea__fa_tiles(bm, b, h, I, ea__last_key(s, i0 + br - 1), EA_FA_BC, s, &list) <= 0) return;
-    J = list ? list[0] >> 1 : 0;
-    bc = ea__fa_len(s->nk, EA_FA_BC, J, nkt);
-    for (r = i0; r < i0 + br; r++) {
-        ea__prefetch(q + qo + (size_t)r * s->ldq, s->dh, 0);
-        ea__prefetch(o + oo + (size_t)r * s->ldo, s->dh, 0);
-        ea__prefetch(dout + oo + (size_t)r * s->ldo, s->dh, 0);
-        if (dq) ea__prefetch(dq + qo + (size_t)r * s->ldq, s->dh, 0);
-    }
-    for (r = J * EA_FA_BC; r < J * EA_FA_BC + bc; r++) {
-        ea__prefetch(k + ko + (size_t)r * s->ldk, s->dh, 0);
-        ea__prefetch(v + vo + (size_t)r * s->ldv, s->dh, 0);
-        if (dk) ea__prefetch(dk + ko + (size_t)r * s->ldk, s->dh, 0);
-        if (dv) ea__prefetch(dv + vo + (size_t)r * s->ldv, s->dh, 0);
-    }
 }
 
 /* Pair (b, g) of a backward on one thread, its K/V head's K, V, dK and
@@ -6712,12 +6744,11 @@ static void ea__fa_bwd_held(float *dq, float *dk, float *dv, float *scratch, con
     if (dv && fresh & 4) ea__fa_rows_zero(dvc, s->dh, s->nk, s->dh);
     else if (dv) ea__fa_rows_copy(dvc, s->dh, dv + vo, s->ldv, s->nk, s->dh);
     for (y = 0; y < per; y++) {
-        if (y + 1 < per)
-            ea__fa_bwd_prefetch(dq ? dq + qo : NULL, NULL, NULL, dout + oo, o + oo, q + qo, kc, vc, &one, NULL, 0,
-                                (y + 1) / nblk, (y + 1) % nblk);
+        ea__fa_ahead next = {dq ? dq + qo : NULL, NULL, NULL, dout + oo, o + oo, q + qo, kc, vc, &one, NULL,
+                             0, (y + 1) / nblk, (y + 1) % nblk}; /* the copies' next block: its fields' order */
         ea__fa_bwd_row(dq ? dq + qo : NULL, dk ? dkc : NULL, dv ? dvc : NULL, scratch, dout + oo, o + oo,
                        lse + ((size_t)b * s->H + (size_t)g * group) * s->nq, q + qo, kc, vc, &one, NULL, NULL, 0,
-                       y / nblk, y % nblk, fresh & 1);
+                       y / nblk, y % nblk, fresh & 1, y + 1 < per ? &next : NULL);
     }
     if (dk) ea__fa_rows_copy(dk + ko, s->ldk, dkc, s->dh, s->nk, s->dh);
     if (dv) ea__fa_rows_copy(dv + vo, s->ldv, dvc, s->dh, s->nk, s->dh);
@@ -6745,11 +6776,12 @@ static void ea__fa_bwd_pairs(const void *arg, int x0, int x1) {
         if (j->dv && j->fresh & 4) ea__fa_rows_zero(j->dv + vo, s->ldv, s->nk, s->dh);
         for (y = 0; y < per; y++) {
             int nx = y + 1 < per ? x : x + 1, ny = y + 1 < per ? y + 1 : 0; /* the block after it */
-            if (nx < s->B * s->Hkv) /* the next pair's: most likely this thread's next item */
-                ea__fa_bwd_prefetch(j->dq, j->dk, j->dv, j->dout, j->o, j->q, j->k, j->v, s, j->bm, nx / s->Hkv,
-                                    nx % s->Hkv * group + ny / nblk, ny % nblk);
+            ea__fa_ahead next = {j->dq, j->dk, j->dv, j->dout, j->o, j->q, j->k, j->v, s, j->bm,
+                                 nx / s->Hkv, nx % s->Hkv * group + ny / nblk, ny % nblk}; /* its fields' order */
+            /* the next pair's: most likely this thread's next item */
             ea__fa_bwd_row(j->dq, j->dk, j->dv, j->scratch, j->dout, j->o, j->lse, j->q, j->k, j->v, s, j->bm,
-                           j->mods, b, g * group + y / nblk, y % nblk, j->fresh & 1);
+                           j->mods, b, g * group + y / nblk, y % nblk, j->fresh & 1,
+                           nx < s->B * s->Hkv ? &next : NULL);
         }
     }
 }
@@ -6816,7 +6848,7 @@ static void ea__fa_bwd(float *dq, float *dk, float *dv, float *scratch, const fl
         EA_OMP_FOR_DYNAMIC_IF(par && s->B * s->H * nblk > 1)
         for (x = 0; x < s->B * s->H * nblk; x++)
             ea__fa_bwd_row(dq, NULL, NULL, scratch, dout, o, lse, q, k, v, s, bm, mods, x / (s->H * nblk),
-                           (x / nblk) % s->H, x % nblk, fresh & 1);
+                           (x / nblk) % s->H, x % nblk, fresh & 1, NULL);
     }
 }
 
