@@ -6600,14 +6600,16 @@ static ea__fa_bufs ea__fa_bufs_of(float *scratch, const ea_sdpa_shape *s) {
    below, for long sequences, rereads its rows from cache: not asked.
    The block's rows are asked a slice at a time, slice x of X (each
    array's rows split alike) at the x-th of the X points where the block
-   before it works (ea__fa_bwd_row): all at once, the 520 lines of the
-   tracker's next block had stalled the core on its few outstanding
-   misses before any product could run beside them.  One thread of this
+   before it works (ea__fa_bwd_row).  All at once, the 520 lines of the
+   tracker's next block took about 12% of a backward's samples on this
+   loop (perf, a harness of those shapes): most likely the core waited
+   on its few outstanding misses before any product could run beside
+   them.  One thread of this
    project's Xeon VM (model 167), regions --train --batch 32 --nodes,
    rounds in turn with the requests made at once: ea__sdpa_back
    4951-5304 -> 4732-5156 us a step, medians 5064 -> 4894, faster in six
-   rounds of six (the step itself within its noise: 31.2-32.6 ms either
-   way); two threads and bench --attn (8 x 64, n = 256-1,024) level.
+   rounds of six (the step itself within its noise: 31.2-32.6 against
+   31.3-33.1 ms); two threads and bench --attn (8 x 64, n = 256-1,024) level.
    Inline: gcc 12 counts a prefetch as no side effect, and
    deleted every call to this as a function of its own. */
 typedef struct {
