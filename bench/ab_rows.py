@@ -55,6 +55,9 @@ def run(binary, args, cpu):
         name = " ".join(str(v) if k in ("group", "attn") else "%s=%s" % (k, v)
                         for k, v in d.items() if not is_figure(k) and k not in SKIP)
         rows += [(name + " " + k, v) for k, v in d.items() if is_time(k)]
+    names = [n for n, _ in rows]
+    if len(set(names)) != len(names):  # two rows would pool their rounds
+        die("%s printed two rows of one name: %s" % (binary, sorted(n for n in set(names) if names.count(n) > 1)[0]))
     return rows
 
 
