@@ -6601,8 +6601,9 @@ static ea__fa_bufs ea__fa_bufs_of(float *scratch, const ea_sdpa_shape *s) {
    The block's rows are asked a slice at a time, slice x of X (each
    array's rows split alike) at the x-th of the X points where the block
    before it works (ea__fa_bwd_row).  All at once, the 520 lines of the
-   tracker's next block took about 12% of a backward's samples on this
-   loop (perf, a harness of those shapes): most likely the core waited
+   tracker's next block drew about 12% of all samples onto this loop
+   (perf, a harness of those shapes calling forward and backward, about
+   16% of the backward's share): most likely the core waited
    on its few outstanding misses before any product could run beside
    them.  One thread of this
    project's Xeon VM (model 167), regions --train --batch 32 --nodes,
